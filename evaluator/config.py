@@ -1,0 +1,660 @@
+"""Layered TOML configuration: load, check, and explain every mistake at once.
+
+``config/default.toml`` is the annotated template *and* the schema: its sections and keys are the
+only ones that exist, and the type of each default value (string, integer, number, boolean, or a
+duration string such as ``"30s"``) is the type the key accepts. The range and format rules that a
+type cannot express live in :data:`RULES` below.
+
+Files are layered: ``default.toml`` first, then each given file in order, later files overriding
+earlier ones key by key. :func:`check_config` returns every problem in every file, each printable
+as one line::
+
+    config/bad.toml:7: mqtt.port = 70000: expected an integer from 1 to 65535
+    config/bad.toml:3: mqtt.hots = "x": unknown key in [mqtt]; did you mean 'host'?
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import os
+import re
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from evaluator.errors import ConfigError
+
+__all__ = [
+    "NO_VALUE",
+    "Config",
+    "CounterConfig",
+    "DeviceConfig",
+    "MqttConfig",
+    "Problem",
+    "ScreenConfig",
+    "SessionConfig",
+    "StorageConfig",
+    "check_config",
+    "default_config_path",
+    "documented_keys",
+    "load_config",
+    "parse_duration",
+]
+
+
+# --------------------------------------------------------------------------- public dataclasses
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """``[device]``: who this pad is."""
+
+    id: str
+    """Unique pad id (required), ``[A-Za-z0-9._-]{1,64}``; used in MQTT topics."""
+    window: str
+    """Window label shown on screen, e.g. ``"12号窗口"``; default ``""``."""
+    area_code: str
+    """6-digit administrative division code; default ``"440500"``."""
+
+
+@dataclass(frozen=True)
+class CounterConfig:
+    """``[counter]``: the link to the clerk's business system."""
+
+    port: str
+    """Device path or pyserial URL (``loop://``, ``spy://…``, ``socket://…``, ``sim://…``);
+    ``""`` (default) disables the link."""
+    baudrate: int
+    """Serial speed in bit/s, a standard rate 1200…921600; default 9600."""
+    reconnect: float
+    """Seconds between reopen attempts; default 2.0."""
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    """``[mqtt]``: upstream delivery of ratings."""
+
+    enabled: bool
+    """Send upstream at all; default True."""
+    host: str
+    """Broker host; default ``"127.0.0.1"``."""
+    port: int
+    """Broker TCP port 1…65535; default 1883."""
+    topic_prefix: str
+    """First topic levels, no wildcards, no leading/trailing ``/``; default ``"hcp/v1"``."""
+    client_id: str
+    """MQTT client id; ``"evaluator-<device id>"`` when the file leaves it empty."""
+    username: str
+    """Broker user; ``""`` (default) for anonymous."""
+    password: str
+    """Broker password; default ``""``."""
+    keepalive: float
+    """Keepalive in seconds (1…65535); default 30.0."""
+    resend_after: float
+    """Seconds without acknowledgement before a rating is resent; default 30.0."""
+    max_rate: float
+    """Messages per second while draining a backlog, > 0; default 5.0."""
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """``[storage]``: the local rating store."""
+
+    path: Path
+    """SQLite file, absolute; default ``/var/lib/evaluator/ratings.db``."""
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """``[session]``: timing of one rating presentation."""
+
+    timeout: float
+    """Seconds a rating screen waits before the presentation ends NOT RATED; default 60.0."""
+    thanks: float
+    """Seconds the thank-you screen stays (0 skips it); default 3.0."""
+    reasons_file: Path | None
+    """Reason list file, absolute; None (default) means the shipped ``config/reasons.toml``."""
+
+
+@dataclass(frozen=True)
+class ScreenConfig:
+    """``[screen]``: the display."""
+
+    width: int
+    """Pixels; default 800."""
+    height: int
+    """Pixels; default 480."""
+    fullscreen: bool
+    """Kiosk mode; default False."""
+    font: Path | None
+    """CJK font file, absolute; None (default) means search the usual locations."""
+    driver: str
+    """SDL video driver: ``auto`` (default), ``x11``, ``wayland``, ``kmsdrm`` or ``dummy``."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole, checked configuration."""
+
+    device: DeviceConfig
+    counter: CounterConfig
+    mqtt: MqttConfig
+    storage: StorageConfig
+    session: SessionConfig
+    screen: ScreenConfig
+    sources: tuple[Path, ...]
+    """Absolute paths of the files read, in layering order (``default.toml`` first)."""
+
+
+class _NoValue:
+    """Marker for a problem that has no value to show (missing file, missing key, …)."""
+
+    def __repr__(self) -> str:
+        return "NO_VALUE"
+
+
+NO_VALUE: object = _NoValue()
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One mistake in one file; ``str()`` gives the one-line message.
+
+    Format: ``FILE[:LINE]: section.key = VALUE: EXPECTED[; SUGGESTION]``; the ``section.key``
+    and ``= VALUE`` parts are left out when they do not apply (syntax error, missing file).
+    """
+
+    file: str
+    key: str
+    value: object
+    expected: str
+    suggestion: str = ""
+    line: int | None = None
+
+    def __str__(self) -> str:
+        head = f"{self.file}:{self.line}" if self.line else self.file
+        if self.key:
+            head += f": {self.key}"
+            if self.value is not NO_VALUE:
+                head += f" = {_show(self.value)}"
+        text = f"{head}: {self.expected}"
+        return f"{text}; {self.suggestion}" if self.suggestion else text
+
+
+# --------------------------------------------------------------------------- durations
+
+_DURATION = re.compile(r"^\s*(-?(?:\d+(?:\.\d*)?|\.\d+))\s*([A-Za-z]*)\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_UNIT_ALIASES = {
+    "msec": "ms", "msecs": "ms", "millisecond": "ms", "milliseconds": "ms",
+    "sec": "s", "secs": "s", "second": "s", "seconds": "s", "S": "s",
+    "min": "m", "mins": "m", "minute": "m", "minutes": "m", "M": "m",
+    "hr": "h", "hrs": "h", "hour": "h", "hours": "h", "H": "h",
+}  # fmt: skip
+DURATION_UNIT_HINT = "durations need a unit"
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration string: ``"500ms"`` → 0.5, ``"60s"``, ``"1.5s"``, ``"5m"``, ``"1h"``.
+
+    Units: ``ms``, ``s``, ``m`` (minutes), ``h``. Raises ``ValueError`` whose message says what
+    to write instead (a bare ``"60"`` → "durations need a unit, did you mean '60s'?").
+    """
+    match = _DURATION.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration; write a number and a unit, e.g. '30s'")
+    number, unit = match.groups()
+    if number.startswith("-"):
+        raise ValueError(f"{text!r}: a duration cannot be negative")
+    if not unit:
+        raise ValueError(f"{DURATION_UNIT_HINT}, did you mean '{number}s'?")
+    if unit not in _UNITS:
+        known = _UNIT_ALIASES.get(unit) or _UNIT_ALIASES.get(unit.lower())
+        hint = f", did you mean '{number}{known}'?" if known else ""
+        raise ValueError(f"unknown unit {unit!r}, use ms, s, m or h{hint}")
+    return float(number) * _UNITS[unit]
+
+
+# --------------------------------------------------------------------------- schema
+
+_Bad = tuple[str, str]  # (expected, suggestion)
+_Rule = Callable[[object], _Bad | None]
+
+
+@dataclass(frozen=True)
+class _Key:
+    section: str
+    name: str
+    kind: str  # "str" | "int" | "float" | "bool" | "duration"
+    default: object
+
+
+def default_config_path() -> Path:
+    """The annotated default file, ``<repo>/config/default.toml``: base layer and schema."""
+    return Path(__file__).resolve().parent.parent / "config" / "default.toml"
+
+
+def _kind_of(value: object) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        try:
+            parse_duration(value)
+        except ValueError:
+            return "str"
+        return "duration"
+    raise TypeError(f"default.toml: unsupported default {value!r}")
+
+
+def _schema() -> dict[str, dict[str, _Key]]:
+    with default_config_path().open("rb") as f:
+        data = tomllib.load(f)
+    return {
+        section: {name: _Key(section, name, _kind_of(v), v) for name, v in table.items()}
+        for section, table in data.items()
+    }
+
+
+def documented_keys() -> dict[str, list[str]]:
+    """Section → key names, in the order ``default.toml`` documents them."""
+    return {section: list(keys) for section, keys in _schema().items()}
+
+
+# --------------------------------------------------------------------------- rules (data)
+
+
+def _int_range(lo: int, hi: int) -> _Rule:
+    def rule(v: object) -> _Bad | None:
+        return None if lo <= v <= hi else (f"expected an integer from {lo} to {hi}", "")  # type: ignore[operator]
+
+    return rule
+
+
+def _seconds(lo: float, hi: float = math.inf, *, lo_open: bool = False) -> _Rule:
+    def rule(v: object) -> _Bad | None:
+        ok = (v > lo if lo_open else v >= lo) and v <= hi  # type: ignore[operator]
+        if ok:
+            return None
+        if hi != math.inf:
+            return f"expected a duration from {lo:g}s to {hi:g}s", ""
+        return ("expected a duration of more than 0s" if lo_open else
+                f"expected a duration of {lo:g}s or more"), ""  # fmt: skip
+
+    return rule
+
+
+def _one_of(options: Sequence[str]) -> _Rule:
+    def rule(v: object) -> _Bad | None:
+        if v in options:
+            return None
+        close = difflib.get_close_matches(str(v).lower(), options, n=1)
+        return f"expected one of {', '.join(options)}", _did_you_mean(close)
+
+    return rule
+
+
+def _not_empty(what: str) -> _Rule:
+    def rule(v: object) -> _Bad | None:
+        return None if v else (f"expected {what}, not empty", "")
+
+    return rule
+
+
+STANDARD_BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
+SCREEN_DRIVERS = ("auto", "x11", "wayland", "kmsdrm", "dummy")
+KNOWN_PORT_SCHEMES = ("loop", "spy", "socket", "rfc2217", "hwgrep", "alt", "cp2110", "sim")
+_DEVICE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+DEVICE_ID_EXPECTED = "expected 1 to 64 letters, digits, '.', '_' or '-' (it goes into MQTT topics)"
+
+
+def _device_id(v: object) -> _Bad | None:
+    # "" means "not set here"; whether some layer set it is checked after layering.
+    if v == "" or _DEVICE_ID.fullmatch(str(v)):
+        return None
+    return DEVICE_ID_EXPECTED, ""
+
+
+def _area_code(v: object) -> _Bad | None:
+    ok = re.fullmatch(r"[0-9]{6}", str(v))
+    return None if ok else ("expected 6 digits (行政区划代码), e.g. \"440500\"", "")
+
+
+def _baudrate(v: object) -> _Bad | None:
+    if v in STANDARD_BAUDRATES:
+        return None
+    closest = min(STANDARD_BAUDRATES, key=lambda rate: abs(rate - v))  # type: ignore[operator]
+    rates = " ".join(map(str, STANDARD_BAUDRATES))
+    return f"expected a standard rate, one of {rates}", f"did you mean {closest}?"
+
+
+def _counter_port(v: object) -> _Bad | None:
+    text = str(v)
+    if "://" not in text:
+        return None
+    scheme = text.split("://", 1)[0]
+    if scheme in KNOWN_PORT_SCHEMES:
+        return None
+    close = difflib.get_close_matches(scheme.lower(), KNOWN_PORT_SCHEMES, n=1)
+    schemes = ", ".join(f"{s}://" for s in KNOWN_PORT_SCHEMES)
+    hint = f"did you mean '{close[0]}://'?" if close else ""
+    return f"expected a device path, \"\" or a URL starting with one of {schemes}", hint
+
+
+def _topic_prefix(v: object) -> _Bad | None:
+    text = str(v)
+    bad = (not text or "+" in text or "#" in text or "\0" in text or text.startswith("/")
+           or text.endswith("/") or "//" in text)  # fmt: skip
+    if not bad:
+        return None
+    fixed = "/".join(level for level in text.replace("+", "").replace("#", "").split("/") if level)
+    hint = f"did you mean '{fixed}'?" if fixed and fixed != text else ""
+    return ("expected topic levels like \"hcp/v1\": not empty, no '+' or '#', "
+            "no leading or trailing '/', no empty level"), hint  # fmt: skip
+
+
+def _positive_number(v: object) -> _Bad | None:
+    return None if math.isfinite(v) and v > 0 else ("expected a number more than 0", "")  # type: ignore[arg-type]
+
+
+RULES: dict[tuple[str, str], _Rule] = {
+    ("device", "id"): _device_id,
+    ("device", "area_code"): _area_code,
+    ("counter", "port"): _counter_port,
+    ("counter", "baudrate"): _baudrate,
+    ("counter", "reconnect"): _seconds(0, lo_open=True),
+    ("mqtt", "host"): _not_empty("a host name or IP address"),
+    ("mqtt", "port"): _int_range(1, 65535),
+    ("mqtt", "topic_prefix"): _topic_prefix,
+    ("mqtt", "keepalive"): _seconds(1, 65535),
+    ("mqtt", "resend_after"): _seconds(0, lo_open=True),
+    ("mqtt", "max_rate"): _positive_number,
+    ("storage", "path"): _not_empty("a file path"),
+    ("session", "timeout"): _seconds(0, lo_open=True),
+    ("session", "thanks"): _seconds(0),
+    ("screen", "width"): _int_range(1, 16384),
+    ("screen", "height"): _int_range(1, 16384),
+    ("screen", "driver"): _one_of(SCREEN_DRIVERS),
+}
+"""Checks beyond the type, per ``(section, key)``; each returns ``(expected, suggestion)`` or None."""
+
+REQUIRED: frozenset[tuple[str, str]] = frozenset({("device", "id")})
+"""Keys some layer must set to a non-empty value (their default is ``""``)."""
+
+PATH_KEYS: frozenset[tuple[str, str]] = frozenset(
+    {("storage", "path"), ("session", "reasons_file"), ("screen", "font")}
+)
+"""Keys holding file paths, resolved against the directory of the file that set them."""
+
+
+# --------------------------------------------------------------------------- checking
+
+_TYPE_NAMES = {
+    "str": "a string (in quotes)",
+    "int": "an integer (no quotes)",
+    "float": "a number (no quotes)",
+    "bool": "true or false (no quotes)",
+    "duration": "a duration string with a unit, e.g. '30s'",
+}
+
+
+def _show(value: object) -> str:
+    """A value as it would be written in TOML."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, dict):
+        return "{…}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return str(value)
+
+
+def _did_you_mean(close: Sequence[str]) -> str:
+    return f"did you mean '{close[0]}'?" if close else ""
+
+
+def _convert(key: _Key, value: object) -> tuple[object, _Bad | None]:
+    """The value in its Python form (durations in seconds), or why its type is wrong."""
+    kind = key.kind
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "duration":
+        if is_number:
+            return None, (DURATION_UNIT_HINT, f"did you mean '{value}s'?")
+        if not isinstance(value, str):
+            return None, (f"expected {_TYPE_NAMES[kind]}", "")
+        try:
+            return parse_duration(value), None
+        except ValueError as exc:
+            message, _, hint = str(exc).partition(", did you mean")
+            return None, (
+                f"expected a duration like '500ms', '30s', '5m' or '1h' ({message})",
+                f"did you mean{hint}" if hint else "",
+            )
+    if kind == "str" and isinstance(value, str):
+        return value, None
+    if kind == "bool" and isinstance(value, bool):
+        return value, None
+    if kind == "int" and is_number and isinstance(value, int):
+        return value, None
+    if kind == "float" and is_number:
+        return float(value), None  # type: ignore[arg-type]
+    return None, (f"expected {_TYPE_NAMES[kind]}", _type_hint(kind, value))
+
+
+def _type_hint(kind: str, value: object) -> str:
+    """A concrete rewrite for the common quoting mistakes."""
+    if kind == "str" and not isinstance(value, dict | list):
+        return f"did you mean \"{_show(value)}\"?"
+    if isinstance(value, str):
+        text = value.strip()
+        if kind == "int" and re.fullmatch(r"[+-]?\d+", text):
+            return f"did you mean {int(text)}?"
+        if kind == "float" and re.fullmatch(r"[+-]?\d+(\.\d*)?", text):
+            return f"did you mean {float(text)}?"
+        if kind == "bool" and text.lower() in {"true", "false", "yes", "no", "on", "off", "1", "0"}:
+            truth = text.lower() in {"true", "yes", "on", "1"}
+            return f"did you mean {_show(truth)}?"
+    return ""
+
+
+class _Locator:
+    """Finds the line where a section or key is written (tomllib gives no positions)."""
+
+    _HEADER = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
+    _KEY = re.compile(r"^\s*(\"[^\"]*\"|'[^']*'|[A-Za-z0-9_.-]+)\s*=")
+
+    def __init__(self, text: str) -> None:
+        self.positions: dict[tuple[str, str], int] = {}
+        section = ""
+        for number, line in enumerate(text.splitlines(), start=1):
+            header = self._HEADER.match(line)
+            if header:
+                section = header.group(1).replace('"', "").replace("'", "")
+                self.positions.setdefault((section, ""), number)
+                continue
+            key = self._KEY.match(line)
+            if key:
+                dotted = ".".join(filter(None, [section, key.group(1).strip("\"'")]))
+                where, _, name = dotted.rpartition(".")
+                self.positions.setdefault((where, name), number)
+                self.positions.setdefault((dotted.split(".")[0], ""), number)
+
+    def line(self, section: str, key: str = "") -> int | None:
+        return self.positions.get((section, key))
+
+
+def _suggest_key(schema: dict[str, dict[str, _Key]], section: str, name: str) -> str:
+    own = difflib.get_close_matches(name.lower(), list(schema[section]), n=1)
+    if own:
+        return _did_you_mean(own)
+    elsewhere = [(s, k) for s, keys in schema.items() for k in keys if s != section]
+    exact = [(s, k) for s, k in elsewhere if k == name.lower()]
+    if exact:
+        return f"did you mean '{exact[0][1]}' in [{exact[0][0]}]?"
+    close = difflib.get_close_matches(name.lower(), [k for _, k in elsewhere], n=1)
+    if close:
+        s = next(s for s, k in elsewhere if k == close[0])
+        return f"did you mean '{close[0]}' in [{s}]?"
+    return ""
+
+
+# One setting after layering: its Python value and the file that set it.
+_Setting = tuple[object, Path, str]  # value, absolute source path, label for messages
+
+
+def _read_layer(
+    path: Path, label: str, schema: dict[str, dict[str, _Key]], problems: list[Problem]
+) -> dict[tuple[str, str], _Setting]:
+    """Valid settings of one file; its problems are appended to ``problems``."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        problems.append(Problem(label, "", NO_VALUE, f"file not found (looked for {path})"))
+        return {}
+    except OSError as exc:
+        problems.append(Problem(label, "", NO_VALUE, f"cannot read: {exc.strerror or exc}"))
+        return {}
+    try:
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text)
+    except UnicodeDecodeError as exc:
+        problems.append(Problem(label, "", NO_VALUE, f"not UTF-8 text ({exc.reason} at byte {exc.start})"))
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        problems.append(Problem(label, "", NO_VALUE, f"TOML syntax error: {exc}"))
+        return {}
+
+    where = _Locator(text)
+    source = path.resolve()
+    settings: dict[tuple[str, str], _Setting] = {}
+    for section, table in data.items():
+        if section not in schema:
+            if isinstance(table, dict):
+                close = difflib.get_close_matches(section.lower(), list(schema), n=1)
+                hint = f"did you mean [{close[0]}]?" if close else ""
+                expected = f"unknown section; the sections are {', '.join(schema)}"
+                problems.append(Problem(label, f"[{section}]", NO_VALUE, expected, hint,
+                                        where.line(section)))  # fmt: skip
+            else:
+                owners = [s for s, keys in schema.items() if section in keys]
+                hint = f"did you mean '{section}' in [{owners[0]}]?" if owners else ""
+                problems.append(Problem(label, section, table, "a key outside any [section]",
+                                        hint, where.line("", section)))  # fmt: skip
+            continue
+        if not isinstance(table, dict):
+            problems.append(Problem(label, section, table, f"expected a table [{section}]", "",
+                                    where.line("", section)))  # fmt: skip
+            continue
+        for name, value in table.items():
+            line = where.line(section, name)
+            dotted = f"{section}.{name}"
+            key = schema[section].get(name)
+            shown = NO_VALUE if isinstance(value, dict) else value
+            if key is None:
+                problems.append(Problem(label, dotted, shown, f"unknown key in [{section}]",
+                                        _suggest_key(schema, section, name), line))  # fmt: skip
+                continue
+            converted, bad = _convert(key, value)
+            if bad is None and (rule := RULES.get((section, name))) is not None:
+                bad = rule(converted)
+            if bad is not None:
+                problems.append(Problem(label, dotted, shown, bad[0], bad[1], line))
+                continue
+            settings[(section, name)] = (converted, source, label)
+    return settings
+
+
+def _resolve_path(value: str, source: Path) -> Path | None:
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = source.parent / path
+    return Path(os.path.normpath(path))
+
+
+def _layer(paths: Sequence[Path | str]) -> tuple[dict[tuple[str, str], _Setting], list[Problem], tuple[Path, ...]]:  # fmt: skip
+    problems: list[Problem] = []
+    default = default_config_path()
+    try:
+        schema = _schema()
+    except (OSError, tomllib.TOMLDecodeError, TypeError) as exc:  # a broken install, not a user file
+        return {}, [Problem(str(default), "", NO_VALUE, f"cannot load the schema: {exc}")], ()
+    layers: list[tuple[Path, str]] = [(default, str(default))]
+    for given in paths:
+        path = Path(given)
+        if path.exists() and path.resolve() == default:
+            continue  # already the base layer
+        layers.append((path, str(given)))
+
+    merged: dict[tuple[str, str], _Setting] = {}
+    for path, label in layers:
+        merged.update(_read_layer(path, label, schema, problems))
+
+    read = ", ".join(Path(label).name for _, label in layers)
+    for section, name in sorted(REQUIRED):
+        value, _source, label = merged.get((section, name), ("", default, str(default)))
+        if value:
+            continue
+        if label != str(default):  # a user file set it explicitly to ""
+            problems.append(Problem(label, f"{section}.{name}", value,
+                                    f"required, must not be empty: {DEVICE_ID_EXPECTED}"))  # fmt: skip
+        else:
+            problems.append(Problem(layers[-1][1], f"{section}.{name}", NO_VALUE,
+                                    f"required, but no file sets it (read: {read})",
+                                    f'add it, e.g. [{section}] {name} = "hall1-w12"'))  # fmt: skip
+    sources = tuple(path.resolve() for path, _ in layers)
+    return merged, problems, sources
+
+
+def check_config(paths: Sequence[Path | str]) -> list[Problem]:
+    """Every problem in ``default.toml`` + ``paths`` (in layering order); empty when all is well.
+
+    Unreadable files, TOML syntax errors, unknown sections/keys (with the closest name suggested),
+    wrong types, out-of-range values, and required keys no file sets are all collected; nothing
+    stops at the first error.
+    """
+    return _layer(paths)[1]
+
+
+def load_config(paths: Sequence[Path | str]) -> Config:
+    """The checked configuration from ``default.toml`` overlaid by ``paths`` in order.
+
+    Raises :class:`~evaluator.errors.ConfigError` (a ``ValueError``) whose message has one line
+    per problem and whose ``problems`` attribute is the list of :class:`Problem`.
+    """
+    merged, problems, sources = _layer(paths)
+    if problems:
+        error = ConfigError("\n".join(map(str, problems)))
+        error.problems = problems  # type: ignore[attr-defined]
+        raise error
+
+    def get(section: str, name: str) -> object:
+        value, source, _ = merged[(section, name)]
+        if (section, name) in PATH_KEYS:
+            return _resolve_path(str(value), source)
+        return value
+
+    def table(section: str) -> dict[str, object]:
+        return {name: get(s, name) for s, name in merged if s == section}
+
+    device = DeviceConfig(**table("device"))  # type: ignore[arg-type]
+    mqtt = table("mqtt")
+    mqtt["client_id"] = mqtt["client_id"] or f"evaluator-{device.id}"
+    return Config(
+        device=device,
+        counter=CounterConfig(**table("counter")),  # type: ignore[arg-type]
+        mqtt=MqttConfig(**mqtt),  # type: ignore[arg-type]
+        storage=StorageConfig(**table("storage")),  # type: ignore[arg-type]
+        session=SessionConfig(**table("session")),  # type: ignore[arg-type]
+        screen=ScreenConfig(**table("screen")),  # type: ignore[arg-type]
+        sources=sources,
+    )

@@ -1,0 +1,421 @@
+"""The pad's session as a state machine (art. 4, 11, 17, 22–25, 27–32).
+
+States: signed out → idle ⇄ presenting → (choosing reasons) → thanks → idle; paused on demand.
+
+Guarantees, each enforced here and checked by property tests:
+
+* one rating per presentation (per case when a theme is rated item by item), whatever the
+  buttons do;
+* a rating exists only because a level button was pressed; a timeout ends the presentation
+  **not rated**, never with a rating;
+* a 差评 cannot be submitted without a reason or 其他 text;
+* a rating is handed to the ledger, which makes it durable, **before** the session reaches the
+  thanks state or reports the outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Protocol
+
+from evaluator.clock import Clock, Stamp
+from evaluator.errors import RequestError, SubmitError
+from evaluator.levels import Level
+from evaluator.reasons import COMMENT_MAX, OTHER_CODE, OTHER_TEXT, Reason, ReasonCatalog
+from evaluator.records import new_record_id
+from evaluator.request import Case, Clerk, EvaluationRequest
+
+#: Channel code ``pf`` of the pad itself (政务大厅平板电脑).
+CHANNEL_PAD = 4
+
+
+class State(Enum):
+    SIGNED_OUT = "signed_out"
+    IDLE = "idle"
+    PRESENTING = "presenting"
+    CHOOSING_REASONS = "choosing_reasons"
+    THANKS = "thanks"
+    PAUSED = "paused"
+
+
+class Outcome(Enum):
+    RATED = "rated"
+    NOT_RATED = "not_rated"
+    CANCELLED = "cancelled"
+
+
+class Ledger(Protocol):
+    """Where the session's facts go; ``record_rating`` returns only once the rating is durable."""
+
+    def already_rated(
+        self, serials: tuple[str, ...], stage: str, assess_number: int
+    ) -> list[str]: ...
+
+    def open_presentation(self, presentation: Presentation) -> None: ...
+
+    def record_rating(self, content: dict[str, Any]) -> str: ...
+
+    def close_presentation(
+        self, presentation: Presentation, outcome: Outcome, at: Stamp, rating_ids: tuple[str, ...]
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A presentation (or part of one) ended: reported to the counter, never with the level."""
+
+    presentation_id: str
+    serials: tuple[str, ...]
+    outcome: Outcome
+
+
+@dataclass
+class Presentation:
+    """One showing of the rating screen for a request."""
+
+    id: str
+    request: EvaluationRequest
+    started: Stamp
+    itemised: bool = False
+    index: int = 0
+    rating_ids: list[str] = field(default_factory=list)
+    rated_serials: list[str] = field(default_factory=list)
+
+    @property
+    def current_cases(self) -> tuple[Case, ...]:
+        """The cases the next rating covers: all of them, or the current theme item."""
+        if self.itemised:
+            return (self.request.cases[self.index],)
+        return self.request.cases
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return self.request.targets(self.current_cases)
+
+
+@dataclass
+class ReasonChoice:
+    """The reason screen's state for a chosen 差评 level."""
+
+    level: Level
+    offered: tuple[Reason, ...]
+    selected: list[str] = field(default_factory=list)
+    other: bool = False
+    comment: str = ""
+    agencies: list[str] = field(default_factory=list)
+
+    @property
+    def can_submit(self) -> bool:
+        """A reason chosen, or 其他 chosen with text (art. 11, 23)."""
+        return bool(self.selected) or (self.other and bool(self.comment.strip()))
+
+
+class Session:
+    """The pad's state machine.  Deadlines run on the clock's monotonic time.
+
+    ``timeout`` (seconds, default 60) is how long the rating screen waits without any touch
+    before the presentation ends not rated; ``thanks`` (default 3) how long 谢谢 stays up.
+    """
+
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        reasons: ReasonCatalog,
+        clock: Clock,
+        timeout: float = 60.0,
+        thanks: float = 3.0,
+        on_finished: Callable[[Finished], None] | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.reasons = reasons
+        self.clock = clock
+        self.timeout = timeout
+        self.thanks = thanks
+        self.on_finished = on_finished
+        self.state = State.SIGNED_OUT
+        self.clerk: Clerk | None = None
+        self.presentation: Presentation | None = None
+        self.choice: ReasonChoice | None = None
+        self._deadline: float | None = None
+        self._resume_to = State.IDLE
+
+    # -- the clerk's side ------------------------------------------------------------------
+
+    def sign_in(self, clerk: Clerk) -> None:
+        """A clerk takes the window."""
+        self.clerk = clerk
+        if self.state is State.SIGNED_OUT:
+            self.state = State.IDLE
+        elif self.state is State.PAUSED:
+            self._resume_to = State.IDLE
+
+    def sign_out(self) -> None:
+        """The clerk leaves; an open presentation ends cancelled."""
+        self._abort(Outcome.CANCELLED)
+        self.clerk = None
+        self.state = State.SIGNED_OUT
+
+    def pause(self) -> None:
+        """Pause the window (暂停服务); an open presentation ends cancelled."""
+        if self.state is State.PAUSED:
+            return
+        self._abort(Outcome.CANCELLED)
+        self._resume_to = State.SIGNED_OUT if self.state is State.SIGNED_OUT else State.IDLE
+        self.state = State.PAUSED
+
+    def resume(self) -> None:
+        if self.state is State.PAUSED:
+            self.state = self._resume_to
+
+    def start(self, request: EvaluationRequest) -> Presentation:
+        """Open the rating screen for ``request`` (art. 17(1)).
+
+        Refused (``RequestError``) while paused, while another presentation is open, or when a
+        case was already rated at this stage and assess number (art. 22).
+        """
+        self.tick()
+        if self.state is State.PAUSED:
+            raise RequestError("paused", "the window is paused (暂停服务); resume it first")
+        if self.state in (State.PRESENTING, State.CHOOSING_REASONS):
+            raise RequestError("busy", "a rating is in progress; cancel it first")
+        rated = self.ledger.already_rated(request.serials, request.stage, request.assess_number)
+        if rated:
+            raise RequestError(
+                "already_rated",
+                f"case {rated[0]} was already rated at stage {request.stage} "
+                f"(assess_number {request.assess_number})",
+            )
+        now = self.clock.now()
+        presentation = Presentation(new_record_id(), request, now)
+        self.ledger.open_presentation(presentation)
+        self.clerk = request.clerk
+        self.presentation = presentation
+        self.choice = None
+        self.state = State.PRESENTING
+        self._deadline = now.mono + self.timeout
+        return presentation
+
+    def cancel(self) -> bool:
+        """The clerk withdraws the open presentation; ``False`` if none was open."""
+        self.tick()
+        if self.presentation is None:
+            return False
+        self._abort(Outcome.CANCELLED)
+        self.state = State.IDLE
+        return True
+
+    # -- the citizen's side ------------------------------------------------------------------
+
+    def press(self, level: Level) -> str | None:
+        """A level button.  A 好评 is recorded at once; a 差评 opens the reason screen.
+
+        Returns the new rating id when one was recorded.  Ignored outside the rating screen.
+        """
+        self.tick()
+        if self.state is not State.PRESENTING or self.presentation is None:
+            return None
+        self._touch()
+        if level.is_bad:
+            p = self.presentation
+            self.choice = ReasonChoice(level, self.reasons.for_level(level, p.targets))
+            self.state = State.CHOOSING_REASONS
+            return None
+        return self._rate(level, reasons=(), comment="", agencies=())
+
+    def toggle_reason(self, code: str) -> bool:
+        """Select or unselect a reason (``"other"`` toggles 其他); ``False`` if not offered."""
+        self.tick()
+        choice = self._choosing()
+        if choice is None:
+            return False
+        self._touch()
+        if code == OTHER_CODE:
+            choice.other = not choice.other
+            return True
+        if code not in {r.code for r in choice.offered}:
+            return False
+        if code in choice.selected:
+            choice.selected.remove(code)
+        else:
+            choice.selected.append(code)
+        return True
+
+    def toggle_agency(self, name: str) -> bool:
+        """Mark an agency (联办, art. 29) as concerned by the 差评."""
+        self.tick()
+        choice = self._choosing()
+        if choice is None or self.presentation is None:
+            return False
+        p = self.presentation
+        if name not in p.request.agencies or "matter" not in p.targets:
+            return False
+        self._touch()
+        if name in choice.agencies:
+            choice.agencies.remove(name)
+        else:
+            choice.agencies.append(name)
+        return True
+
+    def type_text(self, text: str) -> None:
+        """Append to the 其他 text, up to ``COMMENT_MAX`` characters."""
+        self.tick()
+        choice = self._choosing()
+        if choice is None or not choice.other:
+            return
+        self._touch()
+        clean = "".join(ch for ch in text if ch.isprintable())
+        choice.comment = (choice.comment + clean)[:COMMENT_MAX]
+
+    def backspace(self) -> None:
+        self.tick()
+        choice = self._choosing()
+        if choice is not None and choice.other:
+            self._touch()
+            choice.comment = choice.comment[:-1]
+
+    def back(self) -> None:
+        """Leave the reason screen for the level buttons; nothing has been rated."""
+        self.tick()
+        if self._choosing() is not None:
+            self._touch()
+            self.choice = None
+            self.state = State.PRESENTING
+
+    def submit(self) -> str:
+        """Submit the 差评 with its reasons; ``SubmitError`` when nothing explains it."""
+        self.tick()
+        choice = self._choosing()
+        if choice is None:
+            raise SubmitError("there is no 差评 to submit")
+        if not choice.can_submit:
+            raise SubmitError("a 差评 needs a reason or 其他 text (art. 11)")
+        offered = {r.code: r for r in choice.offered}
+        reasons: list[dict[str, str]] = [
+            {"code": code, "text": offered[code].text, "target": offered[code].target}
+            for code in choice.selected
+        ]
+        comment = choice.comment.strip() if choice.other else ""
+        if comment:
+            reasons.append({"code": OTHER_CODE, "text": OTHER_TEXT, "target": "other"})
+        rating_id = self._rate(
+            choice.level, reasons=tuple(reasons), comment=comment, agencies=tuple(choice.agencies)
+        )
+        return rating_id
+
+    def expand_theme(self) -> bool:
+        """Rate a theme's items one by one instead of overall (art. 31)."""
+        self.tick()
+        p = self.presentation
+        if self.state is not State.PRESENTING or p is None or p.request.theme is None:
+            return False
+        if p.itemised or len(p.request.cases) < 2:
+            return False
+        self._touch()
+        p.itemised = True
+        return True
+
+    # -- time ----------------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """Monotonic time of the next timeout, for the loop to sleep until."""
+        return self._deadline
+
+    def tick(self) -> None:
+        """Apply deadlines: the rating screen times out not rated; 谢谢 returns to idle."""
+        if self._deadline is None or self.clock.now().mono < self._deadline:
+            return
+        if self.state in (State.PRESENTING, State.CHOOSING_REASONS):
+            self._abort(Outcome.NOT_RATED)
+            self.state = State.IDLE
+        elif self.state is State.THANKS:
+            self._deadline = None
+            self.state = State.IDLE
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _choosing(self) -> ReasonChoice | None:
+        return self.choice if self.state is State.CHOOSING_REASONS else None
+
+    def _touch(self) -> None:
+        self._deadline = self.clock.now().mono + self.timeout
+
+    def _rate(
+        self,
+        level: Level,
+        *,
+        reasons: tuple[dict[str, str], ...],
+        comment: str,
+        agencies: tuple[str, ...],
+    ) -> str:
+        p = self.presentation
+        assert p is not None
+        cases = p.current_cases
+        now = self.clock.now()
+        req = p.request
+        content: dict[str, Any] = {
+            "presentation_id": p.id,
+            "level": level.value,
+            "score": level.score,
+            "satisfaction": level.satisfaction,
+            "gbt_code": level.gbt_code,
+            "channel": CHANNEL_PAD,
+            "cases": [c.to_json() for c in cases],
+            "clerk": req.clerk.to_json(),
+            "agencies": list(req.agencies),
+            "agencies_concerned": list(agencies),
+            "targets": list(p.targets),
+            "theme": req.theme.to_json() if req.theme else None,
+            "reasons": list(reasons),
+            "comment": comment,
+            "stage": req.stage,
+            "assess_number": req.assess_number,
+            "presented_at": p.started.iso,
+            "presented_clock_synced": p.started.synced,
+            "rated_at": now.iso,
+            "rated_clock_synced": now.synced,
+            "elapsed_ms": round((now.mono - p.started.mono) * 1000),
+        }
+        # Durable before anything else happens: a failure leaves the screen as it was.
+        rating_id = self.ledger.record_rating(content)
+        p.rating_ids.append(rating_id)
+        p.rated_serials.extend(c.serial for c in cases)
+        self.choice = None
+        if p.itemised and p.index + 1 < len(req.cases):
+            p.index += 1
+            self.state = State.PRESENTING
+            self._touch()
+            return rating_id
+        self._finish(Outcome.RATED)
+        self.state = State.THANKS
+        self._deadline = now.mono + self.thanks
+        return rating_id
+
+    def _abort(self, outcome: Outcome) -> None:
+        """End an open presentation without (further) rating."""
+        if self.presentation is None:
+            return
+        if self.state not in (State.PRESENTING, State.CHOOSING_REASONS):
+            self.presentation = None
+            return
+        self._finish(outcome)
+        self._deadline = None
+
+    def _finish(self, outcome: Outcome) -> None:
+        p = self.presentation
+        assert p is not None
+        now = self.clock.now()
+        rated = tuple(p.rated_serials)
+        rest = tuple(s for s in p.request.serials if s not in rated)
+        final = Outcome.RATED if rated else outcome
+        self.ledger.close_presentation(p, final, now, tuple(p.rating_ids))
+        self.presentation = None
+        self.choice = None
+        if self.on_finished is None:
+            return
+        if rated:
+            self.on_finished(Finished(p.id, rated, Outcome.RATED))
+        if rest:
+            self.on_finished(Finished(p.id, rest, outcome))

@@ -1,0 +1,85 @@
+"""Find and check a CJK font by path.  ``pygame.font.SysFont`` is never used: it silently falls
+back to a font without hanzi and the citizen sees boxes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pygame
+
+from evaluator.errors import FontError
+from kiosk import texts
+
+#: Searched in order when no font is configured (Debian / Raspberry Pi OS package locations).
+KNOWN_FONT_PATHS: tuple[Path, ...] = (
+    Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),
+    Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"),
+    Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),
+    Path("/usr/share/fonts/opentype/noto/NotoSansCJKsc-Regular.otf"),
+    Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Medium.ttc"),
+    Path("/usr/share/fonts/truetype/noto/NotoSansCJK-Regular.ttc"),
+    Path("/usr/share/fonts/truetype/noto/NotoSansCJKsc-Regular.otf"),
+    Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"),
+)
+
+#: Characters every screen needs; each must have a real glyph.
+_PROBE = "满意评价窗口"
+#: A noncharacter no font maps: renders as the font's "missing glyph" box.
+_MISSING = "\uffff"
+
+
+def find_cjk_font(configured: Path | None = None) -> Path:
+    """The CJK font to use: ``configured`` if given, else the first known location that exists.
+
+    The chosen font is checked to really draw hanzi.  Raises :class:`FontError` with a message an
+    operator can act on (the path, or every path searched and the package to install).
+    """
+    if configured is not None:
+        path = Path(configured)
+        if not path.is_file():
+            raise FontError(texts.FONT_CONFIGURED_MISSING_FMT.format(path=path))
+        check_hanzi(path)
+        return path
+    for path in KNOWN_FONT_PATHS:
+        if path.is_file():
+            check_hanzi(path)
+            return path
+    raise FontError(
+        texts.FONT_NOT_FOUND_FMT.format(paths=", ".join(str(p) for p in KNOWN_FONT_PATHS))
+    )
+
+
+def check_hanzi(path: Path) -> None:
+    """Raise :class:`FontError` unless the font at ``path`` loads and has glyphs for hanzi.
+
+    ``Font.metrics`` gives ``None`` for a missing glyph on some SDL_ttf builds but the metrics of
+    the "missing glyph" box on others, so the rendered hanzi are also compared with that box.
+    """
+    if not pygame.font.get_init():
+        pygame.font.init()
+    try:
+        font = pygame.font.Font(str(path), 32)
+    except (OSError, pygame.error) as exc:
+        raise FontError(texts.FONT_UNREADABLE_FMT.format(path=path, error=exc)) from exc
+    if not has_hanzi(font):
+        raise FontError(texts.FONT_NO_HANZI_FMT.format(path=path))
+
+
+def has_hanzi(font: pygame.font.Font) -> bool:
+    """True when every probe hanzi has its own glyph in ``font`` (not None, not the box)."""
+    if any(m is None for m in font.metrics(_PROBE)):
+        return False
+
+    def pixels(text: str) -> bytes:
+        surface = font.render(text, False, (255, 255, 255), (0, 0, 0))
+        return bytes(pygame.image.tobytes(surface, "RGB")) + repr(surface.get_size()).encode()
+
+    box = pixels(_MISSING)
+    seen = set()
+    for char in _PROBE:
+        drawn = pixels(char)
+        if drawn == box:
+            return False
+        seen.add(drawn)
+    # A font drawing one and the same shape for every hanzi is a box font too.
+    return len(seen) == len(set(_PROBE))

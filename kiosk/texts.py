@@ -1,0 +1,64 @@
+"""Every string the pad shows to a citizen or an operator, as named constants.
+
+Templates use ``str.format`` fields; tests import these names instead of repeating the text.
+"""
+
+from __future__ import annotations
+
+#: Window title (visible only when run in a desktop window).
+WINDOW_TITLE = "窗口评价器"
+
+# --- presenting -------------------------------------------------------------------------------
+PRESENT_TITLE = "请您对本次服务进行评价"
+LABEL_MATTER = "事项名称"
+LABEL_SERIAL = "业务流水号"
+LABEL_CLERK = "窗口人员"
+LABEL_CLERK_NAME = "姓名"
+LABEL_CLERK_ID = "工号"
+#: "label：value" (full-width colon).
+LABELLED_FMT = "{label}：{value}"
+#: Batch of cases rated together (art. 24).
+BATCH_COUNT_FMT = "共{count}件"
+#: Shown under the first few cases of a batch when more are hidden.
+BATCH_MORE_FMT = "……等{count}件"
+#: One case line of a batch: matter name and serial.
+BATCH_LINE_FMT = "{matter}　{serial}"
+#: 一件事 theme (art. 31).
+THEME_FMT = "一件事：{theme}"
+#: Small countdown in a corner.
+COUNTDOWN_FMT = "{seconds}秒"
+
+# --- reasons (差评, art. 11/23/27/29) ----------------------------------------------------------
+REASONS_TITLE_FMT = "请选择{level}的原因（可多选）"
+GROUP_CLERK = "窗口人员"
+GROUP_MATTER = "办理事项"
+GROUP_OTHER = "其他"
+GROUP_AGENCIES = "联办部门"
+COMMENT_PLACEHOLDER = "请用键盘输入意见"
+COMMENT_COUNTER_FMT = "{count}/{limit}"
+SUBMIT_HINT = "请选择原因或填写意见"
+BUTTON_BACK = "返回"
+BUTTON_SUBMIT = "提交"
+
+# --- other screens ----------------------------------------------------------------------------
+THANKS = "谢谢您的评价！"
+IDLE_WELCOME = "欢迎办理"
+SIGNED_OUT_TITLE = "暂停服务"
+SIGNED_OUT_SUBTITLE = "本窗口暂无工作人员"
+PAUSED_TITLE = "暂停服务，请稍候"
+NOTICE_TITLE = "提示"
+
+# --- operator-facing (font errors) ------------------------------------------------------------
+FONT_CONFIGURED_MISSING_FMT = (
+    "configured CJK font {path} does not exist or is not a file; fix the font path in the "
+    "configuration or install fonts-wqy-microhei"
+)
+FONT_UNREADABLE_FMT = "CJK font {path} cannot be loaded: {error}"
+FONT_NOT_FOUND_FMT = (
+    "no CJK font found (searched: {paths}); install fonts-wqy-microhei "
+    "(sudo apt install fonts-wqy-microhei) or configure a font path"
+)
+FONT_NO_HANZI_FMT = (
+    "font {path} has no Chinese glyphs (hanzi would show as boxes); use a CJK font such as "
+    "fonts-wqy-microhei or Noto Sans CJK SC"
+)

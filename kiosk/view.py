@@ -1,0 +1,135 @@
+"""What a screen shows and what the citizen did, as plain data (no pygame here).
+
+The application builds a :class:`ScreenView` from its state and hands it to ``Screen.render``;
+the screen turns taps and keys back into one of the :data:`UiAction` values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from evaluator.levels import Level
+from kiosk import texts
+
+#: Screen names a view may carry.
+SCREENS: tuple[str, ...] = (
+    "signed_out",
+    "idle",
+    "presenting",
+    "reasons",
+    "thanks",
+    "paused",
+    "notice",
+)
+
+#: Reason targets, in the order their groups are drawn.
+TARGETS: tuple[str, ...] = ("clerk", "matter", "other")
+
+#: Free text for 其他 is capped at 150 characters (national page, ``writingEvaluation``).
+COMMENT_LIMIT = 150
+
+_GROUP_HEADINGS: dict[str, str] = {
+    "clerk": texts.GROUP_CLERK,
+    "matter": texts.GROUP_MATTER,
+    "other": texts.GROUP_OTHER,
+}
+
+
+@dataclass(frozen=True)
+class ReasonItem:
+    """One selectable 差评 reason; ``target`` is "clerk", "matter" or "other" (其他, free text)."""
+
+    code: str
+    text: str
+    target: str
+    selected: bool = False
+
+
+@dataclass(frozen=True)
+class ScreenView:
+    """Everything one screen shows.  Built by the app, drawn by ``kiosk.screen.Screen``."""
+
+    screen: str
+    window: str = ""
+    clerk_name: str = ""
+    clerk_id: str = ""
+    cases: tuple[tuple[str, str], ...] = ()
+    theme: str = ""
+    level: Level | None = None
+    reasons: tuple[ReasonItem, ...] = ()
+    agencies: tuple[tuple[str, bool], ...] = ()
+    comment: str = ""
+    can_submit: bool = False
+    seconds_left: int | None = None
+    message: str = ""
+    online: bool = True
+
+    def __post_init__(self) -> None:
+        if self.screen not in SCREENS:
+            raise ValueError(f"unknown screen {self.screen!r}; expected one of {SCREENS}")
+        for item in self.reasons:
+            if item.target not in TARGETS:
+                raise ValueError(f"reason {item.code!r} has unknown target {item.target!r}")
+
+    @property
+    def other_selected(self) -> bool:
+        """True when a 其他 item is selected, i.e. typed text is accepted."""
+        return any(item.target == "other" and item.selected for item in self.reasons)
+
+
+def reason_groups(
+    reasons: tuple[ReasonItem, ...],
+) -> tuple[tuple[str, tuple[ReasonItem, ...]], ...]:
+    """Reasons grouped for drawing: (heading, items) for 窗口人员, 办理事项, 其他; empty groups left out."""
+    groups = []
+    for target in TARGETS:
+        items = tuple(item for item in reasons if item.target == target)
+        if items:
+            groups.append((_GROUP_HEADINGS[target], items))
+    return tuple(groups)
+
+
+@dataclass(frozen=True)
+class PressLevel:
+    """One of the five level buttons (or keys 1–5) was pressed."""
+
+    level: Level
+
+
+@dataclass(frozen=True)
+class ToggleReason:
+    """A reason chip was tapped (select or unselect)."""
+
+    code: str
+
+
+@dataclass(frozen=True)
+class ToggleAgency:
+    """A 联办 agency chip was tapped."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Submit:
+    """提交 on the reasons screen (only emitted while ``can_submit``)."""
+
+
+@dataclass(frozen=True)
+class Back:
+    """返回 from the reasons screen to the level buttons."""
+
+
+@dataclass(frozen=True)
+class TypeText:
+    """Text typed for 其他 (one TEXTINPUT event; may be several characters)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Backspace:
+    """Delete the last typed character of the 其他 text."""
+
+
+UiAction = PressLevel | ToggleReason | ToggleAgency | Submit | Back | TypeText | Backspace

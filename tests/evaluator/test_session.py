@@ -1,0 +1,428 @@
+"""The session state machine: the rules of art. 4, 11, 22–25, 27–32 as executable statements."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from evaluator.clock import FakeClock, Stamp
+from evaluator.errors import RequestError, SubmitError
+from evaluator.levels import BUTTON_ORDER, Level
+from evaluator.reasons import OTHER_CODE, load_reasons
+from evaluator.request import parse_request
+from evaluator.session import Finished, Outcome, Presentation, Session, State
+
+REASONS = load_reasons()
+
+
+class MemoryLedger:
+    """An in-memory ledger that keeps everything the session hands it, in order."""
+
+    def __init__(self) -> None:
+        self.ratings: list[dict[str, Any]] = []
+        self.opened: list[Presentation] = []
+        self.closed: list[tuple[str, Outcome, tuple[str, ...]]] = []
+        self.fail_next = False
+
+    def already_rated(self, serials: tuple[str, ...], stage: str, assess_number: int) -> list[str]:
+        done = {
+            (c["serial"], r["stage"], r["assess_number"]) for r in self.ratings for c in r["cases"]
+        }
+        return [s for s in serials if (s, stage, assess_number) in done]
+
+    def open_presentation(self, presentation: Presentation) -> None:
+        self.opened.append(presentation)
+
+    def record_rating(self, content: dict[str, Any]) -> str:
+        if self.fail_next:
+            self.fail_next = False
+            raise OSError("database or disk is full")
+        rid = f"r{len(self.ratings) + 1}"
+        self.ratings.append({**content, "id": rid})
+        return rid
+
+    def close_presentation(
+        self, presentation: Presentation, outcome: Outcome, at: Stamp, rating_ids: tuple[str, ...]
+    ) -> None:
+        self.closed.append((presentation.id, outcome, rating_ids))
+
+
+def request(
+    serials: tuple[str, ...] = ("S1",),
+    *,
+    kind: str = "instant",
+    stage: str = "deliver",
+    theme: bool = False,
+    agencies: tuple[str, ...] = (),
+    assess_number: int = 1,
+) -> Any:
+    body: dict[str, Any] = {
+        "clerk": {"id": "A1023", "name": "陈晓明"},
+        "stage": stage,
+        "assess_number": assess_number,
+        "agencies": list(agencies),
+        "cases": [
+            {
+                "serial": s,
+                "matter_code": f"M{i}" if theme else "M0",
+                "matter_name": "居民身份证换领",
+                "kind": kind,
+            }
+            for i, s in enumerate(serials)
+        ],
+    }
+    if theme:
+        body["theme"] = {"code": "T1", "name": "我要开饭店"}
+    return parse_request(body)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def ledger() -> MemoryLedger:
+    return MemoryLedger()
+
+
+@pytest.fixture
+def finished() -> list[Finished]:
+    return []
+
+
+@pytest.fixture
+def session(ledger: MemoryLedger, clock: FakeClock, finished: list[Finished]) -> Session:
+    return Session(
+        ledger=ledger,
+        reasons=REASONS,
+        clock=clock,
+        timeout=60,
+        thanks=3,
+        on_finished=finished.append,
+    )
+
+
+def test_good_rating_is_recorded_before_thanks_and_reported_without_level(
+    session: Session, ledger: MemoryLedger, finished: list[Finished]
+) -> None:
+    session.start(request())
+    assert session.state is State.PRESENTING
+    rid = session.press(Level.SATISFIED)
+    assert rid == "r1"
+    assert session.state is State.THANKS
+    [rating] = ledger.ratings
+    assert (rating["level"], rating["score"], rating["satisfaction"], rating["gbt_code"]) == (
+        "satisfied",
+        8,
+        4,
+        2,
+    )
+    assert rating["targets"] == ["clerk", "matter"]
+    assert rating["reasons"] == [] and rating["comment"] == ""
+    assert finished == [Finished(ledger.opened[0].id, ("S1",), Outcome.RATED)]
+    assert "level" not in vars(finished[0])
+
+
+def test_storage_failure_keeps_the_rating_screen_and_reports_nothing(
+    session: Session, ledger: MemoryLedger, finished: list[Finished]
+) -> None:
+    session.start(request())
+    ledger.fail_next = True
+    with pytest.raises(OSError):
+        session.press(Level.VERY_SATISFIED)
+    assert session.state is State.PRESENTING
+    assert finished == [] and ledger.ratings == []
+    session.press(Level.VERY_SATISFIED)
+    assert len(ledger.ratings) == 1 and session.state is State.THANKS
+
+
+def test_timeout_is_not_rated_never_a_rating(
+    session: Session, ledger: MemoryLedger, clock: FakeClock, finished: list[Finished]
+) -> None:
+    session.start(request())
+    clock.advance(59.9)
+    session.tick()
+    assert session.state is State.PRESENTING
+    clock.advance(0.2)
+    session.tick()
+    assert session.state is State.IDLE
+    assert ledger.ratings == []
+    assert finished[-1].outcome is Outcome.NOT_RATED
+    assert session.press(Level.VERY_SATISFIED) is None
+    assert ledger.ratings == []
+
+
+def test_touches_extend_the_timeout_on_the_reason_screen(
+    session: Session, clock: FakeClock
+) -> None:
+    session.start(request())
+    session.press(Level.DISSATISFIED)
+    for _ in range(5):
+        clock.advance(50)
+        session.toggle_reason("214")
+    assert session.state is State.CHOOSING_REASONS
+    clock.advance(61)
+    session.tick()
+    assert session.state is State.IDLE
+
+
+def test_bad_rating_needs_reason_or_other_text(session: Session, ledger: MemoryLedger) -> None:
+    session.start(request())
+    session.press(Level.VERY_DISSATISFIED)
+    assert session.state is State.CHOOSING_REASONS
+    with pytest.raises(SubmitError):
+        session.submit()
+    session.toggle_reason(OTHER_CODE)
+    with pytest.raises(SubmitError):
+        session.submit()  # 其他 without text
+    session.type_text("   ")
+    with pytest.raises(SubmitError):
+        session.submit()
+    session.type_text("等了很久")
+    rid = session.submit()
+    [rating] = ledger.ratings
+    assert rating["id"] == rid and rating["level"] == "very_dissatisfied"
+    assert rating["comment"] == "等了很久"
+    assert rating["reasons"] == [{"code": "other", "text": "其他", "target": "other"}]
+
+
+def test_reasons_are_those_of_the_level_and_targets(session: Session, ledger: MemoryLedger) -> None:
+    session.start(request(kind="promise", stage="accept"))
+    session.press(Level.DISSATISFIED)
+    assert session.choice is not None
+    assert [r.code for r in session.choice.offered] == ["213", "214"]  # clerk only at acceptance
+    assert not session.toggle_reason("207")  # a matter reason is not offered
+    assert not session.toggle_reason("115")  # another level's reason
+    assert session.toggle_reason("214")
+    session.submit()
+    assert ledger.ratings[0]["reasons"] == [
+        {"code": "214", "text": "服务态度生硬", "target": "clerk"}
+    ]
+    assert ledger.ratings[0]["targets"] == ["clerk"]
+
+
+def test_other_text_is_capped_at_150_characters(session: Session, ledger: MemoryLedger) -> None:
+    session.start(request())
+    session.press(Level.DISSATISFIED)
+    session.toggle_reason(OTHER_CODE)
+    session.type_text("慢" * 200)
+    session.submit()
+    assert len(ledger.ratings[0]["comment"]) == 150
+
+
+def test_back_returns_to_levels_and_a_good_rating_then_has_no_reasons(
+    session: Session, ledger: MemoryLedger
+) -> None:
+    session.start(request())
+    session.press(Level.DISSATISFIED)
+    session.toggle_reason("214")
+    session.back()
+    assert session.state is State.PRESENTING
+    session.press(Level.SATISFIED)
+    assert ledger.ratings[0]["reasons"] == []
+
+
+def test_one_rating_per_presentation_whatever_the_buttons_do(
+    session: Session, ledger: MemoryLedger
+) -> None:
+    session.start(request())
+    for level in BUTTON_ORDER * 3:
+        session.press(level)
+    assert len(ledger.ratings) == 1
+    assert ledger.ratings[0]["level"] == "very_satisfied"
+
+
+def test_batch_one_press_rates_every_case(session: Session, ledger: MemoryLedger) -> None:
+    session.start(request(("S1", "S2", "S3")))
+    session.press(Level.VERY_SATISFIED)
+    [rating] = ledger.ratings
+    assert [c["serial"] for c in rating["cases"]] == ["S1", "S2", "S3"]
+
+
+def test_already_rated_case_is_refused_but_follow_up_allowed(session: Session) -> None:
+    session.start(request())
+    session.press(Level.SATISFIED)
+    with pytest.raises(RequestError) as err:
+        session.start(request())
+    assert err.value.code == "already_rated"
+    session.start(request(assess_number=2))
+    assert session.state is State.PRESENTING
+
+
+def test_promise_case_rated_at_accept_and_again_at_deliver(session: Session) -> None:
+    session.start(request(kind="promise", stage="accept"))
+    session.press(Level.SATISFIED)
+    session.start(request(kind="promise", stage="deliver"))
+    assert session.state is State.PRESENTING
+
+
+def test_busy_and_paused_refuse_new_requests(session: Session) -> None:
+    session.start(request(("S1",)))
+    with pytest.raises(RequestError) as err:
+        session.start(request(("S2",)))
+    assert err.value.code == "busy"
+    session.pause()
+    with pytest.raises(RequestError) as err:
+        session.start(request(("S2",)))
+    assert err.value.code == "paused"
+    session.resume()
+    assert session.state is State.IDLE
+
+
+def test_cancel_ends_cancelled_without_rating(
+    session: Session, ledger: MemoryLedger, finished: list[Finished]
+) -> None:
+    session.start(request())
+    session.press(Level.VERY_DISSATISFIED)
+    assert session.cancel()
+    assert ledger.ratings == [] and finished[-1].outcome is Outcome.CANCELLED
+    assert not session.cancel()
+
+
+def test_thanks_returns_to_idle_and_a_new_start_may_cut_it_short(
+    session: Session, clock: FakeClock
+) -> None:
+    session.start(request(("S1",)))
+    session.press(Level.SATISFIED)
+    clock.advance(3.1)
+    session.tick()
+    assert session.state is State.IDLE
+    session.start(request(("S2",)))
+    session.press(Level.SATISFIED)
+    session.start(request(("S3",)))
+    assert session.state is State.PRESENTING
+
+
+def test_theme_overall_by_default_or_item_by_item(
+    session: Session, ledger: MemoryLedger, clock: FakeClock, finished: list[Finished]
+) -> None:
+    session.start(request(("S1", "S2"), theme=True))
+    session.press(Level.SATISFIED)
+    assert [c["serial"] for c in ledger.ratings[0]["cases"]] == ["S1", "S2"]
+
+    session.start(request(("S3", "S4", "S5"), theme=True))
+    assert session.expand_theme()
+    session.press(Level.VERY_SATISFIED)
+    assert session.state is State.PRESENTING
+    session.press(Level.DISSATISFIED)
+    session.toggle_reason("213")
+    session.submit()
+    assert [r["cases"][0]["serial"] for r in ledger.ratings[1:]] == ["S3", "S4"]
+    clock.advance(61)
+    session.tick()
+    assert finished[-2:] == [
+        Finished(finished[-1].presentation_id, ("S3", "S4"), Outcome.RATED),
+        Finished(finished[-1].presentation_id, ("S5",), Outcome.NOT_RATED),
+    ]
+
+
+def test_agencies_concerned_only_when_the_matter_is_rated(
+    session: Session, ledger: MemoryLedger
+) -> None:
+    session.start(request(kind="promise", agencies=("市场监管局", "消防救援支队")))
+    session.press(Level.DISSATISFIED)
+    assert session.toggle_agency("消防救援支队")
+    assert not session.toggle_agency("税务局")
+    session.toggle_reason("209")
+    session.submit()
+    assert ledger.ratings[0]["agencies_concerned"] == ["消防救援支队"]
+    assert ledger.ratings[0]["agencies"] == ["市场监管局", "消防救援支队"]
+
+
+def test_times_are_recorded_with_sync_state(
+    session: Session, ledger: MemoryLedger, clock: FakeClock
+) -> None:
+    clock.synced = False
+    session.start(request())
+    clock.advance(4.5)
+    session.press(Level.SATISFIED)
+    r = ledger.ratings[0]
+    assert r["presented_clock_synced"] is False and r["elapsed_ms"] == 4500
+    assert r["presented_at"] < r["rated_at"]
+
+
+# -- property tests over random event sequences ------------------------------------------------
+
+events = st.one_of(
+    st.tuples(st.just("start"), st.integers(0, 3), st.booleans()),
+    st.tuples(st.just("press"), st.sampled_from(BUTTON_ORDER)),
+    st.tuples(st.just("reason"), st.sampled_from(["108", "115", "207", "213", "214", "other"])),
+    st.tuples(st.just("text"), st.text(max_size=5)),
+    st.tuples(st.just("submit")),
+    st.tuples(st.just("back")),
+    st.tuples(st.just("cancel")),
+    st.tuples(st.just("expand")),
+    st.tuples(st.just("wait"), st.floats(0, 120)),
+    st.tuples(st.just("pause")),
+    st.tuples(st.just("resume")),
+    st.tuples(st.just("sign_out")),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(events, max_size=60))
+def test_invariants_hold_for_any_event_sequence(seq: list[tuple[Any, ...]]) -> None:
+    clock, ledger, finished = FakeClock(), MemoryLedger(), []
+    s = Session(ledger=ledger, reasons=REASONS, clock=clock, on_finished=finished.append)
+    presses: dict[str, list[str]] = {}
+    for event in seq:
+        before = len(ledger.ratings)
+        name = event[0]
+        try:
+            if name == "start":
+                serials = tuple(f"S{event[1]}-{i}" for i in range(1 + event[1] % 3))
+                s.start(request(serials, theme=event[2]))
+            elif name == "press":
+                if s.state is State.PRESENTING and s.presentation is not None:
+                    presses.setdefault(s.presentation.id, []).append(event[1].value)
+                s.press(event[1])
+            elif name == "reason":
+                s.toggle_reason(event[1])
+            elif name == "text":
+                s.type_text(event[1])
+            elif name == "submit":
+                s.submit()
+            elif name == "back":
+                s.back()
+            elif name == "cancel":
+                s.cancel()
+            elif name == "expand":
+                s.expand_theme()
+            elif name == "wait":
+                clock.advance(event[1])
+                s.tick()
+            else:
+                getattr(s, name)()
+        except (RequestError, SubmitError):
+            pass
+        if name in ("wait", "cancel", "pause", "sign_out", "start", "back", "reason", "text"):
+            assert len(ledger.ratings) == before, f"{name} produced a rating"
+    # never two ratings for one (presentation, case)
+    keys = [(r["presentation_id"], c["serial"]) for r in ledger.ratings for c in r["cases"]]
+    assert len(keys) == len(set(keys))
+    for r in ledger.ratings:
+        # never a rating without a press of that level in that presentation
+        assert r["level"] in presses.get(r["presentation_id"], [])
+        # never a bad rating without a reason or text
+        if Level(r["level"]).is_bad:
+            assert r["reasons"] and (
+                any(x["code"] != "other" for x in r["reasons"]) or r["comment"].strip()
+            )
+    ratings_per_presentation: dict[str, int] = {}
+    for r in ledger.ratings:
+        ratings_per_presentation[r["presentation_id"]] = (
+            ratings_per_presentation.get(r["presentation_id"], 0) + 1
+        )
+    for pid, n in ratings_per_presentation.items():
+        assert n <= len(presses[pid])
+    # every outcome reported as rated is backed by a stored rating for those serials
+    rated_serials = {
+        (r["presentation_id"], c["serial"]) for r in ledger.ratings for c in r["cases"]
+    }
+    for f in finished:
+        for serial in f.serials:
+            assert ((f.presentation_id, serial) in rated_serials) == (f.outcome is Outcome.RATED)
