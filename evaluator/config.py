@@ -24,6 +24,7 @@ import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from evaluator.errors import ConfigError
 
@@ -221,7 +222,7 @@ def parse_duration(text: str) -> float:
 # --------------------------------------------------------------------------- schema
 
 _Bad = tuple[str, str]  # (expected, suggestion)
-_Rule = Callable[[object], _Bad | None]
+_Rule = Callable[[Any], _Bad | None]  # takes the converted value
 
 
 @dataclass(frozen=True)
@@ -271,15 +272,15 @@ def documented_keys() -> dict[str, list[str]]:
 
 
 def _int_range(lo: int, hi: int) -> _Rule:
-    def rule(v: object) -> _Bad | None:
-        return None if lo <= v <= hi else (f"expected an integer from {lo} to {hi}", "")  # type: ignore[operator]
+    def rule(v: int) -> _Bad | None:
+        return None if lo <= v <= hi else (f"expected an integer from {lo} to {hi}", "")
 
     return rule
 
 
 def _seconds(lo: float, hi: float = math.inf, *, lo_open: bool = False) -> _Rule:
-    def rule(v: object) -> _Bad | None:
-        ok = (v > lo if lo_open else v >= lo) and v <= hi  # type: ignore[operator]
+    def rule(v: float) -> _Bad | None:
+        ok = (v > lo if lo_open else v >= lo) and v <= hi
         if ok:
             return None
         if hi != math.inf:
@@ -323,13 +324,13 @@ def _device_id(v: object) -> _Bad | None:
 
 def _area_code(v: object) -> _Bad | None:
     ok = re.fullmatch(r"[0-9]{6}", str(v))
-    return None if ok else ("expected 6 digits (行政区划代码), e.g. \"440500\"", "")
+    return None if ok else ('expected 6 digits (行政区划代码), e.g. "440500"', "")
 
 
-def _baudrate(v: object) -> _Bad | None:
+def _baudrate(v: int) -> _Bad | None:
     if v in STANDARD_BAUDRATES:
         return None
-    closest = min(STANDARD_BAUDRATES, key=lambda rate: abs(rate - v))  # type: ignore[operator]
+    closest = min(STANDARD_BAUDRATES, key=lambda rate: abs(rate - v))
     rates = " ".join(map(str, STANDARD_BAUDRATES))
     return f"expected a standard rate, one of {rates}", f"did you mean {closest}?"
 
@@ -344,7 +345,7 @@ def _counter_port(v: object) -> _Bad | None:
     close = difflib.get_close_matches(scheme.lower(), KNOWN_PORT_SCHEMES, n=1)
     schemes = ", ".join(f"{s}://" for s in KNOWN_PORT_SCHEMES)
     hint = f"did you mean '{close[0]}://'?" if close else ""
-    return f"expected a device path, \"\" or a URL starting with one of {schemes}", hint
+    return f'expected a device path, "" or a URL starting with one of {schemes}', hint
 
 
 def _topic_prefix(v: object) -> _Bad | None:
@@ -359,8 +360,8 @@ def _topic_prefix(v: object) -> _Bad | None:
             "no leading or trailing '/', no empty level"), hint  # fmt: skip
 
 
-def _positive_number(v: object) -> _Bad | None:
-    return None if math.isfinite(v) and v > 0 else ("expected a number more than 0", "")  # type: ignore[arg-type]
+def _positive_number(v: float) -> _Bad | None:
+    return None if math.isfinite(v) and v > 0 else ("expected a number more than 0", "")
 
 
 RULES: dict[tuple[str, str], _Rule] = {
@@ -382,7 +383,7 @@ RULES: dict[tuple[str, str], _Rule] = {
     ("screen", "height"): _int_range(1, 16384),
     ("screen", "driver"): _one_of(SCREEN_DRIVERS),
 }
-"""Checks beyond the type, per ``(section, key)``; each returns ``(expected, suggestion)`` or None."""
+"""Checks beyond the type, per ``(section, key)``: ``(expected, suggestion)`` or None if fine."""
 
 REQUIRED: frozenset[tuple[str, str]] = frozenset({("device", "id")})
 """Keys some layer must set to a non-empty value (their default is ``""``)."""
@@ -452,7 +453,7 @@ def _convert(key: _Key, value: object) -> tuple[object, _Bad | None]:
 def _type_hint(kind: str, value: object) -> str:
     """A concrete rewrite for the common quoting mistakes."""
     if kind == "str" and not isinstance(value, dict | list):
-        return f"did you mean \"{_show(value)}\"?"
+        return f'did you mean "{_show(value)}"?'
     if isinstance(value, str):
         text = value.strip()
         if kind == "int" and re.fullmatch(r"[+-]?\d+", text):
@@ -468,7 +469,7 @@ def _type_hint(kind: str, value: object) -> str:
 class _Locator:
     """Finds the line where a section or key is written (tomllib gives no positions)."""
 
-    _HEADER = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
+    _HEADER = re.compile(r"^\s*\[\[?\s*([^\[\]]+?)\s*\]\]?\s*(#.*)?$")
     _KEY = re.compile(r"^\s*(\"[^\"]*\"|'[^']*'|[A-Za-z0-9_.-]+)\s*=")
 
     def __init__(self, text: str) -> None:
@@ -479,6 +480,8 @@ class _Locator:
             if header:
                 section = header.group(1).replace('"', "").replace("'", "")
                 self.positions.setdefault((section, ""), number)
+                parent, _, leaf = section.rpartition(".")
+                self.positions.setdefault((parent, leaf), number)  # [mqtt.tls] is key mqtt.tls
                 continue
             key = self._KEY.match(line)
             if key:
@@ -526,7 +529,8 @@ def _read_layer(
         text = raw.decode("utf-8")
         data = tomllib.loads(text)
     except UnicodeDecodeError as exc:
-        problems.append(Problem(label, "", NO_VALUE, f"not UTF-8 text ({exc.reason} at byte {exc.start})"))
+        expected = f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+        problems.append(Problem(label, "", NO_VALUE, expected))
         return {}
     except tomllib.TOMLDecodeError as exc:
         problems.append(Problem(label, "", NO_VALUE, f"TOML syntax error: {exc}"))
@@ -551,7 +555,7 @@ def _read_layer(
             continue
         if not isinstance(table, dict):
             problems.append(Problem(label, section, table, f"expected a table [{section}]", "",
-                                    where.line("", section)))  # fmt: skip
+                                    where.line("", section) or where.line(section)))  # fmt: skip
             continue
         for name, value in table.items():
             line = where.line(section, name)
@@ -581,12 +585,16 @@ def _resolve_path(value: str, source: Path) -> Path | None:
     return Path(os.path.normpath(path))
 
 
-def _layer(paths: Sequence[Path | str]) -> tuple[dict[tuple[str, str], _Setting], list[Problem], tuple[Path, ...]]:  # fmt: skip
+_Layered = tuple[dict[tuple[str, str], _Setting], list[Problem], tuple[Path, ...]]
+
+
+def _layer(paths: Sequence[Path | str]) -> _Layered:
+    """Settings after layering, every problem found, and the files read (absolute)."""
     problems: list[Problem] = []
     default = default_config_path()
     try:
         schema = _schema()
-    except (OSError, tomllib.TOMLDecodeError, TypeError) as exc:  # a broken install, not a user file
+    except (OSError, tomllib.TOMLDecodeError, TypeError) as exc:  # a broken install
         return {}, [Problem(str(default), "", NO_VALUE, f"cannot load the schema: {exc}")], ()
     layers: list[tuple[Path, str]] = [(default, str(default))]
     for given in paths:
@@ -605,8 +613,8 @@ def _layer(paths: Sequence[Path | str]) -> tuple[dict[tuple[str, str], _Setting]
         if value:
             continue
         if label != str(default):  # a user file set it explicitly to ""
-            problems.append(Problem(label, f"{section}.{name}", value,
-                                    f"required, must not be empty: {DEVICE_ID_EXPECTED}"))  # fmt: skip
+            expected = f"required, must not be empty: {DEVICE_ID_EXPECTED}"
+            problems.append(Problem(label, f"{section}.{name}", value, expected))
         else:
             problems.append(Problem(layers[-1][1], f"{section}.{name}", NO_VALUE,
                                     f"required, but no file sets it (read: {read})",

@@ -1,0 +1,266 @@
+"""``evaluator`` — run the pad, check configs, inspect the rating store.
+
+Every command prints one clear line on error and returns an exit code: 0 fine, 1 a finding
+(e.g. a broken chain), 2 bad input (a config or argument error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import os
+import sqlite3
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from evaluator.config import Config, check_config, load_config
+from evaluator.errors import ConfigError, DataFileError, EvaluatorError
+
+#: Columns of ``evaluator ratings --format csv`` (and the table), in order.
+CSV_COLUMNS: tuple[str, ...] = (
+    "seq",
+    "id",
+    "rated_at",
+    "level",
+    "score",
+    "satisfaction",
+    "clerk_id",
+    "clerk_name",
+    "serials",
+    "matter_codes",
+    "matter_names",
+    "stage",
+    "assess_number",
+    "reasons",
+    "comment",
+    "delivered",
+    "hash",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="evaluator", description="窗口评价器: the counter-side 好差评 evaluation pad."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(p: argparse.ArgumentParser, *, db: bool = False) -> None:
+        p.add_argument(
+            "--config",
+            action="append",
+            type=Path,
+            default=[],
+            metavar="FILE",
+            help="config file; may be given several times, later files override earlier ones",
+        )
+        if db:
+            p.add_argument("--db", type=Path, help="rating store file (instead of --config)")
+
+    run = sub.add_parser("run", help="run the pad")
+    with_config(run)
+
+    config = sub.add_parser("config", help="configuration tools")
+    config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    check = config_sub.add_parser("check", help="report every error in the given files")
+    check.add_argument("files", nargs="+", type=Path, metavar="FILE")
+
+    ratings = sub.add_parser("ratings", help="list or export the stored ratings")
+    with_config(ratings, db=True)
+    ratings.add_argument(
+        "--format", choices=("table", "jsonl", "csv"), default="table", help="default: table"
+    )
+    ratings.add_argument("--output", "-o", type=Path, help="write to FILE instead of stdout")
+
+    verify = sub.add_parser("verify", help="check the hash chain of the stored ratings")
+    with_config(verify, db=True)
+
+    stats = sub.add_parser("stats", help="count, mean score and participation per clerk/matter")
+    with_config(stats, db=True)
+    stats.add_argument("--format", choices=("table", "json"), default="table")
+
+    shots = sub.add_parser("screenshots", help="render every screen to PNG files")
+    shots.add_argument("--out", type=Path, default=Path("docs/screens"), metavar="DIR")
+    shots.add_argument("--font", type=Path, help="CJK font file (default: search)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.command == "config":
+            return cmd_config_check(args.files)
+        if args.command == "run":
+            return cmd_run(args.config)
+        if args.command == "screenshots":
+            from kiosk.screenshots import render_all
+
+            for path in render_all(args.out, font_path=args.font):
+                print(path)
+            return 0
+        store = _open_store(args)
+        try:
+            if args.command == "ratings":
+                return cmd_ratings(store, args.format, args.output)
+            if args.command == "verify":
+                return cmd_verify(store)
+            return cmd_stats(store, args.format)
+        finally:
+            store.close()
+    except ConfigError as exc:
+        print(f"evaluator: invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
+    except (DataFileError, EvaluatorError) as exc:
+        print(f"evaluator: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_config_check(files: Sequence[Path]) -> int:
+    problems = check_config(files)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s) found", file=sys.stderr)
+        return 2
+    print(f"OK: {', '.join(str(f) for f in files)}")
+    return 0
+
+
+def cmd_run(configs: Sequence[Path]) -> int:
+    if not configs:
+        raise ConfigError("give at least one --config FILE (e.g. config/demo.toml)")
+    config = load_config(configs)
+    from evaluator.app import App
+
+    return App(config).run()
+
+
+def _open_store(args: argparse.Namespace) -> Any:
+    from sync.store import Store
+
+    if args.db is not None:
+        if not args.db.exists():
+            raise EvaluatorError(f"no rating store at {args.db}")
+        return Store(args.db, device_id=_store_device_id(args.db))
+    if not args.config:
+        raise ConfigError("give --config FILE (the pad's config) or --db FILE")
+    config: Config = load_config(args.config)
+    if not config.storage.path.exists():
+        raise EvaluatorError(f"no rating store at {config.storage.path} (nothing rated yet?)")
+    return Store(config.storage.path, device_id=config.device.id)
+
+
+def _store_device_id(path: Path) -> str:
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'device_id'").fetchone()
+    except sqlite3.Error as exc:
+        raise EvaluatorError(f"{path} is not a rating store: {exc}") from exc
+    return str(row[0]) if row else "unknown"
+
+
+def _row(record: dict[str, Any], pending: set[str]) -> dict[str, Any]:
+    cases = record.get("cases") or []
+    clerk = record.get("clerk") or {}
+    return {
+        "seq": record["seq"],
+        "id": record["id"],
+        "rated_at": record.get("rated_at", ""),
+        "level": record.get("level", ""),
+        "score": record.get("score", ""),
+        "satisfaction": record.get("satisfaction", ""),
+        "clerk_id": clerk.get("id", ""),
+        "clerk_name": clerk.get("name", ""),
+        "serials": ",".join(c.get("serial", "") for c in cases),
+        "matter_codes": ",".join(dict.fromkeys(c.get("matter_code", "") for c in cases)),
+        "matter_names": ",".join(dict.fromkeys(c.get("matter_name", "") for c in cases)),
+        "stage": record.get("stage", ""),
+        "assess_number": record.get("assess_number", ""),
+        "reasons": ",".join(r.get("code", "") for r in record.get("reasons") or []),
+        "comment": record.get("comment", ""),
+        "delivered": "no" if record["id"] in pending else "yes",
+        "hash": record.get("hash", ""),
+    }
+
+
+def cmd_ratings(store: Any, fmt: str, output: Path | None) -> int:
+    out: TextIO = io.StringIO()
+    pending = {r["id"] for r in store.pending(limit=1_000_000)}
+    records = list(store.records())
+    if fmt == "jsonl":
+        for record in records:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    elif fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for record in records:
+            writer.writerow(_row(record, pending))
+    else:
+        cols = ("seq", "rated_at", "level", "score", "clerk_id", "serials", "reasons", "delivered")
+        rows = [[str(_row(r, pending)[c]) for c in cols] for r in records]
+        out.write(_table(cols, rows))
+        out.write(f"{len(records)} rating(s), {len(pending)} awaiting the city's ack\n")
+    text = out.getvalue()
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        print(f"wrote {len(records)} rating(s) to {output}", file=sys.stderr)
+    return 0
+
+
+def cmd_verify(store: Any) -> int:
+    count = sum(1 for _ in store.records())
+    broken = store.verify()
+    if broken is None:
+        print(f"OK: hash chain intact over {count} rating(s)")
+        return 0
+    print(f"BROKEN: first broken {broken}")
+    return 1
+
+
+def cmd_stats(store: Any, fmt: str) -> int:
+    rows = store.stats()
+    if fmt == "json":
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    cols = ("clerk_id", "clerk_name", "matter_code", "matter_name", "ratings", "mean_score")
+    cols += ("presented", "rated", "participation")
+    table = []
+    for r in rows:
+        mean = "-" if r["mean_score"] is None else f"{r['mean_score']:.2f}"
+        part = "-" if r["participation"] is None else f"{r['participation']:.0%}"
+        table.append(
+            [str(r[c] or "") for c in cols[:5]] + [mean, str(r["presented"]), str(r["rated"]), part]
+        )
+    sys.stdout.write(_table(cols, table))
+    return 0
+
+
+def _width(text: str) -> int:
+    """Display width: hanzi take two columns."""
+    return sum(2 if ord(ch) > 0x2E7F else 1 for ch in text)
+
+
+def _table(cols: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max([_width(c)] + [_width(r[i]) for r in rows]) for i, c in enumerate(cols)]
+    lines = []
+    for row in [list(cols), *rows]:
+        cells = [cell + " " * (w - _width(cell)) for cell, w in zip(row, widths, strict=True)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

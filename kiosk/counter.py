@@ -1,0 +1,115 @@
+"""The counter link: newline-delimited JSON over a serial port (or any pyserial URL).
+
+One thread owns the port: it reads frames, hands each decoded request to the app's loop and
+writes whatever the app sends back.  An unplugged adapter or a vanished port is reopened with
+a backoff; the pad keeps working for the citizen meanwhile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import serial
+
+from evaluator.protocol import BadFrame, LineFramer, Message, decode, encode, reply_error
+
+log = logging.getLogger(__name__)
+
+if "kiosk.urlhandler" not in serial.protocol_handler_packages:
+    serial.protocol_handler_packages.append("kiosk.urlhandler")
+
+
+class CounterLink(threading.Thread):
+    """Reads requests from ``port`` and passes each to ``on_message`` (called on this thread:
+    the callee must only queue it).  ``send()`` may be called from any thread.
+    """
+
+    def __init__(
+        self,
+        port: str,
+        *,
+        baudrate: int = 9600,
+        reconnect: float = 2.0,
+        on_message: Callable[[Message], None],
+    ) -> None:
+        super().__init__(name="counter-link", daemon=True)
+        self.port = port
+        self.baudrate = baudrate
+        self.reconnect = reconnect
+        self.on_message = on_message
+        self._serial: serial.SerialBase | None = None
+        self._write_lock = threading.Lock()
+        self._stop = threading.Event()
+        self.connected = threading.Event()
+        self.last_error = ""
+
+    def send(self, obj: dict[str, Any]) -> bool:
+        """Write one frame; ``False`` (and logged) when the port is not open."""
+        data = encode(obj)
+        with self._write_lock:
+            port = self._serial
+            if port is None:
+                log.warning("counter link down; dropped frame %s", data[:80])
+                return False
+            try:
+                port.write(data)
+                port.flush()
+                return True
+            except (serial.SerialException, OSError) as exc:
+                log.warning("counter link write failed: %s", exc)
+                return False
+
+    def stop(self) -> None:
+        self._stop.set()
+        port = self._serial
+        if port is not None:
+            with contextlib.suppress(Exception):  # best effort on every backend
+                port.cancel_read()
+
+    def run(self) -> None:
+        delay = 0.0
+        while not self._stop.wait(delay):
+            try:
+                port = serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=0.2)
+            except (serial.SerialException, OSError, ValueError) as exc:
+                self._note_error(f"cannot open counter port {self.port}: {exc}")
+                delay = self.reconnect
+                continue
+            log.info("counter link open on %s", self.port)
+            with self._write_lock:
+                self._serial = port
+            self.connected.set()
+            try:
+                self._read_loop(port)
+            except (serial.SerialException, OSError) as exc:
+                self._note_error(f"counter port {self.port} failed: {exc}")
+            finally:
+                self.connected.clear()
+                with self._write_lock:
+                    self._serial = None
+                with contextlib.suppress(serial.SerialException, OSError):
+                    port.close()
+            delay = self.reconnect
+
+    def _read_loop(self, port: serial.SerialBase) -> None:
+        framer = LineFramer()
+        while not self._stop.is_set():
+            data = port.read(max(1, min(port.in_waiting, 4096)))
+            if not data:
+                continue
+            for frame in framer.feed(data):
+                item = frame if isinstance(frame, BadFrame) else decode(frame)
+                if isinstance(item, BadFrame):
+                    log.warning("counter frame refused: %s", item.error.message)
+                    self.send(reply_error(item.id, item.error))
+                else:
+                    self.on_message(item)
+
+    def _note_error(self, message: str) -> None:
+        if message != self.last_error:
+            log.error("%s (retrying every %.1fs)", message, self.reconnect)
+        self.last_error = message
