@@ -158,13 +158,13 @@ class App:
 
     def _wake(self) -> None:
         if self.screen is not None:
-            self.screen.wake()
+            self.screen.post_wake()
 
     # -- the loop ---------------------------------------------------------------------------------
 
     def run(self) -> int:
         """Run until stopped; returns the process exit code."""
-        from kiosk.screen import Screen
+        from kiosk.screen import Screen, is_quit
 
         sc = self.config.screen
         self.screen = Screen(
@@ -193,7 +193,7 @@ class App:
                     self.screen.render(view)
                     shown = view
                 for event in self.screen.wait(self._sleep_for()):
-                    if self.screen.is_quit(event):
+                    if is_quit(event):
                         self._running = False
                     action = self.screen.translate(event)
                     if action is not None:

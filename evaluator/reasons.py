@@ -61,6 +61,8 @@ def load_reasons(path: Path | None = None) -> ReasonCatalog:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise DataFileError(f"{path}: cannot read reason list: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise DataFileError(f"{path}: not UTF-8 text (save it as UTF-8): {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise DataFileError(f"{path}: not valid TOML: {exc}") from exc
     problems: list[str] = []

@@ -124,9 +124,19 @@ def _text(
     if not isinstance(value, str) or not value.strip():
         raise RequestError("invalid_field", f"{where}{key} must be a non-empty string")
     value = value.strip()
+    if not _encodable(value):
+        raise RequestError("invalid_field", f"{where}{key} is not valid Unicode text")
     if len(value) > limit:
         raise RequestError("invalid_field", f"{where}{key} is longer than {limit} characters")
     return value
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates, e.g. from a JSON "\ud800" escape
+        return False
+    return True
 
 
 def _no_unknown(obj: Mapping[str, Any], allowed: set[str], where: str) -> None:
@@ -191,7 +201,7 @@ def parse_request(payload: Mapping[str, Any]) -> EvaluationRequest:
         raise RequestError("invalid_field", "cases contain the same serial twice")
     agencies_raw = payload.get("agencies", [])
     if not isinstance(agencies_raw, list) or not all(
-        isinstance(a, str) and a.strip() for a in agencies_raw
+        isinstance(a, str) and a.strip() and _encodable(a) for a in agencies_raw
     ):
         raise RequestError("invalid_field", "agencies must be a list of agency names")
     agencies = tuple(dict.fromkeys(a.strip() for a in agencies_raw))
@@ -211,7 +221,7 @@ def parse_request(payload: Mapping[str, Any]) -> EvaluationRequest:
             "cases of different matters are rated separately, or together under a theme (一件事)",
         )
     assess = payload.get("assess_number", 1)
-    if assess not in (1, 2) or isinstance(assess, bool):
+    if type(assess) is not int or assess not in (1, 2):
         raise RequestError(
             "invalid_field", "assess_number must be 1 (first) or 2 (follow-up 追加评价)"
         )

@@ -47,6 +47,8 @@ SIGNED_OUT_TITLE = "暂停服务"
 SIGNED_OUT_SUBTITLE = "本窗口暂无工作人员"
 PAUSED_TITLE = "暂停服务，请稍候"
 NOTICE_TITLE = "提示"
+#: Shown on the rating screen when the rating could not be stored (nothing was recorded).
+STORAGE_FAILED = "评价未能保存，请再按一次或告知工作人员"
 
 # --- operator-facing (font errors) ------------------------------------------------------------
 FONT_CONFIGURED_MISSING_FMT = (

@@ -80,7 +80,10 @@ class ScreenView:
 def reason_groups(
     reasons: tuple[ReasonItem, ...],
 ) -> tuple[tuple[str, tuple[ReasonItem, ...]], ...]:
-    """Reasons grouped for drawing: (heading, items) for 窗口人员, 办理事项, 其他; empty groups left out."""
+    """Reasons grouped for drawing: (heading, items) for 窗口人员, 办理事项, 其他.
+
+    Empty groups are left out.
+    """
     groups = []
     for target in TARGETS:
         items = tuple(item for item in reasons if item.target == target)

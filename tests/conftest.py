@@ -23,7 +23,8 @@ os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
 def require_binary(name: str) -> str:
     """Path of a binary the tests need; a clear failure (not a skip) when it is missing."""
-    path = shutil.which(name) or (f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None)
+    sbin = Path("/usr/sbin") / name
+    path = shutil.which(name) or (str(sbin) if sbin.exists() else None)
     if path is None:
         pytest.fail(f"{name} is not installed; run .ci/run or install it (see README)")
     return path

@@ -1,0 +1,341 @@
+"""End to end: the real process, a real pseudo-terminal, a real broker, a real X window.
+
+The counter side is played through a socat pty pair, the citizen presses a key on the pad's
+window (Xvfb + xdotool, real X key events), and the city is a subscriber on a private mosquitto.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+import serial
+
+from tests.conftest import Broker, Display, PtyPair
+
+REPO = Path(__file__).resolve().parents[2]
+DEVICE = "e2e-0001"
+PREFIX = "hcp/v1"
+
+
+def write_override(path: Path, *, counter: str, broker: Broker, db: Path) -> Path:
+    path.write_text(
+        f"""
+[device]
+id = "{DEVICE}"
+window = "8号窗口"
+
+[counter]
+port = "{counter}"
+reconnect = "200ms"
+
+[mqtt]
+host = "{broker.host}"
+port = {broker.port}
+resend_after = "1s"
+
+[storage]
+path = "{db}"
+
+[screen]
+driver = "auto"
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+class Evaluator:
+    """The evaluator as a child process, its log kept for failure messages."""
+
+    def __init__(self, tmp: Path, override: Path, *, display: str | None, name: str) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SDL_")}
+        env["PYTHONUNBUFFERED"] = "1"
+        if display:
+            env["DISPLAY"] = display
+        else:
+            env.pop("DISPLAY", None)
+            env["SDL_VIDEODRIVER"] = "dummy"
+        self.log = tmp / f"{name}.log"
+        self._log_file = self.log.open("wb")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "evaluator",
+                "run",
+                "--config",
+                "config/demo.toml",
+                "--config",
+                str(override),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+        )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self._log_file.close()
+        return self.process.returncode
+
+
+@pytest.fixture
+def launch(tmp_path: Path) -> Iterator[Callable[..., Evaluator]]:
+    started: list[Evaluator] = []
+
+    def start(override: Path, *, display: str | None, name: str = "evaluator") -> Evaluator:
+        ev = Evaluator(tmp_path, override, display=display, name=name)
+        started.append(ev)
+        return ev
+
+    yield start
+    for ev in started:
+        ev.stop()
+
+
+class Counter:
+    """The clerk's business system on the other end of the pty."""
+
+    def __init__(self, path: str) -> None:
+        self.port = serial.Serial(path, 9600, timeout=0.1)
+        self.frames: list[dict[str, Any]] = []
+        self._buf = b""
+
+    def send(self, obj: dict[str, Any]) -> None:
+        self.port.write(json.dumps(obj, ensure_ascii=False).encode() + b"\n")
+
+    def wait_ready(self, timeout: float = 30) -> dict[str, Any]:
+        """Ask ``status`` until the pad answers (it flushes its input when it opens the port)."""
+        deadline = time.monotonic() + timeout
+        n = 0
+        while time.monotonic() < deadline:
+            n += 1
+            ping = f"ping{n}"
+            self.send({"id": ping, "type": "status"})
+            try:
+                return self.expect(lambda f, ping=ping: f.get("id") == ping, timeout=0.5)
+            except AssertionError:
+                continue
+        raise AssertionError(f"the pad did not answer status within {timeout}s")
+
+    def expect(
+        self, match: Callable[[dict[str, Any]], bool], timeout: float = 15
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for frame in self.frames:
+                if match(frame):
+                    self.frames.remove(frame)
+                    return frame
+            self._buf += self.port.read(4096)
+            while b"\n" in self._buf:
+                line, self._buf = self._buf.split(b"\n", 1)
+                if line.strip():
+                    self.frames.append(json.loads(line))
+        raise AssertionError(f"no matching frame within {timeout}s; got {self.frames}")
+
+
+class City:
+    """The city system: subscribes to the pad's ratings and acknowledges them."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.ratings: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="city-test")
+        self.client.on_message = lambda c, u, m: self.ratings.put(json.loads(m.payload))
+        self.client.connect(broker.host, broker.port)
+        self.client.subscribe(f"{PREFIX}/{DEVICE}/ratings", qos=1)
+        self.client.loop_start()
+
+    def next_rating(self, timeout: float = 15) -> dict[str, Any]:
+        return self.ratings.get(timeout=timeout)
+
+    def ack(self, *ids: str) -> None:
+        self.client.publish(f"{PREFIX}/{DEVICE}/acks", json.dumps({"ids": list(ids)}), qos=1)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture
+def city(broker: Broker) -> Iterator[City]:
+    c = City(broker)
+    yield c
+    c.close()
+
+
+def press_key(display: Display, ev: Evaluator, key: str) -> None:
+    """A real X key event (XTEST) into the pad's focused window."""
+    env = {**os.environ, "DISPLAY": display.name}
+    wid = subprocess.run(
+        ["xdotool", "search", "--sync", "--pid", str(ev.process.pid)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=True,
+    ).stdout.split()[0]
+    subprocess.run(["xdotool", "windowfocus", "--sync", wid], env=env, timeout=10, check=True)
+    subprocess.run(["xdotool", "key", key], env=env, timeout=10, check=True)
+
+
+def db_count(db: Path, table: str) -> int:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 15, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+START = {
+    "id": 1,
+    "type": "evaluation.start",
+    "clerk": {"id": "A1023", "name": "陈晓明"},
+    "stage": "deliver",
+    "cases": [
+        {
+            "serial": "44050020261126000123",
+            "matter_code": "11440500MB2C9300XR4442111009000",
+            "matter_name": "居民身份证换领",
+            "kind": "instant",
+        }
+    ],
+}
+
+
+def test_trigger_to_synced_rating(
+    tmp_path: Path,
+    pty_pair: PtyPair,
+    broker: Broker,
+    xvfb: Display,
+    city: City,
+    launch: Callable[..., Evaluator],
+) -> None:
+    db = tmp_path / "ratings.db"
+    override = write_override(tmp_path / "e2e.toml", counter=pty_pair.device, broker=broker, db=db)
+    ev = launch(override, display=xvfb.name)
+    counter = Counter(pty_pair.counter)
+    status = counter.wait_ready()
+    assert status["ok"] is True and status["state"] == "signed_out" and status["outbox"] == 0
+
+    # a malformed frame gets a clear error and changes nothing
+    counter.port.write(b"{not json\n")
+    bad = counter.expect(lambda f: f.get("ok") is False, timeout=20)
+    assert bad["error"]["code"] == "malformed"
+
+    counter.send(START)
+    assert counter.expect(lambda f: f.get("id") == 1) == {"id": 1, "ok": True}
+    press_key(xvfb, ev, "1")  # leftmost button: 非常满意
+
+    finished = counter.expect(lambda f: f.get("event") == "evaluation.finished")
+    assert finished == {
+        "event": "evaluation.finished",
+        "serials": ["44050020261126000123"],
+        "outcome": "rated",
+    }  # never the level
+    rating = city.next_rating()
+    assert rating["level"] == "very_satisfied" and rating["score"] == 10
+    assert rating["satisfaction"] == 5 and rating["device_id"] == DEVICE
+    assert [c["serial"] for c in rating["cases"]] == ["44050020261126000123"]
+    assert rating["clerk"] == {"id": "A1023", "name": "陈晓明"}
+    assert db_count(db, "ratings") == 1
+
+    # the same case again at the same stage is refused
+    counter.send({**START, "id": 2})
+    refused = counter.expect(lambda f: f.get("id") == 2)
+    assert refused["ok"] is False and refused["error"]["code"] == "already_rated"
+
+    assert db_count(db, "outbox") == 1
+    city.ack(rating["id"])
+    wait_until(lambda: db_count(db, "outbox") == 0, what="the ack to empty the outbox")
+    assert ev.stop() == 0, ev.output()
+
+
+def test_rating_survives_sigkill_right_after_the_outcome(
+    tmp_path: Path,
+    pty_pair: PtyPair,
+    broker: Broker,
+    xvfb: Display,
+    launch: Callable[..., Evaluator],
+) -> None:
+    db = tmp_path / "ratings.db"
+    broker.stop()  # the city is unreachable: nothing leaves the pad before the kill
+    override = write_override(tmp_path / "e2e.toml", counter=pty_pair.device, broker=broker, db=db)
+    ev = launch(override, display=xvfb.name, name="first")
+    counter = Counter(pty_pair.counter)
+    counter.wait_ready()
+    counter.send(START)
+    assert counter.expect(lambda f: f.get("id") == 1, timeout=20)["ok"] is True
+    press_key(xvfb, ev, "4")  # 不满意 → reasons screen
+    press_key(xvfb, ev, "Escape")  # back to the level buttons: nothing rated
+    press_key(xvfb, ev, "2")  # 满意
+    counter.expect(lambda f: f.get("event") == "evaluation.finished")
+    ev.process.send_signal(signal.SIGKILL)
+    ev.process.wait(10)
+
+    assert db_count(db, "ratings") == 1 and db_count(db, "outbox") == 1
+
+    broker.start()
+    city = City(broker)
+    try:
+        restart = write_override(tmp_path / "restart.toml", counter="", broker=broker, db=db)
+        launch(restart, display=None, name="second")
+        rating = city.next_rating(timeout=20)
+        assert rating["level"] == "satisfied"
+        city.ack(rating["id"])
+        wait_until(lambda: db_count(db, "outbox") == 0, what="delivery after restart")
+    finally:
+        city.close()
+    verify = subprocess.run(
+        [sys.executable, "-m", "evaluator", "verify", "--db", str(db)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert verify.returncode == 0 and "intact over 1 rating" in verify.stdout, verify.stdout
+
+
+def test_demo_runs_headless_and_stops_cleanly(
+    tmp_path: Path, broker: Broker, launch: Callable[..., Evaluator]
+) -> None:
+    db = tmp_path / "ratings.db"
+    override = write_override(
+        tmp_path / "demo.toml", counter="sim://demo?first=0.2", broker=broker, db=db
+    )
+    ev = launch(override, display=None)
+    wait_until(
+        lambda: db.exists() and db_count(db, "presentations") >= 1,
+        timeout=20,
+        what="the simulated counter to open a presentation",
+    )
+    assert ev.stop() == 0, ev.output()
+    assert db_count(db, "ratings") == 0  # nobody pressed anything: nothing was rated

@@ -1,0 +1,409 @@
+"""Specification of tamper-evident rating records (art. 35, 37, 40)."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from evaluator import records
+from evaluator.records import (
+    GENESIS_HASH,
+    RATING_FIELDS,
+    ChainBreak,
+    canonical_json,
+    new_record_id,
+    record_hash,
+    seal,
+    verify_chain,
+)
+
+UUID7_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def content(seq: int) -> dict[str, Any]:
+    """A realistic rating (every published field except the chain fields)."""
+    return {
+        "id": f"0190f0a0-0000-7000-8000-{seq:012d}",
+        "seq": seq,
+        "device_id": "ST-HALL-01-W07",
+        "presentation_id": f"0190f0a0-0000-7000-9000-{seq:012d}",
+        "level": "dissatisfied",
+        "score": 3,
+        "satisfaction": 2,
+        "gbt_code": 4,
+        "channel": 4,
+        "cases": [
+            {
+                "serial": f"2024-{seq:04d}",
+                "matter_code": "440500-FW-001",
+                "matter_name": "个体工商户设立登记",
+                "kind": "instant",
+            }
+        ],
+        "clerk": {"id": "A1023", "name": "陈晓明"},
+        "agencies": ["汕头市市场监督管理局"],
+        "targets": ["clerk", "matter"],
+        "theme": None,
+        "reasons": ["213"],
+        "comment": "等了很久",
+        "stage": "deliver",
+        "assess_number": 1,
+        "presented_at": "2024-05-06T09:30:00+08:00",
+        "presented_clock_synced": True,
+        "rated_at": "2024-05-06T09:30:12+08:00",
+        "rated_clock_synced": True,
+    }
+
+
+def chain(n: int = 5) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    prev = GENESIS_HASH
+    for seq in range(1, n + 1):
+        rec = seal(content(seq), prev_hash=prev)
+        out.append(rec)
+        prev = rec["hash"]
+    return out
+
+
+def by_seq(recs: list[dict[str, Any]], seq: int) -> dict[str, Any]:
+    return next(r for r in recs if r["seq"] == seq)
+
+
+# --- seal -------------------------------------------------------------------------------------
+
+
+def test_content_fixture_carries_every_published_field() -> None:
+    assert set(content(1)) | {"prev_hash", "hash"} == set(RATING_FIELDS)
+
+
+def test_seal_adds_prev_hash_and_hash() -> None:
+    original = content(1)
+    rec = seal(original, prev_hash=GENESIS_HASH)
+    assert rec["prev_hash"] == GENESIS_HASH
+    assert HEX64_RE.match(rec["hash"])
+    assert rec["hash"] == record_hash(rec)
+    assert {k: v for k, v in rec.items() if k not in ("prev_hash", "hash")} == original
+    assert "hash" not in original and "prev_hash" not in original  # input not modified
+
+
+def test_seal_ignores_a_stale_hash_in_the_content() -> None:
+    stale = {**content(1), "hash": "f" * 64}
+    assert seal(stale, prev_hash=GENESIS_HASH) == seal(content(1), prev_hash=GENESIS_HASH)
+
+
+def test_seal_is_deterministic_and_depends_on_prev_hash() -> None:
+    a = seal(content(1), prev_hash=GENESIS_HASH)
+    assert a == seal(content(1), prev_hash=GENESIS_HASH)
+    assert a["hash"] != seal(content(1), prev_hash="1" * 64)["hash"]
+
+
+def test_genesis_hash_is_64_zeros() -> None:
+    assert GENESIS_HASH == "0" * 64
+
+
+def test_record_hash_is_sha256_of_canonical_json_without_hash() -> None:
+    import hashlib
+
+    rec = seal(content(1), prev_hash=GENESIS_HASH)
+    body = {k: v for k, v in rec.items() if k != "hash"}
+    assert rec["hash"] == hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def _changed(value: Any) -> Any:
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, str):
+        return value + "x"
+    if isinstance(value, list):
+        return [*value, "x"]
+    if isinstance(value, dict):
+        return {**value, "x": "x"}
+    if value is None:
+        return "x"
+    raise AssertionError(type(value))
+
+
+@pytest.mark.parametrize("field", [f for f in RATING_FIELDS if f != "hash"])
+def test_hash_changes_when_any_field_changes(field: str) -> None:
+    rec = seal(content(1), prev_hash=GENESIS_HASH)
+    altered = {**rec, field: _changed(rec[field])}
+    assert record_hash(altered) != rec["hash"]
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("cases", 0, "matter_name"), "个体工商户注销登记"),
+        (("clerk", "id"), "A1024"),
+        (("reasons", 0), "214"),
+    ],
+)
+def test_hash_changes_when_a_nested_value_changes(path: tuple[Any, ...], value: Any) -> None:
+    rec = seal(content(1), prev_hash=GENESIS_HASH)
+    altered = json.loads(json.dumps(rec))
+    node = altered
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    assert record_hash(altered) != rec["hash"]
+
+
+def test_hash_changes_when_a_field_is_added_or_removed() -> None:
+    rec = seal(content(1), prev_hash=GENESIS_HASH)
+    assert record_hash({**rec, "extra": None}) != rec["hash"]
+    assert record_hash({k: v for k, v in rec.items() if k != "comment"}) != rec["hash"]
+
+
+# --- verify_chain -----------------------------------------------------------------------------
+
+
+def test_valid_chain_verifies() -> None:
+    assert verify_chain(chain(5)) is None
+
+
+def test_empty_chain_verifies() -> None:
+    assert verify_chain([]) is None
+
+
+def test_chain_survives_a_json_round_trip() -> None:
+    stored = [json.loads(canonical_json(r)) for r in chain(5)]
+    assert verify_chain(stored) is None
+
+
+def test_verify_chain_accepts_any_iterable() -> None:
+    assert verify_chain(iter(chain(5))) is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("level", "very_satisfied"),
+        ("score", 10),
+        ("comment", ""),
+        ("rated_at", "2024-05-06T10:00:00+08:00"),
+    ],
+)
+def test_altered_record_3_is_reported(field: str, value: Any) -> None:
+    recs = chain(5)
+    recs[2] = {**recs[2], field: value}
+    brk = verify_chain(recs)
+    assert isinstance(brk, ChainBreak)
+    assert brk.seq == 3
+    assert brk.id == recs[2]["id"]
+    assert "altered" in brk.reason
+
+
+def test_altered_and_resealed_record_3_breaks_at_record_4() -> None:
+    recs = chain(5)
+    recs[2] = seal({**recs[2], "level": "very_satisfied"}, prev_hash=recs[1]["hash"])
+    brk = verify_chain(recs)
+    assert brk is not None
+    assert brk.seq == 4
+    assert "prev_hash" in brk.reason
+
+
+def test_removed_record_3_is_a_gap_at_seq_4() -> None:
+    recs = chain(5)
+    del recs[2]
+    brk = verify_chain(recs)
+    assert brk is not None
+    assert brk.seq == 4
+    assert brk.id == by_seq(recs, 4)["id"]
+    assert "gap" in brk.reason
+    assert "3" in brk.reason
+
+
+def test_removed_last_record_is_not_detectable_by_the_chain_alone() -> None:
+    # Documented limit: a truncated tail is still a valid chain (seq must be checked elsewhere).
+    assert verify_chain(chain(5)[:4]) is None
+
+
+def test_reordered_records_are_reported() -> None:
+    recs = chain(5)
+    recs[2], recs[3] = recs[3], recs[2]
+    brk = verify_chain(recs)
+    assert brk is not None
+    assert brk.seq == 4
+
+
+def test_renumbered_records_are_reported() -> None:
+    # Swap the contents of 3 and 4 but keep seq in order: hashes no longer match.
+    recs = chain(5)
+    third, fourth = recs[2], recs[3]
+    recs[2] = {**fourth, "seq": 3}
+    recs[3] = {**third, "seq": 4}
+    brk = verify_chain(recs)
+    assert brk is not None
+    assert brk.seq == 3
+
+
+def test_first_record_with_wrong_prev_hash_is_reported() -> None:
+    recs = chain(5)
+    recs[0] = seal(content(1), prev_hash="1" * 64)
+    brk = verify_chain(recs)
+    assert brk is not None
+    assert brk.seq == 1
+    assert "prev_hash" in brk.reason
+
+
+def test_missing_first_record_is_reported() -> None:
+    brk = verify_chain(chain(5)[1:])
+    assert brk is not None
+    assert brk.seq == 2
+    assert "prev_hash" in brk.reason
+
+
+def test_record_without_hash_is_reported() -> None:
+    recs = chain(3)
+    recs[1] = {k: v for k, v in recs[1].items() if k != "hash"}
+    brk = verify_chain(recs)
+    assert brk is not None
+    assert brk.seq == 2
+
+
+def test_chain_break_str_names_seq_id_and_reason() -> None:
+    brk = ChainBreak(3, "abc", "why")
+    assert str(brk) == "record seq=3 id=abc: why"
+
+
+# --- new_record_id ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_id_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget the process-wide last millisecond for this test, and restore it afterwards."""
+    monkeypatch.setattr(records, "_last_ms", 0)
+
+
+def _ms(record_id: str) -> int:
+    return int(record_id.replace("-", "")[:12], 16)
+
+
+def test_thousand_ids_are_unique_and_uuid7() -> None:
+    ids = [new_record_id() for _ in range(1000)]
+    assert len(set(ids)) == 1000
+    for rid in ids:
+        assert UUID7_RE.match(rid), rid
+        parsed = uuid.UUID(rid)
+        assert parsed.version == 7
+        assert parsed.variant == uuid.RFC_4122
+        assert str(parsed) == rid
+
+
+def test_ids_from_the_same_millisecond_are_unique(fresh_id_clock: None) -> None:
+    ids = {new_record_id(now_ms=1_700_000_000_000) for _ in range(1000)}
+    assert len(ids) == 1000
+    assert {_ms(i) for i in ids} == {1_700_000_000_000}
+
+
+def test_id_prefix_is_the_given_millisecond(fresh_id_clock: None) -> None:
+    rid = new_record_id(now_ms=0x0190F0A0B1C2)
+    assert rid.startswith("0190f0a0-b1c2-7")
+
+
+def test_id_prefix_defaults_to_wall_clock(fresh_id_clock: None) -> None:
+    before = int(time.time() * 1000)
+    rid = new_record_id()
+    after = int(time.time() * 1000)
+    assert before <= _ms(rid) <= after
+
+
+def test_millisecond_prefix_never_decreases_when_clock_steps_back(fresh_id_clock: None) -> None:
+    clock = [1_700_000_001_000, 1_700_000_002_000, 1_700_000_001_500, 5, 1_700_000_002_500]
+    prefixes = [_ms(new_record_id(now_ms=ms)) for ms in clock]
+    assert prefixes == [
+        1_700_000_001_000,
+        1_700_000_002_000,
+        1_700_000_002_000,
+        1_700_000_002_000,
+        1_700_000_002_500,
+    ]
+
+
+@given(st.lists(st.integers(0, (1 << 48) - 1), min_size=1, max_size=30))
+def test_millisecond_prefix_is_monotonic_for_any_clock(clock: list[int]) -> None:
+    saved = records._last_ms
+    records._last_ms = 0
+    try:
+        prefixes = [_ms(new_record_id(now_ms=ms)) for ms in clock]
+    finally:
+        records._last_ms = saved
+    assert prefixes == sorted(prefixes)
+    assert prefixes[0] == clock[0]
+    assert prefixes[-1] == max(clock)
+
+
+def test_ids_are_unique_across_threads() -> None:
+    out: list[str] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        mine = [new_record_id() for _ in range(250)]
+        with lock:
+            out.extend(mine)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(out) == len(set(out)) == 2000
+
+
+# --- canonical_json ---------------------------------------------------------------------------
+
+
+def test_canonical_json_is_compact_and_sorted() -> None:
+    assert canonical_json({"b": 1, "a": [1, {"d": None, "c": True}]}) == (
+        b'{"a":[1,{"c":true,"d":null}],"b":1}'
+    )
+
+
+def test_canonical_json_keeps_chinese_unescaped_as_utf8() -> None:
+    data = canonical_json({"label": "非常满意", "name": "陈晓明"})
+    assert "非常满意".encode() in data
+    assert "陈晓明".encode() in data
+    assert b"\\u" not in data
+    assert data.decode("utf-8") == '{"label":"非常满意","name":"陈晓明"}'
+
+
+json_leaf = st.none() | st.booleans() | st.integers() | st.text()
+json_tree = st.recursive(
+    json_leaf,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=15,
+)
+
+
+def _reverse_keys(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _reverse_keys(obj[k]) for k in reversed(list(obj))}
+    if isinstance(obj, list):
+        return [_reverse_keys(v) for v in obj]
+    return obj
+
+
+@given(st.dictionaries(st.text(), json_tree, max_size=6).filter(lambda d: len(d) > 1))
+def test_canonical_json_is_key_order_independent(obj: dict[str, Any]) -> None:
+    try:
+        canonical_json(obj)
+    except UnicodeEncodeError:
+        return  # lone surrogates: see test_request's xfail
+    assert canonical_json(_reverse_keys(obj)) == canonical_json(obj)
+    assert json.loads(canonical_json(obj)) == obj
+
+
+def test_record_hash_is_key_order_independent() -> None:
+    rec = seal(content(1), prev_hash=GENESIS_HASH)
+    assert record_hash(_reverse_keys(rec)) == rec["hash"]

@@ -1,0 +1,325 @@
+"""The upload worker against a real mosquitto and a real SQLite file (no mocks)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from evaluator.records import RATING_FIELDS
+from sync.mqtt import SyncWorker
+from sync.store import Store
+
+DEVICE = "pad-440500-07"
+PREFIX = "hcp/v1"
+RATINGS = f"{PREFIX}/{DEVICE}/ratings"
+ACKS = f"{PREFIX}/{DEVICE}/acks"
+
+
+def full_content(serial: str, *, level: str = "satisfied", score: int = 8) -> dict[str, Any]:
+    """Content shaped like evaluator.session builds it."""
+    return {
+        "presentation_id": f"p-{serial}",
+        "level": level,
+        "score": score,
+        "satisfaction": 4,
+        "gbt_code": 2,
+        "channel": 4,
+        "cases": [
+            {"serial": serial, "matter_code": "M1", "matter_name": "不动产登记", "kind": "instant"}
+        ],
+        "clerk": {"id": "007", "name": "张三"},
+        "agencies": ["汕头市自然资源局"],
+        "agencies_concerned": [],
+        "targets": ["clerk", "matter"],
+        "theme": None,
+        "reasons": [],
+        "comment": "",
+        "stage": "deliver",
+        "assess_number": 1,
+        "presented_at": "2025-01-02T03:04:00+08:00",
+        "presented_clock_synced": True,
+        "rated_at": "2025-01-02T03:04:09+08:00",
+        "rated_clock_synced": True,
+        "elapsed_ms": 9000,
+    }
+
+
+class City:
+    """The city side, test-only: records what arrives on the ratings topic, sends acks.
+
+    (A test peer may use paho's own network thread; the product never does.)
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.arrivals: list[float] = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="city-test")
+        self.client.reconnect_delay_set(1, 1)  # ints in paho's signature
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect_async(host, port, keepalive=5)
+        self.client.loop_start()
+
+    def _on_connect(self, client: mqtt.Client, *args: Any) -> None:
+        client.subscribe(RATINGS, qos=1)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.messages.append(json.loads(msg.payload.decode("utf-8")))
+            self.arrivals.append(time.monotonic())
+
+    def wait_subscribed(self, timeout: float = 5.0) -> None:
+        assert self._subscribed.wait(timeout), "city could not subscribe"
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return [m["id"] for m in self.messages]
+
+    def ack(self, ids: list[str]) -> None:
+        self.publish_ack(json.dumps({"ids": ids}).encode())
+
+    def publish_ack(self, payload: bytes) -> None:
+        self.client.publish(ACKS, payload, qos=1).wait_for_publish(5)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "ratings.db"
+
+
+@pytest.fixture
+def store(db_path: Path) -> Iterator[Store]:
+    """The app thread's own store (the worker opens another one in its thread)."""
+    s = Store(db_path, device_id=DEVICE)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def city(broker) -> Iterator[City]:
+    c = City(broker.host, broker.port)
+    c.wait_subscribed()
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def make_worker(broker, db_path: Path) -> Iterator[Callable[..., SyncWorker]]:
+    workers: list[SyncWorker] = []
+
+    def make(**kwargs: Any) -> SyncWorker:
+        options: dict[str, Any] = {
+            "store_path": db_path,
+            "device_id": DEVICE,
+            "host": broker.host,
+            "port": broker.port,
+            "topic_prefix": PREFIX,
+            "resend_after": 30.0,
+            "max_rate": 50.0,
+            "reconnect_min": 0.2,
+            "reconnect_max": 0.5,
+        }
+        options.update(kwargs)
+        worker = SyncWorker(**options)
+        workers.append(worker)
+        worker.start()
+        return worker
+
+    yield make
+    for worker in workers:
+        worker.stop()
+    for worker in workers:
+        worker.join(5)
+        assert not worker.is_alive()
+
+
+def test_a_committed_rating_reaches_the_city_with_every_field(
+    store: Store, city: City, make_worker
+) -> None:
+    worker = make_worker()
+    wait_until(lambda: worker.status.connected, 5, "the worker to connect")
+    record = store.append_rating(full_content("S-1", level="very_dissatisfied", score=0))
+    worker.notify()
+    wait_until(lambda: city.ids() == [record["id"]], 5, "the rating at the city")
+    received = city.messages[0]
+    assert received == record
+    assert set(RATING_FIELDS) <= set(received)
+    assert received["clerk"]["name"] == "张三"
+
+
+def test_an_ack_empties_the_outbox(store: Store, city: City, make_worker) -> None:
+    acked: list[list[str]] = []
+    worker = make_worker(on_ack=acked.append)
+    records = [store.append_rating(full_content(f"S-{i}")) for i in range(3)]
+    worker.notify()
+    wait_until(lambda: len(set(city.ids())) == 3, 5, "three ratings at the city")
+    wait_until(lambda: worker.status.pending == 3, 5, "status to show 3 pending")
+    city.ack([records[0]["id"], records[2]["id"]])
+    wait_until(lambda: store.outbox_size() == 1, 5, "two acks applied")
+    assert [r["id"] for r in store.pending()] == [records[1]["id"]]
+    city.ack([records[1]["id"]])
+    wait_until(lambda: store.outbox_size() == 0, 5, "the outbox to empty")
+    wait_until(lambda: worker.status.pending == 0, 5, "status to show 0 pending")
+    assert acked[0] == [records[0]["id"], records[2]["id"]]
+    assert list(store.records()) == records  # the ratings themselves stay
+
+
+def test_an_unacked_rating_is_resent(store: Store, city: City, make_worker) -> None:
+    make_worker(resend_after=0.5)
+    record = store.append_rating(full_content("S-1"))
+    # no notify(): the worker finds committed ratings by itself too
+    wait_until(lambda: city.ids().count(record["id"]) >= 3, 6, "two resends")
+    city.ack([record["id"]])
+    wait_until(lambda: store.outbox_size() == 0, 5, "the outbox to empty")
+    time.sleep(0.8)
+    settled = city.ids().count(record["id"])
+    time.sleep(0.8)
+    assert city.ids().count(record["id"]) == settled  # acked: no more resends
+
+
+def test_broker_down_at_start_then_delivered(store: Store, broker, make_worker) -> None:
+    broker.stop()
+    worker = make_worker(resend_after=1.0)
+    records = [store.append_rating(full_content(f"S-{i}")) for i in range(3)]
+    worker.notify()
+    wait_until(lambda: worker.status.pending == 3, 5, "status to show the outbox")
+    assert not worker.status.connected
+    assert worker.status.last_error
+    broker.start()
+    city = City(broker.host, broker.port)
+    try:
+        wait_until(lambda: worker.status.connected, 5, "the worker to connect")
+        wanted = {r["id"] for r in records}
+        wait_until(lambda: wanted <= set(city.ids()), 6, "the backlog at the city")
+        city.ack(sorted(wanted))
+        wait_until(lambda: store.outbox_size() == 0, 5, "the outbox to empty")
+    finally:
+        city.close()
+
+
+def test_broker_restart_midway_resends_pending(store: Store, broker, make_worker) -> None:
+    city = City(broker.host, broker.port)
+    try:
+        city.wait_subscribed()
+        worker = make_worker(resend_after=1.0)
+        first = store.append_rating(full_content("S-1"))
+        worker.notify()
+        wait_until(lambda: first["id"] in city.ids(), 5, "the first rating")
+        broker.stop()
+        wait_until(lambda: not worker.status.connected, 5, "the worker to notice")
+        second = store.append_rating(full_content("S-2"))
+        worker.notify()
+        broker.start()
+        wait_until(lambda: worker.status.connected, 5, "the worker to reconnect")
+        before = city.ids().count(first["id"])
+        # Both are pending: the unacked first one is sent again on the new connection.
+        wait_until(
+            lambda: second["id"] in city.ids() and city.ids().count(first["id"]) > before,
+            6,
+            "both ratings after the restart",
+        )
+        city.ack([first["id"], second["id"]])
+        wait_until(lambda: store.outbox_size() == 0, 5, "the outbox to empty")
+    finally:
+        city.close()
+
+
+def test_every_pending_rating_is_sent_again_on_a_new_connection(
+    store: Store, broker, city: City, make_worker
+) -> None:
+    worker = make_worker(resend_after=30.0, client_id="pad-07")
+    record = store.append_rating(full_content("S-1"))
+    worker.notify()
+    wait_until(lambda: city.ids() == [record["id"]], 5, "the first send")
+    # Another client with the same id takes the session over: the broker drops the worker.
+    imposter = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="pad-07")
+    imposter.connect(broker.host, broker.port)
+    deadline = time.monotonic() + 5
+    while not imposter.is_connected() and time.monotonic() < deadline:
+        imposter.loop(0.05)
+    imposter.disconnect()
+    # Long before resend_after, the new connection sends the unacked rating again.
+    wait_until(lambda: city.ids().count(record["id"]) >= 2, 5, "a resend after reconnecting")
+    assert worker.status.connected
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"not json",
+        b"\xff\xfe",
+        b"[1, 2]",
+        b'{"ids": 5}',
+        b'{"ids": ["ok", null]}',
+        b'{"id": ["x"]}',
+        b"",
+    ],
+)
+def test_a_malformed_ack_is_ignored(store: Store, city: City, make_worker, payload: bytes) -> None:
+    worker = make_worker()
+    record = store.append_rating(full_content("S-1"))
+    worker.notify()
+    wait_until(lambda: record["id"] in city.ids(), 5, "the rating at the city")
+    city.publish_ack(payload)
+    wait_until(lambda: "malformed" in worker.status.last_error, 5, "the worker to log it")
+    assert worker.is_alive()
+    assert store.outbox_size() == 1
+    city.ack([record["id"]])  # and a good ack still works afterwards
+    wait_until(lambda: store.outbox_size() == 0, 5, "the outbox to empty")
+
+
+def test_backlog_drains_no_faster_than_max_rate(store: Store, city: City, make_worker) -> None:
+    records = [store.append_rating(full_content(f"S-{i}")) for i in range(20)]
+    started = time.monotonic()
+    make_worker(max_rate=10.0)
+    wait_until(lambda: len(set(city.ids())) == 20, 8, "the backlog at the city")
+    elapsed = max(city.arrivals) - started
+    assert elapsed >= 1.5, f"20 messages at 10/s arrived within {elapsed:.2f}s"
+    assert city.ids()[:20] == [r["id"] for r in records]  # in seq order
+
+
+def test_stop_ends_the_worker_promptly_even_offline(broker, make_worker) -> None:
+    broker.stop()
+    worker = make_worker(reconnect_min=5.0, reconnect_max=5.0)
+    time.sleep(0.3)
+    started = time.monotonic()
+    worker.stop()
+    worker.join(3)
+    assert not worker.is_alive()
+    assert time.monotonic() - started < 2.0
+    assert not worker.status.connected
+
+
+def test_stop_disconnects_cleanly(city: City, make_worker) -> None:
+    worker = make_worker()
+    wait_until(lambda: worker.status.connected, 5, "the worker to connect")
+    started = time.monotonic()
+    worker.stop()
+    worker.join(3)
+    assert not worker.is_alive()
+    assert time.monotonic() - started < 2.0
+    assert worker.status == worker.status.__class__(False, 0, "")

@@ -1,0 +1,464 @@
+"""The rating store on real SQLite files: append-only, chained, durable, one rating per case."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from evaluator.errors import StoreError
+from evaluator.records import GENESIS_HASH, verify_chain
+from sync.store import APPEND_ONLY, DuplicateRating, Store
+
+DEVICE = "pad-440500-01"
+
+
+def content(
+    *serials: str,
+    stage: str = "deliver",
+    assess_number: int = 1,
+    level: str = "satisfied",
+    score: int = 8,
+    clerk: tuple[str, str] = ("007", "张三"),
+    matter: tuple[str, str] = ("M1", "不动产登记"),
+    presentation_id: str = "p-1",
+) -> dict[str, Any]:
+    return {
+        "presentation_id": presentation_id,
+        "level": level,
+        "score": score,
+        "cases": [
+            {"serial": s, "matter_code": matter[0], "matter_name": matter[1], "kind": "instant"}
+            for s in serials or ("S-1",)
+        ],
+        "clerk": {"id": clerk[0], "name": clerk[1]},
+        "stage": stage,
+        "assess_number": assess_number,
+        "rated_at": "2025-01-02T03:04:05+08:00",
+    }
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "var" / "ratings.db"
+
+
+@pytest.fixture
+def store(db_path: Path):
+    s = Store(db_path, device_id=DEVICE)
+    yield s
+    s.close()
+
+
+def raw(path: Path) -> sqlite3.Connection:
+    """A connection behind the store's back, with the append-only triggers dropped."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("DROP TRIGGER ratings_no_update")
+    conn.execute("DROP TRIGGER ratings_no_delete")
+    return conn
+
+
+def counts(path: Path) -> tuple[int, int, int]:
+    with sqlite3.connect(path) as conn:
+        return tuple(  # type: ignore[return-value]
+            conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("ratings", "rating_cases", "outbox")
+        )
+
+
+# -- opening ----------------------------------------------------------------------------------
+
+
+def test_open_creates_the_directory_and_sets_durable_pragmas(store: Store, db_path: Path) -> None:
+    assert db_path.exists()
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+
+
+def test_migrations_are_named_and_run_once(db_path: Path) -> None:
+    Store(db_path, device_id=DEVICE).close()
+    with Store(db_path, device_id=DEVICE) as again:
+        rows = again.db.execute(
+            "SELECT migration_set, name FROM _sqlite_migrations ORDER BY id"
+        ).fetchall()
+    assert rows == [("evaluator", "m001_initial")]
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "ratings.db"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="rating store"):
+        Store(bad, device_id=DEVICE)
+
+
+# -- appending --------------------------------------------------------------------------------
+
+
+def test_append_assigns_id_seq_device_and_chains(store: Store) -> None:
+    records = [store.append_rating(content(f"S-{i}")) for i in range(3)]
+    assert [r["seq"] for r in records] == [1, 2, 3]
+    assert all(r["device_id"] == DEVICE for r in records)
+    assert len({r["id"] for r in records}) == 3
+    assert records[0]["prev_hash"] == GENESIS_HASH
+    assert records[1]["prev_hash"] == records[0]["hash"]
+    assert list(store.records()) == records
+    assert store.verify() is None
+    assert verify_chain(store.records()) is None
+
+
+def test_records_since_seq(store: Store) -> None:
+    for i in range(4):
+        store.append_rating(content(f"S-{i}"))
+    assert [r["seq"] for r in store.records(since_seq=2)] == [3, 4]
+
+
+def test_stored_json_is_the_canonical_sealed_record(store: Store, db_path: Path) -> None:
+    record = store.append_rating(content("S-1"))
+    with sqlite3.connect(db_path) as conn:
+        text = conn.execute("SELECT record FROM ratings").fetchone()[0]
+    assert json.loads(text) == record
+    assert "张三" in text  # UTF-8, not \\u escapes
+
+
+def test_ratings_cannot_be_updated_or_deleted(store: Store, db_path: Path) -> None:
+    store.append_rating(content("S-1"))
+    conn = sqlite3.connect(db_path)
+    for sql in (
+        "UPDATE ratings SET level = 'very_satisfied'",
+        "DELETE FROM ratings",
+        "UPDATE rating_cases SET serial = 'X'",
+        "DELETE FROM rating_cases",
+    ):
+        with pytest.raises(sqlite3.DatabaseError, match=APPEND_ONLY):
+            conn.execute(sql)
+    conn.close()
+    assert counts(db_path) == (1, 1, 1)
+
+
+def test_a_case_is_rated_once_per_stage_and_assess_number(store: Store, db_path: Path) -> None:
+    store.append_rating(content("S-1", "S-2"))
+    with pytest.raises(DuplicateRating) as caught:
+        store.append_rating(content("S-3", "S-2", level="very_dissatisfied", score=0))
+    assert caught.value.serials == ["S-2"]
+    assert isinstance(caught.value, StoreError)
+    assert counts(db_path) == (1, 2, 1)  # nothing of the refused rating was written
+    assert store.already_rated(["S-3", "S-2", "S-1"], "deliver", 1) == ["S-2", "S-1"]
+
+
+def test_the_database_itself_refuses_a_second_rating_of_a_case(store: Store, db_path: Path) -> None:
+    store.append_rating(content("S-1"))
+    with sqlite3.connect(db_path) as conn, pytest.raises(sqlite3.IntegrityError):
+        conn.execute(
+            "INSERT INTO rating_cases (rating_id, serial, stage, assess_number)"
+            " VALUES ('other', 'S-1', 'deliver', 1)"
+        )
+
+
+def test_follow_up_and_other_stage_are_allowed(store: Store) -> None:
+    store.append_rating(content("S-1", stage="accept"))
+    store.append_rating(content("S-1", stage="deliver"))
+    follow_up = store.append_rating(content("S-1", stage="deliver", assess_number=2))
+    assert follow_up["seq"] == 3
+    assert store.already_rated(["S-1"], "deliver", 2) == ["S-1"]
+    assert store.already_rated(["S-1"], "deliver", 3) == []
+
+
+def test_the_same_serial_twice_in_one_rating_is_one_case(store: Store, db_path: Path) -> None:
+    store.append_rating(content("S-1", "S-1"))
+    assert counts(db_path) == (1, 1, 1)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"cases": []},
+        {"cases": [{"matter_code": "M1"}]},
+        {"stage": ""},
+        {"assess_number": "1"},
+    ],
+)
+def test_malformed_content_is_refused_before_writing(
+    store: Store, db_path: Path, change: dict[str, Any]
+) -> None:
+    with pytest.raises(ValueError):
+        store.append_rating({**content("S-1"), **change})
+    assert counts(db_path) == (0, 0, 0)
+
+
+def test_a_full_disk_raises_store_error_and_writes_nothing(store: Store, db_path: Path) -> None:
+    store.append_rating(content("S-1"))
+    pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+    store.db.execute(f"PRAGMA max_page_count = {pages}")
+    big = {**content("S-2"), "comment": "很长的意见" * 20000}
+    with pytest.raises(StoreError, match="full"):
+        store.append_rating(big)
+    store.db.execute("PRAGMA max_page_count = 1073741823")
+    assert counts(db_path) == (1, 1, 1)
+    assert store.append_rating(content("S-3"))["seq"] == 2  # and it carries on afterwards
+    assert store.verify() is None
+
+
+# -- tamper evidence --------------------------------------------------------------------------
+
+
+def test_verify_names_a_record_altered_behind_the_store(store: Store, db_path: Path) -> None:
+    records = [store.append_rating(content(f"S-{i}", level="dissatisfied")) for i in range(3)]
+    forged = dict(records[1], level="very_satisfied", score=10)
+    conn = raw(db_path)
+    conn.execute(
+        "UPDATE ratings SET record = ? WHERE id = ?", [json.dumps(forged), records[1]["id"]]
+    )
+    conn.close()
+    broken = store.verify()
+    assert broken is not None
+    assert (broken.seq, broken.id) == (2, records[1]["id"])
+
+
+def test_verify_names_a_row_whose_columns_were_edited(store: Store, db_path: Path) -> None:
+    records = [store.append_rating(content(f"S-{i}")) for i in range(2)]
+    conn = raw(db_path)
+    conn.execute("UPDATE ratings SET level = 'very_satisfied' WHERE seq = 2")
+    conn.close()
+    broken = store.verify()
+    assert broken is not None
+    assert broken.id == records[1]["id"]
+    assert "level" in broken.reason
+
+
+def test_verify_reports_a_deleted_record_as_a_gap(store: Store, db_path: Path) -> None:
+    records = [store.append_rating(content(f"S-{i}")) for i in range(3)]
+    conn = raw(db_path)
+    conn.execute("DELETE FROM ratings WHERE id = ?", [records[1]["id"]])
+    conn.close()
+    broken = store.verify()
+    assert broken is not None
+    assert broken.seq == 3
+    assert "gap" in broken.reason
+
+
+# -- outbox -----------------------------------------------------------------------------------
+
+
+def test_outbox_holds_every_rating_until_acked(store: Store) -> None:
+    records = [store.append_rating(content(f"S-{i}")) for i in range(4)]
+    assert store.outbox_size() == 4
+    assert store.pending() == records
+    assert store.pending(limit=2) == records[:2]
+    assert store.pending(after_seq=2) == records[2:]
+    assert store.ack([records[1]["id"], records[3]["id"], "unknown-id", records[1]["id"]]) == 2
+    assert store.pending() == [records[0], records[2]]
+    assert store.ack([records[1]["id"]]) == 0  # acked twice: nothing more to remove
+    assert store.outbox_size() == 2
+    assert list(store.records()) == records  # acking never touches the ratings
+
+
+def test_low_and_high_ratings_wait_in_the_same_order(store: Store) -> None:
+    low = store.append_rating(content("S-1", level="very_dissatisfied", score=0))
+    high = store.append_rating(content("S-2", level="very_satisfied", score=10))
+    assert [r["id"] for r in store.pending()] == [low["id"], high["id"]]
+
+
+def test_everything_survives_reopening(db_path: Path) -> None:
+    with Store(db_path, device_id=DEVICE) as first:
+        a = first.append_rating(content("S-1"))
+        first.open_presentation(**presentation("p-1"))
+    with Store(db_path, device_id=DEVICE) as second:
+        b = second.append_rating(content("S-2"))
+        assert b["seq"] == 2 and b["prev_hash"] == a["hash"]
+        assert [r["id"] for r in second.pending()] == [a["id"], b["id"]]
+        assert second.already_rated(["S-1"], "deliver", 1) == ["S-1"]
+        assert [p["id"] for p in second.unclosed_presentations()] == ["p-1"]
+        assert second.verify() is None
+
+
+def test_each_thread_its_own_store_append_and_ack_concurrently(db_path: Path) -> None:
+    Store(db_path, device_id=DEVICE).close()
+    total = 60
+    errors: list[BaseException] = []
+    done = threading.Event()
+    acked: list[str] = []
+
+    def appender() -> None:
+        try:
+            with Store(db_path, device_id=DEVICE) as s:
+                for i in range(total):
+                    s.append_rating(content(f"S-{i}"))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            done.set()
+
+    def acker() -> None:
+        try:
+            with Store(db_path, device_id=DEVICE) as s:
+                while True:
+                    finished = done.is_set()
+                    ids = [r["id"] for r in s.pending(limit=7)]
+                    s.ack(ids)
+                    acked.extend(ids)
+                    if finished and not ids:
+                        return
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=appender), threading.Thread(target=acker)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    with Store(db_path, device_id=DEVICE) as s:
+        assert [r["seq"] for r in s.records()] == list(range(1, total + 1))
+        assert s.verify() is None
+        assert s.outbox_size() == 0
+    assert len(set(acked)) == total
+
+
+def test_a_store_belongs_to_the_thread_that_opened_it(store: Store) -> None:
+    errors: list[BaseException] = []
+
+    def other() -> None:
+        try:
+            store.outbox_size()
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    assert errors and isinstance(errors[0], sqlite3.ProgrammingError)
+
+
+# -- presentations and statistics -------------------------------------------------------------
+
+
+def presentation(pid: str, *, clerk_id: str = "007", matters: tuple[str, ...] = ("M1",)):
+    return {
+        "id": pid,
+        "serials": [f"{pid}-case"],
+        "stage": "deliver",
+        "assess_number": 1,
+        "clerk_id": clerk_id,
+        "matter_codes": list(matters),
+        "started_at": "2025-01-02T03:04:00+08:00",
+        "clock_synced": True,
+    }
+
+
+def test_a_presentation_outcome_is_set_once(store: Store, db_path: Path) -> None:
+    store.open_presentation(**presentation("p-1"))
+    with pytest.raises(StoreError, match="already opened"):
+        store.open_presentation(**presentation("p-1"))
+    store.close_presentation(
+        "p-1", outcome="rated", ended_at="2025-01-02T03:05:00+08:00", rating_ids=["r-1"]
+    )
+    with pytest.raises(StoreError, match="final"):
+        store.close_presentation("p-1", outcome="not_rated", ended_at="later")
+    with pytest.raises(StoreError, match="no presentation"):
+        store.close_presentation("p-404", outcome="not_rated", ended_at="later")
+    with pytest.raises(ValueError):
+        store.close_presentation("p-1", outcome="rated_by_clerk", ended_at="later")
+    with sqlite3.connect(db_path) as conn:
+        row = conn.execute(
+            "SELECT outcome, ended_at, rating_ids, seq FROM presentations"
+        ).fetchone()
+        with pytest.raises(sqlite3.DatabaseError):
+            conn.execute("DELETE FROM presentations")
+    assert row == ("rated", "2025-01-02T03:05:00+08:00", '["r-1"]', 1)
+    assert store.unclosed_presentations() == []
+
+
+def test_facts_of_an_open_presentation_cannot_change(store: Store, db_path: Path) -> None:
+    store.open_presentation(**presentation("p-1"))
+    with sqlite3.connect(db_path) as conn, pytest.raises(sqlite3.DatabaseError):
+        conn.execute("UPDATE presentations SET clerk_id = 'someone else'")
+
+
+def test_stats_scores_and_participation(store: Store) -> None:
+    # Clerk 007, matter M1: 4 presented, 3 rated (scores 10, 8, 0), 1 timed out.
+    for i, (level, score) in enumerate(
+        [("very_satisfied", 10), ("satisfied", 8), ("very_dissatisfied", 0)]
+    ):
+        store.open_presentation(**presentation(f"p-{i}"))
+        r = store.append_rating(content(f"S-{i}", level=level, score=score))
+        store.close_presentation(f"p-{i}", outcome="rated", ended_at="t", rating_ids=[r["id"]])
+    store.open_presentation(**presentation("p-3"))
+    store.close_presentation("p-3", outcome="not_rated", ended_at="t")
+    # Clerk 008 was presented M2 once and never rated.
+    store.open_presentation(**presentation("p-4", clerk_id="008", matters=("M2",)))
+    # A batch of two M1 cases plus an M3 case rated once by clerk 007 (a theme).
+    store.append_rating(
+        {
+            **content("S-10", "S-11", score=6, level="basically_satisfied"),
+            "cases": [
+                {"serial": "S-10", "matter_code": "M1", "matter_name": "不动产登记"},
+                {"serial": "S-11", "matter_code": "M1", "matter_name": "不动产登记"},
+                {"serial": "S-12", "matter_code": "M3", "matter_name": "户籍"},
+            ],
+        }
+    )
+    rows = {(r["clerk_id"], r["matter_code"]): r for r in store.stats()}
+    m1 = rows[("007", "M1")]
+    assert m1["clerk_name"] == "张三" and m1["matter_name"] == "不动产登记"
+    assert m1["ratings"] == 4
+    assert m1["mean_score"] == pytest.approx((10 + 8 + 0 + 6) / 4)
+    assert (m1["presented"], m1["rated"]) == (4, 3)
+    assert m1["participation"] == pytest.approx(0.75)
+    m2 = rows[("008", "M2")]
+    assert (m2["ratings"], m2["mean_score"], m2["presented"], m2["rated"]) == (0, None, 1, 0)
+    assert m2["participation"] == 0
+    m3 = rows[("007", "M3")]
+    assert (m3["ratings"], m3["mean_score"], m3["presented"], m3["participation"]) == (
+        1,
+        6,
+        0,
+        None,
+    )
+
+
+# -- property: whatever the order of attempts, one rating per (case, stage, assess number) ----
+
+attempts = st.lists(
+    st.tuples(
+        st.lists(st.sampled_from(["A", "B", "C", "D"]), min_size=1, max_size=3),
+        st.sampled_from(["accept", "deliver"]),
+        st.sampled_from([1, 2]),
+        st.sampled_from([("very_dissatisfied", 0), ("satisfied", 8), ("very_satisfied", 10)]),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(attempts)
+def test_property_duplicates_refused_chain_intact(tries) -> None:
+    with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "r.db", device_id=DEVICE) as s:
+        taken: set[tuple[str, str, int]] = set()
+        stored = 0
+        for serials, stage, assess, (level, score) in tries:
+            keys = {(x, stage, assess) for x in serials}
+            if keys & taken:
+                with pytest.raises(DuplicateRating):
+                    s.append_rating(
+                        content(
+                            *serials, stage=stage, assess_number=assess, level=level, score=score
+                        )
+                    )
+            else:
+                record = s.append_rating(
+                    content(*serials, stage=stage, assess_number=assess, level=level, score=score)
+                )
+                stored += 1
+                taken |= keys
+                assert record["seq"] == stored
+        assert s.verify() is None
+        assert s.outbox_size() == stored
+        assert [r["seq"] for r in s.pending(limit=1000)] == list(range(1, stored + 1))
