@@ -339,3 +339,86 @@ def test_demo_runs_headless_and_stops_cleanly(
     )
     assert ev.stop() == 0, ev.output()
     assert db_count(db, "ratings") == 0  # nobody pressed anything: nothing was rated
+
+
+# -- the app's request handling and views, in process (no threads, no window) -------------------
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Any]:
+    from evaluator.app import App
+    from evaluator.config import load_config
+
+    override = tmp_path / "unit.toml"
+    override.write_text(
+        f'[device]\nid = "unit-1"\nwindow = "3号窗口"\n[counter]\nport = ""\n'
+        f'[mqtt]\nenabled = false\n[storage]\npath = "{tmp_path / "r.db"}"\n',
+        encoding="utf-8",
+    )
+    a = App(load_config([REPO / "config" / "demo.toml", override]))
+    yield a
+    a.shutdown()
+
+
+def msg(rid: int, rtype: str, **body: Any) -> Any:
+    from evaluator.protocol import Message
+
+    return Message(rid, rtype, body)
+
+
+def test_requests_drive_the_screens_and_replies_never_carry_a_level(app: Any) -> None:
+    from evaluator.levels import Level
+    from kiosk.view import PressLevel
+
+    assert app.view().screen == "signed_out"
+    assert app.handle(msg(1, "clerk.sign_in", clerk={"id": "A1", "name": "李娜"}))["ok"]
+    idle = app.view()
+    assert (idle.screen, idle.clerk_name, idle.window) == ("idle", "李娜", "3号窗口")
+    body = {k: v for k, v in START.items() if k not in ("id", "type")}
+    assert app.handle(msg(2, "evaluation.start", **body)) == {"id": 2, "ok": True}
+    shown = app.view()
+    assert shown.screen == "presenting"
+    assert shown.cases == (("居民身份证换领", "44050020261126000123"),)
+    assert (shown.clerk_name, shown.clerk_id) == ("陈晓明", "A1023")
+    assert shown.seconds_left == 60
+    app.act(PressLevel(Level.VERY_DISSATISFIED))
+    reasons = app.view()
+    assert reasons.screen == "reasons" and not reasons.can_submit
+    assert [r.code for r in reasons.reasons][-1] == "other"
+    status = app.handle(msg(3, "status"))
+    assert status["state"] == "choosing_reasons"
+    assert "level" not in json.dumps(status) and "dissatisfied" not in json.dumps(status)
+
+
+def test_pause_cancel_and_sign_out(app: Any) -> None:
+    body = {k: v for k, v in START.items() if k not in ("id", "type")}
+    assert app.handle(msg(1, "evaluation.cancel"))["error"]["code"] == "not_presenting"
+    assert app.handle(msg(2, "window.pause"))["ok"]
+    assert app.view().screen == "paused"
+    assert app.handle(msg(3, "evaluation.start", **body))["error"]["code"] == "paused"
+    app.handle(msg(4, "window.resume"))
+    assert app.handle(msg(5, "evaluation.start", **body))["ok"]
+    assert app.handle(msg(6, "evaluation.cancel"))["ok"]
+    assert app.view().screen == "idle"
+    app.handle(msg(7, "clerk.sign_out"))
+    assert app.view().screen == "signed_out"
+    bad = app.handle(msg(8, "evaluation.start", **{**body, "id_number": "4405"}))
+    assert bad["error"]["code"] == "unknown_field" and "id_number" in bad["error"]["message"]
+
+
+def test_a_refused_write_shows_a_notice_and_the_citizen_can_press_again(app: Any) -> None:
+    from evaluator.levels import Level
+    from kiosk import texts
+    from kiosk.view import PressLevel
+
+    body = {k: v for k, v in START.items() if k not in ("id", "type")}
+    app.handle(msg(1, "evaluation.start", **body))
+    app.store.db.execute("PRAGMA query_only = 1")  # SQLite now refuses every write
+    app.act(PressLevel(Level.SATISFIED))
+    view = app.view()
+    assert view.screen == "presenting" and view.message == texts.STORAGE_FAILED
+    assert db_count(app.store.path, "ratings") == 0
+    app.store.db.execute("PRAGMA query_only = 0")  # writable again
+    app.act(PressLevel(Level.SATISFIED))
+    assert app.view().screen == "thanks"
+    assert db_count(app.store.path, "ratings") == 1
