@@ -253,7 +253,8 @@ class App:
     def _handle(self, message: Message) -> dict[str, Any]:
         s, body = self.session, message.body
         if message.type == "evaluation.start":
-            s.start(parse_request(body))
+            presentation = s.start(parse_request(body))
+            log.info("rating screen for cases %s", ",".join(presentation.request.serials))
         elif message.type == "evaluation.cancel":
             if not s.cancel():
                 raise RequestError("not_presenting", "no rating screen is open")
@@ -279,7 +280,11 @@ class App:
         return reply_ok(message.id)
 
     def _finished(self, finished: Finished) -> None:
-        """Called by the session after the outcome is durable; tells the counter."""
+        """Called by the session after the outcome is durable; tells the counter.
+
+        Logs carry the outcome only, never the level: the journal is readable at the window.
+        """
+        log.info("cases %s: %s", ",".join(finished.serials), finished.outcome.value)
         if self.link is not None:
             self.link.send(finished_event(finished.serials, finished.outcome.value))
 
