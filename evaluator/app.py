@@ -18,10 +18,10 @@ from typing import Any
 
 from evaluator.clock import Clock, Stamp, SystemClock
 from evaluator.config import Config
-from evaluator.errors import RequestError, StoreError, SubmitError
+from evaluator.errors import EvaluatorError, RequestError, StoreError, SubmitError
 from evaluator.protocol import Message, finished_event, reply_error, reply_ok
 from evaluator.reasons import OTHER_CODE, OTHER_TEXT, load_reasons
-from evaluator.request import Clerk, parse_request
+from evaluator.request import parse_clerk, parse_request
 from evaluator.session import Finished, Outcome, Presentation, Session, State
 from kiosk import texts
 from kiosk.view import (
@@ -39,6 +39,9 @@ from kiosk.view import (
 from sync.store import Store
 
 log = logging.getLogger(__name__)
+
+#: Fields each request type takes besides ``id`` and ``type`` (start is checked by the parser).
+_FIELDS: dict[str, set[str]] = {"clerk.sign_in": {"clerk"}}
 
 #: How long a storage-failure notice stays on screen, in seconds.
 NOTICE_SECONDS = 5.0
@@ -167,14 +170,24 @@ class App:
         from kiosk.screen import Screen, is_quit
 
         sc = self.config.screen
-        self.screen = Screen(
-            width=sc.width,
-            height=sc.height,
-            fullscreen=sc.fullscreen,
-            font_path=sc.font,
-            driver=sc.driver,
-            title=f"窗口评价器 {self.config.device.id}",
-        )
+        try:
+            self.screen = Screen(
+                width=sc.width,
+                height=sc.height,
+                fullscreen=sc.fullscreen,
+                font_path=sc.font,
+                driver=sc.driver,
+                title=f"窗口评价器 {self.config.device.id}",
+            )
+        except EvaluatorError:
+            self.store.close()
+            raise
+        except Exception as exc:  # pygame.error: no display, wrong driver, missing permissions
+            self.store.close()
+            raise EvaluatorError(
+                f"cannot open the screen (driver {sc.driver!r}): {exc}; "
+                "see docs/technician.md, troubleshooting"
+            ) from exc
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
         if self.sync is not None:
@@ -252,6 +265,10 @@ class App:
 
     def _handle(self, message: Message) -> dict[str, Any]:
         s, body = self.session, message.body
+        allowed = _FIELDS.get(message.type, set())
+        unknown = sorted(set(body) - allowed) if message.type != "evaluation.start" else []
+        if unknown:
+            raise RequestError("unknown_field", f"{message.type} takes no field {unknown[0]!r}")
         if message.type == "evaluation.start":
             presentation = s.start(parse_request(body))
             log.info("rating screen for cases %s", ",".join(presentation.request.serials))
@@ -259,10 +276,7 @@ class App:
             if not s.cancel():
                 raise RequestError("not_presenting", "no rating screen is open")
         elif message.type == "clerk.sign_in":
-            clerk = body.get("clerk")
-            if not isinstance(clerk, dict) or not clerk.get("id") or not clerk.get("name"):
-                raise RequestError("invalid_field", "clerk must be an object with id and name")
-            s.sign_in(Clerk(str(clerk["id"]), str(clerk["name"])))
+            s.sign_in(parse_clerk(body.get("clerk")))
         elif message.type == "clerk.sign_out":
             s.sign_out()
         elif message.type == "window.pause":

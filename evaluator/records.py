@@ -33,6 +33,7 @@ RATING_FIELDS: tuple[str, ...] = (
     "cases",
     "clerk",
     "agencies",
+    "agencies_concerned",
     "targets",
     "theme",
     "reasons",
@@ -43,6 +44,7 @@ RATING_FIELDS: tuple[str, ...] = (
     "presented_clock_synced",
     "rated_at",
     "rated_clock_synced",
+    "elapsed_ms",
     "prev_hash",
     "hash",
 )

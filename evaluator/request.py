@@ -148,6 +148,14 @@ def _no_unknown(obj: Mapping[str, Any], allowed: set[str], where: str) -> None:
         )
 
 
+def parse_clerk(obj: object) -> Clerk:
+    """Validate a ``clerk`` object: ``id`` (工号) and ``name``, each at most 32 characters."""
+    if not isinstance(obj, Mapping):
+        raise RequestError("invalid_field", "clerk must be an object with id and name")
+    _no_unknown(obj, _CLERK_KEYS, "clerk.")
+    return Clerk(_text(obj, "id", "clerk.", limit=32), _text(obj, "name", "clerk.", limit=32))
+
+
 def parse_request(payload: Mapping[str, Any]) -> EvaluationRequest:
     """Validate a request body (the counter-link message without ``id``/``type``).
 
@@ -157,13 +165,7 @@ def parse_request(payload: Mapping[str, Any]) -> EvaluationRequest:
     stage = payload.get("stage")
     if stage not in STAGES:
         raise RequestError("invalid_field", f"stage must be one of {', '.join(STAGES)}")
-    clerk_obj = payload.get("clerk")
-    if not isinstance(clerk_obj, Mapping):
-        raise RequestError("invalid_field", "clerk must be an object with id and name")
-    _no_unknown(clerk_obj, _CLERK_KEYS, "clerk.")
-    clerk = Clerk(
-        _text(clerk_obj, "id", "clerk.", limit=32), _text(clerk_obj, "name", "clerk.", limit=32)
-    )
+    clerk = parse_clerk(payload.get("clerk"))
     raw_cases = payload.get("cases")
     if not isinstance(raw_cases, list) or not raw_cases:
         raise RequestError("invalid_field", "cases must be a non-empty list")

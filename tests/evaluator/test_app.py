@@ -404,6 +404,12 @@ def test_pause_cancel_and_sign_out(app: Any) -> None:
     assert app.view().screen == "signed_out"
     bad = app.handle(msg(8, "evaluation.start", **{**body, "id_number": "4405"}))
     assert bad["error"]["code"] == "unknown_field" and "id_number" in bad["error"]["message"]
+    clerk = {"id": "A1", "name": "李娜", "phone": "138"}
+    bad = app.handle(msg(9, "clerk.sign_in", clerk=clerk))
+    assert bad["error"]["code"] == "unknown_field" and "phone" in bad["error"]["message"]
+    bad = app.handle(msg(10, "window.pause", reason="lunch"))
+    assert bad["error"]["code"] == "unknown_field"
+    assert app.view().screen == "signed_out"
 
 
 def test_a_refused_write_shows_a_notice_and_the_citizen_can_press_again(app: Any) -> None:

@@ -51,6 +51,7 @@ def content(seq: int) -> dict[str, Any]:
         ],
         "clerk": {"id": "A1023", "name": "陈晓明"},
         "agencies": ["汕头市市场监督管理局"],
+        "agencies_concerned": [],
         "targets": ["clerk", "matter"],
         "theme": None,
         "reasons": ["213"],
@@ -60,6 +61,7 @@ def content(seq: int) -> dict[str, Any]:
         "presented_at": "2024-05-06T09:30:00+08:00",
         "presented_clock_synced": True,
         "rated_at": "2024-05-06T09:30:12+08:00",
+        "elapsed_ms": 12000,
         "rated_clock_synced": True,
     }
 
