@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,8 +88,10 @@ WAKE_EVENT: int = pygame.event.custom_type()
 
 
 # --- text fitting (pure functions of a font) ---------------------------------------------------
-def ellipsize(font: pygame.font.Font, text: str, max_width: int) -> str:
-    """``text`` shortened with "…" at the end so it is at most ``max_width`` pixels wide."""
+def _longest_fit(
+    font: pygame.font.Font, text: str, max_width: int, shorten: Callable[[int], str]
+) -> str:
+    """``text`` if it fits, else ``shorten(n)`` for the largest ``n`` that fits (binary search)."""
     if font.size(text)[0] <= max_width:
         return text
     if max_width <= 0 or font.size(ELLIPSIS)[0] > max_width:
@@ -97,27 +99,21 @@ def ellipsize(font: pygame.font.Font, text: str, max_width: int) -> str:
     lo, hi = 0, len(text)
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if font.size(text[:mid].rstrip() + ELLIPSIS)[0] <= max_width:
+        if font.size(shorten(mid))[0] <= max_width:
             lo = mid
         else:
             hi = mid - 1
-    return text[:lo].rstrip() + ELLIPSIS
+    return shorten(lo)
+
+
+def ellipsize(font: pygame.font.Font, text: str, max_width: int) -> str:
+    """``text`` shortened with "…" at the end so it is at most ``max_width`` pixels wide."""
+    return _longest_fit(font, text, max_width, lambda n: text[:n].rstrip() + ELLIPSIS)
 
 
 def ellipsize_head(font: pygame.font.Font, text: str, max_width: int) -> str:
     """``text`` shortened with "…" at the start (keeps the end, e.g. what is being typed)."""
-    if font.size(text)[0] <= max_width:
-        return text
-    if max_width <= 0 or font.size(ELLIPSIS)[0] > max_width:
-        return ""
-    lo, hi = 0, len(text)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if font.size(ELLIPSIS + text[len(text) - mid :])[0] <= max_width:
-            lo = mid
-        else:
-            hi = mid - 1
-    return ELLIPSIS + text[len(text) - lo :] if lo else ELLIPSIS
+    return _longest_fit(font, text, max_width, lambda n: ELLIPSIS + text[len(text) - n :])
 
 
 def wrap_lines(font: pygame.font.Font, text: str, max_width: int, max_lines: int) -> list[str]:
