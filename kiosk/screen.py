@@ -436,7 +436,8 @@ class Screen:
             )
         return height
 
-    def _countdown_corner(self, seconds: int | None) -> None:
+    def _countdown_corner(self, seconds: int | None, top: int = 0) -> None:
+        """The small countdown at the top right, ``top`` pixels down (below a header band)."""
         if seconds is None:
             return
         width, _ = self.size
@@ -446,7 +447,7 @@ class Screen:
             self._px(20),
             MUTED,
             max_width=self._px(120),
-            topright=(width - margin, margin),
+            topright=(width - margin, top + margin),
         )
 
     def _draw_online(self, online: bool) -> None:
@@ -913,20 +914,7 @@ class Screen:
         if v.message:
             lines.append((v.message, self._px(24), MUTED, False))
         self._centered_lines(lines, (top + height) // 2, width - 2 * self._px(24))
-        self._countdown_corner_below(top, v.seconds_left)
-
-    def _countdown_corner_below(self, top: int, seconds: int | None) -> None:
-        if seconds is None:
-            return
-        width, _ = self.size
-        margin = self._px(12)
-        self._text(
-            texts.COUNTDOWN_FMT.format(seconds=max(0, seconds)),
-            self._px(20),
-            MUTED,
-            max_width=self._px(120),
-            topright=(width - margin, top + margin),
-        )
+        self._countdown_corner(v.seconds_left, top)
 
     def _draw_notice(self, v: ScreenView) -> None:
         width, height = self.size
@@ -941,7 +929,7 @@ class Screen:
         max_lines = max(1, box.height // font.get_linesize())
         lines = wrap_lines(font, v.message, box.width, max_lines)
         self._centered_lines([(line, size, INK, True) for line in lines], box.centery, box.width)
-        self._countdown_corner_below(top, v.seconds_left)
+        self._countdown_corner(v.seconds_left, top)
 
     def _clerk_line(self, v: ScreenView) -> str:
         parts = []
