@@ -11,14 +11,24 @@ Pure Python: no serial port here, so the framing is testable byte by byte.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 from evaluator.errors import RequestError
 
 #: Longest frame accepted, newline excluded, in bytes.
 MAX_FRAME = 4096
+
+#: Deepest nesting of arrays/objects accepted in a frame (the request object itself is 1).
+#: Checked on the bytes *before* ``json.loads``, which recurses and would raise RecursionError.
+MAX_DEPTH = 32
+
+#: Longest string id echoed back, in characters; integer ids must fit in a signed 64-bit int.
+ID_MAX = 128
+_INT_ID_RANGE = range(-(2**63), 2**63)
 
 #: Request types the pad understands.
 REQUEST_TYPES: tuple[str, ...] = (
@@ -49,34 +59,115 @@ class BadFrame:
     error: RequestError
 
 
+_STRUCTURE = frozenset(b'"[]{}')
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in _STRUCTURE)
+_STRING = re.compile(rb'"[^"]*"')
+_STEP = [0] * 256
+for _b in b"[{":
+    _STEP[_b] = 1
+for _b in b"]}":
+    _STEP[_b] = -1
+
+
+def nesting_depth(data: bytes) -> int:
+    """How deep arrays and objects nest in the JSON text ``data`` (UTF-8), without parsing it.
+
+    Brackets inside strings do not count (escapes such as ``\\"`` and ``\\\\`` are honoured).
+    For text that is not valid JSON the answer is an upper bound of the depth a parser reaches
+    before it fails, so ``nesting_depth(data) <= limit`` makes ``json.loads(data)`` safe.
+    Linear time, and the work is done by C loops (bytes methods, re, itertools).
+    """
+    # Escapes first: a pair of backslashes, then an escaped quote (JSON pairs them left to right).
+    text = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    text = _STRING.sub(b"", text.translate(None, _NOT_STRUCTURE))
+    text = text.split(b'"', 1)[0]  # an unterminated string runs to the end
+    return max(accumulate(map(_STEP.__getitem__, text)), default=0) if text else 0
+
+
 def decode(line: bytes) -> Message | BadFrame:
-    """Decode one frame (without its newline)."""
+    """Decode one frame (without its newline); never raises, whatever the bytes."""
     try:
-        obj = json.loads(line.decode("utf-8"))
+        return _decode(line)
+    except Exception as exc:  # a frame must never take the link down
+        return BadFrame(
+            None, RequestError("malformed", f"frame not decodable ({type(exc).__name__})")
+        )
+
+
+def _decode(line: bytes) -> Message | BadFrame:
+    try:
+        text = line.decode("utf-8")
     except UnicodeDecodeError:
         return BadFrame(None, RequestError("malformed", "frame is not valid UTF-8"))
+    if nesting_depth(line) > MAX_DEPTH:
+        return BadFrame(
+            None, RequestError("malformed", f"frame nests arrays/objects deeper than {MAX_DEPTH}")
+        )
+    try:
+        obj = json.loads(text)
     except json.JSONDecodeError as exc:
         return BadFrame(None, RequestError("malformed", f"frame is not JSON: {exc.msg}"))
+    except (ValueError, RecursionError) as exc:  # e.g. an integer of more than 4300 digits
+        return BadFrame(None, RequestError("malformed", f"frame is not usable JSON: {exc}"))
     if not isinstance(obj, dict):
         return BadFrame(None, RequestError("malformed", "frame must be a JSON object"))
     rid = obj.pop("id", None)
     if isinstance(rid, bool) or not isinstance(rid, int | str):
         return BadFrame(None, RequestError("malformed", "request needs an id (number or string)"))
+    problem = _id_problem(rid)
+    if problem:
+        return BadFrame(None, RequestError("malformed", problem))
     rtype = obj.pop("type", None)
     if rtype not in REQUEST_TYPES:
         return BadFrame(
             rid,
             RequestError(
                 "unknown_type",
-                f"type {rtype!r} unknown; expected one of {', '.join(REQUEST_TYPES)}",
+                f"type {_shorten(rtype)} unknown; expected one of {', '.join(REQUEST_TYPES)}",
             ),
         )
     return Message(rid, str(rtype), obj)
 
 
+def _id_problem(rid: int | str) -> str:
+    """Why ``rid`` cannot be echoed in a reply ("" when it can)."""
+    if isinstance(rid, int):
+        return "" if rid in _INT_ID_RANGE else "request id out of range (signed 64-bit integer)"
+    if len(rid) > ID_MAX:
+        return f"request id longer than {ID_MAX} characters"
+    try:
+        rid.encode("utf-8")
+    except UnicodeEncodeError:
+        return "request id is not valid Unicode text (lone surrogate)"
+    return ""
+
+
+def _shorten(value: Any, limit: int = 60) -> str:
+    """``repr`` of a value for a message: ASCII-safe for surrogates, cut when long."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def encode(obj: dict[str, Any]) -> bytes:
-    """One frame: compact JSON, UTF-8, newline-terminated."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    """One frame: compact JSON, UTF-8, newline-terminated.
+
+    Text that is not valid Unicode (a lone surrogate echoed from a request) is written as
+    ``\\uXXXX`` escapes, so the frame stays valid UTF-8 JSON and a reply always goes out; a value
+    JSON cannot represent is written as its ``str``.
+    """
+    try:
+        text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=_as_text)
+        return text.encode("utf-8") + b"\n"
+    except UnicodeEncodeError:
+        text = json.dumps(obj, ensure_ascii=True, separators=(",", ":"), default=_as_text)
+        return text.encode("ascii") + b"\n"
+
+
+def _as_text(value: Any) -> str:
+    try:
+        return str(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
 
 
 def reply_ok(rid: int | str, **extra: Any) -> dict[str, Any]:
