@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
+import unicodedata
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -10,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evaluator.errors import EvaluatorError, RequestError
+from evaluator.levels import Level
 from evaluator.request import (
     CASES_MAX,
     SERIAL_MAX,
@@ -18,8 +22,12 @@ from evaluator.request import (
     EvaluationRequest,
     Theme,
     case_targets,
+    parse_clerk,
     parse_request,
 )
+from kiosk.screen import Screen
+from kiosk.screenshots import SAMPLE_REASONS
+from kiosk.view import ReasonItem, ScreenView
 
 CLERK = {"id": "A1023", "name": "陈晓明"}
 
@@ -411,3 +419,253 @@ def test_nearly_valid_requests_raise_only_request_error(payload: dict[str, Any])
         assert req.cases and len(set(req.serials)) == len(req.serials)
         assert req.assess_number in (1, 2)
         assert req.theme is not None or len({c.matter_code for c in req.cases}) == 1
+
+
+# --- text the pad can show (issue 5) -----------------------------------------------------------
+
+#: Every displayed text field: (name in the error, how to put ``text`` into a valid request).
+TEXT_FIELDS: dict[str, Any] = {
+    "clerk.id": lambda t: body(clerk={"id": t, "name": "陈晓明"}),
+    "clerk.name": lambda t: body(clerk={"id": "A1023", "name": t}),
+    "cases[0].matter_code": lambda t: body(cases=[case(matter_code=t)]),
+    "cases[0].matter_name": lambda t: body(cases=[case(matter_name=t)]),
+    "agencies[1]": lambda t: body(agencies=["市税务局", t]),
+    "theme.code": lambda t: body(theme={"code": t, "name": "我要开餐馆"}),
+    "theme.name": lambda t: body(theme={"code": "T1", "name": t}),
+}
+UNSHOWABLE = ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+unshowable_chars = st.characters(categories=UNSHOWABLE) | st.integers(0xD800, 0xDFFF).map(chr)
+
+
+@settings(max_examples=500)
+@given(
+    field=st.sampled_from(sorted(TEXT_FIELDS)),
+    bad=unshowable_chars,
+    before=st.text(st.sampled_from("食品许可AZ09 -"), max_size=5),
+    after=st.text(st.sampled_from("食品许可AZ09 -"), max_size=5),
+)
+def test_a_character_the_pad_cannot_show_is_refused_in_every_text_field(
+    field: str, bad: str, before: str, after: str
+) -> None:
+    assert unicodedata.category(bad) in UNSHOWABLE
+    err = refused(TEXT_FIELDS[field]("许可" + before + bad + after + "证"), "invalid_field", field)
+    assert f"U+{ord(bad):04X}" in err.message
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["陈\x00晓明", "陈\n晓明", "陈\t明", "\u200d陈", "陈\u2028晓", "陈\u2029明", "\ue000"],
+)
+def test_parse_clerk_refuses_unshowable_text(text: str) -> None:
+    for clerk in ({"id": "A1", "name": text}, {"id": text, "name": "陈晓明"}):
+        with pytest.raises(RequestError) as info:
+            parse_clerk(clerk)
+        assert info.value.code == "invalid_field"
+        assert "clerk." in info.value.message
+
+
+def test_nul_in_matter_name_no_longer_reaches_the_screen() -> None:
+    """The issue's crash: ``ValueError: embedded null character`` from pygame."""
+    refused(body(cases=[case(matter_name="食品\x00经营")]), "invalid_field", "matter_name")
+
+
+@pytest.mark.parametrize(
+    "marks", ["\u034f", "\ufe0f\ufe0f", "\u0301", " \u0301 \u0302 ", "\U000e0100"]
+)
+@pytest.mark.parametrize("field", sorted(TEXT_FIELDS))
+def test_text_of_combining_marks_only_is_refused(field: str, marks: str) -> None:
+    """Marks alone draw nothing: pygame raises "Text has zero width" for some of them."""
+    refused(TEXT_FIELDS[field](marks), "invalid_field", field, "no letter")
+
+
+def test_visible_unicode_is_still_accepted() -> None:
+    for text in (
+        "陈晓明",
+        "Ｏ'Brien-李",
+        "ǅ",
+        "市\u3000税务局",
+        "食品經營許可",
+        "e\u0301",
+        "Ⅻ",
+        "№",
+    ):
+        for make in TEXT_FIELDS.values():
+            parse_request(make(text))
+
+
+def _screen_views(req: EvaluationRequest) -> list[ScreenView]:
+    """What ``App.view`` shows for a request: presenting, then the reasons screen."""
+    base: dict[str, Any] = {
+        "window": "1号窗口",
+        "clerk_name": req.clerk.name,
+        "clerk_id": req.clerk.id,
+        "cases": tuple((c.matter_name, c.serial) for c in req.cases),
+        "theme": req.theme.name if req.theme else "",
+        "seconds_left": 60,
+    }
+    items = tuple(ReasonItem(r.code, r.text, r.target) for r in SAMPLE_REASONS)
+    return [
+        ScreenView("presenting", **base),
+        ScreenView(
+            "reasons",
+            level=Level.DISSATISFIED,
+            reasons=items,
+            agencies=tuple((a, i == 0) for i, a in enumerate(req.agencies)),
+            **base,
+        ),
+    ]
+
+
+#: Any character, with extra weight on those that draw nothing or are wide.  (U+203E OVERLINE is
+#: zero-width in WenQuanYi: text of only that glyph is the screen's to skip, reported separately.)
+TRICKY = st.characters(exclude_characters="\u203e") | st.sampled_from(
+    ["\u034f", "\ufe0f", "\u0301", "\u200d", "\x00", "\u3000", " ", "😀", "𠀀", "食", "W", "\n"]
+)
+
+
+@pytest.fixture(scope="module")
+def real_screen() -> Iterator[Screen]:
+    s = Screen(driver="dummy")
+    yield s
+    s.close()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts=st.lists(st.text(TRICKY, min_size=1, max_size=60), min_size=7, max_size=7))
+def test_every_accepted_request_renders_on_the_real_screen(
+    real_screen: Screen, texts: list[str]
+) -> None:
+    payload = body(
+        clerk={"id": texts[0][:32], "name": texts[1][:32]},
+        cases=[case(matter_code=texts[2], matter_name=texts[3])],
+        agencies=[texts[4], "市税务局"],
+        theme={"code": texts[5], "name": texts[6]},
+    )
+    try:
+        req = parse_request(payload)
+    except RequestError as err:
+        assert err.code == "invalid_field"
+        return
+    for view in _screen_views(req):
+        real_screen.render(view)  # must not raise
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.text(TRICKY, min_size=1, max_size=32))
+def test_every_accepted_clerk_renders_on_the_real_screen(real_screen: Screen, name: str) -> None:
+    try:
+        clerk = parse_clerk({"id": name, "name": name})
+    except RequestError:
+        return
+    real_screen.render(ScreenView("idle", clerk_name=clerk.name, clerk_id=clerk.id))
+    real_screen.render(ScreenView("presenting", clerk_name=clerk.name, clerk_id=clerk.id,
+                                  cases=(("食品经营许可", "S1"),)))  # fmt: skip
+
+
+# --- no citizen identity (art. 4, issue 5) -----------------------------------------------------
+
+
+def with_check_digit(first17: str) -> str:
+    """An independent GB 11643 check character: ISO 7064 MOD 11-2 written out."""
+    total = sum(int(d) * (2 ** (17 - i) % 11) for i, d in enumerate(first17))
+    return first17 + "10X98765432"[total % 11]
+
+
+@st.composite
+def id_numbers(draw: st.DrawFn) -> str:
+    area = draw(st.integers(110000, 829999))
+    born = draw(st.dates(dt.date(1900, 1, 1), dt.date(2026, 12, 31)))
+    sequence = draw(st.integers(0, 999))
+    return with_check_digit(f"{area}{born:%Y%m%d}{sequence:03d}")
+
+
+IDENTITY_FIELDS = sorted(set(TEXT_FIELDS))
+framing = st.sampled_from(["", "食品", "A-", "申请人 ", "第", "x"])
+
+
+@settings(max_examples=400)
+@given(field=st.sampled_from(IDENTITY_FIELDS), number=id_numbers(), head=framing, tail=framing,
+       lower=st.booleans())  # fmt: skip
+def test_a_valid_resident_id_number_anywhere_in_a_text_field_is_refused(
+    field: str, number: str, head: str, tail: str, lower: bool
+) -> None:
+    shown = number.lower() if lower else number
+    err = refused(TEXT_FIELDS[field](head + shown + tail), "invalid_field", field, "ID number")
+    assert number not in err.message and number[6:14] not in err.message
+    assert shown not in str(err)
+
+
+def test_full_width_digits_do_not_hide_an_id_number() -> None:
+    number = with_check_digit("44050719850214123")
+    wide = "".join(chr(ord(c) + 0xFEE0) for c in number)
+    refused(body(cases=[case(matter_name=f"申请人{wide}")]), "invalid_field", "matter_name")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "44050719850214123"
+        + "0123456789X".replace(with_check_digit("44050719850214123")[-1], "")[0],
+        "440507" + "19850230" + "123" + "0",  # 30 February
+        "440507" + "18991231" + "123" + "0",  # before 1900
+        "440507" + "19851301" + "123" + "0",  # month 13
+        "1" + with_check_digit("44050719850214123"),  # inside a longer digit run
+        with_check_digit("44050719850214123") + "7",
+        "011440500007000000X4440511003000",
+    ],
+)
+def test_eighteen_characters_that_are_not_an_id_number_are_accepted(text: str) -> None:
+    for field in ("cases[0].matter_name", "cases[0].matter_code", "theme.name"):
+        parse_request(TEXT_FIELDS[field](text))
+
+
+def test_impossible_dates_fail_even_with_a_right_check_digit() -> None:
+    for date in ("19850230", "18991231", "19851301", "19850000"):
+        text = with_check_digit(f"440507{date}123")
+        parse_request(body(cases=[case(matter_name=f"材料{text}")]))
+
+
+PHONES = [
+    "13812345678",
+    "19912345678",
+    "138 1234 5678",
+    "138-1234-5678",
+    "+86 138 1234 5678",
+    "+8613812345678",
+    "86 13812345678",
+    "8613812345678",
+    "0086-138-1234-5678",
+    "１３８１２３４５６７８",
+    "138－1234－5678",
+]
+
+
+@pytest.mark.parametrize("phone", PHONES)
+@pytest.mark.parametrize("field", IDENTITY_FIELDS)
+def test_a_mobile_number_in_any_spelling_is_refused(field: str, phone: str) -> None:
+    text = f"联系{phone}"[:32]
+    err = refused(TEXT_FIELDS[field](text), "invalid_field", field, "phone")
+    digits = "".join(c for c in phone if c.isdigit())
+    assert phone not in err.message and digits[-11:] not in err.message
+    assert "12345678" not in err.message and "1234" not in err.message
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["12812345678", "11012345678", "1381234567", "138123456789", "913812345678", "窗口12号"],
+)
+def test_numbers_that_are_not_mobile_numbers_are_accepted(text: str) -> None:
+    for field in ("cases[0].matter_name", "cases[0].matter_code", "agencies[1]"):
+        parse_request(TEXT_FIELDS[field](text))
+
+
+@settings(max_examples=300)
+@given(number=id_numbers())
+def test_serials_shaped_like_id_numbers_are_accepted(number: str) -> None:
+    """A 业务流水号 is often area + date + sequence; about one in eleven passes the check digit."""
+    req = parse_request(body(cases=[case(serial=number)]))
+    assert req.serials == (number,)
+
+
+def test_a_serial_shaped_like_a_phone_number_is_accepted() -> None:
+    assert parse_request(body(cases=[case(serial="13812345678")])).serials == ("13812345678",)
