@@ -6,6 +6,7 @@ window (Xvfb + xdotool, real X key events), and the city is a subscriber on a pr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -201,18 +202,48 @@ def press_key(display: Display, ev: Evaluator, key: str) -> None:
     subprocess.run(["xdotool", "key", key], env=env, timeout=10, check=True)
 
 
+#: Errors a read of a store that another process is still creating or writing can raise: the
+#: file is missing or empty, its schema is not committed yet ("no such table"), it is locked.
+STORE_NOT_READY = (sqlite3.OperationalError, sqlite3.DatabaseError)
+
+
 def db_count(db: Path, table: str) -> int:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+    """Rows of ``table``, read through a read-only connection that never creates the file.
+
+    Raises ``STORE_NOT_READY`` errors while the pad has not committed its schema yet: inside a
+    :func:`wait_until` predicate that means "not yet", never a failure.
+    """
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
         return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
 
-def wait_until(check: Callable[[], bool], timeout: float = 15, what: str = "") -> None:
+def wait_until(
+    check: Callable[[], bool],
+    timeout: float = 30,
+    what: str = "",
+    *,
+    ev: Evaluator | None = None,
+) -> None:
+    """Wait for a consistent state another process is producing.
+
+    The whole read is retried: ``check`` raising a ``STORE_NOT_READY`` error (the store is being
+    created or written) counts as "not yet", like ``False``.  The timeout only bounds a failure;
+    a passing wait returns as soon as ``check`` holds.  ``ev`` adds the pad's log to a failure.
+    """
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
+    last_error: Exception | None = None
+    while True:
+        try:
+            if check():
+                return
+        except STORE_NOT_READY as exc:
+            last_error = exc
+        if time.monotonic() >= deadline:
+            break
         time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    detail = f" (last read failed: {last_error!r})" if last_error else ""
+    log = f"\n--- pad log ---\n{ev.output()}" if ev is not None else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}{detail}{log}")
 
 
 START = {
@@ -275,7 +306,7 @@ def test_trigger_to_synced_rating(
 
     assert db_count(db, "outbox") == 1
     city.ack(rating["id"])
-    wait_until(lambda: db_count(db, "outbox") == 0, what="the ack to empty the outbox")
+    wait_until(lambda: db_count(db, "outbox") == 0, what="the ack to empty the outbox", ev=ev)
     assert ev.stop() == 0, ev.output()
 
 
@@ -307,11 +338,11 @@ def test_rating_survives_sigkill_right_after_the_outcome(
     city = City(broker)
     try:
         restart = write_override(tmp_path / "restart.toml", counter="", broker=broker, db=db)
-        launch(restart, display=None, name="second")
-        rating = city.next_rating(timeout=20)
+        second = launch(restart, display=None, name="second")
+        rating = city.next_rating(timeout=60)
         assert rating["level"] == "satisfied"
         city.ack(rating["id"])
-        wait_until(lambda: db_count(db, "outbox") == 0, what="delivery after restart")
+        wait_until(lambda: db_count(db, "outbox") == 0, what="delivery after restart", ev=second)
     finally:
         city.close()
     verify = subprocess.run(
@@ -333,12 +364,63 @@ def test_demo_runs_headless_and_stops_cleanly(
     )
     ev = launch(override, display=None)
     wait_until(
-        lambda: db.exists() and db_count(db, "presentations") >= 1,
-        timeout=20,
+        lambda: db_count(db, "presentations") >= 1,
+        timeout=60,
         what="the simulated counter to open a presentation",
+        ev=ev,
     )
     assert ev.stop() == 0, ev.output()
     assert db_count(db, "ratings") == 0  # nobody pressed anything: nothing was rated
+
+
+#: A writer that creates a store the way ``Store.__init__`` does (the file first, the schema in a
+#: later transaction, then a row), pausing where it said so on stdout until told to go on.
+SLOW_STORE_WRITER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("PRAGMA journal_mode = WAL")
+for step in (
+    "CREATE TABLE presentations (id TEXT PRIMARY KEY)",
+    "INSERT INTO presentations (id) VALUES ('p1')",
+):
+    print("paused", flush=True)
+    sys.stdin.readline()
+    conn.execute(step)
+print("done", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_wait_until_retries_reads_of_a_store_another_process_is_creating(tmp_path: Path) -> None:
+    """The file exists before its tables: a wait keeps re-reading until the read succeeds."""
+    db = tmp_path / "ratings.db"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", SLOW_STORE_WRITER, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert writer.stdin is not None and writer.stdout is not None
+    try:
+        assert writer.stdout.readline() == "paused\n"  # the file exists, no table yet
+        assert db.exists()
+        seen: list[int] = []
+
+        def presented() -> bool:
+            seen.append(db_count(db, "presentations"))
+            return seen[-1] >= 1
+
+        with pytest.raises(AssertionError, match="no such table: presentations"):
+            wait_until(presented, timeout=0.3, what="a presentation")
+        for expected in ("paused", "done"):
+            writer.stdin.write("go\n")
+            writer.stdin.flush()
+            assert writer.stdout.readline() == f"{expected}\n"
+        wait_until(presented, timeout=10, what="a presentation")
+        assert seen == [1]  # every read before the schema failed and was retried
+    finally:
+        writer.kill()
+        writer.wait(5)
 
 
 # -- the app's request handling and views, in process (no threads, no window) -------------------
