@@ -3,6 +3,10 @@
 One thread owns the port: it reads frames, hands each decoded request to the app's loop and
 writes whatever the app sends back.  An unplugged adapter or a vanished port is reopened with
 a backoff; the pad keeps working for the citizen meanwhile.
+
+No input and no fault ends the thread: a frame that cannot be decoded is refused, an exception
+from ``on_message`` or from a write is logged and the link reads on, and any exception from the
+port (opening or reading it) closes it and reopens it after ``reconnect`` seconds.
 """
 
 from __future__ import annotations
@@ -43,28 +47,34 @@ class CounterLink(threading.Thread):
         self.on_message = on_message
         self._serial: serial.SerialBase | None = None
         self._write_lock = threading.Lock()
-        self._stop = threading.Event()
+        # Not ``_stop``: threading.Thread has a method of that name, which join() calls.
+        self._stop_event = threading.Event()
         self.connected = threading.Event()
         self.last_error = ""
 
     def send(self, obj: dict[str, Any]) -> bool:
-        """Write one frame; ``False`` (and logged) when the port is not open."""
-        data = encode(obj)
+        """Write one frame; ``False`` (and logged) when the port is not open or the write
+        failed.  Never raises: the caller may be the link thread itself."""
+        try:
+            data = encode(obj)
+        except Exception as exc:  # a value JSON cannot write (circular, huge integer)
+            self._note_error(f"counter frame not encodable: {type(exc).__name__}: {exc}")
+            return False
         with self._write_lock:
             port = self._serial
             if port is None:
-                log.warning("counter link down; dropped frame %s", data[:80])
+                log.warning("counter link down; dropped frame %r", data[:80])
                 return False
             try:
                 port.write(data)
                 port.flush()
                 return True
-            except (serial.SerialException, OSError) as exc:
-                log.warning("counter link write failed: %s", exc)
+            except Exception as exc:  # any backend, any driver
+                self._note_error(f"counter link write failed: {type(exc).__name__}: {exc}")
                 return False
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stop_event.set()
         port = self._serial
         if port is not None:
             with contextlib.suppress(Exception):  # best effort on every backend
@@ -72,44 +82,63 @@ class CounterLink(threading.Thread):
 
     def run(self) -> None:
         delay = 0.0
-        while not self._stop.wait(delay):
-            try:
-                port = serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=0.2)
-            except (serial.SerialException, OSError, ValueError) as exc:
-                self._note_error(f"cannot open counter port {self.port}: {exc}")
-                delay = self.reconnect
-                continue
-            log.info("counter link open on %s", self.port)
-            with self._write_lock:
-                self._serial = port
-            self.connected.set()
-            try:
-                self._read_loop(port)
-            except (serial.SerialException, OSError) as exc:
-                self._note_error(f"counter port {self.port} failed: {exc}")
-            finally:
-                self.connected.clear()
-                with self._write_lock:
-                    self._serial = None
-                with contextlib.suppress(serial.SerialException, OSError):
-                    port.close()
+        while not self._stop_event.wait(delay):
             delay = self.reconnect
+            try:
+                self._session()
+            except Exception as exc:  # never let the thread end; the next turn reopens
+                log.exception("counter link error")
+                self._note_error(f"counter link error: {type(exc).__name__}: {exc}")
+
+    def _session(self) -> None:
+        """Open the port, serve it until it fails or stop() is called, close it."""
+        try:
+            port = serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=0.2)
+        except Exception as exc:  # SerialException, OSError, ValueError, or a backend's own
+            self._note_error(f"cannot open counter port {self.port}: {exc}")
+            return
+        log.info("counter link open on %s", self.port)
+        with self._write_lock:
+            self._serial = port
+        self.connected.set()
+        try:
+            self._read_loop(port)
+        except Exception as exc:  # unplugged, I/O error, a backend bug: close and reopen
+            self._note_error(f"counter port {self.port} failed: {type(exc).__name__}: {exc}")
+        finally:
+            self.connected.clear()
+            with self._write_lock:
+                self._serial = None
+            with contextlib.suppress(Exception):
+                port.close()
 
     def _read_loop(self, port: serial.SerialBase) -> None:
         framer = LineFramer()
-        while not self._stop.is_set():
+        while not self._stop_event.is_set():
             data = port.read(max(1, min(port.in_waiting, 4096)))
             if not data:
                 continue
             for frame in framer.feed(data):
-                item = frame if isinstance(frame, BadFrame) else decode(frame)
-                if isinstance(item, BadFrame):
-                    log.warning("counter frame refused: %s", item.error.message)
-                    self.send(reply_error(item.id, item.error))
-                else:
-                    self.on_message(item)
+                self._handle(frame)
+
+    def _handle(self, frame: bytes | BadFrame) -> None:
+        """Decode one frame and pass it on, or refuse it; exceptions stop here."""
+        try:
+            item = frame if isinstance(frame, BadFrame) else decode(frame)
+            if isinstance(item, BadFrame):
+                log.warning("counter frame refused: %s", item.error.message)
+                self.send(reply_error(item.id, item.error))
+            else:
+                self.on_message(item)
+        except Exception as exc:
+            log.exception("counter request not handled")
+            self._note_error(f"counter request not handled: {type(exc).__name__}: {exc}")
 
     def _note_error(self, message: str) -> None:
         if message != self.last_error:
-            log.error("%s (retrying every %.1fs)", message, self.reconnect)
+            log.error(
+                "%s (the link goes on; a lost port is reopened every %.1fs)",
+                message,
+                self.reconnect,
+            )
         self.last_error = message
