@@ -11,6 +11,14 @@ as one line::
 
     config/bad.toml:7: mqtt.port = 70000: expected an integer from 1 to 65535
     config/bad.toml:3: mqtt.hots = "x": unknown key in [mqtt]; did you mean 'host'?
+
+A secret is never printed: the value of any key whose name looks secret (``password``, ``passwd``,
+``secret``, ``token``, ``key``, ``pin``, …, or a misspelling of one) is shown as ``***``.
+
+:func:`check_config` also checks what ``evaluator run`` needs beyond the values: the reason list
+file exists and parses, the font file exists and is a font (or, when ``font = ""``, that the
+search finds one).  A file that cannot be read or parsed reports only that, nothing derived from
+its absence.  A UTF-8 byte-order mark (Notepad) is accepted.
 """
 
 from __future__ import annotations
@@ -26,9 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evaluator.errors import ConfigError
+from evaluator.errors import ConfigError, DataFileError
+from evaluator.reasons import load_reasons
+from evaluator.shipped import shipped_file
 
 __all__ = [
+    "MASKED",
     "NO_VALUE",
     "Config",
     "CounterConfig",
@@ -41,6 +52,7 @@ __all__ = [
     "check_config",
     "default_config_path",
     "documented_keys",
+    "is_secret_name",
     "load_config",
     "parse_duration",
 ]
@@ -116,8 +128,8 @@ class SessionConfig:
     """Seconds a rating screen waits before the presentation ends NOT RATED; default 60.0."""
     thanks: float
     """Seconds the thank-you screen stays (0 skips it); default 3.0."""
-    reasons_file: Path | None
-    """Reason list file, absolute; None (default) means the shipped ``config/reasons.toml``."""
+    reasons_file: Path
+    """Reason list file, absolute; the shipped ``config/reasons.toml`` when no file sets one."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +170,16 @@ class _NoValue:
 
 
 NO_VALUE: object = _NoValue()
+
+
+class _Masked:
+    """Stands in for the value of a secret key: printed as ``***``."""
+
+    def __repr__(self) -> str:
+        return "***"
+
+
+MASKED: object = _Masked()
 
 
 @dataclass(frozen=True)
@@ -234,8 +256,41 @@ class _Key:
 
 
 def default_config_path() -> Path:
-    """The annotated default file, ``<repo>/config/default.toml``: base layer and schema."""
-    return Path(__file__).resolve().parent.parent / "config" / "default.toml"
+    """The annotated default file ``config/default.toml`` (base layer and schema), from the
+    checkout or, in an installed wheel, from the package data (:mod:`evaluator.shipped`)."""
+    return shipped_file("default.toml")
+
+
+def default_reasons_path() -> Path:
+    """The shipped national reason list ``config/reasons.toml`` (checkout or package data)."""
+    return shipped_file("reasons.toml")
+
+
+# --------------------------------------------------------------------------- secrets
+
+#: Names (or name parts) of keys whose values are secrets.  Short ones must be a whole part of the
+#: key name (``api_key``, ``pin``); long ones may be anywhere (``mqttpassword``) or misspelt.
+_SECRET_PARTS = frozenset({"key", "pin", "pwd", "pass", "psk", "auth", "otp", "cred", "creds"})
+_SECRET_WORDS = ("password", "passwd", "passphrase", "secret", "token", "apikey", "credential",
+                 "credentials", "private", "signature", "cookie", "session_key")  # fmt: skip
+
+
+def is_secret_name(name: str) -> bool:
+    """True when a key named ``name`` may hold a secret, so its value is shown as ``***``.
+
+    Matches the usual names and close misspellings of them (``pasword``, ``passwrd``, ``tokne``).
+    """
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+    parts = [p for p in re.split(r"[^a-z0-9]+", spaced) if p]
+    joined = "".join(parts)
+    if any(word.replace("_", "") in joined for word in _SECRET_WORDS):
+        return True
+    for part in parts:
+        if part in _SECRET_PARTS or part.startswith(("pass", "pwd", "secr", "tok")):
+            return True
+        if difflib.get_close_matches(part, _SECRET_WORDS, n=1, cutoff=0.75):
+            return True
+    return bool(difflib.get_close_matches(joined, _SECRET_WORDS, n=1, cutoff=0.75))
 
 
 def _kind_of(value: object) -> str:
@@ -407,6 +462,8 @@ _TYPE_NAMES = {
 
 def _show(value: object) -> str:
     """A value as it would be written in TOML."""
+    if value is MASKED:
+        return "***"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -510,31 +567,46 @@ def _suggest_key(schema: dict[str, dict[str, _Key]], section: str, name: str) ->
 
 
 # One setting after layering: its Python value and the file that set it.
-_Setting = tuple[object, Path, str]  # value, absolute source path, label for messages
+_Setting = tuple[object, Path, str, int | None]  # value, absolute source, label, line
+
+
+def _masked_text(text: str, value: object) -> str:
+    for part in (value, *(value if isinstance(value, list) else ())):
+        if str(part):
+            text = text.replace(str(part), "***")
+    return text
+
+
+def _shown(name: str, value: object) -> object:
+    """What a problem line may show of ``value``: nothing for a table, ``***`` for a secret."""
+    if isinstance(value, dict):
+        return NO_VALUE
+    return MASKED if is_secret_name(name) else value
 
 
 def _read_layer(
     path: Path, label: str, schema: dict[str, dict[str, _Key]], problems: list[Problem]
-) -> dict[tuple[str, str], _Setting]:
-    """Valid settings of one file; its problems are appended to ``problems``."""
+) -> dict[tuple[str, str], _Setting] | None:
+    """Valid settings of one file, or None when it cannot be read or parsed; its problems are
+    appended to ``problems``."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         problems.append(Problem(label, "", NO_VALUE, f"file not found (looked for {path})"))
-        return {}
+        return None
     except OSError as exc:
         problems.append(Problem(label, "", NO_VALUE, f"cannot read: {exc.strerror or exc}"))
-        return {}
+        return None
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8").removeprefix("\ufeff")  # Notepad's byte-order mark
         data = tomllib.loads(text)
     except UnicodeDecodeError as exc:
         expected = f"not UTF-8 text ({exc.reason} at byte {exc.start})"
         problems.append(Problem(label, "", NO_VALUE, expected))
-        return {}
+        return None
     except tomllib.TOMLDecodeError as exc:
         problems.append(Problem(label, "", NO_VALUE, f"TOML syntax error: {exc}"))
-        return {}
+        return None
 
     where = _Locator(text)
     source = path.resolve()
@@ -550,18 +622,20 @@ def _read_layer(
             else:
                 owners = [s for s, keys in schema.items() if section in keys]
                 hint = f"did you mean '{section}' in [{owners[0]}]?" if owners else ""
-                problems.append(Problem(label, section, table, "a key outside any [section]",
-                                        hint, where.line("", section)))  # fmt: skip
+                problems.append(Problem(label, section, _shown(section, table),
+                                        "a key outside any [section]", hint,
+                                        where.line("", section)))  # fmt: skip
             continue
         if not isinstance(table, dict):
-            problems.append(Problem(label, section, table, f"expected a table [{section}]", "",
+            problems.append(Problem(label, section, _shown(section, table),
+                                    f"expected a table [{section}]", "",
                                     where.line("", section) or where.line(section)))  # fmt: skip
             continue
         for name, value in table.items():
             line = where.line(section, name)
             dotted = f"{section}.{name}"
             key = schema[section].get(name)
-            shown = NO_VALUE if isinstance(value, dict) else value
+            shown = _shown(name, value)
             if key is None:
                 problems.append(Problem(label, dotted, shown, f"unknown key in [{section}]",
                                         _suggest_key(schema, section, name), line))  # fmt: skip
@@ -570,9 +644,12 @@ def _read_layer(
             if bad is None and (rule := RULES.get((section, name))) is not None:
                 bad = rule(converted)
             if bad is not None:
-                problems.append(Problem(label, dotted, shown, bad[0], bad[1], line))
+                expected, hint = bad
+                if shown is MASKED:  # the hint and a parse message may quote the value
+                    expected, hint = _masked_text(expected, value), ""
+                problems.append(Problem(label, dotted, shown, expected, hint, line))
                 continue
-            settings[(section, name)] = (converted, source, label)
+            settings[(section, name)] = (converted, source, label, line)
     return settings
 
 
@@ -585,7 +662,8 @@ def _resolve_path(value: str, source: Path) -> Path | None:
     return Path(os.path.normpath(path))
 
 
-_Layered = tuple[dict[tuple[str, str], _Setting], list[Problem], tuple[Path, ...]]
+# Settings, problems, files read, and whether every file could be read and parsed.
+_Layered = tuple[dict[tuple[str, str], _Setting], list[Problem], tuple[Path, ...], bool]
 
 
 def _layer(paths: Sequence[Path | str]) -> _Layered:
@@ -595,7 +673,8 @@ def _layer(paths: Sequence[Path | str]) -> _Layered:
     try:
         schema = _schema()
     except (OSError, tomllib.TOMLDecodeError, TypeError) as exc:  # a broken install
-        return {}, [Problem(str(default), "", NO_VALUE, f"cannot load the schema: {exc}")], ()
+        broken = Problem(str(default), "", NO_VALUE, f"cannot load the schema: {exc}")
+        return {}, [broken], (), False
     layers: list[tuple[Path, str]] = [(default, str(default))]
     for given in paths:
         path = Path(given)
@@ -604,12 +683,20 @@ def _layer(paths: Sequence[Path | str]) -> _Layered:
         layers.append((path, str(given)))
 
     merged: dict[tuple[str, str], _Setting] = {}
+    complete = True
     for path, label in layers:
-        merged.update(_read_layer(path, label, schema, problems))
+        settings = _read_layer(path, label, schema, problems)
+        if settings is None:
+            complete = False
+        else:
+            merged.update(settings)
+    sources = tuple(path.resolve() for path, _ in layers)
+    if not complete:  # what a broken file would have set is unknown: report only the file
+        return merged, problems, sources, False
 
     read = ", ".join(Path(label).name for _, label in layers)
     for section, name in sorted(REQUIRED):
-        value, _source, label = merged.get((section, name), ("", default, str(default)))
+        value, _source, label, _line = merged.get((section, name), ("", default, str(default), 0))
         if value:
             continue
         if label != str(default):  # a user file set it explicitly to ""
@@ -619,8 +706,78 @@ def _layer(paths: Sequence[Path | str]) -> _Layered:
             problems.append(Problem(layers[-1][1], f"{section}.{name}", NO_VALUE,
                                     f"required, but no file sets it (read: {read})",
                                     f'add it, e.g. [{section}] {name} = "hall1-w12"'))  # fmt: skip
-    sources = tuple(path.resolve() for path, _ in layers)
-    return merged, problems, sources
+    return merged, problems, sources, True
+
+
+#: Where ``kiosk.fonts`` searches for a CJK font when ``[screen] font = ""``, in order (the same
+#: list: tests/evaluator/test_config.py compares them; evaluator must not import kiosk).
+FONT_SEARCH_PATHS: tuple[Path, ...] = (
+    Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),
+    Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"),
+    Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),
+    Path("/usr/share/fonts/opentype/noto/NotoSansCJKsc-Regular.otf"),
+    Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Medium.ttc"),
+    Path("/usr/share/fonts/truetype/noto/NotoSansCJK-Regular.ttc"),
+    Path("/usr/share/fonts/truetype/noto/NotoSansCJKsc-Regular.otf"),
+    Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"),
+)
+#: First bytes of the font files SDL_ttf (FreeType) loads: TrueType, OpenType/CFF, collections,
+#: Apple TrueType, WOFF and WOFF2.
+FONT_MAGIC: tuple[bytes, ...] = (b"\x00\x01\x00\x00", b"OTTO", b"ttcf", b"true", b"wOFF", b"wOF2")
+
+
+def _font_problem(path: Path) -> str | None:
+    """Why ``path`` is no font file ``run`` can load, or None.  (Whether it has hanzi needs
+    pygame: ``run`` checks that when it opens the screen.)"""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except IsADirectoryError:
+        return f"is a directory, not a font file: {path}"
+    except FileNotFoundError:
+        return f"file not found: {path}"
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or exc}"
+    if head not in FONT_MAGIC:
+        return f"not a TrueType/OpenType font file: {path}"
+    return None
+
+
+def _run_needs(merged: dict[tuple[str, str], _Setting], default: Path) -> list[Problem]:
+    """What ``evaluator run`` needs beyond the values: the reason list and the font."""
+    problems: list[Problem] = []
+
+    def where(section: str, name: str) -> tuple[str, Path | None, str, int | None]:
+        value, source, label, line = merged.get((section, name), ("", default, str(default), None))
+        return str(value), _resolve_path(str(value), source), label, line
+
+    value, path, label, line = where("session", "reasons_file")
+    try:
+        load_reasons(path or default_reasons_path())
+    except DataFileError as exc:
+        first, *rest = str(exc).splitlines()
+        more = f" (and {len(rest)} more)" if rest else ""
+        problems.append(Problem(label, "session.reasons_file", value,
+                                f"cannot use this reason list: {first}{more}",
+                                "" if value else "the shipped list is missing: reinstall",
+                                line))  # fmt: skip
+
+    value, path, label, line = where("screen", "font")
+    if path is not None:
+        why = _font_problem(path)
+        if why is not None:
+            problems.append(Problem(label, "screen.font", value, why, "", line))
+    else:
+        found = next((p for p in FONT_SEARCH_PATHS if p.is_file()), None)
+        if found is None:
+            searched = ", ".join(map(str, FONT_SEARCH_PATHS))
+            hint = "install fonts-wqy-microhei or set [screen] font"
+            expected = f"no CJK font found (searched {searched})"
+            problems.append(Problem(label, "screen.font", value, expected, hint, line))
+        elif (why := _font_problem(found)) is not None:
+            problems.append(Problem(label, "screen.font", value, f"the font found {why}", "",
+                                    line))  # fmt: skip
+    return problems
 
 
 def check_config(paths: Sequence[Path | str]) -> list[Problem]:
@@ -628,9 +785,14 @@ def check_config(paths: Sequence[Path | str]) -> list[Problem]:
 
     Unreadable files, TOML syntax errors, unknown sections/keys (with the closest name suggested),
     wrong types, out-of-range values, and required keys no file sets are all collected; nothing
-    stops at the first error.
+    stops at the first error.  When every file parses, what ``evaluator run`` needs is checked
+    too: the reason list file loads, and the font file exists and is a font (or the search for
+    one succeeds).  A file that cannot be read or parsed reports only that.
     """
-    return _layer(paths)[1]
+    merged, problems, _sources, complete = _layer(paths)
+    if complete:
+        problems.extend(_run_needs(merged, default_config_path()))
+    return problems
 
 
 def load_config(paths: Sequence[Path | str]) -> Config:
@@ -639,14 +801,14 @@ def load_config(paths: Sequence[Path | str]) -> Config:
     Raises :class:`~evaluator.errors.ConfigError` (a ``ValueError``) whose message has one line
     per problem and whose ``problems`` attribute is the list of :class:`Problem`.
     """
-    merged, problems, sources = _layer(paths)
+    merged, problems, sources, _complete = _layer(paths)
     if problems:
         error = ConfigError("\n".join(map(str, problems)))
         error.problems = problems  # type: ignore[attr-defined]
         raise error
 
     def get(section: str, name: str) -> object:
-        value, source, _ = merged[(section, name)]
+        value, source, _label, _line = merged[(section, name)]
         if (section, name) in PATH_KEYS:
             return _resolve_path(str(value), source)
         return value
@@ -655,6 +817,8 @@ def load_config(paths: Sequence[Path | str]) -> Config:
         return {name: get(s, name) for s, name in merged if s == section}
 
     device = DeviceConfig(**table("device"))  # type: ignore[arg-type]
+    session = table("session")
+    session["reasons_file"] = session["reasons_file"] or default_reasons_path()
     mqtt = table("mqtt")
     mqtt["client_id"] = mqtt["client_id"] or f"evaluator-{device.id}"
     return Config(
@@ -662,7 +826,7 @@ def load_config(paths: Sequence[Path | str]) -> Config:
         counter=CounterConfig(**table("counter")),  # type: ignore[arg-type]
         mqtt=MqttConfig(**mqtt),  # type: ignore[arg-type]
         storage=StorageConfig(**table("storage")),  # type: ignore[arg-type]
-        session=SessionConfig(**table("session")),  # type: ignore[arg-type]
+        session=SessionConfig(**session),  # type: ignore[arg-type]
         screen=ScreenConfig(**table("screen")),  # type: ignore[arg-type]
         sources=sources,
     )

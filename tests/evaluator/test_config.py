@@ -67,7 +67,8 @@ def test_defaults_match_the_documented_defaults(tmp_path: Path) -> None:
         resend_after=30.0, max_rate=5.0,
     )  # fmt: skip
     assert c.storage.path == Path("/var/lib/evaluator/ratings.db")
-    assert c.session == cfg.SessionConfig(timeout=60.0, thanks=3.0, reasons_file=None)
+    assert (c.session.timeout, c.session.thanks) == (60.0, 3.0)
+    assert c.session.reasons_file == REPO / "config" / "reasons.toml"  # the shipped list
     assert c.screen == cfg.ScreenConfig(
         width=800, height=480, fullscreen=False, font=None, driver="auto"
     )
@@ -211,8 +212,7 @@ def test_rejected_device_id(tmp_path: Path, device: str, fragment: str) -> None:
 
 def test_toml_syntax_error_names_file_line_and_column(tmp_path: Path) -> None:
     bad = write(tmp_path, "broken.toml", '[device\nid = "x"\n')
-    problem, unset_id = check_config([bad])
-    assert unset_id.key == "device.id"  # nothing else of the broken file is used
+    (problem,) = check_config([bad])  # only the syntax error: no "device.id required" guess
     assert str(problem).startswith(f"{bad}: TOML syntax error: ")
     assert "line 1, column" in str(problem)
 
@@ -284,3 +284,199 @@ def test_parse_duration_rejects(text: str, fragment: str) -> None:
 def test_parse_duration_scales_by_unit(number: int, unit: str) -> None:
     factor = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
     assert parse_duration(f"{number}{unit}") == pytest.approx(number * factor)
+
+
+# --------------------------------------------------------------------------- issue 5: the CLI tells
+# the truth, never prints a secret, accepts Notepad's BOM
+
+SECRET = "Zq7-wallaby-s3cret-91"
+SECRET_NUMBER = 918273645501
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str]:
+    """Run the real ``evaluator`` CLI in-process; exit code and everything it printed."""
+    from evaluator.cli import main
+
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+# Each layered over a valid site file; every one is an error whose line would show the value.
+SECRET_LEAKS = {
+    "wrong-type-password": f"[mqtt]\npassword = {SECRET_NUMBER}\n",
+    "list-password": f'[mqtt]\npassword = ["{SECRET}"]\n',
+    "passwd-did-you-mean": f'[mqtt]\npasswd = "{SECRET}"\n',
+    "misspelt-pasword": f'[mqtt]\npasword = "{SECRET}"\n',
+    "misspelt-passwrod": f'[mqtt]\npasswrod = "{SECRET}"\n',
+    "password-in-wrong-section": f'[device]\npassword = "{SECRET}"\n',
+    "password-outside-section": f'password = "{SECRET}"\n[device]\nid = "pad-1"\n',
+    "secret": f'[mqtt]\nsecret = "{SECRET}"\n',
+    "client-secret": f'[mqtt]\nclientSecret = "{SECRET}"\n',
+    "token": f'[mqtt]\napi_token = "{SECRET}"\n',
+    "tokn": f'[mqtt]\ntokn = "{SECRET}"\n',
+    "key": f'[mqtt]\ntls_key = "{SECRET}"\n',
+    "pin": f"[device]\npin = {SECRET_NUMBER}\n",
+    "pwd": f'[mqtt]\npwd = "{SECRET}"\n',
+    "inline-table": f'[mqtt]\npassword = {{ value = "{SECRET}" }}\n',
+    "unknown-section": f'[mqtt-auth]\npassword = "{SECRET}"\n',
+}
+
+
+@pytest.mark.parametrize("text", SECRET_LEAKS.values(), ids=SECRET_LEAKS.keys())
+def test_config_errors_never_print_a_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    site = write(tmp_path, "site.toml", MINIMAL)
+    bad = write(tmp_path, "bad.toml", text)
+    for args in (["config", "check", site, bad], ["run", "--config", site, "--config", bad]):
+        code, output = cli(capsys, *args)
+        assert code == 2, output
+        assert "bad.toml" in output
+        for leak in (SECRET, str(SECRET_NUMBER), "wallaby", "273645"):
+            assert leak not in output, output
+    problems = check_config([site, bad])
+    assert problems and all(p.value is NO_VALUE or p.value is cfg.MASKED for p in problems)
+
+
+def test_secret_values_show_as_stars_and_the_key_is_still_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = write(tmp_path, "bad.toml", MINIMAL + f'[mqtt]\npasswd = "{SECRET}"\n')
+    code, output = cli(capsys, "config", "check", bad)
+    assert code == 2
+    assert (
+        "bad.toml:4: mqtt.passwd = ***: unknown key in [mqtt]; did you mean 'password'?" in output
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["password", "passwd", "Password", "mqtt_password", "pasword", "passwrd", "secret", "token",
+     "api_key", "apiKey", "pin", "pwd", "pass", "passphrase", "clientSecret", "tokne"],
+)  # fmt: skip
+def test_secret_names(name: str) -> None:
+    assert cfg.is_secret_name(name)
+
+
+def test_ordinary_names_are_not_secret() -> None:
+    for section in documented_keys().values():
+        for name in section:
+            assert cfg.is_secret_name(name) == (name == "password"), name
+    for name in ("hots", "prot", "keepalive", "topic", "baud_rate", "fullscren", "windw", "path"):
+        assert not cfg.is_secret_name(name), name
+
+
+def test_a_utf8_bom_is_accepted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Notepad saves "UTF-8" with a byte-order mark."""
+    site = tmp_path / "site.toml"
+    site.write_bytes(b"\xef\xbb\xbf" + '[device]\nid = "pad-1"\nwindow = "1号窗口"\n'.encode())
+    code, output = cli(capsys, "config", "check", site)
+    assert code == 0, output
+    assert output.startswith("OK")
+    assert load_config([site]).device.window == "1号窗口"
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(b"\xef\xbb\xbf" + b'[device]\nid = "pad-1"\n[mqtt]\nport = 0\n')
+    code, output = cli(capsys, "config", "check", bad)
+    assert code == 2
+    assert f"{bad}:4: mqtt.port = 0: expected an integer from 1 to 65535" in output
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['[device\nid = "pad-1"\n', '[device]\nid = "pad-1\n', "[mqtt]\nport = = 1\n", "not toml\n"],
+)
+def test_a_file_that_does_not_parse_reports_only_its_syntax_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    bad = write(tmp_path, "bad.toml", text)
+    code, output = cli(capsys, "config", "check", bad)
+    assert code == 2
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert lines == [lines[0], "1 problem(s) found"], output
+    assert lines[0].startswith(f"{bad}: TOML syntax error: ")
+    assert "device.id" not in output and "font" not in output and "reasons" not in output
+
+
+def test_a_missing_file_reports_only_that(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, output = cli(capsys, "config", "check", tmp_path / "nope.toml")
+    assert code == 2
+    assert "file not found" in output and "device.id" not in output
+
+
+WQY = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+
+
+def run_needs_cases(tmp_path: Path) -> dict[str, tuple[str, str]]:
+    """(site file text, fragment of the one problem ``config check`` must report)."""
+    (tmp_path / "notes.txt").write_text("not a font\n", encoding="utf-8")
+    (tmp_path / "fonts").mkdir()
+    (tmp_path / "bad-reasons.toml").write_text("[[reason]]\ncode = 1\n", encoding="utf-8")
+    (tmp_path / "broken-reasons.toml").write_text("[[reason\n", encoding="utf-8")
+    return {
+        "reasons-missing": ('reasons_file = "gone.toml"', 'session.reasons_file = "gone.toml"'),
+        "reasons-invalid": ('reasons_file = "bad-reasons.toml"', "cannot use this reason list"),
+        "reasons-not-toml": ('reasons_file = "broken-reasons.toml"', "not valid TOML"),
+        "reasons-directory": ('reasons_file = "fonts"', "cannot use this reason list"),
+        "font-missing": ('font = "gone.ttc"', 'screen.font = "gone.ttc": file not found'),
+        "font-not-a-font": ('font = "notes.txt"', "not a TrueType/OpenType font file"),
+        "font-directory": ('font = "fonts"', "is a directory"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["reasons-missing", "reasons-invalid", "reasons-not-toml", "reasons-directory",
+     "font-missing", "font-not-a-font", "font-directory"],
+)  # fmt: skip
+def test_config_check_fails_what_run_would_fail(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    line, fragment = run_needs_cases(tmp_path)[case]
+    section = "session" if line.startswith("reasons") else "screen"
+    site = write(tmp_path, "site.toml", MINIMAL + f"[{section}]\n{line}\n")
+    code, output = cli(capsys, "config", "check", site)
+    assert code == 2, output
+    assert f"{site}:4: " in output and fragment in output, output
+    assert "1 problem(s) found" in output
+
+
+def test_config_check_passes_real_reasons_and_font_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reasons = (REPO / "config" / "reasons.toml").read_text(encoding="utf-8")
+    write(tmp_path, "mine.toml", reasons)
+    site = write(
+        tmp_path, "site.toml",
+        MINIMAL + f'[session]\nreasons_file = "mine.toml"\n[screen]\nfont = "{WQY}"\n',
+    )  # fmt: skip
+    code, output = cli(capsys, "config", "check", site)
+    assert code == 0, output
+
+
+def test_font_search_finds_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cfg, "FONT_SEARCH_PATHS", (tmp_path / "a.ttc", tmp_path / "b.otf"))
+    site = write(tmp_path, "site.toml", MINIMAL)
+    code, output = cli(capsys, "config", "check", site)
+    assert code == 2
+    assert "screen.font" in output and "no CJK font found" in output
+    assert str(tmp_path / "a.ttc") in output and "fonts-wqy-microhei" in output
+    write(tmp_path, "b.otf", "junk")
+    code, output = cli(capsys, "config", "check", site)
+    assert code == 2 and "not a TrueType/OpenType font file" in output
+
+
+def test_font_search_is_the_kiosk_search() -> None:
+    from kiosk.fonts import KNOWN_FONT_PATHS
+
+    assert cfg.FONT_SEARCH_PATHS == KNOWN_FONT_PATHS
+
+
+def test_the_default_reason_list_is_the_shipped_one(tmp_path: Path) -> None:
+    c = load_config([write(tmp_path, "site.toml", MINIMAL)])
+    assert c.session.reasons_file == cfg.default_reasons_path()
+    assert c.session.reasons_file.is_file()
