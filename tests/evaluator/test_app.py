@@ -228,7 +228,8 @@ def wait_until(
 
     The whole read is retried: ``check`` raising a ``STORE_NOT_READY`` error (the store is being
     created or written) counts as "not yet", like ``False``.  The timeout only bounds a failure;
-    a passing wait returns as soon as ``check`` holds.  ``ev`` adds the pad's log to a failure.
+    a passing wait returns as soon as ``check`` holds.  With ``ev``, a pad that exits fails the
+    wait at once, and a failure carries the pad's log.
     """
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
@@ -240,6 +241,11 @@ def wait_until(
             last_error = exc
         if time.monotonic() >= deadline:
             break
+        if ev is not None and ev.process.poll() is not None:
+            raise AssertionError(
+                f"the pad exited ({ev.process.returncode}) while waiting for {what}"
+                f"\n--- pad log ---\n{ev.output()}"
+            )
         time.sleep(0.05)
     detail = f" (last read failed: {last_error!r})" if last_error else ""
     log = f"\n--- pad log ---\n{ev.output()}" if ev is not None else ""
@@ -468,7 +474,7 @@ def test_requests_drive_the_screens_and_replies_never_carry_a_level(app: Any) ->
     assert reasons.screen == "reasons" and not reasons.can_submit
     assert [r.code for r in reasons.reasons][-1] == "other"
     status = app.handle(msg(3, "status"))
-    assert status["state"] == "choosing_reasons"
+    assert status["state"] == "rating"  # the same as before the press (art. 4)
     assert "level" not in json.dumps(status) and "dissatisfied" not in json.dumps(status)
 
 
