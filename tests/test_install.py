@@ -1,0 +1,221 @@
+"""A real, non-editable install: build the wheel, install it into a fresh virtualenv outside the
+checkout, and run ``evaluator`` from an empty folder.  The shipped ``config/default.toml`` and
+``config/reasons.toml`` must come from the installed package, not from this checkout.
+
+No network: the wheel is built with the setuptools of the test environment (the ``test`` extra
+pins one that builds wheels by itself), installed with ``--no-deps --no-index``, and the new venv
+sees the already-installed dependencies through a ``.pth`` file.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+#: What a wheel is built from (``pyproject.toml`` lists the packages; config/ is package data).
+SOURCES = ("pyproject.toml", "evaluator", "kiosk", "printer", "sync", "config")
+SITE = """\
+[device]
+id = "install-test"
+
+[counter]
+port = ""
+
+[mqtt]
+enabled = false
+
+[storage]
+path = "var/ratings.db"
+
+[screen]
+driver = "dummy"
+"""
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PIP_", "VIRTUAL"))}
+    env.update(
+        PIP_NO_INDEX="1",
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        PIP_NO_INPUT="1",
+        SDL_VIDEODRIVER="dummy",
+        SDL_AUDIODRIVER="dummy",
+        PYGAME_HIDE_SUPPORT_PROMPT="1",
+    )
+    return env
+
+
+def _run(*args: str | Path, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [str(a) for a in args], cwd=cwd, env=_env(), capture_output=True, text=True,
+        timeout=timeout, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, f"{args}: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+def _copy_sources(dest: Path) -> Path:
+    dest.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")
+    for name in SOURCES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=ignore)
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def _fresh_venv(path: Path) -> Path:
+    """A venv without pip whose interpreter also sees this test environment's packages (the
+    pad's dependencies) after its own site-packages.  Returns its ``bin`` folder."""
+    _run(sys.executable, "-m", "venv", "--without-pip", path, cwd=path.parent)
+    python = path / "bin" / "python"
+    purelib = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True, env=_env(),
+    ).stdout.strip()  # fmt: skip
+    deps = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    Path(purelib, "_test_deps.pth").write_text("\n".join(sorted(deps)) + "\n", encoding="utf-8")
+    return path / "bin"
+
+
+def _pip(venv_bin: Path, *args: str | Path, cwd: Path) -> None:
+    _run(sys.executable, "-m", "pip", "--python", venv_bin / "python", "install", "-q",
+         "--no-deps", "--no-index", *args, cwd=cwd)  # fmt: skip
+
+
+@dataclass
+class Installed:
+    bin: Path
+    venv: Path
+    workdir: Path
+    seconds: float
+
+
+@pytest.fixture(scope="module")
+def installed() -> Iterator[Installed]:
+    with tempfile.TemporaryDirectory(prefix="evaluator-install-") as name:
+        yield _install(Path(name))
+
+
+def _install(tmp: Path) -> Installed:
+    started = time.monotonic()
+    src = _copy_sources(tmp / "src")
+    _run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+         "--no-index", "-w", tmp / "wheels", src, cwd=tmp)  # fmt: skip
+    (wheel,) = (tmp / "wheels").glob("window_evaluator-*.whl")
+    venv = tmp / "venv"
+    venv_bin = _fresh_venv(venv)
+    _pip(venv_bin, wheel, cwd=tmp)
+    shutil.rmtree(src)  # nothing of a source tree is left to fall back on
+    workdir = tmp / "empty"
+    workdir.mkdir()
+    return Installed(venv_bin, venv, workdir, time.monotonic() - started)
+
+
+def test_installed_package_uses_its_own_shipped_files(installed: Installed) -> None:
+    probe = (
+        "import evaluator.config as c, evaluator.reasons as r\n"
+        "print(c.__file__); print(c.default_config_path()); print(c.default_reasons_path())\n"
+        "print(len(r.load_reasons(c.default_reasons_path()).reasons))\n"
+    )
+    out = _run(installed.bin / "python", "-c", probe, cwd=installed.workdir).stdout.split("\n")
+    module, default_toml, reasons_toml, count = out[:4]
+    for path in (module, default_toml, reasons_toml):
+        assert Path(path).is_relative_to(installed.venv), path
+        assert not Path(path).is_relative_to(REPO), path
+    assert Path(default_toml).name == "default.toml" and Path(default_toml).is_file()
+    assert int(count) > 0
+
+
+def test_installed_config_check(installed: Installed) -> None:
+    site = installed.workdir / "site.toml"
+    site.write_text(SITE, encoding="utf-8")
+    done = _run(installed.bin / "evaluator", "config", "check", "site.toml", cwd=installed.workdir)
+    assert done.stdout.startswith("OK: site.toml"), done.stdout
+    bad = installed.workdir / "bad.toml"
+    bad.write_text('[mqtt]\nhots = "x"\n', encoding="utf-8")
+    failed = subprocess.run(
+        [installed.bin / "evaluator", "config", "check", "site.toml", "bad.toml"],
+        cwd=installed.workdir, env=_env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert failed.returncode == 2
+    assert "bad.toml:2: mqtt.hots = \"x\": unknown key in [mqtt]; did you mean 'host'?" in (
+        failed.stdout
+    )
+
+
+def test_installed_run_starts_and_stops_on_sigterm(installed: Installed) -> None:
+    site = installed.workdir / "run.toml"
+    site.write_text(SITE, encoding="utf-8")
+    pad = subprocess.Popen(
+        [installed.bin / "evaluator", "run", "--config", "run.toml"],
+        cwd=installed.workdir, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert pad.stdout is not None
+        for line in pad.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 30
+        while not any(" running (storage " in line for line in seen):
+            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            assert line is not None, "the pad exited early:\n" + "".join(seen)
+            seen.append(line)
+        pad.send_signal(signal.SIGTERM)
+        assert pad.wait(timeout=20) == 0, "".join(seen)
+    finally:
+        if pad.poll() is None:
+            pad.kill()
+            pad.wait(5)
+    assert (installed.workdir / "var" / "ratings.db").is_file()
+
+
+def test_install_is_quick(installed: Installed) -> None:
+    assert installed.seconds < 60, f"build and install took {installed.seconds:.1f}s"
+
+
+def test_editable_install_of_a_checkout_reads_its_config_folder(
+    tmp_path: Path,
+) -> None:
+    """``pip install -e .`` (what scripts/setup does) still finds config/ in the checkout."""
+    src = _copy_sources(tmp_path / "checkout")
+    venv_bin = _fresh_venv(tmp_path / "venv")
+    _pip(venv_bin, "--no-build-isolation", "-e", src, cwd=tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "site.toml").write_text(SITE, encoding="utf-8")
+    _run(venv_bin / "evaluator", "config", "check", "site.toml", cwd=empty)
+    probe = "import evaluator.config as c; print(c.default_config_path())"
+    shown = _run(venv_bin / "python", "-c", probe, cwd=empty).stdout.strip()
+    assert Path(shown) == src / "config" / "default.toml"
+
+
+def test_checkout_venv_entry_point_works() -> None:
+    """The checkout's own ``.venv/bin/evaluator`` (editable) checks the demo config."""
+    entry = Path(sys.executable).parent / "evaluator"
+    assert entry.is_file(), entry
+    done = _run(entry, "config", "check", REPO / "config" / "demo.toml", cwd=REPO)
+    assert done.stdout.startswith("OK")
