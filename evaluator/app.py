@@ -12,17 +12,19 @@ import os
 import queue
 import signal
 import socket
+import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, ClassVar
 
-from evaluator.clock import Clock, Stamp, SystemClock
+from evaluator.clock import Clock, SystemClock
 from evaluator.config import Config
 from evaluator.errors import EvaluatorError, RequestError, StoreError, SubmitError
-from evaluator.protocol import Message, finished_event, reply_error, reply_ok
+from evaluator.protocol import Message, fault_event, finished_event, reply_error, reply_ok
 from evaluator.reasons import OTHER_CODE, OTHER_TEXT, load_reasons
 from evaluator.request import parse_clerk, parse_request
-from evaluator.session import Finished, Outcome, Presentation, Session, State
+from evaluator.session import Closing, Finished, FirstRating, Presentation, Session, State
 from kiosk import texts
 from kiosk.view import (
     Back,
@@ -36,7 +38,7 @@ from kiosk.view import (
     TypeText,
     UiAction,
 )
-from sync.store import Store
+from sync.store import DuplicateRating, PresentationEnd, Store
 
 log = logging.getLogger(__name__)
 
@@ -45,43 +47,184 @@ _FIELDS: dict[str, set[str]] = {"clerk.sign_in": {"clerk"}}
 
 #: How long a storage-failure notice stays on screen, in seconds.
 NOTICE_SECONDS = 5.0
+#: Seconds between attempts to reopen / probe a faulty store.
+MAINTENANCE_SECONDS = 2.0
 
 
 class StoreLedger:
-    """The session's ledger on top of the SQLite store; wakes the sync after each rating."""
+    """The session's ledger on top of the SQLite store; wakes the sync after each rating.
 
-    def __init__(self, store: Store, *, on_rating: Any = None) -> None:
-        self.store = store
+    It keeps the pad working through storage faults (disk full, read-only, a store that cannot
+    be opened): a failed write raises :class:`StoreError` to the caller (nothing was stored, so
+    the screen stays as it was), a presentation's end that cannot be written is kept and
+    written when the disk takes writes again, and :attr:`fault` says what is wrong until then.
+    :meth:`maintain` (called by the app's loop) reopens, retries and probes.
+    """
+
+    def __init__(
+        self,
+        opener: Callable[[], Store],
+        *,
+        on_rating: Callable[[], None] | None = None,
+        on_fault: Callable[[str], None] | None = None,
+    ) -> None:
+        self._opener = opener
         self.on_rating = on_rating
+        self.on_fault = on_fault
+        self._store: Store | None = None
+        self.fault = ""
+        self.pending_ends: list[Closing] = []
+        self.open()
 
-    def already_rated(self, serials: tuple[str, ...], stage: str, assess_number: int) -> list[str]:
-        return self.store.already_rated(serials, stage, assess_number)
+    # -- health ---------------------------------------------------------------------------
+
+    def open(self) -> Store | None:
+        """Open the store if it is not open; ``None`` (and a fault) when it cannot be."""
+        if self._store is None:
+            try:
+                self._store = self._opener()
+            except StoreError as exc:
+                self._set_fault(str(exc))
+                return None
+        return self._store
+
+    @property
+    def store(self) -> Store:
+        """The open store; :class:`StoreError` while it cannot be opened."""
+        store = self.open()
+        if store is None:
+            raise StoreError(self.fault or "the rating store is not available")
+        return store
+
+    def _set_fault(self, message: str) -> None:
+        first = not self.fault
+        self.fault = message or "storage fault"
+        if first:
+            log.error("storage fault: %s", self.fault)
+            if self.on_fault is not None:
+                self.on_fault(self.fault)
+
+    def _clear_fault(self) -> None:
+        if self.fault:
+            log.warning("storage works again (was: %s)", self.fault)
+            self.fault = ""
+            if self.on_fault is not None:
+                self.on_fault("")
+
+    def maintain(self) -> None:
+        """While faulted: reopen, write the presentation ends kept back, probe the disk."""
+        if not self.fault and not self.pending_ends:
+            return
+        try:
+            store = self.store
+            while self.pending_ends:
+                end = self.pending_ends[0]
+                try:
+                    self._write_end(store, end)
+                except StoreError:
+                    if store.presentation_row(end.presentation.id) is None:
+                        raise
+                    # Already closed (e.g. by a restart): nothing more to write.
+                self.pending_ends.pop(0)
+            store.probe()
+        except StoreError as exc:
+            self._set_fault(str(exc))
+            return
+        self._clear_fault()
+
+    def _guard(self, exc: StoreError) -> StoreError:
+        self._set_fault(str(exc))
+        return exc
+
+    # -- the Ledger protocol --------------------------------------------------------------
+
+    def already_rated(self, slots: tuple[tuple[str, str], ...], assess_number: int) -> list[str]:
+        try:
+            return self.store.already_rated(slots, assess_number)
+        except StoreError as exc:
+            raise self._guard(exc) from None
+
+    def first_ratings(self, slots: tuple[tuple[str, str], ...]) -> dict[str, FirstRating]:
+        try:
+            found = self.store.first_ratings(slots)
+        except StoreError as exc:
+            raise self._guard(exc) from None
+        return {
+            serial: FirstRating(serial, f["rating_id"], f["rated_at"], f["clock_synced"])
+            for serial, f in found.items()
+        }
 
     def open_presentation(self, presentation: Presentation) -> None:
         req = presentation.request
-        self.store.open_presentation(
-            id=presentation.id,
-            serials=req.serials,
-            stage=req.stage,
-            assess_number=req.assess_number,
-            clerk_id=req.clerk.id,
-            matter_codes=[c.matter_code for c in req.cases],
-            started_at=presentation.started.iso,
-            clock_synced=presentation.started.synced,
-        )
+        try:
+            self.store.open_presentation(
+                id=presentation.id,
+                serials=req.serials,
+                stage=req.stage,
+                assess_number=req.assess_number,
+                clerk_id=req.clerk.id,
+                matter_codes=[c.matter_code for c in req.cases],
+                started_at=presentation.started.iso,
+                clock_synced=presentation.started.synced,
+                cases=[
+                    (serial, slot, case.matter_code)
+                    for (serial, slot), case in zip(req.slots(), req.cases, strict=True)
+                ],
+                visit=req.visit,
+                follows=presentation.follows,
+            )
+        except StoreError as exc:
+            raise self._guard(exc) from None
 
-    def record_rating(self, content: dict[str, Any]) -> str:
-        record = self.store.append_rating(content)
+    def record_rating(self, content: dict[str, Any], *, closing: Closing | None) -> str:
+        try:
+            record = self.store.append_rating(content, close=_end(closing) if closing else None)
+        except DuplicateRating:
+            raise
+        except StoreError as exc:
+            raise self._guard(exc) from None
+        if not self.pending_ends:
+            self._clear_fault()
         if self.on_rating is not None:
             self.on_rating()
         return str(record["id"])
 
-    def close_presentation(
-        self, presentation: Presentation, outcome: Outcome, at: Stamp, rating_ids: tuple[str, ...]
-    ) -> None:
-        self.store.close_presentation(
-            presentation.id, outcome=outcome.value, ended_at=at.iso, rating_ids=rating_ids
+    def close_presentation(self, closing: Closing) -> None:
+        """Write the end; if the disk refuses, keep it for :meth:`maintain` (the session goes
+        on: a presentation left open in the store is closed at the next start at worst)."""
+        try:
+            self._write_end(self.store, closing)
+        except StoreError as exc:
+            self._set_fault(str(exc))
+            self.pending_ends.append(closing)
+
+    @staticmethod
+    def _write_end(store: Store, closing: Closing) -> None:
+        end = _end(closing)
+        store.close_presentation(
+            end.id,
+            outcome=end.outcome,
+            ended_at=end.ended_at,
+            rating_ids=end.rating_ids,
+            cause=end.cause,
+            touched=end.touched,
         )
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def _end(closing: Closing) -> PresentationEnd:
+    return PresentationEnd(
+        closing.presentation.id,
+        closing.outcome.value,
+        closing.at.iso,
+        closing.rating_ids,
+        closing.cause,
+        closing.presentation.touched,
+    )
 
 
 @dataclass
@@ -97,20 +240,26 @@ class App:
         self.config = config
         self.clock = clock or SystemClock()
         self.inbox: queue.Queue[Message] = queue.Queue()
-        self.store = Store(config.storage.path, device_id=config.device.id)
-        self._close_interrupted_presentations()
+        self.link: Any = None
         self.sync = self._make_sync()
-        self.ledger = StoreLedger(self.store, on_rating=self.sync.notify if self.sync else None)
+        self.ledger = StoreLedger(
+            self._open_store,
+            on_rating=self.sync.notify if self.sync else None,
+            on_fault=self._storage_fault,
+        )
         self.session = Session(
             ledger=self.ledger,
             reasons=load_reasons(config.session.reasons_file),
             clock=self.clock,
             timeout=config.session.timeout,
             thanks=config.session.thanks,
+            followup_window=config.session.followup_window,
+            area_code=config.device.area_code,
             on_finished=self._finished,
         )
         self.link = self._make_link()
         self.notice: Notice | None = None
+        self._next_maintenance = 0.0
         self._running = True
         self.screen: Any = None
 
@@ -149,11 +298,38 @@ class App:
             on_message=self._queue_message,
         )
 
-    def _close_interrupted_presentations(self) -> None:
-        """A presentation open when the power went: it was not rated (art. 25)."""
+    @property
+    def store(self) -> Store:
+        """The open rating store (:class:`StoreError` while it cannot be opened)."""
+        return self.ledger.store
+
+    def _open_store(self) -> Store:
+        store = Store(self.config.storage.path, device_id=self.config.device.id)
+        try:
+            self._close_interrupted_presentations(store)
+        except StoreError:
+            store.close()
+            raise
+        return store
+
+    def _close_interrupted_presentations(self, store: Store) -> None:
+        """A presentation open when the power went: not rated (art. 25), unless ratings of it
+        were stored (items of a theme rated one by one), then rated with those."""
         now = self.clock.now()
-        for row in self.store.unclosed_presentations():
-            self.store.close_presentation(row["id"], outcome="not_rated", ended_at=now.iso)
+        for row in store.unclosed_presentations():
+            ids = row["rating_ids"]
+            store.close_presentation(
+                row["id"],
+                outcome="rated" if ids else "not_rated",
+                ended_at=now.iso,
+                rating_ids=ids,
+                cause="restart",
+            )
+
+    def _storage_fault(self, message: str) -> None:
+        """The store failed or works again: tell the counter (never anything about a level)."""
+        if self.link is not None:
+            self.link.send(fault_event("storage", bool(message), message))
 
     def _queue_message(self, message: Message) -> None:
         self.inbox.put(message)
@@ -180,10 +356,10 @@ class App:
                 title=f"窗口评价器 {self.config.device.id}",
             )
         except EvaluatorError:
-            self.store.close()
+            self.ledger.close()
             raise
         except Exception as exc:  # pygame.error: no display, wrong driver, missing permissions
-            self.store.close()
+            self.ledger.close()
             raise EvaluatorError(
                 f"cannot open the screen (driver {sc.driver!r}): {exc}; "
                 "see docs/technician.md, troubleshooting"
@@ -194,13 +370,16 @@ class App:
             self.sync.start()
         if self.link is not None:
             self.link.start()
-        log.info("evaluator %s running (storage %s)", self.config.device.id, self.store.path)
+        log.info(
+            "evaluator %s running (storage %s)", self.config.device.id, self.config.storage.path
+        )
+        if self.ledger.fault:
+            self._storage_fault(self.ledger.fault)  # the link is up now: say it again
         _sd_notify("READY=1")
         shown: ScreenView | None = None
         try:
             while self._running:
-                self._drain_inbox()
-                self.session.tick()
+                self.step()
                 view = self.view()
                 if view != shown:
                     self.screen.render(view)
@@ -215,9 +394,22 @@ class App:
             self.shutdown()
         return 0
 
+    def step(self) -> None:
+        """One turn of the loop's work: requests, deadlines, storage upkeep.  Never raises for
+        a storage error: the pad shows the fault and keeps serving the citizen."""
+        self._drain_inbox()
+        try:
+            self.session.tick()
+        except (StoreError, OSError) as exc:  # the ledger keeps ends it cannot write
+            log.error("storage failed at a deadline: %s", exc)
+        now = self.clock.now().mono
+        if (self.ledger.fault or self.ledger.pending_ends) and now >= self._next_maintenance:
+            self._next_maintenance = now + MAINTENANCE_SECONDS
+            self.ledger.maintain()
+
     def _sleep_for(self) -> float:
         now = self.clock.now().mono
-        wakeups = [1.0]  # the countdown shows whole seconds
+        wakeups = [1.0]  # the countdown shows whole seconds; storage upkeep runs at most this late
         deadline = self.session.next_deadline()
         if deadline is not None:
             wakeups.append(max(0.0, deadline - now) + 0.01)
@@ -238,7 +430,7 @@ class App:
             self.sync.join(5)
         if self.screen is not None:
             self.screen.close()
-        self.store.close()
+        self.ledger.close()
 
     # -- counter requests -------------------------------------------------------------------------
 
@@ -264,34 +456,59 @@ class App:
             return reply_error(message.id, RequestError("storage", str(exc)))
 
     def _handle(self, message: Message) -> dict[str, Any]:
-        s, body = self.session, message.body
         allowed = _FIELDS.get(message.type, set())
-        unknown = sorted(set(body) - allowed) if message.type != "evaluation.start" else []
+        unknown = sorted(set(message.body) - allowed) if message.type != "evaluation.start" else []
         if unknown:
             raise RequestError("unknown_field", f"{message.type} takes no field {unknown[0]!r}")
-        if message.type == "evaluation.start":
-            presentation = s.start(parse_request(body))
-            log.info("rating screen for cases %s", ",".join(presentation.request.serials))
-        elif message.type == "evaluation.cancel":
-            if not s.cancel():
-                raise RequestError("not_presenting", "no rating screen is open")
-        elif message.type == "clerk.sign_in":
-            s.sign_in(parse_clerk(body.get("clerk")))
-        elif message.type == "clerk.sign_out":
-            s.sign_out()
-        elif message.type == "window.pause":
-            s.pause()
-        elif message.type == "window.resume":
-            s.resume()
-        elif message.type == "status":
-            status = self.sync.status if self.sync is not None else None
-            return reply_ok(
-                message.id,
-                state=s.state.value,
-                outbox=self.store.outbox_size(),
-                online=bool(status and status.connected),
-            )
-        return reply_ok(message.id)
+        handler = self._handlers[message.type]
+        extra = handler(self, message.body)
+        return reply_ok(message.id, **(extra or {}))
+
+    def _start(self, body: dict[str, Any]) -> None:
+        presentation = self.session.start(parse_request(body))
+        log.info("rating screen for cases %s", ",".join(presentation.request.serials))
+
+    def _cancel(self, body: dict[str, Any]) -> None:
+        if not self.session.cancel():
+            raise RequestError("not_presenting", "no rating screen is open")
+
+    def _sign_in(self, body: dict[str, Any]) -> None:
+        self.session.sign_in(parse_clerk(body.get("clerk")))
+
+    def _sign_out(self, body: dict[str, Any]) -> None:
+        self.session.sign_out()
+
+    def _pause(self, body: dict[str, Any]) -> None:
+        self.session.pause()
+
+    def _resume(self, body: dict[str, Any]) -> None:
+        self.session.resume()
+
+    def _status(self, body: dict[str, Any]) -> dict[str, Any]:
+        """What the clerk's side may know: never the level, and one ``rating`` state for
+        every rating screen (art. 4)."""
+        self.session.tick()
+        status = self.sync.status if self.sync is not None else None
+        try:
+            outbox: int | None = self.store.outbox_size()
+        except (StoreError, sqlite3.Error):
+            outbox = None
+        return {
+            "state": self.session.public_state,
+            "outbox": outbox,
+            "online": bool(status and status.connected),
+            "faults": ["storage"] if self.ledger.fault else [],
+        }
+
+    _handlers: ClassVar[dict[str, Callable[[App, dict[str, Any]], dict[str, Any] | None]]] = {
+        "evaluation.start": _start,
+        "evaluation.cancel": _cancel,
+        "clerk.sign_in": _sign_in,
+        "clerk.sign_out": _sign_out,
+        "window.pause": _pause,
+        "window.resume": _resume,
+        "status": _status,
+    }
 
     def _finished(self, finished: Finished) -> None:
         """Called by the session after the outcome is durable; tells the counter.
@@ -324,7 +541,7 @@ class App:
                 s.submit()
         except SubmitError:
             pass  # the 提交 button is disabled; a stray Enter does nothing
-        except (StoreError, OSError) as exc:
+        except (StoreError, OSError) as exc:  # nothing was stored: the screen stays as it was
             log.error("could not store the rating: %s", exc)
             self.notice = Notice(texts.STORAGE_FAILED, self.clock.now().mono + NOTICE_SECONDS)
 
@@ -337,17 +554,21 @@ class App:
         now = self.clock.now().mono
         if self.notice is not None and now >= self.notice.until:
             self.notice = None
-        clerk = s.clerk
+        p = s.presentation
+        # While a rating screen is open it names the clerk of its request: the one the record
+        # will name.
+        clerk = p.request.clerk if p is not None and s.rating_open else s.clerk
         base: dict[str, Any] = {
             "window": cfg.device.window,
             "clerk_name": clerk.name if clerk else "",
             "clerk_id": clerk.id if clerk else "",
             "online": online,
         }
-        if self.notice is not None and s.state in (State.PRESENTING, State.CHOOSING_REASONS):
+        if self.notice is not None and s.rating_open:
             base["message"] = self.notice.text
-        p = s.presentation
-        if p is not None and s.state in (State.PRESENTING, State.CHOOSING_REASONS):
+        elif self.ledger.fault:
+            base["message"] = texts.STORAGE_FAULT
+        if p is not None and s.rating_open:
             deadline = s.next_deadline()
             base["cases"] = tuple((c.matter_name, c.serial) for c in p.current_cases)
             base["theme"] = p.request.theme.name if p.request.theme else ""

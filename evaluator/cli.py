@@ -1,7 +1,11 @@
 """``evaluator`` — run the pad, check configs, inspect the rating store.
 
 Every command prints one clear line on error and returns an exit code: 0 fine, 1 a finding
-(e.g. a broken chain), 2 bad input (a config or argument error).
+(e.g. a broken chain, or damaged records that ``ratings``/``stats`` had to leave out, each named
+on stderr), 2 bad input (a config or argument error, no store, a damaged store file).
+
+``ratings``, ``verify`` and ``stats`` open the store read-only (SQLite ``mode=ro``): they never
+write, migrate or checkpoint it, so they run beside the pad while it writes.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ import io
 import json
 import logging
 import os
-import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -115,7 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return cmd_ratings(store, args.format, args.output)
             if args.command == "verify":
                 return cmd_verify(store)
-            return cmd_stats(store, args.format)
+            code = cmd_stats(store, args.format)
+            return max(code, _report_skipped(store, "stats", "counted"))
         finally:
             store.close()
     except ConfigError as exc:
@@ -147,27 +151,41 @@ def cmd_run(configs: Sequence[Path]) -> int:
 
 
 def _open_store(args: argparse.Namespace) -> Any:
+    """The store named by ``--db`` or by the config, opened read-only."""
     from sync.store import Store
 
     if args.db is not None:
-        if not args.db.exists():
-            raise EvaluatorError(f"no rating store at {args.db}")
-        return Store(args.db, device_id=_store_device_id(args.db))
-    if not args.config:
+        path = args.db
+    elif not args.config:
         raise ConfigError("give --config FILE (the pad's config) or --db FILE")
-    config: Config = load_config(args.config)
-    if not config.storage.path.exists():
-        raise EvaluatorError(f"no rating store at {config.storage.path} (nothing rated yet?)")
-    return Store(config.storage.path, device_id=config.device.id)
+    else:
+        config: Config = load_config(args.config)
+        path = config.storage.path
+        if not path.exists():
+            raise EvaluatorError(f"no rating store at {path} (nothing rated yet?)")
+    return Store.open_read_only(path)
 
 
-def _store_device_id(path: Path) -> str:
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'device_id'").fetchone()
-    except sqlite3.Error as exc:
-        raise EvaluatorError(f"{path} is not a rating store: {exc}") from exc
-    return str(row[0]) if row else "unknown"
+def _report_skipped(store: Any, command: str, verb: str) -> int:
+    """Name on stderr each damaged record the command left out; 1 if there was any, else 0."""
+    damaged = sorted(store.damage.values(), key=lambda d: d.seq)
+    if not damaged:
+        return 0
+    print(
+        f"evaluator {command}: {len(damaged)} damaged record(s) skipped, not {verb}"
+        " (run `evaluator verify`):",
+        file=sys.stderr,
+    )
+    for d in damaged:
+        print(f"  damaged record {d}", file=sys.stderr)
+    return 1
+
+
+def _gap_line(store: Any) -> str | None:
+    from sync.store import gap_note
+
+    gap = store.follows_gap()
+    return None if gap is None else gap_note(gap)
 
 
 def _row(record: dict[str, Any], pending: set[str]) -> dict[str, Any]:
@@ -217,35 +235,60 @@ def cmd_ratings(store: Any, fmt: str, output: Path | None) -> int:
     else:
         output.write_text(text, encoding="utf-8")
         print(f"wrote {len(records)} rating(s) to {output}", file=sys.stderr)
-    return 0
+    gap = _gap_line(store)
+    if gap is not None:
+        print(f"evaluator ratings: NOTE: {gap}", file=sys.stderr)
+    return _report_skipped(store, "ratings", "exported")
 
 
 def cmd_verify(store: Any) -> int:
-    count = sum(1 for _ in store.records())
+    gap = _gap_line(store)
+    if gap is not None:
+        print(f"NOTE: {gap}")
+    damaged: list[Any] = []
+    count = sum(1 for _ in store.records(damage=damaged))
     broken = store.verify()
-    if broken is None:
+    if broken is None and not damaged:
         print(f"OK: hash chain intact over {count} rating(s)")
         return 0
-    print(f"BROKEN: first broken {broken}")
+    if broken is not None:
+        print(f"BROKEN: first broken {broken}")
+    for d in damaged:
+        print(f"DAMAGED: record {d}")
     return 1
 
 
 def cmd_stats(store: Any, fmt: str) -> int:
-    rows = store.stats()
+    """Art. 33 figures: the device, each clerk, each matter (formulas in docs/technician.md)."""
+    stats = store.stats()
     if fmt == "json":
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        print(json.dumps(stats, ensure_ascii=False, indent=2))
         return 0
-    cols = ("clerk_id", "clerk_name", "matter_code", "matter_name", "ratings", "mean_score")
-    cols += ("presented", "rated", "participation")
-    table = []
-    for r in rows:
-        mean = "-" if r["mean_score"] is None else f"{r['mean_score']:.2f}"
-        part = "-" if r["participation"] is None else f"{r['participation']:.0%}"
-        table.append(
-            [str(r[c] or "") for c in cols[:5]] + [mean, str(r["presented"]), str(r["rated"]), part]
-        )
-    sys.stdout.write(_table(cols, table))
+    figures = ("ratings", "mean_score", "should_rate", "rated", "participation")
+    device = stats["device"]
+    sys.stdout.write(f"device {device['device_id']}: item score {_num(device['item_score'])}\n")
+    sections = (
+        ("device", [device], ("device_id",), ("cancelled", "represented")),
+        ("clerks", stats["clerks"], ("clerk_id", "clerk_name"), ("cancelled", "represented")),
+        ("matters", stats["matters"], ("matter_code", "matter_name"), ()),
+    )
+    for _title, rows, keys, tail in sections:
+        cols = (*keys, *figures, *tail)
+        table = [[_cell(r.get(c), c) for c in cols] for r in rows]
+        sys.stdout.write("\n" + _table(cols, table))
     return 0
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _cell(value: Any, column: str) -> str:
+    if column == "participation":
+        return "-" if value is None else f"{value:.0%}"
+    if column in ("mean_score", "item_score"):
+        return _num(value)
+    return "" if value is None else str(value)
 
 
 def _width(text: str) -> int:

@@ -128,6 +128,8 @@ class SessionConfig:
     """Seconds a rating screen waits before the presentation ends NOT RATED; default 60.0."""
     thanks: float
     """Seconds the thank-you screen stays (0 skips it); default 3.0."""
+    followup_window: float
+    """Seconds after a first rating within which one follow-up is taken; default 7 days."""
     reasons_file: Path
     """Reason list file, absolute; the shipped ``config/reasons.toml`` when no file sets one."""
 
@@ -434,6 +436,7 @@ RULES: dict[tuple[str, str], _Rule] = {
     ("storage", "path"): _not_empty("a file path"),
     ("session", "timeout"): _seconds(0, lo_open=True),
     ("session", "thanks"): _seconds(0),
+    ("session", "followup_window"): _seconds(0, lo_open=True),
     ("screen", "width"): _int_range(1, 16384),
     ("screen", "height"): _int_range(1, 16384),
     ("screen", "driver"): _one_of(SCREEN_DRIVERS),

@@ -183,6 +183,12 @@ def finished_event(serials: tuple[str, ...], outcome: str) -> dict[str, Any]:
     return {"event": "evaluation.finished", "serials": list(serials), "outcome": outcome}
 
 
+def fault_event(fault: str, active: bool, message: str = "") -> dict[str, Any]:
+    """A device fault began (``active``) or ended, e.g. ``storage`` while the disk refuses
+    writes: the counter learns the pad cannot take ratings right now."""
+    return {"event": "device.fault", "fault": fault, "active": active, "message": message}
+
+
 class LineFramer:
     """Splits a byte stream into frames; an over-long line is reported once and skipped."""
 

@@ -9,14 +9,26 @@ Guarantees, each enforced here and checked by property tests:
 * a rating exists only because a level button was pressed; a timeout ends the presentation
   **not rated**, never with a rating;
 * a 差评 cannot be submitted without a reason or 其他 text;
-* a rating is handed to the ledger, which makes it durable, **before** the session reaches the
-  thanks state or reports the outcome.
+* a rating is handed to the ledger, which makes it durable together with the presentation's
+  outcome (one transaction), **before** the session reaches the thanks state or reports it;
+* once the citizen has pressed a level, the clerk's side cannot end the presentation (art. 4):
+  cancel, pause, sign-out and sign-in are refused with :data:`CITIZEN_RATING` until the citizen
+  finishes or the screen times out, and nothing the clerk's side reads tells which level it was;
+* a follow-up (追加评价, ``assess_number`` 2) needs a first rating of every case in the same slot,
+  at most once, within the follow-up window, and its record names the ratings it follows.
+
+A timeout on the reason screen ends the presentation **not rated**: the citizen chose a 差评 level
+but gave no reason, and a 差评 without a reason cannot be submitted (art. 11); filling one in, or
+recording the level alone, would be a rating the citizen did not submit (art. 25: a timeout is
+never a rating).  The level is forgotten, not stored; the province's 24-hour SMS (art. 25) gives the
+citizen the chance to rate.  The presentation row does record that the citizen touched it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum
 from typing import Any, Protocol
 
@@ -29,6 +41,17 @@ from evaluator.request import Case, Clerk, EvaluationRequest
 
 #: Channel code ``pf`` of the pad itself (政务大厅平板电脑).
 CHANNEL_PAD = 4
+
+#: Refusal code for every clerk-side request that would end a presentation the citizen has
+#: started rating (art. 4).  One code whatever the level, so the refusal tells nothing.
+CITIZEN_RATING = "citizen_rating"
+
+#: Why a presentation ended, as recorded with it (a supervisor sees who cancels how often).
+CAUSE_RATED = "rated"
+CAUSE_TIMEOUT = "timeout"
+CAUSE_CANCEL = "evaluation.cancel"
+CAUSE_PAUSE = "window.pause"
+CAUSE_SIGN_OUT = "clerk.sign_out"
 
 
 class State(Enum):
@@ -46,20 +69,46 @@ class Outcome(Enum):
     CANCELLED = "cancelled"
 
 
+@dataclass(frozen=True)
+class FirstRating:
+    """A case's first rating in a slot, as a follow-up needs to know it."""
+
+    serial: str
+    rating_id: str
+    rated_at: str
+    """ISO time with offset, as recorded."""
+    clock_synced: bool
+
+
+@dataclass(frozen=True)
+class Closing:
+    """A presentation's end, written in the same transaction as its last rating (if any)."""
+
+    presentation: Presentation
+    outcome: Outcome
+    at: Stamp
+    rating_ids: tuple[str, ...]
+    cause: str
+
+
 class Ledger(Protocol):
     """Where the session's facts go; ``record_rating`` returns only once the rating is durable."""
 
-    def already_rated(
-        self, serials: tuple[str, ...], stage: str, assess_number: int
-    ) -> list[str]: ...
+    def already_rated(self, slots: tuple[tuple[str, str], ...], assess_number: int) -> list[str]:
+        """Serials of ``(serial, slot)`` pairs already rated with ``assess_number``."""
+        ...
+
+    def first_ratings(self, slots: tuple[tuple[str, str], ...]) -> Mapping[str, FirstRating]:
+        """Serial → its first rating (assess number 1) in that slot, for those that have one."""
+        ...
 
     def open_presentation(self, presentation: Presentation) -> None: ...
 
-    def record_rating(self, content: dict[str, Any]) -> str: ...
+    def record_rating(self, content: dict[str, Any], *, closing: Closing | None) -> str:
+        """Commit ``content`` (and ``closing``, atomically with it); return the rating id."""
+        ...
 
-    def close_presentation(
-        self, presentation: Presentation, outcome: Outcome, at: Stamp, rating_ids: tuple[str, ...]
-    ) -> None: ...
+    def close_presentation(self, closing: Closing) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -82,6 +131,10 @@ class Presentation:
     index: int = 0
     rating_ids: list[str] = field(default_factory=list)
     rated_serials: list[str] = field(default_factory=list)
+    touched: bool = False
+    """The citizen pressed a level: from then on only the citizen or the timeout ends it."""
+    follows: tuple[str, ...] = ()
+    """For a follow-up: the ids of the first ratings it follows."""
 
     @property
     def current_cases(self) -> tuple[Case, ...]:
@@ -116,7 +169,8 @@ class Session:
     """The pad's state machine.  Deadlines run on the clock's monotonic time.
 
     ``timeout`` (seconds, default 60) is how long the rating screen waits without any touch
-    before the presentation ends not rated; ``thanks`` (default 3) how long 谢谢 stays up.
+    before the presentation ends not rated; ``thanks`` (default 3) how long 谢谢 stays up;
+    ``followup_window`` (default 7 days) how long after a first rating a follow-up is taken.
     """
 
     def __init__(
@@ -127,6 +181,8 @@ class Session:
         clock: Clock,
         timeout: float = 60.0,
         thanks: float = 3.0,
+        followup_window: float = 7 * 24 * 3600.0,
+        area_code: str = "440500",
         on_finished: Callable[[Finished], None] | None = None,
     ) -> None:
         self.ledger = ledger
@@ -134,6 +190,8 @@ class Session:
         self.clock = clock
         self.timeout = timeout
         self.thanks = thanks
+        self.followup_window = followup_window
+        self.area_code = area_code
         self.on_finished = on_finished
         self.state = State.SIGNED_OUT
         self.clerk: Clerk | None = None
@@ -144,8 +202,35 @@ class Session:
 
     # -- the clerk's side ------------------------------------------------------------------
 
+    @property
+    def rating_open(self) -> bool:
+        """A rating screen (level buttons or reasons) is showing."""
+        return self.presentation is not None and self.state in (
+            State.PRESENTING,
+            State.CHOOSING_REASONS,
+        )
+
+    @property
+    def public_state(self) -> str:
+        """The state as the clerk's side may see it: one ``rating`` for every rating screen,
+        so a 差评 on the reason screen looks the same as a citizen still looking (art. 4)."""
+        return "rating" if self.rating_open else self.state.value
+
+    def _guard_citizen(self, what: str) -> None:
+        """Refuse a clerk-side request that would end a presentation the citizen has touched."""
+        self.tick()
+        if self.rating_open and self.presentation is not None and self.presentation.touched:
+            raise RequestError(
+                "citizen_rating",  # == CITIZEN_RATING, literal for the docs check
+                f"{what} refused: the citizen is rating; wait until the rating screen closes",
+            )
+
     def sign_in(self, clerk: Clerk) -> None:
-        """A clerk takes the window."""
+        """A clerk takes the window.  Refused while a rating screen is open, so the screen and
+        the record always name the same person (the one on the open presentation)."""
+        self._guard_citizen("clerk.sign_in")
+        if self.rating_open:
+            raise RequestError("busy", "a rating screen is open; cancel it first")
         self.clerk = clerk
         if self.state is State.SIGNED_OUT:
             self.state = State.IDLE
@@ -153,18 +238,23 @@ class Session:
             self._resume_to = State.IDLE
 
     def sign_out(self) -> None:
-        """The clerk leaves; an open presentation ends cancelled."""
-        self._abort(Outcome.CANCELLED)
+        """The clerk leaves; an untouched presentation ends cancelled (art. 4: a touched one
+        cannot be ended from the clerk's side)."""
+        self._guard_citizen("clerk.sign_out")
+        self._abort(Outcome.CANCELLED, CAUSE_SIGN_OUT)
         self.clerk = None
         self.state = State.SIGNED_OUT
+        self._deadline = None
 
     def pause(self) -> None:
-        """Pause the window (暂停服务); an open presentation ends cancelled."""
+        """Pause the window (暂停服务); an untouched presentation ends cancelled."""
         if self.state is State.PAUSED:
             return
-        self._abort(Outcome.CANCELLED)
+        self._guard_citizen("window.pause")
+        self._abort(Outcome.CANCELLED, CAUSE_PAUSE)
         self._resume_to = State.SIGNED_OUT if self.state is State.SIGNED_OUT else State.IDLE
         self.state = State.PAUSED
+        self._deadline = None
 
     def resume(self) -> None:
         if self.state is State.PAUSED:
@@ -173,15 +263,17 @@ class Session:
     def start(self, request: EvaluationRequest) -> Presentation:
         """Open the rating screen for ``request`` (art. 17(1)).
 
-        Refused (``RequestError``) while paused, while another presentation is open, or when a
-        case was already rated at this stage and assess number (art. 22).
+        Refused (``RequestError``) while paused, while another presentation is open, when a
+        case was already rated in its slot with this assess number, and for a follow-up without
+        a first rating or after the follow-up window (art. 22).
         """
         self.tick()
         if self.state is State.PAUSED:
             raise RequestError("paused", "the window is paused (暂停服务); resume it first")
-        if self.state in (State.PRESENTING, State.CHOOSING_REASONS):
-            raise RequestError("busy", "a rating is in progress; cancel it first")
-        rated = self.ledger.already_rated(request.serials, request.stage, request.assess_number)
+        if self.rating_open:
+            raise RequestError("busy", "a rating is in progress; wait for it to end")
+        slots = request.slots()
+        rated = self.ledger.already_rated(slots, request.assess_number)
         if rated:
             raise RequestError(
                 "already_rated",
@@ -189,7 +281,10 @@ class Session:
                 f"(assess_number {request.assess_number})",
             )
         now = self.clock.now()
-        presentation = Presentation(new_record_id(), request, now)
+        follows: tuple[str, ...] = ()
+        if request.assess_number == 2:
+            follows = self._follow_up_of(request, now)
+        presentation = Presentation(new_record_id(), request, now, follows=follows)
         self.ledger.open_presentation(presentation)
         self.clerk = request.clerk
         self.presentation = presentation
@@ -198,12 +293,40 @@ class Session:
         self._deadline = now.mono + self.timeout
         return presentation
 
+    def _follow_up_of(self, request: EvaluationRequest, now: Stamp) -> tuple[str, ...]:
+        """The first ratings a follow-up follows; ``RequestError`` when it may not be taken."""
+        firsts = self.ledger.first_ratings(request.slots())
+        missing = [s for s in request.serials if s not in firsts]
+        if missing:
+            raise RequestError(
+                "no_first_rating",
+                f"case {missing[0]} has no first rating at stage {request.stage}: a follow-up "
+                "(追加评价) comes only after one",
+            )
+        for first in firsts.values():
+            if not (first.clock_synced and now.synced):
+                continue  # the window cannot be measured on an unsynchronised clock
+            try:
+                rated = datetime.fromisoformat(first.rated_at).timestamp()
+            except ValueError:
+                continue
+            if now.wall - rated > self.followup_window:
+                raise RequestError(
+                    "followup_expired",
+                    f"case {first.serial} was first rated {first.rated_at}; a follow-up is "
+                    f"taken within {self.followup_window / 86400:g} days",
+                )
+        return tuple(sorted({f.rating_id for f in firsts.values()}))
+
     def cancel(self) -> bool:
-        """The clerk withdraws the open presentation; ``False`` if none was open."""
-        self.tick()
-        if self.presentation is None:
+        """The clerk withdraws the open presentation; ``False`` if none was open.
+
+        Refused with :data:`CITIZEN_RATING` once the citizen has pressed a level (art. 4).
+        """
+        self._guard_citizen("evaluation.cancel")
+        if not self.rating_open:
             return False
-        self._abort(Outcome.CANCELLED)
+        self._abort(Outcome.CANCELLED, CAUSE_CANCEL)
         self.state = State.IDLE
         return True
 
@@ -218,6 +341,7 @@ class Session:
         if self.state is not State.PRESENTING or self.presentation is None:
             return None
         self._touch()
+        self.presentation.touched = True
         if level.is_bad:
             p = self.presentation
             self.choice = ReasonChoice(level, self.reasons.for_level(level, p.targets))
@@ -328,7 +452,7 @@ class Session:
         if self._deadline is None or self.clock.now().mono < self._deadline:
             return
         if self.state in (State.PRESENTING, State.CHOOSING_REASONS):
-            self._abort(Outcome.NOT_RATED)
+            self._abort(Outcome.NOT_RATED, CAUSE_TIMEOUT)
             self.state = State.IDLE
         elif self.state is State.THANKS:
             self._deadline = None
@@ -357,6 +481,7 @@ class Session:
         req = p.request
         content: dict[str, Any] = {
             "presentation_id": p.id,
+            "area_code": self.area_code,
             "level": level.value,
             "score": level.score,
             "satisfaction": level.satisfaction,
@@ -371,46 +496,57 @@ class Session:
             "reasons": list(reasons),
             "comment": comment,
             "stage": req.stage,
+            "visit": req.visit,
             "assess_number": req.assess_number,
+            "follows": list(p.follows),
             "presented_at": p.started.iso,
             "presented_clock_synced": p.started.synced,
             "rated_at": now.iso,
             "rated_clock_synced": now.synced,
             "elapsed_ms": round((now.mono - p.started.mono) * 1000),
         }
-        # Durable before anything else happens: a failure leaves the screen as it was.
-        rating_id = self.ledger.record_rating(content)
+        last = not (p.itemised and p.index + 1 < len(req.cases))
+        rating_id = new_record_id()
+        closing = (
+            Closing(p, Outcome.RATED, now, (*p.rating_ids, rating_id), CAUSE_RATED)
+            if last
+            else None
+        )
+        # Durable before anything else happens, and with the outcome in the same transaction:
+        # a failure leaves the screen as it was and nothing stored.
+        self.ledger.record_rating({"id": rating_id, **content}, closing=closing)
         p.rating_ids.append(rating_id)
         p.rated_serials.extend(c.serial for c in cases)
         self.choice = None
-        if p.itemised and p.index + 1 < len(req.cases):
+        if not last:
             p.index += 1
             self.state = State.PRESENTING
             self._touch()
             return rating_id
-        self._finish(Outcome.RATED)
+        self._finish(Outcome.RATED, CAUSE_RATED, closed=True)
         self.state = State.THANKS
         self._deadline = now.mono + self.thanks
         return rating_id
 
-    def _abort(self, outcome: Outcome) -> None:
+    def _abort(self, outcome: Outcome, cause: str) -> None:
         """End an open presentation without (further) rating."""
         if self.presentation is None:
             return
         if self.state not in (State.PRESENTING, State.CHOOSING_REASONS):
             self.presentation = None
             return
-        self._finish(outcome)
+        self._finish(outcome, cause)
         self._deadline = None
 
-    def _finish(self, outcome: Outcome) -> None:
+    def _finish(self, outcome: Outcome, cause: str, *, closed: bool = False) -> None:
         p = self.presentation
         assert p is not None
         now = self.clock.now()
         rated = tuple(p.rated_serials)
         rest = tuple(s for s in p.request.serials if s not in rated)
         final = Outcome.RATED if rated else outcome
-        self.ledger.close_presentation(p, final, now, tuple(p.rating_ids))
+        if not closed:
+            self.ledger.close_presentation(Closing(p, final, now, tuple(p.rating_ids), cause))
         self.presentation = None
         self.choice = None
         if self.on_finished is None:

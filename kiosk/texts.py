@@ -49,6 +49,8 @@ PAUSED_TITLE = "暂停服务，请稍候"
 NOTICE_TITLE = "提示"
 #: Shown on the rating screen when the rating could not be stored (nothing was recorded).
 STORAGE_FAILED = "评价未能保存，请再按一次或告知工作人员"
+#: Shown on every other screen while the rating store refuses writes (disk full, read-only…).
+STORAGE_FAULT = "设备存储故障，暂时无法评价，请告知工作人员"
 
 # --- operator-facing (font errors) ------------------------------------------------------------
 FONT_CONFIGURED_MISSING_FMT = (

@@ -18,10 +18,18 @@ rating survives a power cut right after :meth:`Store.append_rating` returns.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
+import os
+import pwd
+import shutil
 import sqlite3
+import tempfile
+import threading
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +45,7 @@ from evaluator.records import (
     seal,
     verify_chain,
 )
+from evaluator.request import rating_slot
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +146,401 @@ def m001_initial(db: Database) -> None:
         db.execute(sql)
 
 
+@migrations(name="m002_slots_and_supervision")
+def m002_slots_and_supervision(db: Database) -> None:
+    """Rating slots (art. 22), presentation causes, touches and re-presentations (art. 4).
+
+    ``rating_cases`` becomes unique per (serial, slot, assess number) instead of per stage: a
+    承诺件 rates the clerk once per window visit (``accept.1``, ``accept.2``…), a consult case once
+    in total (``consult``).  ``presentation_cases`` lists what each presentation showed, so
+    participation counts cases, not presentations, and a re-presentation of an unrated case
+    names the presentations it follows.
+    """
+    conn = db.conn
+    conn.execute(
+        """CREATE TABLE rating_cases_v2 (
+            rating_id TEXT NOT NULL REFERENCES ratings(id),
+            serial TEXT NOT NULL,
+            stage TEXT NOT NULL,
+            slot TEXT NOT NULL,
+            assess_number INTEGER NOT NULL,
+            UNIQUE (serial, slot, assess_number)
+        )"""
+    )
+    kinds: dict[tuple[str, str], str] = {}
+    for rid, text in conn.execute("SELECT id, record FROM ratings").fetchall():
+        try:
+            record = json.loads(text)
+            for case in record.get("cases") or []:
+                kinds[(rid, case["serial"])] = str(case.get("kind", ""))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            continue
+    rows = conn.execute(
+        "SELECT rating_id, serial, stage, assess_number FROM rating_cases"
+    ).fetchall()
+    conn.executemany(
+        "INSERT INTO rating_cases_v2 (rating_id, serial, stage, slot, assess_number)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [(r, s, st, rating_slot(kinds.get((r, s), ""), st), a) for r, s, st, a in rows],
+    )
+    conn.execute("DROP TABLE rating_cases")
+    conn.execute("ALTER TABLE rating_cases_v2 RENAME TO rating_cases")
+    statements = [
+        "CREATE INDEX IF NOT EXISTS rating_cases_rating ON rating_cases(rating_id)",
+        f"""CREATE TRIGGER IF NOT EXISTS rating_cases_no_update BEFORE UPDATE ON rating_cases
+            BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END""",
+        f"""CREATE TRIGGER IF NOT EXISTS rating_cases_no_delete BEFORE DELETE ON rating_cases
+            BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END""",
+        "ALTER TABLE presentations ADD COLUMN visit INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE presentations ADD COLUMN follows TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE presentations ADD COLUMN represents TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE presentations ADD COLUMN end_cause TEXT",
+        "ALTER TABLE presentations ADD COLUMN touched INTEGER",
+        """CREATE TABLE IF NOT EXISTS presentation_cases (
+            presentation_id TEXT NOT NULL REFERENCES presentations(id),
+            serial TEXT NOT NULL,
+            slot TEXT NOT NULL,
+            assess_number INTEGER NOT NULL,
+            matter_code TEXT NOT NULL,
+            PRIMARY KEY (presentation_id, serial)
+        )""",
+        """CREATE INDEX IF NOT EXISTS presentation_cases_key
+            ON presentation_cases(serial, slot, assess_number)""",
+        f"""CREATE TRIGGER IF NOT EXISTS presentation_cases_no_update
+            BEFORE UPDATE ON presentation_cases
+            BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END""",
+        f"""CREATE TRIGGER IF NOT EXISTS presentation_cases_no_delete
+            BEFORE DELETE ON presentation_cases
+            BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END""",
+        "DROP TRIGGER IF EXISTS presentations_fixed_facts",
+        """CREATE TRIGGER presentations_fixed_facts
+            BEFORE UPDATE OF id, seq, serials, stage, assess_number, clerk_id, matter_codes,
+                started_at, clock_synced, visit, follows, represents ON presentations
+            BEGIN SELECT RAISE(ABORT, 'presentations are append-only'); END""",
+    ]
+    for sql in statements:
+        conn.execute(sql)
+    # Presentations recorded before this migration: their cases, slot from the stage alone.
+    for pid, serials, stage, assess, codes in conn.execute(
+        "SELECT id, serials, stage, assess_number, matter_codes FROM presentations"
+    ).fetchall():
+        try:
+            serial_list = json.loads(serials)
+            code_list = json.loads(codes)
+        except ValueError:
+            continue
+        code = code_list[0] if len(code_list) == 1 else ""
+        conn.executemany(
+            "INSERT OR IGNORE INTO presentation_cases VALUES (?, ?, ?, ?, ?)",
+            [(pid, s, rating_slot("", stage), assess, code) for s in serial_list],
+        )
+
+
+# -- damage, read-only disks, keeping a damaged file aside ------------------------------------
+
+#: The first 16 bytes of every SQLite database file.
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+#: Fields (and their JSON types) a stored record needs to be published, exported or counted.
+RECORD_SHAPE: dict[str, type] = {
+    "id": str,
+    "seq": int,
+    "device_id": str,
+    "level": str,
+    "stage": str,
+    "assess_number": int,
+    "cases": list,
+    "prev_hash": str,
+    "hash": str,
+}
+
+_SQLITE_DAMAGE = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
+_SQLITE_READ_ONLY = frozenset({3, 8, 14})  # SQLITE_PERM, SQLITE_READONLY, SQLITE_CANTOPEN
+_SQLITE_FULL = 13
+_OS_READ_ONLY = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+_SIDE_FILES = ("-wal", "-shm")
+_META_DDL = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)"
+_JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number"}
+
+
+class StoreReadOnly(StoreError):
+    """The store cannot be written (file, folder or disk read-only): no rating can be saved.
+
+    Raised when the store is opened, not at the first rating; the message names the path and
+    the fix, for the screen and the counter.
+    """
+
+
+class StoreDamaged(StoreError):
+    """The store file is damaged and was left where it is (read-only tools, the sync worker)."""
+
+
+@dataclass(frozen=True)
+class DamagedRecord:
+    """A stored rating whose ``record`` JSON cannot be used: skipped, reported, left in place."""
+
+    seq: int
+    id: str | None
+    problem: str
+
+    def __str__(self) -> str:
+        return f"seq={self.seq} id={self.id or '?'}: {self.problem}"
+
+
+class _Damage(Exception):
+    """The file at the store path is not a usable database (why: ``args[0]``)."""
+
+
+def decode_record(seq: int, row_id: str | None, text: Any) -> dict[str, Any] | DamagedRecord:
+    """The sealed record stored as ``text`` in the row (``seq``, ``row_id``), or what is wrong.
+
+    Damaged: not valid JSON, not a JSON object, a field of :data:`RECORD_SHAPE` missing or of
+    another type, or a ``seq``/``id`` that is not the row's.  Whether the content still matches
+    its hash is :meth:`Store.verify`'s business, not this one's.
+    """
+    try:
+        record = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        return DamagedRecord(seq, row_id, f"record JSON is unreadable ({exc})")
+    if not isinstance(record, dict):
+        kind = _JSON_TYPES.get(type(record), "null" if record is None else "value")
+        return DamagedRecord(seq, row_id, f"record is a JSON {kind}, not an object")
+    missing = [k for k in RECORD_SHAPE if k not in record]
+    if missing:
+        return DamagedRecord(seq, row_id, "record lacks " + ", ".join(missing))
+    wrong = [
+        k
+        for k, kind in RECORD_SHAPE.items()
+        if not isinstance(record[k], kind) or isinstance(record[k], bool)
+    ]
+    if wrong:
+        return DamagedRecord(
+            seq,
+            row_id,
+            "record fields of the wrong type: "
+            + ", ".join(f"{k} must be a JSON {_JSON_TYPES[RECORD_SHAPE[k]]}" for k in wrong),
+        )
+    if record["seq"] != seq or record["id"] != row_id:
+        return DamagedRecord(
+            seq,
+            row_id,
+            f"record says seq={record['seq']} id={record['id']}, its row is seq={seq} id={row_id}",
+        )
+    return record
+
+
+def _sqlite_code(exc: BaseException) -> int:
+    return (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+
+
+def _user() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid {os.geteuid()}"
+
+
+def _open_error(path: Path, exc: BaseException) -> StoreError:
+    """The StoreError for a store that cannot be opened or written, naming the fix."""
+    code = _sqlite_code(exc)
+    if code in _SQLITE_READ_ONLY or (isinstance(exc, OSError) and exc.errno in _OS_READ_ONLY):
+        return StoreReadOnly(
+            f"the rating store {path} cannot be written ({exc}), so no rating can be saved. "
+            f"Fix: make {path} and its folder {path.parent} writable for user {_user()} "
+            "(and the disk mounted read-write), then restart the pad"
+        )
+    if code == _SQLITE_FULL or (isinstance(exc, OSError) and exc.errno == errno.ENOSPC):
+        return StoreError(
+            f"the disk of the rating store {path} is full ({exc}), so no rating can be saved. "
+            "Fix: free space on it, then restart the pad"
+        )
+    return StoreError(f"cannot open the rating store {path}: {exc}")
+
+
+def _file_damage(path: Path) -> str | None:
+    """Why the file at ``path`` cannot be a rating store, looked at BEFORE SQLite touches it.
+
+    ``None`` for a usable-looking file and for no file at all (a brand-new store), unless a
+    write-ahead log was left there without its database.  It must be looked at first: SQLite
+    creates an empty file on connect, and on opening a database of less than one page it
+    DELETES the -wal beside it.  New stores are created whole (``_create``), so an empty or
+    shorter-than-a-page file is only ever damage.
+    """
+    wal = path.with_name(path.name + "-wal")
+    try:
+        wal_size = wal.stat().st_size
+    except OSError:
+        wal_size = 0
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(100)
+    except FileNotFoundError:
+        if wal_size > 0:
+            return "the database file is gone but its write-ahead log (-wal) is still there"
+        return None
+    except OSError as exc:
+        raise StoreError(f"cannot read the rating store {path}: {exc}") from exc
+    if size == 0:
+        return "the file is empty (0 bytes)"
+    if not head.startswith(SQLITE_MAGIC):
+        return "the file is not a SQLite database (wrong header)"
+    if len(head) < 100:
+        return f"the file is truncated ({size} bytes, less than a database header)"
+    page_size = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    if page_size < 512 or page_size & (page_size - 1):
+        return f"the database header is damaged (page size {page_size})"
+    if size < page_size:
+        return f"the file is truncated ({size} bytes, less than one {page_size}-byte page)"
+    if wal_size == 0:  # no log to complete it: the file alone must be whole
+        pages = int.from_bytes(head[28:32], "big")
+        header_valid = head[24:28] == head[92:96]
+        if size % page_size or (header_valid and size < pages * page_size):
+            return f"the file is truncated ({size} bytes, the database has {pages} pages)"
+    return None
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _create(path: Path, follows_gap: Mapping[str, Any] | None) -> None:
+    """Create an empty WAL store at ``path`` whole: built aside, then linked into place.
+
+    So a crash while creating never leaves an empty file at ``path`` (which would read as
+    damage).  ``follows_gap`` goes into ``meta`` before the file appears.  Never replaces an
+    existing file.
+    """
+    tmp = path.with_name(f".{path.name}.new-{os.getpid()}-{threading.get_ident()}")
+    for suffix in ("", *_SIDE_FILES, "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{tmp}{suffix}")
+    try:
+        conn = sqlite3.connect(str(tmp), isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            if follows_gap is not None:
+                conn.execute(_META_DDL)
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('follows_gap', ?)",
+                    [json.dumps(follows_gap, ensure_ascii=False, sort_keys=True)],
+                )
+        finally:
+            conn.close()
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another opener created it first: use theirs
+        except OSError:  # a file system without hard links
+            if not path.exists():
+                os.replace(tmp, path)
+    finally:
+        for suffix in ("", *_SIDE_FILES):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{tmp}{suffix}")
+    _fsync_dir(path.parent)
+
+
+def _salvage_facts(kept: Path) -> dict[str, Any]:
+    """What can still be read from a kept-aside store: last seq and hash, unsent ratings.
+
+    Reads a scratch copy (with its -wal), never the kept files: SQLite may delete or rewrite
+    the log of a damaged database it opens.
+    """
+    facts: dict[str, Any] = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix=".salvage-", dir=kept.parent) as scratch:
+            copy = Path(scratch) / "copy.db"
+            shutil.copyfile(kept, copy)
+            wal = kept.with_name(kept.name + "-wal")
+            if wal.exists():
+                shutil.copyfile(wal, f"{copy}-wal")
+            conn = sqlite3.connect(str(copy))
+            try:
+                _read_facts(conn, facts)
+            finally:
+                conn.close()
+    except (OSError, sqlite3.Error):
+        pass
+    return facts
+
+
+def _read_facts(conn: sqlite3.Connection, facts: dict[str, Any]) -> None:
+    """Each fact on its own: a damaged table must not hide what another one still says."""
+    with contextlib.suppress(sqlite3.Error):
+        row = conn.execute(
+            "SELECT seq, hash FROM ratings NOT INDEXED ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        if row is not None:
+            facts.update(last_seq=row[0], last_hash=row[1])
+    with contextlib.suppress(sqlite3.Error):
+        facts["unsent"] = conn.execute("SELECT count(*) FROM outbox NOT INDEXED").fetchone()[0]
+
+
+def _keep_aside(path: Path, problem: str) -> dict[str, Any]:
+    """Rename the damaged store (and its -wal/-shm) to ``<name>.damaged-<UTC stamp>``.
+
+    Never deletes nor overwrites anything.  Returns the ``follows_gap`` facts for the new store.
+    """
+    now = datetime.now(UTC)
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    name, n = f"{path.name}.damaged-{stamp}", 1
+    while any(path.with_name(name + s).exists() for s in ("", *_SIDE_FILES)):
+        n += 1
+        name = f"{path.name}.damaged-{stamp}-{n}"
+    kept = path.with_name(name)
+    try:
+        # The logs first: a database file must never meet another file's -wal.
+        for suffix in (*_SIDE_FILES, ""):
+            side = path.with_name(path.name + suffix)
+            if side.exists():
+                os.rename(side, kept.with_name(name + suffix))
+    except OSError as exc:
+        raise StoreDamaged(
+            f"the rating store {path} is damaged ({problem}) and could not be kept aside as "
+            f"{kept}: {exc}. Fix: make the folder {path.parent} writable, then restart the pad"
+        ) from exc
+    _fsync_dir(path.parent)
+    facts: dict[str, Any] = {
+        "kept_aside": str(kept),
+        "at": now.isoformat(timespec="seconds"),
+        "problem": problem,
+    }
+    facts.update(_salvage_facts(kept))
+    return facts
+
+
+def gap_note(gap: Mapping[str, Any]) -> str:
+    """One line saying that a store follows a gap (for ``evaluator verify`` and the logs)."""
+    text = f"this store follows a gap after {gap.get('kept_aside', '?')}"
+    details = []
+    if gap.get("problem"):
+        details.append(f"damaged: {gap['problem']}")
+    if gap.get("at"):
+        details.append(f"kept aside at {gap['at']}")
+    if gap.get("last_seq") is not None:
+        details.append(f"its last readable rating is seq {gap['last_seq']}")
+    if gap.get("unsent") is not None:
+        details.append(f"{gap['unsent']} of its ratings were not yet acknowledged by the city")
+    return text + (f" ({'; '.join(details)})" if details else "")
+
+
 class DuplicateRating(StoreError):
     """A case was already rated at this stage with this assess number (art. 22); nothing stored.
 
@@ -157,29 +561,80 @@ class Store:
     """The pad's rating store over one SQLite file at ``path`` (its directory is created).
 
     ``device_id`` goes into every record appended through this instance.  Open one instance per
-    thread; see the module docstring.  Raises :class:`StoreError` when the file cannot be opened
-    or fails ``PRAGMA quick_check``.  ``db`` is the underlying sqlite-utils ``Database``, for
+    thread; see the module docstring.  ``db`` is the underlying sqlite-utils ``Database``, for
     diagnostics and tests only: write through the methods.
+
+    Opening proves the store can be written (a committed write to ``meta``): a read-only file,
+    folder or disk raises :class:`StoreReadOnly` at once, naming the path and the fix.  Other
+    failures raise :class:`StoreError`.
+
+    A store that was there but is damaged (an empty file, not a SQLite database, truncated,
+    failing ``PRAGMA quick_check``, or a -wal without its database) is never silently replaced:
+    with ``keep_damaged_aside`` (the pad's own open) it is renamed with its -wal/-shm to
+    ``<name>.damaged-<UTC stamp>``, logged as critical, and a new store is created whose
+    ``meta`` records that it follows that gap (:meth:`follows_gap`); ``recovered_from`` is then
+    the kept-aside path.  Without it (the sync worker, which must not pull a file from under
+    the UI thread) :class:`StoreDamaged` is raised.  :meth:`open_read_only` opens for the tools.
     """
 
-    def __init__(self, path: Path | str, *, device_id: str) -> None:
+    def __init__(
+        self, path: Path | str, *, device_id: str, keep_damaged_aside: bool = True
+    ) -> None:
         if not device_id:
             raise ValueError("device_id must not be empty")
         self.path = Path(path)
         self.device_id = device_id
+        self.read_only = False
+        #: The damaged file THIS open kept aside before starting a new store, else ``None``.
+        self.recovered_from: Path | None = None
+        #: Damaged records met so far by records(), pending() and damaged(), by seq.
+        self.damage: dict[int, DamagedRecord] = {}
+        self._damage_logged: set[int] = set()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _open_error(self.path, exc) from exc
+        try:
+            self._open_writable(None)
+        except _Damage as damage:
+            if not keep_damaged_aside:
+                raise StoreDamaged(f"the rating store {self.path} is damaged: {damage}") from None
+            gap = _keep_aside(self.path, str(damage))
+            self.recovered_from = Path(gap["kept_aside"])
+            log.critical(
+                "the rating store %s was damaged (%s): kept aside as %s (with its -wal/-shm), "
+                "nothing deleted; a NEW store starts at %s: %s",
+                self.path,
+                damage,
+                self.recovered_from,
+                self.path,
+                gap_note(gap),
+            )
+            try:
+                self._open_writable(gap)
+            except _Damage as again:
+                raise StoreDamaged(
+                    f"the new rating store {self.path} is damaged too: {again}"
+                ) from None
+
+    def _open_writable(self, gap: Mapping[str, Any] | None) -> None:
+        """Open (creating whole if absent), check, migrate and prove writable; or raise."""
+        problem = _file_damage(self.path)
+        if problem is not None:
+            raise _Damage(problem)
+        try:
+            if not self.path.exists():
+                _create(self.path, gap)
             conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000)
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the rating store {self.path}: {exc}") from exc
+            raise _open_error(self.path, exc) from exc
         try:
             self.db = Database(conn)
             self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             problems = [row[0] for row in self.db.execute("PRAGMA quick_check").fetchall()]
             if problems != ["ok"]:
-                raise StoreError(
-                    f"the rating store {self.path} failed its integrity check: "
-                    + "; ".join(str(p) for p in problems[:5])
+                raise _Damage(
+                    "it failed its integrity check: " + "; ".join(str(p) for p in problems[:5])
                 )
             if self.db.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
                 raise StoreError(f"the rating store {self.path} cannot use WAL journaling")
@@ -188,12 +643,103 @@ class Store:
             with self._immediate():
                 migrations.apply(self.db)
                 self._check_device_id()
-        except StoreError:
+                # A real, committed write at every open: a read-only file, folder or disk is
+                # found here, at start, and not by the first citizen who presses a button.
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('opened_at', ?)",
+                    [datetime.now(UTC).isoformat(timespec="seconds")],
+                )
+        except (_Damage, StoreError):
             conn.close()
             raise
         except sqlite3.Error as exc:
             conn.close()
-            raise StoreError(f"cannot open the rating store {self.path}: {exc}") from exc
+            if _sqlite_code(exc) in _SQLITE_DAMAGE:
+                raise _Damage(str(exc)) from exc
+            raise _open_error(self.path, exc) from exc
+
+    @classmethod
+    def open_read_only(cls, path: Path | str) -> Store:
+        """Open an existing store for reading only, beside a pad that may be writing to it.
+
+        SQLite ``mode=ro``: no migration, no ``meta`` write, no checkpoint, no lock that a
+        writer waits for.  ``device_id`` is the one in ``meta`` (``"unknown"`` if none).
+        Raises :class:`StoreError` when there is no store, :class:`StoreDamaged` when it is
+        damaged (it is left as it is: keeping it aside is the pad's job).  Writing methods
+        raise :class:`StoreError`.
+        """
+        self = cls.__new__(cls)
+        self.path = Path(path)
+        self.read_only = True
+        self.recovered_from = None
+        self.damage = {}
+        self._damage_logged = set()
+        if not self.path.exists():
+            raise StoreError(f"no rating store at {self.path}")
+        problem = _file_damage(self.path)
+        if problem is not None:
+            raise StoreDamaged(
+                f"the rating store {self.path} is damaged: {problem} "
+                "(the pad keeps it aside and starts a new store at its next start)"
+            )
+        uri = self.path.resolve().as_uri() + "?mode=ro"
+        timeout = BUSY_TIMEOUT_MS / 1000
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=timeout)
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.OperationalError as exc:
+                # A WAL store in a folder this user cannot write, and no -shm to share: safe
+                # to read as an immutable file only when no write-ahead log content exists.
+                wal = self.path.with_name(self.path.name + "-wal")
+                if _sqlite_code(exc) not in _SQLITE_READ_ONLY or (
+                    wal.exists() and wal.stat().st_size > 0
+                ):
+                    raise
+                conn.close()
+                conn = sqlite3.connect(uri + "&immutable=1", uri=True, timeout=timeout)
+            problems = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
+            if problems != ["ok"]:
+                raise StoreDamaged(
+                    f"the rating store {self.path} failed its integrity check: "
+                    + "; ".join(str(p) for p in problems[:5])
+                )
+            self.db = Database(conn)
+            try:
+                row = conn.execute("SELECT value FROM meta WHERE key = 'device_id'").fetchone()
+            except sqlite3.OperationalError:
+                row = None
+        except StoreError:
+            if conn is not None:
+                conn.close()
+            raise
+        except sqlite3.Error as exc:
+            if conn is not None:
+                conn.close()
+            if _sqlite_code(exc) in _SQLITE_DAMAGE:
+                raise StoreDamaged(f"the rating store {self.path} is damaged: {exc}") from exc
+            raise StoreError(f"cannot read the rating store {self.path}: {exc}") from exc
+        self.device_id = str(row[0]) if row else "unknown"
+        return self
+
+    def follows_gap(self) -> dict[str, Any] | None:
+        """``None``, or the facts of the damaged store this one replaced (see ``gap_note``).
+
+        Keys: ``kept_aside`` (path), ``at`` (UTC), ``problem``, and when they could still be
+        read from the damaged file ``last_seq``, ``last_hash`` and ``unsent``.
+        """
+        try:
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'follows_gap'").fetchone()
+        except sqlite3.OperationalError:
+            return None
+        if row is None:
+            return None
+        try:
+            value = json.loads(row[0])
+        except (TypeError, ValueError):
+            value = None
+        return value if isinstance(value, dict) else {"kept_aside": str(row[0])}
 
     # -- transactions ---------------------------------------------------------------------
 
@@ -236,30 +782,45 @@ class Store:
 
     # -- ratings --------------------------------------------------------------------------
 
-    def append_rating(self, content: Mapping[str, Any]) -> dict[str, Any]:
+    def append_rating(
+        self, content: Mapping[str, Any], *, close: PresentationEnd | None = None
+    ) -> dict[str, Any]:
         """Commit one rating durably and queue it for upload; return the sealed record.
 
-        Assigns ``id`` (UUIDv7-like), ``seq`` (last + 1, from 1) and ``device_id``, chains it to
-        the previous record and writes the rating, one ``rating_cases`` row per distinct case
-        serial and the outbox row in ONE transaction.  ``content`` needs ``level``, ``stage``,
-        ``assess_number`` and ``cases`` (a list of objects with a ``serial``).
+        Assigns ``id`` (UUIDv7-like, unless ``content`` brings one), ``seq`` (last + 1, from 1)
+        and ``device_id``, chains it to the previous record and writes the rating, one
+        ``rating_cases`` row per distinct case serial, the outbox row and, given ``close``, the
+        presentation's outcome, in ONE transaction: a power cut leaves all or none of them.
+        ``content`` needs ``level``, ``stage``, ``assess_number`` and ``cases`` (objects with a
+        ``serial`` and ``kind``; ``visit`` defaults to 1).
 
-        Raises :class:`DuplicateRating` when a case was already rated at that stage and assess
-        number, :class:`StoreError` when the disk refuses the write (full, read-only, I/O
-        error); in both cases nothing is written.  ``ValueError`` for malformed content.
+        Raises :class:`DuplicateRating` when a case was already rated in its slot with that
+        assess number, :class:`StoreError` for a follow-up without a first rating, or when the
+        disk refuses the write (full, read-only, I/O error); in every case nothing is written.
+        ``ValueError`` for malformed content.
         """
-        serials, stage, assess_number = _case_keys(content)
+        slots, stage, assess_number = _case_keys(content)
+        serials = [s for s, _ in slots]
         try:
             with self._immediate():
-                rated = self.already_rated(serials, stage, assess_number)
+                rated = self.already_rated(slots, assess_number)
                 if rated:
                     raise DuplicateRating(rated, stage, assess_number)
+                if assess_number > 1:
+                    firsts = self.first_ratings(slots)
+                    missing = [s for s in serials if s not in firsts]
+                    if missing:
+                        raise StoreError(
+                            f"follow-up refused: no first rating of {', '.join(missing)}"
+                        )
                 last = self.db.execute(
                     "SELECT seq, hash FROM ratings ORDER BY seq DESC LIMIT 1"
                 ).fetchone()
                 seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
                 body = dict(content)
-                body.update(id=new_record_id(), seq=seq, device_id=self.device_id)
+                if not isinstance(body.get("id"), str) or not body["id"]:
+                    body["id"] = new_record_id()
+                body.update(seq=seq, device_id=self.device_id)
                 record = seal(body, prev_hash=prev_hash)
                 self.db.execute(
                     "INSERT INTO ratings (id, seq, device_id, presentation_id, level, stage,"
@@ -280,11 +841,13 @@ class Store:
                     ],
                 )
                 self.db.conn.executemany(
-                    "INSERT INTO rating_cases (rating_id, serial, stage, assess_number)"
-                    " VALUES (?, ?, ?, ?)",
-                    [(record["id"], s, stage, assess_number) for s in serials],
+                    "INSERT INTO rating_cases (rating_id, serial, stage, slot, assess_number)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [(record["id"], s, stage, slot, assess_number) for s, slot in slots],
                 )
                 self.db.execute("INSERT INTO outbox (rating_id) VALUES (?)", [record["id"]])
+                if close is not None:
+                    self._close(close)
         except sqlite3.IntegrityError as exc:
             if "rating_cases" in str(exc):
                 raise DuplicateRating(serials, stage, assess_number) from exc
@@ -295,39 +858,98 @@ class Store:
             ) from exc
         return record
 
-    def already_rated(self, serials: Iterable[str], stage: str, assess_number: int) -> list[str]:
-        """Those of ``serials`` (in the given order) already rated at this stage/assess number."""
-        wanted = list(dict.fromkeys(serials))
-        found: set[str] = set()
-        for chunk in _chunks(wanted, _SQL_VARS):
-            marks = ",".join("?" * len(chunk))
+    def already_rated(
+        self, slots: Iterable[tuple[str, str]], assess_number: int
+    ) -> list[str]:
+        """Serials of ``(serial, slot)`` pairs (in the given order) already rated with
+        ``assess_number``."""
+        wanted = list(dict.fromkeys(slots))
+        found: set[tuple[str, str]] = set()
+        for chunk in _chunks(wanted, _SQL_VARS // 2):
+            marks = ",".join("(?, ?)" for _ in chunk)
             rows = self.db.execute(
-                f"SELECT serial FROM rating_cases WHERE stage = ? AND assess_number = ?"
-                f" AND serial IN ({marks})",
-                [stage, assess_number, *chunk],
+                f"SELECT serial, slot FROM rating_cases WHERE assess_number = ?"
+                f" AND (serial, slot) IN (VALUES {marks})",
+                [assess_number, *[v for pair in chunk for v in pair]],
             ).fetchall()
-            found.update(r[0] for r in rows)
-        return [s for s in wanted if s in found]
+            found.update((r[0], r[1]) for r in rows)
+        return list(dict.fromkeys(s for s, slot in wanted if (s, slot) in found))
 
-    def records(self, *, since_seq: int = 0) -> Iterator[dict[str, Any]]:
-        """Every sealed record with ``seq`` greater than ``since_seq``, in seq order."""
+    def first_ratings(self, slots: Iterable[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+        """Serial → its first rating (assess number 1) in that slot: ``rating_id``,
+        ``rated_at`` (ISO) and ``clock_synced``; serials without one are left out."""
+        wanted = list(dict.fromkeys(slots))
+        result: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(wanted, _SQL_VARS // 2):
+            marks = ",".join("(?, ?)" for _ in chunk)
+            rows = self.db.execute(
+                "SELECT c.serial, r.id, r.rated_at,"
+                " CASE WHEN json_valid(r.record)"
+                " THEN json_extract(r.record, '$.rated_clock_synced') END"
+                " FROM rating_cases c JOIN ratings r ON r.id = c.rating_id"
+                f" WHERE c.assess_number = 1 AND (c.serial, c.slot) IN (VALUES {marks})",
+                [v for pair in chunk for v in pair],
+            ).fetchall()
+            for serial, rid, rated_at, synced in rows:
+                result[serial] = {
+                    "rating_id": rid,
+                    "rated_at": rated_at or "",
+                    "clock_synced": bool(synced),
+                }
+        return result
+
+    def records(
+        self, *, since_seq: int = 0, damage: list[DamagedRecord] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every intact sealed record with ``seq`` greater than ``since_seq``, in seq order.
+
+        The one place where stored records are decoded.  A damaged record (see
+        :func:`decode_record`) is skipped, never raised: it is added to ``damage`` when given
+        and to :attr:`damage`, and logged once (by the pad, not by the read-only tools).
+        """
         after = since_seq
         while True:
             rows = self.db.execute(
-                "SELECT seq, record FROM ratings WHERE seq > ? ORDER BY seq LIMIT ?",
+                "SELECT seq, id, record FROM ratings WHERE seq > ? ORDER BY seq LIMIT ?",
                 [after, _PAGE],
             ).fetchall()
-            for seq, text in rows:
+            for seq, row_id, text in rows:
                 after = seq
-                yield json.loads(text)
+                record = self._decode(seq, row_id, text, damage)
+                if record is not None:
+                    yield record
             if len(rows) < _PAGE:
                 return
+
+    def damaged(self) -> list[DamagedRecord]:
+        """Every damaged record in the store, in seq order (reads the whole table)."""
+        found: list[DamagedRecord] = []
+        for _ in self.records(damage=found):
+            pass
+        return found
+
+    def _decode(
+        self, seq: int, row_id: str | None, text: Any, damage: list[DamagedRecord] | None
+    ) -> dict[str, Any] | None:
+        decoded = decode_record(seq, row_id, text)
+        if isinstance(decoded, dict):
+            return decoded
+        self.damage[seq] = decoded
+        if damage is not None:
+            damage.append(decoded)
+        if not self.read_only and seq not in self._damage_logged:
+            self._damage_logged.add(seq)
+            log.error(
+                "rating store %s: damaged record %s; skipped, left in place", self.path, decoded
+            )
+        return None
 
     def verify(self) -> ChainBreak | None:
         """``None`` when every record is intact, else the first broken one.
 
-        Checks the hash chain and seq continuity (``verify_chain``) and that each row's columns
-        agree with its stored record JSON (a row edited behind the store's back).
+        Checks that each record can be decoded (:func:`decode_record`), the hash chain and seq
+        continuity (``verify_chain``) and that each row's columns agree with its stored record
+        JSON (a row edited behind the store's back).  Never raises for damaged content.
         """
         mismatch: list[ChainBreak] = []
         names = ", ".join(_MIRRORED)
@@ -342,13 +964,17 @@ class Store:
                 for row in page:
                     columns = dict(zip(_MIRRORED, row[:-1], strict=True))
                     after = columns["seq"]
-                    try:
-                        record = json.loads(row[-1])
-                    except (TypeError, ValueError):
+                    decoded = decode_record(columns["seq"], columns["id"], row[-1])
+                    if isinstance(decoded, DamagedRecord):
                         mismatch.append(
-                            ChainBreak(columns["seq"], columns["id"], "record JSON is unreadable")
+                            ChainBreak(
+                                columns["seq"],
+                                columns["id"],
+                                f"record is damaged: {decoded.problem}",
+                            )
                         )
                         return
+                    record = decoded
                     differ = [k for k in _MIRRORED if record.get(k) != columns[k]]
                     if differ:
                         mismatch.append(
@@ -368,17 +994,37 @@ class Store:
 
     # -- outbox ---------------------------------------------------------------------------
 
-    def pending(self, limit: int = 100, *, after_seq: int = 0) -> list[dict[str, Any]]:
-        """Up to ``limit`` sealed records still waiting for the city's ack, in seq order.
+    def pending(
+        self,
+        limit: int = 100,
+        *,
+        after_seq: int = 0,
+        damage: list[DamagedRecord] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` intact sealed records still waiting for the city's ack, in seq order.
 
         ``after_seq`` skips records with a seq up to it (to page through a long outbox).
+        Damaged records are skipped as in :meth:`records` (they stay in the outbox, reported
+        through ``damage`` and :attr:`damage`), so fewer than ``limit`` records means that the
+        outbox holds no more intact ones after ``after_seq``.
         """
-        rows = self.db.execute(
-            "SELECT r.record FROM outbox o JOIN ratings r ON r.id = o.rating_id"
-            " WHERE r.seq > ? ORDER BY r.seq LIMIT ?",
-            [after_seq, limit],
-        ).fetchall()
-        return [json.loads(r[0]) for r in rows]
+        found: list[dict[str, Any]] = []
+        after = after_seq
+        while len(found) < limit:
+            want = limit - len(found)
+            rows = self.db.execute(
+                "SELECT r.seq, r.id, r.record FROM outbox o JOIN ratings r ON r.id = o.rating_id"
+                " WHERE r.seq > ? ORDER BY r.seq LIMIT ?",
+                [after, want],
+            ).fetchall()
+            for seq, row_id, text in rows:
+                after = seq
+                record = self._decode(seq, row_id, text, damage)
+                if record is not None:
+                    found.append(record)
+            if len(rows) < want:
+                break
+        return found
 
     def ack(self, ids: Iterable[str]) -> int:
         """The city stored these ratings: drop them from the outbox.
@@ -418,144 +1064,259 @@ class Store:
         matter_codes: Iterable[str],
         started_at: str,
         clock_synced: bool,
-    ) -> None:
+        cases: Iterable[tuple[str, str, str]] | None = None,
+        visit: int = 1,
+        follows: Iterable[str] = (),
+    ) -> list[str]:
         """Record that the rating screen opened (counts as *presented* for participation).
 
         Called when the screen opens, before any press, so an unrated presentation survives a
         power cut.  ``started_at`` is an ISO time (see ``clock_synced`` for its trust).
+        ``cases`` lists ``(serial, slot, matter_code)`` per case (default: the slot from the
+        stage alone).  Returns the ids of earlier presentations of the same cases that ended
+        unrated (cancelled or not rated): this one re-presents them, and says so in its row.
         Raises :class:`StoreError` when ``id`` exists or the disk refuses the write.
         """
+        serial_list = list(serials)
+        codes = list(dict.fromkeys(matter_codes))
+        if cases is None:
+            one = codes[0] if len(codes) == 1 else ""
+            case_rows = [(s, rating_slot("", stage, visit), one) for s in serial_list]
+        else:
+            case_rows = list(cases)
         try:
             with self._immediate():
+                earlier: list[str] = []
+                for chunk in _chunks([(s, slot) for s, slot, _ in case_rows], _SQL_VARS // 2):
+                    marks = ",".join("(?, ?)" for _ in chunk)
+                    rows = self.db.execute(
+                        "SELECT DISTINCT p.id FROM presentation_cases c"
+                        " JOIN presentations p ON p.id = c.presentation_id"
+                        " WHERE c.assess_number = ? AND p.outcome IN ('cancelled', 'not_rated')"
+                        f" AND (c.serial, c.slot) IN (VALUES {marks}) ORDER BY p.seq",
+                        [assess_number, *[v for pair in chunk for v in pair]],
+                    ).fetchall()
+                    earlier.extend(r[0] for r in rows if r[0] not in earlier)
                 last = self.db.execute("SELECT max(seq) FROM presentations").fetchone()[0]
                 self.db.execute(
                     "INSERT INTO presentations (id, seq, serials, stage, assess_number, clerk_id,"
-                    " matter_codes, started_at, clock_synced) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " matter_codes, started_at, clock_synced, visit, follows, represents)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         id,
                         (last or 0) + 1,
-                        _json(list(serials)),
+                        _json(serial_list),
                         stage,
                         assess_number,
                         clerk_id,
-                        _json(list(dict.fromkeys(matter_codes))),
+                        _json(codes),
                         started_at,
                         int(bool(clock_synced)),
+                        visit,
+                        _json(list(follows)),
+                        _json(earlier),
                     ],
+                )
+                self.db.conn.executemany(
+                    "INSERT INTO presentation_cases (presentation_id, serial, slot,"
+                    " assess_number, matter_code) VALUES (?, ?, ?, ?, ?)",
+                    [(id, s, slot, assess_number, code) for s, slot, code in case_rows],
                 )
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"presentation {id} was already opened: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreError(f"could not record presentation {id}: {exc}") from exc
+        if earlier:
+            log.info("presentation %s re-presents unrated presentation(s) %s", id, earlier)
+        return earlier
 
     def close_presentation(
-        self, id: str, *, outcome: str, ended_at: str, rating_ids: Iterable[str] = ()
+        self,
+        id: str,
+        *,
+        outcome: str,
+        ended_at: str,
+        rating_ids: Iterable[str] = (),
+        cause: str = "",
+        touched: bool | None = None,
     ) -> None:
-        """Set a presentation's outcome (``rated``, ``not_rated`` or ``cancelled``), once.
+        """Set a presentation's outcome (``rated``, ``not_rated`` or ``cancelled``), once, with
+        what ended it (``cause``: ``rated``, ``timeout``, ``evaluation.cancel``, ``window.pause``,
+        ``clerk.sign_out``, ``restart``) and whether the citizen touched it.
 
         Raises :class:`StoreError` for an unknown id, an outcome already set, or a disk error;
         ``ValueError`` for an unknown outcome.
         """
-        if outcome not in OUTCOMES:
-            raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
+        end = PresentationEnd(id, outcome, ended_at, tuple(rating_ids), cause, touched)
         try:
             with self._immediate():
-                cur = self.db.execute(
-                    "UPDATE presentations SET outcome = ?, ended_at = ?, rating_ids = ?"
-                    " WHERE id = ?",
-                    [outcome, ended_at, _json(list(rating_ids)), id],
-                )
-                if cur.rowcount == 0:
-                    raise StoreError(f"no presentation {id} to close")
+                self._close(end)
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"presentation {id} cannot be closed: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreError(f"could not close presentation {id}: {exc}") from exc
 
-    def unclosed_presentations(self) -> list[dict[str, Any]]:
-        """Presentations without an outcome (e.g. the power went off), oldest first.
+    def _close(self, end: PresentationEnd) -> None:
+        """The UPDATE of :meth:`close_presentation`, inside the caller's transaction."""
+        if end.outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, not {end.outcome!r}")
+        cur = self.db.execute(
+            "UPDATE presentations SET outcome = ?, ended_at = ?, rating_ids = ?, end_cause = ?,"
+            " touched = ? WHERE id = ?",
+            [
+                end.outcome,
+                end.ended_at,
+                _json(list(end.rating_ids)),
+                end.cause or None,
+                None if end.touched is None else int(end.touched),
+                end.id,
+            ],
+        )
+        if cur.rowcount == 0:
+            raise StoreError(f"no presentation {end.id} to close")
 
-        The app closes them ``not_rated`` at start so they are reported upstream (art. 25).
+    def unclosed_presentations(self) -> list[dict[str, Any]]:
+        """Presentations without an outcome (e.g. the power went off), oldest first, each with
+        ``rating_ids``: the ratings already stored for it (items of a theme rated one by one).
+
+        The app closes them at start: ``rated`` when a rating is stored, else ``not_rated``.
         """
         rows = self.db.execute(
             "SELECT id, seq, serials, stage, assess_number, clerk_id, matter_codes, started_at,"
             " clock_synced FROM presentations WHERE outcome IS NULL ORDER BY seq"
         ).fetchall()
-        return [
-            {
-                "id": r[0],
-                "seq": r[1],
-                "serials": json.loads(r[2]),
-                "stage": r[3],
-                "assess_number": r[4],
-                "clerk_id": r[5],
-                "matter_codes": json.loads(r[6]),
-                "started_at": r[7],
-                "clock_synced": bool(r[8]),
-            }
-            for r in rows
-        ]
+        result = []
+        for r in rows:
+            rated = self.db.execute(
+                "SELECT id FROM ratings WHERE presentation_id = ? ORDER BY seq", [r[0]]
+            ).fetchall()
+            result.append(
+                {
+                    "id": r[0],
+                    "seq": r[1],
+                    "serials": json.loads(r[2]),
+                    "stage": r[3],
+                    "assess_number": r[4],
+                    "clerk_id": r[5],
+                    "matter_codes": json.loads(r[6]),
+                    "started_at": r[7],
+                    "clock_synced": bool(r[8]),
+                    "rating_ids": [x[0] for x in rated],
+                }
+            )
+        return result
+
+    def presentation_row(self, id: str) -> dict[str, Any] | None:
+        """One presentation as stored (for supervision tools and tests), or ``None``."""
+        cur = self.db.execute("SELECT * FROM presentations WHERE id = ?", [id])
+        row = cur.fetchone()
+        if row is None:
+            return None
+        names = [d[0] for d in cur.description]
+        result = dict(zip(names, row, strict=True))
+        for key in ("serials", "matter_codes", "rating_ids", "follows", "represents"):
+            if isinstance(result.get(key), str):
+                result[key] = json.loads(result[key])
+        return result
+
+    def probe(self) -> None:
+        """One small durable write, to learn whether the disk takes writes again after a
+        fault; raises :class:`StoreError` while it does not."""
+        try:
+            with self._immediate():
+                self.db.execute(
+                    "INSERT INTO meta(key, value) VALUES ('last_probe', datetime('now'))"
+                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"the rating store still refuses writes: {exc}") from exc
 
     # -- statistics -----------------------------------------------------------------------
 
-    def stats(self) -> list[dict[str, Any]]:
-        """Per clerk and matter (art. 33): ratings, mean score, presented, rated, participation.
+    def stats(self) -> dict[str, Any]:
+        """Art. 33 figures for the device, per clerk and per matter; see docs/technician.md.
 
-        One row per (clerk id, matter code), carrying the clerk and matter names last seen in a
-        rating (``None`` if never rated).  A rating covering several matters counts once for
-        each; a batch of cases of one matter counts once.  ``presented`` counts presentations
-        that showed the matter with that clerk (whatever their outcome, unclosed included),
-        ``rated`` those that ended ``rated``; ``participation`` = rated / presented, ``None``
-        when nothing was presented.  ``mean_score`` is ``None`` without ratings.
+        * ``should_rate``: distinct cases (serial and slot) shown for a first rating;
+          ``rated``: those of them with a first rating; ``participation`` = rated ÷ should_rate.
+        * ``mean_score``: mean score of the ratings of that clerk (every rating rates the
+          clerk) or of that matter (only ratings whose targets include the matter; a rating of
+          several matters counts once for each); follow-ups count as ratings.
+        * the device's ``item_score``: the mean of the matters' mean scores (服务事项得分).
+        * ``cancelled``: presentations a clerk ended by cancel, pause or sign-out;
+          ``represented``: presentations that showed again cases left unrated before.
         """
-        groups: dict[tuple[str | None, str | None], dict[str, Any]] = {}
+        device = _Tally()
+        clerks: dict[str, _Tally] = {}
+        matters: dict[str, _Tally] = {}
 
-        def group(clerk_id: str | None, matter_code: str | None) -> dict[str, Any]:
-            return groups.setdefault(
-                (clerk_id, matter_code),
-                {
-                    "clerk_id": clerk_id,
-                    "clerk_name": None,
-                    "matter_code": matter_code,
-                    "matter_name": None,
-                    "ratings": 0,
-                    "score_sum": 0.0,
-                    "scored": 0,
-                    "presented": 0,
-                    "rated": 0,
-                },
-            )
+        def clerk(cid: str | None) -> _Tally:
+            return clerks.setdefault(cid or "", _Tally())
+
+        def matter(code: str | None) -> _Tally:
+            return matters.setdefault(code or "", _Tally())
 
         for record in self.records():
-            clerk = record.get("clerk") or {}
-            matters: dict[str | None, str | None] = {}
+            score = record.get("score")
+            c = record.get("clerk") or {}
+            tc = clerk(c.get("id"))
+            tc.name = c.get("name") or tc.name
+            visit = record.get("visit") or 1
+            stage = str(record.get("stage", ""))
+            first = record.get("assess_number") == 1
+            codes: dict[str, str] = {}
             for case in record.get("cases") or []:
-                matters[case.get("matter_code")] = case.get("matter_name")
-            for code, name in matters.items():
-                g = group(clerk.get("id"), code)
-                g["clerk_name"] = clerk.get("name")
-                g["matter_name"] = name
-                g["ratings"] += 1
-                if isinstance(record.get("score"), int | float):
-                    g["score_sum"] += record["score"]
-                    g["scored"] += 1
+                if not isinstance(case, Mapping):
+                    continue
+                code = str(case.get("matter_code", ""))
+                codes[code] = str(case.get("matter_name", ""))
+                if first:
+                    slot = rating_slot(str(case.get("kind")), stage, visit)
+                    key = (str(case.get("serial")), slot)
+                    for t in (device, tc, matter(code)):
+                        t.rated.add(key)
+                        t.should.add(key)
+            if isinstance(score, int | float) and not isinstance(score, bool):
+                device.add(score)
+                tc.add(score)
+                if "matter" in (record.get("targets") or []):
+                    for code, name in codes.items():
+                        tm = matter(code)
+                        tm.name = name or tm.name
+                        tm.add(score)
 
-        for clerk_id, codes, outcome in self.db.execute(
-            "SELECT clerk_id, matter_codes, outcome FROM presentations"
+        for cid, outcome, represents in self.db.execute(
+            "SELECT clerk_id, outcome, represents FROM presentations"
         ).fetchall():
-            for code in dict.fromkeys(json.loads(codes)):
-                g = group(clerk_id, code)
-                g["presented"] += 1
-                g["rated"] += outcome == "rated"
+            tc = clerk(cid)
+            if outcome == "cancelled":
+                tc.cancelled += 1
+                device.cancelled += 1
+            if represents not in (None, "", "[]"):
+                tc.represented += 1
+                device.represented += 1
+        for serial, slot, code, cid in self.db.execute(
+            "SELECT c.serial, c.slot, c.matter_code, p.clerk_id FROM presentation_cases c"
+            " JOIN presentations p ON p.id = c.presentation_id WHERE c.assess_number = 1"
+        ).fetchall():
+            for t in (device, clerk(cid), matter(code)):
+                t.should.add((serial, slot))
 
-        result = []
-        for key in sorted(groups, key=lambda k: (k[0] or "", k[1] or "")):
-            g = groups[key]
-            scored, score_sum = g.pop("scored"), g.pop("score_sum")
-            g["mean_score"] = score_sum / scored if scored else None
-            g["participation"] = g["rated"] / g["presented"] if g["presented"] else None
-            result.append(g)
-        return result
+        matter_means = [t.mean for t in matters.values() if t.mean is not None]
+        return {
+            "device": {
+                "device_id": self.device_id,
+                **device.figures(),
+                "item_score": sum(matter_means) / len(matter_means) if matter_means else None,
+            },
+            "clerks": [
+                {"clerk_id": k, "clerk_name": t.name, **t.figures()}
+                for k, t in sorted(clerks.items())
+            ],
+            "matters": [
+                {"matter_code": k, "matter_name": t.name, **t.figures(supervision=False)}
+                for k, t in sorted(matters.items())
+            ],
+        }
 
     # -- lifetime -------------------------------------------------------------------------
 
@@ -570,25 +1331,74 @@ class Store:
         self.close()
 
 
-def _case_keys(content: Mapping[str, Any]) -> tuple[list[str], str, int]:
-    """The distinct case serials, stage and assess number a rating covers (validated)."""
+def _case_keys(content: Mapping[str, Any]) -> tuple[list[tuple[str, str]], str, int]:
+    """The distinct ``(serial, slot)`` pairs, stage and assess number a rating covers."""
     for key in ("level", "stage", "assess_number", "cases"):
         if key not in content:
             raise ValueError(f"a rating needs {key!r}")
     stage, assess_number, cases = content["stage"], content["assess_number"], content["cases"]
+    visit = content.get("visit", 1)
     if not isinstance(stage, str) or not stage:
         raise ValueError("a rating's 'stage' must be a non-empty string")
     if not isinstance(assess_number, int) or isinstance(assess_number, bool):
         raise ValueError("a rating's 'assess_number' must be an integer")
+    if not isinstance(visit, int) or isinstance(visit, bool):
+        raise ValueError("a rating's 'visit' must be an integer")
     if not isinstance(cases, list | tuple) or not cases:
         raise ValueError("a rating's 'cases' must be a non-empty list")
-    serials = []
+    slots = []
     for case in cases:
         serial = case.get("serial") if isinstance(case, Mapping) else None
         if not isinstance(serial, str) or not serial:
             raise ValueError("every case of a rating needs a non-empty 'serial'")
-        serials.append(serial)
-    return list(dict.fromkeys(serials)), stage, assess_number
+        slots.append((serial, rating_slot(str(case.get("kind", "")), stage, visit)))
+    return list(dict.fromkeys(slots)), stage, assess_number
+
+
+@dataclass(frozen=True)
+class PresentationEnd:
+    """How a presentation ended; see :meth:`Store.close_presentation`."""
+
+    id: str
+    outcome: str
+    ended_at: str
+    rating_ids: tuple[str, ...] = ()
+    cause: str = ""
+    touched: bool | None = None
+
+
+@dataclass
+class _Tally:
+    """Running figures of one stats row."""
+
+    name: str = ""
+    ratings: int = 0
+    score_sum: float = 0.0
+    cancelled: int = 0
+    represented: int = 0
+    should: set[tuple[str, str]] = field(default_factory=set)
+    rated: set[tuple[str, str]] = field(default_factory=set)
+
+    def add(self, score: float) -> None:
+        self.ratings += 1
+        self.score_sum += score
+
+    @property
+    def mean(self) -> float | None:
+        return self.score_sum / self.ratings if self.ratings else None
+
+    def figures(self, *, supervision: bool = True) -> dict[str, Any]:
+        should, rated = len(self.should), len(self.rated & self.should)
+        out: dict[str, Any] = {
+            "ratings": self.ratings,
+            "mean_score": self.mean,
+            "should_rate": should,
+            "rated": rated,
+            "participation": rated / should if should else None,
+        }
+        if supervision:
+            out.update(cancelled=self.cancelled, represented=self.represented)
+        return out
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

@@ -293,7 +293,7 @@ def test_session_rating_and_bad_rating_validate(
 ) -> None:
     store = Store(tmp_path / "ratings.db", device_id="pad-1")
     clock = FakeClock()
-    session = Session(ledger=StoreLedger(store), reasons=load_reasons(), clock=clock)
+    session = Session(ledger=StoreLedger(lambda: store), reasons=load_reasons(), clock=clock)
     session.start(parse_request({"stage": "accept", "clerk": CLERK, "cases": [FOOD]}))
     clock.advance(4.2)
     session.press(Level.SATISFIED)

@@ -6,7 +6,9 @@ import csv
 import io
 import json
 import sqlite3
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +20,8 @@ from evaluator.reasons import load_reasons
 from evaluator.request import parse_request
 from evaluator.session import Session
 from sync.store import Store
+from tests.sync.test_mqtt import full_content
+from tests.sync.test_store_faults import damage_record, run_without_write_rights, snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,7 +51,7 @@ def db(tmp_path: Path) -> Path:
     path = tmp_path / "ratings.db"
     store = Store(path, device_id="cli-1")
     clock = FakeClock()
-    s = Session(ledger=StoreLedger(store), reasons=load_reasons(), clock=clock)
+    s = Session(ledger=StoreLedger(lambda: store), reasons=load_reasons(), clock=clock)
     start(s, "S1")
     s.press(Level.VERY_SATISFIED)
     clock.advance(5)
@@ -110,13 +114,18 @@ def test_verify_ok_then_names_the_altered_record(
 
 def test_stats_counts_mean_and_participation(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["stats", "--db", str(db), "--format", "json"]) == 0
-    [row] = json.loads(capsys.readouterr().out)
-    assert (row["clerk_id"], row["matter_code"], row["ratings"]) == ("A1023", "M1", 2)
-    assert row["mean_score"] == pytest.approx(6.5)
-    assert (row["presented"], row["rated"]) == (3, 2)
-    assert row["participation"] == pytest.approx(2 / 3)
+    stats = json.loads(capsys.readouterr().out)
+    [clerk] = stats["clerks"]
+    assert (clerk["clerk_id"], clerk["ratings"]) == ("A1023", 2)
+    assert clerk["mean_score"] == pytest.approx(6.5)
+    assert (clerk["should_rate"], clerk["rated"]) == (3, 2)
+    assert clerk["participation"] == pytest.approx(2 / 3)
+    [matter] = stats["matters"]
+    assert (matter["matter_code"], matter["mean_score"]) == ("M1", pytest.approx(6.5))
+    assert stats["device"]["item_score"] == pytest.approx(6.5)
     assert main(["stats", "--db", str(db)]) == 0
-    assert "67%" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "67%" in out and "item score 6.50" in out
 
 
 def test_config_check_clean_and_broken(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -144,3 +153,124 @@ def test_run_with_a_broken_config_exits_2(
     bad.write_text("[device]\nid = 'bad id/with slash'\n")
     assert main(["run", "--config", str(bad)]) == 2
     assert "device.id" in capsys.readouterr().err
+
+
+# -- the tools open the store read-only; faults are reported, not raised ----------------------
+
+
+def values_of(key: str, tree: Any) -> list[Any]:
+    """Every value under ``key`` anywhere in a JSON tree (whatever the stats layout)."""
+    if isinstance(tree, dict):
+        found = [tree[key]] if key in tree else []
+        return found + [v for child in tree.values() for v in values_of(key, child)]
+    if isinstance(tree, list):
+        return [v for child in tree for v in values_of(key, child)]
+    return []
+
+
+def pad_store(path: Path, n: int) -> list[dict[str, Any]]:
+    """What the pad leaves: ``n`` ratings appended through the store, all still unsent."""
+    with Store(path, device_id="cli-1") as store:
+        return [store.append_rating(full_content(f"S-{i}")) for i in range(1, n + 1)]
+
+
+TOOLS = (["ratings", "--format", "jsonl"], ["verify"], ["stats", "--format", "json"])
+
+
+def test_the_tools_run_beside_a_pad_mid_transaction_and_write_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "ratings.db"
+    pad_store(path, 3)
+    pad = sqlite3.connect(path, isolation_level=None)
+    try:
+        pad.execute("BEGIN IMMEDIATE")  # the pad holds the write lock
+        pad.execute("INSERT INTO meta (key, value) VALUES ('in-flight', 'x')")
+        before = snapshot(path)
+        for tool in TOOLS:
+            started = time.monotonic()
+            assert main([*tool, "--db", str(path)]) == 0, capsys.readouterr().err
+            assert time.monotonic() - started < 2.0  # never waited for the writer
+        assert snapshot(path) == before
+        pad.execute("COMMIT")
+    finally:
+        pad.close()
+    out = capsys.readouterr().out
+    assert "OK: hash chain intact over 3 rating(s)" in out
+
+
+@pytest.mark.parametrize("tool", TOOLS, ids=lambda t: t[0])
+def test_the_tools_read_a_store_they_may_not_write(tmp_path: Path, tool: list[str]) -> None:
+    path = tmp_path / "store" / "ratings.db"
+    pad_store(path, 2)
+    before = snapshot(path)
+    path.chmod(0o444)
+    path.parent.chmod(0o555)
+    try:
+        argv = [*tool, "--db", str(path)]
+        result = run_without_write_rights(f"from evaluator.cli import main; exit(main({argv!r}))")
+    finally:
+        path.parent.chmod(0o755)
+        path.chmod(0o644)
+    assert result.returncode == 0, result.stdout + result.stderr
+    marker = {"ratings": '"serial": "S-2"', "verify": "intact over 2", "stats": '"ratings": 2'}
+    assert marker[tool[0]] in result.stdout
+    assert snapshot(path) == before
+
+
+def test_damaged_records_are_named_and_the_rest_flows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "ratings.db"
+    records = pad_store(path, 4)
+    damage_record(path, 2, '{"seq": 2, "id": "cut off')
+    damage_record(path, 4, "[]")
+
+    assert main(["ratings", "--db", str(path), "--format", "jsonl"]) == 1
+    captured = capsys.readouterr()
+    exported = [json.loads(line) for line in captured.out.splitlines()]
+    assert [r["id"] for r in exported] == [records[0]["id"], records[2]["id"]]
+    assert "2 damaged record(s) skipped" in captured.err
+    assert f"seq=2 id={records[1]['id']}" in captured.err and "seq=4" in captured.err
+
+    assert main(["ratings", "--db", str(path)]) == 1  # the table too
+    assert "2 rating(s), 2 awaiting" in capsys.readouterr().out
+
+    assert main(["verify", "--db", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "BROKEN: first broken record seq=2" in out
+    assert "DAMAGED: record seq=2" in out and "DAMAGED: record seq=4" in out
+
+    assert main(["stats", "--db", str(path), "--format", "json"]) == 1
+    captured = capsys.readouterr()
+    assert max(values_of("ratings", json.loads(captured.out))) == 2  # the rest is counted
+    assert "stats: 2 damaged record(s) skipped" in captured.err
+
+
+def test_verify_says_the_store_follows_a_gap(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "ratings.db"
+    pad_store(path, 3)
+    path.write_bytes(b"")  # the card lost the file's content
+    with Store(path, device_id="cli-1") as store:  # the pad starts again
+        kept = store.recovered_from
+        store.append_rating(full_content("NEW-1"))
+    assert main(["verify", "--db", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"NOTE: this store follows a gap after {kept}" in out
+    assert "OK: hash chain intact over 1 rating(s)" in out
+    assert main(["ratings", "--db", str(path)]) == 0
+    assert f"follows a gap after {kept}" in capsys.readouterr().err
+
+
+def test_a_damaged_store_file_is_a_clear_error_and_stays_as_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "ratings.db"
+    path.write_bytes(b"not a database" * 50)
+    for tool in TOOLS:
+        assert main([*tool, "--db", str(path)]) == 2
+        assert "is damaged" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["ratings.db"]
+    assert path.read_bytes() == b"not a database" * 50

@@ -8,12 +8,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evaluator.clock import FakeClock, Stamp
+from evaluator.clock import FakeClock
 from evaluator.errors import RequestError, SubmitError
 from evaluator.levels import BUTTON_ORDER, Level
 from evaluator.reasons import OTHER_CODE, load_reasons
-from evaluator.request import parse_request
-from evaluator.session import Finished, Outcome, Presentation, Session, State
+from evaluator.request import parse_request, rating_slot
+from evaluator.session import (
+    CITIZEN_RATING,
+    Closing,
+    Finished,
+    FirstRating,
+    Outcome,
+    Presentation,
+    Session,
+    State,
+)
 
 REASONS = load_reasons()
 
@@ -25,29 +34,43 @@ class MemoryLedger:
         self.ratings: list[dict[str, Any]] = []
         self.opened: list[Presentation] = []
         self.closed: list[tuple[str, Outcome, tuple[str, ...]]] = []
+        self.causes: list[str] = []
         self.fail_next = False
 
-    def already_rated(self, serials: tuple[str, ...], stage: str, assess_number: int) -> list[str]:
-        done = {
-            (c["serial"], r["stage"], r["assess_number"]) for r in self.ratings for c in r["cases"]
+    def _slots(self, record: dict[str, Any]) -> set[tuple[str, str, int]]:
+        return {
+            (c["serial"], rating_slot(c["kind"], record["stage"], record["visit"]), n)
+            for c in record["cases"]
+            for n in [record["assess_number"]]
         }
-        return [s for s in serials if (s, stage, assess_number) in done]
+
+    def already_rated(self, slots: tuple[tuple[str, str], ...], assess_number: int) -> list[str]:
+        done = set().union(*(self._slots(r) for r in self.ratings))
+        return [s for s, slot in slots if (s, slot, assess_number) in done]
+
+    def first_ratings(self, slots: tuple[tuple[str, str], ...]) -> dict[str, FirstRating]:
+        found = {}
+        for r in self.ratings:
+            for serial, slot, n in self._slots(r):
+                if n == 1 and (serial, slot) in slots:
+                    found[serial] = FirstRating(serial, r["id"], r["rated_at"], True)
+        return found
 
     def open_presentation(self, presentation: Presentation) -> None:
         self.opened.append(presentation)
 
-    def record_rating(self, content: dict[str, Any]) -> str:
+    def record_rating(self, content: dict[str, Any], *, closing: Closing | None) -> str:
         if self.fail_next:
             self.fail_next = False
             raise OSError("database or disk is full")
-        rid = f"r{len(self.ratings) + 1}"
-        self.ratings.append({**content, "id": rid})
-        return rid
+        self.ratings.append(dict(content))
+        if closing is not None:
+            self.close_presentation(closing)
+        return str(content["id"])
 
-    def close_presentation(
-        self, presentation: Presentation, outcome: Outcome, at: Stamp, rating_ids: tuple[str, ...]
-    ) -> None:
-        self.closed.append((presentation.id, outcome, rating_ids))
+    def close_presentation(self, closing: Closing) -> None:
+        self.closed.append((closing.presentation.id, closing.outcome, closing.rating_ids))
+        self.causes.append(closing.cause)
 
 
 def request(
@@ -58,8 +81,10 @@ def request(
     theme: bool = False,
     agencies: tuple[str, ...] = (),
     assess_number: int = 1,
+    visit: int = 1,
 ) -> Any:
     body: dict[str, Any] = {
+        "visit": visit,
         "clerk": {"id": "A1023", "name": "陈晓明"},
         "stage": stage,
         "assess_number": assess_number,
@@ -77,6 +102,15 @@ def request(
     if theme:
         body["theme"] = {"code": "T1", "name": "我要开饭店"}
     return parse_request(body)
+
+
+BODY: dict[str, Any] = {
+    "clerk": {"id": "A1023", "name": "陈晓明"},
+    "stage": "deliver",
+    "cases": [
+        {"serial": "X1", "matter_code": "M0", "matter_name": "居民身份证换领", "kind": "instant"}
+    ],
+}
 
 
 @pytest.fixture
@@ -112,9 +146,11 @@ def test_good_rating_is_recorded_before_thanks_and_reported_without_level(
     session.start(request())
     assert session.state is State.PRESENTING
     rid = session.press(Level.SATISFIED)
-    assert rid == "r1"
     assert session.state is State.THANKS
     [rating] = ledger.ratings
+    assert rating["id"] == rid
+    # The outcome went with the rating, in the same ledger call (one transaction).
+    assert ledger.closed == [(ledger.opened[0].id, Outcome.RATED, (rid,))]
     assert (rating["level"], rating["score"], rating["satisfaction"], rating["gbt_code"]) == (
         "satisfied",
         8,
@@ -273,14 +309,146 @@ def test_busy_and_paused_refuse_new_requests(session: Session) -> None:
     assert session.state is State.IDLE
 
 
-def test_cancel_ends_cancelled_without_rating(
+def test_cancel_before_any_press_ends_cancelled_without_rating(
     session: Session, ledger: MemoryLedger, finished: list[Finished]
 ) -> None:
     session.start(request())
-    session.press(Level.VERY_DISSATISFIED)
     assert session.cancel()
     assert ledger.ratings == [] and finished[-1].outcome is Outcome.CANCELLED
+    assert ledger.causes == ["evaluation.cancel"]
     assert not session.cancel()
+
+
+@pytest.mark.parametrize("level", list(Level))
+@pytest.mark.parametrize("action", ["cancel", "pause", "sign_out", "sign_in"])
+def test_once_the_citizen_pressed_a_level_the_clerk_cannot_end_the_presentation(
+    session: Session, ledger: MemoryLedger, clock: FakeClock, level: Level, action: str
+) -> None:
+    """Art. 4: the 差评 suppression (press 非常不满意, clerk cancels, starts again, gets a 好评)
+    is closed for every clerk-side request, with one refusal code whatever the level."""
+    session.start(request(("S1", "S2"), theme=True))
+    session.expand_theme()  # items one by one: a 好评 on item 1 leaves the screen open
+    session.press(level)
+    assert session.rating_open and session.public_state == "rating"
+    call = {
+        "cancel": session.cancel,
+        "pause": session.pause,
+        "sign_out": session.sign_out,
+        "sign_in": lambda: session.sign_in(parse_request(
+            {**BODY, "clerk": {"id": "B7", "name": "王强"}}).clerk),
+    }[action]
+    with pytest.raises(RequestError) as err:
+        call()
+    assert err.value.code == CITIZEN_RATING
+    assert "dissatisfied" not in err.value.message and "satisfied" not in err.value.message
+    assert session.rating_open and session.presentation is not None
+    assert ledger.closed == []
+    # The screen times out: the clerk's side may act again, nothing was rated by the timeout.
+    clock.advance(61)
+    session.tick()
+    assert not session.rating_open
+    if level.is_bad:
+        assert ledger.closed[-1][1] is Outcome.NOT_RATED and ledger.causes[-1] == "timeout"
+
+
+def test_status_state_is_the_same_on_the_level_and_the_reason_screen(
+    session: Session,
+) -> None:
+    session.start(request())
+    looking = session.public_state
+    session.press(Level.VERY_DISSATISFIED)
+    assert session.public_state == looking == "rating"
+
+
+def test_a_timeout_on_the_reason_screen_is_not_rated_and_stores_no_level(
+    session: Session, ledger: MemoryLedger, clock: FakeClock, finished: list[Finished]
+) -> None:
+    session.start(request())
+    session.press(Level.DISSATISFIED)
+    session.toggle_reason("213")  # chosen but never submitted
+    clock.advance(61)
+    session.tick()
+    assert ledger.ratings == []
+    assert finished[-1].outcome is Outcome.NOT_RATED
+    assert ledger.closed[-1][1] is Outcome.NOT_RATED
+
+
+def test_sign_in_while_a_screen_is_open_is_refused_so_screen_and_record_agree(
+    session: Session, ledger: MemoryLedger
+) -> None:
+    session.start(request())
+    with pytest.raises(RequestError) as err:
+        session.sign_in(parse_request({**BODY, "clerk": {"id": "B7", "name": "王强"}}).clerk)
+    assert err.value.code == "busy"
+    session.press(Level.SATISFIED)
+    assert ledger.ratings[0]["clerk"] == {"id": "A1023", "name": "陈晓明"}
+
+
+def test_a_follow_up_needs_a_first_rating_and_names_it(
+    session: Session, ledger: MemoryLedger, clock: FakeClock
+) -> None:
+    with pytest.raises(RequestError) as err:
+        session.start(request(("S1",), assess_number=2))
+    assert err.value.code == "no_first_rating"
+    session.start(request(("S1",)))
+    first = session.press(Level.SATISFIED)
+    clock.advance(5)
+    session.tick()
+    session.start(request(("S1",), assess_number=2))
+    session.press(Level.BASICALLY_SATISFIED)
+    assert ledger.ratings[-1]["follows"] == [first]
+    assert ledger.ratings[-1]["assess_number"] == 2
+    clock.advance(5)
+    session.tick()
+    with pytest.raises(RequestError) as again:
+        session.start(request(("S1",), assess_number=2))
+    assert again.value.code == "already_rated"
+
+
+def test_a_follow_up_after_the_window_is_refused(ledger: MemoryLedger) -> None:
+    clock = FakeClock()
+    s = Session(ledger=ledger, reasons=REASONS, clock=clock, followup_window=3600)
+    s.sign_in(request().clerk)
+    s.start(request(("S1",)))
+    s.press(Level.SATISFIED)
+    clock.advance(3601)
+    s.tick()
+    with pytest.raises(RequestError) as err:
+        s.start(request(("S1",), assess_number=2))
+    assert err.value.code == "followup_expired"
+
+
+def test_a_promise_case_rates_the_clerk_once_per_window_visit(
+    session: Session, ledger: MemoryLedger, clock: FakeClock
+) -> None:
+    session.start(request(("P1",), kind="promise", stage="accept"))
+    session.press(Level.SATISFIED)
+    clock.advance(5)
+    session.tick()
+    with pytest.raises(RequestError) as err:
+        session.start(request(("P1",), kind="promise", stage="accept"))
+    assert err.value.code == "already_rated"
+    session.start(request(("P1",), kind="promise", stage="accept", visit=2))
+    session.press(Level.SATISFIED)
+    clock.advance(5)
+    session.tick()
+    session.start(request(("P1",), kind="promise", stage="deliver"))
+    session.press(Level.SATISFIED)
+    assert [r["visit"] for r in ledger.ratings] == [1, 2, 1]
+    assert [r["targets"] for r in ledger.ratings][-1] == ["clerk", "matter"]
+
+
+@pytest.mark.parametrize("stages", [("accept", "deliver"), ("deliver", "accept")])
+def test_a_consult_case_is_rated_once_in_total(
+    session: Session, clock: FakeClock, stages: tuple[str, str]
+) -> None:
+    session.start(request(("C1",), kind="consult", stage=stages[0]))
+    session.press(Level.SATISFIED)
+    clock.advance(5)
+    session.tick()
+    with pytest.raises(RequestError) as err:
+        session.start(request(("C1",), kind="consult", stage=stages[1]))
+    assert err.value.code == "already_rated"
 
 
 def test_thanks_returns_to_idle_and_a_new_start_may_cut_it_short(

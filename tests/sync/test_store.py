@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from evaluator.errors import StoreError
 from evaluator.records import GENESIS_HASH, verify_chain
-from sync.store import APPEND_ONLY, DuplicateRating, Store
+from sync.store import APPEND_ONLY, DuplicateRating, PresentationEnd, Store
 
 DEVICE = "pad-440500-01"
 
@@ -89,7 +89,7 @@ def test_migrations_are_named_and_run_once(db_path: Path) -> None:
         rows = again.db.execute(
             "SELECT migration_set, name FROM _sqlite_migrations ORDER BY id"
         ).fetchall()
-    assert rows == [("evaluator", "m001_initial")]
+    assert rows == [("evaluator", "m001_initial"), ("evaluator", "m002_slots_and_supervision")]
 
 
 def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
@@ -150,15 +150,16 @@ def test_a_case_is_rated_once_per_stage_and_assess_number(store: Store, db_path:
     assert caught.value.serials == ["S-2"]
     assert isinstance(caught.value, StoreError)
     assert counts(db_path) == (1, 2, 1)  # nothing of the refused rating was written
-    assert store.already_rated(["S-3", "S-2", "S-1"], "deliver", 1) == ["S-2", "S-1"]
+    slots = [("S-3", "deliver"), ("S-2", "deliver"), ("S-1", "deliver")]
+    assert store.already_rated(slots, 1) == ["S-2", "S-1"]
 
 
 def test_the_database_itself_refuses_a_second_rating_of_a_case(store: Store, db_path: Path) -> None:
     store.append_rating(content("S-1"))
     with sqlite3.connect(db_path) as conn, pytest.raises(sqlite3.IntegrityError):
         conn.execute(
-            "INSERT INTO rating_cases (rating_id, serial, stage, assess_number)"
-            " VALUES ('other', 'S-1', 'deliver', 1)"
+            "INSERT INTO rating_cases (rating_id, serial, stage, slot, assess_number)"
+            " VALUES ('other', 'S-1', 'deliver', 'deliver', 1)"
         )
 
 
@@ -167,8 +168,50 @@ def test_follow_up_and_other_stage_are_allowed(store: Store) -> None:
     store.append_rating(content("S-1", stage="deliver"))
     follow_up = store.append_rating(content("S-1", stage="deliver", assess_number=2))
     assert follow_up["seq"] == 3
-    assert store.already_rated(["S-1"], "deliver", 2) == ["S-1"]
-    assert store.already_rated(["S-1"], "deliver", 3) == []
+    assert store.already_rated([("S-1", "deliver")], 2) == ["S-1"]
+    assert store.already_rated([("S-1", "deliver")], 3) == []
+
+
+def test_a_follow_up_without_a_first_rating_is_refused_and_nothing_written(
+    store: Store, db_path: Path
+) -> None:
+    with pytest.raises(StoreError, match="no first rating"):
+        store.append_rating(content("S-1", assess_number=2))
+    assert counts(db_path) == (0, 0, 0)
+    first = store.append_rating(content("S-1"))
+    assert store.first_ratings([("S-1", "deliver")])["S-1"]["rating_id"] == first["id"]
+
+
+def test_slots_promise_visits_and_consult_cases(store: Store) -> None:
+    promise = {**content("P-1", stage="accept")}
+    promise["cases"] = [{**promise["cases"][0], "kind": "promise"}]
+    store.append_rating(promise)
+    with pytest.raises(DuplicateRating):
+        store.append_rating(promise)
+    store.append_rating({**promise, "visit": 2})  # a second window visit: a new slot
+    consult = {**content("C-1", stage="accept")}
+    consult["cases"] = [{**consult["cases"][0], "kind": "consult"}]
+    store.append_rating(consult)
+    with pytest.raises(DuplicateRating):
+        store.append_rating({**consult, "stage": "deliver"})  # once in total
+
+
+def test_the_rating_and_the_presentation_outcome_are_one_transaction(
+    store: Store, db_path: Path
+) -> None:
+    store.open_presentation(**presentation("p-1"))
+    with pytest.raises(ValueError):  # the close fails inside: the rating is not kept either
+        store.append_rating(
+            content("S-1"), close=PresentationEnd("p-1", "no-such-outcome", "t", ())
+        )
+    assert counts(db_path) == (0, 0, 0)
+    record = store.append_rating(
+        content("S-1"), close=PresentationEnd("p-1", "rated", "t", ("x",), "rated", True)
+    )
+    row = store.presentation_row("p-1")
+    assert row is not None
+    assert (row["outcome"], row["end_cause"], row["touched"]) == ("rated", "rated", 1)
+    assert record["presentation_id"] == "p-1"
 
 
 def test_the_same_serial_twice_in_one_rating_is_one_case(store: Store, db_path: Path) -> None:
@@ -274,7 +317,7 @@ def test_everything_survives_reopening(db_path: Path) -> None:
         b = second.append_rating(content("S-2"))
         assert b["seq"] == 2 and b["prev_hash"] == a["hash"]
         assert [r["id"] for r in second.pending()] == [a["id"], b["id"]]
-        assert second.already_rated(["S-1"], "deliver", 1) == ["S-1"]
+        assert second.already_rated([("S-1", "deliver")], 1) == ["S-1"]
         assert [p["id"] for p in second.unclosed_presentations()] == ["p-1"]
         assert second.verify() is None
 
@@ -340,10 +383,16 @@ def test_a_store_belongs_to_the_thread_that_opened_it(store: Store) -> None:
 # -- presentations and statistics -------------------------------------------------------------
 
 
-def presentation(pid: str, *, clerk_id: str = "007", matters: tuple[str, ...] = ("M1",)):
+def presentation(
+    pid: str,
+    *,
+    clerk_id: str = "007",
+    matters: tuple[str, ...] = ("M1",),
+    serials: tuple[str, ...] = (),
+):
     return {
         "id": pid,
-        "serials": [f"{pid}-case"],
+        "serials": list(serials or (f"{pid}-case",)),
         "stage": "deliver",
         "assess_number": 1,
         "clerk_id": clerk_id,
@@ -382,46 +431,59 @@ def test_facts_of_an_open_presentation_cannot_change(store: Store, db_path: Path
         conn.execute("UPDATE presentations SET clerk_id = 'someone else'")
 
 
-def test_stats_scores_and_participation(store: Store) -> None:
-    # Clerk 007, matter M1: 4 presented, 3 rated (scores 10, 8, 0), 1 timed out.
+def test_stats_participation_counts_cases_not_presentations(store: Store) -> None:
+    """Art. 33: participation = cases with a first rating ÷ cases that should be rated."""
+    # Clerk 007, matter M1: S-0..S-2 rated (10, 8, 0); S-3 shown twice, never rated.
     for i, (level, score) in enumerate(
         [("very_satisfied", 10), ("satisfied", 8), ("very_dissatisfied", 0)]
     ):
-        store.open_presentation(**presentation(f"p-{i}"))
+        store.open_presentation(**presentation(f"p-{i}", serials=(f"S-{i}",)))
         r = store.append_rating(content(f"S-{i}", level=level, score=score))
         store.close_presentation(f"p-{i}", outcome="rated", ended_at="t", rating_ids=[r["id"]])
-    store.open_presentation(**presentation("p-3"))
-    store.close_presentation("p-3", outcome="not_rated", ended_at="t")
-    # Clerk 008 was presented M2 once and never rated.
+    store.open_presentation(**presentation("p-3", serials=("S-3",)))
+    store.close_presentation("p-3", outcome="cancelled", ended_at="t", cause="evaluation.cancel")
+    again = store.open_presentation(**presentation("p-3b", serials=("S-3",)))
+    assert again == ["p-3"]  # a re-presentation names what it re-presents
+    store.close_presentation("p-3b", outcome="not_rated", ended_at="t", cause="timeout")
+    # A follow-up of S-0 is a rating (mean) but not a case to rate again (participation).
+    store.open_presentation(**{**presentation("p-5", serials=("S-0",)), "assess_number": 2})
+    store.append_rating(content("S-0", assess_number=2, level="satisfied", score=8))
+    # Clerk 008 was shown an M2 case once and it was never rated.
     store.open_presentation(**presentation("p-4", clerk_id="008", matters=("M2",)))
-    # A batch of two M1 cases plus an M3 case rated once by clerk 007 (a theme).
+    # A theme of two M1 cases and an M3 case rated once by clerk 007.
     store.append_rating(
         {
             **content("S-10", "S-11", score=6, level="basically_satisfied"),
+            "targets": ["clerk", "matter"],
             "cases": [
-                {"serial": "S-10", "matter_code": "M1", "matter_name": "不动产登记"},
-                {"serial": "S-11", "matter_code": "M1", "matter_name": "不动产登记"},
-                {"serial": "S-12", "matter_code": "M3", "matter_name": "户籍"},
+                {"serial": "S-10", "matter_code": "M1", "matter_name": "不动产登记",
+                 "kind": "instant"},
+                {"serial": "S-11", "matter_code": "M1", "matter_name": "不动产登记",
+                 "kind": "instant"},
+                {"serial": "S-12", "matter_code": "M3", "matter_name": "户籍", "kind": "instant"},
             ],
         }
     )
-    rows = {(r["clerk_id"], r["matter_code"]): r for r in store.stats()}
-    m1 = rows[("007", "M1")]
-    assert m1["clerk_name"] == "张三" and m1["matter_name"] == "不动产登记"
-    assert m1["ratings"] == 4
-    assert m1["mean_score"] == pytest.approx((10 + 8 + 0 + 6) / 4)
-    assert (m1["presented"], m1["rated"]) == (4, 3)
-    assert m1["participation"] == pytest.approx(0.75)
-    m2 = rows[("008", "M2")]
-    assert (m2["ratings"], m2["mean_score"], m2["presented"], m2["rated"]) == (0, None, 1, 0)
-    assert m2["participation"] == 0
-    m3 = rows[("007", "M3")]
-    assert (m3["ratings"], m3["mean_score"], m3["presented"], m3["participation"]) == (
-        1,
-        6,
-        0,
-        None,
-    )
+    stats = store.stats()
+    clerks = {r["clerk_id"]: r for r in stats["clerks"]}
+    c7 = clerks["007"]
+    assert c7["clerk_name"] == "张三"
+    assert c7["ratings"] == 5 and c7["mean_score"] == pytest.approx((10 + 8 + 0 + 8 + 6) / 5)
+    # S-0, S-1, S-2, S-10, S-11, S-12 rated; S-3 (shown twice) not: 6 of 7 cases.
+    assert (c7["should_rate"], c7["rated"]) == (7, 6)
+    assert c7["participation"] == pytest.approx(6 / 7)
+    assert (c7["cancelled"], c7["represented"]) == (1, 1)
+    c8 = clerks["008"]
+    assert (c8["ratings"], c8["mean_score"], c8["should_rate"], c8["rated"]) == (0, None, 1, 0)
+    assert c8["participation"] == 0
+    matters = {r["matter_code"]: r for r in stats["matters"]}
+    # Only the theme rating names "matter" among its targets: the others rate the clerk.
+    assert matters["M1"]["mean_score"] == 6 and matters["M3"]["mean_score"] == 6
+    assert matters["M1"]["matter_name"] == "不动产登记"
+    device = stats["device"]
+    assert (device["should_rate"], device["rated"]) == (8, 6)
+    assert device["item_score"] == pytest.approx(6)
+    assert device["cancelled"] == 1
 
 
 # -- property: whatever the order of attempts, one rating per (case, stage, assess number) ----
@@ -445,17 +507,15 @@ def test_property_duplicates_refused_chain_intact(tries) -> None:
         stored = 0
         for serials, stage, assess, (level, score) in tries:
             keys = {(x, stage, assess) for x in serials}
+            attempt = content(*serials, stage=stage, assess_number=assess, level=level, score=score)
             if keys & taken:
                 with pytest.raises(DuplicateRating):
-                    s.append_rating(
-                        content(
-                            *serials, stage=stage, assess_number=assess, level=level, score=score
-                        )
-                    )
+                    s.append_rating(attempt)
+            elif assess == 2 and not {(x, stage, 1) for x in serials} <= taken:
+                with pytest.raises(StoreError, match="no first rating"):
+                    s.append_rating(attempt)
             else:
-                record = s.append_rating(
-                    content(*serials, stage=stage, assess_number=assess, level=level, score=score)
-                )
+                record = s.append_rating(attempt)
                 stored += 1
                 taken |= keys
                 assert record["seq"] == stored
