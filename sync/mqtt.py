@@ -34,6 +34,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from evaluator.errors import StoreError
+from evaluator.protocol import MAX_DEPTH, nesting_depth
 from evaluator.records import canonical_json
 from sync.store import Store
 
@@ -45,6 +46,55 @@ LOOP_TIMEOUT = 0.1
 SCAN_PAGE = 100
 #: Seconds between checks for ratings committed without a notify() (and status refreshes).
 POLL_INTERVAL = 1.0
+#: Largest ack message read, in bytes (1,000 ids take about 40 kB); a larger one is ignored.
+MAX_ACK_BYTES = 256 * 1024
+#: Most ids applied from one ack message; the rest are not applied (those ratings are resent,
+#: and the city acks them again).
+MAX_ACK_IDS = 1000
+
+
+def parse_ack(payload: bytes) -> tuple[list[str], str]:
+    """The rating ids to apply from one ack message, and what was wrong with it ("" if nothing).
+
+    Never raises.  A payload that is too big, not UTF-8, nested deeper than
+    :data:`evaluator.protocol.MAX_DEPTH` (checked before parsing: ``json.loads`` recurses), not
+    JSON or not ``{"ids": [...]}`` gives no ids.  Of a list, only strings that are valid text are
+    kept (others are ignored and reported), at most :data:`MAX_ACK_IDS` of them.
+    """
+    try:
+        if len(payload) > MAX_ACK_BYTES:
+            return [], f"{len(payload)} bytes, more than {MAX_ACK_BYTES}"
+        text = payload.decode("utf-8")
+        if nesting_depth(payload) > MAX_DEPTH:
+            return [], f"nests arrays/objects deeper than {MAX_DEPTH}"
+        obj = json.loads(text)
+        if not isinstance(obj, dict) or "ids" not in obj:
+            return [], 'not an object {"ids": [...]}'
+        ids = obj["ids"]
+        if not isinstance(ids, list):
+            return [], "'ids' must be a list of strings"
+        usable = [i for i in ids if isinstance(i, str) and _is_text(i)]
+        problems = []
+        if len(usable) < len(ids):
+            problems.append(f"{len(ids) - len(usable)} id(s) not strings of valid text ignored")
+        if len(usable) > MAX_ACK_IDS:
+            problems.append(f"{len(usable)} ids, only the first {MAX_ACK_IDS} applied")
+            usable = usable[:MAX_ACK_IDS]
+        return usable, "; ".join(problems)
+    except UnicodeDecodeError:
+        return [], "not UTF-8"
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, an int of > 4300 digits
+        return [], f"not JSON: {exc}"[:200]
+    except Exception as exc:  # nothing in a message may stop the uploads
+        return [], f"unreadable: {type(exc).__name__}: {exc}"[:200]
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no rating id, and SQLite cannot bind it
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -305,16 +355,22 @@ class SyncWorker(threading.Thread):
             self._set_status(last_error=why)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        # Nothing may escape: paho would handle the same packet again at every loop, for ever
+        # (no uploads, no acks), and a retained one again at every start.
+        try:
+            self._apply_ack(message)
+        except Exception as exc:
+            log.exception("an ack message could not be applied")
+            self._set_status(last_error=f"ack not applied: {type(exc).__name__}: {exc}"[:300])
+
+    def _apply_ack(self, message: mqtt.MQTTMessage) -> None:
         if message.topic != self.ack_topic:
             return
-        try:
-            payload = json.loads(message.payload.decode("utf-8"))
-            ids = payload["ids"]
-            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-                raise TypeError("'ids' must be a list of strings")
-        except (UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
-            log.warning("ignored a malformed ack (%s): %.200r", exc, message.payload)
-            self._set_status(last_error=f"malformed ack ignored: {exc}")
+        ids, problem = parse_ack(message.payload)
+        if problem:
+            log.warning("malformed ack (%s): %.200r", problem, message.payload[:200])
+            self._set_status(last_error=f"malformed ack: {problem}")
+        if not ids:
             return
         assert self._store is not None
         try:
