@@ -203,7 +203,11 @@ class SyncWorker(threading.Thread):
         try:
             while not self._stop_event.is_set() and self._store is None:
                 try:
-                    self._store = Store(self.store_path, device_id=self.device_id)
+                    # Keeping a damaged file aside is the UI thread's job (it opens first);
+                    # this thread must not pull the file from under it.
+                    self._store = Store(
+                        self.store_path, device_id=self.device_id, keep_damaged_aside=False
+                    )
                 except StoreError as exc:
                     log.error("sync cannot open the store: %s", exc)
                     self._set_status(last_error=str(exc))
@@ -406,10 +410,15 @@ class SyncWorker(threading.Thread):
         return False
 
     def _publish_due(self, client: mqtt.Client) -> None:
-        """Walk the outbox in seq order, publishing what is due while the rate allows."""
+        """Walk the outbox in seq order, publishing what is due while the rate allows.
+
+        A damaged record is skipped by ``Store.pending`` (the rest keeps flowing); it stays in
+        the outbox, and each full pass reports it in ``status.last_error``.
+        """
         assert self._store is not None
         if self._cursor == 0:
             self._seen_seq = self._store.last_seq()
+            self._store.damage.clear()  # what this pass meets
         while True:
             page = self._store.pending(SCAN_PAGE, after_seq=self._cursor)
             now = time.monotonic()
@@ -440,6 +449,12 @@ class SyncWorker(threading.Thread):
         self._next_scan = self._pass_due
         self._restart_pass()
         self._refresh_pending()
+        damaged = sorted(self._store.damage.values(), key=lambda d: d.seq)
+        if damaged:
+            self._set_status(
+                last_error=f"{len(damaged)} damaged rating record(s) not sent, kept in the"
+                " outbox: " + "; ".join(str(d) for d in damaged[:3])
+            )
 
     # -- status and shutdown --------------------------------------------------------------
 
