@@ -122,32 +122,33 @@ class StoreLedger:
                 try:
                     self._write_end(store, end)
                 except StoreError:
-                    if store.presentation_row(end.presentation.id) is None:
+                    row = store.presentation_row(end.presentation.id)
+                    if row is None or row.get("outcome") is None:
                         raise
-                    # Already closed (e.g. by a restart): nothing more to write.
+                    # Already closed (by a restart): nothing more to write.
                 self.pending_ends.pop(0)
             store.probe()
-        except StoreError as exc:
+        except (StoreError, sqlite3.Error) as exc:
             self._set_fault(str(exc))
             return
         self._clear_fault()
 
-    def _guard(self, exc: StoreError) -> StoreError:
+    def _guard(self, exc: Exception) -> StoreError:
         self._set_fault(str(exc))
-        return exc
+        return exc if isinstance(exc, StoreError) else StoreError(str(exc))
 
     # -- the Ledger protocol --------------------------------------------------------------
 
     def already_rated(self, slots: tuple[tuple[str, str], ...], assess_number: int) -> list[str]:
         try:
             return self.store.already_rated(slots, assess_number)
-        except StoreError as exc:
+        except (StoreError, sqlite3.Error) as exc:
             raise self._guard(exc) from None
 
     def first_ratings(self, slots: tuple[tuple[str, str], ...]) -> dict[str, FirstRating]:
         try:
             found = self.store.first_ratings(slots)
-        except StoreError as exc:
+        except (StoreError, sqlite3.Error) as exc:
             raise self._guard(exc) from None
         return {
             serial: FirstRating(serial, f["rating_id"], f["rated_at"], f["clock_synced"])
@@ -173,7 +174,7 @@ class StoreLedger:
                 visit=req.visit,
                 follows=presentation.follows,
             )
-        except StoreError as exc:
+        except (StoreError, sqlite3.Error) as exc:
             raise self._guard(exc) from None
 
     def record_rating(self, content: dict[str, Any], *, closing: Closing | None) -> str:
@@ -181,7 +182,7 @@ class StoreLedger:
             record = self.store.append_rating(content, close=_end(closing) if closing else None)
         except DuplicateRating:
             raise
-        except StoreError as exc:
+        except (StoreError, sqlite3.Error) as exc:
             raise self._guard(exc) from None
         if not self.pending_ends:
             self._clear_fault()
@@ -194,7 +195,7 @@ class StoreLedger:
         on: a presentation left open in the store is closed at the next start at worst)."""
         try:
             self._write_end(self.store, closing)
-        except StoreError as exc:
+        except (StoreError, sqlite3.Error) as exc:
             self._set_fault(str(exc))
             self.pending_ends.append(closing)
 
@@ -400,7 +401,7 @@ class App:
         self._drain_inbox()
         try:
             self.session.tick()
-        except (StoreError, OSError) as exc:  # the ledger keeps ends it cannot write
+        except (StoreError, OSError, sqlite3.Error) as exc:  # the ledger keeps ends it cannot write
             log.error("storage failed at a deadline: %s", exc)
         now = self.clock.now().mono
         if (self.ledger.fault or self.ledger.pending_ends) and now >= self._next_maintenance:
@@ -451,9 +452,14 @@ class App:
         except RequestError as exc:
             log.info("request %s refused: %s", message.id, exc.message)
             return reply_error(message.id, exc)
-        except StoreError as exc:
+        except (StoreError, sqlite3.Error) as exc:
             log.error("storage failed while handling %s: %s", message.type, exc)
             return reply_error(message.id, RequestError("storage", str(exc)))
+        except Exception as exc:  # a bug must not stop the pad: refuse this request only
+            log.exception("request %s (%s) failed", message.id, message.type)
+            return reply_error(
+                message.id, RequestError("internal", f"{type(exc).__name__}: {exc}"[:300])
+            )
 
     def _handle(self, message: Message) -> dict[str, Any]:
         allowed = _FIELDS.get(message.type, set())
@@ -541,7 +547,7 @@ class App:
                 s.submit()
         except SubmitError:
             pass  # the 提交 button is disabled; a stray Enter does nothing
-        except (StoreError, OSError) as exc:  # nothing was stored: the screen stays as it was
+        except (StoreError, OSError, sqlite3.Error) as exc:  # nothing stored: the screen stays
             log.error("could not store the rating: %s", exc)
             self.notice = Notice(texts.STORAGE_FAILED, self.clock.now().mono + NOTICE_SECONDS)
 

@@ -516,3 +516,183 @@ def test_a_refused_write_shows_a_notice_and_the_citizen_can_press_again(app: Any
     app.act(PressLevel(Level.SATISFIED))
     assert app.view().screen == "thanks"
     assert db_count(app.store.path, "ratings") == 1
+
+
+class Frames:
+    """Collects what the app sends the counter (events and fault notices)."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, obj: dict[str, Any]) -> bool:
+        self.sent.append(obj)
+        return True
+
+    def stop(self) -> None:
+        pass
+
+
+def make_app(tmp_path: Path, storage: Path) -> Any:
+    from evaluator.app import App
+    from evaluator.clock import FakeClock
+    from evaluator.config import load_config
+
+    override = tmp_path / "unit.toml"
+    override.write_text(
+        f'[device]\nid = "unit-1"\n[counter]\nport = ""\n[mqtt]\nenabled = false\n'
+        f"[storage]\npath = {json.dumps(str(storage))}\n",
+        encoding="utf-8",
+    )
+    a = App(load_config([REPO / "config" / "demo.toml", override]), clock=FakeClock())
+    a.link = Frames()
+    return a
+
+
+START_BODY = {k: v for k, v in START.items() if k not in ("id", "type")}
+
+
+def test_a_store_refusing_writes_at_a_timeout_never_stops_the_pad(tmp_path: Path) -> None:
+    """Disk full / read-only while a screen is open: the press is refused with a notice (nothing
+    stored), the timeout still ends the screen, the pad keeps running, shows the fault and tells
+    the counter until writes work again; then the kept-back outcome is written."""
+    from evaluator.levels import Level
+    from kiosk import texts
+    from kiosk.view import PressLevel
+
+    app = make_app(tmp_path, tmp_path / "r.db")
+    try:
+        pid_reply = app.handle(msg(1, "evaluation.start", **START_BODY))
+        assert pid_reply["ok"]
+        pid = app.session.presentation.id
+        app.store.db.execute("PRAGMA query_only = 1")  # every write now fails, like a full disk
+        app.act(PressLevel(Level.VERY_SATISFIED))
+        assert app.view().message == texts.STORAGE_FAILED and app.session.rating_open
+        assert {"event": "device.fault", "fault": "storage", "active": True} .items() <= (
+            app.link.sent[-1].items()
+        )
+        app.clock.advance(61)
+        app.step()  # the timeout: its outcome cannot be written, the pad goes on
+        assert app.view().screen == "idle" and app.view().message == texts.STORAGE_FAULT
+        assert app.link.sent[-1] == {
+            "event": "evaluation.finished",
+            "serials": ["44050020261126000123"],
+            "outcome": "not_rated",
+        }
+        status = app.handle(msg(2, "status"))
+        assert status["faults"] == ["storage"]
+        refused = app.handle(msg(3, "evaluation.start", **START_BODY))
+        assert refused["error"]["code"] == "storage"
+        app.clock.advance(5)
+        app.step()  # still failing: still faulted, nothing raised
+        assert app.handle(msg(4, "status"))["faults"] == ["storage"]
+        app.store.db.execute("PRAGMA query_only = 0")  # space returns
+        app.clock.advance(5)
+        app.step()
+        assert app.handle(msg(5, "status"))["faults"] == []
+        assert app.link.sent[-1]["event"] == "device.fault" and not app.link.sent[-1]["active"]
+        row = app.store.presentation_row(pid)
+        assert (row["outcome"], row["end_cause"]) == ("not_rated", "timeout")
+        assert db_count(app.config.storage.path, "ratings") == 0
+        assert app.handle(msg(6, "evaluation.start", **START_BODY))["ok"]
+    finally:
+        app.shutdown()
+
+
+def test_a_store_that_cannot_be_opened_shows_the_fault_until_it_can(tmp_path: Path) -> None:
+    from kiosk import texts
+
+    blocker = tmp_path / "state"
+    blocker.write_text("a file where the store's directory should be", encoding="utf-8")
+    app = make_app(tmp_path, blocker / "r.db")
+    try:
+        assert app.ledger.fault
+        app.handle(msg(1, "clerk.sign_in", clerk={"id": "A1", "name": "李娜"}))
+        view = app.view()
+        assert view.screen == "idle" and view.message == texts.STORAGE_FAULT
+        status = app.handle(msg(2, "status"))
+        assert (status["faults"], status["outbox"]) == (["storage"], None)
+        assert app.handle(msg(3, "evaluation.start", **START_BODY))["error"]["code"] == "storage"
+        blocker.unlink()
+        app.clock.advance(5)
+        app.step()
+        assert not app.ledger.fault and app.view().message == ""
+        assert app.handle(msg(4, "evaluation.start", **START_BODY))["ok"]
+    finally:
+        app.shutdown()
+
+
+def test_cancels_and_re_presentations_are_kept_with_clerk_cause_and_time(tmp_path: Path) -> None:
+    app = make_app(tmp_path, tmp_path / "r.db")
+    try:
+        app.handle(msg(1, "evaluation.start", **START_BODY))
+        first = app.session.presentation.id
+        app.clock.advance(2)
+        assert app.handle(msg(2, "evaluation.cancel"))["ok"]
+        app.handle(msg(3, "evaluation.start", **START_BODY))
+        second = app.session.presentation.id
+        app.handle(msg(4, "window.pause"))
+        cancelled = app.store.presentation_row(first)
+        assert cancelled["outcome"] == "cancelled"
+        assert cancelled["end_cause"] == "evaluation.cancel"
+        assert cancelled["clerk_id"] == "A1023" and cancelled["ended_at"]
+        again = app.store.presentation_row(second)
+        assert again["represents"] == [first] and again["end_cause"] == "window.pause"
+        [clerk] = app.store.stats()["clerks"]
+        assert (clerk["cancelled"], clerk["represented"]) == (2, 1)
+    finally:
+        app.shutdown()
+
+
+@pytest.mark.parametrize("level_name", ["VERY_SATISFIED", "DISSATISFIED", "VERY_DISSATISFIED"])
+def test_nothing_the_clerk_side_reads_tells_the_level(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, level_name: str
+) -> None:
+    """Replies, events, status and INFO logs are the same for a 好评 and a 差评 until the
+    citizen finishes; afterwards they say only that the case was rated."""
+    import logging
+
+    from evaluator.levels import Level
+    from kiosk.view import PressLevel, Submit, ToggleReason
+
+    level = Level[level_name]
+    app = make_app(tmp_path, tmp_path / "r.db")
+    caplog.set_level(logging.INFO)
+    try:
+        replies = [app.handle(msg(1, "evaluation.start", **START_BODY))]
+        app.act(PressLevel(level))
+        replies += [app.handle(msg(i, t)) for i, t in enumerate(
+            ["status", "evaluation.cancel", "window.pause", "clerk.sign_out"], start=2)]
+        if level.is_bad:
+            code = "213" if level is Level.DISSATISFIED else "115"
+            app.act(ToggleReason(code))
+            app.act(Submit())
+        replies.append(app.handle(msg(9, "status")))
+        seen = json.dumps([replies, app.link.sent], ensure_ascii=False) + "\n".join(
+            r.getMessage() for r in caplog.records if r.levelno >= logging.INFO
+        )
+        for word in ("satisfied", "满意", "score", "level", "差评", "好评", "reason"):
+            assert word not in seen.replace("levels", ""), word
+        if level.is_bad:  # while the citizen was on the reason screen, everything was refused
+            assert replies[1]["state"] == "rating"
+            assert {r["error"]["code"] for r in replies[2:5]} == {"citizen_rating"}
+        assert app.link.sent[-1]["outcome"] == "rated"
+    finally:
+        app.shutdown()
+
+
+def test_a_fault_inside_one_request_refuses_that_request_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(tmp_path, tmp_path / "r.db")
+    try:
+
+        def broken(request: Any) -> Any:
+            raise KeyError("a bug")
+
+        monkeypatch.setattr(app.session, "start", broken)
+        reply = app.handle(msg(1, "evaluation.start", **START_BODY))
+        assert (reply["ok"], reply["error"]["code"]) == (False, "internal")
+        monkeypatch.undo()
+        assert app.handle(msg(2, "evaluation.start", **START_BODY))["ok"]
+    finally:
+        app.shutdown()
