@@ -92,11 +92,14 @@ def test_migrations_are_named_and_run_once(db_path: Path) -> None:
     assert rows == [("evaluator", "m001_initial"), ("evaluator", "m002_slots_and_supervision")]
 
 
-def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+def test_a_file_that_is_not_a_database_is_kept_aside_not_reused(tmp_path: Path) -> None:
     bad = tmp_path / "ratings.db"
-    bad.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(StoreError, match="rating store"):
-        Store(bad, device_id=DEVICE)
+    junk = b"this is not sqlite" * 100
+    bad.write_bytes(junk)
+    with Store(bad, device_id=DEVICE) as fresh:
+        assert fresh.recovered_from is not None
+        assert fresh.recovered_from.read_bytes() == junk  # kept, byte for byte
+        assert fresh.append_rating(content("S-1"))["seq"] == 1
 
 
 # -- appending --------------------------------------------------------------------------------
