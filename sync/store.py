@@ -663,7 +663,8 @@ class Store:
         """Open an existing store for reading only, beside a pad that may be writing to it.
 
         SQLite ``mode=ro``: no migration, no ``meta`` write, no checkpoint, no lock that a
-        writer waits for.  ``device_id`` is the one in ``meta`` (``"unknown"`` if none).
+        writer waits for.  A store an older version wrote (migrations pending) is read through
+        a migrated copy in memory.  ``device_id`` is the one in ``meta`` (``"unknown"`` if none).
         Raises :class:`StoreError` when there is no store, :class:`StoreDamaged` when it is
         damaged (it is left as it is: keeping it aside is the pad's job).  Writing methods
         raise :class:`StoreError`.
@@ -706,6 +707,15 @@ class Store:
                     + "; ".join(str(p) for p in problems[:5])
                 )
             self.db = Database(conn)
+            if migrations.pending(self.db):
+                # Written by an older version: read it through a migrated copy in memory,
+                # never migrating the file itself (that is the pad's job, at its start).
+                memory = sqlite3.connect(":memory:")
+                conn.backup(memory)
+                conn.close()
+                conn = memory
+                self.db = Database(conn)
+                migrations.apply(self.db)
             try:
                 row = conn.execute("SELECT value FROM meta WHERE key = 'device_id'").fetchone()
             except sqlite3.OperationalError:

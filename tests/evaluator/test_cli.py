@@ -11,15 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
 
 from evaluator.app import StoreLedger
 from evaluator.cli import CSV_COLUMNS, main
 from evaluator.clock import FakeClock
 from evaluator.levels import Level
 from evaluator.reasons import load_reasons
+from evaluator.records import GENESIS_HASH, canonical_json, new_record_id, seal
 from evaluator.request import parse_request
 from evaluator.session import Session
-from sync.store import Store
+from sync.store import Store, m001_initial
 from tests.sync.test_mqtt import full_content
 from tests.sync.test_store_faults import damage_record, run_without_write_rights, snapshot
 
@@ -274,3 +277,53 @@ def test_a_damaged_store_file_is_a_clear_error_and_stays_as_it_is(
         assert "is damaged" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["ratings.db"]
     assert path.read_bytes() == b"not a database" * 50
+
+
+def older_store(path: Path) -> dict[str, Any]:
+    """A store as the first release left it: only migration m001, one unsent rating."""
+    conn = sqlite3.connect(path)
+    db = Database(conn)
+    db.execute("PRAGMA journal_mode = WAL")
+    first = Migrations("evaluator")
+    first(name="m001_initial")(m001_initial)
+    first.apply(db)
+    body = {**full_content("S-1"), "id": new_record_id(), "seq": 1, "device_id": "old-1"}
+    record = seal(body, prev_hash=GENESIS_HASH)
+    conn.execute(
+        "INSERT INTO ratings VALUES (?, 1, 'old-1', ?, ?, 'deliver', 1, ?, ?, ?, ?)",
+        [
+            record["id"],
+            record["presentation_id"],
+            record["level"],
+            record["rated_at"],
+            record["hash"],
+            record["prev_hash"],
+            canonical_json(record).decode(),
+        ],
+    )
+    conn.execute("INSERT INTO rating_cases VALUES (?, 'S-1', 'deliver', 1)", [record["id"]])
+    conn.execute("INSERT INTO outbox VALUES (?)", [record["id"]])
+    conn.execute("INSERT INTO meta VALUES ('device_id', 'old-1')")
+    conn.commit()
+    conn.close()
+    return record
+
+
+def test_the_tools_read_a_store_an_older_version_wrote_without_migrating_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "ratings.db"
+    record = older_store(path)
+    before = snapshot(path)
+    assert main(["stats", "--db", str(path), "--format", "json"]) == 0
+    assert max(values_of("ratings", json.loads(capsys.readouterr().out))) == 1
+    assert main(["verify", "--db", str(path)]) == 0
+    assert "intact over 1 rating(s)" in capsys.readouterr().out
+    assert main(["ratings", "--db", str(path), "--format", "jsonl"]) == 0
+    assert [json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()] == [
+        record["id"]
+    ]
+    assert snapshot(path) == before
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations")]
+    assert names == ["m001_initial"]  # the file itself was not migrated
