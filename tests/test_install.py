@@ -10,14 +10,13 @@ sees the already-installed dependencies through a ``.pth`` file.
 from __future__ import annotations
 
 import os
-import queue
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -55,6 +54,7 @@ def _env() -> dict[str, str]:
         SDL_VIDEODRIVER="dummy",
         SDL_AUDIODRIVER="dummy",
         PYGAME_HIDE_SUPPORT_PROMPT="1",
+        PYTHONFAULTHANDLER="1",
     )
     return env
 
@@ -161,35 +161,45 @@ def test_installed_config_check(installed: Installed) -> None:
 
 
 def test_installed_run_starts_and_stops_on_sigterm(installed: Installed) -> None:
+    """``run`` starts from an empty folder, tells systemd READY=1, and SIGTERM stops it (0).
+
+    The signal is sent after READY=1 (the pad is in its loop, its start-up log written), the
+    state a service manager stops it in."""
     site = installed.workdir / "run.toml"
     site.write_text(SITE, encoding="utf-8")
-    pad = subprocess.Popen(
-        [installed.bin / "evaluator", "run", "--config", "run.toml"],
-        cwd=installed.workdir, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True,
-    )  # fmt: skip
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        assert pad.stdout is not None
-        for line in pad.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    seen: list[str] = []
-    try:
-        deadline = time.monotonic() + 30
-        while not any(" running (storage " in line for line in seen):
-            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            assert line is not None, "the pad exited early:\n" + "".join(seen)
-            seen.append(line)
-        pad.send_signal(signal.SIGTERM)
-        assert pad.wait(timeout=20) == 0, "".join(seen)
-    finally:
-        if pad.poll() is None:
-            pad.kill()
-            pad.wait(5)
+    notify_path = installed.workdir / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(notify_path))
+        notify.settimeout(30)
+        env = {**_env(), "NOTIFY_SOCKET": str(notify_path)}
+        with tempfile.TemporaryFile("w+", encoding="utf-8") as log:
+            pad = subprocess.Popen(
+                [installed.bin / "evaluator", "run", "--config", "run.toml"],
+                cwd=installed.workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            try:
+                states = ""
+                while "READY=1" not in states.split("\n"):
+                    try:
+                        states += notify.recv(4096).decode() + "\n"
+                    except TimeoutError:
+                        break
+                if "READY=1" in states.split("\n"):
+                    pad.send_signal(signal.SIGTERM)
+                try:
+                    code = pad.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    pad.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
+                    code = pad.wait(5)
+            finally:
+                if pad.poll() is None:
+                    pad.kill()
+                    pad.wait(5)
+            log.seek(0)
+            output = log.read()
+    assert "READY=1" in states.split("\n"), output
+    assert code == 0, output
+    assert " running (storage " in output
     assert (installed.workdir / "var" / "ratings.db").is_file()
 
 
