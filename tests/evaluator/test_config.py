@@ -320,6 +320,8 @@ SECRET_LEAKS = {
     "pwd": f'[mqtt]\npwd = "{SECRET}"\n',
     "inline-table": f'[mqtt]\npassword = {{ value = "{SECRET}" }}\n',
     "unknown-section": f'[mqtt-auth]\npassword = "{SECRET}"\n',
+    "unquoted-password": f"[mqtt]\npassword = {SECRET}\n",
+    "unclosed-quote": f'[mqtt]\npassword = "{SECRET}\n',
 }
 
 
