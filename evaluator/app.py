@@ -38,7 +38,7 @@ from kiosk.view import (
     TypeText,
     UiAction,
 )
-from sync.store import DuplicateRating, PresentationEnd, Store
+from sync.store import DuplicateRating, PresentationEnd, Store, gap_note
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +242,8 @@ class App:
         self.clock = clock or SystemClock()
         self.inbox: queue.Queue[Message] = queue.Queue()
         self.link: Any = None
+        self.store_gap = ""
+        """Set when this start found the store damaged and began a new one (see gap_note)."""
         self.sync = self._make_sync()
         self.ledger = StoreLedger(
             self._open_store,
@@ -311,7 +313,17 @@ class App:
         except StoreError:
             store.close()
             raise
+        if store.recovered_from is not None:
+            gap = store.follows_gap() or {"kept_aside": str(store.recovered_from)}
+            self.store_gap = gap_note(gap)
+            self._tell_store_gap()
         return store
+
+    def _tell_store_gap(self) -> None:
+        """The store was damaged and kept aside at this start: say so loudly, to the counter too
+        (the technician hands the kept file to the city)."""
+        if self.store_gap and self.link is not None:
+            self.link.send(fault_event("store_gap", True, self.store_gap))
 
     def _close_interrupted_presentations(self, store: Store) -> None:
         """A presentation open when the power went: not rated (art. 25), unless ratings of it
@@ -376,6 +388,7 @@ class App:
         )
         if self.ledger.fault:
             self._storage_fault(self.ledger.fault)  # the link is up now: say it again
+        self._tell_store_gap()
         _sd_notify("READY=1")
         shown: ScreenView | None = None
         try:
@@ -503,7 +516,8 @@ class App:
             "state": self.session.public_state,
             "outbox": outbox,
             "online": bool(status and status.connected),
-            "faults": ["storage"] if self.ledger.fault else [],
+            "faults": (["storage"] if self.ledger.fault else [])
+            + (["store_gap"] if self.store_gap else []),
         }
 
     _handlers: ClassVar[dict[str, Callable[[App, dict[str, Any]], dict[str, Any] | None]]] = {

@@ -696,3 +696,21 @@ def test_a_fault_inside_one_request_refuses_that_request_only(
         assert app.handle(msg(2, "evaluation.start", **START_BODY))["ok"]
     finally:
         app.shutdown()
+
+
+def test_a_damaged_store_at_start_is_kept_aside_and_reported_to_the_counter(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "r.db"
+    db.write_bytes(b"")  # a store that was there and is now empty
+    app = make_app(tmp_path, db)
+    try:
+        status = app.handle(msg(1, "status"))
+        assert status["faults"] == ["store_gap"]
+        kept = list(tmp_path.glob("r.db.damaged-*"))
+        assert kept and str(kept[0]) in app.store_gap
+        app._tell_store_gap()  # what run() does once the counter link is up
+        assert app.link.sent[-1]["fault"] == "store_gap" and app.link.sent[-1]["active"]
+        assert app.handle(msg(2, "evaluation.start", **START_BODY))["ok"]  # the pad goes on
+    finally:
+        app.shutdown()
