@@ -263,6 +263,7 @@ class App:
         self.link = self._make_link()
         self.notice: Notice | None = None
         self._next_maintenance = 0.0
+        self._stopped_by = 0
         self._running = True
         self.screen: Any = None
 
@@ -405,6 +406,8 @@ class App:
                     if action is not None:
                         self.act(action)
         finally:
+            if self._stopped_by:
+                log.info("signal %d: stopped", self._stopped_by)
             self.shutdown()
         return 0
 
@@ -432,8 +435,11 @@ class App:
         return min(wakeups)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: stopping", signum)
+        # Only set the flag and wake the loop: the handler may interrupt the main thread in the
+        # middle of writing a log line, and logging from here would then fail (reentrant write
+        # to stderr) before the flag is set, so the pad would ignore SIGTERM.
         self._running = False
+        self._stopped_by = signum
         self._wake()
 
     def shutdown(self) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from evaluator.errors import DataFileError
 from evaluator.levels import Level
+from evaluator.shipped import shipped_file
 
 #: Who a reason is about: the clerk (窗口人员) or the matter / agency (办理事项).
 TARGETS: tuple[str, ...] = ("clerk", "matter")
@@ -46,8 +47,8 @@ class ReasonCatalog:
 
 
 def default_reasons_path() -> Path:
-    """The shipped national list, ``config/reasons.toml``."""
-    return Path(__file__).resolve().parent.parent / "config" / "reasons.toml"
+    """The shipped national list, ``config/reasons.toml`` (checkout or installed package data)."""
+    return shipped_file("reasons.toml")
 
 
 def load_reasons(path: Path | None = None) -> ReasonCatalog:
@@ -58,7 +59,7 @@ def load_reasons(path: Path | None = None) -> ReasonCatalog:
     """
     path = path or default_reasons_path()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a BOM (Notepad) is fine
     except OSError as exc:
         raise DataFileError(f"{path}: cannot read reason list: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:

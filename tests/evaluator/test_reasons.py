@@ -230,3 +230,12 @@ def test_non_utf8_file_is_a_data_file_error(tmp_path: Path) -> None:
     path.write_bytes(VALID.encode("gb18030"))
     with pytest.raises(DataFileError):
         load_reasons(path)
+
+
+def test_a_reason_file_saved_with_a_bom_loads(tmp_path: Path) -> None:
+    from evaluator.reasons import default_reasons_path
+
+    shipped = default_reasons_path().read_text(encoding="utf-8")
+    bom = tmp_path / "reasons.toml"
+    bom.write_bytes(b"\xef\xbb\xbf" + shipped.encode("utf-8"))
+    assert load_reasons(bom) == load_reasons(default_reasons_path())
