@@ -305,6 +305,7 @@ class Figures:
     level_leaks: int = 0
     ratings: int = 0
     link_replies: int = 0
+    link_expected: int = 0  # one reply per frame/request, plus the cancels and final statuses
     link_bad_lines: int = 0
     link_caught: int = 0
     link_alive: bool = False
@@ -321,6 +322,7 @@ class Figures:
             and self.ratings == 0
             and self.level_leaks == 0
             and self.link_bad_lines == 0
+            and self.link_replies == self.link_expected
             and self.link_alive
         )
 
@@ -342,6 +344,7 @@ class Figures:
             ("ratings made", self.ratings),
             ("frames through the pty link", self.link_frames),
             ("  replies read by the counter", self.link_replies),
+            ("  replies expected (one per request)", self.link_expected),
             ("  reply lines not UTF-8 JSON", self.link_bad_lines),
             ("  exceptions the link caught", self.link_caught),
             ("link alive at the end", "yes" if self.link_alive else "NO"),
@@ -453,6 +456,7 @@ def run_through_link(items: list[tuple[str, bytes]], work: Path, figures: Figure
     counter = serial.Serial(str(pty.counter), timeout=0.05, write_timeout=3)
     lines: list[bytes] = []
     stop = threading.Event()
+    sent = Tally[str]()  # replies the pad must write besides one per frame
 
     def read_replies() -> None:
         buf = b""
@@ -483,6 +487,7 @@ def run_through_link(items: list[tuple[str, bytes]], work: Path, figures: Figure
                 reply = reply_error(message.id, RequestError("storage", "fuzz: handler crashed"))
             link.send(reply)
             if message.type == "evaluation.start" and reply.get("ok"):
+                sent["cancel"] += 1
                 link.send(app.handle(type(message)("c", "evaluation.cancel", {})))
 
     reader = threading.Thread(target=read_replies, daemon=True)
@@ -501,13 +506,20 @@ def run_through_link(items: list[tuple[str, bytes]], work: Path, figures: Figure
         while time.monotonic() < deadline and not alive:
             attempt += 1
             rid = f"final-status-{attempt}"
+            sent["status"] += 1
             with contextlib.suppress(serial.SerialTimeoutException):
                 counter.write(json.dumps({"id": rid, "type": "status"}).encode() + b"\n")
             until = time.monotonic() + 0.5
             answer_until(lambda until=until: time.monotonic() > until)
             alive = any(f'"id":"{rid}"'.encode() in line for line in list(lines))
         figures.link_alive = alive and link.is_alive()
-        time.sleep(0.2)
+        # Late replies (an earlier status attempt): read until the line is quiet for 0.5 s.
+        quiet_since, count = time.monotonic(), len(lines)
+        while time.monotonic() - quiet_since < 0.5:
+            answer_until(lambda: inbox.empty())
+            time.sleep(0.05)
+            if len(lines) != count:
+                quiet_since, count = time.monotonic(), len(lines)
     finally:
         stop.set()
         link.stop()
@@ -520,6 +532,7 @@ def run_through_link(items: list[tuple[str, bytes]], work: Path, figures: Figure
         figures.ratings += count_ratings(app.store.path)
         app.shutdown()
     figures.link_caught = caught.count
+    figures.link_expected = sum(sent.values())
     for line in lines:
         try:
             json.loads(line.decode("utf-8"))
@@ -538,7 +551,12 @@ def run_campaign(count: int, *, seed: int, work: Path, link_frames: int | None =
     (work / "inproc").mkdir(parents=True, exist_ok=True)
     (work / "link").mkdir(parents=True, exist_ok=True)
     run_in_process(items, work, figures)
-    run_through_link(items[: link_frames if link_frames is not None else count], work, figures)
+    through_link = items[: link_frames if link_frames is not None else count]
+    run_through_link(through_link, work, figures)
+    if len(through_link) == count:  # same frames, same order: the same replies are due
+        figures.link_expected += figures.decoded + figures.refused_frames
+    else:
+        figures.link_expected = figures.link_replies  # not comparable: not checked
     figures.seconds = time.monotonic() - started
     return figures
 

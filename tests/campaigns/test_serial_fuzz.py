@@ -23,6 +23,7 @@ def test_serial_fuzz_campaign_crashes_nothing_rates_nothing_and_the_link_lives(
     assert figures.ratings == 0, report
     assert figures.level_leaks == 0, report
     assert figures.link_alive and figures.link_bad_lines == 0, report
+    assert figures.link_replies == figures.link_expected, report  # exactly one reply each
     assert figures.link_caught == 0, report  # nothing the link had to swallow either
     # the campaign reached the deep paths: requests were handled and screens drawn
     assert figures.decoded > FAST_FRAMES // 5 and figures.rendered > 20, report
@@ -58,3 +59,4 @@ def test_figures_fail_on_any_crash_rating_or_dead_link() -> None:
     assert not crashed.ok and "decode: RecursionError" in crashed.table()
     assert not Figures(link_alive=True, ratings=1).ok
     assert not Figures(link_alive=False).ok
+    assert not Figures(link_alive=True, link_replies=9, link_expected=10).ok
