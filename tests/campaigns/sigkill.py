@@ -9,7 +9,10 @@ clerk in and opens a rating screen for a new case; the citizen presses a level w
 event (xdotool); the pad is SIGKILLed at one of these moments (in turn, jittered at random):
 
 * ``before``   — the rating screen is open, nothing pressed;
-* ``during``   — the key event is on its way (0–60 ms after xdotool was started);
+* ``during``   — the key event is on its way: from 4 ms before to 1 ms after the median
+  xdotool-start→``evaluation.finished`` time of the earlier ``after``/``thanks`` rounds (0–60 ms
+  until one was measured), so these kills land around the rating's commit, the presentation's
+  close and the event to the counter;
 * ``after``    — at once after the counter read ``evaluation.finished rated``;
 * ``thanks``   — 0–1.5 s after that (thanks screen, the sync publishing or waiting for an ack).
 
@@ -42,6 +45,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -227,10 +231,13 @@ class CounterSide:
 
     def pump(self) -> None:
         """Read what is there (a vanished pad is not an error: its last bytes still count)."""
-        try:
-            self._buf += self.port.read(4096)
+        try:  # one byte (or the timeout), then whatever else is there: no waiting for 4096
+            data = self.port.read(1)
+            if data:
+                data += self.port.read(self.port.in_waiting)
         except (serial.SerialException, OSError):
             return
+        self._buf += data
         while b"\n" in self._buf:
             line, self._buf = self._buf.split(b"\n", 1)
             if not line.strip():
@@ -466,6 +473,7 @@ class Figures:
     city_messages: int = 0  # messages at the city, resends included
     inconsistent: int = 0  # presentations whose outcome disagrees with the store / the counter
     verify_ok: bool = False
+    press_ms: float | None = None  # median key event → evaluation.finished at the counter
     moments: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -495,11 +503,16 @@ class Figures:
             ("ids at the city unknown to the store", self.unknown_at_city),
             ("inconsistent presentations", self.inconsistent),
             ("evaluator verify", "ok" if self.verify_ok else "FAILED"),
+            ("median key → evaluation.finished (ms)", _ms(self.press_ms)),
         ]
         width = max(len(name) for name, _ in rows)
         lines = [f"{name:<{width}}  {value}" for name, value in rows]
         lines.append("kill moments: " + ", ".join(f"{k} {v}" for k, v in self.moments.items()))
         return "\n".join(lines)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 def read_store(db: Path) -> dict[str, Any]:
@@ -599,6 +612,7 @@ def run_campaign(
     asked: set[str] = set()
     told: dict[str, list[str]] = {}
     run_id = f"{int(time.time()) % 100000:05d}"
+    latencies: list[float] = []  # xdotool started → evaluation.finished read, seconds
     with contextlib.ExitStack() as es:
         broker = Broker(work)
         es.callback(broker.stop)
@@ -636,13 +650,20 @@ def run_campaign(
                 if moment == "before":
                     time.sleep(rng.uniform(0, 0.3))
                 elif moment == "during":
-                    pad.key(rng.choice(GOOD_KEYS))
-                    time.sleep(rng.uniform(0, 0.06))
+                    es.callback(pad.key(rng.choice(GOOD_KEYS)).wait, 10)  # reaped at the end
+                    if latencies:
+                        typical = statistics.median(latencies[-20:])
+                        time.sleep(max(0.0, typical + rng.uniform(-0.004, 0.001)))
+                    else:
+                        time.sleep(rng.uniform(0, 0.06))
                 else:
-                    pad.key(rng.choice(GOOD_KEYS)).wait(10)
+                    pressed = time.monotonic()
+                    xdotool = pad.key(rng.choice(GOOD_KEYS))
                     event = counter.expect(lambda f: f.get("event") == "evaluation.finished", 30)
                     if event is None:
                         raise CampaignError(f"round {n}: no evaluation.finished; see {pad_log}")
+                    latencies.append(time.monotonic() - pressed)
+                    xdotool.wait(10)
                     if moment == "thanks":
                         time.sleep(rng.uniform(0, 1.5))
                 pad.kill()
@@ -685,6 +706,8 @@ def run_campaign(
         if code != 0:
             figures.problems.append(f"the final pad exited {code}")
 
+    if latencies:
+        figures.press_ms = statistics.median(latencies) * 1000
     audit(figures, db, asked=asked, told=told, city_ids=city.ids())
     figures.verify_ok, verify_out = verify(db)
     if not figures.verify_ok:
