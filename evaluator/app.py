@@ -346,12 +346,16 @@ class App:
             self.link.send(fault_event("storage", bool(message), message))
 
     def _queue_message(self, message: Message) -> None:
+        """Called on the counter-link thread: queue only, never raise."""
         self.inbox.put(message)
         self._wake()
 
     def _wake(self) -> None:
         if self.screen is not None:
-            self.screen.post_wake()
+            try:
+                self.screen.post_wake()
+            except Exception:  # e.g. the event queue is full: the loop wakes within 1 s anyway
+                log.debug("could not post a wake-up event", exc_info=True)
 
     # -- the loop ---------------------------------------------------------------------------------
 
