@@ -127,7 +127,7 @@ class Counter:
     def send(self, obj: dict[str, Any]) -> None:
         self.port.write(json.dumps(obj, ensure_ascii=False).encode() + b"\n")
 
-    def wait_ready(self, timeout: float = 30) -> dict[str, Any]:
+    def wait_ready(self, timeout: float = 60) -> dict[str, Any]:
         """Ask ``status`` until the pad answers (it flushes its input when it opens the port)."""
         deadline = time.monotonic() + timeout
         n = 0
@@ -142,7 +142,7 @@ class Counter:
         raise AssertionError(f"the pad did not answer status within {timeout}s")
 
     def expect(
-        self, match: Callable[[dict[str, Any]], bool], timeout: float = 15
+        self, match: Callable[[dict[str, Any]], bool], timeout: float = 30
     ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -195,7 +195,7 @@ def press_key(display: Display, ev: Evaluator, key: str) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=20,
+        timeout=60,
         check=True,
     ).stdout.split()[0]
     subprocess.run(["xdotool", "windowfocus", "--sync", wid], env=env, timeout=10, check=True)
