@@ -86,6 +86,10 @@ class StoreLedger:
             except StoreError as exc:
                 self._set_fault(str(exc))
                 return None
+            except Exception as exc:  # whatever the file holds, the pad starts and says so
+                log.exception("the rating store could not be opened")
+                self._set_fault(f"the rating store could not be opened: {exc}")
+                return None
         return self._store
 
     @property
@@ -332,13 +336,16 @@ class App:
         now = self.clock.now()
         for row in store.unclosed_presentations():
             ids = row["rating_ids"]
-            store.close_presentation(
-                row["id"],
-                outcome="rated" if ids else "not_rated",
-                ended_at=now.iso,
-                rating_ids=ids,
-                cause="restart",
-            )
+            try:
+                store.close_presentation(
+                    row["id"],
+                    outcome="rated" if ids else "not_rated",
+                    ended_at=now.iso,
+                    rating_ids=ids,
+                    cause="restart",
+                )
+            except (StoreError, sqlite3.Error) as exc:  # a damaged row: reported, not fatal
+                log.error("presentation %s could not be closed at start: %s", row["id"], exc)
 
     def _storage_fault(self, message: str) -> None:
         """The store failed or works again: tell the counter (never anything about a level)."""

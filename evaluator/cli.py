@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -128,6 +129,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DataFileError, EvaluatorError) as exc:
         print(f"evaluator: {exc}", file=sys.stderr)
         return 2
+    except sqlite3.DatabaseError as exc:  # damage the quick check at open could not see
+        print(
+            f"evaluator: the rating store is damaged ({exc}); do not edit or delete it: copy it "
+            "(with -wal and -shm) to safe media and report it (docs/technician.md)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def cmd_config_check(files: Sequence[Path]) -> int:

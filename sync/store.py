@@ -287,6 +287,20 @@ class DamagedRecord:
         return f"seq={self.seq} id={self.id or '?'}: {self.problem}"
 
 
+def _lenient_text(data: bytes) -> str:
+    """Text from SQLite, never an exception: bytes that are not UTF-8 (a flipped bit, a record
+    edited behind the store's back) become U+FFFD, so the damage is found where the text is
+    checked (quick_check's answer, a record's JSON and hash) instead of stopping every read."""
+    return data.decode("utf-8", errors="replace")
+
+
+def _connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+    """``sqlite3.connect`` with :func:`_lenient_text` for every TEXT value read."""
+    conn = sqlite3.connect(*args, **kwargs)
+    conn.text_factory = _lenient_text
+    return conn
+
+
 class _Damage(Exception):
     """The file at the store path is not a usable database (why: ``args[0]``)."""
 
@@ -426,7 +440,7 @@ def _create(path: Path, follows_gap: Mapping[str, Any] | None) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(f"{tmp}{suffix}")
     try:
-        conn = sqlite3.connect(str(tmp), isolation_level=None)
+        conn = _connect(str(tmp), isolation_level=None)
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
@@ -471,25 +485,25 @@ def _salvage_facts(kept: Path) -> dict[str, Any]:
             wal = kept.with_name(kept.name + "-wal")
             if wal.exists():
                 shutil.copyfile(wal, f"{copy}-wal")
-            conn = sqlite3.connect(str(copy))
+            conn = _connect(str(copy))
             try:
                 _read_facts(conn, facts)
             finally:
                 conn.close()
-    except (OSError, sqlite3.Error):
+    except (OSError, sqlite3.Error, UnicodeDecodeError):
         pass
     return facts
 
 
 def _read_facts(conn: sqlite3.Connection, facts: dict[str, Any]) -> None:
     """Each fact on its own: a damaged table must not hide what another one still says."""
-    with contextlib.suppress(sqlite3.Error):
+    with contextlib.suppress(sqlite3.Error, UnicodeDecodeError):
         row = conn.execute(
             "SELECT seq, hash FROM ratings NOT INDEXED ORDER BY seq DESC LIMIT 1"
         ).fetchone()
         if row is not None:
             facts.update(last_seq=row[0], last_hash=row[1])
-    with contextlib.suppress(sqlite3.Error):
+    with contextlib.suppress(sqlite3.Error, UnicodeDecodeError):
         facts["unsent"] = conn.execute("SELECT count(*) FROM outbox NOT INDEXED").fetchone()[0]
 
 
@@ -625,7 +639,7 @@ class Store:
         try:
             if not self.path.exists():
                 _create(self.path, gap)
-            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000)
+            conn = _connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000)
         except (OSError, sqlite3.Error) as exc:
             raise _open_error(self.path, exc) from exc
         try:
@@ -652,6 +666,9 @@ class Store:
         except (_Damage, StoreError):
             conn.close()
             raise
+        except UnicodeDecodeError as exc:  # SQLite's own message quotes the garbled bytes
+            conn.close()
+            raise _Damage(f"it holds unreadable bytes where SQLite keeps text ({exc})") from exc
         except sqlite3.Error as exc:
             conn.close()
             if _sqlite_code(exc) in _SQLITE_DAMAGE:
@@ -687,7 +704,7 @@ class Store:
         timeout = BUSY_TIMEOUT_MS / 1000
         conn: sqlite3.Connection | None = None
         try:
-            conn = sqlite3.connect(uri, uri=True, timeout=timeout)
+            conn = _connect(uri, uri=True, timeout=timeout)
             try:
                 conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             except sqlite3.OperationalError as exc:
@@ -699,7 +716,7 @@ class Store:
                 ):
                     raise
                 conn.close()
-                conn = sqlite3.connect(uri + "&immutable=1", uri=True, timeout=timeout)
+                conn = _connect(uri + "&immutable=1", uri=True, timeout=timeout)
             problems = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
             if problems != ["ok"]:
                 raise StoreDamaged(
@@ -710,7 +727,7 @@ class Store:
             if migrations.pending(self.db):
                 # Written by an older version: read it through a migrated copy in memory,
                 # never migrating the file itself (that is the pad's job, at its start).
-                memory = sqlite3.connect(":memory:")
+                memory = _connect(":memory:")
                 conn.backup(memory)
                 conn.close()
                 conn = memory
@@ -724,6 +741,13 @@ class Store:
             if conn is not None:
                 conn.close()
             raise
+        except UnicodeDecodeError as exc:
+            if conn is not None:
+                conn.close()
+            raise StoreDamaged(
+                f"the rating store {self.path} is damaged: unreadable bytes where SQLite keeps "
+                f"text ({exc})"
+            ) from exc
         except sqlite3.Error as exc:
             if conn is not None:
                 conn.close()
@@ -1204,11 +1228,11 @@ class Store:
                 {
                     "id": r[0],
                     "seq": r[1],
-                    "serials": json.loads(r[2]),
+                    "serials": _json_list(r[2]),
                     "stage": r[3],
                     "assess_number": r[4],
                     "clerk_id": r[5],
-                    "matter_codes": json.loads(r[6]),
+                    "matter_codes": _json_list(r[6]),
                     "started_at": r[7],
                     "clock_synced": bool(r[8]),
                     "rating_ids": [x[0] for x in rated],
@@ -1226,7 +1250,7 @@ class Store:
         result = dict(zip(names, row, strict=True))
         for key in ("serials", "matter_codes", "rating_ids", "follows", "represents"):
             if isinstance(result.get(key), str):
-                result[key] = json.loads(result[key])
+                result[key] = _json_list(result[key])
         return result
 
     def probe(self) -> None:
@@ -1414,6 +1438,16 @@ class _Tally:
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _json_list(text: Any) -> list[Any]:
+    """A JSON list column, or ``[]`` when it was damaged (reported, never fatal)."""
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        log.error("a presentation row holds damaged JSON: %.80r", text)
+        return []
+    return value if isinstance(value, list) else []
 
 
 def _json(value: Any) -> str:

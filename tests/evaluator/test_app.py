@@ -714,3 +714,32 @@ def test_a_damaged_store_at_start_is_kept_aside_and_reported_to_the_counter(
         assert app.handle(msg(2, "evaluation.start", **START_BODY))["ok"]  # the pad goes on
     finally:
         app.shutdown()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "UPDATE presentations SET serials = 'oops' WHERE outcome IS NULL",
+        "UPDATE presentations SET clerk_id = CAST(x'ff00ff' AS TEXT) WHERE outcome IS NULL",
+        "UPDATE presentations SET rating_ids = '{' WHERE outcome IS NULL",
+    ],
+)
+def test_a_damaged_presentation_row_never_stops_the_pad_starting(
+    tmp_path: Path, damage: str
+) -> None:
+    db = tmp_path / "r.db"
+    app = make_app(tmp_path, db)
+    app.handle(msg(1, "evaluation.start", **START_BODY))  # open when the power goes
+    app.shutdown()
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        conn.execute("DROP TRIGGER IF EXISTS presentations_fixed_facts")
+        conn.execute(damage)
+    finally:
+        conn.close()
+    again = make_app(tmp_path, db)
+    try:
+        assert not again.ledger.fault
+        assert again.handle(msg(2, "status"))["ok"]
+    finally:
+        again.shutdown()

@@ -439,3 +439,67 @@ def test_the_sync_publishes_around_a_damaged_record_and_reports_it(
         late = store.append_rating(full_content("S-9"))
     w.notify()
     wait_until(lambda: late["id"] in city.ids(), 10, "a later rating to arrive")
+
+
+# -- bytes that are not UTF-8 where SQLite keeps text -----------------------------------------
+
+
+def test_a_record_of_invalid_utf8_is_skipped_and_the_rest_still_flows(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    records = fill(path, 4)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("DROP TRIGGER IF EXISTS ratings_no_update")
+        conn.execute("UPDATE ratings SET record = CAST(x'7b22ff227d' AS TEXT) WHERE seq = 2")
+    finally:
+        conn.close()
+    with Store(path, device_id=DEVICE) as store:
+        assert [r["seq"] for r in store.records()] == [1, 3, 4]
+        assert [r["id"] for r in store.pending()] == [records[i]["id"] for i in (0, 2, 3)]
+        broken = store.verify()
+        assert broken is not None and broken.seq == 2
+    reader = Store.open_read_only(path)
+    try:
+        assert [r["seq"] for r in reader.records()] == [1, 3, 4]
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_flipped_bytes_never_crash_opening(tmp_path: Path, seed: int) -> None:
+    """Whatever random damage the file takes, opening it keeps it aside or works, and the
+    read-only opener refuses it with a StoreError: never another exception.  Damage that the
+    quick check at open cannot see (a malformed page deep in a table) may still surface while
+    reading, as SQLite's own DatabaseError, which the tools report as damage."""
+    import random
+
+    good = tmp_path / "good.db"
+    fill(good, 30)
+    with sqlite3.connect(good) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(good.read_bytes())
+    rng = random.Random(seed)
+    for _ in range(20):
+        i = rng.randrange(len(data))
+        data[i] ^= 0xFF
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(bytes(data))
+    try:
+        reader = Store.open_read_only(bad)
+    except StoreError:
+        pass
+    else:
+        try:
+            list(reader.records())
+            reader.verify()
+        except sqlite3.DatabaseError as exc:
+            assert "malformed" in str(exc)
+        finally:
+            reader.close()
+    with Store(bad, device_id=DEVICE) as store:  # damage kept aside, or the file still works
+        try:
+            list(store.records())
+            store.verify()
+        except sqlite3.DatabaseError as exc:
+            assert "malformed" in str(exc)
+        assert store.append_rating(full_content("NEW-1"))["seq"] >= 1
