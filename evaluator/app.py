@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import shutil
 import signal
 import socket
 import sqlite3
@@ -20,7 +21,13 @@ from typing import Any, ClassVar
 
 from evaluator.clock import Clock, SystemClock
 from evaluator.config import Config
-from evaluator.errors import EvaluatorError, RequestError, StoreError, SubmitError
+from evaluator.errors import (
+    EvaluatorError,
+    IdentityInComment,
+    RequestError,
+    StoreError,
+    SubmitError,
+)
 from evaluator.protocol import Message, fault_event, finished_event, reply_error, reply_ok
 from evaluator.reasons import OTHER_CODE, OTHER_TEXT, load_reasons
 from evaluator.request import parse_clerk, parse_request
@@ -49,6 +56,9 @@ _FIELDS: dict[str, set[str]] = {"clerk.sign_in": {"clerk"}}
 NOTICE_SECONDS = 5.0
 #: Seconds between attempts to reopen / probe a faulty store.
 MAINTENANCE_SECONDS = 2.0
+#: Free bytes the store's file system needs before a storage fault clears: a tiny probe write
+#: can succeed on a full disk while a rating (a 差评 with reasons is the largest) would not.
+MIN_FREE_BYTES = 1 << 20
 
 
 class StoreLedger:
@@ -132,7 +142,13 @@ class StoreLedger:
                     # Already closed (by a restart): nothing more to write.
                 self.pending_ends.pop(0)
             store.probe()
-        except (StoreError, sqlite3.Error) as exc:
+            free = shutil.disk_usage(store.path.parent).free
+            if free < MIN_FREE_BYTES:
+                raise StoreError(
+                    f"the disk of {store.path} is nearly full ({free} bytes free; "
+                    f"ratings resume above {MIN_FREE_BYTES})"
+                )
+        except (StoreError, sqlite3.Error, OSError) as exc:
             self._set_fault(str(exc))
             return
         self._clear_fault()
@@ -149,6 +165,12 @@ class StoreLedger:
         except (StoreError, sqlite3.Error) as exc:
             raise self._guard(exc) from None
 
+    def case_kinds(self, serials: tuple[str, ...]) -> dict[str, str]:
+        try:
+            return self.store.case_kinds(serials)
+        except (StoreError, sqlite3.Error) as exc:
+            raise self._guard(exc) from None
+
     def first_ratings(self, slots: tuple[tuple[str, str], ...]) -> dict[str, FirstRating]:
         try:
             found = self.store.first_ratings(slots)
@@ -160,6 +182,8 @@ class StoreLedger:
         }
 
     def open_presentation(self, presentation: Presentation) -> None:
+        if self.fault:  # no new rating screen until the store takes writes again (maintain)
+            raise StoreError(self.fault)
         req = presentation.request
         try:
             self.store.open_presentation(
@@ -576,6 +600,8 @@ class App:
                 s.back()
             elif isinstance(action, Submit):
                 s.submit()
+        except IdentityInComment:
+            self.notice = Notice(texts.COMMENT_IDENTITY, self.clock.now().mono + NOTICE_SECONDS)
         except SubmitError:
             pass  # the 提交 button is disabled; a stray Enter does nothing
         except (StoreError, OSError, sqlite3.Error) as exc:  # nothing stored: the screen stays

@@ -31,6 +31,10 @@ class SubmitError(EvaluatorError, ValueError):
     """A rating cannot be submitted as chosen (e.g. a 差评 without a reason)."""
 
 
+class IdentityInComment(SubmitError):
+    """The 其他 text holds a resident ID or mobile number; it is not stored (art. 4)."""
+
+
 class StoreError(EvaluatorError, OSError):
     """The rating store could not commit or read a record."""
 

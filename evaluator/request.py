@@ -214,7 +214,7 @@ def unshowable(value: str) -> str | None:
 # Digits are compared after NFKC (full-width ０-９ and Ｘ become ASCII); any other decimal
 # digit (e.g. Arabic-Indic) is mapped to its ASCII value, so no script hides a number.
 _ID_RE = re.compile(r"(?<![0-9])([1-9][0-9]{5})([0-9]{8})[0-9]{3}([0-9X])(?![0-9])")
-_PHONE_RE = re.compile(r"(?<![0-9])(?:(?:\+|00)?86[ -]*)?1[3-9](?:[ -]?[0-9]){9}(?![0-9])")
+_PHONE_RE = re.compile(r"(?<![0-9])(?:(?:\+|00)?86[ -]*)?1[ -]?[3-9](?:[ -]?[0-9]){9}(?![0-9])")
 _ID_WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
 _ID_CHECK = "10X98765432"
 

@@ -33,11 +33,11 @@ from enum import Enum
 from typing import Any, Protocol
 
 from evaluator.clock import Clock, Stamp
-from evaluator.errors import RequestError, SubmitError
+from evaluator.errors import IdentityInComment, RequestError, SubmitError
 from evaluator.levels import Level
 from evaluator.reasons import COMMENT_MAX, OTHER_CODE, OTHER_TEXT, Reason, ReasonCatalog
 from evaluator.records import new_record_id
-from evaluator.request import Case, Clerk, EvaluationRequest
+from evaluator.request import Case, Clerk, EvaluationRequest, identity_in
 
 #: Channel code ``pf`` of the pad itself (政务大厅平板电脑).
 CHANNEL_PAD = 4
@@ -96,6 +96,10 @@ class Ledger(Protocol):
 
     def already_rated(self, slots: tuple[tuple[str, str], ...], assess_number: int) -> list[str]:
         """Serials of ``(serial, slot)`` pairs already rated with ``assess_number``."""
+        ...
+
+    def case_kinds(self, serials: tuple[str, ...]) -> Mapping[str, str]:
+        """Serial → the kind it was rated with before, for those already rated."""
         ...
 
     def first_ratings(self, slots: tuple[tuple[str, str], ...]) -> Mapping[str, FirstRating]:
@@ -226,11 +230,12 @@ class Session:
             )
 
     def sign_in(self, clerk: Clerk) -> None:
-        """A clerk takes the window.  Refused while a rating screen is open, so the screen and
-        the record always name the same person (the one on the open presentation)."""
-        self._guard_citizen("clerk.sign_in")
+        """A clerk takes the window.  Refused (``busy``) while a rating screen is open, touched
+        or not (so the refusal tells nothing of the citizen), so the screen and the record
+        always name the same person (the one on the open presentation)."""
+        self.tick()
         if self.rating_open:
-            raise RequestError("busy", "a rating screen is open; cancel it first")
+            raise RequestError("busy", "a rating screen is open; wait for it to end")
         self.clerk = clerk
         if self.state is State.SIGNED_OUT:
             self.state = State.IDLE
@@ -272,6 +277,15 @@ class Session:
             raise RequestError("paused", "the window is paused (暂停服务); resume it first")
         if self.rating_open:
             raise RequestError("busy", "a rating is in progress; wait for it to end")
+        before = self.ledger.case_kinds(request.serials)
+        for case in request.cases:
+            kind = before.get(case.serial)
+            if kind and kind != case.kind:
+                raise RequestError(
+                    "kind_changed",
+                    f"case {case.serial} was rated as kind {kind}; a case keeps its kind "
+                    "(a consult case is rated once in total, a 即办件 once after completion)",
+                )
         slots = request.slots()
         rated = self.ledger.already_rated(slots, request.assess_number)
         if rated:
@@ -422,6 +436,9 @@ class Session:
             for code in choice.selected
         ]
         comment = choice.comment.strip() if choice.other else ""
+        if comment and identity_in(comment):
+            # No citizen identity is stored (art. 4): the citizen is asked to take it out.
+            raise IdentityInComment("the 其他 text holds an ID or mobile number")
         if comment:
             reasons.append({"code": OTHER_CODE, "text": OTHER_TEXT, "target": "other"})
         rating_id = self._rate(

@@ -700,12 +700,13 @@ class Screen:
             center=submit.center,
         )
         self._layout.targets.append(Target(submit, Submit(), enabled=v.can_submit))
-        if not v.can_submit:
+        hint = v.message or ("" if v.can_submit else texts.SUBMIT_HINT)
+        if hint:  # a notice (nothing stored, an ID number in the text) wins over the hint
             gap = self._px(12)
             self._text(
-                texts.SUBMIT_HINT,
+                hint,
                 self._px(20),
-                MUTED,
+                HEADER_NOTICE if v.message else MUTED,
                 max_width=submit.left - back.right - 2 * gap,
                 center=((back.right + submit.left) // 2, submit.centery),
             )

@@ -49,6 +49,8 @@ PAUSED_TITLE = "暂停服务，请稍候"
 NOTICE_TITLE = "提示"
 #: Shown on the rating screen when the rating could not be stored (nothing was recorded).
 STORAGE_FAILED = "评价未能保存，请再按一次或告知工作人员"
+#: Shown on the reason screen when the 其他 text holds an ID or mobile number (not stored).
+COMMENT_IDENTITY = "请不要填写身份证号或手机号，删除后再提交"
 #: Shown on every other screen while the rating store refuses writes (disk full, read-only…).
 STORAGE_FAULT = "设备存储故障，暂时无法评价，请告知工作人员"
 

@@ -45,7 +45,7 @@ from evaluator.records import (
     seal,
     verify_chain,
 )
-from evaluator.request import rating_slot
+from evaluator.request import case_targets, rating_slot
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +164,7 @@ def m002_slots_and_supervision(db: Database) -> None:
             stage TEXT NOT NULL,
             slot TEXT NOT NULL,
             assess_number INTEGER NOT NULL,
+            kind TEXT NOT NULL DEFAULT '',
             UNIQUE (serial, slot, assess_number)
         )"""
     )
@@ -179,14 +180,18 @@ def m002_slots_and_supervision(db: Database) -> None:
         "SELECT rating_id, serial, stage, assess_number FROM rating_cases"
     ).fetchall()
     conn.executemany(
-        "INSERT INTO rating_cases_v2 (rating_id, serial, stage, slot, assess_number)"
-        " VALUES (?, ?, ?, ?, ?)",
-        [(r, s, st, rating_slot(kinds.get((r, s), ""), st), a) for r, s, st, a in rows],
+        "INSERT INTO rating_cases_v2 (rating_id, serial, stage, slot, assess_number, kind)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (r, s, st, rating_slot(kinds.get((r, s), ""), st), a, kinds.get((r, s), ""))
+            for r, s, st, a in rows
+        ],
     )
     conn.execute("DROP TABLE rating_cases")
     conn.execute("ALTER TABLE rating_cases_v2 RENAME TO rating_cases")
     statements = [
         "CREATE INDEX IF NOT EXISTS rating_cases_rating ON rating_cases(rating_id)",
+        "CREATE INDEX IF NOT EXISTS rating_cases_serial ON rating_cases(serial)",
         f"""CREATE TRIGGER IF NOT EXISTS rating_cases_no_update BEFORE UPDATE ON rating_cases
             BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END""",
         f"""CREATE TRIGGER IF NOT EXISTS rating_cases_no_delete BEFORE DELETE ON rating_cases
@@ -835,11 +840,23 @@ class Store:
         """
         slots, stage, assess_number = _case_keys(content)
         serials = [s for s, _ in slots]
+        kinds = {
+            str(c.get("serial")): str(c.get("kind", ""))
+            for c in content["cases"]
+            if isinstance(c, Mapping)
+        }
         try:
             with self._immediate():
                 rated = self.already_rated(slots, assess_number)
                 if rated:
                     raise DuplicateRating(rated, stage, assess_number)
+                changed = [
+                    s for s, k in self.case_kinds(serials).items() if k and k != kinds.get(s)
+                ]
+                if changed:
+                    raise StoreError(
+                        f"kind changed: {', '.join(changed)} was rated with another kind before"
+                    )
                 if assess_number > 1:
                     firsts = self.first_ratings(slots)
                     missing = [s for s in serials if s not in firsts]
@@ -875,9 +892,12 @@ class Store:
                     ],
                 )
                 self.db.conn.executemany(
-                    "INSERT INTO rating_cases (rating_id, serial, stage, slot, assess_number)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    [(record["id"], s, stage, slot, assess_number) for s, slot in slots],
+                    "INSERT INTO rating_cases (rating_id, serial, stage, slot, assess_number,"
+                    " kind) VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (record["id"], s, stage, slot, assess_number, kinds.get(s, ""))
+                        for s, slot in slots
+                    ],
                 )
                 self.db.execute("INSERT INTO outbox (rating_id) VALUES (?)", [record["id"]])
                 if close is not None:
@@ -908,6 +928,21 @@ class Store:
             ).fetchall()
             found.update((r[0], r[1]) for r in rows)
         return list(dict.fromkeys(s for s, slot in wanted if (s, slot) in found))
+
+    def case_kinds(self, serials: Iterable[str]) -> dict[str, str]:
+        """Serial → the kind (instant, promise, consult) its ratings were stored with, for
+        those already rated: a case keeps its kind, so a kind sent differently later cannot
+        open a new slot (art. 22)."""
+        wanted = list(dict.fromkeys(serials))
+        found: dict[str, str] = {}
+        for chunk in _chunks(wanted, _SQL_VARS):
+            marks = ",".join("?" * len(chunk))
+            for serial, kind in self.db.execute(
+                f"SELECT serial, kind FROM rating_cases WHERE serial IN ({marks}) AND kind != ''",
+                chunk,
+            ).fetchall():
+                found.setdefault(serial, kind)
+        return found
 
     def first_ratings(self, slots: Iterable[tuple[str, str]]) -> dict[str, dict[str, Any]]:
         """Serial → its first rating (assess number 1) in that slot: ``rating_id``,
@@ -1302,7 +1337,8 @@ class Store:
                 if not isinstance(case, Mapping):
                     continue
                 code = str(case.get("matter_code", ""))
-                codes[code] = str(case.get("matter_name", ""))
+                if "matter" in case_targets(str(case.get("kind")), stage):
+                    codes[code] = str(case.get("matter_name", ""))
                 if first:
                     slot = rating_slot(str(case.get("kind")), stage, visit)
                     key = (str(case.get("serial")), slot)
@@ -1313,7 +1349,7 @@ class Store:
                 device.add(score)
                 tc.add(score)
                 if "matter" in (record.get("targets") or []):
-                    for code, name in codes.items():
+                    for code, name in codes.items():  # only the cases that rate the matter
                         tm = matter(code)
                         tm.name = name or tm.name
                         tm.add(score)

@@ -743,3 +743,31 @@ def test_a_damaged_presentation_row_never_stops_the_pad_starting(
         assert again.handle(msg(2, "status"))["ok"]
     finally:
         again.shutdown()
+
+
+def test_a_storage_fault_clears_only_with_room_for_a_rating(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tiny probe write succeeds on a nearly full disk: the fault must not flap off then."""
+    import shutil
+
+    import evaluator.app as app_module
+
+    app = make_app(tmp_path, tmp_path / "r.db")
+    try:
+        app.store.db.execute("PRAGMA query_only = 1")
+        assert app.handle(msg(1, "evaluation.start", **START_BODY))["error"]["code"] == "storage"
+        app.store.db.execute("PRAGMA query_only = 0")  # writes work, but the disk is "full":
+        free = shutil.disk_usage(tmp_path).free
+        monkeypatch.setattr(app_module, "MIN_FREE_BYTES", free + (1 << 40))
+        app.clock.advance(5)
+        app.step()
+        assert app.handle(msg(2, "status"))["faults"] == ["storage"]
+        assert app.handle(msg(3, "evaluation.start", **START_BODY))["error"]["code"] == "storage"
+        monkeypatch.setattr(app_module, "MIN_FREE_BYTES", 1 << 20)  # room again
+        app.clock.advance(5)
+        app.step()
+        assert app.handle(msg(4, "status"))["faults"] == []
+        assert app.handle(msg(5, "evaluation.start", **START_BODY))["ok"]
+    finally:
+        app.shutdown()

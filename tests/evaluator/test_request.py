@@ -668,3 +668,14 @@ def test_serials_shaped_like_id_numbers_are_accepted(number: str) -> None:
 
 def test_a_serial_shaped_like_a_phone_number_is_accepted() -> None:
     assert parse_request(body(cases=[case(serial="13812345678")])).serials == ("13812345678",)
+
+
+@pytest.mark.parametrize(
+    "text", ["1 3812345678", "1-38-1234-5678", "+86 1 38 1234 5678", "1 3 8 1 2 3 4 5 6 7 8"]
+)
+def test_a_separator_anywhere_between_the_digits_does_not_hide_a_mobile_number(
+    text: str,
+) -> None:
+    from evaluator.request import identity_in
+
+    assert identity_in(f"联系{text}") is not None

@@ -48,6 +48,10 @@ class MemoryLedger:
         done = set().union(*(self._slots(r) for r in self.ratings))
         return [s for s, slot in slots if (s, slot, assess_number) in done]
 
+    def case_kinds(self, serials: tuple[str, ...]) -> dict[str, str]:
+        return {c["serial"]: c["kind"] for r in self.ratings for c in r["cases"]
+                if c["serial"] in serials}  # fmt: skip
+
     def first_ratings(self, slots: tuple[tuple[str, str], ...]) -> dict[str, FirstRating]:
         found = {}
         for r in self.ratings:
@@ -339,7 +343,8 @@ def test_once_the_citizen_pressed_a_level_the_clerk_cannot_end_the_presentation(
     }[action]
     with pytest.raises(RequestError) as err:
         call()
-    assert err.value.code == CITIZEN_RATING
+    # sign_in is refused the same way whether or not the citizen touched the screen.
+    assert err.value.code == ("busy" if action == "sign_in" else CITIZEN_RATING)
     assert "dissatisfied" not in err.value.message and "satisfied" not in err.value.message
     assert session.rating_open and session.presentation is not None
     assert ledger.closed == []
@@ -594,3 +599,65 @@ def test_invariants_hold_for_any_event_sequence(seq: list[tuple[Any, ...]]) -> N
     for f in finished:
         for serial in f.serials:
             assert ((f.presentation_id, serial) in rated_serials) == (f.outcome is Outcome.RATED)
+
+
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [
+        (("instant", "deliver"), ("consult", "deliver")),
+        (("instant", "deliver"), ("promise", "accept")),
+        (("consult", "accept"), ("promise", "accept")),
+        (("consult", "deliver"), ("instant", "deliver")),
+        (("promise", "accept"), ("consult", "deliver")),
+    ],
+)
+def test_a_rated_case_keeps_its_kind_so_no_new_slot_opens(
+    session: Session, ledger: MemoryLedger, clock: FakeClock, first: Any, then: Any
+) -> None:
+    """A kind sent differently later must not give the same case a second first rating."""
+    session.start(request(("S1",), kind=first[0], stage=first[1]))
+    session.press(Level.VERY_DISSATISFIED)
+    session.toggle_reason(session.choice.offered[0].code)
+    session.submit()
+    clock.advance(5)
+    session.tick()
+    with pytest.raises(RequestError) as err:
+        session.start(request(("S1",), kind=then[0], stage=then[1]))
+    assert err.value.code == "kind_changed"
+    assert len(ledger.ratings) == 1
+
+
+def test_sign_in_is_refused_alike_before_and_after_a_press(session: Session) -> None:
+    """A side-effect-free probe must not tell the clerk that a 差评 screen is showing."""
+    session.start(request(("S1",)))
+    other = request().clerk
+    codes = []
+    for press in (False, True):
+        if press:
+            session.press(Level.VERY_DISSATISFIED)
+        with pytest.raises(RequestError) as err:
+            session.sign_in(other)
+        codes.append(err.value.code)
+    assert codes == ["busy", "busy"]
+
+
+@pytest.mark.parametrize(
+    "text", ["请回电13812345678", "身份证440524199003071236", "手机 +86 138-1234-5678"]
+)
+def test_identity_in_the_other_text_is_refused_and_nothing_stored(
+    session: Session, ledger: MemoryLedger, text: str
+) -> None:
+    from evaluator.errors import IdentityInComment
+
+    session.start(request())
+    session.press(Level.DISSATISFIED)
+    session.toggle_reason(OTHER_CODE)
+    session.type_text(text)
+    with pytest.raises(IdentityInComment):
+        session.submit()
+    assert ledger.ratings == [] and session.state is State.CHOOSING_REASONS
+    for _ in text:
+        session.backspace()
+    session.type_text("等了很久")
+    session.submit()
+    assert ledger.ratings[0]["comment"] == "等了很久"

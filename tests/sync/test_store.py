@@ -525,3 +525,15 @@ def test_property_duplicates_refused_chain_intact(tries) -> None:
         assert s.verify() is None
         assert s.outbox_size() == stored
         assert [r["seq"] for r in s.pending(limit=1000)] == list(range(1, stored + 1))
+
+
+def test_the_store_refuses_a_second_first_rating_under_another_kind(
+    store: Store, db_path: Path
+) -> None:
+    store.append_rating(content("S-1"))  # instant at deliver
+    as_consult = content("S-1")
+    as_consult["cases"] = [{**as_consult["cases"][0], "kind": "consult"}]
+    with pytest.raises(StoreError, match="kind changed"):
+        store.append_rating(as_consult)
+    assert counts(db_path) == (1, 1, 1)
+    assert store.case_kinds(["S-1", "S-2"]) == {"S-1": "instant"}
