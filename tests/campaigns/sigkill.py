@@ -484,6 +484,7 @@ class Figures:
             and self.survived == self.kills
             and not (self.lost or self.duplicated or self.unasked or self.undelivered)
             and not (self.unknown_at_city or self.inconsistent)
+            and not self.problems
         )
 
     def table(self) -> str:
@@ -681,10 +682,20 @@ def run_campaign(
             if (n + 1) % 10 == 0:
                 say(f"  {n + 1}/{kills} kills, broker {'up' if broker.up else 'down'}")
 
-        # the end: broker up, a pad without counter, the city acking until the outbox is empty
+        # the end: broker up, the city acking until the outbox is empty.  The pad is up (it
+        # closed what the last kill left open) only once it answers the counter.
         broker.start()
-        override = write_override(work / "final.toml", counter="", broker_port=broker.port, db=db)
+        pair = PtyPair(work, kills)
+        es.callback(pair.stop)
+        override = write_override(
+            work / "final.toml", counter=str(pair.device), broker_port=broker.port, db=db
+        )
         pad = Pad(override, pad_log, None)
+        counter = CounterSide(pair.counter)
+        es.callback(counter.close)
+        if not counter.wait_ready():
+            pad.stop()
+            raise CampaignError(f"the final pad did not answer; see {pad_log}")
 
         def drained() -> bool:
             city.ack_all()

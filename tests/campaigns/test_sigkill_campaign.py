@@ -34,6 +34,16 @@ def test_sigkill_campaign_loses_doubles_and_contradicts_nothing(tmp_path: Path) 
     assert figures.ok
 
 
+def test_a_campaign_whose_last_kill_left_a_screen_open_audits_a_pad_that_is_up(
+    tmp_path: Path,
+) -> None:
+    """The final pad closes what the last kill left open before the audit reads the store."""
+    figures = run_campaign(1, seed=1, work=tmp_path / "one", say=lambda _: None)
+    assert figures.moments["before"] == 1 and figures.stored == 0
+    assert figures.inconsistent == 0 and figures.problems == []
+    assert figures.ok
+
+
 # -- the audit itself must be able to fail: a store made by hand with each fault ----------------
 
 
