@@ -292,6 +292,7 @@ class App:
         self.notice: Notice | None = None
         self._next_maintenance = 0.0
         self._stopped_by = 0
+        self._shown: ScreenView | None = None
         self._running = True
         self.screen: Any = None
 
@@ -392,7 +393,7 @@ class App:
 
     def run(self) -> int:
         """Run until stopped; returns the process exit code."""
-        from kiosk.screen import Screen, is_quit
+        from kiosk.screen import Screen
 
         sc = self.config.screen
         try:
@@ -426,25 +427,36 @@ class App:
             self._storage_fault(self.ledger.fault)  # the link is up now: say it again
         self._tell_store_gap()
         _sd_notify("READY=1")
-        shown: ScreenView | None = None
         try:
             while self._running:
                 self.step()
-                view = self.view()
-                if view != shown:
-                    self.screen.render(view)
-                    shown = view
-                for event in self.screen.wait(self._sleep_for()):
-                    if is_quit(event):
-                        self._running = False
-                    action = self.screen.translate(event)
-                    if action is not None:
-                        self.act(action)
+                self._show()
+                self.handle_events(self.screen.wait(self._sleep_for()))
         finally:
             if self._stopped_by:
                 log.info("signal %d: stopped", self._stopped_by)
             self.shutdown()
         return 0
+
+    def _show(self) -> None:
+        """Draw the session's screen if it changed since the last drawing."""
+        view = self.view()
+        if view != self._shown:
+            self.screen.render(view)
+            self._shown = view
+
+    def handle_events(self, events: list[Any]) -> None:
+        """Apply input events in order, each on the screen the one before it left: keys or
+        taps that arrive together (a quick 4, Escape, 2) mean what the citizen saw."""
+        from kiosk.screen import is_quit
+
+        for event in events:
+            if is_quit(event):
+                self._running = False
+            action = self.screen.translate(event)
+            if action is not None:
+                self.act(action)
+                self._show()
 
     def step(self) -> None:
         """One turn of the loop's work: requests, deadlines, storage upkeep.  Never raises for

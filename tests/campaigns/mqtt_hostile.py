@@ -2,7 +2,7 @@
 
     .venv/bin/python -m tests.campaigns.mqtt_hostile --messages 10000 [--seed N] [--ratings R]
 
-A private mosquitto on a free port (``tests.campaigns.sigkill.Broker``), a real ``SyncWorker``
+A private mosquitto on a free port (``tests.support.Broker``), a real ``SyncWorker``
 on a real SQLite store, a *city* that receives ratings and acknowledges each one it receives
 (again for a resend), and an *attacker* that publishes ``--messages`` hostile messages on the
 pad's ack topic: deep nesting (up to ``[`` × 100,000, also inside ``{"ids": …}``), binary junk,
@@ -38,7 +38,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from sync.mqtt import MAX_ACK_BYTES, MAX_ACK_IDS, SyncWorker
 from sync.store import Store
-from tests.campaigns.sigkill import Broker
+from tests.support import Broker
 
 DEVICE = "hostile-0001"
 PREFIX = "hcp/v1"

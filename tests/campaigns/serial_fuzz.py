@@ -444,7 +444,7 @@ def run_through_link(items: list[tuple[str, bytes]], work: Path, figures: Figure
     from evaluator.errors import RequestError
     from evaluator.protocol import reply_error
     from kiosk.counter import CounterLink
-    from tests.campaigns.sigkill import PtyPair
+    from tests.support import PtyPair
 
     app = make_app(work, "link")
     pty = PtyPair(work, 0)

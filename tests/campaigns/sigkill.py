@@ -43,7 +43,6 @@ import queue
 import random
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -60,6 +59,14 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import serial
 
+from tests.support import (
+    Broker,
+    PtyPair,
+    SupportError,
+    Xvfb,
+    wait_for,
+)
+
 REPO = Path(__file__).resolve().parents[2]
 DEVICE = "kill-0001"
 PREFIX = "hcp/v1"
@@ -68,152 +75,8 @@ MOMENTS = ("before", "during", "after", "thanks")
 GOOD_KEYS = ("1", "2", "3")
 
 
-class CampaignError(RuntimeError):
+class CampaignError(SupportError):
     """The campaign itself could not run (a tool missing, a process that never came up)."""
-
-
-# -- real parts ------------------------------------------------------------------------------
-
-
-def binary(name: str) -> str:
-    sbin = Path("/usr/sbin") / name
-    path = shutil.which(name) or (str(sbin) if sbin.exists() else None)
-    if path is None:
-        raise CampaignError(f"{name} is not installed; run scripts/setup")
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise CampaignError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-
-
-def stop_process(proc: subprocess.Popen[Any], timeout: float = 5) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout)
-
-
-class Broker:
-    """A private mosquitto on a fixed free port, stopped and started at will."""
-
-    def __init__(self, work: Path) -> None:
-        self.port = free_port()
-        self.conf = work / "mosquitto.conf"
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        )
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def up(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def start(self) -> None:
-        if self.up:
-            return
-        self.process = subprocess.Popen(
-            [binary("mosquitto"), "-c", str(self.conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for(lambda: port_open(self.port), 10, "mosquitto to listen")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process)
-        self.process = None
-
-
-class Xvfb:
-    """A private X display so the pad has a window that receives real key events."""
-
-    def __init__(self) -> None:
-        exe = binary("Xvfb")
-        binary("xdotool")
-        for number in range(200, 300):
-            if Path(f"/tmp/.X11-unix/X{number}").exists() or Path(f"/tmp/.X{number}-lock").exists():
-                continue
-            proc = subprocess.Popen(
-                [exe, f":{number}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            self.name, self.process = f":{number}", proc
-            # ready when a client can connect, not when the socket file appears
-            try:
-                wait_for(self._answers, 15, "Xvfb to accept clients")
-            except CampaignError:
-                stop_process(proc)
-                continue
-            return
-        raise CampaignError("could not start Xvfb on any display :200-:299")
-
-    def _answers(self) -> bool:
-        if self.process.poll() is not None:
-            raise CampaignError("Xvfb exited")
-        done = subprocess.run(
-            ["xdotool", "getdisplaygeometry"],
-            env={**os.environ, "DISPLAY": self.name},
-            capture_output=True,
-            timeout=10,
-        )
-        return done.returncode == 0
-
-    def stop(self) -> None:
-        stop_process(self.process)
-
-
-class PtyPair:
-    """Two linked pseudo-terminals (socat): the pad opens ``device``, the counter the other."""
-
-    def __init__(self, work: Path, n: int) -> None:
-        self.device = work / f"ttyDevice{n}"
-        self.counter = work / f"ttyCounter{n}"
-        self.process = subprocess.Popen(
-            [
-                binary("socat"),
-                f"pty,raw,echo=0,link={self.device}",
-                f"pty,raw,echo=0,link={self.counter}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for(self._ready, 10, "socat to create the pty pair")
-
-    def _ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise CampaignError("socat exited before creating the pty pair")
-        try:  # ready when both ends open, not when the links appear
-            for link in (self.device, self.counter):
-                os.close(os.open(link, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK))
-        except OSError:
-            return False
-        return True
-
-    def stop(self) -> None:
-        stop_process(self.process)
 
 
 class CounterSide:

@@ -771,3 +771,27 @@ def test_a_storage_fault_clears_only_with_room_for_a_rating(
         assert app.handle(msg(5, "evaluation.start", **START_BODY))["ok"]
     finally:
         app.shutdown()
+
+
+def test_keys_that_arrive_together_each_mean_what_the_screen_then_shows(tmp_path: Path) -> None:
+    """4 (不满意 → reasons), Escape (back), 2 (满意) in one batch of events rate 满意."""
+    import pygame
+
+    from kiosk.screen import Screen
+
+    app = make_app(tmp_path, tmp_path / "r.db")
+    app.screen = Screen(driver="dummy")
+    try:
+        assert app.handle(msg(1, "evaluation.start", **START_BODY))["ok"]
+        app._show()
+        batch = [
+            pygame.event.Event(pygame.KEYDOWN, key=key, scancode=0, mod=0, unicode="")
+            for key in (pygame.K_4, pygame.K_ESCAPE, pygame.K_2)
+        ]
+        app.handle_events(batch)
+        assert app.session.state.value == "thanks"
+        with contextlib.closing(sqlite3.connect(app.config.storage.path)) as conn:
+            [(record,)] = conn.execute("SELECT record FROM ratings").fetchall()
+        assert json.loads(record)["level"] == "satisfied"
+    finally:
+        app.shutdown()
