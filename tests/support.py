@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -163,3 +165,39 @@ class PtyPair:
 
     def stop(self) -> None:
         stop_process(self.process)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def start_pad(override: Path, log: Any, *, display: str | None) -> subprocess.Popen[bytes]:
+    """``python -m evaluator run`` with ``config/demo.toml`` and ``override``, as a child
+    process writing its output to the open file ``log``: on ``display`` (an X display name), or
+    headless (SDL dummy driver) when it is ``None``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SDL_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    if display:
+        env["DISPLAY"] = display
+    else:
+        env.pop("DISPLAY", None)
+        env["SDL_VIDEODRIVER"] = "dummy"
+    command = ["-m", "evaluator", "run", "--config", "config/demo.toml"]
+    return subprocess.Popen(
+        [sys.executable, *command, "--config", str(override)],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def stop_pad(process: subprocess.Popen[bytes], timeout: float) -> int:
+    """SIGTERM, then the exit code (SIGKILL after ``timeout`` seconds)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+    return int(process.returncode)

@@ -64,6 +64,8 @@ from tests.support import (
     PtyPair,
     SupportError,
     Xvfb,
+    start_pad,
+    stop_pad,
     wait_for,
 )
 
@@ -231,31 +233,9 @@ class Pad:
     """``python -m evaluator run`` as a child process; its output appended to one log."""
 
     def __init__(self, override: Path, log: Path, display: str | None) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SDL_")}
-        env["PYTHONUNBUFFERED"] = "1"
-        if display:
-            env["DISPLAY"] = display
-        else:
-            env.pop("DISPLAY", None)
-            env["SDL_VIDEODRIVER"] = "dummy"
         self.display = display
         self._log = log.open("ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "evaluator",
-                "run",
-                "--config",
-                "config/demo.toml",
-                "--config",
-                str(override),
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
+        self.process = start_pad(override, self._log, display=display)
         self._window: str | None = None
 
     def focus(self) -> None:
@@ -287,15 +267,9 @@ class Pad:
         self._log.close()
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        code = stop_pad(self.process, 20)
         self._log.close()
-        return int(self.process.returncode)
+        return code
 
 
 def start_request(serial_no: str) -> dict[str, Any]:

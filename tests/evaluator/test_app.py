@@ -24,6 +24,7 @@ import pytest
 import serial
 
 from tests.conftest import Broker, Display, PtyPair
+from tests.support import start_pad, stop_pad
 
 REPO = Path(__file__).resolve().parents[2]
 DEVICE = "e2e-0001"
@@ -61,45 +62,17 @@ class Evaluator:
     """The evaluator as a child process, its log kept for failure messages."""
 
     def __init__(self, tmp: Path, override: Path, *, display: str | None, name: str) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SDL_")}
-        env["PYTHONUNBUFFERED"] = "1"
-        if display:
-            env["DISPLAY"] = display
-        else:
-            env.pop("DISPLAY", None)
-            env["SDL_VIDEODRIVER"] = "dummy"
         self.log = tmp / f"{name}.log"
         self._log_file = self.log.open("wb")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "evaluator",
-                "run",
-                "--config",
-                "config/demo.toml",
-                "--config",
-                str(override),
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-        )
+        self.process = start_pad(override, self._log_file, display=display)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        code = stop_pad(self.process, 10)
         self._log_file.close()
-        return self.process.returncode
+        return code
 
 
 @pytest.fixture
