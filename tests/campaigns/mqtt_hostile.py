@@ -39,6 +39,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sync.mqtt import MAX_ACK_BYTES, MAX_ACK_IDS, SyncWorker
 from sync.store import Store
 from tests.support import Broker
+from tests.sync.test_mqtt import full_content
 
 DEVICE = "hostile-0001"
 PREFIX = "hcp/v1"
@@ -48,32 +49,8 @@ UUID = "01a218ba-8127-7b24-9c1f-be803d583727"
 
 
 def content(serial: str) -> dict[str, Any]:
-    """A rating's content shaped like evaluator.session builds it."""
-    return {
-        "presentation_id": f"p-{serial}",
-        "level": "satisfied",
-        "score": 8,
-        "satisfaction": 4,
-        "gbt_code": 2,
-        "channel": 4,
-        "cases": [
-            {"serial": serial, "matter_code": "M1", "matter_name": "不动产登记", "kind": "instant"}
-        ],
-        "clerk": {"id": "007", "name": "张三"},
-        "agencies": ["汕头市自然资源局"],
-        "agencies_concerned": [],
-        "targets": ["clerk", "matter"],
-        "theme": None,
-        "reasons": [],
-        "comment": "",
-        "stage": "deliver",
-        "assess_number": 1,
-        "presented_at": "2026-11-27T09:00:00+08:00",
-        "presented_clock_synced": True,
-        "rated_at": "2026-11-27T09:00:09+08:00",
-        "rated_clock_synced": True,
-        "elapsed_ms": 9000,
-    }
+    """A rating's content shaped like evaluator.session builds it (the tests' one sample)."""
+    return full_content(serial)
 
 
 def _deep(rng: random.Random) -> bytes:
