@@ -30,8 +30,8 @@ from typing import Any
 
 from evaluator.app import App
 from evaluator.config import load_config
-from evaluator.levels import Level
-from evaluator.protocol import Message
+from evaluator.rules.levels import Level
+from evaluator.rules.protocol import Message
 from kiosk.screen import Screen
 from kiosk.view import PressLevel
 from sync.store import Store

@@ -19,19 +19,19 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, ClassVar
 
-from evaluator.clock import Clock, SystemClock
 from evaluator.config import Config
-from evaluator.errors import (
+from evaluator.rules.clock import Clock, SystemClock
+from evaluator.rules.errors import (
     EvaluatorError,
     IdentityInComment,
     RequestError,
     StoreError,
     SubmitError,
 )
-from evaluator.protocol import Message, fault_event, finished_event, reply_error, reply_ok
-from evaluator.reasons import OTHER_CODE, OTHER_TEXT, load_reasons
-from evaluator.request import parse_clerk, parse_request
-from evaluator.session import Closing, Finished, FirstRating, Presentation, Session, State
+from evaluator.rules.protocol import Message, fault_event, finished_event, reply_error, reply_ok
+from evaluator.rules.reasons import OTHER_CODE, OTHER_TEXT, load_reasons
+from evaluator.rules.request import parse_clerk, parse_request
+from evaluator.rules.session import Closing, Finished, FirstRating, Presentation, Session, State
 from kiosk import texts
 from kiosk.view import (
     Back,

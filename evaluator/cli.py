@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from evaluator.config import Config, check_config, load_config
-from evaluator.errors import ConfigError, DataFileError, EvaluatorError
+from evaluator.rules.errors import ConfigError, DataFileError, EvaluatorError
 
 #: Columns of ``evaluator ratings --format csv`` (and the table), in order.
 CSV_COLUMNS: tuple[str, ...] = (

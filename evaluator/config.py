@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evaluator.errors import ConfigError, DataFileError
-from evaluator.reasons import load_reasons
-from evaluator.shipped import shipped_file
+from evaluator.rules.errors import ConfigError, DataFileError
+from evaluator.rules.reasons import load_reasons
+from evaluator.rules.shipped import shipped_file
 
 __all__ = [
     "MASKED",
@@ -259,7 +259,7 @@ class _Key:
 
 def default_config_path() -> Path:
     """The annotated default file ``config/default.toml`` (base layer and schema), from the
-    checkout or, in an installed wheel, from the package data (:mod:`evaluator.shipped`)."""
+    checkout or, in an installed wheel, from the package data (:mod:`evaluator.rules.shipped`)."""
     return shipped_file("default.toml")
 
 
@@ -801,8 +801,8 @@ def check_config(paths: Sequence[Path | str]) -> list[Problem]:
 def load_config(paths: Sequence[Path | str]) -> Config:
     """The checked configuration from ``default.toml`` overlaid by ``paths`` in order.
 
-    Raises :class:`~evaluator.errors.ConfigError` (a ``ValueError``) whose message has one line
-    per problem and whose ``problems`` attribute is the list of :class:`Problem`.
+    Raises :class:`~evaluator.rules.errors.ConfigError` (a ``ValueError``) whose message has one
+    line per problem and whose ``problems`` attribute is the list of :class:`Problem`.
     """
     merged, problems, sources, _complete = _layer(paths)
     if problems:

@@ -19,7 +19,7 @@ from typing import Any
 
 import serial
 
-from evaluator.protocol import BadFrame, LineFramer, Message, decode, encode, reply_error
+from evaluator.rules.protocol import BadFrame, LineFramer, Message, decode, encode, reply_error
 
 log = logging.getLogger(__name__)
 

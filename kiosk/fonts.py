@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pygame
 
-from evaluator.errors import FontError
+from evaluator.rules.errors import FontError
 from kiosk import texts
 
 #: Searched in order when no font is configured (Debian / Raspberry Pi OS package locations).

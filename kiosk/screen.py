@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pygame
 
-from evaluator.levels import BUTTON_ORDER, Level
+from evaluator.rules.levels import BUTTON_ORDER, Level
 from kiosk import texts
 from kiosk.fonts import find_cjk_font
 from kiosk.view import (

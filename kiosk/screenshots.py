@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from evaluator.levels import Level
+from evaluator.rules.levels import Level
 from kiosk.screen import Screen
 from kiosk.view import ReasonItem, ScreenView
 

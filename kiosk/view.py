@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from evaluator.levels import Level
+from evaluator.rules.levels import Level
 from kiosk import texts
 
 #: Screen names a view may carry.

@@ -3,7 +3,7 @@
 Wire contract (topics under ``{topic_prefix}/{device_id}/``):
 
 * ``ratings`` (device → city, QoS 1): one sealed record per message, its canonical JSON in UTF-8,
-  exactly as stored (``id``, ``seq``, ``hash``… see ``evaluator.records.RATING_FIELDS``).
+  exactly as stored (``id``, ``seq``, ``hash``… see ``evaluator.rules.records.RATING_FIELDS``).
   The same record may arrive more than once: the city deduplicates by ``id``.
 * ``acks`` (city → device, QoS 1): ``{"ids": ["<rating id>", ...]}`` once the city has stored
   them.  Only then does a rating leave the outbox.  The city must ack a duplicate again.
@@ -33,9 +33,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from evaluator.errors import StoreError
-from evaluator.protocol import MAX_DEPTH, nesting_depth
-from evaluator.records import canonical_json
+from evaluator.rules.errors import StoreError
+from evaluator.rules.protocol import MAX_DEPTH, nesting_depth
+from evaluator.rules.records import canonical_json
 from sync.store import Store
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def parse_ack(payload: bytes) -> tuple[list[str], str]:
     """The rating ids to apply from one ack message, and what was wrong with it ("" if nothing).
 
     Never raises.  A payload that is too big, not UTF-8, nested deeper than
-    :data:`evaluator.protocol.MAX_DEPTH` (checked before parsing: ``json.loads`` recurses), not
+    :data:`~evaluator.rules.protocol.MAX_DEPTH` (checked before parsing: json.loads recurses), not
     JSON or not ``{"ids": [...]}`` gives no ids.  Of a list, only strings that are valid text are
     kept (others are ignored and reported), at most :data:`MAX_ACK_IDS` of them.
     """

@@ -36,8 +36,8 @@ from typing import Any
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from evaluator.errors import StoreError
-from evaluator.records import (
+from evaluator.rules.errors import StoreError
+from evaluator.rules.records import (
     GENESIS_HASH,
     ChainBreak,
     canonical_json,
@@ -45,7 +45,7 @@ from evaluator.records import (
     seal,
     verify_chain,
 )
-from evaluator.request import case_targets, rating_slot
+from evaluator.rules.request import case_targets, rating_slot
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ APPEND_ONLY = "ratings are append-only"
 #: Message of the trigger that keeps a presentation's outcome final.
 OUTCOME_FINAL = "presentation outcome is final"
 
-#: Outcomes a presentation can end with (see ``evaluator.session.Outcome``).
+#: Outcomes a presentation can end with (see ``evaluator.rules.session.Outcome``).
 OUTCOMES: tuple[str, ...] = ("rated", "not_rated", "cancelled")
 
 #: Columns of ``ratings`` that copy a field of the sealed record; verify() checks they agree.

@@ -21,10 +21,10 @@ from jsonschema import Draft202012Validator
 
 from evaluator.app import App, StoreLedger
 from evaluator.cli import build_parser
-from evaluator.clock import FakeClock
 from evaluator.config import default_config_path, documented_keys, load_config
-from evaluator.levels import Level
-from evaluator.protocol import (
+from evaluator.rules.clock import FakeClock
+from evaluator.rules.levels import Level
+from evaluator.rules.protocol import (
     REQUEST_TYPES,
     BadFrame,
     LineFramer,
@@ -35,10 +35,10 @@ from evaluator.protocol import (
     reply_error,
     reply_ok,
 )
-from evaluator.reasons import load_reasons
-from evaluator.records import GENESIS_HASH
-from evaluator.request import parse_request
-from evaluator.session import Session
+from evaluator.rules.reasons import load_reasons
+from evaluator.rules.records import GENESIS_HASH
+from evaluator.rules.request import parse_request
+from evaluator.rules.session import Session
 from kiosk.view import PressLevel, Submit, ToggleAgency, ToggleReason, TypeText
 from sync.store import Store
 
@@ -130,8 +130,8 @@ def test_every_cli_subcommand_is_documented() -> None:
 
 def error_codes_in_code() -> set[str]:
     codes: set[str] = set()
-    for path in [*ROOT.glob("evaluator/*.py"), *ROOT.glob("kiosk/*.py"),
-                 *ROOT.glob("kiosk/*/*.py")]:  # fmt: skip
+    for path in [*ROOT.glob("evaluator/*.py"), *ROOT.glob("evaluator/rules/*.py"),
+                 *ROOT.glob("kiosk/*.py"), *ROOT.glob("kiosk/*/*.py")]:  # fmt: skip
         codes.update(re.findall(r'RequestError\(\s*"(\w+)"', path.read_text(encoding="utf-8")))
     return codes
 
@@ -326,7 +326,7 @@ def test_session_rating_and_bad_rating_validate(
 def test_protocol_helpers_and_the_simulator_validate(
     validators: dict[str, Draft202012Validator],
 ) -> None:
-    from evaluator.errors import RequestError
+    from evaluator.rules.errors import RequestError
     from kiosk.urlhandler.protocol_sim import Serial
 
     sim = Serial("sim://demo?first=0")
@@ -377,7 +377,7 @@ def test_schemas_refuse_what_must_never_be_sent(
 
 
 def _err(code: str) -> Any:
-    from evaluator.errors import RequestError
+    from evaluator.rules.errors import RequestError
 
     return RequestError(code, "x")
 
@@ -385,7 +385,7 @@ def _err(code: str) -> Any:
 def test_rating_schema_requires_every_promised_field(
     validators: dict[str, Draft202012Validator],
 ) -> None:
-    from evaluator.records import RATING_FIELDS
+    from evaluator.rules.records import RATING_FIELDS
 
     required = set(validators["rating"].schema["required"])
     assert set(RATING_FIELDS) <= required

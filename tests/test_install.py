@@ -130,7 +130,7 @@ def _install(tmp: Path) -> Installed:
 
 def test_installed_package_uses_its_own_shipped_files(installed: Installed) -> None:
     probe = (
-        "import evaluator.config as c, evaluator.reasons as r\n"
+        "import evaluator.config as c, evaluator.rules.reasons as r\n"
         "print(c.__file__); print(c.default_config_path()); print(c.default_reasons_path())\n"
         "print(len(r.load_reasons(c.default_reasons_path()).reasons))\n"
     )

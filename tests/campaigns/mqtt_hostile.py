@@ -49,7 +49,7 @@ UUID = "01a218ba-8127-7b24-9c1f-be803d583727"
 
 
 def content(serial: str) -> dict[str, Any]:
-    """A rating's content shaped like evaluator.session builds it (the tests' one sample)."""
+    """A rating's content shaped like evaluator.rules.session builds it (the tests' one sample)."""
     return full_content(serial)
 
 

@@ -373,7 +373,7 @@ def _tally_reply(figures: Figures, request_type: str, reply: dict[str, Any]) -> 
 
 
 def run_in_process(items: list[tuple[str, bytes]], work: Path, figures: Figures) -> None:
-    from evaluator.protocol import BadFrame, LineFramer, Message, decode, encode, reply_error
+    from evaluator.rules.protocol import BadFrame, LineFramer, Message, decode, encode, reply_error
     from kiosk.screen import Screen
 
     app = make_app(work, "inproc")
@@ -441,8 +441,8 @@ class _Caught(logging.Handler):
 def run_through_link(items: list[tuple[str, bytes]], work: Path, figures: Figures) -> None:
     import serial
 
-    from evaluator.errors import RequestError
-    from evaluator.protocol import reply_error
+    from evaluator.rules.errors import RequestError
+    from evaluator.rules.protocol import reply_error
     from kiosk.counter import CounterLink
     from tests.support import PtyPair
 

@@ -422,13 +422,13 @@ def app(tmp_path: Path) -> Iterator[Any]:
 
 
 def msg(rid: int, rtype: str, **body: Any) -> Any:
-    from evaluator.protocol import Message
+    from evaluator.rules.protocol import Message
 
     return Message(rid, rtype, body)
 
 
 def test_requests_drive_the_screens_and_replies_never_carry_a_level(app: Any) -> None:
-    from evaluator.levels import Level
+    from evaluator.rules.levels import Level
     from kiosk.view import PressLevel
 
     assert app.view().screen == "signed_out"
@@ -474,7 +474,7 @@ def test_pause_cancel_and_sign_out(app: Any) -> None:
 
 
 def test_a_refused_write_shows_a_notice_and_the_citizen_can_press_again(app: Any) -> None:
-    from evaluator.levels import Level
+    from evaluator.rules.levels import Level
     from kiosk import texts
     from kiosk.view import PressLevel
 
@@ -507,8 +507,8 @@ class Frames:
 
 def make_app(tmp_path: Path, storage: Path) -> Any:
     from evaluator.app import App
-    from evaluator.clock import FakeClock
     from evaluator.config import load_config
+    from evaluator.rules.clock import FakeClock
 
     override = tmp_path / "unit.toml"
     override.write_text(
@@ -528,7 +528,7 @@ def test_a_store_refusing_writes_at_a_timeout_never_stops_the_pad(tmp_path: Path
     """Disk full / read-only while a screen is open: the press is refused with a notice (nothing
     stored), the timeout still ends the screen, the pad keeps running, shows the fault and tells
     the counter until writes work again; then the kept-back outcome is written."""
-    from evaluator.levels import Level
+    from evaluator.rules.levels import Level
     from kiosk import texts
     from kiosk.view import PressLevel
 
@@ -624,7 +624,7 @@ def test_nothing_the_clerk_side_reads_tells_the_level(
     citizen finishes; afterwards they say only that the case was rated."""
     import logging
 
-    from evaluator.levels import Level
+    from evaluator.rules.levels import Level
     from kiosk.view import PressLevel, Submit, ToggleReason
 
     level = Level[level_name]

@@ -16,12 +16,12 @@ from sqlite_utils.migrations import Migrations
 
 from evaluator.app import StoreLedger
 from evaluator.cli import CSV_COLUMNS, main
-from evaluator.clock import FakeClock
-from evaluator.levels import Level
-from evaluator.reasons import load_reasons
-from evaluator.records import GENESIS_HASH, canonical_json, new_record_id, seal
-from evaluator.request import parse_request
-from evaluator.session import Session
+from evaluator.rules.clock import FakeClock
+from evaluator.rules.levels import Level
+from evaluator.rules.reasons import load_reasons
+from evaluator.rules.records import GENESIS_HASH, canonical_json, new_record_id, seal
+from evaluator.rules.request import parse_request
+from evaluator.rules.session import Session
 from sync.store import Store, m001_initial
 from tests.sync.test_mqtt import full_content
 from tests.sync.test_store_faults import damage_record, run_without_write_rights, snapshot

@@ -21,7 +21,7 @@ from evaluator.config import (
     load_config,
     parse_duration,
 )
-from evaluator.errors import ConfigError
+from evaluator.rules.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "config" / "demo.toml"

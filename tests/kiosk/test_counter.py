@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import serial
 
-from evaluator.errors import RequestError
-from evaluator.protocol import MAX_DEPTH, MAX_FRAME, Message, reply_error, reply_ok
+from evaluator.rules.errors import RequestError
+from evaluator.rules.protocol import MAX_DEPTH, MAX_FRAME, Message, reply_error, reply_ok
 from kiosk.counter import CounterLink
 from tests.kiosk import protocol_faulty
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pygame
 import pytest
 
-from evaluator.errors import FontError
+from evaluator.rules.errors import FontError
 from kiosk import fonts
 
 WQY = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pygame
 import pytest
 
-from evaluator.errors import FontError
-from evaluator.levels import BUTTON_ORDER, Level
+from evaluator.rules.errors import FontError
+from evaluator.rules.levels import BUTTON_ORDER, Level
 from kiosk import screen as screen_module
 from kiosk import texts
 from kiosk.screen import (

@@ -13,7 +13,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from evaluator.records import RATING_FIELDS
+from evaluator.rules.records import RATING_FIELDS
 from sync.mqtt import SyncWorker
 from sync.store import Store
 
@@ -24,7 +24,7 @@ ACKS = f"{PREFIX}/{DEVICE}/acks"
 
 
 def full_content(serial: str, *, level: str = "satisfied", score: int = 8) -> dict[str, Any]:
-    """Content shaped like evaluator.session builds it."""
+    """Content shaped like evaluator.rules.session builds it."""
     return {
         "presentation_id": f"p-{serial}",
         "level": level,

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evaluator.errors import StoreError
-from evaluator.records import GENESIS_HASH, verify_chain
+from evaluator.rules.errors import StoreError
+from evaluator.rules.records import GENESIS_HASH, verify_chain
 from sync.store import APPEND_ONLY, DuplicateRating, PresentationEnd, Store
 
 DEVICE = "pad-440500-01"

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from evaluator.errors import StoreError
+from evaluator.rules.errors import StoreError
 from sync.mqtt import SyncWorker
 from sync.store import DamagedRecord, Store, StoreDamaged, StoreReadOnly
 from tests.sync.test_mqtt import PREFIX, City, full_content, wait_until

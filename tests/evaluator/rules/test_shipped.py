@@ -1,4 +1,4 @@
-"""Where the shipped ``config/*.toml`` files are found (``evaluator.shipped``).
+"""Where the shipped ``config/*.toml`` files are found (``evaluator.rules.shipped``).
 
 The installed-wheel case is proved end to end by ``tests/test_install.py``."""
 
@@ -7,9 +7,9 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from evaluator.shipped import shipped_file
+from evaluator.rules.shipped import shipped_file
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_in_the_checkout_the_files_are_the_config_folder() -> None:

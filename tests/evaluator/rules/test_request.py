@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evaluator.errors import EvaluatorError, RequestError
-from evaluator.levels import Level
-from evaluator.request import (
+from evaluator.rules.errors import EvaluatorError, RequestError
+from evaluator.rules.levels import Level
+from evaluator.rules.request import (
     CASES_MAX,
     SERIAL_MAX,
     Case,
@@ -676,6 +676,6 @@ def test_a_serial_shaped_like_a_phone_number_is_accepted() -> None:
 def test_a_separator_anywhere_between_the_digits_does_not_hide_a_mobile_number(
     text: str,
 ) -> None:
-    from evaluator.request import identity_in
+    from evaluator.rules.request import identity_in
 
     assert identity_in(f"联系{text}") is not None

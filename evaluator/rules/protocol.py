@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
 
-from evaluator.errors import RequestError
+from evaluator.rules.errors import RequestError
 
 #: Longest frame accepted, newline excluded, in bytes.
 MAX_FRAME = 4096

@@ -13,7 +13,7 @@ from pathlib import Path
 #: The package that holds ``config/*.toml`` in an installed wheel.
 DATA_PACKAGE = "evaluator.shipped_config"
 
-_CHECKOUT = Path(__file__).resolve().parent.parent
+_CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 def shipped_file(name: str) -> Path:

@@ -6,9 +6,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluator.errors import DataFileError
-from evaluator.levels import Level
-from evaluator.shipped import shipped_file
+from evaluator.rules.errors import DataFileError
+from evaluator.rules.levels import Level
+from evaluator.rules.shipped import shipped_file
 
 #: Who a reason is about: the clerk (窗口人员) or the matter / agency (办理事项).
 TARGETS: tuple[str, ...] = ("clerk", "matter")

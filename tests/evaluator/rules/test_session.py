@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evaluator.clock import FakeClock
-from evaluator.errors import RequestError, SubmitError
-from evaluator.levels import BUTTON_ORDER, Level
-from evaluator.reasons import OTHER_CODE, load_reasons
-from evaluator.request import parse_request, rating_slot
-from evaluator.session import (
+from evaluator.rules.clock import FakeClock
+from evaluator.rules.errors import RequestError, SubmitError
+from evaluator.rules.levels import BUTTON_ORDER, Level
+from evaluator.rules.reasons import OTHER_CODE, load_reasons
+from evaluator.rules.request import parse_request, rating_slot
+from evaluator.rules.session import (
     CITIZEN_RATING,
     Closing,
     Finished,
@@ -647,7 +647,7 @@ def test_sign_in_is_refused_alike_before_and_after_a_press(session: Session) -> 
 def test_identity_in_the_other_text_is_refused_and_nothing_stored(
     session: Session, ledger: MemoryLedger, text: str
 ) -> None:
-    from evaluator.errors import IdentityInComment
+    from evaluator.rules.errors import IdentityInComment
 
     session.start(request())
     session.press(Level.DISSATISFIED)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from evaluator.errors import DataFileError, EvaluatorError
-from evaluator.levels import Level
-from evaluator.reasons import (
+from evaluator.rules.errors import DataFileError, EvaluatorError
+from evaluator.rules.levels import Level
+from evaluator.rules.reasons import (
     COMMENT_MAX,
     OTHER_CODE,
     OTHER_TEXT,
@@ -233,7 +233,7 @@ def test_non_utf8_file_is_a_data_file_error(tmp_path: Path) -> None:
 
 
 def test_a_reason_file_saved_with_a_bom_loads(tmp_path: Path) -> None:
-    from evaluator.reasons import default_reasons_path
+    from evaluator.rules.reasons import default_reasons_path
 
     shipped = default_reasons_path().read_text(encoding="utf-8")
     bom = tmp_path / "reasons.toml"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evaluator.levels import BUTTON_ORDER, Level
+from evaluator.rules.levels import BUTTON_ORDER, Level
 
 #: Art. 10, in the order the article lists them: label, score, 差评?
 ART_10 = [

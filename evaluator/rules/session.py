@@ -32,12 +32,12 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Protocol
 
-from evaluator.clock import Clock, Stamp
-from evaluator.errors import IdentityInComment, RequestError, SubmitError
-from evaluator.levels import Level
-from evaluator.reasons import COMMENT_MAX, OTHER_CODE, OTHER_TEXT, Reason, ReasonCatalog
-from evaluator.records import new_record_id
-from evaluator.request import Case, Clerk, EvaluationRequest, identity_in
+from evaluator.rules.clock import Clock, Stamp
+from evaluator.rules.errors import IdentityInComment, RequestError, SubmitError
+from evaluator.rules.levels import Level
+from evaluator.rules.reasons import COMMENT_MAX, OTHER_CODE, OTHER_TEXT, Reason, ReasonCatalog
+from evaluator.rules.records import new_record_id
+from evaluator.rules.request import Case, Clerk, EvaluationRequest, identity_in
 
 #: Channel code ``pf`` of the pad itself (政务大厅平板电脑).
 CHANNEL_PAD = 4

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from evaluator import records
-from evaluator.records import (
+from evaluator.rules import records
+from evaluator.rules.records import (
     GENESIS_HASH,
     RATING_FIELDS,
     ChainBreak,

@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from evaluator.errors import RequestError
+from evaluator.rules.errors import RequestError
 
 KINDS: tuple[str, ...] = ("instant", "promise", "consult")
 STAGES: tuple[str, ...] = ("accept", "deliver")

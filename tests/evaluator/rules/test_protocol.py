@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evaluator.errors import RequestError
-from evaluator.protocol import (
+from evaluator.rules.errors import RequestError
+from evaluator.rules.protocol import (
     ID_MAX,
     MAX_DEPTH,
     MAX_FRAME,
