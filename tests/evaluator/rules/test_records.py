@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -412,3 +413,124 @@ def test_canonical_json_is_key_order_independent(obj: dict[str, Any]) -> None:
 def test_record_hash_is_key_order_independent() -> None:
     rec = seal(content(1), prev_hash=GENESIS_HASH)
     assert record_hash(_reverse_keys(rec)) == rec["hash"]
+
+
+# --- the record's shape: one owner ------------------------------------------------------------
+
+
+class _RecordingLedger:
+    """Keeps what the session hands over; every case is new, so every start is accepted."""
+
+    def __init__(self) -> None:
+        self.ratings: list[dict[str, Any]] = []
+
+    def already_rated(self, slots: Any, assess_number: int) -> list[str]:
+        return []
+
+    def case_kinds(self, serials: Any) -> dict[str, str]:
+        return {}
+
+    def first_ratings(self, slots: Any) -> dict[str, Any]:
+        return {}
+
+    def open_presentation(self, presentation: Any) -> None:
+        pass
+
+    def record_rating(self, content: dict[str, Any], *, closing: Any) -> str:
+        self.ratings.append(dict(content))
+        return str(content["id"])
+
+    def close_presentation(self, closing: Any) -> None:
+        pass
+
+
+def _session_ratings(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Ratings a session hands its ledger in a fixed scenario: good, bad with every extra, theme."""
+    with monkeypatch.context() as patch:
+        patch.setenv("TZ", "Asia/Shanghai")  # the recorded times carry the local offset
+        time.tzset()
+        try:
+            return _scenario()
+        finally:
+            patch.undo()
+            time.tzset()
+
+
+def _scenario() -> list[dict[str, Any]]:
+    from evaluator.rules.clock import FakeClock
+    from evaluator.rules.levels import Level
+    from evaluator.rules.reasons import OTHER_CODE, load_reasons
+    from evaluator.rules.request import parse_request
+    from evaluator.rules.session import Session
+
+    clock = FakeClock()
+    ledger = _RecordingLedger()
+    session = Session(ledger=ledger, reasons=load_reasons(), clock=clock)  # type: ignore[arg-type]
+    clerk = {"id": "A1023", "name": "陈晓明"}
+
+    def case(serial: str, code: str = "M0", kind: str = "instant") -> dict[str, str]:
+        return {
+            "serial": serial,
+            "matter_code": code,
+            "matter_name": "居民身份证换领",
+            "kind": kind,
+        }
+
+    session.start(
+        parse_request(
+            {"stage": "accept", "clerk": clerk, "visit": 2, "cases": [case("S1", kind="promise")]}
+        )
+    )
+    clock.advance(4.2)
+    session.press(Level.SATISFIED)
+    clock.advance(5)
+    session.tick()
+    agencies = ["汕头市市场监督管理局", "汕头市公安局"]
+    session.start(
+        parse_request(
+            {
+                "stage": "deliver",
+                "clerk": clerk,
+                "agencies": agencies,
+                "cases": [case("S2", kind="promise"), case("S3", kind="promise")],
+            }
+        )
+    )
+    clock.advance(1.5)
+    session.press(Level.VERY_DISSATISFIED)
+    session.toggle_reason("110")
+    session.toggle_reason("115")
+    session.toggle_agency(agencies[1])
+    session.toggle_reason(OTHER_CODE)
+    session.type_text("材料退回三次")
+    clock.advance(2.25)
+    session.submit()
+    clock.advance(5)
+    session.tick()
+    theme = {"code": "T1", "name": "我要开饭店"}
+    session.start(
+        parse_request(
+            {
+                "stage": "deliver",
+                "clerk": clerk,
+                "theme": theme,
+                "cases": [case("S4", "M1"), case("S5", "M2")],
+            }
+        )
+    )
+    session.expand_theme()
+    session.press(Level.VERY_SATISFIED)
+    clock.advance(0.75)
+    session.press(Level.BASICALLY_SATISFIED)
+    return ledger.ratings
+
+
+def test_the_session_hands_over_the_same_bytes_for_the_same_inputs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Pinned on the code before RatingContent owned the shape: the hash chain depends on it.
+    ratings = _session_ratings(monkeypatch)
+    assert len(ratings) == 4
+    masked = b"\n".join(canonical_json({**r, "id": "-", "presentation_id": "-"}) for r in ratings)
+    pinned = "3d5ca6ad9aec9e6004feff1f662963e15c06714d341fd46c016e85506b4cf5b1"
+    assert hashlib.sha256(masked).hexdigest() == pinned, masked.decode()
