@@ -13,44 +13,73 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 #: ``prev_hash`` of the first record on a device.
 GENESIS_HASH = "0" * 64
 
+#: Fields the store adds when it seals a rating: ``id`` (given by the session, or assigned),
+#: ``seq`` and ``device_id`` before sealing, ``prev_hash`` and ``hash`` by :func:`seal`.
+STORE_FIELDS: tuple[str, ...] = ("id", "seq", "device_id", "prev_hash", "hash")
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON containers: tuples become lists, mappings dicts (copies, all the way)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class RatingContent:
+    """What a rating says, before the store seals it: the ONE definition of the record's shape.
+
+    The session builds a rating only through this class; :data:`RATING_FIELDS` (what the MQTT
+    API promises, and what ``docs/schemas/rating.schema.json`` requires) is derived from its
+    fields plus :data:`STORE_FIELDS`.  Nested values (cases, clerk, theme, reasons) are already
+    in their JSON form; sequences are kept as tuples so the content cannot change after it is
+    built, and :meth:`to_json` turns them into lists.  The bytes of a record for the same inputs
+    do not depend on this class (the hash is over :func:`canonical_json`, keys sorted).
+    """
+
+    presentation_id: str
+    level: str
+    score: int
+    satisfaction: int
+    gbt_code: int
+    channel: int
+    cases: tuple[Mapping[str, Any], ...]
+    clerk: Mapping[str, Any]
+    agencies: tuple[str, ...]
+    agencies_concerned: tuple[str, ...]
+    targets: tuple[str, ...]
+    theme: Mapping[str, Any] | None
+    reasons: tuple[Mapping[str, str], ...]
+    comment: str
+    stage: str
+    visit: int
+    assess_number: int
+    follows: tuple[str, ...]
+    area_code: str
+    presented_at: str
+    presented_clock_synced: bool
+    rated_at: str
+    rated_clock_synced: bool
+    elapsed_ms: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The content as a fresh JSON object, one key per field (no store fields)."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+
+#: The content fields, in record order.
+CONTENT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(RatingContent))
+
 #: Fields every published rating carries (the MQTT API promises at least these).
-RATING_FIELDS: tuple[str, ...] = (
-    "id",
-    "seq",
-    "device_id",
-    "presentation_id",
-    "level",
-    "score",
-    "satisfaction",
-    "gbt_code",
-    "channel",
-    "cases",
-    "clerk",
-    "agencies",
-    "agencies_concerned",
-    "targets",
-    "theme",
-    "reasons",
-    "comment",
-    "stage",
-    "visit",
-    "assess_number",
-    "follows",
-    "area_code",
-    "presented_at",
-    "presented_clock_synced",
-    "rated_at",
-    "rated_clock_synced",
-    "elapsed_ms",
-    "prev_hash",
-    "hash",
-)
+RATING_FIELDS: tuple[str, ...] = (*STORE_FIELDS[:3], *CONTENT_FIELDS, *STORE_FIELDS[3:])
 
 
 def canonical_json(obj: Any) -> bytes:

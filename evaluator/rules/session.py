@@ -36,7 +36,7 @@ from evaluator.rules.clock import Clock, Stamp
 from evaluator.rules.errors import IdentityInComment, RequestError, SubmitError
 from evaluator.rules.levels import Level
 from evaluator.rules.reasons import COMMENT_MAX, OTHER_CODE, OTHER_TEXT, Reason, ReasonCatalog
-from evaluator.rules.records import new_record_id
+from evaluator.rules.records import RatingContent, new_record_id
 from evaluator.rules.request import Case, Clerk, EvaluationRequest, identity_in
 
 #: Channel code ``pf`` of the pad itself (政务大厅平板电脑).
@@ -496,32 +496,32 @@ class Session:
         cases = p.current_cases
         now = self.clock.now()
         req = p.request
-        content: dict[str, Any] = {
-            "presentation_id": p.id,
-            "area_code": self.area_code,
-            "level": level.value,
-            "score": level.score,
-            "satisfaction": level.satisfaction,
-            "gbt_code": level.gbt_code,
-            "channel": CHANNEL_PAD,
-            "cases": [c.to_json() for c in cases],
-            "clerk": req.clerk.to_json(),
-            "agencies": list(req.agencies),
-            "agencies_concerned": list(agencies),
-            "targets": list(p.targets),
-            "theme": req.theme.to_json() if req.theme else None,
-            "reasons": list(reasons),
-            "comment": comment,
-            "stage": req.stage,
-            "visit": req.visit,
-            "assess_number": req.assess_number,
-            "follows": list(p.follows),
-            "presented_at": p.started.iso,
-            "presented_clock_synced": p.started.synced,
-            "rated_at": now.iso,
-            "rated_clock_synced": now.synced,
-            "elapsed_ms": round((now.mono - p.started.mono) * 1000),
-        }
+        content = RatingContent(
+            presentation_id=p.id,
+            level=level.value,
+            score=level.score,
+            satisfaction=level.satisfaction,
+            gbt_code=level.gbt_code,
+            channel=CHANNEL_PAD,
+            cases=tuple(c.to_json() for c in cases),
+            clerk=req.clerk.to_json(),
+            agencies=tuple(req.agencies),
+            agencies_concerned=agencies,
+            targets=tuple(p.targets),
+            theme=req.theme.to_json() if req.theme else None,
+            reasons=reasons,
+            comment=comment,
+            stage=req.stage,
+            visit=req.visit,
+            assess_number=req.assess_number,
+            follows=tuple(p.follows),
+            area_code=self.area_code,
+            presented_at=p.started.iso,
+            presented_clock_synced=p.started.synced,
+            rated_at=now.iso,
+            rated_clock_synced=now.synced,
+            elapsed_ms=round((now.mono - p.started.mono) * 1000),
+        )
         last = not (p.itemised and p.index + 1 < len(req.cases))
         rating_id = new_record_id()
         closing = (
@@ -531,7 +531,7 @@ class Session:
         )
         # Durable before anything else happens, and with the outcome in the same transaction:
         # a failure leaves the screen as it was and nothing stored.
-        self.ledger.record_rating({"id": rating_id, **content}, closing=closing)
+        self.ledger.record_rating({"id": rating_id, **content.to_json()}, closing=closing)
         p.rating_ids.append(rating_id)
         p.rated_serials.extend(c.serial for c in cases)
         self.choice = None

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,9 +18,12 @@ from hypothesis import strategies as st
 
 from evaluator.rules import records
 from evaluator.rules.records import (
+    CONTENT_FIELDS,
     GENESIS_HASH,
     RATING_FIELDS,
+    STORE_FIELDS,
     ChainBreak,
+    RatingContent,
     canonical_json,
     new_record_id,
     record_hash,
@@ -534,3 +539,73 @@ def test_the_session_hands_over_the_same_bytes_for_the_same_inputs(
     masked = b"\n".join(canonical_json({**r, "id": "-", "presentation_id": "-"}) for r in ratings)
     pinned = "3d5ca6ad9aec9e6004feff1f662963e15c06714d341fd46c016e85506b4cf5b1"
     assert hashlib.sha256(masked).hexdigest() == pinned, masked.decode()
+
+
+def test_rating_fields_are_the_content_fields_between_the_store_fields() -> None:
+    names = tuple(f.name for f in dataclasses.fields(RatingContent))
+    assert names == CONTENT_FIELDS
+    expected = ("id", "seq", "device_id", *names, "prev_hash", "hash")
+    assert tuple(RATING_FIELDS) == expected
+    assert set(STORE_FIELDS) == {"id", "seq", "device_id", "prev_hash", "hash"}
+    assert len(set(RATING_FIELDS)) == len(RATING_FIELDS)
+
+
+def _from_record(record: dict[str, Any]) -> RatingContent:
+    """A record's content fields, as the session would hand them (sequences as tuples)."""
+
+    def frozen(value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value
+
+    return RatingContent(**{name: frozen(record[name]) for name in CONTENT_FIELDS})
+
+
+def test_to_json_gives_every_content_field_and_no_store_field() -> None:
+    expected = {k: v for k, v in content(1).items() if k not in STORE_FIELDS}
+    body = _from_record(content(1)).to_json()
+    assert body == expected
+    assert list(body) == list(CONTENT_FIELDS)
+    assert isinstance(body["cases"], list) and isinstance(body["reasons"], list)
+    assert canonical_json(body) == canonical_json(expected)
+
+
+def test_to_json_turns_nested_tuples_into_lists_and_copies_everything() -> None:
+    case = {"serial": "S1", "kind": "instant", "tags": ("a", "b")}
+    rating = dataclasses.replace(_from_record(content(1)), cases=(case,))
+    body = rating.to_json()
+    assert body["cases"] == [{"serial": "S1", "kind": "instant", "tags": ["a", "b"]}]
+    body["cases"][0]["serial"] = "changed"
+    body["clerk"]["id"] = "changed"
+    body["agencies"].append("changed")
+    again = rating.to_json()
+    assert again["cases"][0]["serial"] == "S1"
+    assert again["clerk"] == content(1)["clerk"]
+    assert again["agencies"] == content(1)["agencies"]
+
+
+def test_rating_content_cannot_be_changed_after_it_is_built() -> None:
+    rating = _from_record(content(1))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rating.level = "very_satisfied"  # type: ignore[misc]
+
+
+def _documented_records() -> list[dict[str, Any]]:
+    text = (Path(__file__).parents[3] / "docs" / "integrator.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"<!-- validate: rating -->\s*```json\n(.*?)```", text, re.S)
+    return [json.loads(block) for block in blocks]
+
+
+def test_the_documented_records_are_rebuilt_byte_for_byte_from_rating_content() -> None:
+    documented = _documented_records()
+    assert len(documented) >= 2
+    for record in documented:
+        store = {name: record[name] for name in ("id", "seq", "device_id")}
+        rebuilt = seal({**store, **_from_record(record).to_json()}, prev_hash=record["prev_hash"])
+        assert rebuilt["hash"] == record["hash"]
+        assert canonical_json(rebuilt) == canonical_json(record)
+
+
+def test_the_session_hands_over_exactly_the_content_fields_and_an_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for rating in _session_ratings(monkeypatch):
+        assert tuple(rating) == ("id", *CONTENT_FIELDS)
