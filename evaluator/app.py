@@ -20,7 +20,8 @@ from types import FrameType
 from typing import Any, ClassVar
 
 from evaluator.config import Config
-from evaluator.rules.clock import Clock, SystemClock
+from evaluator.devices import Devices, from_config
+from evaluator.rules.clock import Clock
 from evaluator.rules.errors import (
     EvaluatorError,
     IdentityInComment,
@@ -265,17 +266,22 @@ class Notice:
 class App:
     """The evaluator as configured: ``App(config).run()`` until SIGTERM/SIGINT or window close."""
 
-    def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, config: Config, *, devices: Devices | None = None, clock: Clock | None = None
+    ) -> None:
+        """``devices`` default to the ones ``config`` names (:func:`evaluator.devices.from_config`,
+        with ``clock`` if given)."""
         self.config = config
-        self.clock = clock or SystemClock()
+        self.devices = devices or from_config(config, clock=clock)
+        self.clock = self.devices.clock
         self.inbox: queue.Queue[Message] = queue.Queue()
         self.link: Any = None
         self.store_gap = ""
         """Set when this start found the store damaged and began a new one (see gap_note)."""
-        self.sync = self._make_sync()
+        self.sync = self.devices.sync
         self.ledger = StoreLedger(
             self._open_store,
-            on_rating=self.sync.notify if self.sync else None,
+            on_rating=self.sync.notify,
             on_fault=self._storage_fault,
         )
         self.session = Session(
@@ -288,7 +294,9 @@ class App:
             area_code=config.device.area_code,
             on_finished=self._finished,
         )
-        self.link = self._make_link()
+        self.link = self.devices.link
+        if self.link is not None:
+            self.link.on_message = self._queue_message
         self.notice: Notice | None = None
         self._next_maintenance = 0.0
         self._stopped_by = 0
@@ -298,46 +306,13 @@ class App:
 
     # -- wiring ---------------------------------------------------------------------------------
 
-    def _make_sync(self) -> Any:
-        mq = self.config.mqtt
-        if not mq.enabled:
-            return None
-        from sync.mqtt import SyncWorker
-
-        return SyncWorker(
-            store_path=self.config.storage.path,
-            device_id=self.config.device.id,
-            host=mq.host,
-            port=mq.port,
-            topic_prefix=mq.topic_prefix,
-            client_id=mq.client_id,
-            username=mq.username,
-            password=mq.password,
-            keepalive=mq.keepalive,
-            resend_after=mq.resend_after,
-            max_rate=mq.max_rate,
-        )
-
-    def _make_link(self) -> Any:
-        counter = self.config.counter
-        if not counter.port:
-            return None
-        from kiosk.counter import CounterLink
-
-        return CounterLink(
-            counter.port,
-            baudrate=counter.baudrate,
-            reconnect=counter.reconnect,
-            on_message=self._queue_message,
-        )
-
     @property
     def store(self) -> Store:
         """The open rating store (:class:`StoreError` while it cannot be opened)."""
         return self.ledger.store
 
     def _open_store(self) -> Store:
-        store = Store(self.config.storage.path, device_id=self.config.device.id)
+        store = self.devices.open_store()
         try:
             self._close_interrupted_presentations(store)
         except StoreError:
@@ -393,18 +368,9 @@ class App:
 
     def run(self) -> int:
         """Run until stopped; returns the process exit code."""
-        from kiosk.screen import Screen
-
         sc = self.config.screen
         try:
-            self.screen = Screen(
-                width=sc.width,
-                height=sc.height,
-                fullscreen=sc.fullscreen,
-                font_path=sc.font,
-                driver=sc.driver,
-                title=f"窗口评价器 {self.config.device.id}",
-            )
+            self.screen = self.devices.open_screen()
         except EvaluatorError:
             self.ledger.close()
             raise
@@ -416,8 +382,7 @@ class App:
             ) from exc
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
-        if self.sync is not None:
-            self.sync.start()
+        self.sync.start()
         if self.link is not None:
             self.link.start()
         log.info(
@@ -492,9 +457,8 @@ class App:
     def shutdown(self) -> None:
         if self.link is not None:
             self.link.stop()
-        if self.sync is not None:
-            self.sync.stop()
-            self.sync.join(5)
+        self.sync.stop()
+        self.sync.join(5)
         if self.screen is not None:
             self.screen.close()
         self.ledger.close()
@@ -560,7 +524,7 @@ class App:
         """What the clerk's side may know: never the level, and one ``rating`` state for
         every rating screen (art. 4)."""
         self.session.tick()
-        status = self.sync.status if self.sync is not None else None
+        status = self.sync.status
         try:
             outbox: int | None = self.store.outbox_size()
         except (StoreError, sqlite3.Error):
@@ -568,7 +532,7 @@ class App:
         return {
             "state": self.session.public_state,
             "outbox": outbox,
-            "online": bool(status and status.connected),
+            "online": status.connected,
             "faults": (["storage"] if self.ledger.fault else [])
             + (["store_gap"] if self.store_gap else []),
         }
@@ -625,7 +589,7 @@ class App:
     def view(self) -> ScreenView:
         """The screen for the session's state (pure: no drawing)."""
         s, cfg = self.session, self.config
-        online = bool(self.sync is not None and self.sync.status.connected)
+        online = self.sync.status.connected
         now = self.clock.now().mono
         if self.notice is not None and now >= self.notice.until:
             self.notice = None

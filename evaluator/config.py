@@ -367,7 +367,9 @@ def _not_empty(what: str) -> _Rule:
 
 STANDARD_BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
 SCREEN_DRIVERS = ("auto", "x11", "wayland", "kmsdrm", "dummy")
-KNOWN_PORT_SCHEMES = ("loop", "spy", "socket", "rfc2217", "hwgrep", "alt", "cp2110", "sim")
+KNOWN_PORT_SCHEMES = (
+    "loop", "spy", "socket", "rfc2217", "hwgrep", "alt", "cp2110", "sim", "dummy"
+)  # fmt: skip
 _DEVICE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 DEVICE_ID_EXPECTED = "expected 1 to 64 letters, digits, '.', '_' or '-' (it goes into MQTT topics)"
 

@@ -189,20 +189,6 @@ def independent_hash(record: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-class FakeLink:
-    """Stands in for the serial link: collects every frame the app sends."""
-
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-
-    def send(self, obj: dict[str, Any]) -> bool:
-        self.sent.append(json.loads(encode(obj)))
-        return True
-
-    def stop(self) -> None:
-        pass
-
-
 def request(rid: int, rtype: str, **body: Any) -> dict[str, Any]:
     return {"id": rid, "type": rtype, **body}
 
@@ -217,11 +203,11 @@ def app(tmp_path: Path) -> Any:
     config = tmp_path / "pad.toml"
     config.write_text(
         '[device]\nid = "440500-hall1-w12"\n[mqtt]\nenabled = false\n'
+        '[counter]\nport = "dummy://"\n'
         f"[storage]\npath = {json.dumps(str(tmp_path / 'ratings.db'))}\n",
         encoding="utf-8",
     )
-    pad = App(load_config([config]), clock=FakeClock())
-    pad.link = FakeLink()
+    pad = App(load_config([config]), clock=FakeClock())  # the shipped DummyLink keeps frames
     yield pad
     pad.store.close()
 

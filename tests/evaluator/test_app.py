@@ -491,20 +491,6 @@ def test_a_refused_write_shows_a_notice_and_the_citizen_can_press_again(app: Any
     assert db_count(app.store.path, "ratings") == 1
 
 
-class Frames:
-    """Collects what the app sends the counter (events and fault notices)."""
-
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-
-    def send(self, obj: dict[str, Any]) -> bool:
-        self.sent.append(obj)
-        return True
-
-    def stop(self) -> None:
-        pass
-
-
 def make_app(tmp_path: Path, storage: Path) -> Any:
     from evaluator.app import App
     from evaluator.config import load_config
@@ -512,13 +498,11 @@ def make_app(tmp_path: Path, storage: Path) -> Any:
 
     override = tmp_path / "unit.toml"
     override.write_text(
-        f'[device]\nid = "unit-1"\n[counter]\nport = ""\n[mqtt]\nenabled = false\n'
+        f'[device]\nid = "unit-1"\n[counter]\nport = "dummy://"\n[mqtt]\nenabled = false\n'
         f"[storage]\npath = {json.dumps(str(storage))}\n",
         encoding="utf-8",
     )
-    a = App(load_config([REPO / "config" / "demo.toml", override]), clock=FakeClock())
-    a.link = Frames()
-    return a
+    return App(load_config([REPO / "config" / "demo.toml", override]), clock=FakeClock())
 
 
 START_BODY = {k: v for k, v in START.items() if k not in ("id", "type")}

@@ -1,0 +1,114 @@
+"""Every device of the pad, chosen from the config in this one place (as gpiozero picks its pin
+factory), each with a stand-in that ships in the product:
+
+- **screen** — ``[screen] driver``: an SDL window or the KMSDRM console; stand-in ``"dummy"``
+  (draws to memory).
+- **counter link** — ``[counter] port``: a serial device or any pyserial URL; stand-ins
+  ``"dummy://"`` (:class:`kiosk.dummylink.DummyLink`: keeps every frame, plays requests in),
+  ``"sim://NAME"`` (the business-system simulator) and ``"loop://"``; ``""`` means no link.
+- **rating store** — ``[storage] path``: one SQLite file (WAL, ``synchronous=FULL``).
+- **sync** — ``[mqtt] enabled``: :class:`sync.mqtt.SyncWorker`; stand-in
+  :class:`sync.offline.OfflineSync` (no broker; ratings wait in the outbox).
+- **clock** — :class:`~evaluator.rules.clock.SystemClock`; stand-in
+  :class:`~evaluator.rules.clock.FakeClock` (tests, screenshots).
+
+The app receives a :class:`Devices` and builds none itself: tests and tools hand it theirs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from evaluator.config import Config
+from evaluator.rules.clock import Clock, SystemClock
+from evaluator.rules.protocol import Message
+from sync.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Devices:
+    """What the app runs on.  ``open_store`` and ``open_screen`` are factories: the store is
+    opened (and reopened after a fault) by the ledger, the screen in the main thread by ``run``."""
+
+    clock: Clock
+    open_store: Callable[[], Store]
+    sync: Any
+    """:class:`sync.mqtt.SyncWorker` or :class:`sync.offline.OfflineSync` (same API)."""
+    link: Any
+    """:class:`kiosk.counter.CounterLink`, or ``None`` (``[counter] port = ""``)."""
+    open_screen: Callable[[], Any]
+
+
+def _not_attached(message: Message) -> None:
+    log.warning("counter request %s arrived before the app attached; ignored", message.id)
+
+
+def from_config(config: Config, *, clock: Clock | None = None) -> Devices:
+    """The devices ``config`` names (nothing is opened or started here)."""
+    return Devices(
+        clock=clock or SystemClock(),
+        open_store=lambda: Store(config.storage.path, device_id=config.device.id),
+        sync=_sync(config),
+        link=_link(config),
+        open_screen=lambda: _screen(config),
+    )
+
+
+def _sync(config: Config) -> Any:
+    mq = config.mqtt
+    if not mq.enabled:
+        from sync.offline import OfflineSync
+
+        return OfflineSync()
+    from sync.mqtt import SyncWorker
+
+    return SyncWorker(
+        store_path=config.storage.path,
+        device_id=config.device.id,
+        host=mq.host,
+        port=mq.port,
+        topic_prefix=mq.topic_prefix,
+        client_id=mq.client_id,
+        username=mq.username,
+        password=mq.password,
+        keepalive=mq.keepalive,
+        resend_after=mq.resend_after,
+        max_rate=mq.max_rate,
+    )
+
+
+def _link(config: Config) -> Any:
+    counter = config.counter
+    if not counter.port:
+        return None
+    from kiosk.dummylink import URL, DummyLink
+
+    if counter.port == URL:
+        return DummyLink(on_message=_not_attached)
+    from kiosk.counter import CounterLink
+
+    return CounterLink(
+        counter.port,
+        baudrate=counter.baudrate,
+        reconnect=counter.reconnect,
+        on_message=_not_attached,  # the app attaches its queue before starting the link
+    )
+
+
+def _screen(config: Config) -> Any:
+    from kiosk.screen import Screen
+
+    sc = config.screen
+    return Screen(
+        width=sc.width,
+        height=sc.height,
+        fullscreen=sc.fullscreen,
+        font_path=sc.font,
+        driver=sc.driver,
+        title=f"窗口评价器 {config.device.id}",
+    )
