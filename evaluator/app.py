@@ -29,6 +29,7 @@ from evaluator.rules.errors import (
     StoreError,
     SubmitError,
 )
+from evaluator.rules.levels import Level
 from evaluator.rules.protocol import Message, fault_event, finished_event, reply_error, reply_ok
 from evaluator.rules.reasons import OTHER_CODE, OTHER_TEXT, load_reasons
 from evaluator.rules.request import parse_clerk, parse_request
@@ -297,6 +298,10 @@ class App:
         self.link = self.devices.link
         if self.link is not None:
             self.link.on_message = self._queue_message
+        self.buttons = self.devices.buttons
+        self.presses: queue.Queue[Level] = queue.Queue()
+        if self.buttons is not None:
+            self.buttons.on_press = self._queue_press
         self.notice: Notice | None = None
         self._next_maintenance = 0.0
         self._stopped_by = 0
@@ -355,6 +360,11 @@ class App:
     def _queue_message(self, message: Message) -> None:
         """Called on the counter-link thread: queue only, never raise."""
         self.inbox.put(message)
+        self._wake()
+
+    def _queue_press(self, level: Level) -> None:
+        """A hardware level button (gpiozero's thread): queue only, never work here."""
+        self.presses.put(level)
         self._wake()
 
     def _wake(self) -> None:
@@ -427,6 +437,12 @@ class App:
         """One turn of the loop's work: requests, deadlines, storage upkeep.  Never raises for
         a storage error: the pad shows the fault and keeps serving the citizen."""
         self._drain_inbox()
+        while True:
+            try:
+                level = self.presses.get_nowait()
+            except queue.Empty:
+                break
+            self.act(PressLevel(level))
         try:
             self.session.tick()
         except (StoreError, OSError, sqlite3.Error) as exc:  # the ledger keeps ends it cannot write
@@ -459,6 +475,8 @@ class App:
             self.link.stop()
         self.sync.stop()
         self.sync.join(5)
+        if self.buttons is not None:
+            self.buttons.close()
         if self.screen is not None:
             self.screen.close()
         self.ledger.close()

@@ -135,6 +135,28 @@ class SessionConfig:
 
 
 @dataclass(frozen=True)
+class ButtonsConfig:
+    """``[buttons]``: hardware level buttons on GPIO pins (BCM numbers; -1 = not fitted)."""
+
+    very_satisfied: int
+    satisfied: int
+    basically_satisfied: int
+    dissatisfied: int
+    very_dissatisfied: int
+    pull_up: bool
+    """Internal pull-up, button to ground; default True."""
+    bounce_time: float
+    """Seconds an edge is ignored after one; default 0.05."""
+    pin_factory: str
+    """gpiozero pin factory name, "" for gpiozero's own choice, "mock" for MockFactory."""
+
+    @property
+    def pins(self) -> dict[str, int]:
+        """Level value → BCM pin, for the buttons that are fitted."""
+        return {name: getattr(self, name) for name in BUTTON_KEYS if getattr(self, name) >= 0}
+
+
+@dataclass(frozen=True)
 class ScreenConfig:
     """``[screen]``: the display."""
 
@@ -159,6 +181,7 @@ class Config:
     mqtt: MqttConfig
     storage: StorageConfig
     session: SessionConfig
+    buttons: ButtonsConfig
     screen: ScreenConfig
     sources: tuple[Path, ...]
     """Absolute paths of the files read, in layering order (``default.toml`` first)."""
@@ -271,8 +294,11 @@ def default_reasons_path() -> Path:
 # --------------------------------------------------------------------------- secrets
 
 #: Names (or name parts) of keys whose values are secrets.  Short ones must be a whole part of the
-#: key name (``api_key``, ``pin``); long ones may be anywhere (``mqttpassword``) or misspelt.
+#: key name that ends it or is followed only by a word like ``code`` (``api_key``, ``pin``,
+#: ``pin_code``; not ``pin_factory``); long ones may be anywhere (``mqttpassword``) or misspelt.
 _SECRET_PARTS = frozenset({"key", "pin", "pwd", "pass", "psk", "auth", "otp", "cred", "creds"})
+#: Words that may follow a short secret part and keep it secret (``pin_code``, ``key_value``).
+_SECRET_SUFFIXES = frozenset({"code", "value", "hash", "data", "text", "string", "str"})
 _SECRET_WORDS = ("password", "passwd", "passphrase", "secret", "token", "apikey", "credential",
                  "credentials", "private", "signature", "cookie", "session_key")  # fmt: skip
 
@@ -287,8 +313,11 @@ def is_secret_name(name: str) -> bool:
     joined = "".join(parts)
     if any(word.replace("_", "") in joined for word in _SECRET_WORDS):
         return True
-    for part in parts:
-        if part in _SECRET_PARTS or part.startswith(("pass", "pwd", "secr", "tok")):
+    for i, part in enumerate(parts):
+        rest = parts[i + 1 :]
+        if part in _SECRET_PARTS and all(r in _SECRET_SUFFIXES for r in rest):
+            return True
+        if part.startswith(("pass", "pwd", "secr", "tok")):
             return True
         if difflib.get_close_matches(part, _SECRET_WORDS, n=1, cutoff=0.75):
             return True
@@ -367,6 +396,13 @@ def _not_empty(what: str) -> _Rule:
 
 STANDARD_BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
 SCREEN_DRIVERS = ("auto", "x11", "wayland", "kmsdrm", "dummy")
+#: ``[buttons]`` keys holding a level button's BCM pin, in button order.
+BUTTON_KEYS = (
+    "very_satisfied", "satisfied", "basically_satisfied", "dissatisfied", "very_dissatisfied"
+)  # fmt: skip
+#: ``[buttons] pin_factory`` values ("" = gpiozero's own choice).
+PIN_FACTORIES = ("", "lgpio", "rpigpio", "pigpio", "native", "mock")
+
 KNOWN_PORT_SCHEMES = (
     "loop", "spy", "socket", "rfc2217", "hwgrep", "alt", "cp2110", "sim", "dummy"
 )  # fmt: skip
@@ -439,6 +475,9 @@ RULES: dict[tuple[str, str], _Rule] = {
     ("session", "timeout"): _seconds(0, lo_open=True),
     ("session", "thanks"): _seconds(0),
     ("session", "followup_window"): _seconds(0, lo_open=True),
+    **{("buttons", name): _int_range(-1, 27) for name in BUTTON_KEYS},
+    ("buttons", "bounce_time"): _seconds(0.001, 1.0),
+    ("buttons", "pin_factory"): _one_of(PIN_FACTORIES),
     ("screen", "width"): _int_range(1, 16384),
     ("screen", "height"): _int_range(1, 16384),
     ("screen", "driver"): _one_of(SCREEN_DRIVERS),
@@ -832,6 +871,7 @@ def load_config(paths: Sequence[Path | str]) -> Config:
         mqtt=MqttConfig(**mqtt),  # type: ignore[arg-type]
         storage=StorageConfig(**table("storage")),  # type: ignore[arg-type]
         session=SessionConfig(**session),  # type: ignore[arg-type]
+        buttons=ButtonsConfig(**table("buttons")),  # type: ignore[arg-type]
         screen=ScreenConfig(**table("screen")),  # type: ignore[arg-type]
         sources=sources,
     )

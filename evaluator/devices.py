@@ -9,6 +9,8 @@ factory), each with a stand-in that ships in the product:
 - **rating store** — ``[storage] path``: one SQLite file (WAL, ``synchronous=FULL``).
 - **sync** — ``[mqtt] enabled``: :class:`sync.mqtt.SyncWorker`; stand-in
   :class:`sync.offline.OfflineSync` (no broker; ratings wait in the outbox).
+- **level buttons** — ``[buttons]`` pins: gpiozero ``Button`` on the configured pin factory
+  (``lgpio`` on a Pi 5); stand-in ``pin_factory = "mock"`` (gpiozero's ``MockFactory``).
 - **clock** — :class:`~evaluator.rules.clock.SystemClock`; stand-in
   :class:`~evaluator.rules.clock.FakeClock` (tests, screenshots).
 
@@ -42,6 +44,8 @@ class Devices:
     link: Any
     """:class:`kiosk.counter.CounterLink`, or ``None`` (``[counter] port = ""``)."""
     open_screen: Callable[[], Any]
+    buttons: Any = None
+    """:class:`kiosk.buttons.LevelButtons`, or ``None`` when no button is fitted."""
 
 
 def _not_attached(message: Message) -> None:
@@ -56,7 +60,31 @@ def from_config(config: Config, *, clock: Clock | None = None) -> Devices:
         sync=_sync(config),
         link=_link(config),
         open_screen=lambda: _screen(config),
+        buttons=_buttons(config),
     )
+
+
+def _buttons(config: Config) -> Any:
+    pins = config.buttons.pins
+    if not pins:
+        return None
+    from evaluator.rules.errors import ConfigError
+    from evaluator.rules.levels import Level
+    from kiosk.buttons import LevelButtons, pin_factory
+
+    bc = config.buttons
+    try:
+        return LevelButtons(
+            {Level(name): pin for name, pin in pins.items()},
+            pull_up=bc.pull_up,
+            bounce_time=bc.bounce_time,
+            factory=pin_factory(bc.pin_factory),
+        )
+    except Exception as exc:  # a pin in use, no GPIO on this machine, a missing factory library
+        raise ConfigError(
+            f"[buttons]: cannot use the level buttons on pins {pins} with pin factory "
+            f"{bc.pin_factory or 'default'!r}: {exc}"
+        ) from exc
 
 
 def _sync(config: Config) -> Any:

@@ -90,7 +90,7 @@ def test_every_key_in_default_toml_is_annotated() -> None:
 
 def test_schema_rules_and_dataclasses_agree_with_default_toml() -> None:
     keys = documented_keys()
-    assert list(keys) == ["device", "counter", "mqtt", "storage", "session", "screen"]
+    assert list(keys) == ["device", "counter", "mqtt", "storage", "session", "buttons", "screen"]
     for section, key in [*cfg.RULES, *cfg.REQUIRED, *cfg.PATH_KEYS]:
         assert key in keys[section], f"rule for {section}.{key}, which default.toml lacks"
     for field in dataclasses.fields(Config):
@@ -482,3 +482,12 @@ def test_the_default_reason_list_is_the_shipped_one(tmp_path: Path) -> None:
     c = load_config([write(tmp_path, "site.toml", MINIMAL)])
     assert c.session.reasons_file == cfg.default_reasons_path()
     assert c.session.reasons_file.is_file()
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [("pin", True), ("admin_pin", True), ("pin_code", True), ("api_key", True),
+     ("pin_factory", False), ("key_file", False), ("bounce_time", False)],
+)  # fmt: skip
+def test_a_short_secret_word_counts_only_where_it_names_the_value(name: str, secret: bool) -> None:
+    assert cfg.is_secret_name(name) is secret
