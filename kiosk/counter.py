@@ -6,7 +6,8 @@ a backoff; the pad keeps working for the citizen meanwhile.
 
 No input and no fault ends the thread: a frame that cannot be decoded is refused, an exception
 from ``on_message`` or from a write is logged and the link reads on, and any exception from the
-port (opening or reading it) closes it and reopens it after ``reconnect`` seconds.
+port (opening or reading it) closes it and reopens it: first after ``reconnect`` seconds, then
+after waits that double up to 10 × ``reconnect`` (at most 30 s; see :meth:`CounterLink.run`).
 """
 
 from __future__ import annotations
@@ -14,14 +15,27 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import serial
 
+from evaluator.rules.backoff import Backoff
 from evaluator.rules.protocol import BadFrame, LineFramer, Message, decode, encode, reply_error
 
 log = logging.getLogger(__name__)
+
+#: The reopen wait grows to at most this many times ``reconnect``…
+REOPEN_GROWTH = 10.0
+#: …and never beyond this many seconds (unless ``reconnect`` itself is longer).
+REOPEN_CAP_MAX = 30.0
+
+
+def reopen_cap(reconnect: float) -> float:
+    """The longest wait between reopen attempts for a first wait of ``reconnect`` seconds."""
+    return max(reconnect, min(REOPEN_GROWTH * reconnect, REOPEN_CAP_MAX))
+
 
 if "kiosk.urlhandler" not in serial.protocol_handler_packages:
     serial.protocol_handler_packages.append("kiosk.urlhandler")
@@ -81,14 +95,26 @@ class CounterLink(threading.Thread):
                 port.cancel_read()
 
     def run(self) -> None:
+        """Open, serve, and after each loss reopen with a growing wait.
+
+        The first wait is ``reconnect`` (from config: a replug comes back fast); each failed
+        turn doubles it (minus up to 25 % jitter), up to :func:`reopen_cap` — 10 × ``reconnect``
+        but at most 30 s — so a flapping USB adapter or a vanished port is not spun on.  A turn
+        that lasted at least the cap (the port served that long) counts as healthy: the wait
+        starts again from ``reconnect``.
+        """
+        backoff = Backoff(self.reconnect, cap=reopen_cap(self.reconnect))
         delay = 0.0
         while not self._stop_event.wait(delay):
-            delay = self.reconnect
+            began = time.monotonic()
             try:
                 self._session()
             except Exception as exc:  # never let the thread end; the next turn reopens
                 log.exception("counter link error")
                 self._note_error(f"counter link error: {type(exc).__name__}: {exc}")
+            if time.monotonic() - began >= backoff.cap:
+                backoff.reset()
+            delay = backoff.next()
 
     def _session(self) -> None:
         """Open the port, serve it until it fails or stop() is called, close it."""

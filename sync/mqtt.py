@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
+from evaluator.rules.backoff import Backoff
 from evaluator.rules.errors import StoreError
 from evaluator.rules.protocol import MAX_DEPTH, nesting_depth
 from evaluator.rules.records import canonical_json
@@ -168,7 +168,7 @@ class SyncWorker(threading.Thread):
         self._link_since = 0.0
         self._connected = False  # CONNACK accepted
         self._fresh = False  # connected, subscription and resend state not yet set up
-        self._delay = 0.0
+        self._backoff = Backoff(self.reconnect_min, cap=self.reconnect_max)
         self._next_connect = 0.0
         self._sent_at: dict[str, float] = {}
         self._tokens = 1.0
@@ -278,7 +278,7 @@ class SyncWorker(threading.Thread):
             self._sent_at.clear()
             self._restart_pass()
             self._next_scan = 0.0
-            self._delay = 0.0
+            self._backoff.reset()
         if self._wake.is_set():
             self._wake.clear()
             self._next_scan = 0.0
@@ -300,10 +300,7 @@ class SyncWorker(threading.Thread):
         try:
             client.reconnect()
         except (OSError, ValueError) as exc:
-            self._delay = (
-                self.reconnect_min if self._delay == 0 else min(self._delay * 2, self.reconnect_max)
-            )
-            self._next_connect = now + self._delay * random.uniform(0.75, 1.0)
+            self._next_connect = now + self._backoff.next()
             self._set_status(
                 connected=False, last_error=f"cannot reach {self.host}:{self.port}: {exc}"
             )
@@ -322,10 +319,7 @@ class SyncWorker(threading.Thread):
         """The socket is gone: back off, then reconnect."""
         was = self._connected
         self._link = self._connected = False
-        self._delay = (
-            self.reconnect_min if self._delay == 0 else min(self._delay * 2, self.reconnect_max)
-        )
-        self._next_connect = time.monotonic() + self._delay * random.uniform(0.75, 1.0)
+        self._next_connect = time.monotonic() + self._backoff.next()
         self._set_status(connected=False, last_error=why)
         if was:
             log.warning("MQTT %s", why)

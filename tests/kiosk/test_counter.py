@@ -18,7 +18,8 @@ import serial
 
 from evaluator.rules.errors import RequestError
 from evaluator.rules.protocol import MAX_DEPTH, MAX_FRAME, Message, reply_error, reply_ok
-from kiosk.counter import CounterLink
+from kiosk.counter import CounterLink, reopen_cap
+from tests.dropper import Dropper
 from tests.kiosk import protocol_faulty
 
 if "tests.kiosk" not in serial.protocol_handler_packages:
@@ -277,3 +278,43 @@ def test_a_port_that_fails_to_open_with_any_error_is_retried(
 def test_send_without_a_port_returns_false() -> None:
     link = CounterLink("loop://", on_message=lambda m: None)  # never started
     assert link.send(reply_ok(1)) is False
+
+
+# --- reopening: a growing wait, reset by a healthy port ----------------------------------------
+
+#: pyserial's ``socket://`` sleeps this long in ``close()`` ("give the server some time"): part of
+#: every measured gap between a drop and the next attempt, on top of the link's own wait.
+SOCKET_CLOSE_PAUSE = 0.3
+
+
+def test_reopen_cap_is_ten_times_reconnect_but_at_most_30_s() -> None:
+    assert reopen_cap(0.05) == pytest.approx(0.5)
+    assert reopen_cap(2.0) == pytest.approx(20.0)
+    assert reopen_cap(5.0) == 30.0
+    assert reopen_cap(60.0) == 60.0  # never below the first wait
+
+
+def test_a_flapping_port_is_reopened_after_growing_waits_and_fast_after_a_healthy_turn() -> None:
+    # A port that opens and drops at once, again and again (a flapping USB adapter), then one
+    # connection (n = 6) that stays up longer than the cap: healthy, so the next loss is a replug.
+    reconnect, cap = 0.08, 0.8
+    with Dropper(hold=lambda n: 0.8 if n == 6 else 0.0) as port:
+        link = CounterLink(
+            f"socket://127.0.0.1:{port.port}", reconnect=reconnect, on_message=lambda m: None
+        )
+        link.start()
+        try:
+            accepted, closed = port.wait_for(9, timeout=20)
+        finally:
+            link.stop()
+            link.join(5)
+    assert not link.is_alive()
+    # From each drop to the next attempt: the link's wait plus the close pause (and a little).
+    waits = [
+        nxt - drop - SOCKET_CLOSE_PAUSE for drop, nxt in zip(closed[:8], accepted[1:9], strict=True)
+    ]
+    bases = [0.08, 0.16, 0.32, 0.64, 0.8, 0.8, 0.08, 0.16]  # doubling, capped; reset after n=6
+    for wait, base in zip(waits, bases, strict=True):
+        assert wait >= 0.75 * base - 0.005, (waits, bases)  # jitter shortens by at most 25 %
+    assert max(waits[4:6]) <= cap + 0.4, waits  # the cap holds (uncapped: ≥ 0.96, 1.92 s)
+    assert waits[6] < 0.75 * cap, waits  # after the healthy turn: not the capped wait again
