@@ -16,6 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from evaluator.rules.records import RATING_FIELDS
 from sync.mqtt import SyncWorker
 from sync.store import Store
+from tests.dropper import Dropper
 
 DEVICE = "pad-440500-07"
 PREFIX = "hcp/v1"
@@ -326,3 +327,23 @@ def test_stop_disconnects_cleanly(city: City, make_worker) -> None:
     assert not worker.is_alive()
     assert time.monotonic() - started < 2.0
     assert worker.status == worker.status.__class__(False, 0, "")
+
+
+def test_a_broker_that_drops_every_connection_is_retried_after_growing_waits(make_worker) -> None:
+    # A real TCP listener that accepts and drops each connection: every attempt is lost at once.
+    with Dropper() as dropper:
+        worker = make_worker(
+            host="127.0.0.1", port=dropper.port, reconnect_min=0.05, reconnect_max=0.4
+        )
+        try:
+            accepted, closed = dropper.wait_for(7, timeout=15)
+        finally:
+            worker.stop()
+            worker.join(5)
+    waits = [nxt - drop for drop, nxt in zip(closed[:6], accepted[1:7], strict=True)]
+    bases = [0.05, 0.1, 0.2, 0.4, 0.4, 0.4]  # doubling from reconnect_min, capped at reconnect_max
+    for wait, base in zip(waits, bases, strict=True):
+        assert wait >= 0.75 * base - 0.005, (waits, bases)  # jitter shortens by at most 25 %
+    assert max(waits[3:]) <= 0.4 + 0.4, waits  # the cap holds (uncapped: ≥ 0.6, 1.2 s)
+    assert not worker.status.connected
+    assert worker.status.last_error
