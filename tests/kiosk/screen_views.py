@@ -1,0 +1,62 @@
+"""Views and helpers the screen tests share (not a test module)."""
+
+from __future__ import annotations
+
+import pygame
+
+from evaluator.rules.levels import Level
+from kiosk.screen import Screen
+from kiosk.view import PressLevel, ReasonItem, ScreenView
+
+MATTER = "居民身份证换领"
+SERIAL = "44050020261126000123"
+
+#: 不满意 reasons of the national list (v2) with targets, plus 其他.
+REASONS: tuple[ReasonItem, ...] = (
+    ReasonItem("213", "窗口人员业务不熟练", "clerk"),
+    ReasonItem("214", "服务态度生硬", "clerk"),
+    ReasonItem("207", "没有提供材料样本", "matter"),
+    ReasonItem("208", "没有提供材料清单", "matter"),
+    ReasonItem("209", "未在承诺时间内办结", "matter"),
+    ReasonItem("210", "同样内容的证明材料被要求多次提交", "matter"),
+    ReasonItem("211", "承诺网办但无法在线办理", "matter"),
+    ReasonItem("212", "在线预约办理后到实体大厅重复取号排队", "matter"),
+    ReasonItem("other", "其他", "other"),
+)
+
+
+def presenting(**changes: object) -> ScreenView:
+    fields: dict[str, object] = {
+        "window": "1号窗口",
+        "clerk_name": "陈晓明",
+        "clerk_id": "A1023",
+        "cases": ((MATTER, SERIAL),),
+        "seconds_left": 60,
+    }
+    fields.update(changes)
+    return ScreenView("presenting", **fields)  # type: ignore[arg-type]
+
+
+def reasons_view(*, other: bool = False, can_submit: bool = False, comment: str = "") -> ScreenView:
+    items = tuple(
+        ReasonItem(r.code, r.text, r.target, selected=(r.target == "other" and other))
+        for r in REASONS
+    )
+    return ScreenView(
+        "reasons",
+        window="1号窗口",
+        level=Level.DISSATISFIED,
+        reasons=items,
+        agencies=(("市公安局", False),),
+        comment=comment,
+        can_submit=can_submit,
+        seconds_left=90,
+    )
+
+
+def level_targets(s: Screen) -> list[tuple[pygame.Rect, Level]]:
+    return [(t.rect, t.action.level) for t in s.layout.targets if isinstance(t.action, PressLevel)]
+
+
+def key(code: int, scancode: int = 0) -> pygame.event.Event:
+    return pygame.event.Event(pygame.KEYDOWN, key=code, mod=0, scancode=scancode, unicode="")
