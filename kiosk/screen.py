@@ -1,7 +1,7 @@
 """The citizen-facing display: the SDL window and its driver, waiting for events, and turning
 taps and keys into :data:`~kiosk.view.UiAction` values against the last rendered layout.
 
-What each screen looks like lives in :mod:`kiosk.screens` (one module per screen), the drawing
+What each screen looks like lives in ``kiosk/draw_<screen>.py`` (one module per screen), the drawing
 primitives in :mod:`kiosk.painter`, text fitting and hit targets in :mod:`kiosk.layout`.
 
 One tap is one action: a touch arrives from SDL as ``FINGERDOWN`` *and* as a synthetic
@@ -13,18 +13,26 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pygame
 
 from evaluator.rules.levels import BUTTON_ORDER
 from kiosk import texts
+from kiosk.draw_messages import (
+    draw_idle,
+    draw_notice,
+    draw_paused,
+    draw_signed_out,
+    draw_thanks,
+)
+from kiosk.draw_presenting import draw_presenting
+from kiosk.draw_reasons import draw_reasons
 from kiosk.fonts import find_cjk_font
 from kiosk.layout import Layout
 from kiosk.painter import Painter
 from kiosk.palette import BACKGROUND
-from kiosk.screens import DRAW
 from kiosk.view import (
     Back,
     Backspace,
@@ -41,6 +49,17 @@ _DIGIT_SCANCODES = (30, 31, 32, 33, 34)
 _KEYPAD_SCANCODES = (89, 90, 91, 92, 93)
 _DIGIT_KEYS = (pygame.K_1, pygame.K_2, pygame.K_3, pygame.K_4, pygame.K_5)
 _KEYPAD_KEYS = (pygame.K_KP1, pygame.K_KP2, pygame.K_KP3, pygame.K_KP4, pygame.K_KP5)
+
+#: The drawing of each screen: ``DRAW[view.screen](painter, view)``.
+DRAW: dict[str, Callable[[Painter, ScreenView], None]] = {
+    "signed_out": draw_signed_out,
+    "idle": draw_idle,
+    "presenting": draw_presenting,
+    "reasons": draw_reasons,
+    "thanks": draw_thanks,
+    "paused": draw_paused,
+    "notice": draw_notice,
+}
 
 #: Post this (``Screen.post_wake()``) from another thread to wake ``Screen.wait`` early.
 WAKE_EVENT: int = pygame.event.custom_type()

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kiosk.palette import HEADER, HEADER_NOTICE, HEADER_PAUSED, THANKS_GREEN
-from kiosk.screen import Screen
-from kiosk.screens import DRAW
+from kiosk.screen import DRAW, Screen
 from kiosk.view import SCREENS, ScreenView
 
 MESSAGE_SCREENS = [s for s in SCREENS if s not in ("presenting", "reasons")]
