@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(stats, db=True)
     stats.add_argument("--format", choices=("table", "json"), default="table")
 
-    shots = sub.add_parser("screenshots", help="render every screen to PNG files")
+    shots = sub.add_parser("screenshots", help="render every screen the app reaches to PNG files")
     shots.add_argument("--out", type=Path, default=Path("docs/screens"), metavar="DIR")
     shots.add_argument("--font", type=Path, help="CJK font file (default: search)")
     return parser
@@ -108,9 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return cmd_run(args.config)
         if args.command == "screenshots":
-            from kiosk.screenshots import render_all
+            from evaluator.screenshots import render
 
-            for path in render_all(args.out, font_path=args.font):
+            for path in render(args.out, font_path=args.font):
                 print(path)
             return 0
         store = _open_store(args)

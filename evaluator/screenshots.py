@@ -1,0 +1,178 @@
+"""Screenshots of the screens the pad really reaches (``evaluator screenshots``).
+
+No view here is made by hand: a real :class:`~evaluator.app.App` (the demo config, a store in a
+temporary folder, no MQTT, no counter link) is driven the way the pad is, by counter requests
+through ``App.handle`` and citizen taps through ``App.act``, on a :class:`FakeClock` so the
+countdowns are the same on every run.  After each step the app's own ``App.view()`` is captured
+and drawn by the real :class:`~kiosk.screen.Screen` on SDL's ``dummy`` driver.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from evaluator.app import App
+from evaluator.config import load_config
+from evaluator.rules.clock import FakeClock
+from evaluator.rules.levels import Level
+from evaluator.rules.protocol import Message
+from evaluator.rules.shipped import shipped_file
+from kiosk.view import PressLevel, ScreenView, Submit, ToggleAgency, ToggleReason, TypeText
+
+CLERK = {"id": "A1023", "name": "陈晓明"}
+MATTER_CODE = "11440500MB2C9300XR4442111009000"
+MATTER_NAME = "居民身份证换领"
+AGENCIES = ["市公安局", "市政务服务数据管理局"]
+THEME = {"code": "YJS-0007", "name": "开办餐饮店"}
+THEME_MATTERS = [
+    ("11440500007000000X4440511003000", "食品经营许可证核发"),
+    ("11440500MB2C9300XR4442111017000", "营业执照设立登记"),
+    ("11440500MB2C9300XR4442111023000", "公共场所卫生许可"),
+]
+#: What the citizen types for 其他 on the reasons screenshot.
+OTHER_TEXT = "等候时间太长，叫号屏看不清"
+#: Seconds the citizen looks at a screen before the screenshot (the countdown shows the rest).
+LOOK = 2.0
+
+#: File name (without .png) → what it shows.  Every screen ``App.view`` produces is here.
+SHOTS: dict[str, str] = {
+    "signed_out": "no clerk signed in",
+    "idle": "a clerk signed in, waiting",
+    "presenting": "the rating screen for one case",
+    "presenting_batch": "the rating screen for a batch of cases of one matter (art. 24)",
+    "presenting_theme": "the rating screen for a 一件事 theme (art. 31)",
+    "reasons": "差评 reasons: a reason and an agency chosen, 其他 typed",
+    "thanks": "谢谢 after the rating was stored",
+    "paused": "the window paused by the clerk",
+    "storage_notice": "the rating screen after a press the store refused (nothing stored)",
+    "storage_fault": "the idle screen while the store cannot be opened",
+}
+
+
+def _case(serial: str, code: str = MATTER_CODE, name: str = MATTER_NAME) -> dict[str, str]:
+    return {"serial": serial, "matter_code": code, "matter_name": name, "kind": "instant"}
+
+
+def _start(*cases: dict[str, str], **extra: Any) -> dict[str, Any]:
+    return {"clerk": CLERK, "stage": "deliver", "cases": list(cases), **extra}
+
+
+@contextmanager
+def _app(work: Path, storage: Path) -> Iterator[App]:
+    """A real app on the demo config with its store at ``storage``, no MQTT, no counter link."""
+    override = work / f"screenshots-{storage.parent.name}.toml"
+    override.write_text(
+        '[counter]\nport = ""\n[mqtt]\nenabled = false\n'
+        f"[storage]\npath = {json.dumps(str(storage))}\n",
+        encoding="utf-8",
+    )
+    app = App(load_config([shipped_file("demo.toml"), override]), clock=FakeClock())
+    try:
+        yield app
+    finally:
+        app.shutdown()
+
+
+class _Driver:
+    """Sends requests and taps to one app and keeps its views by shot name."""
+
+    def __init__(self, app: App, shots: dict[str, ScreenView]) -> None:
+        self.app = app
+        self.shots = shots
+        self._ids = 0
+
+    def request(self, rtype: str, **body: Any) -> None:
+        self._ids += 1
+        reply = self.app.handle(Message(self._ids, rtype, body))
+        if not reply.get("ok"):
+            raise RuntimeError(f"the app refused {rtype}: {reply}")
+        self.app.step()
+
+    def wait(self, seconds: float) -> None:
+        assert isinstance(self.app.clock, FakeClock)
+        self.app.clock.advance(seconds)
+        self.app.step()
+
+    def shoot(self, name: str, screen: str) -> None:
+        view = self.app.view()
+        if view.screen != screen:
+            raise RuntimeError(f"{name}: the app shows {view.screen!r}, expected {screen!r}")
+        self.shots[name] = view
+
+
+def reach_views(work: Path) -> dict[str, ScreenView]:
+    """Drive real apps (stores under ``work``) through every screen; the views they showed."""
+    shots: dict[str, ScreenView] = {}
+    (work / "pad").mkdir()
+    with _app(work, work / "pad" / "ratings.db") as app:
+        pad = _Driver(app, shots)
+        pad.shoot("signed_out", "signed_out")
+        pad.request("clerk.sign_in", clerk=CLERK)
+        pad.shoot("idle", "idle")
+
+        pad.request("evaluation.start", **_start(_case("44050020261126000123")))
+        pad.wait(LOOK)
+        pad.shoot("presenting", "presenting")
+        pad.request("evaluation.cancel")
+
+        batch = [_case(f"440500202611260001{n:02d}") for n in range(23, 28)]
+        pad.request("evaluation.start", **_start(*batch))
+        pad.wait(LOOK)
+        pad.shoot("presenting_batch", "presenting")
+        pad.request("evaluation.cancel")
+
+        themed = [_case(f"4405002026112600020{n}", *m) for n, m in enumerate(THEME_MATTERS)]
+        pad.request("evaluation.start", **_start(*themed, theme=THEME))
+        pad.wait(LOOK)
+        pad.shoot("presenting_theme", "presenting")
+        pad.request("evaluation.cancel")
+
+        pad.request("evaluation.start", **_start(_case("44050020261126000130"), agencies=AGENCIES))
+        app.act(PressLevel(Level.DISSATISFIED))
+        offered = app.view().reasons
+        first = next(item for item in offered if item.target == "clerk")
+        app.act(ToggleReason(first.code))
+        app.act(ToggleAgency(AGENCIES[0]))
+        other = next(item for item in offered if item.target == "other")
+        app.act(ToggleReason(other.code))
+        app.act(TypeText(OTHER_TEXT))
+        pad.wait(LOOK)
+        pad.shoot("reasons", "reasons")
+        app.act(Submit())
+        pad.shoot("thanks", "thanks")
+
+        pad.wait(app.config.session.thanks + 1)
+        pad.request("window.pause")
+        pad.shoot("paused", "paused")
+        pad.request("window.resume")
+
+        pad.request("evaluation.start", **_start(_case("44050020261126000131")))
+        app.store.db.execute("PRAGMA query_only = 1")  # SQLite refuses writes (disk full, …)
+        app.act(PressLevel(Level.SATISFIED))
+        pad.wait(LOOK)
+        pad.shoot("storage_notice", "presenting")
+        app.store.db.execute("PRAGMA query_only = 0")
+
+    # A store that cannot be opened: a file stands where its folder should be.
+    (work / "blocked").write_text("not a folder", encoding="utf-8")
+    with _app(work, work / "blocked" / "ratings.db") as app:
+        pad = _Driver(app, shots)
+        pad.request("clerk.sign_in", clerk=CLERK)
+        pad.shoot("storage_fault", "idle")
+    return {name: shots[name] for name in SHOTS}
+
+
+def render(
+    out_dir: Path, *, font_path: Path | None = None, width: int = 800, height: int = 480
+) -> list[Path]:
+    """Write ``<out_dir>/<name>.png`` for every entry of :data:`SHOTS`; returns the paths."""
+    from kiosk.screenshots import save_pngs
+
+    with tempfile.TemporaryDirectory(prefix="evaluator-screenshots-") as tmp:
+        views = reach_views(Path(tmp))
+    return save_pngs(views, Path(out_dir), font_path=font_path, width=width, height=height)
