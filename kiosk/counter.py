@@ -163,8 +163,10 @@ class CounterLink(threading.Thread):
     def _note_error(self, message: str) -> None:
         if message != self.last_error:
             log.error(
-                "%s (the link goes on; a lost port is reopened every %.1fs)",
+                "%s (the link goes on; a lost port is reopened after %.1fs, then longer, up to "
+                "%.1fs)",
                 message,
                 self.reconnect,
+                reopen_cap(self.reconnect),
             )
         self.last_error = message

@@ -26,8 +26,8 @@ from evaluator.rules.request import (
     parse_request,
 )
 from kiosk.screen import Screen
-from kiosk.screenshots import SAMPLE_REASONS
 from kiosk.view import ReasonItem, ScreenView
+from tests.kiosk.screen_views import REASONS as SAMPLE_REASONS
 
 CLERK = {"id": "A1023", "name": "陈晓明"}
 
