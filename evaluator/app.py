@@ -30,6 +30,7 @@ from evaluator.rules.errors import (
     SubmitError,
 )
 from evaluator.rules.levels import Level
+from evaluator.rules.pressfilter import PressFilter
 from evaluator.rules.protocol import Message, fault_event, finished_event, reply_error, reply_ok
 from evaluator.rules.reasons import OTHER_CODE, OTHER_TEXT, load_reasons
 from evaluator.rules.request import parse_clerk, parse_request
@@ -303,6 +304,7 @@ class App:
         if self.buttons is not None:
             self.buttons.on_press = self._queue_press
         self.notice: Notice | None = None
+        self.press_filter = PressFilter(guard=config.session.press_guard)
         self._next_maintenance = 0.0
         self._stopped_by = 0
         self._shown: ScreenView | None = None
@@ -414,11 +416,19 @@ class App:
         return 0
 
     def _show(self) -> None:
-        """Draw the session's screen if it changed since the last drawing."""
+        """Draw the session's screen if it changed since the last drawing; a new screen starts
+        the press filter's guard time (presses then were aimed at the screen before)."""
         view = self.view()
         if view != self._shown:
             self.screen.render(view)
             self._shown = view
+            self.press_filter.screen(self._screen_key(), self.clock.now().mono)
+
+    def _screen_key(self) -> tuple[Any, ...]:
+        """What makes one screen another for the citizen: the state, the presentation and
+        which of a theme's items is asked (a chip toggled on the same screen is no change)."""
+        s, p = self.session, self.session.presentation
+        return (s.state, p.id if p else None, p.index if p else 0, self.notice is not None)
 
     def handle_events(self, events: list[Any]) -> None:
         """Apply input events in order, each on the screen the one before it left: keys or
@@ -577,8 +587,15 @@ class App:
     # -- citizen input ----------------------------------------------------------------------------
 
     def act(self, action: UiAction) -> None:
-        """Apply one tap or key; storage failures show a notice and lose nothing already kept."""
+        """Apply one tap, key or button press; storage failures show a notice and lose nothing
+        already kept.  A press the press filter refuses (just after a screen change, a repeat
+        of the same target) does nothing; typed text is not filtered."""
         s = self.session
+        if not isinstance(action, TypeText | Backspace) and not self.press_filter.accept(
+            action, self.clock.now().mono
+        ):
+            log.debug("press ignored by the press filter: %s", type(action).__name__)
+            return
         try:
             if isinstance(action, PressLevel):
                 s.press(action.level)

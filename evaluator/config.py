@@ -129,6 +129,8 @@ class SessionConfig:
     thanks: float
     """Seconds the thank-you screen stays (0 skips it); default 3.0."""
     followup_window: float
+    press_guard: float
+    """Seconds after a screen change during which presses are ignored; default 0.3."""
     """Seconds after a first rating within which one follow-up is taken; default 7 days."""
     reasons_file: Path
     """Reason list file, absolute; the shipped ``config/reasons.toml`` when no file sets one."""
@@ -475,6 +477,7 @@ RULES: dict[tuple[str, str], _Rule] = {
     ("session", "timeout"): _seconds(0, lo_open=True),
     ("session", "thanks"): _seconds(0),
     ("session", "followup_window"): _seconds(0, lo_open=True),
+    ("session", "press_guard"): _seconds(0, 2),
     **{("buttons", name): _int_range(-1, 27) for name in BUTTON_KEYS},
     ("buttons", "bounce_time"): _seconds(0.001, 1.0),
     ("buttons", "pin_factory"): _one_of(PIN_FACTORIES),

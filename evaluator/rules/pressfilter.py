@@ -19,6 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
+#: Seconds of float rounding forgiven at the edges (``1000.3 - 1000.0 < 0.3`` in binary).
+_EPSILON = 1e-6
+
 
 class PressFilter:
     """Decides, press by press, whether a press counts."""
@@ -43,10 +46,10 @@ class PressFilter:
 
     def accept(self, target: Hashable, now: float) -> bool:
         """``True`` when a press on ``target`` at ``now`` counts."""
-        if now - self._since < self.guard:
+        if now - self._since < self.guard - _EPSILON:
             self.ignored += 1
             return False
-        if target == self._last_target and now - self._last_at < self.repeat:
+        if target == self._last_target and now - self._last_at < self.repeat - _EPSILON:
             self.ignored += 1
             self._last_at = now  # a resting bounce keeps being one press
             return False

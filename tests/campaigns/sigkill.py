@@ -221,6 +221,12 @@ resend_after = "1s"
 [storage]
 path = "{db}"
 
+# Keys follow each other faster than a citizen's taps (xdotool); the press filter, which
+# ignores presses in the first 300 ms of a screen, has its own tests (tests/evaluator/
+# test_app.py::test_the_press_filter_*), so it is off here.
+[session]
+press_guard = "0s"
+
 [screen]
 driver = "auto"
 """,

@@ -50,6 +50,12 @@ resend_after = "1s"
 [storage]
 path = "{db}"
 
+# Keys follow each other faster than a citizen's taps (xdotool); the press filter, which
+# ignores presses in the first 300 ms of a screen, has its own tests (tests/evaluator/
+# test_app.py::test_the_press_filter_*), so it is off here.
+[session]
+press_guard = "0s"
+
 [screen]
 driver = "auto"
 """,
@@ -486,6 +492,7 @@ def test_a_refused_write_shows_a_notice_and_the_citizen_can_press_again(app: Any
     assert view.screen == "presenting" and view.message == texts.STORAGE_FAILED
     assert db_count(app.store.path, "ratings") == 0
     app.store.db.execute("PRAGMA query_only = 0")  # writable again
+    time.sleep(app.press_filter.repeat)  # the citizen reads the notice and presses again
     app.act(PressLevel(Level.SATISFIED))
     assert app.view().screen == "thanks"
     assert db_count(app.store.path, "ratings") == 1
@@ -730,10 +737,49 @@ def test_a_storage_fault_clears_only_with_room_for_a_rating(
         app.shutdown()
 
 
-def test_keys_that_arrive_together_each_mean_what_the_screen_then_shows(tmp_path: Path) -> None:
-    """4 (不满意 → reasons), Escape (back), 2 (满意) in one batch of events rate 满意."""
+def _event(app: Any, kind: str, level: Any) -> Any:
+    """One press of ``level``'s button as a real SDL event of the given input kind."""
     import pygame
 
+    from evaluator.rules.levels import BUTTON_ORDER
+    from kiosk.view import PressLevel
+
+    if kind == "key":
+        key = (pygame.K_1, pygame.K_2, pygame.K_3, pygame.K_4, pygame.K_5)[
+            BUTTON_ORDER.index(level)
+        ]
+        return pygame.event.Event(pygame.KEYDOWN, key=key, scancode=0, mod=0, unicode="")
+    rect = app.screen.layout.find(PressLevel(level)).rect
+    if kind == "mouse":
+        return pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=rect.center, button=1, touch=False)
+    width, height = app.screen.size
+    x, y = rect.centerx / width, rect.centery / height
+    return pygame.event.Event(pygame.FINGERDOWN, x=x, y=y, dx=0, dy=0, touch_id=0, finger_id=0)
+
+
+def _back_event(app: Any, kind: str) -> Any:
+    """返回 on the reason screen as a real SDL event of the given input kind."""
+    import pygame
+
+    from kiosk.view import Back
+
+    if kind == "key":
+        return pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE, scancode=0, mod=0)
+    rect = app.screen.layout.find(Back()).rect
+    if kind == "mouse":
+        return pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=rect.center, button=1, touch=False)
+    width, height = app.screen.size
+    x, y = rect.centerx / width, rect.centery / height
+    return pygame.event.Event(pygame.FINGERDOWN, x=x, y=y, dx=0, dy=0, touch_id=0, finger_id=0)
+
+
+@pytest.mark.parametrize("kind", ["key", "mouse", "touch"])
+def test_the_press_filter_ignores_a_second_press_aimed_at_the_previous_screen(
+    tmp_path: Path, kind: str
+) -> None:
+    """A double tap on 不满意 then 满意 (or a child's burst): the second press lands within the
+    guard of the reason screen and does nothing; a deliberate press after it counts."""
+    from evaluator.rules.levels import Level
     from kiosk.screen import Screen
 
     app = make_app(tmp_path, tmp_path / "r.db")
@@ -741,14 +787,40 @@ def test_keys_that_arrive_together_each_mean_what_the_screen_then_shows(tmp_path
     try:
         assert app.handle(msg(1, "evaluation.start", **START_BODY))["ok"]
         app._show()
-        batch = [
-            pygame.event.Event(pygame.KEYDOWN, key=key, scancode=0, mod=0, unicode="")
-            for key in (pygame.K_4, pygame.K_ESCAPE, pygame.K_2)
-        ]
-        app.handle_events(batch)
+        app.clock.advance(1.0)  # the citizen looks at the screen first
+        app.handle_events([_event(app, kind, Level.DISSATISFIED)])  # the reason screen shows
+        assert app.session.state.value == "choosing_reasons"
+        # The same finger or key again at once: 返回 (Escape) on the new screen is ignored.
+        app.handle_events([_back_event(app, kind)])
+        assert app.session.state.value == "choosing_reasons" and app.press_filter.ignored == 1
+        app.clock.advance(app.press_filter.guard)
+        app.handle_events([_back_event(app, kind)])  # a deliberate 返回 counts
+        assert app.session.state.value == "presenting"
+        app.clock.advance(app.press_filter.guard)
+        app.handle_events([_event(app, kind, Level.SATISFIED)])
         assert app.session.state.value == "thanks"
         with contextlib.closing(sqlite3.connect(app.config.storage.path)) as conn:
             [(record,)] = conn.execute("SELECT record FROM ratings").fetchall()
         assert json.loads(record)["level"] == "satisfied"
+    finally:
+        app.shutdown()
+
+
+def test_the_press_filter_applies_to_gpio_buttons_too(tmp_path: Path) -> None:
+    from evaluator.rules.levels import Level
+    from kiosk.screen import Screen
+
+    app = make_app(tmp_path, tmp_path / "r.db")
+    app.screen = Screen(driver="dummy")
+    try:
+        assert app.handle(msg(1, "evaluation.start", **START_BODY))["ok"]
+        app._show()
+        app.presses.put(Level.SATISFIED)  # what a gpiozero callback queues
+        app.step()
+        assert app.session.rating_open and app.press_filter.ignored == 1  # too soon: ignored
+        app.clock.advance(app.press_filter.guard)
+        app.presses.put(Level.SATISFIED)
+        app.step()
+        assert app.session.state.value == "thanks"
     finally:
         app.shutdown()
