@@ -1,0 +1,133 @@
+"""常用意见: phrases a citizen taps for 其他 on a touch-only pad (art. 11/23).
+
+The list comes from a data file (``config/phrases.toml``, versioned like the reason list); a tap
+appends a phrase to the 其他 text, a second tap takes it out again.  The text stays the one
+``comment`` of the rating, so the 150-character cap and the identity check apply as to typed text.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from evaluator.rules.errors import DataFileError
+from evaluator.rules.request import identity_in
+from evaluator.rules.shipped import shipped_file
+
+#: Separates phrases inside the 其他 text.
+SEPARATOR = "；"
+#: Longest phrase, in characters (a chip on a 7" screen, and room for several in 150).
+PHRASE_MAX = 16
+#: Most phrases a file may list (they must all fit the reason screen at 800×480).
+PHRASES_MAX = 12
+
+
+@dataclass(frozen=True)
+class PhraseList:
+    """The phrases in force, in file order."""
+
+    version: str
+    phrases: tuple[str, ...]
+
+
+def default_phrases_path() -> Path:
+    """The shipped list, ``config/phrases.toml`` (checkout or installed package data)."""
+    return shipped_file("phrases.toml")
+
+
+@functools.cache
+def shipped_phrases() -> PhraseList:
+    """The shipped list, read once per process."""
+    return load_phrases(default_phrases_path())
+
+
+def load_phrases(path: Path | None = None) -> PhraseList:
+    """Load and validate a phrase file; ``DataFileError`` listing every problem otherwise."""
+    path = path or default_phrases_path()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a BOM (Notepad) is fine
+    except OSError as exc:
+        raise DataFileError(f"{path}: cannot read phrase list: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise DataFileError(f"{path}: not UTF-8 text (save it as UTF-8): {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise DataFileError(f"{path}: not valid TOML: {exc}") from exc
+    entries = data.get("phrase")
+    if not isinstance(entries, list) or not entries:
+        raise DataFileError(f"{path}: no [[phrase]] entries")
+    problems: list[str] = []
+    if len(entries) > PHRASES_MAX:
+        problems.append(f"{path}: {len(entries)} phrases; at most {PHRASES_MAX} fit the screen")
+    phrases: list[str] = []
+    for i, entry in enumerate(entries, start=1):
+        where = f"{path}: phrase #{i}"
+        if not isinstance(entry, dict):
+            problems.append(f"{where}: expected a table")
+            continue
+        unknown = set(entry) - {"text"}
+        if unknown:
+            problems.append(f"{where}: unknown keys {sorted(unknown)}")
+        raw = entry.get("text", "")
+        text = raw.strip() if isinstance(raw, str) else ""
+        if not text:
+            problems.append(f"{where}: empty text")
+            continue
+        if len(text) > PHRASE_MAX:
+            problems.append(f"{where}: {len(text)} characters; at most {PHRASE_MAX}")
+        if SEPARATOR in text or not text.isprintable():
+            problems.append(f"{where}: holds {SEPARATOR!r} or a control character")
+        kind = identity_in(text)
+        if kind:
+            problems.append(f"{where}: holds a {kind}; a phrase never names a citizen")
+        if text in phrases:
+            problems.append(f"{where}: duplicate {text!r}")
+        phrases.append(text)
+    for i, text in enumerate(phrases, start=1):
+        for other in phrases:
+            if other != text and text in other:
+                problems.append(
+                    f"{path}: phrase #{i} {text!r} is part of {other!r} (a tap would mark both)"
+                )
+    if problems:
+        raise DataFileError("\n".join(problems))
+    return PhraseList(str(data.get("version", "")), tuple(phrases))
+
+
+def has_phrase(comment: str, phrase: str) -> bool:
+    """True when ``phrase`` is in the 其他 text (tapped, or typed)."""
+    return bool(phrase) and phrase in comment
+
+
+def toggle_phrase(comment: str, phrase: str, limit: int) -> str:
+    """The 其他 text after a tap on ``phrase``.
+
+    In the text: its first occurrence is taken out with one separator next to it.  Not in it:
+    appended after a separator, or the text unchanged when the whole phrase would not fit in
+    ``limit`` characters (a phrase is never cut).
+    """
+    if has_phrase(comment, phrase):
+        start = comment.index(phrase)
+        before, after = comment[:start], comment[start + len(phrase) :]
+        if before.rstrip().endswith(SEPARATOR):
+            before = before.rstrip()[: -len(SEPARATOR)]
+        elif after.lstrip().startswith(SEPARATOR):
+            after = after.lstrip()[len(SEPARATOR) :]
+        return before + after
+    head = comment.rstrip()
+    joined = head + (SEPARATOR if head and not _ends_a_clause(head) else "") + phrase
+    return joined if len(joined) <= limit else comment
+
+
+def fits(comment: str, phrase: str, limit: int) -> bool:
+    """True when a tap on ``phrase`` changes the text (it is in it, or it fits)."""
+    return toggle_phrase(comment, phrase, limit) != comment
+
+
+_CLAUSE_END = re.compile(r"[；;，,。.！!？?、]$")
+
+
+def _ends_a_clause(text: str) -> bool:
+    return bool(_CLAUSE_END.search(text))

@@ -1,0 +1,111 @@
+"""常用意见 for 其他 (art. 11/23): the shipped list, its validation, and what a tap does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from evaluator.rules.errors import DataFileError
+from evaluator.rules.phrases import (
+    PHRASE_MAX,
+    PHRASES_MAX,
+    SEPARATOR,
+    default_phrases_path,
+    fits,
+    has_phrase,
+    load_phrases,
+    shipped_phrases,
+    toggle_phrase,
+)
+from evaluator.rules.reasons import COMMENT_MAX
+from evaluator.rules.request import identity_in
+
+
+def test_the_shipped_list_is_short_valid_and_names_no_one() -> None:
+    shipped = load_phrases(default_phrases_path())
+    assert shipped == shipped_phrases()
+    assert shipped.version
+    assert 8 <= len(shipped.phrases) <= PHRASES_MAX
+    assert "等候时间太长" in shipped.phrases and "系统故障办不了" in shipped.phrases
+    for text in shipped.phrases:
+        assert 0 < len(text) <= PHRASE_MAX and identity_in(text) is None
+    # Every phrase fits the comment together with all the others.
+    comment = ""
+    for text in shipped.phrases:
+        comment = toggle_phrase(comment, text, COMMENT_MAX)
+    assert all(has_phrase(comment, text) for text in shipped.phrases)
+
+
+def _write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "phrases.toml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ('version = "x"\n', "no [[phrase]]"),
+        ('[[phrase]]\ntext = ""\n', "empty text"),
+        ('[[phrase]]\ntext = "甲"\ncode = 1\n', "unknown keys"),
+        (f'[[phrase]]\ntext = "{"长" * (PHRASE_MAX + 1)}"\n', "characters"),
+        ('[[phrase]]\ntext = "甲；乙"\n', "control character"),
+        ('[[phrase]]\ntext = "请回电13800138000"\n', "mobile phone"),
+        ('[[phrase]]\ntext = "110101199003074573"\n', "resident ID"),
+        ('[[phrase]]\ntext = "太慢"\n[[phrase]]\ntext = "太慢"\n', "duplicate"),
+        ('[[phrase]]\ntext = "时间太长"\n[[phrase]]\ntext = "等候时间太长"\n', "part of"),
+        ("".join(f'[[phrase]]\ntext = "意见{n}"\n' for n in range(PHRASES_MAX + 1)), "at most"),
+        ("[[phrase\n", "not valid TOML"),
+    ],
+)
+def test_a_bad_file_is_refused_with_the_problem(tmp_path: Path, body: str, problem: str) -> None:
+    with pytest.raises(DataFileError, match=problem.replace("[", r"\[")):
+        load_phrases(_write(tmp_path, body))
+
+
+def test_a_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(DataFileError, match="cannot read phrase list"):
+        load_phrases(tmp_path / "absent.toml")
+
+
+def test_a_tap_appends_with_a_separator_and_a_second_tap_takes_it_out() -> None:
+    one = toggle_phrase("", "等候时间太长", COMMENT_MAX)
+    assert one == "等候时间太长"
+    two = toggle_phrase(one, "系统故障办不了", COMMENT_MAX)
+    assert two == f"等候时间太长{SEPARATOR}系统故障办不了"
+    three = toggle_phrase(two, "叫号秩序混乱", COMMENT_MAX)
+    # Out again from the start, the middle and the end: one separator goes with it.
+    assert toggle_phrase(three, "等候时间太长", COMMENT_MAX) == "系统故障办不了；叫号秩序混乱"
+    assert toggle_phrase(three, "系统故障办不了", COMMENT_MAX) == "等候时间太长；叫号秩序混乱"
+    assert toggle_phrase(three, "叫号秩序混乱", COMMENT_MAX) == two
+    assert toggle_phrase(one, "等候时间太长", COMMENT_MAX) == ""
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("人太多", "人太多；等候时间太长"),
+        ("人太多。", "人太多。等候时间太长"),  # already ends a clause: no separator added
+        ("人太多，  ", "人太多，等候时间太长"),
+        ("   ", "等候时间太长"),
+    ],
+)
+def test_a_phrase_joins_typed_text(typed: str, expected: str) -> None:
+    assert toggle_phrase(typed, "等候时间太长", COMMENT_MAX) == expected
+
+
+@pytest.mark.parametrize("room", [0, 1, 5, 6])
+def test_a_phrase_that_would_pass_the_cap_is_not_cut(room: int) -> None:
+    """The cap (150) holds for every remaining room; a phrase goes in whole or not at all."""
+    phrase = "等候时间太长"  # 6 characters; with the separator it needs 7
+    typed = "字" * (COMMENT_MAX - room)
+    after = toggle_phrase(typed, phrase, COMMENT_MAX)
+    assert len(after) <= COMMENT_MAX
+    assert after == typed and not fits(typed, phrase, COMMENT_MAX)
+    assert fits(typed + phrase, phrase, COMMENT_MAX)  # taking out always works
+
+
+def test_a_phrase_fits_exactly_at_the_cap() -> None:
+    typed = "字" * (COMMENT_MAX - 7)
+    assert toggle_phrase(typed, "等候时间太长", COMMENT_MAX) == typed + "；等候时间太长"
