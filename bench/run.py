@@ -1,12 +1,25 @@
-"""Latency benchmark of the rating pad: ``python -m bench.run`` (from the repo root).
+"""Benchmarks of the rating pad: ``python -m bench.run`` (from the repo root, with the project's
+Python, e.g. ``.venv/bin/python -m bench.run``).  One command, one table, in about two minutes.
 
-Measures, in one run, the median and p90 (milliseconds, ``time.perf_counter``) of:
+Every figure is printed with its median and p99 beside a reference measured in the same run
+(interleaved with it where they can be), and their ratio: the machines are shared and noisy.
 
-1. committing one rating durably (``Store.append_rating``, WAL + synchronous=FULL), side by side
-   with synchronous=NORMAL for comparison only, interleaved in rounds so noise hits both;
-2. a counter request → rating screen drawn (``App.handle`` + ``Screen.render``), and a render
-   of the presenting view alone;
-3. a level press → rating durable and 谢谢 drawn (``App.act`` + ``Screen.render``).
+Issue 6's figures, at 1280×800 (goals in the table):
+
+1. trigger → rating screen drawn, real App in process (:mod:`bench.frames`); reference: a bare
+   ``pygame.display.flip()``;
+2. GPIO press (gpiozero ``MockFactory`` pin) → rating durable and 谢谢 drawn (:mod:`bench.frames`);
+   reference: a raw sqlite3 insert (WAL, ``synchronous=FULL``) plus one flip;
+3. ``python -m evaluator run`` start → ``READY=1`` (:mod:`bench.process`); reference: ``python -c
+   "import pygame"``;
+4. idle CPU and 5. RSS of the running pad (:mod:`bench.process`); reference: a bare pygame loop
+   (``bench/bare_loop.py``) blocking on ``pygame.event.wait(1000)``.
+
+The earlier benchmarks, at 800×480: committing one rating (``Store.append_rating``, WAL +
+``synchronous=FULL``) beside ``synchronous=NORMAL`` (comparison only, interleaved in rounds);
+a counter request → rating screen drawn (``App.handle`` + ``Screen.render``) beside a render of
+the presenting view alone; a level press → rating durable and 谢谢 drawn (``App.act`` +
+``Screen.render``, a FakeClock moved past the press filter before each press).
 
 Headless (SDL dummy driver); every file lives in a temporary directory.
 """
@@ -20,16 +33,17 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import json
 import platform
-import statistics
 import sys
 import tempfile
 import time
-import unicodedata
 from pathlib import Path
 from typing import Any
 
+from bench import frames, process
+from bench.stats import Row, median_p99, table
 from evaluator.app import App
 from evaluator.config import load_config
+from evaluator.rules.clock import FakeClock
 from evaluator.rules.levels import Level
 from evaluator.rules.protocol import Message
 from kiosk.screen import Screen
@@ -94,18 +108,35 @@ def start_body(i: int) -> dict[str, Any]:
     }
 
 
-def cols(text: str) -> int:
-    """Terminal columns of ``text`` (CJK characters take two)."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+REPO = Path(__file__).resolve().parents[1]
+#: The goals of issue 6.
+FRAME_P99_MS = 20.0
+START_RATIO = 1.5
+IDLE_CPU_RATIO = 1.2
+RSS_MIB = 80.0
 
 
-def ms(seconds: list[float]) -> tuple[float, float]:
-    """Median and p90 in milliseconds."""
-    values = sorted(s * 1000 for s in seconds)
-    if len(values) < 2:
-        return values[0], values[0]
-    p90 = statistics.quantiles(values, n=10, method="inclusive")[-1]
-    return statistics.median(values), p90
+def ms(seconds: list[float]) -> list[float]:
+    return [s * 1000 for s in seconds]
+
+
+def fs_type(path: Path) -> str:
+    """The file system type ``path`` lives on (from /proc/mounts; "?" when unknown)."""
+    best, kind = "", "?"
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return kind
+    target = str(path.resolve())
+    for line in mounts:
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        point = parts[1]
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) > len(best):
+            best, kind = point, parts[2]
+    return kind
 
 
 def bench_store(tmp: Path) -> tuple[list[float], list[float]]:
@@ -149,8 +180,8 @@ def make_app(tmp: Path) -> App:
         f"path = {json.dumps(str(tmp / 'r.db'))}\n",
         encoding="utf-8",
     )
-    config = load_config([Path("config/demo.toml"), override])
-    return App(config)
+    config = load_config([REPO / "config" / "demo.toml", override])
+    return App(config, clock=FakeClock())
 
 
 def expect(app: App, screen: str) -> None:
@@ -197,6 +228,8 @@ def bench_screens(app: App, screen: Screen) -> dict[str, list[float]]:
         app.handle(Message(next_id(), "evaluation.start", start_body(N_SCREEN + i)))
         screen.render(app.view())
         expect(app, "presenting")
+        app.clock.advance(1.0)  # past the press filter's guard and repeat time (untimed)
+        app.press_filter.screen(("bench", i), app.clock.now().mono - 1.0)
         t0 = time.perf_counter()
         app.act(PressLevel(Level.SATISFIED))
         screen.render(app.view())
@@ -215,44 +248,108 @@ def main() -> int:
         f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}"
         f" ({platform.python_implementation()}), {platform.system()} {platform.release()}"
     )
-    rows: list[tuple[str, int, float, float]] = []
+    print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %z')}")
+    started = time.monotonic()
+    rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="bench-") as tmpdir:
         tmp = Path(tmpdir)
-        print(f"store files in: {tmp}")
+        print(f"store files in: {tmp} ({fs_type(tmp)})")
 
-        t_full, t_normal = bench_store(tmp)
-        full = ms(t_full)
-        normal = ms(t_normal)
-        rows.append(("append_rating, synchronous=FULL (used)", len(t_full), *full))
+        # Issue 6's figures.
+        got = frames.run(tmp, REPO)
+        trigger, flip = got["trigger"]
         rows.append(
-            (
-                "append_rating, synchronous=NORMAL"
-                " (not used: can lose the last commit on power loss)",
-                len(t_normal),
-                *normal,
+            Row(
+                "trigger → rating frame, 1280×800",
+                "ms",
+                ms(trigger),
+                "bare display.flip() 1280×800",
+                ms(flip),
+                f"p99 ≤ {FRAME_P99_MS:g} ms",
+                median_p99(ms(trigger))[1] <= FRAME_P99_MS,
             )
         )
+        press, insert = got["press"]
+        rows.append(
+            Row(
+                "GPIO press → 谢谢 frame + durable, 1280×800",
+                "ms",
+                ms(press),
+                "raw sqlite3 insert (WAL, FULL) + flip",
+                ms(insert),
+                f"p99 ≤ {FRAME_P99_MS:g} ms",
+                median_p99(ms(press))[1] <= FRAME_P99_MS,
+            )
+        )
+        got = process.run(tmp, REPO)
+        start = Row("start → READY=1 (evaluator run)", "ms", ms(got["start"][0]))
+        start.ref_name, start.ref_values = 'python -c "import pygame"', ms(got["start"][1])
+        start.goal = f"median ≤ {START_RATIO:g}x ref"
+        start.met = start.ratios is not None and start.ratios[0] <= START_RATIO
+        rows.append(start)
+        cpu_pad, cpu_bare = got["cpu"]
+        cpu = Row(
+            f"idle CPU, {process.IDLE_WINDOW:g} s windows", "% core", cpu_pad, "bare pygame loop"
+        )
+        cpu.ref_values = cpu_bare
+        cpu.goal = f"median ≤ {IDLE_CPU_RATIO:g}x ref"
+        cpu.met = cpu.ratios is not None and cpu.ratios[0] <= IDLE_CPU_RATIO
+        rows.append(cpu)
+        rss_pad, rss_bare = got["rss"]
+        rss = Row("RSS of the idle pad (VmRSS)", "MiB", rss_pad, "bare pygame loop", rss_bare)
+        rss.goal = f"max ≤ {RSS_MIB:g} MiB"
+        rss.met = max(rss_pad) <= RSS_MIB
+        rows.append(rss)
 
+        # The earlier benchmarks (800×480).
+        t_full, t_normal = bench_store(tmp)
+        rows.append(
+            Row(
+                "append_rating, synchronous=FULL (used)",
+                "ms",
+                ms(t_full),
+                "synchronous=NORMAL (not used: can lose the last commit)",
+                ms(t_normal),
+            )
+        )
         app = make_app(tmp)
         screen = Screen(width=800, height=480, driver="dummy")
         try:
-            for name, times in bench_screens(app, screen).items():
-                rows.append((name, len(times), *ms(times)))
+            got_screens = bench_screens(app, screen)
         finally:
             screen.close()
             app.shutdown()
+        rows.append(
+            Row(
+                "request → rating screen drawn, 800×480",
+                "ms",
+                ms(got_screens["request → rating screen drawn"]),
+                "render of the presenting view alone",
+                ms(got_screens["render presenting view alone"]),
+            )
+        )
+        rows.append(
+            Row(
+                "press → rating durable + 谢谢 drawn, 800×480",
+                "ms",
+                ms(got_screens["press → rating durable + 谢谢 drawn"]),
+            )
+        )
 
-    width = max(cols(r[0]) for r in rows)
-    header = f"{'benchmark':<{width}}  {'n':>5}  {'median ms':>10}  {'p90 ms':>10}"
     print()
-    print(header)
-    print("-" * len(header))
-    for name, n, median, p90 in rows:
-        print(f"{name}{' ' * (width - cols(name))}  {n:>5}  {median:>10.3f}  {p90:>10.3f}")
+    print(table(rows))
     print()
-    ratio_med = full[0] / normal[0] if normal[0] else float("inf")
-    ratio_p90 = full[1] / normal[1] if normal[1] else float("inf")
-    print(f"FULL / NORMAL ratio: median {ratio_med:.2f}x, p90 {ratio_p90:.2f}x")
+    total_pad, total_bare = sum(cpu_pad), sum(cpu_bare)
+    print(
+        f"idle CPU over all {len(cpu_pad)} windows: pad {total_pad / len(cpu_pad):.3f} %,"
+        f" bare loop {total_bare / len(cpu_bare):.3f} %"
+        f" ({total_pad / total_bare if total_bare else float('inf'):.2f}x);"
+        f" CPU time has {1000 / process.TICKS:g} ms ticks"
+    )
+    print(f"RSS max: pad {max(rss_pad):.1f} MiB, bare loop {max(rss_bare):.1f} MiB")
+    missed = [r.name for r in rows if r.met is False]
+    print(f"goals missed: {', '.join(missed) if missed else 'none'}")
+    print(f"total time: {time.monotonic() - started:.0f} s")
     return 0
 
 
