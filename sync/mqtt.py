@@ -25,7 +25,6 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from evaluator.rules.backoff import Backoff
 from evaluator.rules.errors import StoreError
 from evaluator.rules.protocol import MAX_DEPTH, nesting_depth
 from evaluator.rules.records import canonical_json
+from sync.status import SyncStatus
 from sync.store import Store
 
 log = logging.getLogger(__name__)
@@ -95,15 +95,6 @@ def _is_text(value: str) -> bool:
     except UnicodeEncodeError:  # a lone surrogate: no rating id, and SQLite cannot bind it
         return False
     return True
-
-
-@dataclass(frozen=True)
-class SyncStatus:
-    """A snapshot of the uploader for the UI and the watchdog."""
-
-    connected: bool
-    pending: int
-    last_error: str
 
 
 class SyncWorker(threading.Thread):

@@ -7,7 +7,7 @@ is a sync: ratings are stored and wait, exactly as they do while a real broker i
 
 from __future__ import annotations
 
-from sync.mqtt import SyncStatus
+from sync.status import SyncStatus
 
 #: What ``status.last_error`` says, so the technician sees why nothing is sent.
 DISABLED = "MQTT is disabled ([mqtt] enabled = false): ratings stay in the outbox"
