@@ -30,20 +30,24 @@ from evaluator.rules.errors import (
     SubmitError,
 )
 from evaluator.rules.levels import Level
+from evaluator.rules.phrases import fits, has_phrase, shipped_phrases, toggle_phrase
 from evaluator.rules.pressfilter import PressFilter
 from evaluator.rules.protocol import Message, fault_event, finished_event, reply_error, reply_ok
-from evaluator.rules.reasons import OTHER_CODE, OTHER_TEXT, load_reasons
+from evaluator.rules.reasons import COMMENT_MAX, OTHER_CODE, OTHER_TEXT, load_reasons
 from evaluator.rules.request import parse_clerk, parse_request
 from evaluator.rules.session import Closing, Finished, FirstRating, Presentation, Session, State
 from kiosk import texts
 from kiosk.view import (
     Back,
     Backspace,
+    ExpandTheme,
+    PhraseItem,
     PressLevel,
     ReasonItem,
     ScreenView,
     Submit,
     ToggleAgency,
+    TogglePhrase,
     ToggleReason,
     TypeText,
     UiAction,
@@ -603,6 +607,28 @@ class App:
                 s.toggle_reason(action.code)
             elif isinstance(action, ToggleAgency):
                 s.toggle_agency(action.name)
+            elif isinstance(action, TogglePhrase):
+                # A 常用意见 chip: the session sees the edit as backspaces and typing, so its cap
+                # and timeout rules hold; only a listed phrase, only while 其他 is chosen.
+                choice = s.choice
+                if (
+                    s.state is State.CHOOSING_REASONS
+                    and choice is not None
+                    and choice.other
+                    and action.text in shipped_phrases().phrases
+                ):
+                    old = choice.comment
+                    new = toggle_phrase(old, action.text, COMMENT_MAX)
+                    keep = next(
+                        (i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b),
+                        min(len(old), len(new)),
+                    )
+                    for _ in range(len(old) - keep):
+                        s.backspace()
+                    if new[keep:]:
+                        s.type_text(new[keep:])
+            elif isinstance(action, ExpandTheme):
+                s.expand_theme()
             elif isinstance(action, TypeText):
                 s.type_text(action.text)
             elif isinstance(action, Backspace):
@@ -648,7 +674,14 @@ class App:
             base["theme"] = p.request.theme.name if p.request.theme else ""
             base["seconds_left"] = max(0, int(deadline - now + 0.999)) if deadline else None
             if s.state is State.PRESENTING or s.choice is None:
-                return ScreenView("presenting", **base)
+                themed = p.request.theme is not None and len(p.request.cases) >= 2
+                return ScreenView(
+                    "presenting",
+                    can_expand=themed and not p.itemised,
+                    item_index=p.index + 1 if p.itemised else 0,
+                    item_count=len(p.request.cases) if p.itemised else 0,
+                    **base,
+                )
             choice = s.choice
             items = [
                 ReasonItem(r.code, r.text, r.target, r.code in choice.selected)
@@ -666,6 +699,16 @@ class App:
                 reasons=tuple(items),
                 agencies=agencies,
                 comment=choice.comment,
+                phrases=tuple(
+                    PhraseItem(
+                        text,
+                        has_phrase(choice.comment, text),
+                        fits(choice.comment, text, COMMENT_MAX),
+                    )
+                    for text in shipped_phrases().phrases
+                )
+                if choice.other
+                else (),
                 can_submit=choice.can_submit,
                 **base,
             )

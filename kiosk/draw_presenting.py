@@ -1,6 +1,8 @@
 """The rating screen (art. 17(1)): the case(s) and the clerk above five level buttons.
 
-The theme (一件事, art. 31) and a notice share one accent line under the header.  A batch
+The theme (一件事, art. 31) and a notice share one accent line under the header; a theme with
+several cases adds the 分项评价 button at its right end, and while the items are rated one by one
+the line says which ("第1项/共3项：事项名称").  A batch
 (art. 24) shows its count and as many serials as fit, then "……等N件".
 """
 
@@ -12,8 +14,12 @@ from evaluator.rules.levels import BUTTON_ORDER, Level
 from kiosk import texts
 from kiosk.layout import wrap_lines
 from kiosk.painter import Painter
-from kiosk.palette import ACCENT, BUTTON_COLORS, HEADER, INK, MUTED, WHITE
-from kiosk.view import PressLevel, ScreenView
+from kiosk.palette import ACCENT, BUTTON_COLORS, HEADER, INK, MUTED, PANEL, WHITE
+from kiosk.view import ExpandTheme, PressLevel, ScreenView
+
+#: The 分项评价 button (design pixels): 80 px is 15 mm on a 7" 800×480 panel (133 dpi).
+EXPAND_H = 80
+EXPAND_W = 220
 
 #: Mouth curvature of the face drawn on each button (+ smile, - frown).
 MOUTH: dict[Level, float] = {
@@ -31,23 +37,36 @@ def draw_presenting(p: Painter, v: ScreenView) -> None:
     gap = p.px(10)
     top = p.header(texts.PRESENT_TITLE, HEADER, left=v.window, seconds=v.seconds_left)
     y = top + p.px(8)
+    item = (
+        texts.THEME_ITEM_FMT.format(
+            index=v.item_index, count=v.item_count, matter=v.cases[0][0] if v.cases else ""
+        )
+        if v.item_index
+        else ""
+    )
     extra = "　".join(
         part
-        for part in (texts.THEME_FMT.format(theme=v.theme) if v.theme else "", v.message)
+        for part in (texts.THEME_FMT.format(theme=v.theme) if v.theme else "", item, v.message)
         if part
     )
-    if extra:
-        line_h = p.px(32)
-        p.layout.boxes["extra"] = pygame.Rect(margin, y, width - 2 * margin, line_h)
-        p.text(
-            extra,
-            p.px(22),
-            ACCENT,
-            bold=True,
-            max_width=width - 2 * margin,
-            midleft=(margin, y + line_h // 2),
-        )
-        y += line_h
+    if extra or v.can_expand:
+        line_h = p.px(EXPAND_H) if v.can_expand else p.px(32)
+        text_w = width - 2 * margin
+        if v.can_expand:
+            expand = pygame.Rect(width - margin - p.px(EXPAND_W), y, p.px(EXPAND_W), line_h)
+            text_w = expand.left - gap - margin
+            _expand_button(p, expand)
+        p.layout.boxes["extra"] = pygame.Rect(margin, y, text_w, line_h)
+        if extra:
+            p.text(
+                extra,
+                p.px(22),
+                ACCENT,
+                bold=True,
+                max_width=text_w,
+                midleft=(margin, y + line_h // 2),
+            )
+        y += line_h + (gap if v.can_expand else 0)
     button_h = min(p.px(150), (height - y) // 2)
     button_top = height - margin - button_h
     panels_bottom = button_top - gap
@@ -65,6 +84,22 @@ def draw_presenting(p: Painter, v: ScreenView) -> None:
         p.panel(clerk_rect)
         _draw_clerk(p, clerk_rect, v.clerk_name, v.clerk_id)
     draw_level_buttons(p, pygame.Rect(margin, button_top, inner_w, button_h))
+
+
+def _expand_button(p: Painter, rect: pygame.Rect) -> None:
+    """分项评价 (art. 31): rate the theme's items one by one; the level buttons stay below."""
+    radius = p.px(12)
+    pygame.draw.rect(p.surface, PANEL, rect, border_radius=radius)
+    pygame.draw.rect(p.surface, ACCENT, rect, width=p.px(3), border_radius=radius)
+    p.text(
+        texts.BUTTON_EXPAND_THEME,
+        p.px(28),
+        ACCENT,
+        bold=True,
+        max_width=rect.width - p.px(12),
+        center=rect.center,
+    )
+    p.target(rect, ExpandTheme())
 
 
 def _draw_cases(p: Painter, box: pygame.Rect, cases: tuple[tuple[str, str], ...]) -> None:

@@ -34,6 +34,7 @@ from kiosk.view import (
     ScreenView,
     Submit,
     ToggleAgency,
+    TogglePhrase,
     ToggleReason,
     UiAction,
     reason_groups,
@@ -52,6 +53,7 @@ class Placed:
     text: str = ""
     selected: bool = False
     action: UiAction | None = None
+    enabled: bool = True
 
 
 def draw_reasons(p: Painter, v: ScreenView) -> None:
@@ -85,7 +87,7 @@ def draw_reasons(p: Painter, v: ScreenView) -> None:
         elif item.kind == "chip":
             _chip(p, item)
             assert item.action is not None
-            p.target(item.rect, item.action)
+            p.target(item.rect, item.action, enabled=item.enabled)
         elif item.kind == "field":
             p.layout.boxes["comment"] = item.rect
             _comment_field(p, item.rect, v.comment)
@@ -147,35 +149,42 @@ def _plan(p: Painter, v: ScreenView, area: pygame.Rect, size: int) -> tuple[list
     group_gap = p.px(4)
     heading_w = p.px(104)
     left, right = area.left + heading_w, area.right
-    groups: list[tuple[str, list[tuple[str, bool, UiAction]], bool]] = [
-        (
-            heading,
-            [(item.text, item.selected, ToggleReason(item.code)) for item in items],
-            items[0].target == "other",
-        )
-        for heading, items in reason_groups(v.reasons)
-    ]
+    # (heading, chips as (text, selected, action, enabled), the 其他 group?)
+    groups: list[tuple[str, list[tuple[str, bool, UiAction, bool]], bool]] = []
+    for heading, items in reason_groups(v.reasons):
+        is_other = items[0].target == "other"
+        chips = [(item.text, item.selected, ToggleReason(item.code), True) for item in items]
+        groups.append((heading, chips, is_other))
+        if is_other and v.other_selected and v.phrases:
+            groups.append(
+                (
+                    texts.GROUP_PHRASES,
+                    [(ph.text, ph.selected, TogglePhrase(ph.text), ph.enabled) for ph in v.phrases],
+                    False,
+                )
+            )
     if v.agencies:
         groups.append(
             (
                 texts.GROUP_AGENCIES,
-                [(name, sel, ToggleAgency(name)) for name, sel in v.agencies],
+                [(name, sel, ToggleAgency(name), True) for name, sel in v.agencies],
                 False,
             )
         )
     placed: list[Placed] = []
     y = area.top
-    for heading, items, is_other in groups:
+    for heading, chips, is_other in groups:
         placed.append(
             Placed("heading", pygame.Rect(area.left, y, heading_w - p.px(8), chip_h), heading)
         )
         x = left
-        for text, selected, action in items:
+        for text, selected, action, enabled in chips:
             chip_w = min(_chip_width(font, text, chip_h), right - left)
             if x > left and x + chip_w > right:
                 x = left
                 y += chip_h + row_gap
-            placed.append(Placed("chip", pygame.Rect(x, y, chip_w, chip_h), text, selected, action))
+            rect = pygame.Rect(x, y, chip_w, chip_h)
+            placed.append(Placed("chip", rect, text, selected, action, enabled))
             x += chip_w + chip_gap
         if is_other and v.other_selected:
             if right - x < p.px(260):
@@ -203,6 +212,8 @@ def _chip(p: Painter, item: Placed) -> None:
     pad, box, gap = _chip_metrics(rect.height)
     radius = rect.height // 4
     fill, edge, ink = (ACCENT, ACCENT, WHITE) if item.selected else (PANEL, CHIP_EDGE, INK)
+    if not item.enabled:  # a phrase that no longer fits the 150 characters
+        fill, edge, ink = SUBMIT_DISABLED, SUBMIT_DISABLED, SUBMIT_DISABLED_INK
     pygame.draw.rect(surface, fill, rect, border_radius=radius)
     pygame.draw.rect(surface, edge, rect, width=p.px(2), border_radius=radius)
     check = pygame.Rect(rect.left + pad, rect.centery - box // 2, box, box)

@@ -25,6 +25,10 @@ BATCH_MORE_FMT = "……等{count}件"
 BATCH_LINE_FMT = "{matter}　{serial}"
 #: 一件事 theme (art. 31).
 THEME_FMT = "一件事：{theme}"
+#: The button that rates a theme's items one by one (art. 31).
+BUTTON_EXPAND_THEME = "分项评价"
+#: While a theme is rated item by item: which item this rating is for.
+THEME_ITEM_FMT = "第{index}项/共{count}项：{matter}"
 #: Small countdown in a corner.
 COUNTDOWN_FMT = "{seconds}秒"
 
@@ -34,7 +38,9 @@ GROUP_CLERK = "窗口人员"
 GROUP_MATTER = "办理事项"
 GROUP_OTHER = "其他"
 GROUP_AGENCIES = "联办部门"
-COMMENT_PLACEHOLDER = "请用键盘输入意见"
+#: 常用意见: phrases tapped into the 其他 text (a touch-only pad has no keyboard).
+GROUP_PHRASES = "常用意见"
+COMMENT_PLACEHOLDER = "点选下方常用意见，或用键盘输入"
 COMMENT_COUNTER_FMT = "{count}/{limit}"
 SUBMIT_HINT = "请选择原因或填写意见"
 BUTTON_BACK = "返回"

@@ -46,6 +46,16 @@ class ReasonItem:
 
 
 @dataclass(frozen=True)
+class PhraseItem:
+    """One 常用意见 chip under 其他: ``selected`` when it is in the text, ``enabled`` when a tap
+    changes the text (it is in it, or it fits the 150-character cap whole)."""
+
+    text: str
+    selected: bool = False
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
 class ScreenView:
     """Everything one screen shows.  Built by the app, drawn by ``kiosk.screen.Screen``."""
 
@@ -59,7 +69,14 @@ class ScreenView:
     reasons: tuple[ReasonItem, ...] = ()
     agencies: tuple[tuple[str, bool], ...] = ()
     comment: str = ""
+    phrases: tuple[PhraseItem, ...] = ()
+    """常用意见 shown under 其他 while 其他 is selected (art. 11/23 on a touch-only pad)."""
     can_submit: bool = False
+    can_expand: bool = False
+    """The rating screen of a theme (一件事) with ≥ 2 cases offers 分项评价 (art. 31)."""
+    item_index: int = 0
+    """While a theme is rated item by item: the current item, from 1 (0: not itemised)."""
+    item_count: int = 0
     seconds_left: int | None = None
     message: str = ""
     online: bool = True
@@ -114,6 +131,18 @@ class ToggleAgency:
 
 
 @dataclass(frozen=True)
+class TogglePhrase:
+    """A 常用意见 chip was tapped: append it to the 其他 text, or take it out again."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ExpandTheme:
+    """分项评价 on a theme's rating screen: rate each linked item instead of overall."""
+
+
+@dataclass(frozen=True)
 class Submit:
     """提交 on the reasons screen (only emitted while ``can_submit``)."""
 
@@ -135,4 +164,14 @@ class Backspace:
     """Delete the last typed character of the 其他 text."""
 
 
-UiAction = PressLevel | ToggleReason | ToggleAgency | Submit | Back | TypeText | Backspace
+UiAction = (
+    PressLevel
+    | ToggleReason
+    | ToggleAgency
+    | TogglePhrase
+    | ExpandTheme
+    | Submit
+    | Back
+    | TypeText
+    | Backspace
+)

@@ -824,3 +824,246 @@ def test_the_press_filter_applies_to_gpio_buttons_too(tmp_path: Path) -> None:
         assert app.session.state.value == "thanks"
     finally:
         app.shutdown()
+
+
+# -- screens a citizen can finish by touch: 常用意见 for 其他, 分项评价 for a theme (issue 6) -----
+
+
+def _tap(app: Any, kind: str, action: Any) -> None:
+    """One tap on ``action``'s target as a real SDL event (mouse click or finger) through the
+    app, then the time a citizen takes before the next tap (past the press filter's guard)."""
+    import pygame
+
+    target = app.screen.layout.find(action)
+    assert target is not None, f"{action} is not on the {app.screen.layout.screen} screen"
+    rect = target.rect
+    if kind == "mouse":
+        event = pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=rect.center, button=1, touch=False)
+    else:
+        width, height = app.screen.size
+        x, y = rect.centerx / width, rect.centery / height
+        event = pygame.event.Event(pygame.FINGERDOWN, x=x, y=y, dx=0, dy=0, touch_id=0, finger_id=0)
+    app.handle_events([event])
+    app.clock.advance(max(app.press_filter.guard, 0.2))
+
+
+def _records(app: Any) -> list[dict[str, Any]]:
+    with contextlib.closing(sqlite3.connect(app.config.storage.path)) as conn:
+        rows = conn.execute("SELECT record FROM ratings ORDER BY rowid").fetchall()
+    return [json.loads(record) for (record,) in rows]
+
+
+@pytest.mark.parametrize("kind", ["mouse", "touch"])
+def test_other_is_finished_by_touch_with_common_phrases(tmp_path: Path, kind: str) -> None:
+    """其他 without a keyboard: the phrases appear with 其他, a tap appends one, a second tap
+    takes it out, typed text still goes in, and 提交 stores the phrase as the comment."""
+    import pygame
+
+    from evaluator.rules.levels import Level
+    from evaluator.rules.phrases import shipped_phrases
+    from evaluator.rules.reasons import OTHER_CODE
+    from kiosk.screen import Screen
+    from kiosk.view import PressLevel, Submit, TogglePhrase, ToggleReason
+
+    first, second = shipped_phrases().phrases[:2]
+    app = make_app(tmp_path, tmp_path / "r.db")
+    app.screen = Screen(driver="dummy")
+    try:
+        assert app.handle(msg(1, "evaluation.start", **START_BODY))["ok"]
+        app._show()
+        app.clock.advance(1.0)
+        _tap(app, kind, PressLevel(Level.DISSATISFIED))
+        layout = app.screen.layout
+        assert layout.screen == "reasons"
+        assert not any(isinstance(t.action, TogglePhrase) for t in layout.targets)
+        _tap(app, kind, ToggleReason(OTHER_CODE))
+        shown = [
+            t.action.text for t in app.screen.layout.targets if isinstance(t.action, TogglePhrase)
+        ]
+        assert shown == list(shipped_phrases().phrases)
+        assert not app.screen.layout.find(Submit()).enabled  # 其他 with no text yet
+        _tap(app, kind, TogglePhrase(first))
+        assert app.view().comment == first and app.view().can_submit
+        _tap(app, kind, TogglePhrase(second))
+        assert app.view().comment == f"{first}；{second}"
+        _tap(app, kind, TogglePhrase(first))  # again: taken out
+        assert app.view().comment == second
+        assert [p.selected for p in app.view().phrases[:2]] == [False, True]
+        # A keyboard still types into the same text.
+        app.handle_events([pygame.event.Event(pygame.TEXTINPUT, text="人太多")])
+        _tap(app, kind, TogglePhrase(first))
+        assert app.view().comment == f"{second}人太多；{first}"
+        _tap(app, kind, Submit())
+        assert app.session.state.value == "thanks"
+        [record] = _records(app)
+        assert record["comment"] == f"{second}人太多；{first}"
+        assert [r["code"] for r in record["reasons"]] == [OTHER_CODE]
+    finally:
+        app.shutdown()
+
+
+@pytest.mark.parametrize("kind", ["mouse", "touch"])
+def test_a_phrase_alone_is_enough_to_submit(tmp_path: Path, kind: str) -> None:
+    from evaluator.rules.levels import Level
+    from evaluator.rules.phrases import shipped_phrases
+    from evaluator.rules.reasons import OTHER_CODE
+    from kiosk.screen import Screen
+    from kiosk.view import PressLevel, Submit, TogglePhrase, ToggleReason
+
+    phrase = shipped_phrases().phrases[-1]
+    app = make_app(tmp_path, tmp_path / "r.db")
+    app.screen = Screen(driver="dummy")
+    try:
+        assert app.handle(msg(1, "evaluation.start", **START_BODY))["ok"]
+        app._show()
+        app.clock.advance(1.0)
+        _tap(app, kind, PressLevel(Level.VERY_DISSATISFIED))
+        _tap(app, kind, ToggleReason(OTHER_CODE))
+        _tap(app, kind, TogglePhrase(phrase))
+        _tap(app, kind, Submit())
+        [record] = _records(app)
+        assert record["level"] == "very_dissatisfied" and record["comment"] == phrase
+    finally:
+        app.shutdown()
+
+
+def test_a_phrase_that_would_pass_the_cap_is_disabled_and_does_nothing(tmp_path: Path) -> None:
+    import pygame
+
+    from evaluator.rules.levels import Level
+    from evaluator.rules.phrases import shipped_phrases
+    from evaluator.rules.reasons import COMMENT_MAX, OTHER_CODE
+    from kiosk.screen import Screen
+    from kiosk.view import PressLevel, TogglePhrase, ToggleReason
+
+    phrase = shipped_phrases().phrases[0]
+    app = make_app(tmp_path, tmp_path / "r.db")
+    app.screen = Screen(driver="dummy")
+    try:
+        assert app.handle(msg(1, "evaluation.start", **START_BODY))["ok"]
+        app._show()
+        app.clock.advance(1.0)
+        _tap(app, "touch", PressLevel(Level.DISSATISFIED))
+        _tap(app, "touch", ToggleReason(OTHER_CODE))
+        typed = "字" * (COMMENT_MAX - len(phrase))  # the phrase fits, its separator does not
+        app.handle_events([pygame.event.Event(pygame.TEXTINPUT, text=typed)])
+        target = app.screen.layout.find(TogglePhrase(phrase))
+        assert target is not None and not target.enabled
+        assert app.screen.hit_test(target.rect.center) is None
+        app.act(TogglePhrase(phrase))  # even sent directly, the text is not cut or overrun
+        assert app.view().comment == typed
+        app.handle_events([pygame.event.Event(pygame.KEYDOWN, key=pygame.K_BACKSPACE, mod=0)])
+        assert app.screen.layout.find(TogglePhrase(phrase)).enabled  # room again
+    finally:
+        app.shutdown()
+
+
+THEME_CASES = [
+    {
+        "serial": f"4405002026112600020{n}",
+        "matter_code": code,
+        "matter_name": name,
+        "kind": "instant",
+    }
+    for n, (code, name) in enumerate(
+        [
+            ("11440500007000000X4440511003000", "食品经营许可证核发"),
+            ("11440500MB2C9300XR4442111017000", "营业执照设立登记"),
+            ("11440500MB2C9300XR4442111023000", "公共场所卫生许可"),
+        ]
+    )
+]
+THEME_BODY = {
+    **START_BODY,
+    "cases": THEME_CASES,
+    "theme": {"code": "YJS-0007", "name": "开办餐饮店"},
+}
+
+
+@pytest.mark.parametrize("kind", ["mouse", "touch"])
+def test_a_theme_is_rated_item_by_item_after_a_tap_on_its_button(tmp_path: Path, kind: str) -> None:
+    """分项评价 (art. 31): each linked item gets its own rating, the screen names the item."""
+    from evaluator.rules.levels import Level
+    from kiosk.screen import Screen
+    from kiosk.view import ExpandTheme, PressLevel, Submit, ToggleReason
+
+    app = make_app(tmp_path, tmp_path / "r.db")
+    app.screen = Screen(driver="dummy")
+    try:
+        assert app.handle(msg(1, "evaluation.start", **THEME_BODY))["ok"]
+        app._show()
+        app.clock.advance(1.0)
+        assert app.screen.layout.find(PressLevel(Level.SATISFIED)) is not None  # overall: 1 tap
+        _tap(app, kind, ExpandTheme())
+        seen = []
+        for level in (Level.SATISFIED, Level.VERY_SATISFIED):
+            view = app.view()
+            seen.append((view.item_index, view.item_count, view.cases, view.can_expand))
+            assert app.screen.layout.find(ExpandTheme()) is None
+            _tap(app, kind, PressLevel(level))
+        view = app.view()
+        seen.append((view.item_index, view.item_count, view.cases, view.can_expand))
+        _tap(app, kind, PressLevel(Level.DISSATISFIED))
+        reason = next(r for r in app.view().reasons if r.target != "other")
+        _tap(app, kind, ToggleReason(reason.code))
+        _tap(app, kind, Submit())
+        assert app.session.state.value == "thanks"
+        assert seen == [
+            (i + 1, 3, ((c["matter_name"], c["serial"]),), False) for i, c in enumerate(THEME_CASES)
+        ]
+        records = _records(app)
+        assert [[c["serial"] for c in r["cases"]] for r in records] == [
+            [c["serial"]] for c in THEME_CASES
+        ]
+        assert [r["level"] for r in records] == ["satisfied", "very_satisfied", "dissatisfied"]
+        assert all(r["theme"]["name"] == "开办餐饮店" for r in records)
+    finally:
+        app.shutdown()
+
+
+@pytest.mark.parametrize("kind", ["mouse", "touch"])
+def test_a_theme_is_still_rated_overall_in_one_press(tmp_path: Path, kind: str) -> None:
+    from evaluator.rules.levels import Level
+    from kiosk.screen import Screen
+    from kiosk.view import ExpandTheme, PressLevel
+
+    app = make_app(tmp_path, tmp_path / "r.db")
+    app.screen = Screen(driver="dummy")
+    try:
+        assert app.handle(msg(1, "evaluation.start", **THEME_BODY))["ok"]
+        app._show()
+        app.clock.advance(1.0)
+        assert app.screen.layout.find(ExpandTheme()) is not None
+        _tap(app, kind, PressLevel(Level.SATISFIED))
+        [record] = _records(app)
+        assert [c["serial"] for c in record["cases"]] == [c["serial"] for c in THEME_CASES]
+    finally:
+        app.shutdown()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        START_BODY,  # no theme
+        {  # a batch of one matter, not a theme
+            **START_BODY,
+            "cases": [
+                {**START_BODY["cases"][0], "serial": f"4405002026112600030{n}"} for n in (1, 2)
+            ],
+        },
+        {**THEME_BODY, "cases": THEME_CASES[:1]},  # a theme of one case
+    ],
+    ids=["one_case", "batch", "theme_of_one"],
+)
+def test_no_itemise_button_without_a_theme_of_several_cases(tmp_path: Path, body: Any) -> None:
+    from kiosk.screen import Screen
+    from kiosk.view import ExpandTheme
+
+    app = make_app(tmp_path, tmp_path / "r.db")
+    app.screen = Screen(driver="dummy")
+    try:
+        assert app.handle(msg(1, "evaluation.start", **body))["ok"]
+        app._show()
+        assert app.screen.layout.find(ExpandTheme()) is None and not app.view().can_expand
+    finally:
+        app.shutdown()

@@ -1,0 +1,193 @@
+"""The targets added for a touch-only pad (issue 6): 常用意见 under 其他 on the reason screen and
+分项评价 on a theme's rating screen, at the smallest and the largest panel, on real pixels."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from itertools import combinations
+
+import pygame
+import pytest
+
+from evaluator.rules.levels import Level
+from evaluator.rules.phrases import PHRASE_MAX, PHRASES_MAX, shipped_phrases
+from evaluator.rules.reasons import OTHER_CODE, OTHER_TEXT, load_reasons
+from kiosk import texts
+from kiosk.palette import ACCENT
+from kiosk.screen import Screen
+from kiosk.view import (
+    Back,
+    ExpandTheme,
+    PhraseItem,
+    PressLevel,
+    ReasonItem,
+    ScreenView,
+    Submit,
+    ToggleAgency,
+    TogglePhrase,
+    ToggleReason,
+)
+
+SIZES = [(800, 480), (1280, 800)]
+AGENCIES = ("市公安局", "市政务服务数据管理局")
+
+
+@pytest.fixture(params=SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def sized(request: pytest.FixtureRequest) -> Iterator[Screen]:
+    width, height = request.param
+    s = Screen(driver="dummy", width=width, height=height)
+    pygame.event.clear()
+    yield s
+    s.close()
+
+
+def _reasons(level: Level, phrases: tuple[str, ...], comment: str) -> ScreenView:
+    """Every reason the national list offers for ``level`` (both targets), two agencies, 其他
+    chosen with its phrases open: the fullest reason screen the pad can show."""
+    items = [ReasonItem(r.code, r.text, r.target, i == 0) for i, r in enumerate(
+        load_reasons().for_level(level))]  # fmt: skip
+    items.append(ReasonItem(OTHER_CODE, OTHER_TEXT, "other", True))
+    return ScreenView(
+        "reasons",
+        window="1号窗口",
+        level=level,
+        reasons=tuple(items),
+        agencies=tuple((a, False) for a in AGENCIES),
+        comment=comment,
+        phrases=tuple(
+            PhraseItem(p, p in comment, i != len(phrases) - 1) for i, p in enumerate(phrases)
+        ),
+        can_submit=True,
+        seconds_left=60,
+    )
+
+
+def _assert_apart_and_inside(s: Screen, rects: list[pygame.Rect]) -> None:
+    bounds = s.surface.get_rect()
+    for rect in rects:
+        assert bounds.contains(rect), f"{rect} leaves the {bounds.size} screen"
+    for a, b in combinations(rects, 2):
+        assert not a.colliderect(b), f"{a} overlaps {b}"
+
+
+@pytest.mark.parametrize("level", [Level.DISSATISFIED, Level.VERY_DISSATISFIED])
+@pytest.mark.parametrize(
+    "phrases",
+    [
+        shipped_phrases().phrases,
+        # The longest list the phrase file may hold, every phrase as long as allowed.
+        tuple(f"{n:02d}" + "长" * (PHRASE_MAX - 2) for n in range(PHRASES_MAX)),
+    ],
+    ids=["shipped", "longest_allowed"],
+)
+def test_phrases_under_other_all_fit_without_overlap(
+    sized: Screen, level: Level, phrases: tuple[str, ...]
+) -> None:
+    comment = f"{phrases[0]}；人太多"
+    view = _reasons(level, phrases, comment)
+    sized.render(view)
+    layout = sized.layout
+    targets = layout.targets
+    phrase_targets = [t for t in targets if isinstance(t.action, TogglePhrase)]
+    assert [t.action.text for t in phrase_targets] == list(phrases)  # none left out
+    assert [t.enabled for t in phrase_targets] == [p.enabled for p in view.phrases]
+    reason_codes = [t.action.code for t in targets if isinstance(t.action, ToggleReason)]
+    assert sorted(reason_codes) == sorted(r.code for r in view.reasons)
+    assert [t.action.name for t in targets if isinstance(t.action, ToggleAgency)] == list(AGENCIES)
+    assert layout.find(Submit()) is not None and layout.find(Back()) is not None
+    chips = [t.rect for t in targets if not isinstance(t.action, Submit | Back)]
+    area = layout.boxes["reasons"]
+    assert all(area.contains(rect) for rect in chips)
+    assert area.contains(layout.boxes["comment"])
+    _assert_apart_and_inside(sized, [t.rect for t in targets] + [layout.boxes["comment"]])
+    for t in targets:  # every chip answers a tap at its centre (a disabled one: nothing)
+        assert sized.hit_test(t.rect.center) == (t.action if t.enabled else None)
+
+
+def test_phrases_show_only_while_other_is_chosen(screen: Screen) -> None:
+    view = _reasons(Level.DISSATISFIED, shipped_phrases().phrases, "")
+    not_other = tuple(
+        ReasonItem(r.code, r.text, r.target, False) if r.target == "other" else r
+        for r in view.reasons
+    )
+    screen.render(ScreenView(**{**view.__dict__, "reasons": not_other}))
+    assert not any(isinstance(t.action, TogglePhrase) for t in screen.layout.targets)
+    screen.render(view)
+    assert any(isinstance(t.action, TogglePhrase) for t in screen.layout.targets)
+
+
+def _theme(**changes: object) -> ScreenView:
+    fields: dict[str, object] = {
+        "window": "1号窗口",
+        "clerk_name": "陈晓明",
+        "clerk_id": "A1023",
+        "cases": (
+            ("食品经营许可证核发", "44050020261126000200"),
+            ("营业执照设立登记", "44050020261126000201"),
+        ),
+        "theme": "开办餐饮店",
+        "seconds_left": 60,
+        "can_expand": True,
+    }
+    fields.update(changes)
+    return ScreenView("presenting", **fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "theme", ["开办餐饮店", "开办一家提供堂食外卖和预包装食品销售的连锁餐饮门店并申请户外招牌"]
+)
+def test_the_itemise_button_sits_beside_the_theme_above_the_level_buttons(
+    sized: Screen, theme: str
+) -> None:
+    sized.render(_theme(theme=theme, message=texts.STORAGE_FAILED))
+    layout = sized.layout
+    expand = layout.find(ExpandTheme())
+    assert expand is not None and expand.enabled
+    levels = [t.rect for t in layout.targets if isinstance(t.action, PressLevel)]
+    assert len(levels) == 5  # the overall rating stays one press away
+    boxes = [layout.boxes[name] for name in ("extra", "case", "clerk")]
+    _assert_apart_and_inside(sized, [expand.rect, *levels, *boxes])
+    assert sized.hit_test(expand.rect.center) == ExpandTheme()
+    # At least 15 mm tall on a 7" 800×480 panel (133 dpi): 79 px at that panel's scale.
+    scale = min(sized.size[0] / 800, sized.size[1] / 480)
+    assert expand.rect.height >= round(79 * scale)
+    # Its label is drawn: accent ink inside the button, none in the strip right of it.
+    inside = {
+        tuple(sized.surface.get_at((x, expand.rect.centery)))[:3]
+        for x in range(expand.rect.left + 8, expand.rect.right - 8)
+    }
+    assert ACCENT in inside
+
+
+def test_no_itemise_button_unless_offered(screen: Screen) -> None:
+    screen.render(_theme(can_expand=False))
+    assert screen.layout.find(ExpandTheme()) is None
+    assert screen.layout.boxes["extra"].width == screen.size[0] - 2 * 12
+
+
+def test_an_itemised_theme_names_its_item(screen: Screen) -> None:
+    """ "第2项/共3项：营业执照设立登记": the accent line is drawn, wider than the theme alone."""
+    case = (("营业执照设立登记", "44050020261126000201"),)
+    screen.render(_theme(can_expand=False, cases=case))
+    plain = _accent_extent(screen)
+    screen.render(_theme(can_expand=False, cases=case, item_index=2, item_count=3))
+    itemised = _accent_extent(screen)
+    expected = screen.font(22, True).size(
+        texts.THEME_FMT.format(theme="开办餐饮店")
+        + "　"
+        + texts.THEME_ITEM_FMT.format(index=2, count=3, matter="营业执照设立登记")
+    )[0]
+    assert itemised - plain > expected // 3
+    assert abs(itemised - expected) <= expected // 10
+
+
+def _accent_extent(s: Screen) -> int:
+    """Width of the accent-coloured text in the accent line."""
+    box = s.layout.boxes["extra"]
+    xs = [
+        x
+        for x in range(box.left, box.right)
+        for y in range(box.top, box.bottom)
+        if tuple(s.surface.get_at((x, y)))[:3] == ACCENT
+    ]
+    return max(xs) - min(xs) + 1 if xs else 0
