@@ -20,9 +20,20 @@ from evaluator.app import App
 from evaluator.config import load_config
 from evaluator.rules.clock import FakeClock
 from evaluator.rules.levels import Level
+from evaluator.rules.phrases import shipped_phrases
 from evaluator.rules.protocol import Message
+from evaluator.rules.reasons import OTHER_CODE
 from evaluator.rules.shipped import shipped_file
-from kiosk.view import PressLevel, ScreenView, Submit, ToggleAgency, ToggleReason, TypeText
+from kiosk.view import (
+    ExpandTheme,
+    PressLevel,
+    ScreenView,
+    Submit,
+    ToggleAgency,
+    TogglePhrase,
+    ToggleReason,
+    TypeText,
+)
 
 CLERK = {"id": "A1023", "name": "陈晓明"}
 MATTER_CODE = "11440500MB2C9300XR4442111009000"
@@ -36,6 +47,8 @@ THEME_MATTERS = [
 ]
 #: What the citizen types for 其他 on the reasons screenshot.
 OTHER_TEXT = "等候时间太长，叫号屏看不清"
+#: The 常用意见 the citizen taps on the reasons-by-touch screenshot.
+PHRASES = shipped_phrases().phrases[:2]
 #: Seconds the citizen looks at a screen before the screenshot (the countdown shows the rest).
 LOOK = 2.0
 
@@ -45,8 +58,10 @@ SHOTS: dict[str, str] = {
     "idle": "a clerk signed in, waiting",
     "presenting": "the rating screen for one case",
     "presenting_batch": "the rating screen for a batch of cases of one matter (art. 24)",
-    "presenting_theme": "the rating screen for a 一件事 theme (art. 31)",
+    "presenting_theme": "the rating screen for a 一件事 theme (art. 31), with 分项评价",
+    "presenting_theme_item": "a theme rated item by item after 分项评价: the second item",
     "reasons": "差评 reasons: a reason and an agency chosen, 其他 typed",
+    "reasons_phrases": "差评 reasons by touch: 其他 chosen, two 常用意见 tapped",
     "thanks": "谢谢 after the rating was stored",
     "paused": "the window paused by the clerk",
     "storage_notice": "the rating screen after a press the store refused (nothing stored)",
@@ -130,7 +145,25 @@ def reach_views(work: Path) -> dict[str, ScreenView]:
         pad.request("evaluation.start", **_start(*themed, theme=THEME))
         pad.wait(LOOK)
         pad.shoot("presenting_theme", "presenting")
-        pad.request("evaluation.cancel")
+        app.act(ExpandTheme())
+        pad.wait(LOOK)
+        app.act(PressLevel(Level.VERY_SATISFIED))  # the first item rated
+        pad.wait(LOOK)
+        pad.shoot("presenting_theme_item", "presenting")
+        app.act(PressLevel(Level.SATISFIED))  # the citizen has pressed: only they end it
+        pad.wait(LOOK)
+        app.act(PressLevel(Level.SATISFIED))
+        pad.wait(app.config.session.thanks + 1)
+
+        pad.request("evaluation.start", **_start(_case("44050020261126000129")))
+        pad.wait(LOOK)
+        app.act(PressLevel(Level.VERY_DISSATISFIED))
+        for action in (ToggleReason(OTHER_CODE), *map(TogglePhrase, PHRASES)):
+            pad.wait(LOOK)
+            app.act(action)
+        pad.shoot("reasons_phrases", "reasons")
+        app.act(Submit())
+        pad.wait(app.config.session.thanks + 1)
 
         pad.request("evaluation.start", **_start(_case("44050020261126000130"), agencies=AGENCIES))
         app.act(PressLevel(Level.DISSATISFIED))
