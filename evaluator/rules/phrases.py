@@ -8,6 +8,7 @@ appends a phrase to the 其他 text, a second tap takes it out again.  The text 
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import tomllib
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from pathlib import Path
 from evaluator.rules.errors import DataFileError
 from evaluator.rules.request import identity_in
 from evaluator.rules.shipped import shipped_file
+
+log = logging.getLogger(__name__)
 
 #: Separates phrases inside the 其他 text.
 SEPARATOR = "；"
@@ -40,9 +43,17 @@ def default_phrases_path() -> Path:
 
 
 @functools.cache
-def shipped_phrases() -> PhraseList:
-    """The shipped list, read once per process."""
-    return load_phrases(default_phrases_path())
+def shipped_phrases(path: Path | None = None) -> PhraseList:
+    """The list in force (default: the shipped one), read once per process.
+
+    A broken file gives no phrases, with its problems logged once: the citizen can still type or
+    pick a reason, and a rating screen never stops on a data file.
+    """
+    try:
+        return load_phrases(path or default_phrases_path())
+    except DataFileError as exc:
+        log.error("no 常用意见 shown: %s", exc)
+        return PhraseList("", ())
 
 
 def load_phrases(path: Path | None = None) -> PhraseList:

@@ -64,6 +64,16 @@ def test_a_bad_file_is_refused_with_the_problem(tmp_path: Path, body: str, probl
         load_phrases(_write(tmp_path, body))
 
 
+def test_a_broken_file_in_use_shows_no_phrases_and_says_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rating screen never stops on a data file: no phrases, the problem logged."""
+    path = _write(tmp_path, '[[phrase]]\ntext = "请回电13800138000"\n')
+    with caplog.at_level("ERROR"):
+        assert shipped_phrases(path).phrases == ()
+    assert "mobile phone" in caplog.text
+
+
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(DataFileError, match="cannot read phrase list"):
         load_phrases(tmp_path / "absent.toml")
