@@ -35,6 +35,8 @@ class PhraseList:
 
     version: str
     phrases: tuple[str, ...]
+    problem: str = ""
+    """Why no phrases are shown (the file in use is broken); ``""`` when it loaded."""
 
 
 def default_phrases_path() -> Path:
@@ -53,7 +55,7 @@ def shipped_phrases(path: Path | None = None) -> PhraseList:
         return load_phrases(path or default_phrases_path())
     except DataFileError as exc:
         log.error("no 常用意见 shown: %s", exc)
-        return PhraseList("", ())
+        return PhraseList("", (), str(exc))
 
 
 def load_phrases(path: Path | None = None) -> PhraseList:
