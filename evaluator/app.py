@@ -309,6 +309,8 @@ class App:
             self.buttons.on_press = self._queue_press
         self.notice: Notice | None = None
         self.press_filter = PressFilter(guard=config.session.press_guard)
+        self.phrases = shipped_phrases(config.session.phrases_file)
+        """The 常用意见 in force; empty (and logged) when the file is broken."""
         self._next_maintenance = 0.0
         self._stopped_by = 0
         self._shown: ScreenView | None = None
@@ -615,7 +617,7 @@ class App:
                     s.state is State.CHOOSING_REASONS
                     and choice is not None
                     and choice.other
-                    and action.text in shipped_phrases().phrases
+                    and action.text in self.phrases.phrases
                 ):
                     old = choice.comment
                     new = toggle_phrase(old, action.text, COMMENT_MAX)
@@ -705,7 +707,7 @@ class App:
                         has_phrase(choice.comment, text),
                         fits(choice.comment, text, COMMENT_MAX),
                     )
-                    for text in shipped_phrases().phrases
+                    for text in self.phrases.phrases
                 )
                 if choice.other
                 else (),

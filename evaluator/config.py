@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluator.rules.errors import ConfigError, DataFileError
+from evaluator.rules.phrases import default_phrases_path, load_phrases
 from evaluator.rules.reasons import load_reasons
 from evaluator.rules.shipped import shipped_file
 
@@ -133,6 +134,8 @@ class SessionConfig:
     """Seconds after a screen change during which presses are ignored; default 0.3."""
     """Seconds after a first rating within which one follow-up is taken; default 7 days."""
     reasons_file: Path
+    phrases_file: Path
+    """常用意见 list, absolute; the shipped ``config/phrases.toml`` when no file sets one."""
     """Reason list file, absolute; the shipped ``config/reasons.toml`` when no file sets one."""
 
 
@@ -491,7 +494,12 @@ REQUIRED: frozenset[tuple[str, str]] = frozenset({("device", "id")})
 """Keys some layer must set to a non-empty value (their default is ``""``)."""
 
 PATH_KEYS: frozenset[tuple[str, str]] = frozenset(
-    {("storage", "path"), ("session", "reasons_file"), ("screen", "font")}
+    {
+        ("storage", "path"),
+        ("session", "reasons_file"),
+        ("session", "phrases_file"),
+        ("screen", "font"),
+    }
 )
 """Keys holding file paths, resolved against the directory of the file that set them."""
 
@@ -791,7 +799,7 @@ def _font_problem(path: Path) -> str | None:
 
 
 def _run_needs(merged: dict[tuple[str, str], _Setting], default: Path) -> list[Problem]:
-    """What ``evaluator run`` needs beyond the values: the reason list and the font."""
+    """What ``evaluator run`` needs beyond the values: the reason and phrase lists, the font."""
     problems: list[Problem] = []
 
     def where(section: str, name: str) -> tuple[str, Path | None, str, int | None]:
@@ -806,6 +814,17 @@ def _run_needs(merged: dict[tuple[str, str], _Setting], default: Path) -> list[P
         more = f" (and {len(rest)} more)" if rest else ""
         problems.append(Problem(label, "session.reasons_file", value,
                                 f"cannot use this reason list: {first}{more}",
+                                "" if value else "the shipped list is missing: reinstall",
+                                line))  # fmt: skip
+
+    value, path, label, line = where("session", "phrases_file")
+    try:
+        load_phrases(path or default_phrases_path())
+    except DataFileError as exc:
+        first, *rest = str(exc).splitlines()
+        more = f" (and {len(rest)} more)" if rest else ""
+        problems.append(Problem(label, "session.phrases_file", value,
+                                f"cannot use this phrase list: {first}{more}",
                                 "" if value else "the shipped list is missing: reinstall",
                                 line))  # fmt: skip
 
@@ -866,6 +885,7 @@ def load_config(paths: Sequence[Path | str]) -> Config:
     device = DeviceConfig(**table("device"))  # type: ignore[arg-type]
     session = table("session")
     session["reasons_file"] = session["reasons_file"] or default_reasons_path()
+    session["phrases_file"] = session["phrases_file"] or default_phrases_path()
     mqtt = table("mqtt")
     mqtt["client_id"] = mqtt["client_id"] or f"evaluator-{device.id}"
     return Config(

@@ -1067,3 +1067,26 @@ def test_no_itemise_button_without_a_theme_of_several_cases(tmp_path: Path, body
         assert app.screen.layout.find(ExpandTheme()) is None and not app.view().can_expand
     finally:
         app.shutdown()
+
+
+def test_the_pad_offers_the_phrases_of_its_configured_file(tmp_path: Path) -> None:
+    from evaluator.app import App
+    from evaluator.config import load_config
+    from evaluator.rules.clock import FakeClock
+
+    (tmp_path / "mine.toml").write_text(
+        'version = "hall 1"\n[[phrase]]\ntext = "叫号不准"\n[[phrase]]\ntext = "没有座位"\n',
+        encoding="utf-8",
+    )
+    site = tmp_path / "site.toml"
+    site.write_text(
+        f'[device]\nid = "unit-1"\n[counter]\nport = "dummy://"\n[mqtt]\nenabled = false\n'
+        f"[storage]\npath = {json.dumps(str(tmp_path / 'r.db'))}\n"
+        '[session]\nphrases_file = "mine.toml"\n',
+        encoding="utf-8",
+    )
+    app = App(load_config([REPO / "config" / "demo.toml", site]), clock=FakeClock())
+    try:
+        assert [p for p in app.phrases.phrases] == ["叫号不准", "没有座位"]
+    finally:
+        app.shutdown()

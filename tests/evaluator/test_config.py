@@ -417,7 +417,12 @@ def run_needs_cases(tmp_path: Path) -> dict[str, tuple[str, str]]:
     (tmp_path / "fonts").mkdir()
     (tmp_path / "bad-reasons.toml").write_text("[[reason]]\ncode = 1\n", encoding="utf-8")
     (tmp_path / "broken-reasons.toml").write_text("[[reason\n", encoding="utf-8")
+    (tmp_path / "id-phrases.toml").write_text(
+        'version = "x"\n[[phrase]]\ntext = "请打13812345678"\n', encoding="utf-8"
+    )
     return {
+        "phrases-missing": ('phrases_file = "gone.toml"', 'session.phrases_file = "gone.toml"'),
+        "phrases-invalid": ('phrases_file = "id-phrases.toml"', "cannot use this phrase list"),
         "reasons-missing": ('reasons_file = "gone.toml"', 'session.reasons_file = "gone.toml"'),
         "reasons-invalid": ('reasons_file = "bad-reasons.toml"', "cannot use this reason list"),
         "reasons-not-toml": ('reasons_file = "broken-reasons.toml"', "not valid TOML"),
@@ -431,13 +436,14 @@ def run_needs_cases(tmp_path: Path) -> dict[str, tuple[str, str]]:
 @pytest.mark.parametrize(
     "case",
     ["reasons-missing", "reasons-invalid", "reasons-not-toml", "reasons-directory",
+     "phrases-missing", "phrases-invalid",
      "font-missing", "font-not-a-font", "font-directory"],
 )  # fmt: skip
 def test_config_check_fails_what_run_would_fail(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
 ) -> None:
     line, fragment = run_needs_cases(tmp_path)[case]
-    section = "session" if line.startswith("reasons") else "screen"
+    section = "session" if line.startswith(("reasons", "phrases")) else "screen"
     site = write(tmp_path, "site.toml", MINIMAL + f"[{section}]\n{line}\n")
     code, output = cli(capsys, "config", "check", site)
     assert code == 2, output
