@@ -198,7 +198,7 @@ class StoreLedger:
                 serials=req.serials,
                 stage=req.stage,
                 assess_number=req.assess_number,
-                clerk_id=req.clerk.id,
+                clerk_id=req.clerk.id if req.clerk is not None else None,
                 matter_codes=[c.matter_code for c in req.cases],
                 started_at=presentation.started.iso,
                 clock_synced=presentation.started.synced,
@@ -664,6 +664,8 @@ class App:
             "window": cfg.device.window,
             "clerk_name": clerk.name if clerk else "",
             "clerk_id": clerk.id if clerk else "",
+            # A self-service terminal's rating screen shows its number, never a clerk (art. 23).
+            "terminal": (p.request.terminal or "") if p is not None and s.rating_open else "",
             "online": online,
         }
         if self.notice is not None and s.rating_open:

@@ -1,5 +1,7 @@
 """The rating screen (art. 17(1)): the case(s) and the clerk above five level buttons.
 
+A self-service terminal (自助终端, art. 18/23) shows "终端机编号：<n>" where the clerk panel is.
+
 The theme (一件事, art. 31) and a notice share one accent line under the header; a theme with
 several cases adds the 分项评价 button at its right end, and while the items are rated one by one
 the line says which ("第1项/共3项：事项名称").  A batch
@@ -70,19 +72,24 @@ def draw_presenting(p: Painter, v: ScreenView) -> None:
     button_h = min(p.px(150), (height - y) // 2)
     button_top = height - margin - button_h
     panels_bottom = button_top - gap
-    has_clerk = bool(v.clerk_name or v.clerk_id)
+    # The side panel names who serves: the clerk at a window, or a self-service terminal's
+    # 终端机编号 in the same place (art. 18/23: a terminal has no clerk to show).
+    side = "terminal" if v.terminal else ("clerk" if v.clerk_name or v.clerk_id else "")
     inner_w = width - 2 * margin
-    clerk_w = int((inner_w - gap) * 0.36) if has_clerk else 0
-    case_w = inner_w - (clerk_w + gap if has_clerk else 0)
+    side_w = int((inner_w - gap) * 0.36) if side else 0
+    case_w = inner_w - (side_w + gap if side else 0)
     case_rect = pygame.Rect(margin, y, case_w, panels_bottom - y)
     p.layout.boxes["case"] = case_rect
     p.panel(case_rect)
     _draw_cases(p, case_rect, v.cases)
-    if has_clerk:
-        clerk_rect = pygame.Rect(case_rect.right + gap, y, clerk_w, panels_bottom - y)
-        p.layout.boxes["clerk"] = clerk_rect
-        p.panel(clerk_rect)
-        _draw_clerk(p, clerk_rect, v.clerk_name, v.clerk_id)
+    if side:
+        side_rect = pygame.Rect(case_rect.right + gap, y, side_w, panels_bottom - y)
+        p.layout.boxes[side] = side_rect
+        p.panel(side_rect)
+        if side == "terminal":
+            _draw_terminal(p, side_rect, v.terminal)
+        else:
+            _draw_clerk(p, side_rect, v.clerk_name, v.clerk_id)
     draw_level_buttons(p, pygame.Rect(margin, button_top, inner_w, button_h))
 
 
@@ -159,6 +166,16 @@ def _draw_clerk(p: Painter, box: pygame.Rect, name: str, clerk_id: str) -> None:
             p.px(24),
             INK,
         )
+
+
+def _draw_terminal(p: Painter, box: pygame.Rect, terminal: str) -> None:
+    """终端机编号：<n> (art. 23), wrapped over up to three lines in the clerk panel's place."""
+    pad = p.px(14)
+    col = p.column(box.inflate(-2 * pad, -2 * pad))
+    size = p.px(28)
+    text = texts.LABELLED_FMT.format(label=texts.LABEL_TERMINAL, value=terminal)
+    for line in wrap_lines(p.font(size, True), text, col.rect.width, 3):
+        col.line(line, size, INK, bold=True)
 
 
 def draw_level_buttons(p: Painter, row: pygame.Rect) -> None:

@@ -74,3 +74,7 @@ FONT_NO_HANZI_FMT = (
     "font {path} has no Chinese glyphs (hanzi would show as boxes); use a CJK font such as "
     "fonts-wqy-microhei or Noto Sans CJK SC"
 )
+
+# --- self-service terminal (自助终端, art. 18/23) -------------------------------------------
+#: Shown where the clerk panel is on a window's rating screen.
+LABEL_TERMINAL = "终端机编号"

@@ -63,6 +63,8 @@ class ScreenView:
     window: str = ""
     clerk_name: str = ""
     clerk_id: str = ""
+    terminal: str = ""
+    """A self-service terminal's 终端机编号, shown instead of the clerk (art. 18/23); "" none."""
     cases: tuple[tuple[str, str], ...] = ()
     theme: str = ""
     level: Level | None = None

@@ -52,7 +52,10 @@ class RatingContent:
     gbt_code: int
     channel: int
     cases: tuple[Mapping[str, Any], ...]
-    clerk: Mapping[str, Any]
+    clerk: Mapping[str, Any] | None
+    """``{id, name}`` of the rated clerk; ``None`` for a self-service terminal (no clerk)."""
+    terminal: str | None
+    """The 终端机编号 of a self-service terminal (art. 18/23); ``None`` for a window rating."""
     agencies: tuple[str, ...]
     agencies_concerned: tuple[str, ...]
     targets: tuple[str, ...]

@@ -11,6 +11,10 @@ promise    deliver   clerk and matter/agency
 consult    either    clerk only (查询咨询 in the hall, art. 32)
 =========  ========  ========================================
 
+A self-service terminal (自助终端, art. 18/23) has no clerk: its request names the terminal
+(``terminal``, its 终端机编号) instead of ``clerk`` (exactly one of the two), and its rating rates
+the matter only, whatever the kind and stage (art. 9).
+
 Two or more cases of one matter are a batch rated once (art. 24); cases of different matters
 belong together only under a theme (一件事, art. 31).
 
@@ -21,10 +25,10 @@ refused with ``invalid_field`` naming the field.
 
 No citizen identity is accepted (art. 4): unknown fields are refused, and the free-text fields
 (``matter_name``, ``matter_code``, ``agencies``, ``theme.name``, ``theme.code``, ``clerk.id``,
-``clerk.name``) are refused when they contain a resident ID number (GB 11643, valid date and check
-digit) or a mainland mobile number; the error never repeats the number.  Case serials are not
-scanned: a 业务流水号 often has the shape of an ID number (area + date + sequence), so the business
-system must simply never put identity in a serial (docs/integrator.md).
+``clerk.name``, ``terminal``) are refused when they contain a resident ID number (GB 11643, valid
+date and check digit) or a mainland mobile number; the error never repeats the number.  Case
+serials are not scanned: a 业务流水号 often has the shape of an ID number (area + date + sequence),
+so the business system must simply never put identity in a serial (docs/integrator.md).
 """
 
 from __future__ import annotations
@@ -48,7 +52,18 @@ CASES_MAX = 50
 
 _SERIAL_RE = re.compile(r"^[0-9A-Za-z._:/-]+$")
 
-_REQUEST_KEYS = {"cases", "stage", "clerk", "agencies", "theme", "assess_number", "visit"}
+_REQUEST_KEYS = {
+    "cases",
+    "stage",
+    "clerk",
+    "terminal",
+    "agencies",
+    "theme",
+    "assess_number",
+    "visit",
+}
+#: Longest 工号, clerk name and 终端机编号.
+PERSON_MAX = 32
 #: Highest window-visit number of a 承诺件 before completion (art. 22).
 VISIT_MAX = 99
 _CASE_KEYS = {"serial", "matter_code", "matter_name", "kind"}
@@ -98,15 +113,29 @@ class Theme:
 
 @dataclass(frozen=True)
 class EvaluationRequest:
-    """What the clerk's system asks the pad to present."""
+    """What the clerk's system (or a self-service terminal's software) asks the pad to present.
+
+    Exactly one of ``clerk`` (a window) and ``terminal`` (a self-service terminal's 终端机编号)
+    is set.
+    """
 
     cases: tuple[Case, ...]
     stage: str
-    clerk: Clerk
+    clerk: Clerk | None
     agencies: tuple[str, ...] = ()
     theme: Theme | None = None
     assess_number: int = 1
     visit: int = 1
+    terminal: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.clerk is None) == (self.terminal is None):
+            raise ValueError("a request names exactly one of clerk and terminal")
+
+    @property
+    def self_service(self) -> bool:
+        """From a self-service terminal (自助终端): no clerk, the matter alone is rated."""
+        return self.terminal is not None
 
     @property
     def serials(self) -> tuple[str, ...]:
@@ -123,7 +152,10 @@ class EvaluationRequest:
         return self.theme is None and len(self.cases) > 1
 
     def targets(self, cases: tuple[Case, ...] | None = None) -> tuple[str, ...]:
-        """Who a rating of ``cases`` (default: all) rates: clerk, or clerk and matter."""
+        """Who a rating of ``cases`` (default: all) rates: clerk, or clerk and matter; the
+        matter alone for a self-service terminal (art. 9: no clerk to rate)."""
+        if self.self_service:
+            return ("matter",)
         chosen = self.cases if cases is None else cases
         rates_matter = any(case_targets(c.kind, self.stage) == ("clerk", "matter") for c in chosen)
         return ("clerk", "matter") if rates_matter else ("clerk",)
@@ -269,7 +301,9 @@ def parse_clerk(obj: object) -> Clerk:
     if not isinstance(obj, Mapping):
         raise RequestError("invalid_field", "clerk must be an object with id and name")
     _no_unknown(obj, _CLERK_KEYS, "clerk.")
-    return Clerk(_text(obj, "id", "clerk.", limit=32), _text(obj, "name", "clerk.", limit=32))
+    return Clerk(
+        _text(obj, "id", "clerk.", limit=PERSON_MAX), _text(obj, "name", "clerk.", limit=PERSON_MAX)
+    )
 
 
 def parse_request(payload: Mapping[str, Any]) -> EvaluationRequest:
@@ -281,7 +315,19 @@ def parse_request(payload: Mapping[str, Any]) -> EvaluationRequest:
     stage = payload.get("stage")
     if stage not in STAGES:
         raise RequestError("invalid_field", f"stage must be one of {', '.join(STAGES)}")
-    clerk = parse_clerk(payload.get("clerk"))
+    # Exactly one of the two, by presence (a null counts as sent, as in the JSON Schema).
+    if ("clerk" in payload) == ("terminal" in payload):
+        raise RequestError(
+            "invalid_field",
+            "send exactly one of clerk (a window) and terminal (a self-service terminal's "
+            "终端机编号)",
+        )
+    clerk: Clerk | None = None
+    terminal: str | None = None
+    if "clerk" in payload:
+        clerk = parse_clerk(payload.get("clerk"))
+    else:
+        terminal = _text(payload, "terminal", "", limit=PERSON_MAX)
     raw_cases = payload.get("cases")
     if not isinstance(raw_cases, list) or not raw_cases:
         raise RequestError("invalid_field", "cases must be a non-empty list")
@@ -359,5 +405,5 @@ def parse_request(payload: Mapping[str, Any]) -> EvaluationRequest:
             "visit numbers other than 1 apply only to 承诺件 (kind promise) at stage accept",
         )
     return EvaluationRequest(
-        tuple(cases), str(stage), clerk, agencies, theme, int(assess), int(visit)
+        tuple(cases), str(stage), clerk, agencies, theme, int(assess), int(visit), terminal
     )

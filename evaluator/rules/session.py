@@ -41,6 +41,8 @@ from evaluator.rules.request import Case, Clerk, EvaluationRequest, identity_in
 
 #: Channel code ``pf`` of the pad itself (政务大厅平板电脑).
 CHANNEL_PAD = 4
+#: Channel code ``pf`` of a rating at a self-service terminal (政务大厅其他终端/自助终端).
+CHANNEL_SELF_SERVICE = 5
 
 #: Refusal code for every clerk-side request that would end a presentation the citizen has
 #: started rating (art. 4).  One code whatever the level, so the refusal tells nothing.
@@ -300,7 +302,8 @@ class Session:
             follows = self._follow_up_of(request, now)
         presentation = Presentation(new_record_id(), request, now, follows=follows)
         self.ledger.open_presentation(presentation)
-        self.clerk = request.clerk
+        if request.clerk is not None:  # a self-service terminal leaves the window's clerk as is
+            self.clerk = request.clerk
         self.presentation = presentation
         self.choice = None
         self.state = State.PRESENTING
@@ -502,9 +505,10 @@ class Session:
             score=level.score,
             satisfaction=level.satisfaction,
             gbt_code=level.gbt_code,
-            channel=CHANNEL_PAD,
+            channel=CHANNEL_SELF_SERVICE if req.self_service else CHANNEL_PAD,
             cases=tuple(c.to_json() for c in cases),
-            clerk=req.clerk.to_json(),
+            clerk=req.clerk.to_json() if req.clerk is not None else None,
+            terminal=req.terminal,
             agencies=tuple(req.agencies),
             agencies_concerned=agencies,
             targets=tuple(p.targets),

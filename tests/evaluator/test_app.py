@@ -1090,3 +1090,126 @@ def test_the_pad_offers_the_phrases_of_its_configured_file(tmp_path: Path) -> No
         assert [p for p in app.phrases.phrases] == ["叫号不准", "没有座位"]
     finally:
         app.shutdown()
+
+
+# -- a self-service terminal (自助终端, art. 18/23, art. 9; issue 6) ------------------------------
+
+TERMINAL_START = {
+    "id": 41,
+    "type": "evaluation.start",
+    "stage": "deliver",
+    "terminal": "ZZ-0107",
+    "agencies": ["汕头市人力资源和社会保障局"],
+    "cases": [
+        {
+            "serial": "4405002026112600041",
+            "matter_code": "114405000072194508344011100400Y",
+            "matter_name": "社会保险参保缴费记录查询",
+            "kind": "instant",
+        }
+    ],
+}
+
+
+def test_a_self_service_terminal_rates_the_matter_through_the_dummy_link(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The terminal's software sends ``terminal`` instead of ``clerk`` on the shipped dummy://
+    link; the real screen shows 终端机编号 where the clerk was, a 差评 offers matter reasons only,
+    and the stored record has channel 5, the terminal, no clerk, and passes the schema."""
+    import pygame
+    from jsonschema import Draft202012Validator
+
+    from evaluator.cli import main
+    from evaluator.rules.levels import Level
+    from evaluator.rules.records import verify_chain
+    from kiosk import texts
+    from kiosk.palette import INK
+    from kiosk.screen import Screen
+    from kiosk.view import PressLevel, Submit, ToggleReason
+
+    app = make_app(tmp_path, tmp_path / "r.db")
+    app.screen = Screen(driver="dummy")
+    try:
+        app.link.feed(TERMINAL_START)
+        app.step()
+        assert app.link.sent[-1] == {"id": 41, "ok": True}
+        app._show()
+        view = app.view()
+        assert (view.screen, view.terminal, view.clerk_name, view.clerk_id) == (
+            "presenting", "ZZ-0107", "", ""
+        )  # fmt: skip
+        boxes = app.screen.layout.boxes
+        assert "terminal" in boxes and "clerk" not in boxes
+        box = boxes["terminal"]
+        assert box.left > boxes["case"].right and box.top == boxes["case"].top
+        line = texts.LABELLED_FMT.format(label=texts.LABEL_TERMINAL, value="ZZ-0107")
+        assert app.screen.font(28, True).size(line)[0] <= box.width  # the whole line fits
+        inked = pygame.mask.from_threshold(
+            app.screen.surface.subsurface(box), INK, (1, 1, 1, 255)
+        ).count()
+        assert inked > 0, "nothing written in the terminal panel"
+
+        app.clock.advance(1.0)
+        _tap(app, "mouse", PressLevel(Level.DISSATISFIED))
+        assert app.screen.layout.screen == "reasons"
+        offered = [r for r in app.view().reasons if r.code != "other"]
+        assert offered and {r.target for r in offered} == {"matter"}
+        chosen = offered[0]
+        _tap(app, "touch", ToggleReason(chosen.code))
+        _tap(app, "touch", Submit())
+        assert app.session.state.value == "thanks"
+        [record] = _records(app)
+        assert (record["channel"], record["terminal"], record["clerk"]) == (5, "ZZ-0107", None)
+        assert record["targets"] == ["matter"] and record["level"] == "dissatisfied"
+        assert record["reasons"] == [{"code": chosen.code, "text": chosen.text, "target": "matter"}]
+        assert record["cases"] == TERMINAL_START["cases"] and record["area_code"] == "440500"
+        schema = json.loads((REPO / "docs/schemas/rating.schema.json").read_text("utf-8"))
+        errors = [e.message for e in Draft202012Validator(schema).iter_errors(record)]
+        assert not errors, errors
+        assert verify_chain(app.store.records()) is None
+        events = [f for f in app.link.sent if "event" in f]
+        assert events == [
+            {"event": "evaluation.finished", "serials": ["4405002026112600041"], "outcome": "rated"}
+        ]
+        assert "dissatisfied" not in json.dumps(app.link.sent)
+    finally:
+        app.shutdown()
+
+    capsys.readouterr()
+    assert main(["stats", "--db", str(tmp_path / "r.db"), "--format", "json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["device"]["mean_score"] == 3
+    [matter] = stats["matters"]
+    assert matter["matter_code"] == "114405000072194508344011100400Y" and matter["mean_score"] == 3
+
+
+def test_a_terminal_screen_shows_the_terminal_it_was_sent(tmp_path: Path) -> None:
+    """The number drawn is the request's: two terminals give two different panels, and a window
+    request on the same pad shows the clerk panel again, with no terminal."""
+    import pygame
+
+    from kiosk.screen import Screen
+
+    app = make_app(tmp_path, tmp_path / "r.db")
+    app.screen = Screen(driver="dummy")
+    try:
+        panels = []
+        for rid, number in ((1, "ZZ-0107"), (2, "自助终端08")):
+            assert app.handle(msg(rid, "evaluation.start", **{
+                **{k: v for k, v in TERMINAL_START.items() if k not in ("id", "type")},
+                "terminal": number,
+                "cases": [dict(TERMINAL_START["cases"][0], serial=f"T-{rid}")],
+            }))["ok"]  # fmt: skip
+            app._show()
+            assert app.view().terminal == number
+            box = app.screen.layout.boxes["terminal"]
+            panels.append(pygame.image.tobytes(app.screen.surface.subsurface(box), "RGB"))
+            assert app.handle(msg(rid + 10, "evaluation.cancel"))["ok"]
+        assert panels[0] != panels[1]
+        assert app.handle(msg(3, "evaluation.start", **START_BODY))["ok"]
+        app._show()
+        boxes = app.screen.layout.boxes
+        assert "clerk" in boxes and "terminal" not in boxes and app.view().terminal == ""
+    finally:
+        app.shutdown()

@@ -37,6 +37,7 @@ def full_content(serial: str, *, level: str = "satisfied", score: int = 8) -> di
             {"serial": serial, "matter_code": "M1", "matter_name": "不动产登记", "kind": "instant"}
         ],
         "clerk": {"id": "007", "name": "张三"},
+        "terminal": None,
         "agencies": ["汕头市自然资源局"],
         "agencies_concerned": [],
         "targets": ["clerk", "matter"],

@@ -56,6 +56,7 @@ def content(seq: int) -> dict[str, Any]:
             }
         ],
         "clerk": {"id": "A1023", "name": "陈晓明"},
+        "terminal": None,
         "agencies": ["汕头市市场监督管理局"],
         "agencies_concerned": [],
         "targets": ["clerk", "matter"],
@@ -534,8 +535,10 @@ def test_the_session_hands_over_the_same_bytes_for_the_same_inputs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Pinned on the code before RatingContent owned the shape: the hash chain depends on it.
+    # A window rating's record is those bytes plus the self-service field ``terminal``: null.
     ratings = _session_ratings(monkeypatch)
     assert len(ratings) == 4
+    assert [r.pop("terminal") for r in ratings] == [None] * 4
     masked = b"\n".join(canonical_json({**r, "id": "-", "presentation_id": "-"}) for r in ratings)
     pinned = "3d5ca6ad9aec9e6004feff1f662963e15c06714d341fd46c016e85506b4cf5b1"
     assert hashlib.sha256(masked).hexdigest() == pinned, masked.decode()
@@ -609,3 +612,53 @@ def test_the_session_hands_over_exactly_the_content_fields_and_an_id(
 ) -> None:
     for rating in _session_ratings(monkeypatch):
         assert tuple(rating) == ("id", *CONTENT_FIELDS)
+
+
+# --- self-service terminal records (自助终端, art. 18/23, art. 9) ----------------------------
+
+
+def _rating_schema() -> Any:
+    from jsonschema import Draft202012Validator
+
+    root = Path(__file__).resolve().parents[3]
+    schema = json.loads((root / "docs/schemas/rating.schema.json").read_text(encoding="utf-8"))
+    return Draft202012Validator(schema)
+
+
+def _sealed(**changes: Any) -> dict[str, Any]:
+    body = {
+        **content(1),
+        "reasons": [{"code": "209", "text": "未在承诺时间内办结", "target": "matter"}],
+        "comment": "",
+        "presented_at": "2024-05-06T09:30:00.000+08:00",
+        "rated_at": "2024-05-06T09:30:12.000+08:00",
+        **changes,
+    }
+    return seal(body, prev_hash=GENESIS_HASH)
+
+
+def test_the_terminal_field_sits_after_the_clerk_in_every_record() -> None:
+    assert CONTENT_FIELDS.index("terminal") == CONTENT_FIELDS.index("clerk") + 1
+    assert "terminal" in RATING_FIELDS
+
+
+def test_the_schema_takes_a_window_or_a_terminal_record_and_nothing_between() -> None:
+    validator = _rating_schema()
+    window = _sealed()
+    terminal = _sealed(channel=5, clerk=None, terminal="ZZ-0107", targets=["matter"])
+    for record in (window, terminal):
+        errors = [e.message for e in validator.iter_errors(record)]
+        assert not errors, errors
+    for broken in (
+        terminal | {"clerk": {"id": "A1023", "name": "陈晓明"}},  # a terminal has no clerk
+        terminal | {"terminal": None},
+        terminal | {"targets": ["clerk", "matter"]},  # art. 9: the matter only
+        terminal | {"channel": 4},
+        window | {"terminal": "ZZ-0107"},
+        window | {"clerk": None},
+        window | {"targets": ["matter"]},
+        window | {"channel": 5},
+        terminal | {"terminal": "终" * 33},
+        {k: v for k, v in window.items() if k != "terminal"},
+    ):
+        assert not validator.is_valid(broken), broken

@@ -47,6 +47,13 @@ def body(**overrides: Any) -> dict[str, Any]:
     return payload
 
 
+def terminal_body(terminal: Any = "ZZ-0107", **overrides: Any) -> dict[str, Any]:
+    """A self-service terminal's request: ``terminal`` instead of ``clerk`` (art. 18/23)."""
+    payload = {k: v for k, v in body(**overrides).items() if k != "clerk"}
+    payload["terminal"] = terminal
+    return payload
+
+
 def refused(payload: Any, code: str, *fragments: str) -> RequestError:
     with pytest.raises(RequestError) as info:
         parse_request(payload)
@@ -432,6 +439,7 @@ TEXT_FIELDS: dict[str, Any] = {
     "agencies[1]": lambda t: body(agencies=["市税务局", t]),
     "theme.code": lambda t: body(theme={"code": t, "name": "我要开餐馆"}),
     "theme.name": lambda t: body(theme={"code": "T1", "name": t}),
+    "terminal": lambda t: terminal_body(t),
 }
 UNSHOWABLE = ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
 unshowable_chars = st.characters(categories=UNSHOWABLE) | st.integers(0xD800, 0xDFFF).map(chr)
@@ -679,3 +687,58 @@ def test_a_separator_anywhere_between_the_digits_does_not_hide_a_mobile_number(
     from evaluator.rules.request import identity_in
 
     assert identity_in(f"联系{text}") is not None
+
+
+# --- self-service terminal (自助终端, art. 18/23, art. 9) ------------------------------------
+
+
+def test_a_terminal_request_names_the_terminal_and_no_clerk() -> None:
+    req = parse_request(terminal_body(" ZZ-0107 "))
+    assert (req.terminal, req.clerk, req.self_service) == ("ZZ-0107", None, True)
+    window = parse_request(body())
+    assert (window.terminal, window.self_service) == (None, False)
+    assert window.clerk == Clerk("A1023", "陈晓明")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param(terminal_body() | {"clerk": dict(CLERK)}, id="both"),
+        pytest.param(terminal_body() | {"clerk": None}, id="both-clerk-null"),
+        pytest.param({k: v for k, v in body().items() if k != "clerk"}, id="neither"),
+    ],
+)
+def test_exactly_one_of_clerk_and_terminal(payload: dict[str, Any]) -> None:
+    refused(payload, "invalid_field", "exactly one of clerk", "terminal")
+
+
+@pytest.mark.parametrize("terminal", [None, "", "   ", 7, ["ZZ-1"], {"id": "ZZ-1"}])
+def test_a_terminal_that_is_not_a_non_empty_string_is_refused(terminal: Any) -> None:
+    refused(terminal_body(terminal), "invalid_field", "terminal")
+
+
+def test_a_terminal_number_is_at_most_32_characters() -> None:
+    assert parse_request(terminal_body("终" * 32)).terminal == "终" * 32
+    refused(terminal_body("终" * 33), "invalid_field", "terminal", "32")
+
+
+def test_a_request_is_built_with_exactly_one_of_clerk_and_terminal() -> None:
+    cases = (Case("S1", "M1", "户籍", "instant"),)
+    with pytest.raises(ValueError, match="exactly one"):
+        EvaluationRequest(cases, "deliver", None)
+    with pytest.raises(ValueError, match="exactly one"):
+        EvaluationRequest(cases, "deliver", Clerk("A1", "李娜"), terminal="ZZ-1")
+
+
+@pytest.mark.parametrize("kind", ["instant", "promise", "consult"])
+@pytest.mark.parametrize("stage", ["accept", "deliver"])
+def test_a_terminal_rates_the_matter_only_whatever_the_kind_and_stage(
+    kind: str, stage: str
+) -> None:
+    """Art. 9: at a self-service terminal no clerk serves, so only the matter is rated."""
+    if kind == "instant" and stage == "accept":
+        refused(terminal_body(stage=stage, cases=[case(kind=kind)]), "invalid_stage")
+        return
+    req = parse_request(terminal_body(stage=stage, cases=[case(kind=kind)]))
+    assert req.targets() == ("matter",)
+    assert req.targets(req.cases) == ("matter",)

@@ -661,3 +661,94 @@ def test_identity_in_the_other_text_is_refused_and_nothing_stored(
     session.type_text("等了很久")
     session.submit()
     assert ledger.ratings[0]["comment"] == "等了很久"
+
+
+# --- self-service terminal (自助终端, art. 18/23, art. 9) ------------------------------------
+
+
+def terminal_request(serial: str = "T1", *, assess_number: int = 1, **extra: Any) -> Any:
+    return parse_request(
+        {
+            "terminal": "ZZ-0107",
+            "stage": "deliver",
+            "assess_number": assess_number,
+            "cases": [
+                {"serial": serial, "matter_code": "M0", "matter_name": "社保", "kind": "instant"}
+            ],
+            **extra,
+        }
+    )
+
+
+def test_a_terminal_rating_rates_the_matter_on_channel_5_with_the_terminal(
+    session: Session, ledger: MemoryLedger, finished: list[Finished]
+) -> None:
+    from evaluator.rules.session import CHANNEL_PAD, CHANNEL_SELF_SERVICE
+
+    assert (CHANNEL_PAD, CHANNEL_SELF_SERVICE) == (4, 5)
+    presentation = session.start(terminal_request())
+    assert presentation.targets == ("matter",)
+    session.press(Level.SATISFIED)
+    [record] = ledger.ratings
+    assert record["channel"] == 5 and record["terminal"] == "ZZ-0107"
+    assert record["clerk"] is None and record["targets"] == ["matter"]
+    assert record["area_code"] == "440500" and record["cases"][0]["serial"] == "T1"
+    assert finished == [Finished(presentation.id, ("T1",), Outcome.RATED)]
+    with pytest.raises(RequestError) as info:  # one rating per case and slot, as at a window
+        session.start(terminal_request())
+    assert info.value.code == "already_rated"
+
+
+def test_a_window_rating_has_channel_4_and_no_terminal(
+    session: Session, ledger: MemoryLedger
+) -> None:
+    session.start(request())
+    session.press(Level.SATISFIED)
+    [record] = ledger.ratings
+    assert (record["channel"], record["terminal"]) == (4, None)
+    assert record["clerk"] == {"id": "A1023", "name": "陈晓明"}
+
+
+@pytest.mark.parametrize("level", [Level.DISSATISFIED, Level.VERY_DISSATISFIED])
+def test_a_terminal_bad_rating_offers_the_matter_reasons_only(
+    session: Session, ledger: MemoryLedger, level: Level
+) -> None:
+    session.start(terminal_request(agencies=["汕头市人社局"]))
+    session.press(level)
+    choice = session.choice
+    assert choice is not None and choice.offered
+    assert choice.offered == REASONS.for_level(level, ("matter",))
+    assert {r.target for r in choice.offered} == {"matter"}
+    clerk_reason = REASONS.for_level(level, ("clerk",))[0]
+    assert not session.toggle_reason(clerk_reason.code)  # not offered: no clerk to blame
+    assert session.toggle_agency("汕头市人社局")
+    assert session.toggle_reason(choice.offered[0].code)
+    session.submit()
+    [record] = ledger.ratings
+    assert record["targets"] == ["matter"] and record["clerk"] is None
+    assert [r["target"] for r in record["reasons"]] == ["matter"]
+    assert record["agencies_concerned"] == ["汕头市人社局"]
+
+
+def test_a_terminal_request_leaves_the_window_clerk_as_it_was(session: Session) -> None:
+    from evaluator.rules.request import Clerk
+
+    session.sign_in(Clerk("A1", "李娜"))
+    session.start(terminal_request())
+    assert session.clerk == Clerk("A1", "李娜")
+    session.press(Level.SATISFIED)
+    assert session.clerk == Clerk("A1", "李娜")
+
+
+def test_a_terminal_follow_up_follows_the_first_terminal_rating(
+    session: Session, ledger: MemoryLedger, clock: FakeClock
+) -> None:
+    session.start(terminal_request())
+    session.press(Level.BASICALLY_SATISFIED)
+    clock.advance(10)
+    session.tick()
+    session.start(terminal_request(assess_number=2))
+    session.press(Level.VERY_SATISFIED)
+    first, follow = ledger.ratings
+    assert follow["follows"] == [first["id"]] and follow["assess_number"] == 2
+    assert (follow["channel"], follow["terminal"], follow["clerk"]) == (5, "ZZ-0107", None)
