@@ -1,5 +1,5 @@
-"""The screens that only say something and have no targets: 谢谢, idle (欢迎办理), signed out,
-paused and the full-screen notice."""
+"""The screens that only say something and have no targets: 谢谢, idle (欢迎办理, with the window's
+static QR when configured), signed out, paused, the full-screen notice and the screensaver."""
 
 from __future__ import annotations
 
@@ -17,8 +17,19 @@ from kiosk.palette import (
     MUTED,
     THANKS_GREEN,
     WHITE,
+    Color,
 )
+from kiosk.qr import qr_surface
 from kiosk.view import ScreenView
+
+#: The screensaver: a black screen, the label in grey (contrast 7:1, few lit pixels).
+SAVER_BACKGROUND: Color = (0, 0, 0)
+SAVER_INK: Color = (150, 150, 150)
+SAVER_MUTED: Color = (120, 120, 120)
+#: Steps of the screensaver's drift along each axis (golden-ratio walk: places spread evenly
+#: and repeat only after many steps).
+_DRIFT_X = 0.6180339887
+_DRIFT_Y = 0.7548776662
 
 
 def draw_thanks(p: Painter, v: ScreenView) -> None:
@@ -54,7 +65,83 @@ def draw_idle(p: Painter, v: ScreenView) -> None:
         lines.append((clerk, p.px(30), INK, False))
     if v.message:
         lines.append((v.message, p.px(22), MUTED, False))
+    if v.qr and _draw_idle_qr(p, v.qr, top, lines):
+        return
     p.centered_lines(lines, (top + height) // 2, width - 2 * p.px(24))
+
+
+def _draw_idle_qr(p: Painter, url: str, top: int, lines: list[Line]) -> bool:
+    """The window's static QR with its caption beside the idle text (below it on a portrait
+    screen); False, drawing nothing, when the code does not fit at one pixel a module."""
+    width, height = p.size
+    margin, gap = p.px(24), p.px(8)
+    caption_size = p.px(24)
+    caption_h = p.font(caption_size).get_linesize()
+    portrait = height > width
+    if portrait:
+        max_side = min(width - 2 * margin, (height - top) // 2 - caption_h - gap - margin)
+    else:
+        max_side = min(height - top - 2 * margin - caption_h - gap, int(width * 0.42))
+    code = qr_surface(url, max_side) if max_side > 0 else None
+    if code is None:
+        return False
+    side = code.get_width()
+    block_h = side + gap + caption_h
+    if portrait:
+        qr_rect = pygame.Rect((width - side) // 2, height - margin - block_h, side, side)
+        text_box = pygame.Rect(margin, top, width - 2 * margin, qr_rect.top - top)
+    else:
+        area_mid = (top + height) // 2
+        qr_rect = pygame.Rect(width - margin - side, area_mid - block_h // 2, side, side)
+        text_box = pygame.Rect(margin, top, qr_rect.left - 2 * margin, height - top)
+    p.surface.blit(code, qr_rect)
+    p.layout.boxes["qr"] = qr_rect
+    caption = p.text(
+        texts.IDLE_QR_CAPTION,
+        caption_size,
+        INK,
+        max_width=max(side, width // 3),
+        midtop=(qr_rect.centerx, qr_rect.bottom + gap),
+    )
+    p.layout.boxes["qr_caption"] = caption
+    _lines_at(p, lines, text_box)
+    p.layout.boxes["idle_text"] = text_box
+    return True
+
+
+def _lines_at(p: Painter, lines: list[Line], box: pygame.Rect) -> None:
+    """Lines centred as a block in ``box``, each shortened with "…" to its width."""
+    spacing = p.px(10)
+    heights = [p.font(size, bold).get_linesize() + spacing for _, size, _, bold in lines]
+    y = box.centery - (sum(heights) - spacing) // 2
+    for (text, size, color, bold), line_h in zip(lines, heights, strict=True):
+        if text:
+            p.text(text, size, color, bold=bold, max_width=box.width, midtop=(box.centerx, y))
+        y += line_h
+
+
+def draw_screensaver(p: Painter, v: ScreenView) -> None:
+    """Dark and low-burn: the window label (欢迎办理 without one) and a small hint, small and
+    grey, at a new place for each ``saver_step`` so no pixel stays lit."""
+    width, height = p.size
+    p.surface.fill(SAVER_BACKGROUND)
+    margin = p.px(24)
+    label_size, hint_size = p.px(28), p.px(18)
+    max_width = max(1, width - 2 * margin)
+    label = p.font(label_size).render(v.window or texts.IDLE_WELCOME, True, SAVER_INK)
+    hint = p.font(hint_size).render(texts.SCREENSAVER_HINT, True, SAVER_MUTED)
+    block_w = min(max_width, max(label.get_width(), hint.get_width()))
+    block_h = label.get_height() + p.px(6) + hint.get_height()
+    free_x = max(0, width - 2 * margin - block_w)
+    free_y = max(0, height - 2 * margin - block_h)
+    x = margin + int((v.saver_step * _DRIFT_X) % 1.0 * free_x)
+    y = margin + int((v.saver_step * _DRIFT_Y) % 1.0 * free_y)
+    block = pygame.Rect(x, y, block_w, block_h)
+    drawn = p.text(v.window or texts.IDLE_WELCOME, label_size, SAVER_INK, max_width=block_w,
+                   midtop=(block.centerx, block.top))  # fmt: skip
+    p.text(texts.SCREENSAVER_HINT, hint_size, SAVER_MUTED, max_width=block_w,
+           midtop=(block.centerx, drawn.bottom + p.px(6)))  # fmt: skip
+    p.layout.boxes["saver"] = block
 
 
 def draw_signed_out(p: Painter, v: ScreenView) -> None:

@@ -24,6 +24,7 @@ from kiosk.draw_messages import (
     draw_idle,
     draw_notice,
     draw_paused,
+    draw_screensaver,
     draw_signed_out,
     draw_thanks,
 )
@@ -59,6 +60,7 @@ DRAW: dict[str, Callable[[Painter, ScreenView], None]] = {
     "thanks": draw_thanks,
     "paused": draw_paused,
     "notice": draw_notice,
+    "screensaver": draw_screensaver,
 }
 
 #: Post this (``Screen.post_wake()``) from another thread to wake ``Screen.wait`` early.

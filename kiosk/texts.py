@@ -53,6 +53,10 @@ SIGNED_OUT_TITLE = "暂停服务"
 SIGNED_OUT_SUBTITLE = "本窗口暂无工作人员"
 PAUSED_TITLE = "暂停服务，请稍候"
 NOTICE_TITLE = "提示"
+#: Caption under the window's static QR on the idle screen (art. 17(3)).
+IDLE_QR_CAPTION = "扫码评价本窗口服务"
+#: The screensaver's small line under the window label: any touch wakes the pad.
+SCREENSAVER_HINT = "轻触屏幕唤醒"
 #: Shown on the rating screen when the rating could not be stored (nothing was recorded).
 STORAGE_FAILED = "评价未能保存，请再按一次或告知工作人员"
 #: Shown on the reason screen when the 其他 text holds an ID or mobile number (not stored).

@@ -20,6 +20,7 @@ SCREENS: tuple[str, ...] = (
     "thanks",
     "paused",
     "notice",
+    "screensaver",
 )
 
 #: Reason targets, in the order their groups are drawn.
@@ -82,6 +83,10 @@ class ScreenView:
     seconds_left: int | None = None
     message: str = ""
     online: bool = True
+    qr: str = ""
+    """The idle screen's static QR (art. 17(3)): the URL to show as a QR code; ``""`` none."""
+    saver_step: int = 0
+    """The screensaver's position: a new place for the label at each step (against burn-in)."""
 
     def __post_init__(self) -> None:
         if self.screen not in SCREENS:
