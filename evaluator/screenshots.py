@@ -49,6 +49,8 @@ THEME_MATTERS = [
 OTHER_TEXT = "等候时间太长，叫号屏看不清"
 #: The 常用意见 the citizen taps on the reasons-by-touch screenshot.
 PHRASES = shipped_phrases().phrases[:2]
+#: The 终端机编号 on the self-service terminal's screenshot.
+TERMINAL = "ZZ-0107"
 #: Seconds the citizen looks at a screen before the screenshot (the countdown shows the rest).
 LOOK = 2.0
 
@@ -60,6 +62,7 @@ SHOTS: dict[str, str] = {
     "presenting_batch": "the rating screen for a batch of cases of one matter (art. 24)",
     "presenting_theme": "the rating screen for a 一件事 theme (art. 31), with 分项评价",
     "presenting_theme_item": "a theme rated item by item after 分项评价: the second item",
+    "presenting_terminal": "a self-service terminal's rating screen: 终端机编号, the matter only",
     "reasons": "差评 reasons: a reason and an agency chosen, 其他 typed",
     "reasons_phrases": "差评 reasons by touch: 其他 chosen, two 常用意见 tapped",
     "thanks": "谢谢 after the rating was stored",
@@ -154,6 +157,14 @@ def reach_views(work: Path) -> dict[str, ScreenView]:
         pad.wait(LOOK)
         app.act(PressLevel(Level.SATISFIED))
         pad.wait(app.config.session.thanks + 1)
+
+        # A self-service terminal (自助终端, art. 18/23): its number where the clerk was.
+        by_terminal = {**_start(_case("44050020261126000140")), "terminal": TERMINAL}
+        del by_terminal["clerk"]
+        pad.request("evaluation.start", **by_terminal)
+        pad.wait(LOOK)
+        pad.shoot("presenting_terminal", "presenting")
+        pad.request("evaluation.cancel")
 
         pad.request("evaluation.start", **_start(_case("44050020261126000129")))
         pad.wait(LOOK)

@@ -169,12 +169,19 @@ def _draw_clerk(p: Painter, box: pygame.Rect, name: str, clerk_id: str) -> None:
 
 
 def _draw_terminal(p: Painter, box: pygame.Rect, terminal: str) -> None:
-    """终端机编号：<n> (art. 23), wrapped over up to three lines in the clerk panel's place."""
+    """终端机编号：<n> (art. 23) in the clerk panel's place: one line when it fits, else the
+    number on its own lines under "终端机编号：" (never broken inside the label)."""
     pad = p.px(14)
     col = p.column(box.inflate(-2 * pad, -2 * pad))
     size = p.px(28)
+    font = p.font(size, True)
     text = texts.LABELLED_FMT.format(label=texts.LABEL_TERMINAL, value=terminal)
-    for line in wrap_lines(p.font(size, True), text, col.rect.width, 3):
+    if font.size(text)[0] <= col.rect.width:
+        lines = [text]
+    else:
+        label = texts.LABELLED_FMT.format(label=texts.LABEL_TERMINAL, value="")
+        lines = [label, *wrap_lines(font, terminal, col.rect.width, 2)]
+    for line in lines:
         col.line(line, size, INK, bold=True)
 
 
