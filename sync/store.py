@@ -1319,7 +1319,9 @@ class Store:
         matters: dict[str, _Tally] = {}
 
         def clerk(cid: str | None) -> _Tally:
-            return clerks.setdefault(cid or "", _Tally())
+            if cid is None:  # a self-service terminal: no clerk to count it for
+                return _Tally()
+            return clerks.setdefault(cid, _Tally())
 
         def matter(code: str | None) -> _Tally:
             return matters.setdefault(code or "", _Tally())
@@ -1327,7 +1329,7 @@ class Store:
         for record in self.records():
             score = record.get("score")
             c = record.get("clerk") or {}
-            tc = clerk(c.get("id"))
+            tc = clerk(c.get("id") if c else None)
             tc.name = c.get("name") or tc.name
             visit = record.get("visit") or 1
             stage = str(record.get("stage", ""))
@@ -1337,7 +1339,8 @@ class Store:
                 if not isinstance(case, Mapping):
                     continue
                 code = str(case.get("matter_code", ""))
-                if "matter" in case_targets(str(case.get("kind")), stage):
+                # A terminal rates the matter whatever the kind and stage (art. 9).
+                if record.get("terminal") or "matter" in case_targets(str(case.get("kind")), stage):
                     codes[code] = str(case.get("matter_name", ""))
                 if first:
                     slot = rating_slot(str(case.get("kind")), stage, visit)

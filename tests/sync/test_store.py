@@ -537,3 +537,15 @@ def test_the_store_refuses_a_second_first_rating_under_another_kind(
         store.append_rating(as_consult)
     assert counts(db_path) == (1, 1, 1)
     assert store.case_kinds(["S-1", "S-2"]) == {"S-1": "instant"}
+
+
+def test_stats_count_a_terminal_rating_for_its_matter_and_no_clerk(store: Store) -> None:
+    rating = content("T-1", stage="accept", level="dissatisfied", score=3)
+    rating.update(clerk=None, terminal="ZZ-07", targets=["matter"])
+    rating["cases"] = [{**rating["cases"][0], "kind": "promise"}]
+    store.append_rating(rating)
+    stats = store.stats()
+    assert stats["clerks"] == []
+    [matter] = stats["matters"]
+    assert (matter["ratings"], matter["mean_score"]) == (1, 3)
+    assert stats["device"]["ratings"] == 1
