@@ -65,8 +65,13 @@ def draw_idle(p: Painter, v: ScreenView) -> None:
         lines.append((clerk, p.px(30), INK, False))
     if v.message:
         lines.append((v.message, p.px(22), MUTED, False))
-    if v.qr and _draw_idle_qr(p, v.qr, top, lines):
-        return
+    if v.qr:
+        # Beside the QR the text has half the width: the clerk's name and number on two lines.
+        narrow: list[Line] = [lines[0]]
+        narrow += [(part, p.px(30), INK, False) for part in clerk_parts(v)]
+        narrow += lines[2 if clerk else 1 :]
+        if _draw_idle_qr(p, v.qr, top, narrow):
+            return
     p.centered_lines(lines, (top + height) // 2, width - 2 * p.px(24))
 
 
@@ -114,9 +119,11 @@ def _lines_at(p: Painter, lines: list[Line], box: pygame.Rect) -> None:
     spacing = p.px(10)
     heights = [p.font(size, bold).get_linesize() + spacing for _, size, _, bold in lines]
     y = box.centery - (sum(heights) - spacing) // 2
-    for (text, size, color, bold), line_h in zip(lines, heights, strict=True):
+    for i, ((text, size, color, bold), line_h) in enumerate(zip(lines, heights, strict=True)):
         if text:
-            p.text(text, size, color, bold=bold, max_width=box.width, midtop=(box.centerx, y))
+            drawn = p.text(text, size, color, bold=bold, max_width=box.width,
+                           midtop=(box.centerx, y))  # fmt: skip
+            p.layout.boxes[f"idle_line{i}"] = drawn
         y += line_h
 
 
@@ -180,11 +187,16 @@ def draw_notice(p: Painter, v: ScreenView) -> None:
     p.countdown_corner(v.seconds_left, top)
 
 
-def clerk_line(v: ScreenView) -> str:
-    """The idle screen's clerk line, "窗口人员：name　工号：id" (either part may be missing)."""
+def clerk_parts(v: ScreenView) -> list[str]:
+    """The idle screen's clerk parts, "窗口人员：name" and "工号：id" (either may be missing)."""
     parts = []
     if v.clerk_name:
         parts.append(texts.LABELLED_FMT.format(label=texts.LABEL_CLERK, value=v.clerk_name))
     if v.clerk_id:
         parts.append(texts.LABELLED_FMT.format(label=texts.LABEL_CLERK_ID, value=v.clerk_id))
-    return "　".join(parts)
+    return parts
+
+
+def clerk_line(v: ScreenView) -> str:
+    """The idle screen's clerk line, "窗口人员：name　工号：id" (either part may be missing)."""
+    return "　".join(clerk_parts(v))
