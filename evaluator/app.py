@@ -63,6 +63,12 @@ _FIELDS: dict[str, set[str]] = {"clerk.sign_in": {"clerk"}}
 NOTICE_SECONDS = 5.0
 #: Seconds between attempts to reopen / probe a faulty store.
 MAINTENANCE_SECONDS = 2.0
+#: Seconds the screensaver's label stays in one place before it moves on (against burn-in).
+SAVER_STEP_SECONDS = 60.0
+#: Screens the screensaver may replace (never a rating screen, a pause or a notice).
+SAVER_STATES = (State.IDLE, State.SIGNED_OUT)
+#: Input events that are a citizen at the pad: they wake the screensaver and restart its timer.
+_INPUT_EVENTS = ("KEYDOWN", "TEXTINPUT", "MOUSEBUTTONDOWN", "FINGERDOWN")
 #: Free bytes the store's file system needs before a storage fault clears: a tiny probe write
 #: can succeed on a full disk while a rating (a 差评 with reasons is the largest) would not.
 MIN_FREE_BYTES = 1 << 20
@@ -314,6 +320,9 @@ class App:
         self._next_maintenance = 0.0
         self._stopped_by = 0
         self._shown: ScreenView | None = None
+        self._idle_state = self.session.state
+        self._idle_since = self.clock.now().mono
+        """Monotonic time of the last trigger, touch or screen change: the screensaver's start."""
         self._running = True
         self.screen: Any = None
 
@@ -439,11 +448,20 @@ class App:
     def handle_events(self, events: list[Any]) -> None:
         """Apply input events in order, each on the screen the one before it left: keys or
         taps that arrive together (a quick 4, Escape, 2) mean what the citizen saw."""
+        import pygame
+
         from kiosk.screen import is_quit
 
+        inputs = {getattr(pygame, name) for name in _INPUT_EVENTS}
         for event in events:
             if is_quit(event):
                 self._running = False
+            if event.type in inputs:
+                asleep = self._shown is not None and self._shown.screen == "screensaver"
+                self._active()
+                if asleep:  # the touch or key that wakes the pad rates nothing
+                    self._show()
+                    continue
             action = self.screen.translate(event)
             if action is not None:
                 self.act(action)
@@ -458,6 +476,7 @@ class App:
                 level = self.presses.get_nowait()
             except queue.Empty:
                 break
+            self._active()
             self.act(PressLevel(level))
         try:
             self.session.tick()
@@ -467,6 +486,7 @@ class App:
         if (self.ledger.fault or self.ledger.pending_ends) and now >= self._next_maintenance:
             self._next_maintenance = now + MAINTENANCE_SECONDS
             self.ledger.maintain()
+        self._watch_idle(self.clock.now().mono)
 
     def _sleep_for(self) -> float:
         now = self.clock.now().mono
@@ -476,7 +496,35 @@ class App:
             wakeups.append(max(0.0, deadline - now) + 0.01)
         if self.notice is not None:
             wakeups.append(max(0.0, self.notice.until - now))
+        saver = self._saver_due()
+        if saver is not None:  # the screensaver starts, or its label moves on
+            if now < saver:
+                wakeups.append(saver - now + 0.01)
+            else:
+                step = (now - saver) % SAVER_STEP_SECONDS
+                wakeups.append(SAVER_STEP_SECONDS - step + 0.01)
         return min(wakeups)
+
+    # -- the screensaver ---------------------------------------------------------------------------
+
+    def _active(self) -> None:
+        """A trigger, a touch, a key or a button: the screensaver's time starts again."""
+        self._idle_since = self.clock.now().mono
+
+    def _watch_idle(self, now: float) -> None:
+        """A new screen state (a rating ended, a clerk signed out) starts the time again."""
+        if self.session.state is not self._idle_state:
+            self._idle_state = self.session.state
+            self._idle_since = now
+
+    def _saver_due(self) -> float | None:
+        """Monotonic time the screensaver starts (or started) on this screen; None when this
+        screen never gets one (not idle or signed out, a fault or notice shown, turned off)."""
+        after = self.config.idle.screensaver_after
+        s = self.session
+        if after <= 0 or s.state not in SAVER_STATES or self.notice or self.ledger.fault:
+            return None
+        return self._idle_since + after
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         # Only set the flag and wake the loop: the handler may interrupt the main thread in the
@@ -510,7 +558,10 @@ class App:
                 self.link.send(reply)
 
     def handle(self, message: Message) -> dict[str, Any]:
-        """Apply one counter request; the reply never mentions a level."""
+        """Apply one counter request; the reply never mentions a level.  A request other than
+        ``status`` (a poll) restarts the screensaver's time."""
+        if message.type != "status":
+            self._active()
         try:
             return self._handle(message)
         except RequestError as exc:
@@ -654,6 +705,7 @@ class App:
         s, cfg = self.session, self.config
         online = self.sync.status.connected
         now = self.clock.now().mono
+        self._watch_idle(now)
         if self.notice is not None and now >= self.notice.until:
             self.notice = None
         p = s.presentation
@@ -722,6 +774,13 @@ class App:
             State.THANKS: "thanks",
             State.PAUSED: "paused",
         }.get(s.state, "idle")
+        saver = self._saver_due()
+        if saver is not None and now >= saver:
+            step = int((now - saver) // SAVER_STEP_SECONDS)
+            return ScreenView("screensaver", window=cfg.device.window, online=online,
+                              saver_step=step)  # fmt: skip
+        if screen == "idle" and cfg.idle.static_qr:
+            base["qr"] = cfg.idle.static_qr
         return ScreenView(screen, **base)
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "Config",
     "CounterConfig",
     "DeviceConfig",
+    "IdleConfig",
     "MqttConfig",
     "Problem",
     "ScreenConfig",
@@ -178,6 +179,17 @@ class ScreenConfig:
 
 
 @dataclass(frozen=True)
+class IdleConfig:
+    """``[idle]``: the screen between presentations."""
+
+    static_qr: str
+    """URL of the window's static QR (art. 17(3)) shown on the idle screen; ``""`` shows none."""
+    screensaver_after: float
+    """Seconds without a trigger or touch on the idle (or signed-out) screen before the
+    screensaver; 0 never; default 600.0."""
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole, checked configuration."""
 
@@ -190,6 +202,8 @@ class Config:
     screen: ScreenConfig
     sources: tuple[Path, ...]
     """Absolute paths of the files read, in layering order (``default.toml`` first)."""
+    idle: IdleConfig = IdleConfig(static_qr="", screensaver_after=600.0)
+    """``[idle]``: the static QR and the screensaver."""
 
 
 class _NoValue:
@@ -460,6 +474,25 @@ def _topic_prefix(v: object) -> _Bad | None:
             "no leading or trailing '/', no empty level"), hint  # fmt: skip
 
 
+#: Longest ``[idle] static_qr`` URL: a short link keeps the QR coarse enough to scan at a counter.
+STATIC_QR_MAX = 200
+_STATIC_QR = re.compile(r"https?://[^\s/?#]+[^\s]*", re.IGNORECASE)
+
+
+def _static_qr(v: object) -> _Bad | None:
+    text = str(v)
+    if text == "":
+        return None
+    if len(text) > STATIC_QR_MAX:
+        return f"expected a URL of at most {STATIC_QR_MAX} characters (it has {len(text)})", ""
+    if _STATIC_QR.fullmatch(text) and text.isprintable():
+        return None
+    hint = ""
+    if "://" not in text and text.strip() and " " not in text.strip():
+        hint = f"did you mean 'https://{text.strip()}'?"
+    return 'expected "" or an http:// or https:// URL without spaces', hint
+
+
 def _positive_number(v: float) -> _Bad | None:
     return None if math.isfinite(v) and v > 0 else ("expected a number more than 0", "")
 
@@ -487,6 +520,8 @@ RULES: dict[tuple[str, str], _Rule] = {
     ("screen", "width"): _int_range(1, 16384),
     ("screen", "height"): _int_range(1, 16384),
     ("screen", "driver"): _one_of(SCREEN_DRIVERS),
+    ("idle", "static_qr"): _static_qr,
+    ("idle", "screensaver_after"): _seconds(0),
 }
 """Checks beyond the type, per ``(section, key)``: ``(expected, suggestion)`` or None if fine."""
 
@@ -897,4 +932,5 @@ def load_config(paths: Sequence[Path | str]) -> Config:
         buttons=ButtonsConfig(**table("buttons")),  # type: ignore[arg-type]
         screen=ScreenConfig(**table("screen")),  # type: ignore[arg-type]
         sources=sources,
+        idle=IdleConfig(**table("idle")),  # type: ignore[arg-type]
     )

@@ -53,11 +53,14 @@ PHRASES = shipped_phrases().phrases[:2]
 TERMINAL = "ZZ-0107"
 #: Seconds the citizen looks at a screen before the screenshot (the countdown shows the rest).
 LOOK = 2.0
+#: The window's static QR on the idle_qr screenshot (``[idle] static_qr``).
+STATIC_QR = "https://hcp.example.org/w/440500-hall1-w12"
 
 #: File name (without .png) → what it shows.  Every screen ``App.view`` produces is here.
 SHOTS: dict[str, str] = {
     "signed_out": "no clerk signed in",
     "idle": "a clerk signed in, waiting",
+    "idle_qr": "waiting, with the window's static QR (art. 17(3), [idle] static_qr)",
     "presenting": "the rating screen for one case",
     "presenting_batch": "the rating screen for a batch of cases of one matter (art. 24)",
     "presenting_theme": "the rating screen for a 一件事 theme (art. 31), with 分项评价",
@@ -81,12 +84,13 @@ def _start(*cases: dict[str, str], **extra: Any) -> dict[str, Any]:
 
 
 @contextmanager
-def _app(work: Path, storage: Path) -> Iterator[App]:
-    """A real app on the demo config with its store at ``storage``, no MQTT, no counter link."""
+def _app(work: Path, storage: Path, extra: str = "") -> Iterator[App]:
+    """A real app on the demo config with its store at ``storage``, no MQTT, no counter link;
+    ``extra`` is more TOML for the override."""
     override = work / f"screenshots-{storage.parent.name}.toml"
     override.write_text(
         '[counter]\nport = ""\n[mqtt]\nenabled = false\n'
-        f"[storage]\npath = {json.dumps(str(storage))}\n",
+        f"[storage]\npath = {json.dumps(str(storage))}\n{extra}",
         encoding="utf-8",
     )
     app = App(load_config([shipped_file("demo.toml"), override]), clock=FakeClock())
@@ -208,6 +212,13 @@ def reach_views(work: Path) -> dict[str, ScreenView]:
         pad = _Driver(app, shots)
         pad.request("clerk.sign_in", clerk=CLERK)
         pad.shoot("storage_fault", "idle")
+    (work / "qr").mkdir()
+    with _app(
+        work, work / "qr" / "ratings.db", f"[idle]\nstatic_qr = {json.dumps(STATIC_QR)}\n"
+    ) as app:
+        pad = _Driver(app, shots)
+        pad.request("clerk.sign_in", clerk=CLERK)
+        pad.shoot("idle_qr", "idle")
     return {name: shots[name] for name in SHOTS}
 
 

@@ -1092,6 +1092,197 @@ def test_the_pad_offers_the_phrases_of_its_configured_file(tmp_path: Path) -> No
         app.shutdown()
 
 
+# -- the idle screen: the window's static QR and the screensaver (issue 6) ----------------------
+
+STATIC_QR = "https://hcp.example.org/w/440500-hall1-w12"
+
+
+def idle_app(tmp_path: Path, idle: str) -> Any:
+    """An app on a real dummy Screen (FakeClock, dummy:// counter) with ``idle`` as [idle]."""
+    from evaluator.app import App
+    from evaluator.config import load_config
+    from evaluator.rules.clock import FakeClock
+    from kiosk.screen import Screen
+
+    site = tmp_path / "site.toml"
+    site.write_text(
+        f'[device]\nid = "unit-1"\nwindow = "12号窗口"\n[counter]\nport = "dummy://"\n'
+        f"[mqtt]\nenabled = false\n[storage]\npath = {json.dumps(str(tmp_path / 'r.db'))}\n"
+        f"[idle]\n{idle}\n",
+        encoding="utf-8",
+    )
+    app = App(load_config([REPO / "config" / "demo.toml", site]), clock=FakeClock())
+    app.screen = Screen(driver="dummy")
+    return app
+
+
+def _decoded_qr(app: Any) -> list[str]:
+    import pygame
+    import zxingcpp
+    from PIL import Image
+
+    surface = app.screen.surface
+    image = Image.frombytes("RGB", surface.get_size(), pygame.image.tobytes(surface, "RGB"))
+    return [r.text for r in zxingcpp.read_barcodes(image)]
+
+
+def test_the_idle_screen_shows_the_configured_static_qr(tmp_path: Path) -> None:
+    """Signed in and waiting: the real pixels hold a QR that decodes to [idle] static_qr; the
+    rating screen has none, and without the key the idle screen has none either."""
+    import pygame
+    import zxingcpp
+    from PIL import Image
+
+    app = idle_app(tmp_path, f"static_qr = {json.dumps(STATIC_QR)}")
+    try:
+        app.handle(msg(1, "clerk.sign_in", clerk={"id": "A1", "name": "李娜"}))
+        _loop_turn(app)
+        assert app.screen.view.screen == "idle" and app.screen.view.qr == STATIC_QR
+        crop = app.screen.surface.subsurface(app.screen.layout.boxes["qr"])
+        assert crop.get_width() >= 120
+        image = Image.frombytes("RGB", crop.get_size(), pygame.image.tobytes(crop, "RGB"))
+        assert [r.text for r in zxingcpp.read_barcodes(image)] == [STATIC_QR]
+        assert app.handle(msg(2, "evaluation.start", **START_BODY))["ok"]
+        _loop_turn(app)
+        assert app.screen.view.screen == "presenting" and _decoded_qr(app) == []
+    finally:
+        app.shutdown()
+    (tmp_path / "plain").mkdir()
+    plain = idle_app(tmp_path / "plain", "")
+    try:
+        plain.handle(msg(1, "clerk.sign_in", clerk={"id": "A1", "name": "李娜"}))
+        _loop_turn(plain)
+        assert plain.screen.view.screen == "idle" and _decoded_qr(plain) == []
+    finally:
+        plain.shutdown()
+
+
+def _finger(x: float = 0.5, y: float = 0.5) -> Any:
+    import pygame
+
+    return pygame.event.Event(pygame.FINGERDOWN, x=x, y=y, dx=0, dy=0, touch_id=0, finger_id=0)
+
+
+def _key1() -> Any:
+    import pygame
+
+    return pygame.event.Event(pygame.KEYDOWN, key=pygame.K_1, scancode=30, mod=0, unicode="1")
+
+
+def _loop_turn(app: Any) -> None:
+    """One turn of App.run's loop without the wait: work, then draw what changed."""
+    app.step()
+    app._show()
+
+
+@pytest.mark.parametrize("signed_in", [True, False], ids=["idle", "signed_out"])
+def test_the_screensaver_starts_after_the_configured_time_and_a_touch_wakes_it(
+    tmp_path: Path, signed_in: bool
+) -> None:
+    """No trigger or touch for screensaver_after: the screensaver (drawn dark); a status poll
+    does not count as activity; a finger or a key wakes the pad to the screen it left and
+    rates nothing; the time then starts again."""
+    app = idle_app(tmp_path, 'screensaver_after = "2m"')
+    try:
+        if signed_in:
+            app.handle(msg(1, "clerk.sign_in", clerk={"id": "A1", "name": "李娜"}))
+        awake = "idle" if signed_in else "signed_out"
+        _loop_turn(app)
+        app.clock.advance(119.0)
+        app.handle(msg(2, "status"))  # the business system polls: not a citizen, not a trigger
+        _loop_turn(app)
+        assert app.screen.view.screen == awake
+        assert 0.9 < app._sleep_for() <= 1.01  # the loop wakes for the screensaver's start
+        app.clock.advance(1.0)
+        _loop_turn(app)
+        assert app.screen.view.screen == "screensaver"
+        assert tuple(app.screen.surface.get_at((1, 1)))[:3] == (0, 0, 0)
+        for wake in (_finger(), _key1()):
+            app.handle_events([wake])
+            assert app.screen.view.screen == awake
+            assert app.view().screen == awake
+            app.clock.advance(119.5)
+            _loop_turn(app)
+            assert app.screen.view.screen == awake  # the time started again at the touch
+            app.clock.advance(0.5)
+            _loop_turn(app)
+            assert app.screen.view.screen == "screensaver"
+        assert app.session.presentation is None and db_count(app.store.path, "ratings") == 0
+    finally:
+        app.shutdown()
+
+
+@pytest.mark.parametrize("wake", ["finger", "key"])
+def test_the_touch_that_wakes_the_screensaver_rates_nothing(tmp_path: Path, wake: str) -> None:
+    """A trigger arrives while the screensaver shows: the rating screen at once.  A touch or
+    key 1 that woke the pad just before is not a rating of that presentation."""
+    from evaluator.rules.levels import Level
+
+    app = idle_app(tmp_path, 'screensaver_after = "1m"')
+    try:
+        app.handle(msg(1, "clerk.sign_in", clerk={"id": "A1", "name": "李娜"}))
+        _loop_turn(app)
+        app.clock.advance(60.0)
+        _loop_turn(app)
+        assert app.screen.view.screen == "screensaver"
+        app.handle_events([_finger(0.1, 0.8) if wake == "finger" else _key1()])
+        assert app.screen.view.screen == "idle"
+        app.clock.advance(60.0)
+        _loop_turn(app)
+        assert app.screen.view.screen == "screensaver"
+        app.inbox.put(msg(2, "evaluation.start", **START_BODY))  # the counter link's thread
+        _loop_turn(app)
+        assert app.screen.view.screen == "presenting"  # at once, no touch needed
+        assert app.link.sent[-1] == {"id": 2, "ok": True}
+        assert db_count(app.store.path, "ratings") == 0
+        app.clock.advance(app.press_filter.guard)
+        app.handle_events([_event(app, "touch", Level.SATISFIED)])
+        assert app.session.state.value == "thanks" and len(_records(app)) == 1
+        app.clock.advance(app.config.session.thanks + 0.5)
+        _loop_turn(app)
+        assert app.screen.view.screen == "idle"  # a rating restarts the time
+        app.clock.advance(59.0)
+        _loop_turn(app)
+        assert app.screen.view.screen == "idle"
+    finally:
+        app.shutdown()
+
+
+def test_the_screensaver_drifts_and_the_idle_loop_still_blocks(tmp_path: Path) -> None:
+    """In the screensaver the label moves each minute (a new view, drawn), the loop sleeps until
+    then (capped at 1 s: never a busy loop); "0s" turns the screensaver off; a GPIO button
+    press wakes it like a touch."""
+    from evaluator.app import SAVER_STEP_SECONDS
+    from evaluator.rules.levels import Level
+
+    app = idle_app(tmp_path, 'screensaver_after = "30s"')
+    try:
+        _loop_turn(app)
+        app.clock.advance(30.0)
+        _loop_turn(app)
+        first = app.screen.layout.boxes["saver"]
+        assert app.screen.view.saver_step == 0
+        assert app._sleep_for() > 0.5
+        app.clock.advance(SAVER_STEP_SECONDS)
+        _loop_turn(app)
+        assert app.screen.view.saver_step == 1
+        assert app.screen.layout.boxes["saver"].topleft != first.topleft
+        app.presses.put(Level.SATISFIED)  # what a gpiozero callback queues
+        _loop_turn(app)
+        assert app.screen.view.screen == "signed_out" and db_count(app.store.path, "ratings") == 0
+    finally:
+        app.shutdown()
+    (tmp_path / "never").mkdir()
+    never = idle_app(tmp_path / "never", 'screensaver_after = "0s"')
+    try:
+        _loop_turn(never)
+        never.clock.advance(7 * 24 * 3600.0)
+        _loop_turn(never)
+        assert never.screen.view.screen == "signed_out" and never._sleep_for() == 1.0
+    finally:
+        never.shutdown()
+
+
 # -- a self-service terminal (自助终端, art. 18/23, art. 9; issue 6) ------------------------------
 
 TERMINAL_START = {
