@@ -159,7 +159,8 @@ class Screen:
         painter.layout = Layout(screen=view.screen)
         painter.surface.fill(BACKGROUND)
         DRAW[view.screen](painter, view)
-        painter.online_dot(view.online)
+        if view.screen != "screensaver":  # nothing lit in a fixed place: no burn-in
+            painter.online_dot(view.online)
         pygame.display.flip()
         self._set_text_input(view.screen == "reasons" and view.other_selected)
 

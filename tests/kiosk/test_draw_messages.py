@@ -99,3 +99,21 @@ def test_the_screensaver_without_a_window_label_says_welcome(screen: Screen) -> 
     screen.render(ScreenView("screensaver"))
     assert screen.layout.boxes["saver"].width > 0
     assert tuple(screen.surface.get_at((0, 0)))[:3] == (0, 0, 0)
+
+
+def test_the_screensaver_lights_nothing_in_a_fixed_place(screen: Screen) -> None:
+    """The online dot is drawn on every other screen, never on the screensaver (burn-in)."""
+    lit_corner = []
+    for online in (True, False):
+        screen.render(ScreenView("screensaver", online=online, saver_step=0))
+        w, h = screen.surface.get_size()
+        corner = [(x, y) for x in range(w - 30, w) for y in range(h - 30, h)]
+        lit_corner.append(max(max(screen.surface.get_at(xy)[:3]) for xy in corner))
+    assert lit_corner == [0, 0]
+    screen.render(ScreenView("idle", online=True))
+    w, h = screen.surface.get_size()
+    assert any(
+        screen.surface.get_at((x, y))[:3] != screen.surface.get_at((0, 0))[:3]
+        for x in range(w - 30, w)
+        for y in range(h - 30, h)
+    )  # the dot is there on the idle screen
