@@ -61,6 +61,7 @@ SHOTS: dict[str, str] = {
     "signed_out": "no clerk signed in",
     "idle": "a clerk signed in, waiting",
     "idle_qr": "waiting, with the window's static QR (art. 17(3), [idle] static_qr)",
+    "screensaver": "after [idle] screensaver_after without a trigger or touch (low burn)",
     "presenting": "the rating screen for one case",
     "presenting_batch": "the rating screen for a batch of cases of one matter (art. 24)",
     "presenting_theme": "the rating screen for a 一件事 theme (art. 31), with 分项评价",
@@ -136,6 +137,8 @@ def reach_views(work: Path) -> dict[str, ScreenView]:
         pad.shoot("signed_out", "signed_out")
         pad.request("clerk.sign_in", clerk=CLERK)
         pad.shoot("idle", "idle")
+        pad.wait(app.config.idle.screensaver_after + 1)
+        pad.shoot("screensaver", "screensaver")
 
         pad.request("evaluation.start", **_start(_case("44050020261126000123")))
         pad.wait(LOOK)

@@ -195,7 +195,7 @@ def _explore(tmp: Path, storage: Path, seed: int, steps: int) -> set[str]:
     """Screens a real app shows under a seeded random walk of requests, taps and time."""
     override = tmp / f"walk-{seed}.toml"
     override.write_text(
-        '[counter]\nport = ""\n[mqtt]\nenabled = false\n'
+        '[counter]\nport = ""\n[mqtt]\nenabled = false\n[idle]\nscreensaver_after = "3m"\n'
         f"[storage]\npath = {json.dumps(str(storage))}\n",
         encoding="utf-8",
     )
