@@ -841,27 +841,21 @@ def _run_needs(merged: dict[tuple[str, str], _Setting], default: Path) -> list[P
         value, source, label, line = merged.get((section, name), ("", default, str(default), None))
         return str(value), _resolve_path(str(value), source), label, line
 
-    value, path, label, line = where("session", "reasons_file")
-    try:
-        load_reasons(path or default_reasons_path())
-    except DataFileError as exc:
-        first, *rest = str(exc).splitlines()
-        more = f" (and {len(rest)} more)" if rest else ""
-        problems.append(Problem(label, "session.reasons_file", value,
-                                f"cannot use this reason list: {first}{more}",
-                                "" if value else "the shipped list is missing: reinstall",
-                                line))  # fmt: skip
-
-    value, path, label, line = where("session", "phrases_file")
-    try:
-        load_phrases(path or default_phrases_path())
-    except DataFileError as exc:
-        first, *rest = str(exc).splitlines()
-        more = f" (and {len(rest)} more)" if rest else ""
-        problems.append(Problem(label, "session.phrases_file", value,
-                                f"cannot use this phrase list: {first}{more}",
-                                "" if value else "the shipped list is missing: reinstall",
-                                line))  # fmt: skip
+    data_files: tuple[tuple[str, str, Callable[[Path], object], Callable[[], Path]], ...] = (
+        ("reasons_file", "reason list", load_reasons, default_reasons_path),
+        ("phrases_file", "phrase list", load_phrases, default_phrases_path),
+    )
+    for key, what, load, shipped in data_files:
+        value, path, label, line = where("session", key)
+        try:
+            load(path or shipped())
+        except DataFileError as exc:
+            first, *rest = str(exc).splitlines()
+            more = f" (and {len(rest)} more)" if rest else ""
+            problems.append(Problem(label, f"session.{key}", value,
+                                    f"cannot use this {what}: {first}{more}",
+                                    "" if value else "the shipped list is missing: reinstall",
+                                    line))  # fmt: skip
 
     value, path, label, line = where("screen", "font")
     if path is not None:
