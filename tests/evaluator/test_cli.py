@@ -327,3 +327,19 @@ def test_the_tools_read_a_store_an_older_version_wrote_without_migrating_it(
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
         names = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations")]
     assert names == ["m001_initial"]  # the file itself was not migrated
+
+
+def test_the_csv_export_names_a_self_service_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.sync.test_mqtt import full_content
+
+    path = tmp_path / "r.db"
+    with Store(path, device_id="cli-1") as store:
+        record = full_content("T-1")
+        record.update(clerk=None, terminal="ZZ-07", targets=["matter"], channel=5)
+        store.append_rating(record)
+        store.append_rating(full_content("W-1"))
+    assert main(["ratings", "--db", str(path), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["terminal"], r["clerk_id"]) for r in rows] == [("ZZ-07", ""), ("", "007")]
