@@ -37,7 +37,7 @@ from typing import Any
 from evaluator.rules.errors import ConfigError, DataFileError
 from evaluator.rules.phrases import default_phrases_path, load_phrases
 from evaluator.rules.reasons import load_reasons
-from evaluator.rules.shipped import shipped_file
+from evaluator.rules.shipped import FONT_SEARCH_PATHS, shipped_file
 
 __all__ = [
     "MASKED",
@@ -799,18 +799,6 @@ def _layer(paths: Sequence[Path | str]) -> _Layered:
     return merged, problems, sources, True
 
 
-#: Where ``kiosk.fonts`` searches for a CJK font when ``[screen] font = ""``, in order (the same
-#: list: tests/evaluator/test_config.py compares them; evaluator must not import kiosk).
-FONT_SEARCH_PATHS: tuple[Path, ...] = (
-    Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),
-    Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"),
-    Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),
-    Path("/usr/share/fonts/opentype/noto/NotoSansCJKsc-Regular.otf"),
-    Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Medium.ttc"),
-    Path("/usr/share/fonts/truetype/noto/NotoSansCJK-Regular.ttc"),
-    Path("/usr/share/fonts/truetype/noto/NotoSansCJKsc-Regular.otf"),
-    Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"),
-)
 #: First bytes of the font files SDL_ttf (FreeType) loads: TrueType, OpenType/CFF, collections,
 #: Apple TrueType, WOFF and WOFF2.
 FONT_MAGIC: tuple[bytes, ...] = (b"\x00\x01\x00\x00", b"OTTO", b"ttcf", b"true", b"wOFF", b"wOF2")

@@ -8,19 +8,11 @@ from pathlib import Path
 import pygame
 
 from evaluator.rules.errors import FontError
+from evaluator.rules.shipped import FONT_SEARCH_PATHS
 from kiosk import texts
 
-#: Searched in order when no font is configured (Debian / Raspberry Pi OS package locations).
-KNOWN_FONT_PATHS: tuple[Path, ...] = (
-    Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),
-    Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"),
-    Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),
-    Path("/usr/share/fonts/opentype/noto/NotoSansCJKsc-Regular.otf"),
-    Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Medium.ttc"),
-    Path("/usr/share/fonts/truetype/noto/NotoSansCJK-Regular.ttc"),
-    Path("/usr/share/fonts/truetype/noto/NotoSansCJKsc-Regular.otf"),
-    Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"),
-)
+#: Searched in order when no font is configured (the one list ``config check`` also uses).
+KNOWN_FONT_PATHS: tuple[Path, ...] = FONT_SEARCH_PATHS
 
 #: Characters every screen needs; each must have a real glyph.
 _PROBE = "满意评价窗口"

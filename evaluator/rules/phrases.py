@@ -10,13 +10,12 @@ from __future__ import annotations
 import functools
 import logging
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from evaluator.rules.errors import DataFileError
 from evaluator.rules.request import identity_in
-from evaluator.rules.shipped import shipped_file
+from evaluator.rules.shipped import read_data_file, shipped_file
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +60,7 @@ def shipped_phrases(path: Path | None = None) -> PhraseList:
 def load_phrases(path: Path | None = None) -> PhraseList:
     """Load and validate a phrase file; ``DataFileError`` listing every problem otherwise."""
     path = path or default_phrases_path()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a BOM (Notepad) is fine
-    except OSError as exc:
-        raise DataFileError(f"{path}: cannot read phrase list: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise DataFileError(f"{path}: not UTF-8 text (save it as UTF-8): {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise DataFileError(f"{path}: not valid TOML: {exc}") from exc
-    entries = data.get("phrase")
-    if not isinstance(entries, list) or not entries:
-        raise DataFileError(f"{path}: no [[phrase]] entries")
+    data, entries = read_data_file(path, "phrase list", "phrase")
     problems: list[str] = []
     if len(entries) > PHRASES_MAX:
         problems.append(f"{path}: {len(entries)} phrases; at most {PHRASES_MAX} fit the screen")

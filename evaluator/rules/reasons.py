@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from evaluator.rules.errors import DataFileError
 from evaluator.rules.levels import Level
-from evaluator.rules.shipped import shipped_file
+from evaluator.rules.shipped import read_data_file, shipped_file
 
 #: Who a reason is about: the clerk (窗口人员) or the matter / agency (办理事项).
 TARGETS: tuple[str, ...] = ("clerk", "matter")
@@ -58,18 +57,8 @@ def load_reasons(path: Path | None = None) -> ReasonCatalog:
     targets are ``clerk`` or ``matter`` and texts are non-empty.
     """
     path = path or default_reasons_path()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a BOM (Notepad) is fine
-    except OSError as exc:
-        raise DataFileError(f"{path}: cannot read reason list: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise DataFileError(f"{path}: not UTF-8 text (save it as UTF-8): {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise DataFileError(f"{path}: not valid TOML: {exc}") from exc
+    data, entries = read_data_file(path, "reason list", "reason")
     problems: list[str] = []
-    entries = data.get("reason")
-    if not isinstance(entries, list) or not entries:
-        raise DataFileError(f"{path}: no [[reason]] entries")
     reasons: list[Reason] = []
     seen: set[str] = set()
     for i, entry in enumerate(entries, start=1):

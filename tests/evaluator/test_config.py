@@ -480,12 +480,6 @@ def test_font_search_finds_nothing(
     assert code == 2 and "not a TrueType/OpenType font file" in output
 
 
-def test_font_search_is_the_kiosk_search() -> None:
-    from kiosk.fonts import KNOWN_FONT_PATHS
-
-    assert cfg.FONT_SEARCH_PATHS == KNOWN_FONT_PATHS
-
-
 def test_the_default_reason_list_is_the_shipped_one(tmp_path: Path) -> None:
     c = load_config([write(tmp_path, "site.toml", MINIMAL)])
     assert c.session.reasons_file == cfg.default_reasons_path()
