@@ -225,8 +225,8 @@ class StoreLedger:
             raise
         except (StoreError, sqlite3.Error) as exc:
             raise self._guard(exc) from None
-        if not self.pending_ends:
-            self._clear_fault()
+        # A write that worked does not clear a fault: maintain() decides that, with its
+        # free-space rule (a 好评 may fit on a disk too full for a 差评).
         if self.on_rating is not None:
             self.on_rating()
         return str(record["id"])
@@ -288,6 +288,9 @@ class App:
         self.clock = self.devices.clock
         self.inbox: queue.Queue[Message] = queue.Queue()
         self.link: Any = None
+        self._fault_told = ""
+        """The storage fault as the counter last heard it ("" = none)."""
+        self._fault_pending = False
         self.store_gap = ""
         """Set when this start found the store damaged and began a new one (see gap_note)."""
         self.sync = self.devices.sync
@@ -370,9 +373,26 @@ class App:
                 log.error("presentation %s could not be closed at start: %s", row["id"], exc)
 
     def _storage_fault(self, message: str) -> None:
-        """The store failed or works again: tell the counter (never anything about a level)."""
+        """The store failed or works again: tell the counter, but never while a rating screen
+        is open — a failed 好评 write happens at the press, a 差评's only at submit, so telling
+        then would say which it was (art. 4).  :meth:`step` tells it once the screen closes."""
+        self._fault_pending = True
+        if not self.session_rating_open():
+            self._tell_fault(message)
+
+    def session_rating_open(self) -> bool:
+        """A rating screen is showing (``False`` before the session exists)."""
+        session = getattr(self, "session", None)
+        return bool(session is not None and session.rating_open)
+
+    def _tell_fault(self, fault: str) -> None:
+        """Say the storage fault ``fault`` ("" = none) if it changed since the counter heard."""
+        self._fault_pending = False
+        if fault == self._fault_told:
+            return
+        self._fault_told = fault
         if self.link is not None:
-            self.link.send(fault_event("storage", bool(message), message))
+            self.link.send(fault_event("storage", bool(fault), fault))
 
     def _queue_message(self, message: Message) -> None:
         """Called on the counter-link thread: queue only, never raise."""
@@ -416,7 +436,8 @@ class App:
             "evaluator %s running (storage %s)", self.config.device.id, self.config.storage.path
         )
         if self.ledger.fault:
-            self._storage_fault(self.ledger.fault)  # the link is up now: say it again
+            self._fault_told = ""  # the link is up now: say it again
+            self._storage_fault(self.ledger.fault)
         self._tell_store_gap()
         _sd_notify("READY=1")
         try:
@@ -486,6 +507,8 @@ class App:
         if (self.ledger.fault or self.ledger.pending_ends) and now >= self._next_maintenance:
             self._next_maintenance = now + MAINTENANCE_SECONDS
             self.ledger.maintain()
+        if self._fault_pending and not self.session.rating_open:
+            self._tell_fault(self.ledger.fault)
         self._watch_idle(self.clock.now().mono)
 
     def _sleep_for(self) -> float:
@@ -618,7 +641,7 @@ class App:
             "state": self.session.public_state,
             "outbox": outbox,
             "online": status.connected,
-            "faults": (["storage"] if self.ledger.fault else [])
+            "faults": (["storage"] if self._fault_told else [])
             + (["store_gap"] if self.store_gap else []),
         }
 

@@ -225,7 +225,9 @@ def m002_slots_and_supervision(db: Database) -> None:
     ]
     for sql in statements:
         conn.execute(sql)
-    # Presentations recorded before this migration: their cases, slot from the stage alone.
+    # Presentations recorded before this migration: their cases, the slot from each serial's
+    # rated kind when it was rated (a consult case is one "consult" slot), else the stage alone.
+    kind_of = {serial: kind for (_, serial), kind in kinds.items()}
     for pid, serials, stage, assess, codes in conn.execute(
         "SELECT id, serials, stage, assess_number, matter_codes FROM presentations"
     ).fetchall():
@@ -237,7 +239,7 @@ def m002_slots_and_supervision(db: Database) -> None:
         code = code_list[0] if len(code_list) == 1 else ""
         conn.executemany(
             "INSERT OR IGNORE INTO presentation_cases VALUES (?, ?, ?, ?, ?)",
-            [(pid, s, rating_slot("", stage), assess, code) for s in serial_list],
+            [(pid, s, rating_slot(kind_of.get(s, ""), stage), assess, code) for s in serial_list],
         )
 
 
@@ -339,6 +341,17 @@ def decode_record(seq: int, row_id: str | None, text: Any) -> dict[str, Any] | D
             "record fields of the wrong type: "
             + ", ".join(f"{k} must be a JSON {_JSON_TYPES[RECORD_SHAPE[k]]}" for k in wrong),
         )
+    inner = [
+        name
+        for name, ok in (
+            ("cases", all(isinstance(c, dict) for c in record["cases"])),
+            ("clerk", isinstance(record.get("clerk"), dict | None)),
+            ("reasons", isinstance(record.get("reasons", []), list)),
+        )
+        if not ok
+    ]
+    if inner:
+        return DamagedRecord(seq, row_id, "record fields of the wrong shape: " + ", ".join(inner))
     if record["seq"] != seq or record["id"] != row_id:
         return DamagedRecord(
             seq,

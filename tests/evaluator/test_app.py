@@ -531,17 +531,20 @@ def test_a_store_refusing_writes_at_a_timeout_never_stops_the_pad(tmp_path: Path
         app.store.db.execute("PRAGMA query_only = 1")  # every write now fails, like a full disk
         app.act(PressLevel(Level.VERY_SATISFIED))
         assert app.view().message == texts.STORAGE_FAILED and app.session.rating_open
-        assert {"event": "device.fault", "fault": "storage", "active": True} .items() <= (
-            app.link.sent[-1].items()
-        )
+        # Not told while the screen is open: a failed 好评 write would otherwise say which it was.
+        assert app.link.sent == [] and app.handle(msg(9, "status"))["faults"] == []
         app.clock.advance(61)
         app.step()  # the timeout: its outcome cannot be written, the pad goes on
         assert app.view().screen == "idle" and app.view().message == texts.STORAGE_FAULT
-        assert app.link.sent[-1] == {
+        finished, fault = app.link.sent[-2:]
+        assert finished == {
             "event": "evaluation.finished",
             "serials": ["44050020261126000123"],
             "outcome": "not_rated",
         }
+        assert {"event": "device.fault", "fault": "storage", "active": True}.items() <= (
+            fault.items()
+        )
         status = app.handle(msg(2, "status"))
         assert status["faults"] == ["storage"]
         refused = app.handle(msg(3, "evaluation.start", **START_BODY))
@@ -611,8 +614,9 @@ def test_cancels_and_re_presentations_are_kept_with_clerk_cause_and_time(tmp_pat
 def test_nothing_the_clerk_side_reads_tells_the_level(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, level_name: str
 ) -> None:
-    """Replies, events, status and INFO logs are the same for a 好评 and a 差评 until the
-    citizen finishes; afterwards they say only that the case was rated."""
+    """No reply, event, status or INFO log names a level, a score or a reason.  (A 好评 ends at
+    the press and a 差评 only after its reasons, so *when* the screen ends differs; see
+    docs/integrator.md, "what the counter can infer".)"""
     import logging
 
     from evaluator.rules.levels import Level
@@ -1401,3 +1405,27 @@ def test_a_terminal_screen_shows_the_terminal_it_was_sent(tmp_path: Path) -> Non
         assert "clerk" in boxes and "terminal" not in boxes and app.view().terminal == ""
     finally:
         app.shutdown()
+
+
+def test_a_store_failing_at_the_press_tells_the_counter_nothing_of_the_level(
+    tmp_path: Path,
+) -> None:
+    """A 好评 is written at the press, a 差评 only at submit: if the store fails then, what the
+    counter reads while the screen is open must be the same for every level."""
+    from evaluator.rules.levels import Level
+    from kiosk.view import PressLevel
+
+    seen = set()
+    for n, level in enumerate(Level):
+        (tmp_path / str(n)).mkdir()
+        app = make_app(tmp_path / str(n), tmp_path / str(n) / "r.db")
+        try:
+            assert app.handle(msg(1, "evaluation.start", **START_BODY))["ok"]
+            app.store.db.execute("PRAGMA query_only = 1")
+            app.act(PressLevel(level))
+            app.step()
+            status = app.handle(msg(2, "status"))
+            seen.add(json.dumps([app.link.sent, status], sort_keys=True))
+        finally:
+            app.shutdown()
+    assert len(seen) == 1, seen
