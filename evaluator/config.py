@@ -36,7 +36,7 @@ from typing import Any
 
 from evaluator.rules.errors import ConfigError, DataFileError
 from evaluator.rules.phrases import default_phrases_path, load_phrases
-from evaluator.rules.reasons import load_reasons
+from evaluator.rules.reasons import default_reasons_path, load_reasons
 from evaluator.rules.shipped import FONT_SEARCH_PATHS, shipped_file
 
 __all__ = [
@@ -131,13 +131,13 @@ class SessionConfig:
     thanks: float
     """Seconds the thank-you screen stays (0 skips it); default 3.0."""
     followup_window: float
+    """Seconds after a first rating within which one follow-up is taken; default 7 days."""
     press_guard: float
     """Seconds after a screen change during which presses are ignored; default 0.3."""
-    """Seconds after a first rating within which one follow-up is taken; default 7 days."""
     reasons_file: Path
+    """Reason list file, absolute; the shipped ``config/reasons.toml`` when no file sets one."""
     phrases_file: Path
     """常用意见 list, absolute; the shipped ``config/phrases.toml`` when no file sets one."""
-    """Reason list file, absolute; the shipped ``config/reasons.toml`` when no file sets one."""
 
 
 @dataclass(frozen=True)
@@ -200,10 +200,10 @@ class Config:
     session: SessionConfig
     buttons: ButtonsConfig
     screen: ScreenConfig
+    idle: IdleConfig
+    """``[idle]``: the static QR and the screensaver."""
     sources: tuple[Path, ...]
     """Absolute paths of the files read, in layering order (``default.toml`` first)."""
-    idle: IdleConfig = IdleConfig(static_qr="", screensaver_after=600.0)
-    """``[idle]``: the static QR and the screensaver."""
 
 
 class _NoValue:
@@ -303,11 +303,6 @@ def default_config_path() -> Path:
     """The annotated default file ``config/default.toml`` (base layer and schema), from the
     checkout or, in an installed wheel, from the package data (:mod:`evaluator.rules.shipped`)."""
     return shipped_file("default.toml")
-
-
-def default_reasons_path() -> Path:
-    """The shipped national reason list ``config/reasons.toml`` (checkout or package data)."""
-    return shipped_file("reasons.toml")
 
 
 # --------------------------------------------------------------------------- secrets
@@ -829,14 +824,14 @@ def _run_needs(merged: dict[tuple[str, str], _Setting], default: Path) -> list[P
         value, source, label, line = merged.get((section, name), ("", default, str(default), None))
         return str(value), _resolve_path(str(value), source), label, line
 
-    data_files: tuple[tuple[str, str, Callable[[Path], object], Callable[[], Path]], ...] = (
-        ("reasons_file", "reason list", load_reasons, default_reasons_path),
-        ("phrases_file", "phrase list", load_phrases, default_phrases_path),
+    data_files: tuple[tuple[str, str, Callable[[Path | None], object]], ...] = (
+        ("reasons_file", "reason list", load_reasons),  # None = the shipped list
+        ("phrases_file", "phrase list", load_phrases),
     )
-    for key, what, load, shipped in data_files:
+    for key, what, load in data_files:
         value, path, label, line = where("session", key)
         try:
-            load(path or shipped())
+            load(path)
         except DataFileError as exc:
             first, *rest = str(exc).splitlines()
             more = f" (and {len(rest)} more)" if rest else ""
