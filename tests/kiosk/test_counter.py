@@ -294,9 +294,22 @@ def test_reopen_cap_is_ten_times_reconnect_but_at_most_30_s() -> None:
     assert reopen_cap(60.0) == 60.0  # never below the first wait
 
 
-def test_a_flapping_port_is_reopened_after_growing_waits_and_fast_after_a_healthy_turn() -> None:
+def test_a_flapping_port_is_reopened_after_growing_waits_and_fast_after_a_healthy_turn(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # A port that opens and drops at once, again and again (a flapping USB adapter), then one
     # connection (n = 6) that stays up longer than the cap: healthy, so the next loss is a replug.
+    import kiosk.counter
+
+    chosen: list[float] = []
+
+    class Recording(kiosk.counter.Backoff):  # the real rule, its choices kept for the checks
+        def next(self) -> float:
+            wait = super().next()
+            chosen.append(wait)
+            return wait
+
+    monkeypatch.setattr(kiosk.counter, "Backoff", Recording)
     reconnect, cap = 0.08, 0.8
     with Dropper(hold=lambda n: 0.8 if n == 6 else 0.0) as port:
         link = CounterLink(
@@ -316,5 +329,7 @@ def test_a_flapping_port_is_reopened_after_growing_waits_and_fast_after_a_health
     bases = [0.08, 0.16, 0.32, 0.64, 0.8, 0.8, 0.08, 0.16]  # doubling, capped; reset after n=6
     for wait, base in zip(waits, bases, strict=True):
         assert wait >= 0.75 * base - 0.005, (waits, bases)  # jitter shortens by at most 25 %
-    assert max(waits[4:6]) <= cap + 0.4, waits  # the cap holds (uncapped: ≥ 0.96, 1.92 s)
-    assert waits[6] < 0.75 * cap, waits  # after the healthy turn: not the capped wait again
+    # Upper bounds from the waits the link chose, not from wall time (a loaded machine only
+    # makes measured gaps longer): the cap holds, and after the healthy turn it starts again.
+    assert max(chosen[4:6]) <= cap, chosen  # uncapped it would be 1.28 and 2.56 s
+    assert chosen[6] <= reconnect, chosen
