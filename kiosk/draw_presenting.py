@@ -206,7 +206,7 @@ def _level_button(p: Painter, rect: pygame.Rect, level: Level) -> None:
     face = (rect.centerx, rect.top + int(rect.height * 0.28))
     _face(p.surface, face, radius, MOUTH[level])
     p.text(
-        level.label,
+        texts.level_label(level),
         p.px(26),
         WHITE,
         bold=True,

@@ -61,7 +61,7 @@ def draw_reasons(p: Painter, v: ScreenView) -> None:
     margin = p.px(12)
     level = v.level or Level.DISSATISFIED
     top = p.header(
-        texts.REASONS_TITLE_FMT.format(level=level.label), HEADER, seconds=v.seconds_left
+        texts.REASONS_TITLE_FMT.format(level=texts.level_label(level)), HEADER, seconds=v.seconds_left
     )
     bar_h = p.px(60)
     bar_top = height - margin - bar_h

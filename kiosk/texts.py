@@ -1,70 +1,184 @@
-"""Every string the pad shows to a citizen or an operator, as named constants.
+"""Every text the pad shows, from one data file (``config/texts.toml``), in the language chosen.
 
-Templates use ``str.format`` fields; tests import these names instead of repeating the text.
+``texts.THANKS`` is the ``thanks`` text of that file in the current language (Simplified Chinese by
+default; ``[screen] language = "en"`` selects English through :func:`select`, called once by the
+wiring that picks the devices).  Templates use ``str.format`` fields.  Tests import these names
+instead of repeating the text.
+
+The file is read and checked when this module is imported: every text in every language, the
+same ``{fields}`` in each, no unknown key.  A broken shipped file is a bug of the build, so it
+raises :class:`~evaluator.rules.errors.DataFileError` at once, naming each problem.
 """
 
 from __future__ import annotations
 
-#: Window title (visible only when run in a desktop window).
-WINDOW_TITLE = "窗口评价器"
+import string
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
-# --- presenting -------------------------------------------------------------------------------
-PRESENT_TITLE = "请您对本次服务进行评价"
-LABEL_MATTER = "事项名称"
-LABEL_SERIAL = "业务流水号"
-LABEL_CLERK = "窗口人员"
-LABEL_CLERK_NAME = "姓名"
-LABEL_CLERK_ID = "工号"
-#: "label：value" (full-width colon).
-LABELLED_FMT = "{label}：{value}"
-#: Batch of cases rated together (art. 24).
-BATCH_COUNT_FMT = "共{count}件"
-#: Shown under the first few cases of a batch when more are hidden.
-BATCH_MORE_FMT = "……等{count}件"
-#: One case line of a batch: matter name and serial.
-BATCH_LINE_FMT = "{matter}　{serial}"
-#: 一件事 theme (art. 31).
-THEME_FMT = "一件事：{theme}"
-#: The button that rates a theme's items one by one (art. 31).
-BUTTON_EXPAND_THEME = "分项评价"
-#: While a theme is rated item by item: which item this rating is for.
-THEME_ITEM_FMT = "第{index}项/共{count}项：{matter}"
-#: Small countdown in a corner.
-COUNTDOWN_FMT = "{seconds}秒"
+from evaluator.rules.errors import DataFileError
+from evaluator.rules.levels import BUTTON_ORDER, Level
+from evaluator.rules.shipped import shipped_file
 
-# --- reasons (差评, art. 11/23/27/29) ----------------------------------------------------------
-REASONS_TITLE_FMT = "请选择{level}的原因（可多选）"
-GROUP_CLERK = "窗口人员"
-GROUP_MATTER = "办理事项"
-GROUP_OTHER = "其他"
-GROUP_AGENCIES = "联办部门"
-#: 常用意见: phrases tapped into the 其他 text (a touch-only pad has no keyboard).
-GROUP_PHRASES = "常用意见"
-COMMENT_PLACEHOLDER = "点选下方常用意见，或用键盘输入"
-COMMENT_COUNTER_FMT = "{count}/{limit}"
-SUBMIT_HINT = "请选择原因或填写意见"
-BUTTON_BACK = "返回"
-BUTTON_SUBMIT = "提交"
+#: The languages the pad speaks; the first is the default.
+LANGUAGES: tuple[str, ...] = ("zh", "en")
+DEFAULT_LANGUAGE = LANGUAGES[0]
 
-# --- other screens ----------------------------------------------------------------------------
-THANKS = "谢谢您的评价！"
-IDLE_WELCOME = "欢迎办理"
-SIGNED_OUT_TITLE = "暂停服务"
-SIGNED_OUT_SUBTITLE = "本窗口暂无工作人员"
-PAUSED_TITLE = "暂停服务，请稍候"
-NOTICE_TITLE = "提示"
-#: Caption under the window's static QR on the idle screen (art. 17(3)).
-IDLE_QR_CAPTION = "扫码评价本窗口服务"
-#: The screensaver's small line under the window label: any touch wakes the pad.
-SCREENSAVER_HINT = "轻触屏幕唤醒"
-#: Shown on the rating screen when the rating could not be stored (nothing was recorded).
-STORAGE_FAILED = "评价未能保存，请再按一次或告知工作人员"
-#: Shown on the reason screen when the 其他 text holds an ID or mobile number (not stored).
-COMMENT_IDENTITY = "请不要填写身份证号或手机号，删除后再提交"
-#: Shown on every other screen while the rating store refuses writes (disk full, read-only…).
-STORAGE_FAULT = "设备存储故障，暂时无法评价，请告知工作人员"
 
-# --- operator-facing (font errors) ------------------------------------------------------------
+def texts_path() -> Path:
+    """The shipped text file, ``config/texts.toml`` (checkout or installed package data)."""
+    return shipped_file("texts.toml")
+
+
+def load_texts(path: Path) -> dict[str, dict[str, str]]:
+    """``{language: {key: text}}`` from ``path``; :class:`DataFileError` lists every problem."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise DataFileError(f"{path}: cannot read the pad's texts: {exc}") from exc
+    problems: list[str] = []
+    table: dict[str, dict[str, str]] = {language: {} for language in LANGUAGES}
+    for key, entry in data.items():
+        if not isinstance(entry, dict):
+            problems.append(f"{path}: [{key}] must be a table of languages")
+            continue
+        unknown = sorted(set(entry) - set(LANGUAGES))
+        if unknown:
+            problems.append(f"{path}: [{key}] has unknown languages {unknown}")
+        fields: dict[str, set[str]] = {}
+        for language in LANGUAGES:
+            text = entry.get(language)
+            if not isinstance(text, str) or not text.strip():
+                problems.append(f"{path}: [{key}] has no {language} text")
+                continue
+            try:
+                fields[language] = {f for _, f, _, _ in string.Formatter().parse(text) if f}
+            except ValueError as exc:
+                problems.append(f"{path}: [{key}] {language}: bad template: {exc}")
+                continue
+            table[language][key] = text
+        if len({frozenset(f) for f in fields.values()}) > 1:
+            shown = ", ".join(f"{lang} {sorted(f)}" for lang, f in fields.items())
+            problems.append(f"{path}: [{key}] fields differ between languages: {shown}")
+    missing = sorted(REQUIRED - set(data))
+    if missing:
+        problems.append(f"{path}: texts missing: {', '.join(missing)}")
+    unknown_keys = sorted(set(data) - REQUIRED)
+    if unknown_keys:
+        problems.append(f"{path}: unknown texts (a typo?): {', '.join(unknown_keys)}")
+    for level in BUTTON_ORDER:
+        zh = table["zh"].get(_level_key(level))
+        if zh is not None and zh != level.label:
+            problems.append(
+                f"{path}: [{_level_key(level)}] zh is {zh!r}; art. 10 names it {level.label!r}"
+            )
+    if problems:
+        raise DataFileError("\n".join(problems))
+    return table
+
+
+def _level_key(level: Level) -> str:
+    return f"level_{level.value}"
+
+
+#: Every key the pad uses (the names below, lower-case, and one per level button).
+REQUIRED: frozenset[str] = frozenset(
+    {
+        "window_title",
+        "present_title",
+        "label_matter",
+        "label_serial",
+        "label_clerk",
+        "label_clerk_id",
+        "labelled_fmt",
+        "batch_count_fmt",
+        "batch_more_fmt",
+        "batch_line_fmt",
+        "theme_fmt",
+        "button_expand_theme",
+        "theme_item_fmt",
+        "countdown_fmt",
+        "label_terminal",
+        "reasons_title_fmt",
+        "group_clerk",
+        "group_matter",
+        "group_other",
+        "other_reason",
+        "group_agencies",
+        "group_phrases",
+        "comment_placeholder",
+        "comment_counter_fmt",
+        "submit_hint",
+        "button_back",
+        "button_submit",
+        "thanks",
+        "idle_welcome",
+        "signed_out_title",
+        "signed_out_subtitle",
+        "paused_title",
+        "notice_title",
+        "idle_qr_caption",
+        "screensaver_hint",
+        "storage_failed",
+        "comment_identity",
+        "storage_fault",
+        *(_level_key(level) for level in BUTTON_ORDER),
+    }
+)
+
+_TABLE: dict[str, dict[str, str]] = load_texts(texts_path())
+_current: str = DEFAULT_LANGUAGE
+
+
+def select(language: str) -> str:
+    """Show texts in ``language`` from now on; returns the language shown before.
+
+    :class:`ValueError` for a language the file does not have (the config check names the
+    choices before this is reached).
+    """
+    global _current
+    if language not in LANGUAGES:
+        raise ValueError(f"unknown language {language!r}; expected one of {', '.join(LANGUAGES)}")
+    before, _current = _current, language
+    return before
+
+
+def language() -> str:
+    """The language texts are shown in."""
+    return _current
+
+
+@contextmanager
+def using(language: str) -> Iterator[None]:
+    """Texts in ``language`` inside the block, the previous language after it."""
+    before = select(language)
+    try:
+        yield
+    finally:
+        select(before)
+
+
+def get(key: str, language: str | None = None) -> str:
+    """The text ``key`` (lower-case file key) in ``language`` (default: the current one)."""
+    return _TABLE[language or _current][key]
+
+
+def level_label(level: Level) -> str:
+    """The label of ``level``'s button in the current language (art. 10 names them in Chinese)."""
+    return _TABLE[_current][_level_key(level)]
+
+
+def __getattr__(name: str) -> str:
+    """``texts.THANKS`` → the ``thanks`` text in the current language."""
+    key = name.lower()
+    if name.isupper() and key in _TABLE[_current]:
+        return _TABLE[_current][key]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# --- operator-facing messages (logs and the config check; English, not shown to citizens) ---
 FONT_CONFIGURED_MISSING_FMT = (
     "configured CJK font {path} does not exist or is not a file; fix the font path in the "
     "configuration or install fonts-wqy-microhei"
@@ -78,7 +192,3 @@ FONT_NO_HANZI_FMT = (
     "font {path} has no Chinese glyphs (hanzi would show as boxes); use a CJK font such as "
     "fonts-wqy-microhei or Noto Sans CJK SC"
 )
-
-# --- self-service terminal (自助终端, art. 18/23) -------------------------------------------
-#: Shown where the clerk panel is on a window's rating screen.
-LABEL_TERMINAL = "终端机编号"

@@ -29,10 +29,11 @@ TARGETS: tuple[str, ...] = ("clerk", "matter", "other")
 #: Free text for 其他 is capped at 150 characters (national page, ``writingEvaluation``).
 COMMENT_LIMIT = 150
 
+#: The text key of each reason group's heading (looked up when drawn: the language may change).
 _GROUP_HEADINGS: dict[str, str] = {
-    "clerk": texts.GROUP_CLERK,
-    "matter": texts.GROUP_MATTER,
-    "other": texts.GROUP_OTHER,
+    "clerk": "group_clerk",
+    "matter": "group_matter",
+    "other": "group_other",
 }
 
 
@@ -112,7 +113,7 @@ def reason_groups(
     for target in TARGETS:
         items = tuple(item for item in reasons if item.target == target)
         if items:
-            groups.append((_GROUP_HEADINGS[target], items))
+            groups.append((texts.get(_GROUP_HEADINGS[target]), items))
     return tuple(groups)
 
 
