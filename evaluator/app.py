@@ -33,7 +33,7 @@ from evaluator.rules.levels import Level
 from evaluator.rules.phrases import fits, has_phrase, shipped_phrases, toggle_phrase
 from evaluator.rules.pressfilter import PressFilter
 from evaluator.rules.protocol import Message, fault_event, finished_event, reply_error, reply_ok
-from evaluator.rules.reasons import COMMENT_MAX, OTHER_CODE, OTHER_TEXT, load_reasons
+from evaluator.rules.reasons import COMMENT_MAX, OTHER_CODE, load_reasons
 from evaluator.rules.request import parse_clerk, parse_request
 from evaluator.rules.session import Closing, Finished, FirstRating, Presentation, Session, State
 from kiosk import texts
@@ -284,6 +284,7 @@ class App:
         """``devices`` default to the ones ``config`` names (:func:`evaluator.devices.from_config`,
         with ``clock`` if given)."""
         self.config = config
+        texts.select(config.screen.language)  # every text the pad shows, and the app's notices
         self.devices = devices or from_config(config, clock=clock)
         self.clock = self.devices.clock
         self.inbox: queue.Queue[Message] = queue.Queue()
@@ -762,11 +763,12 @@ class App:
                     **base,
                 )
             choice = s.choice
+            language = self.config.screen.language
             items = [
-                ReasonItem(r.code, r.text, r.target, r.code in choice.selected)
+                ReasonItem(r.code, r.shown(language), r.target, r.code in choice.selected)
                 for r in choice.offered
             ]
-            items.append(ReasonItem(OTHER_CODE, OTHER_TEXT, "other", choice.other))
+            items.append(ReasonItem(OTHER_CODE, texts.OTHER_REASON, "other", choice.other))
             agencies = (
                 tuple((a, a in choice.agencies) for a in p.request.agencies)
                 if "matter" in p.targets

@@ -38,6 +38,7 @@ from evaluator.rules.errors import ConfigError, DataFileError
 from evaluator.rules.phrases import default_phrases_path, load_phrases
 from evaluator.rules.reasons import default_reasons_path, load_reasons
 from evaluator.rules.shipped import FONT_SEARCH_PATHS, shipped_file
+from kiosk.texts import LANGUAGES
 
 __all__ = [
     "MASKED",
@@ -51,8 +52,10 @@ __all__ = [
     "ScreenConfig",
     "SessionConfig",
     "StorageConfig",
+    "VoiceConfig",
     "check_config",
     "default_config_path",
+    "default_voice_dir",
     "documented_keys",
     "is_secret_name",
     "load_config",
@@ -176,6 +179,8 @@ class ScreenConfig:
     """CJK font file, absolute; None (default) means search the usual locations."""
     driver: str
     """SDL video driver: ``auto`` (default), ``x11``, ``wayland``, ``kmsdrm`` or ``dummy``."""
+    language: str
+    """Language of the screen's texts: ``zh`` (default) or ``en``."""
 
 
 @dataclass(frozen=True)
@@ -187,6 +192,19 @@ class IdleConfig:
     screensaver_after: float
     """Seconds without a trigger or touch on the idle (or signed-out) screen before the
     screensaver; 0 never; default 600.0."""
+
+
+@dataclass(frozen=True)
+class VoiceConfig:
+    """``[voice]``: spoken prompts (the rating screen shown, 谢谢 shown)."""
+
+    enabled: bool
+    """Play the prompts; default False (:class:`kiosk.voice.SilentVoice` then)."""
+    dir: Path
+    """Folder holding ``zh/`` and ``en/`` WAVs, absolute; the shipped ``config/voice/`` when no
+    file sets one."""
+    volume: float
+    """0.0 (mute) … 1.0 (as recorded); default 1.0."""
 
 
 @dataclass(frozen=True)
@@ -202,6 +220,8 @@ class Config:
     screen: ScreenConfig
     idle: IdleConfig
     """``[idle]``: the static QR and the screensaver."""
+    voice: VoiceConfig
+    """``[voice]``: the spoken prompts."""
     sources: tuple[Path, ...]
     """Absolute paths of the files read, in layering order (``default.toml`` first)."""
 
@@ -297,6 +317,12 @@ class _Key:
     name: str
     kind: str  # "str" | "int" | "float" | "bool" | "duration"
     default: object
+
+
+def default_voice_dir() -> Path:
+    """The shipped voice prompts, ``config/voice/`` (``scripts/make-voice`` makes them), from the
+    checkout or the installed package data."""
+    return shipped_file("voice/zh/presenting.wav").parents[1]
 
 
 def default_config_path() -> Path:
@@ -488,6 +514,13 @@ def _static_qr(v: object) -> _Bad | None:
     return 'expected "" or an http:// or https:// URL without spaces', hint
 
 
+def _volume(v: float) -> _Bad | None:
+    if 0.0 <= v <= 1.0:
+        return None
+    hint = f"did you mean {v / 100:g}?" if 1 < v <= 100 else ""  # a percentage
+    return "expected a number from 0.0 (mute) to 1.0 (as recorded)", hint
+
+
 def _positive_number(v: float) -> _Bad | None:
     return None if math.isfinite(v) and v > 0 else ("expected a number more than 0", "")
 
@@ -515,8 +548,10 @@ RULES: dict[tuple[str, str], _Rule] = {
     ("screen", "width"): _int_range(1, 16384),
     ("screen", "height"): _int_range(1, 16384),
     ("screen", "driver"): _one_of(SCREEN_DRIVERS),
+    ("screen", "language"): _one_of(LANGUAGES),
     ("idle", "static_qr"): _static_qr,
     ("idle", "screensaver_after"): _seconds(0),
+    ("voice", "volume"): _volume,
 }
 """Checks beyond the type, per ``(section, key)``: ``(expected, suggestion)`` or None if fine."""
 
@@ -529,6 +564,7 @@ PATH_KEYS: frozenset[tuple[str, str]] = frozenset(
         ("session", "reasons_file"),
         ("session", "phrases_file"),
         ("screen", "font"),
+        ("voice", "dir"),
     }
 )
 """Keys holding file paths, resolved against the directory of the file that set them."""
@@ -855,7 +891,26 @@ def _run_needs(merged: dict[tuple[str, str], _Setting], default: Path) -> list[P
         elif (why := _font_problem(found)) is not None:
             problems.append(Problem(label, "screen.font", value, f"the font found {why}", "",
                                     line))  # fmt: skip
+    problems.extend(_voice_needs(merged, default))
     return problems
+
+
+def _voice_needs(merged: dict[tuple[str, str], _Setting], default: Path) -> list[Problem]:
+    """``[voice] dir``, when set or when the voice is on: a folder with the language's folder.
+    (A missing WAV is no problem: it silences its event, and ``run`` logs it.)"""
+    enabled = merged.get(("voice", "enabled"), (False,))[0]
+    value, source, label, line = merged.get(("voice", "dir"), ("", default, str(default), None))
+    if not value and not enabled:
+        return []
+    folder = _resolve_path(str(value), source) or default_voice_dir()
+    language = str(merged.get(("screen", "language"), ("zh",))[0] or "zh")
+    hint = "" if value else "the shipped prompts are missing: reinstall"
+    if not folder.is_dir():
+        return [Problem(label, "voice.dir", value, f"not a folder: {folder}", hint, line)]
+    if enabled and not (folder / language).is_dir():
+        expected = f"no {language}/ folder in {folder} (the prompts for [screen] language)"
+        return [Problem(label, "voice.dir", value, expected, hint, line)]
+    return []
 
 
 def check_config(paths: Sequence[Path | str]) -> list[Problem]:
@@ -900,6 +955,8 @@ def load_config(paths: Sequence[Path | str]) -> Config:
     session["phrases_file"] = session["phrases_file"] or default_phrases_path()
     mqtt = table("mqtt")
     mqtt["client_id"] = mqtt["client_id"] or f"evaluator-{device.id}"
+    voice = table("voice")
+    voice["dir"] = voice["dir"] or default_voice_dir()
     return Config(
         device=device,
         counter=CounterConfig(**table("counter")),  # type: ignore[arg-type]
@@ -910,4 +967,5 @@ def load_config(paths: Sequence[Path | str]) -> Config:
         screen=ScreenConfig(**table("screen")),  # type: ignore[arg-type]
         sources=sources,
         idle=IdleConfig(**table("idle")),  # type: ignore[arg-type]
+        voice=VoiceConfig(**voice),  # type: ignore[arg-type]
     )

@@ -11,6 +11,9 @@ factory), each with a stand-in that ships in the product:
   :class:`sync.offline.OfflineSync` (no broker; ratings wait in the outbox).
 - **level buttons** — ``[buttons]`` pins: gpiozero ``Button`` on the configured pin factory
   (``lgpio`` on a Pi 5); stand-in ``pin_factory = "mock"`` (gpiozero's ``MockFactory``).
+- **voice** — ``[voice] enabled``: :class:`kiosk.voice.SdlVoice` (``pygame.mixer``; the WAVs of
+  ``[voice] dir`` in the ``[screen] language`` folder); stand-in :class:`kiosk.voice.SilentVoice`
+  (plays nothing, keeps what it would have played).
 - **clock** — :class:`~evaluator.rules.clock.SystemClock`; stand-in
   :class:`~evaluator.rules.clock.FakeClock` (tests, screenshots).
 
@@ -46,6 +49,9 @@ class Devices:
     open_screen: Callable[[], Any]
     buttons: Any = None
     """:class:`kiosk.buttons.LevelButtons`, or ``None`` when no button is fitted."""
+    voice: Any = None
+    """:class:`kiosk.voice.SdlVoice` or :class:`kiosk.voice.SilentVoice` (same API), or
+    ``None`` (no prompts at all)."""
 
 
 def _not_attached(message: Message) -> None:
@@ -61,6 +67,7 @@ def from_config(config: Config, *, clock: Clock | None = None) -> Devices:
         link=_link(config),
         open_screen=lambda: _screen(config),
         buttons=_buttons(config),
+        voice=_voice(config),
     )
 
 
@@ -85,6 +92,16 @@ def _buttons(config: Config) -> Any:
             f"[buttons]: cannot use the level buttons on pins {pins} with pin factory "
             f"{bc.pin_factory or 'default'!r}: {exc}"
         ) from exc
+
+
+def _voice(config: Config) -> Any:
+    from kiosk.voice import SdlVoice, SilentVoice
+
+    vc = config.voice
+    language = getattr(config.screen, "language", "") or "zh"  # the display language
+    if not vc.enabled:
+        return SilentVoice(vc.dir, language=language)
+    return SdlVoice(vc.dir, language=language, volume=vc.volume)
 
 
 def _sync(config: Config) -> Any:
@@ -129,6 +146,7 @@ def _link(config: Config) -> Any:
 
 
 def _screen(config: Config) -> Any:
+    from kiosk import texts
     from kiosk.screen import Screen
 
     sc = config.screen
@@ -138,5 +156,5 @@ def _screen(config: Config) -> Any:
         fullscreen=sc.fullscreen,
         font_path=sc.font,
         driver=sc.driver,
-        title=f"窗口评价器 {config.device.id}",
+        title=f"{texts.WINDOW_TITLE} {config.device.id}",
     )

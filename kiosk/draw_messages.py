@@ -199,4 +199,4 @@ def clerk_parts(v: ScreenView) -> list[str]:
 
 def clerk_line(v: ScreenView) -> str:
     """The idle screen's clerk line, "窗口人员：name　工号：id" (either part may be missing)."""
-    return "　".join(clerk_parts(v))
+    return texts.SEPARATOR.join(clerk_parts(v))

@@ -46,7 +46,7 @@ def draw_presenting(p: Painter, v: ScreenView) -> None:
         if v.item_index
         else ""
     )
-    extra = "　".join(
+    extra = texts.SEPARATOR.join(
         part
         for part in (texts.THEME_FMT.format(theme=v.theme) if v.theme else "", item, v.message)
         if part

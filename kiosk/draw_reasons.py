@@ -60,9 +60,8 @@ def draw_reasons(p: Painter, v: ScreenView) -> None:
     width, height = p.size
     margin = p.px(12)
     level = v.level or Level.DISSATISFIED
-    top = p.header(
-        texts.REASONS_TITLE_FMT.format(level=texts.level_label(level)), HEADER, seconds=v.seconds_left
-    )
+    title = texts.REASONS_TITLE_FMT.format(level=texts.level_label(level))
+    top = p.header(title, HEADER, seconds=v.seconds_left)
     bar_h = p.px(60)
     bar_top = height - margin - bar_h
     area = pygame.Rect(

@@ -50,7 +50,7 @@ def load_texts(path: Path) -> dict[str, dict[str, str]]:
         fields: dict[str, set[str]] = {}
         for language in LANGUAGES:
             text = entry.get(language)
-            if not isinstance(text, str) or not text.strip():
+            if not isinstance(text, str) or not text:
                 problems.append(f"{path}: [{key}] has no {language} text")
                 continue
             try:
@@ -92,6 +92,7 @@ REQUIRED: frozenset[str] = frozenset(
         "label_serial",
         "label_clerk",
         "label_clerk_id",
+        "separator",
         "labelled_fmt",
         "batch_count_fmt",
         "batch_more_fmt",

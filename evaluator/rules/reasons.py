@@ -27,6 +27,13 @@ class Reason:
     text: str
     level: Level
     target: str
+    text_en: str = ""
+    """An English rendering for a pad set to English (``""``: none; the national text is shown).
+    Display only: a rating carries the code, and the national ``text``."""
+
+    def shown(self, language: str) -> str:
+        """The text to show in ``language`` ("zh" or "en"): English only when it is given."""
+        return self.text_en if language == "en" and self.text_en else self.text
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,7 @@ def load_reasons(path: Path | None = None) -> ReasonCatalog:
         if not isinstance(entry, dict):
             problems.append(f"{where}: expected a table")
             continue
-        unknown = set(entry) - {"code", "text", "level", "target"}
+        unknown = set(entry) - {"code", "text", "text_en", "level", "target"}
         if unknown:
             problems.append(f"{where}: unknown keys {sorted(unknown)}")
         code, text = str(entry.get("code", "")).strip(), str(entry.get("text", "")).strip()
@@ -88,7 +95,11 @@ def load_reasons(path: Path | None = None) -> ReasonCatalog:
         if target not in TARGETS:
             problems.append(f"{where}: target {target!r}; expected one of {', '.join(TARGETS)}")
             continue
-        reasons.append(Reason(code, text, level, str(target)))
+        raw_en = entry.get("text_en", "")
+        if not isinstance(raw_en, str):
+            problems.append(f"{where}: text_en must be a string")
+            raw_en = ""
+        reasons.append(Reason(code, text, level, str(target), raw_en.strip()))
     for level in (Level.DISSATISFIED, Level.VERY_DISSATISFIED):
         if not any(r.level is level for r in reasons):
             problems.append(f"{path}: no reason for level {level.value} ({level.label})")

@@ -70,7 +70,7 @@ def test_defaults_match_the_documented_defaults(tmp_path: Path) -> None:
     assert (c.session.timeout, c.session.thanks) == (60.0, 3.0)
     assert c.session.reasons_file == REPO / "config" / "reasons.toml"  # the shipped list
     assert c.screen == cfg.ScreenConfig(
-        width=800, height=480, fullscreen=False, font=None, driver="auto"
+        width=800, height=480, fullscreen=False, font=None, driver="auto", language="zh"
     )
 
 
@@ -179,6 +179,10 @@ REJECTED = {
     "bad-driver": (
         '[screen]\ndriver = "X11"\n',
         "expected one of auto, x11, wayland, kmsdrm, dummy; did you mean 'x11'?",
+    ),
+    "unknown-language": (
+        '[screen]\nlanguage = "EN"\n',
+        "expected one of zh, en; did you mean 'en'?",
     ),
     "short-area-code": ('[device]\narea_code = "4405"\n', "expected 6 digits"),
     "empty-storage": ('[storage]\npath = ""\n', 'storage.path = "": expected a file path'),
