@@ -173,10 +173,16 @@ class ScreenConfig:
     """Pixels; default 800."""
     height: int
     """Pixels; default 480."""
+    dpi: int
+    """The panel's pixels per inch (touch targets are sized in millimetres); default 133, the
+    official 7" 800×480 Raspberry Pi display."""
     fullscreen: bool
     """Kiosk mode; default False."""
     font: Path | None
     """CJK font file, absolute; None (default) means search the usual locations."""
+    font_bold: Path | None
+    """Bold CJK font file, absolute; None (default) means search the known bold faces (none
+    found: bold text is drawn in the regular face)."""
     driver: str
     """SDL video driver: ``auto`` (default), ``x11``, ``wayland``, ``kmsdrm`` or ``dummy``."""
     language: str
@@ -547,6 +553,7 @@ RULES: dict[tuple[str, str], _Rule] = {
     ("buttons", "pin_factory"): _one_of(PIN_FACTORIES),
     ("screen", "width"): _int_range(1, 16384),
     ("screen", "height"): _int_range(1, 16384),
+    ("screen", "dpi"): _int_range(50, 1000),
     ("screen", "driver"): _one_of(SCREEN_DRIVERS),
     ("screen", "language"): _one_of(LANGUAGES),
     ("idle", "static_qr"): _static_qr,
@@ -564,6 +571,7 @@ PATH_KEYS: frozenset[tuple[str, str]] = frozenset(
         ("session", "reasons_file"),
         ("session", "phrases_file"),
         ("screen", "font"),
+        ("screen", "font_bold"),
         ("voice", "dir"),
     }
 )
@@ -876,6 +884,9 @@ def _run_needs(merged: dict[tuple[str, str], _Setting], default: Path) -> list[P
                                     "" if value else "the shipped list is missing: reinstall",
                                     line))  # fmt: skip
 
+    value, path, label, line = where("screen", "font_bold")
+    if path is not None and (why := _font_problem(path)) is not None:
+        problems.append(Problem(label, "screen.font_bold", value, why, "", line))
     value, path, label, line = where("screen", "font")
     if path is not None:
         why = _font_problem(path)

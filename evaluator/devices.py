@@ -155,6 +155,8 @@ def _screen(config: Config) -> Any:
         height=sc.height,
         fullscreen=sc.fullscreen,
         font_path=sc.font,
+        font_bold=sc.font_bold,
+        dpi=sc.dpi,
         driver=sc.driver,
         title=f"{texts.WINDOW_TITLE} {config.device.id}",
     )

@@ -1,8 +1,14 @@
 """Find and check a CJK font by path.  ``pygame.font.SysFont`` is never used: it silently falls
-back to a font without hanzi and the citizen sees boxes."""
+back to a font without hanzi and the citizen sees boxes.
+
+Bold text comes from a real bold face (``[screen] font_bold``, or a known Noto Sans CJK Bold file)
+or, with none, from the regular face: pygame's ``set_bold`` smears the glyphs sideways and is
+never used.
+"""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pygame
@@ -13,6 +19,19 @@ from kiosk import texts
 
 #: Searched in order when no font is configured (the one list ``config check`` also uses).
 KNOWN_FONT_PATHS: tuple[Path, ...] = FONT_SEARCH_PATHS
+
+#: Bold CJK faces searched in order when no bold face is configured (none found: bold text is
+#: drawn in the regular face).  Debian's ``fonts-noto-cjk`` installs the first.
+KNOWN_BOLD_FONT_PATHS: tuple[Path, ...] = (
+    Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc"),
+    Path("/usr/share/fonts/opentype/noto/NotoSansCJKsc-Bold.otf"),
+    Path("/usr/share/fonts/truetype/noto/NotoSansCJK-Bold.ttc"),
+    Path("/usr/share/fonts/truetype/noto/NotoSansCJKsc-Bold.otf"),
+    Path("/usr/share/fonts/noto-cjk/NotoSansCJK-Bold.ttc"),
+    Path("/usr/share/fonts/google-noto-cjk/NotoSansCJK-Bold.ttc"),
+)
+
+log = logging.getLogger(__name__)
 
 #: Characters every screen needs; each must have a real glyph.
 _PROBE = "满意评价窗口"
@@ -39,6 +58,23 @@ def find_cjk_font(configured: Path | None = None) -> Path:
     raise FontError(
         texts.FONT_NOT_FOUND_FMT.format(paths=", ".join(str(p) for p in KNOWN_FONT_PATHS))
     )
+
+
+def find_bold_font(configured: Path | None = None) -> Path | None:
+    """The bold CJK face: ``configured`` if given (checked like the regular font: a missing
+    file or one without hanzi raises :class:`FontError`), else the first known bold face that
+    draws hanzi, else ``None`` (bold text then uses the regular face)."""
+    if configured is not None:
+        return find_cjk_font(configured)
+    for path in KNOWN_BOLD_FONT_PATHS:
+        if path.is_file():
+            try:
+                check_hanzi(path)
+            except FontError as exc:
+                log.warning("bold font skipped: %s", exc)
+                continue
+            return path
+    return None
 
 
 def check_hanzi(path: Path) -> None:

@@ -24,6 +24,7 @@ from kiosk.palette import (
     WHITE,
     Color,
 )
+from kiosk.sizes import DEFAULT_DPI, min_target_px
 from kiosk.view import UiAction
 
 #: One centred line: (text, size in pixels, colour, bold).
@@ -31,13 +32,23 @@ Line = tuple[str, int, Color, bool]
 
 
 class Painter:
-    """Draws on ``surface`` with the CJK font at ``font_path``; ``layout`` collects targets."""
+    """Draws on ``surface`` with the CJK font at ``font_path`` (bold text with the face at
+    ``bold_path``, or the regular face when there is none); ``layout`` collects targets."""
 
-    def __init__(self, surface: pygame.Surface, font_path: Path) -> None:
+    def __init__(
+        self,
+        surface: pygame.Surface,
+        font_path: Path,
+        *,
+        bold_path: Path | None = None,
+        dpi: float = DEFAULT_DPI,
+    ) -> None:
         self.surface = surface
         self.font_path = font_path
+        self.bold_path = bold_path
+        self.dpi = dpi
         self.layout = Layout()
-        self._fonts: dict[tuple[int, bool], pygame.font.Font] = {}
+        self._fonts: dict[tuple[int, Path], pygame.font.Font] = {}
 
     @property
     def size(self) -> tuple[int, int]:
@@ -48,17 +59,27 @@ class Painter:
         width, height = self.size
         return min(width / 800, height / 480)
 
+    @property
+    def min_target(self) -> int:
+        """The smallest side of a touch target on this panel: 15 mm at its dpi, in pixels."""
+        return min_target_px(self.dpi)
+
     def px(self, value: float) -> int:
         """``value`` pixels of the 800×480 design at this surface's scale (at least 1)."""
         return max(1, round(value * self.scale))
 
+    def font_file(self, bold: bool = False) -> Path:
+        """The face drawing regular or ``bold`` text: the bold face when there is one."""
+        return self.bold_path if bold and self.bold_path is not None else self.font_path
+
     def font(self, size: int, bold: bool = False) -> pygame.font.Font:
-        """The CJK font at ``size`` pixels (cached)."""
-        key = (size, bold)
+        """The CJK font at ``size`` pixels (cached); ``bold`` from the real bold face, or the
+        regular one (never pygame's smeared fake bold)."""
+        path = self.font_file(bold)
+        key = (size, path)
         font = self._fonts.get(key)
         if font is None:
-            font = pygame.font.Font(str(self.font_path), size)
-            font.set_bold(bold)
+            font = pygame.font.Font(str(path), size)
             self._fonts[key] = font
         return font
 

@@ -30,10 +30,11 @@ from kiosk.draw_messages import (
 )
 from kiosk.draw_presenting import draw_presenting
 from kiosk.draw_reasons import draw_reasons
-from kiosk.fonts import find_cjk_font
+from kiosk.fonts import find_bold_font, find_cjk_font
 from kiosk.layout import Layout
 from kiosk.painter import Painter
 from kiosk.palette import BACKGROUND
+from kiosk.sizes import DEFAULT_DPI
 from kiosk.view import (
     Back,
     Backspace,
@@ -100,11 +101,14 @@ class Screen:
         height: int = 480,
         fullscreen: bool = False,
         font_path: Path | None = None,
+        font_bold: Path | None = None,
+        dpi: float = DEFAULT_DPI,
         driver: str = "auto",
-        title: str = texts.WINDOW_TITLE,
+        title: str | None = None,
     ) -> None:
-        # The font is checked first, so a missing font fails before any window opens.
+        # The fonts are checked first, so a missing font fails before any window opens.
         self.font_path: Path = find_cjk_font(font_path)
+        self.bold_path: Path | None = find_bold_font(font_bold)
         chosen = choose_driver(driver)
         if chosen is not None:
             os.environ["SDL_VIDEODRIVER"] = chosen
@@ -119,12 +123,12 @@ class Screen:
                 f"cannot open the display with SDL video driver "
                 f"{os.environ.get('SDL_VIDEODRIVER', 'default')!r}: {exc}"
             ) from exc
-        pygame.display.set_caption(title)
+        pygame.display.set_caption(texts.WINDOW_TITLE if title is None else title)
         if fullscreen:
             pygame.mouse.set_visible(False)
         # Motion never changes the view: do not wake the loop for it.
         pygame.event.set_blocked([pygame.MOUSEMOTION, pygame.FINGERMOTION])
-        self._painter = Painter(surface, self.font_path)
+        self._painter = Painter(surface, self.font_path, bold_path=self.bold_path, dpi=dpi)
         self._view: ScreenView | None = None
         self._text_input = False
         pygame.key.stop_text_input()  # started only while 其他 is being typed

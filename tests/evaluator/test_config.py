@@ -70,8 +70,9 @@ def test_defaults_match_the_documented_defaults(tmp_path: Path) -> None:
     assert (c.session.timeout, c.session.thanks) == (60.0, 3.0)
     assert c.session.reasons_file == REPO / "config" / "reasons.toml"  # the shipped list
     assert c.screen == cfg.ScreenConfig(
-        width=800, height=480, fullscreen=False, font=None, driver="auto", language="zh"
-    )
+        width=800, height=480, dpi=133, fullscreen=False, font=None, font_bold=None,
+        driver="auto", language="zh",
+    )  # fmt: skip
 
 
 def test_every_key_in_default_toml_is_annotated() -> None:
@@ -184,6 +185,7 @@ REJECTED = {
         '[screen]\nlanguage = "EN"\n',
         "expected one of zh, en; did you mean 'en'?",
     ),
+    "dpi-out-of-range": ("[screen]\ndpi = 13\n", "screen.dpi = 13: expected an integer from 50 to"),
     "short-area-code": ('[device]\narea_code = "4405"\n', "expected 6 digits"),
     "empty-storage": ('[storage]\npath = ""\n', 'storage.path = "": expected a file path'),
 }
@@ -436,6 +438,7 @@ def run_needs_cases(tmp_path: Path) -> dict[str, tuple[str, str]]:
         "font-missing": ('font = "gone.ttc"', 'screen.font = "gone.ttc": file not found'),
         "font-not-a-font": ('font = "notes.txt"', "not a TrueType/OpenType font file"),
         "font-directory": ('font = "fonts"', "is a directory"),
+        "bold-font-missing": ('font_bold = "gone.ttc"', 'screen.font_bold = "gone.ttc": file not'),
     }
 
 
@@ -443,7 +446,7 @@ def run_needs_cases(tmp_path: Path) -> dict[str, tuple[str, str]]:
     "case",
     ["reasons-missing", "reasons-invalid", "reasons-not-toml", "reasons-directory",
      "phrases-missing", "phrases-invalid",
-     "font-missing", "font-not-a-font", "font-directory"],
+     "font-missing", "font-not-a-font", "font-directory", "bold-font-missing"],
 )  # fmt: skip
 def test_config_check_fails_what_run_would_fail(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str

@@ -78,3 +78,25 @@ def test_has_hanzi_tells_cjk_from_latin() -> None:
     pygame.font.init()
     assert fonts.has_hanzi(pygame.font.Font(str(WQY), 30))
     assert not fonts.has_hanzi(pygame.font.Font(str(default_font_path()), 30))
+
+
+# -- the bold face: a real one or none ---------------------------------------------------------
+
+DEJAVU_BOLD = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
+
+
+def test_a_configured_bold_face_is_used_and_checked_for_hanzi(tmp_path: Path) -> None:
+    assert fonts.find_bold_font(WQY) == WQY
+    with pytest.raises(FontError, match="Chinese"):
+        fonts.find_bold_font(DEJAVU_BOLD)  # a bold face without hanzi: boxes, refused
+    with pytest.raises(FontError):
+        fonts.find_bold_font(tmp_path / "gone.ttc")
+
+
+def test_the_bold_search_skips_faces_without_hanzi_and_may_find_none(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(fonts, "KNOWN_BOLD_FONT_PATHS", (tmp_path / "a.ttc", DEJAVU_BOLD))
+    assert fonts.find_bold_font(None) is None  # the regular face then draws bold text
+    monkeypatch.setattr(fonts, "KNOWN_BOLD_FONT_PATHS", (tmp_path / "a.ttc", DEJAVU_BOLD, WQY))
+    assert fonts.find_bold_font(None) == WQY

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
+from pathlib import Path
 
 import pygame
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from kiosk.fonts import find_cjk_font
 from kiosk.painter import Painter
 from kiosk.palette import BACKGROUND, INK, OFFLINE_DOT, ONLINE_DOT
+from kiosk.screen import Screen
 
 
 @pytest.fixture
@@ -67,3 +70,61 @@ def test_sizes_scale_with_the_surface() -> None:
     assert big.scale == 1280 / 800 and big.px(10) == 16
     tall = Painter(pygame.Surface((480, 800)), find_cjk_font(None))
     assert tall.scale == 480 / 800 and tall.px(1) == 1  # never below one pixel
+
+
+# -- bold: a real bold face or the regular one, never pygame's fake bold -----------------------
+
+WQY = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+DEJAVU_BOLD = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _drawn(painter: Painter, text: str, bold: bool) -> bytes:
+    painter.surface.fill(BACKGROUND)
+    painter.text(text, 40, INK, bold=bold, max_width=800, topleft=(10, 10))
+    return bytes(pygame.image.tobytes(painter.surface, "RGB"))
+
+
+def _rendered(path: Path, text: str, size: int = 40) -> bytes:
+    surface = pygame.font.Font(str(path), size).render(text, True, INK, BACKGROUND)
+    return bytes(pygame.image.tobytes(surface, "RGB"))
+
+
+def test_bold_text_comes_from_the_bold_face_file() -> None:
+    pygame.font.init()
+    painter = Painter(pygame.Surface((800, 480)), WQY, bold_path=DEJAVU_BOLD)
+    assert painter.font_file(bold=True) == DEJAVU_BOLD and painter.font_file() == WQY
+    bold = painter.font(40, bold=True).render("Bold", True, INK, BACKGROUND)
+    assert bytes(pygame.image.tobytes(bold, "RGB")) == _rendered(DEJAVU_BOLD, "Bold")
+    assert _rendered(DEJAVU_BOLD, "Bold") != _rendered(WQY, "Bold")  # the check can fail
+
+
+def test_a_configured_bold_face_draws_bold_text_as_that_file_does() -> None:
+    """The regular wqy file configured as the bold face: bold text is exactly that file's
+    rendering, not pygame's smeared fake bold of it."""
+    screen = Screen(driver="dummy", font_bold=WQY)
+    try:
+        assert screen.bold_path == WQY
+        bold = screen.font(40, bold=True).render("满意评价", True, INK, BACKGROUND)
+        assert bytes(pygame.image.tobytes(bold, "RGB")) == _rendered(WQY, "满意评价")
+        fake = pygame.font.Font(str(WQY), 40)
+        fake.set_bold(True)  # what the pad used to draw: must differ, or the test proves nothing
+        smeared = fake.render("满意评价", True, INK, BACKGROUND)
+        assert bytes(pygame.image.tobytes(smeared, "RGB")) != _rendered(WQY, "满意评价")
+    finally:
+        screen.close()
+
+
+def test_without_a_bold_face_bold_is_pixel_identical_to_regular(painter: Painter) -> None:
+    assert painter.bold_path is None
+    assert _drawn(painter, "欢迎办理 A1023", bold=True) == _drawn(painter, "欢迎办理 A1023", False)
+
+
+def test_no_fake_bold_anywhere() -> None:
+    """No ``set_bold`` call in the pad's code (it smears hanzi into blots)."""
+    calls = []
+    for path in [*REPO.glob("kiosk/**/*.py"), *REPO.glob("evaluator/**/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr in ("set_bold", "bold"):
+                calls.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert calls == []
