@@ -52,6 +52,7 @@ from kiosk.view import (
     TypeText,
     UiAction,
 )
+from kiosk.voice import PRESENTING, THANKS
 from sync.store import DuplicateRating, PresentationEnd, Store, gap_note
 
 log = logging.getLogger(__name__)
@@ -317,6 +318,10 @@ class App:
         self.presses: queue.Queue[Level] = queue.Queue()
         if self.buttons is not None:
             self.buttons.on_press = self._queue_press
+        self.voice = self.devices.voice
+        """:class:`kiosk.voice.SdlVoice`/``SilentVoice``, or ``None``: the spoken prompts."""
+        self._voiced = ""
+        """Id of the presentation whose rating screen was last announced."""
         self.notice: Notice | None = None
         self.press_filter = PressFilter(guard=config.session.press_guard)
         self.phrases = shipped_phrases(config.session.phrases_file)
@@ -441,6 +446,8 @@ class App:
             self._storage_fault(self.ledger.fault)
         self._tell_store_gap()
         _sd_notify("READY=1")
+        if self.voice is not None:  # after ready: opening the audio device may take a while
+            self.voice.start()
         try:
             while self._running:
                 self.step()
@@ -457,9 +464,25 @@ class App:
         the press filter's guard time (presses then were aimed at the screen before)."""
         view = self.view()
         if view != self._shown:
+            before, self._shown = self._shown, view
             self.screen.render(view)
-            self._shown = view
             self.press_filter.screen(self._screen_key(), self.clock.now().mono)
+            self._say(view, before)
+
+    def _say(self, view: ScreenView, before: ScreenView | None) -> None:
+        """The voice prompt for a screen just drawn (queued: it never delays the screen).
+
+        The rating screen once per presentation: a batch, a theme's next item and 返回 from the
+        reasons are the same presentation.  谢谢 once per rating.  Never the reason screen:
+        heard across the counter it would tell the clerk a 差评 was chosen (art. 4)."""
+        if self.voice is None:
+            return
+        p = self.session.presentation
+        if view.screen == "presenting" and p is not None and p.id != self._voiced:
+            self._voiced = p.id
+            self.voice.play(PRESENTING)
+        elif view.screen == "thanks" and (before is None or before.screen != "thanks"):
+            self.voice.play(THANKS)
 
     def _screen_key(self) -> tuple[Any, ...]:
         """What makes one screen another for the citizen: the state, the presentation and
@@ -565,6 +588,8 @@ class App:
         self.sync.join(5)
         if self.buttons is not None:
             self.buttons.close()
+        if self.voice is not None:
+            self.voice.close()
         if self.screen is not None:
             self.screen.close()
         self.ledger.close()

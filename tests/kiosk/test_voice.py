@@ -1,0 +1,240 @@
+"""Voice prompts through real SDL audio: the ``disk`` driver writes what the mixer outputs to a
+file (``SDL_DISKAUDIOFILE``), so a test reads the samples a speaker would have played.
+
+The mixer runs at the prompts' own format (16 kHz mono 16-bit) and one prompt at full volume is
+mixed unchanged, so a prompt's exact sample bytes must appear in the output.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import struct
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import pygame
+import pytest
+
+from evaluator.config import default_voice_dir
+from kiosk.voice import (
+    CHANNELS,
+    EVENTS,
+    FREQUENCY,
+    PRESENTING,
+    THANKS,
+    Prompt,
+    SdlVoice,
+    SilentVoice,
+    prompt_path,
+)
+
+#: How long a test waits for a prompt to play out (the disk driver plays in real time).
+PLAY_TIMEOUT = 20.0
+
+
+def write_tone(path: Path, *, hz: float, seconds: float = 0.2, amplitude: int = 12000) -> bytes:
+    """A 16 kHz mono 16-bit WAV of a sine tone; returns its sample bytes."""
+    count = int(FREQUENCY * seconds)
+    samples = [round(amplitude * math.sin(2 * math.pi * hz * i / FREQUENCY)) for i in range(count)]
+    frames = struct.pack(f"<{count}h", *samples)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(CHANNELS)
+        w.setsampwidth(2)
+        w.setframerate(FREQUENCY)
+        w.writeframes(frames)
+    return frames
+
+
+def wav_frames(path: Path) -> bytes:
+    with wave.open(str(path), "rb") as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (FREQUENCY, 1, 2)
+        return w.readframes(w.getnframes())
+
+
+def prompts(tmp_path: Path, language: str = "zh") -> dict[str, bytes]:
+    """Two short, different tones as the prompts of ``language`` in ``tmp_path``."""
+    hz = {PRESENTING: 440.0, THANKS: 660.0}
+    return {e: write_tone(prompt_path(tmp_path, language, e), hz=hz[e]) for e in EVENTS}
+
+
+@pytest.fixture
+def disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """SDL's disk audio driver, writing to the returned file (which it creates on open)."""
+    out = tmp_path / "speaker.raw"
+    monkeypatch.setenv("SDL_AUDIODRIVER", "disk")
+    monkeypatch.setenv("SDL_DISKAUDIOFILE", str(out))
+    return out
+
+
+@pytest.fixture
+def voices() -> Iterator[list[SdlVoice]]:
+    """Voices made by a test, closed afterwards even when it fails."""
+    made: list[SdlVoice] = []
+    yield made
+    for voice in made:
+        voice.close()
+
+
+def voice_from(made: list[SdlVoice], directory: Path, **kwargs: object) -> SdlVoice:
+    voice = SdlVoice(directory, **kwargs)  # type: ignore[arg-type]
+    made.append(voice)
+    return voice
+
+
+def voice_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "kiosk.voice" and r.levelno >= logging.WARNING
+    ]
+
+
+def test_a_prompt_comes_out_of_the_speaker_sample_for_sample(
+    tmp_path: Path, disk: Path, voices: list[SdlVoice]
+) -> None:
+    tones = prompts(tmp_path / "voice")
+    voice = voice_from(voices, tmp_path / "voice")
+    voice.play(THANKS)
+    assert voice.wait_done(PLAY_TIMEOUT)
+    voice.close()
+    out = disk.read_bytes()
+    assert tones[THANKS] in out
+    assert tones[PRESENTING] not in out  # only what was asked for
+    assert voice.played == [Prompt(THANKS, tmp_path / "voice" / "zh" / "thanks.wav")]
+
+
+def test_the_shipped_chinese_prompts_are_16khz_mono_and_play(
+    disk: Path, voices: list[SdlVoice]
+) -> None:
+    shipped = default_voice_dir()
+    for language in ("zh", "en"):
+        for event in EVENTS:
+            frames = wav_frames(prompt_path(shipped, language, event))
+            seconds = len(frames) / 2 / FREQUENCY
+            assert 0.5 < seconds < 5, (language, event, seconds)
+            assert max(abs(s) for (s,) in struct.iter_unpack("<h", frames)) > 10000  # not silence
+    voice = voice_from(voices, shipped)
+    voice.play(THANKS)
+    assert voice.wait_done(PLAY_TIMEOUT)
+    voice.close()
+    assert voice.silent_events == set()
+    assert wav_frames(prompt_path(shipped, "zh", THANKS)) in disk.read_bytes()
+
+
+def test_the_language_picks_the_folder(tmp_path: Path, disk: Path, voices: list[SdlVoice]) -> None:
+    zh = prompts(tmp_path)
+    en = {PRESENTING: write_tone(prompt_path(tmp_path, "en", PRESENTING), hz=550.0)}
+    voice = voice_from(voices, tmp_path, language="en")
+    voice.play(PRESENTING)
+    assert voice.wait_done(PLAY_TIMEOUT)
+    voice.close()
+    out = disk.read_bytes()
+    assert en[PRESENTING] in out and zh[PRESENTING] not in out
+
+
+def test_volume_scales_the_samples(tmp_path: Path, disk: Path, voices: list[SdlVoice]) -> None:
+    tones = prompts(tmp_path)
+    voice = voice_from(voices, tmp_path, volume=0.5)
+    voice.play(PRESENTING)
+    assert voice.wait_done(PLAY_TIMEOUT)
+    voice.close()
+    out = disk.read_bytes()
+    assert tones[PRESENTING] not in out
+    samples = [s for (s,) in struct.iter_unpack("<h", tones[PRESENTING])]
+    halved = struct.pack(f"<{len(samples)}h", *(int(s / 2) for s in samples))
+    assert halved in out
+
+
+def test_a_missing_or_broken_prompt_silences_its_event_only_with_one_log_line(
+    tmp_path: Path, disk: Path, voices: list[SdlVoice], caplog: pytest.LogCaptureFixture
+) -> None:
+    tones = prompts(tmp_path / "missing")
+    prompt_path(tmp_path / "missing", "zh", PRESENTING).unlink()
+    voice = voice_from(voices, tmp_path / "missing")
+    for _ in range(3):
+        voice.play(PRESENTING)  # asked again and again: still one log line
+    voice.play(THANKS)
+    assert voice.wait_done(PLAY_TIMEOUT)
+    voice.close()
+    assert tones[THANKS] in disk.read_bytes()
+    assert voice.silent_events == {PRESENTING}
+    assert [p.event for p in voice.played] == [THANKS]
+    [warning] = voice_warnings(caplog)
+    assert "presenting" in warning and "missing" in warning
+
+    caplog.clear()
+    disk.unlink()
+    broken = prompts(tmp_path / "broken")
+    prompt_path(tmp_path / "broken", "zh", THANKS).write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk")
+    voice = voice_from(voices, tmp_path / "broken")
+    voice.play(THANKS)
+    voice.play(PRESENTING)
+    assert voice.wait_done(PLAY_TIMEOUT)
+    voice.close()
+    assert broken[PRESENTING] in disk.read_bytes()
+    assert voice.silent_events == {THANKS}
+    [warning] = voice_warnings(caplog)
+    assert "cannot load" in warning and "thanks.wav" in warning
+
+
+def test_no_audio_device_is_silent_with_one_warning_and_never_raises(
+    tmp_path: Path, disk: Path, voices: list[SdlVoice], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    prompts(tmp_path)
+    monkeypatch.setenv("SDL_AUDIODRIVER", "no-such-audio-driver")
+    voice = voice_from(voices, tmp_path)
+    voice.start()
+    for event in (PRESENTING, THANKS, PRESENTING):
+        voice.play(event)
+    assert voice.wait_done(PLAY_TIMEOUT)
+    voice.close()
+    assert voice.failure and voice.played == []
+    [warning] = voice_warnings(caplog)
+    assert "no audio output" in warning
+    assert not disk.exists()
+    assert pygame.mixer.get_init() is None
+
+
+def test_nothing_is_opened_before_start_and_close_quits_the_mixer(
+    tmp_path: Path, disk: Path, voices: list[SdlVoice]
+) -> None:
+    prompts(tmp_path)
+    voice = voice_from(voices, tmp_path)
+    assert pygame.mixer.get_init() is None and not disk.exists()
+    voice.start()
+    voice.play(PRESENTING)
+    assert voice.wait_done(PLAY_TIMEOUT)
+    assert pygame.mixer.get_init() == (FREQUENCY, -16, CHANNELS)
+    voice.close()
+    assert pygame.mixer.get_init() is None
+    voice.play(THANKS)  # after close: ignored, not raised
+    assert voice.played == [Prompt(PRESENTING, prompt_path(tmp_path, "zh", PRESENTING))]
+
+
+def test_a_new_prompt_cuts_the_one_still_playing(
+    tmp_path: Path, disk: Path, voices: list[SdlVoice]
+) -> None:
+    long = write_tone(prompt_path(tmp_path, "zh", PRESENTING), hz=440.0, seconds=3.0)
+    short = write_tone(prompt_path(tmp_path, "zh", THANKS), hz=660.0)
+    voice = voice_from(voices, tmp_path)
+    voice.play(PRESENTING)
+    voice.play(THANKS)
+    assert voice.wait_done(PLAY_TIMEOUT)
+    voice.close()
+    out = disk.read_bytes()
+    assert short in out and long not in out
+
+
+def test_the_silent_voice_keeps_what_it_would_have_played(tmp_path: Path) -> None:
+    voice = SilentVoice(tmp_path, language="en")
+    voice.start()
+    voice.play(PRESENTING)
+    voice.play(THANKS)
+    assert voice.wait_done() and pygame.mixer.get_init() is None
+    voice.close()
+    assert voice.events == [PRESENTING, THANKS]
+    assert voice.played[0] == Prompt(PRESENTING, tmp_path / "en" / "presenting.wav")
