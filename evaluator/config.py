@@ -872,8 +872,11 @@ def _run_needs(merged: dict[tuple[str, str], _Setting], default: Path) -> list[P
         ("reasons_file", "reason list", load_reasons),  # None = the shipped list
         ("phrases_file", "phrase list", load_phrases),
     )
+    language = str(merged.get(("screen", "language"), ("zh",))[0] or "zh")
     for key, what, load in data_files:
         value, path, label, line = where("session", key)
+        if path is None and key == "phrases_file":
+            path = default_phrases_path(language)  # the shipped list of the display language
         try:
             load(path)
         except DataFileError as exc:
@@ -963,7 +966,8 @@ def load_config(paths: Sequence[Path | str]) -> Config:
     device = DeviceConfig(**table("device"))  # type: ignore[arg-type]
     session = table("session")
     session["reasons_file"] = session["reasons_file"] or default_reasons_path()
-    session["phrases_file"] = session["phrases_file"] or default_phrases_path()
+    language = str(get("screen", "language"))
+    session["phrases_file"] = session["phrases_file"] or default_phrases_path(language)
     mqtt = table("mqtt")
     mqtt["client_id"] = mqtt["client_id"] or f"evaluator-{device.id}"
     voice = table("voice")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,9 +22,9 @@ log = logging.getLogger(__name__)
 
 #: Separates phrases inside the 其他 text.
 SEPARATOR = "；"
-#: Longest phrase, in characters: with the most phrases, every reason and two agencies, all still
-#: fit the reason screen at 800×480 (tests/kiosk/test_draw_touch_targets.py).
-PHRASE_MAX = 10
+#: Longest phrase, in columns (a hanzi or other wide character is two, a letter one): ten hanzi or
+#: twenty letters make a chip of about the same width on the reason screen.
+PHRASE_MAX = 20
 #: Most phrases a file may list (they must all fit the reason screen at 800×480).
 PHRASES_MAX = 12
 
@@ -38,9 +39,15 @@ class PhraseList:
     """Why no phrases are shown (the file in use is broken); ``""`` when it loaded."""
 
 
-def default_phrases_path() -> Path:
-    """The shipped list, ``config/phrases.toml`` (checkout or installed package data)."""
-    return shipped_file("phrases.toml")
+def default_phrases_path(language: str = "zh") -> Path:
+    """The shipped list for the display ``language``: ``config/phrases.toml`` (Chinese) or
+    ``config/phrases_en.toml`` (English), from the checkout or the installed package data."""
+    return shipped_file("phrases.toml" if language == "zh" else f"phrases_{language}.toml")
+
+
+def columns(text: str) -> int:
+    """Display width of ``text``: 2 for each wide or full-width character (hanzi, "；"), else 1."""
+    return sum(2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in text)
 
 
 @functools.cache
@@ -78,8 +85,11 @@ def load_phrases(path: Path | None = None) -> PhraseList:
         if not text:
             problems.append(f"{where}: empty text")
             continue
-        if len(text) > PHRASE_MAX:
-            problems.append(f"{where}: {len(text)} characters; at most {PHRASE_MAX}")
+        if columns(text) > PHRASE_MAX:
+            problems.append(
+                f"{where}: {columns(text)} columns; at most {PHRASE_MAX} "
+                f"({PHRASE_MAX // 2} hanzi or {PHRASE_MAX} letters)"
+            )
         if SEPARATOR in text or not text.isprintable():
             problems.append(f"{where}: holds {SEPARATOR!r} or a control character")
         kind = identity_in(text)

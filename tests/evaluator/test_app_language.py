@@ -109,3 +109,14 @@ def test_a_reason_without_english_shows_its_national_text(tmp_path: Path) -> Non
     first, second = load_reasons(path).reasons
     assert (first.shown("en"), first.shown("zh")) == ("甲", "甲")
     assert (second.shown("en"), second.shown("zh")) == ("B", "乙")
+
+
+def test_an_english_pad_offers_the_english_quick_notes(apps: list[App], tmp_path: Path) -> None:
+    from evaluator.rules.phrases import default_phrases_path, load_phrases
+
+    apps.append(en := make_app(tmp_path, "en"))
+    assert en.config.session.phrases_file == default_phrases_path("en")
+    assert en.phrases.phrases == load_phrases(default_phrases_path("en")).phrases
+    assert "System failure" in en.phrases.phrases
+    apps.append(zh := make_app(tmp_path, "zh"))
+    assert "系统故障办不了" in zh.phrases.phrases

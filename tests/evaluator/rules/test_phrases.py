@@ -11,6 +11,7 @@ from evaluator.rules.phrases import (
     PHRASE_MAX,
     PHRASES_MAX,
     SEPARATOR,
+    columns,
     default_phrases_path,
     fits,
     has_phrase,
@@ -22,14 +23,17 @@ from evaluator.rules.reasons import COMMENT_MAX
 from evaluator.rules.request import identity_in
 
 
-def test_the_shipped_list_is_short_valid_and_names_no_one() -> None:
-    shipped = load_phrases(default_phrases_path())
-    assert shipped == shipped_phrases()
+@pytest.mark.parametrize(
+    ("language", "sample"), [("zh", "系统故障办不了"), ("en", "System failure")]
+)
+def test_the_shipped_lists_are_short_valid_and_name_no_one(language: str, sample: str) -> None:
+    shipped = load_phrases(default_phrases_path(language))
+    assert shipped == shipped_phrases(default_phrases_path(language))
     assert shipped.version
     assert 8 <= len(shipped.phrases) <= PHRASES_MAX
-    assert "等候时间太长" in shipped.phrases and "系统故障办不了" in shipped.phrases
+    assert sample in shipped.phrases
     for text in shipped.phrases:
-        assert 0 < len(text) <= PHRASE_MAX and identity_in(text) is None
+        assert 0 < columns(text) <= PHRASE_MAX and identity_in(text) is None
     # Every phrase fits the comment together with all the others.
     comment = ""
     for text in shipped.phrases:
@@ -49,7 +53,8 @@ def _write(tmp_path: Path, body: str) -> Path:
         ('version = "x"\n', "no [[phrase]]"),
         ('[[phrase]]\ntext = ""\n', "empty text"),
         ('[[phrase]]\ntext = "甲"\ncode = 1\n', "unknown keys"),
-        (f'[[phrase]]\ntext = "{"长" * (PHRASE_MAX + 1)}"\n', "characters"),
+        (f'[[phrase]]\ntext = "{"长" * (PHRASE_MAX // 2 + 1)}"\n', "22 columns; at most 20"),
+        (f'[[phrase]]\ntext = "{"x" * (PHRASE_MAX + 1)}"\n', "21 columns; at most 20"),
         ('[[phrase]]\ntext = "甲；乙"\n', "control character"),
         ('[[phrase]]\ntext = "请回电13800138000"\n', "mobile phone"),
         ('[[phrase]]\ntext = "110101199003074573"\n', "resident ID"),
@@ -117,3 +122,10 @@ def test_a_phrase_that_would_pass_the_cap_is_not_cut(room: int) -> None:
 def test_a_phrase_fits_exactly_at_the_cap() -> None:
     typed = "字" * (COMMENT_MAX - 7)
     assert toggle_phrase(typed, "等候时间太长", COMMENT_MAX) == typed + "；等候时间太长"
+
+
+def test_columns_count_wide_characters_twice() -> None:
+    assert columns("等候时间太长") == 12
+    assert columns("Long wait") == 9
+    assert columns("等候long；") == 4 + 4 + 2
+    assert columns("\uff21") == 2  # a full-width Latin letter is wide too
