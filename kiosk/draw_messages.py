@@ -1,17 +1,15 @@
 """The screens that only say something and have no targets: 谢谢, idle (欢迎办理, with the window's
-static QR when configured), signed out, paused, the full-screen notice and the screensaver."""
+static QR when configured), signed out, paused and the screensaver."""
 
 from __future__ import annotations
 
 import pygame
 
 from kiosk import texts
-from kiosk.layout import wrap_lines
 from kiosk.painter import Line, Painter
 from kiosk.palette import (
     ACCENT,
     HEADER,
-    HEADER_NOTICE,
     HEADER_PAUSED,
     INK,
     MUTED,
@@ -170,20 +168,6 @@ def draw_paused(p: Painter, v: ScreenView) -> None:
     if v.message:
         lines.append((v.message, p.px(24), MUTED, False))
     p.centered_lines(lines, (top + height) // 2, width - 2 * p.px(24))
-    p.countdown_corner(v.seconds_left, top)
-
-
-def draw_notice(p: Painter, v: ScreenView) -> None:
-    width, height = p.size
-    top = p.header(texts.NOTICE_TITLE, HEADER_NOTICE, left=v.window)
-    margin = p.px(40)
-    box = pygame.Rect(margin, top + p.px(24), width - 2 * margin, height - top - p.px(60))
-    p.layout.boxes["message"] = box
-    size = p.px(32)
-    font = p.font(size, True)
-    max_lines = max(1, box.height // font.get_linesize())
-    lines = wrap_lines(font, v.message, box.width, max_lines)
-    p.centered_lines([(line, size, INK, True) for line in lines], box.centery, box.width)
     p.countdown_corner(v.seconds_left, top)
 
 

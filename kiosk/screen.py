@@ -22,7 +22,6 @@ from evaluator.rules.levels import BUTTON_ORDER
 from kiosk import texts
 from kiosk.draw_messages import (
     draw_idle,
-    draw_notice,
     draw_paused,
     draw_screensaver,
     draw_signed_out,
@@ -60,7 +59,6 @@ DRAW: dict[str, Callable[[Painter, ScreenView], None]] = {
     "reasons": draw_reasons,
     "thanks": draw_thanks,
     "paused": draw_paused,
-    "notice": draw_notice,
     "screensaver": draw_screensaver,
 }
 

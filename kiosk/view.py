@@ -19,7 +19,6 @@ SCREENS: tuple[str, ...] = (
     "reasons",
     "thanks",
     "paused",
-    "notice",
     "screensaver",
 )
 
@@ -143,6 +142,15 @@ class TogglePhrase:
     """A 常用意见 chip was tapped: append it to the 其他 text, or take it out again."""
 
     text: str
+
+
+@dataclass(frozen=True)
+class TurnPage:
+    """▲ (``step`` -1) or ▼ (+1) beside the reasons when they take more than one page.  The
+    screen turns the page itself (which page shows is no business of the session); not a
+    :data:`UiAction`."""
+
+    step: int
 
 
 @dataclass(frozen=True)

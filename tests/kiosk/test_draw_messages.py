@@ -1,11 +1,11 @@
-"""The screens without targets (谢谢, idle, signed out, paused, notice), real pixels."""
+"""The screens without targets (谢谢, idle, signed out, paused, screensaver), real pixels."""
 
 from __future__ import annotations
 
 import pygame
 import pytest
 
-from kiosk.palette import HEADER, HEADER_NOTICE, HEADER_PAUSED, THANKS_GREEN
+from kiosk.palette import HEADER, HEADER_PAUSED, THANKS_GREEN
 from kiosk.screen import DRAW, Screen
 from kiosk.view import SCREENS, ScreenView
 
@@ -38,7 +38,6 @@ def test_every_other_screen_renders_without_targets(screen: Screen, name: str) -
         ("idle", (4, 4), HEADER),
         ("signed_out", (4, 4), HEADER_PAUSED),
         ("paused", (4, 4), HEADER_PAUSED),
-        ("notice", (4, 4), HEADER_NOTICE),
         ("thanks", (400, int(480 * 0.34) + 40), THANKS_GREEN),
     ],
 )
