@@ -7,14 +7,15 @@ each record seals the one before it (art. 35, 37, 40: ratings are never edited o
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Protocol
 
 #: ``prev_hash`` of the first record on a device.
 GENESIS_HASH = "0" * 64
@@ -91,18 +92,56 @@ def canonical_json(obj: Any) -> bytes:
 
 
 def record_hash(record: Mapping[str, Any]) -> str:
-    """SHA-256 (hex) over every field of ``record`` except ``hash`` itself."""
-    body = {k: v for k, v in record.items() if k != "hash"}
+    """SHA-256 (hex) over every field of ``record`` except ``hash`` and ``sig`` (the signature
+    is over the hash, so it cannot be inside it)."""
+    body = {k: v for k, v in record.items() if k not in ("hash", "sig")}
     return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
-def seal(content: Mapping[str, Any], *, prev_hash: str) -> dict[str, Any]:
-    """A copy of ``content`` chained to ``prev_hash`` and carrying its own ``hash``."""
+#: Fields a signed record adds: ``key_id`` (inside the hash: which device key signs) and ``sig``
+#: (the Ed25519 signature of the ``hash`` text's ASCII bytes, base64url without padding).
+SIGNATURE_FIELDS: tuple[str, ...] = ("key_id", "sig")
+
+
+class Signer(Protocol):
+    """What signs records: the device key (``sync.keys.DeviceKey``)."""
+
+    @property
+    def key_id(self) -> str: ...
+
+    def sign(self, data: bytes) -> bytes: ...
+
+
+def seal(
+    content: Mapping[str, Any], *, prev_hash: str, signer: Signer | None = None
+) -> dict[str, Any]:
+    """A copy of ``content`` chained to ``prev_hash`` and carrying its own ``hash``; with a
+    ``signer``, also its ``key_id`` (sealed in the hash) and the ``sig`` over the hash."""
     record = dict(content)
-    record.pop("hash", None)
+    for name in ("hash", "sig", "key_id"):
+        record.pop(name, None)
     record["prev_hash"] = prev_hash
+    if signer is not None:
+        record["key_id"] = signer.key_id
     record["hash"] = record_hash(record)
+    if signer is not None:
+        record["sig"] = _b64(signer.sign(str(record["hash"]).encode("ascii")))
     return record
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def signature_of(record: Mapping[str, Any]) -> bytes | None:
+    """The raw signature of a record, ``None`` when it has none or it is not base64url."""
+    text = record.get("sig")
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -117,14 +156,24 @@ class ChainBreak:
         return f"record seq={self.seq} id={self.id}: {self.reason}"
 
 
-def verify_chain(records: Iterable[Mapping[str, Any]]) -> ChainBreak | None:
+#: Checks a signature: ``check(key_id, data, signature)`` → True when genuine.
+SignatureCheck = Callable[[str, bytes, bytes], bool]
+
+
+def verify_chain(
+    records: Iterable[Mapping[str, Any]], *, check: SignatureCheck | None = None
+) -> ChainBreak | None:
     """Walk records in ``seq`` order; ``None`` when intact, else the first broken record.
 
     Checks that each hash matches the content, each ``prev_hash`` is the previous record's
-    hash, and sequence numbers have no gaps (a deleted record breaks the chain too).
+    hash, and sequence numbers have no gaps (a deleted record breaks the chain too).  With
+    ``check`` (the device's public key), every record from the first signed one on must carry a
+    genuine signature: re-sealing an unsent record, or writing one as this device, needs the key.
+    Records from before the device had a key stay unsigned (they are never edited).
     """
     prev_hash = GENESIS_HASH
     expected_seq: int | None = None
+    signing = False
     for record in records:
         seq, rid = int(record["seq"]), str(record["id"])
         if expected_seq is not None and seq != expected_seq:
@@ -133,6 +182,16 @@ def verify_chain(records: Iterable[Mapping[str, Any]]) -> ChainBreak | None:
             return ChainBreak(seq, rid, "prev_hash does not match the previous record's hash")
         if record_hash(record) != record.get("hash"):
             return ChainBreak(seq, rid, "content does not match its hash (record was altered)")
+        if check is not None:
+            signed = "sig" in record or "key_id" in record
+            if signing and not signed:
+                return ChainBreak(seq, rid, "unsigned record after signing began")
+            if signed:
+                signing = True
+                signature = signature_of(record)
+                data = str(record["hash"]).encode("ascii", "replace")
+                if signature is None or not check(str(record.get("key_id", "")), data, signature):
+                    return ChainBreak(seq, rid, "signature does not match this device's key")
         prev_hash = str(record["hash"])
         expected_seq = seq + 1
     return None

@@ -662,3 +662,83 @@ def test_the_schema_takes_a_window_or_a_terminal_record_and_nothing_between() ->
         {k: v for k, v in window.items() if k != "terminal"},
     ):
         assert not validator.is_valid(broken), broken
+
+
+# --- signed records (issue 7): the device key behind every record ----------------------------
+
+
+@pytest.fixture(scope="module")
+def device_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
+    from sync.keys import DeviceKey
+
+    folder = tmp_path_factory.mktemp("keys")
+    return DeviceKey.create(folder / "a.key"), DeviceKey.create(folder / "b.key")
+
+
+def signed_chain(signer: Any, n: int = 4, *, start: list[dict[str, Any]] | None = None) -> Any:
+    out = list(start or [])
+    prev = out[-1]["hash"] if out else GENESIS_HASH
+    for seq in range(len(out) + 1, len(out) + n + 1):
+        rec = seal(content(seq), prev_hash=prev, signer=signer)
+        out.append(rec)
+        prev = rec["hash"]
+    return out
+
+
+def checker(key: Any) -> Any:
+    return lambda key_id, data, sig: key_id == key.key_id and key.public.check(data, sig)
+
+
+def test_a_signed_chain_verifies_with_the_device_key_only(device_keys: tuple[Any, Any]) -> None:
+    mine, theirs = device_keys
+    recs = signed_chain(mine)
+    assert all(r["key_id"] == mine.key_id and len(r["sig"]) == 86 for r in recs)
+    assert verify_chain(recs) is None
+    assert verify_chain(recs, check=checker(mine)) is None
+    broken = verify_chain(recs, check=checker(theirs))
+    assert broken is not None and broken.seq == 1 and "signature" in broken.reason
+
+
+def test_a_resealed_record_fails_without_the_key(device_keys: tuple[Any, Any]) -> None:
+    """The hole issue 7 names: an unsent record re-sealed with the same prev_hash passed verify."""
+    mine, theirs = device_keys
+    recs = signed_chain(mine)
+    forged = dict(recs[-1], level="very_satisfied", score=10)
+    # The forger recomputes the hash (the chain still holds) but has no key …
+    forged = seal(forged, prev_hash=recs[-2]["hash"])
+    assert verify_chain([*recs[:-1], forged]) is None  # the hash chain alone cannot tell
+    broken = verify_chain([*recs[:-1], forged], check=checker(mine))
+    assert broken is not None and broken.seq == 4 and "unsigned" in broken.reason
+
+    # … or signs with a key of their own, claiming this device's key id.
+    class Impostor:
+        key_id = mine.key_id
+        sign = staticmethod(theirs.sign)
+
+    forged = seal(dict(recs[-1], score=10), prev_hash=recs[-2]["hash"], signer=Impostor())
+    broken = verify_chain([*recs[:-1], forged], check=checker(mine))
+    assert broken is not None and broken.seq == 4 and "signature" in broken.reason
+
+
+def test_records_from_before_the_key_stay_valid_unsigned(device_keys: tuple[Any, Any]) -> None:
+    mine, _ = device_keys
+    legacy = chain(3)
+    recs = signed_chain(mine, 2, start=legacy)
+    assert "sig" not in recs[0] and "sig" in recs[3]
+    assert verify_chain(recs, check=checker(mine)) is None
+
+
+@pytest.mark.parametrize("sig", ["", "***", "AAAA", None])
+def test_a_mangled_signature_is_a_break(device_keys: tuple[Any, Any], sig: Any) -> None:
+    mine, _ = device_keys
+    recs = signed_chain(mine, 2)
+    recs[1] = dict(recs[1], sig=sig)
+    broken = verify_chain(recs, check=checker(mine))
+    assert broken is not None and broken.seq == 2
+
+
+def test_the_signature_is_outside_the_hash_and_the_key_id_inside(device_keys: Any) -> None:
+    mine, _ = device_keys
+    [rec] = signed_chain(mine, 1)
+    assert record_hash(dict(rec, sig="other")) == rec["hash"]
+    assert record_hash(dict(rec, key_id="00000000")) != rec["hash"]
