@@ -23,18 +23,13 @@ import json
 import logging
 import os
 import pwd
-import shutil
 import sqlite3
-import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-from sqlite_utils import Database
-from sqlite_utils.migrations import Migrations
+from typing import TYPE_CHECKING, Any
 
 from evaluator.rules.errors import StoreError
 from evaluator.rules.records import (
@@ -46,6 +41,10 @@ from evaluator.rules.records import (
     verify_chain,
 )
 from evaluator.rules.request import case_targets, rating_slot
+
+if TYPE_CHECKING:  # imported where used: sqlite-utils costs ~40 ms of start-up (issue 6)
+    from sqlite_utils import Database
+    from sqlite_utils.migrations import Migrations
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +76,65 @@ _MIRRORED = (
 _PAGE = 500  # rows per read when walking the whole table
 _SQL_VARS = 500  # ids per "IN (...)" statement
 
-migrations = Migrations("evaluator")
+#: The sqlite-utils migration set of the store (its rows in ``_sqlite_migrations``).
+MIGRATION_SET = "evaluator"
+#: sqlite-utils' table of applied migrations (``Migrations.migrations_table``).
+MIGRATIONS_TABLE = "_sqlite_migrations"
+#: The schema migrations in order, ``(name, function)``; applied by :func:`migration_set`.
+MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = []
 
 
-@migrations(name="m001_initial")
+def _migration(name: str) -> Callable[[Callable[[Database], None]], Callable[[Database], None]]:
+    def register(fn: Callable[[Database], None]) -> Callable[[Database], None]:
+        MIGRATIONS.append((name, fn))
+        return fn
+
+    return register
+
+
+_migrations: Migrations | None = None
+
+
+def migration_set() -> Migrations:
+    """The sqlite-utils :class:`~sqlite_utils.migrations.Migrations` of :data:`MIGRATIONS`.
+
+    Built (and sqlite-utils imported) on first use: a store whose migrations have all run
+    opens with the standard ``sqlite3`` module alone (:func:`_pending_migrations`), which keeps
+    sqlite-utils' import out of the pad's start (issue 6).
+    """
+    global _migrations
+    if _migrations is None:
+        from sqlite_utils.migrations import Migrations
+
+        built = Migrations(MIGRATION_SET)
+        for name, fn in MIGRATIONS:
+            built(name=name)(fn)
+        _migrations = built
+    return _migrations
+
+
+def _pending_migrations(conn: sqlite3.Connection, *, check_table: bool = True) -> bool:
+    """Whether ``Migrations.apply`` has work to do on ``conn``, asked with plain SQL: a
+    migration of :data:`MIGRATIONS` not recorded in ``_sqlite_migrations``, no such table, or
+    (``check_table``) a table whose primary key sqlite-utils would rebuild."""
+    table = MIGRATIONS_TABLE
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [table])
+    if found.fetchone() is None:
+        return bool(MIGRATIONS) or check_table
+    if check_table:
+        pks = [row[1] for row in conn.execute(f"PRAGMA table_info([{table}])") if row[5]]
+        if pks != ["id"]:
+            return True
+    done = {
+        row[0]
+        for row in conn.execute(
+            f"SELECT name FROM [{table}] WHERE migration_set = ?", [MIGRATION_SET]
+        )
+    }
+    return any(name not in done for name, _ in MIGRATIONS)
+
+
+@_migration(name="m001_initial")
 def m001_initial(db: Database) -> None:
     """Ratings, their cases, presentations, the outbox and a key/value meta table."""
     statements = [
@@ -146,7 +200,7 @@ def m001_initial(db: Database) -> None:
         db.execute(sql)
 
 
-@migrations(name="m002_slots_and_supervision")
+@_migration(name="m002_slots_and_supervision")
 def m002_slots_and_supervision(db: Database) -> None:
     """Rating slots (art. 22), presentation causes, touches and re-presentations (art. 4).
 
@@ -495,6 +549,9 @@ def _salvage_facts(kept: Path) -> dict[str, Any]:
     Reads a scratch copy (with its -wal), never the kept files: SQLite may delete or rewrite
     the log of a damaged database it opens.
     """
+    import shutil  # here, not at the top: only a damaged store needs them (start-up, issue 6)
+    import tempfile
+
     facts: dict[str, Any] = {}
     try:
         with tempfile.TemporaryDirectory(prefix=".salvage-", dir=kept.parent) as scratch:
@@ -593,8 +650,9 @@ class Store:
     """The pad's rating store over one SQLite file at ``path`` (its directory is created).
 
     ``device_id`` goes into every record appended through this instance.  Open one instance per
-    thread; see the module docstring.  ``db`` is the underlying sqlite-utils ``Database``, for
-    diagnostics and tests only: write through the methods.
+    thread; see the module docstring.  ``conn`` is the ``sqlite3`` connection and ``db`` a
+    sqlite-utils ``Database`` over it (made on first use), for diagnostics and tests only:
+    write through the methods.
 
     Opening proves the store can be written (a committed write to ``meta``): a read-only file,
     folder or disk raises :class:`StoreReadOnly` at once, naming the path and the fix.  Other
@@ -649,6 +707,26 @@ class Store:
                     f"the new rating store {self.path} is damaged too: {again}"
                 ) from None
 
+    conn: sqlite3.Connection
+    _db: Database | None = None
+
+    def _use(self, conn: sqlite3.Connection) -> None:
+        """Make ``conn`` the store's connection, with the pragma sqlite-utils' ``Database``
+        sets on every connection it wraps (so the SQL behaves the same with or without it)."""
+        conn.execute("PRAGMA recursive_triggers = on")
+        self.conn = conn
+        self._db = None
+
+    @property
+    def db(self) -> Database:
+        """A sqlite-utils ``Database`` over :attr:`conn` (migrations, diagnostics, tests);
+        sqlite-utils is imported on first use, not at the pad's start."""
+        if self._db is None or self._db.conn is not self.conn:
+            from sqlite_utils import Database
+
+            self._db = Database(self.conn)
+        return self._db
+
     def _open_writable(self, gap: Mapping[str, Any] | None) -> None:
         """Open (creating whole if absent), check, migrate and prove writable; or raise."""
         problem = _file_damage(self.path)
@@ -661,23 +739,24 @@ class Store:
         except (OSError, sqlite3.Error) as exc:
             raise _open_error(self.path, exc) from exc
         try:
-            self.db = Database(conn)
-            self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            problems = [row[0] for row in self.db.execute("PRAGMA quick_check").fetchall()]
+            self._use(conn)
+            self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            problems = [row[0] for row in self.conn.execute("PRAGMA quick_check").fetchall()]
             if problems != ["ok"]:
                 raise _Damage(
                     "it failed its integrity check: " + "; ".join(str(p) for p in problems[:5])
                 )
-            if self.db.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+            if self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
                 raise StoreError(f"the rating store {self.path} cannot use WAL journaling")
-            self.db.execute("PRAGMA synchronous = FULL")
-            self.db.execute("PRAGMA foreign_keys = ON")
+            self.conn.execute("PRAGMA synchronous = FULL")
+            self.conn.execute("PRAGMA foreign_keys = ON")
             with self._immediate():
-                migrations.apply(self.db)
+                if _pending_migrations(conn):
+                    migration_set().apply(self.db)
                 self._check_device_id()
                 # A real, committed write at every open: a read-only file, folder or disk is
                 # found here, at start, and not by the first citizen who presses a button.
-                self.db.execute(
+                self.conn.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('opened_at', ?)",
                     [datetime.now(UTC).isoformat(timespec="seconds")],
                 )
@@ -741,16 +820,16 @@ class Store:
                     f"the rating store {self.path} failed its integrity check: "
                     + "; ".join(str(p) for p in problems[:5])
                 )
-            self.db = Database(conn)
-            if migrations.pending(self.db):
+            self._use(conn)
+            if _pending_migrations(conn, check_table=False):
                 # Written by an older version: read it through a migrated copy in memory,
                 # never migrating the file itself (that is the pad's job, at its start).
                 memory = _connect(":memory:")
                 conn.backup(memory)
                 conn.close()
                 conn = memory
-                self.db = Database(conn)
-                migrations.apply(self.db)
+                self._use(conn)
+                migration_set().apply(self.db)
             try:
                 row = conn.execute("SELECT value FROM meta WHERE key = 'device_id'").fetchone()
             except sqlite3.OperationalError:
@@ -782,7 +861,7 @@ class Store:
         read from the damaged file ``last_seq``, ``last_hash`` and ``unsent``.
         """
         try:
-            row = self.db.execute("SELECT value FROM meta WHERE key = 'follows_gap'").fetchone()
+            row = self.conn.execute("SELECT value FROM meta WHERE key = 'follows_gap'").fetchone()
         except sqlite3.OperationalError:
             return None
         if row is None:
@@ -802,7 +881,7 @@ class Store:
         ``BEGIN IMMEDIATE`` waits (busy timeout) for another writer instead of failing midway
         when two instances write concurrently; sqlite-utils calls inside nest as savepoints.
         """
-        conn = self.db.conn
+        conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -818,9 +897,9 @@ class Store:
             raise
 
     def _check_device_id(self) -> None:
-        row = self.db.execute("SELECT value FROM meta WHERE key = 'device_id'").fetchone()
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'device_id'").fetchone()
         if row is None:
-            self.db.execute(
+            self.conn.execute(
                 "INSERT INTO meta(key, value) VALUES ('device_id', ?)", [self.device_id]
             )
         elif row[0] != self.device_id:
@@ -877,7 +956,7 @@ class Store:
                         raise StoreError(
                             f"follow-up refused: no first rating of {', '.join(missing)}"
                         )
-                last = self.db.execute(
+                last = self.conn.execute(
                     "SELECT seq, hash FROM ratings ORDER BY seq DESC LIMIT 1"
                 ).fetchone()
                 seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
@@ -886,7 +965,7 @@ class Store:
                     body["id"] = new_record_id()
                 body.update(seq=seq, device_id=self.device_id)
                 record = seal(body, prev_hash=prev_hash)
-                self.db.execute(
+                self.conn.execute(
                     "INSERT INTO ratings (id, seq, device_id, presentation_id, level, stage,"
                     " assess_number, rated_at, hash, prev_hash, record)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -904,7 +983,7 @@ class Store:
                         canonical_json(record).decode(),
                     ],
                 )
-                self.db.conn.executemany(
+                self.conn.executemany(
                     "INSERT INTO rating_cases (rating_id, serial, stage, slot, assess_number,"
                     " kind) VALUES (?, ?, ?, ?, ?, ?)",
                     [
@@ -912,7 +991,7 @@ class Store:
                         for s, slot in slots
                     ],
                 )
-                self.db.execute("INSERT INTO outbox (rating_id) VALUES (?)", [record["id"]])
+                self.conn.execute("INSERT INTO outbox (rating_id) VALUES (?)", [record["id"]])
                 if close is not None:
                     self._close(close)
         except sqlite3.IntegrityError as exc:
@@ -925,16 +1004,14 @@ class Store:
             ) from exc
         return record
 
-    def already_rated(
-        self, slots: Iterable[tuple[str, str]], assess_number: int
-    ) -> list[str]:
+    def already_rated(self, slots: Iterable[tuple[str, str]], assess_number: int) -> list[str]:
         """Serials of ``(serial, slot)`` pairs (in the given order) already rated with
         ``assess_number``."""
         wanted = list(dict.fromkeys(slots))
         found: set[tuple[str, str]] = set()
         for chunk in _chunks(wanted, _SQL_VARS // 2):
             marks = ",".join("(?, ?)" for _ in chunk)
-            rows = self.db.execute(
+            rows = self.conn.execute(
                 f"SELECT serial, slot FROM rating_cases WHERE assess_number = ?"
                 f" AND (serial, slot) IN (VALUES {marks})",
                 [assess_number, *[v for pair in chunk for v in pair]],
@@ -950,7 +1027,7 @@ class Store:
         found: dict[str, str] = {}
         for chunk in _chunks(wanted, _SQL_VARS):
             marks = ",".join("?" * len(chunk))
-            for serial, kind in self.db.execute(
+            for serial, kind in self.conn.execute(
                 f"SELECT serial, kind FROM rating_cases WHERE serial IN ({marks}) AND kind != ''",
                 chunk,
             ).fetchall():
@@ -964,7 +1041,7 @@ class Store:
         result: dict[str, dict[str, Any]] = {}
         for chunk in _chunks(wanted, _SQL_VARS // 2):
             marks = ",".join("(?, ?)" for _ in chunk)
-            rows = self.db.execute(
+            rows = self.conn.execute(
                 "SELECT c.serial, r.id, r.rated_at,"
                 " CASE WHEN json_valid(r.record)"
                 " THEN json_extract(r.record, '$.rated_clock_synced') END"
@@ -991,7 +1068,7 @@ class Store:
         """
         after = since_seq
         while True:
-            rows = self.db.execute(
+            rows = self.conn.execute(
                 "SELECT seq, id, record FROM ratings WHERE seq > ? ORDER BY seq LIMIT ?",
                 [after, _PAGE],
             ).fetchall()
@@ -1039,7 +1116,7 @@ class Store:
         def rows() -> Iterator[dict[str, Any]]:
             after = 0
             while True:
-                page = self.db.execute(
+                page = self.conn.execute(
                     f"SELECT {names}, record FROM ratings WHERE seq > ? ORDER BY seq LIMIT ?",
                     [after, _PAGE],
                 ).fetchall()
@@ -1094,7 +1171,7 @@ class Store:
         after = after_seq
         while len(found) < limit:
             want = limit - len(found)
-            rows = self.db.execute(
+            rows = self.conn.execute(
                 "SELECT r.seq, r.id, r.record FROM outbox o JOIN ratings r ON r.id = o.rating_id"
                 " WHERE r.seq > ? ORDER BY r.seq LIMIT ?",
                 [after, want],
@@ -1119,7 +1196,9 @@ class Store:
             with self._immediate():
                 for chunk in _chunks(unique, _SQL_VARS):
                     marks = ",".join("?" * len(chunk))
-                    cur = self.db.execute(f"DELETE FROM outbox WHERE rating_id IN ({marks})", chunk)
+                    cur = self.conn.execute(
+                        f"DELETE FROM outbox WHERE rating_id IN ({marks})", chunk
+                    )
                     removed += cur.rowcount
         except sqlite3.Error as exc:
             raise StoreError(f"could not record the acknowledgement: {exc}") from exc
@@ -1127,11 +1206,11 @@ class Store:
 
     def last_seq(self) -> int:
         """The seq of the newest rating, 0 when there is none (a cheap "anything new?")."""
-        return int(self.db.execute("SELECT coalesce(max(seq), 0) FROM ratings").fetchone()[0])
+        return int(self.conn.execute("SELECT coalesce(max(seq), 0) FROM ratings").fetchone()[0])
 
     def outbox_size(self) -> int:
         """How many ratings wait for the city's ack."""
-        return int(self.db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+        return int(self.conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
 
     # -- presentations --------------------------------------------------------------------
 
@@ -1171,7 +1250,7 @@ class Store:
                 earlier: list[str] = []
                 for chunk in _chunks([(s, slot) for s, slot, _ in case_rows], _SQL_VARS // 2):
                     marks = ",".join("(?, ?)" for _ in chunk)
-                    rows = self.db.execute(
+                    rows = self.conn.execute(
                         "SELECT DISTINCT p.id FROM presentation_cases c"
                         " JOIN presentations p ON p.id = c.presentation_id"
                         " WHERE c.assess_number = ? AND p.outcome IN ('cancelled', 'not_rated')"
@@ -1179,8 +1258,8 @@ class Store:
                         [assess_number, *[v for pair in chunk for v in pair]],
                     ).fetchall()
                     earlier.extend(r[0] for r in rows if r[0] not in earlier)
-                last = self.db.execute("SELECT max(seq) FROM presentations").fetchone()[0]
-                self.db.execute(
+                last = self.conn.execute("SELECT max(seq) FROM presentations").fetchone()[0]
+                self.conn.execute(
                     "INSERT INTO presentations (id, seq, serials, stage, assess_number, clerk_id,"
                     " matter_codes, started_at, clock_synced, visit, follows, represents)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -1199,7 +1278,7 @@ class Store:
                         _json(earlier),
                     ],
                 )
-                self.db.conn.executemany(
+                self.conn.executemany(
                     "INSERT INTO presentation_cases (presentation_id, serial, slot,"
                     " assess_number, matter_code) VALUES (?, ?, ?, ?, ?)",
                     [(id, s, slot, assess_number, code) for s, slot, code in case_rows],
@@ -1242,7 +1321,7 @@ class Store:
         """The UPDATE of :meth:`close_presentation`, inside the caller's transaction."""
         if end.outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, not {end.outcome!r}")
-        cur = self.db.execute(
+        cur = self.conn.execute(
             "UPDATE presentations SET outcome = ?, ended_at = ?, rating_ids = ?, end_cause = ?,"
             " touched = ? WHERE id = ?",
             [
@@ -1263,13 +1342,13 @@ class Store:
 
         The app closes them at start: ``rated`` when a rating is stored, else ``not_rated``.
         """
-        rows = self.db.execute(
+        rows = self.conn.execute(
             "SELECT id, seq, serials, stage, assess_number, clerk_id, matter_codes, started_at,"
             " clock_synced FROM presentations WHERE outcome IS NULL ORDER BY seq"
         ).fetchall()
         result = []
         for r in rows:
-            rated = self.db.execute(
+            rated = self.conn.execute(
                 "SELECT id FROM ratings WHERE presentation_id = ? ORDER BY seq", [r[0]]
             ).fetchall()
             result.append(
@@ -1290,7 +1369,7 @@ class Store:
 
     def presentation_row(self, id: str) -> dict[str, Any] | None:
         """One presentation as stored (for supervision tools and tests), or ``None``."""
-        cur = self.db.execute("SELECT * FROM presentations WHERE id = ?", [id])
+        cur = self.conn.execute("SELECT * FROM presentations WHERE id = ?", [id])
         row = cur.fetchone()
         if row is None:
             return None
@@ -1306,7 +1385,7 @@ class Store:
         fault; raises :class:`StoreError` while it does not."""
         try:
             with self._immediate():
-                self.db.execute(
+                self.conn.execute(
                     "INSERT INTO meta(key, value) VALUES ('last_probe', datetime('now'))"
                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value"
                 )
@@ -1370,7 +1449,7 @@ class Store:
                         tm.name = name or tm.name
                         tm.add(score)
 
-        for cid, outcome, represents in self.db.execute(
+        for cid, outcome, represents in self.conn.execute(
             "SELECT clerk_id, outcome, represents FROM presentations"
         ).fetchall():
             tc = clerk(cid)
@@ -1380,7 +1459,7 @@ class Store:
             if represents not in (None, "", "[]"):
                 tc.represented += 1
                 device.represented += 1
-        for serial, slot, code, cid in self.db.execute(
+        for serial, slot, code, cid in self.conn.execute(
             "SELECT c.serial, c.slot, c.matter_code, p.clerk_id FROM presentation_cases c"
             " JOIN presentations p ON p.id = c.presentation_id WHERE c.assess_number = 1"
         ).fetchall():
@@ -1408,7 +1487,7 @@ class Store:
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
-        self.db.close()
+        self.conn.close()
 
     def __enter__(self) -> Store:
         return self

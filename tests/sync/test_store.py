@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -15,7 +17,14 @@ from hypothesis import strategies as st
 
 from evaluator.rules.errors import StoreError
 from evaluator.rules.records import GENESIS_HASH, verify_chain
-from sync.store import APPEND_ONLY, DuplicateRating, PresentationEnd, Store
+from sync.store import (
+    APPEND_ONLY,
+    DuplicateRating,
+    PresentationEnd,
+    Store,
+    _pending_migrations,
+    migration_set,
+)
 
 DEVICE = "pad-440500-01"
 
@@ -90,6 +99,54 @@ def test_migrations_are_named_and_run_once(db_path: Path) -> None:
             "SELECT migration_set, name FROM _sqlite_migrations ORDER BY id"
         ).fetchall()
     assert rows == [("evaluator", "m001_initial"), ("evaluator", "m002_slots_and_supervision")]
+
+
+def test_pending_migrations_are_found_with_plain_sqlite(db_path: Path) -> None:
+    """The check that lets an up-to-date store open without sqlite-utils (issue 6) agrees
+    with sqlite-utils' own ``Migrations.pending``."""
+    with Store(db_path, device_id=DEVICE) as store:
+        assert not _pending_migrations(store.conn)
+        assert migration_set().pending(store.db) == []
+    with sqlite3.connect(db_path, isolation_level=None) as conn:
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm002_slots_and_supervision'")
+        assert _pending_migrations(conn)
+        assert _pending_migrations(conn, check_table=False)
+        conn.execute("DROP TABLE _sqlite_migrations")
+        assert _pending_migrations(conn)
+    conn.close()
+
+
+def test_an_up_to_date_store_opens_and_takes_a_rating_without_importing_sqlite_utils(
+    db_path: Path,
+) -> None:
+    """sqlite-utils costs ~40 ms of the pad's start: a store with every migration applied is
+    opened, written and read with the ``sqlite3`` module alone; ``db`` still gives the
+    sqlite-utils ``Database`` on demand (a fresh interpreter, so nothing imported it before)."""
+    Store(db_path, device_id=DEVICE).close()  # creates and migrates (sqlite-utils used here)
+    script = (
+        "import sys\n"
+        "from sync.store import Store\n"
+        f"s = Store({str(db_path)!r}, device_id={DEVICE!r})\n"
+        f"s.append_rating({content('S-9')!r})\n"
+        "print(s.outbox_size(), 'sqlite_utils' in sys.modules)\n"
+        "print(type(s.db).__module__, 'sqlite_utils' in sys.modules)\n"
+        "s.close()\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out == ["1", "False", "sqlite_utils.db", "True"]
+    assert counts(db_path) == (1, 1, 1)
+
+
+def test_the_store_connection_has_the_pragmas_sqlite_utils_would_set(store: Store) -> None:
+    """Without sqlite-utils' ``Database`` wrapper at open, the connection still gets its
+    ``recursive_triggers`` (so SQL behaves as it did through sqlite-utils)."""
+    assert store.conn.execute("PRAGMA recursive_triggers").fetchone()[0] == 1
 
 
 def test_a_file_that_is_not_a_database_is_kept_aside_not_reused(tmp_path: Path) -> None:
