@@ -9,8 +9,6 @@ screen's palette.
 from __future__ import annotations
 
 import pygame
-import qrcode
-from qrcode.constants import ERROR_CORRECT_M
 
 #: Light modules around the code, in modules (ISO/IEC 18004 asks for 4).
 QUIET_ZONE = 4
@@ -21,7 +19,13 @@ LIGHT: tuple[int, int, int] = (255, 255, 255)
 
 def qr_matrix(text: str) -> list[list[bool]]:
     """The QR modules of ``text`` (True = dark), without the quiet zone; the smallest version
-    that holds it at error correction level M."""
+    that holds it at error correction level M.
+
+    ``qrcode`` is imported here, when a code is first drawn: importing it imports Pillow,
+    ~25 ms that the pad's start (issue 6) does not spend when no QR is configured."""
+    import qrcode
+    from qrcode.constants import ERROR_CORRECT_M
+
     code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=0)
     code.add_data(text)
     code.make(fit=True)
