@@ -26,10 +26,8 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from evaluator.rules.backoff import Backoff
 from evaluator.rules.errors import StoreError
@@ -37,6 +35,9 @@ from evaluator.rules.protocol import MAX_DEPTH, nesting_depth
 from evaluator.rules.records import canonical_json
 from sync.status import SyncStatus
 from sync.store import Store
+
+if TYPE_CHECKING:
+    import paho.mqtt.client as mqtt
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,14 @@ MAX_ACK_BYTES = 256 * 1024
 #: Most ids applied from one ack message; the rest are not applied (those ratings are resent,
 #: and the city acks them again).
 MAX_ACK_IDS = 1000
+
+
+def _paho() -> ModuleType:
+    """``paho.mqtt.client``, imported on first use, in the worker thread: importing paho takes
+    ~45 ms, which the pad's start (issue 6) does not wait for."""
+    import paho.mqtt.client
+
+    return paho.mqtt.client
 
 
 def parse_ack(payload: bytes) -> tuple[list[str], str]:
@@ -218,11 +227,12 @@ class SyncWorker(threading.Thread):
             self._shutdown()
 
     def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
+        paho = _paho()
+        client = paho.Client(
+            paho.CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             clean_session=True,  # the outbox is the durable queue, not the broker session
-            protocol=mqtt.MQTTv311,
+            protocol=paho.MQTTv311,
         )
         if self.username:
             client.username_pw_set(self.username, self.password or None)
@@ -255,8 +265,9 @@ class SyncWorker(threading.Thread):
         if self._connected:
             timeout = min(timeout, max(0.0, self._next_scan - now))
         rc = client.loop(timeout)
-        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            self._lost(f"connection lost ({mqtt.error_string(rc)})")
+        paho = _paho()
+        if rc != paho.MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._lost(f"connection lost ({paho.error_string(rc)})")
             return
         if not self._connected and time.monotonic() - self._link_since > max(
             10.0, 2 * self.connect_timeout
@@ -420,9 +431,9 @@ class SyncWorker(threading.Thread):
                     self._next_scan = now + (1.0 - self._tokens) / self.max_rate
                     return
                 info = client.publish(self.rating_topic, canonical_json(record), qos=1)
-                if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                if info.rc != _paho().MQTTErrorCode.MQTT_ERR_SUCCESS:
                     # Queued by paho at best; the outbox will resend it anyway.
-                    log.info("publish of %s returned %s", rid, mqtt.error_string(info.rc))
+                    log.info("publish of %s returned %s", rid, _paho().error_string(info.rc))
                 self._sent_at[rid] = now
                 self._pass_seen.add(rid)
                 self._pass_due = min(self._pass_due, now + self.resend_after)
@@ -470,7 +481,7 @@ class SyncWorker(threading.Thread):
                     client.disconnect()
                     deadline = time.monotonic() + 0.5
                     while time.monotonic() < deadline:
-                        if client.loop(0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                        if client.loop(0.05) != _paho().MQTTErrorCode.MQTT_ERR_SUCCESS:
                             break
             except Exception:
                 log.debug("error while disconnecting", exc_info=True)
