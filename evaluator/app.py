@@ -7,10 +7,10 @@ main loop blocks on events until the next deadline, so an idle pad uses no CPU.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import queue
-import shutil
 import signal
 import socket
 import sqlite3
@@ -156,6 +156,8 @@ class StoreLedger:
                     # Already closed (by a restart): nothing more to write.
                 self.pending_ends.pop(0)
             store.probe()
+            import shutil  # here: only a storage fault needs it (start-up time, issue 6)
+
             free = shutil.disk_usage(store.path.parent).free
             if free < MIN_FREE_BYTES:
                 raise StoreError(
@@ -435,7 +437,6 @@ class App:
             ) from exc
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
-        self.sync.start()
         if self.link is not None:
             self.link.start()
         log.info(
@@ -446,6 +447,10 @@ class App:
             self._storage_fault(self.ledger.fault)
         self._tell_store_gap()
         _sd_notify("READY=1")
+        gc.enable()  # paused for the start-up by ``evaluator run`` (evaluator.cli.cmd_run)
+        # The uploads start after READY: ratings wait in the outbox, and the worker's start
+        # (its store, importing paho) must not hold up the pad's (issue 6).
+        self.sync.start()
         if self.voice is not None:  # after ready: opening the audio device may take a while
             self.voice.start()
         try:
