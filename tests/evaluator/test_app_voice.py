@@ -158,7 +158,7 @@ def test_no_audio_device_keeps_the_pad_rating_and_storing(
     make_app: Any, disk: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("SDL_AUDIODRIVER", "no-such-audio-driver")
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="kiosk.voice")
     app = make_app("enabled = true")
     app.voice.start()  # as run() does once the pad is ready
     for n, serial in enumerate(("44050020261126000501", "44050020261126000502")):
@@ -184,6 +184,7 @@ def test_no_audio_device_keeps_the_pad_rating_and_storing(
 def test_a_missing_prompt_silences_its_event_only(
     tmp_path: Path, make_app: Any, disk: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="kiosk.voice")
     tones = prompts(tmp_path / "voice")
     prompt_path(tmp_path / "voice", "zh", PRESENTING).unlink()
     app = make_app(f"enabled = true\ndir = {json.dumps(str(tmp_path / 'voice'))}")

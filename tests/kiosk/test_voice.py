@@ -85,6 +85,8 @@ def voice_from(made: list[SdlVoice], directory: Path, **kwargs: object) -> SdlVo
 
 
 def voice_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The voice's warnings.  The test must have called ``caplog.set_level(…, "kiosk.voice")``:
+    an in-process campaign (tests/campaigns/serial_fuzz.py) leaves ``kiosk`` at CRITICAL."""
     return [
         r.getMessage()
         for r in caplog.records
@@ -151,6 +153,7 @@ def test_volume_scales_the_samples(tmp_path: Path, disk: Path, voices: list[SdlV
 def test_a_missing_or_broken_prompt_silences_its_event_only_with_one_log_line(
     tmp_path: Path, disk: Path, voices: list[SdlVoice], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="kiosk.voice")
     tones = prompts(tmp_path / "missing")
     prompt_path(tmp_path / "missing", "zh", PRESENTING).unlink()
     voice = voice_from(voices, tmp_path / "missing")
@@ -184,6 +187,7 @@ def test_no_audio_device_is_silent_with_one_warning_and_never_raises(
     tmp_path: Path, disk: Path, voices: list[SdlVoice], monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
+    caplog.set_level(logging.INFO, logger="kiosk.voice")
     prompts(tmp_path)
     monkeypatch.setenv("SDL_AUDIODRIVER", "no-such-audio-driver")
     voice = voice_from(voices, tmp_path)
