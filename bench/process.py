@@ -4,7 +4,13 @@ the run's temporary directory), each figure beside a reference process measured 
 
 - start → ready: from spawning the pad until it sends ``READY=1`` on a ``NOTIFY_SOCKET`` given
   here (as systemd would), against spawning ``python -c "import pygame"`` until it exits;
-  interleaved, one of each per round;
+  interleaved, one of each per round.  Also, for information, the pad as fitted at a window
+  (:func:`write_fitted_config`: the counter on pyserial, five level buttons on gpiozero's
+  ``MockFactory``, MQTT on) in the same rounds.  Before the rounds the project's modules are
+  byte-compiled (:func:`compile_project`), as installing a wheel does: pygame's modules were
+  compiled when pip installed it, and an editable checkout run with ``PYTHONDONTWRITEBYTECODE``
+  (or by a user who cannot write ``__pycache__``) would otherwise compile the pad's ~50 ms of
+  source at every start, which the reference never pays;
 - idle CPU: user + system time (``/proc/<pid>/stat``) of the idle pad per window of seconds,
   against a bare pygame loop (``bench/bare_loop.py``) blocking the same way, both measured over
   the same windows;
@@ -43,6 +49,19 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def compile_project(repo: Path) -> None:
+    """Byte-compile the project's packages into their ``__pycache__`` (as ``pip install`` of
+    the wheel does), so the pad loads bytecode as the reference's pygame does."""
+    packages = [str(repo / name) for name in ("evaluator", "kiosk", "sync", "printer")]
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", *packages],
+        cwd=repo,
+        env=child_env(),
+        stdout=subprocess.DEVNULL,
+        check=True,
+    )
+
+
 def write_config(tmp: Path) -> Path:
     site = tmp / "process.toml"
     site.write_text(
@@ -50,6 +69,33 @@ def write_config(tmp: Path) -> Path:
         '[counter]\nport = "dummy://"\n'
         "[mqtt]\nenabled = false\n"
         f"[storage]\npath = {json.dumps(str(tmp / 'process.db'))}\n"
+        f'[screen]\nwidth = {WIDTH}\nheight = {HEIGHT}\ndriver = "dummy"\n',
+        encoding="utf-8",
+    )
+    return site
+
+
+#: The level buttons' BCM pins in the fitted config (as ``bench.frames``).
+BUTTON_PINS = {"very_satisfied": 17, "satisfied": 27, "basically_satisfied": 22,
+               "dissatisfied": 23, "very_dissatisfied": 24}  # fmt: skip
+
+
+def write_fitted_config(tmp: Path) -> Path:
+    """The pad as fitted at a window, still headless: the counter link on pyserial (its
+    ``loop://`` URL instead of a device), five level buttons (gpiozero, ``MockFactory`` pins
+    instead of a Pi's), MQTT on (a local port where no broker listens: the worker starts after
+    READY and keeps retrying)."""
+    with socket.socket() as probe:  # a free port, so no broker answers
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    pins = "\n".join(f"{level} = {pin}" for level, pin in BUTTON_PINS.items())
+    site = tmp / "process-fitted.toml"
+    site.write_text(
+        '[device]\nid = "bench-fitted"\n'
+        '[counter]\nport = "loop://"\n'
+        f'[mqtt]\nenabled = true\nhost = "127.0.0.1"\nport = {port}\n'
+        f"[storage]\npath = {json.dumps(str(tmp / 'fitted.db'))}\n"
+        f'[buttons]\n{pins}\npin_factory = "mock"\n'
         f'[screen]\nwidth = {WIDTH}\nheight = {HEIGHT}\ndriver = "dummy"\n',
         encoding="utf-8",
     )
@@ -116,24 +162,30 @@ def import_pygame(repo: Path) -> float:
     return time.perf_counter() - t0
 
 
-def bench_start(tmp: Path, repo: Path, site: Path) -> tuple[list[float], list[float]]:
-    pads: list[float] = []
-    refs: list[float] = []
-    Pad(tmp, repo, site, "warm").stop()  # creates the store, warms the page cache; not kept
+def bench_start(
+    tmp: Path, repo: Path, site: Path, fitted: Path
+) -> tuple[list[float], list[float], list[float]]:
+    """Seconds to READY=1 of the pad (``site``) and of the fitted pad (``fitted``), and of the
+    reference, in rounds of one each (the order turning from round to round)."""
+    compile_project(repo)
+    times: dict[str, list[float]] = {"pad": [], "fitted": [], "ref": []}
+    for name, config in (("warm", site), ("warm-fitted", fitted)):
+        Pad(tmp, repo, config, name).stop()  # creates the store, warms the page cache; not kept
     import_pygame(repo)
+    kinds = ("pad", "ref", "fitted")
     deadline = time.monotonic() + START_SECONDS
     for r in range(N_START):
         if time.monotonic() > deadline:
             break
-        order = ("pad", "ref") if r % 2 == 0 else ("ref", "pad")
-        for which in order:
+        for which in kinds[r % 3 :] + kinds[: r % 3]:
             if which == "ref":
-                refs.append(import_pygame(repo))
+                times["ref"].append(import_pygame(repo))
             else:
-                pad = Pad(tmp, repo, site, f"start{r}")
-                pads.append(pad.ready_after)
+                config = site if which == "pad" else fitted
+                pad = Pad(tmp, repo, config, f"{which}{r}")
+                times[which].append(pad.ready_after)
                 pad.stop()
-    return pads, refs
+    return times["pad"], times["ref"], times["fitted"]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -194,7 +246,10 @@ def bench_idle(tmp: Path, repo: Path, site: Path) -> dict[str, tuple[list[float]
 
 
 def run(tmp: Path, repo: Path) -> dict[str, tuple[list[float], list[float]]]:
+    """Seconds (start), % of a core (cpu) and MiB (rss): each ``(pad, reference)``;
+    ``start_fitted`` is the fitted pad's start beside the same reference."""
     site = write_config(tmp)
-    result = {"start": bench_start(tmp, repo, site)}
+    pad, ref, fitted = bench_start(tmp, repo, site, write_fitted_config(tmp))
+    result = {"start": (pad, ref), "start_fitted": (fitted, ref)}
     result.update(bench_idle(tmp, repo, site))
     return result
