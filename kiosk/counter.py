@@ -17,12 +17,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
-
-import serial
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from evaluator.rules.backoff import Backoff
 from evaluator.rules.protocol import BadFrame, LineFramer, Message, decode, encode, reply_error
+
+if TYPE_CHECKING:
+    import serial
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +39,14 @@ def reopen_cap(reconnect: float) -> float:
     return max(reconnect, min(REOPEN_GROWTH * reconnect, REOPEN_CAP_MAX))
 
 
-if "kiosk.urlhandler" not in serial.protocol_handler_packages:
-    serial.protocol_handler_packages.append("kiosk.urlhandler")
+def _pyserial() -> ModuleType:
+    """pyserial, with this package's ``sim://`` URL handler registered; imported by the link's
+    thread when it opens the port, not at the pad's start (issue 6)."""
+    import serial
+
+    if "kiosk.urlhandler" not in serial.protocol_handler_packages:
+        serial.protocol_handler_packages.append("kiosk.urlhandler")
+    return serial
 
 
 class CounterLink(threading.Thread):
@@ -119,7 +127,7 @@ class CounterLink(threading.Thread):
     def _session(self) -> None:
         """Open the port, serve it until it fails or stop() is called, close it."""
         try:
-            port = serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=0.2)
+            port = _pyserial().serial_for_url(self.port, baudrate=self.baudrate, timeout=0.2)
         except Exception as exc:  # SerialException, OSError, ValueError, or a backend's own
             self._note_error(f"cannot open counter port {self.port}: {exc}")
             return
