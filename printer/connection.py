@@ -51,6 +51,8 @@ KINDS: tuple[str, ...] = ("dummy", "usb", "serial", "network", "file")
 CHUNK = 4096
 #: The socket send buffer for a network printer (the kernel doubles it).
 SEND_BUFFER = 16384
+#: Bytes the stand-in keeps before it forgets the older receipts.
+DUMMY_KEEP = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -164,10 +166,12 @@ class Connection:
 
 
 class DummyConnection(Connection):
-    """python-escpos's ``Dummy``: ``output`` is every byte written; ``replies`` maps a
+    """python-escpos's ``Dummy``: ``output`` is the bytes written; ``replies`` maps a
     ``DLE EOT n`` to its answer (a healthy printer unless changed; remove one for no answer).
 
-    The ``escpos`` package takes about 0.2 s to import, so it is imported on first use (on the
+    A pad on the stand-in runs for months: once ``output`` passes :data:`DUMMY_KEEP` bytes it
+    is cleared before the next write, so it always holds at least the last receipt.  The
+    ``escpos`` package takes about 0.2 s to import, so it is imported on first use (on the
     spooler's thread, not at the pad's start).
     """
 
@@ -175,6 +179,7 @@ class DummyConnection(Connection):
         super().__init__(spec or ConnectionSpec())
         self.replies: dict[int, int] = dict(HEALTHY)
         self._printer: Any = None
+        self._size = 0
 
     def open(self) -> None:
         if self._printer is None:
@@ -189,7 +194,11 @@ class DummyConnection(Connection):
 
     def write(self, data: bytes) -> None:
         self.open()
+        if self._size > DUMMY_KEEP:
+            self._printer.clear()
+            self._size = 0
         self._printer._raw(data)
+        self._size += len(data)
 
     def query(self, request: bytes) -> int | None:
         return self.replies.get(request[-1])
@@ -376,6 +385,12 @@ class UsbConnection(Connection):
     def open(self) -> None:
         if self._printer is not None:
             return
+        try:
+            import usb.core  # noqa: F401 - without pyusb, escpos's Usb fails again in __del__
+        except ImportError as exc:
+            raise PrinterOffline(
+                f"cannot open {self.spec.describe()}: USB printing needs the pyusb package"
+            ) from exc
         try:
             from escpos.printer import Usb
 

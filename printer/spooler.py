@@ -97,7 +97,7 @@ class PrinterStatus:
     phase: str = IDLE
 
 
-@dataclass
+@dataclass(eq=False)
 class _Job:
     id: str
     receipt: Receipt
@@ -154,6 +154,7 @@ class PrintSpooler:
         self._next_try = 0.0
         self._next_poll = 0.0
         self._torn = False
+        self._gone: list[_Job] = []  # dropped receipts whose spool files the worker deletes
         self._stopping = False
         self._thread: threading.Thread | None = None
 
@@ -168,12 +169,8 @@ class PrintSpooler:
             if not self._jobs:
                 self._next_try = 0.0  # a new receipt after an idle spell: try at once
             self._jobs.append(job)
-            dropped = self._trim_locked()
+            self._trim_locked()
             self._set_locked(pending=len(self._jobs))
-        for old in dropped:
-            log.warning(
-                "receipt %s dropped: more than %d receipts queued", old.id, self.max_pending
-            )
         self._changed()
         return job.id
 
@@ -195,6 +192,11 @@ class PrintSpooler:
             self._next_try = 0.0
             self._next_poll = 0.0
             self._cond.notify_all()
+
+    @property
+    def running(self) -> bool:
+        """Whether the worker thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> None:
         """Start the worker thread (once)."""
@@ -236,27 +238,33 @@ class PrintSpooler:
                 self.connection.close()
 
     def _next_job(self) -> _Job | None:
-        with self._cond:
-            while not self._stopping:
-                expired = self._expire_locked()
-                now = self._mono()
-                if expired:
-                    self._set_locked(pending=len(self._jobs))
-                if self._jobs:
-                    wait: float | None = self._next_try - now
-                    if wait is not None and wait <= 0:
-                        return self._jobs[0]
-                    self._set_locked(phase=WAITING)
-                else:
-                    wait = None
-                    self._set_locked(phase=IDLE)
-                    if self._polls():
-                        wait = self._next_poll - now
-                        if wait <= 0:
-                            return _POLL
-                self._forget_locked(expired)
-                self._cond.wait(wait)
-            return None
+        """The receipt to try now, :data:`_POLL` for a status poll, ``None`` to stop; drops
+        (and forgets, outside the lock) what expired or was pushed out meanwhile."""
+        while True:
+            with self._cond:
+                if self._stopping:
+                    return None
+                self._expire_locked()
+                gone, self._gone = self._gone, []
+                if not gone:
+                    now = self._mono()
+                    if self._jobs:
+                        wait: float | None = self._next_try - now
+                        if wait is not None and wait <= 0:
+                            return self._jobs[0]
+                        self._set_locked(phase=WAITING)
+                    else:
+                        wait = None
+                        self._set_locked(phase=IDLE)
+                        if self._polls():
+                            wait = self._next_poll - now
+                            if wait <= 0:
+                                return _POLL
+                    self._cond.wait(wait)
+                    continue
+            for job in gone:
+                self._unspool(job)
+            self._changed()
 
     def _polls(self) -> bool:
         return (
@@ -390,26 +398,27 @@ class PrintSpooler:
         except Exception:
             log.exception("the printer's on_change callback failed")
 
-    def _forget_locked(self, expired: list[_Job]) -> None:
-        for job in expired:
-            log.warning("receipt %s dropped unprinted after %.0f s", job.id, self.max_age)
-            self._unspool(job)
-
-    def _expire_locked(self) -> list[_Job]:
+    def _expire_locked(self) -> None:
         now = self._mono()
         expired = [j for j in self._jobs if now - j.queued_mono > self.max_age]
-        if expired:
-            self._jobs = deque(j for j in self._jobs if j not in expired)
-            self._status = replace(self._status, dropped=self._status.dropped + len(expired))
-        return expired
+        for job in expired:
+            self._jobs.remove(job)
+            log.warning("receipt %s dropped unprinted after %.0f s", job.id, self.max_age)
+        self._drop_locked(expired)
 
-    def _trim_locked(self) -> list[_Job]:
-        dropped = []
+    def _trim_locked(self) -> None:
+        trimmed = []
         while len(self._jobs) > self.max_pending:
-            dropped.append(self._jobs.popleft())
-        if dropped:
-            self._status = replace(self._status, dropped=self._status.dropped + len(dropped))
-        return dropped
+            trimmed.append(self._jobs.popleft())
+            log.warning("receipt %s dropped: more than %d queued", trimmed[-1].id, self.max_pending)
+        self._drop_locked(trimmed)
+
+    def _drop_locked(self, jobs: list[_Job]) -> None:
+        """Count ``jobs`` as dropped; the worker deletes their spool files (not the caller)."""
+        if jobs:
+            self._gone += jobs
+            st = self._status
+            self._set_locked(pending=len(self._jobs), dropped=st.dropped + len(jobs))
 
     # -- the spool directory ------------------------------------------------------------------
 
@@ -468,11 +477,9 @@ class PrintSpooler:
                 tmp.unlink()
         with self._cond:
             self._jobs.extendleft(reversed(restored))
-            trimmed = self._trim_locked()
+            self._trim_locked()
             st = self._status
             self._set_locked(pending=len(self._jobs), dropped=st.dropped + dropped)
-        for job in trimmed:
-            self._unspool(job)
         if restored:
             log.info("%d spooled receipt(s) restored from %s", len(restored), self.spool_dir)
         self._changed()

@@ -57,9 +57,17 @@ def qr_texts(elements: list[Element]) -> list[str]:
     return found
 
 
+def complete(data: bytes) -> bytes:
+    """The part of ``data`` that ends between two commands (a reader may be mid-command)."""
+    pos = 0
+    while (token := next_token(data, pos)) is not None:
+        pos = token.end
+    return data[:pos]
+
+
 def cuts(data: bytes) -> int:
-    """Receipts that came out whole (each ends with a cut)."""
-    return sum(isinstance(e, Cut) for e in decode(data))
+    """Receipts that came out whole (each ends with a cut) in what was received so far."""
+    return sum(isinstance(e, Cut) for e in decode(complete(data)))
 
 
 class FakePrinter:
