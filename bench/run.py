@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import frames, process
+from bench import frames, process, receipt
 from bench.stats import Row, median_p99, table
 from evaluator.app import App
 from evaluator.config import load_config
@@ -339,6 +339,7 @@ def main() -> int:
                 ms(got_screens["press → rating durable + 谢谢 drawn"]),
             )
         )
+        rows += receipt.rows()  # issue 7: receipt bytes built, image beside native QR
 
     print()
     print(table(rows))

@@ -91,8 +91,12 @@ def wrap(text: str, width: int) -> list[str]:
                 lines[-1].append(char)
             continue
         carried: list[str] = []
-        if unit[0] in NO_LINE_START and len(lines[-1]) > 1:
-            carried = [lines[-1].pop()]
+        if unit[0] in NO_LINE_START:  # take the characters before it along, a run of marks too
+            while len(lines[-1]) > 1 and (not carried or carried[0][0] in NO_LINE_START):
+                carried.insert(0, lines[-1].pop())
+            if sum(text_columns(u) for u in carried) + size > width:  # cannot: put them back
+                lines[-1] += carried
+                carried = []
         while lines[-1] and lines[-1][-1].isspace():
             lines[-1].pop()
         lines.append([*carried, unit])

@@ -30,7 +30,7 @@ from printer import commands as cmd
 from printer.glyphs import draw_text, find_font, text_columns, to_raster
 from printer.layout import Block, Gap, Line, Qr, receipt_blocks
 from printer.profile import CHAR_DOTS, COLUMN_DOTS, PAPER_DOTS, PrinterProfile
-from printer.qr import QUIET_ZONE, module_dots, qr_image, qr_matrix
+from printer.qr import QUIET_ZONE, module_dots, qr_image, qr_matrix, qr_modules
 from printer.receipt import Receipt
 
 #: Dots of blank paper under each line of text.
@@ -116,7 +116,7 @@ def blocks_bytes(blocks: list[Block], profile: PrinterProfile) -> bytes:
             if profile.qr == "image":
                 out += raster_bands(qr_strip(block.data, profile))
                 continue
-            module = module_dots(len(qr_matrix(block.data, profile.qr_ecc)), profile.dots)
+            module = module_dots(qr_modules(block.data, profile.qr_ecc), profile.dots)
             setting("align", True, cmd.align(cmd.CENTER))
             out += cmd.feed_dots(QUIET_ZONE * module)
             out += cmd.qr_native(block.data, module=module, ecc=profile.qr_ecc)

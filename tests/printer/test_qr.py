@@ -6,7 +6,15 @@ import pytest
 import zxingcpp
 
 from printer.errors import ReceiptError
-from printer.qr import MIN_MODULE, QUIET_ZONE, module_dots, qr_image, qr_matrix, qr_version
+from printer.qr import (
+    MIN_MODULE,
+    QUIET_ZONE,
+    module_dots,
+    qr_image,
+    qr_matrix,
+    qr_modules,
+    qr_version,
+)
 
 
 def url_of(length: int) -> bytes:
@@ -25,6 +33,7 @@ def test_a_signed_url_of_100_to_140_characters_gets_big_modules(
     (0.75–0.875 mm), 8 at 80 mm."""
     matrix = qr_matrix(url_of(length), "M")
     assert qr_version(len(matrix)) == version
+    assert qr_modules(url_of(length), "M") == len(matrix)  # the native path's shortcut
     assert module_dots(len(matrix), 384) == dots_58
     assert module_dots(len(matrix), 576) == dots_80
 
