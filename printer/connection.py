@@ -49,6 +49,9 @@ from printer.status import HEALTHY
 KINDS: tuple[str, ...] = ("dummy", "usb", "serial", "network", "file")
 #: Bytes handed to the device per write call.
 CHUNK = 4096
+#: Per write call on a serial line: 0.3 s at 9600 bit/s, so a slow line that keeps taking data
+#: is never mistaken for a stalled one.
+SERIAL_CHUNK = 256
 #: The socket send buffer for a network printer (the kernel doubles it).
 SEND_BUFFER = 16384
 #: Bytes the stand-in keeps before it forgets the older receipts.
@@ -341,8 +344,8 @@ class SerialConnection(Connection):
 
         self.open()
         try:
-            for start in range(0, len(data), CHUNK):
-                self._port.write(data[start : start + CHUNK])
+            for start in range(0, len(data), SERIAL_CHUNK):
+                self._port.write(data[start : start + SERIAL_CHUNK])
             self._port.flush()
         except serial.SerialTimeoutException as exc:
             raise PrinterOffline(

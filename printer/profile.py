@@ -26,6 +26,9 @@ One :class:`PrinterProfile` per printer model, filled from the config by the wir
 ``font``
     The CJK font (TrueType/OpenType file) for raster text and for previews; empty: the first
     found of :data:`evaluator.rules.shipped.FONT_SEARCH_PATHS`.
+``qr_ecc``
+    The QR's error correction level, ``"M"`` unless there is a reason (:mod:`printer.qr` says
+    why M).
 """
 
 from __future__ import annotations
