@@ -7,7 +7,6 @@ every recorded time says whether the clock was synchronised.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,10 +38,18 @@ class Clock(Protocol):
 _TIME_ERROR = 5  # ntp_adjtime(2): clock not synchronised
 
 
+_libc: ctypes.CDLL | None = None
+
+
 def kernel_clock_synced() -> bool:
     """True when the kernel reports the clock as NTP-synchronised (``ntp_adjtime``)."""
+    global _libc
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        # The running program's own symbols (libc is linked into Python): no ``find_library``,
+        # which starts an ``ldconfig -p`` child process (ms, in the UI thread) at every call.
+        if _libc is None:
+            _libc = ctypes.CDLL(None, use_errno=True)
+        libc = _libc
         buf = ctypes.create_string_buffer(512)  # struct timex with modes = 0: read-only query
         state = libc.ntp_adjtime(buf)
     except (OSError, AttributeError):
