@@ -275,13 +275,15 @@ class NetworkConnection(Connection):
 
 
 class FileConnection(Connection):
-    """A device file (``/dev/usb/lp0``), non-blocking, written with ``poll()``."""
+    """A device file (``/dev/usb/lp0``), non-blocking, written with ``poll()``; :meth:`abort`
+    wakes a blocked write through a pipe of its own."""
 
     answers = False
 
     def __init__(self, spec: ConnectionSpec) -> None:
         super().__init__(spec)
         self._fd: int | None = None
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
     def open(self) -> None:
         if self._fd is not None:
@@ -296,8 +298,11 @@ class FileConnection(Connection):
         self.open()
         fd = self._fd
         assert fd is not None
+        with contextlib.suppress(BlockingIOError):  # an abort from before this write
+            os.read(self._wake_r, 64)
         poller = select.poll()
         poller.register(fd, select.POLLOUT)
+        poller.register(self._wake_r, select.POLLIN)
         view = memoryview(data)
         while view:
             try:
@@ -307,8 +312,17 @@ class FileConnection(Connection):
                 pass
             except OSError as exc:
                 raise PrinterOffline(f"{self.spec.path}: {_why(exc)}") from exc
-            if not poller.poll(self.spec.timeout * 1000):
+            ready = poller.poll(self.spec.timeout * 1000)
+            if not ready:
                 raise PrinterOffline(f"{self.spec.path} took no data for {self.spec.timeout:g} s")
+            if any(f == self._wake_r for f, _ in ready):
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake_r, 64)
+                raise PrinterOffline(f"{self.spec.path}: the write was aborted (stopping)")
+
+    def abort(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_w, b"x")
 
     def close(self) -> None:
         fd, self._fd = self._fd, None

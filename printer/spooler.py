@@ -171,7 +171,6 @@ class PrintSpooler:
             self._jobs.append(job)
             self._trim_locked()
             self._set_locked(pending=len(self._jobs))
-        self._changed()
         return job.id
 
     @property

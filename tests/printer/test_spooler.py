@@ -293,7 +293,7 @@ def test_a_printer_that_never_answers_status_still_prints_and_is_not_called_ok(
     assert fake.wait_for(lambda f: cuts(f.data()) == 1)
 
 
-def test_stop_cuts_a_hung_write_short(spoolers, fake: FakePrinter) -> None:
+def test_stop_cuts_a_hung_socket_write_short(spoolers, fake: FakePrinter) -> None:
     fake.listen()
     fake.stall()
     spooler = spoolers(net(fake.port, timeout=600), BIG)
@@ -302,6 +302,22 @@ def test_stop_cuts_a_hung_write_short(spoolers, fake: FakePrinter) -> None:
     until(spooler, lambda s: s.phase == "writing")
     spooler.stop(timeout=PATIENCE)
     assert not spooler.running
+
+
+def test_stop_cuts_a_hung_device_file_write_short(spoolers, tmp_path: Path) -> None:
+    fifo = tmp_path / "lp0"
+    os.mkfifo(fifo)
+    reader = PipeReader(str(fifo))  # never reads
+    try:
+        spec = ConnectionSpec(kind="file", path=str(fifo), timeout=600)
+        spooler = spoolers(open_printer(spec), BIG)
+        spooler.start()
+        spooler.submit(receipt(27))
+        until(spooler, lambda s: s.phase == "writing")
+        spooler.stop(timeout=PATIENCE)
+        assert not spooler.running
+    finally:
+        reader.close()
 
 
 # -- states without a fault -------------------------------------------------------------------
