@@ -35,6 +35,8 @@ from evaluator.rules.errors import StoreError
 from evaluator.rules.records import (
     GENESIS_HASH,
     ChainBreak,
+    SignatureCheck,
+    Signer,
     canonical_json,
     new_record_id,
     seal,
@@ -668,12 +670,19 @@ class Store:
     """
 
     def __init__(
-        self, path: Path | str, *, device_id: str, keep_damaged_aside: bool = True
+        self,
+        path: Path | str,
+        *,
+        device_id: str,
+        keep_damaged_aside: bool = True,
+        signer: Signer | None = None,
     ) -> None:
         if not device_id:
             raise ValueError("device_id must not be empty")
         self.path = Path(path)
         self.device_id = device_id
+        #: The device key that signs every record appended here (``None``: unsigned, tools).
+        self.signer = signer
         self.read_only = False
         #: The damaged file THIS open kept aside before starting a new store, else ``None``.
         self.recovered_from: Path | None = None
@@ -786,6 +795,7 @@ class Store:
         self = cls.__new__(cls)
         self.path = Path(path)
         self.read_only = True
+        self.signer = None
         self.recovered_from = None
         self.damage = {}
         self._damage_logged = set()
@@ -964,7 +974,7 @@ class Store:
                 if not isinstance(body.get("id"), str) or not body["id"]:
                     body["id"] = new_record_id()
                 body.update(seq=seq, device_id=self.device_id)
-                record = seal(body, prev_hash=prev_hash)
+                record = seal(body, prev_hash=prev_hash, signer=self.signer)
                 self.conn.execute(
                     "INSERT INTO ratings (id, seq, device_id, presentation_id, level, stage,"
                     " assess_number, rated_at, hash, prev_hash, record)"
@@ -1103,12 +1113,13 @@ class Store:
             )
         return None
 
-    def verify(self) -> ChainBreak | None:
+    def verify(self, *, check: SignatureCheck | None = None) -> ChainBreak | None:
         """``None`` when every record is intact, else the first broken one.
 
         Checks that each record can be decoded (:func:`decode_record`), the hash chain and seq
         continuity (``verify_chain``) and that each row's columns agree with its stored record
-        JSON (a row edited behind the store's back).  Never raises for damaged content.
+        JSON (a row edited behind the store's back); with ``check`` (the device's public key)
+        also every signature from the first signed record on.  Never raises for damaged content.
         """
         mismatch: list[ChainBreak] = []
         names = ", ".join(_MIRRORED)
@@ -1148,8 +1159,16 @@ class Store:
                 if len(page) < _PAGE:
                     return
 
-        broken = verify_chain(rows())
+        broken = verify_chain(rows(), check=check)
         return broken or (mismatch[0] if mismatch else None)
+
+    def signed_count(self) -> tuple[int, int]:
+        """``(signed, unsigned)`` records: those from before the device had a key are unsigned."""
+        signed, total = self.conn.execute(
+            "SELECT count(*) FILTER (WHERE json_valid(record)"
+            " AND json_extract(record, '$.sig') IS NOT NULL), count(*) FROM ratings"
+        ).fetchone()
+        return int(signed), int(total) - int(signed)
 
     # -- outbox ---------------------------------------------------------------------------
 

@@ -325,6 +325,44 @@ def test_verify_names_a_record_altered_behind_the_store(store: Store, db_path: P
     assert (broken.seq, broken.id) == (2, records[1]["id"])
 
 
+def test_an_unsent_record_resealed_behind_the_store_fails_its_signature(
+    db_path: Path, tmp_path: Path
+) -> None:
+    """Issue 7's hole: re-sealing the last, unsent record with the same prev_hash kept the hash
+    chain whole and ``verify`` passed; signed by the device key, it is caught."""
+    from evaluator.rules.records import seal
+    from sync.keys import DeviceKey
+
+    key = DeviceKey.create(tmp_path / "device.key")
+
+    def check(key_id: str, data: bytes, sig: bytes) -> bool:
+        return key_id == key.key_id and key.public.check(data, sig)
+
+    with Store(db_path, device_id=DEVICE, signer=key) as signed:
+        records = [signed.append_rating(content(f"S-{i}", level="dissatisfied")) for i in range(3)]
+        assert all(r["key_id"] == key.key_id and r["sig"] for r in records)
+        assert signed.verify(check=check) is None
+        assert signed.signed_count() == (3, 0)
+        forged = seal(
+            dict(records[2], level="very_satisfied", score=10), prev_hash=records[1]["hash"]
+        )
+        conn = raw(db_path)
+        conn.execute(
+            "UPDATE ratings SET record = ?, level = 'very_satisfied', hash = ? WHERE seq = 3",
+            [json.dumps(forged), forged["hash"]],
+        )
+        conn.close()
+        assert signed.verify() is None  # the chain alone cannot tell
+        broken = signed.verify(check=check)
+        assert broken is not None and broken.seq == 3 and "unsigned" in broken.reason
+
+
+def test_a_store_without_a_key_writes_unsigned_records(store: Store) -> None:
+    record = store.append_rating(content("S-1"))
+    assert "sig" not in record and "key_id" not in record
+    assert store.signed_count() == (0, 1)
+
+
 def test_verify_names_a_row_whose_columns_were_edited(store: Store, db_path: Path) -> None:
     records = [store.append_rating(content(f"S-{i}")) for i in range(2)]
     conn = raw(db_path)
@@ -516,10 +554,18 @@ def test_stats_participation_counts_cases_not_presentations(store: Store) -> Non
             **content("S-10", "S-11", score=6, level="basically_satisfied"),
             "targets": ["clerk", "matter"],
             "cases": [
-                {"serial": "S-10", "matter_code": "M1", "matter_name": "不动产登记",
-                 "kind": "instant"},
-                {"serial": "S-11", "matter_code": "M1", "matter_name": "不动产登记",
-                 "kind": "instant"},
+                {
+                    "serial": "S-10",
+                    "matter_code": "M1",
+                    "matter_name": "不动产登记",
+                    "kind": "instant",
+                },
+                {
+                    "serial": "S-11",
+                    "matter_code": "M1",
+                    "matter_name": "不动产登记",
+                    "kind": "instant",
+                },
                 {"serial": "S-12", "matter_code": "M3", "matter_name": "户籍", "kind": "instant"},
             ],
         }
