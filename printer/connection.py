@@ -137,7 +137,8 @@ def _int_in(value: object, low: int, high: int) -> bool:
 
 
 class Connection:
-    """One printer link.  Used by one thread (the spooler's), except :meth:`abort`.
+    """One printer link.  Used by one thread (the spooler's), except :meth:`abort`, which is
+    final: the spooler calls it when it stops.
 
     ``answers`` says whether it has a back channel for status requests.  ``per_job``: closed
     after every receipt.
@@ -165,7 +166,7 @@ class Connection:
         """Close the link (it is opened again on the next use)."""
 
     def abort(self) -> None:
-        """From another thread: make a blocked write fail soon (used when stopping)."""
+        """From another thread: make a blocked write fail soon, and every later one."""
 
 
 class DummyConnection(Connection):
@@ -215,8 +216,11 @@ class NetworkConnection(Connection):
     def __init__(self, spec: ConnectionSpec) -> None:
         super().__init__(spec)
         self._sock: socket.socket | None = None
+        self._aborted = False
 
     def open(self) -> None:
+        if self._aborted:
+            raise PrinterOffline(f"{self.spec.describe()}: aborted (stopping)")
         if self._sock is not None:
             return
         try:
@@ -268,6 +272,7 @@ class NetworkConnection(Connection):
             sock.close()
 
     def abort(self) -> None:
+        self._aborted = True  # final: a connection made after this one is refused too
         sock = self._sock
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -298,8 +303,6 @@ class FileConnection(Connection):
         self.open()
         fd = self._fd
         assert fd is not None
-        with contextlib.suppress(BlockingIOError):  # an abort from before this write
-            os.read(self._wake_r, 64)
         poller = select.poll()
         poller.register(fd, select.POLLOUT)
         poller.register(self._wake_r, select.POLLIN)
@@ -315,9 +318,7 @@ class FileConnection(Connection):
             ready = poller.poll(self.spec.timeout * 1000)
             if not ready:
                 raise PrinterOffline(f"{self.spec.path} took no data for {self.spec.timeout:g} s")
-            if any(f == self._wake_r for f, _ in ready):
-                with contextlib.suppress(BlockingIOError):
-                    os.read(self._wake_r, 64)
+            if any(f == self._wake_r for f, _ in ready):  # the byte stays: abort is final
                 raise PrinterOffline(f"{self.spec.path}: the write was aborted (stopping)")
 
     def abort(self) -> None:
