@@ -451,6 +451,8 @@ class App:
         # The uploads start after READY: ratings wait in the outbox, and the worker's start
         # (its store, importing paho) must not hold up the pad's (issue 6).
         self.sync.start()
+        if self.devices.key is not None:  # after ready: the crypto import costs ~27 ms
+            self.devices.key.start()
         if self.voice is not None:  # after ready: opening the audio device may take a while
             self.voice.start()
         try:
@@ -673,7 +675,8 @@ class App:
             "outbox": outbox,
             "online": status.connected,
             "faults": (["storage"] if self._fault_told else [])
-            + (["store_gap"] if self.store_gap else []),
+            + (["store_gap"] if self.store_gap else [])
+            + (["device_key"] if self.devices.key is not None and self.devices.key.problem else []),
         }
 
     _handlers: ClassVar[dict[str, Callable[[App, dict[str, Any]], dict[str, Any] | None]]] = {

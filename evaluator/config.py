@@ -76,6 +76,9 @@ class DeviceConfig:
     """Window label shown on screen, e.g. ``"12号窗口"``; default ``""``."""
     area_code: str
     """6-digit administrative division code; default ``"440500"``."""
+    key_file: Path
+    """The device's signing key, absolute; ``device.key`` next to the store when no file sets
+    one."""
 
 
 @dataclass(frozen=True)
@@ -568,6 +571,7 @@ REQUIRED: frozenset[tuple[str, str]] = frozenset({("device", "id")})
 PATH_KEYS: frozenset[tuple[str, str]] = frozenset(
     {
         ("storage", "path"),
+        ("device", "key_file"),
         ("session", "reasons_file"),
         ("session", "phrases_file"),
         ("screen", "font"),
@@ -963,7 +967,10 @@ def load_config(paths: Sequence[Path | str]) -> Config:
     def table(section: str) -> dict[str, object]:
         return {name: get(s, name) for s, name in merged if s == section}
 
-    device = DeviceConfig(**table("device"))  # type: ignore[arg-type]
+    device_table = table("device")
+    storage_path = Path(str(get("storage", "path")))
+    device_table["key_file"] = device_table["key_file"] or storage_path.parent / "device.key"
+    device = DeviceConfig(**device_table)  # type: ignore[arg-type]
     session = table("session")
     session["reasons_file"] = session["reasons_file"] or default_reasons_path()
     language = str(get("screen", "language"))

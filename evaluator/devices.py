@@ -14,6 +14,8 @@ factory), each with a stand-in that ships in the product:
 - **voice** — ``[voice] enabled``: :class:`kiosk.voice.SdlVoice` (``pygame.mixer``; the WAVs of
   ``[voice] dir`` in the ``[screen] language`` folder); stand-in :class:`kiosk.voice.SilentVoice`
   (plays nothing, keeps what it would have played).
+- **device key** — ``[device] key_file``: :class:`sync.keyloader.KeyLoader` loads (or creates)
+  the Ed25519 key beside the pad, after READY; the store signs every record with it.
 - **clock** — :class:`~evaluator.rules.clock.SystemClock`; stand-in
   :class:`~evaluator.rules.clock.FakeClock` (tests, screenshots).
 
@@ -30,6 +32,7 @@ from typing import Any
 from evaluator.config import Config
 from evaluator.rules.clock import Clock, SystemClock
 from evaluator.rules.protocol import Message
+from sync.keyloader import KeyLoader
 from sync.store import Store
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,8 @@ class Devices:
     open_screen: Callable[[], Any]
     buttons: Any = None
     """:class:`kiosk.buttons.LevelButtons`, or ``None`` when no button is fitted."""
+    key: KeyLoader | None = None
+    """The device key signing every record (``None``: records unsigned, as in some tests)."""
     voice: Any = None
     """:class:`kiosk.voice.SdlVoice` or :class:`kiosk.voice.SilentVoice` (same API), or
     ``None`` (no prompts at all)."""
@@ -60,9 +65,11 @@ def _not_attached(message: Message) -> None:
 
 def from_config(config: Config, *, clock: Clock | None = None) -> Devices:
     """The devices ``config`` names (nothing is opened or started here)."""
+    key = KeyLoader(config.device.key_file)
     return Devices(
         clock=clock or SystemClock(),
-        open_store=lambda: Store(config.storage.path, device_id=config.device.id),
+        open_store=lambda: Store(config.storage.path, device_id=config.device.id, signer=key),
+        key=key,
         sync=_sync(config),
         link=_link(config),
         open_screen=lambda: _screen(config),

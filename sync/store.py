@@ -675,13 +675,14 @@ class Store:
         *,
         device_id: str,
         keep_damaged_aside: bool = True,
-        signer: Signer | None = None,
+        signer: Signer | Callable[[], Signer | None] | None = None,
     ) -> None:
         if not device_id:
             raise ValueError("device_id must not be empty")
         self.path = Path(path)
         self.device_id = device_id
-        #: The device key that signs every record appended here (``None``: unsigned, tools).
+        #: The device key that signs every record appended here, or a function giving it
+        #: (:class:`sync.keyloader.KeyLoader`: loaded beside the pad); ``None``: unsigned (tools).
         self.signer = signer
         self.read_only = False
         #: The damaged file THIS open kept aside before starting a new store, else ``None``.
@@ -947,6 +948,8 @@ class Store:
             for c in content["cases"]
             if isinstance(c, Mapping)
         }
+        # The key is had before the write transaction (it may still be loading).
+        signer = self.signer() if callable(self.signer) else self.signer
         try:
             with self._immediate():
                 rated = self.already_rated(slots, assess_number)
@@ -974,7 +977,7 @@ class Store:
                 if not isinstance(body.get("id"), str) or not body["id"]:
                     body["id"] = new_record_id()
                 body.update(seq=seq, device_id=self.device_id)
-                record = seal(body, prev_hash=prev_hash, signer=self.signer)
+                record = seal(body, prev_hash=prev_hash, signer=signer)
                 self.conn.execute(
                     "INSERT INTO ratings (id, seq, device_id, presentation_id, level, stage,"
                     " assess_number, rated_at, hash, prev_hash, record)"

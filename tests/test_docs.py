@@ -184,9 +184,20 @@ def test_documented_rating_example_is_a_real_chain() -> None:
 
 def independent_hash(record: dict[str, Any]) -> str:
     """The recipe of docs/integrator.md, written without the project's code."""
-    body = {k: v for k, v in record.items() if k != "hash"}
+    body = {k: v for k, v in record.items() if k not in ("hash", "sig")}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def independent_signature_check(record: dict[str, Any], registered: str) -> None:
+    """The recipe of docs/integrator.md §2.5, written without the project's code."""
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    key = Ed25519PublicKey.from_public_bytes(base64.b64decode(registered.removeprefix("ed25519:")))
+    sig = record["sig"]
+    key.verify(base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4)), record["hash"].encode())
 
 
 def request(rid: int, rtype: str, **body: Any) -> dict[str, Any]:
@@ -268,6 +279,7 @@ def test_real_counter_traffic_and_ratings_validate(
         assert_valid(validators["rating"], record)
         assert record["prev_hash"] == prev
         assert independent_hash(record) == record["hash"]
+        independent_signature_check(record, app.devices.key().public.text)
         prev = record["hash"]
     assert records[1]["reasons"][-1] == {"code": "other", "text": "其他", "target": "other"}
     assert records[2]["theme"] == theme

@@ -59,7 +59,12 @@ def test_default_alone_only_lacks_the_device_id() -> None:
 
 def test_defaults_match_the_documented_defaults(tmp_path: Path) -> None:
     c = load_config([write(tmp_path, "site.toml", MINIMAL)])
-    assert c.device == cfg.DeviceConfig(id="pad-1", window="", area_code="440500")
+    assert c.device == cfg.DeviceConfig(
+        id="pad-1",
+        window="",
+        area_code="440500",
+        key_file=Path("/var/lib/evaluator/device.key"),  # next to the store
+    )
     assert c.counter == cfg.CounterConfig(port="", baudrate=9600, reconnect=2.0)
     assert c.mqtt == cfg.MqttConfig(
         enabled=True, host="127.0.0.1", port=1883, topic_prefix="hcp/v1",
