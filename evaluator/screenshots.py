@@ -4,7 +4,8 @@ No view here is made by hand: a real :class:`~evaluator.app.App` (the demo confi
 temporary folder, no MQTT, no counter link) is driven the way the pad is, by counter requests
 through ``App.handle`` and citizen taps through ``App.act``, on a :class:`FakeClock` so the
 countdowns are the same on every run.  After each step the app's own ``App.view()`` is captured
-and drawn by the real :class:`~kiosk.screen.Screen` on SDL's ``dummy`` driver.
+and drawn by the real :class:`~kiosk.screen.Screen` on SDL's ``dummy`` driver, at every panel size
+of :data:`kiosk.sizes.SIZES` (``<out>/<W>x<H>/<shot>.png``).
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from evaluator.app import App
 from evaluator.config import load_config
 from evaluator.rules.clock import FakeClock
 from evaluator.rules.levels import Level
-from evaluator.rules.phrases import shipped_phrases
 from evaluator.rules.protocol import Message
 from evaluator.rules.reasons import OTHER_CODE
 from evaluator.rules.shipped import shipped_file
+from kiosk import texts
+from kiosk.sizes import SIZES, PanelSize
 from kiosk.view import (
     ExpandTheme,
     PressLevel,
@@ -47,8 +49,8 @@ THEME_MATTERS = [
 ]
 #: What the citizen types for 其他 on the reasons screenshot.
 OTHER_TEXT = "等候时间太长，叫号屏看不清"
-#: The 常用意见 the citizen taps on the reasons-by-touch screenshot.
-PHRASES = shipped_phrases().phrases[:2]
+#: How many 常用意见 the citizen taps on the reasons-by-touch screenshot (the first ones).
+PHRASES_TAPPED = 2
 #: The 终端机编号 on the self-service terminal's screenshot.
 TERMINAL = "ZZ-0107"
 #: Seconds the citizen looks at a screen before the screenshot (the countdown shows the rest).
@@ -67,7 +69,8 @@ SHOTS: dict[str, str] = {
     "presenting_theme": "the rating screen for a 一件事 theme (art. 31), with 分项评价",
     "presenting_theme_item": "a theme rated item by item after 分项评价: the second item",
     "presenting_terminal": "a self-service terminal's rating screen: 终端机编号, the matter only",
-    "reasons": "差评 reasons: a reason and an agency chosen, 其他 typed",
+    "reasons": "差评 reasons: a reason and an agency chosen (the first page when they are paged)",
+    "reasons_other": "差评 reasons: 其他 chosen and typed (the page of its field)",
     "reasons_phrases": "差评 reasons by touch: 其他 chosen, two 常用意见 tapped",
     "thanks": "谢谢 after the rating was stored",
     "paused": "the window paused by the clerk",
@@ -85,13 +88,14 @@ def _start(*cases: dict[str, str], **extra: Any) -> dict[str, Any]:
 
 
 @contextmanager
-def _app(work: Path, storage: Path, extra: str = "") -> Iterator[App]:
-    """A real app on the demo config with its store at ``storage``, no MQTT, no counter link;
-    ``extra`` is more TOML for the override."""
+def _app(work: Path, storage: Path, extra: str = "", language: str = "zh") -> Iterator[App]:
+    """A real app on the demo config with its store at ``storage``, no MQTT, no counter link,
+    its texts in ``language``; ``extra`` is more TOML for the override."""
     override = work / f"screenshots-{storage.parent.name}.toml"
     override.write_text(
         '[counter]\nport = ""\n[mqtt]\nenabled = false\n'
-        f"[storage]\npath = {json.dumps(str(storage))}\n{extra}",
+        f"[storage]\npath = {json.dumps(str(storage))}\n"
+        f"[screen]\nlanguage = {json.dumps(language)}\n{extra}",
         encoding="utf-8",
     )
     app = App(load_config([shipped_file("demo.toml"), override]), clock=FakeClock())
@@ -128,11 +132,19 @@ class _Driver:
         self.shots[name] = view
 
 
-def reach_views(work: Path) -> dict[str, ScreenView]:
-    """Drive real apps (stores under ``work``) through every screen; the views they showed."""
+def reach_views(work: Path, language: str = "zh") -> dict[str, ScreenView]:
+    """Drive real apps (stores under ``work``, texts in ``language``) through every screen; the
+    views they showed.  Draw them in the same language (``kiosk.texts.using``): the texts the
+    pad composes are in the views, the fixed ones are looked up when drawn.  The language shown
+    before is shown again after."""
+    with texts.using(texts.language()):  # each app selects its language: restored after
+        return _reach_views(work, language)
+
+
+def _reach_views(work: Path, language: str) -> dict[str, ScreenView]:
     shots: dict[str, ScreenView] = {}
     (work / "pad").mkdir()
-    with _app(work, work / "pad" / "ratings.db") as app:
+    with _app(work, work / "pad" / "ratings.db", language=language) as app:
         pad = _Driver(app, shots)
         pad.shoot("signed_out", "signed_out")
         pad.request("clerk.sign_in", clerk=CLERK)
@@ -176,9 +188,11 @@ def reach_views(work: Path) -> dict[str, ScreenView]:
         pad.request("evaluation.start", **_start(_case("44050020261126000129")))
         pad.wait(LOOK)
         app.act(PressLevel(Level.VERY_DISSATISFIED))
-        for action in (ToggleReason(OTHER_CODE), *map(TogglePhrase, PHRASES)):
+        pad.wait(LOOK)
+        app.act(ToggleReason(OTHER_CODE))
+        for phrase in app.phrases.phrases[:PHRASES_TAPPED]:  # the pad's list, in its language
             pad.wait(LOOK)
-            app.act(action)
+            app.act(TogglePhrase(phrase))
         pad.shoot("reasons_phrases", "reasons")
         app.act(Submit())
         pad.wait(app.config.session.thanks + 1)
@@ -189,11 +203,13 @@ def reach_views(work: Path) -> dict[str, ScreenView]:
         first = next(item for item in offered if item.target == "clerk")
         app.act(ToggleReason(first.code))
         app.act(ToggleAgency(AGENCIES[0]))
+        pad.wait(LOOK)
+        pad.shoot("reasons", "reasons")
         other = next(item for item in offered if item.target == "other")
         app.act(ToggleReason(other.code))
         app.act(TypeText(OTHER_TEXT))
         pad.wait(LOOK)
-        pad.shoot("reasons", "reasons")
+        pad.shoot("reasons_other", "reasons")
         app.act(Submit())
         pad.shoot("thanks", "thanks")
 
@@ -211,14 +227,13 @@ def reach_views(work: Path) -> dict[str, ScreenView]:
 
     # A store that cannot be opened: a file stands where its folder should be.
     (work / "blocked").write_text("not a folder", encoding="utf-8")
-    with _app(work, work / "blocked" / "ratings.db") as app:
+    with _app(work, work / "blocked" / "ratings.db", language=language) as app:
         pad = _Driver(app, shots)
         pad.request("clerk.sign_in", clerk=CLERK)
         pad.shoot("storage_fault", "idle")
     (work / "qr").mkdir()
-    with _app(
-        work, work / "qr" / "ratings.db", f"[idle]\nstatic_qr = {json.dumps(STATIC_QR)}\n"
-    ) as app:
+    qr = f"[idle]\nstatic_qr = {json.dumps(STATIC_QR)}\n"
+    with _app(work, work / "qr" / "ratings.db", qr, language=language) as app:
         pad = _Driver(app, shots)
         pad.request("clerk.sign_in", clerk=CLERK)
         pad.shoot("idle_qr", "idle")
@@ -226,11 +241,16 @@ def reach_views(work: Path) -> dict[str, ScreenView]:
 
 
 def render(
-    out_dir: Path, *, font_path: Path | None = None, width: int = 800, height: int = 480
+    out_dir: Path, *, font_path: Path | None = None, sizes: tuple[PanelSize, ...] = SIZES
 ) -> list[Path]:
-    """Write ``<out_dir>/<name>.png`` for every entry of :data:`SHOTS`; returns the paths."""
+    """Write ``<out_dir>/<W>x<H>/<name>.png`` for every entry of :data:`SHOTS` at every size;
+    returns the paths."""
     from kiosk.screenshots import save_pngs
 
     with tempfile.TemporaryDirectory(prefix="evaluator-screenshots-") as tmp:
         views = reach_views(Path(tmp))
-    return save_pngs(views, Path(out_dir), font_path=font_path, width=width, height=height)
+    paths: list[Path] = []
+    for size in sizes:
+        paths += save_pngs(views, Path(out_dir) / size.name, font_path=font_path,
+                           width=size.width, height=size.height, dpi=size.dpi)  # fmt: skip
+    return paths

@@ -47,41 +47,45 @@ def draw_thanks(p: Painter, v: ScreenView) -> None:
         ],
         p.px(10),
     )
-    lines: list[Line] = [(texts.THANKS, p.px(56), INK, True)]
+    lines = [Line(texts.THANKS, p.px(56), INK, bold=True)]
     if v.message:
-        lines.append((v.message, p.px(24), MUTED, False))
-    p.centered_lines(lines, int(height * 0.72), width - 2 * p.px(24))
+        lines.append(Line(v.message, p.px(24), MUTED))
+    margin = p.px(24)
+    top = cy + radius + p.px(12)
+    p.centered_lines(lines, pygame.Rect(margin, top, width - 2 * margin, height - top - margin))
     p.countdown_corner(v.seconds_left)
 
 
 def draw_idle(p: Painter, v: ScreenView) -> None:
     width, height = p.size
     top = p.header(v.window, HEADER)
-    lines: list[Line] = [(texts.IDLE_WELCOME, p.px(72), ACCENT, True)]
-    clerk = clerk_line(v)
-    if clerk:
-        lines.append((clerk, p.px(30), INK, False))
-    if v.message:
-        lines.append((v.message, p.px(22), MUTED, False))
-    if v.qr:
-        # Beside the QR the text has half the width: the clerk's name and number on two lines.
-        narrow: list[Line] = [lines[0]]
-        narrow += [(part, p.px(30), INK, False) for part in clerk_parts(v)]
-        narrow += lines[2 if clerk else 1 :]
-        if _draw_idle_qr(p, v.qr, top, narrow):
-            return
-    p.centered_lines(lines, (top + height) // 2, width - 2 * p.px(24))
+    welcome = Line(texts.IDLE_WELCOME, p.px(72), ACCENT, bold=True)
+    message = [Line(v.message, p.px(22), MUTED)] if v.message else []
+    # The clerk's name and number on one line, or on two when that is too wide (portrait, or
+    # beside the QR): each is shown whole, never "A1…".
+    parts = clerk_parts(v)
+    one_line = clerk_line(v)
+    margin = p.px(24)
+    if v.qr and _draw_idle_qr(p, v.qr, top, welcome, parts, message):
+        return
+    box = pygame.Rect(margin, top, width - 2 * margin, height - top)
+    if p.font(p.px(30)).size(one_line)[0] <= box.width:
+        clerk = [Line(one_line, p.px(30), INK, fixed=False)] if one_line else []
+    else:
+        clerk = [Line(part, p.px(30), INK, fixed=False) for part in parts]
+    p.centered_lines([welcome, *clerk, *message], box, prefix="idle_line")
 
 
-def _draw_idle_qr(p: Painter, url: str, top: int, lines: list[Line]) -> bool:
+def _draw_idle_qr(
+    p: Painter, url: str, top: int, welcome: Line, parts: list[str], message: list[Line]
+) -> bool:
     """The window's static QR with its caption beside the idle text (below it on a portrait
     screen); False, drawing nothing, when the code does not fit at one pixel a module."""
     width, height = p.size
     margin, gap = p.px(24), p.px(8)
     caption_size = p.px(24)
     caption_h = p.font(caption_size).get_linesize()
-    portrait = height > width
-    if portrait:
+    if p.portrait:
         max_side = min(width - 2 * margin, (height - top) // 2 - caption_h - gap - margin)
     else:
         max_side = min(height - top - 2 * margin - caption_h - gap, int(width * 0.42))
@@ -90,7 +94,7 @@ def _draw_idle_qr(p: Painter, url: str, top: int, lines: list[Line]) -> bool:
         return False
     side = code.get_width()
     block_h = side + gap + caption_h
-    if portrait:
+    if p.portrait:
         qr_rect = pygame.Rect((width - side) // 2, height - margin - block_h, side, side)
         text_box = pygame.Rect(margin, top, width - 2 * margin, qr_rect.top - top)
     else:
@@ -99,30 +103,15 @@ def _draw_idle_qr(p: Painter, url: str, top: int, lines: list[Line]) -> bool:
         text_box = pygame.Rect(margin, top, qr_rect.left - 2 * margin, height - top)
     p.surface.blit(code, qr_rect)
     p.layout.boxes["qr"] = qr_rect
-    caption = p.text(
-        texts.IDLE_QR_CAPTION,
-        caption_size,
-        INK,
-        max_width=max(side, width // 3),
-        midtop=(qr_rect.centerx, qr_rect.bottom + gap),
-    )
+    caption_w = max(side, width // 3)
+    caption_box = pygame.Rect(qr_rect.centerx - caption_w // 2, qr_rect.bottom + gap,
+                              caption_w, caption_h)  # fmt: skip
+    caption = p.block(texts.IDLE_QR_CAPTION, caption_size, INK, caption_box)
     p.layout.boxes["qr_caption"] = caption
-    _lines_at(p, lines, text_box)
+    clerk = [Line(part, p.px(30), INK, fixed=False) for part in parts]
+    p.centered_lines([welcome, *clerk, *message], text_box, prefix="idle_line")
     p.layout.boxes["idle_text"] = text_box
     return True
-
-
-def _lines_at(p: Painter, lines: list[Line], box: pygame.Rect) -> None:
-    """Lines centred as a block in ``box``, each shortened with "…" to its width."""
-    spacing = p.px(10)
-    heights = [p.font(size, bold).get_linesize() + spacing for _, size, _, bold in lines]
-    y = box.centery - (sum(heights) - spacing) // 2
-    for i, ((text, size, color, bold), line_h) in enumerate(zip(lines, heights, strict=True)):
-        if text:
-            drawn = p.text(text, size, color, bold=bold, max_width=box.width,
-                           midtop=(box.centerx, y))  # fmt: skip
-            p.layout.boxes[f"idle_line{i}"] = drawn
-        y += line_h
 
 
 def draw_screensaver(p: Painter, v: ScreenView) -> None:
@@ -131,20 +120,22 @@ def draw_screensaver(p: Painter, v: ScreenView) -> None:
     width, height = p.size
     p.surface.fill(SAVER_BACKGROUND)
     margin = p.px(24)
-    label_size, hint_size = p.px(28), p.px(18)
+    # Small enough to drift across a third of a portrait panel too.
+    label_size, hint_size = p.px(28 if not p.portrait else 22), p.px(18)
     max_width = max(1, width - 2 * margin)
-    label = p.font(label_size).render(v.window or texts.IDLE_WELCOME, True, SAVER_INK)
-    hint = p.font(hint_size).render(texts.SCREENSAVER_HINT, True, SAVER_MUTED)
-    block_w = min(max_width, max(label.get_width(), hint.get_width()))
-    block_h = label.get_height() + p.px(6) + hint.get_height()
+    label_text = v.window or texts.IDLE_WELCOME
+    label_w = p.font(label_size).size(label_text)[0]
+    hint_w = p.font(hint_size).size(texts.SCREENSAVER_HINT)[0]
+    block_w = min(max_width, max(label_w, hint_w))
+    block_h = p.font(label_size).get_linesize() + p.px(6) + p.font(hint_size).get_linesize()
     free_x = max(0, width - 2 * margin - block_w)
     free_y = max(0, height - 2 * margin - block_h)
     x = margin + int((v.saver_step * _DRIFT_X) % 1.0 * free_x)
     y = margin + int((v.saver_step * _DRIFT_Y) % 1.0 * free_y)
     block = pygame.Rect(x, y, block_w, block_h)
-    drawn = p.text(v.window or texts.IDLE_WELCOME, label_size, SAVER_INK, max_width=block_w,
+    drawn = p.text(label_text, label_size, SAVER_INK, max_width=block_w, fixed=not v.window,
                    midtop=(block.centerx, block.top))  # fmt: skip
-    p.text(texts.SCREENSAVER_HINT, hint_size, SAVER_MUTED, max_width=block_w,
+    p.text(texts.SCREENSAVER_HINT, hint_size, SAVER_MUTED, max_width=block_w, fixed=True,
            midtop=(block.centerx, drawn.bottom + p.px(6)))  # fmt: skip
     p.layout.boxes["saver"] = block
 
@@ -152,22 +143,26 @@ def draw_screensaver(p: Painter, v: ScreenView) -> None:
 def draw_signed_out(p: Painter, v: ScreenView) -> None:
     width, height = p.size
     top = p.header(v.window, HEADER_PAUSED)
-    lines: list[Line] = [
-        (texts.SIGNED_OUT_TITLE, p.px(72), INK, True),
-        (texts.SIGNED_OUT_SUBTITLE, p.px(32), MUTED, False),
+    lines = [
+        Line(texts.SIGNED_OUT_TITLE, p.px(72), INK, bold=True),
+        Line(texts.SIGNED_OUT_SUBTITLE, p.px(32), MUTED),
     ]
     if v.message:
-        lines.append((v.message, p.px(22), MUTED, False))
-    p.centered_lines(lines, (top + height) // 2, width - 2 * p.px(24))
+        lines.append(Line(v.message, p.px(22), MUTED))
+    margin = p.px(24)
+    p.centered_lines(lines, pygame.Rect(margin, top, width - 2 * margin, height - top))
 
 
 def draw_paused(p: Painter, v: ScreenView) -> None:
     width, height = p.size
     top = p.header(v.window, HEADER_PAUSED)
-    lines: list[Line] = [(texts.PAUSED_TITLE, p.px(56), INK, True)]
+    lines = [Line(texts.PAUSED_TITLE, p.px(56), INK, bold=True)]
     if v.message:
-        lines.append((v.message, p.px(24), MUTED, False))
-    p.centered_lines(lines, (top + height) // 2, width - 2 * p.px(24))
+        lines.append(Line(v.message, p.px(24), MUTED))
+    margin = p.px(24)
+    count_h = p.font(p.px(20)).get_linesize() + 2 * p.px(12) if v.seconds_left is not None else 0
+    box = pygame.Rect(margin, top + count_h, width - 2 * margin, height - top - 2 * count_h)
+    p.centered_lines(lines, box)
     p.countdown_corner(v.seconds_left, top)
 
 

@@ -1,17 +1,22 @@
-"""What drawing and hit testing share: text fitted to a width, and the tappable targets.
+"""What drawing and hit testing share: text fitted to a width, the tappable targets, and the
+texts drawn.
 
 Text fitting is a pure function of a font; every drawing helper that draws a tappable thing
-also records its rectangle and action as a :class:`Target` of the screen's :class:`Layout`.
+also records its rectangle and action as a :class:`Target` of the screen's :class:`Layout`, and
+every text drawn is recorded as a :class:`Drawn` (what was asked, what was shown, where, in
+which colour, inside which box) so tests check the real pixels against it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 import pygame
 
-from kiosk.view import UiAction
+from kiosk.view import TurnPage, UiAction
+
+Color = tuple[int, int, int]
 
 ELLIPSIS = "…"
 
@@ -83,13 +88,66 @@ def wrap_lines(font: pygame.font.Font, text: str, max_width: int, max_lines: int
     return lines
 
 
+def wrap_all(font: pygame.font.Font, text: str, max_width: int) -> list[str] | None:
+    """``text`` broken into lines of at most ``max_width`` (Latin words kept whole where a
+    space allows, hanzi anywhere), never shortened; ``None`` when one character is too wide."""
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        rest = paragraph
+        while font.size(rest)[0] > max_width:
+            lo, hi = 0, len(rest)
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if font.size(rest[:mid])[0] <= max_width:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            if lo == 0:
+                return None
+            cut = lo
+            space = rest.rfind(" ", 0, lo + 1)
+            splits_word = rest[lo : lo + 1] not in ("", " ") and _is_latin(rest[lo - 1 : lo + 1])
+            if space > 0 and splits_word:
+                cut = space  # keep a Latin word whole
+            lines.append(rest[:cut].rstrip())
+            rest = rest[cut:].lstrip()
+        lines.append(rest)
+    return lines
+
+
+def _is_latin(pair: str) -> bool:
+    """True when a cut between these two characters would split a Latin word."""
+    return all(c.isascii() and not c.isspace() for c in pair)
+
+
 @dataclass(frozen=True)
 class Target:
     """A tappable rectangle of the last rendered screen."""
 
     rect: pygame.Rect
-    action: UiAction
+    action: UiAction | TurnPage
     enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """One line of text as drawn: ``text`` what was asked for, ``shown`` what was drawn (shorter,
+    ending in "…", when it did not fit), ``rect`` the rendered line, ``ink`` its inked pixels,
+    ``owner`` the box it must stay inside (its panel, button, band; the screen by default),
+    ``fixed`` a text of the pad itself (title, label, button), which is never shortened."""
+
+    text: str
+    shown: str
+    rect: pygame.Rect
+    ink: pygame.Rect
+    color: Color
+    owner: pygame.Rect
+    fixed: bool = False
+    size: int = 0
+
+    @property
+    def shortened(self) -> bool:
+        return self.shown != self.text
 
 
 @dataclass
@@ -99,15 +157,21 @@ class Layout:
     screen: str = ""
     targets: list[Target] = field(default_factory=list)
     boxes: dict[str, pygame.Rect] = field(default_factory=dict)
+    texts: list[Drawn] = field(default_factory=list)
+    page: int = 0
+    """The page shown, from 0, of a screen whose targets take several pages (the reasons)."""
+    pages: int = 1
+    page_of: dict[Hashable, int] = field(default_factory=dict)
+    """Every paged target's action → its page (targets of other pages are not in ``targets``)."""
 
-    def find(self, action: UiAction) -> Target | None:
+    def find(self, action: UiAction | TurnPage) -> Target | None:
         """The target that emits ``action`` (enabled or not), if drawn."""
         for target in self.targets:
             if target.action == action:
                 return target
         return None
 
-    def hit(self, pos: tuple[int, int]) -> UiAction | None:
+    def hit(self, pos: tuple[int, int]) -> UiAction | TurnPage | None:
         """The action at ``pos``; ``None`` off target or on a disabled one (topmost wins)."""
         for target in reversed(self.targets):
             if target.rect.collidepoint(pos):

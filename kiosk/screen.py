@@ -4,6 +4,11 @@ taps and keys into :data:`~kiosk.view.UiAction` values against the last rendered
 What each screen looks like lives in ``kiosk/draw_<screen>.py`` (one module per screen), the drawing
 primitives in :mod:`kiosk.painter`, text fitting and hit targets in :mod:`kiosk.layout`.
 
+The reasons may take several pages (:mod:`kiosk.draw_reasons`): the screen keeps which page
+shows and turns it on a tap of the pager (or PageUp / PageDown) itself; that is no business of
+the session.  A new reason screen starts at its first page, and choosing 其他 shows the page of
+its text field.
+
 One tap is one action: a touch arrives from SDL as ``FINGERDOWN`` *and* as a synthetic
 ``MOUSEBUTTONDOWN`` with ``touch=True``; only the finger event is used.  A real mouse click
 (``touch=False``) is handled too, for a desk test.
@@ -40,6 +45,7 @@ from kiosk.view import (
     PressLevel,
     ScreenView,
     Submit,
+    TurnPage,
     TypeText,
     UiAction,
 )
@@ -128,6 +134,7 @@ class Screen:
         pygame.event.set_blocked([pygame.MOUSEMOTION, pygame.FINGERMOTION])
         self._painter = Painter(surface, self.font_path, bold_path=self.bold_path, dpi=dpi)
         self._view: ScreenView | None = None
+        self._page_key: tuple[object, ...] | None = None
         self._text_input = False
         pygame.key.stop_text_input()  # started only while 其他 is being typed
 
@@ -139,6 +146,11 @@ class Screen:
     @property
     def size(self) -> tuple[int, int]:
         return self._painter.size
+
+    @property
+    def min_target(self) -> int:
+        """The smallest side of a touch target on this panel: 15 mm at its dpi, in pixels."""
+        return self._painter.min_target
 
     @property
     def view(self) -> ScreenView | None:
@@ -155,7 +167,24 @@ class Screen:
         return self._painter.font(size, bold)
 
     def render(self, view: ScreenView) -> None:
-        """Draw the whole screen for ``view`` and flip."""
+        """Draw the whole screen for ``view`` and flip.  The reasons keep the page they show
+        while the citizen chooses; a new reason screen starts at its first page, and choosing
+        其他 shows its field's page."""
+        before = self._view
+        key = _page_key(view)
+        if key is None or key != self._page_key:
+            self._painter.page = None  # the view's default page
+        elif view.other_selected and not (before is not None and before.other_selected):
+            self._painter.page = None  # 其他 just chosen: its page
+        self._page_key = key
+        self._draw(view)
+
+    def restart_pages(self) -> None:
+        """The next render shows its view's default page, as if the screen were new."""
+        self._page_key = None
+        self._view = None
+
+    def _draw(self, view: ScreenView) -> None:
         self._view = view
         painter = self._painter
         painter.layout = Layout(screen=view.screen)
@@ -163,12 +192,51 @@ class Screen:
         DRAW[view.screen](painter, view)
         if view.screen != "screensaver":  # nothing lit in a fixed place: no burn-in
             painter.online_dot(view.online)
+        painter.page = painter.layout.page if painter.layout.pages > 1 else None
         pygame.display.flip()
         self._set_text_input(view.screen == "reasons" and view.other_selected)
 
+    @property
+    def page(self) -> int:
+        """The page shown (from 0) of a screen that takes several; 0 otherwise."""
+        return self._painter.layout.page
+
+    @property
+    def pages(self) -> int:
+        """How many pages the last rendered screen takes (1 but for long reason lists)."""
+        return self._painter.layout.pages
+
+    def turn_page(self, step: int) -> bool:
+        """Show the page ``step`` pages on (▲ -1, ▼ +1) and redraw; False at either end."""
+        layout = self._painter.layout
+        page = layout.page + step
+        if self._view is None or not 0 <= page < layout.pages:
+            return False
+        self._painter.page = page
+        self._draw(self._view)
+        return True
+
+    def reveal(self, action: UiAction) -> bool:
+        """Show the page holding ``action``'s target (as the citizen would by paging); False
+        when no page has it."""
+        layout = self._painter.layout
+        if layout.find(action) is not None:
+            return True
+        page = layout.page_of.get(action)
+        if page is None or self._view is None:
+            return False
+        self._painter.page = page
+        self._draw(self._view)
+        return self._painter.layout.find(action) is not None
+
     def hit_test(self, pos: tuple[int, int]) -> UiAction | None:
-        """The action at ``pos`` on the last rendered screen; ``None`` off target or disabled."""
-        return self._painter.layout.hit(pos)
+        """The action at ``pos`` on the last rendered screen; ``None`` off target or disabled.
+        A tap on the pager turns the page here and gives ``None`` (nothing for the app)."""
+        action = self._painter.layout.hit(pos)
+        if isinstance(action, TurnPage):
+            self.turn_page(action.step)
+            return None
+        return action
 
     def translate(self, event: pygame.event.Event) -> UiAction | None:
         """The UI action an input event means on the current screen, if any."""
@@ -177,6 +245,9 @@ class Screen:
             return None
         kind = event.type
         if kind == pygame.KEYDOWN:
+            if view.screen == "reasons" and event.key in (pygame.K_PAGEUP, pygame.K_PAGEDOWN):
+                self.turn_page(-1 if event.key == pygame.K_PAGEUP else 1)
+                return None
             return _key_action(view, event)
         if kind == pygame.TEXTINPUT:
             if view.screen == "reasons" and view.other_selected and event.text:
@@ -227,6 +298,15 @@ class Screen:
         elif not on and self._text_input:
             pygame.key.stop_text_input()
         self._text_input = on
+
+
+def _page_key(view: ScreenView) -> tuple[object, ...] | None:
+    """What makes a reason screen another one (its page starts again): the level and what it
+    offers; ``None`` for every other screen."""
+    if view.screen != "reasons":
+        return None
+    offered = tuple(item.code for item in view.reasons)
+    return (view.level, offered, tuple(name for name, _ in view.agencies))
 
 
 def _key_action(view: ScreenView, event: pygame.event.Event) -> UiAction | None:

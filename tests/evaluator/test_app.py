@@ -838,8 +838,10 @@ def _tap(app: Any, kind: str, action: Any) -> None:
     app, then the time a citizen takes before the next tap (past the press filter's guard)."""
     import pygame
 
-    target = app.screen.layout.find(action)
-    assert target is not None, f"{action} is not on the {app.screen.layout.screen} screen"
+    from tests.kiosk.screen_views import turn_to
+
+    # The reasons may take pages: turn to the one showing it with taps on the pager.
+    target = turn_to(app.screen, action, lambda event: app.handle_events([event]), kind)
     rect = target.rect
     if kind == "mouse":
         event = pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=rect.center, button=1, touch=False)
@@ -881,9 +883,7 @@ def test_other_is_finished_by_touch_with_common_phrases(tmp_path: Path, kind: st
         assert layout.screen == "reasons"
         assert not any(isinstance(t.action, TogglePhrase) for t in layout.targets)
         _tap(app, kind, ToggleReason(OTHER_CODE))
-        shown = [
-            t.action.text for t in app.screen.layout.targets if isinstance(t.action, TogglePhrase)
-        ]
+        shown = [a.text for a in app.screen.layout.page_of if isinstance(a, TogglePhrase)]
         assert shown == list(shipped_phrases().phrases)
         assert not app.screen.layout.find(Submit()).enabled  # 其他 with no text yet
         _tap(app, kind, TogglePhrase(first))

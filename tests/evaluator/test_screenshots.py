@@ -1,15 +1,20 @@
-"""``evaluator screenshots``: PNGs of the screens a real app reaches, checked on their pixels."""
+"""``evaluator screenshots``: PNGs of the screens a real app reaches, at every panel size, checked
+on their pixels; and every one of those screens, at every size and in every language, checked
+for what a citizen must be able to read and tap: nothing clipped, shortened or overlapping,
+every target at least 15 mm, every text at WCAG AA contrast."""
 
 from __future__ import annotations
 
 import json
 import random
 from collections.abc import Iterator
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
 import pygame
 import pytest
+from PIL import Image
 
 from evaluator import screenshots
 from evaluator.app import App
@@ -20,17 +25,21 @@ from evaluator.rules.levels import BUTTON_ORDER, Level
 from evaluator.rules.protocol import Message
 from evaluator.rules.shipped import shipped_file
 from kiosk import texts
+from kiosk.layout import Drawn
 from kiosk.palette import (
     ACCENT,
     BUTTON_COLORS,
     HEADER,
     HEADER_PAUSED,
     INK,
+    MIN_CONTRAST,
     SUBMIT_ENABLED,
     THANKS_GREEN,
     WHITE,
+    contrast_ratio,
 )
 from kiosk.screen import Screen
+from kiosk.sizes import SIZES, PanelSize
 from kiosk.view import (
     Back,
     Backspace,
@@ -38,23 +47,43 @@ from kiosk.view import (
     ScreenView,
     Submit,
     ToggleAgency,
+    TogglePhrase,
     ToggleReason,
     TypeText,
     UiAction,
 )
 
 Colour = tuple[int, int, int]
+REPO = Path(__file__).resolve().parents[2]
+DOCS_SCREENS = REPO / "docs" / "screens"
+#: The chips a citizen reads to choose: their texts are never shortened in the shots' states.
+CHIPS = ToggleReason | ToggleAgency | TogglePhrase
+#: Named boxes no target may cover.
+PANELS = ("case", "clerk", "terminal", "extra", "comment", "hint", "qr", "qr_caption")
 
 
 @pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def shots(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Path]:
     out = tmp_path_factory.mktemp("shots")
-    return {path.stem: path for path in screenshots.render(out)}
+    return {(path.parent.name, path.stem): path for path in screenshots.render(out)}
 
 
 @pytest.fixture(scope="module")
-def views(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ScreenView]:
-    return screenshots.reach_views(tmp_path_factory.mktemp("reach"))
+def views_in(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, ScreenView]]:
+    """The shots' views as a real app reached them, in every language."""
+    return {
+        language: screenshots.reach_views(tmp_path_factory.mktemp(f"reach-{language}"), language)
+        for language in texts.LANGUAGES
+    }
+
+
+@pytest.fixture(scope="module")
+def views(views_in: dict[str, dict[str, ScreenView]]) -> dict[str, ScreenView]:
+    return views_in[texts.DEFAULT_LANGUAGE]
+
+
+def open_screen(size: PanelSize) -> Screen:
+    return Screen(driver="dummy", width=size.width, height=size.height, dpi=size.dpi)
 
 
 @pytest.fixture
@@ -77,52 +106,218 @@ def colours_in(image: pygame.Surface, rect: pygame.Rect) -> set[Colour]:
     }
 
 
-def test_one_png_per_shot_at_800x480(shots: dict[str, Path]) -> None:
-    assert list(shots) == list(screenshots.SHOTS)
-    for path in shots.values():
-        assert path.suffix == ".png"
-        assert pygame.image.load(str(path)).get_size() == (800, 480)
+def show(s: Screen, view: ScreenView) -> None:
+    """Render ``view`` as a screen showing it first (the reasons at their default page)."""
+    s.restart_pages()
+    s.render(view)
+
+
+def pages(s: Screen) -> Iterator[int]:
+    """Every page of what ``s`` shows, from the first (one for most screens)."""
+    while s.turn_page(-1):
+        pass
+    yield s.page
+    while s.turn_page(1):
+        yield s.page
+
+
+# -- every screen at every size, in every language ---------------------------------------------
+
+
+def dominant(image: Image.Image, rect: pygame.Rect) -> Colour:
+    """The most frequent colour of ``image`` inside ``rect``: the background a text sits on."""
+    box = (rect.left, rect.top, rect.right, rect.bottom)
+    part = image.crop(box)
+    counts = part.getcolors(maxcolors=part.width * part.height)
+    assert counts, f"no pixels in {rect}"
+    return max(counts)[1]
+
+
+def check_screen(s: Screen, where: str) -> None:
+    """What the citizen sees on ``s`` right now: texts inside the screen and their box, whole
+    (the pad's own texts and the chips' always), apart, readable (WCAG AA on the real pixels);
+    targets inside, apart, off the panels and at least 15 mm each way."""
+    layout = s.layout
+    whole = s.surface.get_rect()
+    image = Image.frombytes("RGB", s.size, pygame.image.tobytes(s.surface, "RGB"))
+    targets = layout.targets
+    chip_rects = [t.rect for t in targets if isinstance(t.action, CHIPS)]
+    drawn: list[Drawn] = [d for d in layout.texts if d.ink.width and d.ink.height]
+    assert drawn, f"{where}: no text"
+    for d in drawn:
+        what = f"{where}: {d.text!r}"
+        assert whole.contains(d.rect), f"{what} leaves the screen: {d.rect}"
+        assert d.owner.contains(d.ink), f"{what} leaves its box {d.owner}: {d.ink}"
+        if d.fixed or d.owner in chip_rects:
+            assert not d.shortened, f"{what} shown as {d.shown!r}"
+        for t in targets:
+            if t.rect != d.owner:
+                assert not d.ink.colliderect(t.rect), f"{what} lies on the target {t.action}"
+        background = dominant(image, d.rect)
+        ratio = contrast_ratio(d.color, background)
+        assert ratio >= MIN_CONTRAST, f"{what}: {d.color} on {background} is {ratio:.2f}:1"
+    for a, b in combinations(drawn, 2):
+        assert not a.ink.colliderect(b.ink), f"{where}: {a.text!r} overlaps {b.text!r}"
+    for t in targets:
+        assert whole.contains(t.rect), f"{where}: {t.action} leaves the screen"
+        assert min(t.rect.size) >= s.min_target, f"{where}: {t.action} {t.rect.size} < 15 mm"
+        for name in PANELS:
+            box = layout.boxes.get(name)
+            assert box is None or not box.colliderect(t.rect), f"{where}: {t.action} on {name}"
+    for a, b in combinations(targets, 2):
+        assert not a.rect.colliderect(b.rect), f"{where}: {a.action} overlaps {b.action}"
+
+
+def check_content(s: Screen, view: ScreenView, where: str) -> None:
+    """What a rating screen must show whole (art. 17(1)): the matter and the serial of one case
+    (a batch: its count, and each serial or the "等N件" that stands for it), the clerk's name and
+    number or the terminal's number, the theme, the notice."""
+    layout = s.layout
+    shown = [d.shown for d in layout.texts]
+    text = "".join(shown).replace(" ", "")
+
+    def has(part: str) -> None:
+        assert part.replace(" ", "") in text, f"{where}: {part!r} is not shown"
+
+    if view.screen != "presenting":
+        return
+    if len(view.cases) == 1:
+        has(view.cases[0][0])
+        assert view.cases[0][1] in shown, f"{where}: the serial is not shown"
+    else:
+        has(texts.BATCH_COUNT_FMT.format(count=len(view.cases)))
+        serials = sum(any(serial in line for line in shown) for _, serial in view.cases)
+        if serials < len(view.cases):
+            has(texts.BATCH_MORE_FMT.format(count=len(view.cases) - serials))
+    if view.terminal:
+        has(view.terminal)
+    else:
+        has(view.clerk_name)
+        has(texts.LABELLED_FMT.format(label=texts.LABEL_CLERK_ID, value=view.clerk_id))
+    for part in (view.theme, view.message):
+        if part:
+            has(part)
+
+
+@pytest.mark.parametrize("language", texts.LANGUAGES)
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: s.name)
+def test_every_screen_at_every_size_is_whole_readable_and_15_mm(
+    views_in: dict[str, dict[str, ScreenView]], size: PanelSize, language: str
+) -> None:
+    with texts.using(language):
+        s = open_screen(size)
+        try:
+            for name, view in views_in[language].items():
+                show(s, view)
+                check_content(s, view, f"{size.name} {language} {name}")
+                for page in pages(s):
+                    check_screen(s, f"{size.name} {language} {name} page {page + 1}")
+        finally:
+            s.close()
+
+
+def test_the_checks_can_fail(views: dict[str, ScreenView]) -> None:
+    """The same checks on a screen with a text over a button, a chip too small and a text
+    off the screen: each is found."""
+    s = open_screen(SIZES[0])
+    try:
+        show(s, views["presenting"])
+        check_screen(s, "as drawn")
+        check_content(s, views["presenting"], "as drawn")
+        hidden = ScreenView(**{**views["presenting"].__dict__, "cases": (("换领", "S-0"),)})
+        with pytest.raises(AssertionError, match="serial is not shown"):
+            check_content(s, hidden, "a serial not drawn")
+        level = s.layout.targets[0]
+        s._painter.text("重叠", 30, WHITE, max_width=200, center=level.rect.center)
+        with pytest.raises(AssertionError, match=r"overlaps|lies on the target|leaves its box"):
+            check_screen(s, "a text over a button")
+        show(s, views["presenting"])
+        s._painter.text("出界", 30, INK, max_width=200, topleft=(790, 470))
+        with pytest.raises(AssertionError, match="leaves"):
+            check_screen(s, "a text off the screen")
+        show(s, views["presenting"])
+        s._painter.text("浅色", 30, (200, 200, 200), max_width=200, topleft=(300, 120))
+        with pytest.raises(AssertionError, match=r"is \d\.\d\d:1"):
+            check_screen(s, "a pale text")
+        show(s, views["presenting"])
+        small = pygame.Rect(level.rect.topleft, (60, 60))
+        s.layout.targets[0] = type(level)(small, level.action)
+        with pytest.raises(AssertionError, match="15 mm"):
+            check_screen(s, "a small target")
+    finally:
+        s.close()
+
+
+# -- the PNGs ---------------------------------------------------------------------------------
+
+
+def test_one_png_per_shot_at_every_size(shots: dict[tuple[str, str], Path]) -> None:
+    assert sorted(shots) == sorted(
+        (size.name, name) for size in SIZES for name in screenshots.SHOTS
+    )
+    for size in SIZES:
+        for name in screenshots.SHOTS:
+            image = pygame.image.load(str(shots[(size.name, name)]))
+            assert image.get_size() == (size.width, size.height)
+
+
+def test_docs_screens_holds_every_shot_at_every_size_and_nothing_else() -> None:
+    """The committed pictures (``evaluator screenshots --out docs/screens``) are complete."""
+    assert sorted(p.name for p in DOCS_SCREENS.iterdir()) == sorted(s.name for s in SIZES)
+    for size in SIZES:
+        folder = DOCS_SCREENS / size.name
+        assert sorted(p.name for p in folder.iterdir()) == sorted(
+            f"{name}.png" for name in screenshots.SHOTS
+        ), size.name
+        for path in folder.iterdir():
+            assert pygame.image.load(str(path)).get_size() == (size.width, size.height), path
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for link in [*readme.split("](")[1:]]:
+        target = link.split(")")[0]
+        if target.startswith("docs/screens"):
+            assert (REPO / target).exists(), target
 
 
 def test_each_png_shows_the_view_the_app_reached(
-    shots: dict[str, Path], views: dict[str, ScreenView], screen: Screen
+    shots: dict[tuple[str, str], Path], views: dict[str, ScreenView]
 ) -> None:
-    """Each PNG is the real Screen's drawing of the app's view: the same pixels, and pixels of
-    its screen where that screen's layout puts its buttons and text."""
-    for name, view in views.items():
-        image = pygame.image.load(str(shots[name]))
-        screen.render(view)
-        assert pygame.image.tobytes(image, "RGB") == pygame.image.tobytes(screen.surface, "RGB"), (
-            name
-        )
-        layout = screen.layout
-        if view.screen == "presenting":
-            levels = [t for t in layout.targets if isinstance(t.action, PressLevel)]
-            assert [t.action.level for t in levels] == list(BUTTON_ORDER), name
-            for target in levels:
-                assert pixel(image, target.rect.center) == BUTTON_COLORS[target.action.level], name
-                assert WHITE in colours_in(image, target.rect), f"{name}: a label without ink"
-            assert INK in colours_in(image, layout.boxes["case"]), f"{name}: no case text"
-            side = "terminal" if view.terminal else "clerk"  # a self-service terminal: 终端机编号
-            assert INK in colours_in(image, layout.boxes[side]), f"{name}: no {side} text"
-        else:
-            assert not any(isinstance(t.action, PressLevel) for t in layout.targets), name
-    # the header band of each screen with its title in white
-    for name, band in (
-        ("signed_out", HEADER_PAUSED),
-        ("paused", HEADER_PAUSED),
-        ("idle", HEADER),
-        ("storage_fault", HEADER),
-        ("presenting", HEADER),
-        ("reasons", HEADER),
-    ):
-        image = pygame.image.load(str(shots[name]))
-        assert pixel(image, (2, 2)) == band, name
-        assert WHITE in colours_in(image, pygame.Rect(0, 0, 800, 60)), f"{name}: no title"
+    """Each PNG is the real Screen's drawing of the app's view at its size: the same pixels,
+    and pixels of its screen where that screen's layout puts its buttons and text."""
+    for size in SIZES:
+        s = open_screen(size)
+        try:
+            for name, view in views.items():
+                where = f"{size.name} {name}"
+                image = pygame.image.load(str(shots[(size.name, name)]))
+                show(s, view)
+                assert pygame.image.tobytes(image, "RGB") == pygame.image.tobytes(
+                    s.surface, "RGB"
+                ), where
+                layout = s.layout
+                if view.screen == "presenting":
+                    levels = [t for t in layout.targets if isinstance(t.action, PressLevel)]
+                    assert [t.action.level for t in levels] == list(BUTTON_ORDER), where
+                    for target in levels:
+                        colour = BUTTON_COLORS[target.action.level]
+                        assert pixel(image, target.rect.move(0, -4).midbottom) == colour, where
+                        assert WHITE in colours_in(image, target.rect), f"{where}: no label"
+                    assert INK in colours_in(image, layout.boxes["case"]), f"{where}: no case"
+                    side = "terminal" if view.terminal else "clerk"  # a terminal: 终端机编号
+                    assert INK in colours_in(image, layout.boxes[side]), f"{where}: no {side}"
+                else:
+                    assert not any(isinstance(t.action, PressLevel) for t in layout.targets)
+                if view.screen != "screensaver":  # the header band, its title in white
+                    band = HEADER_PAUSED if view.screen in ("signed_out", "paused") else HEADER
+                    if view.screen != "thanks":
+                        assert pixel(image, (2, 2)) == band, where
+                        header = layout.boxes["header"]
+                        assert WHITE in colours_in(image, header), f"{where}: no title"
+        finally:
+            s.close()
 
 
 def test_the_presenting_shots_show_one_case_a_batch_a_theme_and_the_notice(
-    shots: dict[str, Path], views: dict[str, ScreenView], screen: Screen
+    shots: dict[tuple[str, str], Path], views: dict[str, ScreenView], screen: Screen
 ) -> None:
     assert len(views["presenting"].cases) == 1 and not views["presenting"].theme
     assert views["presenting"].seconds_left == 60 - screenshots.LOOK
@@ -133,59 +328,70 @@ def test_the_presenting_shots_show_one_case_a_batch_a_theme_and_the_notice(
     for name in ("presenting_theme", "storage_notice"):
         screen.render(views[name])
         extra = screen.layout.boxes["extra"]
-        assert ACCENT in colours_in(pygame.image.load(str(shots[name])), extra), name
+        shown = [d.text for d in screen.layout.texts if extra.contains(d.ink)]
+        assert shown, name
+    screen.render(views["storage_notice"])
+    assert texts.STORAGE_FAILED in [d.text for d in screen.layout.texts]  # whole, never "…"
     screen.render(views["presenting"])
     assert "extra" not in screen.layout.boxes
 
 
-def test_the_reasons_shot_has_a_reason_an_agency_and_typed_other_text(
-    shots: dict[str, Path], views: dict[str, ScreenView], screen: Screen
+def test_the_reasons_shots_have_a_reason_an_agency_and_typed_other_text(
+    shots: dict[tuple[str, str], Path], views: dict[str, ScreenView], screen: Screen
 ) -> None:
     view = views["reasons"]
-    assert view.level is Level.DISSATISFIED and view.can_submit
-    assert view.comment == screenshots.OTHER_TEXT and view.other_selected
+    assert view.level is Level.DISSATISFIED and view.can_submit and not view.other_selected
     chosen = [item for item in view.reasons if item.selected]
-    assert {item.target for item in chosen} == {"clerk", "other"}
-    image = pygame.image.load(str(shots["reasons"]))
+    assert [item.target for item in chosen] == ["clerk"]
+    assert dict(view.agencies)[screenshots.AGENCIES[0]]
+    image = pygame.image.load(str(shots[("800x480", "reasons")]))
     screen.render(view)
     layout = screen.layout
-    for item in chosen:
-        target = layout.find(ToggleReason(item.code))
-        assert target is not None
-        assert pixel(image, (target.rect.right - 3, target.rect.centery)) == ACCENT, item.text
-    agency = layout.find(ToggleAgency(screenshots.AGENCIES[0]))
-    assert (
-        agency is not None and pixel(image, (agency.rect.right - 3, agency.rect.centery)) == ACCENT
-    )
+    assert layout.page == 0  # the first page, as the citizen first sees it
+    target = layout.find(ToggleReason(chosen[0].code))
+    assert target is not None
+    assert pixel(image, (target.rect.right - 3, target.rect.centery)) == ACCENT
     submit = layout.find(Submit())
     assert submit is not None and submit.enabled
     assert pixel(image, (submit.rect.left + 6, submit.rect.centery)) == SUBMIT_ENABLED
-    assert INK in colours_in(image, layout.boxes["comment"]), "the typed text is not drawn"
+    assert screen.reveal(ToggleAgency(screenshots.AGENCIES[0]))  # on a later page: selected
+    agency = screen.layout.find(ToggleAgency(screenshots.AGENCIES[0]))
+    assert agency is not None
+    assert pixel(screen.surface, (agency.rect.right - 3, agency.rect.centery)) == ACCENT
+
+    other = views["reasons_other"]
+    assert other.comment == screenshots.OTHER_TEXT and other.other_selected
+    image = pygame.image.load(str(shots[("800x480", "reasons_other")]))
+    screen.restart_pages()
+    screen.render(other)
+    assert INK in colours_in(image, screen.layout.boxes["comment"]), "the typed text is not drawn"
+    phrases = views["reasons_phrases"]
+    assert phrases.other_selected and sum(p.selected for p in phrases.phrases) == 2
 
 
 def test_thanks_paused_and_the_storage_fault(
-    shots: dict[str, Path], views: dict[str, ScreenView]
+    shots: dict[tuple[str, str], Path], views: dict[str, ScreenView]
 ) -> None:
-    thanks = pygame.image.load(str(shots["thanks"]))
+    thanks = pygame.image.load(str(shots[("800x480", "thanks")]))
     assert pixel(thanks, (400, int(480 * 0.34) + 40)) == THANKS_GREEN
     assert views["paused"].screen == "paused"
     assert views["storage_fault"].message == texts.STORAGE_FAULT
     assert views["idle"].message == "" and views["idle"].clerk_name == screenshots.CLERK["name"]
 
 
-def test_two_runs_write_the_same_bytes(shots: dict[str, Path], tmp_path: Path) -> None:
-    again = {path.stem: path for path in screenshots.render(tmp_path)}
-    for name, path in shots.items():
-        assert again[name].read_bytes() == path.read_bytes(), name
+def test_two_runs_write_the_same_bytes(shots: dict[tuple[str, str], Path], tmp_path: Path) -> None:
+    again = {(p.parent.name, p.stem): p for p in screenshots.render(tmp_path)}
+    for key, path in shots.items():
+        assert again[key].read_bytes() == path.read_bytes(), key
 
 
 def test_the_cli_writes_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["screenshots", "--out", str(tmp_path / "screens")]) == 0
+    out = tmp_path / "screens"
+    assert main(["screenshots", "--out", str(out)]) == 0
     printed = capsys.readouterr().out.split()
-    assert [Path(p).stem for p in printed] == list(screenshots.SHOTS)
-    assert sorted(p.name for p in (tmp_path / "screens").iterdir()) == sorted(
-        f"{name}.png" for name in screenshots.SHOTS
-    )
+    expected = [f"{size.name}/{name}" for size in SIZES for name in screenshots.SHOTS]
+    assert [f"{Path(p).parent.name}/{Path(p).stem}" for p in printed] == expected
+    assert sorted(p.name for p in out.iterdir()) == sorted(size.name for size in SIZES)
 
 
 # -- every screen the app can show is shot ------------------------------------------------------

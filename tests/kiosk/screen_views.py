@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pygame
 
 from evaluator.rules.levels import Level
+from kiosk.layout import Target
 from kiosk.screen import Screen
-from kiosk.view import PressLevel, ReasonItem, ScreenView
+from kiosk.view import PressLevel, ReasonItem, ScreenView, TurnPage
 
 MATTER = "居民身份证换领"
 SERIAL = "44050020261126000123"
@@ -60,3 +63,31 @@ def level_targets(s: Screen) -> list[tuple[pygame.Rect, Level]]:
 
 def key(code: int, scancode: int = 0) -> pygame.event.Event:
     return pygame.event.Event(pygame.KEYDOWN, key=code, mod=0, scancode=scancode, unicode="")
+
+
+def tap_event(screen: Screen, rect: pygame.Rect, kind: str = "touch") -> pygame.event.Event:
+    """A tap on the centre of ``rect`` as SDL delivers it: a mouse click or a finger."""
+    if kind == "mouse":
+        return pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=rect.center, button=1, touch=False)
+    width, height = screen.size
+    x, y = rect.centerx / width, rect.centery / height
+    return pygame.event.Event(pygame.FINGERDOWN, x=x, y=y, dx=0, dy=0, touch_id=0, finger_id=0)
+
+
+def turn_to(
+    screen: Screen, action: object, send: Callable[[pygame.event.Event], None], kind: str = "touch"
+) -> Target:
+    """Tap ▲ / ▼ (real events of ``kind``, each through ``send``, e.g. an app's
+    ``handle_events``) until ``action``'s target shows, as a citizen pages to it; its target."""
+    for _ in range(screen.pages + 1):
+        target = screen.layout.find(action)  # type: ignore[arg-type]
+        if target is not None:
+            return target
+        page = screen.layout.page_of.get(action)  # type: ignore[arg-type]
+        assert page is not None, f"{action} is on no page of the {screen.layout.screen} screen"
+        pager = screen.layout.find(TurnPage(1 if page > screen.page else -1))
+        assert pager is not None and pager.enabled, "no pager to turn"
+        before = screen.page
+        send(tap_event(screen, pager.rect, kind))
+        assert screen.page != before, "the pager did not turn the page"
+    raise AssertionError(f"{action} never showed")

@@ -1,5 +1,6 @@
-"""The targets added for a touch-only pad (issue 6): 常用意见 under 其他 on the reason screen and
-分项评价 on a theme's rating screen, at the smallest and the largest panel, on real pixels."""
+"""The targets of a touch-only pad (issue 6): 常用意见 under 其他 on the reason screen and
+分项评价 on a theme's rating screen, at every panel size (kiosk.sizes.SIZES), on real pixels:
+every target at least 15 mm each way at the panel's dpi, all of them reachable by paging."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from evaluator.rules.reasons import OTHER_CODE, OTHER_TEXT, load_reasons
 from kiosk import texts
 from kiosk.palette import ACCENT
 from kiosk.screen import Screen
+from kiosk.sizes import SIZES, PanelSize
 from kiosk.view import (
     Back,
     ExpandTheme,
@@ -27,15 +29,15 @@ from kiosk.view import (
     TogglePhrase,
     ToggleReason,
 )
+from tests.kiosk.screen_views import turn_to
 
-SIZES = [(800, 480), (1280, 800)]
 AGENCIES = ("市公安局", "市政务服务数据管理局")
 
 
-@pytest.fixture(params=SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.fixture(params=SIZES, ids=lambda s: s.name)
 def sized(request: pytest.FixtureRequest) -> Iterator[Screen]:
-    width, height = request.param
-    s = Screen(driver="dummy", width=width, height=height)
+    size: PanelSize = request.param
+    s = Screen(driver="dummy", width=size.width, height=size.height, dpi=size.dpi)
     pygame.event.clear()
     yield s
     s.close()
@@ -70,6 +72,16 @@ def _assert_apart_and_inside(s: Screen, rects: list[pygame.Rect]) -> None:
         assert not a.colliderect(b), f"{a} overlaps {b}"
 
 
+def _assert_15_mm(s: Screen) -> None:
+    """Every target of the screen is at least 15 mm each way at the panel's dpi."""
+    side = s.min_target
+    for t in s.layout.targets:
+        assert min(t.rect.size) >= side, f"{t.action}: {t.rect.size} under {side} px"
+
+
+CHIPS = ToggleReason | ToggleAgency | TogglePhrase
+
+
 @pytest.mark.parametrize("level", [Level.DISSATISFIED, Level.VERY_DISSATISFIED])
 @pytest.mark.parametrize(
     "phrases",
@@ -80,28 +92,39 @@ def _assert_apart_and_inside(s: Screen, rects: list[pygame.Rect]) -> None:
     ],
     ids=["shipped", "longest_allowed"],
 )
-def test_phrases_under_other_all_fit_without_overlap(
+def test_every_phrase_reason_and_agency_is_reachable_by_touch_and_15_mm(
     sized: Screen, level: Level, phrases: tuple[str, ...]
 ) -> None:
+    """The fullest reason screen: paged with taps on the pager (real finger events), every
+    reason, agency and phrase shows on some page, each page's targets apart, inside, at least
+    15 mm, and answering a tap at their centre (a disabled phrase: nothing)."""
     comment = f"{phrases[0]}；人太多"
     view = _reasons(level, phrases, comment)
     sized.render(view)
     layout = sized.layout
-    targets = layout.targets
-    phrase_targets = [t for t in targets if isinstance(t.action, TogglePhrase)]
-    assert [t.action.text for t in phrase_targets] == list(phrases)  # none left out
-    assert [t.enabled for t in phrase_targets] == [p.enabled for p in view.phrases]
-    reason_codes = [t.action.code for t in targets if isinstance(t.action, ToggleReason)]
-    assert sorted(reason_codes) == sorted(r.code for r in view.reasons)
-    assert [t.action.name for t in targets if isinstance(t.action, ToggleAgency)] == list(AGENCIES)
-    assert layout.find(Submit()) is not None and layout.find(Back()) is not None
-    chips = [t.rect for t in targets if not isinstance(t.action, Submit | Back)]
-    area = layout.boxes["reasons"]
-    assert all(area.contains(rect) for rect in chips)
-    assert area.contains(layout.boxes["comment"])
-    _assert_apart_and_inside(sized, [t.rect for t in targets] + [layout.boxes["comment"]])
-    for t in targets:  # every chip answers a tap at its centre (a disabled one: nothing)
-        assert sized.hit_test(t.rect.center) == (t.action if t.enabled else None)
+    assert sized.page == layout.page_of[ToggleReason(OTHER_CODE)]  # 其他 chosen: its page
+    assert [a.text for a in layout.page_of if isinstance(a, TogglePhrase)] == list(phrases)
+    reasons = [a.code for a in layout.page_of if isinstance(a, ToggleReason)]
+    assert sorted(reasons) == sorted(r.code for r in view.reasons)
+    assert [a.name for a in layout.page_of if isinstance(a, ToggleAgency)] == list(AGENCIES)
+    seen: list[object] = []
+    for action in layout.page_of:  # each one, as a citizen would find it
+        target = turn_to(sized, action, sized.translate)
+        layout = sized.layout
+        assert layout.find(Submit()) is not None and layout.find(Back()) is not None
+        _assert_15_mm(sized)
+        chips = [t.rect for t in layout.targets if isinstance(t.action, CHIPS)]
+        area = layout.boxes["reasons"]
+        assert all(area.contains(rect) for rect in chips)
+        rects = [t.rect for t in layout.targets]
+        if "comment" in layout.boxes:
+            assert area.contains(layout.boxes["comment"])
+            rects.append(layout.boxes["comment"])
+        _assert_apart_and_inside(sized, rects)
+        enabled = target.enabled
+        assert sized.hit_test(target.rect.center) == (action if enabled else None)
+        seen.append(action)
+    assert len(seen) == len(set(seen)) == len(sized.layout.page_of)
 
 
 def test_phrases_show_only_while_other_is_chosen(screen: Screen) -> None:
@@ -148,9 +171,7 @@ def test_the_itemise_button_sits_beside_the_theme_above_the_level_buttons(
     boxes = [layout.boxes[name] for name in ("extra", "case", "clerk")]
     _assert_apart_and_inside(sized, [expand.rect, *levels, *boxes])
     assert sized.hit_test(expand.rect.center) == ExpandTheme()
-    # At least 15 mm tall on a 7" 800×480 panel (133 dpi): 79 px at that panel's scale.
-    scale = min(sized.size[0] / 800, sized.size[1] / 480)
-    assert expand.rect.height >= round(79 * scale)
+    _assert_15_mm(sized)  # the 分项评价 button and the five level buttons
     # Its label is drawn: accent ink inside the button, none in the strip right of it.
     inside = {
         tuple(sized.surface.get_at((x, expand.rect.centery)))[:3]
@@ -162,7 +183,7 @@ def test_the_itemise_button_sits_beside_the_theme_above_the_level_buttons(
 def test_no_itemise_button_unless_offered(screen: Screen) -> None:
     screen.render(_theme(can_expand=False))
     assert screen.layout.find(ExpandTheme()) is None
-    assert screen.layout.boxes["extra"].width == screen.size[0] - 2 * 12
+    assert screen.layout.boxes["extra"].width == screen.size[0] - 2 * 12  # the whole width
 
 
 def test_an_itemised_theme_names_its_item(screen: Screen) -> None:

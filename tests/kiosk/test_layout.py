@@ -9,7 +9,7 @@ import pytest
 
 from evaluator.rules.levels import Level
 from kiosk.fonts import find_cjk_font
-from kiosk.layout import Layout, Target, ellipsize, ellipsize_head, wrap_lines
+from kiosk.layout import Drawn, Layout, Target, ellipsize, ellipsize_head, wrap_all, wrap_lines
 from kiosk.view import Back, PressLevel, Submit
 
 
@@ -54,3 +54,22 @@ def test_a_disabled_target_hits_nothing_and_the_topmost_target_wins() -> None:
     found = layout.find(Submit())
     assert found is not None and not found.enabled
     assert layout.find(PressLevel(Level.VERY_SATISFIED)) is None
+
+
+def test_wrap_all_never_shortens_and_keeps_latin_words_whole(font: pygame.font.Font) -> None:
+    text = "Please do not enter an ID card or a mobile number"
+    lines = wrap_all(font, text, 200)
+    assert lines is not None and len(lines) > 1
+    assert " ".join(lines) == text  # every word, whole, in order
+    assert all(font.size(line)[0] <= 200 for line in lines)
+    hanzi = "在线预约办理后到实体大厅重复取号排队"
+    lines = wrap_all(font, hanzi, 100)
+    assert lines is not None and "".join(lines) == hanzi
+    assert wrap_all(font, "满意", 5) is None  # not even one character fits
+
+
+def test_a_drawn_text_knows_when_it_was_shortened() -> None:
+    rect = pygame.Rect(0, 0, 10, 10)
+    whole = Drawn("满意", "满意", rect, rect, (0, 0, 0), rect, fixed=True)
+    cut = Drawn("非常满意", "非常…", rect, rect, (0, 0, 0), rect)
+    assert not whole.shortened and cut.shortened

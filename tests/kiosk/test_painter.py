@@ -69,7 +69,18 @@ def test_sizes_scale_with_the_surface() -> None:
     big = Painter(pygame.Surface((1280, 800)), find_cjk_font(None))
     assert big.scale == 1280 / 800 and big.px(10) == 16
     tall = Painter(pygame.Surface((480, 800)), find_cjk_font(None))
-    assert tall.scale == 480 / 800 and tall.px(1) == 1  # never below one pixel
+    assert tall.portrait and tall.scale == 1.0  # the portrait design is 480×800
+    assert Painter(pygame.Surface((600, 1024)), find_cjk_font(None)).scale == 600 / 480
+    tiny = Painter(pygame.Surface((80, 48)), find_cjk_font(None))
+    assert tiny.scale == 0.1 and tiny.px(1) == 1  # never below one pixel
+
+
+@pytest.mark.parametrize(("dpi", "pixels"), [(133, 79), (149, 88), (170, 101), (96, 57)])
+def test_targets_are_15_mm_at_the_panel_dpi(dpi: int, pixels: int) -> None:
+    pygame.font.init()
+    painter = Painter(pygame.Surface((800, 480)), find_cjk_font(None), dpi=dpi)
+    assert painter.min_target == pixels
+    assert painter.tap(10) == pixels and painter.tap(200) == 200
 
 
 # -- bold: a real bold face or the regular one, never pygame's fake bold -----------------------
@@ -77,6 +88,7 @@ def test_sizes_scale_with_the_surface() -> None:
 WQY = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
 DEJAVU_BOLD = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
 REPO = Path(__file__).resolve().parents[2]
+WHITE_INK = (255, 255, 255)
 
 
 def _drawn(painter: Painter, text: str, bold: bool) -> bytes:
@@ -121,10 +133,51 @@ def test_without_a_bold_face_bold_is_pixel_identical_to_regular(painter: Painter
 
 
 def test_no_fake_bold_anywhere() -> None:
-    """No ``set_bold`` call in the pad's code (it smears hanzi into blots)."""
+    """No ``set_bold`` call, no ``font.bold = …`` in the pad's code (it smears hanzi)."""
     calls = []
     for path in [*REPO.glob("kiosk/**/*.py"), *REPO.glob("evaluator/**/*.py")]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Attribute) and node.attr in ("set_bold", "bold"):
+            if isinstance(node, ast.Attribute) and (
+                node.attr == "set_bold" or (node.attr == "bold" and isinstance(node.ctx, ast.Store))
+            ):
                 calls.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert calls == []
+
+
+# -- texts: recorded, fixed ones never shortened -----------------------------------------------
+
+
+def test_every_text_is_recorded_with_its_box(painter: Painter) -> None:
+    panel = pygame.Rect(100, 100, 300, 100)
+    with painter.inside(panel):
+        painter.text("窗口人员", 24, INK, fixed=True, max_width=280, topleft=(110, 110))
+    painter.text("陈晓明", 24, INK, max_width=280, topleft=(110, 300))
+    first, second = painter.layout.texts
+    assert (first.text, first.owner, first.fixed) == ("窗口人员", panel, True)
+    assert second.owner == painter.surface.get_rect() and not second.fixed
+    assert first.rect.contains(first.ink) and first.ink.width > 0
+    assert first.color == INK
+
+
+def test_a_fixed_text_shrinks_where_data_is_shortened(painter: Painter) -> None:
+    text = "请选择不满意的原因（可多选）"
+    width = painter.font(32).size(text)[0] * 8 // 10  # 80 %: too narrow at 32 px
+    painter.text(text, 32, INK, max_width=width, topleft=(0, 0))
+    painter.text(text, 32, INK, fixed=True, max_width=width, topleft=(0, 100))
+    data, fixed = painter.layout.texts
+    assert data.shortened and data.shown.endswith("…")
+    assert not fixed.shortened and fixed.size < 32 and fixed.rect.width <= width
+
+
+def test_a_block_wraps_words_before_it_shrinks_far(painter: Painter) -> None:
+    box = pygame.Rect(0, 0, 150, 80)
+    painter.block("Very dissatisfied", 26, WHITE_INK, box, bold=True)
+    lines = [d.shown for d in painter.layout.texts]
+    assert lines == ["Very", "dissatisfied"]
+    assert all(box.contains(d.rect) for d in painter.layout.texts)
+    assert all(not d.shortened for d in painter.layout.texts)
+
+
+def test_a_block_that_cannot_fit_is_recorded_as_shortened(painter: Painter) -> None:
+    painter.block("在线预约办理后到实体大厅重复取号排队" * 4, 30, INK, pygame.Rect(0, 0, 120, 40))
+    assert any(d.shortened for d in painter.layout.texts)  # the tests then fail the layout

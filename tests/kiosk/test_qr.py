@@ -96,7 +96,9 @@ def test_the_idle_screen_shows_the_static_qr_a_phone_can_read(
         assert INK in caption_colours  # the caption is drawn, in ink
         assert qr.width >= 120  # a phone reads it from the counter
         assert decode(screen.surface, qr) == [url]
-        font = screen.font(max(1, round(30 * min(width / 800, height / 480))))
+        portrait = height > width  # the portrait design is 480×800
+        scale = min(width / 480, height / 800) if portrait else min(width / 800, height / 480)
+        font = screen.font(max(1, round(30 * scale)))
         for i, part in ((1, "窗口人员：陈晓明"), (2, "工号：A1023")):  # whole, never "A1…"
             drawn = boxes[f"idle_line{i}"]
             assert drawn.width == font.size(part)[0] and text.contains(drawn)

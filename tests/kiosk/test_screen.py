@@ -13,7 +13,7 @@ from evaluator.rules.errors import FontError
 from evaluator.rules.levels import BUTTON_ORDER
 from kiosk import screen as screen_module
 from kiosk.screen import Screen, choose_driver
-from kiosk.view import Backspace, PressLevel, ScreenView, TypeText
+from kiosk.view import Backspace, PressLevel, ScreenView, ToggleReason, TypeText
 from tests.kiosk.screen_views import key, level_targets, presenting, reasons_view
 
 
@@ -144,3 +144,27 @@ def test_save_png_writes_what_is_on_screen(screen: Screen, tmp_path: Path) -> No
     path = screen.save_png(tmp_path / "deep" / "shot.png")
     image = pygame.image.load(str(path))
     assert pygame.image.tobytes(image, "RGB") == pygame.image.tobytes(screen.surface, "RGB")
+
+
+@pytest.mark.parametrize(("dpi", "side"), [(133, 79), (149, 88), (170, 101)])
+def test_the_screen_sizes_targets_for_its_panel_dpi(dpi: int, side: int) -> None:
+    s = Screen(driver="dummy", width=1024, height=600, dpi=dpi)
+    try:
+        assert s.min_target == side
+        s.render(reasons_view())
+        assert all(min(t.rect.size) >= side for t in s.layout.targets)
+    finally:
+        s.close()
+
+
+def test_reveal_turns_to_the_page_of_a_target(screen: Screen) -> None:
+    screen.render(reasons_view())
+    assert screen.pages > 1 and screen.page == 0
+    last = list(screen.layout.page_of)[-1]
+    assert screen.layout.find(last) is None
+    assert screen.reveal(last) and screen.layout.find(last) is not None
+    assert screen.page == screen.layout.page_of[last]
+    assert not screen.reveal(ToggleReason("no-such-code"))
+    screen.restart_pages()
+    screen.render(reasons_view())
+    assert screen.page == 0  # as if the screen were new
