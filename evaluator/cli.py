@@ -84,8 +84,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ratings.add_argument("--output", "-o", type=Path, help="write to FILE instead of stdout")
 
-    verify = sub.add_parser("verify", help="check the hash chain of the stored ratings")
+    verify = sub.add_parser(
+        "verify", help="check the hash chain and the device's signatures of the stored ratings"
+    )
     with_config(verify, db=True)
+    verify.add_argument(
+        "--pubkey",
+        metavar="KEY",
+        help="the public key to check signatures with ('ed25519:…', PEM, or a file holding one); "
+        "default: the device key of --config",
+    )
+
+    keys = sub.add_parser("keys", help="the device's signing key")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    for name, text in (
+        ("init", "create the device key (never overwrites); prints its public key"),
+        ("show", "print the device key's public key and fingerprint"),
+    ):
+        action = keys_sub.add_parser(name, help=text)
+        with_config(action)
+        action.add_argument(
+            "--key", type=Path, metavar="FILE", help="key file (instead of --config)"
+        )
+
+    qr = sub.add_parser("qr", help="receipt QR links")
+    qr_sub = qr.add_subparsers(dest="qr_command", required=True, metavar="ACTION")
+    qr_verify = qr_sub.add_parser(
+        "verify", help="check a receipt QR link as the city does (exit 0 valid, 1 refused)"
+    )
+    qr_verify.add_argument("url", metavar="URL")
+    qr_verify.add_argument(
+        "--pubkey", required=True, metavar="KEY", help="the device's registered public key"
+    )
+    qr_verify.add_argument(
+        "--used", type=Path, metavar="FILE", help="file of used nonces (short codes), one a line"
+    )
+    qr_verify.add_argument("--now", type=int, metavar="EPOCH", help="check at this Unix time")
 
     stats = sub.add_parser("stats", help="count, mean score and participation per clerk/matter")
     with_config(stats, db=True)
@@ -110,6 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_config_check(args.files)
         if args.command == "run":
             return cmd_run(args.config)
+        if args.command == "keys":
+            return cmd_keys(args)
+        if args.command == "qr":
+            return cmd_qr_verify(args.url, args.pubkey, args.used, args.now)
         if args.command == "screenshots":
             from evaluator.screenshots import render
 
@@ -121,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command == "ratings":
                 return cmd_ratings(store, args.format, args.output)
             if args.command == "verify":
-                return cmd_verify(store)
+                return cmd_verify(store, _verify_key(args))
             code = cmd_stats(store, args.format)
             return max(code, _report_skipped(store, "stats", "counted"))
         finally:
@@ -268,15 +306,78 @@ def cmd_ratings(store: Any, fmt: str, output: Path | None) -> int:
     return _report_skipped(store, "ratings", "exported")
 
 
-def cmd_verify(store: Any) -> int:
+def _key_path(args: argparse.Namespace) -> Path:
+    if getattr(args, "key", None) is not None:
+        return Path(args.key)
+    if not args.config:
+        raise ConfigError("give --config FILE (the pad's config) or --key FILE")
+    from evaluator.config import load_config
+
+    return load_config(args.config).device.key_file
+
+
+def _print_public(public: Any) -> None:
+    print(f"public key:  {public.text}")
+    print(f"fingerprint: SHA256:{public.fingerprint}")
+    print(f"key id:      {public.key_id}")
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """``keys init`` creates the key (owner-only, never overwriting); ``keys show`` prints its
+    public half.  The private key is never printed."""
+    from sync.keys import DeviceKey, DeviceKeyError
+
+    path = _key_path(args)
+    try:
+        key = DeviceKey.create(path) if args.keys_command == "init" else DeviceKey.load(path)
+    except DeviceKeyError as exc:
+        print(f"evaluator keys {args.keys_command}: {exc}", file=sys.stderr)
+        return 2
+    if args.keys_command == "init":
+        print(
+            f"created the device key {path} (owner-only); register this public key with the city:"
+        )
+    _print_public(key.public)
+    return 0
+
+
+def _verify_key(args: argparse.Namespace) -> Any:
+    """The public key ``verify`` checks signatures with: ``--pubkey``, else the device key of
+    ``--config`` when it can be read; ``None`` (signatures not checked) otherwise."""
+    from sync.keys import DeviceKey, DeviceKeyError, PublicKey
+
+    if args.pubkey:
+        return PublicKey.parse(args.pubkey)
+    if not args.config:
+        return None
+    try:
+        return DeviceKey.load(_key_path(args)).public
+    except DeviceKeyError as exc:
+        print(f"NOTE: signatures not checked: {exc}")
+        return None
+
+
+def cmd_verify(store: Any, public: Any = None) -> int:
     gap = _gap_line(store)
     if gap is not None:
         print(f"NOTE: {gap}")
     damaged: list[Any] = []
     count = sum(1 for _ in store.records(damage=damaged))
-    broken = store.verify()
+    check = None
+    if public is not None:
+
+        def check(key_id: str, data: bytes, signature: bytes) -> bool:
+            return key_id == public.key_id and public.check(data, signature)
+
+    broken = store.verify(check=check)
     if broken is None and not damaged:
         print(f"OK: hash chain intact over {count} rating(s)")
+        signed, unsigned = store.signed_count()
+        if public is None:
+            print(f"NOTE: {signed} signed record(s) not checked: give --pubkey or --config")
+        else:
+            before = f"; {unsigned} from before the device had a key" if unsigned else ""
+            print(f"OK: {signed} record(s) signed by key id {public.key_id}{before}")
         return 0
     if broken is not None:
         print(f"BROKEN: first broken {broken}")
@@ -335,3 +436,36 @@ def _table(cols: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def cmd_qr_verify(url: str, pubkey: str, used: Path | None, now: int | None) -> int:
+    """``qr verify``: the city's check of a receipt's QR link (``evaluator.rules.ratelink``)."""
+    import time
+
+    from evaluator.rules import ratelink
+    from sync.keys import PublicKey
+
+    public = PublicKey.parse(pubkey)
+    nonces: set[str] = set()
+    if used is not None:
+        try:
+            text = used.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise EvaluatorError(f"cannot read the used nonces {used}: {exc}") from exc
+        nonces = {ratelink.normalise_code(line) for line in text.splitlines() if line.strip()}
+    verdict = ratelink.verify(
+        url,
+        key_id=public.key_id,
+        check=public.check,
+        now=int(time.time()) if now is None else now,
+        used_nonces=nonces,
+    )
+    link = verdict.link
+    if not verdict.ok:
+        print(f"REFUSED: {verdict.reason}: {verdict.message}")
+        return 1
+    assert link is not None
+    print(f"VALID: device {link.device_id}, serials {','.join(link.serials)}, matter "
+          f"{link.matter_code}, clerk {link.clerk}, short code {link.short_code}, expires "
+          f"{link.expires}")  # fmt: skip
+    return 0

@@ -24,11 +24,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from evaluator.rules.errors import EvaluatorError
+
 PUBLIC_PREFIX = "ed25519:"
 KEY_ID_LEN = 8
 
 
-class DeviceKeyError(Exception):
+class DeviceKeyError(EvaluatorError):
     """The device key cannot be created, read or used; the message says what to do."""
 
 
