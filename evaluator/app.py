@@ -597,6 +597,8 @@ class App:
             self.buttons.close()
         if self.voice is not None:
             self.voice.close()
+        if self.devices.key is not None:
+            self.devices.key.join()
         if self.screen is not None:
             self.screen.close()
         self.ledger.close()

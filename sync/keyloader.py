@@ -45,6 +45,14 @@ class KeyLoader:
             self._started = True
         threading.Thread(target=self._load, name="device-key", daemon=True).start()
 
+    def join(self, timeout: float = 10.0) -> None:
+        """Wait for a started load to end (at shutdown: a daemon thread still inside the crypto
+        library's native code when the interpreter exits aborts the process)."""
+        with self._lock:
+            started = self._started
+        if started:
+            self._done.wait(timeout)
+
     def __call__(self) -> DeviceKey | None:
         """The key, waiting up to ``wait_s`` for the load (loading here if never started)."""
         with self._lock:

@@ -70,3 +70,15 @@ def test_a_broken_key_is_a_status_fault_and_ratings_are_still_stored(tmp_path: P
     finally:
         app.shutdown()
     assert (tmp_path / "device.key").read_text() == "garbage"  # never replaced
+
+
+def test_shutdown_waits_for_the_key_thread(tmp_path: Path) -> None:
+    """A daemon thread still inside the crypto library's native code when the interpreter exits
+    aborts the process ("FATAL: exception not rethrown"): shutdown lets the load finish first."""
+    app = make_app(tmp_path)
+    key = app.devices.key
+    assert key is not None
+    key.start()  # as run() does after READY
+    app.shutdown()
+    assert key._done.is_set()
+    assert key() is not None
