@@ -518,6 +518,8 @@ class App:
             if action is not None:
                 self.act(action)
                 self._show()
+            elif event.type in inputs:  # a page turn, or a tap beside the targets: still here
+                self.session.keep_alive()
 
     def step(self) -> None:
         """One turn of the loop's work: requests, deadlines, storage upkeep.  Never raises for

@@ -478,6 +478,12 @@ class Session:
             self._deadline = None
             self.state = State.IDLE
 
+    def keep_alive(self) -> None:
+        """The citizen is still at a rating screen (a tap that is no choice, such as turning the
+        reason page): its timeout starts again.  Nothing happens on any other screen."""
+        if self.state in (State.PRESENTING, State.CHOOSING_REASONS):
+            self._touch()
+
     # -- internals -----------------------------------------------------------------------------
 
     def _choosing(self) -> ReasonChoice | None:

@@ -131,3 +131,27 @@ def test_a_tap_on_the_pager_turns_the_page_and_rates_nothing(app: App) -> None:
     assert up is not None
     app.handle_events([tap_event(screen, up.rect, "mouse")])
     assert screen.page == 0
+
+
+def test_turning_the_reason_pages_keeps_the_rating_screen_open(app: App) -> None:
+    """A citizen paging through the reasons is still there: the timeout starts again, as after
+    a choice (before, page turns never reached the session and the screen timed out mid-read)."""
+    assert app.handle(Message(1, "evaluation.start", START))["ok"]
+    app._show()
+    assert isinstance(app.clock, FakeClock)
+    app.clock.advance(1.0)
+    tap(app, PressLevel(Level.VERY_DISSATISFIED))
+    timeout = app.config.session.timeout
+    screen = app.screen
+    for _ in range(3):
+        app.clock.advance(timeout - 5)
+        step = 1 if screen.page == 0 else -1
+        pager = screen.layout.find(TurnPage(step))
+        assert pager is not None
+        app.handle_events([tap_event(screen, pager.rect)])
+        app.clock.advance(10)
+        app.step()
+        assert app.view().screen == "reasons"
+    app.clock.advance(timeout)
+    app.step()
+    assert app.view().screen != "reasons"  # left alone, it times out (not rated)
