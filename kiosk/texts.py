@@ -119,7 +119,6 @@ REQUIRED: frozenset[str] = frozenset(
         "signed_out_title",
         "signed_out_subtitle",
         "paused_title",
-        "notice_title",
         "idle_qr_caption",
         "screensaver_hint",
         "storage_failed",
