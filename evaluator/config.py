@@ -768,15 +768,17 @@ def _read_layer(
             line = where.line(section, name)
             dotted = f"{section}.{name}"
             key = schema[section].get(name)
-            shown = _shown(name, value)
             if key is None:
-                problems.append(Problem(label, dotted, shown, f"unknown key in [{section}]",
+                problems.append(Problem(label, dotted, _shown(name, value),
+                                        f"unknown key in [{section}]",
                                         _suggest_key(schema, section, name), line))  # fmt: skip
                 continue
             converted, bad = _convert(key, value)
             if bad is None and (rule := RULES.get((section, name))) is not None:
                 bad = rule(converted)
             if bad is not None:
+                # Only a problem line shows the value (the secret check is some ms on every key).
+                shown = _shown(name, value)
                 expected, hint = bad
                 if shown is MASKED:  # the hint and a parse message may quote the value
                     expected, hint = _masked_text(expected, value), ""

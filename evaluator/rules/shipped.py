@@ -7,7 +7,6 @@ package data of ``evaluator.shipped_config`` (``pyproject.toml`` maps that packa
 
 from __future__ import annotations
 
-import importlib.resources
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,8 @@ def shipped_file(name: str) -> Path:
     in_checkout = _CHECKOUT / "config" / name
     if (_CHECKOUT / "pyproject.toml").is_file() and in_checkout.is_file():
         return in_checkout
+    import importlib.resources  # only outside a checkout (some ms of start-up otherwise)
+
     try:
         resource = importlib.resources.files(DATA_PACKAGE) / name
     except ModuleNotFoundError:
