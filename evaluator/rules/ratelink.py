@@ -102,7 +102,7 @@ def query_of(link: RateLink) -> str:
     values = {
         "v": VERSION,
         "d": link.device_id,
-        "s": ",".join(link.serials),
+        "s": ",".join(urllib.parse.quote(serial, safe=":-") for serial in link.serials),
         "m": link.matter_code,
         "c": link.clerk,
         "ch": str(link.channel),
@@ -111,7 +111,10 @@ def query_of(link: RateLink) -> str:
         "n": link.nonce,
         "k": link.key_id,
     }
-    return "&".join(f"{key}={urllib.parse.quote(values[key], safe=',:-')}" for key in FIELDS)
+    return "&".join(
+        f"{key}={values[key] if key == 's' else urllib.parse.quote(values[key], safe=':-')}"
+        for key in FIELDS
+    )
 
 
 def check_template(template: str) -> str | None:
@@ -171,16 +174,18 @@ def parse(url: str) -> tuple[RateLink, bytes, bytes] | None:
     keys = [piece.partition("=")[0] for piece in ours]
     if keys != [*FIELDS, "sig"]:
         return None
-    values = {
-        key: urllib.parse.unquote(piece.partition("=")[2])
-        for key, piece in zip(keys, ours, strict=True)
-    }
+    # A field of ours also before our part would read differently to a parser that takes the
+    # first occurrence (most web frameworks) than to this one: such a link is refused.
+    if any(piece.partition("=")[0] in keys for piece in pieces[: -len(ours)]):
+        return None
+    raw = {key: piece.partition("=")[2] for key, piece in zip(keys, ours, strict=True)}
+    values = {key: urllib.parse.unquote(text) for key, text in raw.items()}
     try:
         sig_text = values["sig"]
         signature = base64.urlsafe_b64decode(sig_text + "=" * (-len(sig_text) % 4))
         link = RateLink(
             device_id=values["d"],
-            serials=tuple(s for s in values["s"].split(",") if s),
+            serials=tuple(urllib.parse.unquote(s) for s in raw["s"].split(",") if s),
             matter_code=values["m"],
             clerk=values["c"],
             issued=int(values["t"]),

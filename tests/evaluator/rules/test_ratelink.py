@@ -166,3 +166,22 @@ def test_parse_reads_back_what_was_signed(key: DeviceKey, tmp_path: Path) -> Non
     made, signed, signature = parsed
     assert key.public.check(signed, signature)
     assert signed.decode() == ratelink.query_of(made)
+
+
+def test_a_field_repeated_before_the_link_is_refused(key: DeviceKey) -> None:
+    """A web framework reading the first ``s`` would see another case than the signed one."""
+    url = link(key)
+    head, query = url.split("?", 1)
+    for field in ("s", "c", "v", "sig"):
+        forged = f"{head}?{field}=OTHER&{query}"
+        assert check(forged, key).reason == "malformed", field
+    assert check(f"{head}?src=hall1&{query}", key).ok  # a parameter of the template's own
+
+
+def test_odd_characters_in_a_serial_survive_the_round_trip(key: DeviceKey) -> None:
+    serials = ["A,1", "B&2", "C=3", "中4", "E%5"]
+    url = link(key, serials=serials)
+    verdict = check(url, key)
+    assert verdict.ok and verdict.link is not None
+    assert verdict.link.serials == tuple(serials)
+    assert url.isascii()
