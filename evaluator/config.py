@@ -37,6 +37,7 @@ from typing import Any
 from evaluator.rules.errors import ConfigError, DataFileError
 from evaluator.rules.phrases import default_phrases_path, load_phrases
 from evaluator.rules.reasons import default_reasons_path, load_reasons
+from evaluator.rules.request import identity_in, unshowable
 from evaluator.rules.shipped import FONT_SEARCH_PATHS, shipped_file
 from kiosk.texts import LANGUAGES
 
@@ -48,7 +49,9 @@ __all__ = [
     "DeviceConfig",
     "IdleConfig",
     "MqttConfig",
+    "PrinterConfig",
     "Problem",
+    "ReceiptConfig",
     "ScreenConfig",
     "SessionConfig",
     "StorageConfig",
@@ -216,6 +219,79 @@ class VoiceConfig:
     """0.0 (mute) … 1.0 (as recorded); default 1.0."""
 
 
+#: ``[receipt] print`` values: when a receipt is printed.
+PRINT_POLICIES: tuple[str, ...] = ("never", "always", "unrated", "request")
+
+
+@dataclass(frozen=True)
+class ReceiptConfig:
+    """``[receipt]``: when the window prints a receipt (办件回执, art. 17(2)) and what it says."""
+
+    print: str
+    """``never`` (default), ``always``, ``unrated`` or ``request`` (:data:`PRINT_POLICIES`)."""
+    url_template: str
+    """The city's rating page with ``{query}`` after ``?`` or ``&``; required unless never."""
+    expiry: float
+    """Seconds a printed code stays valid; default 7 days."""
+    hall: str
+    """The hall's name printed on the receipt and the sticker; required unless never."""
+    qr_on_screen: float
+    """Seconds the QR stays on screen when its receipt cannot be printed; default 30.0."""
+
+
+#: ``[printer]`` keys that say where the printer is (:class:`printer.ConnectionSpec` fields).
+PRINTER_CONNECTION_KEYS: tuple[str, ...] = (
+    "kind", "vendor_id", "product_id", "in_ep", "out_ep", "path", "baudrate", "rtscts", "host",
+    "port", "timeout", "status_timeout",
+)  # fmt: skip
+#: ``[printer]`` keys that say what the model can do (:class:`printer.PrinterProfile` fields).
+PRINTER_PROFILE_KEYS: tuple[str, ...] = (
+    "paper", "text", "qr", "four_byte", "cut", "status", "font", "qr_ecc",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PrinterConfig:
+    """``[printer]``: the receipt printer, checked by the printer adapter's own rules
+    (``ConnectionSpec`` and ``PrinterProfile``; see docs/technician.md §5)."""
+
+    kind: str
+    vendor_id: int
+    product_id: int
+    in_ep: int
+    out_ep: int
+    path: str
+    baudrate: int
+    rtscts: bool
+    host: str
+    port: int
+    timeout: float
+    status_timeout: float
+    paper: str
+    text: str
+    qr: str
+    four_byte: bool
+    cut: bool
+    status: bool
+    font: Path | None
+    """Absolute; None (default) means the same search as the screen's font."""
+    qr_ecc: str
+    spool_dir: Path
+    """Absolute; ``receipts/`` next to the rating store when no file sets one."""
+
+    @property
+    def connection(self) -> dict[str, Any]:
+        """The ``ConnectionSpec.from_config`` table."""
+        return {name: getattr(self, name) for name in PRINTER_CONNECTION_KEYS}
+
+    @property
+    def profile(self) -> dict[str, Any]:
+        """The ``PrinterProfile.from_config`` table (``font`` as a string, "" for the search)."""
+        table = {name: getattr(self, name) for name in PRINTER_PROFILE_KEYS}
+        table["font"] = str(self.font) if self.font is not None else ""
+        return table
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole, checked configuration."""
@@ -231,6 +307,10 @@ class Config:
     """``[idle]``: the static QR and the screensaver."""
     voice: VoiceConfig
     """``[voice]``: the spoken prompts."""
+    receipt: ReceiptConfig
+    """``[receipt]``: when receipts print and what they say."""
+    printer: PrinterConfig
+    """``[printer]``: the receipt printer."""
     sources: tuple[Path, ...]
     """Absolute paths of the files read, in layering order (``default.toml`` first)."""
 
@@ -534,6 +614,54 @@ def _positive_number(v: float) -> _Bad | None:
     return None if math.isfinite(v) and v > 0 else ("expected a number more than 0", "")
 
 
+#: Longest ``[receipt] url_template``: the signed query adds some 230 characters, and the whole
+#: URL must stay short enough for a QR with modules of at least 4 dots on 58 mm paper.
+URL_TEMPLATE_MAX = 120
+#: Longest ``[receipt] hall`` and ``[device] window`` a receipt prints (printer.receipt).
+HALL_MAX = 64
+WINDOW_MAX = 32
+
+
+def _url_template(v: object) -> _Bad | None:
+    text = str(v)
+    if text == "":
+        return None  # whether it is needed is checked after layering ([receipt] print)
+    if len(text) > URL_TEMPLATE_MAX:
+        return (f"expected a URL template of at most {URL_TEMPLATE_MAX} characters (it has "
+                f"{len(text)}): the signed query makes the QR denser still"), ""  # fmt: skip
+    from evaluator.rules.ratelink import check_template  # here: hmac/secrets cost the start ~6 ms
+
+    problem = check_template(text)
+    if problem is None and text.isascii() and text.isprintable():
+        return None
+    hint = ""
+    if "{query}" not in text and "?" not in text and "://" in text:
+        hint = f"did you mean '{text}?{{query}}'?"
+    return (
+        "expected an http(s) URL with {query} once, right after ? or & "
+        f"({problem or 'printable ASCII only'})",
+        hint,
+    )
+
+
+def _printed_text(limit: int) -> _Rule:
+    """A text printed on a receipt: showable, at most ``limit`` characters, no citizen identity."""
+
+    def rule(v: object) -> _Bad | None:
+        text = str(v).strip()
+        if len(text) > limit:
+            return f"expected at most {limit} characters (it has {len(text)})", ""
+        bad = unshowable(text)
+        if bad is not None:
+            return f"expected text that can be printed; it holds {bad}", ""
+        found = identity_in(text)
+        if found is not None:
+            return f"holds what looks like a {found}: never printed (art. 4)", ""
+        return None
+
+    return rule
+
+
 RULES: dict[tuple[str, str], _Rule] = {
     ("device", "id"): _device_id,
     ("device", "area_code"): _area_code,
@@ -562,6 +690,11 @@ RULES: dict[tuple[str, str], _Rule] = {
     ("idle", "static_qr"): _static_qr,
     ("idle", "screensaver_after"): _seconds(0),
     ("voice", "volume"): _volume,
+    ("receipt", "print"): _one_of(PRINT_POLICIES),
+    ("receipt", "url_template"): _url_template,
+    ("receipt", "expiry"): _seconds(60, 8784 * 3600),
+    ("receipt", "hall"): _printed_text(HALL_MAX),
+    ("receipt", "qr_on_screen"): _seconds(5, 600),
 }
 """Checks beyond the type, per ``(section, key)``: ``(expected, suggestion)`` or None if fine."""
 
@@ -577,6 +710,8 @@ PATH_KEYS: frozenset[tuple[str, str]] = frozenset(
         ("screen", "font"),
         ("screen", "font_bold"),
         ("voice", "dir"),
+        ("printer", "font"),
+        ("printer", "spool_dir"),
     }
 )
 """Keys holding file paths, resolved against the directory of the file that set them."""
@@ -841,7 +976,80 @@ def _layer(paths: Sequence[Path | str]) -> _Layered:
             problems.append(Problem(layers[-1][1], f"{section}.{name}", NO_VALUE,
                                     f"required, but no file sets it (read: {read})",
                                     f'add it, e.g. [{section}] {name} = "hall1-w12"'))  # fmt: skip
+    problems.extend(_receipt_problems(merged, default))
     return merged, problems, sources, True
+
+
+def _receipt_problems(merged: dict[tuple[str, str], _Setting], default: Path) -> list[Problem]:
+    """What printing receipts needs beyond each value: ``url_template``, ``hall`` and the
+    window's label when ``[receipt] print`` is not never, and a ``[printer]`` the printer
+    adapter accepts (its own checks, each problem named by key, file and line)."""
+    base = str(default)
+
+    def setting(section: str, name: str) -> _Setting:
+        return merged.get((section, name), ("", default, base, None))
+
+    problems: list[Problem] = []
+    policy, _source, policy_label, policy_line = setting("receipt", "print")
+    if policy != "never":
+        needs = (
+            ("receipt", "url_template", 'the city\'s rating page, e.g. "https://hcp.example.org/r?{query}"'),
+            ("receipt", "hall", "the hall's name, printed at the top of every receipt"),
+            ("device", "window", "the window's label, printed on every receipt"),
+        )  # fmt: skip
+        for section, name, what in needs:
+            value, _source, label, line = setting(section, name)
+            if value:
+                continue
+            if label == base:  # no file sets it: say so where printing was turned on
+                label, line, shown = policy_label, policy_line, NO_VALUE
+            else:
+                shown = value
+            problems.append(Problem(label, f"{section}.{name}", shown,
+                                    f"required when receipt.print = {_show(policy)}: {what}",
+                                    "", line))  # fmt: skip
+        window, _source, label, line = setting("device", "window")
+        if len(str(window)) > WINDOW_MAX:
+            problems.append(Problem(label, "device.window", window,
+                                    f"at most {WINDOW_MAX} characters when receipts are printed "
+                                    f"(it has {len(str(window))})", "", line))  # fmt: skip
+    user_printer = any(s == "printer" and v[2] != base for (s, _name), v in merged.items())
+    if policy != "never" or user_printer:
+        problems.extend(_printer_problems(merged, default))
+    return problems
+
+
+def _printer_problems(merged: dict[tuple[str, str], _Setting], default: Path) -> list[Problem]:
+    """``[printer]`` through the printer adapter's own checks (``ConnectionSpec``,
+    ``PrinterProfile``): one :class:`Problem` per problem it lists, on the key it names (a key
+    the chosen ``kind`` needs but no file sets: where ``kind`` was set)."""
+    from printer.connection import ConnectionSpec
+    from printer.errors import PrinterConfigError
+    from printer.profile import PrinterProfile
+
+    def value(name: str) -> object:
+        return merged[("printer", name)][0]
+
+    found: list[str] = []
+    connection = {name: value(name) for name in PRINTER_CONNECTION_KEYS}
+    profile = {name: value(name) for name in PRINTER_PROFILE_KEYS}
+    for make, table in ((ConnectionSpec.from_config, connection),
+                        (PrinterProfile.from_config, profile)):  # fmt: skip
+        try:
+            make(table)
+        except PrinterConfigError as exc:
+            found += exc.problems
+    problems = []
+    _kind, _source, kind_label, kind_line = merged[("printer", "kind")]
+    for text in found:
+        name = text.split(" ", 1)[0]
+        if ("printer", name) not in merged:
+            name = "kind"
+        shown, _source, label, line = merged[("printer", name)]
+        if label == str(default):
+            label, line = kind_label, kind_line
+        problems.append(Problem(label, f"printer.{name}", _shown(name, shown), text, "", line))
+    return problems
 
 
 #: First bytes of the font files SDL_ttf (FreeType) loads: TrueType, OpenType/CFF, collections,
@@ -981,6 +1189,8 @@ def load_config(paths: Sequence[Path | str]) -> Config:
     mqtt["client_id"] = mqtt["client_id"] or f"evaluator-{device.id}"
     voice = table("voice")
     voice["dir"] = voice["dir"] or default_voice_dir()
+    printer = table("printer")
+    printer["spool_dir"] = printer["spool_dir"] or storage_path.parent / "receipts"
     return Config(
         device=device,
         counter=CounterConfig(**table("counter")),  # type: ignore[arg-type]
@@ -992,4 +1202,6 @@ def load_config(paths: Sequence[Path | str]) -> Config:
         sources=sources,
         idle=IdleConfig(**table("idle")),  # type: ignore[arg-type]
         voice=VoiceConfig(**voice),  # type: ignore[arg-type]
+        receipt=ReceiptConfig(**table("receipt")),  # type: ignore[arg-type]
+        printer=PrinterConfig(**printer),  # type: ignore[arg-type]
     )

@@ -97,7 +97,8 @@ def test_every_key_in_default_toml_is_annotated() -> None:
 def test_schema_rules_and_dataclasses_agree_with_default_toml() -> None:
     keys = documented_keys()
     assert list(keys) == [
-        "device", "counter", "mqtt", "storage", "session", "buttons", "screen", "idle", "voice"
+        "device", "counter", "mqtt", "storage", "session", "buttons", "screen", "idle", "voice",
+        "receipt", "printer",
     ]  # fmt: skip
     for section, key in [*cfg.RULES, *cfg.REQUIRED, *cfg.PATH_KEYS]:
         assert key in keys[section], f"rule for {section}.{key}, which default.toml lacks"
