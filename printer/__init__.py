@@ -8,7 +8,7 @@ What the wiring uses::
     profile = PrinterProfile.from_config(table)  # paper, text, qr, four_byte, cut, status…
     spooler = PrintSpooler(open_printer(spec), profile, spool_dir=…, on_change=…)
     spooler.start()
-    spooler.submit(Receipt(...))                 # returns at once
+    spooler.submit(Receipt(...))                 # returns at once (or a Sticker: art. 17(3))
     spooler.status                               # PrinterStatus: state, detail, pending…
     spooler.stop()
 
@@ -32,6 +32,7 @@ from printer.profile import PrinterProfile
 from printer.receipt import Receipt
 from printer.spooler import PrinterStatus, PrintSpooler
 from printer.status import STATES
+from printer.sticker import Sticker
 
 if TYPE_CHECKING:
     from printer.preview import preview
@@ -49,6 +50,7 @@ __all__ = [
     "PrinterStatus",
     "Receipt",
     "ReceiptError",
+    "Sticker",
     "open_printer",
     "preview",
     "receipt_bytes",

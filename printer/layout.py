@@ -16,6 +16,7 @@ from printer import texts
 from printer.glyphs import columns, text_columns
 from printer.profile import PrinterProfile
 from printer.receipt import Receipt
+from printer.sticker import Sticker
 
 #: Characters that may not start a line (closing punctuation, CJK and ASCII).
 NO_LINE_START = frozenset("，。、：；！？）》」』】〕,.:;!?)]}%")
@@ -134,4 +135,26 @@ def receipt_blocks(receipt: Receipt, profile: PrinterProfile) -> list[Block]:
     blocks.append(Qr(receipt.qr_url.encode("ascii")))
     text(texts.CODE_LABEL, center=True)
     text(receipt.short_code, center=True, scale=2, bold=True)
+    return blocks
+
+
+def sticker_blocks(sticker: Sticker, profile: PrinterProfile) -> list[Block]:
+    """The static QR sticker (art. 17(3)) as blocks for ``profile``'s paper: title, hall,
+    window, the QR, its caption."""
+    cols = profile.columns
+    blocks: list[Block] = []
+
+    def text(value: str, *, scale: int = 1, bold: bool = False) -> None:
+        for line in wrap(value, cols // scale):
+            blocks.append(Line(line, center=True, scale=scale, bold=bold))
+
+    text(texts.STICKER_TITLE, scale=2, bold=True)
+    blocks.append(Gap(SECTION_GAP))
+    if sticker.hall:
+        text(sticker.hall)
+    if sticker.window:
+        text(texts.WINDOW_FMT.format(window=sticker.window), scale=2, bold=True)
+    blocks.append(Gap(SECTION_GAP))
+    blocks.append(Qr(sticker.url.encode("ascii")))
+    text(texts.STICKER_CAPTION, bold=True)
     return blocks

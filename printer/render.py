@@ -28,10 +28,11 @@ from PIL import Image
 
 from printer import commands as cmd
 from printer.glyphs import draw_text, find_font, text_columns, to_raster
-from printer.layout import Block, Gap, Line, Qr, receipt_blocks
+from printer.layout import Block, Gap, Line, Qr, receipt_blocks, sticker_blocks
 from printer.profile import CHAR_DOTS, COLUMN_DOTS, PAPER_DOTS, PrinterProfile
 from printer.qr import QUIET_ZONE, module_dots, qr_image, qr_matrix, qr_modules
 from printer.receipt import Receipt
+from printer.sticker import Sticker
 
 #: Dots of blank paper under each line of text.
 LINE_GAP = 8
@@ -49,6 +50,18 @@ TEAR_FEED_LINES = 4
 def receipt_bytes(receipt: Receipt, profile: PrinterProfile) -> bytes:
     """Everything the printer gets for ``receipt``: from ``ESC @`` to the cut."""
     return blocks_bytes(receipt_blocks(receipt, profile), profile)
+
+
+def sticker_bytes(sticker: Sticker, profile: PrinterProfile) -> bytes:
+    """Everything the printer gets for the window's static QR sticker (art. 17(3))."""
+    return blocks_bytes(sticker_blocks(sticker, profile), profile)
+
+
+def document_bytes(document: Receipt | Sticker, profile: PrinterProfile) -> bytes:
+    """The bytes of a receipt or a sticker (what the spooler prints)."""
+    if isinstance(document, Sticker):
+        return sticker_bytes(document, profile)
+    return receipt_bytes(document, profile)
 
 
 def needs_raster(text: str, profile: PrinterProfile) -> bool:

@@ -59,6 +59,7 @@ from printer.status import (
     Reading,
     reading,
 )
+from printer.sticker import Sticker
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ class PrinterStatus:
 @dataclass(eq=False)
 class _Job:
     id: str
-    receipt: Receipt
+    receipt: Receipt | Sticker
     queued_mono: float
     queued_wall: float
     data: bytes | None = None
@@ -160,10 +161,11 @@ class PrintSpooler:
 
     # -- the caller's side: never blocks on the printer ---------------------------------------
 
-    def submit(self, receipt: Receipt) -> str:
-        """Queue ``receipt`` and return its id at once (it is printed on the worker thread)."""
-        if not isinstance(receipt, Receipt):
-            raise TypeError(f"submit takes a Receipt, not {type(receipt).__name__}")
+    def submit(self, receipt: Receipt | Sticker) -> str:
+        """Queue ``receipt`` (or the window's static QR :class:`Sticker`) and return its id at
+        once (it is printed on the worker thread)."""
+        if not isinstance(receipt, Receipt | Sticker):
+            raise TypeError(f"submit takes a Receipt or a Sticker, not {type(receipt).__name__}")
         job = _Job(uuid.uuid4().hex[:12], receipt, self._mono(), self._wall())
         with self._cond:
             if not self._jobs:
@@ -277,9 +279,9 @@ class PrintSpooler:
         if job.data is None:
             self._phase(BUILDING)
             try:
-                from printer.render import receipt_bytes
+                from printer.render import document_bytes
 
-                job.data = receipt_bytes(job.receipt, self.profile)
+                job.data = document_bytes(job.receipt, self.profile)
             except Exception as exc:  # it can never be built (no font, URL too long): drop it
                 log.exception("receipt %s cannot be built", job.id)
                 why = Reading(self._status.state, f"a receipt could not be built: {exc}")
@@ -422,7 +424,7 @@ class PrintSpooler:
     # -- the spool directory ------------------------------------------------------------------
 
     def _spool(self, job: _Job) -> None:
-        if self.spool_dir is None or job.spooled is not None:
+        if self.spool_dir is None or job.spooled is not None or isinstance(job.receipt, Sticker):
             return
         name = f"{int(job.queued_wall * 1000):015d}-{job.id}.json"
         path = self.spool_dir / name

@@ -17,3 +17,7 @@ TIME_FMT = "办理时间：{time}"
 TIME_FORMAT = "%Y-%m-%d %H:%M"
 #: Above the short code typed when a scan fails.
 CODE_LABEL = "扫码失败时请输入评价码："
+#: The window's static QR sticker (art. 17(3)): its title and the caption under the QR (the idle
+#: screen's caption).
+STICKER_TITLE = "政务服务好差评"
+STICKER_CAPTION = "扫码评价本窗口服务"
