@@ -34,6 +34,7 @@ from kiosk.draw_messages import (
 )
 from kiosk.draw_presenting import draw_presenting
 from kiosk.draw_reasons import draw_reasons
+from kiosk.draw_receipt import draw_receipt_qr
 from kiosk.fonts import find_bold_font, find_cjk_font
 from kiosk.layout import Layout
 from kiosk.painter import Painter
@@ -66,6 +67,7 @@ DRAW: dict[str, Callable[[Painter, ScreenView], None]] = {
     "thanks": draw_thanks,
     "paused": draw_paused,
     "screensaver": draw_screensaver,
+    "receipt_qr": draw_receipt_qr,
 }
 
 #: Post this (``Screen.post_wake()``) from another thread to wake ``Screen.wait`` early.

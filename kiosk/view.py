@@ -20,6 +20,7 @@ SCREENS: tuple[str, ...] = (
     "thanks",
     "paused",
     "screensaver",
+    "receipt_qr",
 )
 
 #: Reason targets, in the order their groups are drawn.
@@ -84,7 +85,10 @@ class ScreenView:
     message: str = ""
     online: bool = True
     qr: str = ""
-    """The idle screen's static QR (art. 17(3)): the URL to show as a QR code; ``""`` none."""
+    """The URL to show as a QR code: the idle screen's static QR (art. 17(3)), or on the
+    ``receipt_qr`` screen the signed link of a receipt that could not be printed; ``""`` none."""
+    short_code: str = ""
+    """``receipt_qr``: the receipt's short code, typed when a scan fails."""
     saver_step: int = 0
     """The screensaver's position: a new place for the label at each step (against burn-in)."""
 
