@@ -17,7 +17,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from evaluator.config import Config
 from evaluator.devices import Devices, from_config
@@ -55,10 +55,16 @@ from kiosk.view import (
 from kiosk.voice import PRESENTING, THANKS
 from sync.store import DuplicateRating, PresentationEnd, Store, gap_note
 
+if TYPE_CHECKING:
+    from evaluator.receipts import ReceiptDesk
+
 log = logging.getLogger(__name__)
 
 #: Fields each request type takes besides ``id`` and ``type`` (start is checked by the parser).
-_FIELDS: dict[str, set[str]] = {"clerk.sign_in": {"clerk"}}
+_FIELDS: dict[str, set[str]] = {
+    "clerk.sign_in": {"clerk"},
+    "receipt.print": {"cases", "clerk", "terminal", "theme"},
+}
 
 #: How long a storage-failure notice stays on screen, in seconds.
 NOTICE_SECONDS = 5.0
@@ -298,6 +304,16 @@ class App:
         self.store_gap = ""
         """Set when this start found the store damaged and began a new one (see gap_note)."""
         self.sync = self.devices.sync
+        self.printer = self.devices.printer
+        """The receipt printer's spooler, or ``None`` (``[receipt] print = "never"``)."""
+        self.receipts: ReceiptDesk | None = None
+        """When receipts print and the QR on screen when one cannot be; ``None`` without."""
+        if self.printer is not None:
+            from evaluator.receipts import ReceiptDesk
+
+            self.receipts = ReceiptDesk(config, self.printer, key=self._device_key,
+                                        clock=self.clock)  # fmt: skip
+            self.printer.on_change = self._printer_changed
         self.ledger = StoreLedger(
             self._open_store,
             on_rating=self.sync.notify,
@@ -407,6 +423,14 @@ class App:
         self.inbox.put(message)
         self._wake()
 
+    def _device_key(self) -> Any:
+        """The device key signing the receipts' links (``None`` when it cannot be had)."""
+        return self.devices.key() if self.devices.key is not None else None
+
+    def _printer_changed(self, status: Any) -> None:
+        """The printer's state changed (its worker thread): only wake the loop, which looks."""
+        self._wake()
+
     def _queue_press(self, level: Level) -> None:
         """A hardware level button (gpiozero's thread): queue only, never work here."""
         self.presses.put(level)
@@ -455,6 +479,8 @@ class App:
             self.devices.key.start()
         if self.voice is not None:  # after ready: opening the audio device may take a while
             self.voice.start()
+        if self.printer is not None:  # after ready: printing runs beside the pad, never before it
+            self.printer.start()
         try:
             while self._running:
                 self.step()
@@ -509,9 +535,13 @@ class App:
             if is_quit(event):
                 self._running = False
             if event.type in inputs:
-                asleep = self._shown is not None and self._shown.screen == "screensaver"
+                shown = self._shown.screen if self._shown is not None else ""
                 self._active()
-                if asleep:  # the touch or key that wakes the pad rates nothing
+                if shown == "screensaver":  # the touch or key that wakes the pad rates nothing
+                    self._show()
+                    continue
+                if shown == "receipt_qr" and self.receipts is not None:  # a touch closes it
+                    self.receipts.dismiss()
                     self._show()
                     continue
             action = self.screen.translate(event)
@@ -542,6 +572,8 @@ class App:
             self.ledger.maintain()
         if self._fault_pending and not self.session.rating_open:
             self._tell_fault(self.ledger.fault)
+        if self.receipts is not None:
+            self.receipts.check()
         self._watch_idle(self.clock.now().mono)
 
     def _sleep_for(self) -> float:
@@ -552,6 +584,9 @@ class App:
             wakeups.append(max(0.0, deadline - now) + 0.01)
         if self.notice is not None:
             wakeups.append(max(0.0, self.notice.until - now))
+        shown_until = self.receipts.next_change() if self.receipts is not None else None
+        if shown_until is not None:
+            wakeups.append(max(0.0, shown_until - now) + 0.01)
         saver = self._saver_due()
         if saver is not None:  # the screensaver starts, or its label moves on
             if now < saver:
@@ -580,6 +615,8 @@ class App:
         s = self.session
         if after <= 0 or s.state not in SAVER_STATES or self.notice or self.ledger.fault:
             return None
+        if self.receipts is not None and self.receipts.waiting:  # a receipt's QR on screen
+            return None
         return self._idle_since + after
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -599,6 +636,8 @@ class App:
             self.buttons.close()
         if self.voice is not None:
             self.voice.close()
+        if self.printer is not None:
+            self.printer.stop()
         if self.devices.key is not None:
             self.devices.key.join()
         if self.screen is not None:
@@ -648,6 +687,22 @@ class App:
     def _start(self, body: dict[str, Any]) -> None:
         presentation = self.session.start(parse_request(body))
         log.info("rating screen for cases %s", ",".join(presentation.request.serials))
+        if self.receipts is not None:
+            self.receipts.presented(presentation)
+
+    def _receipt_print(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``receipt.print``: a receipt for the cases named (the body of ``evaluation.start``
+        without the rating's fields); it never opens a rating screen."""
+        if self.receipts is None:
+            raise RequestError(
+                "printing_off", 'this window prints no receipts ([receipt] print = "never")'
+            )
+        request = parse_request({**body, "stage": "deliver"})
+        if not self.receipts.issue(request):
+            raise RequestError(
+                "device_key", "no receipt: the device key cannot be used to sign its QR"
+            )
+        return {"printer": self.receipts.printer_status()}
 
     def _cancel(self, body: dict[str, Any]) -> None:
         if not self.session.cancel():
@@ -681,6 +736,7 @@ class App:
             "faults": (["storage"] if self._fault_told else [])
             + (["store_gap"] if self.store_gap else [])
             + (["device_key"] if self.devices.key is not None and self.devices.key.problem else []),
+            "printer": self.receipts.printer_status() if self.receipts is not None else None,
         }
 
     _handlers: ClassVar[dict[str, Callable[[App, dict[str, Any]], dict[str, Any] | None]]] = {
@@ -691,6 +747,7 @@ class App:
         "window.pause": _pause,
         "window.resume": _resume,
         "status": _status,
+        "receipt.print": _receipt_print,
     }
 
     def _finished(self, finished: Finished) -> None:
@@ -701,6 +758,11 @@ class App:
         log.info("cases %s: %s", ",".join(finished.serials), finished.outcome.value)
         if self.link is not None:
             self.link.send(finished_event(finished.serials, finished.outcome.value))
+        if self.receipts is not None:
+            try:
+                self.receipts.finished(finished)
+            except Exception:  # a receipt must never break a rating's end
+                log.exception("the receipt for cases %s failed", ",".join(finished.serials))
 
     # -- citizen input ----------------------------------------------------------------------------
 
@@ -836,6 +898,13 @@ class App:
             State.THANKS: "thanks",
             State.PAUSED: "paused",
         }.get(s.state, "idle")
+        if self.receipts is not None and s.state is not State.THANKS:
+            shown = self.receipts.showing(now)
+            if shown is not None:  # its receipt could not be printed: the QR here instead
+                slip, until = shown
+                return ScreenView("receipt_qr", window=cfg.device.window, online=online,
+                                  qr=slip.url, short_code=slip.short_code,
+                                  seconds_left=max(0, int(until - now + 0.999)))  # fmt: skip
         saver = self._saver_due()
         if saver is not None and now >= saver:
             step = int((now - saver) // SAVER_STEP_SECONDS)

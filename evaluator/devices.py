@@ -16,6 +16,11 @@ factory), each with a stand-in that ships in the product:
   (plays nothing, keeps what it would have played).
 - **device key** — ``[device] key_file``: :class:`sync.keyloader.KeyLoader` loads (or creates)
   the Ed25519 key beside the pad, after READY; the store signs every record with it.
+- **receipt printer** — ``[printer]`` (kind and its connection, the model's profile), used when
+  ``[receipt] print`` is not ``never``: a :class:`printer.PrintSpooler` on
+  :func:`printer.open_printer`, spooling to ``[printer] spool_dir``; stand-in ``kind = "dummy"``
+  (python-escpos's ``Dummy``: keeps the bytes, answers as a healthy printer).  ``None`` when
+  no receipt is printed (the ``printer`` package is then not even imported).
 - **clock** — :class:`~evaluator.rules.clock.SystemClock`; stand-in
   :class:`~evaluator.rules.clock.FakeClock` (tests, screenshots).
 
@@ -57,6 +62,9 @@ class Devices:
     voice: Any = None
     """:class:`kiosk.voice.SdlVoice` or :class:`kiosk.voice.SilentVoice` (same API), or
     ``None`` (no prompts at all)."""
+    printer: Any = None
+    """The receipt printer's :class:`printer.PrintSpooler` (not started), or ``None``
+    (``[receipt] print = "never"``)."""
 
 
 def _not_attached(message: Message) -> None:
@@ -75,6 +83,27 @@ def from_config(config: Config, *, clock: Clock | None = None) -> Devices:
         open_screen=lambda: _screen(config),
         buttons=_buttons(config),
         voice=_voice(config),
+        printer=make_spooler(config) if config.receipt.print != "never" else None,
+    )
+
+
+#: Seconds an unprinted receipt is kept (the spooler's ``max_age``): later it would reach the
+#: next citizen's hands with another person's case.
+RECEIPT_MAX_AGE = 300.0
+
+
+def make_spooler(config: Config, *, spool: bool = True) -> Any:
+    """The receipt printer ``[printer]`` names, behind a :class:`printer.PrintSpooler` (not
+    started; nothing opened); ``spool`` keeps waiting receipts in ``[printer] spool_dir`` (the
+    pad's; a command printing beside the pad keeps none, or both would print them)."""
+    from printer import ConnectionSpec, PrinterProfile, PrintSpooler, open_printer
+
+    pc = config.printer
+    return PrintSpooler(
+        open_printer(ConnectionSpec.from_config(pc.connection)),
+        PrinterProfile.from_config(pc.profile),
+        spool_dir=pc.spool_dir if spool else None,
+        max_age=RECEIPT_MAX_AGE,
     )
 
 

@@ -39,6 +39,7 @@ REQUEST_TYPES: tuple[str, ...] = (
     "window.pause",
     "window.resume",
     "status",
+    "receipt.print",
 )
 
 

@@ -17,13 +17,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from evaluator.cli import main
 from sync.store import MIGRATIONS, Store
 
 REPO = Path(__file__).resolve().parents[2]
 #: Libraries the pad uses only after its start: the store's migrations (a new or older store),
-#: the idle QR code (qrcode imports Pillow), the MQTT client (the sync worker's thread).
-LATER = ("sqlite_utils", "qrcode", "PIL", "paho")
+#: the idle QR code (qrcode imports Pillow), the MQTT client (the sync worker's thread), the
+#: receipt printer's library (the spooler's thread) and the device key's crypto library.
+#: Printing receipts on the shipped stand-in (dummy) printer.
+PRINTING = (
+    '[receipt]\nprint = "always"\nhall = "大厅"\n'
+    'url_template = "https://hcp.example.org/r?{query}"\n'
+)
+LATER = ("sqlite_utils", "qrcode", "PIL", "paho", "escpos", "cryptography")
 #: The log line ``App.run`` writes just before it sends READY=1.
 RUNNING = " running (storage "
 
@@ -40,23 +48,24 @@ def imported_before(output: str, marker: str) -> list[str]:
     raise AssertionError(f"no line with {marker!r} in:\n{output[-3000:]}")
 
 
+@pytest.mark.parametrize("receipts", ["", PRINTING], ids=["no_receipts", "printing"])
 def test_ready_is_sent_once_the_store_is_open_and_written_and_not_before_libraries_for_later(
-    tmp_path: Path,
+    tmp_path: Path, receipts: str
 ) -> None:
     """At READY=1 the store exists, is migrated and has taken this start's write (a rating can
-    be committed); the libraries for later (migrations of an older store, the QR, MQTT) were
-    not imported before it, although MQTT is on."""
+    be committed); the libraries for later (migrations of an older store, the QR, MQTT, the
+    printer's) were not imported before it, although MQTT and printing are on."""
     store = tmp_path / "var" / "ratings.db"
     with socket.socket() as probe:  # a port where no broker listens
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     site = tmp_path / "site.toml"
     site.write_text(
-        '[device]\nid = "start-test"\n'
+        '[device]\nid = "start-test"\nwindow = "12号窗口"\n'
         '[counter]\nport = "dummy://"\n'
         f'[mqtt]\nenabled = true\nhost = "127.0.0.1"\nport = {port}\n'
         f"[storage]\npath = {json.dumps(str(store))}\n"
-        '[screen]\ndriver = "dummy"\n',
+        '[screen]\ndriver = "dummy"\n' + receipts,
         encoding="utf-8",
     )
     # Created and migrated by an earlier start (this one needs no migration); its mark of

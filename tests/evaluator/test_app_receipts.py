@@ -1,0 +1,366 @@
+"""Receipts wired into the pad (issue 7): a real App on the shipped stand-ins (the ``dummy://``
+counter link, python-escpos's ``Dummy`` printer behind the real spooler thread, a FakeClock) and,
+for a printer that hangs or is not there, a real FIFO (``kind = "file"``).
+
+What the printer got is read back as a printer would (``printer.decode``): the text holds the
+case's serials and clerk, and the QR, read by a real decoder (zxing-cpp), is a link that
+``ratelink.verify`` accepts with the device key's public key and that names the case.  "Never
+delays a rating or a screen" is shown with events and states, not timings: the rating and the
+screens go on while the spooler's worker is known to be blocked in a write nobody reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pygame
+import pytest
+
+from evaluator.app import App
+from evaluator.config import load_config
+from evaluator.rules import ratelink
+from evaluator.rules.clock import FakeClock
+from evaluator.rules.levels import Level
+from evaluator.rules.protocol import Message
+from kiosk.screen import Screen
+from kiosk.view import ExpandTheme, PressLevel
+from printer import texts as paper
+from printer.decode import Text, decode
+from sync.keys import DeviceKey
+from tests.kiosk.test_qr import decode as decode_screen
+from tests.printer.fakes import PATIENCE, PipeReader, qr_texts
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = "https://hcp.example.org/r?{query}"
+HALL = "汕头市政务服务中心"
+WINDOW = "12号窗口"
+CLERK = {"id": "A1023", "name": "陈晓明"}
+MATTER = {"matter_code": "11440500MB2C9300XR4442111009000", "matter_name": "居民身份证换领"}
+
+
+def case(serial: str, **changes: str) -> dict[str, str]:
+    return {"serial": serial, "kind": "instant", **MATTER, **changes}
+
+
+def start(*serials: str, **extra: Any) -> dict[str, Any]:
+    return {"clerk": CLERK, "stage": "deliver", "cases": [case(s) for s in serials], **extra}
+
+
+THEME = {
+    "clerk": CLERK,
+    "stage": "deliver",
+    "theme": {"code": "YJS-0007", "name": "开办餐饮店"},
+    "cases": [
+        case("T-1", matter_code="M-FOOD", matter_name="食品经营许可证核发"),
+        case("T-2", matter_code="M-LICENCE", matter_name="营业执照设立登记"),
+    ],
+}
+
+
+@pytest.fixture
+def make(tmp_path: Path) -> Iterator[Callable[..., App]]:
+    """``make(policy, printer=TOML)``: an App printing per ``policy`` on ``[printer]`` TOML
+    (default: the dummy), its spooler started as ``App.run`` starts it, a real dummy Screen."""
+    made: list[App] = []
+
+    def build(policy: str = "always", *, printer: str = "", extra: str = "") -> App:
+        site = tmp_path / f"site{len(made)}.toml"
+        site.write_text(
+            f'[device]\nid = "440500-hall1-w12"\nwindow = "{WINDOW}"\n'
+            '[counter]\nport = "dummy://"\n[mqtt]\nenabled = false\n'
+            f"[storage]\npath = {json.dumps(str(tmp_path / f'r{len(made)}.db'))}\n"
+            f'[receipt]\nprint = "{policy}"\nurl_template = "{TEMPLATE}"\nhall = "{HALL}"\n'
+            f"[printer]\n{printer}\n{extra}",
+            encoding="utf-8",
+        )
+        app = App(load_config([REPO / "config" / "demo.toml", site]), clock=FakeClock())
+        app.screen = Screen(driver="dummy")
+        pygame.event.clear()
+        if app.printer is not None:
+            app.printer.start()
+        made.append(app)
+        return app
+
+    yield build
+    for app in made:
+        app.shutdown()
+
+
+def request(app: App, rtype: str, **body: Any) -> dict[str, Any]:
+    return app.handle(Message(len(app.link.sent) + 1000, rtype, body))
+
+
+def press(app: App, level: Level = Level.SATISFIED) -> None:
+    app.clock.advance(1.0)  # past the press filter's guard
+    app.act(PressLevel(level))
+
+
+def printed(app: App, count: int) -> bytes:
+    """What the dummy printer got once ``count`` receipts are out."""
+    assert app.printer.wait_until(lambda s: s.printed >= count, PATIENCE), app.printer.status
+    return bytes(app.printer.connection.output)
+
+
+def verified(app: App, url: str) -> ratelink.RateLink:
+    """The link as the city checks it, with the device key's public key."""
+    key = DeviceKey.load(app.config.device.key_file)
+    verdict = ratelink.verify(
+        url, key_id=key.key_id, check=key.public.check, now=int(app.clock.now().wall)
+    )
+    assert verdict.ok, verdict.message
+    assert verdict.link is not None
+    return verdict.link
+
+
+def receipts_in(data: bytes) -> list[tuple[str, list[str]]]:
+    """``(text, QR links)`` of each receipt in the printer's bytes (split at the title)."""
+    elements = decode(data)
+    found: list[tuple[str, list[str]]] = []
+    for element in elements:
+        if isinstance(element, Text) and paper.TITLE in element.text:
+            found.append(("", []))
+        if found:
+            text, urls = found[-1]
+            found[-1] = (text + (element.text if isinstance(element, Text) else ""), urls)
+            urls += qr_texts([element])
+    return found
+
+
+def show(app: App) -> str:
+    """One turn of ``App.run``'s loop without the wait; the screen drawn."""
+    app.step()
+    app._show()
+    return app.screen.view.screen
+
+
+# -- when: the four policies ------------------------------------------------------------------
+
+
+def test_always_a_receipt_for_every_case_or_batch_whose_qr_verifies_and_names_it(make) -> None:
+    app = make("always")
+    assert request(app, "evaluation.start", **start("S-1"))["ok"]
+    press(app)  # rated
+    assert request(app, "evaluation.start", **start("B-1", "B-2"))["ok"]  # a batch
+    app.clock.advance(app.config.session.timeout + 1)
+    app.step()  # timed out: not rated, printed all the same
+    [(one, [url1]), (batch, [url2])] = receipts_in(printed(app, 2))
+    for text, serials in ((one, ["S-1"]), (batch, ["B-1", "B-2"])):
+        for wanted in (HALL, WINDOW, MATTER["matter_name"], CLERK["name"], CLERK["id"], *serials,
+                       paper.PROMPT):  # fmt: skip
+            assert wanted in text
+    link1, link2 = verified(app, url1), verified(app, url2)
+    assert link1.serials == ("S-1",) and link2.serials == ("B-1", "B-2")
+    assert (link1.device_id, link1.matter_code, link1.clerk) == (
+        "440500-hall1-w12", MATTER["matter_code"], "A1023"
+    )  # fmt: skip
+    assert link1.expires - link1.issued == 7 * 24 * 3600
+    assert link1.short_code in one and link2.short_code in batch
+    assert [s.url for s in app.receipts.issued] == [url1, url2]
+    assert request(app, "status")["printer"] == {"state": "ok", "pending": 0}
+
+
+def test_unrated_only_for_what_the_citizen_did_not_rate(make) -> None:
+    app = make("unrated")
+    assert request(app, "evaluation.start", **start("R-1"))["ok"]
+    press(app)  # rated: no receipt
+    app.clock.advance(5)
+    assert request(app, "evaluation.start", **start("C-1"))["ok"]
+    assert request(app, "evaluation.cancel")["ok"]  # cancelled: a receipt
+    assert request(app, "evaluation.start", **THEME)["ok"]
+    app.clock.advance(1)
+    app.act(ExpandTheme())
+    press(app)  # the first item rated, the second left to time out: a receipt for T-2
+    app.clock.advance(app.config.session.timeout + 1)
+    app.step()
+    got = receipts_in(printed(app, 2))
+    assert [verified(app, urls[0]).serials for _, urls in got] == [("C-1",), ("T-2",)]
+    assert "营业执照设立登记" in got[1][0]  # the item left: its own matter, not the theme
+    assert len(app.receipts.issued) == 2
+
+
+def test_a_theme_receipt_is_named_after_the_theme(make) -> None:
+    app = make("always")
+    assert request(app, "evaluation.start", **THEME)["ok"]
+    press(app)  # the theme rated overall
+    [(text, [url])] = receipts_in(printed(app, 1))
+    link = verified(app, url)
+    assert link.serials == ("T-1", "T-2") and link.matter_code == "YJS-0007"
+    assert "事项名称：开办餐饮店" in text
+
+
+def test_request_prints_only_on_receipt_print_and_never_opens_a_rating_screen(make) -> None:
+    app = make("request")
+    assert request(app, "evaluation.start", **start("S-1"))["ok"]
+    press(app)
+    app.clock.advance(5)
+    app.step()
+    assert app.receipts.issued == type(app.receipts.issued)()  # rated, and no request: nothing
+    app.link.feed({"id": 7, "type": "receipt.print", "clerk": CLERK, "cases": [case("P-1")]})
+    app.link.feed({"id": 8, "type": "receipt.print", "terminal": "ZZ-0107", "cases": [case("P-2")]})
+    app.step()
+    replies = {f["id"]: f for f in app.link.sent if "id" in f}
+    assert replies[7]["ok"] and replies[7]["printer"]["state"] in ("ok", "unknown")
+    assert replies[8]["ok"]
+    assert "short_code" not in json.dumps(replies) and "http" not in json.dumps(replies)
+    assert app.view().screen == "idle" and not app.session.rating_open
+    (clerk_text, [url1]), (terminal_text, [url2]) = receipts_in(printed(app, 2))
+    assert verified(app, url1).clerk == "A1023" and CLERK["name"] in clerk_text
+    assert verified(app, url2).clerk == "T:ZZ-0107" and CLERK["name"] not in terminal_text
+    assert "办理人员" not in terminal_text and "P-2" in terminal_text
+
+
+def test_receipt_print_checks_its_body(make) -> None:
+    app = make("request")
+    bad = request(app, "receipt.print", cases=[case("P-1")], clerk=CLERK, stage="deliver")
+    assert bad["error"]["code"] == "unknown_field"
+    mixed = [case("P-1"), case("P-2", matter_code="M-OTHER")]
+    assert request(app, "receipt.print", cases=mixed, clerk=CLERK)["error"]["code"] == (
+        "mixed_matters"
+    )
+    phone = request(app, "receipt.print", cases=[case("P-1")], terminal="13800138000")
+    assert phone["error"]["code"] == "invalid_field"
+    assert app.receipts.issued == type(app.receipts.issued)()
+
+
+def test_never_prints_nothing_and_refuses_receipt_print(make) -> None:
+    app = make("never")
+    assert app.printer is None and app.receipts is None
+    assert request(app, "evaluation.start", **start("S-1"))["ok"]
+    press(app)
+    refused = request(app, "receipt.print", clerk=CLERK, cases=[case("P-1")])
+    assert refused["error"]["code"] == "printing_off"
+    assert request(app, "status")["printer"] is None
+
+
+def test_the_spooler_is_the_configured_one_spooling_next_to_the_store(make, tmp_path) -> None:
+    app = make("always", printer='paper = "80mm"\nqr = "image"')
+    assert app.printer.spool_dir == tmp_path / "receipts"
+    assert app.printer.profile.paper == "80mm" and app.printer.max_age == 300
+
+
+# -- a printer that cannot print: the QR on the screen -------------------------------------------
+
+
+def test_a_printer_that_hangs_never_delays_a_rating_or_a_screen_and_the_qr_is_shown(
+    make, tmp_path: Path
+) -> None:
+    """A FIFO whose reader never reads, and receipts too big for its buffer (raster text): the
+    spooler's worker blocks inside the write.  Meanwhile the next citizen is shown the rating
+    screen, rates, sees 谢谢, and the rating is stored; when the write times out the printer is
+    offline and the last receipt's QR comes up on the screen after 谢谢."""
+    fifo = tmp_path / "lp0"
+    os.mkfifo(fifo)
+    reader = PipeReader(str(fifo))  # opened, never started: nobody reads
+    try:
+        app = make("always", printer=f'kind = "file"\npath = "{fifo}"\ntext = "raster"\n'
+                   'timeout = "2s"')  # fmt: skip
+        spooler = app.printer
+        assert request(app, "evaluation.start", **start("H-1"))["ok"]
+        press(app)
+        assert spooler.wait_until(lambda s: s.phase == "writing", PATIENCE)
+        # The worker is stuck in the write: the pad goes on.
+        app.clock.advance(app.config.session.thanks + 0.1)
+        assert show(app) == "idle"
+        assert request(app, "evaluation.start", **start("H-2"))["ok"]
+        assert show(app) == "presenting"
+        press(app)
+        assert show(app) == "thanks"
+        assert [r["cases"][0]["serial"] for r in app.store.records()] == ["H-1", "H-2"]
+        status = spooler.status
+        assert (status.phase, status.printed, status.pending) == ("writing", 0, 2)
+        # The write gives up: offline, and the QR of H-2 (its citizen is there) on the screen.
+        assert spooler.wait_until(lambda s: s.state == "offline", PATIENCE)
+        assert show(app) == "thanks"  # 谢谢 first
+        app.clock.advance(app.config.session.thanks + 0.1)
+        assert show(app) == "receipt_qr"
+        view = app.screen.view
+        [url] = decode_screen(app.screen.surface, app.screen.layout.boxes["qr"])
+        assert url == view.qr == app.receipts.issued[-1].url
+        assert verified(app, url).serials == ("H-2",)
+        assert view.short_code == verified(app, url).short_code
+        assert request(app, "status")["printer"] == {"state": "offline", "pending": 2}
+    finally:
+        app.shutdown()
+        reader.close()
+
+
+def test_a_printer_known_down_shows_the_qr_and_a_touch_closes_it(make, tmp_path: Path) -> None:
+    """A FIFO nobody opened: the first receipt finds the printer offline; from then on each
+    receipt's QR shows after 谢谢 (or at once after a timeout), until a touch, its time, or the
+    next rating screen."""
+    fifo = tmp_path / "lp0"
+    os.mkfifo(fifo)
+    app = make("always", printer=f'kind = "file"\npath = "{fifo}"\n')
+    assert request(app, "evaluation.start", **start("D-1"))["ok"]
+    press(app)
+    assert app.printer.wait_until(lambda s: s.state == "offline", PATIENCE)
+    app.clock.advance(app.config.session.thanks + 0.1)
+    assert show(app) == "receipt_qr"
+    # A touch anywhere closes it (and does nothing else).
+    app.handle_events([pygame.event.Event(pygame.FINGERDOWN, x=0.5, y=0.5, dx=0, dy=0,
+                                          touch_id=0, finger_id=0)])  # fmt: skip
+    assert app.screen.view.screen == "idle"
+    # Printer still down: a timeout's receipt shows at once, with no 谢谢 before it.
+    assert request(app, "evaluation.start", **start("D-2"))["ok"]
+    app.clock.advance(app.config.session.timeout + 1)
+    assert show(app) == "receipt_qr"
+    assert verified(app, app.screen.view.qr).serials == ("D-2",)
+    seconds = app.screen.view.seconds_left
+    assert seconds == app.config.receipt.qr_on_screen
+    app.clock.advance(seconds - 1)
+    assert show(app) == "receipt_qr" and app.screen.view.seconds_left == 1
+    app.clock.advance(1)
+    assert show(app) == "idle"  # its time is over
+    # The next rating screen replaces a QR still showing: the next citizen is there.
+    assert request(app, "evaluation.start", **start("D-3"))["ok"]
+    app.clock.advance(app.config.session.timeout + 1)
+    assert show(app) == "receipt_qr"
+    assert request(app, "evaluation.start", **start("D-4"))["ok"]
+    assert show(app) == "presenting"
+    assert request(app, "evaluation.cancel")["ok"]
+    assert show(app) == "receipt_qr"  # D-4's own receipt (cancelled: printed too)
+    assert verified(app, app.screen.view.qr).serials == ("D-4",)
+
+
+def test_a_receipt_that_cannot_be_made_shows_its_qr_at_once(make) -> None:
+    """A batch whose link is too long to print (over 512 characters): no receipt, the QR on
+    screen."""
+    app = make("always")
+    serials = [f"4405002026112600{n:02d}-SUPPLEMENT-OF-THE-ORIGINAL-CASE" for n in range(12)]
+    assert request(app, "evaluation.start", **start(*serials))["ok"]
+    press(app)
+    app.clock.advance(app.config.session.thanks + 0.1)
+    assert show(app) == "receipt_qr"
+    [url] = decode_screen(app.screen.surface, app.screen.layout.boxes["qr"])
+    assert len(url) > 512 and verified(app, url).serials == tuple(serials)
+    assert app.printer.status.pending == 0 and app.printer.status.printed == 0
+
+
+def test_a_printer_failing_after_its_citizen_left_brings_nothing_up(make, tmp_path) -> None:
+    """The loop looks at the printer only after the citizen's time (thanks + qr_on_screen) is
+    over: the failure it finds then shows nothing (the next citizen would get the code)."""
+    fifo = tmp_path / "lp0"
+    os.mkfifo(fifo)
+    app = make("always", printer=f'kind = "file"\npath = "{fifo}"\n')
+    assert request(app, "evaluation.start", **start("L-1"))["ok"]
+    press(app)  # the receipt is queued while the printer's state is still unknown
+    app.clock.advance(app.config.session.thanks + app.config.receipt.qr_on_screen + 1)
+    assert app.printer.wait_until(lambda s: s.state == "offline" and s.pending == 1, PATIENCE)
+    assert show(app) == "idle"
+    # Within the time, the same failure brings the QR up (the test above is not vacuous).
+    assert request(app, "evaluation.start", **start("L-2"))["ok"]
+    app.clock.advance(app.config.session.timeout + 1)
+    assert show(app) == "receipt_qr"
+
+
+def test_no_device_key_no_receipt(make, tmp_path: Path) -> None:
+    (tmp_path / "device.key").write_text("garbage")
+    os.chmod(tmp_path / "device.key", 0o600)
+    app = make("request")
+    refused = request(app, "receipt.print", clerk=CLERK, cases=[case("P-1")])
+    assert refused["error"]["code"] == "device_key"
+    assert "device_key" in request(app, "status")["faults"]
