@@ -57,6 +57,15 @@ TERMINAL = "ZZ-0107"
 LOOK = 2.0
 #: The window's static QR on the idle_qr screenshot (``[idle] static_qr``).
 STATIC_QR = "https://hcp.example.org/w/440500-hall1-w12"
+#: The receipt_qr screenshot: receipts printed on a printer that is not there, their links
+#: signed with a fixed key and nonce so that the picture is the same on every run.
+RECEIPTS = (
+    '[receipt]\nprint = "always"\nurl_template = "https://hcp.example.org/r?{query}"\n'
+    'hall = "汕头市政务服务中心"\n[printer]\nkind = "file"\n'
+)
+RECEIPT_NONCE = "K7QD3MXA"
+#: Seconds the printer may take to be found missing (a hang, not a pass/fail time).
+PRINTER_PATIENCE = 30.0
 
 #: File name (without .png) → what it shows.  Every screen ``App.view`` produces is here.
 SHOTS: dict[str, str] = {
@@ -76,6 +85,7 @@ SHOTS: dict[str, str] = {
     "paused": "the window paused by the clerk",
     "storage_notice": "the rating screen after a press the store refused (nothing stored)",
     "storage_fault": "the idle screen while the store cannot be opened",
+    "receipt_qr": "a receipt's QR on the screen after 谢谢: the printer is offline ([receipt])",
 }
 
 
@@ -237,7 +247,39 @@ def _reach_views(work: Path, language: str) -> dict[str, ScreenView]:
         pad = _Driver(app, shots)
         pad.request("clerk.sign_in", clerk=CLERK)
         pad.shoot("idle_qr", "idle")
+    (work / "receipt").mkdir()
+    _fixed_key(work / "receipt" / "device.key")
+    no_printer = f"path = {json.dumps(str(work / 'receipt' / 'lp0'))}\n"  # nothing there
+    with _app(work, work / "receipt" / "ratings.db", RECEIPTS + no_printer, language) as app:
+        assert app.receipts is not None and app.printer is not None
+        app.receipts.nonce = lambda: RECEIPT_NONCE
+        app.printer.start()  # as App.run does
+        pad = _Driver(app, shots)
+        pad.request("clerk.sign_in", clerk=CLERK)
+        pad.request("evaluation.start", **_start(_case("44050020261126000132")))
+        pad.wait(LOOK)
+        app.act(PressLevel(Level.SATISFIED))
+        if not app.printer.wait_until(lambda s: s.state == "offline", PRINTER_PATIENCE):
+            raise RuntimeError(f"the missing printer was not found offline: {app.printer.status}")
+        pad.wait(app.config.session.thanks + 0.1)
+        pad.shoot("receipt_qr", "receipt_qr")
     return {name: shots[name] for name in SHOTS}
+
+
+def _fixed_key(path: Path) -> None:
+    """A device key that is the same on every run (Ed25519 signatures are deterministic): the
+    screenshot's QR, which carries a signature, is then the same picture every time."""
+    import os
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())  # fmt: skip
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
 
 
 def render(

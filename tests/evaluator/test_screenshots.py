@@ -397,18 +397,27 @@ def test_the_cli_writes_them(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 # -- every screen the app can show is shot ------------------------------------------------------
 
 
-def _explore(tmp: Path, storage: Path, seed: int, steps: int) -> set[str]:
-    """Screens a real app shows under a seeded random walk of requests, taps and time."""
+def _explore(tmp: Path, storage: Path, seed: int, steps: int, receipts: bool = True) -> set[str]:
+    """Screens a real app shows under a seeded random walk of requests, taps and time; with
+    ``receipts``, it prints a receipt at every presentation's end on a printer that is not
+    there."""
+    printing = f"{screenshots.RECEIPTS}path = {json.dumps(str(tmp / f'lp-{seed}'))}\n"
     override = tmp / f"walk-{seed}.toml"
     override.write_text(
         '[counter]\nport = ""\n[mqtt]\nenabled = false\n[idle]\nscreensaver_after = "3m"\n'
-        f"[storage]\npath = {json.dumps(str(storage))}\n",
+        f"[storage]\npath = {json.dumps(str(storage))}\n{printing if receipts else ''}",
         encoding="utf-8",
     )
     app = App(load_config([shipped_file("demo.toml"), override]), clock=FakeClock())
     rng = random.Random(seed)
     clerk = {"id": "A1", "name": "李娜"}
     matter = {"matter_code": "11440500MB2C9300XR4442111009000", "matter_name": "居民身份证换领"}
+    if receipts:  # the printer is found missing first: every receipt's QR goes on the screen
+        assert app.printer is not None
+        app.printer.start()
+        case = {"serial": "S-0", "kind": "instant", **matter}
+        assert app.handle(Message(-1, "receipt.print", {"clerk": clerk, "cases": [case]}))["ok"]
+        assert app.printer.wait_until(lambda s: s.state == "offline", 30)
 
     def start() -> dict[str, Any]:
         n = rng.randrange(1, 4)
@@ -426,6 +435,7 @@ def _explore(tmp: Path, storage: Path, seed: int, steps: int) -> set[str]:
         ("window.pause", dict),
         ("window.resume", dict),
         ("status", dict),
+        ("receipt.print", lambda: {"clerk": clerk, "cases": start()["cases"][:1]}),
     ]
     seen: set[str] = set()
     try:
@@ -460,7 +470,8 @@ def test_every_screen_the_app_can_show_is_shot(
     for seed in range(3):
         reached |= _explore(tmp_path, tmp_path / f"r{seed}.db", seed, 400)
     (tmp_path / "blocked").write_text("a file where the store's folder should be", encoding="utf-8")
-    reached |= _explore(tmp_path, tmp_path / "blocked" / "r.db", 9, 100)
+    # A store that cannot be opened (nor a device key be made beside it: no receipts).
+    reached |= _explore(tmp_path, tmp_path / "blocked" / "r.db", 9, 100, receipts=False)
     assert reached >= {"signed_out", "idle", "presenting", "reasons", "thanks", "paused"}, reached
     assert reached <= shot, f"screens the app shows without a screenshot: {reached - shot}"
     assert shot <= reached, f"screenshots of screens the app never shows: {shot - reached}"
