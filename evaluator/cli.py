@@ -46,6 +46,26 @@ CSV_COLUMNS: tuple[str, ...] = (
     "hash",
 )
 
+#: Seconds ``receipt static`` waits for the sticker to be printed (or the printer to fail).
+STATIC_WAIT = 60.0
+#: What ``receipt preview`` prints where the config leaves a receipt's text unset.
+SAMPLE_HALL = "示例政务服务中心"
+SAMPLE_WINDOW = "1号窗口"
+SAMPLE_TEMPLATE = "https://hcp.example.org/r?{query}"
+#: The sample case of ``receipt preview`` (the screenshots' case and clerk).
+SAMPLE_REQUEST: dict[str, Any] = {
+    "stage": "deliver",
+    "clerk": {"id": "A1023", "name": "陈晓明"},
+    "cases": [
+        {
+            "serial": "4405002026112600001",
+            "matter_code": "11440500MB2C9300XR4442111009000",
+            "matter_name": "居民身份证换领",
+            "kind": "instant",
+        }
+    ],
+}
+
 if TYPE_CHECKING:
     from evaluator.config import Config
 
@@ -121,6 +141,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     qr_verify.add_argument("--now", type=int, metavar="EPOCH", help="check at this Unix time")
 
+    receipt = sub.add_parser("receipt", help="the receipt printer: the static QR sticker, previews")
+    receipt_sub = receipt.add_subparsers(dest="receipt_command", required=True, metavar="ACTION")
+    static = receipt_sub.add_parser(
+        "static",
+        help="print the window's static QR sticker ([idle] static_qr) on the configured printer "
+        "(exit 0 printed, 1 not)",
+    )
+    with_config(static)
+    static.add_argument(
+        "--wait",
+        type=float,
+        default=STATIC_WAIT,
+        metavar="SECONDS",
+        help=f"give up after this long (default {STATIC_WAIT:g})",
+    )
+    preview = receipt_sub.add_parser(
+        "preview", help="draw the exact bytes a printer would get for a sample receipt as a PNG"
+    )
+    with_config(preview)
+    preview.add_argument(
+        "--out",
+        type=Path,
+        default=Path("receipt-preview.png"),
+        metavar="FILE.png",
+        help="default: receipt-preview.png",
+    )
+    preview.add_argument(
+        "--static", action="store_true", help="the window's static QR sticker instead"
+    )
+
     stats = sub.add_parser("stats", help="count, mean score and participation per clerk/matter")
     with_config(stats, db=True)
     stats.add_argument("--format", choices=("table", "json"), default="table")
@@ -148,6 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_keys(args)
         if args.command == "qr":
             return cmd_qr_verify(args.url, args.pubkey, args.used, args.now)
+        if args.command == "receipt":
+            if args.receipt_command == "static":
+                return cmd_receipt_static(args.config, args.wait)
+            return cmd_receipt_preview(args.config, args.out, static=args.static)
         if args.command == "screenshots":
             from evaluator.screenshots import render
 
@@ -434,10 +488,6 @@ def _table(cols: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 def cmd_qr_verify(url: str, pubkey: str, used: Path | None, now: int | None) -> int:
     """``qr verify``: the city's check of a receipt's QR link (``evaluator.rules.ratelink``)."""
     import time
@@ -469,3 +519,105 @@ def cmd_qr_verify(url: str, pubkey: str, used: Path | None, now: int | None) -> 
           f"{link.matter_code}, clerk {link.clerk}, short code {link.short_code}, expires "
           f"{link.expires}")  # fmt: skip
     return 0
+
+
+def _receipt_config(configs: Sequence[Path]) -> Config:
+    if not configs:
+        raise ConfigError("give --config FILE (the pad's config, with its [printer])")
+    from evaluator.config import load_config
+
+    return load_config(configs)
+
+
+def _sticker(config: Config) -> Any:
+    """The window's static QR sticker: ``[idle] static_qr`` (the code the idle screen shows),
+    the hall and the window."""
+    from printer import Sticker
+
+    url = config.idle.static_qr
+    if not url:
+        raise ConfigError(
+            "[idle] static_qr is not set: the sticker carries that URL (the idle screen shows it)"
+        )
+    return Sticker(hall=config.receipt.hall, window=config.device.window, url=url)
+
+
+def cmd_receipt_static(configs: Sequence[Path], wait: float) -> int:
+    """``receipt static``: the window's static QR sticker (art. 17(3)) on the configured
+    printer, through the pad's spooler code (no spool directory: the running pad keeps its own);
+    exit 0 once printed, 1 when the printer fails or ``wait`` seconds pass, with its state."""
+    from evaluator.devices import make_spooler
+    from evaluator.receipts import FAILING
+
+    config = _receipt_config(configs)
+    sticker = _sticker(config)
+    spooler = make_spooler(config, spool=False)
+    where = spooler.connection.spec.describe()
+    spooler.start()
+    try:
+        spooler.submit(sticker)
+        spooler.wait_until(
+            lambda s: bool(s.printed or s.dropped) or (s.phase == "waiting" and s.state in FAILING),
+            wait,
+        )
+        status = spooler.status  # before stop() cuts a hung write short
+    finally:
+        spooler.stop()
+    detail = f": {status.detail}" if status.detail else ""
+    if status.printed:
+        print(f"printed the static QR sticker ({sticker.url}) on {where}; printer {status.state}"
+              f"{detail}")  # fmt: skip
+        return 0
+    if not status.dropped and status.state not in FAILING:
+        detail = f": no answer within {wait:g} s ({status.phase})"
+    print(f"NOT printed: printer {status.state} ({where}){detail}")
+    return 1
+
+
+def cmd_receipt_preview(configs: Sequence[Path], out: Path, *, static: bool) -> int:
+    """``receipt preview``: the exact bytes the configured printer would get for a sample receipt
+    (or the static sticker), drawn as a PNG.  The sample's link is signed with a throw-away key:
+    a preview is never a code the city accepts."""
+    import dataclasses
+    import time
+
+    from printer import PrinterProfile
+    from printer.preview import page_image, png
+    from printer.render import receipt_bytes, sticker_bytes
+
+    config = _receipt_config(configs)
+    profile = PrinterProfile.from_config(config.printer.profile)
+    if static:
+        sticker = _sticker(config)
+        data = sticker_bytes(sticker, profile)
+        what, url = "the static QR sticker", sticker.url
+    else:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        from evaluator.receipts import build
+        from evaluator.rules.request import parse_request
+        from sync.keys import DeviceKey
+
+        rc = config.receipt
+        sample = dataclasses.replace(
+            config,
+            receipt=dataclasses.replace(
+                rc, url_template=rc.url_template or SAMPLE_TEMPLATE, hall=rc.hall or SAMPLE_HALL
+            ),
+            device=dataclasses.replace(config.device, window=config.device.window or SAMPLE_WINDOW),
+        )
+        throwaway = DeviceKey(Path("(throw-away)"), Ed25519PrivateKey.generate())
+        request = parse_request(SAMPLE_REQUEST)
+        slip, receipt = build(sample, request, request.serials, key=throwaway, wall=time.time())
+        data = receipt_bytes(receipt, profile)
+        what, url = "a sample receipt (its QR signed with a throw-away key)", slip.url
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(png(page_image(data, profile)))
+    print(f"wrote {out}: {what}, {len(data)} bytes on {profile.paper} paper "
+          f"(text {profile.text}, QR {profile.qr})")  # fmt: skip
+    print(f"QR: {url} ({len(url)} characters)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
