@@ -8,10 +8,34 @@ Wire contract (topics under ``{topic_prefix}/{device_id}/``):
 * ``acks`` (city → device, QoS 1): ``{"ids": ["<rating id>", ...]}`` once the city has stored
   them.  Only then does a rating leave the outbox.  The city must ack a duplicate again.
 
-The SQLite outbox is the only queue that matters: paho's in-memory queue may hold copies, but a
-rating is republished from the store after every (re)connect and whenever ``resend_after``
-seconds passed without an ack, in ``seq`` order, whatever its level, at most ``max_rate`` messages
-per second.  paho is not thread-safe, so the client is created, looped (``client.loop``, never
+The SQLite outbox is the only queue that matters: the worker holds in memory only what it has
+read and not yet published, and what it has published and the city has not acked yet; a rating
+is republished from the store after every (re)connect and whenever ``resend_after`` seconds
+passed without an ack.
+
+How it sends (issue 8; figures in docs/reliability.md):
+
+* **Live lane.**  A rating committed while connected is published at once, never behind a
+  backlog: :meth:`SyncWorker.notify` wakes the worker's ``select`` through a socket pair (no loop
+  tick to wait out), and the worker reads the outbox after the newest seq it knows.
+* **Backlog lane.**  What waited in the outbox when the connection came up is sent in ``seq``
+  order, as a token bucket allows (``burst`` messages at once, then ``max_rate`` per second) and
+  while fewer than ``max_unacked`` sent ratings wait for the city's ack: the drain is clocked by
+  the acks, so a city whose receivers are slow slows its pads instead of piling messages up in
+  the broker.  Resends take tokens too.  Live ratings borrow from the bucket (down to ``−burst``)
+  rather than wait, so they slow the backlog down, never the other way round.
+* **Reconnect spread.**  After losing a working connection the first attempt waits
+  ``reconnect_min`` plus a random part of ``reconnect_spread``: the pads of a city, which all lose
+  the broker at the same instant, do not all come back in the same second.
+* **Acks** that arrive together (one socket read) are applied in one transaction, committed
+  without an fsync (:meth:`sync.store.Store.ack` ``durable=False``): an ack lost to a power cut
+  costs a resend, never a rating.
+
+The worker also runs the store's full integrity check (:meth:`sync.store.Store.integrity_check`)
+on a schedule, when idle, and reports it in :attr:`SyncWorker.status` (``store_check``).
+
+paho is not thread-safe, so the client is created, driven (``select`` on its socket, then
+``loop_read``/``loop_write``/``loop_misc``, paho's documented external loop; never
 ``loop_start``), reconnected and disconnected only by :class:`SyncWorker`'s own thread; other
 threads talk to it through :meth:`SyncWorker.notify`, :meth:`SyncWorker.stop` and
 :attr:`SyncWorker.status`.
@@ -19,12 +43,19 @@ threads talk to it through :meth:`SyncWorker.notify`, :meth:`SyncWorker.stop` an
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import random
+import select
+import socket
+import sqlite3
 import threading
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -32,26 +63,31 @@ from typing import TYPE_CHECKING, Any
 from evaluator.rules.backoff import Backoff
 from evaluator.rules.errors import StoreError
 from evaluator.rules.protocol import MAX_DEPTH, nesting_depth
-from evaluator.rules.records import canonical_json
 from sync.status import SyncStatus
-from sync.store import Store
+from sync.store import Outgoing, Store, scheduled_check
 
 if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
 
 log = logging.getLogger(__name__)
 
-#: Seconds one ``client.loop`` call may block; bounds the reaction time to notify()/stop().
-LOOP_TIMEOUT = 0.1
-#: Records read from the outbox per query while looking for what to (re)publish.
-SCAN_PAGE = 100
-#: Seconds between checks for ratings committed without a notify() (and status refreshes).
-POLL_INTERVAL = 1.0
+#: Outbox rows read per query for the backlog lane (one range read, decoded once each).
+BATCH = 200
+#: Outbox rows read per query for the live lane.
+LIVE_PAGE = 50
+#: Messages paho keeps in flight to the broker (awaiting PUBACK); more wait in paho's queue.
+MAX_INFLIGHT = 100
+#: Most extra packet reads after one ``select`` said the socket is readable, so that the acks
+#: that arrived together are applied together.
+READS_PER_TURN = 64
 #: Largest ack message read, in bytes (1,000 ids take about 40 kB); a larger one is ignored.
 MAX_ACK_BYTES = 256 * 1024
 #: Most ids applied from one ack message; the rest are not applied (those ratings are resent,
 #: and the city acks them again).
 MAX_ACK_IDS = 1000
+#: Seconds after the worker's start before the first full store check, then the interval.
+STORE_CHECK_AFTER = 60.0
+STORE_CHECK_EVERY = 24 * 3600.0
 
 
 def _paho() -> ModuleType:
@@ -106,15 +142,79 @@ def _is_text(value: str) -> bool:
     return True
 
 
+class TokenBucket:
+    """``burst`` tokens at most, refilled at ``rate`` per second (``math.inf``: no limit).
+
+    :meth:`take` spends one when there is one; :meth:`borrow` spends one whatever the level, down
+    to ``−burst`` (the live lane: a new rating never waits, it delays the backlog instead).
+    Times are the caller's (``time.monotonic()``), so the bucket is tested without sleeping.
+    """
+
+    def __init__(self, rate: float, burst: int, now: float = 0.0) -> None:
+        if not rate > 0 or burst < 1:
+            raise ValueError("rate must be more than 0 and burst at least 1")
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self._at = now
+
+    def _refill(self, now: float) -> None:
+        if math.isinf(self.rate):
+            self.tokens = float(self.burst)
+        elif now > self._at:
+            self.tokens = min(float(self.burst), self.tokens + (now - self._at) * self.rate)
+        self._at = max(self._at, now)
+
+    def take(self, now: float) -> bool:
+        """Spend a token if one is there."""
+        self._refill(now)
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+    def borrow(self, now: float) -> bool:
+        """Spend a token even below zero, down to ``−burst``; False only beyond that."""
+        self._refill(now)
+        if self.tokens - 1.0 >= -self.burst:
+            self.tokens -= 1.0
+            return True
+        return False
+
+    def ready_at(self, now: float) -> float:
+        """When the next :meth:`take` will succeed (``now`` if it would now)."""
+        self._refill(now)
+        if self.tokens >= 1.0:
+            return now
+        return now + (1.0 - self.tokens) / self.rate
+
+
+@dataclass
+class _Sent:
+    """A published rating awaiting the city's ack."""
+
+    seq: int
+    payload: bytes
+    at: float
+
+
 class SyncWorker(threading.Thread):
     """The thread that uploads the outbox of the store at ``store_path`` and applies acks.
 
     Start it with ``start()``; call :meth:`notify` after each committed rating and :meth:`stop`
     then ``join()`` at shutdown.  The broker may be absent: the worker keeps retrying (delays
-    from ``reconnect_min`` doubling to ``reconnect_max`` seconds, with jitter) while the outbox
-    grows.  Times are in seconds; ``max_rate`` in messages per second.  ``on_ack`` is called in
-    the worker thread with the ids of each valid ack message (keep it short, never block).
+    from ``reconnect_min`` doubling to ``reconnect_max`` seconds, with jitter; after a working
+    connection was lost, plus a random part of ``reconnect_spread``) while the outbox grows.
+
+    Times are in seconds.  The backlog goes at ``max_rate`` messages per second after a
+    ``burst`` (``max_rate=math.inf``: no limit, for benchmarks), at most ``max_unacked`` of them
+    awaiting the city's ack; see the module docstring.  ``on_ack`` is called in the worker
+    thread with the ids of each valid ack message once applied (keep it short, never block).
     ``connect_timeout`` bounds one TCP connect attempt, and so how long :meth:`stop` may take.
+    ``poll_interval``: how often the worker looks for ratings committed without a
+    :meth:`notify` (another process, a missed call) and recounts the outbox.
+    ``store_check_after``/``store_check_every``: when the full store check first runs, then
+    its interval (it waits for an idle moment).  ``rand`` draws the reconnect spread (tests).
     """
 
     def __init__(
@@ -130,14 +230,25 @@ class SyncWorker(threading.Thread):
         password: str = "",
         keepalive: float = 30.0,
         resend_after: float = 30.0,
-        max_rate: float = 5.0,
+        max_rate: float = 20.0,
+        burst: int = 300,
+        max_unacked: int = 200,
         on_ack: Callable[[list[str]], None] | None = None,
         reconnect_min: float = 1.0,
         reconnect_max: float = 30.0,
+        reconnect_spread: float = 10.0,
         connect_timeout: float = 2.0,
+        poll_interval: float = 1.0,
+        store_check_after: float = STORE_CHECK_AFTER,
+        store_check_every: float = STORE_CHECK_EVERY,
+        rand: Callable[[], float] = random.random,
     ) -> None:
-        if max_rate <= 0 or resend_after <= 0:
+        if not max_rate > 0 or not resend_after > 0:
             raise ValueError("max_rate and resend_after must be more than 0")
+        if burst < 1 or max_unacked < 1:
+            raise ValueError("burst and max_unacked must be at least 1")
+        if reconnect_spread < 0 or not poll_interval > 0:
+            raise ValueError("reconnect_spread must be 0 or more, poll_interval more than 0")
         super().__init__(name="mqtt-sync", daemon=True)
         self.store_path = Path(store_path)
         self.device_id = device_id
@@ -149,15 +260,26 @@ class SyncWorker(threading.Thread):
         self.keepalive = max(1, round(keepalive))
         self.resend_after = resend_after
         self.max_rate = max_rate
+        self.burst = burst
+        self.max_unacked = max_unacked
         self.on_ack = on_ack
         self.reconnect_min = reconnect_min
         self.reconnect_max = max(reconnect_max, reconnect_min)
+        self.reconnect_spread = reconnect_spread
         self.connect_timeout = connect_timeout
+        self.poll_interval = poll_interval
+        self.store_check_after = store_check_after
+        self.store_check_every = store_check_every
+        self._rand = rand
         self.rating_topic = f"{topic_prefix}/{device_id}/ratings"
         self.ack_topic = f"{topic_prefix}/{device_id}/acks"
 
         self._stop_event = threading.Event()
-        self._wake = threading.Event()
+        self._notified = threading.Event()
+        # notify() writes a byte here; the worker's select() reads the other end.
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
         self._lock = threading.Lock()
         self._status = SyncStatus(False, 0, "")
 
@@ -167,33 +289,48 @@ class SyncWorker(threading.Thread):
         self._link = False  # a socket is open (CONNECT sent or session up)
         self._link_since = 0.0
         self._connected = False  # CONNACK accepted
-        self._fresh = False  # connected, subscription and resend state not yet set up
+        self._session_up = False  # CONNACK accepted, and the loss not handled yet
+        self._fresh = False  # connected, subscription and lanes not yet set up
         self._backoff = Backoff(self.reconnect_min, cap=self.reconnect_max)
         self._next_connect = 0.0
-        self._sent_at: dict[str, float] = {}
-        self._tokens = 1.0
-        self._tokens_at = 0.0
-        self._next_scan = 0.0
-        self._cursor = 0  # seq where an interrupted scan resumes
-        self._pass_due = math.inf  # earliest resend deadline seen so far in this pass
-        self._pass_seen: set[str] = set()
+        self._bucket = TokenBucket(max_rate, burst, time.monotonic())
+        self._inflight: OrderedDict[str, _Sent] = OrderedDict()  # by send time
+        self._live: deque[Outgoing] = deque()
+        self._live_cursor = 0  # newest seq the live lane has read
+        self._live_more = False  # the last live read was a full page
+        self._backlog: deque[Outgoing] = deque()
+        self._cursor = 0  # newest seq the backlog lane has read
+        self._backlog_end = 0  # newest seq of the backlog (what waited at connect)
+        self._backlog_more = False  # rows up to _backlog_end not read yet
+        self._acks_in: list[list[str]] = []  # ack messages read, not yet applied
+        self._pending = 0
+        self._recount = False
+        self._counted_at = -math.inf
         self._next_poll = 0.0
-        self._seen_seq = 0  # newest rating seq known when the last scan started
+        self._next_check = math.inf
+        self._check_now = False
+        self._damage_told = 0
 
     # -- the API for other threads --------------------------------------------------------
 
     def notify(self) -> None:
-        """A rating was committed: publish it promptly (thread-safe, never blocks)."""
-        self._wake.set()
+        """A rating was committed: publish it now (thread-safe, never blocks)."""
+        self._notified.set()
+        self._poke()
 
     def stop(self) -> None:
         """Ask the worker to disconnect and end; ``join()`` afterwards (thread-safe)."""
         self._stop_event.set()
-        self._wake.set()
+        self._poke()
+
+    def _poke(self) -> None:
+        with contextlib.suppress(OSError):  # full (a wake-up is pending already) or closed
+            self._wake_w.send(b"\0")
 
     @property
     def status(self) -> SyncStatus:
-        """Connected to the broker?  Ratings awaiting the city's ack?  The last problem seen."""
+        """Connected to the broker?  Ratings awaiting the city's ack?  The last problem seen,
+        and the last full store check's result."""
         with self._lock:
             return self._status
 
@@ -214,7 +351,8 @@ class SyncWorker(threading.Thread):
                     self._stop_event.wait(5.0)
             if self._store is None:
                 return
-            self._refresh_pending()
+            self._next_check = time.monotonic() + self.store_check_after
+            self._count_pending(force=True)
             self._client = self._make_client()
             while not self._stop_event.is_set():
                 try:
@@ -222,6 +360,10 @@ class SyncWorker(threading.Thread):
                 except Exception as exc:  # never let one bad turn end the uploads
                     log.exception("sync worker error")
                     self._set_status(last_error=f"{type(exc).__name__}: {exc}")
+                    if isinstance(exc, sqlite3.DatabaseError):  # the file itself?  check it
+                        self._check_now = True
+                        with contextlib.suppress(Exception):
+                            self._maybe_check(time.monotonic())
                     self._stop_event.wait(1.0)
         finally:
             self._shutdown()
@@ -237,6 +379,7 @@ class SyncWorker(threading.Thread):
         if self.username:
             client.username_pw_set(self.username, self.password or None)
         client.connect_timeout = self.connect_timeout
+        client.max_inflight_messages_set(MAX_INFLIGHT)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -251,52 +394,111 @@ class SyncWorker(threading.Thread):
         if not self._link:
             if now >= self._next_connect:
                 self._try_connect(client, now)
-            else:
-                self._wake.wait(min(LOOP_TIMEOUT, self._next_connect - now))
-            if self._stop_event.is_set():
-                return
-            if self._wake.is_set() or time.monotonic() >= self._next_poll:
-                self._wake.clear()
-                self._next_poll = time.monotonic() + POLL_INTERVAL
-                self._refresh_pending()
+                if self._link:
+                    return
+            self._sleep(min(self._next_connect, self._next_poll, self._next_check) - now)
+            now = time.monotonic()
+            if self._notified.is_set() or now >= self._next_poll:
+                self._notified.clear()
+                self._next_poll = now + self.poll_interval
+                self._count_pending(force=True)
+            self._maybe_check(now)
             return
 
-        timeout = LOOP_TIMEOUT
-        if self._connected:
-            timeout = min(timeout, max(0.0, self._next_scan - now))
-        rc = client.loop(timeout)
+        sock = client.socket()
+        if sock is None:
+            self._lost("connection lost (socket closed)")
+            return
+        wlist = [sock] if client.want_write() else []
+        try:
+            readable, writable, _ = select.select(
+                [sock, self._wake_r], wlist, [], max(0.0, self._deadline(now) - now)
+            )
+        except (OSError, ValueError) as exc:
+            self._lost(f"connection lost ({exc})")
+            return
+        if self._wake_r in readable:
+            self._drain_wake()
         paho = _paho()
+        rc = paho.MQTTErrorCode.MQTT_ERR_SUCCESS
+        if sock in readable:
+            rc = self._read(client, sock)
+        if rc == paho.MQTTErrorCode.MQTT_ERR_SUCCESS and (writable or client.want_write()):
+            rc = client.loop_write()
+        if rc == paho.MQTTErrorCode.MQTT_ERR_SUCCESS:
+            rc = client.loop_misc()
+        self._apply_acks()
         if rc != paho.MQTTErrorCode.MQTT_ERR_SUCCESS:
             self._lost(f"connection lost ({paho.error_string(rc)})")
             return
-        if not self._connected and time.monotonic() - self._link_since > max(
-            10.0, 2 * self.connect_timeout
-        ):
-            self._lost("no CONNACK from the broker")
+        now = time.monotonic()
+        if not self._connected:
+            if now - self._link_since > max(10.0, 2 * self.connect_timeout):
+                self._lost("no CONNACK from the broker")
             return
         if self._fresh:
-            self._fresh = False
-            client.subscribe(self.ack_topic, qos=1)
-            self._sent_at.clear()
-            self._restart_pass()
-            self._next_scan = 0.0
-            self._backoff.reset()
-        if self._wake.is_set():
-            self._wake.clear()
-            self._next_scan = 0.0
-            self._refresh_pending()
-        elif time.monotonic() >= self._next_poll:
-            self._poll()
-        if self._connected and time.monotonic() >= self._next_scan:
-            self._publish_due(client)
+            self._start_session(client)
+        woken = self._notified.is_set()
+        if woken or now >= self._next_poll:
+            self._notified.clear()
+            if not woken:
+                self._next_poll = now + self.poll_interval
+                self._count_pending(force=True)
+            self._fetch_live()
+        self._pump(client, now)
+        if self._recount:  # after publishing: the count never delays a new rating
+            self._recount = False
+            self._count_pending(force=True)
+        self._maybe_check(now)
 
-    def _poll(self) -> None:
-        """Catch ratings committed without notify() (another process, a missed call)."""
-        assert self._store is not None
-        self._next_poll = time.monotonic() + POLL_INTERVAL
-        if self._store.last_seq() > self._seen_seq:
-            self._next_scan = 0.0
-        self._refresh_pending()
+    def _read(self, client: mqtt.Client, sock: Any) -> Any:
+        """Read what the socket holds now (several packets), so acks that came together are
+        applied together."""
+        paho = _paho()
+        rc = client.loop_read()
+        for _ in range(READS_PER_TURN):
+            if rc != paho.MQTTErrorCode.MQTT_ERR_SUCCESS or client.socket() is not sock:
+                break
+            try:
+                more, _, _ = select.select([sock], [], [], 0)
+            except (OSError, ValueError):
+                break
+            if not more:
+                break
+            rc = client.loop_read()
+        return rc
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait up to ``seconds`` for a notify() or stop() (the link is down)."""
+        try:
+            readable, _, _ = select.select([self._wake_r], [], [], max(0.0, seconds))
+        except (OSError, ValueError):
+            self._stop_event.wait(min(max(0.0, seconds), 0.1))
+            return
+        if readable:
+            self._drain_wake()
+
+    def _drain_wake(self) -> None:
+        with contextlib.suppress(OSError):
+            while self._wake_r.recv(4096):
+                pass
+
+    def _deadline(self, now: float) -> float:
+        """When the connected worker must act without a socket event or a notify().
+
+        Called after :meth:`_pump`, which published all it could: what is left waits for a
+        token, for the window (an ack: a socket event) or for a resend deadline.
+        """
+        due = [self._next_poll, now + self.keepalive / 2, self._next_check]
+        if not self._connected:
+            due.append(self._link_since + max(10.0, 2 * self.connect_timeout))
+            return min(due)
+        if self._inflight:
+            due.append(next(iter(self._inflight.values())).at + self.resend_after)
+        backlog = bool(self._backlog) or self._backlog_more
+        if self._live or (backlog and len(self._inflight) < self.max_unacked):
+            due.append(self._bucket.ready_at(now))
+        return min(due)
 
     def _try_connect(self, client: mqtt.Client, now: float) -> None:
         try:
@@ -318,15 +520,38 @@ class SyncWorker(threading.Thread):
         self._link_since = now
 
     def _lost(self, why: str) -> None:
-        """The socket is gone: back off, then reconnect."""
-        was = self._connected
+        """The socket is gone: back off (spread out after a working connection), reconnect."""
+        was, self._session_up = self._session_up, False
         self._link = self._connected = False
-        self._next_connect = time.monotonic() + self._backoff.next()
+        self._live.clear()  # both lanes start again from the outbox on the next connection
+        self._backlog.clear()
+        self._live_more = self._backlog_more = False
+        wait = self._backoff.next()
+        if was:
+            wait += self._rand() * self.reconnect_spread
+        self._next_connect = time.monotonic() + wait
         self._set_status(connected=False, last_error=why)
         if was:
-            log.warning("MQTT %s", why)
+            log.warning("MQTT %s; reconnecting in %.1fs", why, wait)
 
-    # paho callbacks: they run inside client.loop(), i.e. in this thread.
+    def _start_session(self, client: mqtt.Client) -> None:
+        """A new connection: subscribe to the acks, and what waits in the outbox becomes the
+        backlog, sent again from its start (nothing in paho's memory is trusted)."""
+        assert self._store is not None
+        self._fresh = False
+        client.subscribe(self.ack_topic, qos=1)
+        self._inflight.clear()
+        self._live.clear()
+        self._backlog.clear()
+        self._cursor = 0
+        self._backlog_end = self._live_cursor = self._store.last_outbox_seq()
+        self._backlog_more = self._backlog_end > 0
+        self._live_more = False
+        self._store.damage.clear()  # what this connection's pass meets
+        self._damage_told = 0
+        self._backoff.reset()
+
+    # paho callbacks: they run inside loop_read()/loop_write(), i.e. in this thread.
 
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
@@ -336,7 +561,7 @@ class SyncWorker(threading.Thread):
             log.error("broker refused the connection: %s", reason)
             return
         log.info("connected to %s:%s", self.host, self.port)
-        self._connected = True
+        self._connected = self._session_up = True
         self._fresh = True
         self._set_status(connected=True)
 
@@ -358,111 +583,142 @@ class SyncWorker(threading.Thread):
         # Nothing may escape: paho would handle the same packet again at every loop, for ever
         # (no uploads, no acks), and a retained one again at every start.
         try:
-            self._apply_ack(message)
+            if message.topic != self.ack_topic:
+                return
+            ids, problem = parse_ack(message.payload)
+            if problem:
+                log.warning("malformed ack (%s): %.200r", problem, message.payload[:200])
+                self._set_status(last_error=f"malformed ack: {problem}")
+            if ids:
+                self._acks_in.append(ids)
         except Exception as exc:
-            log.exception("an ack message could not be applied")
+            log.exception("an ack message could not be read")
             self._set_status(last_error=f"ack not applied: {type(exc).__name__}: {exc}"[:300])
 
-    def _apply_ack(self, message: mqtt.MQTTMessage) -> None:
-        if message.topic != self.ack_topic:
+    def _apply_acks(self) -> None:
+        """Every ack message read this turn, applied in one transaction."""
+        if not self._acks_in:
             return
-        ids, problem = parse_ack(message.payload)
-        if problem:
-            log.warning("malformed ack (%s): %.200r", problem, message.payload[:200])
-            self._set_status(last_error=f"malformed ack: {problem}")
-        if not ids:
-            return
+        messages, self._acks_in = self._acks_in, []
         assert self._store is not None
+        every = [rid for ids in messages for rid in ids]
         try:
-            removed = self._store.ack(ids)
-        except StoreError as exc:
+            removed = self._store.ack(every, durable=False)
+        except StoreError as exc:  # the rows stay; the ratings are resent and acked again
             log.error("could not apply an ack: %s", exc)
             self._set_status(last_error=str(exc))
             return
-        for rid in ids:
-            self._sent_at.pop(rid, None)
-        log.debug("ack for %d ids, %d were pending", len(ids), removed)
-        self._refresh_pending()
+        for rid in every:
+            self._inflight.pop(rid, None)
+        log.debug(
+            "%d ack message(s) for %d ids, %d were pending", len(messages), len(every), removed
+        )
+        self._pending = max(0, self._pending - removed)
+        self._count_pending(force=not self._inflight)
         if self.on_ack is not None:
-            try:
-                self.on_ack(list(ids))
-            except Exception:
-                log.exception("on_ack callback failed")
+            for ids in messages:
+                try:
+                    self.on_ack(list(ids))
+                except Exception:
+                    log.exception("on_ack callback failed")
 
     # -- publishing -----------------------------------------------------------------------
 
-    def _restart_pass(self) -> None:
-        self._cursor = 0
-        self._pass_due = math.inf
-        self._pass_seen = set()
-
-    def _take_token(self, now: float) -> bool:
-        """Token bucket of capacity 1: at most ``max_rate`` publishes per second, no bursts."""
-        self._tokens = min(1.0, self._tokens + (now - self._tokens_at) * self.max_rate)
-        self._tokens_at = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False
-
-    def _publish_due(self, client: mqtt.Client) -> None:
-        """Walk the outbox in seq order, publishing what is due while the rate allows.
-
-        A damaged record is skipped by ``Store.pending`` (the rest keeps flowing); it stays in
-        the outbox, and each full pass reports it in ``status.last_error``.
-        """
+    def _fetch_live(self) -> None:
+        """Read what was committed after the newest seq known (notify(), or the poll)."""
         assert self._store is not None
-        if self._cursor == 0:
-            self._seen_seq = self._store.last_seq()
-            self._store.damage.clear()  # what this pass meets
+        page = self._store.outbox_page(LIVE_PAGE, after_seq=self._live_cursor)
+        self._live.extend(page.items)
+        self._live_cursor = page.last_seq
+        self._live_more = page.more
+        self._recount = self._recount or bool(page.items)
+        self._tell_damage()
+
+    def _fetch_backlog(self) -> None:
+        assert self._store is not None
+        page = self._store.outbox_page(BATCH, after_seq=self._cursor, upto_seq=self._backlog_end)
+        self._backlog.extend(page.items)
+        self._cursor = page.last_seq
+        self._backlog_more = page.more and self._cursor < self._backlog_end
+        if not self._backlog_more:
+            self._tell_damage()
+
+    def _pump(self, client: mqtt.Client, now: float) -> None:
+        """Publish what is due: live ratings first, then due resends, then the backlog."""
+        bucket = self._bucket
         while True:
-            page = self._store.pending(SCAN_PAGE, after_seq=self._cursor)
-            now = time.monotonic()
-            for record in page:
-                rid = record["id"]
-                sent = self._sent_at.get(rid)
-                if sent is not None and now - sent < self.resend_after:
-                    self._pass_seen.add(rid)
-                    self._pass_due = min(self._pass_due, sent + self.resend_after)
-                    self._cursor = record["seq"]
-                    continue
-                if not self._take_token(now):
-                    # Resume here when the next token is there.
-                    self._next_scan = now + (1.0 - self._tokens) / self.max_rate
-                    return
-                info = client.publish(self.rating_topic, canonical_json(record), qos=1)
-                if info.rc != _paho().MQTTErrorCode.MQTT_ERR_SUCCESS:
-                    # Queued by paho at best; the outbox will resend it anyway.
-                    log.info("publish of %s returned %s", rid, _paho().error_string(info.rc))
-                self._sent_at[rid] = now
-                self._pass_seen.add(rid)
-                self._pass_due = min(self._pass_due, now + self.resend_after)
-                self._cursor = record["seq"]
-            if len(page) < SCAN_PAGE:
+            if not self._live and self._live_more:
+                self._fetch_live()
+            if not self._live or not bucket.borrow(now):
                 break
-        # A full pass: forget ids no longer pending, sleep until the first resend is due.
-        self._sent_at = {k: v for k, v in self._sent_at.items() if k in self._pass_seen}
-        self._next_scan = self._pass_due
-        self._restart_pass()
-        self._refresh_pending()
+            self._publish(client, self._live.popleft(), now)
+        while self._inflight:
+            rid, head = next(iter(self._inflight.items()))
+            if head.at + self.resend_after > now or not bucket.take(now):
+                break
+            self._publish(client, Outgoing(head.seq, rid, head.payload), now)
+        while len(self._inflight) < self.max_unacked:
+            if not self._backlog:
+                if not self._backlog_more:
+                    break
+                self._fetch_backlog()
+                continue
+            if not bucket.take(now):
+                break
+            self._publish(client, self._backlog.popleft(), now)
+
+    def _publish(self, client: mqtt.Client, item: Outgoing, now: float) -> None:
+        info = client.publish(self.rating_topic, item.payload, qos=1)
+        if info.rc != _paho().MQTTErrorCode.MQTT_ERR_SUCCESS:
+            # Queued by paho at best; the outbox will resend it anyway.
+            log.info("publish of %s returned %s", item.id, _paho().error_string(info.rc))
+        self._inflight.pop(item.id, None)
+        self._inflight[item.id] = _Sent(item.seq, item.payload, now)
+
+    def _tell_damage(self) -> None:
+        """Damaged records met (skipped, kept in the outbox) go into ``status.last_error``."""
+        assert self._store is not None
         damaged = sorted(self._store.damage.values(), key=lambda d: d.seq)
-        if damaged:
+        if len(damaged) > self._damage_told:
+            self._damage_told = len(damaged)
             self._set_status(
                 last_error=f"{len(damaged)} damaged rating record(s) not sent, kept in the"
                 " outbox: " + "; ".join(str(d) for d in damaged[:3])
             )
 
-    # -- status and shutdown --------------------------------------------------------------
+    # -- the store check, status and shutdown -----------------------------------------------
 
-    def _refresh_pending(self) -> None:
-        if self._store is None:
+    def _busy(self) -> bool:
+        return bool(self._live or self._live_more or self._backlog or self._backlog_more)
+
+    def _maybe_check(self, now: float) -> None:
+        """The full store check, when due and nothing waits to be sent (or at once after a
+        turn failed on a damaged file)."""
+        if self._store is None or not (
+            self._check_now or (now >= self._next_check and not self._busy())
+        ):
             return
+        self._check_now = False
+        result = scheduled_check(self._store)
+        self._next_check = time.monotonic() + self.store_check_every
+        if result.startswith("damaged"):
+            self._set_status(store_check=result, last_error=f"the rating store is {result}")
+        else:
+            self._set_status(store_check=result)
+
+    def _count_pending(self, *, force: bool = False) -> None:
+        """Recount the outbox for the status (at most every 0.2 s unless ``force``)."""
+        now = time.monotonic()
+        if self._store is None or (not force and now - self._counted_at < 0.2):
+            self._set_status(pending=self._pending)
+            return
+        self._counted_at = now
         try:
-            size = self._store.outbox_size()
+            self._pending = self._store.outbox_size()
         except Exception as exc:
             self._set_status(last_error=f"cannot read the outbox: {exc}")
             return
-        self._set_status(pending=size)
+        self._set_status(pending=self._pending)
 
     def _set_status(self, **changes: Any) -> None:
         with self._lock:
@@ -471,6 +727,7 @@ class SyncWorker(threading.Thread):
                 connected=changes.get("connected", current.connected),
                 pending=changes.get("pending", current.pending),
                 last_error=changes.get("last_error", current.last_error),
+                store_check=changes.get("store_check", current.store_check),
             )
 
     def _shutdown(self) -> None:
@@ -490,3 +747,6 @@ class SyncWorker(threading.Thread):
         if self._store is not None:
             self._store.close()
             self._store = None
+        for end in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                end.close()

@@ -13,3 +13,6 @@ class SyncStatus:
     connected: bool
     pending: int
     last_error: str
+    store_check: str = ""
+    """The last full store check: ``""`` (not run yet), ``"ok (… ms)"`` or
+    ``"damaged: …"`` (see :meth:`sync.store.Store.integrity_check`)."""

@@ -25,6 +25,7 @@ import os
 import pwd
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -299,6 +300,31 @@ def m002_slots_and_supervision(db: Database) -> None:
         )
 
 
+@_migration(name="m003_outbox_by_seq")
+def m003_outbox_by_seq(db: Database) -> None:
+    """The outbox keyed by the rating's ``seq`` (its rowid), so the sync reads the next page of
+    what waits with one range read of the outbox, whatever the length of the rating history.
+
+    Before, the outbox held only ids: finding what waits after a seq walked ``ratings`` by seq
+    and looked each row up in the outbox, so every new rating cost a walk of the whole history
+    (issue 8).  Rows whose rating is missing (impossible with foreign keys on) are not kept:
+    there is nothing to send for them.
+    """
+    conn = db.conn
+    conn.execute(
+        """CREATE TABLE outbox_v2 (
+            seq INTEGER PRIMARY KEY,
+            rating_id TEXT NOT NULL UNIQUE REFERENCES ratings(id)
+        )"""
+    )
+    conn.execute(
+        "INSERT INTO outbox_v2 (seq, rating_id)"
+        " SELECT r.seq, o.rating_id FROM outbox o JOIN ratings r ON r.id = o.rating_id"
+    )
+    conn.execute("DROP TABLE outbox")
+    conn.execute("ALTER TABLE outbox_v2 RENAME TO outbox")
+
+
 # -- damage, read-only disks, keeping a damaged file aside ------------------------------------
 
 #: The first 16 bytes of every SQLite database file.
@@ -348,6 +374,28 @@ class DamagedRecord:
 
     def __str__(self) -> str:
         return f"seq={self.seq} id={self.id or '?'}: {self.problem}"
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One outbox record ready to publish: its seq, id and stored canonical JSON (UTF-8)."""
+
+    seq: int
+    id: str
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class OutboxPage:
+    """What :meth:`Store.outbox_page` read: intact records, the last seq read (damaged rows
+    included) and whether the page was full (more rows may follow)."""
+
+    items: list[Outgoing]
+    last_seq: int
+    more: bool
+
+
+_MAX_SEQ = 2**63 - 1  # SQLite's largest integer: "no upper bound" for a seq range
 
 
 def _lenient_text(data: bytes) -> str:
@@ -415,6 +463,72 @@ def decode_record(seq: int, row_id: str | None, text: Any) -> dict[str, Any] | D
             f"record says seq={record['seq']} id={record['id']}, its row is seq={seq} id={row_id}",
         )
     return record
+
+
+def _quick_check(conn: sqlite3.Connection) -> list[str]:
+    """``PRAGMA quick_check``'s findings, ``[]`` when the file is intact (reads every page)."""
+    try:
+        rows = [str(row[0]) for row in conn.execute("PRAGMA quick_check(5)").fetchall()]
+    except sqlite3.DatabaseError as exc:
+        return [f"quick_check could not read the file: {exc}"]
+    return [] if rows == ["ok"] else rows
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _end_reads(conn: sqlite3.Connection, kind: str, name: str, table: str) -> list[str]:
+    """Statements that read the first and the last entry of one b-tree, through its root."""
+    t = _quoted(table)
+    if kind == "table":
+        info = conn.execute(f"PRAGMA table_list({t})").fetchone()
+        if info is not None and info[4]:  # WITHOUT ROWID: its primary key is its b-tree
+            return [f"SELECT 1 FROM {t} LIMIT 1"]
+        return [f"SELECT rowid FROM {t} ORDER BY rowid {d} LIMIT 1" for d in ("ASC", "DESC")]
+    keys = [r for r in conn.execute(f"PRAGMA index_xinfo({_quoted(name)})") if r[5]]
+    if not keys or any(r[1] < 0 for r in keys):  # an expression index: its root alone
+        return []
+    cols = [_quoted(r[2]) for r in keys]
+
+    def order(flip: bool) -> str:
+        return ", ".join(
+            f"{c} COLLATE {r[4]} {'DESC' if bool(r[3]) != flip else 'ASC'}"
+            for c, r in zip(cols, keys, strict=True)
+        )
+
+    return [
+        f"SELECT {', '.join(cols)} FROM {t} INDEXED BY {_quoted(name)}"
+        f" ORDER BY {order(flip)} LIMIT 1"
+        for flip in (False, True)
+    ]
+
+
+def _btree_ends(conn: sqlite3.Connection) -> list[str]:
+    """Damage found reading each table's and index's root page and its first and last leaf.
+
+    Cost: a few pages per b-tree, whatever the number of rows (each read follows the index
+    order, tests/sync/test_store.py counts the rows touched).  A root page that is not one (the
+    id index wiped, pages overwritten) is found; a damaged page in the middle of a big table is
+    left to :meth:`Store.integrity_check`.
+    """
+    problems: list[str] = []
+    objects = conn.execute(
+        "SELECT type, name, tbl_name FROM sqlite_master"
+        " WHERE type IN ('table', 'index') AND rootpage > 0 ORDER BY rootpage"
+    ).fetchall()
+    for kind, name, table in objects:
+        try:
+            for sql in _end_reads(conn, kind, name, table):
+                conn.execute(sql).fetchall()
+        except sqlite3.OperationalError as exc:
+            if _sqlite_code(exc) in _SQLITE_DAMAGE:
+                problems.append(f"{kind} {name}: {exc}")
+            elif "no query solution" not in str(exc):  # a partial index: not readable alone
+                raise
+        except sqlite3.DatabaseError as exc:
+            problems.append(f"{kind} {name}: {exc}")
+    return problems
 
 
 def _sqlite_code(exc: BaseException) -> int:
@@ -632,6 +746,25 @@ def gap_note(gap: Mapping[str, Any]) -> str:
     return text + (f" ({'; '.join(details)})" if details else "")
 
 
+def scheduled_check(store: Store) -> str:
+    """Run ``store``'s full :meth:`Store.integrity_check` (the sync's schedule), log the result
+    and return it for the status: ``"ok (12 ms)"`` or ``"damaged: …"``."""
+    started = time.monotonic()
+    problems = store.integrity_check()
+    took = (time.monotonic() - started) * 1000
+    if problems:
+        text = "; ".join(problems[:3])
+        log.critical(
+            "the rating store %s failed its integrity check (%s): the pad keeps it aside and "
+            "starts a new store at its next start",
+            store.path,
+            text,
+        )
+        return f"damaged: {text}"
+    log.info("rating store %s checked: ok (%.0f ms)", store.path, took)
+    return f"ok ({took:.0f} ms)"
+
+
 class DuplicateRating(StoreError):
     """A case was already rated at this stage with this assess number (art. 22); nothing stored.
 
@@ -751,11 +884,7 @@ class Store:
         try:
             self._use(conn)
             self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            problems = [row[0] for row in self.conn.execute("PRAGMA quick_check").fetchall()]
-            if problems != ["ok"]:
-                raise _Damage(
-                    "it failed its integrity check: " + "; ".join(str(p) for p in problems[:5])
-                )
+            self._open_check()
             if self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
                 raise StoreError(f"the rating store {self.path} cannot use WAL journaling")
             self.conn.execute("PRAGMA synchronous = FULL")
@@ -781,6 +910,60 @@ class Store:
             if _sqlite_code(exc) in _SQLITE_DAMAGE:
                 raise _Damage(str(exc)) from exc
             raise _open_error(self.path, exc) from exc
+
+    def _open_check(self) -> None:
+        """The check at every open, whose cost does not grow with the store: every b-tree's
+        root page and its first and last leaf (:func:`_btree_ends`, well under a millisecond),
+        after :func:`_file_damage` looked at the header.  The full ``quick_check`` (141 ms at
+        100,000 ratings, and it ran at both opens of the pad's start) runs here only when the
+        last scheduled one (:meth:`integrity_check`, the sync worker's) found damage; otherwise
+        damage deeper inside a table is found by that schedule, or by SQLite as it reads."""
+        problems = _btree_ends(self.conn)
+        if not problems and self._last_check_failed():
+            problems = _quick_check(self.conn)
+        if problems:
+            raise _Damage("it failed its integrity check: " + "; ".join(problems[:5]))
+
+    def _last_check_failed(self) -> bool:
+        try:
+            row = self.conn.execute(
+                "SELECT value FROM meta WHERE key = 'integrity_check'"
+            ).fetchone()
+        except sqlite3.OperationalError:  # no meta table yet: a new store
+            return False
+        if row is None:
+            return False
+        try:
+            return json.loads(row[0]).get("ok") is not True
+        except (TypeError, ValueError, AttributeError):
+            return True  # an unreadable record of the last check: check again
+
+    def integrity_check(self) -> list[str]:
+        """The full ``PRAGMA quick_check`` of the store: ``[]`` when intact, else what SQLite
+        found (at most 5 lines).  Never raises: an error while reading is a finding too.
+
+        Its time grows with the store (141 ms at 100,000 ratings), so it is not run at open but
+        by the sync worker on a schedule (``[mqtt] store_check_every``).  The result goes into
+        ``meta`` (``integrity_check``: ``at``, ``ok``, ``problems``) when the disk still takes a
+        write; after a failed check the next open runs it again, and a store still damaged
+        then is kept aside like any damaged store (the pad's open).
+        """
+        problems = _quick_check(self.conn)
+        if not self.read_only:
+            result = {
+                "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "ok": not problems,
+                "problems": problems[:5],
+            }
+            try:
+                with self._immediate():
+                    self.conn.execute(
+                        "INSERT OR REPLACE INTO meta (key, value) VALUES ('integrity_check', ?)",
+                        [json.dumps(result, ensure_ascii=False, sort_keys=True)],
+                    )
+            except sqlite3.Error as exc:
+                log.warning("could not record the store check's result: %s", exc)
+        return problems
 
     @classmethod
     def open_read_only(cls, path: Path | str) -> Store:
@@ -1004,7 +1187,9 @@ class Store:
                         for s, slot in slots
                     ],
                 )
-                self.conn.execute("INSERT INTO outbox (rating_id) VALUES (?)", [record["id"]])
+                self.conn.execute(
+                    "INSERT INTO outbox (seq, rating_id) VALUES (?, ?)", [seq, record["id"]]
+                )
                 if close is not None:
                     self._close(close)
         except sqlite3.IntegrityError as exc:
@@ -1175,6 +1360,13 @@ class Store:
 
     # -- outbox ---------------------------------------------------------------------------
 
+    #: The outbox read: a range of the outbox's own key (the seq), each row's rating by its
+    #: seq; CROSS JOIN keeps the outbox outside, so no read walks the rating history.
+    _OUTBOX_SQL = (
+        "SELECT o.seq, r.id, r.record FROM outbox o CROSS JOIN ratings r ON r.seq = o.seq"
+        " WHERE o.seq > ? AND o.seq <= ? ORDER BY o.seq LIMIT ?"
+    )
+
     def pending(
         self,
         limit: int = 100,
@@ -1187,17 +1379,14 @@ class Store:
         ``after_seq`` skips records with a seq up to it (to page through a long outbox).
         Damaged records are skipped as in :meth:`records` (they stay in the outbox, reported
         through ``damage`` and :attr:`damage`), so fewer than ``limit`` records means that the
-        outbox holds no more intact ones after ``after_seq``.
+        outbox holds no more intact ones after ``after_seq``.  Reads the outbox rows it returns
+        (and the damaged ones it skips), never the rating history before them.
         """
         found: list[dict[str, Any]] = []
         after = after_seq
         while len(found) < limit:
             want = limit - len(found)
-            rows = self.conn.execute(
-                "SELECT r.seq, r.id, r.record FROM outbox o JOIN ratings r ON r.id = o.rating_id"
-                " WHERE r.seq > ? ORDER BY r.seq LIMIT ?",
-                [after, want],
-            ).fetchall()
+            rows = self.conn.execute(self._OUTBOX_SQL, [after, _MAX_SEQ, want]).fetchall()
             for seq, row_id, text in rows:
                 after = seq
                 record = self._decode(seq, row_id, text, damage)
@@ -1207,15 +1396,40 @@ class Store:
                 break
         return found
 
-    def ack(self, ids: Iterable[str]) -> int:
-        """The city stored these ratings: drop them from the outbox.
+    def outbox_page(
+        self, limit: int, *, after_seq: int = 0, upto_seq: int | None = None
+    ) -> OutboxPage:
+        """The next ``limit`` outbox rows after ``after_seq`` (up to ``upto_seq``), for the sync.
+
+        One range read of the outbox, each record decoded once to check it (:func:`decode_record`)
+        and handed on as the bytes stored, which are its canonical JSON: nothing re-encoded.
+        Damaged records are skipped and reported as in :meth:`pending`; the page's ``last_seq``
+        still moves past them, and ``more`` says that ``limit`` rows were read (so more may wait).
+        """
+        rows = self.conn.execute(
+            self._OUTBOX_SQL, [after_seq, _MAX_SEQ if upto_seq is None else upto_seq, limit]
+        ).fetchall()
+        items: list[Outgoing] = []
+        for seq, row_id, text in rows:
+            if self._decode(seq, row_id, text, None) is not None:
+                items.append(Outgoing(seq, row_id, text.encode("utf-8")))
+        last = rows[-1][0] if rows else after_seq
+        return OutboxPage(items, last, len(rows) >= limit)
+
+    def ack(self, ids: Iterable[str], *, durable: bool = True) -> int:
+        """The city stored these ratings: drop them from the outbox, in ONE transaction.
 
         Returns how many of ``ids`` were pending; unknown or already acked ids are ignored.
+        ``durable=False`` (the sync worker's acks) commits without waiting for the disk: a power
+        cut may bring back an ack's outbox rows, whose ratings are then sent again and acked
+        again (the city deduplicates by id) — never a rating lost, and no fsync per ack.
         """
         unique = [i for i in dict.fromkeys(ids) if isinstance(i, str)]
+        if not unique:
+            return 0
         removed = 0
         try:
-            with self._immediate():
+            with self._synchronous(None if durable else "NORMAL"), self._immediate():
                 for chunk in _chunks(unique, _SQL_VARS):
                     marks = ",".join("?" * len(chunk))
                     cur = self.conn.execute(
@@ -1226,9 +1440,25 @@ class Store:
             raise StoreError(f"could not record the acknowledgement: {exc}") from exc
         return removed
 
+    @contextlib.contextmanager
+    def _synchronous(self, level: str | None) -> Iterator[None]:
+        """``PRAGMA synchronous = level`` for one transaction (outside any), FULL again after."""
+        if level is None:
+            yield
+            return
+        self.conn.execute(f"PRAGMA synchronous = {level}")
+        try:
+            yield
+        finally:
+            self.conn.execute("PRAGMA synchronous = FULL")
+
     def last_seq(self) -> int:
         """The seq of the newest rating, 0 when there is none (a cheap "anything new?")."""
         return int(self.conn.execute("SELECT coalesce(max(seq), 0) FROM ratings").fetchone()[0])
+
+    def last_outbox_seq(self) -> int:
+        """The seq of the newest rating waiting for the city's ack, 0 when none waits."""
+        return int(self.conn.execute("SELECT coalesce(max(seq), 0) FROM outbox").fetchone()[0])
 
     def outbox_size(self) -> int:
         """How many ratings wait for the city's ack."""

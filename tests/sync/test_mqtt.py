@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,7 +16,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from evaluator.rules.records import RATING_FIELDS
-from sync.mqtt import SyncWorker
+from sync.mqtt import SyncWorker, TokenBucket
 from sync.store import Store
 from tests.dropper import Dropper
 
@@ -147,6 +149,7 @@ def make_worker(broker, db_path: Path) -> Iterator[Callable[..., SyncWorker]]:
             "max_rate": 50.0,
             "reconnect_min": 0.2,
             "reconnect_max": 0.5,
+            "reconnect_spread": 0.3,
         }
         options.update(kwargs)
         worker = SyncWorker(**options)
@@ -297,14 +300,119 @@ def test_a_malformed_ack_is_ignored(store: Store, city: City, make_worker, paylo
     wait_until(lambda: store.outbox_size() == 0, 5, "the outbox to empty")
 
 
-def test_backlog_drains_no_faster_than_max_rate(store: Store, city: City, make_worker) -> None:
+def test_the_backlog_goes_in_seq_order_within_the_burst_and_a_new_rating_goes_before_it(
+    store: Store, city: City, make_worker
+) -> None:
     records = [store.append_rating(full_content(f"S-{i}")) for i in range(20)]
-    started = time.monotonic()
-    make_worker(max_rate=10.0)
-    wait_until(lambda: len(set(city.ids())) == 20, 8, "the backlog at the city")
-    elapsed = max(city.arrivals) - started
-    assert elapsed >= 1.5, f"20 messages at 10/s arrived within {elapsed:.2f}s"
-    assert city.ids()[:20] == [r["id"] for r in records]  # in seq order
+    # A burst of 5, then a token every 1,000 s: the 6th backlog rating is not due in this test.
+    worker = make_worker(burst=5, max_rate=0.001)
+    wait_until(lambda: len(city.ids()) == 5, 5, "the burst at the city")
+    assert city.ids() == [r["id"] for r in records[:5]]  # in seq order
+    live = store.append_rating(full_content("LIVE"))
+    worker.notify()
+    wait_until(lambda: live["id"] in city.ids(), 5, "the new rating at the city")
+    # Published at once, ahead of the 15 that wait for tokens (same connection: FIFO).
+    assert city.ids() == [r["id"] for r in records[:5]] + [live["id"]]
+
+
+def test_the_backlog_waits_for_acks_beyond_max_unacked(
+    store: Store, city: City, make_worker
+) -> None:
+    records = [store.append_rating(full_content(f"S-{i}")) for i in range(10)]
+    worker = make_worker(max_unacked=3, max_rate=math.inf)
+    wait_until(lambda: len(city.ids()) == 3, 5, "a window of 3 at the city")
+    live = store.append_rating(full_content("LIVE"))
+    worker.notify()
+    wait_until(lambda: live["id"] in city.ids(), 5, "the new rating at the city")
+    first = [r["id"] for r in records[:3]]
+    assert city.ids() == [*first, live["id"]]  # nothing more of the backlog without an ack
+    city.ack([*first, live["id"]])
+    for start in (3, 6, 9):  # then one window per ack, in seq order
+        window = [r["id"] for r in records[start : start + 3]]
+        wait_until(lambda w=window: set(w) <= set(city.ids()), 5, "the next window")
+        assert city.ids()[start + 1 :] == window
+        city.ack(window)
+    wait_until(lambda: store.outbox_size() == 0, 5, "the outbox to empty")
+    assert sorted(city.ids()) == sorted([r["id"] for r in records] + [live["id"]])  # once each
+
+
+def test_notify_wakes_the_worker_at_once_without_a_loop_tick(
+    store: Store, city: City, make_worker
+) -> None:
+    # Nothing but a notify() can make this worker look at the store within the test: it polls
+    # once an hour and wakes for keepalive every 5 minutes.
+    worker = make_worker(poll_interval=3600.0, keepalive=600.0)
+    wait_until(lambda: worker.status.connected, 5, "the worker to connect")
+    for n in range(3):
+        rid = store.append_rating(full_content(f"S-{n}"))["id"]
+        worker.notify()
+        wait_until(lambda r=rid: r in city.ids(), 10, "the notified rating at the city")
+
+
+def test_acks_of_one_message_are_applied_together_and_reported_once(
+    store: Store, city: City, make_worker
+) -> None:
+    acked: list[list[str]] = []
+    make_worker(on_ack=acked.append)
+    records = [store.append_rating(full_content(f"S-{i}")) for i in range(5)]
+    wait_until(lambda: len(city.ids()) == 5, 5, "five ratings at the city")
+    ids = [r["id"] for r in records]
+    city.ack(ids)
+    wait_until(lambda: store.outbox_size() == 0, 5, "the outbox to empty")
+    assert acked == [ids]
+
+
+@pytest.mark.parametrize(
+    ("steps", "tokens"),
+    [
+        # (time, "take"/"borrow") → whether it succeeded
+        ([(0.0, "take")] * 3 + [(0.0, "take")], [True, True, True, False]),
+        (
+            [(0.0, "take")] * 3 + [(0.5, "take"), (0.5, "take"), (1.0, "take")],
+            [True] * 3 + [True, False, True],
+        ),
+        ([(0.0, "take")] * 3 + [(0.0, "borrow")] * 4, [True] * 3 + [True, True, True, False]),
+    ],
+)
+def test_the_token_bucket_bursts_refills_and_lends_down_to_minus_burst(
+    steps: list[tuple[float, str]], tokens: list[bool]
+) -> None:
+    bucket = TokenBucket(rate=2.0, burst=3, now=0.0)
+    assert [getattr(bucket, how)(t) for t, how in steps] == tokens
+
+
+def test_the_token_bucket_says_when_the_next_token_comes() -> None:
+    bucket = TokenBucket(rate=4.0, burst=2, now=10.0)
+    assert bucket.take(10.0) and bucket.take(10.0) and not bucket.take(10.0)
+    assert bucket.ready_at(10.0) == pytest.approx(10.25)
+    assert bucket.borrow(10.0) and bucket.ready_at(10.0) == pytest.approx(10.5)
+    assert bucket.take(10.5) and not bucket.take(10.5)
+    unlimited = TokenBucket(rate=math.inf, burst=1)
+    assert all(unlimited.take(0.0) for _ in range(1000)) and unlimited.ready_at(0.0) == 0.0
+    with pytest.raises(ValueError):
+        TokenBucket(rate=0.0, burst=1)
+
+
+def test_the_first_reconnect_after_a_lost_connection_is_spread(
+    broker, make_worker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Pads that lose the same broker at once come back spread over ``reconnect_spread``."""
+    worker = make_worker(
+        reconnect_min=0.05, reconnect_max=0.05, reconnect_spread=0.4, rand=lambda: 0.5
+    )
+    wait_until(lambda: worker.status.connected, 5, "the worker to connect")
+
+    def lost() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "reconnecting in" in r.getMessage()]
+
+    with caplog.at_level(logging.WARNING, logger="sync.mqtt"):
+        broker.stop()
+        wait_until(lambda: bool(lost()), 5, "the worker to notice")
+    [lost_record] = lost()
+    wait = lost_record.args[-1]
+    assert 0.05 * 0.75 + 0.2 <= wait <= 0.05 + 0.2  # backoff (jitter ≤ 25 %) + 0.5 × spread
+    broker.start()
+    wait_until(lambda: worker.status.connected, 5, "the worker to come back")
 
 
 def test_stop_ends_the_worker_promptly_even_offline(broker, make_worker) -> None:

@@ -98,7 +98,11 @@ def test_migrations_are_named_and_run_once(db_path: Path) -> None:
         rows = again.db.execute(
             "SELECT migration_set, name FROM _sqlite_migrations ORDER BY id"
         ).fetchall()
-    assert rows == [("evaluator", "m001_initial"), ("evaluator", "m002_slots_and_supervision")]
+    assert rows == [
+        ("evaluator", "m001_initial"),
+        ("evaluator", "m002_slots_and_supervision"),
+        ("evaluator", "m003_outbox_by_seq"),
+    ]
 
 
 def test_pending_migrations_are_found_with_plain_sqlite(db_path: Path) -> None:
