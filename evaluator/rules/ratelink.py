@@ -22,6 +22,7 @@ functions by the device's key (``sync.keys``), so the rules never import a crypt
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 import urllib.parse
 from collections.abc import Callable, Collection, Sequence
@@ -47,6 +48,9 @@ REASONS: dict[str, str] = {
     "not_yet_valid": "issued in the future",
     "replayed": "this code was already used",
 }
+
+#: The one spelling of a signature in a link (the decoder would skip stray characters).
+_SIG_RE = re.compile(r"[A-Za-z0-9_-]{86}")
 
 Signer = Callable[[bytes], bytes]
 Checker = Callable[[bytes, bytes], bool]
@@ -117,17 +121,34 @@ def query_of(link: RateLink) -> str:
     )
 
 
+def _name(piece: str) -> str:
+    """A query parameter's name as a web framework reads it (percent- and plus-decoded)."""
+    return urllib.parse.unquote_plus(piece.partition("=")[0])
+
+
 def check_template(template: str) -> str | None:
-    """``None`` when ``template`` is a usable link template, else what is wrong with it."""
+    """``None`` when ``template`` is a usable link template, else what is wrong with it: every
+    link made from it must read back (``{query}`` ends the URL, after ``?`` or ``&``, and no
+    parameter of the template's own shares a name with the link's fields)."""
     if template.count("{query}") != 1:
         return "the template must hold {query} exactly once"
-    parsed = urllib.parse.urlsplit(template.replace("{query}", "q"))
+    try:
+        parsed = urllib.parse.urlsplit(template.replace("{query}", "q"))
+    except ValueError as exc:
+        return f"the template is not a URL: {exc}"
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         return "the template must be an http:// or https:// URL"
-    if "#" in template or " " in template:
-        return "the template must have no spaces and no #fragment"
-    if not template.split("{query}")[0].endswith(("?", "&")):
+    if "#" in template or " " in template or not template.isascii():
+        return "the template must be ASCII, with no spaces and no #fragment"
+    head, tail = template.split("{query}")
+    if not head.endswith(("?", "&")) or "?" not in head:
         return "the template's {query} must come right after ? or &"
+    if tail:
+        return "the template must end with {query} (the link's signature comes last)"
+    own = [_name(piece) for piece in head.partition("?")[2].split("&") if piece]
+    clash = sorted(set(own) & {*FIELDS, "sig"})
+    if clash:
+        return f"the template's own parameters {clash} clash with the link's fields"
     return None
 
 
@@ -148,6 +169,8 @@ def make_link(
     problem = check_template(template)
     if problem:
         raise ValueError(problem)
+    if int(expiry_s) <= 0:
+        raise ValueError(f"expiry_s must be more than 0 seconds, not {expiry_s}")
     link = RateLink(
         device_id=device_id,
         serials=tuple(serials),
@@ -169,15 +192,21 @@ def parse(url: str) -> tuple[RateLink, bytes, bytes] | None:
     The link's own part is the end of the query: this format's fields in order, then ``sig``
     (a template may put parameters of its own before them).
     """
-    pieces = urllib.parse.urlsplit(url.strip()).query.split("&")
+    try:
+        pieces = urllib.parse.urlsplit(url.strip()).query.split("&")
+    except ValueError:  # not a URL at all ("[" in the host, an NFKC-invalid host, …)
+        return None
     ours = pieces[-(len(FIELDS) + 1) :]
     keys = [piece.partition("=")[0] for piece in ours]
     if keys != [*FIELDS, "sig"]:
         return None
-    # A field of ours also before our part would read differently to a parser that takes the
-    # first occurrence (most web frameworks) than to this one: such a link is refused.
-    if any(piece.partition("=")[0] in keys for piece in pieces[: -len(ours)]):
+    # A field of ours also before our part, however it is spelt (%73 is "s"), would read
+    # differently to a parser taking the first occurrence (most web frameworks) than to this
+    # one: such a link is refused.
+    if any(_name(piece) in keys for piece in pieces[: -len(ours)]):
         return None
+    if not _SIG_RE.fullmatch(ours[-1].partition("=")[2]):
+        return None  # one spelling of a signature only: base64url, no padding, 86 characters
     raw = {key: piece.partition("=")[2] for key, piece in zip(keys, ours, strict=True)}
     values = {key: urllib.parse.unquote(text) for key, text in raw.items()}
     try:
