@@ -110,9 +110,20 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(verify, db=True)
     verify.add_argument(
         "--pubkey",
+        action="append",
+        default=[],
         metavar="KEY",
-        help="the public key to check signatures with ('ed25519:…', PEM, or a file holding one); "
-        "default: the device key of --config",
+        help="a registered public key to check signatures with ('ed25519:…', PEM, or a file "
+        "holding one); repeat it for a device whose key was replaced; default: the key file of "
+        "--config",
+    )
+    verify.add_argument(
+        "--unsigned-before",
+        type=int,
+        default=1,
+        metavar="SEQ",
+        help="accept unsigned records below SEQ (stored before the device had a key: the city "
+        "knows the first signed seq); default 1: every unsigned record is a finding",
     )
 
     keys = sub.add_parser("keys", help="the device's signing key")
@@ -213,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command == "ratings":
                 return cmd_ratings(store, args.format, args.output)
             if args.command == "verify":
-                return cmd_verify(store, _verify_key(args))
+                return cmd_verify(store, _verify_key(args), args.unsigned_before)
             code = cmd_stats(store, args.format)
             return max(code, _report_skipped(store, "stats", "counted"))
         finally:
@@ -395,50 +406,81 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verify_key(args: argparse.Namespace) -> Any:
-    """The public key ``verify`` checks signatures with: ``--pubkey``, else the device key of
-    ``--config`` when it can be read; ``None`` (signatures not checked) otherwise."""
+def _verify_key(args: argparse.Namespace) -> tuple[list[Any], str]:
+    """The public keys ``verify`` checks signatures with, and why there are none: every
+    ``--pubkey`` (the registered keys: what proves the records), else the key file of
+    ``--config`` (on the device itself: whoever can rewrite the store may have replaced it)."""
     from sync.keys import DeviceKey, DeviceKeyError, PublicKey
 
     if args.pubkey:
-        return PublicKey.parse(args.pubkey)
+        return [PublicKey.parse(text) for text in args.pubkey], ""
     if not args.config:
-        return None
+        return [], "give --pubkey (the registered key) or --config"
     try:
-        return DeviceKey.load(_key_path(args)).public
+        public = DeviceKey.load(_key_path(args)).public
     except DeviceKeyError as exc:
-        print(f"NOTE: signatures not checked: {exc}")
-        return None
+        return [], str(exc)
+    print(
+        f"NOTE: signatures checked against the key file on this device (key id "
+        f"{public.key_id}); --pubkey with the key registered with the city is the proof"
+    )
+    return [public], ""
 
 
-def cmd_verify(store: Any, public: Any = None) -> int:
+def _seqs(seqs: Sequence[int], limit: int = 10) -> str:
+    shown = ", ".join(str(q) for q in seqs[:limit])
+    return shown + (f" … ({len(seqs)} in all)" if len(seqs) > limit else "")
+
+
+def cmd_verify(
+    store: Any, keys: tuple[list[Any], str] = ([], "no key given"), unsigned_before: int = 1
+) -> int:
+    """The hash chain, then every record's signature: exit 0 only when both hold."""
+    publics, why_none = keys
     gap = _gap_line(store)
     if gap is not None:
         print(f"NOTE: {gap}")
     damaged: list[Any] = []
     count = sum(1 for _ in store.records(damage=damaged))
-    check = None
-    if public is not None:
-
-        def check(key_id: str, data: bytes, signature: bytes) -> bool:
-            return key_id == public.key_id and public.check(data, signature)
-
-    broken = store.verify(check=check)
-    if broken is None and not damaged:
+    broken = store.verify()
+    found = broken is not None or bool(damaged)
+    if not found:
         print(f"OK: hash chain intact over {count} rating(s)")
-        signed, unsigned = store.signed_count()
-        if public is None:
-            print(f"NOTE: {signed} signed record(s) not checked: give --pubkey or --config")
-        else:
-            before = f"; {unsigned} from before the device had a key" if unsigned else ""
-            print(f"OK: {signed} record(s) signed by key id {public.key_id}{before}")
-        return 0
     if broken is not None:
         print(f"BROKEN: first broken {broken}")
     for d in damaged:
         if broken is None or d.seq != broken.seq:  # the first one was just named
             print(f"DAMAGED: record {d}")
-    return 1
+    if not publics:
+        signed, _ = store.signed_count()
+        print(f"NOT CHECKED: the signatures of {signed} signed record(s): {why_none}")
+        return 1 if found or signed else 0
+    by_id = {public.key_id: public for public in publics}
+
+    def check(key_id: str, data: bytes, signature: bytes) -> bool:
+        public = by_id.get(key_id)
+        return public is not None and public.check(data, signature)
+
+    report = store.signatures(check)
+    unsigned, bad = report.findings(unsigned_before)
+    good = ", ".join(f"{n} by key id {key_id}" for key_id, n in sorted(report.signed.items()))
+    if good:
+        print(f"OK: signatures good: {good}")
+    accepted = len(report.unsigned) - len(unsigned)
+    if accepted:
+        print(f"NOTE: {accepted} unsigned record(s) below seq {unsigned_before} accepted")
+    if unsigned:
+        print(
+            f"UNSIGNED: {len(unsigned)} record(s) carry no signature (seq {_seqs(unsigned)}): "
+            "nothing proves this device wrote them; records from before it had a key are "
+            "accepted with --unsigned-before SEQ (the first signed seq the city holds)"
+        )
+    if bad:
+        print(
+            f"BAD SIGNATURE: {len(bad)} record(s) not signed by the given key(s) "
+            f"(seq {_seqs(bad)}): altered, or written by another key"
+        )
+    return 1 if found or unsigned or bad else 0
 
 
 def cmd_stats(store: Any, fmt: str) -> int:

@@ -37,10 +37,12 @@ from evaluator.rules.records import (
     GENESIS_HASH,
     ChainBreak,
     SignatureCheck,
+    SignatureReport,
     Signer,
     canonical_json,
     new_record_id,
     seal,
+    signature_report,
     verify_chain,
 )
 from evaluator.rules.request import case_targets, rating_slot
@@ -1301,13 +1303,13 @@ class Store:
             )
         return None
 
-    def verify(self, *, check: SignatureCheck | None = None) -> ChainBreak | None:
+    def verify(self) -> ChainBreak | None:
         """``None`` when every record is intact, else the first broken one.
 
         Checks that each record can be decoded (:func:`decode_record`), the hash chain and seq
         continuity (``verify_chain``) and that each row's columns agree with its stored record
-        JSON (a row edited behind the store's back); with ``check`` (the device's public key)
-        also every signature from the first signed record on.  Never raises for damaged content.
+        JSON (a row edited behind the store's back).  Never raises for damaged content.  The
+        signatures are :meth:`signatures`' business.
         """
         mismatch: list[ChainBreak] = []
         names = ", ".join(_MIRRORED)
@@ -1347,8 +1349,13 @@ class Store:
                 if len(page) < _PAGE:
                     return
 
-        broken = verify_chain(rows(), check=check)
+        broken = verify_chain(rows())
         return broken or (mismatch[0] if mismatch else None)
+
+    def signatures(self, check: SignatureCheck) -> SignatureReport:
+        """Every record's signature checked with ``check`` (damaged records are left to
+        :meth:`verify` and ``records``)."""
+        return signature_report(self.records(), check)
 
     def signed_count(self) -> tuple[int, int]:
         """``(signed, unsigned)`` records: those from before the device had a key are unsigned."""

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -160,20 +161,16 @@ class ChainBreak:
 SignatureCheck = Callable[[str, bytes, bytes], bool]
 
 
-def verify_chain(
-    records: Iterable[Mapping[str, Any]], *, check: SignatureCheck | None = None
-) -> ChainBreak | None:
+def verify_chain(records: Iterable[Mapping[str, Any]]) -> ChainBreak | None:
     """Walk records in ``seq`` order; ``None`` when intact, else the first broken record.
 
     Checks that each hash matches the content, each ``prev_hash`` is the previous record's
-    hash, and sequence numbers have no gaps (a deleted record breaks the chain too).  With
-    ``check`` (the device's public key), every record from the first signed one on must carry a
-    genuine signature: re-sealing an unsent record, or writing one as this device, needs the key.
-    Records from before the device had a key stay unsigned (they are never edited).
+    hash, and sequence numbers have no gaps (a deleted record breaks the chain too).  Whoever
+    holds the store can still re-seal records: :func:`signature_report` with the device's
+    registered key is what tells the device's records from others.
     """
     prev_hash = GENESIS_HASH
     expected_seq: int | None = None
-    signing = False
     for record in records:
         seq, rid = int(record["seq"]), str(record["id"])
         if expected_seq is not None and seq != expected_seq:
@@ -182,19 +179,55 @@ def verify_chain(
             return ChainBreak(seq, rid, "prev_hash does not match the previous record's hash")
         if record_hash(record) != record.get("hash"):
             return ChainBreak(seq, rid, "content does not match its hash (record was altered)")
-        if check is not None:
-            signed = "sig" in record or "key_id" in record
-            if signing and not signed:
-                return ChainBreak(seq, rid, "unsigned record after signing began")
-            if signed:
-                signing = True
-                signature = signature_of(record)
-                data = str(record["hash"]).encode("ascii", "replace")
-                if signature is None or not check(str(record.get("key_id", "")), data, signature):
-                    return ChainBreak(seq, rid, "signature does not match this device's key")
         prev_hash = str(record["hash"])
         expected_seq = seq + 1
     return None
+
+
+#: The one spelling of a record's signature (a lenient decoder would skip stray characters).
+_SIG_RE = re.compile(r"[A-Za-z0-9_-]{86}")
+
+
+@dataclass(frozen=True)
+class SignatureReport:
+    """Every record's signature checked (not only up to the first problem): how many are good
+    per key id, and the ``seq`` of each unsigned record and of each whose signature fails."""
+
+    signed: dict[str, int]
+    unsigned: tuple[int, ...]
+    bad: tuple[int, ...]
+
+    def findings(self, unsigned_before: int = 1) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """``(unsigned, bad)`` that count as findings: unsigned records from ``seq``
+        ``unsigned_before`` on (records from before the device had a key are expected
+        unsigned, but nothing on the device can prove which they are: the city says), and
+        every bad signature."""
+        return tuple(q for q in self.unsigned if q >= unsigned_before), self.bad
+
+
+def signature_report(
+    records: Iterable[Mapping[str, Any]], check: SignatureCheck
+) -> SignatureReport:
+    """Check the signature of every record with ``check`` (the registered public key or keys)."""
+    signed: dict[str, int] = {}
+    unsigned: list[int] = []
+    bad: list[int] = []
+    for record in records:
+        seq = int(record["seq"])
+        if "sig" not in record and "key_id" not in record:
+            unsigned.append(seq)
+            continue
+        key_id = str(record.get("key_id", ""))
+        text = record.get("sig")
+        signature = (
+            signature_of(record) if isinstance(text, str) and _SIG_RE.fullmatch(text) else None
+        )
+        data = str(record.get("hash", "")).encode("ascii", "replace")
+        if signature is not None and check(key_id, data, signature):
+            signed[key_id] = signed.get(key_id, 0) + 1
+        else:
+            bad.append(seq)
+    return SignatureReport(signed, tuple(unsigned), tuple(bad))
 
 
 _id_lock = threading.Lock()

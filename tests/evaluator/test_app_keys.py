@@ -52,7 +52,8 @@ def test_the_pad_signs_with_the_key_next_to_its_store(tmp_path: Path) -> None:
         def check(key_id: str, data: bytes, sig: bytes) -> bool:
             return key_id == key.key_id and key.public.check(data, sig)
 
-        assert app.store.verify(check=check) is None
+        assert app.store.verify() is None
+        assert app.store.signatures(check).findings() == ((), ())
         assert app.handle(Message(2, "status", {}))["faults"] == []
     finally:
         app.shutdown()

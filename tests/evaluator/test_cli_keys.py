@@ -60,6 +60,7 @@ def test_verify_checks_signatures_with_the_device_key_or_a_given_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = site(tmp_path)
+    db = str(tmp_path / "r.db")
     key = DeviceKey.create(tmp_path / "device.key")
     other = DeviceKey.create(tmp_path / "other.key")
     with Store(tmp_path / "r.db", device_id="pad-1") as old:
@@ -67,16 +68,30 @@ def test_verify_checks_signatures_with_the_device_key_or_a_given_one(
     with Store(tmp_path / "r.db", device_id="pad-1", signer=key) as store:
         for i in range(1, 3):
             store.append_rating(content(f"S-{i}"))
-    assert main(["verify", "--config", str(config)]) == 0
+    # The unsigned first record is a finding until the city's first signed seq is given.
+    assert main(["verify", "--config", str(config)]) == 1
     out = capsys.readouterr().out
-    assert f"2 record(s) signed by key id {key.key_id}; 1 from before" in out
-    assert main(["verify", "--db", str(tmp_path / "r.db"), "--pubkey", key.public.text]) == 0
+    assert "key file on this device" in out and f"2 by key id {key.key_id}" in out
+    assert "UNSIGNED: 1 record(s) carry no signature (seq 1)" in out
+    assert main(["verify", "--config", str(config), "--unsigned-before", "2"]) == 0
+    assert "1 unsigned record(s) below seq 2 accepted" in capsys.readouterr().out
+    assert main(["verify", "--db", db, "--pubkey", key.public.text, "--unsigned-before", "2"]) == 0
     capsys.readouterr()
-    assert main(["verify", "--db", str(tmp_path / "r.db"), "--pubkey", other.public.text]) == 1
+    assert main(["verify", "--db", db, "--pubkey", other.public.text]) == 1
     refused = capsys.readouterr().out
-    assert "BROKEN" in refused and "signature does not match" in refused
-    assert main(["verify", "--db", str(tmp_path / "r.db")]) == 0
-    assert "not checked" in capsys.readouterr().out
+    assert "BAD SIGNATURE: 2 record(s)" in refused and "seq 2, 3" in refused
+    # A replaced key: both registered keys given, every record checks.
+    assert (
+        main(["verify", "--db", db, "--pubkey", other.public.text, "--pubkey", key.public.text,
+              "--unsigned-before", "2"]) == 0
+    )  # fmt: skip
+    capsys.readouterr()
+    # No key at all: the chain is checked, the signatures are not, and that is no OK.
+    assert main(["verify", "--db", db]) == 1
+    assert "NOT CHECKED: the signatures of 2 signed record(s)" in capsys.readouterr().out
+    (tmp_path / "device.key").chmod(0o644)
+    assert main(["verify", "--config", str(config)]) == 1
+    assert "chmod 600" in capsys.readouterr().out
 
 
 def test_qr_verify_accepts_a_genuine_link_and_names_each_refusal(

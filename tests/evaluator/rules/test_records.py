@@ -24,10 +24,12 @@ from evaluator.rules.records import (
     STORE_FIELDS,
     ChainBreak,
     RatingContent,
+    SignatureReport,
     canonical_json,
     new_record_id,
     record_hash,
     seal,
+    signature_report,
     verify_chain,
 )
 
@@ -694,9 +696,10 @@ def test_a_signed_chain_verifies_with_the_device_key_only(device_keys: tuple[Any
     recs = signed_chain(mine)
     assert all(r["key_id"] == mine.key_id and len(r["sig"]) == 86 for r in recs)
     assert verify_chain(recs) is None
-    assert verify_chain(recs, check=checker(mine)) is None
-    broken = verify_chain(recs, check=checker(theirs))
-    assert broken is not None and broken.seq == 1 and "signature" in broken.reason
+    report = signature_report(recs, checker(mine))
+    assert report == SignatureReport({mine.key_id: 4}, (), ())
+    assert report.findings() == ((), ())
+    assert signature_report(recs, checker(theirs)).bad == (1, 2, 3, 4)
 
 
 def test_a_resealed_record_fails_without_the_key(device_keys: tuple[Any, Any]) -> None:
@@ -707,8 +710,7 @@ def test_a_resealed_record_fails_without_the_key(device_keys: tuple[Any, Any]) -
     # The forger recomputes the hash (the chain still holds) but has no key …
     forged = seal(forged, prev_hash=recs[-2]["hash"])
     assert verify_chain([*recs[:-1], forged]) is None  # the hash chain alone cannot tell
-    broken = verify_chain([*recs[:-1], forged], check=checker(mine))
-    assert broken is not None and broken.seq == 4 and "unsigned" in broken.reason
+    assert signature_report([*recs[:-1], forged], checker(mine)).findings() == ((4,), ())
 
     # … or signs with a key of their own, claiming this device's key id.
     class Impostor:
@@ -716,25 +718,56 @@ def test_a_resealed_record_fails_without_the_key(device_keys: tuple[Any, Any]) -
         sign = staticmethod(theirs.sign)
 
     forged = seal(dict(recs[-1], score=10), prev_hash=recs[-2]["hash"], signer=Impostor())
-    broken = verify_chain([*recs[:-1], forged], check=checker(mine))
-    assert broken is not None and broken.seq == 4 and "signature" in broken.reason
+    assert signature_report([*recs[:-1], forged], checker(mine)).findings() == ((), (4,))
 
 
-def test_records_from_before_the_key_stay_valid_unsigned(device_keys: tuple[Any, Any]) -> None:
+def test_stripping_every_signature_is_a_finding_not_an_ok(device_keys: tuple[Any, Any]) -> None:
+    """A review found it: strip sig and key_id from every record, alter one, re-chain: the
+    chain holds and nothing signed remains. Unsigned records are findings unless the city
+    says they predate the key (``unsigned_before``)."""
     mine, _ = device_keys
-    legacy = chain(3)
-    recs = signed_chain(mine, 2, start=legacy)
-    assert "sig" not in recs[0] and "sig" in recs[3]
-    assert verify_chain(recs, check=checker(mine)) is None
+    recs = signed_chain(mine, 3)
+    stripped: list[dict[str, Any]] = []
+    prev = GENESIS_HASH
+    for rec in recs:
+        body = {k: v for k, v in rec.items() if k not in ("sig", "key_id", "hash", "prev_hash")}
+        if rec["seq"] == 2:
+            body.update(level="very_satisfied", score=10)
+        stripped.append(seal(body, prev_hash=prev))
+        prev = stripped[-1]["hash"]
+    assert verify_chain(stripped) is None
+    report = signature_report(stripped, checker(mine))
+    assert report.signed == {} and report.findings() == ((1, 2, 3), ())
 
 
-@pytest.mark.parametrize("sig", ["", "***", "AAAA", None])
-def test_a_mangled_signature_is_a_break(device_keys: tuple[Any, Any], sig: Any) -> None:
+def test_records_from_before_the_key_are_accepted_only_below_a_given_seq(
+    device_keys: tuple[Any, Any],
+) -> None:
+    mine, _ = device_keys
+    recs = signed_chain(mine, 2, start=chain(3))
+    report = signature_report(recs, checker(mine))
+    assert report.unsigned == (1, 2, 3) and report.signed == {mine.key_id: 2}
+    assert report.findings(unsigned_before=4) == ((), ())
+    assert report.findings(unsigned_before=3) == ((3,), ())
+
+
+def test_every_problem_is_reported_not_only_the_first(device_keys: tuple[Any, Any]) -> None:
+    mine, _ = device_keys
+    recs = signed_chain(mine, 5)
+    recs[1] = {k: v for k, v in recs[1].items() if k not in ("sig", "key_id")}
+    recs[3] = dict(recs[3], sig=recs[2]["sig"])
+    assert signature_report(recs, checker(mine)).findings() == ((2,), (4,))
+
+
+@pytest.mark.parametrize("mangle", ["", "***", "AAAA", None, "!", "extra"])
+def test_a_mangled_signature_is_bad(device_keys: tuple[Any, Any], mangle: Any) -> None:
     mine, _ = device_keys
     recs = signed_chain(mine, 2)
-    recs[1] = dict(recs[1], sig=sig)
-    broken = verify_chain(recs, check=checker(mine))
-    assert broken is not None and broken.seq == 2
+    sig = recs[1]["sig"]
+    recs[1] = dict(recs[1], sig=mangle if mangle != "extra" else sig + "!!!!")
+    if mangle == "!":
+        recs[1]["sig"] = sig[:40] + "!" + sig[40:]  # a lenient decoder would skip it
+    assert signature_report(recs, checker(mine)).bad == (2,)
 
 
 def test_the_signature_is_outside_the_hash_and_the_key_id_inside(device_keys: Any) -> None:
