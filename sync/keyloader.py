@@ -36,6 +36,7 @@ class KeyLoader:
         self._done = threading.Event()
         self._lock = threading.Lock()
         self._started = False
+        self._late = False
 
     def start(self) -> None:
         """Load the key in a background thread (idempotent)."""
@@ -60,10 +61,15 @@ class KeyLoader:
             self._started = True
         if run_here:
             self._load()
+        elif self._late:  # waited once already: never hold a rating up again
+            return self.key if self._done.is_set() else None
         elif not self._done.wait(self.wait_s):
-            log.error(
-                "the device key is still loading after %.0f s: record left unsigned", self.wait_s
+            self._late = True
+            self.problem = (
+                f"the device key {self.path} did not load within {self.wait_s:.0f} s "
+                "(a hung file system?)"
             )
+            log.critical("%s; ratings are stored UNSIGNED until it loads", self.problem)
             return None
         return self.key
 
@@ -73,6 +79,7 @@ class KeyLoader:
 
             try:
                 self.key, self.created = DeviceKey.load_or_create(self.path)
+                self.problem = ""  # a late load clears the "did not load" fault
             except DeviceKeyError as exc:
                 self.problem = str(exc)
                 log.critical("device key: %s; ratings are stored UNSIGNED until fixed", exc)

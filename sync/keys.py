@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import secrets
 import stat
 from pathlib import Path
 
@@ -27,6 +28,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from evaluator.rules.errors import EvaluatorError
 
 PUBLIC_PREFIX = "ed25519:"
+#: A PEM Ed25519 private key is 119 bytes; anything much larger is not one.
+KEY_FILE_MAX = 4096
 KEY_ID_LEN = 8
 
 
@@ -139,21 +142,30 @@ class DeviceKey:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
+        # Written whole to a temporary file first, then linked in place: a crash or a full disk
+        # never leaves a half-written key that would then never be replaced, and link() refuses
+        # to replace an existing key (or a dangling symlink) atomically.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            try:
+                os.fchmod(fd, 0o600)  # whatever the umask said
+                os.write(fd, pem)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.link(tmp, path)
         except FileExistsError as exc:
+            what = "a device key" if path.is_file() else "something that is not a key file"
             raise DeviceKeyError(
-                f"{path} already holds a device key; it is never overwritten (the city knows "
-                "this device by it). To replace it, move it away first and register the new one."
+                f"{path} already holds {what}; it is never overwritten (the city knows this "
+                "device by its key). To replace it, move it away first and register the new one."
             ) from exc
         except OSError as exc:
             raise DeviceKeyError(f"cannot create the device key {path}: {exc}") from exc
-        try:
-            os.fchmod(fd, 0o600)  # whatever the umask said
-            os.write(fd, pem)
-            os.fsync(fd)
         finally:
-            os.close(fd)
+            tmp.unlink(missing_ok=True)
+        _fsync_dir(path.parent)
         return cls(path, private)
 
     @classmethod
@@ -162,19 +174,30 @@ class DeviceKey:
         unreadable, not a key, or readable by others than its owner."""
         path = Path(path)
         try:
-            info = path.stat()
-            data = path.read_bytes()
+            # Non-blocking: a FIFO at the path must not hang the pad; checked before reading.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         except FileNotFoundError as exc:
             raise DeviceKeyError(
                 f"no device key at {path}: create it with `evaluator keys init --config …`"
             ) from exc
         except OSError as exc:
             raise DeviceKeyError(f"cannot read the device key {path}: {exc}") from exc
-        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise DeviceKeyError(
-                f"the device key {path} is readable by others (mode "
-                f"{stat.S_IMODE(info.st_mode):04o}); run `chmod 600 {path}`"
-            )
+        try:
+            info = os.fstat(fd)  # the file opened, not whatever the path names a moment later
+            if not stat.S_ISREG(info.st_mode):
+                raise DeviceKeyError(f"{path} is not a regular file, so not a device key")
+            if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+                raise DeviceKeyError(
+                    f"the device key {path} is readable by others (mode "
+                    f"{stat.S_IMODE(info.st_mode):04o}); run `chmod 600 {path}`"
+                )
+            if info.st_size > KEY_FILE_MAX:
+                raise DeviceKeyError(f"{path} is {info.st_size} bytes: not a device key")
+            data = os.read(fd, KEY_FILE_MAX + 1)
+        except OSError as exc:
+            raise DeviceKeyError(f"cannot read the device key {path}: {exc}") from exc
+        finally:
+            os.close(fd)
         try:
             private = serialization.load_pem_private_key(data, password=None)
         except (ValueError, TypeError) as exc:
@@ -192,3 +215,17 @@ class DeviceKey:
             if Path(path).exists():
                 raise
         return cls.create(path), True
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the new key's directory entry durable (a power cut right after creation)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

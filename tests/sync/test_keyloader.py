@@ -58,3 +58,42 @@ def test_a_store_with_a_broken_key_still_stores_unsigned(tmp_path: Path) -> None
     with Store(tmp_path / "r.db", device_id=DEVICE, signer=loader) as store:
         record = store.append_rating(content("S-1"))
     assert "sig" not in record and "not a device key" in loader.problem
+
+
+def test_a_key_that_hangs_holds_up_one_rating_at_most(tmp_path: Path) -> None:
+    """A key on a hung file system: the first seal waits ``wait_s``, every later one not at
+    all, and the fault is reported; when the load ends late the key is used and the fault
+    clears."""
+    import threading
+
+    gate = threading.Event()
+    loader = KeyLoader(tmp_path / "device.key", wait_s=0.05)
+    real_load = loader._load
+
+    def hung_load() -> None:
+        gate.wait(10)  # the file system answers only when the test says so
+        real_load()
+
+    loader._load = hung_load  # type: ignore[method-assign]
+    loader.start()
+    assert loader() is None and "did not load within" in loader.problem
+    loader.wait_s = 30  # a second wait would now outlast the check below
+    waited = threading.Event()
+
+    def second() -> None:
+        loader()
+        waited.set()
+
+    threading.Thread(target=second).start()
+    assert waited.wait(5)  # returned while the load still hangs: no second wait
+    gate.set()
+    loader.join()
+    assert loader() is not None and loader.problem == ""
+
+
+def test_a_fifo_at_the_key_path_is_refused_without_blocking(tmp_path: Path) -> None:
+    path = tmp_path / "device.key"
+    os.mkfifo(path, 0o600)
+    loader = KeyLoader(path)
+    loader.start()
+    assert loader() is None and "not a regular file" in loader.problem

@@ -85,3 +85,23 @@ def test_the_public_key_round_trips_as_text_pem_and_file(tmp_path: Path) -> None
     for bad in ("ed25519:AAAA", "ed25519:***", "ssh-rsa AAAA", ""):
         with pytest.raises(DeviceKeyError):
             PublicKey.parse(bad)
+
+
+def test_creation_leaves_no_temporary_file_and_refuses_a_dangling_symlink(tmp_path: Path) -> None:
+    DeviceKey.create(tmp_path / "device.key")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["device.key"]
+    (tmp_path / "link.key").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(DeviceKeyError, match="not a key file"):
+        DeviceKey.load_or_create(tmp_path / "link.key")
+    assert not (tmp_path / "nowhere").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["device.key", "link.key"]
+
+
+def test_a_huge_or_special_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    big = tmp_path / "big.key"
+    big.write_bytes(b"-----BEGIN PRIVATE KEY-----\n" + b"A" * 100_000)
+    os.chmod(big, 0o600)
+    with pytest.raises(DeviceKeyError, match="not a device key"):
+        DeviceKey.load(big)
+    with pytest.raises(DeviceKeyError, match="not a regular file"):
+        DeviceKey.load(tmp_path)  # a directory
