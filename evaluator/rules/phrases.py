@@ -109,26 +109,40 @@ def load_phrases(path: Path | None = None) -> PhraseList:
     return PhraseList(str(data.get("version", "")), tuple(phrases))
 
 
+def _segments(comment: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of each part of the 其他 text between separators, spaces trimmed."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for match in [*_SEPARATORS.finditer(comment), None]:
+        end = match.start() if match else len(comment)
+        part = comment[start:end]
+        lead = len(part) - len(part.lstrip())
+        spans.append((start + lead, start + len(part.rstrip())))
+        start = match.end() if match else end
+    return spans
+
+
 def has_phrase(comment: str, phrase: str) -> bool:
-    """True when ``phrase`` is in the 其他 text (tapped, or typed)."""
-    return bool(phrase) and phrase in comment
+    """True when ``phrase`` is one whole part of the 其他 text (tapped, or typed on its own):
+    "等候时间太长了" or "Long waiting…" does not hold "等候时间太长" or "Long wait"."""
+    return bool(phrase) and any(comment[a:b] == phrase for a, b in _segments(comment))
 
 
 def toggle_phrase(comment: str, phrase: str, limit: int) -> str:
     """The 其他 text after a tap on ``phrase``.
 
-    In the text: its first occurrence is taken out with one separator next to it.  Not in it:
-    appended after a separator, or the text unchanged when the whole phrase would not fit in
-    ``limit`` characters (a phrase is never cut).
+    A whole part of the text: taken out with one separator next to it (nothing else the
+    citizen typed is touched).  Not: appended after a separator, or the text unchanged when
+    the whole phrase would not fit in ``limit`` characters (a phrase is never cut).
     """
-    if has_phrase(comment, phrase):
-        start = comment.index(phrase)
-        before, after = comment[:start], comment[start + len(phrase) :]
-        if before.rstrip().endswith(SEPARATOR):
-            before = before.rstrip()[: -len(SEPARATOR)]
-        elif after.lstrip().startswith(SEPARATOR):
-            after = after.lstrip()[len(SEPARATOR) :]
-        return before + after
+    for a, b in _segments(comment):
+        if comment[a:b] == phrase and phrase:
+            before, after = comment[:a], comment[b:]
+            if _SEPARATORS.fullmatch(before.rstrip()[-1:]):
+                before = before.rstrip()[:-1]
+            elif _SEPARATORS.fullmatch(after.lstrip()[:1]):
+                after = after.lstrip()[1:]
+            return before + after
     head = comment.rstrip()
     joined = head + (SEPARATOR if head and not _ends_a_clause(head) else "") + phrase
     return joined if len(joined) <= limit else comment
@@ -139,6 +153,7 @@ def fits(comment: str, phrase: str, limit: int) -> bool:
     return toggle_phrase(comment, phrase, limit) != comment
 
 
+_SEPARATORS = re.compile(r"[；;]")
 _CLAUSE_END = re.compile(r"[；;，,。.！!？?、]$")
 
 

@@ -425,8 +425,16 @@ def audit(
 
 
 def verify(db: Path) -> tuple[bool, str]:
+    """``evaluator verify`` with the key the pad made next to its store: the chain, and every
+    record signed (a kill at any moment, key creation included, leaves no unsigned rating)."""
+    command = [sys.executable, "-m", "evaluator", "verify", "--db", str(db)]
+    key_file = db.parent / "device.key"
+    if key_file.exists():
+        from sync.keys import DeviceKey
+
+        command += ["--pubkey", DeviceKey.load(key_file).public.text]
     done = subprocess.run(
-        [sys.executable, "-m", "evaluator", "verify", "--db", str(db)],
+        command,
         cwd=REPO,
         capture_output=True,
         text=True,

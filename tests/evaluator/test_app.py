@@ -330,14 +330,18 @@ def test_rating_survives_sigkill_right_after_the_outcome(
         wait_until(lambda: db_count(db, "outbox") == 0, what="delivery after restart", ev=second)
     finally:
         city.close()
+    from sync.keys import DeviceKey
+
+    pubkey = DeviceKey.load(db.parent / "device.key").public  # the pad made it at first start
     verify = subprocess.run(
-        [sys.executable, "-m", "evaluator", "verify", "--db", str(db)],
+        [sys.executable, "-m", "evaluator", "verify", "--db", str(db), "--pubkey", pubkey.text],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=30,
     )
     assert verify.returncode == 0 and "intact over 1 rating" in verify.stdout, verify.stdout
+    assert f"signatures good: 1 by key id {pubkey.key_id}" in verify.stdout
 
 
 def test_demo_runs_headless_and_stops_cleanly(

@@ -116,7 +116,8 @@ def test_a_phrase_that_would_pass_the_cap_is_not_cut(room: int) -> None:
     after = toggle_phrase(typed, phrase, COMMENT_MAX)
     assert len(after) <= COMMENT_MAX
     assert after == typed and not fits(typed, phrase, COMMENT_MAX)
-    assert fits(typed + phrase, phrase, COMMENT_MAX)  # taking out always works
+    full = "字" * (COMMENT_MAX - 7) + "；" + phrase  # at the cap, the phrase one part of it
+    assert fits(full, phrase, COMMENT_MAX)  # taking out always works
 
 
 def test_a_phrase_fits_exactly_at_the_cap() -> None:
@@ -129,3 +130,26 @@ def test_columns_count_wide_characters_twice() -> None:
     assert columns("Long wait") == 9
     assert columns("等候long；") == 4 + 4 + 2
     assert columns("\uff21") == 2  # a full-width Latin letter is wide too
+
+
+@pytest.mark.parametrize(
+    ("typed", "phrase"),
+    [
+        ("Long waiting at window 3", "Long wait"),
+        ("等候时间太长了，叫号屏看不清", "等候时间太长"),
+        ("叫号秩序混乱不堪", "叫号秩序混乱"),
+    ],
+)
+def test_typed_text_that_merely_contains_a_phrase_is_never_cut(typed: str, phrase: str) -> None:
+    """A review found "Long waiting at window 3" stored as "ing at window 3" after a tap on
+    "Long wait": only a whole part of the text is the phrase; a tap appends it instead."""
+    assert not has_phrase(typed, phrase)
+    tapped = toggle_phrase(typed, phrase, COMMENT_MAX)
+    assert tapped == f"{typed}；{phrase}"
+    assert toggle_phrase(tapped, phrase, COMMENT_MAX) == typed  # and out again, typed intact
+
+
+def test_a_phrase_is_a_part_between_separators_of_either_width() -> None:
+    assert has_phrase("甲；等候时间太长；乙", "等候时间太长")
+    assert has_phrase("甲; 等候时间太长 ;乙", "等候时间太长")
+    assert toggle_phrase("甲; 等候时间太长 ;乙", "等候时间太长", COMMENT_MAX) == "甲 ;乙"
