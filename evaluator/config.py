@@ -977,7 +977,32 @@ def _layer(paths: Sequence[Path | str]) -> _Layered:
                                     f"required, but no file sets it (read: {read})",
                                     f'add it, e.g. [{section}] {name} = "hall1-w12"'))  # fmt: skip
     problems.extend(_receipt_problems(merged, default))
+    problems.extend(_panel_problems(merged, default))
     return merged, problems, sources, True
+
+
+#: The smallest panel side (mm) the layouts fit with every target 15 mm (checked down to 58 mm:
+#: 800×480 up to 210 dpi, every screen, no target overlapping another).
+PANEL_SHORT_SIDE_MIN_MM = 58.0
+
+
+def _panel_problems(merged: dict[tuple[str, str], _Setting], default: Path) -> list[Problem]:
+    """``[screen] dpi`` against the panel's pixels: a panel too small for 15 mm buttons (or a
+    wrong dpi) would lay targets over each other."""
+    dpi, _source, label, line = merged.get(("screen", "dpi"), (133, default, str(default), None))
+    width = merged.get(("screen", "width"), (800,))[0]
+    height = merged.get(("screen", "height"), (480,))[0]
+    if not all(isinstance(v, int) and v > 0 for v in (dpi, width, height)):
+        return []
+    short_mm = min(width, height) / dpi * 25.4  # type: ignore[operator]
+    if short_mm >= PANEL_SHORT_SIDE_MIN_MM:
+        return []
+    most = int(min(width, height) / PANEL_SHORT_SIDE_MIN_MM * 25.4)  # type: ignore[operator]
+    expected = (
+        f"a panel of {width}×{height} px at {dpi} dpi is {short_mm:.0f} mm on its short side; "
+        f"15 mm buttons need at least {PANEL_SHORT_SIDE_MIN_MM:.0f} mm"
+    )
+    return [Problem(label, "screen.dpi", dpi, expected, f"at most {most} dpi at this size", line)]
 
 
 def _receipt_problems(merged: dict[tuple[str, str], _Setting], default: Path) -> list[Problem]:

@@ -192,6 +192,10 @@ REJECTED = {
         "expected one of zh, en; did you mean 'en'?",
     ),
     "dpi-out-of-range": ("[screen]\ndpi = 13\n", "screen.dpi = 13: expected an integer from 50 to"),
+    "panel-too-small-for-15mm": (
+        "[screen]\ndpi = 260\n",
+        "is 47 mm on its short side; 15 mm buttons need at least 58 mm; at most 210 dpi",
+    ),
     "short-area-code": ('[device]\narea_code = "4405"\n', "expected 6 digits"),
     "empty-storage": ('[storage]\npath = ""\n', 'storage.path = "": expected a file path'),
 }
