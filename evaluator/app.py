@@ -498,6 +498,7 @@ class App:
         view = self.view()
         if view != self._shown:
             before, self._shown = self._shown, view
+            texts.select(self.config.screen.language)  # this pad's language, whatever else ran
             self.screen.render(view)
             self.press_filter.screen(self._screen_key(), self.clock.now().mono)
             self._say(view, before)

@@ -120,3 +120,17 @@ def test_an_english_pad_offers_the_english_quick_notes(apps: list[App], tmp_path
     assert "System failure" in en.phrases.phrases
     apps.append(zh := make_app(tmp_path, "zh"))
     assert "系统故障办不了" in zh.phrases.phrases
+
+
+def test_each_pad_draws_in_its_own_language_whatever_ran_before(
+    apps: list[App], tmp_path: Path
+) -> None:
+    """The language is chosen again before each drawing: building an App of another language in
+    the same process (tools, tests) never leaves a pad drawing in the wrong one."""
+    apps.append(en := make_app(tmp_path, "en"))
+    apps.append(make_app(tmp_path, "zh"))  # selects zh after the English pad was built
+    en.screen = Screen(driver="dummy")
+    assert en.handle(Message(1, "evaluation.start", START))["ok"]
+    en._show()
+    drawn = {text.shown for text in en.screen.layout.texts}
+    assert "Please rate our service" in drawn and "请您对本次服务进行评价" not in drawn
