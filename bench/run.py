@@ -22,6 +22,11 @@ a counter request → rating screen drawn (``App.handle`` + ``Screen.render``) b
 the presenting view alone; a level press → rating durable and 谢谢 drawn (``App.act`` +
 ``Screen.render``, a FakeClock moved past the press filter before each press).
 
+Issue 7's figures (:mod:`bench.receipt`, :mod:`bench.printing`): receipt bytes built per second
+(image beside native QR); receipt links checked per second by the city (``ratelink.verify``)
+beside the bare Ed25519 check; GPIO press → 谢谢 at 1280×800 with printing on (the stand-in
+printer behind the real spooler) beside printing off, in the same run (goal: ratio ≤ 1.1).
+
 Headless (SDL dummy driver); every file lives in a temporary directory.
 """
 
@@ -40,7 +45,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import frames, process, receipt
+from bench import frames, printing, process, receipt
 from bench.stats import Row, median_p99, table
 from evaluator.app import App
 from evaluator.config import load_config
@@ -340,6 +345,7 @@ def main() -> int:
             )
         )
         rows += receipt.rows()  # issue 7: receipt bytes built, image beside native QR
+        rows += printing.rows(tmp, REPO)  # issue 7: codes checked, press → 谢谢 printing on/off
 
     print()
     print(table(rows))

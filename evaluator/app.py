@@ -555,6 +555,11 @@ class App:
     def step(self) -> None:
         """One turn of the loop's work: requests, deadlines, storage upkeep.  Never raises for
         a storage error: the pad shows the fault and keeps serving the citizen."""
+        if self.receipts is not None and self.receipts.due:  # after the last frame was drawn
+            try:
+                self.receipts.flush()
+            except Exception:  # a receipt must never stop the loop
+                log.exception("receipts could not be made")
         self._drain_inbox()
         while True:
             try:
@@ -580,6 +585,8 @@ class App:
     def _sleep_for(self) -> float:
         now = self.clock.now().mono
         wakeups = [1.0]  # the countdown shows whole seconds; storage upkeep runs at most this late
+        if self.receipts is not None and self.receipts.due:
+            wakeups.append(0.0)  # a receipt to make now that its screen is drawn
         deadline = self.session.next_deadline()
         if deadline is not None:
             wakeups.append(max(0.0, deadline - now) + 0.01)

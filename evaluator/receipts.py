@@ -16,9 +16,11 @@ the pad's screen when it cannot be printed.
   terminal) and its short code.  A theme's receipt is named after the theme (one 事项名称 for
   several matters) and carries the theme's code as ``m`` (its first case's matter code when the
   theme has none).  Nothing about the citizen.
-- **Never in the citizen's path**: here the link is signed (an Ed25519 signature, some 50 µs)
-  and the :class:`~printer.Receipt` made; the bytes, the device and every wait are the spooler's,
-  on its own thread.  ``submit`` returns at once.
+- **Never in the citizen's path**: a presentation's end only notes the receipt; the loop makes
+  it at its next turn (:meth:`ReceiptDesk.flush`, once 谢谢 is drawn): the link signed (an
+  Ed25519 signature, some 35 µs), the :class:`~printer.Receipt` made, ``submit`` (returns at
+  once).  The bytes, the device and every wait are the spooler's, on its own thread, which then
+  starts building while nothing on the screen waits for it.
 - **The QR on screen** when the receipt cannot be printed: the printer is known to fail when the
   receipt is submitted (offline, paper out, cover open; ``unknown`` is not a failure), the
   receipt cannot be made (:class:`~printer.ReceiptError`), or it fails while the citizen is
@@ -41,7 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from evaluator.rules.clock import Clock
+from evaluator.rules.clock import Clock, Stamp
 from evaluator.rules.ratelink import make_link, new_nonce
 from evaluator.rules.request import EvaluationRequest
 from evaluator.rules.session import Finished, Outcome, Presentation
@@ -174,6 +176,8 @@ class ReceiptDesk:
         self._ended: dict[str, Outcome] = {}
         self._watch: _Watch | None = None
         self._screen: _OnScreen | None = None
+        self._later: list[tuple[EvaluationRequest, tuple[str, ...], Stamp]] = []
+        self._unsynced_told = False
         self.issued: deque[Slip] = deque(maxlen=ISSUED_KEPT)
         """The last slips issued, oldest first (for the tests and the screenshots)."""
 
@@ -205,26 +209,47 @@ class ReceiptDesk:
             serials = tuple(s for s in request.serials if ended[s] is not Outcome.RATED)
         else:
             return
-        if serials:
-            self.issue(request, serials)
+        if serials:  # made after the 谢谢 frame (flush), with the time of the end
+            self._later.append((request, serials, self.clock.now()))
+
+    @property
+    def due(self) -> bool:
+        """Receipts wait to be made (the loop should turn at once: :meth:`flush`)."""
+        return bool(self._later)
+
+    def flush(self) -> None:
+        """Make and queue the receipts of the presentations that ended (called by the loop at
+        the start of its turn, so after the screen that followed the end was drawn)."""
+        later, self._later = self._later, []
+        for request, serials, stamp in later:
+            self.issue(request, serials, stamp=stamp)
 
     # -- what ---------------------------------------------------------------------------------
 
-    def issue(self, request: EvaluationRequest, serials: tuple[str, ...] | None = None) -> bool:
-        """Print a receipt for ``serials`` (default: every case) of ``request``; its QR goes on
-        the screen when it cannot be printed.  False when no receipt can be issued at all (no
-        device key to sign with: logged)."""
+    def issue(
+        self,
+        request: EvaluationRequest,
+        serials: tuple[str, ...] | None = None,
+        *,
+        stamp: Stamp | None = None,
+    ) -> bool:
+        """Print a receipt for ``serials`` (default: every case) of ``request``, issued at
+        ``stamp`` (default: now); its QR goes on the screen when it cannot be printed.  False
+        when no receipt can be issued at all (no device key to sign with: logged)."""
         from printer import ReceiptError
 
         serials = request.serials if serials is None else serials
-        stamp = self.clock.now()
+        stamp = stamp or self.clock.now()
         key = self.key()
         if key is None:
             log.error("no receipt for cases %s: the device key cannot be used", ",".join(serials))
             return False
-        if not stamp.synced:
-            log.warning("receipt for cases %s issued before the clock was synchronised: the "
-                        "city may refuse its code as expired", ",".join(serials))  # fmt: skip
+        if stamp.synced:
+            self._unsynced_told = False
+        elif not self._unsynced_told:  # once until the clock is synchronised
+            self._unsynced_told = True
+            log.warning("receipts issued before the clock is synchronised carry a wrong time: "
+                        "the city may refuse their codes as expired")  # fmt: skip
         try:
             slip, receipt = build(
                 self.config, request, serials, key=key, wall=stamp.wall, nonce=self.nonce()

@@ -259,6 +259,7 @@ def _reach_views(work: Path, language: str) -> dict[str, ScreenView]:
         pad.request("evaluation.start", **_start(_case("44050020261126000132")))
         pad.wait(LOOK)
         app.act(PressLevel(Level.SATISFIED))
+        app.step()  # the loop's next turn makes the receipt (after 谢谢 is drawn)
         if not app.printer.wait_until(lambda s: s.state == "offline", PRINTER_PATIENCE):
             raise RuntimeError(f"the missing printer was not found offline: {app.printer.status}")
         pad.wait(app.config.session.thanks + 0.1)

@@ -90,13 +90,28 @@ def make(tmp_path: Path) -> Iterator[Callable[..., App]]:
         app.shutdown()
 
 
+def turn(app: App) -> None:
+    """One turn of ``App.run``'s loop without the wait and the drawing, and the next ones at
+    once while receipts wait to be made (the loop's wait is then 0: it makes them after the
+    frame of the end was drawn)."""
+    app.step()
+    while app.receipts is not None and app.receipts.due:
+        app.step()
+
+
 def request(app: App, rtype: str, **body: Any) -> dict[str, Any]:
-    return app.handle(Message(len(app.link.sent) + 1000, rtype, body))
+    """A counter request, as the loop handles it (then its next turn)."""
+    reply = app.handle(Message(len(app.link.sent) + 1000, rtype, body))
+    if app.receipts is not None and app.receipts.due:
+        turn(app)
+    return reply
 
 
 def press(app: App, level: Level = Level.SATISFIED) -> None:
+    """A level pressed, and the loop's next turn (which makes the receipt of an end)."""
     app.clock.advance(1.0)  # past the press filter's guard
     app.act(PressLevel(level))
+    turn(app)
 
 
 def printed(app: App, count: int) -> bytes:
@@ -131,9 +146,13 @@ def receipts_in(data: bytes) -> list[tuple[str, list[str]]]:
 
 
 def show(app: App) -> str:
-    """One turn of ``App.run``'s loop without the wait; the screen drawn."""
+    """A turn of ``App.run``'s loop without the wait (and the next ones while receipts wait to
+    be made); the screen drawn."""
     app.step()
     app._show()
+    while app.receipts is not None and app.receipts.due:
+        app.step()
+        app._show()
     return app.screen.view.screen
 
 
@@ -146,7 +165,7 @@ def test_always_a_receipt_for_every_case_or_batch_whose_qr_verifies_and_names_it
     press(app)  # rated
     assert request(app, "evaluation.start", **start("B-1", "B-2"))["ok"]  # a batch
     app.clock.advance(app.config.session.timeout + 1)
-    app.step()  # timed out: not rated, printed all the same
+    turn(app)  # timed out: not rated, printed all the same
     [(one, [url1]), (batch, [url2])] = receipts_in(printed(app, 2))
     for text, serials in ((one, ["S-1"]), (batch, ["B-1", "B-2"])):
         for wanted in (HALL, WINDOW, MATTER["matter_name"], CLERK["name"], CLERK["id"], *serials,
@@ -175,7 +194,7 @@ def test_unrated_only_for_what_the_citizen_did_not_rate(make) -> None:
     app.act(ExpandTheme())
     press(app)  # the first item rated, the second left to time out: a receipt for T-2
     app.clock.advance(app.config.session.timeout + 1)
-    app.step()
+    turn(app)
     got = receipts_in(printed(app, 2))
     assert [verified(app, urls[0]).serials for _, urls in got] == [("C-1",), ("T-2",)]
     assert "营业执照设立登记" in got[1][0]  # the item left: its own matter, not the theme
@@ -197,11 +216,11 @@ def test_request_prints_only_on_receipt_print_and_never_opens_a_rating_screen(ma
     assert request(app, "evaluation.start", **start("S-1"))["ok"]
     press(app)
     app.clock.advance(5)
-    app.step()
+    turn(app)
     assert app.receipts.issued == type(app.receipts.issued)()  # rated, and no request: nothing
     app.link.feed({"id": 7, "type": "receipt.print", "clerk": CLERK, "cases": [case("P-1")]})
     app.link.feed({"id": 8, "type": "receipt.print", "terminal": "ZZ-0107", "cases": [case("P-2")]})
-    app.step()
+    turn(app)
     replies = {f["id"]: f for f in app.link.sent if "id" in f}
     assert replies[7]["ok"] and replies[7]["printer"]["state"] in ("ok", "unknown")
     assert replies[8]["ok"]

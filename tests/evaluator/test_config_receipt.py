@@ -92,7 +92,7 @@ def test_printing_needs_the_template_the_hall_and_the_window(tmp_path: Path) -> 
         ),
         ('url_template = "https://hcp.example.org/r?x={query}"', "right after ? or &"),
         ('url_template = "ftp://hcp.example.org/r?{query}"', "http:// or https://"),
-        ('url_template = "https://hcp.example.org/评价?{query}"', "printable ASCII only"),
+        ('url_template = "https://hcp.example.org/评价?{query}"', "must be ASCII"),
         (f'url_template = "https://h.org/{"x" * URL_TEMPLATE_MAX}?{{query}}"', "at most 120"),
         ('expiry = "10s"', "from 60s"),
         ('expiry = "168"', "durations need a unit"),
@@ -139,3 +139,12 @@ def test_a_key_the_kind_needs_is_asked_where_the_kind_was_set(tmp_path: Path) ->
     window = site(tmp_path, '# window 12\n[printer]\nkind = "serial"\n', "w12.toml")
     [problem] = check_config([base, window])
     assert str(problem).startswith(f'{window}:3: printer.path = "": path must name the serial')
+
+
+def test_a_template_must_end_with_its_query_and_own_no_link_field(tmp_path: Path) -> None:
+    for template, says in [
+        ("https://hcp.example.org/r?{query}&x=1", "must end with {query}"),
+        ("https://hcp.example.org/r?s=1&{query}", "clash with the link's fields"),
+    ]:
+        [problem] = lines(tmp_path, f'[device]\nid = "u"\n[receipt]\nurl_template = "{template}"\n')
+        assert "receipt.url_template" in problem and says in problem, problem
