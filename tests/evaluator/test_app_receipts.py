@@ -383,3 +383,38 @@ def test_no_device_key_no_receipt(make, tmp_path: Path) -> None:
     refused = request(app, "receipt.print", clerk=CLERK, cases=[case("P-1")])
     assert refused["error"]["code"] == "device_key"
     assert "device_key" in request(app, "status")["faults"]
+
+
+def test_receipt_traffic_validates_against_the_published_schemas(make, tmp_path: Path) -> None:
+    """Real requests and replies of a printing pad against docs/schemas (as tests/test_docs.py
+    does for the rest of the traffic)."""
+    from jsonschema import Draft202012Validator
+
+    from evaluator.rules.protocol import encode
+
+    def validator(name: str) -> Draft202012Validator:
+        path = REPO / "docs" / "schemas" / f"{name}.schema.json"
+        return Draft202012Validator(json.loads(path.read_text(encoding="utf-8")))
+
+    requests, replies = validator("counter-request"), validator("counter-reply")
+    sent = [
+        {"id": 1, "type": "receipt.print", "clerk": CLERK, "cases": [case("V-1")]},
+        {"id": 2, "type": "receipt.print", "terminal": "ZZ-0107", "cases": [case("V-2")],
+         "theme": None},
+        {"id": 3, "type": "status"},
+    ]  # fmt: skip
+    for app in (make("request"), make("never")):
+        for frame in sent:
+            assert requests.is_valid(frame), frame
+            body = {k: v for k, v in frame.items() if k not in ("id", "type")}
+            reply = app.handle(Message(frame["id"], frame["type"], body))
+            errors = [e.message for e in replies.iter_errors(json.loads(encode(reply)))]
+            assert not errors, (reply, errors)
+    (tmp_path / "device.key").unlink()
+    (tmp_path / "device.key").write_text("garbage")
+    os.chmod(tmp_path / "device.key", 0o600)
+    broken = make("request")
+    refused = broken.handle(Message(4, "receipt.print", {"clerk": CLERK, "cases": [case("V-3")]}))
+    assert refused["error"]["code"] == "device_key" and replies.is_valid(refused)
+    assert not requests.is_valid({"id": 5, "type": "receipt.print", "cases": [case("V-4")]})
+    assert not requests.is_valid(sent[0] | {"stage": "deliver"})
