@@ -120,7 +120,14 @@ class MqttConfig:
     resend_after: float
     """Seconds without acknowledgement before a rating is resent; default 30.0."""
     max_rate: float
-    """Messages per second while draining a backlog, > 0; default 5.0."""
+    """Messages per second a backlog drains at once its burst is spent, > 0; default 20.0."""
+    burst: int
+    """Messages a backlog may send at once (the token bucket's size), 1…100000; default 300."""
+    max_unacked: int
+    """Most sent ratings awaiting the city's ack before a backlog waits, 1…10000; default 200."""
+    reconnect_spread: float
+    """Seconds of random extra wait before the first reconnect after a lost connection,
+    0…3600; default 10.0."""
 
 
 @dataclass(frozen=True)
@@ -674,6 +681,9 @@ RULES: dict[tuple[str, str], _Rule] = {
     ("mqtt", "keepalive"): _seconds(1, 65535),
     ("mqtt", "resend_after"): _seconds(0, lo_open=True),
     ("mqtt", "max_rate"): _positive_number,
+    ("mqtt", "burst"): _int_range(1, 100_000),
+    ("mqtt", "max_unacked"): _int_range(1, 10_000),
+    ("mqtt", "reconnect_spread"): _seconds(0, 3600),
     ("storage", "path"): _not_empty("a file path"),
     ("session", "timeout"): _seconds(0, lo_open=True),
     ("session", "thanks"): _seconds(0),

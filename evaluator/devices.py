@@ -145,7 +145,7 @@ def _sync(config: Config) -> Any:
     if not mq.enabled:
         from sync.offline import OfflineSync
 
-        return OfflineSync()
+        return OfflineSync(config.storage.path, config.device.id)  # it runs the store check
     from sync.mqtt import SyncWorker
 
     return SyncWorker(
@@ -160,6 +160,9 @@ def _sync(config: Config) -> Any:
         keepalive=mq.keepalive,
         resend_after=mq.resend_after,
         max_rate=mq.max_rate,
+        burst=mq.burst,
+        max_unacked=mq.max_unacked,
+        reconnect_spread=mq.reconnect_spread,
     )
 
 

@@ -69,7 +69,7 @@ def test_defaults_match_the_documented_defaults(tmp_path: Path) -> None:
     assert c.mqtt == cfg.MqttConfig(
         enabled=True, host="127.0.0.1", port=1883, topic_prefix="hcp/v1",
         client_id="evaluator-pad-1", username="", password="", keepalive=30.0,
-        resend_after=30.0, max_rate=5.0,
+        resend_after=30.0, max_rate=20.0, burst=300, max_unacked=200, reconnect_spread=10.0,
     )  # fmt: skip
     assert c.storage.path == Path("/var/lib/evaluator/ratings.db")
     assert (c.session.timeout, c.session.thanks) == (60.0, 3.0)
