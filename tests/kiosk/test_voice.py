@@ -7,9 +7,16 @@ mixed unchanged, so a prompt's exact sample bytes must appear in the output.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
+import select
+import signal
 import struct
+import subprocess
+import sys
+import threading
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -203,20 +210,147 @@ def test_no_audio_device_is_silent_with_one_warning_and_never_raises(
     assert pygame.mixer.get_init() is None
 
 
-def test_nothing_is_opened_before_start_and_close_quits_the_mixer(
+def test_nothing_is_started_before_start_and_the_audio_runs_in_the_voice_process_only(
     tmp_path: Path, disk: Path, voices: list[SdlVoice]
 ) -> None:
     prompts(tmp_path)
     voice = voice_from(voices, tmp_path)
-    assert pygame.mixer.get_init() is None and not disk.exists()
+    assert voice.state == "new" and voice.pid is None and not disk.exists()
     voice.start()
     voice.play(PRESENTING)
     assert voice.wait_done(PLAY_TIMEOUT)
-    assert pygame.mixer.get_init() == (FREQUENCY, -16, CHANNELS)
+    assert voice.state == "ready" and voice.pid not in (None, os.getpid())
+    assert voice.format == (FREQUENCY, -16, CHANNELS)  # the mixer, opened in the voice process
+    assert pygame.mixer.get_init() is None  # ... and never in the pad's
     voice.close()
-    assert pygame.mixer.get_init() is None
+    assert voice.returncode == 0  # its stdin closed: it quit the mixer and exited by itself
+    assert voice.state == "ended" and voice.failure == ""
     voice.play(THANKS)  # after close: ignored, not raised
     assert voice.played == [Prompt(PRESENTING, prompt_path(tmp_path, "zh", PRESENTING))]
+
+
+def test_a_voice_process_that_dies_is_one_warning_then_silence(
+    tmp_path: Path, disk: Path, voices: list[SdlVoice], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="kiosk.voice")
+    prompts(tmp_path)
+    voice = voice_from(voices, tmp_path)
+    voice.play(PRESENTING)
+    assert voice.wait_done(PLAY_TIMEOUT) and voice.state == "ready"
+    assert voice.pid is not None
+    os.kill(voice.pid, signal.SIGKILL)
+    assert voice.wait_state("ended", timeout=PLAY_TIMEOUT)
+    assert voice.returncode == -signal.SIGKILL
+    for event in (THANKS, PRESENTING):
+        voice.play(event)  # nobody to play it: silently nothing
+    assert voice.wait_done(PLAY_TIMEOUT)
+    voice.close()
+    assert [p.event for p in voice.played] == [PRESENTING]
+    [warning] = voice_warnings(caplog)
+    assert "voice process ended" in warning and "silent" in warning
+    assert voice.failure in warning
+
+
+@pytest.fixture
+def hung(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An audio device whose open never returns: SDL's disk driver writing to a FIFO that
+    nobody reads (opening a FIFO for writing waits for a reader)."""
+    fifo = tmp_path / "speaker.fifo"
+    os.mkfifo(fifo)
+    monkeypatch.setenv("SDL_AUDIODRIVER", "disk")
+    monkeypatch.setenv("SDL_DISKAUDIOFILE", str(fifo))
+    return fifo
+
+
+def test_play_never_waits_for_a_voice_process_stuck_in_the_device(
+    tmp_path: Path, hung: Path, voices: list[SdlVoice], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The voice process hangs opening the device; the pad's writes never wait: once the pipe
+    is full a prompt is dropped.  Closing stops the process (it never reads its stdin's end)."""
+    caplog.set_level(logging.INFO, logger="kiosk.voice")
+    prompts(tmp_path)
+    voice = voice_from(voices, tmp_path, answer_timeout=3600.0)
+    voice.start()
+    assert voice.wait_state("opening", timeout=PLAY_TIMEOUT)
+    asked = 0
+
+    def fill() -> None:  # a pipe holds 64 KiB: past that, a write that waits never returns
+        nonlocal asked
+        while voice.dropped == 0:
+            voice.play(PRESENTING)
+            asked += 1
+
+    pad = threading.Thread(target=fill, daemon=True)
+    pad.start()
+    pad.join(PLAY_TIMEOUT)
+    waited = pad.is_alive()
+    if waited and voice.pid is not None:  # free the stuck write, so the failure is reported
+        os.kill(voice.pid, signal.SIGKILL)
+    assert not waited, "play() waited for the voice process"
+    assert asked > 1000 and voice.dropped == 1
+    assert voice.state == "opening" and voice.played == []  # stuck all along
+    assert not voice.wait_done(0)  # what it was given is still owed
+    voice.close()
+    assert voice.returncode == -signal.SIGTERM  # stopped, not waited for
+    assert voice.state == "ended"
+    [warning] = voice_warnings(caplog)
+    assert "hung while opening" in warning
+
+
+def test_a_voice_process_that_stops_answering_is_stopped_with_one_warning(
+    tmp_path: Path, hung: Path, voices: list[SdlVoice], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="kiosk.voice")
+    prompts(tmp_path)
+    voice = voice_from(voices, tmp_path, answer_timeout=0.5)
+    voice.play(THANKS)
+    assert voice.wait_state("ended", timeout=PLAY_TIMEOUT)  # the watchdog stopped it
+    assert voice.returncode == -signal.SIGTERM
+    assert voice.wait_done(0)  # nothing will play: done
+    voice.play(PRESENTING)
+    voice.close()
+    assert voice.played == []
+    [warning] = voice_warnings(caplog)
+    assert "did not answer within 0.5 s" in warning and "opening" in warning
+
+
+KILLED_PAD = """
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from kiosk.voice import SdlVoice
+voice = SdlVoice(sys.argv[2], answer_timeout=3600.0)
+voice.play("presenting")
+assert voice.wait_state("opening", timeout=60)
+print(voice.pid, flush=True)
+sys.stdin.read()  # until the test kills this pad
+"""
+
+
+def test_the_voice_process_never_outlives_a_killed_pad(tmp_path: Path, hung: Path) -> None:
+    """A pad killed (SIGKILL) while its voice process is stuck in the device, where a closed
+    stdin cannot reach it: the kernel ends it (PR_SET_PDEATHSIG)."""
+    prompts(tmp_path)
+    root = Path(__file__).resolve().parents[2]
+    pad = subprocess.Popen(
+        [sys.executable, "-c", KILLED_PAD, str(root), str(tmp_path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert pad.stdout is not None
+        child = int(pad.stdout.readline())
+        watch = os.pidfd_open(child)  # this very process, whoever reaps it
+        try:
+            assert select.select([watch], [], [], 0)[0] == []  # alive, stuck in the device
+            pad.kill()
+            pad.wait()
+            assert select.select([watch], [], [], PLAY_TIMEOUT)[0] == [watch], "it outlived the pad"
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # a failed test leaves no orphan
+                signal.pidfd_send_signal(watch, signal.SIGKILL)
+            os.close(watch)
+    finally:
+        pad.kill()
+        pad.wait()
 
 
 def test_a_new_prompt_cuts_the_one_still_playing(
