@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -98,7 +99,8 @@ def test_the_rating_screen_and_thanks_come_out_of_the_speaker(make_app: Any, dis
     assert app.screen.view.screen == "thanks"
     assert app.voice.wait_done(PLAY_TIMEOUT)
     app.shutdown()
-    assert pygame.mixer.get_init() is None  # quit cleanly
+    assert app.voice.returncode == 0  # the voice process quit the mixer and exited
+    assert pygame.mixer.get_init() is None  # the pad's own process never opened it
     out = disk.read_bytes()
     presenting = wav_frames(prompt_path(default_voice_dir(), "zh", PRESENTING))
     thanks = wav_frames(prompt_path(default_voice_dir(), "zh", THANKS))
@@ -177,6 +179,7 @@ def test_no_audio_device_keeps_the_pad_rating_and_storing(
     assert app.voice.failure and app.voice.played == []
     [warning] = voice_warnings(caplog)
     assert "no audio output" in warning
+    assert app.voice.state == "ended"  # the voice process said why and ended
     app.shutdown()
     assert not disk.exists() and pygame.mixer.get_init() is None
 
@@ -250,6 +253,111 @@ def test_run_opens_the_voice_after_ready_and_quits_it_on_shutdown(
             signal.signal(sig, handler)
         helper.join(PLAY_TIMEOUT)
     assert failures == []
-    assert pygame.mixer.get_init() is None
+    assert app.voice.returncode == 0 and pygame.mixer.get_init() is None
     assert tones[PRESENTING] in disk.read_bytes()
     assert app.link.sent[0] == {"id": 1, "ok": True}
+
+
+@pytest.fixture
+def hung(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An audio device whose open never returns: SDL's disk driver writing to a FIFO that nobody
+    reads.  In the pad's own process it froze the screen after READY=1 (SDL holds the GIL)."""
+    fifo = tmp_path / "speaker.fifo"
+    os.mkfifo(fifo)
+    monkeypatch.setenv("SDL_AUDIODRIVER", "disk")
+    monkeypatch.setenv("SDL_DISKAUDIOFILE", str(fifo))
+    return fifo
+
+
+def test_an_audio_device_that_hangs_never_stops_the_pad(
+    make_app: Any, hung: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The voice process is stuck opening the device for the whole test: the pad shows, rates
+    and stores as ever, ``play`` returns at once (a full pipe drops the prompt), and shutdown
+    still ends the voice process."""
+    caplog.set_level(logging.INFO, logger="kiosk.voice")
+    app = make_app("enabled = true")
+    voice = app.voice
+    voice.answer_timeout = 3600.0  # no watchdog: it must still be stuck at shutdown
+    voice.start()  # as run() does once the pad is ready
+    assert voice.wait_state("opening", timeout=PLAY_TIMEOUT)
+    for n, serial in enumerate(("44050020261126000601", "44050020261126000602")):
+        body = {**START_BODY, "cases": [{**START_BODY["cases"][0], "serial": serial}]}
+        assert app.handle(msg(n, "evaluation.start", **body))["ok"]
+        show(app)
+        assert app.screen.view.screen == "presenting"
+        act(app, PressLevel(Level.VERY_SATISFIED))
+        assert app.screen.view.screen == "thanks"
+        app.clock.advance(10)
+        show(app)
+        assert app.screen.view.screen == "idle"
+    assert db_count(app.config.storage.path, "ratings") == 2
+    finished = [f for f in app.link.sent if f.get("event") == "evaluation.finished"]
+    assert [f["outcome"] for f in finished] == ["rated", "rated"]
+    asked = 0
+
+    def fill() -> None:  # past the pipe's 64 KiB a write that waits would never return
+        nonlocal asked
+        while voice.dropped == 0:
+            voice.play(THANKS)
+            asked += 1
+
+    pad = threading.Thread(target=fill, daemon=True)
+    pad.start()
+    pad.join(PLAY_TIMEOUT)
+    waited = pad.is_alive()
+    if waited and voice.pid is not None:  # free the stuck write, so the failure is reported
+        os.kill(voice.pid, signal.SIGKILL)
+    assert not waited, "play() waited for the voice process"
+    assert asked > 1000
+    assert voice.state == "opening" and voice.played == []  # stuck all along: nothing played
+    app.shutdown()
+    assert voice.returncode == -signal.SIGTERM  # stopped at shutdown, not waited for
+    [warning] = voice_warnings(caplog)
+    assert "hung while opening" in warning and "silent" in warning
+    assert db_count(app.config.storage.path, "ratings") == 2
+
+
+def test_run_takes_requests_and_sigterm_while_the_voice_process_hangs(
+    tmp_path: Path, hung: Path
+) -> None:
+    """``App.run`` itself, the reviewer's freeze: READY=1, the voice process stuck in the
+    device, a trigger through the counter link answered and shown, then a real SIGTERM stops
+    the pad and the voice process with it."""
+    from evaluator.app import App
+    from evaluator.config import load_config
+
+    app = App(load_config([REPO / "config" / "demo.toml", site(tmp_path, "enabled = true")]))
+    app.voice.answer_timeout = 3600.0
+    failures: list[str] = []
+
+    def counter_side() -> None:
+        try:
+            if not app.voice.wait_state("opening", timeout=PLAY_TIMEOUT):  # started after READY
+                raise AssertionError(f"the voice process is {app.voice.state}, not opening")
+            app.link.feed({"id": 1, "type": "evaluation.start", **START_BODY})
+            deadline = time.monotonic() + PLAY_TIMEOUT
+            while app._shown is None or app._shown.screen != "presenting":
+                if time.monotonic() > deadline:
+                    raise AssertionError("the pad froze: no rating screen")
+                time.sleep(0.01)
+            if app.voice.state != "opening":
+                raise AssertionError(f"the voice process is {app.voice.state}, not stuck")
+        except AssertionError as exc:
+            failures.append(str(exc))
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)  # a real signal, handled by the main thread
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    helper = threading.Thread(target=counter_side)
+    helper.start()
+    try:
+        assert app.run() == 0
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        helper.join(PLAY_TIMEOUT)
+    assert failures == []
+    assert app.link.sent[0] == {"id": 1, "ok": True}
+    assert app._stopped_by == signal.SIGTERM
+    assert app.voice.returncode == -signal.SIGTERM and app.voice.played == []
