@@ -75,8 +75,10 @@ log = logging.getLogger(__name__)
 BATCH = 200
 #: Outbox rows read per query for the live lane.
 LIVE_PAGE = 50
-#: Messages paho keeps in flight to the broker (awaiting PUBACK); more wait in paho's queue.
-MAX_INFLIGHT = 100
+#: Messages paho keeps in flight to the broker (awaiting PUBACK); 0: no limit of paho's (the
+#: worker's own window, ``max_unacked``, bounds them), which also spares paho a walk of every
+#: message it holds at each PUBACK (``Client._update_inflight``).
+MAX_INFLIGHT = 0
 #: Most extra packet reads after one ``select`` said the socket is readable, so that the acks
 #: that arrived together are applied together.
 READS_PER_TURN = 64
@@ -140,6 +142,13 @@ def _is_text(value: str) -> bool:
     except UnicodeEncodeError:  # a lone surrogate: no rating id, and SQLite cannot bind it
         return False
     return True
+
+
+def _no_delay(sock: Any) -> None:
+    """TCP_NODELAY: a small packet (a PUBACK, a rating) goes at once, not after the broker's
+    delayed ACK of the previous one (Nagle: up to 40 ms per rating on Linux)."""
+    with contextlib.suppress(AttributeError, OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class TokenBucket:
@@ -518,6 +527,7 @@ class SyncWorker(threading.Thread):
             return
         self._link = True
         self._link_since = now
+        _no_delay(client.socket())
 
     def _lost(self, why: str) -> None:
         """The socket is gone: back off (spread out after a working connection), reconnect."""

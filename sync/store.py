@@ -515,10 +515,15 @@ def _btree_ends(conn: sqlite3.Connection) -> list[str]:
     left to :meth:`Store.integrity_check`.
     """
     problems: list[str] = []
-    objects = conn.execute(
-        "SELECT type, name, tbl_name FROM sqlite_master"
-        " WHERE type IN ('table', 'index') AND rootpage > 0 ORDER BY rootpage"
-    ).fetchall()
+    try:
+        objects = conn.execute(
+            "SELECT type, name, tbl_name FROM sqlite_master"
+            " WHERE type IN ('table', 'index') AND rootpage > 0 ORDER BY rootpage"
+        ).fetchall()
+    except sqlite3.DatabaseError as exc:
+        if _sqlite_code(exc) not in _SQLITE_DAMAGE:
+            raise
+        return [f"the schema (sqlite_master): {exc}"]
     for kind, name, table in objects:
         try:
             for sql in _end_reads(conn, kind, name, table):

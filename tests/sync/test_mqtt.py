@@ -456,3 +456,23 @@ def test_a_broker_that_drops_every_connection_is_retried_after_growing_waits(mak
     assert max(waits[3:]) <= 0.4 + 0.4, waits  # the cap holds (uncapped: ≥ 0.6, 1.2 s)
     assert not worker.status.connected
     assert worker.status.last_error
+
+
+def test_the_worker_runs_the_full_store_check_when_idle_and_reports_it(
+    store: Store, make_worker
+) -> None:
+    worker = make_worker(store_check_after=0.0)
+    wait_until(lambda: worker.status.store_check.startswith("ok"), 10, "the store check")
+    row = store.conn.execute("SELECT value FROM meta WHERE key = 'integrity_check'").fetchone()
+    assert json.loads(row[0])["ok"] is True
+
+
+def test_a_store_check_that_finds_damage_is_reported(db_path: Path, make_worker) -> None:
+    from tests.sync.test_store_outbox import damage_a_middle_page, history_store
+
+    store, _ = history_store(db_path, 60, 0)
+    store.close()
+    damage_a_middle_page(db_path)
+    worker = make_worker(store_check_after=0.0)
+    wait_until(lambda: worker.status.store_check.startswith("damaged"), 10, "the store check")
+    assert "damaged" in worker.status.last_error and worker.is_alive()
