@@ -19,7 +19,9 @@ this process answers on stdout with one JSON object a line:
 - ``{"error": WHY}`` — a prompt could not be played (the process goes on).
 
 It ends when its stdin closes (the pad closed it or died), quitting the mixer first so the
-device is released and flushed.  On Linux it also asks the kernel for ``SIGKILL`` when the
+device is released and flushed.  SIGTERM ends it only while it opens the device (where it may
+hang in SDL); once open it ignores SIGTERM (systemd signals the whole service at stop, and the
+pad closes the pipe itself).  On Linux it also asks the kernel for ``SIGKILL`` when the
 thread that started it ends (``PR_SET_PDEATHSIG``), so it never outlives a pad that was killed
 while the device hung.  Anything else that prints to stdout (a library) goes to stderr: the
 answers have a file descriptor of their own.
@@ -120,6 +122,9 @@ def serve(directory: Path, language: str, volume: float, answers: _Answers, stdi
     try:
         pygame.mixer.set_reserved(1)  # one voice: a new prompt replaces the one playing
         sounds = _load(directory, language, volume, answers)
+        # Open: the pad ends us through stdin (it kills us if it must).  A SIGTERM to the whole
+        # service (systemd's stop) must not end us first: the pad would report a dead voice.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         answers.send(ready=sorted(sounds), format=list(pygame.mixer.get_init() or ()))
         channel = pygame.mixer.Channel(0)
         pending = b""

@@ -251,6 +251,27 @@ def test_a_voice_process_that_dies_is_one_warning_then_silence(
     assert voice.failure in warning
 
 
+def test_a_stop_signal_to_the_whole_service_leaves_the_voice_to_the_pad(
+    tmp_path: Path, disk: Path, voices: list[SdlVoice], caplog: pytest.LogCaptureFixture
+) -> None:
+    """systemd's stop sends SIGTERM to every process of the service: the voice process, once
+    open, waits for the pad to close its stdin, so no dead voice is reported and the device is
+    quit cleanly."""
+    caplog.set_level(logging.INFO, logger="kiosk.voice")
+    tones = prompts(tmp_path)
+    voice = voice_from(voices, tmp_path)
+    voice.play(THANKS)
+    assert voice.wait_done(PLAY_TIMEOUT) and voice.state == "ready"
+    assert voice.pid is not None
+    os.kill(voice.pid, signal.SIGTERM)
+    voice.play(PRESENTING)  # still answered: it ignored the signal
+    assert voice.wait_done(PLAY_TIMEOUT) and voice.state == "ready"
+    voice.close()
+    assert voice.returncode == 0 and voice_warnings(caplog) == []
+    assert [p.event for p in voice.played] == [THANKS, PRESENTING]
+    assert tones[PRESENTING] in disk.read_bytes()
+
+
 @pytest.fixture
 def hung(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An audio device whose open never returns: SDL's disk driver writing to a FIFO that
