@@ -27,6 +27,10 @@ Issue 7's figures (:mod:`bench.receipt`, :mod:`bench.printing`): receipt bytes b
 beside the bare Ed25519 check; GPIO press → 谢谢 at 1280×800 with printing on (the stand-in
 printer behind the real spooler) beside printing off, in the same run (goal: ratio ≤ 1.1).
 
+Issue 8's figures (:mod:`bench.sync_link`; alone: ``python -m bench.run --sync``): a 10,000-rating
+backlog drained end to end beside raw paho QoS 1; commit → at city and the worker's CPU per
+rating at 100,000 past ratings beside an empty store; the store's open at 100k beside empty.
+
 Headless (SDL dummy driver); every file lives in a temporary directory.
 """
 
@@ -45,7 +49,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import frames, printing, process, receipt
+from bench import frames, printing, process, receipt, sync_link
 from bench.stats import Row, median_p99, table
 from evaluator.app import App
 from evaluator.config import load_config
@@ -346,6 +350,7 @@ def main() -> int:
         )
         rows += receipt.rows()  # issue 7: receipt bytes built, image beside native QR
         rows += printing.rows(tmp, REPO)  # issue 7: codes checked, press → 谢谢 printing on/off
+        rows += sync_link.rows()  # issue 8: drain vs raw paho, commit → at city at 0 and 100k
 
     print()
     print(table(rows))
@@ -365,4 +370,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(sync_link.main() if "--sync" in sys.argv[1:] else main())
