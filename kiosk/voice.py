@@ -169,16 +169,27 @@ class SdlVoice:
     def start(self) -> None:
         """Start the voice process (idempotent; the spawn itself runs on the voice thread)."""
         with self._lock:
-            if self._thread is not None or self._closed:
+            if self._thread is not None or self._closed or self.state == "ended":
                 return
-            read_end, self._stdin = os.pipe()
-            os.set_blocking(self._stdin, False)
-            self.state = "starting"
-            self._owed_since = time.monotonic()
-            self._thread = threading.Thread(
-                target=self._supervise, args=(read_end,), name="voice", daemon=True
-            )
-            self._thread.start()
+            read_end = -1
+            try:
+                read_end, self._stdin = os.pipe()
+                os.set_blocking(self._stdin, False)
+                self.state = "starting"
+                self._owed_since = time.monotonic()
+                self._thread = threading.Thread(
+                    target=self._supervise, args=(read_end,), name="voice", daemon=True
+                )
+                self._thread.start()
+                return
+            except (OSError, RuntimeError) as exc:  # no file descriptor or thread left
+                failure = f"cannot start the voice process: {exc}"
+                self._thread = None
+                self.state = "ended"
+                self._close_stdin()
+                if read_end >= 0:
+                    os.close(read_end)
+        self._warn(failure)
 
     def play(self, event: str) -> None:
         """Play the prompt for ``event`` soon; returns at once (a prompt the voice process is

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import math
 import os
+import resource
 import select
 import signal
 import struct
@@ -270,6 +271,26 @@ def test_a_stop_signal_to_the_whole_service_leaves_the_voice_to_the_pad(
     assert voice.returncode == 0 and voice_warnings(caplog) == []
     assert [p.event for p in voice.played] == [THANKS, PRESENTING]
     assert tones[PRESENTING] in disk.read_bytes()
+
+
+def test_no_file_descriptor_left_for_the_voice_is_one_warning_never_an_exception(
+    tmp_path: Path, voices: list[SdlVoice], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="kiosk.voice")
+    voice = voice_from(voices, tmp_path)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowest_free = os.open(os.devnull, os.O_RDONLY)
+    os.close(lowest_free)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))  # no new descriptor
+    try:
+        voice.play(THANKS)  # the pipe to the voice process cannot be made
+        voice.play(PRESENTING)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert voice.state == "ended" and voice.pid is None and voice.wait_done(0)
+    voice.close()
+    [warning] = voice_warnings(caplog)
+    assert "cannot start the voice process" in warning and voice.failure in warning
 
 
 @pytest.fixture
