@@ -11,7 +11,8 @@ factory), each with a stand-in that ships in the product:
   :class:`sync.offline.OfflineSync` (no broker; ratings wait in the outbox).
 - **level buttons** — ``[buttons]`` pins: gpiozero ``Button`` on the configured pin factory
   (``lgpio`` on a Pi 5); stand-in ``pin_factory = "mock"`` (gpiozero's ``MockFactory``).
-- **voice** — ``[voice] enabled``: :class:`kiosk.voice.SdlVoice` (``pygame.mixer``; the WAVs of
+- **voice** — ``[voice] enabled``: :class:`kiosk.voice.SdlVoice` (``pygame.mixer`` in a child
+  process, ``kiosk.voiceproc``, so a hung audio device never holds the pad; the WAVs of
   ``[voice] dir`` in the ``[screen] language`` folder); stand-in :class:`kiosk.voice.SilentVoice`
   (plays nothing, keeps what it would have played).
 - **device key** — ``[device] key_file``: :class:`sync.keyloader.KeyLoader` loads (or creates)
