@@ -22,31 +22,69 @@ ELLIPSIS = "…"
 
 
 def _longest_fit(
-    font: pygame.font.Font, text: str, max_width: int, shorten: Callable[[int], str]
+    font: pygame.font.Font,
+    text: str,
+    max_width: int,
+    piece: Callable[[int], str],
+    shorten: Callable[[int], str],
 ) -> str:
-    """``text`` if it fits, else ``shorten(n)`` for the largest ``n`` that fits (binary search)."""
-    if font.size(text)[0] <= max_width:
+    """``text`` if it fits, else ``shorten(n)`` for the largest ``n`` that fits; ``piece(n)``
+    is the ``n`` characters of ``text`` kept (measured first: a long text is never measured
+    whole)."""
+    if _largest(len(text), lambda n: font.size(piece(n))[0] <= max_width) == len(text):
         return text
     if max_width <= 0 or font.size(ELLIPSIS)[0] > max_width:
         return ""
-    lo, hi = 0, len(text)
+    return shorten(_largest(len(text), lambda n: font.size(shorten(n))[0] <= max_width))
+
+
+def _largest(limit: int, fits: Callable[[int], bool]) -> int:
+    """The largest ``n`` in 0…``limit`` with ``fits(n)`` (``fits`` true up to some ``n``, false
+    after; ``fits(0)`` assumed): doubling from 1, then halving, so a long text is measured in
+    pieces about as long as what fits, never whole."""
+    lo, hi = 0, 1
+    while hi < limit and fits(hi):
+        lo, hi = hi, hi * 2
+    hi = min(hi, limit)
+    if hi > lo and fits(hi):
+        return hi
+    hi -= 1
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if font.size(shorten(mid))[0] <= max_width:
+        if fits(mid):
             lo = mid
         else:
             hi = mid - 1
-    return shorten(lo)
+    return lo
+
+
+def fits(font: pygame.font.Font, text: str, max_width: int) -> bool:
+    """``text`` is at most ``max_width`` wide (a long text that does not fit is never measured
+    whole: cheap for a 200-character name in a 400-pixel box)."""
+    return _prefix_fit(font, text, max_width) == len(text)
+
+
+def _prefix_fit(font: pygame.font.Font, text: str, max_width: int) -> int:
+    """How many characters from the start of ``text`` fit ``max_width``."""
+    return _largest(len(text), lambda n: font.size(text[:n])[0] <= max_width)
 
 
 def ellipsize(font: pygame.font.Font, text: str, max_width: int) -> str:
     """``text`` shortened with "…" at the end so it is at most ``max_width`` pixels wide."""
-    return _longest_fit(font, text, max_width, lambda n: text[:n].rstrip() + ELLIPSIS)
+    return _longest_fit(
+        font, text, max_width, lambda n: text[:n], lambda n: text[:n].rstrip() + ELLIPSIS
+    )
 
 
 def ellipsize_head(font: pygame.font.Font, text: str, max_width: int) -> str:
     """``text`` shortened with "…" at the start (keeps the end, e.g. what is being typed)."""
-    return _longest_fit(font, text, max_width, lambda n: ELLIPSIS + text[len(text) - n :])
+    return _longest_fit(
+        font,
+        text,
+        max_width,
+        lambda n: text[len(text) - n :],
+        lambda n: ELLIPSIS + text[len(text) - n :],
+    )
 
 
 def wrap_lines(font: pygame.font.Font, text: str, max_width: int, max_lines: int) -> list[str]:
@@ -64,16 +102,10 @@ def wrap_lines(font: pygame.font.Font, text: str, max_width: int, max_lines: int
                 if remaining or not lines:
                     lines.append(ellipsize(font, remaining, max_width))
                 return lines
-            if font.size(rest)[0] <= max_width:
+            lo = _prefix_fit(font, rest, max_width)
+            if lo == len(rest):
                 lines.append(rest)
                 break
-            lo, hi = 0, len(rest)
-            while lo < hi:
-                mid = (lo + hi + 1) // 2
-                if font.size(rest[:mid])[0] <= max_width:
-                    lo = mid
-                else:
-                    hi = mid - 1
             if lo == 0:
                 lines.append(ellipsize(font, rest, max_width))
                 return lines
@@ -94,14 +126,7 @@ def wrap_all(font: pygame.font.Font, text: str, max_width: int) -> list[str] | N
     lines: list[str] = []
     for paragraph in text.split("\n"):
         rest = paragraph
-        while font.size(rest)[0] > max_width:
-            lo, hi = 0, len(rest)
-            while lo < hi:
-                mid = (lo + hi + 1) // 2
-                if font.size(rest[:mid])[0] <= max_width:
-                    lo = mid
-                else:
-                    hi = mid - 1
+        while (lo := _prefix_fit(font, rest, max_width)) < len(rest):
             if lo == 0:
                 return None
             cut = lo
@@ -112,6 +137,42 @@ def wrap_all(font: pygame.font.Font, text: str, max_width: int) -> list[str] | N
             lines.append(rest[:cut].rstrip())
             rest = rest[cut:].lstrip()
         lines.append(rest)
+    return lines
+
+
+#: Where a name breaks naturally besides a space: after the middle dot of a transliterated
+#: name ("阿卜杜热合曼·艾合买提").
+NAME_BREAKS = "·・"
+
+
+def wrap_words(font: pygame.font.Font, text: str, max_width: int) -> list[str] | None:
+    """``text`` broken only where it breaks naturally (at spaces, after a name's middle dot)
+    into lines of at most ``max_width``, never shortened; ``None`` when a part is too wide."""
+    words: list[str] = []
+    word = ""
+    for char in text:
+        if char == " ":
+            if word:
+                words.append(word)
+            word = ""
+            continue
+        word += char
+        if char in NAME_BREAKS:
+            words.append(word)
+            word = ""
+    if word:
+        words.append(word)
+    lines: list[str] = []
+    for word in words:
+        if font.size(word)[0] > max_width:
+            return None
+        if lines:
+            glue = "" if lines[-1][-1] in NAME_BREAKS else " "
+            joined = lines[-1] + glue + word
+            if font.size(joined)[0] <= max_width:
+                lines[-1] = joined
+                continue
+        lines.append(word)
     return lines
 
 

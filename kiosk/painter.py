@@ -12,7 +12,7 @@ typed text) that does not fit is shortened with "…".
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +20,7 @@ from pathlib import Path
 import pygame
 
 from kiosk import texts
-from kiosk.layout import Drawn, Layout, Target, ellipsize, wrap_all, wrap_lines
+from kiosk.layout import ELLIPSIS, Drawn, Layout, Target, ellipsize, wrap_all, wrap_lines
 from kiosk.palette import (
     HEADER_COUNTDOWN,
     MUTED,
@@ -73,6 +73,9 @@ class Painter:
         """The page of a paged screen to draw (``None``: the screen's default page)."""
         self._fonts: dict[tuple[int, Path], pygame.font.Font] = {}
         self._owner: pygame.Rect | None = None
+        self.memo: dict[Hashable, object] = {}
+        """What a screen worked out for a view and may reuse when it draws the same again
+        (the rating screen's layout: searched once, not at every countdown tick)."""
 
     # -- sizes -------------------------------------------------------------------------------
 
@@ -125,8 +128,10 @@ class Painter:
         return font
 
     def forget_fonts(self) -> None:
-        """Drop the cached fonts (before the font module closes)."""
+        """Drop the cached fonts (before the font module closes) and what was worked out with
+        them."""
         self._fonts.clear()
+        self.memo.clear()
 
     def fit(
         self, text: str, size: int, width: int, height: int, *, bold: bool = False
@@ -205,9 +210,18 @@ class Painter:
         fixed: bool = False,
         **anchor: tuple[int, int],
     ) -> pygame.Rect:
-        """Draw ``shown`` (``text`` as it fitted) and record it; returns its rectangle."""
+        """Draw ``shown`` (``text`` as it fitted) and record it; returns its rectangle.  A text
+        with nothing of it shown is still recorded (shown ``""``, an empty rectangle at the
+        anchor): nothing asked for vanishes from the record."""
         if not shown:
-            return pygame.Rect(0, 0, 0, 0)
+            if not text:
+                return pygame.Rect(0, 0, 0, 0)
+            rect = pygame.Rect(0, 0, 0, 0)
+            for name, point in anchor.items():
+                setattr(rect, name, point)
+            owner = self._owner if self._owner is not None else self.surface.get_rect()
+            self.layout.texts.append(Drawn(text, "", rect, rect.copy(), color, owner, fixed, size))
+            return rect
         image = self.font(size, bold).render(shown, True, color)
         rect = image.get_rect(**anchor)
         self.surface.blit(image, rect)
@@ -379,7 +393,9 @@ class Painter:
 
 
 class Column:
-    """Lines written top to bottom inside a rectangle; a line that would not fit is skipped."""
+    """Lines written top to bottom inside a rectangle.  A line with no room left is not drawn
+    but recorded as asked and not shown (see :meth:`Painter.draw_line`): the screen lays its
+    texts out to fit first, and the tests read the record."""
 
     def __init__(self, painter: Painter, rect: pygame.Rect) -> None:
         self.painter = painter
@@ -389,8 +405,11 @@ class Column:
     def line(
         self, text: str, size: int, color: Color, *, bold: bool = False, fixed: bool = False
     ) -> bool:
+        """One line (data shortened with "…" to the width, a ``fixed`` text shrunk); False
+        when it had no room (recorded as not shown)."""
         line_h = self.painter.font(size, bold).get_linesize()
         if self.y + line_h > self.rect.bottom:
+            self.omit(text, size, color, bold=bold, fixed=fixed)
             return False
         if text:
             self.painter.text(
@@ -405,6 +424,44 @@ class Column:
         self.y += line_h
         return True
 
+    def lines(
+        self,
+        text: str,
+        lines: Sequence[str],
+        size: int,
+        color: Color,
+        *,
+        bold: bool = False,
+        fixed: bool = False,
+    ) -> bool:
+        """``text`` as already broken into ``lines`` that fit the width, left-aligned; the
+        lines with no room are not drawn and the last one drawn is recorded as shortened (none
+        drawn: recorded as not shown).  False when not all had room."""
+        line_h = self.painter.font(size, bold).get_linesize()
+        room = max(0, (self.rect.bottom - self.y) // line_h)
+        if not lines:
+            return True
+        if room == 0:
+            self.omit(text, size, color, bold=bold, fixed=fixed)
+            return False
+        drawn = list(lines[:room])
+        cut = len(drawn) < len(lines)
+        if cut:
+            drawn[-1] = ellipsize(self.painter.font(size, bold), drawn[-1] + ELLIPSIS,
+                                  self.rect.width)  # fmt: skip
+        self.painter.draw_lines(text, drawn, size, color, bold=bold, fixed=fixed, top=self.y,
+                                x=self.rect.left, align="left")  # fmt: skip
+        self.y += len(drawn) * line_h
+        return not cut
+
+    def omit(
+        self, text: str, size: int, color: Color, *, bold: bool = False, fixed: bool = False
+    ) -> None:
+        """Record ``text`` as asked for and not shown (a decoration the layout left out, or a
+        line with no room), where the next line would go."""
+        self.painter.draw_line(text, "", size, color, bold=bold, fixed=fixed,
+                               topleft=(self.rect.left, min(self.y, self.rect.bottom)))  # fmt: skip
+
     def pair(
         self,
         left: str,
@@ -413,14 +470,19 @@ class Column:
         right: str,
         right_size: int,
         right_color: Color,
+        *,
+        show_left: bool = True,
     ) -> bool:
         """A fixed label left and a fixed bold note right on one line (the note wins the
-        room)."""
+        room); ``show_left`` False records the label as left out.  False when the line had no
+        room (both recorded as not shown)."""
         line_h = max(
-            self.painter.font(left_size).get_linesize(),
+            self.painter.font(left_size).get_linesize() if show_left else 0,
             self.painter.font(right_size, True).get_linesize(),
         )
         if self.y + line_h > self.rect.bottom:
+            self.omit(right, right_size, right_color, bold=True, fixed=True)
+            self.omit(left, left_size, left_color, fixed=True)
             return False
         mid = self.y + line_h // 2
         drawn = self.painter.text(
@@ -432,14 +494,19 @@ class Column:
             max_width=self.rect.width // 2,
             midright=(self.rect.right, mid),
         )
-        self.painter.text(
-            left,
-            left_size,
-            left_color,
-            fixed=True,
-            max_width=max(0, drawn.left - self.rect.left - 8) if drawn.width else self.rect.width,
-            midleft=(self.rect.left, mid),
-        )
+        if show_left:
+            self.painter.text(
+                left,
+                left_size,
+                left_color,
+                fixed=True,
+                max_width=max(0, drawn.left - self.rect.left - 8)
+                if drawn.width
+                else self.rect.width,
+                midleft=(self.rect.left, mid),
+            )
+        else:
+            self.omit(left, left_size, left_color, fixed=True)
         self.y += line_h
         return True
 

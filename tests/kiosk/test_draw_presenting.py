@@ -8,7 +8,7 @@ import pygame
 
 from evaluator.rules.levels import BUTTON_ORDER
 from kiosk import texts
-from kiosk.palette import ACCENT, BUTTON_COLORS
+from kiosk.palette import ACCENT, BACKGROUND, BUTTON_COLORS
 from kiosk.screen import Screen
 from kiosk.view import PressLevel
 from tests.kiosk.screen_views import MATTER, SERIAL, level_targets, presenting
@@ -52,21 +52,27 @@ def test_the_button_labels_have_ink(screen: Screen) -> None:
 
 
 def test_long_matter_name_stays_inside_its_box(screen: Screen) -> None:
+    """A matter, serial and clerk name too long for their panels: every text stays in its box,
+    and on the real pixels nothing but the plain background lies outside the header, the
+    panels and the buttons."""
     long_name = "建设工程规划许可证核发（建筑类）含附属设施及地下空间开发利用的联合审批" * 3
-    screen.render(presenting(cases=((long_name, SERIAL * 3),), clerk_name="欧阳" * 10))
-    box = screen.layout.boxes["case"]
-    with_text = screen.surface.copy()
-    screen.render(presenting(cases=(("", ""),), clerk_name="欧阳" * 10))
-    assert screen.layout.boxes["case"] == box
-    empty = screen.surface.copy()
-
-    def outside(surface: pygame.Surface) -> bytes:
-        masked = surface.copy()
-        masked.fill((0, 0, 0), box)
-        return bytes(pygame.image.tobytes(masked, "RGB"))
-
-    assert outside(with_text) == outside(empty), "text drawn outside the case box"
-    assert pygame.image.tobytes(with_text, "RGB") != pygame.image.tobytes(empty, "RGB")
+    view = presenting(cases=((long_name, SERIAL * 2 + "A-0123456789"),), clerk_name="欧阳" * 16)
+    screen.render(view)
+    for drawn in screen.layout.texts:
+        assert drawn.owner.contains(drawn.ink), f"{drawn.text!r} leaves {drawn.owner}"
+    masked = screen.surface.copy()
+    for rect in (
+        *(screen.layout.boxes[name] for name in ("case", "clerk", "header")),
+        *(t.rect for t in screen.layout.targets),
+        pygame.Rect(780, 460, 20, 20),  # the online dot
+    ):
+        masked.fill(BACKGROUND, rect)
+    raw = pygame.image.tobytes(masked, "RGB")
+    outside = {raw[i : i + 3] for i in range(0, len(raw), 3)}
+    assert outside == {bytes(BACKGROUND)}, "text drawn outside its box"
+    case = screen.layout.boxes["case"]
+    inside = pygame.image.tobytes(screen.surface.subsurface(case), "RGB")
+    assert len({inside[i : i + 3] for i in range(0, len(inside), 3)}) > 2, "no text in the case"
 
 
 def test_batch_shows_the_count(screen: Screen) -> None:
