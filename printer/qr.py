@@ -5,14 +5,14 @@ the profile's error correction level (M by default), the smallest version that h
 So the image fallback prints the very symbol a native printer would, and the preview of a native
 QR is exact.
 
-Why M and the module size (docs/technician.md, "Receipt printer"): a signed URL of 100–140
-characters is version 6–8 at level M (41–49 modules); with the 4-module quiet zone on each side
-(ISO/IEC 18004) that is 49–57 modules, so 58 mm paper (384 dots) gives 6–7 dots (0.75–0.875 mm)
-a module and 80 mm paper (576 dots) gives 8.  A thermal head's dots bleed by a fraction of a dot, so
-modules of 1–3 dots print smudged; at 4 dots and more (0.5 mm) a phone reads the code from
-arm's length.  Level L (7 % recovery) saves one version but a crumpled or faded receipt loses
-more than 7 %; Q and H (25 %, 30 %) need two to four versions more, which at 58 mm costs a
-dot per module for nothing a fresh receipt needs.
+Why M and the module size (docs/technician.md, "Receipt printer"): a signed rating link of one case
+is about 256 characters (278 for a batch of two), version 12 at level M (65 modules); with the
+4-module quiet zone on each side (ISO/IEC 18004) that is 73 modules, so 58 mm paper (384 dots)
+gives 5 dots (0.63 mm) a module and 80 mm paper (576 dots) gives 7. A thermal head's dots bleed by
+a fraction of a dot, so modules of 1–3 dots print smudged; at 4 dots and more (0.5 mm) a phone
+reads the code from arm's length. Level L (7 % recovery) saves one version but a crumpled or faded
+receipt loses more than 7 %; Q and H (25 %, 30 %) need two to four versions more, which at 58 mm
+costs a dot per module for nothing a fresh receipt needs.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from printer.errors import ReceiptError
 #: Longest hall name and window name.
 HALL_MAX = 64
 WINDOW_MAX = 32
-#: Longest QR URL (a signed URL of issue 7 is about 100–140 characters; see docs/technician.md).
+#: Longest QR URL (a signed rating link of one case is about 256 characters; docs/technician.md).
 URL_MAX = 512
 #: The short code: 4 to 16 characters of A–Z, 0–9 and "-" (typed by hand: no lower case).
 SHORT_CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9-]{2,14}[A-Z0-9]$")
