@@ -1,6 +1,6 @@
 """The city subscriber of the sync benchmark (:mod:`bench.sync_link`), in a process of its own.
 
-``python -m bench.sync_city HOST PORT TOPIC_PREFIX [--report]``
+``python -m bench.sync_city HOST PORT TOPIC_PREFIX [--report] [--persistent]``
 
 Subscribes (QoS 1) to ``<prefix>/+/ratings``, reads each record's ``id`` and acknowledges on
 ``<prefix>/<device>/acks`` as the contract says (``{"ids": [...]}``).  The same subscriber serves
@@ -46,9 +46,10 @@ def main(argv: list[str]) -> int:
 
     def on_subscribe(*args: object) -> None:
         nonlocal subscribed
+        if not subscribed:
+            out.write("ready\n")
+            out.flush()
         subscribed = True
-        out.write("ready\n")
-        out.flush()
 
     def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         now = time.monotonic()
@@ -60,7 +61,11 @@ def main(argv: list[str]) -> int:
     def on_connect(client: mqtt.Client, *args: object) -> None:
         client.subscribe(f"{prefix}/+/ratings", qos=1)
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-city")
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id="bench-city",
+        clean_session="--persistent" not in argv,  # a persistent session outlives a restart
+    )
     client.on_connect = on_connect
     client.on_subscribe = on_subscribe
     client.on_message = on_message
@@ -69,14 +74,24 @@ def main(argv: list[str]) -> int:
     no_delay(client)
     while True:
         sock = client.socket()
-        if sock is None:
-            return 1
+        if sock is None:  # the broker went away (bench.sync_fleet restarts it): come back
+            batches.clear()  # unacked: the pads send them again
+            time.sleep(0.2)
+            try:
+                client.reconnect()
+                no_delay(client)
+            except OSError:
+                pass
+            continue
         wlist = [sock] if client.want_write() else []
-        readable, writable, _ = select.select([sock], wlist, [], 1.0)
+        try:
+            readable, writable, _ = select.select([sock], wlist, [], 1.0)
+        except (OSError, ValueError):
+            continue
         if readable:
             for _ in range(READS):
                 if client.loop_read() != mqtt.MQTT_ERR_SUCCESS:
-                    return 1
+                    break
                 if not select.select([sock], [], [], 0)[0]:
                     break
         for topic, ids in batches.items():
@@ -86,9 +101,10 @@ def main(argv: list[str]) -> int:
         batches.clear()
         if report:
             out.flush()
-        if writable or client.want_write():
+        if client.socket() is not None and (writable or client.want_write()):
             client.loop_write()
-        client.loop_misc()
+        if client.socket() is not None:
+            client.loop_misc()
 
 
 if __name__ == "__main__":

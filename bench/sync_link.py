@@ -162,42 +162,63 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@contextmanager
-def mosquitto(work: Path) -> Iterator[int]:
-    """A private broker on a free port; yields the port."""
-    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    port = free_port()
-    conf = work / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        "max_inflight_messages 100\nmax_queued_messages 0\nset_tcp_nodelay true\n"
-    )
-    proc = subprocess.Popen(
-        [exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
+class Broker:
+    """A private mosquitto on a free port (its config in ``work``), stopped and started again
+    on the same port at will; ``persistent`` keeps its sessions (the city's subscription and
+    what was queued for it) across a restart, as a city's broker does."""
+
+    def __init__(self, work: Path, *, persistent: bool = False) -> None:
+        self.port = free_port()
+        self.conf = work / "mosquitto.conf"
+        keep = f"persistence true\npersistence_location {work}/\n" if persistent else ""
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            f"{keep or 'persistence false' + chr(10)}"
+            "max_inflight_messages 100\nmax_queued_messages 0\nset_tcp_nodelay true\n"
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.proc = subprocess.Popen(
+            [exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 10
         while True:
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
             except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
                     raise RuntimeError("mosquitto did not start") from None
                 time.sleep(0.02)
-        yield port
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(5)
+            self.proc = None
+
+
+@contextmanager
+def mosquitto(work: Path) -> Iterator[int]:
+    """A private broker on a free port; yields the port."""
+    broker = Broker(work)
+    broker.start()
+    try:
+        yield broker.port
     finally:
-        proc.terminate()
-        proc.wait(5)
+        broker.stop()
 
 
 class City:
     """The subscriber process; with ``report``, arrival times by id (a reader thread)."""
 
-    def __init__(self, port: int, *, report: bool) -> None:
+    def __init__(self, port: int, *, report: bool, persistent: bool = False) -> None:
         args = [sys.executable, "-m", "bench.sync_city", "127.0.0.1", str(port), PREFIX]
+        args += ["--report"] if report else []
         self.proc = subprocess.Popen(
-            [*args, *(["--report"] if report else [])],
+            [*args, *(["--persistent"] if persistent else [])],
             stdout=subprocess.PIPE,
             cwd=REPO,
             text=True,
