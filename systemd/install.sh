@@ -1,0 +1,454 @@
+#!/usr/bin/env bash
+# Install the window evaluator pad (窗口评价器) on Raspberry Pi OS Bookworm (Lite or Desktop,
+# Pi 4 or Pi 5) and run it under systemd.  Run from the checkout (or release tree), as root:
+#
+#   sudo systemd/install.sh                  # install or update; a second run changes nothing
+#   sudo systemd/install.sh --dry-run        # print every step, change nothing
+#   systemd/install.sh --root /tmp/tree      # the files only, into a directory tree (tests)
+#
+# What it does, step by step (systemd/README.md says why):
+#   1. Debian packages: the CJK fonts, SDL2 with KMSDRM (and what building pygame against it
+#      needs), ALSA, libusb, lgpio.
+#   2. The system user `evaluator`, in the groups gpio dialout lp video render input audio.
+#   3. Directories: /etc/evaluator (+ conf.d), /var/lib/evaluator, /opt/evaluator.
+#   4. Files: the unit, the journald cap, the printer udev rule, the modules loaded at boot,
+#      the annotated default configuration as /etc/evaluator/evaluator.toml.example.
+#   5. The virtualenv /opt/evaluator/venv: the pinned requirements.txt, pygame built from source
+#      against Debian's SDL2, then the evaluator from this checkout (or --wheel FILE).
+#   6. systemd: reloads what changed, enables evaluator.service, frees tty1 (getty), boots a
+#      Desktop image to the console.  It never starts or restarts the pad: it says when to.
+#
+# Idempotent: each step looks first and only does what is missing or different; the last line
+# says how many changes were made ("nothing changed" on a second run).  --dry-run looks, prints
+# what it would do, and does nothing.  --root DIR writes the files into DIR (as if DIR were /)
+# and only prints the steps that act on the machine (apt-get, useradd/usermod, chown, the
+# virtualenv, systemctl, udevadm).
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+usage: systemd/install.sh [--dry-run] [--root DIR] [--wheel FILE] [--printer VID:PID]...
+                          [--keep-desktop]
+  --dry-run          print every step and change nothing
+  --root DIR         install the files into DIR instead of /; print the machine steps
+  --wheel FILE       install the evaluator from this wheel instead of this checkout
+  --printer VID:PID  a USB printer with a vendor-specific interface (lsusb), for the udev
+                     rule (repeat for several models); e.g. --printer 0416:5011
+  --keep-desktop     on a Desktop image, keep booting to the desktop (the pad then cannot
+                     have the screen: systemd/README.md, "Desktop images")
+EOF
+}
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SRC=$(dirname "$HERE")
+
+ROOT=""
+DRY=0
+WHEEL=""
+KEEP_DESKTOP=0
+PRINTERS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dry-run) DRY=1 ;;
+    --root)
+      [ $# -ge 2 ] || { echo "install: --root needs a directory" >&2; exit 2; }
+      ROOT=$2; shift ;;
+    --root=*) ROOT=${1#--root=} ;;
+    --wheel)
+      [ $# -ge 2 ] || { echo "install: --wheel needs a file" >&2; exit 2; }
+      WHEEL=$2; shift ;;
+    --wheel=*) WHEEL=${1#--wheel=} ;;
+    --printer)
+      [ $# -ge 2 ] || { echo "install: --printer needs VID:PID" >&2; exit 2; }
+      PRINTERS+=("$2"); shift ;;
+    --printer=*) PRINTERS+=("${1#--printer=}") ;;
+    --keep-desktop) KEEP_DESKTOP=1 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "install: unknown argument: $1" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+
+# --- where things go (inside ROOT) ---------------------------------------------------------------
+USER_NAME=evaluator
+GROUPS_WANTED=(gpio dialout lp video render input audio)
+PREFIX=/opt/evaluator
+VENV=$PREFIX/venv
+CONF_DIR=/etc/evaluator
+STATE_DIR=/var/lib/evaluator
+DOC_DIR=/usr/share/doc/evaluator
+UNIT=/etc/systemd/system/evaluator.service
+JOURNALD_CONF=/etc/systemd/journald.conf.d/60-evaluator.conf
+UDEV_RULE=/etc/udev/rules.d/70-evaluator-printer.rules
+MODULES_CONF=/etc/modules-load.d/evaluator.conf
+COMMAND_LINK=/usr/local/bin/evaluator
+
+# Debian packages (Bookworm names).  python3-lgpio comes from the Raspberry Pi archive.
+PACKAGES=(
+  # Python and what building pygame against Debian's SDL2 needs
+  python3 python3-venv python3-dev build-essential pkg-config
+  libsdl2-dev libsdl2-ttf-dev libsdl2-image-dev libsdl2-mixer-dev libfreetype-dev libportmidi-dev
+  # KMSDRM: the display through DRM/GBM and Mesa's EGL/GLES drivers (vc4, v3d)
+  libdrm2 libgbm1 libegl1 libgles2 libgl1-mesa-dri
+  # CJK fonts: WenQuanYi Micro Hei (small, regular) and Noto Sans CJK (a real bold face)
+  fonts-wqy-microhei fonts-noto-cjk
+  # sound, USB printers, and the technician's tools (aplay/speaker-test, lsusb, evtest)
+  alsa-utils libusb-1.0-0 usbutils evtest
+)
+PI_PACKAGES=(python3-lgpio)
+
+CHANGES=0
+if [ -n "$ROOT" ]; then
+  ROOT=$(realpath -m -- "$ROOT")
+  [ "$ROOT" != / ] || { echo "install: --root /: run without --root to install on this machine" >&2; exit 2; }
+fi
+R=$ROOT   # the prefix of every path written
+
+# --- output --------------------------------------------------------------------------------------
+STEP=0
+STEPS=6
+step() { STEP=$((STEP + 1)); printf '\n== %d/%d %s\n' "$STEP" "$STEPS" "$*"; }
+say() { printf '   %s\n' "$*"; }
+warn() { printf '   WARNING: %s\n' "$*"; }
+quote() {  # the command as it could be typed again
+  local out="" a
+  for a in "$@"; do
+    if [[ "$a" =~ ^[][A-Za-z0-9_./:=@,+%-]+$ ]]; then out+=" $a"; else out+=" $(printf '%q' "$a")"; fi
+  done
+  printf '%s' "${out# }"
+}
+
+# A command that acts on the machine: run it, or (--dry-run / --root) print it.
+machine() {
+  if [ -n "$ROOT" ]; then
+    say "would run (--root: not on this machine): $(quote "$@")"
+  elif [ "$DRY" = 1 ]; then
+    say "would run: $(quote "$@")"
+    CHANGES=$((CHANGES + 1))
+  else
+    say "run: $(quote "$@")"
+    "$@"
+    CHANGES=$((CHANGES + 1))
+  fi
+}
+
+# --- files (all paths are inside ROOT) -------------------------------------------------------------
+CHANGED=0   # did the last put_* change something?
+
+mode_of() { stat -c %a "$1"; }
+
+# put_dir PATH MODE [OWNER:GROUP]
+put_dir() {
+  local path=$1 mode=$2 owner=${3:-} target=$R$1
+  CHANGED=0
+  if [ -d "$target" ] && [ "$(mode_of "$target")" = "$mode" ]; then
+    say "ok: $path/ (mode $mode)"
+  elif [ "$DRY" = 1 ]; then
+    say "would create: $path/ (mode $mode)"; CHANGED=1
+  else
+    mkdir -p "$target"; chmod "$mode" "$target"
+    say "created: $path/ (mode $mode)"; CHANGED=1
+  fi
+  CHANGES=$((CHANGES + CHANGED))
+  if [ -n "$owner" ]; then
+    if [ -n "$ROOT" ]; then
+      say "would run (--root: not on this machine): chown $owner $path"
+    elif [ "$DRY" = 1 ] && [ ! -d "$target" ]; then
+      say "would run: chown $owner $path"
+    elif [ "$(stat -c %U:%G "$target")" != "$owner" ]; then
+      machine chown "$owner" "$target"
+    fi
+  fi
+}
+
+# put_file SOURCE PATH MODE: PATH gets SOURCE's bytes and MODE (replaced whole, atomically).
+put_file() {
+  local source=$1 path=$2 mode=$3 target=$R$2
+  CHANGED=0
+  if [ -f "$target" ] && [ ! -L "$target" ] && cmp -s "$source" "$target"; then
+    if [ "$(mode_of "$target")" = "$mode" ]; then
+      say "ok: $path"
+    elif [ "$DRY" = 1 ]; then
+      say "would chmod $mode: $path"; CHANGED=1
+    else
+      chmod "$mode" "$target"; say "chmod $mode: $path"; CHANGED=1
+    fi
+  elif [ "$DRY" = 1 ]; then
+    if [ -e "$target" ]; then say "would update: $path"; else say "would install: $path (mode $mode)"; fi
+    CHANGED=1
+  else
+    local verb=installed
+    [ -e "$target" ] && verb=updated
+    mkdir -p "$(dirname "$target")"
+    cp "$source" "$target.evaluator-new"
+    chmod "$mode" "$target.evaluator-new"
+    mv -f "$target.evaluator-new" "$target"
+    say "$verb: $path (mode $mode)"; CHANGED=1
+  fi
+  CHANGES=$((CHANGES + CHANGED))
+}
+
+# put_link TARGET PATH: PATH is a symbolic link to TARGET.
+put_link() {
+  local to=$1 path=$2 target=$R$2
+  CHANGED=0
+  if [ -L "$target" ] && [ "$(readlink "$target")" = "$to" ]; then
+    say "ok: $path -> $to"
+  elif [ -e "$target" ] && [ ! -L "$target" ]; then
+    warn "$path exists and is not a link: left alone (remove it to get the link to $to)"
+  elif [ "$DRY" = 1 ]; then
+    say "would link: $path -> $to"; CHANGED=1
+  else
+    mkdir -p "$(dirname "$target")"
+    ln -sfn "$to" "$target"; say "linked: $path -> $to"; CHANGED=1
+  fi
+  CHANGES=$((CHANGES + CHANGED))
+}
+
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+# --- 1. the system --------------------------------------------------------------------------------
+step "system"
+MODEL=$(tr -d '\0' 2>/dev/null </proc/device-tree/model || echo "not a Raspberry Pi")
+# shellcheck disable=SC1091  # the running system's, read at run time
+OS=$(. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-unknown}")
+# shellcheck disable=SC1091
+CODENAME=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
+if [ -n "$ROOT" ]; then
+  say "installing into $ROOT (--root): files only; the machine steps are printed, not run"
+else
+  say "machine: $MODEL; $OS"
+  [ "$CODENAME" = bookworm ] || warn "made for Raspberry Pi OS Bookworm; this is ${CODENAME:-unknown}"
+  if [ "$DRY" = 0 ] && [ "$(id -u)" -ne 0 ]; then
+    echo "install: run as root (sudo systemd/install.sh), or with --dry-run or --root DIR" >&2
+    exit 2
+  fi
+fi
+[ "$DRY" = 1 ] && say "dry run: nothing is changed"
+for id in "${PRINTERS[@]}"; do
+  [[ "$id" =~ ^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$ ]] || {
+    echo "install: --printer $id: expected VID:PID, four hex digits each (lsusb), e.g. 0416:5011" >&2
+    exit 2
+  }
+done
+if [ -n "$WHEEL" ]; then
+  [ -f "$WHEEL" ] || { echo "install: --wheel $WHEEL: no such file" >&2; exit 2; }
+  WHEEL=$(cd "$(dirname "$WHEEL")" && pwd)/$(basename "$WHEEL")
+  say "the evaluator from the wheel $WHEEL"
+else
+  [ -f "$SRC/pyproject.toml" ] || { echo "install: $SRC is not the evaluator's checkout" >&2; exit 2; }
+  say "the evaluator from the checkout $SRC"
+fi
+DESKTOP=0
+if [ -e "$R/etc/systemd/system/display-manager.service" ]; then DESKTOP=1; fi
+if [ "$DESKTOP" = 1 ]; then say "a Desktop image (a display manager is installed)"; fi
+
+# --- 2. Debian packages ---------------------------------------------------------------------------
+step "Debian packages"
+if [ -n "$ROOT" ]; then
+  machine apt-get install -y --no-install-recommends "${PACKAGES[@]}" "${PI_PACKAGES[@]}"
+else
+  missing=()
+  for pkg in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  for pkg in "${PI_PACKAGES[@]}"; do
+    if dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+      continue
+    elif apt-cache show "$pkg" >/dev/null 2>&1; then
+      missing+=("$pkg")
+    else
+      warn "$pkg is not in this system's archives (not Raspberry Pi OS?): GPIO buttons need lgpio"
+    fi
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    say "ok: all $((${#PACKAGES[@]} + ${#PI_PACKAGES[@]})) packages installed"
+  else
+    machine apt-get update -qq
+    machine env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+fi
+
+# --- 3. the user ----------------------------------------------------------------------------------
+step "user $USER_NAME"
+if [ -n "$ROOT" ]; then
+  machine useradd --system --user-group --home-dir "$STATE_DIR" --no-create-home \
+    --shell /usr/sbin/nologin --groups "$(IFS=,; echo "${GROUPS_WANTED[*]}")" "$USER_NAME"
+else
+  have_groups=()
+  for g in "${GROUPS_WANTED[@]}"; do
+    if getent group "$g" >/dev/null; then have_groups+=("$g")
+    else warn "group $g does not exist on this system: skipped"; fi
+  done
+  group_list=$(IFS=,; echo "${have_groups[*]}")
+  if ! id "$USER_NAME" >/dev/null 2>&1; then
+    machine useradd --system --user-group --home-dir "$STATE_DIR" --no-create-home \
+      --shell /usr/sbin/nologin --groups "$group_list" "$USER_NAME"
+  else
+    current=" $(id -nG "$USER_NAME") "
+    lacking=()
+    for g in "${have_groups[@]}"; do
+      [[ "$current" == *" $g "* ]] || lacking+=("$g")
+    done
+    if [ ${#lacking[@]} -eq 0 ]; then
+      say "ok: $USER_NAME in $group_list"
+    else
+      machine usermod --append --groups "$(IFS=,; echo "${lacking[*]}")" "$USER_NAME"
+    fi
+  fi
+fi
+
+# --- 4. directories and files ---------------------------------------------------------------------
+step "directories and files"
+put_dir "$CONF_DIR" 750 "root:$USER_NAME"
+put_dir "$CONF_DIR/conf.d" 750 "root:$USER_NAME"
+put_dir "$STATE_DIR" 750 "$USER_NAME:$USER_NAME"
+put_dir "$PREFIX" 755
+put_dir "$DOC_DIR" 755
+
+# The annotated default, from what will be installed (the checkout or the wheel).
+if [ -n "$WHEEL" ]; then
+  python3 - "$WHEEL" "$TMP/default.toml" <<'EOF'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as wheel:
+    data = wheel.read("evaluator/shipped_config/default.toml")
+open(sys.argv[2], "wb").write(data)
+EOF
+else
+  cp "$SRC/config/default.toml" "$TMP/default.toml"
+fi
+put_file "$TMP/default.toml" "$CONF_DIR/evaluator.toml.example" 644
+
+put_file "$HERE/evaluator.service" "$UNIT" 644
+UNIT_CHANGED=$CHANGED
+put_file "$HERE/journald-evaluator.conf" "$JOURNALD_CONF" 644
+JOURNALD_CHANGED=$CHANGED
+put_file "$HERE/modules-evaluator.conf" "$MODULES_CONF" 644
+MODULES_CHANGED=$CHANGED
+
+cp "$HERE/70-evaluator-printer.rules" "$TMP/printer.rules"
+for id in "${PRINTERS[@]}"; do
+  vid=$(echo "${id%%:*}" | tr 'A-F' 'a-f'); pid=$(echo "${id##*:}" | tr 'A-F' 'a-f')
+  printf 'SUBSYSTEM=="usb", ENV{DEVTYPE}=="usb_device", ATTR{idVendor}=="%s", ATTR{idProduct}=="%s", GROUP="lp", MODE="0660", SYMLINK+="evaluator-printer-usb"\n' \
+    "$vid" "$pid" >>"$TMP/printer.rules"
+done
+put_file "$TMP/printer.rules" "$UDEV_RULE" 644
+UDEV_CHANGED=$CHANGED
+
+put_file "$HERE/README.md" "$DOC_DIR/README.systemd.md" 644
+put_file "$HERE/requirements.txt" "$PREFIX/requirements.txt" 644
+put_link "$VENV/bin/evaluator" "$COMMAND_LINK"
+
+# --- 5. the virtualenv ----------------------------------------------------------------------------
+step "virtualenv $VENV"
+# What is installed is recorded in the venv: the requirements and the evaluator's own files
+# (or the wheel).  The same again: nothing to do.
+if [ -n "$WHEEL" ]; then
+  project=$(sha256sum <"$WHEEL" | cut -c1-64)
+else
+  project=$(cd "$SRC" && find pyproject.toml evaluator kiosk printer sync config -type f \
+    ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum \
+    | sha256sum | cut -c1-64)
+fi
+stamp="requirements $(sha256sum <"$HERE/requirements.txt" | cut -c1-64) project $project"
+PIP=(env PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip)
+if [ -n "$ROOT" ]; then
+  machine python3 -m venv --system-site-packages "$VENV"
+  machine "${PIP[@]}" install --ignore-installed --no-binary pygame -r "$PREFIX/requirements.txt"
+  machine "${PIP[@]}" install --no-deps --force-reinstall "${WHEEL:-$SRC}"
+  machine "$VENV/bin/python" "$HERE/check_sdl.py"
+elif [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.evaluator-installed" 2>/dev/null)" = "$stamp" ]; then
+  say "ok: the pinned requirements and this evaluator are installed"
+else
+  if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && [ "$DRY" = 0 ]; then
+    echo "install: the evaluator needs Python 3.11 or later (python3 is $(python3 -V 2>&1))" >&2
+    exit 2
+  fi
+  if [ ! -x "$VENV/bin/python" ]; then
+    # System site packages: lgpio comes from Debian (python3-lgpio); every pinned package is
+    # installed into the venv all the same (--ignore-installed), so Debian's never stand in.
+    machine python3 -m venv --system-site-packages "$VENV"
+  fi
+  # pygame from source against Debian's SDL2 (KMSDRM); a few minutes on a Pi, cached after.
+  machine "${PIP[@]}" install --ignore-installed --no-binary pygame -r "$PREFIX/requirements.txt"
+  machine "${PIP[@]}" install --no-deps --force-reinstall "${WHEEL:-$SRC}"
+  machine "$VENV/bin/python" "$HERE/check_sdl.py"
+  if [ "$DRY" = 1 ]; then
+    say "would record: $VENV/.evaluator-installed"
+  else
+    printf '%s\n' "$stamp" >"$VENV/.evaluator-installed"
+  fi
+fi
+
+# --- 6. systemd -----------------------------------------------------------------------------------
+step "systemd"
+if [ -n "$ROOT" ]; then
+  [ "$UNIT_CHANGED" = 1 ] && machine systemctl daemon-reload
+  [ "$JOURNALD_CHANGED" = 1 ] && machine systemctl restart systemd-journald.service
+  [ "$MODULES_CHANGED" = 1 ] && machine systemctl restart systemd-modules-load.service
+  if [ "$UDEV_CHANGED" = 1 ]; then
+    machine udevadm control --reload
+    machine udevadm trigger --subsystem-match=usb --subsystem-match=usbmisc
+  fi
+  machine systemctl enable evaluator.service
+  machine systemctl disable getty@tty1.service
+  if [ "$DESKTOP" = 1 ] && [ "$KEEP_DESKTOP" = 0 ]; then
+    machine systemctl set-default multi-user.target
+  fi
+else
+  [ "$UNIT_CHANGED" = 1 ] && machine systemctl daemon-reload
+  [ "$JOURNALD_CHANGED" = 1 ] && machine systemctl restart systemd-journald.service
+  [ "$MODULES_CHANGED" = 1 ] && machine systemctl restart systemd-modules-load.service
+  if [ "$UDEV_CHANGED" = 1 ]; then
+    machine udevadm control --reload
+    machine udevadm trigger --subsystem-match=usb --subsystem-match=usbmisc
+  fi
+  if [ "$(systemctl is-enabled evaluator.service 2>/dev/null || true)" = enabled ]; then
+    say "ok: evaluator.service enabled"
+  else
+    machine systemctl enable evaluator.service
+  fi
+  if [ "$(systemctl is-enabled getty@tty1.service 2>/dev/null || true)" = enabled ]; then
+    # Disabled only: a technician logged in on tty1 keeps the session until the pad starts.
+    machine systemctl disable getty@tty1.service
+  else
+    say "ok: no login prompt on tty1 (getty@tty1 not enabled)"
+  fi
+  if [ "$DESKTOP" = 1 ]; then
+    if [ "$KEEP_DESKTOP" = 1 ]; then
+      warn "--keep-desktop: while the desktop runs it holds the display and the pad cannot start"
+    elif [ "$(systemctl get-default 2>/dev/null || true)" = multi-user.target ]; then
+      say "ok: boots to the console (multi-user.target); the desktop starts by hand"
+    else
+      machine systemctl set-default multi-user.target
+    fi
+  fi
+fi
+
+# --- done -----------------------------------------------------------------------------------------
+echo
+if [ -n "$ROOT" ]; then
+  if [ "$DRY" = 1 ]; then echo "install: dry run into $ROOT: $CHANGES change(s) would be made"
+  elif [ "$CHANGES" = 0 ]; then echo "install: done into $ROOT: nothing changed"
+  else echo "install: done into $ROOT: $CHANGES change(s)"; fi
+  exit 0
+fi
+if [ "$DRY" = 1 ]; then
+  echo "install: dry run: $CHANGES change(s) would be made, none made"
+elif [ "$CHANGES" = 0 ]; then
+  echo "install: done: nothing changed"
+else
+  echo "install: done: $CHANGES change(s)"
+fi
+if [ ! -f "$CONF_DIR/evaluator.toml" ]; then
+  cat <<EOF
+next: write $CONF_DIR/evaluator.toml (every key: $CONF_DIR/evaluator.toml.example; the guide:
+      docs/technician.md 1.2), then
+      sudo evaluator config check $CONF_DIR/evaluator.toml
+      sudo -u $USER_NAME evaluator keys init --config $CONF_DIR/evaluator.toml
+      sudo systemctl start evaluator          # or reboot; it starts at every boot
+EOF
+elif [ "$DRY" = 0 ] && [ "$CHANGES" != 0 ]; then
+  echo "next: sudo systemctl restart evaluator   (this script never restarts a running pad)"
+fi
