@@ -241,7 +241,9 @@ else
   say "the evaluator from the checkout $SRC"
 fi
 DESKTOP=0
-if [ -e "$R/etc/systemd/system/display-manager.service" ]; then DESKTOP=1; fi
+# the display manager's alias (a link, absolute: it dangles inside a --root tree)
+DM=$R/etc/systemd/system/display-manager.service
+if [ -e "$DM" ] || [ -L "$DM" ]; then DESKTOP=1; fi
 if [ "$DESKTOP" = 1 ]; then say "a Desktop image (a display manager is installed)"; fi
 
 # --- 2. Debian packages ---------------------------------------------------------------------------

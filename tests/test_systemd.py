@@ -1,0 +1,478 @@
+"""systemd/: the unit verified by systemd itself, the install script run for real into a
+temporary tree (``--root``), again (nothing changes), and as a dry run (nothing is written).
+
+``systemd-analyze verify --root=TREE`` reads the unit as installed in a tree that holds the
+system's own units and a stand-in executable at ExecStart's path (verify refuses a unit whose
+command does not exist); its silence is the pass, since an unknown key is only a warning.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tomllib
+import zipfile
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from tests.support import SupportError, binary
+
+REPO = Path(__file__).resolve().parents[1]
+SYSTEMD = REPO / "systemd"
+INSTALL = SYSTEMD / "install.sh"
+UNIT_PATH = "etc/systemd/system/evaluator.service"
+#: Every file install.sh writes, with its mode.
+FILES = {
+    UNIT_PATH: 0o644,
+    "etc/systemd/journald.conf.d/60-evaluator.conf": 0o644,
+    "etc/udev/rules.d/70-evaluator-printer.rules": 0o644,
+    "etc/modules-load.d/evaluator.conf": 0o644,
+    "etc/evaluator/evaluator.toml.example": 0o644,
+    "usr/share/doc/evaluator/README.systemd.md": 0o644,
+    "opt/evaluator/requirements.txt": 0o644,
+}
+DIRS = {
+    "etc/evaluator": 0o750,
+    "etc/evaluator/conf.d": 0o750,
+    "var/lib/evaluator": 0o750,
+    "opt/evaluator": 0o755,
+    "usr/share/doc/evaluator": 0o755,
+}
+STEPS = ("system", "Debian packages", "user evaluator", "directories and files",
+         "virtualenv /opt/evaluator/venv", "systemd")  # fmt: skip
+
+
+def _tool(name: str) -> str:
+    try:
+        return binary(name)
+    except SupportError as exc:
+        pytest.fail(str(exc))
+
+
+def install(*args: str | Path, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        ["bash", str(INSTALL), *map(str, args)], capture_output=True, text=True, timeout=60,
+        check=False, env={**os.environ, "LC_ALL": "C.UTF-8"},
+    )  # fmt: skip
+    if ok:
+        assert done.returncode == 0, f"install.sh {args}: exit {done.returncode}\n{done.stderr}"
+        assert done.stderr == "", done.stderr
+    return done
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int, bytes | str]]:
+    """Every path under ``root``: mode, mtime (ns) and content (or a link's target)."""
+    found: dict[str, tuple[int, int, bytes | str]] = {}
+    for path in sorted(root.rglob("*")):
+        st = path.lstat()
+        if stat.S_ISLNK(st.st_mode):
+            content: bytes | str = os.readlink(path)
+        elif stat.S_ISREG(st.st_mode):
+            content = path.read_bytes()
+        else:
+            content = b""
+        found[str(path.relative_to(root))] = (st.st_mode, st.st_mtime_ns, content)
+    return found
+
+
+def unit_settings(text: str) -> dict[str, list[str]]:
+    """``Section.Key`` -> every value given to it (systemd allows a key several times)."""
+    settings: dict[str, list[str]] = {}
+    section = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            section = line.strip("[]")
+            continue
+        key, _, value = line.partition("=")
+        settings.setdefault(f"{section}.{key.strip()}", []).append(value.strip())
+    return settings
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A tree install.sh installed into, once for the module (tests that change it copy it)."""
+    root = tmp_path_factory.mktemp("tree") / "root"
+    first = install("--root", root)
+    (root.parent / "first-run.txt").write_text(first.stdout)
+    yield root
+
+
+def first_output(tree: Path) -> str:
+    return (tree.parent / "first-run.txt").read_text()
+
+
+# -- the unit --------------------------------------------------------------------------------------
+
+
+def _verifiable(tree: Path, dest: Path) -> Path:
+    """A copy of ``tree`` that systemd-analyze can verify in: the system's units, and a stand-in
+    executable where the venv's ``evaluator`` will be."""
+    shutil.copytree(tree, dest, symlinks=True)
+    system_units = next(p for p in (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system"))
+                        if (p / "sysinit.target").exists())  # fmt: skip
+    shutil.copytree(system_units, dest / "usr/lib/systemd/system", symlinks=True,
+                    dirs_exist_ok=True)  # fmt: skip
+    command = dest / "opt/evaluator/venv/bin/evaluator"
+    command.parent.mkdir(parents=True)
+    command.write_text("#!/bin/sh\nexit 0\n")
+    command.chmod(0o755)
+    return dest
+
+
+def _verify(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_tool("systemd-analyze"), "verify", f"--root={root}", "--man=no", f"/{UNIT_PATH}"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_systemd_analyze_verify_passes_the_installed_unit(tree: Path, tmp_path: Path) -> None:
+    root = _verifiable(tree, tmp_path / "root")
+    done = _verify(root)
+    assert (done.returncode, done.stdout + done.stderr) == (0, "")
+
+    # The same check finds a defect: a misspelt key (a warning only: hence "silent" above), and
+    # a command that is not there.
+    unit = root / UNIT_PATH
+    unit.write_text(unit.read_text().replace("RestartSec=5s", "RestartSec=5s\nRestartSecs=5s"))
+    assert "Unknown key 'RestartSecs'" in _verify(root).stderr
+    (root / "opt/evaluator/venv/bin/evaluator").unlink()
+    assert _verify(root).returncode != 0
+
+
+def test_the_unit_stays_hardened(tree: Path, tmp_path: Path) -> None:
+    root = _verifiable(tree, tmp_path / "root")
+    done = subprocess.run(
+        [_tool("systemd-analyze"), "security", "--offline=yes", f"--root={root}", "--no-pager",
+         f"/{UNIT_PATH}"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    found = re.search(r"Overall exposure level for evaluator\.service: (\d+\.\d)", done.stdout)
+    assert found, done.stdout + done.stderr
+    assert float(found.group(1)) <= 2.0, done.stdout  # 1.6 when written; 10 = unprotected
+
+
+def test_unit_settings() -> None:
+    s = unit_settings((SYSTEMD / "evaluator.service").read_text())
+    one = {k: v[-1] for k, v in s.items()}
+    assert one["Service.Type"] == "notify"
+    assert one["Service.NotifyAccess"] == "main"
+    assert one["Service.User"] == "evaluator"
+    # Survives a crash loop, then reboots; never the default 5 starts in 10 s.
+    assert one["Service.Restart"] == "always"
+    assert one["Unit.StartLimitAction"] == "reboot"
+    assert int(one["Unit.StartLimitBurst"]) >= 10
+    assert one["Unit.StartLimitIntervalSec"] == "10min"
+    # Sandbox, with the devices allowed one group at a time.
+    assert one["Service.ProtectSystem"] == "strict"
+    assert one["Service.StateDirectory"] == "evaluator"
+    assert one["Service.NoNewPrivileges"] == "yes"
+    assert one["Service.ProtectHome"] == "yes"
+    assert one["Service.DevicePolicy"] == "closed"
+    assert "Service.PrivateDevices" not in s and "Service.PrivateUsers" not in s
+    allowed = {v.split()[0] for v in s["Service.DeviceAllow"]}
+    assert {"char-drm", "char-input", "char-gpiochip", "char-ttyUSB", "char-ttyACM", "char-usb",
+            "char-usb_device", "char-alsa", "/dev/tty1"} <= allowed  # fmt: skip
+    # The screen on tty1, the logs in the journal.
+    assert one["Service.TTYPath"] == "/dev/tty1"
+    assert one["Service.StandardOutput"] == one["Service.StandardError"] == "journal"
+    assert "getty@tty1.service" in one["Unit.Conflicts"]
+    assert one["Install.WantedBy"] == "multi-user.target"
+
+
+def test_the_config_check_reads_what_the_pad_runs_with() -> None:
+    """ExecCondition skips a start whose configuration is wrong: it must check the same files,
+    in the same order, as ExecStart runs with, and with the same program."""
+    one = {k: v[-1] for k, v in unit_settings((SYSTEMD / "evaluator.service").read_text()).items()}
+    start = one["Service.ExecStart"].split()
+    check = one["Service.ExecCondition"].split()
+    assert start[:3] == ["/opt/evaluator/venv/bin/evaluator", "run", "--config"]
+    assert check[:3] == [start[0], "config", "check"]
+    assert check[3:] == [a for a in start[2:] if a != "--config"]
+    assert one["Unit.ConditionPathExists"] == start[3]
+
+
+def test_the_state_directory_holds_the_default_store() -> None:
+    """ProtectSystem=strict leaves only StateDirectory= writable: the shipped storage.path (and
+    the key and spool next to it) must be inside it."""
+    default = tomllib.loads((REPO / "config/default.toml").read_text())
+    one = {k: v[-1] for k, v in unit_settings((SYSTEMD / "evaluator.service").read_text()).items()}
+    store = Path(default["storage"]["path"])
+    assert store.parent == Path("/var/lib") / one["Service.StateDirectory"]
+    assert one["Service.WorkingDirectory"] == str(store.parent)  # lgpio's pipes land there
+    assert default["device"]["key_file"] == "" and default["printer"]["spool_dir"] == ""
+
+
+def test_no_watchdog_or_reload_before_the_app_serves_them() -> None:
+    """WatchdogSec= on a pad that never pings would kill it every WatchdogSec; ExecReload= with
+    SIGHUP would end a pad that has no SIGHUP handler.  Each goes live with the app's part."""
+    settings = unit_settings((SYSTEMD / "evaluator.service").read_text())
+    app = "\n".join(p.read_text() for p in (REPO / "evaluator").rglob("*.py"))
+    if "Service.WatchdogSec" in settings:
+        assert "WATCHDOG=1" in app, "WatchdogSec= is set, but the pad never sends WATCHDOG=1"
+    if "Service.ExecReload" in settings:
+        assert "SIGHUP" in app, "ExecReload= is set, but the pad has no SIGHUP handler"
+    # and the lines are there, ready to be uncommented
+    text = (SYSTEMD / "evaluator.service").read_text()
+    assert "#WatchdogSec=" in text and "#ExecReload=" in text
+
+
+def test_the_journal_is_capped_and_kept() -> None:
+    s = unit_settings((SYSTEMD / "journald-evaluator.conf").read_text())
+    assert s["Journal.Storage"] == ["persistent"]
+    size = s["Journal.SystemMaxUse"][0]
+    assert size.endswith("M") and int(size[:-1]) <= 128
+
+
+def test_printer_udev_rule_is_well_formed(tree: Path) -> None:
+    """Every rule line is comma-separated KEY op "value" pairs udev knows; usblp and libusb
+    printers get the group lp and a stable name."""
+    pair = re.compile(
+        r'\s*(?P<key>[A-Z_]+(?:\{[A-Za-z_]+\})?)\s*(?P<op>==|!=|\+=|:=|=)\s*"[^"]*"\s*'
+    )
+    keys = {"SUBSYSTEM", "KERNEL", "ENV", "ATTR", "GROUP", "MODE", "SYMLINK"}
+    text = (tree / "etc/udev/rules.d/70-evaluator-printer.rules").read_text()
+    rules = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    assert len(rules) == 2
+    for line in rules:
+        parts = line.split(",")
+        for part in parts:
+            m = pair.fullmatch(part)
+            assert m, f'not KEY op "value": {part!r} in {line!r}'
+            assert m["key"].split("{")[0] in keys
+        assert 'GROUP="lp"' in line and 'MODE="0660"' in line and "SYMLINK+=" in line
+
+
+def test_requirements_pin_every_dependency_within_its_range() -> None:
+    pins: dict[str, str] = {}
+    for line in (SYSTEMD / "requirements.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, sep, version = line.partition("==")
+            assert sep, f"not pinned with ==: {line}"
+            assert canonicalize_name(name) not in pins, f"twice: {name}"
+            pins[canonicalize_name(name)] = version.strip()
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = [Requirement(r) for r in project["dependencies"]]
+    seen: set[str] = set()
+    while wanted:  # the project's dependencies, then theirs (as installed here)
+        req = wanted.pop()
+        name = canonicalize_name(req.name)
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        assert name in pins, f"{req} is not pinned in systemd/requirements.txt"
+        assert req.specifier.contains(pins[name], prereleases=True), f"{name}=={pins[name]}: {req}"
+        if name in seen:
+            continue
+        seen.add(name)
+        wanted.extend(Requirement(r) for r in metadata.requires(name) or [])
+    assert set(pins) == seen, f"pinned but needed by nothing: {set(pins) - seen}"
+
+
+def test_install_script_is_shellcheck_clean() -> None:
+    done = subprocess.run([_tool("shellcheck"), str(INSTALL)], capture_output=True, text=True,
+                          timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout
+
+
+def test_check_sdl_lists_the_drivers_and_demands_kmsdrm() -> None:
+    """check_sdl.py reads the SDL pygame loaded; PyPI's wheel (the test venv's) has no KMSDRM.
+    Whatever this pygame is, the exit status must match the list it prints."""
+    done = subprocess.run([sys.executable, str(SYSTEMD / "check_sdl.py")], capture_output=True,
+                          text=True, timeout=60, check=False)  # fmt: skip
+    found = re.search(r"video drivers (.*)", done.stdout)
+    assert found, done.stdout + done.stderr
+    drivers = found.group(1).split()
+    assert "dummy" in drivers  # always compiled in: the list is real
+    assert done.returncode == (0 if "KMSDRM" in drivers else 1)
+    if done.returncode:
+        assert "no KMSDRM driver" in done.stderr and "--no-binary pygame" in done.stderr
+
+
+# -- the install script into a tree -------------------------------------------------------------
+
+
+def test_install_into_a_tree_installs_what_it_claims(tree: Path) -> None:
+    for rel, mode in FILES.items():
+        path = tree / rel
+        assert path.is_file() and not path.is_symlink(), rel
+        assert stat.S_IMODE(path.stat().st_mode) == mode, rel
+    for rel, mode in DIRS.items():
+        assert (tree / rel).is_dir() and stat.S_IMODE((tree / rel).stat().st_mode) == mode, rel
+    # exactly the shipped files
+    assert (tree / UNIT_PATH).read_bytes() == (SYSTEMD / "evaluator.service").read_bytes()
+    assert (tree / "etc/evaluator/evaluator.toml.example").read_bytes() == (
+        REPO / "config/default.toml").read_bytes()  # fmt: skip
+    assert (tree / "etc/systemd/journald.conf.d/60-evaluator.conf").read_bytes() == (
+        SYSTEMD / "journald-evaluator.conf").read_bytes()  # fmt: skip
+    assert (tree / "etc/udev/rules.d/70-evaluator-printer.rules").read_bytes() == (
+        SYSTEMD / "70-evaluator-printer.rules").read_bytes()  # fmt: skip
+    assert (tree / "etc/modules-load.d/evaluator.conf").read_bytes() == (
+        SYSTEMD / "modules-evaluator.conf").read_bytes()  # fmt: skip
+    assert os.readlink(tree / "usr/local/bin/evaluator") == "/opt/evaluator/venv/bin/evaluator"
+    # the configuration itself is the technician's: never written
+    assert not (tree / "etc/evaluator/evaluator.toml").exists()
+
+    out = first_output(tree)
+    for n, name in enumerate(STEPS, 1):
+        assert f"== {n}/{len(STEPS)} {name}\n" in out
+    for rel in FILES:
+        assert f"installed: /{rel} (mode {FILES[rel]:o})" in out
+    # the machine steps are printed, not run
+    machine = [line.strip() for line in out.splitlines() if "would run (--root" in line]
+    commands = [line.split("): ", 1)[1] for line in machine]
+    assert any(c.startswith("apt-get install") and "fonts-wqy-microhei" in c and "libsdl2-dev" in c
+               for c in commands)  # fmt: skip
+    useradd = next(c for c in commands if c.startswith("useradd"))
+    assert "--groups gpio,dialout,lp,video,render,input,audio evaluator" in useradd
+    assert "chown root:evaluator /etc/evaluator" in commands
+    assert any("--no-binary pygame -r /opt/evaluator/requirements.txt" in c for c in commands)
+    assert "systemctl enable evaluator.service" in commands
+    assert "systemctl disable getty@tty1.service" in commands
+    assert "systemctl set-default multi-user.target" not in commands  # not a Desktop image
+    assert out.rstrip().endswith(
+        f"install: done into {tree}: {len(FILES) + len(DIRS) + 1} change(s)"
+    )
+
+
+def test_a_second_run_changes_nothing_and_says_so(tree: Path, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    shutil.copytree(tree, root, symlinks=True)
+    before = snapshot(root)
+    again = install("--root", root)
+    assert snapshot(root) == before  # not one byte, mode or mtime
+    assert again.stdout.rstrip().endswith(f"install: done into {root}: nothing changed")
+    for rel in FILES:
+        assert f"ok: /{rel}\n" in again.stdout
+    assert "daemon-reload" not in again.stdout  # nothing to reload either
+
+
+def test_a_run_repairs_what_differs(tree: Path, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    shutil.copytree(tree, root, symlinks=True)
+    (root / UNIT_PATH).write_text("[Service]\nExecStart=/bin/false\n")
+    (root / "etc/evaluator/evaluator.toml.example").chmod(0o600)
+    (root / "etc/systemd/journald.conf.d/60-evaluator.conf").unlink()
+    done = install("--root", root)
+    assert f"updated: /{UNIT_PATH} (mode 644)" in done.stdout
+    assert "chmod 644: /etc/evaluator/evaluator.toml.example" in done.stdout
+    assert "installed: /etc/systemd/journald.conf.d/60-evaluator.conf" in done.stdout
+    assert "systemctl daemon-reload" in done.stdout  # the unit changed
+    assert "systemctl restart systemd-journald.service" in done.stdout
+    assert done.stdout.rstrip().endswith(f"install: done into {root}: 3 change(s)")
+    assert (root / UNIT_PATH).read_bytes() == (SYSTEMD / "evaluator.service").read_bytes()
+    assert not list(root.rglob("*.evaluator-new"))  # no temporary file left behind
+
+
+def test_dry_run_prints_every_step_and_writes_nothing(tree: Path, tmp_path: Path) -> None:
+    # into a tree that does not exist: not even the tree is made
+    fresh = tmp_path / "fresh"
+    done = install("--dry-run", "--root", fresh)
+    assert not fresh.exists()
+    for n, name in enumerate(STEPS, 1):
+        assert f"== {n}/{len(STEPS)} {name}\n" in done.stdout
+    for rel, mode in FILES.items():
+        assert f"would install: /{rel} (mode {mode:o})" in done.stdout
+    for rel, mode in DIRS.items():
+        assert f"would create: /{rel}/ (mode {mode:o})" in done.stdout
+    assert "would link: /usr/local/bin/evaluator" in done.stdout
+    assert "dry run into" in done.stdout and "change(s) would be made" in done.stdout
+
+    # into an installed tree with a difference: reported, left as it is
+    root = tmp_path / "root"
+    shutil.copytree(tree, root, symlinks=True)
+    (root / UNIT_PATH).write_text("[Service]\nExecStart=/bin/false\n")
+    before = snapshot(root)
+    done = install("--dry-run", "--root", root)
+    assert snapshot(root) == before
+    assert f"would update: /{UNIT_PATH}" in done.stdout
+    assert "would run (--root: not on this machine): systemctl daemon-reload" in done.stdout
+    assert done.stdout.rstrip().endswith("1 change(s) would be made")
+
+
+def test_dry_run_on_this_machine_runs_nothing() -> None:
+    """Without --root the dry run looks at the machine (packages, user, units) and prints what
+    it would do: every step, and not one command run or file written."""
+    watched = [Path("/etc/evaluator"), Path("/opt/evaluator"), Path(f"/{UNIT_PATH}"),
+               Path("/usr/local/bin/evaluator")]  # fmt: skip
+    before = {p: p.exists() for p in watched}
+    done = install("--dry-run")
+    assert {p: p.exists() for p in watched} == before
+    for n, name in enumerate(STEPS, 1):
+        assert f"== {n}/{len(STEPS)} {name}\n" in done.stdout
+    did = re.compile(r"\s+(run|installed|updated|created|linked|chmod \d+):")
+    acted = [line for line in done.stdout.splitlines() if did.match(line)]
+    assert acted == []
+    assert "dry run:" in done.stdout and "none made" in done.stdout
+
+
+def test_printer_ids_add_udev_lines(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    install("--root", root, "--printer", "0416:5011", "--printer=0FE6:811E")
+    rules = (root / "etc/udev/rules.d/70-evaluator-printer.rules").read_text()
+    assert 'ATTR{idVendor}=="0416", ATTR{idProduct}=="5011", GROUP="lp"' in rules
+    assert 'ATTR{idVendor}=="0fe6", ATTR{idProduct}=="811e", GROUP="lp"' in rules
+    # the same ids again: nothing changes; without them the lines go
+    assert "nothing changed" in install("--root", root, "--printer", "0416:5011",
+                                        "--printer=0FE6:811E").stdout  # fmt: skip
+    assert "updated: /etc/udev/rules.d/70-evaluator-printer.rules" in install("--root", root).stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--printer", "lp0"], "--printer lp0: expected VID:PID"),
+        (["--wheel", "/nonexistent.whl"], "--wheel /nonexistent.whl: no such file"),
+        (["--frobnicate"], "unknown argument: --frobnicate"),
+    ],
+)
+def test_bad_arguments_are_refused_before_anything_is_written(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    root = tmp_path / "root"
+    done = install("--root", root, *args, ok=False)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert not root.exists()
+
+
+def test_a_wheel_is_the_source_of_the_example_config(tmp_path: Path) -> None:
+    """--wheel: the example is the wheel's own default.toml (the package data), and the
+    virtualenv step installs that wheel."""
+    wheel = tmp_path / "window_evaluator-9.9.9-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("evaluator/shipped_config/default.toml", "# the wheel's default\n")
+    root = tmp_path / "root"
+    done = install("--root", root, "--wheel", wheel)
+    assert (root / "etc/evaluator/evaluator.toml.example").read_text() == "# the wheel's default\n"
+    assert f"pip install --no-deps --force-reinstall {wheel}" in done.stdout
+
+
+def test_a_desktop_image_is_set_to_boot_to_the_console(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    dm = root / "etc/systemd/system/display-manager.service"
+    dm.parent.mkdir(parents=True)
+    dm.symlink_to("/lib/systemd/system/lightdm.service")
+    done = install("--root", root)
+    assert "a Desktop image" in done.stdout
+    assert "systemctl set-default multi-user.target" in done.stdout
+    kept = install("--root", tmp_path / "kept", "--keep-desktop")
+    assert "set-default" not in kept.stdout
+
+
+def test_technician_guide_installs_with_the_script() -> None:
+    guide = (REPO / "docs/technician.md").read_text()
+    section = guide.split("### 1.1 Install", 1)[1].split("### 1.2", 1)[0]
+    assert "sudo systemd/install.sh" in section
+    assert "systemctl" in section and "journalctl -u evaluator" in section
