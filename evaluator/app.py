@@ -743,7 +743,9 @@ class App:
             "online": status.connected,
             "faults": (["storage"] if self._fault_told else [])
             + (["store_gap"] if self.store_gap else [])
-            + (["device_key"] if self.devices.key is not None and self.devices.key.problem else []),
+            + (["device_key"] if self.devices.key is not None and self.devices.key.problem else [])
+            # The scheduled full check found damage: the next start keeps the store aside.
+            + (["store_check"] if status.store_check.startswith("damaged") else []),
             "printer": self.receipts.printer_status() if self.receipts is not None else None,
         }
 
