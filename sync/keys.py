@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from evaluator.rules.errors import EvaluatorError
+from sync.durable import fsync_dir
 
 PUBLIC_PREFIX = "ed25519:"
 #: A PEM Ed25519 private key is 119 bytes; anything much larger is not one.
@@ -165,7 +166,7 @@ class DeviceKey:
             raise DeviceKeyError(f"cannot create the device key {path}: {exc}") from exc
         finally:
             tmp.unlink(missing_ok=True)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         return cls(path, private)
 
     @classmethod
@@ -215,17 +216,3 @@ class DeviceKey:
             if Path(path).exists():
                 raise
         return cls.create(path), True
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the new key's directory entry durable (a power cut right after creation)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

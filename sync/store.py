@@ -46,6 +46,7 @@ from evaluator.rules.records import (
     verify_chain,
 )
 from evaluator.rules.request import case_targets, rating_slot
+from sync.durable import fsync_dir
 
 if TYPE_CHECKING:  # imported where used: sqlite-utils costs ~40 ms of start-up (issue 6)
     from sqlite_utils import Database
@@ -610,19 +611,6 @@ def _file_damage(path: Path) -> str | None:
     return None
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _create(path: Path, follows_gap: Mapping[str, Any] | None) -> None:
     """Create an empty WAL store at ``path`` whole: built aside, then linked into place.
 
@@ -663,7 +651,7 @@ def _create(path: Path, follows_gap: Mapping[str, Any] | None) -> None:
         for suffix in ("", *_SIDE_FILES):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(f"{tmp}{suffix}")
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _salvage_facts(kept: Path) -> dict[str, Any]:
@@ -728,7 +716,7 @@ def _keep_aside(path: Path, problem: str) -> dict[str, Any]:
             f"the rating store {path} is damaged ({problem}) and could not be kept aside as "
             f"{kept}: {exc}. Fix: make the folder {path.parent} writable, then restart the pad"
         ) from exc
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     facts: dict[str, Any] = {
         "kept_aside": str(kept),
         "at": now.isoformat(timespec="seconds"),
