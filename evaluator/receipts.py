@@ -176,7 +176,9 @@ class ReceiptDesk:
         self._ended: dict[str, Outcome] = {}
         self._watch: _Watch | None = None
         self._screen: _OnScreen | None = None
-        self._later: list[tuple[EvaluationRequest, tuple[str, ...], Stamp]] = []
+        self._later: list[tuple[EvaluationRequest, tuple[str, ...], Stamp, int]] = []
+        self._generation = 0
+        """Counts rating screens opened: a receipt of an earlier one never reaches the screen."""
         self._unsynced_told = False
         self.issued: deque[Slip] = deque(maxlen=ISSUED_KEPT)
         """The last slips issued, oldest first (for the tests and the screenshots)."""
@@ -187,6 +189,7 @@ class ReceiptDesk:
         """A rating screen opened: remember its request for its end; a QR still waiting or
         shown is dropped (the next citizen is at the window)."""
         self._presentation = presentation
+        self._generation += 1
         self._ended = {}
         self._screen = None
         self._watch = None
@@ -210,7 +213,7 @@ class ReceiptDesk:
         else:
             return
         if serials:  # made after the 谢谢 frame (flush), with the time of the end
-            self._later.append((request, serials, self.clock.now()))
+            self._later.append((request, serials, self.clock.now(), self._generation))
 
     @property
     def due(self) -> bool:
@@ -221,8 +224,12 @@ class ReceiptDesk:
         """Make and queue the receipts of the presentations that ended (called by the loop at
         the start of its turn, so after the screen that followed the end was drawn)."""
         later, self._later = self._later, []
-        for request, serials, stamp in later:
-            self.issue(request, serials, stamp=stamp)
+        for request, serials, stamp, generation in later:
+            # Printed in any case; shown (or watched) only while its citizen can still be the
+            # one at the window: no rating screen has opened since it ended (a cancel and the
+            # next case's start can arrive in one turn of the loop).
+            screen = generation == self._generation and self._presentation is None
+            self.issue(request, serials, stamp=stamp, screen=screen)
 
     # -- what ---------------------------------------------------------------------------------
 
@@ -232,10 +239,14 @@ class ReceiptDesk:
         serials: tuple[str, ...] | None = None,
         *,
         stamp: Stamp | None = None,
+        screen: bool | None = None,
     ) -> bool:
         """Print a receipt for ``serials`` (default: every case) of ``request``, issued at
-        ``stamp`` (default: now); its QR goes on the screen when it cannot be printed.  False
-        when no receipt can be issued at all (no device key to sign with: logged)."""
+        ``stamp`` (default: now); its QR goes on the screen when it cannot be printed, if
+        ``screen`` (default: when no rating screen is open — its QR would reach another
+        citizen).  False when no receipt can be issued at all (no device key: logged)."""
+        if screen is None:
+            screen = self._presentation is None
         from printer import ReceiptError
 
         serials = request.serials if serials is None else serials
@@ -256,15 +267,23 @@ class ReceiptDesk:
             )
         except ReceiptError as exc:
             slip = exc.slip  # type: ignore[attr-defined]
-            log.error("receipt for cases %s cannot be printed (%s): its QR is shown on screen",
-                      ",".join(slip.serials), exc)  # fmt: skip
+            log.error("receipt for cases %s cannot be printed (%s)%s", ",".join(slip.serials),
+                      exc, ": its QR is shown on screen" if screen else "")  # fmt: skip
             self.issued.append(slip)
-            self._show(slip, stamp.mono)
+            if screen:
+                self._show(slip, stamp.mono)
             return True
         self.issued.append(slip)
         before = self.spooler.status
         self.spooler.submit(receipt)
-        if before.state in FAILING:
+        if not screen:
+            log.info(
+                "receipt for cases %s queued (printer %s); another citizen may be at the "
+                "window: no QR on screen",
+                ",".join(slip.serials),
+                before.state,
+            )
+        elif before.state in FAILING:
             log.warning("receipt for cases %s queued, printer %s: its QR is shown on screen",
                         ",".join(slip.serials), before.state)  # fmt: skip
             self._show(slip, stamp.mono)

@@ -418,3 +418,39 @@ def test_receipt_traffic_validates_against_the_published_schemas(make, tmp_path:
     assert refused["error"]["code"] == "device_key" and replies.is_valid(refused)
     assert not requests.is_valid({"id": 5, "type": "receipt.print", "cases": [case("V-4")]})
     assert not requests.is_valid(sent[0] | {"stage": "deliver"})
+
+
+def test_a_receipt_that_ends_as_the_next_case_starts_never_reaches_the_next_citizen(
+    make, tmp_path: Path
+) -> None:
+    """A review found it: the clerk cancels A's case and starts B's in one turn of the loop; A's
+    receipt is made at the next turn, after B's rating screen opened, and its QR came up for B
+    after B rated.  A's receipt is still printed; its QR is never shown to B."""
+    fifo = tmp_path / "lp0"
+    os.mkfifo(fifo)
+    app = make("unrated", printer=f'kind = "file"\npath = "{fifo}"\n')
+    app.link.feed({"id": 1, "type": "evaluation.start", **start("X-0")})
+    app.step()
+    app.clock.advance(app.config.session.timeout + 1)
+    show(app)
+    assert app.printer.wait_until(lambda s: s.state == "offline", PATIENCE)  # known down
+    app.receipts.dismiss()
+    app.link.feed({"id": 2, "type": "evaluation.start", **start("A-1")})
+    app.step()
+    app._show()
+    app.link.feed({"id": 3, "type": "evaluation.cancel"})
+    app.link.feed({"id": 4, "type": "evaluation.start", **start("B-1")})
+    show(app)
+    assert app.screen.view.screen == "presenting"
+    assert [s.serials for s in app.receipts.issued][-1] == ("A-1",)  # A's receipt was issued
+    press(app)  # citizen B rates
+    app.clock.advance(app.config.session.thanks + 0.1)
+    assert show(app) != "receipt_qr"  # nothing of A's on B's screen
+    # A receipt.print for another case while a rating screen is open stays off the screen too.
+    app.link.feed({"id": 5, "type": "evaluation.start", **start("C-1")})
+    show(app)
+    app.link.feed({"id": 6, "type": "receipt.print", **start("D-1")})
+    show(app)
+    press(app)
+    app.clock.advance(app.config.session.thanks + 0.1)
+    assert show(app) != "receipt_qr"
