@@ -88,9 +88,16 @@ def from_config(config: Config, *, clock: Clock | None = None) -> Devices:
     )
 
 
-#: Seconds an unprinted receipt is kept (the spooler's ``max_age``): later it would reach the
-#: next citizen's hands with another person's case.
-RECEIPT_MAX_AGE = 300.0
+#: Seconds an unprinted receipt is kept at least (the spooler's ``max_age`` is the citizen's time
+#: at the window, 谢谢 plus ``[receipt] qr_on_screen``, but never less than this).
+RECEIPT_MIN_AGE = 10.0
+
+
+def receipt_max_age(config: Config) -> float:
+    """How long an unprinted receipt is kept and retried: while its citizen is likely still at
+    the window (谢谢, then the QR on screen).  Printed later, it would land in the next citizen's
+    hands with another person's case and a QR that rates it."""
+    return max(RECEIPT_MIN_AGE, config.session.thanks + config.receipt.qr_on_screen)
 
 
 def make_spooler(config: Config, *, spool: bool = True) -> Any:
@@ -104,7 +111,7 @@ def make_spooler(config: Config, *, spool: bool = True) -> Any:
         open_printer(ConnectionSpec.from_config(pc.connection)),
         PrinterProfile.from_config(pc.profile),
         spool_dir=pc.spool_dir if spool else None,
-        max_age=RECEIPT_MAX_AGE,
+        max_age=receipt_max_age(config),
     )
 
 

@@ -10,16 +10,16 @@ open: the receipt stays queued and is tried again after a wait that grows
 print in the order submitted, each once.
 
 Held receipts expire: a receipt is for the citizen at the window, and printed ``max_age`` seconds
-(default 5 minutes) later it would land in the next citizen's hands with another person's case
-and QR.  The pad shows the QR on screen anyway (the wiring's part), so an expired receipt is
-dropped, counted and logged, not printed.
+later (the pad gives the time its citizen is likely still there) it would land in the next
+citizen's hands with another person's case and QR. The pad shows the QR on screen anyway (the
+wiring's part), so an expired receipt is dropped, counted and logged, not printed.
 
 The optional spool directory keeps the queue across a restart: the worker writes each receipt
 there (``<time>-<id>.json``, written whole then renamed, owner-only) before its first attempt and
 deletes it once printed or expired.  On start the files are read back; one older than
 ``max_age`` by the wall clock, or dated in the future (a clock that jumped: its age is unknown),
 is dropped; an unreadable one is renamed ``*.bad`` and kept for a look.  Without the directory a
-restart loses what was queued, which the 5-minute rule would soon drop anyway; with it, a
+restart loses what was queued, which ``max_age`` would soon drop anyway; with it, a
 receipt submitted just before a crash still comes out.  A crash between the last byte sent and
 the file's deletion prints that receipt again after the restart (at least once, not exactly
 once, across a crash).

@@ -258,7 +258,9 @@ def test_never_prints_nothing_and_refuses_receipt_print(make) -> None:
 def test_the_spooler_is_the_configured_one_spooling_next_to_the_store(make, tmp_path) -> None:
     app = make("always", printer='paper = "80mm"\nqr = "image"')
     assert app.printer.spool_dir == tmp_path / "receipts"
-    assert app.printer.profile.paper == "80mm" and app.printer.max_age == 300
+    assert app.printer.profile.paper == "80mm"
+    # Kept while its citizen is likely at the window (谢谢, then the QR), never longer.
+    assert app.printer.max_age == app.config.session.thanks + app.config.receipt.qr_on_screen
 
 
 # -- a printer that cannot print: the QR on the screen -------------------------------------------
