@@ -473,6 +473,8 @@ def _quick_check(conn: sqlite3.Connection) -> list[str]:
     try:
         rows = [str(row[0]) for row in conn.execute("PRAGMA quick_check(5)").fetchall()]
     except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError) and _sqlite_code(exc) not in _SQLITE_DAMAGE:
+            raise  # busy, locked, I/O, out of memory: nothing learnt about the file itself
         return [f"quick_check could not read the file: {exc}"]
     return [] if rows == ["ok"] else rows
 
@@ -745,7 +747,11 @@ def scheduled_check(store: Store) -> str:
     """Run ``store``'s full :meth:`Store.integrity_check` (the sync's schedule), log the result
     and return it for the status: ``"ok (12 ms)"`` or ``"damaged: …"``."""
     started = time.monotonic()
-    problems = store.integrity_check()
+    try:
+        problems = store.integrity_check()
+    except StoreError as exc:  # it could not run: say so, claim nothing about the file
+        log.warning("rating store %s: %s; it runs again at its next time", store.path, exc)
+        return f"not checked: {exc}"
     took = (time.monotonic() - started) * 1000
     if problems:
         text = "; ".join(problems[:3])
@@ -935,7 +941,9 @@ class Store:
 
     def integrity_check(self) -> list[str]:
         """The full ``PRAGMA quick_check`` of the store: ``[]`` when intact, else what SQLite
-        found (at most 5 lines).  Never raises: an error while reading is a finding too.
+        found (at most 5 lines).  A file SQLite calls corrupt is a finding; an error that says
+        nothing about the file (busy, I/O, out of memory) raises :class:`StoreError` and records
+        nothing, so it never makes the next open keep a sound store aside.
 
         Its time grows with the store (141 ms at 100,000 ratings), so it is not run at open but
         by the sync worker on a schedule (``[mqtt] store_check_every``).  The result goes into
@@ -943,7 +951,10 @@ class Store:
         write; after a failed check the next open runs it again, and a store still damaged
         then is kept aside like any damaged store (the pad's open).
         """
-        problems = _quick_check(self.conn)
+        try:
+            problems = _quick_check(self.conn)
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"the store check could not run: {exc}") from exc
         if not self.read_only:
             result = {
                 "at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -211,3 +211,27 @@ def test_the_full_check_is_recorded_and_a_failed_one_makes_the_next_open_check_i
         assert again.recovered_from is not None and again.recovered_from.exists()
         gap = again.follows_gap()
         assert gap is not None and "integrity check" in gap["problem"]
+
+
+def test_a_check_that_cannot_run_claims_nothing_about_the_file(tmp_path: Path) -> None:
+    """A review found it: any error while checking (busy, I/O, out of memory) was reported as
+    damage, so the clerk saw a store fault and the next open ran the full check again.  An
+    interrupted check (SQLITE_INTERRUPT, through a progress handler) is "not checked"."""
+    from sync.store import scheduled_check
+
+    path = tmp_path / "ratings.db"
+    store, _ = history_store(path, 20, 0)
+    store.conn.set_progress_handler(lambda: 1, 1)  # every statement is interrupted
+    try:
+        result = scheduled_check(store)
+    finally:
+        store.conn.set_progress_handler(None, 1)
+    assert result.startswith("not checked:") and "interrupted" in result
+    assert (
+        store.conn.execute("SELECT value FROM meta WHERE key = 'integrity_check'").fetchone()
+        is None
+    )
+    store.close()
+    with Store(path, device_id=DEVICE) as again:  # a sound store stays where it is
+        assert again.recovered_from is None
+        assert scheduled_check(again).startswith("ok")
