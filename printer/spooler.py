@@ -157,6 +157,7 @@ class PrintSpooler:
         self._torn = False
         self._gone: list[_Job] = []  # dropped receipts whose spool files the worker deletes
         self._stopping = False
+        self._current: _Job | None = None  # the receipt the worker is trying (never trimmed)
         self._thread: threading.Thread | None = None
 
     # -- the caller's side: never blocks on the printer ---------------------------------------
@@ -228,7 +229,13 @@ class PrintSpooler:
                 if job is _POLL:
                     self._poll()
                 else:
-                    self._attempt(job)
+                    with self._cond:
+                        self._current = job
+                    try:
+                        self._attempt(job)
+                    finally:
+                        with self._cond:
+                            self._current = None
         except Exception:  # never expected: log it, the pad goes on without receipts
             log.exception("the printer thread stopped on an error")
             with self._cond:
@@ -409,9 +416,14 @@ class PrintSpooler:
 
     def _trim_locked(self) -> None:
         trimmed = []
-        while len(self._jobs) > self.max_pending:
-            trimmed.append(self._jobs.popleft())
-            log.warning("receipt %s dropped: more than %d queued", trimmed[-1].id, self.max_pending)
+        # The receipt the worker is writing neither counts nor goes: it ends printed or failed,
+        # and dropping it too would count it twice (and put its QR on screen for nothing).
+        waiting = [j for j in self._jobs if j is not self._current]
+        while len(waiting) > self.max_pending:
+            victim = waiting.pop(0)
+            self._jobs.remove(victim)
+            trimmed.append(victim)
+            log.warning("receipt %s dropped: more than %d queued", victim.id, self.max_pending)
         self._drop_locked(trimmed)
 
     def _drop_locked(self, jobs: list[_Job]) -> None:

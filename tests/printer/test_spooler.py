@@ -460,3 +460,34 @@ def test_a_failing_on_change_callback_does_not_stop_printing(spoolers) -> None:
     spooler.submit(receipt(26))
     until(spooler, lambda s: s.printed == 1)
     assert cuts(dummy.output) == 1
+
+
+def test_the_receipt_being_written_is_never_also_dropped(spoolers) -> None:
+    """A review found it: a receipt trimmed from the queue while the worker was writing it was
+    counted dropped and printed (and the pad then showed its QR on screen for nothing)."""
+    import threading
+
+    class Slow(DummyConnection):
+        def __init__(self) -> None:
+            super().__init__()
+            self.writing = threading.Event()
+            self.release = threading.Event()
+
+        def write(self, data: bytes) -> None:
+            self.writing.set()
+            assert self.release.wait(PATIENCE)
+            super().write(data)
+
+    slow = Slow()
+    spooler = spoolers(slow, max_pending=1)
+    spooler.start()
+    first, second, third = (receipt(n) for n in (21, 22, 23))
+    spooler.submit(first)
+    assert slow.writing.wait(PATIENCE)  # the worker is inside the write of the first
+    spooler.submit(second)
+    spooler.submit(third)  # one too many waiting: the second goes, not the one being written
+    assert spooler.status.dropped == 1
+    slow.release.set()
+    status = until(spooler, lambda s: s.printed == 2)
+    assert (status.printed, status.dropped) == (2, 1)
+    assert urls(slow.output) == [first.qr_url, third.qr_url]
