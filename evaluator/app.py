@@ -8,6 +8,7 @@ main loop blocks on events until the next deadline, so an idle pad uses no CPU.
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import queue
@@ -76,6 +77,8 @@ SAVER_STEP_SECONDS = 60.0
 SAVER_STATES = (State.IDLE, State.SIGNED_OUT)
 #: Input events that are a citizen at the pad: they wake the screensaver and restart its timer.
 _INPUT_EVENTS = ("KEYDOWN", "TEXTINPUT", "MOUSEBUTTONDOWN", "FINGERDOWN")
+#: The ``meta`` key of the window's clerk and pause state (it survives a restart).
+WINDOW_STATE_KEY = "window_state"
 #: Free bytes the store's file system needs before a storage fault clears: a tiny probe write
 #: can succeed on a full disk while a rating (a 差评 with reasons is the largest) would not.
 MIN_FREE_BYTES = 1 << 20
@@ -261,6 +264,20 @@ class StoreLedger:
             touched=end.touched,
         )
 
+    def read_meta(self, key: str) -> str | None:
+        """A small value kept in the store's ``meta`` (:class:`StoreError` if unreadable)."""
+        try:
+            return self.store.read_meta(key)
+        except (StoreError, sqlite3.Error) as exc:
+            raise self._guard(exc) from None
+
+    def write_meta(self, key: str, value: str) -> None:
+        """Keep a small value durably in ``meta``; a refusal is a storage fault."""
+        try:
+            self.store.write_meta(key, value)
+        except (StoreError, sqlite3.Error) as exc:
+            raise self._guard(exc) from None
+
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
@@ -329,6 +346,10 @@ class App:
             area_code=config.device.area_code,
             on_finished=self._finished,
         )
+        self._window_saved = ""
+        """The window state (JSON) as the store last kept it."""
+        self._window_loaded = False
+        self._load_window()  # before READY: the clerk is signed in again, a pause still on
         self.link = self.devices.link
         if self.link is not None:
             self.link.on_message = self._queue_message
@@ -372,6 +393,59 @@ class App:
             self.store_gap = gap_note(gap)
             self._tell_store_gap()
         return store
+
+    def _load_window(self) -> None:
+        """Bring back the clerk and the pause the store kept (see :meth:`_save_window`).
+
+        Runs once the store can be read; while the store cannot be opened the pad starts
+        signed out and the state is loaded when it opens, unless the clerk's side changed it
+        meanwhile.  A value that cannot be used is logged and the pad starts signed out."""
+        if self._window_loaded or self.ledger.fault:
+            return
+        try:
+            text = self.ledger.read_meta(WINDOW_STATE_KEY)
+        except StoreError as exc:
+            log.error("the window's sign-in and pause could not be read: %s", exc)
+            return
+        self._window_loaded = True
+        if text is None:
+            return
+        self._window_saved = text
+        if self.session.presentation is not None or json.loads(self._window_json()) != {
+            "clerk": None,
+            "state": State.SIGNED_OUT.value,
+        }:
+            return  # changed by the clerk's side while the store was away: that wins
+        try:
+            self.session.restore_window(json.loads(text))
+        except ValueError as exc:  # json.JSONDecodeError is one too
+            log.error("the kept sign-in and pause are unusable (%s): the pad starts signed out",
+                      exc)  # fmt: skip
+            self._window_saved = ""
+            return
+        clerk = self.session.clerk
+        log.info("restored after a restart: %s%s", self.session.state.value,
+                 f", clerk {clerk.id}" if clerk else "")  # fmt: skip
+
+    def _window_json(self) -> str:
+        return json.dumps(self.session.window_state(), ensure_ascii=False, sort_keys=True)
+
+    def _save_window(self) -> None:
+        """Keep the clerk's sign-in and the pause durably when they changed (one small write
+        to the store's ``meta``), so a restart or a power cut brings them back.  Never raises:
+        a refused write is a storage fault and is tried again once the store works."""
+        if self.ledger.fault:
+            return
+        self._load_window()
+        current = self._window_json()
+        if current == self._window_saved:
+            return
+        try:
+            self.ledger.write_meta(WINDOW_STATE_KEY, current)
+        except StoreError as exc:
+            log.error("the window's sign-in and pause could not be kept: %s", exc)
+            return
+        self._window_saved = current
 
     def _tell_store_gap(self) -> None:
         """The store was damaged and kept aside at this start: say so loudly, to the counter too
@@ -580,6 +654,7 @@ class App:
             self._tell_fault(self.ledger.fault)
         if self.receipts is not None:
             self.receipts.check()
+        self._save_window()  # a change in a failed request, or a store that works again
         self._watch_idle(self.clock.now().mono)
 
     def _sleep_for(self) -> float:
@@ -670,7 +745,9 @@ class App:
         if message.type != "status":
             self._active()
         try:
-            return self._handle(message)
+            reply = self._handle(message)
+            self._save_window()  # durable before the counter hears the request was done
+            return reply
         except RequestError as exc:
             log.info("request %s refused: %s", message.id, exc.message)
             return reply_error(message.id, exc)

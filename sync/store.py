@@ -1655,6 +1655,30 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"the rating store still refuses writes: {exc}") from exc
 
+    # -- small state kept in meta ---------------------------------------------------------
+
+    def read_meta(self, key: str) -> str | None:
+        """The value kept under ``key`` in ``meta`` (see :meth:`write_meta`), or ``None``."""
+        try:
+            row = self.conn.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read {key!r} from the rating store: {exc}") from exc
+        return None if row is None or row[0] is None else str(row[0])
+
+    def write_meta(self, key: str, value: str) -> None:
+        """Keep ``value`` under ``key`` in ``meta``: one small durable write (its own
+        transaction, fsynced like every commit), e.g. the window's clerk and pause state.
+        The rating tables are untouched.  :class:`StoreError` when the disk refuses."""
+        try:
+            with self._immediate():
+                self.conn.execute(
+                    "INSERT INTO meta(key, value) VALUES (?, ?)"
+                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    [key, value],
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write {key!r} to the rating store: {exc}") from exc
+
     # -- statistics -----------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:

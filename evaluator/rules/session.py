@@ -267,6 +267,52 @@ class Session:
         if self.state is State.PAUSED:
             self.state = self._resume_to
 
+    #: The screens a window rests on between presentations (what a restart brings back).
+    RESTING = (State.SIGNED_OUT, State.IDLE, State.PAUSED)
+
+    def window_state(self) -> dict[str, Any]:
+        """What survives a restart: the clerk signed in and the screen the window rests on
+        (signed out, idle or paused, and where a pause resumes to).  A rating screen or 谢谢
+        rests on idle: a presentation open at a restart ends not rated at the next start."""
+        state = self.state if self.state in self.RESTING else State.IDLE
+        saved: dict[str, Any] = {
+            "clerk": self.clerk.to_json() if self.clerk is not None else None,
+            "state": state.value,
+        }
+        if state is State.PAUSED:
+            saved["resume_to"] = self._resume_to.value
+        return saved
+
+    def restore_window(self, saved: Mapping[str, Any]) -> None:
+        """Bring back a :meth:`window_state` (at start, before any presentation); a value that
+        is not one raises ``ValueError`` and changes nothing."""
+        if self.presentation is not None:
+            raise ValueError("a window state is restored only before any presentation")
+        if not isinstance(saved, Mapping):
+            raise ValueError(f"a window state is an object, not {type(saved).__name__}")
+        clerk_json = saved.get("clerk")
+        clerk: Clerk | None = None
+        if clerk_json is not None:
+            if not (
+                isinstance(clerk_json, Mapping)
+                and isinstance(clerk_json.get("id"), str)
+                and isinstance(clerk_json.get("name"), str)
+                and clerk_json["id"]
+            ):
+                raise ValueError(f"not a clerk: {clerk_json!r}")
+            clerk = Clerk(clerk_json["id"], clerk_json["name"])
+        resting = {s.value: s for s in self.RESTING}
+        state = resting.get(saved.get("state"))  # type: ignore[arg-type]
+        if state is None:
+            raise ValueError(f"not a resting state: {saved.get('state')!r}")
+        resume_to = self._resume_to
+        if state is State.PAUSED:
+            resume_to = resting.get(saved.get("resume_to"), State.IDLE)  # type: ignore[arg-type]
+            if resume_to is State.PAUSED:
+                raise ValueError("a pause cannot resume to a pause")
+        self.clerk, self.state, self._resume_to = clerk, state, resume_to
+        self._deadline = None
+
     def start(self, request: EvaluationRequest) -> Presentation:
         """Open the rating screen for ``request`` (art. 17(1)).
 

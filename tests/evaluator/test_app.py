@@ -318,6 +318,9 @@ def test_rating_survives_sigkill_right_after_the_outcome(
     ev.process.wait(10)
 
     assert db_count(db, "ratings") == 1 and db_count(db, "outbox") == 1
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        kept = conn.execute("SELECT value FROM meta WHERE key = 'window_state'").fetchone()
+    assert json.loads(kept[0]) == {"clerk": START["clerk"], "state": "idle"}
 
     broker.start()
     city = City(broker)
@@ -328,6 +331,8 @@ def test_rating_survives_sigkill_right_after_the_outcome(
         assert rating["level"] == "satisfied"
         city.ack(rating["id"])
         wait_until(lambda: db_count(db, "outbox") == 0, what="delivery after restart", ev=second)
+        # The clerk of the killed pad's last presentation is still signed in (issue 9).
+        assert "restored after a restart: idle, clerk A1023" in second.output()
     finally:
         city.close()
     from sync.keys import DeviceKey
