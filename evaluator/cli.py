@@ -189,6 +189,38 @@ def build_parser() -> argparse.ArgumentParser:
     shots = sub.add_parser("screenshots", help="render every screen the app reaches to PNG files")
     shots.add_argument("--out", type=Path, default=Path("docs/screens"), metavar="DIR")
     shots.add_argument("--font", type=Path, help="CJK font file (default: search)")
+
+    def duration(text: str) -> float:
+        from evaluator.config import parse_duration
+
+        try:
+            return parse_duration(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    selftest = sub.add_parser(
+        "selftest",
+        help="check every part of the pad (config, font, screen, buttons, printer, counter, "
+        "broker, storage, clock): one PASS/FAIL/SKIP line each; exit 0 fine, 1 a FAIL, 2 bad "
+        "config",
+    )
+    with_config(selftest)
+    selftest.add_argument("--json", action="store_true", help="one JSON document (for tools)")
+    selftest.add_argument(
+        "--only",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        choices=("font", "screen", "buttons", "printer", "counter", "broker", "storage", "clock"),
+        help="run only these checks (the config is always loaded)",
+    )
+    selftest.add_argument(
+        "--button-timeout", type=duration, default=10.0, metavar="DURATION",
+        help="how long to wait for each button press; default 10s",
+    )  # fmt: skip
+    selftest.add_argument(
+        "--no-buttons", action="store_true", help="skip the buttons (nobody at the pad)"
+    )
     return parser
 
 
@@ -213,6 +245,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.receipt_command == "static":
                 return cmd_receipt_static(args.config, args.wait)
             return cmd_receipt_preview(args.config, args.out, static=args.static)
+        if args.command == "selftest":
+            from evaluator import selftest
+
+            return selftest.main(args.config, only=args.only, as_json=args.json,
+                                 button_timeout=args.button_timeout,
+                                 buttons=not args.no_buttons)  # fmt: skip
         if args.command == "screenshots":
             from evaluator.screenshots import render
 
