@@ -18,8 +18,12 @@ from gpiozero.pins.mock import MockFactory
 
 from evaluator import selftest
 from evaluator.cli import main
+from evaluator.rules import ratelink
 from evaluator.rules.clock import kernel_clock_synced
+from printer.decode import Text, decode
+from sync.keys import DeviceKey
 from tests.conftest import Broker
+from tests.printer.fakes import PATIENCE, PipeReader, cuts, qr_texts
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "config" / "demo.toml"
@@ -27,16 +31,23 @@ DEMO = REPO / "config" / "demo.toml"
 NOT_CLOCK = [name for name in selftest.CHECKS[1:] if name != "clock"]
 
 
-def site(tmp_path: Path, *, mqtt_port: int, port: str = "dummy://", extra: str = "") -> Path:
-    """The demo config with the stand-ins: dummy screen, ``port``, the dummy printer printing
-    every receipt, the store in ``tmp_path``."""
+def site(
+    tmp_path: Path,
+    *,
+    mqtt_port: int,
+    port: str = "dummy://",
+    printer: str = 'kind = "dummy"\n',
+    extra: str = "",
+) -> Path:
+    """The demo config with the stand-ins: dummy screen, ``port``, the ``printer`` (the dummy)
+    printing every receipt, the store in ``tmp_path``."""
     path = tmp_path / "site.toml"
     path.write_text(
         f'[counter]\nport = "{port}"\n[mqtt]\nport = {mqtt_port}\n'
         f"[storage]\npath = {json.dumps(str(tmp_path / 'store' / 'ratings.db'))}\n"
         f'[screen]\ndriver = "dummy"\n'
         f'[receipt]\nprint = "always"\nurl_template = "https://hcp.example.org/r?{{query}}"\n'
-        f'hall = "汕头市政务服务中心"\n[printer]\nkind = "dummy"\n{extra}',
+        f'hall = "汕头市政务服务中心"\n[printer]\n{printer}{extra}',
         encoding="utf-8",
     )
     return path
@@ -211,6 +222,45 @@ def test_a_read_only_storage_folder_fails_storage_with_the_fix(tmp_path: Path) -
     assert f"cannot write and fsync a file in {folder}" in detail
     assert f"— fix: make {folder} writable by the pad's user" in detail
     assert list(folder.iterdir()) == []
+
+
+# -- the printer: a TEST receipt, its QR signed with a throw-away key ---------------------------
+
+
+def test_the_test_receipt_says_test_and_its_qr_is_not_the_device_key(tmp_path: Path) -> None:
+    fifo = tmp_path / "lp0"
+    os.mkfifo(fifo)
+    reader = PipeReader(str(fifo))
+    reader.start()
+    try:
+        config = site(tmp_path, mqtt_port=1, printer=f'kind = "file"\npath = "{fifo}"\n')
+        results, code = selftest.run([DEMO, config], only=["printer"])
+        assert reader.wait_for(lambda data: cuts(data) == 1, PATIENCE)
+        paper = decode(reader.data())
+    finally:
+        reader.close()
+    assert (results[-1].status, code) == ("PASS", 0), results
+    assert results[-1].detail.startswith("printed a TEST receipt (SELFTEST-")
+    lines_printed = [e.text for e in paper if isinstance(e, Text)]
+    assert any("【测试 TEST】" in line for line in lines_printed), lines_printed
+    assert any("SELFTEST-" in line for line in lines_printed), lines_printed
+    [url] = qr_texts(paper)
+    parsed = ratelink.parse(url)
+    assert parsed is not None and parsed[0].serials[0].startswith("SELFTEST-")
+    # The device key (created where the pad keeps it) never signed it: the city refuses it.
+    key = DeviceKey.create(tmp_path / "store" / "device.key")
+    verdict = ratelink.verify(url, key_id=key.key_id, check=key.public.check, now=parsed[0].issued)
+    assert verdict.reason == "wrong_key"
+
+
+def test_a_printer_that_is_not_there_fails_with_the_fix(tmp_path: Path) -> None:
+    missing = tmp_path / "lp9"
+    config = site(tmp_path, mqtt_port=1, printer=f'kind = "file"\npath = "{missing}"\n')
+    results, code = selftest.run([DEMO, config], only=["printer"])
+    printer = results[-1]
+    assert (printer.status, code) == ("FAIL", 1)
+    assert printer.detail.startswith(f"test receipt NOT printed on file {missing}: printer offline")
+    assert "check the printer's power, paper, cover and cable" in printer.fix
 
 
 # -- the level buttons, on MockFactory pins the test presses when it is asked -----------------
