@@ -15,6 +15,7 @@ import queue
 import signal
 import socket
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
@@ -373,6 +374,14 @@ class App:
         """Monotonic time of the last trigger, touch or screen change: the screensaver's start."""
         self._running = True
         self.screen: Any = None
+        self._watchdog_every: float | None = None
+        """Seconds between ``WATCHDOG=1`` pings (half of systemd's ``WATCHDOG_USEC``); ``None``
+        when systemd watches nothing.  Set by :meth:`run` once every worker is started."""
+        self._next_ping = 0.0
+        self._watchdog_stopped = ""
+        """The worker whose death stopped the pings ("" while they go on)."""
+        self._voice_opened = False
+        self._printer_started = False
 
     # -- wiring ---------------------------------------------------------------------------------
 
@@ -555,16 +564,69 @@ class App:
             self.voice.start()
         if self.printer is not None:  # after ready: printing runs beside the pad, never before it
             self.printer.start()
+            self._printer_started = True
+        self.start_watchdog()
         try:
             while self._running:
                 self.step()
                 self._show()
+                self.watchdog(time.monotonic())
                 self.handle_events(self.screen.wait(self._sleep_for()))
         finally:
+            _sd_notify("STOPPING=1")  # before the shutdown work (SIGTERM, SIGINT, window closed)
             if self._stopped_by:
                 log.info("signal %d: stopped", self._stopped_by)
             self.shutdown()
         return 0
+
+    # -- the systemd watchdog ----------------------------------------------------------------------
+
+    def start_watchdog(self) -> None:
+        """Ping systemd's watchdog from now on if it watches this process (``WATCHDOG_USEC``);
+        :meth:`run` calls it once every worker is started."""
+        self._watchdog_every = watchdog_interval()
+        self._next_ping = 0.0
+        if self._watchdog_every is not None:
+            log.info("systemd watchdog: WATCHDOG=1 every %.1f s while every worker is alive",
+                     self._watchdog_every)  # fmt: skip
+
+    def dead_worker(self) -> str:
+        """The first worker that has died, by name, or "" while all are alive: the counter
+        link's thread, the sync's, the printer's spooler and the voice process, each only when
+        configured and started.  The UI loop is the caller (:meth:`watchdog`): a hung loop
+        stops the pings by itself.
+
+        A voice that never opened its audio device (no sound card, no permission) is not
+        dead: it is silent and logged, and a restart would not give it a device; one that
+        played and then died or hung is (a restart brings the prompts back)."""
+        if _thread_died(self.link):
+            return "the counter link thread"
+        if _thread_died(self.sync):
+            return "the sync thread"
+        if self.printer is not None and self._printer_started and not self.printer.running:
+            return "the printer spooler thread"
+        voice = self.voice
+        state = getattr(voice, "state", "")
+        if state == "ready" or getattr(voice, "format", None) is not None:
+            self._voice_opened = True
+        if state == "ended" and self._voice_opened:  # closed only after the loop
+            return "the voice process"
+        return ""
+
+    def watchdog(self, now: float) -> None:
+        """One turn of the loop: ``WATCHDOG=1`` when a ping is due (``now``: monotonic
+        seconds) and every worker is alive; a dead worker stops the pings for good, logged
+        once with its name, and systemd restarts the pad after ``WatchdogSec``."""
+        if self._watchdog_every is None or self._watchdog_stopped or now < self._next_ping:
+            return
+        dead = self.dead_worker()
+        if dead:
+            self._watchdog_stopped = dead
+            log.critical("watchdog: %s has died: no more WATCHDOG=1, systemd restarts the pad",
+                         dead)  # fmt: skip
+            return
+        self._next_ping = now + self._watchdog_every
+        _sd_notify("WATCHDOG=1")
 
     def _show(self) -> None:
         """Draw the session's screen if it changed since the last drawing; a new screen starts
@@ -670,6 +732,8 @@ class App:
         shown_until = self.receipts.next_change() if self.receipts is not None else None
         if shown_until is not None:
             wakeups.append(max(0.0, shown_until - now) + 0.01)
+        if self._watchdog_every is not None and not self._watchdog_stopped:
+            wakeups.append(max(0.0, self._next_ping - time.monotonic()))
         saver = self._saver_due()
         if saver is not None:  # the screensaver starts, or its label moves on
             if now < saver:
@@ -1000,6 +1064,30 @@ class App:
         if screen == "idle" and cfg.idle.static_qr:
             base["qr"] = cfg.idle.static_qr
         return ScreenView(screen, **base)
+
+
+def watchdog_interval() -> float | None:
+    """Seconds between ``WATCHDOG=1`` pings: half of the ``WATCHDOG_USEC`` systemd sets with
+    ``WatchdogSec=``; ``None`` when it is unset, not a positive number, or meant for another
+    process (``WATCHDOG_PID``)."""
+    usec = os.environ.get("WATCHDOG_USEC", "")
+    if not usec:
+        return None
+    pid = os.environ.get("WATCHDOG_PID", "")
+    if pid and pid != str(os.getpid()):
+        return None
+    try:
+        value = int(usec)
+    except ValueError:
+        log.warning("WATCHDOG_USEC=%r is not a number of microseconds: no watchdog pings", usec)
+        return None
+    return value / 2e6 if value > 0 else None
+
+
+def _thread_died(worker: Any) -> bool:
+    """``worker`` is a thread that was started and has ended (anything else: ``False``)."""
+    is_alive = getattr(worker, "is_alive", None)
+    return callable(is_alive) and getattr(worker, "ident", None) is not None and not is_alive()
 
 
 def _sd_notify(state: str) -> None:

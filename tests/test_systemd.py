@@ -215,18 +215,53 @@ def test_the_state_directory_holds_the_default_store() -> None:
     assert default["device"]["key_file"] == "" and default["printer"]["spool_dir"] == ""
 
 
-def test_no_watchdog_or_reload_before_the_app_serves_them() -> None:
-    """WatchdogSec= on a pad that never pings would kill it every WatchdogSec; ExecReload= with
-    SIGHUP would end a pad that has no SIGHUP handler.  Each goes live with the app's part."""
+def test_the_watchdog_is_on_and_the_app_pings_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WatchdogSec= is on, well above the loop's longest sleep (1 s), and the pad really pings
+    at half of it (the app under that WATCHDOG_USEC, into a real notify socket); the pings
+    stopping for a dead worker and STOPPING=1 are in tests/evaluator/test_app_watchdog.py."""
+    import json
+    import socket
+
+    from evaluator.app import App, watchdog_interval
+    from evaluator.config import load_config
+
+    settings = unit_settings((SYSTEMD / "evaluator.service").read_text())
+    (value,) = settings["Service.WatchdogSec"]
+    assert value.endswith("s") and value[:-1].isdigit(), value
+    seconds = int(value[:-1])
+    assert 10 <= seconds <= 60
+    monkeypatch.setenv("WATCHDOG_USEC", str(seconds * 1_000_000))  # as systemd sets it
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    assert watchdog_interval() == seconds / 2
+    site = tmp_path / "site.toml"
+    site.write_text(
+        '[counter]\nport = ""\n[mqtt]\nenabled = false\n'
+        f"[storage]\npath = {json.dumps(str(tmp_path / 'r.db'))}\n",
+        encoding="utf-8",
+    )
+    app = App(load_config([REPO / "config" / "demo.toml", site]))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(tmp_path / "notify"))
+        notify.settimeout(5)
+        monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
+        try:
+            app.start_watchdog()
+            app.watchdog(0.0)
+            assert notify.recv(64) == b"WATCHDOG=1"
+        finally:
+            app.shutdown()
+
+
+def test_no_reload_before_the_app_serves_it() -> None:
+    """ExecReload= with SIGHUP would end a pad that has no SIGHUP handler."""
     settings = unit_settings((SYSTEMD / "evaluator.service").read_text())
     app = "\n".join(p.read_text() for p in (REPO / "evaluator").rglob("*.py"))
-    if "Service.WatchdogSec" in settings:
-        assert "WATCHDOG=1" in app, "WatchdogSec= is set, but the pad never sends WATCHDOG=1"
     if "Service.ExecReload" in settings:
         assert "SIGHUP" in app, "ExecReload= is set, but the pad has no SIGHUP handler"
-    # and the lines are there, ready to be uncommented
-    text = (SYSTEMD / "evaluator.service").read_text()
-    assert "#WatchdogSec=" in text and "#ExecReload=" in text
+    else:  # the line is there, ready to be uncommented
+        assert "#ExecReload=" in (SYSTEMD / "evaluator.service").read_text()
 
 
 def test_the_journal_is_capped_and_kept() -> None:
