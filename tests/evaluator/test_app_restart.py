@@ -6,6 +6,7 @@ tests/evaluator/test_app.py."""
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -126,6 +127,7 @@ def test_a_presentation_open_at_a_power_cut_ends_not_rated_and_the_clerk_stays(
 def test_an_unusable_kept_state_starts_signed_out_and_is_replaced(
     pad: Callable[[], App], tmp_path: Path, kept: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.ERROR, logger="evaluator.app")  # whatever an earlier test set
     pad().shutdown()
     with sqlite3.connect(tmp_path / "r.db") as conn:
         conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [WINDOW_STATE_KEY, kept])

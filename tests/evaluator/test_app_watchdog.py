@@ -5,6 +5,7 @@ datagram socket named in ``NOTIFY_SOCKET``; the real process is ``python -m eval
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -85,6 +86,7 @@ def test_pings_go_while_the_counter_link_lives_and_stop_when_it_dies(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="evaluator.app")  # whatever an earlier test set
     app = linked_app
     monkeypatch.setenv("WATCHDOG_USEC", "2000000")
     app.start_watchdog()
@@ -199,3 +201,31 @@ def test_the_real_process_pings_stops_when_the_voice_dies_and_says_stopping(
                 pad.kill()
                 pad.wait(5)
     assert code == 0, log.read_text()
+
+
+def test_a_dead_sync_thread_stops_the_pings(
+    tmp_path: Path, notify: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:  # a port where no broker listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    site = tmp_path / "site.toml"
+    site.write_text(
+        f'[counter]\nport = ""\n[mqtt]\nenabled = true\nhost = "127.0.0.1"\nport = {port}\n'
+        f"[storage]\npath = {json.dumps(str(tmp_path / 'r.db'))}\n",
+        encoding="utf-8",
+    )
+    app = App(load_config([REPO / "config" / "demo.toml", site]))
+    try:
+        monkeypatch.setenv("WATCHDOG_USEC", "2000000")
+        app.sync.start()
+        app.start_watchdog()
+        app.watchdog(10.0)
+        assert received(notify) == ["WATCHDOG=1"]
+        app.sync.stop()
+        app.sync.join(PATIENCE)
+        app.watchdog(11.0)
+        assert received(notify) == []
+        assert app.dead_worker() == "the sync thread"
+    finally:
+        app.shutdown()
