@@ -380,7 +380,6 @@ class App:
         self._next_ping = 0.0
         self._watchdog_stopped = ""
         """The worker whose death stopped the pings ("" while they go on)."""
-        self._voice_opened = False
         self._printer_started = False
 
     # -- wiring ---------------------------------------------------------------------------------
@@ -592,25 +591,19 @@ class App:
 
     def dead_worker(self) -> str:
         """The first worker that has died, by name, or "" while all are alive: the counter
-        link's thread, the sync's, the printer's spooler and the voice process, each only when
-        configured and started.  The UI loop is the caller (:meth:`watchdog`): a hung loop
-        stops the pings by itself.
+        link's thread, the sync's and the printer's spooler, each only when configured and
+        started.  The UI loop is the caller (:meth:`watchdog`): a hung loop stops the pings by
+        itself.
 
-        A voice that never opened its audio device (no sound card, no permission) is not
-        dead: it is silent and logged, and a restart would not give it a device; one that
-        played and then died or hung is (a restart brings the prompts back)."""
+        The voice process is not watched: the prompts are optional and the pad rates without
+        them (a dead or hung voice is silent and logged by ``kiosk.voice``), while a speaker
+        that hung on every prompt would restart the pad every minute and reboot the Pi."""
         if _thread_died(self.link):
             return "the counter link thread"
         if _thread_died(self.sync):
             return "the sync thread"
         if self.printer is not None and self._printer_started and not self.printer.running:
             return "the printer spooler thread"
-        voice = self.voice
-        state = getattr(voice, "state", "")
-        if state == "ready" or getattr(voice, "format", None) is not None:
-            self._voice_opened = True
-        if state == "ended" and self._voice_opened:  # closed only after the loop
-            return "the voice process"
         return ""
 
     def watchdog(self, now: float) -> None:

@@ -134,12 +134,13 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def test_the_real_process_pings_stops_when_the_voice_dies_and_says_stopping(
+def test_the_real_process_pings_outlives_a_dead_voice_and_says_stopping(
     tmp_path: Path,
 ) -> None:
     """``evaluator run`` under a fake systemd: READY=1, pings at half of WATCHDOG_USEC while
-    the counter link, the sync and the voice process live; the voice process killed (it had
-    opened its device) stops the pings; SIGTERM sends STOPPING=1 and the pad exits 0."""
+    the counter link and the sync live; the voice process killed (it had opened its device)
+    does not stop them (the prompts are optional: a speaker that hangs must not restart the
+    pad every minute); SIGTERM sends STOPPING=1 and the pad exits 0."""
     from tests.kiosk.test_voice import prompts
 
     prompts(tmp_path / "voice")
@@ -184,13 +185,13 @@ def test_the_real_process_pings_stops_when_the_voice_dies_and_says_stopping(
             voice = children(pad.pid)
             assert len(voice) == 1
             os.kill(voice[0], signal.SIGKILL)
-            wait_for_line(log, "watchdog: the voice process has died", pad)
+            assert pad.poll() is None
             sock.setblocking(False)
-            received(sock)  # pings sent before the pad found the voice dead
-            sock.settimeout(1.0)  # five intervals: a healthy pad pings five times
-            with pytest.raises(TimeoutError):
-                sock.recv(4096)
-            assert pad.poll() is None  # the pad itself still runs: systemd decides
+            received(sock)  # pings sent before the kill
+            sock.settimeout(PATIENCE)
+            after = [sock.recv(4096).decode() for _ in range(5)]  # still pinging
+            assert after == ["WATCHDOG=1"] * 5
+            assert "has died" not in log.read_text()
 
             sock.settimeout(PATIENCE)
             pad.send_signal(signal.SIGTERM)
