@@ -546,13 +546,21 @@ def run_campaign(count: int, *, seed: int, work: Path, link_frames: int | None =
     items = frames(count, seed)
     figures = Figures()
     figures.classes.update(name for name, _ in items)
-    logging.getLogger("evaluator").setLevel(logging.CRITICAL)  # one line per request otherwise
-    logging.getLogger("kiosk").setLevel(logging.CRITICAL)
-    (work / "inproc").mkdir(parents=True, exist_ok=True)
-    (work / "link").mkdir(parents=True, exist_ok=True)
-    run_in_process(items, work, figures)
-    through_link = items[: link_frames if link_frames is not None else count]
-    run_through_link(through_link, work, figures)
+    # One line per request otherwise; the levels are put back after, so a test run later in
+    # the same process still sees the pad's log (tests assert on it).
+    quiet = [logging.getLogger(name) for name in ("evaluator", "kiosk")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        (work / "inproc").mkdir(parents=True, exist_ok=True)
+        (work / "link").mkdir(parents=True, exist_ok=True)
+        run_in_process(items, work, figures)
+        through_link = items[: link_frames if link_frames is not None else count]
+        run_through_link(through_link, work, figures)
+    finally:
+        for logger, level in zip(quiet, levels, strict=True):
+            logger.setLevel(level)
     if len(through_link) == count:  # same frames, same order: the same replies are due
         figures.link_expected += figures.decoded + figures.refused_frames
     else:
