@@ -81,7 +81,7 @@ def from_config(config: Config, *, clock: Clock | None = None) -> Devices:
         key=key,
         sync=_sync(config),
         link=_link(config),
-        open_screen=lambda: _screen(config),
+        open_screen=lambda: open_screen(config),
         buttons=_buttons(config),
         voice=_voice(config),
         printer=make_spooler(config) if config.receipt.print != "never" else None,
@@ -192,7 +192,9 @@ def _link(config: Config) -> Any:
     )
 
 
-def _screen(config: Config) -> Any:
+def open_screen(config: Config, *, title: str | None = None) -> Any:
+    """The display ``[screen]`` names, opened (the pad's, and ``selftest``'s with its own
+    ``title``)."""
     from kiosk import texts
     from kiosk.screen import Screen
 
@@ -205,5 +207,5 @@ def _screen(config: Config) -> Any:
         font_bold=sc.font_bold,
         dpi=sc.dpi,
         driver=sc.driver,
-        title=f"{texts.WINDOW_TITLE} {config.device.id}",
+        title=title or f"{texts.WINDOW_TITLE} {config.device.id}",
     )

@@ -124,21 +124,12 @@ def check_font(config: Config, options: Options) -> str:
 def check_screen(config: Config, options: Options) -> str:
     import pygame
 
+    from evaluator.devices import open_screen
     from kiosk.fonts import check_hanzi
-    from kiosk.screen import Screen
 
     sc = config.screen
     try:
-        screen = Screen(
-            width=sc.width,
-            height=sc.height,
-            fullscreen=sc.fullscreen,
-            font_path=sc.font,
-            font_bold=sc.font_bold,
-            dpi=sc.dpi,
-            driver=sc.driver,
-            title=f"selftest {config.device.id}",
-        )
+        screen = open_screen(config, title=f"selftest {config.device.id}")
     except Exception as exc:
         raise _Fail(
             f"cannot open the display (driver {sc.driver!r}): {exc}",
