@@ -33,7 +33,10 @@ def site(tmp_path: Path, extra: str = "", *, static: str = STATIC) -> Path:
 
 
 def read_png(path: Path) -> list[str]:
-    return [r.text for r in zxingcpp.read_barcodes(Image.open(path))]
+    """The distinct QR codes in the PNG: QR only (other formats can "see" a code in raster
+    hanzi), one entry per symbol (the decoder may find one symbol at two scales)."""
+    found = zxingcpp.read_barcodes(Image.open(path), formats=zxingcpp.BarcodeFormat.QRCode)
+    return list(dict.fromkeys(r.text for r in found))
 
 
 @pytest.mark.parametrize(

@@ -53,7 +53,9 @@ def qr_texts(elements: list[Element]) -> list[str]:
             image = element.image
         else:
             continue
-        found += [r.text for r in zxingcpp.read_barcodes(image)]
+        found += [
+            r.text for r in zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)
+        ]
     return found
 
 
