@@ -31,7 +31,7 @@ from pathlib import Path
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
-from bench.frames import PINS, count_ratings, drain, expect, start_request
+from bench.frames import PINS, count_ratings, drain, expect, start_request, timed_press
 from bench.stats import Row, median_p99, table
 from evaluator.app import App
 from evaluator.config import load_config
@@ -114,18 +114,7 @@ def press_once(app: App, msg_id: int, serial: str, level: Level) -> float:
     expect(app, "presenting")
     if app.printer is not None and not app.printer.wait_until(lambda s: not s.pending, 10):
         raise RuntimeError(f"the previous receipt was not printed: {app.printer.status}")
-    pin = app.buttons.pin(level)
-    t0 = time.perf_counter()
-    pin.drive_low()  # pull-up: pressed = low; gpiozero calls the app back
-    while app.presses.empty() and time.perf_counter() - t0 < 1.0:
-        pass
-    app.step()
-    app._show()
-    t1 = time.perf_counter()
-    pin.drive_high()
-    drain(app)
-    expect(app, "thanks")
-    return t1 - t0
+    return timed_press(app, app.buttons.pin(level))
 
 
 def bench_press(tmp: Path, repo: Path) -> tuple[list[float], list[float], int]:
