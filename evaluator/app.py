@@ -379,6 +379,8 @@ class App:
         when systemd watches nothing.  Set by :meth:`run` once every worker is started."""
         self._next_ping = 0.0
         self._watchdog_stopped = ""
+        self._outbox_at_open: int | None = None
+        """The outbox size when the open rating screen opened (``status`` says that one)."""
         """The worker whose death stopped the pings ("" while they go on)."""
         self._printer_started = False
 
@@ -826,8 +828,18 @@ class App:
         extra = handler(self, message.body)
         return reply_ok(message.id, **(extra or {}))
 
+    def _outbox_size(self) -> int | None:
+        try:
+            return self.store.outbox_size()
+        except (StoreError, sqlite3.Error):
+            return None
+
     def _start(self, body: dict[str, Any]) -> None:
         presentation = self.session.start(parse_request(body))
+        # What status says of the outbox while this screen is open: a theme's item rated 好评 is
+        # stored at the press and the screen stays open, a 差评 is not (it waits for its
+        # reasons); a live count (or a store error) would tell the counter which (art. 4).
+        self._outbox_at_open = self._outbox_size()
         log.info("rating screen for cases %s", ",".join(presentation.request.serials))
         if self.receipts is not None:
             self.receipts.presented(presentation)
@@ -867,10 +879,8 @@ class App:
         every rating screen (art. 4)."""
         self.session.tick()
         status = self.sync.status
-        try:
-            outbox: int | None = self.store.outbox_size()
-        except (StoreError, sqlite3.Error):
-            outbox = None
+        rating = self.session.rating_open
+        outbox = self._outbox_at_open if rating else self._outbox_size()
         return {
             "state": self.session.public_state,
             "outbox": outbox,

@@ -1440,3 +1440,28 @@ def test_a_store_failing_at_the_press_tells_the_counter_nothing_of_the_level(
         finally:
             app.shutdown()
     assert len(seen) == 1, seen
+
+
+@pytest.mark.parametrize("first", ["SATISFIED", "DISSATISFIED"])
+def test_status_during_a_theme_rated_item_by_item_tells_nothing_of_the_first_item(
+    tmp_path: Path, first: str
+) -> None:
+    """A theme's item rated 好评 is stored at the press while the screen stays open; a 差评 waits
+    for its reasons.  A live outbox count in ``status`` told the counter which (art. 4): the
+    status of an open rating screen is the same whatever was pressed on it."""
+    from evaluator.rules.levels import Level
+    from kiosk.view import ExpandTheme, PressLevel
+
+    app = make_app(tmp_path, tmp_path / "r.db")
+    try:
+        assert app.handle(msg(1, "evaluation.start", **THEME_BODY))["ok"]
+        before = app.handle(msg(2, "status"))
+        app.act(ExpandTheme())
+        app.clock.advance(1.0)
+        app.act(PressLevel(Level[first]))
+        after = app.handle(msg(3, "status"))
+        assert after == {**before, "id": 3}
+        stored = len(_records(app))
+        assert stored == (1 if first == "SATISFIED" else 0)  # the difference is real
+    finally:
+        app.shutdown()
