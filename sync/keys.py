@@ -151,7 +151,9 @@ class DeviceKey:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             try:
                 os.fchmod(fd, 0o600)  # whatever the umask said
-                os.write(fd, pem)
+                view = memoryview(pem)
+                while view:  # a nearly full disk may take part of it: never a cut key
+                    view = view[os.write(fd, view) :]
                 os.fsync(fd)
             finally:
                 os.close(fd)

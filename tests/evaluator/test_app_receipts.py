@@ -278,7 +278,7 @@ def test_a_printer_that_hangs_never_delays_a_rating_or_a_screen_and_the_qr_is_sh
     reader = PipeReader(str(fifo))  # opened, never started: nobody reads
     try:
         app = make("always", printer=f'kind = "file"\npath = "{fifo}"\ntext = "raster"\n'
-                   'timeout = "2s"')  # fmt: skip
+                   'timeout = "8s"')  # fmt: skip  (far beyond the steps below)
         spooler = app.printer
         assert request(app, "evaluation.start", **start("H-1"))["ok"]
         press(app)
