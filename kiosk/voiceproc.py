@@ -54,7 +54,9 @@ class _Answers:
         self.fd = fd
 
     def send(self, **message: Any) -> None:
-        data = (json.dumps(message, ensure_ascii=False) + "\n").encode("utf-8")
+        # ASCII escapes: a path or an SDL message holding a lone surrogate (a file name not in
+        # UTF-8) would not encode, and the voice process would die of it.
+        data = (json.dumps(message) + "\n").encode("ascii")
         while data:
             try:
                 data = data[os.write(self.fd, data) :]

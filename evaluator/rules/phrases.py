@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evaluator.rules.errors import DataFileError
-from evaluator.rules.request import identity_in
+from evaluator.rules.request import identity_in, unshowable
 from evaluator.rules.shipped import read_data_file, shipped_file
 
 log = logging.getLogger(__name__)
@@ -90,8 +90,11 @@ def load_phrases(path: Path | None = None) -> PhraseList:
                 f"{where}: {columns(text)} columns; at most {PHRASE_MAX} "
                 f"({PHRASE_MAX // 2} hanzi or {PHRASE_MAX} letters)"
             )
-        if SEPARATOR in text or not text.isprintable():
-            problems.append(f"{where}: holds {SEPARATOR!r} or a control character")
+        if SEPARATOR in text or ";" in text:
+            problems.append(f"{where}: holds {SEPARATOR!r} or ';' (they separate phrases)")
+        bad = unshowable(text)  # the rule every text the pad shows follows
+        if bad:
+            problems.append(f"{where}: holds {bad}, a character the pad cannot show")
         kind = identity_in(text)
         if kind:
             problems.append(f"{where}: holds a {kind}; a phrase never names a citizen")

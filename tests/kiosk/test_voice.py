@@ -418,3 +418,21 @@ def test_the_silent_voice_keeps_what_it_would_have_played(tmp_path: Path) -> Non
     voice.close()
     assert voice.events == [PRESENTING, THANKS]
     assert voice.played[0] == Prompt(PRESENTING, tmp_path / "en" / "presenting.wav")
+
+
+def test_an_answer_naming_a_file_that_is_not_utf8_is_still_sent() -> None:
+    """A WAV path from a file name not in UTF-8 reaches Python as a lone surrogate; the answer
+    naming it used to raise UnicodeEncodeError and kill the voice process."""
+    import json as _json
+    import os as _os
+
+    from kiosk.voiceproc import _Answers
+
+    read, write = _os.pipe()
+    try:
+        _Answers(write).send(event="missing", path="/p/\udcff/a.wav")
+        line = _os.read(read, 4096).decode("ascii")
+    finally:
+        _os.close(read)
+        _os.close(write)
+    assert _json.loads(line) == {"event": "missing", "path": "/p/\udcff/a.wav"}

@@ -55,7 +55,10 @@ def _write(tmp_path: Path, body: str) -> Path:
         ('[[phrase]]\ntext = "甲"\ncode = 1\n', "unknown keys"),
         (f'[[phrase]]\ntext = "{"长" * (PHRASE_MAX // 2 + 1)}"\n', "22 columns; at most 20"),
         (f'[[phrase]]\ntext = "{"x" * (PHRASE_MAX + 1)}"\n', "21 columns; at most 20"),
-        ('[[phrase]]\ntext = "甲；乙"\n', "control character"),
+        ('[[phrase]]\ntext = "甲；乙"\n', "they separate phrases"),
+        ('[[phrase]]\ntext = "A;B"\n', "they separate phrases"),
+        ('[[phrase]]\ntext = "甲\\u0007乙"\n', "0007, a character the pad cannot show"),
+        ('[[phrase]]\ntext = "甲\\u200e乙"\n', "200E, a character the pad cannot show"),
         ('[[phrase]]\ntext = "请回电13800138000"\n', "mobile phone"),
         ('[[phrase]]\ntext = "110101199003074573"\n', "resident ID"),
         ('[[phrase]]\ntext = "太慢"\n[[phrase]]\ntext = "太慢"\n', "duplicate"),
@@ -153,3 +156,14 @@ def test_a_phrase_is_a_part_between_separators_of_either_width() -> None:
     assert has_phrase("甲；等候时间太长；乙", "等候时间太长")
     assert has_phrase("甲; 等候时间太长 ;乙", "等候时间太长")
     assert toggle_phrase("甲; 等候时间太长 ;乙", "等候时间太长", COMMENT_MAX) == "甲 ;乙"
+
+
+def test_a_phrase_may_hold_a_full_width_space() -> None:
+    """The same rule as every text the pad shows (``unshowable``): "　" is shown, not refused."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "phrases.toml"
+        path.write_text('[[phrase]]\ntext = "等候　太久"\n', encoding="utf-8")
+        assert load_phrases(path).phrases == ("等候　太久",)
