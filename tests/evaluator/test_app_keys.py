@@ -75,11 +75,25 @@ def test_a_broken_key_is_a_status_fault_and_ratings_are_still_stored(tmp_path: P
 
 def test_shutdown_waits_for_the_key_thread(tmp_path: Path) -> None:
     """A daemon thread still inside the crypto library's native code when the interpreter exits
-    aborts the process ("FATAL: exception not rethrown"): shutdown lets the load finish first."""
+    aborts the process ("FATAL: exception not rethrown"): shutdown lets the load finish first.
+    The load is held until shutdown has begun, so a shutdown that did not wait returns first."""
+    import threading
+
     app = make_app(tmp_path)
     key = app.devices.key
     assert key is not None
+    gate = threading.Event()
+    load = key._load
+
+    def held_load() -> None:
+        gate.wait(10)
+        load()
+
+    key._load = held_load  # type: ignore[method-assign]
     key.start()  # as run() does after READY
+    opener = threading.Timer(0.2, gate.set)  # opens the gate once shutdown is under way
+    opener.start()
     app.shutdown()
-    assert key._done.is_set()
+    assert key._done.is_set()  # shutdown returned only after the load ended
+    opener.cancel()
     assert key() is not None
