@@ -222,41 +222,32 @@ def check_buttons(config: Config, options: Options) -> str:
 def check_printer(config: Config, options: Options) -> str:
     if config.receipt.print == "never":
         raise _Skip('no printer used ([receipt] print = "never")')
-    import datetime
-
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from evaluator.devices import make_spooler
-    from evaluator.receipts import FAILING
-    from evaluator.rules.ratelink import make_link
-    from printer import Receipt
+    from evaluator.receipts import FAILING, build
+    from evaluator.rules.request import parse_request
     from sync.keys import DeviceKey
 
+    # The pad's own receipt, for a case marked as a test, signed with a key made for it (the
+    # device key never signs a test: its code can never rate anything).
     throwaway = DeviceKey(Path("(throw-away)"), Ed25519PrivateKey.generate())
-    now = int(time.time())
     serial = "SELFTEST-" + uuid.uuid4().hex[:8]
-    url, link = make_link(
-        config.receipt.url_template,
-        device_id=config.device.id,
-        serials=(serial,),
-        matter_code="SELFTEST",
-        clerk="TEST",
-        now=now,
-        key_id=throwaway.key_id,
-        sign=throwaway.sign,
-        expiry_s=60,
+    request = parse_request(
+        {
+            "terminal": "TEST",
+            "stage": "deliver",
+            "cases": [
+                {
+                    "serial": serial,
+                    "matter_code": "SELFTEST",
+                    "matter_name": "【测试 TEST】自检回执, 不是办件回执, 请勿扫码",
+                    "kind": "instant",
+                }
+            ],
+        }
     )
-    receipt = Receipt(
-        hall=config.receipt.hall,
-        window=config.device.window or "TEST",
-        matter_name="【测试 TEST】自检回执, 不是办件回执, 请勿扫码",
-        serials=(serial,),
-        clerk_name="",
-        clerk_id="",
-        issued_at=datetime.datetime.fromtimestamp(now),
-        qr_url=url,
-        short_code=link.short_code,
-    )
+    _slip, receipt = build(config, request, (serial,), key=throwaway, wall=time.time())
     spooler = make_spooler(config, spool=False)
     where = spooler.connection.spec.describe()
     spooler.start()
