@@ -1,0 +1,405 @@
+"""TLS certificates for the broker link: the city's CA, a pad's TLS key and request, signing.
+
+Why per-device client certificates: the broker (``config/mosquitto/``) takes the certificate's
+common name (CN) as the user name *and* the client id, and its ACL lets user ``X`` write only
+``{prefix}/X/…`` and read only ``{prefix}/X/acks`` and ``…/commands``.  So the CN must be the
+device id, and only the city (who holds the CA key) decides which names exist.
+
+Roles, all PEM:
+
+- The **city** makes a CA once (:func:`make_ca`: ``ca.crt`` for everyone, ``ca.key`` 0600 for
+  nobody else), signs each pad's request (:func:`sign_csr`), and signs the broker's own
+  certificate (``server_names``: the host names the pads dial) and each receiver's (CN
+  ``hub-…``, the names the ACL lists as receivers).
+- The **pad** makes its TLS private key (:func:`load_or_create_tls_key`: ECDSA P-256, 0600,
+  never overwritten, never printed, like the device's signing key in :mod:`sync.keys`) and a
+  request whose CN is its device id (:func:`make_csr`).  The key never leaves the pad; only the
+  request goes to the city.
+
+Why ECDSA P-256 and not Ed25519 (the signing key's type): every TLS stack a city broker runs
+(mosquitto with OpenSSL 1.1, EMQX, HiveMQ, cloud IoT brokers) accepts P-256 client certificates;
+Ed25519 in X.509 is not universal yet.  The TLS key is a second key on purpose: the signing key
+proves a record, the TLS key only opens the connection, and either can be replaced alone.
+
+Validity starts a day before the moment of signing: a Pi has no battery clock, and one that
+boots with yesterday's time (fake-hwclock) must not find a fresh certificate "not yet valid".
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import re
+import secrets
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from evaluator.rules.errors import EvaluatorError
+from sync.durable import fsync_dir
+
+__all__ = [
+    "BACKDATE",
+    "CA_CERT_NAME",
+    "CA_KEY_NAME",
+    "CLIENT_DAYS",
+    "RECEIVER_PREFIX",
+    "CertificateAuthority",
+    "TlsCertError",
+    "cert_common_name",
+    "create_tls_key",
+    "csr_common_name",
+    "load_ca",
+    "load_or_create_tls_key",
+    "load_tls_key",
+    "make_ca",
+    "make_csr",
+    "sign_csr",
+    "write_public",
+]
+
+#: File names inside a CA folder (``evaluator tls ca --out DIR``).
+CA_CERT_NAME = "ca.crt"
+CA_KEY_NAME = "ca.key"
+#: How long a CA, a client and a server certificate are valid (days).  825 days is the longest
+#: server certificate common TLS clients accept; client certificates use the same.
+CA_DAYS = 3650
+CLIENT_DAYS = 825
+#: Certificates are valid from this long before signing (a Pi that boots with an old clock).
+BACKDATE = datetime.timedelta(days=1)
+#: The CN prefix of city receivers: the broker's ACL lists them as users allowed to read every pad.
+RECEIVER_PREFIX = "hub-"
+#: A PEM P-256 private key is about 240 bytes; anything much larger is not one.
+KEY_FILE_MAX = 8192
+#: A name the broker may take as a user name and put into topics through the ACL's ``%u``:
+#: the device id's characters (no ``/``, ``+``, ``#``, which would reach other pads' topics).
+_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+NAME_EXPECTED = "1 to 64 letters, digits, '.', '_' or '-' (the ACL puts it into topics)"
+
+
+class TlsCertError(EvaluatorError):
+    """A TLS key, request, certificate or CA cannot be made, read or used; the message says why
+    and what to do."""
+
+
+@dataclass(frozen=True)
+class CertificateAuthority:
+    """The city's CA: its certificate and private key, loaded from a CA folder."""
+
+    folder: Path
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+    @property
+    def cert_path(self) -> Path:
+        return self.folder / CA_CERT_NAME
+
+    def __repr__(self) -> str:  # never the key
+        return f"CertificateAuthority({self.folder}, {self.cert.subject.rfc4514_string()})"
+
+
+# --------------------------------------------------------------------------- private key files
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    """``data`` written whole to a new file ``path`` (``mode`` whatever the umask); never
+    overwrites: a temporary file linked in place, so a crash never leaves a cut file."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TlsCertError(f"cannot create the folder {path.parent}: {exc}") from exc
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+        try:
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.link(tmp, path)
+    except FileExistsError as exc:
+        raise TlsCertError(
+            f"{path} already exists and is never overwritten; move it away first if it really "
+            "must be replaced"
+        ) from exc
+    except OSError as exc:
+        raise TlsCertError(f"cannot write {path}: {exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+
+def write_public(path: Path | str, data: bytes) -> None:
+    """A public file (request, certificate) written whole (mode 0644), replacing an older one:
+    a request or a certificate may be made again, unlike a key."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TlsCertError(f"cannot create the folder {path.parent}: {exc}") from exc
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        try:
+            os.fchmod(fd, 0o644)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise TlsCertError(f"cannot write {path}: {exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+
+def _pem_private(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def create_tls_key(path: Path | str) -> ec.EllipticCurvePrivateKey:
+    """A new ECDSA P-256 key written to ``path`` (0600, folder 0700); never overwrites."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    _write_new(Path(path), _pem_private(key), 0o600)
+    return key
+
+
+def load_tls_key(path: Path | str) -> ec.EllipticCurvePrivateKey:
+    """The TLS key at ``path``; refused when missing, not a regular file, readable by others
+    than its owner (the broker trusts whoever holds it), or not an EC key."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not hang us
+    except FileNotFoundError as exc:
+        raise TlsCertError(
+            f"no TLS key at {path}: create it with `evaluator tls csr --config …`"
+        ) from exc
+    except OSError as exc:
+        raise TlsCertError(f"cannot read the TLS key {path}: {exc}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise TlsCertError(f"{path} is not a regular file, so not a TLS key")
+        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise TlsCertError(
+                f"the TLS key {path} is readable by others (mode "
+                f"{stat.S_IMODE(info.st_mode):04o}); run `chmod 600 {path}`"
+            )
+        if info.st_size > KEY_FILE_MAX:
+            raise TlsCertError(f"{path} is {info.st_size} bytes: not a TLS key")
+        data = os.read(fd, KEY_FILE_MAX + 1)
+    except OSError as exc:
+        raise TlsCertError(f"cannot read the TLS key {path}: {exc}") from exc
+    finally:
+        os.close(fd)
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise TlsCertError(f"{path} is not a TLS key (PEM, unencrypted)") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise TlsCertError(f"{path} is not an EC (ECDSA) key")
+    return key
+
+
+def load_or_create_tls_key(path: Path | str) -> tuple[ec.EllipticCurvePrivateKey, bool]:
+    """The TLS key at ``path``, created when there is none; ``(key, created)``."""
+    try:
+        return load_tls_key(path), False
+    except TlsCertError:
+        if Path(path).exists():
+            raise
+    return create_tls_key(path), True
+
+
+# --------------------------------------------------------------------------- names
+
+
+def check_name(name: str) -> str:
+    """``name`` when the broker may use it as a user name and a topic level, else an error."""
+    if not _NAME.fullmatch(name):
+        raise TlsCertError(f"common name {name!r}: expected {NAME_EXPECTED}")
+    return name
+
+
+def _common_name(subject: x509.Name, what: str) -> str:
+    names = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if len(names) != 1:
+        raise TlsCertError(f"the {what} has {len(names)} common names (CN); expected one")
+    value = names[0].value
+    return value if isinstance(value, str) else value.decode("utf-8", "replace")
+
+
+def csr_common_name(csr_pem: bytes) -> str:
+    """The CN a certificate request asks for."""
+    return _common_name(_load_csr(csr_pem).subject, "request")
+
+
+def cert_common_name(cert_pem: bytes) -> str:
+    """The CN of a certificate (what the broker will take as user name and client id)."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError as exc:
+        raise TlsCertError(f"not a PEM certificate: {exc}") from exc
+    return _common_name(cert.subject, "certificate")
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def make_csr(key: ec.EllipticCurvePrivateKey, common_name: str) -> bytes:
+    """A PEM certificate request for ``key`` with CN ``common_name`` (a pad: its device id)."""
+    check_name(common_name)
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .sign(key, hashes.SHA256())
+    )
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def _load_csr(csr_pem: bytes) -> x509.CertificateSigningRequest:
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem)
+    except ValueError as exc:
+        raise TlsCertError(f"not a PEM certificate request: {exc}") from exc
+    if not csr.is_signature_valid:
+        raise TlsCertError("the request's signature is not valid (damaged or forged)")
+    return csr
+
+
+# --------------------------------------------------------------------------- the CA
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+#: What a CA key may do: sign certificates and revocation lists (and nothing else).
+_CA_USAGE = x509.KeyUsage(
+    digital_signature=True, content_commitment=False, key_encipherment=False,
+    data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+    encipher_only=False, decipher_only=False,
+)  # fmt: skip
+
+
+def make_ca(
+    folder: Path | str, *, common_name: str = "evaluator city CA", days: int = CA_DAYS
+) -> CertificateAuthority:
+    """A new CA in ``folder``: ``ca.key`` (0600) and ``ca.crt``.  Never overwrites either:
+    every pad trusts this CA, so replacing it means re-issuing every certificate."""
+    folder = Path(folder)
+    if (folder / CA_KEY_NAME).exists() or (folder / CA_CERT_NAME).exists():
+        raise TlsCertError(
+            f"{folder} already holds a CA; it is never overwritten (every certificate of the "
+            "city hangs on it). Use another folder for a new one."
+        )
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    public = key.public_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(_name(common_name))
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_CA_USAGE, critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    _write_new(folder / CA_KEY_NAME, _pem_private(key), 0o600)
+    write_public(folder / CA_CERT_NAME, cert.public_bytes(serialization.Encoding.PEM))
+    return CertificateAuthority(folder, cert, key)
+
+
+def load_ca(folder: Path | str) -> CertificateAuthority:
+    """The CA in ``folder`` (``ca.crt`` and ``ca.key``, as :func:`make_ca` wrote them)."""
+    folder = Path(folder)
+    key = load_tls_key(folder / CA_KEY_NAME)
+    try:
+        cert = x509.load_pem_x509_certificate((folder / CA_CERT_NAME).read_bytes())
+    except FileNotFoundError as exc:
+        raise TlsCertError(
+            f"no {CA_CERT_NAME} in {folder}: make a CA with `evaluator tls ca`"
+        ) from exc
+    except (OSError, ValueError) as exc:
+        raise TlsCertError(f"cannot read {folder / CA_CERT_NAME}: {exc}") from exc
+    if cert.public_key().public_numbers() != key.public_key().public_numbers():  # type: ignore[union-attr]
+        raise TlsCertError(f"{CA_KEY_NAME} and {CA_CERT_NAME} in {folder} do not belong together")
+    return CertificateAuthority(folder, cert, key)
+
+
+def sign_csr(
+    csr_pem: bytes,
+    ca: CertificateAuthority,
+    *,
+    days: int = CLIENT_DAYS,
+    server_names: tuple[str, ...] = (),
+    receiver: bool = False,
+) -> bytes:
+    """The PEM certificate the city issues for a request.
+
+    A pad's request (the default) must carry a device id as CN and must not take a receiver's
+    name (``hub-…``: the ACL lets those read every pad); ``receiver=True`` requires one.
+    ``server_names`` makes a broker certificate instead: the host names and IP addresses the
+    pads dial, as subject alternative names (what TLS clients check), for server use only.
+    """
+    csr = _load_csr(csr_pem)
+    cn = _common_name(csr.subject, "request")
+    if server_names:
+        alt: list[x509.GeneralName] = []
+        for name in server_names:
+            try:
+                alt.append(x509.IPAddress(ipaddress.ip_address(name)))
+            except ValueError:
+                alt.append(x509.DNSName(name))
+        usage = ExtendedKeyUsageOID.SERVER_AUTH
+    else:
+        check_name(cn)
+        if receiver and not cn.startswith(RECEIVER_PREFIX):
+            raise TlsCertError(f"a receiver's CN starts with {RECEIVER_PREFIX!r}, not {cn!r}")
+        if not receiver and cn.startswith(RECEIVER_PREFIX):
+            raise TlsCertError(
+                f"{cn!r} is a receiver's name (the ACL lets {RECEIVER_PREFIX}… read every pad); "
+                "a pad's device id must not start with it (sign it as a receiver only if it is one)"
+            )
+        usage = ExtendedKeyUsageOID.CLIENT_AUTH
+    now = datetime.datetime.now(datetime.UTC)
+    public = csr.public_key()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(ca.cert.subject)
+        .public_key(public)  # type: ignore[arg-type]
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
+            critical=False,
+        )
+    )
+    if server_names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
+    cert = builder.sign(ca.key, hashes.SHA256())
+    return cert.public_bytes(serialization.Encoding.PEM)

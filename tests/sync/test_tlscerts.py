@@ -1,0 +1,196 @@
+"""The city's CA, a pad's TLS key and request, and signing (sync/tlscerts.py).
+
+Checked with the ``cryptography`` X.509 API and with OpenSSL itself through :mod:`ssl`: a
+certificate signed here must complete a real TLS handshake against its CA, and one from another
+CA must not.  (That the broker takes the CN as user name and client id is proven on a real
+mosquitto in tests/test_broker_security.py.)
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import ssl
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from sync import tlscerts as t
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def issue(ca: t.CertificateAuthority, folder: Path, cn: str, **kwargs: object) -> Path:
+    key = t.create_tls_key(folder / f"{cn}.key")
+    cert = folder / f"{cn}.crt"
+    cert.write_bytes(t.sign_csr(t.make_csr(key, cn), ca, **kwargs))  # type: ignore[arg-type]
+    return cert
+
+
+def test_the_key_is_owner_only_and_never_overwritten(tmp_path: Path) -> None:
+    path = tmp_path / "tls" / "device.key"
+    old = os.umask(0)  # whatever the umask, the key is 0600 and its folder 0700
+    try:
+        key, created = t.load_or_create_tls_key(path)
+    finally:
+        os.umask(old)
+    assert created and mode(path) == 0o600 and mode(path.parent) == 0o700
+    before = path.read_bytes()
+    again, created = t.load_or_create_tls_key(path)
+    assert not created and path.read_bytes() == before
+    assert again.private_numbers() == key.private_numbers()
+    with pytest.raises(t.TlsCertError, match="never overwritten"):
+        t.create_tls_key(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == ["device.key"]  # no temporary left
+
+
+def test_a_key_readable_by_others_or_not_a_key_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "device.key"
+    t.create_tls_key(path)
+    path.chmod(0o644)
+    with pytest.raises(t.TlsCertError, match="chmod 600"):
+        t.load_tls_key(path)
+    with pytest.raises(t.TlsCertError, match="chmod 600"):
+        t.load_or_create_tls_key(path)  # an existing bad key is never replaced
+    junk = tmp_path / "junk.key"
+    junk.write_bytes(b"not a key")
+    junk.chmod(0o600)
+    with pytest.raises(t.TlsCertError, match="not a TLS key"):
+        t.load_tls_key(junk)
+    with pytest.raises(t.TlsCertError, match="tls csr"):
+        t.load_tls_key(tmp_path / "missing.key")
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(t.TlsCertError, match="not a regular file"):
+        t.load_tls_key(tmp_path / "fifo")
+
+
+def test_a_request_carries_the_device_id_and_is_signed_by_its_key(tmp_path: Path) -> None:
+    key = t.create_tls_key(tmp_path / "k")
+    csr_pem = t.make_csr(key, "440500-hall1-w12")
+    assert csr_pem.startswith(b"-----BEGIN CERTIFICATE REQUEST-----")
+    assert t.csr_common_name(csr_pem) == "440500-hall1-w12"
+    csr = x509.load_pem_x509_csr(csr_pem)
+    assert csr.is_signature_valid
+    assert csr.public_key().public_numbers() == key.public_key().public_numbers()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("name", ["", "pad/a", "pad+", "#", "a" * 65, "pad a", "中文"])
+def test_names_that_would_reach_other_topics_are_refused(tmp_path: Path, name: str) -> None:
+    key = t.create_tls_key(tmp_path / "k")
+    with pytest.raises(t.TlsCertError, match="expected 1 to 64"):
+        t.make_csr(key, name)
+
+
+def test_the_ca_is_made_once(tmp_path: Path) -> None:
+    ca = t.make_ca(tmp_path / "ca")
+    assert mode(tmp_path / "ca" / t.CA_KEY_NAME) == 0o600
+    assert mode(tmp_path / "ca" / t.CA_CERT_NAME) == 0o644
+    assert ca.cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    key_before = (tmp_path / "ca" / t.CA_KEY_NAME).read_bytes()
+    with pytest.raises(t.TlsCertError, match="never overwritten"):
+        t.make_ca(tmp_path / "ca")
+    assert (tmp_path / "ca" / t.CA_KEY_NAME).read_bytes() == key_before
+    loaded = t.load_ca(tmp_path / "ca")
+    assert loaded.cert == ca.cert
+    assert "PRIVATE" not in repr(loaded) and str(tmp_path) in repr(loaded)
+
+
+def test_a_ca_whose_key_and_certificate_differ_is_refused(tmp_path: Path) -> None:
+    t.make_ca(tmp_path / "one")
+    t.make_ca(tmp_path / "two")
+    (tmp_path / "one" / t.CA_CERT_NAME).write_bytes(
+        (tmp_path / "two" / t.CA_CERT_NAME).read_bytes()
+    )
+    with pytest.raises(t.TlsCertError, match="do not belong together"):
+        t.load_ca(tmp_path / "one")
+    with pytest.raises(t.TlsCertError, match="evaluator tls ca"):
+        (tmp_path / "two" / t.CA_CERT_NAME).unlink()
+        t.load_ca(tmp_path / "two")
+
+
+def test_a_pad_certificate_is_a_client_certificate_for_its_device_id(tmp_path: Path) -> None:
+    ca = t.make_ca(tmp_path / "ca")
+    key = t.create_tls_key(tmp_path / "pad.key")
+    before = datetime.datetime.now(datetime.UTC)
+    pem = t.sign_csr(t.make_csr(key, "pad-a"), ca)
+    cert = x509.load_pem_x509_certificate(pem)
+    assert t.cert_common_name(pem) == "pad-a"
+    assert cert.issuer == ca.cert.subject
+    cert.verify_directly_issued_by(ca.cert)
+    usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usage) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    # valid from a day back (a Pi booting with yesterday's clock), for CLIENT_DAYS
+    assert cert.not_valid_before_utc <= before - t.BACKDATE + datetime.timedelta(seconds=5)
+    days = (cert.not_valid_after_utc - before).days
+    assert t.CLIENT_DAYS - 1 <= days <= t.CLIENT_DAYS
+
+
+def test_receiver_names_are_only_signed_as_receivers(tmp_path: Path) -> None:
+    ca = t.make_ca(tmp_path / "ca")
+    key = t.create_tls_key(tmp_path / "k")
+    with pytest.raises(t.TlsCertError, match="receiver's name"):
+        t.sign_csr(t.make_csr(key, "hub-1"), ca)
+    with pytest.raises(t.TlsCertError, match="starts with 'hub-'"):
+        t.sign_csr(t.make_csr(key, "pad-a"), ca, receiver=True)
+    assert t.cert_common_name(t.sign_csr(t.make_csr(key, "hub-1"), ca, receiver=True)) == "hub-1"
+
+
+def test_a_damaged_request_is_refused(tmp_path: Path) -> None:
+    ca = t.make_ca(tmp_path / "ca")
+    with pytest.raises(t.TlsCertError, match="not a PEM certificate request"):
+        t.sign_csr(b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END", ca)
+
+
+def _handshake(ca_file: Path, server: tuple[Path, Path], client: tuple[Path, Path]) -> str:
+    """One TLS handshake over a socket pair: ``"ok"``, or the error of the failing side."""
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(*server)
+    server_ctx.load_verify_locations(ca_file)
+    server_ctx.verify_mode = ssl.CERT_REQUIRED
+    client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_ctx.load_verify_locations(ca_file)
+    client_ctx.load_cert_chain(*client)
+    a, b = socket.socketpair()
+    result: dict[str, str] = {}
+
+    def serve() -> None:
+        try:
+            with server_ctx.wrap_socket(a, server_side=True) as s:
+                s.sendall(s.getpeercert()["subject"][0][0][1].encode())  # type: ignore[index]
+        except (ssl.SSLError, OSError) as exc:
+            result["server"] = str(exc)
+            a.close()
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        with client_ctx.wrap_socket(b, server_hostname="localhost") as s:
+            result["cn"] = s.recv(100).decode()
+    except (ssl.SSLError, OSError) as exc:
+        result["client"] = str(exc)
+    thread.join(10)
+    return result.get("server") or result.get("client") or result["cn"]
+
+
+def test_openssl_accepts_what_the_ca_signed_and_refuses_another_ca(tmp_path: Path) -> None:
+    ca = t.make_ca(tmp_path / "ca")
+    server_cert = issue(ca, tmp_path, "broker", server_names=("localhost", "127.0.0.1"))
+    server = (server_cert, tmp_path / "broker.key")
+    pad = (issue(ca, tmp_path, "pad-a"), tmp_path / "pad-a.key")
+    assert _handshake(ca.cert_path, server, pad) == "pad-a"  # the CN the broker sees
+    other = t.make_ca(tmp_path / "other")
+    (tmp_path / "x").mkdir()
+    intruder = (issue(other, tmp_path / "x", "pad-a"), tmp_path / "x" / "pad-a.key")
+    assert "certificate" in _handshake(ca.cert_path, server, intruder).lower()
+    san = x509.load_pem_x509_certificate(server_cert.read_bytes()).extensions
+    names = san.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["localhost"]
