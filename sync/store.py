@@ -61,6 +61,19 @@ BUSY_TIMEOUT_MS = 5000
 APPEND_ONLY = "ratings are append-only"
 #: Message of the trigger that keeps a presentation's outcome final.
 OUTCOME_FINAL = "presentation outcome is final"
+#: Message of the triggers that keep events append-only.
+EVENTS_APPEND_ONLY = "events are append-only"
+
+#: Kinds of event (docs/schemas/event.schema.json).
+EVENT_KINDS: tuple[str, ...] = ("presentation_end", "represented", "store_fault", "printer_fault")
+#: What ended a presentation (its ``end_cause``) → the ``by`` of its ``presentation_end`` event.
+END_BY: dict[str, str] = {
+    "timeout": "timeout",
+    "evaluation.cancel": "clerk",
+    "window.pause": "pause",
+    "clerk.sign_out": "sign_out",
+    "restart": "restart",
+}
 
 #: Outcomes a presentation can end with (see ``evaluator.rules.session.Outcome``).
 OUTCOMES: tuple[str, ...] = ("rated", "not_rated", "cancelled")
@@ -326,6 +339,41 @@ def m003_outbox_by_seq(db: Database) -> None:
     )
     conn.execute("DROP TABLE outbox")
     conn.execute("ALTER TABLE outbox_v2 RENAME TO outbox")
+
+
+@_migration(name="m004_events")
+def m004_events(db: Database) -> None:
+    """The pad's events for the city (issue 8): an append-only ``events`` table with its own
+    seq and hash chain, an ``event_outbox`` emptied by the city's acks like the ratings' one,
+    and ``presentations.facts``: what a ``presentation_end`` event tells of a presentation
+    (cases with kind and matter name, clerk, terminal, area code) that its row does not keep,
+    written when it opens so that an end at a restart can still tell it."""
+    statements = [
+        """CREATE TABLE IF NOT EXISTS events (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            at TEXT,
+            hash TEXT NOT NULL,
+            record TEXT NOT NULL
+        )""",
+        f"""CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+            BEGIN SELECT RAISE(ABORT, '{EVENTS_APPEND_ONLY}'); END""",
+        f"""CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
+            BEGIN SELECT RAISE(ABORT, '{EVENTS_APPEND_ONLY}'); END""",
+        """CREATE TABLE IF NOT EXISTS event_outbox (
+            seq INTEGER PRIMARY KEY,
+            event_id TEXT NOT NULL UNIQUE REFERENCES events(id)
+        )""",
+        "ALTER TABLE presentations ADD COLUMN facts TEXT",
+        "DROP TRIGGER IF EXISTS presentations_fixed_facts",
+        """CREATE TRIGGER presentations_fixed_facts
+            BEFORE UPDATE OF id, seq, serials, stage, assess_number, clerk_id, matter_codes,
+                started_at, clock_synced, visit, follows, represents, facts ON presentations
+            BEGIN SELECT RAISE(ABORT, 'presentations are append-only'); END""",
+    ]
+    for sql in statements:
+        db.conn.execute(sql)
 
 
 # -- damage, read-only disks, keeping a damaged file aside ------------------------------------
@@ -1197,7 +1245,7 @@ class Store:
                     "INSERT INTO outbox (seq, rating_id) VALUES (?, ?)", [seq, record["id"]]
                 )
                 if close is not None:
-                    self._close(close)
+                    self._close(close, signer)
         except sqlite3.IntegrityError as exc:
             if "rating_cases" in str(exc):
                 raise DuplicateRating(serials, stage, assess_number) from exc
@@ -1428,7 +1476,8 @@ class Store:
         return OutboxPage(items, last, len(rows) >= limit)
 
     def ack(self, ids: Iterable[str], *, durable: bool = True) -> int:
-        """The city stored these ratings: drop them from the outbox, in ONE transaction.
+        """The city stored these ratings and events: drop them from both outboxes, in ONE
+        transaction (ratings and events are acked on the same topic, by id).
 
         Returns how many of ``ids`` were pending; unknown or already acked ids are ignored.
         ``durable=False`` (the sync worker's acks) commits without waiting for the disk: a power
@@ -1445,6 +1494,10 @@ class Store:
                     marks = ",".join("?" * len(chunk))
                     cur = self.conn.execute(
                         f"DELETE FROM outbox WHERE rating_id IN ({marks})", chunk
+                    )
+                    removed += cur.rowcount
+                    cur = self.conn.execute(
+                        f"DELETE FROM event_outbox WHERE event_id IN ({marks})", chunk
                     )
                     removed += cur.rowcount
         except sqlite3.Error as exc:
@@ -1491,6 +1544,7 @@ class Store:
         cases: Iterable[tuple[str, str, str]] | None = None,
         visit: int = 1,
         follows: Iterable[str] = (),
+        facts: Mapping[str, Any] | None = None,
     ) -> list[str]:
         """Record that the rating screen opened (counts as *presented* for participation).
 
@@ -1498,7 +1552,10 @@ class Store:
         power cut.  ``started_at`` is an ISO time (see ``clock_synced`` for its trust).
         ``cases`` lists ``(serial, slot, matter_code)`` per case (default: the slot from the
         stage alone).  Returns the ids of earlier presentations of the same cases that ended
-        unrated (cancelled or not rated): this one re-presents them, and says so in its row.
+        unrated (cancelled or not rated): this one re-presents them, and says so in its row
+        and in a ``represented`` event for the city (art. 4 supervision), in the same
+        transaction.  ``facts`` (``cases`` as in ratings, ``clerk``, ``terminal``,
+        ``area_code``) are kept for the ``presentation_end`` event of an end without a rating.
         Raises :class:`StoreError` when ``id`` exists or the disk refuses the write.
         """
         serial_list = list(serials)
@@ -1508,24 +1565,27 @@ class Store:
             case_rows = [(s, rating_slot("", stage, visit), one) for s in serial_list]
         else:
             case_rows = list(cases)
+        signer = self._signer()  # before the write transaction (it may still be loading)
         try:
             with self._immediate():
                 earlier: list[str] = []
+                again: list[str] = []  # the serials shown before
                 for chunk in _chunks([(s, slot) for s, slot, _ in case_rows], _SQL_VARS // 2):
                     marks = ",".join("(?, ?)" for _ in chunk)
                     rows = self.conn.execute(
-                        "SELECT DISTINCT p.id FROM presentation_cases c"
+                        "SELECT p.id, c.serial FROM presentation_cases c"
                         " JOIN presentations p ON p.id = c.presentation_id"
                         " WHERE c.assess_number = ? AND p.outcome IN ('cancelled', 'not_rated')"
                         f" AND (c.serial, c.slot) IN (VALUES {marks}) ORDER BY p.seq",
                         [assess_number, *[v for pair in chunk for v in pair]],
                     ).fetchall()
-                    earlier.extend(r[0] for r in rows if r[0] not in earlier)
+                    earlier.extend(dict.fromkeys(r[0] for r in rows if r[0] not in earlier))
+                    again.extend(dict.fromkeys(r[1] for r in rows if r[1] not in again))
                 last = self.conn.execute("SELECT max(seq) FROM presentations").fetchone()[0]
                 self.conn.execute(
                     "INSERT INTO presentations (id, seq, serials, stage, assess_number, clerk_id,"
-                    " matter_codes, started_at, clock_synced, visit, follows, represents)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " matter_codes, started_at, clock_synced, visit, follows, represents, facts)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         id,
                         (last or 0) + 1,
@@ -1539,6 +1599,7 @@ class Store:
                         visit,
                         _json(list(follows)),
                         _json(earlier),
+                        None if facts is None else _json(dict(facts)),
                     ],
                 )
                 self.conn.executemany(
@@ -1546,6 +1607,17 @@ class Store:
                     " assess_number, matter_code) VALUES (?, ?, ?, ?, ?)",
                     [(id, s, slot, assess_number, code) for s, slot, code in case_rows],
                 )
+                if earlier:
+                    known = facts or {}
+                    event = {
+                        "presentation_id": id,
+                        "represents": earlier,
+                        "serials": again,
+                        "clerk": known["clerk"] if "clerk" in known else _clerk_of(clerk_id),
+                        "at": started_at,
+                        "clock_synced": clock_synced,
+                    }
+                    self._append_event("represented", event, signer)
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"presentation {id} was already opened: {exc}") from exc
         except sqlite3.Error as exc:
@@ -1563,25 +1635,34 @@ class Store:
         rating_ids: Iterable[str] = (),
         cause: str = "",
         touched: bool | None = None,
+        clock_synced: bool = False,
     ) -> None:
         """Set a presentation's outcome (``rated``, ``not_rated`` or ``cancelled``), once, with
         what ended it (``cause``: ``rated``, ``timeout``, ``evaluation.cancel``, ``window.pause``,
         ``clerk.sign_out``, ``restart``) and whether the citizen touched it.
 
+        An end without a rating also appends its ``presentation_end`` event (the city's, for
+        the art. 25 follow-up) in the same transaction: never lost, never written twice (the
+        outcome is set once).  ``clock_synced`` is the trust of ``ended_at``.
+
         Raises :class:`StoreError` for an unknown id, an outcome already set, or a disk error;
         ``ValueError`` for an unknown outcome.
         """
-        end = PresentationEnd(id, outcome, ended_at, tuple(rating_ids), cause, touched)
+        end = PresentationEnd(
+            id, outcome, ended_at, tuple(rating_ids), cause, touched, clock_synced
+        )
+        signer = self._signer()  # before the write transaction (it may still be loading)
         try:
             with self._immediate():
-                self._close(end)
+                self._close(end, signer)
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"presentation {id} cannot be closed: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreError(f"could not close presentation {id}: {exc}") from exc
 
-    def _close(self, end: PresentationEnd) -> None:
-        """The UPDATE of :meth:`close_presentation`, inside the caller's transaction."""
+    def _close(self, end: PresentationEnd, signer: Signer | None = None) -> None:
+        """The UPDATE of :meth:`close_presentation`, inside the caller's transaction, and the
+        ``presentation_end`` event of an end without a rating."""
         if end.outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, not {end.outcome!r}")
         cur = self.conn.execute(
@@ -1598,6 +1679,162 @@ class Store:
         )
         if cur.rowcount == 0:
             raise StoreError(f"no presentation {end.id} to close")
+        if end.outcome != "rated":
+            self._append_event("presentation_end", self._end_event(end), signer)
+
+    def _end_event(self, end: PresentationEnd) -> dict[str, Any]:
+        """The body of a ``presentation_end`` event, from the presentation's row and the facts
+        kept when it opened (a row from before migration m004 has none: what it lacks is null)."""
+        row = self.conn.execute(
+            "SELECT serials, clerk_id, started_at, facts FROM presentations WHERE id = ?",
+            [end.id],
+        ).fetchone()
+        serials, clerk_id, started_at, facts_text = row
+        facts = _json_object(facts_text)
+        cases = facts.get("cases")
+        if not isinstance(cases, list) or not cases:
+            codes = dict(
+                self.conn.execute(
+                    "SELECT serial, matter_code FROM presentation_cases WHERE presentation_id = ?",
+                    [end.id],
+                ).fetchall()
+            )
+            cases = [
+                {"serial": s, "matter_code": codes.get(s, ""), "matter_name": None, "kind": None}
+                for s in _json_list(serials)
+            ]
+        clerk = facts["clerk"] if "clerk" in facts else _clerk_of(clerk_id)
+        return {
+            "presentation_id": end.id,
+            "outcome": end.outcome,
+            "cases": cases,
+            "clerk": clerk,
+            "terminal": facts.get("terminal"),
+            "area_code": facts.get("area_code"),
+            "presented_at": started_at,
+            "ended_at": end.ended_at,
+            "by": END_BY.get(end.cause, end.cause or "unknown"),
+            "at": end.ended_at,
+            "clock_synced": bool(end.clock_synced),
+        }
+
+    # -- events ---------------------------------------------------------------------------
+
+    def _signer(self) -> Signer | None:
+        return self.signer() if callable(self.signer) else self.signer
+
+    def append_event(self, kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Commit one event for the city durably with its outbox row, in ONE transaction, and
+        return the sealed record (see docs/schemas/event.schema.json).
+
+        ``body`` holds the kind's fields and ``at`` (ISO local time) and ``clock_synced``
+        (now, unsynchronised, when absent).  The store adds ``id``, ``seq`` (the events' own,
+        from 1), ``device_id`` and ``kind``, chains it to the previous EVENT (its own chain,
+        :data:`~evaluator.rules.records.GENESIS_HASH` first) and signs it with the ratings'
+        device key.  :class:`StoreError` when the disk refuses (nothing written);
+        ``ValueError`` for an unknown kind.
+        """
+        signer = self._signer()
+        try:
+            with self._immediate():
+                return self._append_event(kind, body, signer)
+        except sqlite3.Error as exc:
+            raise StoreError(f"the event could not be stored (nothing was written): {exc}") from exc
+
+    def _append_event(
+        self, kind: str, body: Mapping[str, Any], signer: Signer | None
+    ) -> dict[str, Any]:
+        """The INSERTs of :meth:`append_event`, inside the caller's transaction."""
+        if kind not in EVENT_KINDS:
+            raise ValueError(f"event kind must be one of {', '.join(EVENT_KINDS)}, not {kind!r}")
+        last = self.conn.execute(
+            "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+        content = {k: v for k, v in body.items() if k not in ("id", "seq", "device_id", "kind")}
+        content.setdefault("at", local_now())
+        content["clock_synced"] = bool(content.get("clock_synced", False))
+        content.update(id=new_record_id(), seq=seq, device_id=self.device_id, kind=kind)
+        record = seal(content, prev_hash=prev_hash, signer=signer)
+        self.conn.execute(
+            "INSERT INTO events (seq, id, kind, at, hash, record) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                seq,
+                record["id"],
+                kind,
+                record["at"],
+                record["hash"],
+                canonical_json(record).decode(),
+            ],
+        )
+        self.conn.execute(
+            "INSERT INTO event_outbox (seq, event_id) VALUES (?, ?)", [seq, record["id"]]
+        )
+        return record
+
+    def event_records(self, *, since_seq: int = 0) -> Iterator[dict[str, Any]]:
+        """Every readable event with ``seq`` greater than ``since_seq``, in seq order (an
+        unreadable one is logged and skipped; :meth:`verify_events` reports the break)."""
+        after = since_seq
+        while True:
+            rows = self.conn.execute(
+                "SELECT seq, id, record FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                [after, _PAGE],
+            ).fetchall()
+            for seq, row_id, text in rows:
+                after = seq
+                record = _decode_event(seq, row_id, text)
+                if record is not None:
+                    yield record
+            if len(rows) < _PAGE:
+                return
+
+    def verify_events(self) -> ChainBreak | None:
+        """``None`` when the events' own hash chain holds, else the first broken event."""
+        return verify_chain(self.event_records())
+
+    #: The event outbox read, as :attr:`_OUTBOX_SQL` for ratings.
+    _EVENT_OUTBOX_SQL = (
+        "SELECT o.seq, e.id, e.record FROM event_outbox o CROSS JOIN events e ON e.seq = o.seq"
+        " WHERE o.seq > ? ORDER BY o.seq LIMIT ?"
+    )
+
+    def event_outbox_page(self, limit: int, *, after_seq: int = 0) -> OutboxPage:
+        """The next ``limit`` events waiting for the city's ack after ``after_seq`` (the sync's
+        event lane), each handed on as the canonical JSON stored."""
+        rows = self.conn.execute(self._EVENT_OUTBOX_SQL, [after_seq, limit]).fetchall()
+        items = [
+            Outgoing(seq, row_id, text.encode("utf-8"))
+            for seq, row_id, text in rows
+            if _decode_event(seq, row_id, text) is not None
+        ]
+        last = rows[-1][0] if rows else after_seq
+        return OutboxPage(items, last, len(rows) >= limit)
+
+    def event_outbox_size(self) -> int:
+        """How many events wait for the city's ack."""
+        return int(self.conn.execute("SELECT count(*) FROM event_outbox").fetchone()[0])
+
+    def outbox_summary(self) -> tuple[int, str | None]:
+        """Ratings and events waiting for the city's ack, and the time (ISO, as stored) of the
+        oldest of them (``None`` when nothing waits): the city's status message."""
+        count = self.outbox_size() + self.event_outbox_size()
+        times = [
+            row[0]
+            for row in (
+                self.conn.execute(
+                    "SELECT r.rated_at FROM outbox o CROSS JOIN ratings r ON r.seq = o.seq"
+                    " ORDER BY o.seq LIMIT 1"
+                ).fetchone(),
+                self.conn.execute(
+                    "SELECT e.at FROM event_outbox o CROSS JOIN events e ON e.seq = o.seq"
+                    " ORDER BY o.seq LIMIT 1"
+                ).fetchone(),
+            )
+            if row is not None and isinstance(row[0], str)
+        ]
+        oldest = min(times, key=_instant, default=None)
+        return count, oldest
 
     def unclosed_presentations(self) -> list[dict[str, Any]]:
         """Presentations without an outcome (e.g. the power went off), oldest first, each with
@@ -1817,6 +2054,8 @@ class PresentationEnd:
     rating_ids: tuple[str, ...] = ()
     cause: str = ""
     touched: bool | None = None
+    clock_synced: bool = False
+    """Whether ``ended_at`` came from a synchronised clock (the event's ``clock_synced``)."""
 
 
 @dataclass
@@ -1870,3 +2109,49 @@ def _json_list(text: Any) -> list[Any]:
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _json_object(text: Any) -> dict[str, Any]:
+    """A JSON object column, ``{}`` when absent or unusable."""
+    if not isinstance(text, str):
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        log.error("a presentation row holds damaged JSON facts: %.80r", text)
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _clerk_of(clerk_id: Any) -> dict[str, Any] | None:
+    """The clerk of a row that kept only the id (before migration m004)."""
+    return {"id": clerk_id, "name": None} if isinstance(clerk_id, str) and clerk_id else None
+
+
+def local_now() -> str:
+    """Now as the pad writes its times: local time with offset, milliseconds."""
+    return datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
+def _instant(text: str) -> float:
+    """An ISO time as a POSIX timestamp (``inf`` when unreadable: never the oldest)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return float("inf")
+    if moment.tzinfo is None:
+        moment = moment.astimezone()
+    return moment.timestamp()
+
+
+def _decode_event(seq: int, row_id: Any, text: Any) -> dict[str, Any] | None:
+    """A stored event's record, or ``None`` (logged) when it is not a JSON object that
+    names its own row."""
+    try:
+        record = json.loads(text)
+    except (TypeError, ValueError):
+        record = None
+    if not isinstance(record, dict) or record.get("seq") != seq or record.get("id") != row_id:
+        log.error("event seq=%s id=%s is damaged; skipped, left in place", seq, row_id)
+        return None
+    return record
