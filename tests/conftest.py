@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.pg import PostgresServer
 from tests.support import Broker, SupportError, Xvfb, binary
 from tests.support import PtyPair as _Pty
 
@@ -40,6 +41,15 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     b.start()
     yield b
     b.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A private PostgreSQL server (``tests/pg.py``) for the whole session: ``initdb`` takes
+    seconds, so tests share the server and each takes a fresh database."""
+    server = PostgresServer()
+    yield server
+    server.stop()
 
 
 @dataclass

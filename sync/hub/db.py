@@ -1,0 +1,343 @@
+"""The receiver's database: SQLite (default) or PostgreSQL, the same tables on both.
+
+``open_db("sqlite:///abs/path.db")`` or a plain path opens SQLite in WAL mode with
+``synchronous=FULL`` (a record is acked only once it is durable, so the commit must be too);
+``open_db("postgresql://user@host/db")`` opens PostgreSQL through psycopg 3.  The SQL is written
+once with ``?`` placeholders; :class:`HubDB` turns them into ``%s`` for psycopg.
+
+Tables (created when missing; ``hub_meta.schema_version`` says which layout a file has):
+
+* ``hub_devices`` — each registered (device, key): the public key and ``unsigned_before``.
+* ``hub_records`` — every stored record, exactly once by ``id``, ``UNIQUE(device_id, stream, seq)``.
+* ``hub_heads`` — the chain tip per (device, stream): the row every writer of that device locks.
+* ``hub_parked`` — records that arrived ahead of their predecessor (normal: a new rating is sent
+  before an old backlog); promoted when the gap closes.
+* ``hub_status`` — the latest retained status of each device.
+* ``hub_dead`` — what was refused, with the reason.
+
+A :class:`HubDB` is one connection: use it from one thread at a time (the receiver opens its own).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from evaluator.rules.errors import EvaluatorError
+from evaluator.rules.records import GENESIS_HASH
+from sync.keys import DeviceKeyError, PublicKey
+
+SCHEMA_VERSION = 1
+STREAMS = ("ratings", "events")
+
+#: Device ids a pad can have (the rating schema's pattern); ``_hub`` is the receiver's own topic.
+RESERVED_DEVICE_IDS = frozenset({"_hub"})
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS hub_meta (schema_version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS hub_devices (
+    device_id TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    unsigned_before INTEGER NOT NULL DEFAULT 1,
+    registered_at TEXT NOT NULL,
+    PRIMARY KEY (device_id, key_id)
+);
+CREATE TABLE IF NOT EXISTS hub_records (
+    id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    stream TEXT NOT NULL CHECK (stream IN ('ratings', 'events')),
+    seq BIGINT NOT NULL,
+    hash TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    record TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    UNIQUE (device_id, stream, seq)
+);
+CREATE TABLE IF NOT EXISTS hub_heads (
+    device_id TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    last_seq BIGINT NOT NULL,
+    last_hash TEXT NOT NULL,
+    PRIMARY KEY (device_id, stream)
+);
+CREATE TABLE IF NOT EXISTS hub_parked (
+    device_id TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    id TEXT NOT NULL,
+    record TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (device_id, stream, seq)
+);
+CREATE TABLE IF NOT EXISTS hub_status (
+    device_id TEXT PRIMARY KEY,
+    payload TEXT NOT NULL,
+    received_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS hub_dead (
+    id {serial},
+    device_id TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    received_at TEXT NOT NULL
+);
+"""
+
+_SERIAL = {"sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT", "postgresql": "BIGSERIAL PRIMARY KEY"}
+
+
+class HubError(EvaluatorError):
+    """The receiver's database cannot be opened or used; the message says what to do."""
+
+
+def now_text() -> str:
+    """The receiver's timestamps: UTC, ISO 8601 with milliseconds (they sort as text)."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def open_db(url: str | Path) -> HubDB:
+    """The database at ``url``: ``sqlite:///abs/path``, a plain path (SQLite), or
+    ``postgresql://…`` / ``postgres://…`` (PostgreSQL); tables are created when missing."""
+    text = str(url)
+    if text.startswith(("postgresql://", "postgres://")):
+        return HubDB(text, "postgresql")
+    if text.startswith("sqlite://"):
+        text = text[len("sqlite://") :]
+        if not text.startswith("/"):
+            raise HubError(f"{url}: a SQLite URL is sqlite:///absolute/path.db")
+    elif "://" in text:
+        raise HubError(f"{url}: expected sqlite:///path, postgresql://… or a file path")
+    return HubDB(text, "sqlite")
+
+
+class HubDB:
+    """One connection to the receiver's database (see the module docstring)."""
+
+    def __init__(self, target: str, kind: str) -> None:
+        self.kind = kind
+        self.target = target
+        self._lock = threading.RLock()
+        if kind == "sqlite":
+            path = Path(target)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA busy_timeout = 30000")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = FULL")
+            except (OSError, sqlite3.Error) as exc:
+                raise HubError(f"cannot open the hub database {path}: {exc}") from exc
+            self.conn: Any = conn
+        else:
+            try:
+                import psycopg
+
+                self.conn = psycopg.connect(target, autocommit=True)
+            except Exception as exc:  # psycopg.Error, or psycopg missing
+                raise HubError(f"cannot connect to {_redact(target)}: {exc}") from exc
+        self._create()
+
+    # -- SQL plumbing ---------------------------------------------------------------------
+
+    def sql(self, text: str) -> str:
+        """``text`` with ``?`` placeholders as this database's driver wants them."""
+        return text if self.kind == "sqlite" else text.replace("?", "%s")
+
+    def execute(self, text: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement; returns the cursor."""
+        if self.kind == "sqlite":
+            return self.conn.execute(text, params)
+        return self.conn.execute(self.sql(text), params)
+
+    def rows(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return list(self.execute(text, params).fetchall())
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction: SQLite ``BEGIN IMMEDIATE`` (the writer lock, so two
+        receivers on one file take turns), PostgreSQL a normal transaction (row locks are
+        taken with ``FOR UPDATE`` inside it)."""
+        with self._lock:
+            if self.kind == "sqlite":
+                self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield
+                except BaseException:
+                    self.conn.execute("ROLLBACK")
+                    raise
+                self.conn.execute("COMMIT")
+            else:
+                with self.conn.transaction():
+                    yield
+
+    def lock_head(self, device_id: str, stream: str) -> tuple[int, str]:
+        """Inside :meth:`transaction`: the chain tip of (device, stream), locked until commit
+        (the row is created at seq 0 / GENESIS first when missing)."""
+        self.execute(
+            "INSERT INTO hub_heads (device_id, stream, last_seq, last_hash) VALUES (?, ?, 0, ?)"
+            " ON CONFLICT DO NOTHING",
+            (device_id, stream, GENESIS_HASH),
+        )
+        lock = "" if self.kind == "sqlite" else " FOR UPDATE"
+        row = self.execute(
+            "SELECT last_seq, last_hash FROM hub_heads WHERE device_id = ? AND stream = ?" + lock,
+            (device_id, stream),
+        ).fetchone()
+        return int(row[0]), str(row[1])
+
+    def _create(self) -> None:
+        ddl = _DDL.replace("{serial}", _SERIAL[self.kind])
+        try:
+            with self.transaction():
+                for statement in ddl.split(";"):
+                    if statement.strip():
+                        self.execute(statement)
+                if not self.rows("SELECT schema_version FROM hub_meta"):
+                    self.execute(
+                        "INSERT INTO hub_meta (schema_version) VALUES (?)", (SCHEMA_VERSION,)
+                    )
+        except Exception as exc:
+            if self.kind == "postgresql" and _is_unique_violation(exc):
+                # Two receivers creating the tables at the same instant: the other one won.
+                return
+            raise HubError(f"cannot create the hub tables in {self.where}: {exc}") from exc
+        version = self.rows("SELECT schema_version FROM hub_meta")[0][0]
+        if int(version) != SCHEMA_VERSION:
+            raise HubError(
+                f"{self.where} has hub schema version {version}; this receiver knows"
+                f" {SCHEMA_VERSION}"
+            )
+
+    @property
+    def where(self) -> str:
+        """The database, for messages (a PostgreSQL password is never shown)."""
+        return self.target if self.kind == "sqlite" else _redact(self.target)
+
+    # -- the public API -------------------------------------------------------------------
+
+    def register(self, device_id: str, public_key_text: str, unsigned_before: int = 1) -> str:
+        """Register ``public_key_text`` (``ed25519:<base64>`` as ``evaluator keys show``
+        prints, a PEM key, or a file holding one) for ``device_id``; returns its key id.
+
+        Records of the device are accepted only when signed by a key registered for it, or
+        unsigned with ``seq < unsigned_before`` (a pad upgraded to keys: what it stored before).
+        Registering the same key again updates ``unsigned_before``; keep every key a device
+        was ever registered with (a replaced key still signed the older records).
+        """
+        if not device_id or device_id in RESERVED_DEVICE_IDS or "/" in device_id:
+            raise HubError(f"{device_id!r} cannot be a device id")
+        if "+" in device_id or "#" in device_id:
+            raise HubError(f"{device_id!r} cannot be a device id (MQTT wildcard)")
+        if unsigned_before < 1:
+            raise HubError("unsigned_before must be 1 or more")
+        try:
+            key = PublicKey.parse(public_key_text)
+        except DeviceKeyError as exc:
+            raise HubError(str(exc)) from exc
+        with self.transaction():
+            self.execute(
+                "INSERT INTO hub_devices (device_id, key_id, public_key, unsigned_before,"
+                " registered_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id, key_id)"
+                " DO UPDATE SET unsigned_before = excluded.unsigned_before,"
+                " public_key = excluded.public_key",
+                (device_id, key.key_id, key.text, unsigned_before, now_text()),
+            )
+        return key.key_id
+
+    def keys(self, device_id: str) -> tuple[dict[str, PublicKey], int]:
+        """The registered keys of ``device_id`` by key id, and its ``unsigned_before`` (the
+        highest registered); ``({}, 0)`` for an unregistered device."""
+        found: dict[str, PublicKey] = {}
+        before = 0
+        for key_id, text, unsigned_before in self.rows(
+            "SELECT key_id, public_key, unsigned_before FROM hub_devices WHERE device_id = ?",
+            (device_id,),
+        ):
+            found[str(key_id)] = PublicKey.parse(str(text))
+            before = max(before, int(unsigned_before))
+        return found, before
+
+    def devices(self) -> list[str]:
+        """Every registered device id, sorted."""
+        return [str(r[0]) for r in self.rows("SELECT DISTINCT device_id FROM hub_devices")]
+
+    def records(self, device_id: str, stream: str = "ratings") -> list[dict[str, Any]]:
+        """Every stored record of ``device_id`` on ``stream``, in ``seq`` order."""
+        return [
+            json.loads(r[0])
+            for r in self.rows(
+                "SELECT record FROM hub_records WHERE device_id = ? AND stream = ? ORDER BY seq",
+                (device_id, stream),
+            )
+        ]
+
+    def all_records(self, stream: str = "ratings") -> Iterator[dict[str, Any]]:
+        """Every stored record on ``stream``, by device then ``seq``."""
+        for (text,) in self.rows(
+            "SELECT record FROM hub_records WHERE stream = ? ORDER BY device_id, seq", (stream,)
+        ):
+            yield json.loads(text)
+
+    def count(self, stream: str | None = None) -> int:
+        """How many records are stored (on ``stream``, or on every stream)."""
+        if stream is None:
+            return int(self.rows("SELECT count(*) FROM hub_records")[0][0])
+        return int(self.rows("SELECT count(*) FROM hub_records WHERE stream = ?", (stream,))[0][0])
+
+    def parked(self) -> int:
+        """How many records wait for a predecessor."""
+        return int(self.rows("SELECT count(*) FROM hub_parked")[0][0])
+
+    def dead(self) -> list[dict[str, Any]]:
+        """Every dead letter, oldest first."""
+        return [
+            {"device_id": d, "topic": t, "reason": r, "payload": p, "at": a}
+            for d, t, r, p, a in self.rows(
+                "SELECT device_id, topic, reason, payload, received_at FROM hub_dead ORDER BY id"
+            )
+        ]
+
+    def statuses(self) -> dict[str, tuple[dict[str, Any] | None, str]]:
+        """The latest status of each device that sent one: ``(payload or None, received_at)``."""
+        out: dict[str, tuple[dict[str, Any] | None, str]] = {}
+        for device_id, payload, at in self.rows(
+            "SELECT device_id, payload, received_at FROM hub_status"
+        ):
+            try:
+                body = json.loads(payload)
+            except ValueError:
+                body = None
+            out[str(device_id)] = (body if isinstance(body, dict) else None, str(at))
+        return out
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+    def __enter__(self) -> HubDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _redact(url: str) -> str:
+    """``url`` without its password (``postgresql://user:***@host/db``)."""
+    head, sep, tail = url.partition("://")
+    if not sep or "@" not in tail:
+        return url
+    cred, _, rest = tail.rpartition("@")
+    user = cred.split(":", 1)[0]
+    return f"{head}://{user}:***@{rest}" if ":" in cred else url
+
+
+def _is_unique_violation(exc: BaseException) -> bool:
+    return type(exc).__name__ in ("UniqueViolation", "IntegrityError")

@@ -1,0 +1,488 @@
+"""One received message → stored exactly once, acked again, parked, or refused (no MQTT here).
+
+For ``{prefix}/{device}/ratings`` and ``…/events`` every check that needs no database state runs
+first (topic, size, UTF-8, nesting, JSON, the published schema, ``device_id`` = the topic's
+device, the hash over the content, the signature with a key registered for that device, or an
+unsigned record below the device's ``unsigned_before``).  Then, per (device, stream), ONE
+transaction holding that chain's head row (PostgreSQL ``SELECT … FOR UPDATE``, SQLite
+``BEGIN IMMEDIATE``) decides, record by record in ``seq`` order:
+
+* ``id`` already stored → a duplicate: acked again, nothing written;
+* ``seq`` = tip + 1 and ``prev_hash`` = the tip's hash → stored, the tip moves, and parked
+  successors that chain on are promoted (and acked) in the same transaction;
+* ``seq`` > tip + 1 → parked (not acked: it is acked when promoted, by whichever receiver
+  promotes it);
+* anything else → a dead letter with the reason: never acked, never half-stored.
+
+Two receivers may hold messages of the same device at once (a shared subscription splits a
+device's traffic): the head lock serialises them, so the chain is stored in order whoever
+received what.  ``…/status`` upserts the device's latest status (no ack).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from evaluator.rules.protocol import MAX_DEPTH, nesting_depth
+from evaluator.rules.records import record_hash, signature_of
+from sync.hub import schemas
+from sync.hub.db import STREAMS, HubDB, now_text
+from sync.keys import PublicKey
+
+log = logging.getLogger(__name__)
+
+#: Largest message read, in bytes (a rating is ~1–3 kB; 50 cases of long names stay far below).
+MAX_PAYLOAD = 64 * 1024
+#: Seconds a device's registered keys are cached (a new registration is seen within this).
+KEYS_TTL = 5.0
+#: A refused message that repeats (same device, id and reason, or the same bytes on the same
+#: topic when it has no id) within this many seconds
+#: is counted but neither stored nor published again: a pad resends what was not acked every
+#: ``resend_after``, and a forger may repeat for ever.
+DEAD_REPEAT_AFTER = 600.0
+#: How many refused (device, id) pairs are remembered for that.
+DEAD_MEMORY = 10_000
+
+#: The schema each stream's records are checked against (``docs/schemas/<name>.schema.json``).
+SCHEMA_OF = {"ratings": "rating", "events": "event", "status": "status"}
+#: What every chained record needs when its stream has no published schema yet.
+_CHAIN_FIELDS = {"id": str, "seq": int, "device_id": str, "prev_hash": str, "hash": str}
+
+
+@dataclass(frozen=True)
+class Dead:
+    """A refused message: what, from where, why (``payload`` as received, cut to 64 KiB)."""
+
+    device_id: str
+    topic: str
+    reason: str
+    payload: bytes
+    key: str
+    at: str = ""
+
+    def payload_text(self) -> tuple[str, str]:
+        """``(text, encoding)``: the payload as UTF-8 text, or base64 when it is not text (or
+        holds a NUL, which a PostgreSQL text column cannot)."""
+        try:
+            text = self.payload.decode("utf-8")
+            if "\0" not in text:
+                return text, "utf-8"
+        except UnicodeDecodeError:
+            pass
+        return base64.b64encode(self.payload).decode("ascii"), "base64"
+
+    def to_json(self) -> dict[str, Any]:
+        """The dead-letter message published on ``{prefix}/_hub/deadletter``."""
+        text, encoding = self.payload_text()
+        return {
+            "device_id": self.device_id,
+            "topic": self.topic,
+            "reason": self.reason,
+            "payload": text,
+            "payload_encoding": encoding,
+            "at": self.at,
+        }
+
+
+@dataclass
+class Result:
+    """What a batch of messages did.  ``acks``: ids to ack per device (only after commit)."""
+
+    acks: dict[str, list[str]] = field(default_factory=dict)
+    stored: int = 0
+    duplicates: int = 0
+    parked: int = 0
+    statuses: int = 0
+    dead: list[Dead] = field(default_factory=list)
+    #: Dead letters counted but not stored/published again (repeats, see DEAD_REPEAT_AFTER).
+    repeats: int = 0
+    #: Messages whose transaction failed (database error): not acked, the pad resends them.
+    failed: int = 0
+
+    def ack(self, device_id: str, rid: str) -> None:
+        self.acks.setdefault(device_id, []).append(rid)
+
+
+@dataclass(frozen=True)
+class _Valid:
+    device_id: str
+    stream: str
+    topic: str
+    record: dict[str, Any]
+    text: str
+    payload: bytes
+
+
+class Ingest:
+    """Stores messages into ``db`` (a :class:`~sync.hub.db.HubDB`) under ``topic_prefix``.
+
+    ``clock`` (monotonic seconds) drives the key cache and the repeat filter of dead letters
+    (tests pass their own).  Use from one thread, like the ``HubDB`` it holds.
+    """
+
+    def __init__(
+        self,
+        db: HubDB,
+        topic_prefix: str = "hcp/v1",
+        *,
+        dead_repeat_after: float = DEAD_REPEAT_AFTER,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.db = db
+        self.prefix = topic_prefix.rstrip("/")
+        self.dead_repeat_after = dead_repeat_after
+        self._clock = clock
+        self._keys: dict[str, tuple[float, dict[str, PublicKey], int]] = {}
+        self._dead_seen: OrderedDict[str, float] = OrderedDict()
+
+    # -- the entry points ------------------------------------------------------------------
+
+    def handle(self, topic: str, payload: bytes) -> Result:
+        """One message (see :meth:`handle_batch`)."""
+        return self.handle_batch([(topic, payload)])
+
+    def handle_batch(self, messages: Iterable[tuple[str, bytes]]) -> Result:
+        """Check, store and decide every message; dead letters are stored (repeats filtered)
+        and returned in ``Result.dead``; the caller publishes ``Result.acks`` and them."""
+        result = Result()
+        groups: dict[tuple[str, str], list[_Valid]] = {}
+        statuses: list[tuple[str, str]] = []
+        for topic, payload in messages:
+            checked = self._check(topic, payload)
+            if isinstance(checked, Dead):
+                result.dead.append(checked)
+            elif isinstance(checked, _Valid):
+                groups.setdefault((checked.device_id, checked.stream), []).append(checked)
+            else:
+                statuses.append(checked)
+        for (device_id, stream), items in groups.items():
+            self._store_group(device_id, stream, items, result)
+        if statuses:
+            self._store_statuses(statuses, result)
+        self._file_dead(result)
+        return result
+
+    # -- checks without the database's chain state -----------------------------------------
+
+    def _check(self, topic: str, payload: bytes) -> _Valid | Dead | tuple[str, str]:
+        head = self.prefix + "/"
+        parts = topic[len(head) :].split("/") if topic.startswith(head) else []
+        if len(parts) != 2 or parts[1] not in SCHEMA_OF or not parts[0]:
+            return self._dead("", topic, f"not a device topic under {head}", payload)
+        device_id, stream = parts
+        if len(payload) > MAX_PAYLOAD:
+            return self._dead(
+                device_id, topic, f"{len(payload)} bytes, more than {MAX_PAYLOAD}", payload
+            )
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            return self._dead(device_id, topic, "not UTF-8", payload)
+        if stream == "status" and not text:
+            return (device_id, "")  # a retained status cleared: nothing to keep
+        if nesting_depth(payload) > MAX_DEPTH:
+            return self._dead(device_id, topic, f"nested deeper than {MAX_DEPTH}", payload)
+        try:
+            obj = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            return self._dead(device_id, topic, f"not JSON: {exc}"[:200], payload)
+        if not isinstance(obj, dict):
+            return self._dead(device_id, topic, "not a JSON object", payload)
+        rid = obj.get("id") if isinstance(obj.get("id"), str) else None
+        problem = schemas.first_error(SCHEMA_OF[stream], obj)
+        if problem is None and stream != "status" and schemas.schema(SCHEMA_OF[stream]) is None:
+            problem = _chain_fields_problem(obj)
+        if problem:
+            return self._dead(device_id, topic, problem, payload, rid)
+        claimed = obj.get("device_id", device_id)
+        if claimed != device_id:
+            return self._dead(
+                device_id, topic, f"device_id {claimed!r} is not the topic's device", payload, rid
+            )
+        keys, unsigned_before = self._device_keys(device_id)
+        if not keys:
+            return self._dead(device_id, topic, "device not registered", payload, rid)
+        if stream == "status":
+            return (device_id, text)
+        if record_hash(obj) != obj["hash"]:
+            return self._dead(device_id, topic, "content does not match its hash", payload, rid)
+        if "sig" in obj or "key_id" in obj:
+            key = keys.get(str(obj.get("key_id")))
+            if key is None:
+                return self._dead(
+                    device_id,
+                    topic,
+                    f"key_id {obj.get('key_id')!r} is not registered for the device",
+                    payload,
+                    rid,
+                )
+            signature = signature_of(obj)
+            if signature is None or not key.check(str(obj["hash"]).encode("ascii"), signature):
+                return self._dead(device_id, topic, "signature does not verify", payload, rid)
+        elif not int(obj["seq"]) < unsigned_before:
+            return self._dead(
+                device_id,
+                topic,
+                f"unsigned record (seq {obj['seq']}); the device's records"
+                f" must be signed from seq {unsigned_before}",
+                payload,
+                rid,
+            )
+        return _Valid(device_id, stream, topic, obj, text, payload)
+
+    def _device_keys(self, device_id: str) -> tuple[dict[str, PublicKey], int]:
+        now = self._clock()
+        cached = self._keys.get(device_id)
+        if cached is not None and now - cached[0] < KEYS_TTL:
+            return cached[1], cached[2]
+        keys, before = self.db.keys(device_id)
+        self._keys[device_id] = (now, keys, before)
+        return keys, before
+
+    # -- the chain, in one transaction per (device, stream) --------------------------------
+
+    def _store_group(
+        self, device_id: str, stream: str, items: list[_Valid], result: Result
+    ) -> None:
+        db = self.db
+        items.sort(key=lambda v: int(v.record["seq"]))
+        at = now_text()
+        acks: list[str] = []
+        dead: list[Dead] = []
+        counts = {"stored": 0, "duplicates": 0, "parked": 0}
+        try:
+            with db.transaction():
+                tip, tip_hash = db.lock_head(device_id, stream)
+                for item in items:
+                    rec = item.record
+                    rid, seq = str(rec["id"]), int(rec["seq"])
+                    known = db.execute(
+                        "SELECT device_id, stream FROM hub_records WHERE id = ?", (rid,)
+                    ).fetchone()
+                    if known is not None:
+                        if tuple(known) == (device_id, stream):
+                            counts["duplicates"] += 1
+                            acks.append(rid)
+                        else:
+                            dead.append(
+                                self._dead(
+                                    device_id,
+                                    item.topic,
+                                    "id already stored for another device or stream",
+                                    item.payload,
+                                    rid,
+                                )
+                            )
+                        continue
+                    if seq == tip + 1:
+                        if rec["prev_hash"] != tip_hash:
+                            dead.append(
+                                self._dead(
+                                    device_id,
+                                    item.topic,
+                                    f"prev_hash does not match the hash of"
+                                    f" seq {tip} (chain broken)",
+                                    item.payload,
+                                    rid,
+                                )
+                            )
+                            continue
+                        self._insert(device_id, stream, rec, item.text, at)
+                        tip, tip_hash = seq, str(rec["hash"])
+                        acks.append(rid)
+                        counts["stored"] += 1
+                        tip, tip_hash = self._promote(
+                            device_id, stream, tip, tip_hash, at, acks, dead, counts
+                        )
+                    elif seq > tip + 1:
+                        db.execute(
+                            "INSERT INTO hub_parked (device_id, stream, seq, id, record,"
+                            " received_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                            (device_id, stream, seq, rid, item.text, at),
+                        )
+                        counts["parked"] += 1
+                    else:
+                        dead.append(
+                            self._dead(
+                                device_id,
+                                item.topic,
+                                f"seq {seq} is already stored with another"
+                                f" record (the chain's tip is seq {tip})",
+                                item.payload,
+                                rid,
+                            )
+                        )
+                db.execute(
+                    "UPDATE hub_heads SET last_seq = ?, last_hash = ? WHERE device_id = ?"
+                    " AND stream = ?",
+                    (tip, tip_hash, device_id, stream),
+                )
+        except Exception:
+            log.exception(
+                "storing %d %s message(s) of %s failed; not acked (the pad resends)",
+                len(items),
+                stream,
+                device_id,
+            )
+            result.failed += len(items)
+            return
+        for rid in acks:
+            result.ack(device_id, rid)
+        result.stored += counts["stored"]
+        result.duplicates += counts["duplicates"]
+        result.parked += counts["parked"]
+        result.dead.extend(dead)
+
+    def _insert(self, device_id: str, stream: str, rec: dict[str, Any], text: str, at: str) -> None:
+        self.db.execute(
+            "INSERT INTO hub_records (id, device_id, stream, seq, hash, prev_hash, record,"
+            " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                str(rec["id"]),
+                device_id,
+                stream,
+                int(rec["seq"]),
+                str(rec["hash"]),
+                str(rec["prev_hash"]),
+                text,
+                at,
+            ),
+        )
+
+    def _promote(
+        self,
+        device_id: str,
+        stream: str,
+        tip: int,
+        tip_hash: str,
+        at: str,
+        acks: list[str],
+        dead: list[Dead],
+        counts: dict[str, int],
+    ) -> tuple[int, str]:
+        """Parked records that chain on the new tip, stored in turn."""
+        db = self.db
+        while True:
+            row = db.execute(
+                "SELECT id, record FROM hub_parked WHERE device_id = ? AND stream = ? AND seq = ?",
+                (device_id, stream, tip + 1),
+            ).fetchone()
+            if row is None:
+                return tip, tip_hash
+            db.execute(
+                "DELETE FROM hub_parked WHERE device_id = ? AND stream = ? AND seq = ?",
+                (device_id, stream, tip + 1),
+            )
+            rid, text = str(row[0]), str(row[1])
+            rec = json.loads(text)
+            topic = f"{self.prefix}/{device_id}/{stream}"
+            if rec.get("prev_hash") != tip_hash:
+                dead.append(
+                    self._dead(
+                        device_id,
+                        topic,
+                        f"prev_hash does not match the hash of seq {tip} (chain broken)",
+                        text.encode(),
+                        rid,
+                    )
+                )
+                return tip, tip_hash
+            self._insert(device_id, stream, rec, text, at)
+            tip, tip_hash = tip + 1, str(rec["hash"])
+            acks.append(rid)
+            counts["stored"] += 1
+
+    def _store_statuses(self, statuses: list[tuple[str, str]], result: Result) -> None:
+        at = now_text()
+        latest = dict(statuses)  # the last of each device in this batch
+        try:
+            with self.db.transaction():
+                for device_id, text in latest.items():
+                    if not text:
+                        continue
+                    self.db.execute(
+                        "INSERT INTO hub_status (device_id, payload, received_at) VALUES (?, ?, ?)"
+                        " ON CONFLICT (device_id) DO UPDATE SET payload = excluded.payload,"
+                        " received_at = excluded.received_at",
+                        (device_id, text, at),
+                    )
+        except Exception:
+            log.exception("storing %d status message(s) failed", len(latest))
+            result.failed += len(statuses)
+            return
+        result.statuses += len(statuses)
+
+    # -- dead letters ----------------------------------------------------------------------
+
+    def _dead(
+        self, device_id: str, topic: str, reason: str, payload: bytes, rid: str | None = None
+    ) -> Dead:
+        if rid:  # a pad resending what was refused: once per (device, id, why)
+            key = f"{device_id}\0{rid}\0{reason}"
+        else:
+            key = hashlib.sha256(topic.encode() + b"\0" + payload).hexdigest()
+        return Dead(device_id, topic, reason, payload[:MAX_PAYLOAD], key, now_text())
+
+    def _file_dead(self, result: Result) -> None:
+        """Store the batch's dead letters, except repeats; ``result.dead`` keeps only those
+        stored (to publish)."""
+        if not result.dead:
+            return
+        now = self._clock()
+        fresh: list[Dead] = []
+        for dead in result.dead:
+            seen = self._dead_seen.get(dead.key)
+            if seen is not None and now - seen < self.dead_repeat_after:
+                result.repeats += 1
+                continue
+            self._dead_seen[dead.key] = now
+            self._dead_seen.move_to_end(dead.key)
+            fresh.append(dead)
+        while len(self._dead_seen) > DEAD_MEMORY:
+            self._dead_seen.popitem(last=False)
+        result.dead = fresh
+        if not fresh:
+            return
+        try:
+            with self.db.transaction():
+                for dead in fresh:
+                    text, encoding = dead.payload_text()
+                    self.db.execute(
+                        "INSERT INTO hub_dead (device_id, topic, reason, payload, received_at)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (
+                            dead.device_id,
+                            dead.topic,
+                            dead.reason,
+                            text if encoding == "utf-8" else "base64:" + text,
+                            dead.at,
+                        ),
+                    )
+        except Exception:
+            log.exception("storing %d dead letter(s) failed", len(fresh))
+        for dead in fresh:
+            log.warning(
+                "dead letter from %s on %s: %s", dead.device_id or "?", dead.topic, dead.reason
+            )
+
+
+def _chain_fields_problem(obj: dict[str, Any]) -> str | None:
+    """For a stream without a published schema: the fields the chain itself needs."""
+    for name, kind in _CHAIN_FIELDS.items():
+        value = obj.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"{name} missing or not {kind.__name__}"
+    if obj["seq"] < 1:
+        return "seq must be 1 or more"
+    return None
+
+
+__all__ = ["STREAMS", "Dead", "Ingest", "Result"]

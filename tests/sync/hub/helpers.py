@@ -1,0 +1,98 @@
+"""Records as the pads make them, for the receiver's tests: schema-valid content, sealed and
+signed by a real device key (``sync.keys.DeviceKey``), through a real ``sync.store.Store`` or
+straight through ``evaluator.rules.records.seal`` when only the chain matters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from evaluator.rules.records import GENESIS_HASH, canonical_json, new_record_id, seal
+from sync.keys import DeviceKey
+
+PREFIX = "hcp/v1"
+
+#: level → (score, satisfaction, gbt_code)
+LEVELS = {
+    "very_satisfied": (10, 5, 1),
+    "satisfied": (8, 4, 2),
+    "basically_satisfied": (6, 3, 3),
+    "dissatisfied": (3, 2, 4),
+    "very_dissatisfied": (0, 1, 5),
+}
+
+
+def rating_content(
+    serial: str,
+    *,
+    level: str = "satisfied",
+    clerk: tuple[str, str] = ("A1023", "陈晓明"),
+    matter: tuple[str, str] = ("M1", "不动产登记"),
+    kind: str = "instant",
+    stage: str = "deliver",
+) -> dict[str, Any]:
+    """The content of one rating as the session builds it (every field the schema requires)."""
+    score, satisfaction, gbt = LEVELS[level]
+    bad = score < 6
+    return {
+        "presentation_id": new_record_id(),
+        "level": level,
+        "score": score,
+        "satisfaction": satisfaction,
+        "gbt_code": gbt,
+        "channel": 4,
+        "cases": [
+            {"serial": serial, "matter_code": matter[0], "matter_name": matter[1], "kind": kind}
+        ],
+        "clerk": {"id": clerk[0], "name": clerk[1]},
+        "terminal": None,
+        "agencies": [],
+        "agencies_concerned": [],
+        "targets": ["clerk", "matter"] if stage == "deliver" else ["clerk"],
+        "theme": None,
+        "reasons": [{"code": "214", "text": "服务态度生硬", "target": "clerk"}] if bad else [],
+        "comment": "",
+        "stage": stage,
+        "visit": 1,
+        "assess_number": 1,
+        "follows": [],
+        "area_code": "440500",
+        "presented_at": "2026-05-29T04:26:40.000+08:00",
+        "presented_clock_synced": True,
+        "rated_at": "2026-05-29T04:26:47.400+08:00",
+        "rated_clock_synced": True,
+        "elapsed_ms": 7400,
+    }
+
+
+def chain(
+    key: DeviceKey | None, device_id: str, n: int, *, first_seq: int = 1, prev: str = GENESIS_HASH
+) -> list[dict[str, Any]]:
+    """``n`` sealed ratings of ``device_id`` from ``first_seq``, signed by ``key`` (unsigned
+    when ``key`` is None), chained on ``prev``."""
+    out = []
+    for i in range(n):
+        body = rating_content(f"{device_id}-{first_seq + i:06d}")
+        body.update(id=new_record_id(), seq=first_seq + i, device_id=device_id)
+        record = seal(body, prev_hash=prev, signer=key)
+        prev = record["hash"]
+        out.append(record)
+    return out
+
+
+def payload(record: dict[str, Any]) -> bytes:
+    """What the pad publishes: the record's canonical JSON."""
+    return canonical_json(record)
+
+
+def topic(device_id: str, stream: str = "ratings") -> str:
+    return f"{PREFIX}/{device_id}/{stream}"
+
+
+def make_key(tmp_path: Path, name: str = "device") -> DeviceKey:
+    return DeviceKey.create(tmp_path / f"{name}.key")
+
+
+def dumps(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False).encode()

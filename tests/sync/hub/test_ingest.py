@@ -1,0 +1,236 @@
+"""Ingest on SQLite and PostgreSQL: exactly once, in chain order, forgeries refused, never
+half-stored; two receivers on one device at once."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evaluator.rules.records import GENESIS_HASH, canonical_json, record_hash, seal
+from sync.hub.db import HubDB, open_db
+from sync.hub.ingest import Ingest
+from sync.keys import DeviceKey
+from tests.sync.hub.helpers import chain, make_key, payload, topic
+
+DEVICE = "440500-hall1-w12"
+
+
+@pytest.fixture
+def key(tmp_path: Path) -> DeviceKey:
+    return make_key(tmp_path)
+
+
+@pytest.fixture
+def db(db_url: str, key: DeviceKey) -> HubDB:
+    db = open_db(db_url)
+    db.register(DEVICE, key.public.text)
+    yield db
+    db.close()
+
+
+def snapshot(db: HubDB) -> tuple[int, int, int, list[Any]]:
+    heads = db.rows("SELECT device_id, stream, last_seq FROM hub_heads ORDER BY device_id")
+    return db.count(), db.parked(), len(db.dead()), [tuple(h) for h in heads]
+
+
+def test_in_order_records_are_stored_and_acked(db: HubDB, key: DeviceKey) -> None:
+    records = chain(key, DEVICE, 3)
+    ingest = Ingest(db)
+    result = ingest.handle_batch([(topic(DEVICE), payload(r)) for r in records])
+    assert result.acks == {DEVICE: [r["id"] for r in records]}
+    assert result.stored == 3 and not result.dead
+    assert db.records(DEVICE) == records
+    # stored as received: the canonical text, byte for byte
+    texts = db.rows("SELECT record FROM hub_records ORDER BY seq")
+    assert [t[0].encode() for t in texts] == [payload(r) for r in records]
+
+
+def test_a_duplicate_is_acked_again_and_stored_once(db: HubDB, key: DeviceKey) -> None:
+    (record,) = chain(key, DEVICE, 1)
+    ingest = Ingest(db)
+    ingest.handle(topic(DEVICE), payload(record))
+    again = ingest.handle(topic(DEVICE), payload(record))
+    assert again.acks == {DEVICE: [record["id"]]} and again.duplicates == 1
+    assert again.stored == 0 and db.count() == 1
+
+
+def test_a_record_ahead_of_its_predecessor_is_parked_then_promoted(
+    db: HubDB, key: DeviceKey
+) -> None:
+    records = chain(key, DEVICE, 4)
+    ingest = Ingest(db)
+    parked = ingest.handle_batch([(topic(DEVICE), payload(r)) for r in records[2:]])
+    assert parked.parked == 2 and parked.acks == {} and db.count() == 0
+    assert db.parked() == 2
+    first = ingest.handle(topic(DEVICE), payload(records[0]))
+    assert first.acks == {DEVICE: [records[0]["id"]]} and db.parked() == 2
+    second = ingest.handle(topic(DEVICE), payload(records[1]))
+    # seq 2 chains on, and seq 3 and 4 are promoted and acked with it
+    assert second.acks == {DEVICE: [r["id"] for r in records[1:]]}
+    assert db.records(DEVICE) == records and db.parked() == 0
+    assert db.rows("SELECT last_seq, last_hash FROM hub_heads") == [(4, records[3]["hash"])]
+
+
+def forged(records: list[dict[str, Any]], key: DeviceKey, other: DeviceKey) -> dict[str, Any]:
+    """Each way a message can be wrong, as (topic, payload, reason fragment)."""
+    first = records[0]
+    altered = dict(first, comment="")
+    altered["elapsed_ms"] = 1
+    resealed_other = seal({k: v for k, v in first.items()}, prev_hash=GENESIS_HASH, signer=other)
+    unsigned = seal(
+        {k: v for k, v in first.items() if k not in ("sig", "key_id")}, prev_hash=GENESIS_HASH
+    )
+    bad_schema = dict(first, level="great")
+    bad_schema["hash"] = record_hash(bad_schema)
+    wrong_sig = dict(first, sig=records[1]["sig"])
+    return {
+        "altered field": (topic(DEVICE), canonical_json(altered), "does not match its hash"),
+        "other key": (topic(DEVICE), canonical_json(resealed_other), "not registered"),
+        "unsigned": (topic(DEVICE), canonical_json(unsigned), "unsigned record"),
+        "wrong sig": (topic(DEVICE), canonical_json(wrong_sig), "signature does not verify"),
+        "wrong device in topic": (topic("pad-other"), payload(first), "not the topic's device"),
+        "unregistered device": (
+            topic("pad-other"),
+            payload(chain(key, "pad-other", 1)[0]),
+            "not registered",
+        ),
+        "malformed JSON": (topic(DEVICE), b'{"id": ', "not JSON"),
+        "not UTF-8": (topic(DEVICE), b"\xff\xfe", "not UTF-8"),
+        "schema violation": (topic(DEVICE), canonical_json(bad_schema), "schema rating: level"),
+        "not an object": (topic(DEVICE), b"[1]", "not a JSON object"),
+        "unknown topic": (f"hcp/v1/{DEVICE}/ratings/x", payload(first), "not a device topic"),
+        "deep nesting": (topic(DEVICE), b"[" * 100 + b"]" * 100, "nested deeper"),
+    }
+
+
+def test_forgeries_go_to_dead_letters_never_stored_never_acked(
+    db: HubDB, key: DeviceKey, tmp_path: Path
+) -> None:
+    records = chain(key, DEVICE, 2)
+    cases = forged(records, key, make_key(tmp_path, "other"))
+    ingest = Ingest(db)
+    for name, (where, body, reason) in cases.items():
+        result = ingest.handle(where, body)
+        assert result.acks == {} and result.stored == 0, name
+        assert [d.reason for d in result.dead] and reason in result.dead[0].reason, name
+    assert db.count() == 0 and db.parked() == 0
+    dead = db.dead()
+    assert len(dead) == len(cases)
+    assert dead[cases_index(cases, "not UTF-8")]["payload"] == "base64://4="
+    # the genuine chain is still stored afterwards
+    assert ingest.handle_batch([(topic(DEVICE), payload(r)) for r in records]).stored == 2
+
+
+def cases_index(cases: dict[str, Any], name: str) -> int:
+    return list(cases).index(name)
+
+
+def test_unsigned_records_are_accepted_only_below_unsigned_before(
+    db: HubDB, key: DeviceKey
+) -> None:
+    old = chain(None, DEVICE, 3)  # stored before the pad had a key
+    ingest = Ingest(db, clock=iter(range(0, 10_000, 10)).__next__)  # no key caching
+    assert "unsigned record" in ingest.handle(topic(DEVICE), payload(old[0])).dead[0].reason
+    db.register(DEVICE, key.public.text, unsigned_before=3)
+    assert ingest.handle_batch([(topic(DEVICE), payload(r)) for r in old[:2]]).stored == 2
+    assert "unsigned record (seq 3)" in ingest.handle(topic(DEVICE), payload(old[2])).dead[0].reason
+    signed = chain(key, DEVICE, 1, first_seq=3, prev=old[1]["hash"])
+    assert ingest.handle(topic(DEVICE), payload(signed[0])).stored == 1
+
+
+def test_chain_breaks_are_dead_letters(db: HubDB, key: DeviceKey) -> None:
+    records = chain(key, DEVICE, 2)
+    ingest = Ingest(db)
+    ingest.handle(topic(DEVICE), payload(records[0]))
+    # seq 2 signed and hashed correctly, but chained on something else
+    other = chain(key, DEVICE, 1, first_seq=2, prev="f" * 64)[0]
+    assert "chain broken" in ingest.handle(topic(DEVICE), payload(other)).dead[0].reason
+    # seq 1 again with another id (a replaced store starting over)
+    again = chain(key, DEVICE, 1)[0]
+    assert "already stored" in ingest.handle(topic(DEVICE), payload(again)).dead[0].reason
+    # a parked record that does not chain on is refused when its turn comes
+    third = chain(key, DEVICE, 1, first_seq=3, prev="e" * 64)[0]
+    assert ingest.handle(topic(DEVICE), payload(third)).parked == 1
+    done = ingest.handle(topic(DEVICE), payload(records[1]))
+    assert done.acks == {DEVICE: [records[1]["id"]]}
+    assert "chain broken" in done.dead[0].reason and db.parked() == 0
+    assert db.records(DEVICE) == records
+
+
+def test_repeated_dead_letters_are_filed_once(db: HubDB) -> None:
+    now = [0.0]
+    ingest = Ingest(db, dead_repeat_after=60, clock=lambda: now[0])
+    bad = (topic(DEVICE), b"not json")
+    assert len(ingest.handle(*bad).dead) == 1
+    repeat = ingest.handle(*bad)
+    assert repeat.dead == [] and repeat.repeats == 1
+    now[0] = 61.0
+    assert len(ingest.handle(*bad).dead) == 1
+    assert len(db.dead()) == 2
+
+
+def test_a_failing_transaction_stores_nothing_and_acks_nothing(db: HubDB, key: DeviceKey) -> None:
+    records = chain(key, DEVICE, 3)
+    ingest = Ingest(db)
+    # an id collision inside the batch's transaction, planted behind the receiver's back:
+    # the UNIQUE(device, stream, seq) fails on seq 2 after seq 1 was inserted
+    with db.transaction():
+        db.execute(
+            "INSERT INTO hub_records (id, device_id, stream, seq, hash, prev_hash, record,"
+            " received_at) VALUES ('x', ?, 'ratings', 2, 'h', 'p', '{}', 'now')",
+            (DEVICE,),
+        )
+    result = ingest.handle_batch([(topic(DEVICE), payload(r)) for r in records])
+    assert result.failed == 3 and result.acks == {} and result.stored == 0
+    assert db.count() == 1  # only the planted row: seq 1 was rolled back with the rest
+    assert db.rows("SELECT last_seq FROM hub_heads") in ([], [(0,)])
+
+
+def test_status_is_upserted_without_ack(db: HubDB) -> None:
+    ingest = Ingest(db)
+    status = topic(DEVICE, "status")
+    ingest.handle(status, json.dumps({"device_id": DEVICE, "online": True}).encode())
+    result = ingest.handle(status, json.dumps({"device_id": DEVICE, "online": False}).encode())
+    assert result.acks == {} and result.statuses == 1
+    payload_, at = db.statuses()[DEVICE]
+    assert payload_ is not None and payload_["online"] is False and at
+    assert ingest.handle(status, b"").statuses == 1  # a cleared retained status is ignored
+    assert db.statuses()[DEVICE][0]["online"] is False
+
+
+def worker(url: str, items: list[tuple[str, bytes]], out: list[Any]) -> None:
+    db = open_db(url)
+    try:
+        ingest = Ingest(db)
+        for item in items:
+            out.append(ingest.handle(*item))
+    finally:
+        db.close()
+
+
+def test_two_receivers_split_one_device_and_store_it_in_order(
+    db: HubDB, db_url: str, key: DeviceKey
+) -> None:
+    records = chain(key, DEVICE, 120)
+    msgs = [(topic(DEVICE), payload(r)) for r in records]
+    # a shared subscription hands alternate messages to each receiver, in arrival order;
+    # duplicates (resends) go to both
+    halves = (msgs[0::2] + msgs[:10], msgs[1::2] + msgs[5:15])
+    outs: list[list[Any]] = [[], []]
+    threads = [
+        threading.Thread(target=worker, args=(db_url, h, o))
+        for h, o in zip(halves, outs, strict=True)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    acked = [rid for out in outs for r in out for rid in r.acks.get(DEVICE, [])]
+    assert set(acked) == {r["id"] for r in records}
+    assert not [d for out in outs for r in out for d in r.dead]
+    assert db.records(DEVICE) == records and db.parked() == 0
+    assert snapshot(db) == (120, 0, 0, [(DEVICE, "ratings", 120)])
