@@ -84,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
             type=Path,
             default=[],
             metavar="FILE",
-            help="config file; may be given several times, later files override earlier ones",
+            help="config file, read after /etc/evaluator/evaluator.toml and conf.d/*.toml "
+            "($EVALUATOR_CONFIG_DIR instead of /etc/evaluator); may be given several times, "
+            "later files override earlier ones",
         )
         if db:
             p.add_argument("--db", type=Path, help="rating store file (instead of --config)")
@@ -94,8 +96,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
-    check = config_sub.add_parser("check", help="report every error in the given files")
-    check.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    check = config_sub.add_parser(
+        "check",
+        help="report every error in the given files; without FILE, in what `evaluator run` "
+        "reads (/etc/evaluator/evaluator.toml, conf.d/*.toml, then --config files)",
+    )
+    check.add_argument("files", nargs="*", type=Path, metavar="FILE")
+    with_config(check)
+    show = config_sub.add_parser(
+        "show",
+        help="print the configuration `evaluator run` would use, each key with the file that "
+        "set it (secrets masked); exit 2 when it has problems",
+    )
+    with_config(show)
 
     ratings = sub.add_parser("ratings", help="list or export the stored ratings")
     with_config(ratings, db=True)
@@ -234,9 +247,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         if args.command == "config":
-            return cmd_config_check(args.files)
+            if args.config_command == "show":
+                return cmd_config_show(config_files(args.config))
+            return cmd_config_check(args.files or config_files(args.config))
         if args.command == "run":
-            return cmd_run(args.config)
+            return cmd_run(config_files(args.config))
         if args.command == "keys":
             return cmd_keys(args)
         if args.command == "qr":
@@ -248,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "selftest":
             from evaluator import selftest
 
-            return selftest.main(args.config, only=args.only, as_json=args.json,
+            return selftest.main(config_files(args.config), only=args.only, as_json=args.json,
                                  button_timeout=args.button_timeout,
                                  buttons=not args.no_buttons)  # fmt: skip
         if args.command == "screenshots":
@@ -282,6 +297,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def config_files(given: Sequence[Path]) -> list[Path]:
+    """The installed configuration files, then ``given`` (the ``--config`` files); a
+    :class:`ConfigError` when there is none at all."""
+    from evaluator.config import CONFIG_DIR_ENV, SYSTEM_CONFIG_DIR
+    from evaluator.config import config_files as search
+
+    files = search(given)
+    if not files:
+        where = os.environ.get(CONFIG_DIR_ENV) or SYSTEM_CONFIG_DIR
+        raise ConfigError(
+            f"no configuration: no {where}/evaluator.toml or conf.d/*.toml, and no --config FILE "
+            "(e.g. --config config/demo.toml)"
+        )
+    return files
+
+
+def cmd_config_show(files: Sequence[Path]) -> int:
+    """``config show``: the layered configuration, each key with its file (secrets masked)."""
+    from evaluator.config import show_config
+
+    text, problems = show_config(files)
+    sys.stdout.write(text)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problem(s) found", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_config_check(files: Sequence[Path]) -> int:
     from evaluator.config import check_config
 
@@ -299,8 +344,6 @@ def cmd_run(configs: Sequence[Path]) -> int:
     """Run the pad.  The start-up (imports, config, store, screen) allocates many objects that
     live as long as the pad and makes little garbage, so the cyclic garbage collector is paused
     until ``App.run`` has sent READY=1 (it then resumes): some 30 collections, 5–10 ms, less."""
-    if not configs:
-        raise ConfigError("give at least one --config FILE (e.g. config/demo.toml)")
     gc.disable()
     try:
         from evaluator.config import load_config
@@ -319,12 +362,10 @@ def _open_store(args: argparse.Namespace) -> Any:
 
     if args.db is not None:
         path = args.db
-    elif not args.config:
-        raise ConfigError("give --config FILE (the pad's config) or --db FILE")
     else:
         from evaluator.config import load_config
 
-        config: Config = load_config(args.config)
+        config: Config = load_config(config_files(args.config))
         path = config.storage.path
         if not path.exists():
             raise EvaluatorError(f"no rating store at {path} (nothing rated yet?)")
@@ -412,11 +453,9 @@ def cmd_ratings(store: Any, fmt: str, output: Path | None) -> int:
 def _key_path(args: argparse.Namespace) -> Path:
     if getattr(args, "key", None) is not None:
         return Path(args.key)
-    if not args.config:
-        raise ConfigError("give --config FILE (the pad's config) or --key FILE")
     from evaluator.config import load_config
 
-    return load_config(args.config).device.key_file
+    return load_config(config_files(args.config)).device.key_file
 
 
 def _print_public(public: Any) -> None:
@@ -452,7 +491,9 @@ def _verify_key(args: argparse.Namespace) -> tuple[list[Any], str]:
 
     if args.pubkey:
         return [PublicKey.parse(text) for text in args.pubkey], ""
-    if not args.config:
+    from evaluator.config import system_config_files
+
+    if not args.config and not system_config_files():
         return [], "give --pubkey (the registered key) or --config"
     try:
         public = DeviceKey.load(_key_path(args)).public
@@ -602,11 +643,9 @@ def cmd_qr_verify(url: str, pubkey: str, used: Path | None, now: int | None) -> 
 
 
 def _receipt_config(configs: Sequence[Path]) -> Config:
-    if not configs:
-        raise ConfigError("give --config FILE (the pad's config, with its [printer])")
     from evaluator.config import load_config
 
-    return load_config(configs)
+    return load_config(config_files(configs))
 
 
 def _sticker(config: Config) -> Any:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import math
 import os
 import re
@@ -41,9 +42,24 @@ from evaluator.rules.request import identity_in, unshowable
 from evaluator.rules.shipped import FONT_SEARCH_PATHS, shipped_file
 from kiosk.texts import LANGUAGES
 
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2
+"""The configuration format this code reads (``[device] schema_version``).  Version 1 is every
+file written before the key existed (every file shipped until then); version 2 added the key
+and renamed or removed nothing, so a version-1 file means the same and is read as version 2
+with one log line.  The key lives in ``[device]``, not at the top of the file: every key of
+the schema is ``section.key`` (the check, the reference, ``config show``), and a top-level key
+must come before the first ``[section]`` in TOML, so one appended at the end of a file would
+land in its last section."""
+
 __all__ = [
+    "CONFIG_DIR_ENV",
     "MASKED",
     "NO_VALUE",
+    "SCHEMA_CHANGES",
+    "SCHEMA_VERSION",
+    "SYSTEM_CONFIG_DIR",
     "Config",
     "CounterConfig",
     "DeviceConfig",
@@ -52,17 +68,21 @@ __all__ = [
     "PrinterConfig",
     "Problem",
     "ReceiptConfig",
+    "SchemaChange",
     "ScreenConfig",
     "SessionConfig",
     "StorageConfig",
     "VoiceConfig",
     "check_config",
+    "config_files",
     "default_config_path",
     "default_voice_dir",
     "documented_keys",
     "is_secret_name",
     "load_config",
     "parse_duration",
+    "show_config",
+    "system_config_files",
 ]
 
 
@@ -82,6 +102,8 @@ class DeviceConfig:
     key_file: Path
     """The device's signing key, absolute; ``device.key`` next to the store when no file sets
     one."""
+    schema_version: int = SCHEMA_VERSION
+    """Always :data:`SCHEMA_VERSION`: every file read was migrated to it (or refused)."""
 
 
 @dataclass(frozen=True)
@@ -672,6 +694,7 @@ def _printed_text(limit: int) -> _Rule:
 RULES: dict[tuple[str, str], _Rule] = {
     ("device", "id"): _device_id,
     ("device", "area_code"): _area_code,
+    ("device", "schema_version"): lambda v: _int_range(1, SCHEMA_VERSION)(v),
     ("counter", "port"): _counter_port,
     ("counter", "baudrate"): _baudrate,
     ("counter", "reconnect"): _seconds(0, lo_open=True),
@@ -725,6 +748,110 @@ PATH_KEYS: frozenset[tuple[str, str]] = frozenset(
     }
 )
 """Keys holding file paths, resolved against the directory of the file that set them."""
+
+
+# --------------------------------------------------------------------------- schema_version
+
+
+@dataclass(frozen=True)
+class SchemaChange:
+    """A key renamed (``new``) or removed (``new == ""``) by schema ``version``: a file written
+    for an older version that sets it is refused with the change to make, since a silent
+    rename could change what the pad does."""
+
+    version: int
+    section: str
+    old: str
+    new: str = ""
+    why: str = ""
+
+    def fix(self) -> str:
+        """The change to make to the file, word for word."""
+        bump = f"and set [device] schema_version = {SCHEMA_VERSION}"
+        if self.new:
+            return f"rename [{self.section}] {self.old} to {self.new} {bump}"
+        return f"delete [{self.section}] {self.old} ({self.why}) {bump}"
+
+
+SCHEMA_CHANGES: tuple[SchemaChange, ...] = ()
+"""Every key renamed or removed since version 1, oldest first.  Version 2 changed none."""
+
+
+def _file_version(
+    data: dict[str, Any], label: str, where: _Locator, problems: list[Problem]
+) -> int | None:
+    """The schema version a file is written for (1 when it says none), or None when it is
+    written for a newer evaluator: refused whole, its keys may mean what this code does not
+    know.  A value of the wrong type or below 1 is left to the key's own check."""
+    device = data.get("device")
+    version = device.get("schema_version") if isinstance(device, dict) else None
+    if version is None:
+        return 1
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        return SCHEMA_VERSION
+    if version > SCHEMA_VERSION:
+        problems.append(Problem(
+            label, "device.schema_version", version,
+            f"this file is written for configuration version {version}, but this evaluator "
+            f"knows versions 1 to {SCHEMA_VERSION}",
+            f"install a newer evaluator, or write the file for version {SCHEMA_VERSION} "
+            "(docs/technician.md, \"Config versions\")",
+            where.line("device", "schema_version"),
+        ))  # fmt: skip
+        return None
+    return version
+
+
+# --------------------------------------------------------------------------- where files are
+
+SYSTEM_CONFIG_DIR = Path("/etc/evaluator")
+"""An installed pad's configuration: ``evaluator.toml``, then ``conf.d/*.toml`` in name order."""
+CONFIG_DIR_ENV = "EVALUATOR_CONFIG_DIR"
+"""Environment variable naming another folder instead of :data:`SYSTEM_CONFIG_DIR` (tests, a
+``--root`` install); set but empty, no folder is read."""
+
+
+def system_config_files(directory: Path | None = None) -> list[Path]:
+    """The installed configuration files, in layering order: ``evaluator.toml`` (when it
+    exists) and ``conf.d/*.toml`` sorted by name (hidden files left out).  ``directory``
+    defaults to ``$EVALUATOR_CONFIG_DIR`` or ``/etc/evaluator``.  A file or folder that cannot
+    be looked at is listed all the same, so the check names it instead of skipping it."""
+    if directory is None:
+        env = os.environ.get(CONFIG_DIR_ENV)
+        if env == "":
+            return []
+        directory = Path(env) if env else SYSTEM_CONFIG_DIR
+    files: list[Path] = []
+    main = directory / "evaluator.toml"
+    try:
+        if main.exists():
+            files.append(main)
+    except OSError:  # a folder the user may not look into (root:evaluator 0750)
+        return [main]
+    dropins = directory / "conf.d"
+    try:
+        names = sorted(p.name for p in dropins.iterdir() if p.suffix == ".toml")
+    except FileNotFoundError:
+        names = []
+    except OSError:
+        return [*files, dropins / "*.toml"]
+    return files + [dropins / name for name in names if not name.startswith(".")]
+
+
+def config_files(given: Sequence[Path | str] = ()) -> list[Path]:
+    """What a command reads, in order: the installed files (:func:`system_config_files`), then
+    each ``--config`` file given.  A given file that is one of the installed ones is not read
+    twice (``--config /etc/evaluator/evaluator.toml`` after conf.d would undo the drop-ins)."""
+    files = system_config_files()
+    seen = {_same_file_key(f) for f in files}
+    return files + [Path(g) for g in given if _same_file_key(Path(g)) not in seen]
+
+
+def _same_file_key(path: Path) -> str:
+    try:
+        return str(path.resolve())
+    except OSError:
+        return str(path)
 
 
 # --------------------------------------------------------------------------- checking
@@ -887,6 +1014,11 @@ def _read_layer(
         return None
 
     where = _Locator(text)
+    version = _file_version(data, label, where, problems)
+    if version is None:
+        return None
+    changed = {(c.section, c.old): c for c in SCHEMA_CHANGES}
+    refused = len(problems)
     source = path.resolve()
     settings: dict[tuple[str, str], _Setting] = {}
     for section, table in data.items():
@@ -913,6 +1045,12 @@ def _read_layer(
             line = where.line(section, name)
             dotted = f"{section}.{name}"
             key = schema[section].get(name)
+            if key is None and (change := changed.get((section, name))) is not None:
+                done = "renamed" if change.new else "removed"
+                problems.append(Problem(label, dotted, _shown(name, value),
+                                        f"{done} in schema_version {change.version} (this file "
+                                        f"is version {version})", change.fix(), line))  # fmt: skip
+                continue
             if key is None:
                 problems.append(Problem(label, dotted, _shown(name, value),
                                         f"unknown key in [{section}]",
@@ -930,6 +1068,11 @@ def _read_layer(
                 problems.append(Problem(label, dotted, shown, expected, hint, line))
                 continue
             settings[(section, name)] = (converted, source, label, line)
+    if version < SCHEMA_VERSION and len(problems) == refused:
+        log.info("%s: configuration version %d (%s), read as version %d: nothing it sets changed "
+                 "meaning; add [device] schema_version = %d to it", label, version,
+                 "no [device] schema_version" if version == 1 else "older", SCHEMA_VERSION,
+                 SCHEMA_VERSION)  # fmt: skip
     return settings
 
 
@@ -1191,6 +1334,48 @@ def check_config(paths: Sequence[Path | str]) -> list[Problem]:
     return problems
 
 
+def show_config(paths: Sequence[Path | str]) -> tuple[str, list[Problem]]:
+    """The layered configuration of ``paths`` as TOML, each key with the file and line that set
+    it (``default`` for the packaged default), and every problem (as :func:`check_config`).
+
+    What a pad runs with is then readable in one place: which drop-in won, which path a
+    relative one became (path keys are shown resolved).  A secret's value is ``"***"``."""
+    merged, problems, sources, complete = _layer(paths)
+    default = default_config_path()
+    if complete:
+        problems.extend(_run_needs(merged, default))
+    schema = _schema() if merged else {}
+    order = {key: i for i, key in enumerate((s, n) for s, keys in schema.items() for n in keys)}
+    lines = ["# evaluator config show: the files read, later ones win key by key:"]
+    lines += [f"#   {source}" for source in sources]
+    section = ""
+    for (s, name), (value, source, label, line) in sorted(
+        merged.items(), key=lambda item: order.get(item[0], len(order))
+    ):
+        if s != section:
+            section = s
+            lines += ["", f"[{s}]"]
+        if (s, name) in PATH_KEYS and value:
+            value = str(_resolve_path(str(value), source))
+        elif schema[s][name].kind == "duration" and isinstance(value, float):
+            value = _duration_text(value)
+        shown = _shown(name, value) if value != "" else value
+        text = '"***"' if shown is MASKED else _show(shown)
+        where = "default" if source == default else f"{label}:{line}" if line else label
+        lines.append(f"{name} = {text}  # {where}")
+    return "\n".join(lines) + "\n", problems
+
+
+def _duration_text(seconds: float) -> str:
+    """A duration as a technician writes it: 604800.0 → ``"168h"``, 0.3 → ``"300ms"``."""
+    for unit, size in (("h", 3600.0), ("m", 60.0), ("s", 1.0)):
+        if seconds >= size and (seconds / size).is_integer():
+            return f"{seconds / size:g}{unit}"
+    if seconds and round(seconds * 1000, 6).is_integer():
+        return f"{seconds * 1000:g}ms"
+    return f"{seconds:g}s"
+
+
 def load_config(paths: Sequence[Path | str]) -> Config:
     """The checked configuration from ``default.toml`` overlaid by ``paths`` in order.
 
@@ -1215,6 +1400,7 @@ def load_config(paths: Sequence[Path | str]) -> Config:
     device_table = table("device")
     storage_path = Path(str(get("storage", "path")))
     device_table["key_file"] = device_table["key_file"] or storage_path.parent / "device.key"
+    device_table["schema_version"] = SCHEMA_VERSION  # every file was migrated to it
     device = DeviceConfig(**device_table)  # type: ignore[arg-type]
     session = table("session")
     session["reasons_file"] = session["reasons_file"] or default_reasons_path()
