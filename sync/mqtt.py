@@ -8,6 +8,19 @@ Wire contract (topics under ``{topic_prefix}/{device_id}/``):
 * ``acks`` (city → device, QoS 1): ``{"ids": ["<rating id>", ...]}`` once the city has stored
   them.  Only then does a rating leave the outbox.  The city must ack a duplicate again.
 
+* ``events`` (device → city, QoS 1): one sealed event per message (``presentation_end``,
+  ``represented``, ``store_fault``, ``printer_fault``; docs/schemas/event.schema.json), its own
+  hash chain, acked on ``acks`` like ratings (one ack message may name both).
+* ``status`` (device → city, QoS 1, retained): ``online``, firmware, outbox size and oldest
+  age, clock, printer and counter-link state, the last store check; the retained last will
+  says ``online: false`` when the pad vanishes, and a clean stop says it too.
+* ``commands`` (city → device, QoS 1) and ``commands/replies`` (device → city, QoS 1): one
+  counter-link request per message, answered exactly as on the serial link.
+
+MQTT 5 by default (``protocol="3.1.1"`` selectable), with a clean start and no session kept:
+the outbox is the durable queue.  Several broker URLs (``mqtt://``, ``mqtts://``) are tried in
+turn.
+
 The SQLite outbox is the only queue that matters: the worker holds in memory only what it has
 read and not yet published, and what it has published and the city has not acked yet; a rating
 is republished from the store after every (re)connect and whenever ``resend_after`` seconds
@@ -27,6 +40,8 @@ How it sends (issue 8; figures in docs/reliability.md):
 * **Reconnect spread.**  After losing a working connection the first attempt waits
   ``reconnect_min`` plus a random part of ``reconnect_spread``: the pads of a city, which all lose
   the broker at the same instant, do not all come back in the same second.
+* **Event lane.**  Events are rare and go like live ratings (never behind a rating backlog):
+  read from the event outbox at each wake-up, from its start at each connection.
 * **Acks** that arrive together (one socket read) are applied in one transaction, committed
   without an fsync (:meth:`sync.store.Store.ack` ``durable=False``): an ack lost to a power cut
   costs a resend, never a rating.
@@ -54,17 +69,27 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from evaluator.rules.backoff import Backoff
-from evaluator.rules.errors import StoreError
-from evaluator.rules.protocol import MAX_DEPTH, nesting_depth
+from evaluator.rules.errors import RequestError, StoreError
+from evaluator.rules.protocol import (
+    MAX_DEPTH,
+    MAX_FRAME,
+    BadFrame,
+    Message,
+    decode,
+    encode,
+    nesting_depth,
+    reply_error,
+)
 from sync.status import SyncStatus
-from sync.store import Outgoing, Store, scheduled_check
+from sync.store import Outgoing, Store, local_now, scheduled_check
 
 if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
@@ -90,6 +115,92 @@ MAX_ACK_IDS = 1000
 #: Seconds after the worker's start before the first full store check, then the interval.
 STORE_CHECK_AFTER = 60.0
 STORE_CHECK_EVERY = 24 * 3600.0
+
+
+#: Seconds between status messages (and the longest the outbox figures in them are old).
+STATUS_EVERY = 60.0
+#: Events read per query for the event lane.
+EVENT_PAGE = 50
+#: Replies kept while they wait to be published (a command's reply is not queued for long:
+#: the business system looks at replies, and commands are not queued while the pad is offline).
+MAX_REPLIES = 100
+#: Protocol versions accepted for ``protocol``.
+PROTOCOLS: tuple[str, ...] = ("5", "3.1.1")
+#: Default ports of the URL schemes.
+DEFAULT_PORTS: dict[str, int] = {"mqtt": 1883, "mqtts": 8883}
+#: What the distribution is called, for the status's ``firmware``.
+DISTRIBUTION = "window-evaluator"
+
+
+@dataclass(frozen=True)
+class Broker:
+    """One broker to try: host, port and whether the link is TLS (``mqtts://``)."""
+
+    host: str
+    port: int
+    tls: bool
+
+    def __str__(self) -> str:
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+def parse_broker_url(url: str) -> Broker:
+    """``mqtt://host[:port]`` (1883) or ``mqtts://host[:port]`` (8883, TLS) as a :class:`Broker`;
+    an IPv6 host in brackets.  ``ValueError`` names what is wrong (config validation shows it).
+    """
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str) or "://" not in url:
+        raise ValueError(f"broker URL {url!r} must look like mqtt://host:port or mqtts://host:port")
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"broker URL {url!r}: {exc}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        raise ValueError(f"broker URL {url!r}: the scheme must be mqtt or mqtts, not {scheme!r}")
+    if not parts.hostname:
+        raise ValueError(f"broker URL {url!r} names no host")
+    if parts.username or parts.password:
+        raise ValueError(f"broker URL {url!r}: put the user name and password in their own keys")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"broker URL {url!r}: no path, query or fragment after host:port")
+    if port == 0:
+        raise ValueError(f"broker URL {url!r}: port 0")
+    return Broker(parts.hostname, port or DEFAULT_PORTS[scheme], scheme == "mqtts")
+
+
+def firmware_version() -> str:
+    """The installed package's version (the status's ``firmware``), ``"unknown"`` if not
+    installed as a distribution."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def offline_status(device_id: str, firmware: str, at: str | None) -> dict[str, Any]:
+    """The ``status`` message that says the pad is offline: the last will (``at`` null: the
+    broker publishes it when the pad vanishes, the pad cannot say when) and a clean stop's
+    (``at`` set).  The other figures are null: the pad does not report them while away."""
+    return {
+        "device_id": device_id,
+        "online": False,
+        "at": at,
+        "firmware": firmware,
+        "outbox": None,
+        "oldest_age_s": None,
+        "clock_synced": None,
+        "printer": None,
+        "counter_link": None,
+        "store_check": None,
+    }
+
+
+_UNSET: Any = object()
 
 
 def _paho() -> ModuleType:
@@ -200,11 +311,12 @@ class TokenBucket:
 
 @dataclass
 class _Sent:
-    """A published rating awaiting the city's ack."""
+    """A published rating or event awaiting the city's ack, and the topic it went to."""
 
     seq: int
     payload: bytes
     at: float
+    topic: str
 
 
 class SyncWorker(threading.Thread):
@@ -224,6 +336,17 @@ class SyncWorker(threading.Thread):
     :meth:`notify` (another process, a missed call) and recounts the outbox.
     ``store_check_after``/``store_check_every``: when the full store check first runs, then
     its interval (it waits for an idle moment).  ``rand`` draws the reconnect spread (tests).
+
+    ``brokers``: URLs (:func:`parse_broker_url`) tried in turn, each failed connect moving on
+    to the next, the backoff applying after a full round; empty: ``host``/``port``.
+    ``protocol``: ``"5"`` (MQTT 5, clean start, session expiry 0) or ``"3.1.1"``.
+    ``tls_ca``/``tls_cert``/``tls_key``: files for the ``mqtts://`` URLs (the CA that signed the
+    broker's certificate, this pad's client certificate and key; "" for none).
+    ``on_command(message, reply)`` is called in the worker thread with each decoded command
+    (keep it short: queue it); ``reply(dict)`` may be called from any thread, once.  The
+    status goes out at connect, when its content changes and every ``status_every`` seconds;
+    the outbox figures in it are taken only at connect and at that schedule, never at the
+    moment a rating is stored.  :meth:`set_device_state` gives it what only the app knows.
     """
 
     def __init__(
@@ -251,6 +374,13 @@ class SyncWorker(threading.Thread):
         store_check_after: float = STORE_CHECK_AFTER,
         store_check_every: float = STORE_CHECK_EVERY,
         rand: Callable[[], float] = random.random,
+        brokers: Sequence[str] = (),
+        protocol: str = "5",
+        tls_ca: str = "",
+        tls_cert: str = "",
+        tls_key: str = "",
+        on_command: Callable[[Message, Callable[[dict[str, Any]], None]], None] | None = None,
+        status_every: float = STATUS_EVERY,
     ) -> None:
         if not max_rate > 0 or not resend_after > 0:
             raise ValueError("max_rate and resend_after must be more than 0")
@@ -258,6 +388,11 @@ class SyncWorker(threading.Thread):
             raise ValueError("burst and max_unacked must be at least 1")
         if reconnect_spread < 0 or not poll_interval > 0:
             raise ValueError("reconnect_spread must be 0 or more, poll_interval more than 0")
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
+        if not status_every > 0:
+            raise ValueError("status_every must be more than 0")
+        self.brokers = [parse_broker_url(u) for u in brokers] or [Broker(host, port, False)]
         super().__init__(name="mqtt-sync", daemon=True)
         self.store_path = Path(store_path)
         self.device_id = device_id
@@ -280,8 +415,20 @@ class SyncWorker(threading.Thread):
         self.store_check_after = store_check_after
         self.store_check_every = store_check_every
         self._rand = rand
-        self.rating_topic = f"{topic_prefix}/{device_id}/ratings"
-        self.ack_topic = f"{topic_prefix}/{device_id}/acks"
+        self.protocol = protocol
+        self.tls_ca = tls_ca
+        self.tls_cert = tls_cert
+        self.tls_key = tls_key
+        self.on_command = on_command
+        self.status_every = status_every
+        base = f"{topic_prefix}/{device_id}"
+        self.rating_topic = f"{base}/ratings"
+        self.ack_topic = f"{base}/acks"
+        self.event_topic = f"{base}/events"
+        self.status_topic = f"{base}/status"
+        self.command_topic = f"{base}/commands"
+        self.reply_topic = f"{base}/commands/replies"
+        self.firmware = firmware_version()
 
         self._stop_event = threading.Event()
         self._notified = threading.Event()
@@ -319,6 +466,23 @@ class SyncWorker(threading.Thread):
         self._next_check = math.inf
         self._check_now = False
         self._damage_told = 0
+        self._broker_index = 0  # the broker tried now
+        self._client_broker: Broker | None = None  # the broker the client was made for
+        self._subscriptions: dict[int, str] = {}  # SUBSCRIBE mid → topic
+        self._events: deque[Outgoing] = deque()
+        self._event_cursor = 0  # newest event seq the event lane has read
+        self._events_more = False
+        # The status: what the app says (under _lock), what was last published.
+        self._device_state: dict[str, Any] = {
+            "clock_synced": None,
+            "printer": None,
+            "counter_link": None,
+        }
+        self._state_changed = False
+        self._replies: deque[dict[str, Any]] = deque()  # under _lock
+        self._outbox_figures: tuple[int | None, float | None] = (None, None)
+        self._status_sent: dict[str, Any] | None = None
+        self._next_status = math.inf
 
     # -- the API for other threads --------------------------------------------------------
 
@@ -335,6 +499,34 @@ class SyncWorker(threading.Thread):
     def _poke(self) -> None:
         with contextlib.suppress(OSError):  # full (a wake-up is pending already) or closed
             self._wake_w.send(b"\0")
+
+    def set_device_state(
+        self, *, printer: Any = _UNSET, counter_link: Any = _UNSET, clock_synced: Any = _UNSET
+    ) -> None:
+        """What the app knows for the city's status message (thread-safe, never blocks): the
+        printer's state text, the counter link's (``"up"``/``"down"``), whether the clock is
+        synchronised; ``None`` for none.  A change is published at once."""
+        given = {"printer": printer, "counter_link": counter_link, "clock_synced": clock_synced}
+        with self._lock:
+            changed = False
+            for name, value in given.items():
+                if value is not _UNSET and self._device_state[name] != value:
+                    self._device_state[name] = value
+                    changed = True
+            self._state_changed = self._state_changed or changed
+        if changed:
+            self._poke()
+
+    def reply(self, answer: dict[str, Any]) -> None:
+        """Publish ``answer`` on the replies topic (thread-safe; dropped, logged, when too
+        many wait: the link is down)."""
+        with self._lock:
+            if len(self._replies) >= MAX_REPLIES:
+                log.warning("reply to command %r dropped: %d replies wait", answer.get("id"),
+                            len(self._replies))  # fmt: skip
+                return
+            self._replies.append(answer)
+        self._poke()
 
     @property
     def status(self) -> SyncStatus:
@@ -362,7 +554,6 @@ class SyncWorker(threading.Thread):
                 return
             self._next_check = time.monotonic() + self.store_check_after
             self._count_pending(force=True)
-            self._client = self._make_client()
             while not self._stop_event.is_set():
                 try:
                     self._step()
@@ -377,32 +568,56 @@ class SyncWorker(threading.Thread):
         finally:
             self._shutdown()
 
-    def _make_client(self) -> mqtt.Client:
+    def _make_client(self, broker: Broker) -> mqtt.Client:
+        """A paho client for ``broker``: the protocol, TLS for ``mqtts://``, the retained
+        offline status as last will (set before connecting, as it must be)."""
         paho = _paho()
+        v5 = self.protocol == "5"
         client = paho.Client(
             paho.CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
-            clean_session=True,  # the outbox is the durable queue, not the broker session
-            protocol=paho.MQTTv311,
+            # The outbox is the durable queue, not the broker session.
+            clean_session=None if v5 else True,
+            protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
         )
         if self.username:
             client.username_pw_set(self.username, self.password or None)
+        if broker.tls:
+            client.tls_set(
+                ca_certs=self.tls_ca or None,
+                certfile=self.tls_cert or None,
+                keyfile=self.tls_key or None,
+            )
+        client.will_set(
+            self.status_topic,
+            _json_bytes(offline_status(self.device_id, self.firmware, None)),
+            qos=1,
+            retain=True,
+        )
         client.connect_timeout = self.connect_timeout
         client.max_inflight_messages_set(MAX_INFLIGHT)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
-        client.connect_async(self.host, self.port, keepalive=self.keepalive)
+        client.on_publish = self._on_publish
+        if v5:
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = 0
+            client.connect_async(broker.host, broker.port, keepalive=self.keepalive,
+                                 clean_start=True, properties=properties)  # fmt: skip
+        else:
+            client.connect_async(broker.host, broker.port, keepalive=self.keepalive)
         return client
 
     def _step(self) -> None:
-        client = self._client
-        assert client is not None
         now = time.monotonic()
         if not self._link:
             if now >= self._next_connect:
-                self._try_connect(client, now)
+                self._try_connect(now)
                 if self._link:
                     return
             self._sleep(min(self._next_connect, self._next_poll, self._next_check) - now)
@@ -414,6 +629,8 @@ class SyncWorker(threading.Thread):
             self._maybe_check(now)
             return
 
+        client = self._client
+        assert client is not None
         sock = client.socket()
         if sock is None:
             self._lost("connection lost (socket closed)")
@@ -454,7 +671,12 @@ class SyncWorker(threading.Thread):
                 self._next_poll = now + self.poll_interval
                 self._count_pending(force=True)
             self._fetch_live()
+            self._fetch_events()
         self._pump(client, now)
+        if self._replies:
+            self._flush_replies(client)
+        if now >= self._next_status or self._state_changed:
+            self._send_status(client, now)
         if self._recount:  # after publishing: the count never delays a new rating
             self._recount = False
             self._count_pending(force=True)
@@ -498,47 +720,65 @@ class SyncWorker(threading.Thread):
         Called after :meth:`_pump`, which published all it could: what is left waits for a
         token, for the window (an ack: a socket event) or for a resend deadline.
         """
-        due = [self._next_poll, now + self.keepalive / 2, self._next_check]
+        due = [self._next_poll, now + self.keepalive / 2, self._next_check, self._next_status]
         if not self._connected:
             due.append(self._link_since + max(10.0, 2 * self.connect_timeout))
             return min(due)
         if self._inflight:
             due.append(next(iter(self._inflight.values())).at + self.resend_after)
         backlog = bool(self._backlog) or self._backlog_more
-        if self._live or (backlog and len(self._inflight) < self.max_unacked):
+        if self._live or self._events or (backlog and len(self._inflight) < self.max_unacked):
             due.append(self._bucket.ready_at(now))
         return min(due)
 
-    def _try_connect(self, client: mqtt.Client, now: float) -> None:
+    def _try_connect(self, now: float) -> None:
+        """Connect to the broker whose turn it is; a failure moves on to the next one at once,
+        and waits out the backoff only after a whole round failed."""
+        broker = self.brokers[self._broker_index]
         try:
-            client.reconnect()
-        except (OSError, ValueError) as exc:
-            self._next_connect = now + self._backoff.next()
-            self._set_status(
-                connected=False, last_error=f"cannot reach {self.host}:{self.port}: {exc}"
-            )
-            log.info(
-                "broker %s:%s unreachable (%s); retry in %.1fs",
-                self.host,
-                self.port,
-                exc,
-                self._next_connect - now,
-            )
+            if self._client is None or self._client_broker != broker:
+                self._drop_client()
+                self._client = self._make_client(broker)
+                self._client_broker = broker
+            self._client.reconnect()
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            wait = self._next_broker()
+            self._next_connect = now + wait
+            self._set_status(connected=False, last_error=f"cannot reach {broker}: {exc}")
+            log.info("broker %s unreachable (%s); next try in %.1fs", broker, exc, wait)
             return
         self._link = True
         self._link_since = now
-        _no_delay(client.socket())
+        _no_delay(self._client.socket())
+
+    def _next_broker(self) -> float:
+        """Move on to the next broker URL; the wait before trying it (the backoff after a
+        whole round, none before)."""
+        self._broker_index = (self._broker_index + 1) % len(self.brokers)
+        return self._backoff.next() if self._broker_index == 0 else 0.0
+
+    def _drop_client(self) -> None:
+        """Let go of the current client (another broker's turn), closing its socket if any."""
+        old, self._client, self._client_broker = self._client, None, None
+        if old is not None:
+            with contextlib.suppress(Exception):
+                sock = old.socket()
+                if sock is not None:
+                    sock.close()
 
     def _lost(self, why: str) -> None:
         """The socket is gone: back off (spread out after a working connection), reconnect."""
         was, self._session_up = self._session_up, False
         self._link = self._connected = False
-        self._live.clear()  # both lanes start again from the outbox on the next connection
+        self._live.clear()  # the lanes start again from the outboxes on the next connection
         self._backlog.clear()
-        self._live_more = self._backlog_more = False
-        wait = self._backoff.next()
-        if was:
-            wait += self._rand() * self.reconnect_spread
+        self._events.clear()
+        self._live_more = self._backlog_more = self._events_more = False
+        self._next_status = math.inf
+        if was:  # the same broker first: it worked
+            wait = self._backoff.next() + self._rand() * self.reconnect_spread
+        else:  # it never came up (no CONNACK, refused): the next URL
+            wait = self._next_broker()
         self._next_connect = time.monotonic() + wait
         self._set_status(connected=False, last_error=why)
         if was:
@@ -549,7 +789,10 @@ class SyncWorker(threading.Thread):
         backlog, sent again from its start (nothing in paho's memory is trusted)."""
         assert self._store is not None
         self._fresh = False
-        client.subscribe(self.ack_topic, qos=1)
+        self._subscriptions = {
+            client.subscribe(topic, qos=1)[1] or 0: topic
+            for topic in (self.ack_topic, self.command_topic)
+        }
         self._inflight.clear()
         self._live.clear()
         self._backlog.clear()
@@ -559,7 +802,11 @@ class SyncWorker(threading.Thread):
         self._live_more = False
         self._store.damage.clear()  # what this connection's pass meets
         self._damage_told = 0
+        self._events.clear()
+        self._event_cursor = 0
+        self._events_more = True  # every event waiting goes again, from the first
         self._backoff.reset()
+        self._send_status(client, time.monotonic(), sample=True)
 
     # paho callbacks: they run inside loop_read()/loop_write(), i.e. in this thread.
 
@@ -570,7 +817,7 @@ class SyncWorker(threading.Thread):
             self._set_status(last_error=f"broker refused the connection: {reason}")
             log.error("broker refused the connection: %s", reason)
             return
-        log.info("connected to %s:%s", self.host, self.port)
+        log.info("connected to %s", self._client_broker)
         self._connected = self._session_up = True
         self._fresh = True
         self._set_status(connected=True)
@@ -585,14 +832,32 @@ class SyncWorker(threading.Thread):
         self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any
     ) -> None:
         if any(r.is_failure for r in reasons):
-            why = f"the broker refused the ack subscription {self.ack_topic}: {reasons[0]}"
-            log.error("%s; ratings will be resent until acked", why)
+            topic = self._subscriptions.get(mid, "")
+            why = f"the broker refused the subscription {topic}: {reasons[0]}"
+            if topic == self.ack_topic:
+                log.error("%s; ratings and events will be resent until acked", why)
+            else:
+                log.error("%s; no commands from the city", why)
+            self._set_status(last_error=why)
+
+    def _on_publish(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any
+    ) -> None:
+        # MQTT 5 says in the PUBACK when the broker refused a publish (e.g. "Not authorized"
+        # by its ACL).  Nothing counts as delivered here anyway: only the city's ack empties
+        # the outbox, so a refused rating stays and is resent.
+        if reason.is_failure:
+            why = f"the broker refused a publish: {reason}"
+            log.warning("%s (it stays in the outbox)", why)
             self._set_status(last_error=why)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         # Nothing may escape: paho would handle the same packet again at every loop, for ever
         # (no uploads, no acks), and a retained one again at every start.
         try:
+            if message.topic == self.command_topic:
+                self._command(message)
+                return
             if message.topic != self.ack_topic:
                 return
             ids, problem = parse_ack(message.payload)
@@ -604,6 +869,46 @@ class SyncWorker(threading.Thread):
         except Exception as exc:
             log.exception("an ack message could not be read")
             self._set_status(last_error=f"ack not applied: {type(exc).__name__}: {exc}"[:300])
+
+    def _command(self, message: mqtt.MQTTMessage) -> None:
+        """One command from the city: decoded as a counter-link frame (the same refusals),
+        handed to ``on_command``; a frame that cannot be used is answered here."""
+        if message.retain:  # left on the broker by someone: it would run again at every connect
+            log.warning("a retained command on %s was ignored", message.topic)
+            self._set_status(last_error="a retained command was ignored (publish commands "
+                                        "without the retain flag)")  # fmt: skip
+            return
+        frame = bytes(message.payload)
+        if frame.endswith(b"\n"):  # one line of the serial link, newline and all
+            frame = frame[:-1].rstrip(b"\r")
+        if len(frame) > MAX_FRAME:
+            self.reply(reply_error(None, RequestError(
+                "frame_too_long", f"frame longer than {MAX_FRAME} bytes")))  # fmt: skip
+            return
+        decoded = decode(frame)
+        if isinstance(decoded, BadFrame):
+            self.reply(reply_error(decoded.id, decoded.error))
+            return
+        if self.on_command is None:
+            self.reply(reply_error(decoded.id, RequestError(
+                "internal", "this pad takes no commands over MQTT")))  # fmt: skip
+            return
+        log.info("command %r (%s) from the city", decoded.id, decoded.type)
+        try:
+            self.on_command(decoded, self.reply)
+        except Exception as exc:
+            log.exception("on_command failed")
+            self.reply(reply_error(decoded.id, RequestError(
+                "internal", f"{type(exc).__name__}: {exc}"[:300])))  # fmt: skip
+
+    def _flush_replies(self, client: mqtt.Client) -> None:
+        """Publish the replies waiting (the app's, and the worker's own refusals)."""
+        while True:
+            with self._lock:
+                if not self._replies:
+                    return
+                answer = self._replies.popleft()
+            client.publish(self.reply_topic, encode(answer).rstrip(b"\n"), qos=1)
 
     def _apply_acks(self) -> None:
         """Every ack message read this turn, applied in one transaction."""
@@ -644,6 +949,14 @@ class SyncWorker(threading.Thread):
         self._recount = self._recount or bool(page.items)
         self._tell_damage()
 
+    def _fetch_events(self) -> None:
+        """Read the events committed after the newest event seq known."""
+        assert self._store is not None
+        page = self._store.event_outbox_page(EVENT_PAGE, after_seq=self._event_cursor)
+        self._events.extend(page.items)
+        self._event_cursor = page.last_seq
+        self._events_more = page.more
+
     def _fetch_backlog(self) -> None:
         assert self._store is not None
         page = self._store.outbox_page(BATCH, after_seq=self._cursor, upto_seq=self._backlog_end)
@@ -662,11 +975,17 @@ class SyncWorker(threading.Thread):
             if not self._live or not bucket.borrow(now):
                 break
             self._publish(client, self._live.popleft(), now)
+        while True:  # events: rare, never behind the backlog
+            if not self._events and self._events_more:
+                self._fetch_events()
+            if not self._events or not bucket.borrow(now):
+                break
+            self._publish(client, self._events.popleft(), now, self.event_topic)
         while self._inflight:
             rid, head = next(iter(self._inflight.items()))
             if head.at + self.resend_after > now or not bucket.take(now):
                 break
-            self._publish(client, Outgoing(head.seq, rid, head.payload), now)
+            self._publish(client, Outgoing(head.seq, rid, head.payload), now, head.topic)
         while len(self._inflight) < self.max_unacked:
             if not self._backlog:
                 if not self._backlog_more:
@@ -677,13 +996,14 @@ class SyncWorker(threading.Thread):
                 break
             self._publish(client, self._backlog.popleft(), now)
 
-    def _publish(self, client: mqtt.Client, item: Outgoing, now: float) -> None:
-        info = client.publish(self.rating_topic, item.payload, qos=1)
+    def _publish(self, client: mqtt.Client, item: Outgoing, now: float, topic: str = "") -> None:
+        topic = topic or self.rating_topic
+        info = client.publish(topic, item.payload, qos=1)
         if info.rc != _paho().MQTTErrorCode.MQTT_ERR_SUCCESS:
             # Queued by paho at best; the outbox will resend it anyway.
             log.info("publish of %s returned %s", item.id, _paho().error_string(info.rc))
         self._inflight.pop(item.id, None)
-        self._inflight[item.id] = _Sent(item.seq, item.payload, now)
+        self._inflight[item.id] = _Sent(item.seq, item.payload, now, topic)
 
     def _tell_damage(self) -> None:
         """Damaged records met (skipped, kept in the outbox) go into ``status.last_error``."""
@@ -699,7 +1019,14 @@ class SyncWorker(threading.Thread):
     # -- the store check, status and shutdown -----------------------------------------------
 
     def _busy(self) -> bool:
-        return bool(self._live or self._live_more or self._backlog or self._backlog_more)
+        return bool(
+            self._live
+            or self._live_more
+            or self._backlog
+            or self._backlog_more
+            or self._events
+            or self._events_more
+        )
 
     def _maybe_check(self, now: float) -> None:
         """The full store check, when due and nothing waits to be sent (or at once after a
@@ -715,6 +1042,55 @@ class SyncWorker(threading.Thread):
             self._set_status(store_check=result, last_error=f"the rating store is {result}")
         else:
             self._set_status(store_check=result)
+
+    def _send_status(self, client: mqtt.Client, now: float, *, sample: bool = False) -> None:
+        """Publish the retained status when its schedule is due (with fresh outbox figures)
+        or its content changed (with the figures of the last schedule: the moment a rating
+        is stored never shows); unchanged content is not sent again before its time."""
+        with self._lock:
+            self._state_changed = False
+            state = dict(self._device_state)
+            store_check = self._status.store_check
+        if sample or now >= self._next_status:
+            sample = True
+            self._sample_outbox()
+        outbox, oldest = self._outbox_figures
+        content = {
+            "device_id": self.device_id,
+            "online": True,
+            "firmware": self.firmware,
+            "outbox": outbox,
+            "oldest_age_s": oldest,
+            "clock_synced": state["clock_synced"],
+            "printer": state["printer"],
+            "counter_link": state["counter_link"],
+            "store_check": store_check or None,
+        }
+        if not sample and content == self._status_sent:
+            return
+        if sample:
+            self._next_status = now + self.status_every
+        self._status_sent = content
+        message = {**content, "at": local_now()}
+        client.publish(self.status_topic, _json_bytes(message), qos=1, retain=True)
+
+    def _sample_outbox(self) -> None:
+        """The status's outbox figures: ratings and events waiting, the oldest one's age."""
+        assert self._store is not None
+        try:
+            count, oldest = self._store.outbox_summary()
+        except Exception as exc:
+            log.warning("the outbox could not be counted for the status: %s", exc)
+            self._outbox_figures = (None, None)
+            return
+        age = None
+        if oldest is not None:
+            with contextlib.suppress(ValueError):
+                moment = datetime.fromisoformat(oldest)
+                if moment.tzinfo is None:
+                    moment = moment.astimezone()
+                age = round(max(0.0, time.time() - moment.timestamp()), 1)
+        self._outbox_figures = (count, age)
 
     def _count_pending(self, *, force: bool = False) -> None:
         """Recount the outbox for the status (at most every 0.2 s unless ``force``)."""
@@ -733,6 +1109,8 @@ class SyncWorker(threading.Thread):
     def _set_status(self, **changes: Any) -> None:
         with self._lock:
             current = self._status
+            if changes.get("store_check", current.store_check) != current.store_check:
+                self._state_changed = True  # the city's status tells it
             self._status = SyncStatus(
                 connected=changes.get("connected", current.connected),
                 pending=changes.get("pending", current.pending),
@@ -744,6 +1122,17 @@ class SyncWorker(threading.Thread):
         client = self._client
         if client is not None:
             try:
+                if self._link and self._connected:  # a clean stop: say so, then DISCONNECT
+                    info = client.publish(
+                        self.status_topic,
+                        _json_bytes(offline_status(self.device_id, self.firmware, local_now())),
+                        qos=1,
+                        retain=True,
+                    )
+                    deadline = time.monotonic() + 1.0
+                    while not info.is_published() and time.monotonic() < deadline:
+                        if client.loop(0.05) != _paho().MQTTErrorCode.MQTT_ERR_SUCCESS:
+                            break
                 if self._link:
                     client.disconnect()
                     deadline = time.monotonic() + 0.5
@@ -760,3 +1149,8 @@ class SyncWorker(threading.Thread):
         for end in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 end.close()
+
+
+def _json_bytes(obj: Any) -> bytes:
+    """Compact JSON in UTF-8 (the status messages)."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
