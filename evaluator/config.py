@@ -150,6 +150,17 @@ class MqttConfig:
     reconnect_spread: float
     """Seconds of random extra wait before the first reconnect after a lost connection,
     0…3600; default 10.0."""
+    urls: tuple[str, ...] = ()
+    """Broker URLs tried in turn (``mqtt://host:port``, ``mqtts://host:port``); ``()``
+    (default) means ``mqtt://{host}:{port}``."""
+    protocol: str = "5"
+    """MQTT version, ``"5"`` (default) or ``"3.1.1"``."""
+    tls_ca: Path | None = None
+    """The city's CA certificate, absolute; required for ``mqtts://``; None (default) = no TLS."""
+    tls_cert: Path | None = None
+    """The pad's client certificate (CN = device id), absolute; None (default) = none."""
+    tls_key: Path | None = None
+    """The pad's TLS private key, absolute; set together with ``tls_cert``."""
 
 
 @dataclass(frozen=True)
@@ -495,6 +506,8 @@ def _kind_of(value: object) -> str:
         except ValueError:
             return "str"
         return "duration"
+    if isinstance(value, list):  # a list of strings ([mqtt] urls)
+        return "list"
     raise TypeError(f"default.toml: unsupported default {value!r}")
 
 
@@ -691,6 +704,42 @@ def _printed_text(limit: int) -> _Rule:
     return rule
 
 
+#: ``[mqtt] protocol`` values.
+MQTT_PROTOCOLS = ("5", "3.1.1")
+#: Broker URL schemes and their default ports (``[mqtt] urls``).
+BROKER_SCHEMES = {"mqtt": 1883, "mqtts": 8883}
+
+
+def _broker_url_problem(url: str) -> str | None:
+    """Why ``url`` is no broker URL the pad can dial, or None.
+    TODO(security): switch to ``sync.mqtt.parse_broker_url`` once it exists."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"{url!r}: {exc}"
+    if parts.scheme not in BROKER_SCHEMES:
+        return f"{url!r}: expected mqtt://host:port or mqtts://host:port"
+    if not parts.hostname or parts.username is not None or parts.path not in ("", "/"):
+        return f"{url!r}: expected only a host and a port after {parts.scheme}://"
+    if parts.query or parts.fragment or port == 0:
+        return f"{url!r}: expected only a host and a port after {parts.scheme}://"
+    return None
+
+
+def _broker_urls(v: list[str]) -> _Bad | None:
+    for url in v:
+        why = _broker_url_problem(url)
+        if why is not None:
+            hint = ""
+            if "://" not in url and url.strip():
+                hint = f"did you mean 'mqtts://{url.strip()}'?"
+            return f"{why} (default ports: 1883 mqtt://, 8883 mqtts://)", hint
+    return None
+
+
 RULES: dict[tuple[str, str], _Rule] = {
     ("device", "id"): _device_id,
     ("device", "area_code"): _area_code,
@@ -707,6 +756,8 @@ RULES: dict[tuple[str, str], _Rule] = {
     ("mqtt", "burst"): _int_range(1, 100_000),
     ("mqtt", "max_unacked"): _int_range(1, 10_000),
     ("mqtt", "reconnect_spread"): _seconds(0, 3600),
+    ("mqtt", "urls"): _broker_urls,
+    ("mqtt", "protocol"): _one_of(MQTT_PROTOCOLS),
     ("storage", "path"): _not_empty("a file path"),
     ("session", "timeout"): _seconds(0, lo_open=True),
     ("session", "thanks"): _seconds(0),
@@ -745,6 +796,9 @@ PATH_KEYS: frozenset[tuple[str, str]] = frozenset(
         ("voice", "dir"),
         ("printer", "font"),
         ("printer", "spool_dir"),
+        ("mqtt", "tls_ca"),
+        ("mqtt", "tls_cert"),
+        ("mqtt", "tls_key"),
     }
 )
 """Keys holding file paths, resolved against the directory of the file that set them."""
@@ -862,6 +916,7 @@ _TYPE_NAMES = {
     "float": "a number (no quotes)",
     "bool": "true or false (no quotes)",
     "duration": "a duration string with a unit, e.g. '30s'",
+    "list": 'a list of strings, e.g. ["mqtts://mqtt.city.example:8883"]',
 }
 
 
@@ -905,6 +960,8 @@ def _convert(key: _Key, value: object) -> tuple[object, _Bad | None]:
         return value, None
     if kind == "bool" and isinstance(value, bool):
         return value, None
+    if kind == "list" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value), None
     if kind == "int" and is_number and isinstance(value, int):
         return value, None
     if kind == "float" and is_number:
@@ -916,6 +973,8 @@ def _type_hint(kind: str, value: object) -> str:
     """A concrete rewrite for the common quoting mistakes."""
     if kind == "str" and not isinstance(value, dict | list):
         return f'did you mean "{_show(value)}"?'
+    if kind == "list" and isinstance(value, str):
+        return f"did you mean [{_show(value)}]?"
     if isinstance(value, str):
         text = value.strip()
         if kind == "int" and re.fullmatch(r"[+-]?\d+", text):
@@ -1131,6 +1190,7 @@ def _layer(paths: Sequence[Path | str]) -> _Layered:
                                     f'add it, e.g. [{section}] {name} = "hall1-w12"'))  # fmt: skip
     problems.extend(_receipt_problems(merged, default))
     problems.extend(_panel_problems(merged, default))
+    problems.extend(_tls_problems(merged, default))
     return merged, problems, sources, True
 
 
@@ -1156,6 +1216,84 @@ def _panel_problems(merged: dict[tuple[str, str], _Setting], default: Path) -> l
         f"15 mm buttons need at least {PANEL_SHORT_SIDE_MIN_MM:.0f} mm"
     )
     return [Problem(label, "screen.dpi", dpi, expected, f"at most {most} dpi at this size", line)]
+
+
+TLS_KEYS = ("tls_ca", "tls_cert", "tls_key")
+
+
+def _tls_problems(merged: dict[tuple[str, str], _Setting], default: Path) -> list[Problem]:
+    """``[mqtt] tls_*`` against ``urls``: an ``mqtts://`` URL needs ``tls_ca`` (else the pad
+    cannot tell the city's broker from another), ``tls_cert`` and ``tls_key`` go together, and
+    a TLS file set with no ``mqtts://`` URL means the technician believes in a TLS the pad
+    would not use."""
+    base = str(default)
+
+    def setting(name: str) -> _Setting:
+        return merged.get(("mqtt", name), ("", default, base, None))
+
+    urls, _source, urls_label, urls_line = setting("urls")
+    tls = any(str(u).startswith("mqtts://") for u in urls or ())  # type: ignore[attr-defined]
+    problems: list[Problem] = []
+    ca, _source, ca_label, ca_line = setting("tls_ca")
+    if tls and not ca:
+        label, line = (ca_label, ca_line) if ca_label != base else (urls_label, urls_line)
+        problems.append(Problem(label, "mqtt.tls_ca", NO_VALUE if ca_label == base else ca,
+                                "required when a URL is mqtts://: the city's CA certificate, "
+                                "which tells the city's broker from any other",
+                                'add tls_ca = "tls/ca.crt" (from the city)', line))  # fmt: skip
+    cert, key = setting("tls_cert"), setting("tls_key")
+    for have, lack, name, other in ((cert, key, "tls_cert", "tls_key"),
+                                    (key, cert, "tls_key", "tls_cert")):  # fmt: skip
+        if have[0] and not lack[0]:
+            problems.append(Problem(have[2], f"mqtt.{name}", _shown(name, have[0]),
+                                    f"set without {other}: a client certificate needs both",
+                                    f"set {other} too (`evaluator tls csr` makes the key and "
+                                    "the request)", have[3]))  # fmt: skip
+    if not tls:
+        for name in TLS_KEYS:
+            value, _source, label, line = setting(name)
+            if value:
+                problems.append(Problem(label, f"mqtt.{name}", _shown(name, value),
+                                        "set, but no [mqtt] urls entry is mqtts://: the pad "
+                                        "would connect without TLS",
+                                        'set urls = ["mqtts://<broker>:8883"]', line))  # fmt: skip
+                break
+    return problems
+
+
+def _tls_file_problems(merged: dict[tuple[str, str], _Setting], default: Path) -> list[Problem]:
+    """The ``[mqtt] tls_*`` files: readable PEM, the key owner-only and the certificate's own,
+    the certificate not expired and made out to ``[device] id`` (the broker takes its CN as
+    the pad's name, so another name sends every rating to a topic the ACL refuses)."""
+    from sync import tlscerts
+
+    found: dict[str, tuple[Any, str, int | None, str]] = {}
+    problems: list[Problem] = []
+    loaders: dict[str, Callable[[Path], Any]] = {
+        "tls_ca": tlscerts.load_certificate,
+        "tls_cert": tlscerts.load_certificate,
+        "tls_key": tlscerts.load_tls_key,
+    }
+    for name in TLS_KEYS:
+        value, source, label, line = merged.get(("mqtt", name), ("", default, "", None))
+        path = _resolve_path(str(value), source)
+        if path is None:
+            continue
+        try:
+            found[name] = (loaders[name](path), label, line, str(value))
+        except tlscerts.TlsCertError as exc:  # tls_key's path is shown as *** (a secret's name)
+            shown = _shown(name, value)
+            why = _masked_text(str(exc), value) if shown is MASKED else str(exc)
+            problems.append(Problem(label, f"mqtt.{name}", shown, why, "", line))
+    if "tls_cert" in found:
+        cert, label, line, value = found["tls_cert"]
+        device = str(merged.get(("device", "id"), ("",))[0])
+        why = tlscerts.certificate_problem(cert, device_id=device)
+        if why is None and "tls_key" in found:
+            why = tlscerts.pair_problem(cert, found["tls_key"][0])
+        if why is not None:
+            problems.append(Problem(label, "mqtt.tls_cert", value, why, "", line))
+    return problems
 
 
 def _receipt_problems(merged: dict[tuple[str, str], _Setting], default: Path) -> list[Problem]:
@@ -1298,6 +1436,7 @@ def _run_needs(merged: dict[tuple[str, str], _Setting], default: Path) -> list[P
             problems.append(Problem(label, "screen.font", value, f"the font found {why}", "",
                                     line))  # fmt: skip
     problems.extend(_voice_needs(merged, default))
+    problems.extend(_tls_file_problems(merged, default))
     return problems
 
 
@@ -1408,6 +1547,7 @@ def load_config(paths: Sequence[Path | str]) -> Config:
     session["phrases_file"] = session["phrases_file"] or default_phrases_path(language)
     mqtt = table("mqtt")
     mqtt["client_id"] = mqtt["client_id"] or f"evaluator-{device.id}"
+    mqtt["urls"] = tuple(mqtt["urls"])  # type: ignore[arg-type]
     voice = table("voice")
     voice["dir"] = voice["dir"] or default_voice_dir()
     printer = table("printer")

@@ -53,13 +53,16 @@ __all__ = [
     "CertificateAuthority",
     "TlsCertError",
     "cert_common_name",
+    "certificate_problem",
     "create_tls_key",
     "csr_common_name",
     "load_ca",
+    "load_certificate",
     "load_or_create_tls_key",
     "load_tls_key",
     "make_ca",
     "make_csr",
+    "pair_problem",
     "sign_csr",
     "write_public",
 ]
@@ -257,6 +260,52 @@ def cert_common_name(cert_pem: bytes) -> str:
     except ValueError as exc:
         raise TlsCertError(f"not a PEM certificate: {exc}") from exc
     return _common_name(cert.subject, "certificate")
+
+
+def load_certificate(path: Path | str) -> x509.Certificate:
+    """The PEM certificate at ``path`` (the first one of a chain file)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise TlsCertError(f"file not found: {path}") from exc
+    except OSError as exc:
+        raise TlsCertError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        return x509.load_pem_x509_certificate(data)
+    except ValueError as exc:
+        raise TlsCertError(f"not a PEM certificate: {path}") from exc
+
+
+def certificate_problem(
+    cert: x509.Certificate, *, device_id: str, now: datetime.datetime | None = None
+) -> str | None:
+    """Why a pad cannot connect with ``cert``, or None: expired, not yet valid, or made out to
+    another name than ``device_id`` (the broker would take that name for the pad's)."""
+    now = now or datetime.datetime.now(datetime.UTC)
+    if now > cert.not_valid_after_utc:
+        expired = f"{cert.not_valid_after_utc:%Y-%m-%d}"
+        return f"the certificate expired on {expired}: ask the city for a new one"
+    if now < cert.not_valid_before_utc:
+        return (
+            f"the certificate is valid only from {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC: "
+            "is the pad's clock right?"
+        )
+    cn = _common_name(cert.subject, "certificate")
+    if device_id and cn != device_id:
+        return (
+            f"the certificate is made out to {cn!r}, not to this pad's [device] id "
+            f"{device_id!r}: the broker would take it for {cn!r}"
+        )
+    return None
+
+
+def pair_problem(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> str | None:
+    """Why ``cert`` and ``key`` do not make a client identity (another key's certificate), or
+    None."""
+    if cert.public_key() != key.public_key():
+        return "the certificate is not for tls_key (another key's certificate)"
+    return None
 
 
 # --------------------------------------------------------------------------- requests
