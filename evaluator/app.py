@@ -48,6 +48,7 @@ from kiosk.view import (
     ReasonItem,
     ScreenView,
     Submit,
+    TechAction,
     ToggleAgency,
     TogglePhrase,
     ToggleReason,
@@ -351,6 +352,12 @@ class App:
         """The window state (JSON) as the store last kept it."""
         self._window_loaded = False
         self._load_window()  # before READY: the clerk is signed in again, a pause still on
+        from evaluator.journal import watch_errors
+        from evaluator.techdesk import TechDesk
+
+        watch_errors()  # the technician's menu shows the last error
+        self.tech = TechDesk(self)
+        """The technician's menu (hidden gesture + PIN; never a rating)."""
         self.link = self.devices.link
         if self.link is not None:
             self.link.on_message = self._queue_message
@@ -653,7 +660,8 @@ class App:
         """What makes one screen another for the citizen: the state, the presentation and
         which of a theme's items is asked (a chip toggled on the same screen is no change)."""
         s, p = self.session, self.session.presentation
-        return (s.state, p.id if p else None, p.index if p else 0, self.notice is not None)
+        return (s.state, p.id if p else None, p.index if p else 0, self.notice is not None,
+                self.tech.phase)  # fmt: skip
 
     def handle_events(self, events: list[Any]) -> None:
         """Apply input events in order, each on the screen the one before it left: keys or
@@ -676,12 +684,28 @@ class App:
                     self.receipts.dismiss()
                     self._show()
                     continue
+                if self._tech_tap(event, shown):  # the technician's gesture: the PIN pad
+                    self._show()
+                    continue
             action = self.screen.translate(event)
             if action is not None:
                 self.act(action)
                 self._show()
             elif event.type in inputs:  # a page turn, or a tap beside the targets: still here
                 self.session.keep_alive()
+
+    def _tech_tap(self, event: Any, shown: str) -> bool:
+        """A tap (finger, or a real mouse click) counted toward the technician's gesture."""
+        import pygame
+
+        if event.type == pygame.FINGERDOWN:
+            width, height = self.screen.size
+            pos = (int(event.x * width), int(event.y * height))
+        elif event.type == pygame.MOUSEBUTTONDOWN and not getattr(event, "touch", False):
+            pos = tuple(event.pos)
+        else:
+            return False
+        return self.tech.tap(pos, shown, self.screen.min_target)
 
     def step(self) -> None:
         """One turn of the loop's work: requests, deadlines, storage upkeep.  Never raises for
@@ -698,6 +722,8 @@ class App:
             except queue.Empty:
                 break
             self._active()
+            if self.tech.press(level):  # the technician's menu: named, never a rating
+                continue
             self.act(PressLevel(level))
         try:
             self.session.tick()
@@ -712,6 +738,7 @@ class App:
         if self.receipts is not None:
             self.receipts.check()
         self._save_window()  # a change in a failed request, or a store that works again
+        self.tech.tick()
         self._watch_idle(self.clock.now().mono)
 
     def _sleep_for(self) -> float:
@@ -836,6 +863,7 @@ class App:
 
     def _start(self, body: dict[str, Any]) -> None:
         presentation = self.session.start(parse_request(body))
+        self.tech.close("evaluation.start: the citizen first")
         # What status says of the outbox while this screen is open: a theme's item rated 好评 is
         # stored at the press and the screen stays open, a 差评 is not (it waits for its
         # reasons); a live count (or a store error) would tell the counter which (art. 4).
@@ -929,6 +957,10 @@ class App:
             action, self.clock.now().mono
         ):
             log.debug("press ignored by the press filter: %s", type(action).__name__)
+            return
+        if self.tech.is_open or isinstance(action, TechAction):
+            if self.tech.is_open and not s.rating_open:  # nothing of it reaches the session
+                self.tech.act(action)
             return
         try:
             if isinstance(action, PressLevel):
@@ -1064,6 +1096,8 @@ class App:
             step = int((now - saver) // SAVER_STEP_SECONDS)
             return ScreenView("screensaver", window=cfg.device.window, online=online,
                               saver_step=step)  # fmt: skip
+        if self.tech.is_open and not s.rating_open:
+            return self.tech.view()
         if screen == "idle" and cfg.idle.static_qr:
             base["qr"] = cfg.idle.static_qr
         return ScreenView(screen, **base)

@@ -72,6 +72,7 @@ __all__ = [
     "ScreenConfig",
     "SessionConfig",
     "StorageConfig",
+    "TechConfig",
     "VoiceConfig",
     "check_config",
     "config_files",
@@ -333,6 +334,16 @@ class PrinterConfig:
 
 
 @dataclass(frozen=True)
+class TechConfig:
+    """``[tech]``: the technician's menu on the pad (:mod:`evaluator.techmenu`)."""
+
+    pin: str
+    """The menu's PIN, 4 to 12 digits; ``""`` (default) = no menu.  A secret (masked)."""
+    lockout: float
+    """Seconds the menu stays locked after 3 wrong PINs; default 300.0."""
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole, checked configuration."""
 
@@ -353,6 +364,8 @@ class Config:
     """``[printer]``: the receipt printer."""
     sources: tuple[Path, ...]
     """Absolute paths of the files read, in layering order (``default.toml`` first)."""
+    tech: TechConfig = TechConfig(pin="", lockout=300.0)
+    """``[tech]``: the technician's menu."""
 
 
 class _NoValue:
@@ -704,6 +717,13 @@ def _printed_text(limit: int) -> _Rule:
     return rule
 
 
+def _tech_pin(v: object) -> _Bad | None:
+    text = str(v)
+    if text == "" or re.fullmatch(r"[0-9]{4,12}", text):
+        return None
+    return 'expected "" (no technician menu) or 4 to 12 digits (the keypad has only digits)', ""
+
+
 #: ``[mqtt] protocol`` values.
 MQTT_PROTOCOLS = ("5", "3.1.1")
 #: Broker URL schemes and their default ports (``[mqtt] urls``).
@@ -779,6 +799,8 @@ RULES: dict[tuple[str, str], _Rule] = {
     ("receipt", "expiry"): _seconds(60, 8784 * 3600),
     ("receipt", "hall"): _printed_text(HALL_MAX),
     ("receipt", "qr_on_screen"): _seconds(5, 600),
+    ("tech", "pin"): _tech_pin,
+    ("tech", "lockout"): _seconds(10, 86400),
 }
 """Checks beyond the type, per ``(section, key)``: ``(expected, suggestion)`` or None if fine."""
 
@@ -1565,4 +1587,5 @@ def load_config(paths: Sequence[Path | str]) -> Config:
         voice=VoiceConfig(**voice),  # type: ignore[arg-type]
         receipt=ReceiptConfig(**table("receipt")),  # type: ignore[arg-type]
         printer=PrinterConfig(**printer),  # type: ignore[arg-type]
+        tech=TechConfig(**table("tech")),  # type: ignore[arg-type]
     )

@@ -219,13 +219,13 @@ def check_buttons(config: Config, options: Options) -> str:
     return f"{len(done)} button(s) pressed: {', '.join(done)}"
 
 
-def check_printer(config: Config, options: Options) -> str:
-    if config.receipt.print == "never":
-        raise _Skip('no printer used ([receipt] print = "never")')
+def make_test_receipt(config: Config) -> tuple[str, Any]:
+    """The TEST receipt: the pad's own receipt for a case marked as a test, its QR signed with a
+    key made for it (the device key never signs a test: its code can never rate anything).
+    Returns its serial and the :class:`printer.Receipt`; the technician's menu prints it too."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from evaluator.devices import make_spooler
-    from evaluator.receipts import FAILING, build
+    from evaluator.receipts import build
     from evaluator.rules.request import parse_request
     from sync.keys import DeviceKey
 
@@ -248,6 +248,16 @@ def check_printer(config: Config, options: Options) -> str:
         }
     )
     _slip, receipt = build(config, request, (serial,), key=throwaway, wall=time.time())
+    return serial, receipt
+
+
+def check_printer(config: Config, options: Options) -> str:
+    if config.receipt.print == "never":
+        raise _Skip('no printer used ([receipt] print = "never")')
+    from evaluator.devices import make_spooler
+    from evaluator.receipts import FAILING
+
+    serial, receipt = make_test_receipt(config)
     spooler = make_spooler(config, spool=False)
     where = spooler.connection.spec.describe()
     spooler.start()

@@ -35,6 +35,7 @@ from kiosk.draw_messages import (
 from kiosk.draw_presenting import draw_presenting
 from kiosk.draw_reasons import draw_reasons
 from kiosk.draw_receipt import draw_receipt_qr
+from kiosk.draw_tech import draw_tech_menu, draw_tech_pin
 from kiosk.fonts import find_bold_font, find_cjk_font
 from kiosk.layout import Layout
 from kiosk.painter import Painter
@@ -68,6 +69,8 @@ DRAW: dict[str, Callable[[Painter, ScreenView], None]] = {
     "paused": draw_paused,
     "screensaver": draw_screensaver,
     "receipt_qr": draw_receipt_qr,
+    "tech_pin": draw_tech_pin,
+    "tech_menu": draw_tech_menu,
 }
 
 #: Post this (``Screen.post_wake()``) from another thread to wake ``Screen.wait`` early.

@@ -83,6 +83,16 @@ def _level_key(level: Level) -> str:
     return f"level_{level.value}"
 
 
+#: The technician's menu's texts (kiosk/draw_tech.py, evaluator/techmenu.py).
+TECH_TEXTS: tuple[str, ...] = (
+    "tech_title", "tech_pin_prompt", "tech_pin_wrong_fmt", "tech_locked_fmt", "tech_ok",
+    "tech_cancel", "tech_item_test_print", "tech_item_button_test", "tech_item_reload_config",
+    "tech_item_close", "tech_button_test_prompt", "tech_button_pressed_fmt", "tech_label_device",
+    "tech_label_ip", "tech_label_broker", "tech_label_printer", "tech_label_counter",
+    "tech_label_outbox", "tech_label_error", "tech_connected", "tech_disconnected", "tech_none",
+    "tech_outbox_fmt", "tech_not_available", "tech_print_sent", "tech_reloaded", "tech_backspace",
+)  # fmt: skip
+
 #: Every key the pad uses (the names below, lower-case, and one per level button).
 REQUIRED: frozenset[str] = frozenset(
     {
@@ -128,6 +138,7 @@ REQUIRED: frozenset[str] = frozenset(
         "storage_failed",
         "comment_identity",
         "storage_fault",
+        *TECH_TEXTS,
         *(_level_key(level) for level in BUTTON_ORDER),
     }
 )

@@ -21,6 +21,8 @@ SCREENS: tuple[str, ...] = (
     "paused",
     "screensaver",
     "receipt_qr",
+    "tech_pin",
+    "tech_menu",
 )
 
 #: Reason targets, in the order their groups are drawn.
@@ -58,6 +60,25 @@ class PhraseItem:
 
 
 @dataclass(frozen=True)
+class TechView:
+    """The technician's menu (``tech_pin``, ``tech_menu``), as plain data: never a rating."""
+
+    phase: str
+    """``pin`` (the PIN pad), ``menu`` or ``button_test``."""
+    entered: int = 0
+    """Digits typed on the PIN pad: drawn as dots, never as digits."""
+    message: str = ""
+    """A line for the technician: a wrong PIN, the lockout, an item's result."""
+    info: tuple[tuple[str, str], ...] = ()
+    """(label, value) lines: device id, IP addresses, broker, printer, counter link, outbox…"""
+    items: tuple[tuple[str, bool], ...] = ()
+    """The menu's items (``evaluator.techmenu.ITEMS``) and whether each can be used (one that
+    cannot is greyed; a tap on it says why)."""
+    pressed: str = ""
+    """Button test: the label of the level button pressed last ("" none yet)."""
+
+
+@dataclass(frozen=True)
 class ScreenView:
     """Everything one screen shows.  Built by the app, drawn by ``kiosk.screen.Screen``."""
 
@@ -91,6 +112,8 @@ class ScreenView:
     """``receipt_qr``: the receipt's short code, typed when a scan fails."""
     saver_step: int = 0
     """The screensaver's position: a new place for the label at each step (against burn-in)."""
+    tech: TechView | None = None
+    """``tech_pin`` / ``tech_menu``: what the technician's menu shows."""
 
     def __post_init__(self) -> None:
         if self.screen not in SCREENS:
@@ -184,6 +207,34 @@ class Backspace:
     """Delete the last typed character of the 其他 text."""
 
 
+@dataclass(frozen=True)
+class TechDigit:
+    """A digit on the technician's PIN pad."""
+
+    digit: str
+
+
+@dataclass(frozen=True)
+class TechBackspace:
+    """⌫ on the PIN pad."""
+
+
+@dataclass(frozen=True)
+class TechEnter:
+    """确定 on the PIN pad."""
+
+
+@dataclass(frozen=True)
+class TechItem:
+    """An item of the technician's menu (``evaluator.techmenu.ITEMS``; ``close`` also on the PIN
+    pad)."""
+
+    name: str
+
+
+TechAction = TechDigit | TechBackspace | TechEnter | TechItem
+"""What the technician's screens emit (the app routes them to the menu, never the session)."""
+
 UiAction = (
     PressLevel
     | ToggleReason
@@ -194,4 +245,8 @@ UiAction = (
     | Back
     | TypeText
     | Backspace
+    | TechDigit
+    | TechBackspace
+    | TechEnter
+    | TechItem
 )

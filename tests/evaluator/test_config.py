@@ -98,7 +98,7 @@ def test_schema_rules_and_dataclasses_agree_with_default_toml() -> None:
     keys = documented_keys()
     assert list(keys) == [
         "device", "counter", "mqtt", "storage", "session", "buttons", "screen", "idle", "voice",
-        "receipt", "printer",
+        "receipt", "printer", "tech",
     ]  # fmt: skip
     for section, key in [*cfg.RULES, *cfg.REQUIRED, *cfg.PATH_KEYS]:
         assert key in keys[section], f"rule for {section}.{key}, which default.toml lacks"
