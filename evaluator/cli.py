@@ -244,6 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        # Under systemd the pad logs native journal entries with fields (evaluator.journal).
+        handlers=[_log_handler()] if args.command == "run" else None,
     )
     try:
         if args.command == "config":
@@ -340,6 +342,14 @@ def cmd_config_check(files: Sequence[Path]) -> int:
     return 0
 
 
+def _log_handler() -> logging.Handler:
+    """``evaluator run``'s log: native journald entries when systemd runs it (``JOURNAL_STREAM``
+    or the journal's socket), else stderr (evaluator.journal.make_handler)."""
+    from evaluator.journal import make_handler
+
+    return make_handler()
+
+
 def cmd_run(configs: Sequence[Path]) -> int:
     """Run the pad.  The start-up (imports, config, store, screen) allocates many objects that
     live as long as the pad and makes little garbage, so the cyclic garbage collector is paused
@@ -349,6 +359,9 @@ def cmd_run(configs: Sequence[Path]) -> int:
         from evaluator.config import load_config
 
         config = load_config(configs)
+        for handler in logging.getLogger().handlers:  # journald entries name the device
+            if hasattr(handler, "device_id"):
+                handler.device_id = config.device.id
         from evaluator.app import App
 
         return App(config).run()  # which resumes the collector once READY=1 is sent

@@ -182,7 +182,8 @@ class JournalHandler(logging.Handler):
 
                 seals = 0x0001 | 0x0002 | 0x0004 | 0x0008  # SEAL_SEAL, SHRINK, GROW, WRITE
                 fcntl.fcntl(fd, 1033, seals)  # F_ADD_SEALS
-                socket.send_fds(self._sock, [b""], [fd], 0, self.path)
+                rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", fd))]
+                self._sock.sendmsg([], rights, 0, self.path)  # (send_fds takes no address)
             finally:
                 os.close(fd)
 
