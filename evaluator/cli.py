@@ -234,6 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     selftest.add_argument(
         "--no-buttons", action="store_true", help="skip the buttons (nobody at the pad)"
     )
+
+    from evaluator.hubcli import add_hub_parser  # the city receiver (docs/hub.md)
+
+    add_hub_parser(sub)
     return parser
 
 
@@ -268,6 +272,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return selftest.main(config_files(args.config), only=args.only, as_json=args.json,
                                  button_timeout=args.button_timeout,
                                  buttons=not args.no_buttons)  # fmt: skip
+        if args.command == "hub":
+            from evaluator.hubcli import cmd_hub
+
+            return cmd_hub(args)
         if args.command == "screenshots":
             from evaluator.screenshots import render
 

@@ -96,3 +96,49 @@ def make_key(tmp_path: Path, name: str = "device") -> DeviceKey:
 
 def dumps(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False).encode()
+
+
+def end_event(
+    serial: str,
+    *,
+    outcome: str = "not_rated",
+    by: str = "timeout",
+    clerk: tuple[str, str] = ("A1023", "陈晓明"),
+    matter: tuple[str, str] = ("M1", "不动产登记"),
+    ended_at: str = "2026-05-29T04:28:00.000+08:00",
+) -> dict[str, Any]:
+    """The content of a ``presentation_end`` event (docs/schemas/event.schema.json)."""
+    return {
+        "kind": "presentation_end",
+        "presentation_id": new_record_id(),
+        "outcome": outcome,
+        "cases": [
+            {
+                "serial": serial,
+                "matter_code": matter[0],
+                "matter_name": matter[1],
+                "kind": "instant",
+            }
+        ],
+        "clerk": {"id": clerk[0], "name": clerk[1]},
+        "terminal": None,
+        "area_code": "440500",
+        "presented_at": "2026-05-29T04:27:00.000+08:00",
+        "ended_at": ended_at,
+        "by": by,
+        "at": ended_at,
+        "clock_synced": True,
+    }
+
+
+def seal_all(
+    key: DeviceKey | None, device_id: str, contents: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """``contents`` sealed as one chain of ``device_id`` from seq 1 (ratings or events)."""
+    out, prev = [], GENESIS_HASH
+    for seq, body in enumerate(contents, 1):
+        record = seal(dict(body, id=new_record_id(), seq=seq, device_id=device_id),
+                      prev_hash=prev, signer=key)  # fmt: skip
+        prev = record["hash"]
+        out.append(record)
+    return out

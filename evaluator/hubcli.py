@@ -1,0 +1,221 @@
+"""``evaluator hub …``: the reference city receiver and its reports (docs/hub.md).
+
+``run`` (the service), ``register`` (a pad's public key), ``figures`` (art. 33), ``followups``
+(unrated cases for the SMS of art. 25, and the 差评 needing a work order), ``export`` (CSV with
+the national field names).  Kept apart from ``evaluator/cli.py``, which only adds the parser
+and calls :func:`cmd_hub`: nothing here is imported by the pad.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any, TextIO
+
+#: The database when ``--db`` is not given: the service's StateDirectory.
+DEFAULT_DB = "sqlite:////var/lib/evaluator-hub/hub.db"
+DB_ENV = "EVALUATOR_HUB_DB"
+
+
+def add_hub_parser(sub: Any) -> None:
+    """Add ``hub`` and its actions to the ``evaluator`` subparsers ``sub``."""
+    hub = sub.add_parser("hub", help="the reference city receiver: run, register, figures, export")
+    actions = hub.add_subparsers(dest="hub_command", required=True, metavar="ACTION")
+
+    def with_db(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--db",
+            default=os.environ.get(DB_ENV, DEFAULT_DB),
+            metavar="URL",
+            help=f"sqlite:///path, a file path, or postgresql://… (default ${DB_ENV} or "
+            f"{DEFAULT_DB})",
+        )
+
+    def with_period(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--since", metavar="DATE", help="from this date/time (ISO), inclusive")
+        p.add_argument("--until", metavar="DATE", help="up to this date/time (ISO), exclusive")
+
+    run = actions.add_parser("run", help="receive, verify, store and ack what the pads publish")
+    with_db(run)
+    run.add_argument(
+        "--broker", action="append", default=[], metavar="URL",
+        help="mqtt://host:port or mqtts://host:port; several are tried in turn",
+    )  # fmt: skip
+    run.add_argument("--group", default="hub", help="shared-subscription group (default hub)")
+    run.add_argument("--prefix", default="hcp/v1", help="topic prefix (default hcp/v1)")
+    run.add_argument("--client-id", default="", help="MQTT client id (default: the broker's)")
+    run.add_argument("--protocol", choices=("5", "3.1.1"), default="5")
+    run.add_argument("--tls-ca", default="", metavar="FILE")
+    run.add_argument("--tls-cert", default="", metavar="FILE")
+    run.add_argument("--tls-key", default="", metavar="FILE")
+    run.add_argument("--username", default="")
+    run.add_argument(
+        "--password-file", type=Path, metavar="FILE", help="the MQTT password, read from a file"
+    )
+
+    register = actions.add_parser("register", help="register a pad's public key")
+    with_db(register)
+    register.add_argument("device", metavar="DEVICE")
+    register.add_argument("pubkey", metavar="PUBKEY", help="ed25519:… (evaluator keys show)")
+    register.add_argument(
+        "--unsigned-before", type=int, default=1, metavar="SEQ",
+        help="accept unsigned records below this seq (a pad upgraded to keys); default 1",
+    )  # fmt: skip
+
+    figures = actions.add_parser("figures", help="art. 33 figures: item score, participation…")
+    with_db(figures)
+    with_period(figures)
+    figures.add_argument("--json", action="store_true")
+
+    followups = actions.add_parser(
+        "followups", help="unrated cases for the 24-hour SMS (art. 25) and 差评 for work orders"
+    )
+    with_db(followups)
+    with_period(followups)
+    followups.add_argument("--json", action="store_true")
+
+    export = actions.add_parser("export", help="the ratings as CSV with the national field names")
+    with_db(export)
+    with_period(export)
+    export.add_argument("--out", type=Path, required=True, metavar="FILE.csv")
+
+
+def cmd_hub(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    """Run ``evaluator hub <action>``; the exit code."""
+    from sync.hub.db import open_db
+
+    if args.hub_command == "run":
+        return _run(args)
+    with open_db(args.db) as db:
+        if args.hub_command == "register":
+            key_id = db.register(args.device, args.pubkey, unsigned_before=args.unsigned_before)
+            print(f"registered {args.device} key {key_id} in {db.where}", file=out)
+            return 0
+        if args.hub_command == "export":
+            from sync.hub.export import write_csv
+
+            n = write_csv(db, args.out, since=args.since, until=args.until)
+            print(f"{n} rows written to {args.out}", file=out)
+            return 0
+        from sync.hub import figures
+
+        period = {"since": args.since, "until": args.until}
+        if args.hub_command == "figures":
+            data = figures.figures(db, **period)
+            if args.json:
+                print(json.dumps(data, ensure_ascii=False, indent=2), file=out)
+            else:
+                _print_figures(data, out)
+            return 0
+        lists = {
+            "sms_follow_ups": figures.follow_ups(db, **period),
+            "work_orders": figures.bad_ratings(db, **period),
+        }
+        if args.json:
+            print(json.dumps(lists, ensure_ascii=False, indent=2), file=out)
+        else:
+            _print_lists(lists, out)
+        return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sync.hub.receiver import Receiver
+
+    password = args.password_file.read_text().strip() if args.password_file else ""
+    receiver = Receiver(
+        args.db,
+        args.broker or ["mqtt://127.0.0.1:1883"],
+        topic_prefix=args.prefix,
+        group=args.group,
+        client_id=args.client_id,
+        protocol=args.protocol,
+        tls_ca=args.tls_ca,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        username=args.username,
+        password=password,
+    )
+    done = threading.Event()
+
+    def stop(signum: int, frame: Any) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    receiver.start()
+    ready_told = False
+    while not done.wait(1.0):
+        if not receiver.is_alive():
+            print(f"evaluator hub: the receiver stopped: {receiver.last_error}", file=sys.stderr)
+            return 1
+        if receiver.connected and not ready_told:
+            ready_told = True
+            _notify("READY=1")
+            print(f"evaluator hub: receiving on {receiver.subscriptions}", flush=True)
+    _notify("STOPPING=1")
+    receiver.stop()
+    receiver.join(10)
+    print(f"evaluator hub: stopped; {receiver.stats}", flush=True)
+    return 0
+
+
+def _notify(state: str) -> None:
+    """sd_notify without libsystemd: one datagram to $NOTIFY_SOCKET (Type=notify)."""
+    import socket
+
+    where = os.environ.get("NOTIFY_SOCKET")
+    if not where:
+        return
+    if where.startswith("@"):
+        where = "\0" + where[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(where)
+            sock.sendall(state.encode())
+    except OSError:
+        pass
+
+
+def _print_figures(data: dict[str, Any], out: TextIO) -> None:
+    hall, cov = data["hall"], data["coverage"]
+
+    def num(v: Any) -> str:
+        return "-" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))
+
+    print(
+        f"hall: {hall['ratings']} ratings ({hall['good']} 好评, {hall['bad']} 差评), mean score "
+        f"{num(hall['mean_score'])}, item score {num(hall['item_score'])}, participation "
+        f"{num(hall['participation'])} ({hall['rated_cases']}/{hall['presented_cases']} cases), "
+        f"{hall['cancelled']} cancelled",
+        file=out,
+    )
+    print(
+        f"coverage: {cov['online']}/{cov['registered']} devices online ({num(cov['coverage'])})",
+        file=out,
+    )
+    print("matters:", file=out)
+    for m in data["matters"]:
+        print(f"  {m['matter_code']} {m['matter_name']}: {m['ratings']} ratings, mean "
+              f"{num(m['mean_score'])}, {m['bad']} 差评", file=out)  # fmt: skip
+    print("clerks:", file=out)
+    for c in data["clerks"]:
+        print(f"  {c['clerk_id']} {c['clerk_name']}: {c['ratings']} ratings, mean "
+              f"{num(c['mean_score'])}, {c['bad']} 差评, participation "
+              f"{num(c['participation'])}, {c['cancelled']} cancelled", file=out)  # fmt: skip
+
+
+def _print_lists(lists: dict[str, list[dict[str, Any]]], out: TextIO) -> None:
+    print(f"SMS follow-ups (art. 25): {len(lists['sms_follow_ups'])}", file=out)
+    for f in lists["sms_follow_ups"]:
+        print(f"  {f['serial']} {f['matter_name']} device {f['device_id']} ended "
+              f"{f['ended_at']} ({f['by']}), SMS due {f['sms_due']}", file=out)  # fmt: skip
+    print(f"差评 needing a work order (art. 35): {len(lists['work_orders'])}", file=out)
+    for w in lists["work_orders"]:
+        print(f"  {w['rated_at']} {w['device_id']} seq {w['seq']} {w['level']} clerk "
+              f"{w['clerk_id']} cases {','.join(w['serials'])} reasons "
+              f"{'; '.join(w['reasons'])}", file=out)  # fmt: skip

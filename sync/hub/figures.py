@@ -1,0 +1,246 @@
+"""Art. 33 figures from what the receiver stored, and the two lists the city acts on.
+
+* **Item score** (服务事项得分): per matter, the mean score of the ratings that rate the matter
+  (``targets`` holds ``matter`` and the case's kind and stage rate it, as on the pad:
+  ``sync.store.Store.stats``); the hall's item score is the mean of the matters' means.
+* **Per clerk**: ratings, mean score, 差评, cancelled presentations, participation.
+* **Participation per case** (参评率): rated cases ÷ presented cases.  A case is its serial
+  (业务流水号); presented = the serials of every first rating (``assess_number`` 1) and of every
+  ``presentation_end`` event (``not_rated`` or ``cancelled``); rated = the serials of first
+  ratings.  (Events carry no stage or visit, so a 承诺件 counts once, not once per slot.)
+* **Hall coverage**: registered devices online ÷ registered devices; online = the device's
+  latest retained status says ``online`` true, or it sent a status since ``since``.
+* **差评 needing a work order** (art. 35): every rating at 不满意 or 非常不满意.
+* **Unrated cases needing the SMS follow-up** (art. 25): each case of a ``presentation_end``
+  event with outcome ``not_rated`` whose serial has no first rating (a later presentation may
+  have been rated), due 24 hours after the presentation ended.
+
+Periods (``since``/``until``, ISO dates or times) select records by their own time
+(``rated_at`` / ``ended_at``), not by arrival: a pad offline for a day still counts its ratings
+in the right day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from evaluator.rules.request import case_targets
+from sync.hub.db import HubDB
+
+BAD_LEVELS = ("dissatisfied", "very_dissatisfied")
+#: Art. 25: the province texts the citizen when a case is not rated within 24 hours.
+FOLLOW_UP_AFTER = dt.timedelta(hours=24)
+
+
+@dataclass
+class _Tally:
+    name: str = ""
+    scores: list[int] = field(default_factory=list)
+    bad: int = 0
+    cancelled: int = 0
+    presented: set[str] = field(default_factory=set)
+    rated: set[str] = field(default_factory=set)
+
+    def add(self, score: int, bad: bool) -> None:
+        self.scores.append(score)
+        self.bad += bad
+
+    @property
+    def mean(self) -> float | None:
+        return round(sum(self.scores) / len(self.scores), 3) if self.scores else None
+
+    def figures(self) -> dict[str, Any]:
+        presented = len(self.presented | self.rated)
+        return {
+            "ratings": len(self.scores),
+            "mean_score": self.mean,
+            "bad": self.bad,
+            "presented_cases": presented,
+            "rated_cases": len(self.rated),
+            "participation": round(len(self.rated) / presented, 4) if presented else None,
+        }
+
+
+def parse_time(text: str | None) -> dt.datetime | None:
+    """An ISO date or time; a date is its midnight, a time without offset is UTC."""
+    if not text:
+        return None
+    value = dt.datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def in_period(text: Any, since: dt.datetime | None, until: dt.datetime | None) -> bool:
+    if since is None and until is None:
+        return True
+    try:
+        at = parse_time(str(text))
+    except ValueError:
+        return False
+    if at is None:
+        return False
+    return (since is None or at >= since) and (until is None or at < until)
+
+
+def _serials(record: Mapping[str, Any]) -> list[str]:
+    return [str(c.get("serial")) for c in record.get("cases") or [] if isinstance(c, Mapping)]
+
+
+def figures(db: HubDB, *, since: str | None = None, until: str | None = None) -> dict[str, Any]:
+    """The art. 33 figures (see the module docstring) as one JSON-ready dict."""
+    lo, hi = parse_time(since), parse_time(until)
+    hall, clerks, matters = _Tally(), {}, {}
+    good = 0
+
+    def clerk(c: Any) -> _Tally:
+        cid = str(c.get("id")) if isinstance(c, Mapping) else ""
+        tally = clerks.setdefault(cid, _Tally())
+        if isinstance(c, Mapping) and c.get("name"):
+            tally.name = str(c["name"])
+        return tally
+
+    for r in db.all_records("ratings"):
+        if not in_period(r.get("rated_at"), lo, hi):
+            continue
+        score, bad = int(r.get("score", 0)), r.get("level") in BAD_LEVELS
+        good += not bad
+        tc = clerk(r.get("clerk")) if r.get("clerk") else None
+        hall.add(score, bad)
+        if tc is not None:
+            tc.add(score, bad)
+        rates_matter = "matter" in (r.get("targets") or [])
+        seen: set[str] = set()
+        for case in r.get("cases") or []:
+            code = str(case.get("matter_code", ""))
+            if r.get("assess_number") == 1:
+                for t in (hall, tc):
+                    if t is not None:
+                        t.rated.add(str(case.get("serial")))
+            kind_rates = "matter" in case_targets(str(case.get("kind")), str(r.get("stage")))
+            if rates_matter and (r.get("terminal") or kind_rates) and code not in seen:
+                seen.add(code)
+                tm = matters.setdefault(code, _Tally())
+                tm.name = str(case.get("matter_name") or tm.name)
+                tm.add(score, bad)
+
+    for e in db.all_records("events"):
+        if e.get("kind") != "presentation_end" or not in_period(e.get("ended_at"), lo, hi):
+            continue
+        tc = clerk(e.get("clerk")) if e.get("clerk") else None
+        if e.get("outcome") == "cancelled":
+            hall.cancelled += 1
+            if tc is not None:
+                tc.cancelled += 1
+        for serial in _serials(e):
+            for t in (hall, tc):
+                if t is not None:
+                    t.presented.add(serial)
+
+    means = [t.mean for t in matters.values() if t.mean is not None]
+    return {
+        "period": {"since": since, "until": until},
+        "hall": {
+            **hall.figures(),
+            "good": good,
+            "item_score": round(sum(means) / len(means), 3) if means else None,
+            "cancelled": hall.cancelled,
+        },
+        "matters": [
+            {
+                "matter_code": code,
+                "matter_name": t.name,
+                "ratings": len(t.scores),
+                "mean_score": t.mean,
+                "bad": t.bad,
+            }
+            for code, t in sorted(matters.items())
+        ],
+        "clerks": [
+            {"clerk_id": cid, "clerk_name": t.name, **t.figures(), "cancelled": t.cancelled}
+            for cid, t in sorted(clerks.items())
+        ],
+        "coverage": coverage(db, since=since),
+    }
+
+
+def coverage(db: HubDB, *, since: str | None = None) -> dict[str, Any]:
+    """Hall coverage (覆盖率): registered devices online ÷ registered devices."""
+    lo = parse_time(since)
+    statuses = db.statuses()
+    devices = []
+    for device_id in sorted(db.devices()):
+        body, at = statuses.get(device_id, (None, ""))
+        online_now = bool(body and body.get("online") is True)
+        recent = lo is not None and bool(at) and in_period(at, lo, None)
+        devices.append(
+            {"device_id": device_id, "online": online_now or recent, "last_status_at": at or None}
+        )
+    online = sum(d["online"] for d in devices)
+    return {
+        "registered": len(devices),
+        "online": online,
+        "coverage": round(online / len(devices), 4) if devices else None,
+        "devices": devices,
+    }
+
+
+def bad_ratings(db: HubDB, *, since: str | None = None, until: str | None = None) -> list[dict]:
+    """Every 差评 in the period, oldest first by the pad's time: what a work order needs."""
+    lo, hi = parse_time(since), parse_time(until)
+    out = []
+    for r in db.all_records("ratings"):
+        if r.get("level") not in BAD_LEVELS or not in_period(r.get("rated_at"), lo, hi):
+            continue
+        clerk = r.get("clerk") or {}
+        out.append({
+            "device_id": r.get("device_id"), "id": r.get("id"), "seq": r.get("seq"),
+            "rated_at": r.get("rated_at"), "level": r.get("level"), "score": r.get("score"),
+            "clerk_id": clerk.get("id"), "clerk_name": clerk.get("name"),
+            "terminal": r.get("terminal"), "serials": _serials(r),
+            "matters": [c.get("matter_name") for c in r.get("cases") or []],
+            "reasons": [f"{x.get('code')} {x.get('text')}" for x in r.get("reasons") or []],
+            "comment": r.get("comment", ""),
+            "agencies_concerned": r.get("agencies_concerned") or [],
+        })  # fmt: skip
+    return sorted(out, key=lambda x: str(x["rated_at"]))
+
+
+def follow_ups(
+    db: HubDB, *, since: str | None = None, until: str | None = None
+) -> list[dict[str, Any]]:
+    """Cases shown and not rated (outcome ``not_rated``) with no first rating since: the
+    province's SMS follow-up (art. 25), one row per serial, oldest first."""
+    lo, hi = parse_time(since), parse_time(until)
+    rated = {s for r in _first_ratings(db.all_records("ratings")) for s in _serials(r)}
+    out: dict[str, dict[str, Any]] = {}
+    for e in db.all_records("events"):
+        if e.get("kind") != "presentation_end" or e.get("outcome") != "not_rated":
+            continue
+        if not in_period(e.get("ended_at"), lo, hi):
+            continue
+        try:
+            due = parse_time(str(e.get("ended_at")))
+        except ValueError:
+            due = None
+        clerk = e.get("clerk") or {}
+        for case in e.get("cases") or []:
+            serial = str(case.get("serial"))
+            if serial in rated or serial in out:
+                continue
+            out[serial] = {
+                "serial": serial, "matter_code": case.get("matter_code"),
+                "matter_name": case.get("matter_name"), "device_id": e.get("device_id"),
+                "event_id": e.get("id"), "clerk_id": clerk.get("id"),
+                "clerk_name": clerk.get("name"), "terminal": e.get("terminal"),
+                "presented_at": e.get("presented_at"), "ended_at": e.get("ended_at"),
+                "by": e.get("by"),
+                "sms_due": (due + FOLLOW_UP_AFTER).isoformat(timespec="milliseconds")
+                if due else None,
+            }  # fmt: skip
+    return sorted(out.values(), key=lambda x: str(x["ended_at"]))
+
+
+def _first_ratings(records: Iterable[Mapping[str, Any]]) -> Iterable[Mapping[str, Any]]:
+    return (r for r in records if r.get("assess_number") == 1)

@@ -1,0 +1,416 @@
+"""The receiver thread: one paho client (MQTT 5 by default), batches in, acks and dead letters out.
+
+Subscriptions (``P`` = ``topic_prefix``, ``G`` = ``group``):
+
+* ``$share/G/P/+/ratings`` and ``$share/G/P/+/events`` — shared: the broker hands each message to
+  one receiver of the group, so several receivers split the load (and, with it, one device's
+  traffic: :mod:`sync.hub.ingest` keeps the chain in order under a per-device lock).
+* ``P/+/status`` — NOT shared: statuses are retained, and a broker never delivers retained
+  messages to a shared subscription (MQTT 5, 4.8.2), so a receiver that starts would never learn
+  the status of a pad that said nothing since; every receiver upserting the same latest status is
+  harmless (one row per device).
+
+The loop (paho's external loop, as in ``sync/mqtt.py``; paho is driven only by this thread):
+wait on the socket, read every packet the socket holds now (up to ``batch_max`` messages),
+ingest them as one batch (one transaction per device and stream), then publish one
+``{"ids": [...]}`` ack per device (QoS 1, ≤ 1000 ids a message, what the pad applies) and each
+new dead letter on ``P/_hub/deadletter`` (QoS 1).  Under load a batch is whatever arrived while
+the previous one was stored, so batches grow with the load and the commits per record fall.
+
+Brokers (``mqtt://host:port``, ``mqtts://host:port``) are tried in turn; after a loss the next
+attempt waits a backoff.  Other threads use :meth:`stop`, :attr:`stats`, :attr:`connected`,
+:meth:`wait_ready`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import select
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from evaluator.rules.backoff import Backoff
+from sync.hub.db import open_db
+from sync.hub.ingest import Ingest, Result
+
+log = logging.getLogger(__name__)
+
+#: Most ids in one ack message (the pad applies at most 1,000 of a message).
+ACK_IDS = 1000
+#: Most messages ingested as one batch.
+BATCH_MAX = 500
+#: The dead-letter topic under the prefix (``_hub`` is no device id: registration refuses it).
+DEAD_LETTER = "_hub/deadletter"
+
+
+class ReceiverError(ValueError):
+    """A receiver option is wrong (a broker URL, the protocol)."""
+
+
+@dataclass(frozen=True)
+class BrokerURL:
+    """One broker: ``mqtt://host[:1883]`` or ``mqtts://host[:8883]`` (TLS)."""
+
+    host: str
+    port: int
+    tls: bool
+
+    @classmethod
+    def parse(cls, url: str) -> BrokerURL:
+        parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
+            raise ReceiverError(f"{url!r}: expected mqtt://host:port or mqtts://host:port")
+        tls = parts.scheme in ("mqtts", "ssl")
+        try:
+            port = parts.port or (8883 if tls else 1883)
+        except ValueError as exc:
+            raise ReceiverError(f"{url!r}: {exc}") from exc
+        return cls(parts.hostname, port, tls)
+
+    def __str__(self) -> str:
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+class Receiver(threading.Thread):
+    """The city receiver: stores what the pads publish into ``db_url`` and acks it.
+
+    ``brokers``: URLs tried in turn.  ``group``: the shared-subscription group (receivers of
+    one group split the load).  ``protocol``: ``"5"`` (default) or ``"3.1.1"``.  TLS: ``tls_ca``
+    (the CA file; empty: the system's CAs), ``tls_cert``/``tls_key`` (a client certificate).
+    Start with :meth:`start`, end with :meth:`stop` then :meth:`join`.
+    """
+
+    def __init__(
+        self,
+        db_url: str,
+        brokers: Sequence[str] = ("mqtt://127.0.0.1:1883",),
+        topic_prefix: str = "hcp/v1",
+        group: str = "hub",
+        client_id: str = "",
+        protocol: str = "5",
+        tls_ca: str = "",
+        tls_cert: str = "",
+        tls_key: str = "",
+        username: str = "",
+        password: str = "",
+        *,
+        keepalive: int = 30,
+        batch_max: int = BATCH_MAX,
+        reconnect_min: float = 0.5,
+        reconnect_max: float = 30.0,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        if protocol not in ("5", "3.1.1", "311"):
+            raise ReceiverError(f"protocol {protocol!r}: expected 5 or 3.1.1")
+        if not brokers:
+            raise ReceiverError("at least one broker URL is needed")
+        if not group or any(c in group for c in "/+#"):
+            raise ReceiverError(f"group {group!r}: a non-empty name without / + #")
+        super().__init__(name="hub-receiver", daemon=True)
+        self.db_url = db_url
+        self.brokers = [BrokerURL.parse(b) for b in brokers]
+        self.prefix = topic_prefix.rstrip("/")
+        self.group = group
+        self.client_id = client_id
+        self.protocol = "5" if protocol == "5" else "3.1.1"
+        self.tls_ca, self.tls_cert, self.tls_key = tls_ca, tls_cert, tls_key
+        self.username, self.password = username, password
+        self.keepalive = keepalive
+        self.batch_max = batch_max
+        self.connect_timeout = connect_timeout
+        self.subscriptions = [
+            (f"$share/{group}/{self.prefix}/+/ratings", 1),
+            (f"$share/{group}/{self.prefix}/+/events", 1),
+            (f"{self.prefix}/+/status", 1),
+        ]
+        self.dead_topic = f"{self.prefix}/{DEAD_LETTER}"
+        self._backoff = Backoff(reconnect_min, cap=max(reconnect_min, reconnect_max))
+        self._stopping = threading.Event()
+        self._ready = threading.Event()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._lock = threading.Lock()
+        self._stats = dict.fromkeys(
+            ("received", "stored", "duplicates", "parked", "dead", "dead_repeats", "statuses",
+             "failed", "acks_sent", "acked_ids", "batches", "connects"),
+            0,
+        )  # fmt: skip
+        self._connected = False
+        self.last_error = ""
+        # the thread's own
+        self._inbox: list[tuple[str, bytes]] = []
+        self._broker_index = 0
+
+    # -- the API for other threads ---------------------------------------------------------
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters since start: messages received, records stored, duplicates (acked again),
+        parked, dead letters (and repeats not filed again), statuses, messages whose
+        transaction failed, ack messages sent and ids acked, batches, connections made."""
+        with self._lock:
+            return dict(self._stats)
+
+    @property
+    def connected(self) -> bool:
+        """Connected to a broker and subscribed."""
+        return self._connected and self._ready.is_set()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait until the subscriptions are granted (for tests and the service's READY)."""
+        return self._ready.wait(timeout)
+
+    def stop(self) -> None:
+        """Ask the thread to disconnect and end; ``join()`` afterwards."""
+        self._stopping.set()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"\0")
+
+    # -- the thread --------------------------------------------------------------------------
+
+    def run(self) -> None:
+        ingest = None
+        try:
+            ingest = Ingest(open_db(self.db_url), self.prefix)
+            while not self._stopping.is_set():
+                client = self._connect()
+                if client is None:
+                    continue
+                try:
+                    self._serve(client, ingest)
+                finally:
+                    self._drop(client)
+        except Exception as exc:
+            log.exception("the receiver stopped")
+            self.last_error = f"{type(exc).__name__}: {exc}"
+        finally:
+            if ingest is not None:
+                ingest.db.close()
+            for end in (self._wake_r, self._wake_w):
+                with contextlib.suppress(OSError):
+                    end.close()
+
+    def _make_client(self, broker: BrokerURL) -> Any:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        v5 = self.protocol == "5"
+        kwargs: dict[str, Any] = {"protocol": mqtt.MQTTv5 if v5 else mqtt.MQTTv311}
+        if not v5:
+            kwargs["clean_session"] = True
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, **kwargs)
+        if broker.tls:
+            client.tls_set(
+                ca_certs=self.tls_ca or None,
+                certfile=self.tls_cert or None,
+                keyfile=self.tls_key or None,
+            )
+        if self.username:
+            client.username_pw_set(self.username, self.password or None)
+        client.connect_timeout = self.connect_timeout
+        client.max_inflight_messages_set(0)  # acks are small; never hold one back
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        return client
+
+    def _connect(self) -> Any:
+        """One attempt on the next broker; ``None`` (after the backoff wait) on failure."""
+        broker = self.brokers[self._broker_index % len(self.brokers)]
+        self._broker_index += 1
+        try:
+            client = self._make_client(broker)
+            if self.protocol == "5":
+                client.connect(broker.host, broker.port, keepalive=self.keepalive,
+                               clean_start=True)  # fmt: skip
+            else:
+                client.connect(broker.host, broker.port, keepalive=self.keepalive)
+        except (OSError, ValueError) as exc:
+            self.last_error = f"cannot reach {broker}: {exc}"
+            wait = self._backoff.next()
+            log.info("%s; next broker in %.1fs", self.last_error, wait)
+            self._sleep(wait)
+            return None
+        with contextlib.suppress(AttributeError, OSError):
+            client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        log.info("connecting to %s", broker)
+        return client
+
+    def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            readable, _, _ = select.select([self._wake_r], [], [], max(0.0, seconds))
+            if readable:
+                self._drain_wake()
+
+    def _drain_wake(self) -> None:
+        with contextlib.suppress(OSError):
+            while self._wake_r.recv(4096):
+                pass
+
+    def _serve(self, client: Any, ingest: Ingest) -> None:
+        """Drive one connection until it is lost or the receiver stops."""
+        import paho.mqtt.client as mqtt
+
+        ok = mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+        since = time.monotonic()
+        while not self._stopping.is_set():
+            sock = client.socket()
+            if sock is None:
+                return self._lost("socket closed")
+            wlist = [sock] if client.want_write() else []
+            timeout = 0.0 if _pending(sock) else 1.0
+            try:
+                readable, writable, _ = select.select([sock, self._wake_r], wlist, [], timeout)
+            except (OSError, ValueError) as exc:
+                return self._lost(str(exc))
+            if self._wake_r in readable:
+                self._drain_wake()
+            rc = ok
+            if sock in readable or _pending(sock):
+                rc = self._read(client, sock)
+            if self._inbox:
+                try:
+                    self._ingest(client, ingest)
+                except Exception:  # the database went away: nothing acked, the pads resend
+                    log.exception("a batch could not be ingested; reopening the database")
+                    with self._lock:
+                        self._stats["failed"] += 1
+                    self._reopen(ingest)
+            if rc == ok and (writable or client.want_write()):
+                rc = client.loop_write()
+            if rc == ok:
+                rc = client.loop_misc()
+            if rc != ok:
+                return self._lost(mqtt.error_string(rc))
+            if not self._connected and time.monotonic() - since > 2 * self.connect_timeout + 5:
+                return self._lost("no CONNACK")
+        with contextlib.suppress(Exception):
+            client.disconnect()
+            client.loop_write()
+        return None
+
+    def _read(self, client: Any, sock: Any) -> Any:
+        """Read every packet the socket holds now, up to ``batch_max`` messages."""
+        import paho.mqtt.client as mqtt
+
+        ok = mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+        rc = client.loop_read()
+        while rc == ok and len(self._inbox) < self.batch_max and client.socket() is sock:
+            if not _pending(sock):
+                try:
+                    more, _, _ = select.select([sock], [], [], 0)
+                except (OSError, ValueError):
+                    break
+                if not more:
+                    break
+            rc = client.loop_read()
+        return rc
+
+    def _ingest(self, client: Any, ingest: Ingest) -> None:
+        batch, self._inbox = self._inbox, []
+        result = ingest.handle_batch(batch)
+        acks_sent = acked = 0
+        for device_id, ids in result.acks.items():
+            for start in range(0, len(ids), ACK_IDS):
+                chunk = ids[start : start + ACK_IDS]
+                body = json.dumps({"ids": chunk}, separators=(",", ":"))
+                client.publish(f"{self.prefix}/{device_id}/acks", body, qos=1)
+                acks_sent += 1
+                acked += len(chunk)
+        for dead in result.dead:
+            body = json.dumps(dead.to_json(), ensure_ascii=False, separators=(",", ":"))
+            client.publish(self.dead_topic, body.encode(), qos=1)
+        self._count(result, len(batch), acks_sent, acked)
+
+    def _reopen(self, ingest: Ingest) -> None:
+        """A new connection to the database for ``ingest`` (PostgreSQL restarted, …)."""
+        self._sleep(self._backoff.next())
+        try:
+            fresh = open_db(self.db_url)
+        except Exception as exc:
+            self.last_error = str(exc)
+            log.error("cannot reopen the database: %s", exc)
+            return
+        ingest.db.close()
+        ingest.db = fresh
+
+    def _count(self, result: Result, received: int, acks_sent: int, acked: int) -> None:
+        with self._lock:
+            s = self._stats
+            s["received"] += received
+            s["stored"] += result.stored
+            s["duplicates"] += result.duplicates
+            s["parked"] += result.parked
+            s["dead"] += len(result.dead)
+            s["dead_repeats"] += result.repeats
+            s["statuses"] += result.statuses
+            s["failed"] += result.failed
+            s["acks_sent"] += acks_sent
+            s["acked_ids"] += acked
+            s["batches"] += 1
+
+    def _lost(self, why: str) -> None:
+        self._connected = False
+        self._ready.clear()
+        self.last_error = f"connection lost ({why})"
+        wait = self._backoff.next()
+        log.warning("%s; reconnecting in %.1fs", self.last_error, wait)
+        self._sleep(wait)
+
+    def _drop(self, client: Any) -> None:
+        self._connected = False
+        self._ready.clear()
+        self._inbox.clear()  # not acked: the pads send them again
+        with contextlib.suppress(Exception):
+            sock = client.socket()
+            if sock is not None:
+                sock.close()
+
+    # paho callbacks: inside loop_read/loop_write, in this thread.
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            self.last_error = f"broker refused the connection: {reason}"
+            log.error("%s", self.last_error)
+            return
+        self._connected = True
+        self._backoff.reset()
+        with self._lock:
+            self._stats["connects"] += 1
+        client.subscribe(self.subscriptions)
+
+    def _on_disconnect(
+        self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
+        self._connected = False
+        self._ready.clear()
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
+        refused = [str(t) for (t, _), r in zip(self.subscriptions, reasons, strict=False)
+                   if r.is_failure]  # fmt: skip
+        if refused:
+            self.last_error = f"the broker refused the subscriptions {refused}"
+            log.error("%s", self.last_error)
+            return
+        self._ready.set()
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        self._inbox.append((str(message.topic), bytes(message.payload)))
+
+
+def _pending(sock: Any) -> bool:
+    """TLS: bytes already decrypted inside the socket object, which ``select`` cannot see."""
+    pending = getattr(sock, "pending", None)
+    try:
+        return bool(pending()) if pending is not None else False
+    except (OSError, ValueError):
+        return False

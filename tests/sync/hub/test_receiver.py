@@ -1,0 +1,246 @@
+"""The receiver on a real mosquitto (MQTT 5 shared subscriptions) against the pads' real sync
+code: a real ``Store`` signed by a real device key, published by the real ``SyncWorker``."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from evaluator.rules.records import canonical_json, record_hash
+from sync.hub.db import open_db
+from sync.hub.receiver import BrokerURL, Receiver, ReceiverError
+from sync.keys import DeviceKey
+from sync.mqtt import SyncWorker
+from sync.store import Store
+from tests.support import Broker, free_port, wait_for
+from tests.sync.hub.helpers import PREFIX, chain, make_key, payload, rating_content, topic
+
+DEVICE = "440500-hall1-w12"
+
+
+class Watcher:
+    """A test peer on the broker: keeps every message of the topics it subscribes to."""
+
+    def __init__(self, broker: Broker, *topics: str) -> None:
+        self.messages: list[tuple[str, bytes]] = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.on_connect = lambda c, *a: c.subscribe([(t, 1) for t in topics])
+        self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+        assert self._subscribed.wait(10)
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        with self._lock:
+            self.messages.append((message.topic, bytes(message.payload)))
+
+    def on(self, topic_: str) -> list[Any]:
+        with self._lock:
+            return [json.loads(p) for t, p in self.messages if t == topic_]
+
+    def publish(self, topic_: str, body: bytes) -> None:
+        self.client.publish(topic_, body, qos=1).wait_for_publish(10)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture
+def key(tmp_path: Path) -> DeviceKey:
+    return make_key(tmp_path)
+
+
+def start_receiver(url: str, broker: Broker, **kwargs: Any) -> Receiver:
+    receiver = Receiver(url, [f"mqtt://{broker.host}:{broker.port}"], **kwargs)
+    receiver.start()
+    assert receiver.wait_ready(15), receiver.last_error
+    return receiver
+
+
+@pytest.fixture
+def receivers() -> Iterator[list[Receiver]]:
+    started: list[Receiver] = []
+    yield started
+    for r in started:
+        r.stop()
+    for r in started:
+        r.join(10)
+        assert not r.is_alive()
+
+
+def worker(store_path: Path, broker: Broker) -> SyncWorker:
+    return SyncWorker(
+        store_path=store_path,
+        device_id=DEVICE,
+        host=broker.host,
+        port=broker.port,
+        max_rate=math.inf,
+        resend_after=2.0,
+        reconnect_min=0.2,
+        reconnect_spread=0.0,
+    )
+
+
+def test_a_pads_ratings_are_stored_once_in_order_and_its_outbox_empties(
+    db_url: str, broker: Broker, key: DeviceKey, tmp_path: Path, receivers: list[Receiver]
+) -> None:
+    with open_db(db_url) as db:
+        db.register(DEVICE, key.public.text)
+    store = Store(tmp_path / "pad.db", device_id=DEVICE, signer=key)
+    for i in range(30):  # a backlog waiting before the pad reaches the broker
+        store.append_rating(rating_content(f"S{i:04d}"))
+    receivers.append(start_receiver(db_url, broker))
+    sync = worker(store.path, broker)
+    sync.start()
+    try:
+        for i in range(30, 40):  # live ratings, ahead of the backlog
+            store.append_rating(rating_content(f"S{i:04d}"))
+            sync.notify()
+        with open_db(db_url) as db:
+            wait_for(lambda: db.count() == 40 and store.outbox_size() == 0, 60, "all 40 stored")
+            assert db.records(DEVICE) == list(store.records())
+            assert db.parked() == 0 and db.dead() == []
+    finally:
+        sync.stop()
+        sync.join(10)
+        store.close()
+    stats = receivers[0].stats
+    assert stats["stored"] == 40 and stats["dead"] == 0 and stats["acked_ids"] >= 40
+
+
+def test_forgeries_are_dead_lettered_and_never_acked(
+    broker: Broker, key: DeviceKey, tmp_path: Path, receivers: list[Receiver]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    with open_db(url) as db:
+        db.register(DEVICE, key.public.text)
+    records = chain(key, DEVICE, 2)
+    other = make_key(tmp_path, "other")
+    altered = dict(records[0], elapsed_ms=1)
+    bad_schema = dict(records[0], score=9)
+    bad_schema["hash"] = record_hash(bad_schema)
+    forgeries = [
+        (topic(DEVICE), canonical_json(chain(other, DEVICE, 1)[0])),  # wrong key
+        (topic(DEVICE), canonical_json(altered)),  # altered field
+        (topic("pad-9"), payload(records[0])),  # wrong device in the topic
+        (topic("pad-9"), payload(chain(key, "pad-9", 1)[0])),  # unregistered device
+        (topic(DEVICE), b'{"id":'),  # malformed JSON
+        (topic(DEVICE), canonical_json(bad_schema)),  # schema violation
+    ]
+    receivers.append(start_receiver(url, broker))
+    watcher = Watcher(broker, f"{PREFIX}/_hub/deadletter", f"{PREFIX}/+/acks")
+    try:
+        for where, body in forgeries:
+            watcher.publish(where, body)
+        dead_topic = f"{PREFIX}/_hub/deadletter"
+        wait_for(lambda: len(watcher.on(dead_topic)) == len(forgeries), 20, "dead letters")
+        dead = watcher.on(dead_topic)
+        assert {d["topic"] for d in dead} == {t for t, _ in forgeries}
+        assert all(d["reason"] and d["at"] for d in dead)
+        reasons = " | ".join(d["reason"] for d in dead)
+        for part in ("not registered", "hash", "topic's device", "not JSON", "schema rating"):
+            assert part in reasons
+        # the genuine records after the forgeries are stored and acked: only they
+        watcher.publish(topic(DEVICE), payload(records[0]))
+        watcher.publish(topic(DEVICE), payload(records[1]))
+        acks = f"{PREFIX}/{DEVICE}/acks"
+        wait_for(lambda: sum(len(a["ids"]) for a in watcher.on(acks)) == 2, 20, "two acks")
+        acked = [i for a in watcher.on(acks) for i in a["ids"]]
+        assert acked == [r["id"] for r in records]
+        assert watcher.on(f"{PREFIX}/pad-9/acks") == []
+        with open_db(url) as db:
+            assert db.records(DEVICE) == records and len(db.dead()) == len(forgeries)
+        # a duplicate is acked again, and stored once
+        watcher.publish(topic(DEVICE), payload(records[0]))
+        wait_for(lambda: len(watcher.on(acks)) >= 3, 20, "the duplicate's ack")
+        assert watcher.on(acks)[-1] == {"ids": [records[0]["id"]]}
+        with open_db(url) as db:
+            assert db.count() == 2
+        assert receivers[0].stats["duplicates"] == 1
+    finally:
+        watcher.close()
+
+
+def test_two_receivers_split_one_pads_traffic_and_store_it_in_order(
+    broker: Broker, key: DeviceKey, tmp_path: Path, receivers: list[Receiver]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    with open_db(url) as db:
+        db.register(DEVICE, key.public.text)
+    store = Store(tmp_path / "pad.db", device_id=DEVICE, signer=key)
+    for i in range(300):
+        store.append_rating(rating_content(f"S{i:04d}"))
+    receivers.append(start_receiver(url, broker, client_id="hub-a"))
+    receivers.append(start_receiver(url, broker, client_id="hub-b"))
+    sync = worker(store.path, broker)
+    sync.start()
+    try:
+        with open_db(url) as db:
+            wait_for(lambda: db.count() == 300 and store.outbox_size() == 0, 90, "300 stored")
+            assert db.records(DEVICE) == list(store.records())
+            assert db.parked() == 0 and db.dead() == []
+    finally:
+        sync.stop()
+        sync.join(10)
+        store.close()
+    a, b = (r.stats for r in receivers)
+    assert a["received"] > 0 and b["received"] > 0  # the broker split the traffic
+    assert a["stored"] + b["stored"] == 300
+
+
+def test_brokers_are_tried_in_turn(
+    broker: Broker, tmp_path: Path, receivers: list[Receiver]
+) -> None:
+    dead = f"mqtt://127.0.0.1:{free_port()}"
+    receiver = Receiver(
+        f"sqlite:///{tmp_path / 'hub.db'}",
+        [dead, f"mqtt://{broker.host}:{broker.port}"],
+        reconnect_min=0.1,
+    )
+    receivers.append(receiver)
+    receiver.start()
+    assert receiver.wait_ready(15) and receiver.connected
+    assert receiver.stats["connects"] == 1
+
+
+def test_protocol_311_works_too(
+    broker: Broker, key: DeviceKey, tmp_path: Path, receivers: list[Receiver]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    with open_db(url) as db:
+        db.register(DEVICE, key.public.text)
+    receivers.append(start_receiver(url, broker, protocol="3.1.1"))
+    watcher = Watcher(broker, f"{PREFIX}/{DEVICE}/acks")
+    try:
+        (record,) = chain(key, DEVICE, 1)
+        watcher.publish(topic(DEVICE), payload(record))
+        wait_for(
+            lambda: watcher.on(f"{PREFIX}/{DEVICE}/acks") == [{"ids": [record["id"]]}],
+            20,
+            "the ack",
+        )
+    finally:
+        watcher.close()
+
+
+def test_options_are_checked() -> None:
+    assert BrokerURL.parse("mqtts://city.example:8884") == BrokerURL("city.example", 8884, True)
+    assert BrokerURL.parse("10.0.0.5") == BrokerURL("10.0.0.5", 1883, False)
+    with pytest.raises(ReceiverError):
+        BrokerURL.parse("http://x")
+    with pytest.raises(ReceiverError):
+        Receiver("x.db", ["mqtt://h"], protocol="4")
+    with pytest.raises(ReceiverError):
+        Receiver("x.db", ["mqtt://h"], group="a/b")
