@@ -195,6 +195,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--static", action="store_true", help="the window's static QR sticker instead"
     )
 
+    provision = sub.add_parser(
+        "provision",
+        help="one config, device key (and TLS request for mqtts) per row of a fleet sheet "
+        "(docs/technician.md §1.6); exit 1 when a row was refused",
+    )
+    provision.add_argument("sheet", type=Path, metavar="FLEET.csv")
+    provision.add_argument(
+        "--template", type=Path, metavar="SITE.toml", help="what every pad of the site shares"
+    )
+    provision.add_argument("--out", type=Path, required=True, metavar="DIR")
+
     stats = sub.add_parser("stats", help="count, mean score and participation per clerk/matter")
     with_config(stats, db=True)
     stats.add_argument("--format", choices=("table", "json"), default="table")
@@ -258,6 +269,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_config_check(args.files or config_files(args.config))
         if args.command == "run":
             return cmd_run(config_files(args.config))
+        if args.command == "provision":
+            from evaluator.provision import provision, report
+
+            return report(provision(args.sheet, args.template, args.out), sys.stdout)
         if args.command == "keys":
             return cmd_keys(args)
         if args.command == "qr":
