@@ -81,6 +81,8 @@ SAVER_STATES = (State.IDLE, State.SIGNED_OUT)
 _INPUT_EVENTS = ("KEYDOWN", "TEXTINPUT", "MOUSEBUTTONDOWN", "FINGERDOWN")
 #: The ``meta`` key of the window's clerk and pause state (it survives a restart).
 WINDOW_STATE_KEY = "window_state"
+#: Printer states that are a fault for the city's ``printer_fault`` events.
+PRINTER_FAULTS = ("offline", "paper_out", "cover_open")
 #: Free bytes the store's file system needs before a storage fault clears: a tiny probe write
 #: can succeed on a full disk while a rating (a 差评 with reasons is the largest) would not.
 MIN_FREE_BYTES = 1 << 20
@@ -102,10 +104,13 @@ class StoreLedger:
         *,
         on_rating: Callable[[], None] | None = None,
         on_fault: Callable[[str], None] | None = None,
+        area_code: str | None = None,
     ) -> None:
         self._opener = opener
         self.on_rating = on_rating
         self.on_fault = on_fault
+        self.area_code = area_code
+        """The hall's area code, kept with each presentation for its city event."""
         self._store: Store | None = None
         self.fault = ""
         self.pending_ends: list[Closing] = []
@@ -228,9 +233,17 @@ class StoreLedger:
                 ],
                 visit=req.visit,
                 follows=presentation.follows,
+                facts={  # for the city's presentation_end event, should it end unrated
+                    "cases": [c.to_json() for c in req.cases],
+                    "clerk": {"id": req.clerk.id, "name": req.clerk.name} if req.clerk else None,
+                    "terminal": req.terminal,
+                    "area_code": self.area_code,
+                },
             )
         except (StoreError, sqlite3.Error) as exc:
             raise self._guard(exc) from None
+        if self.on_rating is not None:  # a re-presentation wrote its event for the city
+            self.on_rating()
 
     def record_rating(self, content: dict[str, Any], *, closing: Closing | None) -> str:
         try:
@@ -253,6 +266,9 @@ class StoreLedger:
         except (StoreError, sqlite3.Error) as exc:
             self._set_fault(str(exc))
             self.pending_ends.append(closing)
+            return
+        if self.on_rating is not None:  # an end without a rating wrote its event for the city
+            self.on_rating()
 
     @staticmethod
     def _write_end(store: Store, closing: Closing) -> None:
@@ -264,6 +280,7 @@ class StoreLedger:
             rating_ids=end.rating_ids,
             cause=end.cause,
             touched=end.touched,
+            clock_synced=end.clock_synced,
         )
 
     def read_meta(self, key: str) -> str | None:
@@ -294,6 +311,7 @@ def _end(closing: Closing) -> PresentationEnd:
         closing.rating_ids,
         closing.cause,
         closing.presentation.touched,
+        closing.at.synced,
     )
 
 
@@ -315,7 +333,10 @@ class App:
         texts.select(config.screen.language)  # every text the pad shows, and the app's notices
         self.devices = devices or from_config(config, clock=clock)
         self.clock = self.devices.clock
-        self.inbox: queue.Queue[Message] = queue.Queue()
+        self.inbox: queue.Queue[Message | tuple[Message, Callable[[dict[str, Any]], None]]] = (
+            queue.Queue()
+        )
+        """Counter-link requests, and the city's commands with where their reply goes."""
         self.link: Any = None
         self._fault_told = ""
         """The storage fault as the counter last heard it ("" = none)."""
@@ -333,10 +354,17 @@ class App:
             self.receipts = ReceiptDesk(config, self.printer, key=self._device_key,
                                         clock=self.clock)  # fmt: skip
             self.printer.on_change = self._printer_changed
+        self._city_events: list[tuple[str, dict[str, Any]]] = []
+        """Events for the city not yet in the store (it refused writes): kept, then written."""
+        self._city_state: tuple[Any, ...] = ()
+        """The device state the sync's status message last heard (printer, link, clock)."""
+        self._store_fault_since = ""
+        self.sync.on_command = self._queue_command  # the city's commands: queued like the link's
         self.ledger = StoreLedger(
             self._open_store,
             on_rating=self.sync.notify,
             on_fault=self._storage_fault,
+            area_code=config.device.area_code,
         )
         self.session = Session(
             ledger=self.ledger,
@@ -409,6 +437,18 @@ class App:
             gap = store.follows_gap() or {"kept_aside": str(store.recovered_from)}
             self.store_gap = gap_note(gap)
             self._tell_store_gap()
+            now = self.clock.now()
+            try:  # the city learns of the gap too (the store is open and new here)
+                gap_event = {
+                    "fault": "store_gap",
+                    "active": True,
+                    "message": self.store_gap[:1000],
+                    "at": now.iso,
+                    "clock_synced": now.synced,
+                }
+                store.append_event("store_fault", gap_event)
+            except StoreError as exc:
+                log.error("the store gap could not be told to the city: %s", exc)
         return store
 
     def _load_window(self) -> None:
@@ -483,6 +523,7 @@ class App:
                     ended_at=now.iso,
                     rating_ids=ids,
                     cause="restart",
+                    clock_synced=now.synced,
                 )
             except (StoreError, sqlite3.Error) as exc:  # a damaged row: reported, not fatal
                 log.error("presentation %s could not be closed at start: %s", row["id"], exc)
@@ -491,6 +532,7 @@ class App:
         """The store failed or works again: tell the counter, but never while a rating screen
         is open — a failed 好评 write happens at the press, a 差评's only at submit, so telling
         then would say which it was (art. 4).  :meth:`step` tells it once the screen closes."""
+        self._city_store_fault(message)
         self._fault_pending = True
         if not self.session_rating_open():
             self._tell_fault(message)
@@ -513,6 +555,70 @@ class App:
         """Called on the counter-link thread: queue only, never raise."""
         self.inbox.put(message)
         self._wake()
+
+    def _queue_command(self, message: Message, reply: Callable[[dict[str, Any]], None]) -> None:
+        """A command from the city (the sync's thread): queued like a counter request, handled
+        by the same :meth:`handle`, so its refusals and art. 4 are the serial link's."""
+        self.inbox.put((message, reply))
+        self._wake()
+
+    # -- what the city learns besides ratings (issue 8) ----------------------------------------
+
+    def _city_step(self) -> None:
+        """Tell the sync's status what changed (printer, counter link, clock), write the
+        printer's fault events, and the events a faulty store refused earlier."""
+        printer = self.printer.status.state if self.printer is not None else None
+        link = None
+        if self.link is not None:
+            connected = getattr(self.link, "connected", None)
+            link = "up" if connected is None or connected.is_set() else "down"
+        state = (printer, link, self.clock.now().synced)
+        if state != self._city_state:
+            before = self._city_state[0] if self._city_state else None
+            self._city_state = state
+            self.sync.set_device_state(printer=printer, counter_link=link, clock_synced=state[2])
+            if printer != before:
+                detail = getattr(self.printer.status, "detail", "") if self.printer else ""
+                if before in PRINTER_FAULTS:
+                    self._city_event("printer_fault", {"fault": before, "active": False,
+                                                       "message": f"now {printer}"})  # fmt: skip
+                if printer in PRINTER_FAULTS:
+                    self._city_event("printer_fault", {"fault": printer, "active": True,
+                                                       "message": str(detail or "")})  # fmt: skip
+        if self._city_events and not self.ledger.fault:
+            self._flush_city_events()
+
+    def _city_store_fault(self, message: str) -> None:
+        """A storage fault began or ended: its events are written once the store works again
+        (the one that ends it carries ``since``)."""
+        if message and not self._store_fault_since:
+            self._store_fault_since = self.clock.now().iso
+            self._city_event("store_fault", {"fault": "storage", "active": True,
+                                             "message": message[:1000]})  # fmt: skip
+        elif not message and self._store_fault_since:
+            since, self._store_fault_since = self._store_fault_since, ""
+            self._city_event("store_fault", {"fault": "storage", "active": False, "message": "",
+                                             "since": since})  # fmt: skip
+
+    def _city_event(self, kind: str, body: dict[str, Any]) -> None:
+        """Keep an event for the city (stamped now) and write it if the store takes writes."""
+        now = self.clock.now()
+        self._city_events.append((kind, {**body, "at": now.iso, "clock_synced": now.synced}))
+        if not getattr(self, "ledger", None) or self.ledger.fault:
+            return
+        self._flush_city_events()
+
+    def _flush_city_events(self) -> None:
+        """Write the events kept, in order; a refusal leaves them for the next turn."""
+        while self._city_events:
+            kind, body = self._city_events[0]
+            try:
+                self.ledger.store.append_event(kind, body)
+            except (StoreError, sqlite3.Error) as exc:
+                log.warning("the %s event waits: %s", kind, exc)
+                return
+            self._city_events.pop(0)
+            self.sync.notify()
 
     def _device_key(self) -> Any:
         """The device key signing the receipts' links (``None`` when it cannot be had)."""
@@ -716,6 +822,7 @@ class App:
             except Exception:  # a receipt must never stop the loop
                 log.exception("receipts could not be made")
         self._drain_inbox()
+        self._city_step()  # the city's status and fault events
         while True:
             try:
                 level = self.presses.get_nowait()
@@ -821,8 +928,11 @@ class App:
                 message = self.inbox.get_nowait()
             except queue.Empty:
                 return
+            message, answer = message if isinstance(message, tuple) else (message, None)
             reply = self.handle(message)
-            if self.link is not None:
+            if answer is not None:  # a command from the city: its reply goes back there
+                answer(reply)
+            elif self.link is not None:
                 self.link.send(reply)
 
     def handle(self, message: Message) -> dict[str, Any]:

@@ -14,9 +14,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from evaluator.rules.errors import StoreError
+from evaluator.rules.protocol import Message
 from sync.status import SyncStatus
 from sync.store import Store, scheduled_check
 
@@ -55,6 +58,8 @@ class OfflineSync:
         self.store_check_after = store_check_after
         self.store_check_every = store_check_every
         self._status = SyncStatus(connected=False, pending=0, last_error=DISABLED)
+        #: As the worker's: never called here (no city sends commands without a link).
+        self.on_command: Callable[[Message, Callable[[dict[str, Any]], None]], None] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -71,6 +76,12 @@ class OfflineSync:
 
     def notify(self) -> None:
         """A rating was committed: it stays in the outbox."""
+
+    def set_device_state(self, **state: Any) -> None:
+        """The worker's status parts: nobody to tell here."""
+
+    def reply(self, answer: dict[str, Any]) -> None:
+        """The worker's command replies: no command ever arrives here."""
 
     def stop(self) -> None:
         """Stop the store checks (a check under way finishes first)."""
