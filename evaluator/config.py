@@ -726,26 +726,17 @@ def _tech_pin(v: object) -> _Bad | None:
 
 #: ``[mqtt] protocol`` values.
 MQTT_PROTOCOLS = ("5", "3.1.1")
-#: Broker URL schemes and their default ports (``[mqtt] urls``).
-BROKER_SCHEMES = {"mqtt": 1883, "mqtts": 8883}
 
 
 def _broker_url_problem(url: str) -> str | None:
-    """Why ``url`` is no broker URL the pad can dial, or None.
-    TODO(security): switch to ``sync.mqtt.parse_broker_url`` once it exists."""
-    from urllib.parse import urlsplit
+    """Why ``url`` is no broker URL the pad can dial, or None: the sync worker's own parser
+    (:func:`sync.mqtt.parse_broker_url`), so the check and the pad never disagree."""
+    from sync.mqtt import parse_broker_url  # here: paho costs the start of every command
 
     try:
-        parts = urlsplit(url)
-        port = parts.port
+        parse_broker_url(url)
     except ValueError as exc:
-        return f"{url!r}: {exc}"
-    if parts.scheme not in BROKER_SCHEMES:
-        return f"{url!r}: expected mqtt://host:port or mqtts://host:port"
-    if not parts.hostname or parts.username is not None or parts.path not in ("", "/"):
-        return f"{url!r}: expected only a host and a port after {parts.scheme}://"
-    if parts.query or parts.fragment or port == 0:
-        return f"{url!r}: expected only a host and a port after {parts.scheme}://"
+        return str(exc)
     return None
 
 
@@ -756,7 +747,7 @@ def _broker_urls(v: list[str]) -> _Bad | None:
             hint = ""
             if "://" not in url and url.strip():
                 hint = f"did you mean 'mqtts://{url.strip()}'?"
-            return f"{why} (default ports: 1883 mqtt://, 8883 mqtts://)", hint
+            return f"expected mqtt://host:port or mqtts://host:port: {why}", hint
     return None
 
 

@@ -171,6 +171,11 @@ def _sync(config: Config) -> Any:
         burst=mq.burst,
         max_unacked=mq.max_unacked,
         reconnect_spread=mq.reconnect_spread,
+        brokers=mq.urls,
+        protocol=mq.protocol,
+        tls_ca=str(mq.tls_ca or ""),
+        tls_cert=str(mq.tls_cert or ""),
+        tls_key=str(mq.tls_key or ""),
     )
 
 

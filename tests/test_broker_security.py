@@ -14,6 +14,8 @@ would have arrived before the marker.
 
 from __future__ import annotations
 
+import json
+import shutil
 import socket
 import ssl
 import threading
@@ -26,8 +28,12 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from evaluator.config import check_config, load_config
+from evaluator.devices import from_config
+from sync.store import Store
 from tests.conftest import require_binary
-from tests.support import wait_for
+from tests.support import free_port, wait_for
+from tests.sync.test_mqtt import full_content
 from tests.tlsbroker import CityPki, Identity, TlsBroker
 
 PREFIX = "hcp/v1"
@@ -280,3 +286,51 @@ def test_no_anonymous_plain_tcp(city: TlsBroker) -> None:
         except ConnectionError:
             answer = b""
     assert not answer.startswith(b"\x20"), answer
+
+
+def test_a_pad_configured_for_the_city_drains_its_store_over_mqtts(
+    city: TlsBroker, tmp_path: Path
+) -> None:
+    """The whole chain: ``[mqtt] urls``/``tls_*`` → config check → the SyncWorker the pad
+    runs (evaluator.devices) → TLS with pad-a's certificate → ACL → a receiver's shared
+    subscription → its acks → the pad's outbox empty."""
+    ident = city.pki.client("pad-a")
+    tls = tmp_path / "tls"
+    tls.mkdir(mode=0o700)
+    for source, name in ((ident.ca, "ca.crt"), (ident.cert, "device.crt"),
+                         (ident.key, "device.key")):  # fmt: skip
+        shutil.copy2(source, tls / name)
+    site = tmp_path / "evaluator.toml"
+    site.write_text(
+        f'[device]\nid = "pad-a"\n[storage]\npath = "ratings.db"\n[mqtt]\n'
+        # a first broker that refuses the connection: the next URL is tried
+        f'urls = ["mqtts://127.0.0.1:{free_port()}", '
+        f'"mqtts://127.0.0.1:{city.port}"]\n'
+        'tls_ca = "tls/ca.crt"\ntls_cert = "tls/device.crt"\ntls_key = "tls/device.key"\n',
+        encoding="utf-8",
+    )
+    assert check_config([site]) == []
+    config = load_config([site])
+    store = Store(config.storage.path, device_id="pad-a")
+    ids = [store.append_rating(full_content(f"S-{i}"))["id"] for i in range(20)]
+    hub = Peer(city, city.pki.client("hub-1"), client_id="hub-1").connect()
+    received: list[str] = []
+
+    def ack(_c: Any, _u: Any, message: paho.MQTTMessage) -> None:
+        record = json.loads(message.payload)
+        received.append(record["id"])
+        acks = f"{PREFIX}/{record['device_id']}/acks"
+        hub.client.publish(acks, json.dumps({"ids": [record["id"]]}), qos=1)
+
+    hub.client.on_message = ack
+    assert hub.subscribe(f"$share/hub/{PREFIX}/+/ratings") == 1
+    worker = from_config(config).sync
+    worker.start()
+    try:
+        wait_for(lambda: store.outbox_size() == 0, 30, "the outbox to empty over mqtts")
+    finally:
+        worker.stop()
+        worker.join(10)
+        hub.close()
+        store.close()
+    assert sorted(set(received)) == sorted(ids)
