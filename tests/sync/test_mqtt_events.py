@@ -28,9 +28,17 @@ SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 
 
 def schema(name: str) -> Draft202012Validator:
-    return Draft202012Validator(
-        json.loads((SCHEMAS / f"{name}.schema.json").read_text(encoding="utf-8"))
+    """The validator of docs/schemas/NAME.schema.json, its references to the other schemas
+    resolved from the folder (command.schema.json refers to counter-request.schema.json)."""
+    from referencing import Registry, Resource
+
+    loaded = {
+        p.name: json.loads(p.read_text(encoding="utf-8")) for p in SCHEMAS.glob("*.schema.json")
+    }
+    registry: Registry = Registry().with_resources(
+        (s["$id"], Resource.from_contents(s)) for s in loaded.values()
     )
+    return Draft202012Validator(loaded[f"{name}.schema.json"], registry=registry)
 
 
 def assert_valid(validator: Draft202012Validator, obj: Any) -> None:
@@ -42,12 +50,13 @@ class Peer:
     """The city's side, test-only: every message under the device's topics (with its retain
     flag, as a subscriber connecting now sees it), and publishing (acks, commands)."""
 
-    def __init__(self, host: str, port: int, *, name: str = "city-peer") -> None:
+    def __init__(self, host: str, port: int, *, name: str = "city-peer", base: str = BASE) -> None:
+        self.base = base
         self.messages: list[tuple[str, bytes, bool]] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=name, protocol=mqtt.MQTTv5)
-        self.client.on_connect = lambda c, *a: c.subscribe(f"{BASE}/#", qos=1)
+        self.client.on_connect = lambda c, *a: c.subscribe(f"{base}/#", qos=1)
         self.client.on_subscribe = lambda *a: self._subscribed.set()
         self.client.on_message = self._on_message
         self.client.connect_async(host, port, keepalive=5)
@@ -61,14 +70,15 @@ class Peer:
     def on(self, leaf: str) -> list[dict[str, Any]]:
         """The JSON messages received on ``{BASE}/{leaf}``, in order."""
         with self._lock:
-            return [json.loads(p) for t, p, _ in self.messages if t == f"{BASE}/{leaf}"]
+            return [json.loads(p) for t, p, _ in self.messages if t == f"{self.base}/{leaf}"]
 
     def raw(self, leaf: str) -> list[tuple[bytes, bool]]:
         with self._lock:
-            return [(p, r) for t, p, r in self.messages if t == f"{BASE}/{leaf}"]
+            return [(p, r) for t, p, r in self.messages if t == f"{self.base}/{leaf}"]
 
     def publish(self, leaf: str, payload: bytes, *, retain: bool = False) -> None:
-        self.client.publish(f"{BASE}/{leaf}", payload, qos=1, retain=retain).wait_for_publish(5)
+        info = self.client.publish(f"{self.base}/{leaf}", payload, qos=1, retain=retain)
+        info.wait_for_publish(5)
 
     def ack(self, ids: list[str]) -> None:
         self.publish("acks", json.dumps({"ids": ids}).encode())
