@@ -246,6 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-buttons", action="store_true", help="skip the buttons (nobody at the pad)"
     )
 
+    from evaluator.tlscli import add_tls_parser  # the broker link's certificates
+
+    add_tls_parser(sub)
+
     from evaluator.hubcli import add_hub_parser  # the city receiver (docs/hub.md)
 
     add_hub_parser(sub)
@@ -287,6 +291,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return selftest.main(config_files(args.config), only=args.only, as_json=args.json,
                                  button_timeout=args.button_timeout,
                                  buttons=not args.no_buttons)  # fmt: skip
+        if args.command == "tls":
+            from evaluator.tlscli import cmd_tls
+
+            return cmd_tls(args)
         if args.command == "hub":
             from evaluator.hubcli import cmd_hub
 
