@@ -45,7 +45,8 @@ from sync.store import Store
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 SCHEMAS = DOCS / "schemas"
-SCHEMA_NAMES = ("counter-request", "counter-reply", "counter-event", "rating", "ack")
+SCHEMA_NAMES = ("counter-request", "counter-reply", "counter-event", "rating", "ack", "event",
+                "status", "command", "command-reply")  # fmt: skip
 
 CLERK = {"id": "A1023", "name": "陈晓明"}
 ID_CARD = {"serial": "4405002026112600001", "matter_code": "11440500MB2C9300XR4442111009000",
@@ -61,11 +62,20 @@ def _text(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def validators() -> dict[str, Draft202012Validator]:
+    from referencing import Registry, Resource
+
     result = {}
-    for name in SCHEMA_NAMES:
-        schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text(encoding="utf-8"))
+    schemas = {
+        name: json.loads((SCHEMAS / f"{name}.schema.json").read_text(encoding="utf-8"))
+        for name in SCHEMA_NAMES
+    }
+    # command and command-reply refer to the counter link's schemas by file name.
+    registry: Registry = Registry().with_resources(
+        (s["$id"], Resource.from_contents(s)) for s in schemas.values()
+    )
+    for name, schema in schemas.items():
         Draft202012Validator.check_schema(schema)
-        result[name] = Draft202012Validator(schema)
+        result[name] = Draft202012Validator(schema, registry=registry)
     return result
 
 
