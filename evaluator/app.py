@@ -658,6 +658,7 @@ class App:
             ) from exc
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_hangup)  # reload (systemctl reload evaluator)
         if self.link is not None:
             self.link.start()
         log.info(
@@ -682,6 +683,11 @@ class App:
         self.start_watchdog()
         try:
             while self._running:
+                if self._reload_asked:
+                    self._reload_asked = False
+                    _sd_notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
+                    self.reload_config()
+                    _sd_notify("READY=1")
                 self.step()
                 self._show()
                 self.watchdog(time.monotonic())
@@ -902,6 +908,25 @@ class App:
         self._running = False
         self._stopped_by = signum
         self._wake()
+
+    _reload_asked = False
+
+    def _on_hangup(self, signum: int, frame: FrameType | None) -> None:
+        # Like _on_signal: only a flag, the loop reloads (logging here could deadlock).
+        self._reload_asked = True
+        self._wake()
+
+    def reload_config(self) -> list[str]:
+        """Re-read the configuration files and apply what can change at run time; the
+        messages (also logged): each key reloaded, each ``needs a restart: [section] key``,
+        or every problem and that the running configuration stays (:mod:`evaluator.reload`)."""
+        from evaluator.reload import reload
+
+        return reload(self)
+
+    def redraw(self) -> None:
+        """Draw the screen again at the next turn of the loop (e.g. a new language)."""
+        self._shown = None
 
     def shutdown(self) -> None:
         if self.link is not None:

@@ -841,6 +841,8 @@ class SchemaChange:
 
 
 SCHEMA_CHANGES: tuple[SchemaChange, ...] = ()
+_MIGRATED: set[str] = set()
+"""Files whose migration was logged."""
 """Every key renamed or removed since version 1, oldest first.  Version 2 changed none."""
 
 
@@ -1140,7 +1142,8 @@ def _read_layer(
                 problems.append(Problem(label, dotted, shown, expected, hint, line))
                 continue
             settings[(section, name)] = (converted, source, label, line)
-    if version < SCHEMA_VERSION and len(problems) == refused:
+    if version < SCHEMA_VERSION and len(problems) == refused and label not in _MIGRATED:
+        _MIGRATED.add(label)  # once per file and process (a reload reads it again)
         log.info("%s: configuration version %d (%s), read as version %d: nothing it sets changed "
                  "meaning; add [device] schema_version = %d to it", label, version,
                  "no [device] schema_version" if version == 1 else "older", SCHEMA_VERSION,

@@ -124,10 +124,11 @@ def _verifiable(tree: Path, dest: Path) -> Path:
                         if (p / "sysinit.target").exists())  # fmt: skip
     shutil.copytree(system_units, dest / "usr/lib/systemd/system", symlinks=True,
                     dirs_exist_ok=True)  # fmt: skip
-    command = dest / "opt/evaluator/venv/bin/evaluator"
-    command.parent.mkdir(parents=True)
-    command.write_text("#!/bin/sh\nexit 0\n")
-    command.chmod(0o755)
+    for path in ("opt/evaluator/venv/bin/evaluator", "bin/kill"):  # ExecStart=, ExecReload=
+        command = dest / path
+        command.parent.mkdir(parents=True, exist_ok=True)
+        command.write_text("#!/bin/sh\nexit 0\n")
+        command.chmod(0o755)
     return dest
 
 
@@ -194,14 +195,17 @@ def test_unit_settings() -> None:
 
 def test_the_config_check_reads_what_the_pad_runs_with() -> None:
     """ExecCondition skips a start whose configuration is wrong: it must check the same files,
-    in the same order, as ExecStart runs with, and with the same program."""
+    in the same order, as ExecStart runs with, and with the same program: both with no file
+    argument, so both read the installed files by the same search (evaluator.config)."""
+    from evaluator.config import SYSTEM_CONFIG_DIR
+
     one = {k: v[-1] for k, v in unit_settings((SYSTEMD / "evaluator.service").read_text()).items()}
     start = one["Service.ExecStart"].split()
     check = one["Service.ExecCondition"].split()
-    assert start[:3] == ["/opt/evaluator/venv/bin/evaluator", "run", "--config"]
-    assert check[:3] == [start[0], "config", "check"]
-    assert check[3:] == [a for a in start[2:] if a != "--config"]
-    assert one["Unit.ConditionPathExists"] == start[3]
+    assert start == ["/opt/evaluator/venv/bin/evaluator", "run"]
+    assert check == [start[0], "config", "check"]
+    assert one["Unit.ConditionPathExists"] == str(SYSTEM_CONFIG_DIR / "evaluator.toml")
+    assert one["Service.ExecReload"] == "/bin/kill -HUP $MAINPID"
 
 
 def test_the_state_directory_holds_the_default_store() -> None:

@@ -141,10 +141,12 @@ def test_a_file_without_a_version_is_version_1_read_as_2_with_a_log_line(
     old = write(tmp_path / "old.toml", '[device]\nid = "pad-1"\n')
     caplog.set_level(logging.INFO, "evaluator.config")
     c = load_config([old])
+    load_config([old])  # read again (a reload): logged once
     assert c.device.schema_version == SCHEMA_VERSION
     assert (f"{old}: configuration version 1 (no [device] schema_version), read as version 2: "
             "nothing it sets changed meaning; add [device] schema_version = 2 to it"
             ) in caplog.messages  # fmt: skip
+    assert len([m for m in caplog.messages if m.startswith(f"{old}: configuration")]) == 1
     caplog.clear()
     load_config([write(tmp_path / "new.toml", '[device]\nid = "p"\nschema_version = 2\n')])
     assert not [m for m in caplog.messages if "configuration version" in m]
