@@ -333,17 +333,40 @@ def check_counter(config: Config, options: Options) -> str:
 
 
 def check_broker(config: Config, options: Options) -> str:
+    """Connect as the pad does (each ``[mqtt] urls`` in turn, the protocol, TLS with the pad's
+    certificate), publish a probe to the pad's own ``selftest`` topic and read it back.
+
+    With the city's broker configured as config/mosquitto shows, the certificate's name is the
+    client id: a running pad is disconnected once by this check and reconnects by itself.
+    """
     mq = config.mqtt
     if not mq.enabled:
         raise _Skip("MQTT off ([mqtt] enabled = false)")
+    from sync.mqtt import parse_broker_url
+
+    urls = list(mq.urls) or [f"mqtt://{mq.host}:{mq.port}"]
+    failures: list[_Fail] = []
+    for url in urls:
+        try:
+            return _probe_broker(config, options, url, parse_broker_url(url))
+        except _Fail as exc:
+            failures.append(exc)
+    if len(failures) == 1:
+        raise failures[0]
+    raise _Fail("no broker answered: " + "; ".join(f.detail for f in failures), failures[-1].fix)
+
+
+def _probe_broker(config: Config, options: Options, url: str, broker: Any) -> str:
+    mq = config.mqtt
     import paho.mqtt.client as paho
 
     topic = f"{mq.topic_prefix}/{config.device.id}/selftest"
     nonce = uuid.uuid4().hex.encode()
-    where = f"{mq.host}:{mq.port}"
+    where = f"{broker.host}:{broker.port}" if len(mq.urls) == 0 else url
     fix = (
-        f"start the broker or open the network to {where} ([mqtt] host, port); check "
+        f"start the broker or open the network to {where} ([mqtt] urls or host, port); check "
         f"[mqtt] username/password"
+        + ("; tls_ca, tls_cert, tls_key (evaluator tls csr)" if broker.tls else "")
     )
     connected = threading.Event()
     subscribed = threading.Event()
@@ -358,9 +381,11 @@ def check_broker(config: Config, options: Options) -> str:
         if message.payload == nonce:
             received.set()
 
+    v5 = mq.protocol == "5"
     client = paho.Client(
         paho.CallbackAPIVersion.VERSION2,
         client_id=f"selftest-{config.device.id}-{uuid.uuid4().hex[:8]}",
+        protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
     )
     client.connect_timeout = options.broker_timeout  # an unreachable host: not TCP's minutes
     client.on_connect = on_connect
@@ -368,9 +393,18 @@ def check_broker(config: Config, options: Options) -> str:
     client.on_subscribe = lambda *a: subscribed.set()
     if mq.username:
         client.username_pw_set(mq.username, mq.password or None)
+    if broker.tls:
+        try:
+            client.tls_set(
+                ca_certs=str(mq.tls_ca) if mq.tls_ca else None,
+                certfile=str(mq.tls_cert) if mq.tls_cert else None,
+                keyfile=str(mq.tls_key) if mq.tls_key else None,
+            )
+        except (OSError, ValueError) as exc:
+            raise _Fail(f"{url}: the TLS files cannot be used: {exc}", fix) from exc
     started = time.monotonic()
     try:
-        client.connect(mq.host, mq.port, keepalive=max(5, int(options.broker_timeout) * 2))
+        client.connect(broker.host, broker.port, keepalive=max(5, int(options.broker_timeout) * 2))
     except Exception as exc:
         raise _Fail(f"cannot connect to {where}: {exc}", fix) from exc
     client.loop_start()

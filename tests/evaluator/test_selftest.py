@@ -22,7 +22,7 @@ from evaluator.rules import ratelink
 from evaluator.rules.clock import kernel_clock_synced
 from printer.decode import Text, decode
 from sync.keys import DeviceKey
-from tests.conftest import Broker
+from tests.conftest import Broker, require_binary
 from tests.printer.fakes import PATIENCE, PipeReader, cuts, qr_texts
 
 REPO = Path(__file__).resolve().parents[2]
@@ -378,3 +378,55 @@ def test_buttons_are_skipped_without_a_terminal_or_with_no_buttons(
     options = selftest.Options(interactive=True, buttons=False)
     results, code = selftest.run([DEMO, config], only=["buttons"], options=options)
     assert (results[-1].status, results[-1].detail, code) == ("SKIP", "--no-buttons", 0)
+
+
+def test_the_broker_check_connects_as_the_pad_does_tls_certificate_and_urls_in_turn(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Against the shipped city broker (TLS, client certificates, ACL): the check uses the
+    pad's URLs in turn (a dead first one is passed over), its protocol and certificate, and
+    its own selftest topic; without the certificate it fails with the TLS keys named."""
+    from sync.tlscerts import create_tls_key, make_csr, sign_csr
+    from tests.support import free_port
+    from tests.tlsbroker import CityPki, TlsBroker
+
+    require_binary("mosquitto")
+    pki = CityPki(tmp_path / "pki")
+    key = create_tls_key(tmp_path / "pad.key")
+    (tmp_path / "pad.crt").write_bytes(sign_csr(make_csr(key, "demo-0001"), pki.ca))
+    city = TlsBroker(pki)
+    city.start()
+    try:
+        dead = free_port()
+        urls = f'urls = ["mqtts://127.0.0.1:{dead}", "mqtts://127.0.0.1:{city.port}"]\n'
+        tls = (
+            f"tls_ca = {json.dumps(str(pki.ca.cert_path))}\n"
+            f"tls_cert = {json.dumps(str(tmp_path / 'pad.crt'))}\n"
+            f"tls_key = {json.dumps(str(tmp_path / 'pad.key'))}\n"
+        )
+        good = site(tmp_path, mqtt_port=1883)
+        good.write_text(good.read_text(encoding="utf-8").replace(
+            "[mqtt]\n", f"[mqtt]\n{urls}{tls}"), encoding="utf-8")  # fmt: skip
+        code = main(["selftest", "--config", str(DEMO), "--config", str(good), "--only", "broker"])
+        out = capsys.readouterr().out
+        seen = lines(out)
+        assert seen["broker"][0] == "PASS", out
+        assert f"mqtts://127.0.0.1:{city.port}: connected" in seen["broker"][1]
+        assert code == 0
+
+        # The same broker without the pad's certificate: refused at TLS, the fix names the keys.
+        bare = tmp_path / "bare.toml"
+        bare.write_text(
+            f'[mqtt]\nurls = ["mqtts://127.0.0.1:{city.port}"]\n'
+            f'tls_ca = {json.dumps(str(pki.ca.cert_path))}\ntls_cert = ""\ntls_key = ""\n',
+            encoding="utf-8",
+        )
+        code = main(["selftest", "--config", str(DEMO), "--config", str(good), "--config",
+                     str(bare), "--only", "broker"])  # fmt: skip
+        out = capsys.readouterr().out
+        status, detail = lines(out)["broker"]
+        assert status == "FAIL", out
+        assert "tls_ca, tls_cert, tls_key" in detail
+        assert code != 0
+    finally:
+        city.remove()
