@@ -5,8 +5,10 @@ Wire contract (topics under ``{topic_prefix}/{device_id}/``):
 * ``ratings`` (device → city, QoS 1): one sealed record per message, its canonical JSON in UTF-8,
   exactly as stored (``id``, ``seq``, ``hash``… see ``evaluator.rules.records.RATING_FIELDS``).
   The same record may arrive more than once: the city deduplicates by ``id``.
-* ``acks`` (city → device, QoS 1): ``{"ids": ["<rating id>", ...]}`` once the city has stored
-  them.  Only then does a rating leave the outbox.  The city must ack a duplicate again.
+* ``acks`` (city → device, QoS 1): ``{"ids": ["<rating or event id>", ...]}`` once the city
+  has stored them.  Only then does a rating (an event) leave its outbox: a publish the broker
+  refuses (MQTT 5 PUBACK reason, e.g. "not authorized") is only logged and stays queued.  The
+  city must ack a duplicate again.
 
 * ``events`` (device → city, QoS 1): one sealed event per message (``presentation_end``,
   ``represented``, ``store_fault``, ``printer_fault``; docs/schemas/event.schema.json), its own

@@ -6,6 +6,7 @@ the counter link is the shipped stand-in (dummy://)."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +29,7 @@ CASE = {"serial": "44050020261126000123", "matter_code": "11440500MB2C9300XR4442
 START = {"type": "evaluation.start", "clerk": CLERK, "stage": "deliver", "cases": [CASE]}
 
 
-def make_app(tmp_path: Path, broker: Any, *, mqtt: bool = True) -> Any:
+def make_app(tmp_path: Path, broker: Any, *, mqtt: bool = True, extra: str = "") -> Any:
     from evaluator.app import App
     from evaluator.config import load_config
     from evaluator.rules.clock import FakeClock
@@ -38,7 +39,7 @@ def make_app(tmp_path: Path, broker: Any, *, mqtt: bool = True) -> Any:
     override.write_text(
         f'[device]\nid = "{DEVICE}"\narea_code = "440500"\n[counter]\nport = "dummy://"\n'
         f'[mqtt]\nenabled = {"true" if mqtt else "false"}\nhost = "{broker.host}"\n'
-        f"port = {broker.port}\n[storage]\npath = {json.dumps(str(tmp_path / 'r.db'))}\n",
+        f"port = {broker.port}\n[storage]\npath = {json.dumps(str(tmp_path / 'r.db'))}\n" + extra,
         encoding="utf-8",
     )
     return App(load_config([REPO / "config" / "demo.toml", override]), clock=FakeClock())
@@ -225,3 +226,34 @@ def _msg(rid: int, rtype: str = "", **body: Any) -> Any:
 
     rtype = rtype or body.pop("type")
     return Message(rid, rtype, body)
+
+
+def test_a_printer_going_offline_is_an_event_and_in_the_status(
+    tmp_path: Path, broker: Any, peer: Peer
+) -> None:
+    from evaluator.rules.levels import Level
+    from kiosk.view import PressLevel
+
+    fifo = tmp_path / "lp0"
+    os.mkfifo(fifo)  # nobody reads it: the printer is offline at its first receipt
+    app = make_app(tmp_path / "pad", broker, extra=(
+        '[receipt]\nprint = "always"\nurl_template = "https://hcp.example.org/r?{query}"\n'
+        f'hall = "汕头市政务服务中心"\n[printer]\nkind = "file"\npath = "{fifo}"\n'))  # fmt: skip
+    try:
+        app.printer.start()
+        app.sync.start()
+        app.handle(_msg(1, "clerk.sign_in", clerk=CLERK))
+        assert app.handle(_msg(2, **START))["ok"]
+        app.clock.advance(1.0)  # past the press filter's guard
+        app.act(PressLevel(Level.SATISFIED))  # its end makes the receipt
+        deadline = time.monotonic() + 20
+        while not any(e["kind"] == "printer_fault" for e in peer.on("events")):
+            assert time.monotonic() < deadline, (app.printer.status, peer.on("events"))
+            app.step()
+            time.sleep(0.02)
+        (down,) = [e for e in peer.on("events") if e["kind"] == "printer_fault"]
+        assert_valid(schema("event"), down)
+        assert (down["fault"], down["active"]) == ("offline", True)
+        wait_until(lambda: peer.on("status")[-1]["printer"] == "offline", 5, "the status")
+    finally:
+        app.shutdown()
