@@ -30,6 +30,8 @@ printer behind the real spooler) beside printing off, in the same run (goal: rat
 Issue 8's figures (:mod:`bench.sync_link`; alone: ``python -m bench.run --sync``): a 10,000-rating
 backlog drained end to end beside raw paho QoS 1; commit → at city and the worker's CPU per
 rating at 100,000 past ratings beside an empty store; the store's open at 100k beside empty.
+The city receiver's records/s on SQLite and PostgreSQL beside raw inserts (:mod:`bench.hub`;
+alone: ``python -m bench.run --hub``).
 
 Headless (SDL dummy driver); every file lives in a temporary directory.
 """
@@ -370,4 +372,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    if "--hub" in sys.argv[1:]:  # the city receiver's inserts/s (bench/hub.py)
+        from bench import hub
+
+        sys.exit(hub.main())
     sys.exit(sync_link.main() if "--sync" in sys.argv[1:] else main())

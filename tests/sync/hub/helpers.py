@@ -142,3 +142,16 @@ def seal_all(
         prev = record["hash"]
         out.append(record)
     return out
+
+
+def status(device_id: str, online: bool) -> bytes:
+    """A retained status as the pad publishes it (docs/schemas/status.schema.json); offline is
+    the last will's shape."""
+    body: dict[str, Any] = {
+        "device_id": device_id, "online": online, "at": "2026-05-29T04:30:00.000+08:00",
+        "firmware": "0.1.0", "outbox": 0, "oldest_age_s": None, "clock_synced": True,
+        "printer": "ok", "counter_link": "up", "store_check": None,
+    }  # fmt: skip
+    if not online:
+        body.update(at=None, outbox=None, clock_synced=None, printer=None, counter_link=None)
+    return json.dumps(body).encode()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,15 @@ from sync.hub.db import HubDB, open_db
 from sync.hub.export import FIELDS, write_csv
 from sync.hub.figures import bad_ratings, figures, follow_ups
 from sync.hub.ingest import Ingest
-from tests.sync.hub.helpers import end_event, make_key, payload, rating_content, seal_all, topic
+from tests.sync.hub.helpers import (
+    end_event,
+    make_key,
+    payload,
+    rating_content,
+    seal_all,
+    status,
+    topic,
+)
 
 A, B = "pad-a", "pad-b"
 
@@ -45,8 +52,8 @@ def hall(db_url: str, tmp_path: Path) -> HubDB:
     messages += [(topic(A, "events"), payload(e)) for e in events_a]
     messages += [(topic(B), payload(r)) for r in ratings_b]
     messages += [
-        (topic(A, "status"), json.dumps({"device_id": A, "online": False}).encode()),
-        (topic(B, "status"), json.dumps({"device_id": B, "online": True}).encode()),
+        (topic(A, "status"), status(A, False)),
+        (topic(B, "status"), status(B, True)),
     ]
     result = ingest.handle_batch(messages)
     assert result.stored == 7 and not result.dead, [d.reason for d in result.dead]

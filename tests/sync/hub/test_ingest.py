@@ -15,6 +15,7 @@ from sync.hub.db import HubDB, open_db
 from sync.hub.ingest import Ingest
 from sync.keys import DeviceKey
 from tests.sync.hub.helpers import chain, make_key, payload, topic
+from tests.sync.hub.helpers import status as status_payload
 
 DEVICE = "440500-hall1-w12"
 
@@ -193,13 +194,15 @@ def test_a_failing_transaction_stores_nothing_and_acks_nothing(db: HubDB, key: D
 def test_status_is_upserted_without_ack(db: HubDB) -> None:
     ingest = Ingest(db)
     status = topic(DEVICE, "status")
-    ingest.handle(status, json.dumps({"device_id": DEVICE, "online": True}).encode())
-    result = ingest.handle(status, json.dumps({"device_id": DEVICE, "online": False}).encode())
+    ingest.handle(status, status_payload(DEVICE, True))
+    result = ingest.handle(status, status_payload(DEVICE, False))
     assert result.acks == {} and result.statuses == 1
     payload_, at = db.statuses()[DEVICE]
     assert payload_ is not None and payload_["online"] is False and at
     assert ingest.handle(status, b"").statuses == 1  # a cleared retained status is ignored
     assert db.statuses()[DEVICE][0]["online"] is False
+    wrong = ingest.handle(status, json.dumps({"device_id": DEVICE, "online": "yes"}).encode())
+    assert "schema status" in wrong.dead[0].reason
 
 
 def worker(url: str, items: list[tuple[str, bytes]], out: list[Any]) -> None:

@@ -163,8 +163,9 @@ def test_forgeries_are_dead_lettered_and_never_acked(
         with open_db(url) as db:
             assert db.records(DEVICE) == records and len(db.dead()) == len(forgeries)
         # a duplicate is acked again, and stored once
+        before = len(watcher.on(acks))  # one ack message or two, as the batches fell
         watcher.publish(topic(DEVICE), payload(records[0]))
-        wait_for(lambda: len(watcher.on(acks)) >= 3, 20, "the duplicate's ack")
+        wait_for(lambda: len(watcher.on(acks)) > before, 20, "the duplicate's ack")
         assert watcher.on(acks)[-1] == {"ids": [records[0]["id"]]}
         with open_db(url) as db:
             assert db.count() == 2

@@ -1,0 +1,234 @@
+"""Receiver throughput (issue 8): records stored per second by the city receiver, on SQLite and on
+PostgreSQL, each beside a reference measured in the same run.
+
+* **ingest** — :class:`sync.hub.ingest.Ingest` on batches of ``BATCH`` messages from ``DEVICES``
+  pads (what a receiver's batch holds under load): topic, JSON, schema, hash, Ed25519 signature,
+  the head lock, insert, one transaction per device per batch.  Reference: the same rows inserted
+  by raw ``sqlite3`` / raw ``psycopg`` into the same table, same pragmas, same transactions
+  (one per device per batch), nothing checked.
+* **receiver end to end** (SQLite) — a paho client publishes every record (QoS 1) to a private
+  mosquitto; the clock runs until the receiver has stored the last one.  Reference: a raw paho
+  subscriber of the same topics receiving the same messages from the same broker.
+
+``python -m bench.hub`` or ``python -m bench.run --hub``.  Figures are records/s (higher is better);
+the ratio is figure ÷ reference.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.stats import Row, table
+from evaluator.rules.records import GENESIS_HASH, canonical_json, new_record_id, seal
+from sync.hub.db import HubDB, open_db
+from sync.hub.ingest import Ingest
+from sync.keys import DeviceKey
+
+DEVICES = 20
+PER_DEVICE = 100  # records per device per repetition
+BATCH = 200
+REPEATS = 5
+E2E_REPEATS = 3
+PREFIX = "hcp/v1"
+
+
+def _content(serial: str) -> dict[str, Any]:
+    return {
+        "presentation_id": new_record_id(), "level": "satisfied", "score": 8, "satisfaction": 4,
+        "gbt_code": 2, "channel": 4,
+        "cases": [{"serial": serial, "matter_code": "M1", "matter_name": "不动产登记",
+                   "kind": "instant"}],
+        "clerk": {"id": "A1023", "name": "陈晓明"}, "terminal": None, "agencies": [],
+        "agencies_concerned": [], "targets": ["clerk", "matter"], "theme": None, "reasons": [],
+        "comment": "", "stage": "deliver", "visit": 1, "assess_number": 1, "follows": [],
+        "area_code": "440500", "presented_at": "2026-05-29T04:26:40.000+08:00",
+        "presented_clock_synced": True, "rated_at": "2026-05-29T04:26:47.400+08:00",
+        "rated_clock_synced": True, "elapsed_ms": 7400,
+    }  # fmt: skip
+
+
+class Fleet:
+    """``DEVICES`` keys and, per repetition, the next ``PER_DEVICE`` records of each chain."""
+
+    def __init__(self, work: Path, tag: str) -> None:
+        self.keys = {f"{tag}-{i:03d}": DeviceKey.create(work / f"{tag}-{i}.key")
+                     for i in range(DEVICES)}  # fmt: skip
+        self.tips = dict.fromkeys(self.keys, (0, GENESIS_HASH))
+
+    def register(self, db: HubDB) -> None:
+        for device, key in self.keys.items():
+            db.register(device, key.public.text)
+
+    def next_round(self) -> list[tuple[str, bytes, dict[str, Any]]]:
+        """Messages interleaved across devices (seq order within each), as pads send them."""
+        per: dict[str, list[tuple[str, bytes, dict[str, Any]]]] = {}
+        for device, key in self.keys.items():
+            seq, prev = self.tips[device]
+            out = []
+            for _ in range(PER_DEVICE):
+                seq += 1
+                body = dict(_content(f"{device}-{seq}"), id=new_record_id(), seq=seq,
+                            device_id=device)  # fmt: skip
+                rec = seal(body, prev_hash=prev, signer=key)
+                prev = rec["hash"]
+                out.append((f"{PREFIX}/{device}/ratings", canonical_json(rec), rec))
+            self.tips[device] = (seq, prev)
+            per[device] = out
+        return [m for group in zip(*per.values(), strict=True) for m in group]
+
+
+def _raw_insert(db: HubDB, msgs: list[tuple[str, bytes, dict[str, Any]]]) -> float:
+    """The reference: the same rows, same transactions, no checks."""
+    sql = db.sql(
+        "INSERT INTO hub_records (id, device_id, stream, seq, hash, prev_hash, record,"
+        " received_at) VALUES (?, ?, 'ratings', ?, ?, ?, ?, ?)"
+    )
+    start = time.perf_counter()
+    for i in range(0, len(msgs), BATCH):
+        groups: dict[str, list[tuple[Any, ...]]] = {}
+        for _, payload, rec in msgs[i : i + BATCH]:
+            groups.setdefault(rec["device_id"], []).append(
+                (
+                    rec["id"],
+                    rec["device_id"],
+                    rec["seq"],
+                    rec["hash"],
+                    rec["prev_hash"],
+                    payload.decode(),
+                    "2026-01-01T00:00:00.000+00:00",
+                )
+            )
+        for rows in groups.values():
+            with db.transaction():
+                if db.kind == "sqlite":
+                    db.conn.executemany(sql, rows)
+                else:
+                    with db.conn.cursor() as cur:
+                        cur.executemany(sql, rows)
+    return len(msgs) / (time.perf_counter() - start)
+
+
+def _ingest(ingest: Ingest, msgs: list[tuple[str, bytes, dict[str, Any]]]) -> float:
+    start = time.perf_counter()
+    stored = 0
+    for i in range(0, len(msgs), BATCH):
+        stored += ingest.handle_batch([(t, p) for t, p, _ in msgs[i : i + BATCH]]).stored
+    took = time.perf_counter() - start
+    assert stored == len(msgs), f"stored {stored} of {len(msgs)}"
+    return len(msgs) / took
+
+
+def bench_db(kind: str, url: str, ref_url: str, work: Path) -> Row:
+    fleet, ref_fleet = Fleet(work, f"{kind}-h"), Fleet(work, f"{kind}-r")
+    hub, ref = open_db(url), open_db(ref_url)
+    fleet.register(hub)
+    ingest = Ingest(hub, PREFIX)
+    values, ref_values = [], []
+    for _ in range(REPEATS):
+        values.append(_ingest(ingest, fleet.next_round()))
+        ref_values.append(_raw_insert(ref, ref_fleet.next_round()))
+    hub.close()
+    ref.close()
+    driver = "sqlite3" if kind == "sqlite" else "psycopg"
+    return Row(f"receiver ingest, {kind}", "records/s", values, f"raw {driver} inserts",
+               ref_values)  # fmt: skip
+
+
+def bench_e2e(work: Path) -> Row:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from sync.hub.receiver import Receiver
+    from tests.support import Broker, wait_for
+
+    broker = Broker(work)
+    broker.conf.write_text(broker.conf.read_text() + "max_queued_messages 100000\n")
+    broker.start()
+    url = f"sqlite:///{work / 'e2e.db'}"
+    fleet = Fleet(work, "e2e")
+    with open_db(url) as db:
+        fleet.register(db)
+    receiver = Receiver(url, [f"mqtt://{broker.host}:{broker.port}"], client_id="bench-hub")
+    receiver.start()
+    assert receiver.wait_ready(15)
+    got = [0]
+    lock = threading.Lock()
+
+    def on_message(*_: Any) -> None:
+        with lock:
+            got[0] += 1
+
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw", protocol=mqtt.MQTTv5)
+    subscribed = threading.Event()
+    sub.on_subscribe = lambda *a: subscribed.set()
+    sub.on_message = on_message
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-pub", protocol=mqtt.MQTTv5)
+    pub.max_inflight_messages_set(100)
+    pub.connect(broker.host, broker.port)
+    pub.loop_start()
+    values, ref_values = [], []
+    try:
+        with open_db(url) as db:
+            for _ in range(E2E_REPEATS):
+                msgs = fleet.next_round()
+                before = db.count()
+                start = time.perf_counter()
+                for t, p, _rec in msgs:
+                    pub.publish(t, p, qos=1)
+                target = before + len(msgs)
+                wait_for(lambda t=target: db.count() == t, 300, "all stored")
+                values.append(len(msgs) / (time.perf_counter() - start))
+            receiver.stop()
+            receiver.join(10)
+            sub.connect(broker.host, broker.port)
+            sub.subscribe(f"{PREFIX}/+/ratings", qos=1)
+            sub.loop_start()
+            assert subscribed.wait(10)
+            for _ in range(E2E_REPEATS):
+                msgs = fleet.next_round()
+                with lock:
+                    got[0] = 0
+                start = time.perf_counter()
+                for t, p, _rec in msgs:
+                    pub.publish(t, p, qos=1)
+                wait_for(lambda: got[0] >= DEVICES * PER_DEVICE, 300, "all received")
+                ref_values.append(len(msgs) / (time.perf_counter() - start))
+    finally:
+        receiver.stop()
+        for c in (pub, sub):
+            c.loop_stop()
+            c.disconnect()
+        broker.stop()
+    return Row("receiver end to end, sqlite", "records/s", values, "raw paho subscriber",
+               ref_values)  # fmt: skip
+
+
+def main() -> int:
+    from tests.pg import PostgresServer
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-hub-") as tmp:
+        work = Path(tmp)
+        rows.append(bench_db("sqlite", f"sqlite:///{work / 'hub.db'}",
+                             f"sqlite:///{work / 'ref.db'}", work))  # fmt: skip
+        server = PostgresServer()
+        try:
+            rows.append(bench_db("postgresql", server.fresh_database("hub"),
+                                 server.fresh_database("ref"), work))  # fmt: skip
+        finally:
+            server.stop()
+        rows.append(bench_e2e(work))
+    print(f"receiver: {DEVICES} pads, batches of {BATCH} messages, {PER_DEVICE} records per pad "
+          f"per repetition; SQLite {sqlite3.sqlite_version} WAL synchronous=FULL")  # fmt: skip
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
