@@ -26,7 +26,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 #: What a wheel is built from (``pyproject.toml`` lists the packages; config/ is package data).
-SOURCES = ("pyproject.toml", "evaluator", "kiosk", "printer", "sync", "config")
+#: What the wheel is built from (docs/schemas is the package sync.schemas: the published JSON
+#: Schemas the city receiver validates with).
+SOURCES = ("pyproject.toml", "evaluator", "kiosk", "printer", "sync", "config", "docs/schemas")
 SITE = """\
 [device]
 id = "install-test"

@@ -303,20 +303,25 @@ def test_requirements_pin_every_dependency_within_its_range() -> None:
             assert canonicalize_name(name) not in pins, f"twice: {name}"
             pins[canonicalize_name(name)] = version.strip()
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    wanted = [Requirement(r) for r in project["dependencies"]]
-    seen: set[str] = set()
+    # (requirement, the extras its parent was asked with: psycopg[binary] needs psycopg-binary)
+    wanted = [(Requirement(r), frozenset[str]()) for r in project["dependencies"]]
+    seen: set[tuple[str, frozenset[str]]] = set()
     while wanted:  # the project's dependencies, then theirs (as installed here)
-        req = wanted.pop()
+        req, extras = wanted.pop()
         name = canonicalize_name(req.name)
-        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+        if req.marker is not None and not any(
+            req.marker.evaluate({"extra": e}) for e in ("", *extras)
+        ):
             continue
         assert name in pins, f"{req} is not pinned in systemd/requirements.txt"
         assert req.specifier.contains(pins[name], prereleases=True), f"{name}=={pins[name]}: {req}"
-        if name in seen:
+        key = (name, frozenset(req.extras))
+        if key in seen:
             continue
-        seen.add(name)
-        wanted.extend(Requirement(r) for r in metadata.requires(name) or [])
-    assert set(pins) == seen, f"pinned but needed by nothing: {set(pins) - seen}"
+        seen.add(key)
+        wanted.extend((Requirement(r), key[1]) for r in metadata.requires(name) or [])
+    needed = {name for name, _ in seen}
+    assert set(pins) == needed, f"pinned but needed by nothing: {set(pins) - needed}"
 
 
 def test_install_script_is_shellcheck_clean() -> None:
