@@ -109,6 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
         "set it (secrets masked); exit 2 when it has problems",
     )
     with_config(show)
+    reference = config_sub.add_parser(
+        "reference",
+        help="generate the config reference from the annotated config/default.toml (between "
+        "the configref markers of --out, e.g. docs/technician.md; else the whole file; stdout "
+        "without --out); exit 2 naming every key whose annotation is missing or wrong",
+    )
+    reference.add_argument("--out", type=Path, metavar="FILE")
+    reference.add_argument(
+        "--defaults", type=Path, metavar="FILE", help="the annotated default (the shipped one)"
+    )
 
     ratings = sub.add_parser("ratings", help="list or export the stored ratings")
     with_config(ratings, db=True)
@@ -270,6 +280,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "config":
             if args.config_command == "show":
                 return cmd_config_show(config_files(args.config))
+            if args.config_command == "reference":
+                from evaluator.configref import cmd_reference
+
+                return cmd_reference(args.out, args.defaults)
             return cmd_config_check(args.files or config_files(args.config))
         if args.command == "run":
             return cmd_run(config_files(args.config))
