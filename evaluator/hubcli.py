@@ -85,10 +85,12 @@ def add_hub_parser(sub: Any) -> None:
     export.add_argument("--out", type=Path, required=True, metavar="FILE.csv")
 
 
-def cmd_hub(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    """Run ``evaluator hub <action>``; the exit code."""
+def cmd_hub(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Run ``evaluator hub <action>``, printing to ``out`` (``sys.stdout`` as it is at the
+    call); the exit code."""
     from sync.hub.db import open_db
 
+    out = out or sys.stdout
     if args.hub_command == "run":
         return _run(args)
     with open_db(args.db) as db:
