@@ -24,17 +24,22 @@ from evaluator.rules.levels import Level
 from evaluator.rules.protocol import Message
 from evaluator.rules.reasons import OTHER_CODE
 from evaluator.rules.shipped import shipped_file
+from evaluator.techmenu import GESTURE_TAPS
 from kiosk import texts
-from kiosk.sizes import SIZES, PanelSize
+from kiosk.sizes import SIZES, PanelSize, min_target_px
 from kiosk.view import (
     ExpandTheme,
     PressLevel,
     ScreenView,
     Submit,
+    TechDigit,
+    TechEnter,
+    TechItem,
     ToggleAgency,
     TogglePhrase,
     ToggleReason,
     TypeText,
+    UiAction,
 )
 
 CLERK = {"id": "A1023", "name": "陈晓明"}
@@ -66,6 +71,16 @@ RECEIPTS = (
 RECEIPT_NONCE = "K7QD3MXA"
 #: Seconds the printer may take to be found missing (a hang, not a pass/fail time).
 PRINTER_PATIENCE = 30.0
+#: The technician's menu on the tech_pin / tech_menu screenshots: its PIN (``[tech] pin``), and
+#: how many of its digits the PIN pad's screenshot shows typed (as dots).
+TECH = '[tech]\npin = "482913"\n'
+TECH_PIN = "482913"
+TECH_TYPED = 2
+#: The addresses the tech_menu screenshot shows (a documentation network, RFC 5737) instead of
+#: those of the machine that draws it; its last error is none (not whatever this process logged).
+TECH_ADDRESSES = ("192.0.2.12 (eth0)",)
+#: Seconds between a technician's taps (slower than the press filter's guard).
+TECH_PACE = 0.4
 
 #: File name (without .png) → what it shows.  Every screen ``App.view`` produces is here.
 SHOTS: dict[str, str] = {
@@ -86,6 +101,10 @@ SHOTS: dict[str, str] = {
     "storage_notice": "the rating screen after a press the store refused (nothing stored)",
     "storage_fault": "the idle screen while the store cannot be opened",
     "receipt_qr": "a receipt's QR on the screen after 谢谢: the printer is offline ([receipt])",
+    "tech_pin": "the technician's PIN pad after five taps on the idle screen's top-left corner, "
+    "two digits typed (dots only; [tech] pin)",
+    "tech_menu": "the technician's menu after the PIN: device id, IP addresses, broker, printer, "
+    "counter link, outbox, last error; test print, button test, reload config",
 }
 
 
@@ -133,6 +152,20 @@ class _Driver:
     def wait(self, seconds: float) -> None:
         assert isinstance(self.app.clock, FakeClock)
         self.app.clock.advance(seconds)
+        self.app.step()
+
+    def gesture(self) -> None:
+        """The technician's five taps on the top-left corner, where the pad's own loop hands
+        them (``App._tech_tap``: the screen shown, the corner a 15 mm square)."""
+        side = min_target_px(self.app.config.screen.dpi)
+        for _ in range(GESTURE_TAPS):
+            self.wait(TECH_PACE)
+            self.app.tech.tap((side // 4, side // 4), self.app.view().screen, side)
+
+    def tap(self, action: UiAction) -> None:
+        """A technician's tap on a target, at a technician's pace."""
+        self.wait(TECH_PACE)
+        self.app.act(action)
         self.app.step()
 
     def shoot(self, name: str, screen: str) -> None:
@@ -250,7 +283,7 @@ def _reach_views(work: Path, language: str) -> dict[str, ScreenView]:
     (work / "receipt").mkdir()
     _fixed_key(work / "receipt" / "device.key")
     no_printer = f"path = {json.dumps(str(work / 'receipt' / 'lp0'))}\n"  # nothing there
-    with _app(work, work / "receipt" / "ratings.db", RECEIPTS + no_printer, language) as app:
+    with _app(work, work / "receipt" / "ratings.db", RECEIPTS + no_printer + TECH, language) as app:
         assert app.receipts is not None and app.printer is not None
         app.receipts.nonce = lambda: RECEIPT_NONCE
         app.printer.start()  # as App.run does
@@ -264,7 +297,35 @@ def _reach_views(work: Path, language: str) -> dict[str, ScreenView]:
             raise RuntimeError(f"the missing printer was not found offline: {app.printer.status}")
         pad.wait(app.config.session.thanks + 0.1)
         pad.shoot("receipt_qr", "receipt_qr")
+        pad.wait(app.config.receipt.qr_on_screen + 1)  # the citizen has gone: idle again
+        # The technician comes (the printer offline, a rating in the outbox to show).
+        with _this_machine_hidden():
+            pad.gesture()
+            for digit in TECH_PIN[:TECH_TYPED]:
+                pad.tap(TechDigit(digit))
+            pad.shoot("tech_pin", "tech_pin")
+            for digit in TECH_PIN[TECH_TYPED:]:
+                pad.tap(TechDigit(digit))
+            pad.tap(TechEnter())
+            pad.shoot("tech_menu", "tech_menu")
+            pad.tap(TechItem("close"))
     return {name: shots[name] for name in SHOTS}
+
+
+@contextmanager
+def _this_machine_hidden() -> Iterator[None]:
+    """The technician's menu shows :data:`TECH_ADDRESSES` and no last error: the pictures must
+    be the same on every machine and run, not show the drawing machine's addresses or an error
+    something else in the same process logged (a test run)."""
+    from evaluator import journal, techdesk
+
+    saved = techdesk.ip_addresses, journal.last_error
+    techdesk.ip_addresses = lambda: list(TECH_ADDRESSES)
+    journal.last_error = lambda: ""
+    try:
+        yield
+    finally:
+        techdesk.ip_addresses, journal.last_error = saved
 
 
 def _fixed_key(path: Path) -> None:

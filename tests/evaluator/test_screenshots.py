@@ -24,6 +24,7 @@ from evaluator.rules.clock import FakeClock
 from evaluator.rules.levels import BUTTON_ORDER, Level
 from evaluator.rules.protocol import Message
 from evaluator.rules.shipped import shipped_file
+from evaluator.techmenu import GESTURE_TAPS
 from kiosk import texts
 from kiosk.layout import Drawn
 from kiosk.palette import (
@@ -39,13 +40,17 @@ from kiosk.palette import (
     contrast_ratio,
 )
 from kiosk.screen import Screen
-from kiosk.sizes import SIZES, PanelSize
+from kiosk.sizes import SIZES, PanelSize, min_target_px
 from kiosk.view import (
     Back,
     Backspace,
     PressLevel,
     ScreenView,
     Submit,
+    TechBackspace,
+    TechDigit,
+    TechEnter,
+    TechItem,
     ToggleAgency,
     TogglePhrase,
     ToggleReason,
@@ -307,7 +312,8 @@ def test_each_png_shows_the_view_the_app_reached(
                 else:
                     assert not any(isinstance(t.action, PressLevel) for t in layout.targets)
                 if view.screen != "screensaver":  # the header band, its title in white
-                    band = HEADER_PAUSED if view.screen in ("signed_out", "paused") else HEADER
+                    greyed = ("signed_out", "paused", "tech_pin", "tech_menu")  # not a citizen's
+                    band = HEADER_PAUSED if view.screen in greyed else HEADER
                     if view.screen != "thanks":
                         assert pixel(image, (2, 2)) == band, where
                         header = layout.boxes["header"]
@@ -379,6 +385,23 @@ def test_thanks_paused_and_the_storage_fault(
     assert views["idle"].message == "" and views["idle"].clerk_name == screenshots.CLERK["name"]
 
 
+def test_the_technician_shots_show_dots_and_the_pads_state_never_the_pin(
+    views: dict[str, ScreenView], screen: Screen
+) -> None:
+    pin = views["tech_pin"]
+    assert pin.tech is not None and pin.tech.entered == screenshots.TECH_TYPED
+    screen.render(pin)
+    shown = [d.text for d in screen.layout.texts]
+    assert "●" * screenshots.TECH_TYPED in shown
+    assert not any(screenshots.TECH_PIN[: screenshots.TECH_TYPED] in text for text in shown)
+    menu = views["tech_menu"]
+    assert menu.tech is not None and menu.tech.phase == "menu"
+    info = dict(menu.tech.info)
+    assert info[texts.TECH_LABEL_IP] == ", ".join(screenshots.TECH_ADDRESSES)  # not this machine's
+    assert info[texts.TECH_LABEL_OUTBOX].startswith("1")  # the receipt's rating waits
+    assert info[texts.TECH_LABEL_PRINTER].startswith("offline")
+
+
 def test_two_runs_write_the_same_bytes(shots: dict[tuple[str, str], Path], tmp_path: Path) -> None:
     again = {(p.parent.name, p.stem): p for p in screenshots.render(tmp_path)}
     for key, path in shots.items():
@@ -397,15 +420,31 @@ def test_the_cli_writes_them(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 # -- every screen the app can show is shot ------------------------------------------------------
 
 
+def _technician(app: App, rng: random.Random) -> None:
+    """The technician's gesture as the pad's loop hands it to the menu (five taps on the
+    top-left corner of the screen shown, a technician's pace), then, most times, the PIN from
+    the config and 确定."""
+    side = min_target_px(app.config.screen.dpi)
+    assert isinstance(app.clock, FakeClock)
+    for _ in range(GESTURE_TAPS):
+        app.clock.advance(screenshots.TECH_PACE)
+        app.tech.tap((rng.randrange(side), rng.randrange(side)), app.view().screen, side)
+    if rng.random() < 0.7:
+        for action in [*map(TechDigit, app.config.tech.pin), TechEnter()]:
+            app.clock.advance(screenshots.TECH_PACE)
+            app.act(action)
+
+
 def _explore(tmp: Path, storage: Path, seed: int, steps: int, receipts: bool = True) -> set[str]:
-    """Screens a real app shows under a seeded random walk of requests, taps and time; with
-    ``receipts``, it prints a receipt at every presentation's end on a printer that is not
-    there."""
+    """Screens a real app shows under a seeded random walk of requests, taps, the technician's
+    gesture and PIN, and time; with ``receipts``, it prints a receipt at every presentation's
+    end on a printer that is not there."""
     printing = f"{screenshots.RECEIPTS}path = {json.dumps(str(tmp / f'lp-{seed}'))}\n"
     override = tmp / f"walk-{seed}.toml"
     override.write_text(
         '[counter]\nport = ""\n[mqtt]\nenabled = false\n[idle]\nscreensaver_after = "3m"\n'
-        f"[storage]\npath = {json.dumps(str(storage))}\n{printing if receipts else ''}",
+        f"[storage]\npath = {json.dumps(str(storage))}\n{printing if receipts else ''}"
+        f'{screenshots.TECH}lockout = "10s"\n',
         encoding="utf-8",
     )
     app = App(load_config([shipped_file("demo.toml"), override]), clock=FakeClock())
@@ -445,12 +484,17 @@ def _explore(tmp: Path, storage: Path, seed: int, steps: int, receipts: bool = T
             if roll < 0.35:
                 rtype, body = rng.choice(requests)
                 app.handle(Message(i, rtype, body()))
+            elif roll < 0.42:
+                _technician(app, rng)
             elif roll < 0.85:
                 view = app.view()
                 actions: list[UiAction] = [PressLevel(rng.choice(BUTTON_ORDER)), Submit(), Back()]
                 actions += [ToggleReason(item.code) for item in view.reasons]
                 actions += [ToggleAgency(name) for name, _ in view.agencies]
                 actions += [TypeText("排队太久"), Backspace()]
+                if view.tech is not None:  # the PIN pad, the menu: its keys and items
+                    actions += [TechDigit(str(rng.randrange(10))), TechBackspace(), TechEnter()]
+                    actions += [TechItem(name) for name, _ in view.tech.items or (("close", 1),)]
                 app.act(rng.choice(actions))
             else:
                 assert isinstance(app.clock, FakeClock)
@@ -472,6 +516,7 @@ def test_every_screen_the_app_can_show_is_shot(
     (tmp_path / "blocked").write_text("a file where the store's folder should be", encoding="utf-8")
     # A store that cannot be opened (nor a device key be made beside it: no receipts).
     reached |= _explore(tmp_path, tmp_path / "blocked" / "r.db", 9, 100, receipts=False)
-    assert reached >= {"signed_out", "idle", "presenting", "reasons", "thanks", "paused"}, reached
+    assert reached >= {"signed_out", "idle", "presenting", "reasons", "thanks", "paused",
+                       "tech_pin", "tech_menu"}, reached  # fmt: skip
     assert reached <= shot, f"screens the app shows without a screenshot: {reached - shot}"
     assert shot <= reached, f"screenshots of screens the app never shows: {shot - reached}"
