@@ -5,13 +5,12 @@ the printer — so that ``evaluator/app.py`` needs only a few hook lines.
 What it keeps away from the session: while the menu is open no tap or button reaches a rating
 (the session has no presentation then anyway, and a counter ``evaluation.start`` closes the
 menu before the rating screen shows).  What it records: every opening, wrong PIN, lockout, item
-and closing, as a log line (journald fields ``TECH_EVENT`` …) and durably in the store: an event
-``tech_menu`` when the store knows that kind, else the last :data:`LOG_KEEP` in its ``meta``.
+and closing, as a log line (journald fields ``TECH_EVENT`` …) and durably in the store as a
+signed ``tech_menu`` event, sent to the city like every event (docs/integrator.md §2.7).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import sqlite3
@@ -30,10 +29,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: The ``meta`` key of the menu's log when the store has no ``tech_menu`` events.
-LOG_KEY = "tech_menu_log"
-#: Entries that log keeps (the newest).
-LOG_KEEP = 100
 #: Screens on which the gesture counts: no presentation is open on either.
 GESTURE_SCREENS = ("idle", "signed_out")
 
@@ -257,16 +252,9 @@ class TechDesk:
                 extra={"fields": {"TECH_EVENT": event, **extra}})  # fmt: skip
         now = self.app.clock.now()
         body = {"event": event, **fields, "at": now.iso, "clock_synced": now.synced}
-        try:
-            store = self.app.store
-            from sync import store as store_module
-
-            if "tech_menu" in getattr(store_module, "EVENT_KINDS", ()):
-                store.append_event("tech_menu", body)
-                return
-            kept = json.loads(self.app.ledger.read_meta(LOG_KEY) or "[]")
-            kept = [*kept, body][-LOG_KEEP:]
-            self.app.ledger.write_meta(LOG_KEY, json.dumps(kept, ensure_ascii=False))
+        try:  # a durable event, signed and sent to the city like the others
+            self.app.store.append_event("tech_menu", body)
+            self.app.sync.notify()
         except (StoreError, sqlite3.Error, ValueError) as exc:
             log.error("technician menu %s could not be recorded in the store: %s", event, exc)
 

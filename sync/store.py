@@ -65,7 +65,13 @@ OUTCOME_FINAL = "presentation outcome is final"
 EVENTS_APPEND_ONLY = "events are append-only"
 
 #: Kinds of event (docs/schemas/event.schema.json).
-EVENT_KINDS: tuple[str, ...] = ("presentation_end", "represented", "store_fault", "printer_fault")
+EVENT_KINDS: tuple[str, ...] = (
+    "presentation_end",
+    "represented",
+    "store_fault",
+    "printer_fault",
+    "tech_menu",
+)
 #: What ended a presentation (its ``end_cause``) → the ``by`` of its ``presentation_end`` event.
 END_BY: dict[str, str] = {
     "timeout": "timeout",

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pygame
 import pytest
 
@@ -18,7 +19,6 @@ from evaluator.config import load_config
 from evaluator.rules.clock import FakeClock
 from evaluator.rules.levels import Level
 from evaluator.rules.protocol import Message
-from evaluator.techdesk import LOG_KEY
 from evaluator.techmenu import (
     GESTURE_WINDOW,
     IDLE_CLOSE,
@@ -31,6 +31,11 @@ from evaluator.techmenu import (
 from kiosk import texts
 from kiosk.screen import Screen
 from kiosk.view import TechBackspace, TechDigit, TechEnter, TechItem
+
+REPO = Path(__file__).resolve().parents[2]
+EVENT_SCHEMA = jsonschema.Draft202012Validator(
+    json.loads((REPO / "docs" / "schemas" / "event.schema.json").read_text(encoding="utf-8"))
+)
 
 REPO = Path(__file__).resolve().parents[2]
 PIN = "2468"
@@ -177,7 +182,14 @@ def type_pin(app: App, pin: str) -> None:
 
 
 def records(app: App) -> list[dict[str, Any]]:
-    return json.loads(app.ledger.read_meta(LOG_KEY) or "[]")
+    """The menu's durable records: the store's ``tech_menu`` events (valid by the published
+    schema, waiting in the event outbox for the city)."""
+    events = [e for e in app.store.event_records() if e["kind"] == "tech_menu"]
+    for event in events:
+        EVENT_SCHEMA.validate(event)
+    waiting = {str(r[0]) for r in app.store.conn.execute("SELECT event_id FROM event_outbox")}
+    assert {e["id"] for e in events} <= waiting
+    return events
 
 
 def ratings(app: App) -> int:
