@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.stats import Row, table
-from evaluator.rules.records import GENESIS_HASH, canonical_json, new_record_id, seal
+from evaluator.rules.records import (
+    GENESIS_HASH,
+    canonical_json,
+    new_record_id,
+    seal,
+    signature_of,
+)
 from sync.hub.db import HubDB, open_db
 from sync.hub.ingest import Ingest
 from sync.keys import DeviceKey
@@ -35,7 +41,17 @@ PER_DEVICE = 100  # records per device per repetition
 BATCH = 200
 REPEATS = 5
 E2E_REPEATS = 3
+DRAIN_BACKLOG = 10_000
+DRAIN_ROUNDS = 3
+GOAL_RATIO = 0.5
 PREFIX = "hcp/v1"
+
+
+def _goal(row: Row) -> Row:
+    """Issue 8's goal on ``row``: a median at least half its reference's."""
+    row.goal = f"≥ {GOAL_RATIO:g}x ref"
+    row.met = row.ratios is not None and row.ratios[0] >= GOAL_RATIO
+    return row
 
 
 def _content(serial: str) -> dict[str, Any]:
@@ -84,33 +100,21 @@ class Fleet:
 
 
 def _raw_insert(db: HubDB, msgs: list[tuple[str, bytes, dict[str, Any]]]) -> float:
-    """The reference: the same rows, same transactions, no checks."""
-    sql = db.sql(
+    """The reference: the same rows in the same transactions as the receiver (one per batch,
+    one ``executemany``), nothing checked, nothing read."""
+    sql = (
         "INSERT INTO hub_records (id, device_id, stream, seq, hash, prev_hash, record,"
         " received_at) VALUES (?, ?, 'ratings', ?, ?, ?, ?, ?)"
     )
     start = time.perf_counter()
     for i in range(0, len(msgs), BATCH):
-        groups: dict[str, list[tuple[Any, ...]]] = {}
-        for _, payload, rec in msgs[i : i + BATCH]:
-            groups.setdefault(rec["device_id"], []).append(
-                (
-                    rec["id"],
-                    rec["device_id"],
-                    rec["seq"],
-                    rec["hash"],
-                    rec["prev_hash"],
-                    payload.decode(),
-                    "2026-01-01T00:00:00.000+00:00",
-                )
-            )
-        for rows in groups.values():
-            with db.transaction():
-                if db.kind == "sqlite":
-                    db.conn.executemany(sql, rows)
-                else:
-                    with db.conn.cursor() as cur:
-                        cur.executemany(sql, rows)
+        rows = [
+            (rec["id"], rec["device_id"], rec["seq"], rec["hash"], rec["prev_hash"],
+             payload.decode(), "2026-01-01T00:00:00.000+00:00")
+            for _, payload, rec in msgs[i : i + BATCH]
+        ]  # fmt: skip
+        with db.transaction():
+            db.executemany(sql, rows)
     return len(msgs) / (time.perf_counter() - start)
 
 
@@ -122,6 +126,87 @@ def _ingest(ingest: Ingest, msgs: list[tuple[str, bytes, dict[str, Any]]]) -> fl
     took = time.perf_counter() - start
     assert stored == len(msgs), f"stored {stored} of {len(msgs)}"
     return len(msgs) / took
+
+
+def bench_checks(work: Path) -> Row:
+    """The receiver's checks alone, no database (topic, size, nesting, JSON, schema, hash,
+    Ed25519): the floor of any ingest figure, beside the Ed25519 verification alone."""
+    fleet = Fleet(work, "chk")
+    with open_db(f"sqlite:///{work / 'checks.db'}") as db:
+        fleet.register(db)
+        ingest = Ingest(db, PREFIX)
+        values, ref_values = [], []
+        for _ in range(REPEATS):
+            msgs = fleet.next_round()
+            start = time.perf_counter()
+            for t, p, _rec in msgs:
+                ingest._check(t, p)  # the per-message half of handle_batch
+            values.append(len(msgs) / (time.perf_counter() - start))
+            keys = {d: k.public for d, k in fleet.keys.items()}
+            start = time.perf_counter()
+            for _t, _p, rec in msgs:
+                keys[rec["device_id"]].check(rec["hash"].encode("ascii"), signature_of(rec) or b"")
+            ref_values.append(len(msgs) / (time.perf_counter() - start))
+    return Row("receiver checks alone, no database", "records/s", values,
+               "Ed25519 verify alone (sync.keys)", ref_values)  # fmt: skip
+
+
+def bench_drain_hub(work: Path) -> Row:
+    """The pads' drain through the real receiver: a :class:`sync.mqtt.SyncWorker` with a
+    ``DRAIN_BACKLOG`` backlog (rate limit off) → mosquitto → :class:`Receiver` → SQLite →
+    ack → outbox row gone (bench.sync_link's worker_drain), a fresh hub database each round;
+    beside raw paho QoS 1, 100 in flight, to bench.sync_city's simple acking city (the reference
+    of bench.sync_link), rounds alternating."""
+    import shutil
+
+    from bench import sync_link
+    from sync.hub.receiver import Receiver
+    from sync.store import Store
+
+    device = "bench-drain"
+    key = DeviceKey.create(work / "drain.key")
+    master = work / "drain-backlog.db"
+    sync_link.build_store(master, device, DRAIN_BACKLOG, outbox=True, signer=key)
+    with Store(master, device_id=device) as store:
+        payloads = [(r["id"], canonical_json(r)) for r in store.pending(DRAIN_BACKLOG)]
+    broker = sync_link.Broker(work)
+    broker.start()
+    values, ref_values = [], []
+    try:
+        for r in range(DRAIN_ROUNDS):
+            order = ["ref", "hub"] if r % 2 == 0 else ["hub", "ref"]
+            for kind in order:
+                if kind == "ref":
+                    city = sync_link.City(broker.port, report=False)
+                    try:
+                        took = sync_link.raw_paho_drain(broker.port, f"ref{r}", payloads)
+                    finally:
+                        city.close()
+                    ref_values.append(DRAIN_BACKLOG / took)
+                    continue
+                url = f"sqlite:///{work / f'drain-hub-{r}.db'}"
+                with open_db(url) as db:
+                    db.register(device, key.public.text)
+                copy = work / f"drain-{r}.db"
+                shutil.copyfile(master, copy)
+                receiver = Receiver(url, [f"mqtt://127.0.0.1:{broker.port}"],
+                                    client_id=f"bench-hub-{r}")  # fmt: skip
+                receiver.start()
+                try:
+                    assert receiver.wait_ready(15)
+                    took, _cpu = sync_link.worker_drain(broker.port, device, copy, DRAIN_BACKLOG)
+                finally:
+                    receiver.stop()
+                    receiver.join(10)
+                with open_db(url) as db:
+                    assert db.count() == DRAIN_BACKLOG, db.count()
+                values.append(DRAIN_BACKLOG / took)
+                copy.unlink()
+    finally:
+        broker.stop()
+    return _goal(Row(f"pad's {DRAIN_BACKLOG:,}-rating drain through the receiver (SQLite)",
+                     "ratings/s", values, "raw paho QoS 1, 100 in flight, simple acking city",
+                     ref_values))  # fmt: skip
 
 
 def bench_db(kind: str, url: str, ref_url: str, work: Path) -> Row:
@@ -136,8 +221,8 @@ def bench_db(kind: str, url: str, ref_url: str, work: Path) -> Row:
     hub.close()
     ref.close()
     driver = "sqlite3" if kind == "sqlite" else "psycopg"
-    return Row(f"receiver ingest, {kind}", "records/s", values, f"raw {driver} inserts",
-               ref_values)  # fmt: skip
+    return _goal(Row(f"receiver ingest, {kind}", "records/s", values, f"raw {driver} inserts",
+                     ref_values))  # fmt: skip
 
 
 def bench_e2e(work: Path) -> Row:
@@ -205,8 +290,8 @@ def bench_e2e(work: Path) -> Row:
             c.loop_stop()
             c.disconnect()
         broker.stop()
-    return Row("receiver end to end, sqlite", "records/s", values, "raw paho subscriber",
-               ref_values)  # fmt: skip
+    return _goal(Row("receiver end to end, sqlite", "records/s", values, "raw paho subscriber",
+                     ref_values))  # fmt: skip
 
 
 def main() -> int:
@@ -224,6 +309,8 @@ def main() -> int:
         finally:
             server.stop()
         rows.append(bench_e2e(work))
+        rows.append(bench_drain_hub(work))
+        rows.append(bench_checks(work))
     print(f"receiver: {DEVICES} pads, batches of {BATCH} messages, {PER_DEVICE} records per pad "
           f"per repetition; SQLite {sqlite3.sqlite_version} WAL synchronous=FULL")  # fmt: skip
     print(table(rows))

@@ -193,6 +193,56 @@ class HubDB:
         ).fetchone()
         return int(row[0]), str(row[1])
 
+    def lock_heads(
+        self, chains: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, str]]:
+        """Inside :meth:`transaction`: the tips of every (device, stream) of ``chains`` in two
+        statements, locked until commit (missing rows are created at seq 0 / GENESIS first).
+
+        The rows are created and locked in one sorted order, so two receivers whose batches
+        share devices take the locks in the same order and never deadlock; SQLite's
+        ``BEGIN IMMEDIATE`` already holds the whole file."""
+        ordered = sorted(set(chains))
+        if not ordered:
+            return {}
+        self.executemany(
+            "INSERT INTO hub_heads (device_id, stream, last_seq, last_hash) VALUES (?, ?, 0, ?)"
+            " ON CONFLICT DO NOTHING",
+            [(d, s, GENESIS_HASH) for d, s in ordered],
+        )
+        devices = sorted({d for d, _ in ordered})
+        streams = sorted({s for _, s in ordered})
+        lock = "" if self.kind == "sqlite" else " FOR UPDATE"
+        rows = self.execute(
+            "SELECT device_id, stream, last_seq, last_hash FROM hub_heads WHERE"
+            f" {self.any_of('device_id', devices)} AND {self.any_of('stream', streams)}"
+            f" ORDER BY device_id, stream{lock}",
+            (*self.any_params(devices), *self.any_params(streams)),
+        ).fetchall()
+        wanted = set(ordered)
+        return {(str(d), str(s)): (int(q), str(h)) for d, s, q, h in rows if (d, s) in wanted}
+
+    def any_of(self, column: str, values: Sequence[Any]) -> str:
+        """A condition ``column`` is one of ``values`` (bound by :meth:`any_params`): one array
+        parameter on PostgreSQL (one statement text, prepared once), ``IN (?, …)`` on SQLite."""
+        if self.kind == "sqlite":
+            return f"{column} IN ({', '.join('?' * len(values))})"
+        return f"{column} = ANY(?)"
+
+    def any_params(self, values: Sequence[Any]) -> tuple[Any, ...]:
+        """The parameters of :meth:`any_of` for ``values``."""
+        return tuple(values) if self.kind == "sqlite" else (list(values),)
+
+    def executemany(self, text: str, rows: Sequence[Sequence[Any]]) -> None:
+        """One statement for many rows (psycopg sends them in one pipeline: one round trip)."""
+        if not rows:
+            return
+        if self.kind == "sqlite":
+            self.conn.executemany(text, rows)
+        else:
+            with self.conn.cursor() as cur:
+                cur.executemany(self.sql(text), rows)
+
     def _create(self) -> None:
         ddl = _DDL.replace("{serial}", _SERIAL[self.kind])
         try:

@@ -3,9 +3,12 @@
 For ``{prefix}/{device}/ratings`` and ``…/events`` every check that needs no database state runs
 first (topic, size, UTF-8, nesting, JSON, the published schema, ``device_id`` = the topic's
 device, the hash over the content, the signature with a key registered for that device, or an
-unsigned record below the device's ``unsigned_before``).  Then, per (device, stream), ONE
-transaction holding that chain's head row (PostgreSQL ``SELECT … FOR UPDATE``, SQLite
-``BEGIN IMMEDIATE``) decides, record by record in ``seq`` order:
+unsigned record below the device's ``unsigned_before``); the schema check is compiled Rust
+(:func:`sync.hub.schemas.first_error`).  Then ONE transaction per batch, holding the head rows of
+every (device, stream) in it (PostgreSQL ``SELECT … FOR UPDATE`` in one sorted order, SQLite
+``BEGIN IMMEDIATE``), decides, chain by chain and record by record in ``seq`` order, against what
+is stored and what the batch itself stores before it (the writes go out together at the end, as
+``executemany``: a few statements per batch whatever its size):
 
 * ``id`` already stored → a duplicate: acked again, nothing written;
 * ``seq`` = tip + 1 and ``prev_hash`` = the tip's hash → stored, the tip moves, and parked
@@ -121,6 +124,32 @@ class _Valid:
     payload: bytes
 
 
+@dataclass
+class _Batch:
+    """What one batch's transaction decided, written at its end (``executemany``)."""
+
+    known: dict[str, tuple[str, str]] = field(default_factory=dict)
+    parked: dict[tuple[str, str, int], tuple[str, str]] = field(default_factory=dict)
+    inserts: list[tuple[Any, ...]] = field(default_factory=list)
+    parks: list[tuple[Any, ...]] = field(default_factory=list)
+    unparked: list[tuple[str, str, int]] = field(default_factory=list)
+    heads: list[tuple[Any, ...]] = field(default_factory=list)
+    acks: list[tuple[str, str]] = field(default_factory=list)
+    dead: list[Dead] = field(default_factory=list)
+    duplicates: int = 0
+
+    def store(self, device_id: str, stream: str, rec: dict[str, Any], text: str, at: str) -> None:
+        """Insert ``rec`` at commit; from now on its id counts as stored (a resend of it later
+        in the batch is a duplicate), and it is acked once the transaction commits."""
+        rid = str(rec["id"])
+        self.inserts.append(
+            (rid, device_id, stream, int(rec["seq"]), str(rec["hash"]), str(rec["prev_hash"]),
+             text, at)
+        )  # fmt: skip
+        self.known[rid] = (device_id, stream)
+        self.acks.append((device_id, rid))
+
+
 class Ingest:
     """Stores messages into ``db`` (a :class:`~sync.hub.db.HubDB`) under ``topic_prefix``.
 
@@ -163,8 +192,8 @@ class Ingest:
                 groups.setdefault((checked.device_id, checked.stream), []).append(checked)
             else:
                 statuses.append(checked)
-        for (device_id, stream), items in groups.items():
-            self._store_group(device_id, stream, items, result)
+        if groups:
+            self._store_groups(groups, result)
         if statuses:
             self._store_statuses(statuses, result)
         self._file_dead(result)
@@ -247,145 +276,167 @@ class Ingest:
         self._keys[device_id] = (now, keys, before)
         return keys, before
 
-    # -- the chain, in one transaction per (device, stream) --------------------------------
+    # -- the chains, in one transaction per batch --------------------------------------------
 
-    def _store_group(
-        self, device_id: str, stream: str, items: list[_Valid], result: Result
-    ) -> None:
+    def _store_groups(self, groups: dict[tuple[str, str], list[_Valid]], result: Result) -> None:
+        """Every (device, stream) of the batch in ONE transaction holding all their head rows
+        (locked in one sorted order, see :meth:`HubDB.lock_heads`): a few statements per batch
+        (heads, the ids already stored, the parked rows, then the writes as ``executemany``),
+        whatever its size.  The decisions are taken record by record in ``seq`` order against
+        what is stored plus what this batch stores, exactly as if each were written at once.
+        Any database error rolls the whole batch back: nothing stored, nothing acked."""
         db = self.db
-        items.sort(key=lambda v: int(v.record["seq"]))
         at = now_text()
-        acks: list[str] = []
-        dead: list[Dead] = []
-        counts = {"stored": 0, "duplicates": 0, "parked": 0}
+        batch = _Batch()
         try:
             with db.transaction():
-                tip, tip_hash = db.lock_head(device_id, stream)
-                for item in items:
-                    rec = item.record
-                    rid, seq = str(rec["id"]), int(rec["seq"])
-                    known = db.execute(
-                        "SELECT device_id, stream FROM hub_records WHERE id = ?", (rid,)
-                    ).fetchone()
-                    if known is not None:
-                        if tuple(known) == (device_id, stream):
-                            counts["duplicates"] += 1
-                            acks.append(rid)
-                        else:
-                            dead.append(
-                                self._dead(
-                                    device_id,
-                                    item.topic,
-                                    "id already stored for another device or stream",
-                                    item.payload,
-                                    rid,
-                                )
-                            )
-                        continue
-                    if seq == tip + 1:
-                        if rec["prev_hash"] != tip_hash:
-                            dead.append(
-                                self._dead(
-                                    device_id,
-                                    item.topic,
-                                    f"prev_hash does not match the hash of"
-                                    f" seq {tip} (chain broken)",
-                                    item.payload,
-                                    rid,
-                                )
-                            )
-                            continue
-                        self._insert(device_id, stream, rec, item.text, at)
-                        tip, tip_hash = seq, str(rec["hash"])
-                        acks.append(rid)
-                        counts["stored"] += 1
-                        tip, tip_hash = self._promote(
-                            device_id, stream, tip, tip_hash, at, acks, dead, counts
-                        )
-                    elif seq > tip + 1:
-                        db.execute(
-                            "INSERT INTO hub_parked (device_id, stream, seq, id, record,"
-                            " received_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                            (device_id, stream, seq, rid, item.text, at),
-                        )
-                        counts["parked"] += 1
-                    else:
-                        dead.append(
-                            self._dead(
-                                device_id,
-                                item.topic,
-                                f"seq {seq} is already stored with another"
-                                f" record (the chain's tip is seq {tip})",
-                                item.payload,
-                                rid,
-                            )
-                        )
-                db.execute(
+                heads = db.lock_heads(list(groups))
+                batch.known = self._known_ids([v for items in groups.values() for v in items])
+                batch.parked = self._parked_rows(list(groups))
+                for (device_id, stream), items in sorted(groups.items()):
+                    items.sort(key=lambda v: int(v.record["seq"]))
+                    tip, tip_hash = heads[(device_id, stream)]
+                    new_tip = self._decide(device_id, stream, items, tip, tip_hash, at, batch)
+                    if new_tip != (tip, tip_hash):
+                        batch.heads.append((*new_tip, device_id, stream))
+                db.executemany(
+                    "INSERT INTO hub_records (id, device_id, stream, seq, hash, prev_hash, record,"
+                    " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    batch.inserts,
+                )
+                db.executemany(
+                    "DELETE FROM hub_parked WHERE device_id = ? AND stream = ? AND seq = ?",
+                    batch.unparked,
+                )
+                db.executemany(
+                    "INSERT INTO hub_parked (device_id, stream, seq, id, record, received_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    batch.parks,
+                )
+                db.executemany(
                     "UPDATE hub_heads SET last_seq = ?, last_hash = ? WHERE device_id = ?"
                     " AND stream = ?",
-                    (tip, tip_hash, device_id, stream),
+                    batch.heads,
                 )
         except Exception:
+            count = sum(len(items) for items in groups.values())
             log.exception(
-                "storing %d %s message(s) of %s failed; not acked (the pad resends)",
-                len(items),
-                stream,
-                device_id,
+                "storing %d message(s) of %d device(s) failed; not acked (the pads resend)",
+                count,
+                len({d for d, _ in groups}),
             )
-            result.failed += len(items)
+            result.failed += count
             return
-        for rid in acks:
+        for device_id, rid in batch.acks:
             result.ack(device_id, rid)
-        result.stored += counts["stored"]
-        result.duplicates += counts["duplicates"]
-        result.parked += counts["parked"]
-        result.dead.extend(dead)
+        result.stored += len(batch.inserts)
+        result.duplicates += batch.duplicates
+        result.parked += len(batch.parks)
+        result.dead.extend(batch.dead)
 
-    def _insert(self, device_id: str, stream: str, rec: dict[str, Any], text: str, at: str) -> None:
-        self.db.execute(
-            "INSERT INTO hub_records (id, device_id, stream, seq, hash, prev_hash, record,"
-            " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                str(rec["id"]),
-                device_id,
-                stream,
-                int(rec["seq"]),
-                str(rec["hash"]),
-                str(rec["prev_hash"]),
-                text,
-                at,
-            ),
-        )
+    def _known_ids(self, items: list[_Valid]) -> dict[str, tuple[str, str]]:
+        """The batch's ids already stored: id → (device, stream)."""
+        db, ids = self.db, sorted({str(v.record["id"]) for v in items})
+        known: dict[str, tuple[str, str]] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            for rid, device_id, stream in db.execute(
+                f"SELECT id, device_id, stream FROM hub_records WHERE {db.any_of('id', part)}",
+                db.any_params(part),
+            ).fetchall():
+                known[str(rid)] = (str(device_id), str(stream))
+        return known
 
-    def _promote(
+    def _parked_rows(self, chains: list[tuple[str, str]]) -> dict[tuple[str, str, int], Any]:
+        """The parked records of the batch's chains: (device, stream, seq) → (id, record)."""
+        db = self.db
+        devices = sorted({d for d, _ in chains})
+        wanted = set(chains)
+        return {
+            (str(d), str(s), int(q)): (str(rid), str(text))
+            for d, s, q, rid, text in db.execute(
+                "SELECT device_id, stream, seq, id, record FROM hub_parked WHERE"
+                f" {db.any_of('device_id', devices)}",
+                db.any_params(devices),
+            ).fetchall()
+            if (d, s) in wanted
+        }
+
+    def _decide(
         self,
         device_id: str,
         stream: str,
+        items: list[_Valid],
         tip: int,
         tip_hash: str,
         at: str,
-        acks: list[str],
-        dead: list[Dead],
-        counts: dict[str, int],
+        batch: _Batch,
+    ) -> tuple[int, str]:
+        """Each record of one chain, in ``seq`` order: stored, duplicate, parked or dead
+        (written into ``batch``); returns the chain's new tip."""
+        for item in items:
+            rec = item.record
+            rid, seq = str(rec["id"]), int(rec["seq"])
+            known = batch.known.get(rid)
+            if known is not None:
+                if known == (device_id, stream):
+                    batch.duplicates += 1
+                    batch.acks.append((device_id, rid))
+                else:
+                    batch.dead.append(
+                        self._dead(
+                            device_id,
+                            item.topic,
+                            "id already stored for another device or stream",
+                            item.payload,
+                            rid,
+                        )
+                    )
+                continue
+            if seq == tip + 1:
+                if rec["prev_hash"] != tip_hash:
+                    batch.dead.append(
+                        self._dead(
+                            device_id,
+                            item.topic,
+                            f"prev_hash does not match the hash of seq {tip} (chain broken)",
+                            item.payload,
+                            rid,
+                        )
+                    )
+                    continue
+                batch.store(device_id, stream, rec, item.text, at)
+                tip, tip_hash = seq, str(rec["hash"])
+                tip, tip_hash = self._promote(device_id, stream, tip, tip_hash, at, batch)
+            elif seq > tip + 1:
+                batch.parks.append((device_id, stream, seq, rid, item.text, at))
+            else:
+                batch.dead.append(
+                    self._dead(
+                        device_id,
+                        item.topic,
+                        f"seq {seq} is already stored with another record"
+                        f" (the chain's tip is seq {tip})",
+                        item.payload,
+                        rid,
+                    )
+                )
+        return tip, tip_hash
+
+    def _promote(
+        self, device_id: str, stream: str, tip: int, tip_hash: str, at: str, batch: _Batch
     ) -> tuple[int, str]:
         """Parked records that chain on the new tip, stored in turn."""
-        db = self.db
         while True:
-            row = db.execute(
-                "SELECT id, record FROM hub_parked WHERE device_id = ? AND stream = ? AND seq = ?",
-                (device_id, stream, tip + 1),
-            ).fetchone()
+            row = batch.parked.pop((device_id, stream, tip + 1), None)
             if row is None:
                 return tip, tip_hash
-            db.execute(
-                "DELETE FROM hub_parked WHERE device_id = ? AND stream = ? AND seq = ?",
-                (device_id, stream, tip + 1),
-            )
-            rid, text = str(row[0]), str(row[1])
+            batch.unparked.append((device_id, stream, tip + 1))
+            rid, text = row
             rec = json.loads(text)
-            topic = f"{self.prefix}/{device_id}/{stream}"
             if rec.get("prev_hash") != tip_hash:
-                dead.append(
+                topic = f"{self.prefix}/{device_id}/{stream}"
+                batch.dead.append(
                     self._dead(
                         device_id,
                         topic,
@@ -395,10 +446,8 @@ class Ingest:
                     )
                 )
                 return tip, tip_hash
-            self._insert(device_id, stream, rec, text, at)
+            batch.store(device_id, stream, rec, text, at)
             tip, tip_hash = tip + 1, str(rec["hash"])
-            acks.append(rid)
-            counts["stored"] += 1
 
     def _store_statuses(self, statuses: list[tuple[str, str]], result: Result) -> None:
         at = now_text()

@@ -237,3 +237,91 @@ def test_two_receivers_split_one_device_and_store_it_in_order(
     assert not [d for out in outs for r in out for d in r.dead]
     assert db.records(DEVICE) == records and db.parked() == 0
     assert snapshot(db) == (120, 0, 0, [(DEVICE, "ratings", 120)])
+
+
+def test_a_batch_of_many_chains_decides_as_if_each_record_came_alone(
+    db: HubDB, key: DeviceKey, tmp_path: Path
+) -> None:
+    other_key = make_key(tmp_path, "other")
+    db.register("pad-b", other_key.public.text)
+    a, b = chain(key, DEVICE, 4), chain(other_key, "pad-b", 2)
+    ingest = Ingest(db)
+    assert ingest.handle(topic(DEVICE), payload(a[2])).parked == 1  # seq 3 ahead of seq 2
+    ingest.handle(topic(DEVICE), payload(a[0]))
+    # one batch: seq 2 closes the gap (seq 3 is promoted), seq 3 resent, seq 4 chains on the
+    # promoted one, pad-b's whole chain, and seq 2 twice
+    batch = [a[3], b[0], a[2], a[1], b[1], a[1]]
+    result = ingest.handle_batch(
+        [(topic(r["device_id"]), payload(r)) for r in batch if r["device_id"] == DEVICE]
+        + [(topic("pad-b"), payload(r)) for r in b]
+    )
+    assert result.stored == 5 and result.duplicates == 2 and not result.dead
+    assert sorted(result.acks[DEVICE]) == sorted([a[1]["id"], a[1]["id"], a[2]["id"],
+                                                  a[2]["id"], a[3]["id"]])  # fmt: skip
+    assert result.acks["pad-b"] == [r["id"] for r in b]
+    assert db.records(DEVICE) == a and db.records("pad-b") == b and db.parked() == 0
+    heads = db.rows("SELECT device_id, last_seq FROM hub_heads ORDER BY device_id")
+    assert sorted(tuple(h) for h in heads) == [(DEVICE, 4), ("pad-b", 2)]
+
+
+def test_one_failing_chain_rolls_the_whole_batch_back(
+    db: HubDB, key: DeviceKey, tmp_path: Path
+) -> None:
+    other_key = make_key(tmp_path, "other")
+    db.register("pad-b", other_key.public.text)
+    with db.transaction():  # pad-b's seq 1 slot taken behind the receiver's back
+        db.execute(
+            "INSERT INTO hub_records (id, device_id, stream, seq, hash, prev_hash, record,"
+            " received_at) VALUES ('x', 'pad-b', 'ratings', 1, 'h', 'p', '{}', 'now')"
+        )
+    msgs = [(topic(DEVICE), payload(r)) for r in chain(key, DEVICE, 2)]
+    msgs += [(topic("pad-b"), payload(r)) for r in chain(other_key, "pad-b", 1)]
+    result = Ingest(db).handle_batch(msgs)
+    assert result.failed == 3 and result.acks == {} and result.stored == 0
+    assert db.count() == 1 and db.parked() == 0
+
+
+def batch_worker(url: str, items: list[tuple[str, bytes]], size: int, out: list[Any]) -> None:
+    db = open_db(url)
+    try:
+        ingest = Ingest(db)
+        for start in range(0, len(items), size):
+            out.append(ingest.handle_batch(items[start : start + size]))
+    finally:
+        db.close()
+
+
+def test_two_receivers_with_batches_of_many_devices_never_deadlock(
+    db: HubDB, db_url: str, tmp_path: Path
+) -> None:
+    """Each receiver's batches hold the same devices in opposite arrival orders: the head rows
+    are locked in one sorted order, so neither waits on the other for ever (PostgreSQL would
+    abort one: a failed, unacked batch)."""
+    devices = [f"pad-{i}" for i in range(6)]
+    chains = {}
+    for d in devices:
+        k = make_key(tmp_path, d)
+        db.register(d, k.public.text)
+        chains[d] = chain(k, d, 30)
+    # the broker's split: (record + device) even to the first, odd to the second, which gets
+    # the devices in the opposite order; a few resends go to both
+    first = [(topic(d), payload(chains[d][i])) for i in range(30)
+             for j, d in enumerate(devices) if (i + j) % 2 == 0]  # fmt: skip
+    second = [(topic(d), payload(chains[d][i])) for i in range(30)
+              for j, d in reversed(list(enumerate(devices))) if (i + j) % 2 == 1]  # fmt: skip
+    outs: list[list[Any]] = [[], []]
+    threads = [
+        threading.Thread(target=batch_worker, args=(db_url, msgs, 24, out))
+        for msgs, out in zip((first, second + first[:10]), outs, strict=True)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    results = [r for out in outs for r in out]
+    assert sum(r.failed for r in results) == 0 and not [d for r in results for d in r.dead]
+    acked = {rid for r in results for ids in r.acks.values() for rid in ids}
+    assert acked == {r["id"] for c in chains.values() for r in c}
+    for d in devices:
+        assert db.records(d) == chains[d]
+    assert db.parked() == 0
