@@ -73,9 +73,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def content(n: int) -> dict[str, Any]:
-    """A rating as the session builds it: one case, a clerk, no reasons."""
+    """A rating as the session builds it: one case, a clerk, no reasons (valid against the
+    published rating schema: the hub refuses anything else)."""
     return {
-        "presentation_id": f"p-{n}",
+        "presentation_id": f"00000000-0000-7000-8000-{n % 16**12:012x}",
         "level": "satisfied",
         "score": 8,
         "satisfaction": 4,
