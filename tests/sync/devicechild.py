@@ -3,12 +3,13 @@ again: ``python -m tests.sync.devicechild --store PATH --device ID --port N [...
 
 It runs the real :class:`sync.mqtt.SyncWorker` over the store at ``--store`` (as the pad's sync
 thread does) and, with ``--live N``, appends N more ratings through the real
-``Store.append_rating`` (signed with the device key at ``--key``), one every ``--every``
+``Store.append_rating`` (signed with the device key at ``--key``), each followed by an event
+(``Store.append_event``: a printer fault starting or ending), one pair every ``--every``
 seconds, calling ``notify()`` after each as the app does.  The backlog goes slowly by default
-(``--burst`` 20, then ``--max-rate`` 60/s) so that a kill lands mid-drain.  It prints ``started`` once the
-worker runs, ``live <id>`` after each committed rating (the parent knows every id that must
-reach the city, even of a run it kills) and ``done`` when the live ratings are all committed;
-then it keeps uploading until it is killed or its standard input closes.
+(``--burst`` 20, then ``--max-rate`` 60/s) so that a kill lands mid-drain.  It prints
+``started`` once the worker runs, ``live <rating id> <event id>`` after each committed pair and
+``done`` when they are all committed; then it keeps uploading until it is killed or its
+standard input closes.
 """
 
 from __future__ import annotations
@@ -64,8 +65,10 @@ def main(argv: list[str]) -> int:
         with Store(Path(args.store), device_id=args.device, signer=signer) as store:
             for n in range(args.live):
                 record = store.append_rating(content(args.first + n))
+                fault = {"fault": "offline", "active": n % 2 == 0, "message": ""}
+                event = store.append_event("printer_fault", fault)
                 worker.notify()
-                print(f"live {record['id']}", flush=True)
+                print(f"live {record['id']} {event['id']}", flush=True)
                 if stop.wait(args.every):
                     break
     print("done", flush=True)

@@ -2,14 +2,15 @@
 (tests/faultproxy.py) → a real mosquitto → the reference hub receiver (sync/hub) → its database.
 
 Each test gives several pads a signed backlog, starts their real :class:`sync.mqtt.SyncWorker`
-(through the proxy) and commits live ratings through the real ``Store.append_rating`` while a
-fault hits: the broker stopped and started again, connections cut in the middle of a PUBLISH,
+(through the proxy) and commits live ratings (``Store.append_rating``) and events
+(``Store.append_event``) while a fault hits: the broker stopped and started again, connections cut in the middle of a PUBLISH,
 the city's acks lost, the pads' process SIGKILLed mid-drain and started again, the receiver's
 process SIGKILLed mid-store and started again.  Then it waits (a deadline, never a sleep) for the
 consistent state — every outbox empty and the hub holding as many records as the stores — and
-checks that every rating is in the hub's database exactly once, in each pad's ``seq`` order,
-with an intact chain (``verify_chain`` over ``HubDB.records``) and the same ids as the pad's own
-store, and that no message went to the dead letters.
+checks that every rating and every event is in the hub's database exactly once, in each pad's
+``seq`` order (each stream its own chain), with an intact chain (``verify_chain`` over
+``HubDB.records``) and the same ids as the pad's own store, and that no message went to the dead
+letters.
 
 The pads send their backlog slowly on purpose (``burst`` 20, then 60/s) so that a fault, waited
 for by a condition on the hub's count, lands while they drain.
@@ -78,10 +79,12 @@ class Pad:
         self.worker.start()
 
     def live(self, n: int) -> None:
-        """``n`` ratings committed as the app commits them (signed), the worker notified."""
+        """``n`` ratings committed as the app commits them (signed), each followed by an event
+        (a printer fault starting or ending), the worker notified after each."""
         with Store(self.path, device_id=self.name, signer=self.key) as store:
             for _ in range(n):
                 store.append_rating(content(self.next_case))
+                store.append_event("printer_fault", printer_fault(self.next_case))
                 self.next_case += 1
                 if self.worker is not None:
                     self.worker.notify()
@@ -106,11 +109,16 @@ class Pad:
         finally:
             conn.close()
 
-    def ids(self) -> list[str]:
-        return [r[0] for r in self.read("SELECT id FROM ratings ORDER BY seq")]
+    def ids(self, stream: str = "ratings") -> list[str]:
+        return [r[0] for r in self.read(f"SELECT id FROM {stream} ORDER BY seq")]
 
     def outbox(self) -> int:
-        return int(self.read("SELECT count(*) FROM outbox")[0][0])
+        """Ratings and events waiting for the city's ack."""
+        return int(
+            self.read("SELECT (SELECT count(*) FROM outbox) + (SELECT count(*) FROM event_outbox)")[
+                0
+            ][0]
+        )
 
 
 class City:
@@ -132,13 +140,19 @@ class City:
             pad.live(n)
 
     def stored(self) -> int:
-        return self.hub.count("ratings")
+        """Ratings and events in the hub."""
+        return self.hub.count()
 
     def total(self) -> int:
-        return sum(len(pad.ids()) for pad in self.pads)
+        """Ratings and events in the pads' stores."""
+        return sum(len(pad.ids()) + len(pad.ids("events")) for pad in self.pads)
 
-    def wait_stored(self, at_least: int) -> None:
-        wait_for(lambda: self.stored() >= at_least, SETTLE, f"{at_least} ratings in the hub")
+    def wait_ratings(self, at_least: int) -> None:
+        wait_for(
+            lambda: self.hub.count("ratings") >= at_least,
+            SETTLE,
+            f"{at_least} ratings in the hub",
+        )
 
     def consistent(self) -> bool:
         return all(pad.outbox() == 0 for pad in self.pads) and self.stored() == self.total()
@@ -159,12 +173,14 @@ class City:
             )
         assert self.hub.dead() == []
         for pad in self.pads:
-            records = self.hub.records(pad.name)
-            ids = [r["id"] for r in records]
-            assert ids == pad.ids(), f"{pad.name}: the hub's records differ from the store's"
-            assert len(set(ids)) == len(ids)
-            assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
-            assert verify_chain(records) is None
+            for stream in ("ratings", "events"):
+                records = self.hub.records(pad.name, stream)
+                ids = [r["id"] for r in records]
+                assert ids == pad.ids(stream), f"{pad.name}: the hub's {stream} differ"
+                assert len(set(ids)) == len(ids)
+                assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+                assert verify_chain(records) is None
+        assert self.hub.count("events") > 0
         (distinct,) = self.hub.rows("SELECT count(DISTINCT id) FROM hub_records")[0]
         assert int(distinct) == self.stored() == self.total()
 
@@ -173,6 +189,11 @@ class City:
             pad.stop()
         self.proxy.close()
         self.hub.close()
+
+
+def printer_fault(n: int) -> dict[str, Any]:
+    """A printer fault starting (odd ``n``) or ending (even): an event as the app writes it."""
+    return {"fault": "offline", "active": n % 2 == 1, "message": ""}
 
 
 def start_receiver(city: City) -> Receiver:
@@ -206,9 +227,9 @@ def receiver(city: City) -> Iterator[Receiver]:
 
 def test_broker_stopped_and_started_again(city: City, receiver: Receiver) -> None:
     city.start_pads()
-    city.wait_stored(PADS * 30)  # past the bursts: the pads drain at the token rate now
+    city.wait_ratings(PADS * 30)  # past the bursts: the pads drain at the token rate now
     city.broker.stop()
-    assert city.stored() < PADS * BACKLOG, "the fault must land mid-drain"
+    assert city.hub.count("ratings") < PADS * BACKLOG, "the fault must land mid-drain"
     city.live(LIVE)  # committed while the city is unreachable
     wait_for(
         lambda: not any(p.worker and p.worker.status.connected for p in city.pads),
@@ -224,11 +245,11 @@ def test_broker_stopped_and_started_again(city: City, receiver: Receiver) -> Non
 def test_connections_cut_in_the_middle_of_a_publish(city: City, receiver: Receiver) -> None:
     city.start_pads()
     for cut in range(1, 4):
-        city.wait_stored(PADS * 25 * cut)
+        city.wait_ratings(PADS * 25 * cut)
         city.proxy.cut_mid_publish(f"{PREFIX}/+/ratings")
         wait_for(lambda c=cut: city.proxy.stats.cuts >= c, 10, f"cut {cut}")
         city.live(LIVE // 2)
-    assert city.stored() < PADS * BACKLOG, "the cuts must land mid-drain"
+    assert city.hub.count("ratings") < PADS * BACKLOG, "the cuts must land mid-drain"
     city.settle()
     assert city.proxy.stats.cuts == 3
 
@@ -241,10 +262,10 @@ def test_acks_lost(city: City, receiver: Receiver) -> None:
     city.proxy.drop_publishes(f"{PREFIX}/+/acks")
     city.start_pads()
     city.live(LIVE)
-    city.wait_stored(PADS * 40)
+    city.wait_ratings(PADS * 40)
     wait_for(lambda: receiver.stats["duplicates"] > 0, 10, "the pads to resend")
     assert city.proxy.stats.dropped > 0
-    assert [pad.outbox() for pad in city.pads] == [BACKLOG + LIVE] * PADS  # nothing acked
+    assert [pad.outbox() for pad in city.pads] == [BACKLOG + 2 * LIVE] * PADS  # nothing acked
     city.proxy.stop_dropping()
     city.live(LIVE)
     city.settle()
@@ -322,7 +343,7 @@ def test_receiver_sigkilled_mid_store_and_started_again(city: City) -> None:
     try:
         city.start_pads()
         city.live(LIVE)
-        city.wait_stored(PADS * 40)
+        city.wait_ratings(PADS * 40)
         hub.send_signal(signal.SIGKILL)
         hub.wait(10)
         assert city.stored() < city.total(), "the kill must land mid-drain"
