@@ -151,6 +151,8 @@ class MqttConfig:
     reconnect_spread: float
     """Seconds of random extra wait before the first reconnect after a lost connection,
     0…3600; default 10.0."""
+    status_every: float = 60.0
+    """Seconds between refreshes of the retained status (5…3600); default 60.0."""
     urls: tuple[str, ...] = ()
     """Broker URLs tried in turn (``mqtt://host:port``, ``mqtts://host:port``); ``()``
     (default) means ``mqtt://{host}:{port}``."""
@@ -767,6 +769,7 @@ RULES: dict[tuple[str, str], _Rule] = {
     ("mqtt", "burst"): _int_range(1, 100_000),
     ("mqtt", "max_unacked"): _int_range(1, 10_000),
     ("mqtt", "reconnect_spread"): _seconds(0, 3600),
+    ("mqtt", "status_every"): _seconds(5, 3600),
     ("mqtt", "urls"): _broker_urls,
     ("mqtt", "protocol"): _one_of(MQTT_PROTOCOLS),
     ("storage", "path"): _not_empty("a file path"),

@@ -171,6 +171,7 @@ def _sync(config: Config) -> Any:
         burst=mq.burst,
         max_unacked=mq.max_unacked,
         reconnect_spread=mq.reconnect_spread,
+        status_every=mq.status_every,
         brokers=mq.urls,
         protocol=mq.protocol,
         tls_ca=str(mq.tls_ca or ""),

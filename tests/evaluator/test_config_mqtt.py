@@ -150,3 +150,15 @@ def test_a_certificate_for_another_key_is_refused(tmp_path: Path, tls: Path) -> 
     tlscerts.create_tls_key(tls / "device.key")  # a new key; the certificate is the old one's
     (line,) = problems(tmp_path, URLS + TLS)
     assert "mqtt.tls_cert" in line and "not for tls_key" in line
+
+
+def test_status_every_reaches_the_worker_and_is_bounded(tmp_path: Path) -> None:
+    from evaluator.devices import _sync
+
+    config = load_config([site(tmp_path, 'status_every = "5m"')])
+    assert config.mqtt.status_every == 300.0
+    worker = _sync(config)
+    assert worker.status_every == 300.0
+    assert load_config([site(tmp_path, "")]).mqtt.status_every == 60.0
+    (line,) = problems(tmp_path, 'status_every = "1s"')
+    assert "mqtt.status_every" in line
