@@ -118,7 +118,10 @@ def _apply(app: App, keys: set[tuple[str, str]]) -> None:
     session.thanks = cfg.session.thanks
     session.followup_window = cfg.session.followup_window
     app.press_filter.guard = cfg.session.press_guard
-    if not session.rating_open:  # an open rating screen keeps the reasons it offers
-        session.reasons = load_reasons(cfg.session.reasons_file)
+    reasons = load_reasons(cfg.session.reasons_file)
+    if session.rating_open:  # an open rating screen keeps the reasons it offers; the next gets
+        session.next_reasons = reasons  # the new list (it was lost when set nowhere)
+    else:
+        session.reasons, session.next_reasons = reasons, None
     app.phrases = shipped_phrases.__wrapped__(cfg.session.phrases_file)  # not the cached list
     app.redraw()

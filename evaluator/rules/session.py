@@ -193,6 +193,9 @@ class Session:
     ) -> None:
         self.ledger = ledger
         self.reasons = reasons
+        self.next_reasons: ReasonCatalog | None = None
+        """A list reloaded while a rating screen was open: offered from the next presentation
+        on (the open one keeps what it offers)."""
         self.clock = clock
         self.timeout = timeout
         self.thanks = thanks
@@ -325,6 +328,8 @@ class Session:
             raise RequestError("paused", "the window is paused (暂停服务); resume it first")
         if self.rating_open:
             raise RequestError("busy", "a rating is in progress; wait for it to end")
+        if self.next_reasons is not None:
+            self.reasons, self.next_reasons = self.next_reasons, None
         before = self.ledger.case_kinds(request.serials)
         for case in request.cases:
             kind = before.get(case.serial)
