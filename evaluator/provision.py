@@ -67,6 +67,21 @@ COLUMNS: dict[str, str] = {
     "receipts": "[receipt] print: never, always, unrated or request",
     "buttons": "[buttons] BCM pins of 非常满意,满意,基本满意,不满意,非常不满意 (5 numbers, ',')",
 }  # fmt: skip
+#: The ``(section, key)`` each named column may set (``device.id`` from a ``section.key``
+#: column would name another pad than the folder, the device key and the TLS request).
+NAMED_KEYS: dict[str, frozenset[tuple[str, str]]] = {
+    "device_id": frozenset({("device", "id")}),
+    "hall": frozenset({("receipt", "hall")}),
+    "window": frozenset({("device", "window")}),
+    "area_code": frozenset({("device", "area_code")}),
+    "brokers": frozenset({("mqtt", "urls")}),
+    "counter_port": frozenset({("counter", "port")}),
+    "printer": frozenset(("printer", k) for k in
+                         ("kind", "vendor_id", "product_id", "path", "baudrate", "host", "port")),
+    "paper": frozenset({("printer", "paper")}),
+    "receipts": frozenset({("receipt", "print")}),
+    "buttons": frozenset(("buttons", k) for k in BUTTON_KEYS),
+}  # fmt: skip
 MODES = ("clerk", "self-service")
 #: Columns a row must fill unless the template sets their key.
 REQUIRED_COLUMNS: dict[str, tuple[str, str]] = {
@@ -135,6 +150,12 @@ def read_sheet(path: Path) -> tuple[list[str], list[Row]]:
         problems.append(f"{path}: row 1: unknown column {name!r}{hint}")
     if "device_id" not in header:
         problems.append(f"{path}: row 1: no device_id column")
+    for name in header:  # a key two columns set: one would silently win over the other
+        key = _key_column(name)
+        owner = next((c for c, keys in NAMED_KEYS.items() if key and key in keys), None)
+        if owner is not None and (owner in header or owner == "device_id"):
+            problems.append(f"{path}: row 1: column {name!r} sets what column {owner!r} sets; "
+                            f"use {owner!r}")  # fmt: skip
     dupes = sorted({h for h in header if header.count(h) > 1})
     problems += [f"{path}: row 1: column {h!r} appears twice" for h in dupes]
     if problems:
@@ -338,7 +359,9 @@ def toml_value(value: Any) -> str:
 
 def render(config: dict[str, Any], header: Sequence[str]) -> str:
     """The file's text: the header as comments, then each section."""
-    lines = [f"# {line}" if line else "#" for line in header]
+    # every line of a header line a comment: a sheet's name with a line break is no TOML
+    lines = [f"# {part}" if part else "#" for line in header
+             for part in (line.splitlines() or [""])]  # fmt: skip
     for key, value in config.get("", {}).items():
         lines.append(f"{json.dumps(key)} = {toml_value(value)}")
     for section, table in config.items():
