@@ -12,8 +12,9 @@ each pad is a real :class:`sync.mqtt.SyncWorker` thread with the shipped ``[mqtt
 its own store, which holds ``--backlog`` ratings signed with its own device key (the shortcut of
 :func:`bench.sync_link.build_store`), that key registered in the hub's database.  At "go" every
 worker starts; while the backlog drains, each pad commits ``--live`` more ratings through the
-real ``Store.append_rating`` (signed, ``notify()`` after each), at random moments of the first
-few seconds.
+real ``Store.append_rating`` (signed, ``notify()`` after each), at random moments.  The pads
+start at random moments of the first ``--ramp`` seconds (default 10, the shipped
+``reconnect_spread``: how a city's pads come back after an outage).
 
 Reported: every rating stored exactly once (the count, no id twice, each pad's records in the
 hub in its seq order with an intact chain (``verify_chain``) and the same ids as its store, every
@@ -49,7 +50,7 @@ from typing import Any
 from bench.sync_fleet import defaults
 from bench.sync_link import PREFIX, REPO, Broker, build_store, content
 
-#: Seconds over which each pad commits its live ratings, after "go".
+#: Seconds, after the last pad started, during which live ratings are still committed.
 LIVE_SPREAD = 5.0
 
 
@@ -120,10 +121,12 @@ def receiver_role(args: argparse.Namespace) -> int:
     done = threading.Event()
     threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
     while not done.wait(0.2):
-        print(f"stats {json.dumps(_stats_dict(receiver.stats))}", flush=True)
+        print(f"stats {json.dumps({**_stats_dict(receiver.stats), 't': time.monotonic()})}")
+        sys.stdout.flush()
     receiver.stop()
     receiver.join()
-    print(f"stats {json.dumps(_stats_dict(receiver.stats))}", flush=True)
+    print(f"stats {json.dumps({**_stats_dict(receiver.stats), 't': time.monotonic()})}")
+    sys.stdout.flush()
     return 0
 
 
@@ -155,9 +158,12 @@ def devices_role(args: argparse.Namespace) -> int:
     if sys.stdin.readline().strip() != "go":
         return 1
     go = time.monotonic()
+    rng = random.Random(args.first)
     settings = defaults()
     if args.resend_after:
         settings["resend_after"] = args.resend_after
+    # The live ratings' stores are opened before any worker runs (an open writes to the store).
+    stores = {name: Store(work / f"{name}.db", device_id=name, signer=keys[name]) for name in names}
     workers = {
         name: SyncWorker(
             store_path=work / f"{name}.db",
@@ -169,16 +175,16 @@ def devices_role(args: argparse.Namespace) -> int:
         )
         for name in names
     }
-    for w in workers.values():
-        w.start()
-    stores = {name: Store(work / f"{name}.db", device_id=name, signer=keys[name]) for name in names}
-    # Each pad's live ratings at random moments of the first LIVE_SPREAD seconds, in time order.
-    rng = random.Random(args.first)
-    plan = sorted(
-        (rng.uniform(0, LIVE_SPREAD), name, k) for name in names for k in range(args.live)
-    )
+    # Started over --ramp seconds, at random moments: pads never power up in the same
+    # millisecond, and after an outage their reconnect_spread staggers them the same way.
+    starts = sorted((rng.uniform(0, args.ramp), name) for name in names)
+    threading.Thread(target=_start_workers, args=(go, starts, workers), daemon=True).start()
+    # Each pad's live ratings at random moments while the fleet starts and drains (the first
+    # --ramp + LIVE_SPREAD seconds), in time order; a pad not started yet keeps them waiting.
+    span = args.ramp + LIVE_SPREAD
+    plan = sorted((rng.uniform(0, span), name, k) for name in names for k in range(args.live))
     for at, name, k in plan:
-        delay = go + at - time.monotonic()
+        delay = go + args.ramp + at - time.monotonic()
         if delay > 0:
             time.sleep(delay)
         stores[name].append_rating(content(args.backlog + 1 + k))
@@ -186,7 +192,7 @@ def devices_role(args: argparse.Namespace) -> int:
     for store in stores.values():
         store.close()
     print("live-done", flush=True)
-    while any(w.status.pending for w in workers.values()):
+    while any(not w.is_alive() or w.status.pending for w in workers.values()):
         time.sleep(0.05)
     drained = time.monotonic() - go
     print(f"drained {drained:.3f}", flush=True)
@@ -196,6 +202,14 @@ def devices_role(args: argparse.Namespace) -> int:
     for w in workers.values():
         w.join(5)
     return 0
+
+
+def _start_workers(go: float, starts: list[tuple[float, str]], workers: dict[str, Any]) -> None:
+    for at, name in starts:
+        delay = go + at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        workers[name].start()
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -236,6 +250,14 @@ class Child:
         got = self.said("stats")
         return json.loads(got[-1].split(" ", 1)[1]) if got else {}
 
+    def samples(self) -> list[tuple[float, int]]:
+        """(CLOCK_MONOTONIC, records stored so far) of every stats line (every 0.2 s)."""
+        out = []
+        for line in self.said("stats"):
+            got = json.loads(line.split(" ", 1)[1])
+            out.append((float(got["t"]), int(got.get("stored", 0))))
+        return out
+
     def tell(self, line: str) -> None:
         assert self.proc.stdin is not None
         with contextlib.suppress(OSError):
@@ -252,6 +274,24 @@ class Child:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(5)
+
+
+def rates(samples: list[tuple[float, int]]) -> tuple[float, float]:
+    """A receiver's storing rate from its samples: the busiest second (records stored in the
+    best 1 s window) and the sustained rate (from 10 % to 90 % of what it stored in all)."""
+    if len(samples) < 2 or not samples[-1][1]:
+        return 0.0, 0.0
+    best, j = 0, 0
+    for i, (t, n) in enumerate(samples):
+        j = max(j, i)
+        while j < len(samples) - 1 and samples[j][0] < t + 1.0:
+            j += 1
+        if samples[j][0] >= t + 0.999:
+            best = max(best, samples[j][1] - n)
+    final = samples[-1][1]
+    t10 = next(t for t, n in samples if n >= 0.1 * final)
+    t90 = next(t for t, n in samples if n >= 0.9 * final)
+    return float(best), (0.8 * final / (t90 - t10) if t90 > t10 else 0.0)
 
 
 def wait_until(
@@ -290,8 +330,9 @@ class SysWatch:
             self.peak = max(self.peak, self.last)
 
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        with contextlib.suppress(Exception):
+            self.client.disconnect()
+            self.client.loop_stop()
 
 
 @dataclass
@@ -362,6 +403,7 @@ def run(
     db_url: str = "",
     resend_after: float = 0.0,
     timeout: float = 900.0,
+    ramp: float = 10.0,
 ) -> Result:
     """One fleet run in ``work``; raises ``RuntimeError`` when it cannot finish."""
     from sync.hub.db import open_db
@@ -388,6 +430,7 @@ def run(
                     f"--backlog={backlog}",
                     f"--live={live}",
                     f"--resend-after={resend_after}",
+                    f"--ramp={ramp}",
                 ],
             )
             for first in range(0, devices, per_process)
@@ -440,17 +483,16 @@ def run(
             c.cpu = proc_cpu(c.proc.pid) - cpu0[id(c)]
         result.cpu["broker"] = proc_cpu(broker.proc.pid) - cpu0[id(broker)]
         result.peak_connections = watch.peak
-        for i, c in enumerate(hubs):
+        for c in hubs:
             stats = c.last_stats()
-            stored = int(stats.get("stored", 0))
-            span = last_stored.get(i, (go, 0))[0] - first_stored.get(i, go)
+            busiest, sustained = rates(c.samples())
             result.per_receiver.append(
                 {
-                    "stored": stored,
+                    "stored": int(stats.get("stored", 0)),
                     "duplicates": int(stats.get("duplicates", 0)),
                     "received": int(stats.get("received", 0)),
-                    "stored/s": stored / span if span > 0 else 0.0,
-                    "stored/s over the drain": stored / result.drain_s,
+                    "busiest second": busiest,
+                    "sustained/s": sustained,
                     "cpu_s": c.cpu,
                 }
             )
@@ -463,11 +505,12 @@ def run(
         children.clear()
         audit(db_url, work, names, result)
     finally:
+        for c in children:
+            with contextlib.suppress(OSError):
+                c.proc.kill()
+            c.proc.wait(5)
         if watch is not None:
             watch.close()
-        for c in children:
-            c.proc.kill()
-            c.proc.wait(5)
         broker.stop()
     return result
 
@@ -498,8 +541,9 @@ def report(result: Result, args: argparse.Namespace) -> str:
         rows.append(
             (
                 f"receiver {i}",
-                f"{r['stored']:,} stored ({r['stored/s']:,.0f}/s while storing), "
-                f"{r['duplicates']:,} duplicates acked again, {r['cpu_s']:.1f} s CPU",
+                f"{r['stored']:,} stored, {r['sustained/s']:,.0f}/s sustained (10–90 %),"
+                f" busiest second {r['busiest second']:,.0f}; {r['received']:,} messages,"
+                f" {r['duplicates']:,} duplicates acked again; {r['cpu_s']:.1f} s CPU",
             )
         )
     rows.append(("peak broker connections ($SYS)", f"{result.peak_connections:,}"))
@@ -525,6 +569,9 @@ def main(argv: list[str]) -> int:
         "--resend-after", type=float, default=0.0, help="seconds (default: the shipped value)"
     )
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument(
+        "--ramp", type=float, default=10.0, help="seconds over which the pads start (random)"
+    )
     # the roles' own options
     parser.add_argument("--work", default="")
     parser.add_argument("--port", type=int, default=0)
@@ -552,6 +599,7 @@ def main(argv: list[str]) -> int:
             db_url=args.db,
             resend_after=args.resend_after,
             timeout=args.timeout,
+            ramp=args.ramp,
         )
     print(report(result, args))
     return 0 if result.ok else 1
