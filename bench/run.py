@@ -31,7 +31,9 @@ Issue 8's figures (:mod:`bench.sync_link`; alone: ``python -m bench.run --sync``
 backlog drained end to end beside raw paho QoS 1; commit → at city and the worker's CPU per
 rating at 100,000 past ratings beside an empty store; the store's open at 100k beside empty.
 The city receiver's records/s on SQLite and PostgreSQL beside raw inserts (:mod:`bench.hub`;
-alone: ``python -m bench.run --hub``).
+alone: ``python -m bench.run --hub``).  The fleet run, 1,000 pads against two receivers
+(:mod:`bench.fleet`; ``python -m bench.run --fleet [its options]``, not part of the default run:
+minutes).
 
 Headless (SDL dummy driver); every file lives in a temporary directory.
 """
@@ -376,4 +378,8 @@ if __name__ == "__main__":
         from bench import hub
 
         sys.exit(hub.main())
+    if "--fleet" in sys.argv[1:]:  # 1,000 pads against two receivers (bench/fleet.py)
+        from bench import fleet
+
+        sys.exit(fleet.main([a for a in sys.argv[1:] if a != "--fleet"]))
     sys.exit(sync_link.main() if "--sync" in sys.argv[1:] else main())
