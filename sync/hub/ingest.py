@@ -217,7 +217,10 @@ class Ingest:
             return self._dead(device_id, topic, "not UTF-8", payload)
         if stream == "status" and not text:
             return (device_id, "")  # a retained status cleared: nothing to keep
-        if nesting_depth(payload) > MAX_DEPTH:
+        # the depth is at most the number of opening brackets (two C counts); a rating has ~12
+        if payload.count(b"[") + payload.count(b"{") > MAX_DEPTH and (
+            nesting_depth(payload) > MAX_DEPTH
+        ):
             return self._dead(device_id, topic, f"nested deeper than {MAX_DEPTH}", payload)
         try:
             obj = json.loads(text)
