@@ -37,8 +37,11 @@ def add_hub_parser(sub: Any) -> None:
         )
 
     def with_period(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--since", metavar="DATE", help="from this date/time (ISO), inclusive")
-        p.add_argument("--until", metavar="DATE", help="up to this date/time (ISO), exclusive")
+        p.add_argument("--since", metavar="DATE", type=_bound,
+                       help="from this date/time (ISO), inclusive; without an offset the "
+                            "hall's local time")  # fmt: skip
+        p.add_argument("--until", metavar="DATE", type=_bound,
+                       help="up to this date/time (ISO), exclusive")  # fmt: skip
 
     run = actions.add_parser("run", help="receive, verify, store and ack what the pads publish")
     with_db(run)
@@ -83,6 +86,17 @@ def add_hub_parser(sub: Any) -> None:
     with_db(export)
     with_period(export)
     export.add_argument("--out", type=Path, required=True, metavar="FILE.csv")
+
+
+def _bound(text: str) -> str:
+    """A ``--since``/``--until`` checked when parsed (a usage error, not a traceback)."""
+    from sync.hub.figures import parse_bound
+
+    try:
+        parse_bound(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def cmd_hub(args: argparse.Namespace, out: TextIO | None = None) -> int:

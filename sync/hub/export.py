@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sync.hub.db import HubDB
-from sync.hub.figures import in_period, parse_time
+from sync.hub.figures import in_period, parse_bound
 
 #: (CSV column, what it holds) — national names first, then the pad's own fields.
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -47,7 +47,7 @@ FIELDS = tuple(name for name, _ in COLUMNS)
 
 def rows(db: HubDB, *, since: str | None = None, until: str | None = None) -> Iterator[dict]:
     """One CSV row (a dict by :data:`FIELDS`) per case of each stored rating in the period."""
-    lo, hi = parse_time(since), parse_time(until)
+    lo, hi = parse_bound(since), parse_bound(until)
     for r in db.all_records("ratings"):
         if in_period(r.get("rated_at"), lo, hi):
             yield from _rows_of(r)

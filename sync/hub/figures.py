@@ -17,7 +17,10 @@
 
 Periods (``since``/``until``, ISO dates or times) select records by their own time
 (``rated_at`` / ``ended_at``), not by arrival: a pad offline for a day still counts its ratings
-in the right day.
+in the right day.  A bound with an offset is that instant; a date, or a time without an offset,
+is the hall's wall-clock time as the pad wrote it (:func:`parse_bound`): ``--since 2026-05-01``
+is May 1st in Shantou whatever the hub's own time zone (read as UTC, it left a hall's first
+eight hours of each day in the day before).
 """
 
 from __future__ import annotations
@@ -72,7 +75,21 @@ def parse_time(text: str | None) -> dt.datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
+def parse_bound(text: str | None) -> dt.datetime | None:
+    """A period's bound: an ISO date or time; without an offset it stays naive, meaning the
+    wall-clock time at the pad (:func:`in_period`).  A clear ``ValueError`` for anything else."""
+    if not text:
+        return None
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r}: expected an ISO date or time, e.g. 2026-05-01, "
+                         "2026-05-01T08:00 or 2026-05-01T08:00+08:00") from None  # fmt: skip
+
+
 def in_period(text: Any, since: dt.datetime | None, until: dt.datetime | None) -> bool:
+    """``text`` (a record's own time) is in ``[since, until)``.  A naive bound is compared
+    with the record's wall-clock time (its own offset), an aware one with its instant."""
     if since is None and until is None:
         return True
     try:
@@ -81,7 +98,11 @@ def in_period(text: Any, since: dt.datetime | None, until: dt.datetime | None) -
         return False
     if at is None:
         return False
-    return (since is None or at >= since) and (until is None or at < until)
+
+    def seen(bound: dt.datetime) -> dt.datetime:
+        return at.replace(tzinfo=None) if bound.tzinfo is None else at
+
+    return (since is None or seen(since) >= since) and (until is None or seen(until) < until)
 
 
 def _serials(record: Mapping[str, Any]) -> list[str]:
@@ -90,7 +111,7 @@ def _serials(record: Mapping[str, Any]) -> list[str]:
 
 def figures(db: HubDB, *, since: str | None = None, until: str | None = None) -> dict[str, Any]:
     """The art. 33 figures (see the module docstring) as one JSON-ready dict."""
-    lo, hi = parse_time(since), parse_time(until)
+    lo, hi = parse_bound(since), parse_bound(until)
     hall, clerks, matters = _Tally(), {}, {}
     good = 0
 
@@ -167,7 +188,7 @@ def figures(db: HubDB, *, since: str | None = None, until: str | None = None) ->
 
 def coverage(db: HubDB, *, since: str | None = None) -> dict[str, Any]:
     """Hall coverage (覆盖率): registered devices online ÷ registered devices."""
-    lo = parse_time(since)
+    lo = parse_bound(since)
     statuses = db.statuses()
     devices = []
     for device_id in sorted(db.devices()):
@@ -188,7 +209,7 @@ def coverage(db: HubDB, *, since: str | None = None) -> dict[str, Any]:
 
 def bad_ratings(db: HubDB, *, since: str | None = None, until: str | None = None) -> list[dict]:
     """Every 差评 in the period, oldest first by the pad's time: what a work order needs."""
-    lo, hi = parse_time(since), parse_time(until)
+    lo, hi = parse_bound(since), parse_bound(until)
     out = []
     for r in db.all_records("ratings"):
         if r.get("level") not in BAD_LEVELS or not in_period(r.get("rated_at"), lo, hi):
@@ -212,7 +233,7 @@ def follow_ups(
 ) -> list[dict[str, Any]]:
     """Cases shown and not rated (outcome ``not_rated``) with no first rating since: the
     province's SMS follow-up (art. 25), one row per serial, oldest first."""
-    lo, hi = parse_time(since), parse_time(until)
+    lo, hi = parse_bound(since), parse_bound(until)
     rated = {s for r in _first_ratings(db.all_records("ratings")) for s in _serials(r)}
     out: dict[str, dict[str, Any]] = {}
     for e in db.all_records("events"):
