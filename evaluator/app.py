@@ -73,6 +73,9 @@ _FIELDS: dict[str, set[str]] = {
 NOTICE_SECONDS = 5.0
 #: Seconds between attempts to reopen / probe a faulty store.
 MAINTENANCE_SECONDS = 2.0
+#: Requests and commands answered per turn of the loop: a flood of them (a business system or
+#: the city gone wild) still leaves the citizen's taps and presses and the screen a turn between.
+INBOX_PER_STEP = 32
 #: Seconds the screensaver's label stays in one place before it moves on (against burn-in).
 SAVER_STEP_SECONDS = 60.0
 #: Screens the screensaver may replace (never a rating screen, a pause or a notice).
@@ -857,6 +860,8 @@ class App:
     def _sleep_for(self) -> float:
         now = self.clock.now().mono
         wakeups = [1.0]  # the countdown shows whole seconds; storage upkeep runs at most this late
+        if not self.inbox.empty():  # more requests than one turn answers
+            wakeups.append(0.0)
         if self.receipts is not None and self.receipts.due:
             wakeups.append(0.0)  # a receipt to make now that its screen is drawn
         deadline = self.session.next_deadline()
@@ -948,7 +953,7 @@ class App:
     # -- counter requests -------------------------------------------------------------------------
 
     def _drain_inbox(self) -> None:
-        while True:
+        for _ in range(INBOX_PER_STEP):  # the rest in the next turn (_sleep_for waits not)
             try:
                 message = self.inbox.get_nowait()
             except queue.Empty:
