@@ -142,6 +142,7 @@ def devices_role(args: argparse.Namespace) -> int:
     ``key <device> <public key>`` each, then ``built``), waits for ``go``, runs their workers,
     commits the live ratings, prints ``drained <s after go>`` once every outbox is empty, and
     stops at ``stop`` (or when stdin closes)."""
+    from evaluator.rules.errors import StoreError
     from sync.keys import DeviceKey
     from sync.mqtt import SyncWorker
     from sync.store import Store
@@ -158,8 +159,13 @@ def devices_role(args: argparse.Namespace) -> int:
     if sys.stdin.readline().strip() != "go":
         return 1
     go = time.monotonic()
+    if args.patch_connack_wait:
+        patch_connack_wait()
     rng = random.Random(args.first)
     settings = defaults()
+    # A real pad runs its full store check on its own CPU and card 60 s after start; 100 pads
+    # per process on one disk would run theirs at the same moment, which no hall ever does.
+    settings["store_check_after"] = 3600.0
     if args.resend_after:
         settings["resend_after"] = args.resend_after
     # The live ratings' stores are opened before any worker runs (an open writes to the store).
@@ -181,17 +187,25 @@ def devices_role(args: argparse.Namespace) -> int:
     threading.Thread(target=_start_workers, args=(go, starts, workers), daemon=True).start()
     # Each pad's live ratings at random moments while the fleet starts and drains (the first
     # --ramp + LIVE_SPREAD seconds), in time order; a pad not started yet keeps them waiting.
+    busy = 0  # live appends that found the store locked and were tried again
     span = args.ramp + LIVE_SPREAD
     plan = sorted((rng.uniform(0, span), name, k) for name in names for k in range(args.live))
     for at, name, k in plan:
         delay = go + args.ramp + at - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        stores[name].append_rating(content(args.backlog + 1 + k))
+        while True:
+            try:
+                stores[name].append_rating(content(args.backlog + 1 + k))
+                break
+            except StoreError as exc:  # "database is locked": 100 pads share this process
+                busy += 1
+                print(f"busy {name} {exc}", file=sys.stderr, flush=True)
+                time.sleep(0.05)
         workers[name].notify()
     for store in stores.values():
         store.close()
-    print("live-done", flush=True)
+    print(f"live-done {busy}", flush=True)
     while any(not w.is_alive() or w.status.pending for w in workers.values()):
         time.sleep(0.05)
     drained = time.monotonic() - go
@@ -202,6 +216,27 @@ def devices_role(args: argparse.Namespace) -> int:
     for w in workers.values():
         w.join(5)
     return 0
+
+
+def patch_connack_wait() -> None:
+    """The experiment of ``--patch-connack-wait`` (off by default; the figures say which): a
+    worker whose socket is open but whose CONNACK has not come waits for the socket or the
+    CONNACK deadline only.  Unpatched, ``SyncWorker._deadline`` still counts the poll and status
+    times, which only move once connected: past due, the worker spins through ``select(0)``
+    (thousands of turns a second) until the broker answers, and a thousand pads reconnecting
+    to a loaded broker starve it of the CPU it needs to answer them (docs/scaling.md)."""
+    from sync.mqtt import SyncWorker
+
+    original = SyncWorker._deadline
+
+    def deadline(self: SyncWorker, now: float) -> float:
+        if not self._connected:
+            return min(
+                self._link_since + max(10.0, 2 * self.connect_timeout), now + self.keepalive / 2
+            )
+        return original(self, now)
+
+    SyncWorker._deadline = deadline  # type: ignore[method-assign]
 
 
 def _start_workers(go: float, starts: list[tuple[float, str]], workers: dict[str, Any]) -> None:
@@ -352,6 +387,7 @@ class Result:
     peak_connections: int = 0
     cpu: dict[str, float] = field(default_factory=dict)
     build_s: float = 0.0
+    busy_retries: int = 0  # live appends that met a locked store and were tried again
 
     @property
     def ok(self) -> bool:
@@ -404,6 +440,7 @@ def run(
     resend_after: float = 0.0,
     timeout: float = 900.0,
     ramp: float = 10.0,
+    patch_connack_wait: bool = False,
 ) -> Result:
     """One fleet run in ``work``; raises ``RuntimeError`` when it cannot finish."""
     from sync.hub.db import open_db
@@ -431,6 +468,7 @@ def run(
                     f"--live={live}",
                     f"--resend-after={resend_after}",
                     f"--ramp={ramp}",
+                    *(["--patch-connack-wait"] if patch_connack_wait else []),
                 ],
             )
             for first in range(0, devices, per_process)
@@ -498,6 +536,9 @@ def run(
             )
         result.cpu["receivers"] = sum(c.cpu for c in hubs)
         result.cpu["device processes"] = sum(c.cpu for c in fleet)
+        result.busy_retries = sum(
+            int(line.split()[1]) for c in fleet for line in c.said("live-done") if " " in line
+        )
         for c in fleet:
             c.tell("stop")
         for c in children:
@@ -551,6 +592,7 @@ def report(result: Result, args: argparse.Namespace) -> str:
         ("CPU seconds during the drain", ", ".join(f"{k} {v:.1f}" for k, v in result.cpu.items()))
     )
     rows.append(("setup (keys, signed stores)", f"{result.build_s:.1f} s"))
+    rows.append(("live appends retried (store locked)", f"{result.busy_retries}"))
     rows.append(("exactly once, in order, every outbox empty", "yes" if result.ok else "NO"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
@@ -569,6 +611,11 @@ def main(argv: list[str]) -> int:
         "--resend-after", type=float, default=0.0, help="seconds (default: the shipped value)"
     )
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument(
+        "--patch-connack-wait",
+        action="store_true",
+        help="an experiment: the pads' workers do not spin while awaiting a CONNACK",
+    )
     parser.add_argument(
         "--ramp", type=float, default=10.0, help="seconds over which the pads start (random)"
     )
@@ -600,7 +647,10 @@ def main(argv: list[str]) -> int:
             resend_after=args.resend_after,
             timeout=args.timeout,
             ramp=args.ramp,
+            patch_connack_wait=args.patch_connack_wait,
         )
+    if args.patch_connack_wait:
+        print("EXPERIMENT: the pads' workers patched not to spin while awaiting a CONNACK")
     print(report(result, args))
     return 0 if result.ok else 1
 
