@@ -161,6 +161,7 @@ def devices_role(args: argparse.Namespace) -> int:
     go = time.monotonic()
     if args.patch_connack_wait:
         patch_connack_wait()
+    turns = count_turns()
     rng = random.Random(args.first)
     settings = defaults()
     # A real pad runs its full store check on its own CPU and card 60 s after start; 100 pads
@@ -210,6 +211,8 @@ def devices_role(args: argparse.Namespace) -> int:
         time.sleep(0.05)
     drained = time.monotonic() - go
     print(f"drained {drained:.3f}", flush=True)
+    busiest = max(turns.values(), default=0)
+    print(f"turns {sum(turns.values())} {busiest} {drained:.3f}", flush=True)
     sys.stdin.readline()  # "stop"
     for w in workers.values():
         w.stop()
@@ -237,6 +240,23 @@ def patch_connack_wait() -> None:
         return original(self, now)
 
     SyncWorker._deadline = deadline  # type: ignore[method-assign]
+
+
+def count_turns() -> dict[int, int]:
+    """Counts each worker's loop turns (``SyncWorker._step`` calls), by thread id: an idle
+    worker turns about once a second, a spinning one thousands of times."""
+    from sync.mqtt import SyncWorker
+
+    turns: dict[int, int] = {}
+    original = SyncWorker._step
+
+    def step(self: SyncWorker) -> None:
+        key = id(self)
+        turns[key] = turns.get(key, 0) + 1
+        original(self)
+
+    SyncWorker._step = step  # type: ignore[method-assign]
+    return turns
 
 
 def _start_workers(go: float, starts: list[tuple[float, str]], workers: dict[str, Any]) -> None:
@@ -388,6 +408,8 @@ class Result:
     cpu: dict[str, float] = field(default_factory=dict)
     build_s: float = 0.0
     busy_retries: int = 0  # live appends that met a locked store and were tried again
+    turns_per_s: float = 0.0  # the workers' loop turns per second, all pads, go → drained
+    busiest_turns_per_s: float = 0.0  # the busiest single worker's
 
     @property
     def ok(self) -> bool:
@@ -536,6 +558,13 @@ def run(
             )
         result.cpu["receivers"] = sum(c.cpu for c in hubs)
         result.cpu["device processes"] = sum(c.cpu for c in fleet)
+        for c in fleet:
+            for line in c.said("turns"):
+                _, total, busiest, span = line.split()
+                result.turns_per_s += int(total) / float(span)
+                result.busiest_turns_per_s = max(
+                    result.busiest_turns_per_s, int(busiest) / float(span)
+                )
         result.busy_retries = sum(
             int(line.split()[1]) for c in fleet for line in c.said("live-done") if " " in line
         )
@@ -593,6 +622,12 @@ def report(result: Result, args: argparse.Namespace) -> str:
     )
     rows.append(("setup (keys, signed stores)", f"{result.build_s:.1f} s"))
     rows.append(("live appends retried (store locked)", f"{result.busy_retries}"))
+    rows.append(
+        (
+            "worker loop turns/s (all pads; busiest pad)",
+            f"{result.turns_per_s:,.0f}; {result.busiest_turns_per_s:,.0f}",
+        )
+    )
     rows.append(("exactly once, in order, every outbox empty", "yes" if result.ok else "NO"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
