@@ -378,6 +378,7 @@ class App:
             followup_window=config.session.followup_window,
             area_code=config.device.area_code,
             on_finished=self._finished,
+            on_ended=self._ended,
         )
         self._window_saved = ""
         """The window state (JSON) as the store last kept it."""
@@ -417,8 +418,9 @@ class App:
         when systemd watches nothing.  Set by :meth:`run` once every worker is started."""
         self._next_ping = 0.0
         self._watchdog_stopped = ""
-        self._outbox_at_open: int | None = None
-        """The outbox size when the open rating screen opened (``status`` says that one)."""
+        self._held_status: dict[str, Any] = {}
+        """``status``'s outbox, faults and printer when the open rating screen opened: said
+        until its 谢谢 has ended (art. 4: nothing the counter reads may change at a press)."""
         """The worker whose death stopped the pings ("" while they go on)."""
         self._printer_started = False
 
@@ -533,12 +535,19 @@ class App:
 
     def _storage_fault(self, message: str) -> None:
         """The store failed or works again: tell the counter, but never while a rating screen
-        is open — a failed 好评 write happens at the press, a 差评's only at submit, so telling
-        then would say which it was (art. 4).  :meth:`step` tells it once the screen closes."""
+        or the 谢谢 after it is up — a failed 好评 write happens at the press, a 差评's only at
+        submit, so telling then would say which it was (art. 4).  :meth:`step` tells it once
+        the 谢谢 has ended."""
         self._city_store_fault(message)
         self._fault_pending = True
-        if not self.session_rating_open():
+        session = getattr(self, "session", None)
+        if session is None or not session.held:
             self._tell_fault(message)
+
+    def _link_up(self) -> bool:
+        """The counter can hear an event now (no link: nobody to wait for)."""
+        connected = getattr(self.link, "connected", None)
+        return self.link is None or connected is None or connected.is_set()
 
     def session_rating_open(self) -> bool:
         """A rating screen is showing (``False`` before the session exists)."""
@@ -576,7 +585,9 @@ class App:
             connected = getattr(self.link, "connected", None)
             link = "up" if connected is None or connected.is_set() else "down"
         state = (printer, link, self.clock.now().synced)
-        if state != self._city_state:
+        # Not while a rating or its 谢谢 is up: a 好评's receipt prints from the press, a 差评's
+        # from its submit, and the status goes out at once (art. 4); told when the 谢谢 ends.
+        if state != self._city_state and not self.session.held:
             before = self._city_state[0] if self._city_state else None
             self._city_state = state
             self.sync.set_device_state(printer=printer, counter_link=link, clock_synced=state[2])
@@ -849,8 +860,10 @@ class App:
         if (self.ledger.fault or self.ledger.pending_ends) and now >= self._next_maintenance:
             self._next_maintenance = now + MAINTENANCE_SECONDS
             self.ledger.maintain()
-        if self._fault_pending and not self.session.rating_open:
+        if self._fault_pending and not self.session.held:
             self._tell_fault(self.ledger.fault)
+        if self.session.untold and self._link_up():  # outcomes kept over a restart (谢谢)
+            self.session.tell_untold()
         if self.receipts is not None:
             self.receipts.check()
         self._save_window()  # a change in a failed request, or a store that works again
@@ -1004,10 +1017,10 @@ class App:
     def _start(self, body: dict[str, Any]) -> None:
         presentation = self.session.start(parse_request(body))
         self.tech.close("evaluation.start: the citizen first")
-        # What status says of the outbox while this screen is open: a theme's item rated 好评 is
-        # stored at the press and the screen stays open, a 差评 is not (it waits for its
-        # reasons); a live count (or a store error) would tell the counter which (art. 4).
-        self._outbox_at_open = self._outbox_size()
+        # What status says of the outbox, faults and printer while this screen and the 谢谢
+        # after its rating are up: a 好评 is stored at the press (its receipt queued then), a
+        # 差评 only at its submit; a live figure (or a store error) would tell which (art. 4).
+        self._held_status = self._status_figures()
         log.info("rating screen for cases %s", ",".join(presentation.request.serials))
         if self.receipts is not None:
             self.receipts.presented(presentation)
@@ -1043,16 +1056,24 @@ class App:
         self.session.resume()
 
     def _status(self, body: dict[str, Any]) -> dict[str, Any]:
-        """What the clerk's side may know: never the level, and one ``rating`` state for
-        every rating screen (art. 4)."""
+        """What the clerk's side may know: never the level, and one ``rating`` state for a
+        presentation until the 谢谢 after its rating has ended (art. 4), with the outbox,
+        faults and printer of its opening meanwhile."""
         self.session.tick()
-        status = self.sync.status
-        rating = self.session.rating_open
-        outbox = self._outbox_at_open if rating else self._outbox_size()
+        figures = (self.session.held and self._held_status) or self._status_figures()
         return {
             "state": self.session.public_state,
-            "outbox": outbox,
-            "online": status.connected,
+            "outbox": figures["outbox"],
+            "online": self.sync.status.connected,
+            "faults": figures["faults"],
+            "printer": figures["printer"],
+        }
+
+    def _status_figures(self) -> dict[str, Any]:
+        """``status``'s outbox, faults and printer, as they are now."""
+        status = self.sync.status
+        return {
+            "outbox": self._outbox_size(),
             "faults": (["storage"] if self._fault_told else [])
             + (["store_gap"] if self.store_gap else [])
             + (["device_key"] if self.devices.key is not None and self.devices.key.problem else [])
@@ -1072,19 +1093,30 @@ class App:
         "receipt.print": _receipt_print,
     }
 
+    def _ended(self, finished: Finished) -> None:
+        """Called by the session as soon as an outcome is durable (at the press or submit for
+        a rating): the receipt, and an outcome whose telling waits for the 谢谢 to end is kept
+        with the window state, so a restart during 谢谢 still tells it.  Nothing reaches the
+        counter or the journal here (art. 4: that moment differs for a 好评 and a 差评)."""
+        if self.session.untold:
+            self._save_window()
+        if self.receipts is not None:
+            try:
+                self.receipts.finished(finished)
+            except Exception:  # a receipt must never break a rating's end
+                log.exception("the receipt for cases %s failed", ",".join(finished.serials))
+
     def _finished(self, finished: Finished) -> None:
-        """Called by the session after the outcome is durable; tells the counter.
+        """Called by the session when the counter may hear of an outcome (a rating: when its
+        谢谢 ends, art. 4); tells the counter, then forgets it in the kept window state.
 
         Logs carry the outcome only, never the level: the journal is readable at the window.
         """
         log.info("cases %s: %s", ",".join(finished.serials), finished.outcome.value)
         if self.link is not None:
             self.link.send(finished_event(finished.serials, finished.outcome.value))
-        if self.receipts is not None:
-            try:
-                self.receipts.finished(finished)
-            except Exception:  # a receipt must never break a rating's end
-                log.exception("the receipt for cases %s failed", ",".join(finished.serials))
+        if not self.session.untold and '"untold"' in self._window_saved:
+            self._save_window()  # told: a restart must not tell it again
 
     # -- citizen input ----------------------------------------------------------------------------
 

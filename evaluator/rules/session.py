@@ -12,8 +12,15 @@ Guarantees, each enforced here and checked by property tests:
 * a rating is handed to the ledger, which makes it durable together with the presentation's
   outcome (one transaction), **before** the session reaches the thanks state or reports it;
 * once the citizen has pressed a level, the clerk's side cannot end the presentation (art. 4):
-  cancel, pause, sign-out and sign-in are refused with :data:`CITIZEN_RATING` until the citizen
-  finishes or the screen times out, and nothing the clerk's side reads tells which level it was;
+  cancel, pause and sign-out are refused with :data:`CITIZEN_RATING` (start and sign-in with
+  ``busy``) until the 谢谢 that follows the rating has ended or the screen times out, and nothing
+  the clerk's side reads tells which level it was: a 好评 ends the rating screen at the press, a
+  差评 only at its submit, so the clerk's side sees one ``rating`` state from the start until the
+  谢谢 has ended (:attr:`Session.public_state`), gets the same refusals meanwhile, and hears of
+  a rated outcome (``on_finished``) only when the 谢谢 ends — the moment is "press (or submit)
+  + thanks" for both kinds.  The outcome is durable at the press or submit as before;
+  only the telling waits (:attr:`Session.untold`, kept across a restart by
+  :meth:`Session.window_state`);
 * a follow-up (追加评价, ``assess_number`` 2) needs a first rating of every case in the same slot,
   at most once, within the follow-up window, and its record names the ratings it follows.
 
@@ -171,6 +178,21 @@ class ReasonChoice:
         return bool(self.selected) or (self.other and bool(self.comment.strip()))
 
 
+def _untold_entry(entry: Any) -> Finished:
+    """One ``untold`` entry of a saved window state; ``ValueError`` when it is not one."""
+    outcomes = {o.value: o for o in Outcome}
+    if not (
+        isinstance(entry, Mapping)
+        and isinstance(entry.get("presentation_id"), str)
+        and isinstance(entry.get("serials"), list)
+        and entry["serials"]
+        and all(isinstance(s, str) and s for s in entry["serials"])
+        and entry.get("outcome") in outcomes
+    ):
+        raise ValueError(f"not an untold outcome: {entry!r}")
+    return Finished(entry["presentation_id"], tuple(entry["serials"]), outcomes[entry["outcome"]])
+
+
 class Session:
     """The pad's state machine.  Deadlines run on the clock's monotonic time.
 
@@ -190,6 +212,7 @@ class Session:
         followup_window: float = 7 * 24 * 3600.0,
         area_code: str = "440500",
         on_finished: Callable[[Finished], None] | None = None,
+        on_ended: Callable[[Finished], None] | None = None,
     ) -> None:
         self.ledger = ledger
         self.reasons = reasons
@@ -202,6 +225,15 @@ class Session:
         self.followup_window = followup_window
         self.area_code = area_code
         self.on_finished = on_finished
+        """Tells the clerk's side an outcome: at once for a cancel or a timeout, when the 谢谢
+        ends for a rating (art. 4: a 好评 and a 差评 are told alike, after press/submit + 谢谢)."""
+        self.on_ended = on_ended
+        """Called as soon as an outcome is durable, before it is told (receipts, and keeping
+        :attr:`untold` durable); never for the clerk's side."""
+        self.untold: list[Finished] = []
+        """Durable outcomes not yet told (``on_finished``): the rating whose 谢谢 is showing,
+        or restored by :meth:`restore_window` after a restart (then told by
+        :meth:`tell_untold`, once the counter can hear)."""
         self.state = State.SIGNED_OUT
         self.clerk: Clerk | None = None
         self.presentation: Presentation | None = None
@@ -220,15 +252,26 @@ class Session:
         )
 
     @property
+    def held(self) -> bool:
+        """The clerk's side sees a rating going on: a rating screen is open, or the 谢谢 that
+        follows a rating is up (a 好评 reaches 谢谢 at the press, a 差评 only at its submit,
+        so 谢谢 must look like the rating screen to the clerk's side, art. 4)."""
+        return self.rating_open or self.state is State.THANKS
+
+    @property
     def public_state(self) -> str:
-        """The state as the clerk's side may see it: one ``rating`` for every rating screen,
-        so a 差评 on the reason screen looks the same as a citizen still looking (art. 4)."""
-        return "rating" if self.rating_open else self.state.value
+        """The state as the clerk's side may see it: one ``rating`` from the start of a
+        presentation until the 谢谢 after its rating has ended, so a 差评 on the reason screen
+        looks the same as a citizen still looking and as a 好评's 谢谢 (art. 4)."""
+        return "rating" if self.held else self.state.value
 
     def _guard_citizen(self, what: str) -> None:
-        """Refuse a clerk-side request that would end a presentation the citizen has touched."""
+        """Refuse a clerk-side request that would end a presentation the citizen has touched,
+        also during the 谢谢 after a rating: a 好评 is on 谢谢 when a 差评 is on its reasons,
+        and both must get the same answer (art. 4)."""
         self.tick()
-        if self.rating_open and self.presentation is not None and self.presentation.touched:
+        touched = self.rating_open and self.presentation is not None and self.presentation.touched
+        if touched or self.state is State.THANKS:
             raise RequestError(
                 "citizen_rating",  # == CITIZEN_RATING, literal for the docs check
                 f"{what} refused: the citizen is rating; wait until the rating screen closes",
@@ -236,10 +279,11 @@ class Session:
 
     def sign_in(self, clerk: Clerk) -> None:
         """A clerk takes the window.  Refused (``busy``) while a rating screen is open, touched
-        or not (so the refusal tells nothing of the citizen), so the screen and the record
-        always name the same person (the one on the open presentation)."""
+        or not, and during the 谢谢 after a rating (so the refusal tells nothing of the
+        citizen), so the screen and the record always name the same person (the one on the
+        open presentation)."""
         self.tick()
-        if self.rating_open:
+        if self.held:
             raise RequestError("busy", "a rating screen is open; wait for it to end")
         self.clerk = clerk
         if self.state is State.SIGNED_OUT:
@@ -276,7 +320,9 @@ class Session:
     def window_state(self) -> dict[str, Any]:
         """What survives a restart: the clerk signed in and the screen the window rests on
         (signed out, idle or paused, and where a pause resumes to).  A rating screen or 谢谢
-        rests on idle: a presentation open at a restart ends not rated at the next start."""
+        rests on idle: a presentation open at a restart ends not rated at the next start.
+        Outcomes not yet told (:attr:`untold`: a restart during 谢谢) are kept as ``untold``,
+        so the next start tells them (art. 4 delays the telling; nothing may lose it)."""
         state = self.state if self.state in self.RESTING else State.IDLE
         saved: dict[str, Any] = {
             "clerk": self.clerk.to_json() if self.clerk is not None else None,
@@ -284,6 +330,12 @@ class Session:
         }
         if state is State.PAUSED:
             saved["resume_to"] = self._resume_to.value
+        if self.untold:
+            saved["untold"] = [
+                {"presentation_id": f.presentation_id, "serials": list(f.serials),
+                 "outcome": f.outcome.value}
+                for f in self.untold
+            ]  # fmt: skip
         return saved
 
     def restore_window(self, saved: Mapping[str, Any]) -> None:
@@ -313,20 +365,26 @@ class Session:
             resume_to = resting.get(saved.get("resume_to"), State.IDLE)  # type: ignore[arg-type]
             if resume_to is State.PAUSED:
                 raise ValueError("a pause cannot resume to a pause")
+        raw_untold = saved.get("untold", [])
+        if not isinstance(raw_untold, list):
+            raise ValueError(f"untold is a list, not {type(raw_untold).__name__}")
+        untold = [_untold_entry(entry) for entry in raw_untold]
         self.clerk, self.state, self._resume_to = clerk, state, resume_to
+        self.untold = [*untold, *self.untold]
         self._deadline = None
 
     def start(self, request: EvaluationRequest) -> Presentation:
         """Open the rating screen for ``request`` (art. 17(1)).
 
-        Refused (``RequestError``) while paused, while another presentation is open, when a
-        case was already rated in its slot with this assess number, and for a follow-up without
-        a first rating or after the follow-up window (art. 22).
+        Refused (``RequestError``) while paused, while another presentation is open or the
+        谢谢 after its rating is up (``busy`` for both: art. 4), when a case was already rated in
+        its slot with this assess number, and for a follow-up without a first rating or after
+        the follow-up window (art. 22).
         """
         self.tick()
         if self.state is State.PAUSED:
             raise RequestError("paused", "the window is paused (暂停服务); resume it first")
-        if self.rating_open:
+        if self.held:
             raise RequestError("busy", "a rating is in progress; wait for it to end")
         if self.next_reasons is not None:
             self.reasons, self.next_reasons = self.next_reasons, None
@@ -389,7 +447,8 @@ class Session:
     def cancel(self) -> bool:
         """The clerk withdraws the open presentation; ``False`` if none was open.
 
-        Refused with :data:`CITIZEN_RATING` once the citizen has pressed a level (art. 4).
+        Refused with :data:`CITIZEN_RATING` once the citizen has pressed a level, until the
+        谢谢 after the rating has ended (art. 4).
         """
         self._guard_citizen("evaluation.cancel")
         if not self.rating_open:
@@ -519,7 +578,8 @@ class Session:
         return self._deadline
 
     def tick(self) -> None:
-        """Apply deadlines: the rating screen times out not rated; 谢谢 returns to idle."""
+        """Apply deadlines: the rating screen times out not rated; 谢谢 returns to idle and its
+        rating is told (``on_finished``)."""
         if self._deadline is None or self.clock.now().mono < self._deadline:
             return
         if self.state in (State.PRESENTING, State.CHOOSING_REASONS):
@@ -528,6 +588,19 @@ class Session:
         elif self.state is State.THANKS:
             self._deadline = None
             self.state = State.IDLE
+            self.tell_untold()
+
+    def tell_untold(self) -> None:
+        """Tell (``on_finished``) the outcomes kept in :attr:`untold`, oldest first, and forget
+        them.  Nothing while the 谢谢 is up: its rating is told when it ends (art. 4).  The
+        list is emptied before the first call, so a callback that keeps the window state keeps
+        it without them."""
+        if self.state is State.THANKS or not self.untold:
+            return
+        told, self.untold = self.untold, []
+        if self.on_finished is not None:
+            for finished in told:
+                self.on_finished(finished)
 
     def keep_alive(self) -> None:
         """The citizen is still at a rating screen (a tap that is no choice, such as turning the
@@ -601,7 +674,7 @@ class Session:
             self.state = State.PRESENTING
             self._touch()
             return rating_id
-        self._finish(Outcome.RATED, CAUSE_RATED, closed=True)
+        self._finish(Outcome.RATED, CAUSE_RATED, closed=True, later=True)
         self.state = State.THANKS
         self._deadline = now.mono + self.thanks
         return rating_id
@@ -616,7 +689,12 @@ class Session:
         self._finish(outcome, cause)
         self._deadline = None
 
-    def _finish(self, outcome: Outcome, cause: str, *, closed: bool = False) -> None:
+    def _finish(
+        self, outcome: Outcome, cause: str, *, closed: bool = False, later: bool = False
+    ) -> None:
+        """End the presentation (durably, unless ``closed`` already); its outcomes go to
+        ``on_ended`` at once, and to ``on_finished`` at once or, when ``later`` (a rating
+        followed by 谢谢), through :attr:`untold` when the 谢谢 ends."""
         p = self.presentation
         assert p is not None
         now = self.clock.now()
@@ -627,9 +705,16 @@ class Session:
             self.ledger.close_presentation(Closing(p, final, now, tuple(p.rating_ids), cause))
         self.presentation = None
         self.choice = None
-        if self.on_finished is None:
-            return
+        ended: list[Finished] = []
         if rated:
-            self.on_finished(Finished(p.id, rated, Outcome.RATED))
+            ended.append(Finished(p.id, rated, Outcome.RATED))
         if rest:
-            self.on_finished(Finished(p.id, rest, outcome))
+            ended.append(Finished(p.id, rest, outcome))
+        if later:
+            self.untold.extend(ended)
+        for finished in ended:
+            if self.on_ended is not None:
+                self.on_ended(finished)
+        if not later and self.on_finished is not None:
+            for finished in ended:
+                self.on_finished(finished)

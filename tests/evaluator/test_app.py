@@ -522,6 +522,7 @@ def make_app(tmp_path: Path, storage: Path) -> Any:
 
 
 START_BODY = {k: v for k, v in START.items() if k not in ("id", "type")}
+START_BODY_SERIALS = [c["serial"] for c in START_BODY["cases"]]
 
 
 def test_a_store_refusing_writes_at_a_timeout_never_stops_the_pad(tmp_path: Path) -> None:
@@ -623,9 +624,9 @@ def test_cancels_and_re_presentations_are_kept_with_clerk_cause_and_time(tmp_pat
 def test_nothing_the_clerk_side_reads_tells_the_level(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, level_name: str
 ) -> None:
-    """No reply, event, status or INFO log names a level, a score or a reason.  (A 好评 ends at
-    the press and a 差评 only after its reasons, so *when* the screen ends differs; see
-    docs/integrator.md, "what the counter can infer".)"""
+    """No reply, event, status or INFO log names a level, a score or a reason; and from the
+    press until the 谢谢 has ended every level reads the same (``rating``, the same refusals,
+    no event), though a 好评 is on 谢谢 while a 差评 is on its reasons (art. 4)."""
     import logging
 
     from evaluator.rules.levels import Level
@@ -644,15 +645,22 @@ def test_nothing_the_clerk_side_reads_tells_the_level(
             app.act(ToggleReason(code))
             app.act(Submit())
         replies.append(app.handle(msg(9, "status")))
+        assert app.link.sent == []  # nothing told before the 谢谢 ends
+        app.clock.advance(app.config.session.thanks + 0.1)
+        app.step()
+        replies.append(app.handle(msg(10, "status")))
         seen = json.dumps([replies, app.link.sent], ensure_ascii=False) + "\n".join(
             r.getMessage() for r in caplog.records if r.levelno >= logging.INFO
         )
         for word in ("satisfied", "满意", "score", "level", "差评", "好评", "reason"):
             assert word not in seen.replace("levels", ""), word
-        if level.is_bad:  # while the citizen was on the reason screen, everything was refused
-            assert replies[1]["state"] == "rating"
-            assert {r["error"]["code"] for r in replies[2:5]} == {"citizen_rating"}
-        assert app.link.sent[-1]["outcome"] == "rated"
+        # From the press until the 谢谢 ends, the same for every level: everything refused.
+        assert replies[1]["state"] == replies[5]["state"] == "rating"
+        assert {r["error"]["code"] for r in replies[2:5]} == {"citizen_rating"}
+        assert replies[6]["state"] == "idle"
+        assert app.link.sent == [
+            {"event": "evaluation.finished", "serials": START_BODY_SERIALS, "outcome": "rated"}
+        ]
     finally:
         app.shutdown()
 
@@ -1371,6 +1379,9 @@ def test_a_self_service_terminal_rates_the_matter_through_the_dummy_link(
         errors = [e.message for e in Draft202012Validator(schema).iter_errors(record)]
         assert not errors, errors
         assert verify_chain(app.store.records()) is None
+        assert not [f for f in app.link.sent if "event" in f]  # told when the 谢谢 ends (art. 4)
+        app.clock.advance(app.config.session.thanks + 0.1)
+        app.step()
         events = [f for f in app.link.sent if "event" in f]
         assert events == [
             {"event": "evaluation.finished", "serials": ["4405002026112600041"], "outcome": "rated"}

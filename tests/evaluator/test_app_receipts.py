@@ -163,6 +163,7 @@ def test_always_a_receipt_for_every_case_or_batch_whose_qr_verifies_and_names_it
     app = make("always")
     assert request(app, "evaluation.start", **start("S-1"))["ok"]
     press(app)  # rated
+    app.clock.advance(app.config.session.thanks + 0.1)  # the counter waits for the 谢谢 to end
     assert request(app, "evaluation.start", **start("B-1", "B-2"))["ok"]  # a batch
     app.clock.advance(app.config.session.timeout + 1)
     turn(app)  # timed out: not rated, printed all the same

@@ -1,7 +1,8 @@
 """Attack on art. 4 (the clerk never learns the level) through the clerk's own requests.
 
-NOT FIXED (a design decision for the lead, see the test's docstring): the test is a strict xfail,
-so it turns red the day the leak is closed and must then lose its mark."""
+Fixed by the lead's decision: a touched presentation looks the same to the clerk's side from the
+first press until its 谢谢 has ended, whatever was pressed (``status`` says ``rating``, a cancel
+is refused ``citizen_rating``, ``evaluation.finished`` comes when the 谢谢 ends)."""
 
 from __future__ import annotations
 
@@ -56,7 +57,6 @@ def _probe(app: App, serial: str, level: Level) -> tuple[str, str]:
     return state, "ok" if cancel["ok"] else cancel["error"]["code"]
 
 
-@pytest.mark.xfail(strict=True, reason="art. 4 leak, not fixed: see the docstring")
 def test_the_clerks_side_cannot_tell_a_bad_press_from_a_good_one(app: App) -> None:
     """A 好评 ends the screen at the press (state 'thanks', a cancel is 'not_presenting'); a
     差评 keeps a touched rating screen open for its reasons (state 'rating', a cancel refused

@@ -145,7 +145,7 @@ def session(ledger: MemoryLedger, clock: FakeClock, finished: list[Finished]) ->
 
 
 def test_good_rating_is_recorded_before_thanks_and_reported_without_level(
-    session: Session, ledger: MemoryLedger, finished: list[Finished]
+    session: Session, ledger: MemoryLedger, clock: FakeClock, finished: list[Finished]
 ) -> None:
     session.start(request())
     assert session.state is State.PRESENTING
@@ -163,7 +163,17 @@ def test_good_rating_is_recorded_before_thanks_and_reported_without_level(
     )
     assert rating["targets"] == ["clerk", "matter"]
     assert rating["reasons"] == [] and rating["comment"] == ""
+    # Durable now, told when the 谢谢 ends (art. 4: a 差评 reaches 谢谢 only at its submit).
+    assert finished == [] and session.untold == [
+        Finished(ledger.opened[0].id, ("S1",), Outcome.RATED)
+    ]
+    clock.advance(2.9)
+    session.tick()
+    assert finished == [] and session.public_state == "rating"
+    clock.advance(0.2)
+    session.tick()
     assert finished == [Finished(ledger.opened[0].id, ("S1",), Outcome.RATED)]
+    assert session.untold == [] and session.public_state == "idle"
     assert "level" not in vars(finished[0])
 
 
@@ -283,9 +293,12 @@ def test_batch_one_press_rates_every_case(session: Session, ledger: MemoryLedger
     assert [c["serial"] for c in rating["cases"]] == ["S1", "S2", "S3"]
 
 
-def test_already_rated_case_is_refused_but_follow_up_allowed(session: Session) -> None:
+def test_already_rated_case_is_refused_but_follow_up_allowed(
+    session: Session, clock: FakeClock
+) -> None:
     session.start(request())
     session.press(Level.SATISFIED)
+    clock.advance(3.1)  # the 谢谢 ends
     with pytest.raises(RequestError) as err:
         session.start(request())
     assert err.value.code == "already_rated"
@@ -293,9 +306,12 @@ def test_already_rated_case_is_refused_but_follow_up_allowed(session: Session) -
     assert session.state is State.PRESENTING
 
 
-def test_promise_case_rated_at_accept_and_again_at_deliver(session: Session) -> None:
+def test_promise_case_rated_at_accept_and_again_at_deliver(
+    session: Session, clock: FakeClock
+) -> None:
     session.start(request(kind="promise", stage="accept"))
     session.press(Level.SATISFIED)
+    clock.advance(3.1)  # the 谢谢 ends
     session.start(request(kind="promise", stage="deliver"))
     assert session.state is State.PRESENTING
 
@@ -338,8 +354,9 @@ def test_once_the_citizen_pressed_a_level_the_clerk_cannot_end_the_presentation(
         "cancel": session.cancel,
         "pause": session.pause,
         "sign_out": session.sign_out,
-        "sign_in": lambda: session.sign_in(parse_request(
-            {**BODY, "clerk": {"id": "B7", "name": "王强"}}).clerk),
+        "sign_in": lambda: session.sign_in(
+            parse_request({**BODY, "clerk": {"id": "B7", "name": "王强"}}).clerk
+        ),
     }[action]
     with pytest.raises(RequestError) as err:
         call()
@@ -456,9 +473,11 @@ def test_a_consult_case_is_rated_once_in_total(
     assert err.value.code == "already_rated"
 
 
-def test_thanks_returns_to_idle_and_a_new_start_may_cut_it_short(
+def test_thanks_returns_to_idle_and_a_new_start_waits_for_it(
     session: Session, clock: FakeClock
 ) -> None:
+    """A start during 谢谢 is refused ``busy``, as on an open rating screen: a 好评 is on 谢谢
+    while a 差评 is still on its reasons, and the clerk's side must not tell them apart."""
     session.start(request(("S1",)))
     session.press(Level.SATISFIED)
     clock.advance(3.1)
@@ -466,7 +485,11 @@ def test_thanks_returns_to_idle_and_a_new_start_may_cut_it_short(
     assert session.state is State.IDLE
     session.start(request(("S2",)))
     session.press(Level.SATISFIED)
-    session.start(request(("S3",)))
+    with pytest.raises(RequestError) as err:
+        session.start(request(("S3",)))
+    assert err.value.code == "busy" and session.state is State.THANKS
+    clock.advance(3.1)
+    session.start(request(("S3",)))  # the start's own tick ends the 谢谢 first
     assert session.state is State.PRESENTING
 
 
@@ -476,6 +499,7 @@ def test_theme_overall_by_default_or_item_by_item(
     session.start(request(("S1", "S2"), theme=True))
     session.press(Level.SATISFIED)
     assert [c["serial"] for c in ledger.ratings[0]["cases"]] == ["S1", "S2"]
+    clock.advance(3.1)  # the 谢谢 ends
 
     session.start(request(("S3", "S4", "S5"), theme=True))
     assert session.expand_theme()
@@ -681,7 +705,7 @@ def terminal_request(serial: str = "T1", *, assess_number: int = 1, **extra: Any
 
 
 def test_a_terminal_rating_rates_the_matter_on_channel_5_with_the_terminal(
-    session: Session, ledger: MemoryLedger, finished: list[Finished]
+    session: Session, ledger: MemoryLedger, clock: FakeClock, finished: list[Finished]
 ) -> None:
     from evaluator.rules.session import CHANNEL_PAD, CHANNEL_SELF_SERVICE
 
@@ -693,6 +717,8 @@ def test_a_terminal_rating_rates_the_matter_on_channel_5_with_the_terminal(
     assert record["channel"] == 5 and record["terminal"] == "ZZ-0107"
     assert record["clerk"] is None and record["targets"] == ["matter"]
     assert record["area_code"] == "440500" and record["cases"][0]["serial"] == "T1"
+    clock.advance(3.1)  # told when the 谢谢 ends
+    session.tick()
     assert finished == [Finished(presentation.id, ("T1",), Outcome.RATED)]
     with pytest.raises(RequestError) as info:  # one rating per case and slot, as at a window
         session.start(terminal_request())
@@ -752,3 +778,224 @@ def test_a_terminal_follow_up_follows_the_first_terminal_rating(
     first, follow = ledger.ratings
     assert follow["follows"] == [first["id"]] and follow["assess_number"] == 2
     assert (follow["channel"], follow["terminal"], follow["clerk"]) == (5, "ZZ-0107", None)
+
+
+# -- art. 4 through the clerk's side: a touched presentation looks alike until 谢谢 ends -------
+
+
+def _clerk_view(session: Session) -> tuple[str, tuple[str, ...]]:
+    """What the clerk's side can learn now without changing anything: the state, and the
+    refusal code of each request that would end or replace the presentation (a request that
+    succeeds is reported as ``ok``: then the probe changed the session, and it is a leak)."""
+    codes = []
+    other = request().clerk
+    for call in (
+        session.cancel,
+        session.pause,
+        session.sign_out,
+        lambda: session.sign_in(other),
+        lambda: session.start(request(("PROBE",))),
+    ):
+        try:
+            call()
+        except RequestError as err:
+            codes.append(err.code)
+        else:
+            codes.append("ok")
+    return session.public_state, tuple(codes)
+
+
+def _present_and_rate(session: Session, clock: FakeClock, level: Level) -> list[Any]:
+    """Start, press ``level`` (a 差评: 10 s on the reasons, then submit), and what the
+    clerk's side sees at the press, on the reasons, at the start of 谢谢 and just before
+    its end (a 好评: at the press, twice, and just before the end of its 谢谢)."""
+    session.start(request(("S1",)))
+    seen: list[Any] = []
+    session.press(level)
+    seen.append(_clerk_view(session))
+    if level.is_bad:
+        clock.advance(10)
+        seen.append(_clerk_view(session))  # still choosing reasons
+        session.toggle_reason(session.choice.offered[0].code)
+        session.submit()
+    else:
+        seen.append(_clerk_view(session))
+    seen.append(_clerk_view(session))
+    clock.advance(session.thanks - 0.1)
+    session.tick()
+    seen.append(_clerk_view(session))
+    return seen
+
+
+@pytest.mark.parametrize("thanks", [3.0, 30.0])
+def test_the_clerks_side_sees_the_same_for_every_level_until_the_thanks_ends(
+    ledger: MemoryLedger, clock: FakeClock, thanks: float
+) -> None:
+    """Every level gives one view: ``rating``, cancel/pause/sign-out refused
+    ``citizen_rating``, sign-in and start ``busy`` — on the reason screen and on 谢谢 alike."""
+    views = {}
+    for level in Level:
+        told: list[Finished] = []
+        s = Session(ledger=MemoryLedger(), reasons=REASONS, clock=clock, thanks=thanks,
+                    on_finished=told.append)  # fmt: skip
+        views[level] = _present_and_rate(s, clock, level)
+        assert told == [], f"{level} told before its 谢谢 ended"
+    expected = ("rating", (CITIZEN_RATING, CITIZEN_RATING, CITIZEN_RATING, "busy", "busy"))
+    assert all(v == [expected] * 4 for v in views.values()), views
+
+
+@pytest.mark.parametrize("level", [Level.SATISFIED, Level.DISSATISFIED])
+def test_a_rating_is_told_when_its_thanks_ends_and_only_then(
+    session: Session, ledger: MemoryLedger, clock: FakeClock, finished: list[Finished],
+    level: Level,
+) -> None:  # fmt: skip
+    """Durable at the press (or submit), told ``thanks`` seconds later: for both kinds the
+    moment is "the citizen's last touch + 谢谢"."""
+    ended: list[Finished] = []
+    session.on_ended = ended.append
+    p = session.start(request(("S1",)))
+    session.press(level)
+    if level.is_bad:
+        clock.advance(7)
+        session.toggle_reason(session.choice.offered[0].code)
+        session.submit()
+    assert len(ledger.ratings) == 1 and ledger.closed[-1][1] is Outcome.RATED  # durable now
+    assert ended == [Finished(p.id, ("S1",), Outcome.RATED)] and finished == []
+    clock.advance(2.99)
+    session.tick()
+    assert finished == [] and session.state is State.THANKS
+    clock.advance(0.02)
+    session.tick()
+    assert finished == ended and session.state is State.IDLE and session.untold == []
+    assert session.cancel() is False  # nothing open: the counter may go on
+
+
+def test_with_thanks_zero_a_rating_is_told_at_the_next_tick(
+    ledger: MemoryLedger, clock: FakeClock
+) -> None:
+    told: list[Finished] = []
+    s = Session(ledger=ledger, reasons=REASONS, clock=clock, thanks=0, on_finished=told.append)
+    s.start(request(("S1",)))
+    s.press(Level.VERY_SATISFIED)
+    assert told == []
+    s.tick()
+    assert [f.outcome for f in told] == [Outcome.RATED] and s.state is State.IDLE
+
+
+def test_an_untouched_screen_is_rating_and_may_still_be_cancelled(
+    session: Session, finished: list[Finished]
+) -> None:
+    """Before any touch the clerk may withdraw the screen: that reveals nothing."""
+    session.start(request(("S1",)))
+    assert session.public_state == "rating"
+    assert session.cancel()
+    assert [f.outcome for f in finished] == [Outcome.CANCELLED]  # told at once, as before
+    assert session.public_state == "idle"
+
+
+def test_a_theme_rated_in_part_then_timed_out_is_told_at_the_timeout(
+    session: Session, clock: FakeClock, finished: list[Finished]
+) -> None:
+    """Not-rated and cancelled outcomes are told as before, at once (the timeout here)."""
+    session.start(request(("S1", "S2"), theme=True))
+    session.expand_theme()
+    session.press(Level.SATISFIED)  # item 1 rated, item 2 waits
+    assert finished == [] and session.public_state == "rating"
+    clock.advance(61)
+    session.tick()
+    assert [(f.serials, f.outcome) for f in finished] == [
+        (("S1",), Outcome.RATED),
+        (("S2",), Outcome.NOT_RATED),
+    ]
+
+
+def test_an_untold_rating_survives_a_restart_in_the_window_state(
+    session: Session, ledger: MemoryLedger, clock: FakeClock
+) -> None:
+    """A restart during 谢谢: the rating is stored, its telling is kept with the window state
+    and the next start tells it (:meth:`Session.tell_untold`)."""
+    session.sign_in(request().clerk)
+    p = session.start(request(("S1", "S2")))
+    session.press(Level.VERY_SATISFIED)
+    saved = session.window_state()
+    assert saved["state"] == "idle" and saved["untold"] == [
+        {"presentation_id": p.id, "serials": ["S1", "S2"], "outcome": "rated"}
+    ]
+    told: list[Finished] = []
+    again = Session(ledger=ledger, reasons=REASONS, clock=clock, on_finished=told.append)
+    again.restore_window(saved)
+    assert again.untold == [Finished(p.id, ("S1", "S2"), Outcome.RATED)] and told == []
+    again.tick()  # a restored outcome waits for tell_untold (the counter may not be up yet)
+    assert told == []
+    again.tell_untold()
+    assert told == [Finished(p.id, ("S1", "S2"), Outcome.RATED)] and again.untold == []
+    assert "untold" not in again.window_state()
+
+
+@pytest.mark.parametrize(
+    "untold",
+    [
+        "rated",
+        7,
+        [{"presentation_id": "p", "serials": [], "outcome": "rated"}],
+        [{"presentation_id": "p", "serials": ["S1"], "outcome": "very_satisfied"}],
+        [{"serials": ["S1"], "outcome": "rated"}],
+    ],
+)
+def test_a_kept_untold_that_is_not_one_is_refused_and_changes_nothing(
+    ledger: MemoryLedger, clock: FakeClock, untold: Any
+) -> None:
+    s = Session(ledger=ledger, reasons=REASONS, clock=clock)
+    with pytest.raises(ValueError):
+        s.restore_window({"clerk": None, "state": "idle", "untold": untold})
+    assert s.state is State.SIGNED_OUT and s.untold == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(events, max_size=60))
+def test_a_rating_is_never_told_before_its_thanks_ends_and_always_after(
+    seq: list[tuple[Any, ...]],
+) -> None:
+    """For any sequence: 谢谢 reads ``rating`` to the clerk's side and a rated outcome is told
+    only once no 谢谢 is up; in the end every stored rating has been told exactly once."""
+    clock, ledger, told = FakeClock(), MemoryLedger(), []
+    s = Session(ledger=ledger, reasons=REASONS, clock=clock)
+
+    def tell(f: Finished) -> None:
+        assert s.state is not State.THANKS or f.outcome is not Outcome.RATED
+        told.append(f)
+
+    s.on_finished = tell
+    for event in seq:
+        name = event[0]
+        try:
+            if name == "start":
+                s.start(request(tuple(f"S{event[1]}-{i}" for i in range(1 + event[1] % 3)),
+                                theme=event[2]))  # fmt: skip
+            elif name == "press":
+                s.press(event[1])
+            elif name == "reason":
+                s.toggle_reason(event[1])
+            elif name == "text":
+                s.type_text(event[1])
+            elif name == "wait":
+                clock.advance(event[1])
+                s.tick()
+            elif name == "expand":
+                s.expand_theme()
+            else:
+                getattr(s, name)()
+        except (RequestError, SubmitError):
+            pass
+        if s.state is State.THANKS:
+            assert s.public_state == "rating"
+    clock.advance(1000)
+    s.tick()
+    rated = sorted((r["presentation_id"], c["serial"]) for r in ledger.ratings for c in r["cases"])
+    told_rated = sorted(
+        (f.presentation_id, serial)
+        for f in told
+        if f.outcome is Outcome.RATED
+        for serial in f.serials
+    )
+    assert told_rated == rated
