@@ -229,11 +229,14 @@ def test_real_counter_traffic_and_ratings_validate(
     assert send(request(2, "clerk.sign_in", clerk=CLERK))["ok"]
     assert send(start(3, ID_CARD))["ok"]
     app.act(PressLevel(Level.VERY_SATISFIED))
+    thanks_ends = lambda: (app.clock.advance(app.config.session.thanks + 0.1), app.step())  # noqa: E731
+    thanks_ends()  # told, and the window free again, when the 谢谢 ends (art. 4)
     assert send(start(4, FOOD, agencies=AGENCIES))["ok"]
     app.act(PressLevel(Level.VERY_DISSATISFIED))
     for action in (ToggleReason("110"), ToggleReason("115"), ToggleAgency(AGENCIES[0]),
                    ToggleReason("other"), TypeText("材料退回三次"), Submit()):  # fmt: skip
         app.act(action)
+    thanks_ends()
     assert send(start(5, ID_CARD))["error"]["code"] == "already_rated"
     assert send(request(6, "evaluation.cancel"))["error"]["code"] == "not_presenting"
     no_identity = start(7, dict(FOOD, serial="X-1"), id_number="440500199001011234")
@@ -248,6 +251,7 @@ def test_real_counter_traffic_and_ratings_validate(
     themed = start(14, ID_CARD | {"serial": "X-5"}, FOOD | {"serial": "X-6"}, theme=theme)
     assert send(themed)["ok"]
     app.act(PressLevel(Level.BASICALLY_SATISFIED))
+    thanks_ends()
     status = send(request(15, "status"))
     assert status["outbox"] == 3 and status["online"] is False
     assert send(request(16, "clerk.sign_out"))["ok"]
