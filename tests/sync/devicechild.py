@@ -6,7 +6,7 @@ thread does) and, with ``--live N``, appends N more ratings through the real
 ``Store.append_rating`` (signed with the device key at ``--key``), each followed by an event
 (``Store.append_event``: a printer fault starting or ending), one pair every ``--every``
 seconds, calling ``notify()`` after each as the app does.  The backlog goes slowly by default
-(``--burst`` 20, then ``--max-rate`` 60/s) so that a kill lands mid-drain.  It prints
+(``--burst`` 20, then ``--max-rate`` 40/s) so that a kill lands mid-drain.  It prints
 ``started`` once the worker runs, ``live <rating id> <event id>`` after each committed pair and
 ``done`` when they are all committed; then it keeps uploading until it is killed or its
 standard input closes.
@@ -38,7 +38,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--first", type=int, default=0, help="first case number of the live ones")
     parser.add_argument("--resend-after", type=float, default=1.5)
     parser.add_argument("--burst", type=int, default=20)
-    parser.add_argument("--max-rate", type=float, default=60.0)
+    parser.add_argument("--max-rate", type=float, default=40.0)
     args = parser.parse_args(argv)
 
     signer = DeviceKey.load(args.key) if args.key else None
