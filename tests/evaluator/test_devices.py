@@ -90,6 +90,8 @@ def test_the_app_runs_on_the_devices_it_is_given(tmp_path: Path) -> None:
         app.step()
         app.act(PressLevel(Level.SATISFIED))
         assert [f.get("id") for f in link.sent if "id" in f] == [1, 2]
+        clock.advance(cfg.session.thanks + 0.1)  # the rating is told when its 谢谢 ends
+        app.step()
         finished = {"event": "evaluation.finished", "serials": ["S-1"], "outcome": "rated"}
         assert link.sent[-1] == finished
         assert app.store.path == path and not (tmp_path / "r.db").exists()

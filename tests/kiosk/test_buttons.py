@@ -117,6 +117,8 @@ def test_a_gpio_press_goes_through_the_whole_app_to_a_stored_rating(tmp_path: Pa
         app.step()  # the loop applies the queued press
         [rating] = ratings(app.config.storage.path)
         assert rating["level"] == "satisfied"
+        app.clock.advance(app.config.session.thanks + 0.1)  # told when the 谢谢 ends (art. 4)
+        app.step()
         assert app.link.sent[-1] == {
             "event": "evaluation.finished",
             "serials": ["S-1"],
