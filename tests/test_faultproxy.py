@@ -22,6 +22,7 @@ class Client:
 
     def __init__(self, port: int, name: str, *, protocol: int = mqtt.MQTTv311) -> None:
         self.got: list[tuple[str, bytes]] = []
+        self.topics: list[str] = []  # subscribed again at each connect: set before connecting
         self.connects = 0
         self.disconnects = 0
         self.subscribed = threading.Event()
@@ -34,7 +35,6 @@ class Client:
         self.c.reconnect_delay_set(0.05, 0.2)
         self.c.connect_async("127.0.0.1", port, keepalive=30)
         self.c.loop_start()
-        self.topics: list[str] = []
 
     def _connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if not reason.is_failure:
