@@ -623,6 +623,43 @@ def _open_error(path: Path, exc: BaseException) -> StoreError:
     return StoreError(f"cannot open the rating store {path}: {exc}")
 
 
+#: Serialises opening and closing stores in this process, and counts the SQLite connections
+#: this process holds on each database file (by device and inode).  Python must never open and
+#: close a database file that SQLite holds in this process: closing ANY descriptor of a file
+#: drops every POSIX lock the process holds on it, SQLite's included, and another process then
+#: takes itself for the store's last user, checkpoints and deletes the -wal under the pad.
+_FILES_LOCK = threading.RLock()
+_HELD: dict[tuple[int, int], int] = {}
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _held_here(path: Path) -> bool:
+    """SQLite holds this file open in this process (another :class:`Store` has it)."""
+    key = _identity(path)
+    return key is not None and _HELD.get(key, 0) > 0
+
+
+def _hold(path: Path) -> tuple[int, int] | None:
+    key = _identity(path)
+    if key is not None:
+        _HELD[key] = _HELD.get(key, 0) + 1
+    return key
+
+
+def _release(key: tuple[int, int] | None) -> None:
+    if key is not None and key in _HELD:
+        _HELD[key] -= 1
+        if _HELD[key] <= 0:
+            del _HELD[key]
+
+
 def _file_damage(path: Path) -> str | None:
     """Why the file at ``path`` cannot be a rating store, looked at BEFORE SQLite touches it.
 
@@ -632,6 +669,8 @@ def _file_damage(path: Path) -> str | None:
     DELETES the -wal beside it.  New stores are created whole (``_create``), so an empty or
     shorter-than-a-page file is only ever damage.
     """
+    if _held_here(path):  # checked when it was first opened, and SQLite holds it now
+        return None
     wal = path.with_name(path.name + "-wal")
     try:
         wal_size = wal.stat().st_size
@@ -925,8 +964,18 @@ class Store:
             self._db = Database(self.conn)
         return self._db
 
+    _held: tuple[int, int] | None = None
+
     def _open_writable(self, gap: Mapping[str, Any] | None) -> None:
-        """Open (creating whole if absent), check, migrate and prove writable; or raise."""
+        """Open (creating whole if absent), check, migrate and prove writable; or raise.
+
+        Under :data:`_FILES_LOCK` from the header check to the open connection, so that no other
+        store of this process reads the header with Python while SQLite holds the file."""
+        with _FILES_LOCK:
+            self._open_writable_locked(gap)
+            self._held = _hold(self.path)
+
+    def _open_writable_locked(self, gap: Mapping[str, Any] | None) -> None:
         problem = _file_damage(self.path)
         if problem is not None:
             raise _Damage(problem)
@@ -1043,6 +1092,12 @@ class Store:
         self.recovered_from = None
         self.damage = {}
         self._damage_logged = set()
+        with _FILES_LOCK:
+            self._open_read_only_locked()
+            self._held = _hold(self.path)
+        return self
+
+    def _open_read_only_locked(self) -> None:
         if not self.path.exists():
             raise StoreError(f"no rating store at {self.path}")
         problem = _file_damage(self.path)
@@ -1106,7 +1161,6 @@ class Store:
                 raise StoreDamaged(f"the rating store {self.path} is damaged: {exc}") from exc
             raise StoreError(f"cannot read the rating store {self.path}: {exc}") from exc
         self.device_id = str(row[0]) if row else "unknown"
-        return self
 
     def follows_gap(self) -> dict[str, Any] | None:
         """``None``, or the facts of the damaged store this one replaced (see ``gap_note``).
@@ -2017,7 +2071,10 @@ class Store:
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
-        self.conn.close()
+        with _FILES_LOCK:
+            self.conn.close()
+            _release(self._held)
+            self._held = None
 
     def __enter__(self) -> Store:
         return self

@@ -511,3 +511,37 @@ def test_flipped_bytes_never_crash_opening(tmp_path: Path, seed: int) -> None:
             pass
         with contextlib.suppress(StoreError):  # a write into hidden damage: a storage fault
             store.append_rating(full_content("NEW-1"))
+
+
+_PAD = """
+import os, subprocess, sys
+from sync.store import Store
+from tests.sync.test_mqtt import full_content
+
+path, second, device = sys.argv[1], sys.argv[2], sys.argv[3]
+first = Store(path, device_id=device)
+first.append_rating(full_content("S-1"))
+other = Store(path, device_id=device) if second == "writable" else Store.open_read_only(path)
+# Another process (a tool, a second pad started by mistake) opens the store read-write, closes it.
+ELSEWHERE = "import sys; from sync.store import Store; Store(*sys.argv[1:2], device_id=sys.argv[2])"
+subprocess.run([sys.executable, "-c", ELSEWHERE + ".close()", path, device], check=True, timeout=60)
+for i in range(2, 6):
+    first.append_rating(full_content(f"S-{i}"))
+os._exit(0)  # the power goes off: no close, no checkpoint
+"""
+
+
+@pytest.mark.parametrize("second", ["writable", "read_only"])
+def test_a_second_store_in_the_process_keeps_the_first_ones_locks(
+    tmp_path: Path, second: str
+) -> None:
+    """The pad opens the store in the UI thread and again in the sync worker.  Reading the file's
+    header with Python at the second open closed a descriptor of the file, which drops EVERY
+    POSIX lock the process holds on it (SQLite's included): another process that opened and
+    closed the store then believed it was the last user, checkpointed and deleted the -wal, and
+    what the pad committed afterwards went into a deleted file — lost at a power cut."""
+    path = tmp_path / "ratings.db"
+    subprocess.run([sys.executable, "-c", _PAD, str(path), second, DEVICE], check=True,
+                   cwd=REPO, timeout=120)  # fmt: skip
+    with Store(path, device_id=DEVICE) as again:
+        assert [r["seq"] for r in again.records()] == [1, 2, 3, 4, 5]
