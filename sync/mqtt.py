@@ -722,10 +722,12 @@ class SyncWorker(threading.Thread):
         Called after :meth:`_pump`, which published all it could: what is left waits for a
         token, for the window (an ack: a socket event) or for a resend deadline.
         """
-        due = [self._next_poll, now + self.keepalive / 2, self._next_check, self._next_status]
         if not self._connected:
-            due.append(self._link_since + max(10.0, 2 * self.connect_timeout))
-            return min(due)
+            # Only the CONNACK (a socket event) or its deadline: the poll, status and check
+            # times move only once connected, so counting them here, past due, made the
+            # worker spin through select(0) until a slow broker answered.
+            return self._link_since + max(10.0, 2 * self.connect_timeout)
+        due = [self._next_poll, now + self.keepalive / 2, self._next_check, self._next_status]
         if self._inflight:
             due.append(next(iter(self._inflight.values())).at + self.resend_after)
         backlog = bool(self._backlog) or self._backlog_more
