@@ -1097,24 +1097,31 @@ class App:
         """Called by the session as soon as an outcome is durable (at the press or submit for
         a rating): the receipt, and an outcome whose telling waits for the 谢谢 to end is kept
         with the window state, so a restart during 谢谢 still tells it.  Nothing reaches the
-        counter or the journal here (art. 4: that moment differs for a 好评 and a 差评)."""
+        counter or the journal here (art. 4: that moment differs for a 好评 and a 差评); the
+        receipt is only noted, and prints when the counter is told (:meth:`_finished`)."""
         if self.session.untold:
             self._save_window()
         if self.receipts is not None:
             try:
-                self.receipts.finished(finished)
+                self.receipts.ended(finished)
             except Exception:  # a receipt must never break a rating's end
                 log.exception("the receipt for cases %s failed", ",".join(finished.serials))
 
     def _finished(self, finished: Finished) -> None:
         """Called by the session when the counter may hear of an outcome (a rating: when its
-        谢谢 ends, art. 4); tells the counter, then forgets it in the kept window state.
+        谢谢 ends, art. 4); tells the counter, lets its receipt print (the same moment for
+        every level), then forgets it in the kept window state.
 
         Logs carry the outcome only, never the level: the journal is readable at the window.
         """
         log.info("cases %s: %s", ",".join(finished.serials), finished.outcome.value)
         if self.link is not None:
             self.link.send(finished_event(finished.serials, finished.outcome.value))
+        if self.receipts is not None:
+            try:
+                self.receipts.finished(finished)
+            except Exception:  # a receipt must never break a rating's end
+                log.exception("the receipt for cases %s failed", ",".join(finished.serials))
         if not self.session.untold and '"untold"' in self._window_saved:
             self._save_window()  # told: a restart must not tell it again
 

@@ -7,9 +7,14 @@ the pad's screen when it cannot be printed.
   batch shown, rated or not); ``unrated`` when the citizen did not rate on the pad (a timeout or
   a cancel; of a theme rated item by item, the items left unrated); ``request`` only on the
   counter's ``receipt.print`` (:meth:`ReceiptDesk.issue`, which every policy but ``never``
-  takes).  A presentation's end is known from the session's ``Finished`` callbacks, called
-  once its outcome is durable (a theme rated in part ends with two: its rated items, then the
-  rest).
+  takes).  A presentation's end is known from the session's ``Finished`` callbacks (a theme
+  rated in part ends with two: its rated items, then the rest): ``on_ended`` once its outcome
+  is durable (:meth:`ReceiptDesk.ended` notes the receipt, with that moment as its time) and
+  ``on_finished`` when the counter is told (:meth:`ReceiptDesk.finished` lets it print).  A
+  rating is told when its 谢谢 ends, a cancel or a timeout at once: the receipt prints at that
+  same moment, so a 好评 (durable at the press) and a 差评 (durable at its submit) both print
+  "press or submit + 谢谢" and the printer at the counter tells the clerk nothing (art. 4).  A
+  power cut during 谢谢 loses that receipt (the outcome itself is kept and told).
 - **What**: hall, window, 事项名称, every 业务流水号, the clerk's name and 工号 (none for a
   self-service terminal), the date and time, the prompt, the QR of a link signed with the device
   key (:func:`evaluator.rules.ratelink.make_link`; the clerk field is ``T:<终端机编号>`` for a
@@ -17,7 +22,8 @@ the pad's screen when it cannot be printed.
   several matters) and carries the theme's code as ``m`` (its first case's matter code when the
   theme has none).  Nothing about the citizen.
 - **Never in the citizen's path**: a presentation's end only notes the receipt; the loop makes
-  it at its next turn (:meth:`ReceiptDesk.flush`, once 谢谢 is drawn): the link signed (an
+  it at its next turn once the end is told (:meth:`ReceiptDesk.flush`: after the frame that
+  ended the 谢谢, or after the 谢谢 frame of a cancel or timeout): the link signed (an
   Ed25519 signature, some 35 µs), the :class:`~printer.Receipt` made, ``submit`` (returns at
   once).  The bytes, the device and every wait are the spooler's, on its own thread, which then
   starts building while nothing on the screen waits for it.
@@ -68,6 +74,10 @@ class Slip:
     url: str
     short_code: str
     serials: tuple[str, ...]
+
+
+_Later = tuple[EvaluationRequest, tuple[str, ...], Stamp, int]
+"""A receipt to make: request, serials, the time it carries, the rating screen generation."""
 
 
 @dataclass
@@ -176,7 +186,10 @@ class ReceiptDesk:
         self._ended: dict[str, Outcome] = {}
         self._watch: _Watch | None = None
         self._screen: _OnScreen | None = None
-        self._later: list[tuple[EvaluationRequest, tuple[str, ...], Stamp, int]] = []
+        self._later: list[_Later] = []
+        self._untold: tuple[str, set[str], _Later] | None = None
+        """A receipt noted at its presentation's durable end, waiting for the counter to be told
+        of it: ``(presentation id, serials not yet told, receipt)``."""
         self._generation = 0
         """Counts rating screens opened: a receipt of an earlier one never reaches the screen."""
         self._unsynced_told = False
@@ -188,15 +201,19 @@ class ReceiptDesk:
     def presented(self, presentation: Presentation) -> None:
         """A rating screen opened: remember its request for its end; a QR still waiting or
         shown is dropped (the next citizen is at the window)."""
+        if self._untold is not None:  # never expected (start waits for the 谢谢): still printed
+            self._later.append(self._untold[2])
+            self._untold = None
         self._presentation = presentation
         self._generation += 1
         self._ended = {}
         self._screen = None
         self._watch = None
 
-    def finished(self, finished: Finished) -> None:
-        """The session's ``on_finished``: once every case of the presentation has ended, print
-        what the policy asks for."""
+    def ended(self, finished: Finished) -> None:
+        """The session's ``on_ended`` (the outcome is durable): once every case of the
+        presentation has ended, note what the policy asks for, with this moment as its time; it
+        prints when the counter is told (:meth:`finished`)."""
         p = self._presentation
         if p is None or finished.presentation_id != p.id:
             return
@@ -212,8 +229,22 @@ class ReceiptDesk:
             serials = tuple(s for s in request.serials if ended[s] is not Outcome.RATED)
         else:
             return
-        if serials:  # made after the 谢谢 frame (flush), with the time of the end
-            self._later.append((request, serials, self.clock.now(), self._generation))
+        if serials:  # made once told (finished), then after the next frame (flush)
+            receipt = (request, serials, self.clock.now(), self._generation)
+            self._untold = (p.id, set(request.serials), receipt)
+
+    def finished(self, finished: Finished) -> None:
+        """The session's ``on_finished`` (the counter is told: at once for a cancel or a
+        timeout, when the 谢谢 ends for a rating): once every case of the noted receipt is told,
+        it is made at the loop's next turn, so it prints at the moment the counter hears the end
+        whatever the level was (art. 4).  An outcome kept over a restart has none (ignored)."""
+        untold = self._untold
+        if untold is None or finished.presentation_id != untold[0]:
+            return
+        untold[1].difference_update(finished.serials)
+        if not untold[1]:
+            self._untold = None
+            self._later.append(untold[2])
 
     @property
     def due(self) -> bool:

@@ -292,10 +292,11 @@ def _reach_views(work: Path, language: str) -> dict[str, ScreenView]:
         pad.request("evaluation.start", **_start(_case("44050020261126000132")))
         pad.wait(LOOK)
         app.act(PressLevel(Level.SATISFIED))
-        app.step()  # the loop's next turn makes the receipt (after 谢谢 is drawn)
+        pad.wait(app.config.session.thanks + 0.1)  # 谢谢 ends: the counter told, receipt noted
+        app.step()  # the loop's next turn makes the receipt (art. 4: when the counter is told)
         if not app.printer.wait_until(lambda s: s.state == "offline", PRINTER_PATIENCE):
             raise RuntimeError(f"the missing printer was not found offline: {app.printer.status}")
-        pad.wait(app.config.session.thanks + 0.1)
+        app.step()  # the loop looks at the printer: its citizen is likely still there
         pad.shoot("receipt_qr", "receipt_qr")
         pad.wait(app.config.receipt.qr_on_screen + 1)  # the citizen has gone: idle again
         # The technician comes (the printer offline, a rating in the outbox to show).

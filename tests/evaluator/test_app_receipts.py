@@ -114,6 +114,12 @@ def press(app: App, level: Level = Level.SATISFIED) -> None:
     turn(app)
 
 
+def thanks_over(app: App) -> None:
+    """The 谢谢 after a rating ends (the counter is told, the receipt is made: art. 4)."""
+    app.clock.advance(app.config.session.thanks + 0.1)
+    turn(app)
+
+
 def printed(app: App, count: int) -> bytes:
     """What the dummy printer got once ``count`` receipts are out."""
     assert app.printer.wait_until(lambda s: s.printed >= count, PATIENCE), app.printer.status
@@ -206,10 +212,61 @@ def test_a_theme_receipt_is_named_after_the_theme(make) -> None:
     app = make("always")
     assert request(app, "evaluation.start", **THEME)["ok"]
     press(app)  # the theme rated overall
+    thanks_over(app)
     [(text, [url])] = receipts_in(printed(app, 1))
     link = verified(app, url)
     assert link.serials == ("T-1", "T-2") and link.matter_code == "YJS-0007"
     assert "事项名称：开办餐饮店" in text
+
+
+def test_a_good_and_a_bad_press_print_when_the_counter_is_told_at_the_end_of_thanks(
+    make,
+) -> None:
+    """Art. 4: a 好评 is durable at the press, a 差评 only at its reasons' submit; the printer at
+    the counter must not tell the clerk which.  Each receipt prints when its 谢谢 ends, in the
+    turn that tells the counter ``evaluation.finished``, and not a turn before; its content
+    (the time on it: the durable end) is what it was."""
+    from kiosk.view import Submit, ToggleReason
+
+    app = make("always")
+    thanks = app.config.session.thanks
+    assert thanks > 0.2
+    for n, level in enumerate((Level.SATISFIED, Level.DISSATISFIED)):
+        serial = f"M-{n}"
+        assert request(app, "evaluation.start", **start(serial))["ok"]
+        press(app, level)
+        if level.is_bad:
+            app.clock.advance(2.0)
+            app.act(ToggleReason("213"))
+            app.clock.advance(1.0)
+            app.act(Submit())
+            turn(app)
+        assert app.session.state.value == "thanks"
+        durable = app.clock.now().wall  # the press (好评) or the submit (差评)
+        out = len(app.printer.connection.output)
+        app.clock.advance(thanks - 0.05)
+        turn(app)
+        assert not [f for f in app.link.sent if f.get("serials") == [serial]]
+        assert len(app.receipts.issued) == n and app.printer.status.pending == 0
+        assert len(app.printer.connection.output) == out  # not a byte before the end of 谢谢
+        app.clock.advance(0.1)
+        turn(app)
+        assert [f["outcome"] for f in app.link.sent if f.get("serials") == [serial]] == ["rated"]
+        got = receipts_in(printed(app, n + 1))
+        assert len(got) == n + 1 and len(app.printer.connection.output) > out
+        text, [url] = got[-1]
+        link = verified(app, url)
+        assert link.serials == (serial,) and serial in text
+        assert link.issued == int(durable)  # the time of the durable end, as before
+
+
+def test_a_cancel_prints_at_once(make) -> None:
+    """Not rated: the counter is told at once, and the receipt is made at the next turn."""
+    app = make("always")
+    assert request(app, "evaluation.start", **start("C-9"))["ok"]
+    assert request(app, "evaluation.cancel")["ok"]
+    [(text, [url])] = receipts_in(printed(app, 1))
+    assert verified(app, url).serials == ("C-9",) and "C-9" in text
 
 
 def test_request_prints_only_on_receipt_print_and_never_opens_a_rating_screen(make) -> None:
@@ -283,21 +340,22 @@ def test_a_printer_that_hangs_never_delays_a_rating_or_a_screen_and_the_qr_is_sh
         spooler = app.printer
         assert request(app, "evaluation.start", **start("H-1"))["ok"]
         press(app)
+        app.clock.advance(app.config.session.thanks + 0.1)
+        assert show(app) == "idle"  # H-1's receipt is made as its 谢谢 ends
         assert spooler.wait_until(lambda s: s.phase == "writing", PATIENCE)
         # The worker is stuck in the write: the pad goes on.
-        app.clock.advance(app.config.session.thanks + 0.1)
-        assert show(app) == "idle"
         assert request(app, "evaluation.start", **start("H-2"))["ok"]
         assert show(app) == "presenting"
         press(app)
         assert show(app) == "thanks"
         assert [r["cases"][0]["serial"] for r in app.store.records()] == ["H-1", "H-2"]
         status = spooler.status
-        assert (status.phase, status.printed, status.pending) == ("writing", 0, 2)
+        assert (status.phase, status.printed, status.pending) == ("writing", 0, 1)
+        app.clock.advance(app.config.session.thanks + 0.1)
+        assert show(app) == "idle"  # H-2's receipt queued behind H-1's as its 谢谢 ended
+        assert spooler.status.pending == 2
         # The write gives up: offline, and the QR of H-2 (its citizen is there) on the screen.
         assert spooler.wait_until(lambda s: s.state == "offline", PATIENCE)
-        assert show(app) == "thanks"  # 谢谢 first
-        app.clock.advance(app.config.session.thanks + 0.1)
         assert show(app) == "receipt_qr"
         view = app.screen.view
         [url] = decode_screen(app.screen.surface, app.screen.layout.boxes["qr"])
@@ -319,8 +377,9 @@ def test_a_printer_known_down_shows_the_qr_and_a_touch_closes_it(make, tmp_path:
     app = make("always", printer=f'kind = "file"\npath = "{fifo}"\n')
     assert request(app, "evaluation.start", **start("D-1"))["ok"]
     press(app)
-    assert app.printer.wait_until(lambda s: s.state == "offline", PATIENCE)
     app.clock.advance(app.config.session.thanks + 0.1)
+    show(app)  # the 谢谢 ends: the receipt is tried
+    assert app.printer.wait_until(lambda s: s.state == "offline", PATIENCE)
     assert show(app) == "receipt_qr"
     # A touch anywhere closes it (and does nothing else).
     app.handle_events([pygame.event.Event(pygame.FINGERDOWN, x=0.5, y=0.5, dx=0, dy=0,
@@ -369,8 +428,9 @@ def test_a_printer_failing_after_its_citizen_left_brings_nothing_up(make, tmp_pa
     os.mkfifo(fifo)
     app = make("always", printer=f'kind = "file"\npath = "{fifo}"\n')
     assert request(app, "evaluation.start", **start("L-1"))["ok"]
-    press(app)  # the receipt is queued while the printer's state is still unknown
-    app.clock.advance(app.config.session.thanks + app.config.receipt.qr_on_screen + 1)
+    press(app)
+    thanks_over(app)  # the receipt is queued while the printer's state is still unknown
+    app.clock.advance(app.config.receipt.qr_on_screen + 1)
     assert app.printer.wait_until(lambda s: s.state == "offline" and s.pending == 1, PATIENCE)
     assert show(app) == "idle"
     # Within the time, the same failure brings the QR up (the test above is not vacuous).
