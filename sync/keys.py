@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
-import secrets
-import stat
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -26,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from evaluator.rules.errors import EvaluatorError
-from sync.durable import fsync_dir
+from sync.secretfile import read_secret, write_file
 
 PUBLIC_PREFIX = "ed25519:"
 #: A PEM Ed25519 private key is 119 bytes; anything much larger is not one.
@@ -143,21 +140,8 @@ class DeviceKey:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        # Written whole to a temporary file first, then linked in place: a crash or a full disk
-        # never leaves a half-written key that would then never be replaced, and link() refuses
-        # to replace an existing key (or a dangling symlink) atomically.
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            try:
-                os.fchmod(fd, 0o600)  # whatever the umask said
-                view = memoryview(pem)
-                while view:  # a nearly full disk may take part of it: never a cut key
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.link(tmp, path)
+            write_file(path, pem, 0o600, replace=False)
         except FileExistsError as exc:
             what = "a device key" if path.is_file() else "something that is not a key file"
             raise DeviceKeyError(
@@ -166,9 +150,6 @@ class DeviceKey:
             ) from exc
         except OSError as exc:
             raise DeviceKeyError(f"cannot create the device key {path}: {exc}") from exc
-        finally:
-            tmp.unlink(missing_ok=True)
-        fsync_dir(path.parent)
         return cls(path, private)
 
     @classmethod
@@ -176,31 +157,13 @@ class DeviceKey:
         """The key at ``path``; :class:`DeviceKeyError` says what to do when it is missing,
         unreadable, not a key, or readable by others than its owner."""
         path = Path(path)
-        try:
-            # Non-blocking: a FIFO at the path must not hang the pad; checked before reading.
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        except FileNotFoundError as exc:
-            raise DeviceKeyError(
-                f"no device key at {path}: create it with `evaluator keys init --config …`"
-            ) from exc
-        except OSError as exc:
-            raise DeviceKeyError(f"cannot read the device key {path}: {exc}") from exc
-        try:
-            info = os.fstat(fd)  # the file opened, not whatever the path names a moment later
-            if not stat.S_ISREG(info.st_mode):
-                raise DeviceKeyError(f"{path} is not a regular file, so not a device key")
-            if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-                raise DeviceKeyError(
-                    f"the device key {path} is readable by others (mode "
-                    f"{stat.S_IMODE(info.st_mode):04o}); run `chmod 600 {path}`"
-                )
-            if info.st_size > KEY_FILE_MAX:
-                raise DeviceKeyError(f"{path} is {info.st_size} bytes: not a device key")
-            data = os.read(fd, KEY_FILE_MAX + 1)
-        except OSError as exc:
-            raise DeviceKeyError(f"cannot read the device key {path}: {exc}") from exc
-        finally:
-            os.close(fd)
+        data = read_secret(
+            path,
+            what="device key",
+            missing="create it with `evaluator keys init --config …`",
+            max_size=KEY_FILE_MAX,
+            error=DeviceKeyError,
+        )
         try:
             private = serialization.load_pem_private_key(data, password=None)
         except (ValueError, TypeError) as exc:

@@ -29,10 +29,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 import re
-import secrets
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from evaluator.rules.errors import EvaluatorError
-from sync.durable import fsync_dir
+from sync.secretfile import read_secret, write_file
 
 __all__ = [
     "BACKDATE",
@@ -110,25 +107,16 @@ class CertificateAuthority:
 # --------------------------------------------------------------------------- private key files
 
 
-def _write_new(path: Path, data: bytes, mode: int) -> None:
-    """``data`` written whole to a new file ``path`` (``mode`` whatever the umask); never
-    overwrites: a temporary file linked in place, so a crash never leaves a cut file."""
+def _write(path: Path, data: bytes, mode: int, *, replace: bool) -> None:
+    """``data`` written whole to ``path`` (``mode`` whatever the umask; the folder made 0700 for
+    a key, else as the umask says): never a cut file, and a key never overwritten
+    (``replace=False``)."""
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o777 if replace else 0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise TlsCertError(f"cannot create the folder {path.parent}: {exc}") from exc
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-        try:
-            os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.link(tmp, path)
+        write_file(path, data, mode, replace=replace)
     except FileExistsError as exc:
         raise TlsCertError(
             f"{path} already exists and is never overwritten; move it away first if it really "
@@ -136,36 +124,12 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
         ) from exc
     except OSError as exc:
         raise TlsCertError(f"cannot write {path}: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
 
 
 def write_public(path: Path | str, data: bytes) -> None:
     """A public file (request, certificate) written whole (mode 0644), replacing an older one:
     a request or a certificate may be made again, unlike a key."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise TlsCertError(f"cannot create the folder {path.parent}: {exc}") from exc
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        try:
-            os.fchmod(fd, 0o644)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise TlsCertError(f"cannot write {path}: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
+    _write(Path(path), data, 0o644, replace=True)
 
 
 def _pem_private(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -179,7 +143,7 @@ def _pem_private(key: ec.EllipticCurvePrivateKey) -> bytes:
 def create_tls_key(path: Path | str) -> ec.EllipticCurvePrivateKey:
     """A new ECDSA P-256 key written to ``path`` (0600, folder 0700); never overwrites."""
     key = ec.generate_private_key(ec.SECP256R1())
-    _write_new(Path(path), _pem_private(key), 0o600)
+    _write(Path(path), _pem_private(key), 0o600, replace=False)
     return key
 
 
@@ -187,30 +151,13 @@ def load_tls_key(path: Path | str) -> ec.EllipticCurvePrivateKey:
     """The TLS key at ``path``; refused when missing, not a regular file, readable by others
     than its owner (the broker trusts whoever holds it), or not an EC key."""
     path = Path(path)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not hang us
-    except FileNotFoundError as exc:
-        raise TlsCertError(
-            f"no TLS key at {path}: create it with `evaluator tls csr --config …`"
-        ) from exc
-    except OSError as exc:
-        raise TlsCertError(f"cannot read the TLS key {path}: {exc}") from exc
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise TlsCertError(f"{path} is not a regular file, so not a TLS key")
-        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise TlsCertError(
-                f"the TLS key {path} is readable by others (mode "
-                f"{stat.S_IMODE(info.st_mode):04o}); run `chmod 600 {path}`"
-            )
-        if info.st_size > KEY_FILE_MAX:
-            raise TlsCertError(f"{path} is {info.st_size} bytes: not a TLS key")
-        data = os.read(fd, KEY_FILE_MAX + 1)
-    except OSError as exc:
-        raise TlsCertError(f"cannot read the TLS key {path}: {exc}") from exc
-    finally:
-        os.close(fd)
+    data = read_secret(
+        path,
+        what="TLS key",
+        missing="create it with `evaluator tls csr --config …`",
+        max_size=KEY_FILE_MAX,
+        error=TlsCertError,
+    )
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
@@ -374,7 +321,7 @@ def make_ca(
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .sign(key, hashes.SHA256())
     )
-    _write_new(folder / CA_KEY_NAME, _pem_private(key), 0o600)
+    _write(folder / CA_KEY_NAME, _pem_private(key), 0o600, replace=False)
     write_public(folder / CA_CERT_NAME, cert.public_bytes(serialization.Encoding.PEM))
     return CertificateAuthority(folder, cert, key)
 
