@@ -13,7 +13,6 @@ import logging
 import os
 import queue
 import signal
-import socket
 import sqlite3
 import time
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from evaluator.rules.protocol import Message, fault_event, finished_event, reply
 from evaluator.rules.reasons import COMMENT_MAX, OTHER_CODE, load_reasons
 from evaluator.rules.request import parse_clerk, parse_request
 from evaluator.rules.session import Closing, Finished, FirstRating, Presentation, Session, State
+from evaluator.sdnotify import sd_notify as _sd_notify
 from kiosk import texts
 from kiosk.view import (
     Back,
@@ -1304,17 +1304,3 @@ def _thread_died(worker: Any) -> bool:
     """``worker`` is a thread that was started and has ended (anything else: ``False``)."""
     is_alive = getattr(worker, "is_alive", None)
     return callable(is_alive) and getattr(worker, "ident", None) is not None and not is_alive()
-
-
-def _sd_notify(state: str) -> None:
-    """Tell systemd (Type=notify) about our state; a no-op outside systemd."""
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
-        return
-    if address.startswith("@"):
-        address = "\0" + address[1:]
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.sendto(state.encode(), address)
-    except OSError as exc:
-        log.warning("sd_notify failed: %s", exc)

@@ -17,6 +17,8 @@ import threading
 from pathlib import Path
 from typing import Any, TextIO
 
+from evaluator.sdnotify import sd_notify
+
 #: The database when ``--db`` is not given: the service's StateDirectory.
 DEFAULT_DB = "sqlite:////var/lib/evaluator-hub/hub.db"
 DB_ENV = "EVALUATOR_HUB_DB"
@@ -171,30 +173,13 @@ def _run(args: argparse.Namespace) -> int:
             return 1
         if receiver.connected and not ready_told:
             ready_told = True
-            _notify("READY=1")
+            sd_notify("READY=1")
             print(f"evaluator hub: receiving on {receiver.subscriptions}", flush=True)
-    _notify("STOPPING=1")
+    sd_notify("STOPPING=1")
     receiver.stop()
     receiver.join(10)
     print(f"evaluator hub: stopped; {receiver.stats}", flush=True)
     return 0
-
-
-def _notify(state: str) -> None:
-    """sd_notify without libsystemd: one datagram to $NOTIFY_SOCKET (Type=notify)."""
-    import socket
-
-    where = os.environ.get("NOTIFY_SOCKET")
-    if not where:
-        return
-    if where.startswith("@"):
-        where = "\0" + where[1:]
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.connect(where)
-            sock.sendall(state.encode())
-    except OSError:
-        pass
 
 
 def _print_figures(data: dict[str, Any], out: TextIO) -> None:
