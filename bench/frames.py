@@ -5,6 +5,9 @@ with ``app.link.feed``), ``[buttons]`` on gpiozero's ``MockFactory`` pins, ``[mq
 real :class:`~kiosk.screen.Screen` on the SDL ``dummy`` driver, the SQLite store in the run's
 temporary directory (``bench.run`` prints its file system: on a tmpfs ``synchronous=FULL`` syncs
 nothing) and the real clock (``[session] press_guard`` is waited out before a press, untimed).
+``[session] thanks`` is :data:`THANKS` here and waited out after each press, untimed: the next
+``evaluation.start`` is refused ``busy`` until the 谢谢 after a rating has ended (art. 4), and
+"0s" would end the 谢谢 in the press's own turn, before it is drawn.
 Each sample is followed by one sample of its reference, so noise hits both alike:
 
 - trigger → frame: ``link.feed(evaluation.start)``, ``app.step()``, ``app._show()`` until the rating
@@ -33,9 +36,13 @@ WIDTH, HEIGHT = 1280, 800
 PINS = dict(zip(BUTTON_ORDER, (17, 27, 22, 23, 24), strict=True))
 #: Waited after the rating screen is shown, before a press: past ``[session] press_guard``.
 GUARD_WAIT = 0.35
+#: ``[session] thanks`` of the benches' pads: far beyond a press's turn and its drawing, short
+#: enough to wait out after every press (untimed).
+THANKS = 0.5
 #: Bounds of each loop: samples, and seconds.
 N_TRIGGER, TRIGGER_SECONDS = 300, 30.0
-N_PRESS, PRESS_SECONDS = 100, 60.0
+N_PRESS = 100
+PRESS_SECONDS = 60.0 + N_PRESS * THANKS
 
 CLERK = {"id": "A1023", "name": "陈晓明"}
 
@@ -67,6 +74,7 @@ def make_app(tmp: Path, repo: Path) -> App:
         "[mqtt]\nenabled = false\n"
         f"[storage]\npath = {json.dumps(str(tmp / 'frames.db'))}\n"
         f'[buttons]\n{pins}\npin_factory = "mock"\n'
+        f'[session]\nthanks = "{THANKS * 1000:g}ms"\n'
         f'[screen]\nwidth = {WIDTH}\nheight = {HEIGHT}\ndriver = "dummy"\n',
         encoding="utf-8",
     )
@@ -91,6 +99,19 @@ def expect(app: App, screen: str) -> None:
 def drain(app: App) -> None:
     """Take the wake-up events the link posted (the loop would, in ``Screen.wait``)."""
     app.handle_events(app.screen.wait(0))
+
+
+def end_thanks(app: App, patience: float = 10.0) -> None:
+    """Turn the loop until the 谢谢 after a rating has ended (the counter told, the receipt
+    made): only then does ``evaluation.start`` open the next rating screen (art. 4)."""
+    deadline = time.monotonic() + patience
+    while app.session.held or (app.receipts is not None and app.receipts.due):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the 谢谢 did not end within {patience:g} s")
+        time.sleep(min(app._sleep_for(), 0.05))  # as the loop waits (no spinning)
+        app.step()
+        app._show()
+        drain(app)
 
 
 def count_ratings(path: Path) -> int:
@@ -145,8 +166,9 @@ def timed_press(app: App, pin: Any) -> float:
     return t1 - t0
 
 
-def bench_press(app: App, tmp: Path) -> tuple[list[float], list[float]]:
-    """GPIO press → rating durable and 谢谢 drawn, and a raw durable insert + flip, interleaved."""
+def bench_press(app: App, tmp: Path, n: int = N_PRESS) -> tuple[list[float], list[float]]:
+    """GPIO press → rating durable and 谢谢 drawn, and a raw durable insert + flip, interleaved;
+    ``n`` samples (tests run a few)."""
     ref_db = sqlite3.connect(tmp / "raw.db", isolation_level=None)
     ref_db.execute("PRAGMA journal_mode = WAL")
     ref_db.execute("PRAGMA synchronous = FULL")
@@ -159,7 +181,7 @@ def bench_press(app: App, tmp: Path) -> tuple[list[float], list[float]]:
     stored = count_ratings(app.config.storage.path) if app.config.storage.path.exists() else 0
     deadline = time.monotonic() + PRESS_SECONDS
     try:
-        for i in range(-2, N_PRESS):  # two warm-up rounds, not kept
+        for i in range(-2, n):  # two warm-up rounds, not kept
             if time.monotonic() > deadline:
                 break
             msg_id += 1
@@ -177,6 +199,7 @@ def bench_press(app: App, tmp: Path) -> tuple[list[float], list[float]]:
             ref_db.execute("INSERT INTO ratings (record) VALUES (?)", (record,))  # autocommit
             pygame.display.flip()
             t3 = time.perf_counter()
+            end_thanks(app)  # untimed: the next start is refused until it has ended
             if i >= 0:
                 times.append(press_seconds)
                 refs.append(t3 - t2)

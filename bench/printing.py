@@ -10,11 +10,13 @@ printing on beside the same with printing off.
    ESC/POS bytes beside the pad while it runs), beside a second App in the same process with
    ``print = "never"``.  One sample of each in turn (the order swapped every round), so noise
    hits both alike; the two share one display.  The pad makes a receipt at the loop's turn after
-   谢谢 is drawn and the spooler builds its bytes then; before each press (untimed) the previous
-   receipt is out, as it long is when the next citizen presses (谢谢 alone lasts 3 s): samples
-   come back to back here, and the worker's build would otherwise run inside the next press.
-   ``[session] press_guard`` is 0 in both (the press filter is not measured; the level
-   alternates, so no press is a repeat).
+   the 谢谢 has ended (when the counter is told, art. 4) and the spooler builds its bytes then;
+   before each press (untimed) the 谢谢 has ended (``[session] thanks`` is
+   :data:`bench.frames.THANKS`: the next start is refused ``busy`` until then) and the previous
+   receipt is out, as it long is when the next citizen presses: samples come back to back here,
+   and the worker's build would otherwise run inside the next press.  ``[session] press_guard``
+   is 0 in both (the press filter is not measured; the level alternates, so no press is a
+   repeat).
 
 ``python -m bench.printing`` prints this table alone; ``python -m bench.run`` includes it.
 """
@@ -31,7 +33,16 @@ from pathlib import Path
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
-from bench.frames import PINS, count_ratings, drain, expect, start_request, timed_press
+from bench.frames import (
+    PINS,
+    THANKS,
+    count_ratings,
+    drain,
+    end_thanks,
+    expect,
+    start_request,
+    timed_press,
+)
 from bench.stats import Row, median_p99, table
 from evaluator.app import App
 from evaluator.config import load_config
@@ -98,7 +109,8 @@ def make_app(tmp: Path, repo: Path, name: str, *, printing: bool) -> App:
         f'[device]\nid = "bench-{name}"\nwindow = "12号窗口"\n'
         '[counter]\nport = "dummy://"\n[mqtt]\nenabled = false\n'
         f"[storage]\npath = {json.dumps(str(tmp / name / 'ratings.db'))}\n"
-        f'[buttons]\n{pins}\npin_factory = "mock"\n[session]\npress_guard = "0s"\n'
+        f'[buttons]\n{pins}\npin_factory = "mock"\n'
+        f'[session]\npress_guard = "0s"\nthanks = "{THANKS * 1000:g}ms"\n'
         f'[screen]\nwidth = {WIDTH}\nheight = {HEIGHT}\ndriver = "dummy"\n{receipt}',
         encoding="utf-8",
     )
@@ -107,8 +119,9 @@ def make_app(tmp: Path, repo: Path, name: str, *, printing: bool) -> App:
 
 def press_once(app: App, msg_id: int, serial: str, level: Level) -> float:
     """Seconds from the GPIO press to 谢谢 drawn with the rating durable."""
+    end_thanks(app)  # the previous case's 谢谢 has ended and its receipt is made
     app.link.feed(start_request(msg_id, serial))
-    app.step()  # which also makes the previous case's receipt (its 谢谢 was drawn)
+    app.step()
     app._show()
     drain(app)
     expect(app, "presenting")
@@ -117,8 +130,11 @@ def press_once(app: App, msg_id: int, serial: str, level: Level) -> float:
     return timed_press(app, app.buttons.pin(level))
 
 
-def bench_press(tmp: Path, repo: Path) -> tuple[list[float], list[float], int]:
-    """Milliseconds press → 谢谢 with printing on and off, in turn; and the receipts printed."""
+def bench_press(
+    tmp: Path, repo: Path, n: int = N_PRESS, warm_up: int = WARM_UP
+) -> tuple[list[float], list[float], int]:
+    """Milliseconds press → 谢谢 with printing on and off, in turn (``n`` samples each after
+    ``warm_up`` rounds: tests run a few); and the receipts printed."""
     on = make_app(tmp, repo, "printing-on", printing=True)
     off = make_app(tmp, repo, "printing-off", printing=False)
     try:
@@ -128,18 +144,18 @@ def bench_press(tmp: Path, repo: Path) -> tuple[list[float], list[float], int]:
         t_on: list[float] = []
         t_off: list[float] = []
         msg_id = 0
-        for i in range(-WARM_UP, N_PRESS):
+        for i in range(-warm_up, n):
             order = [(on, t_on), (off, t_off)] if i % 2 else [(off, t_off), (on, t_on)]
             for app, times in order:
                 msg_id += 1
                 took = press_once(app, msg_id, f"P{i}", LEVELS[i % 2])
                 if i >= 0:
                     times.append(took * 1000)
-        on.step()  # the loop's next turn makes the last receipt
+        end_thanks(on)  # the last 谢谢 ends and its receipt is made
         for app in (on, off):
-            if count_ratings(app.config.storage.path) != N_PRESS + WARM_UP:
+            if count_ratings(app.config.storage.path) != n + warm_up:
                 raise RuntimeError("a rating is missing from the store after 谢谢")
-        if not on.printer.wait_until(lambda s: s.printed + s.dropped >= N_PRESS + WARM_UP, 60):
+        if not on.printer.wait_until(lambda s: s.printed + s.dropped >= n + warm_up, 60):
             raise RuntimeError(f"the receipts were not all printed: {on.printer.status}")
         printed = on.printer.status.printed
     finally:

@@ -20,7 +20,8 @@ The earlier benchmarks, at 800×480: committing one rating (``Store.append_ratin
 ``synchronous=FULL``) beside ``synchronous=NORMAL`` (comparison only, interleaved in rounds);
 a counter request → rating screen drawn (``App.handle`` + ``Screen.render``) beside a render of
 the presenting view alone; a level press → rating durable and 谢谢 drawn (``App.act`` +
-``Screen.render``, a FakeClock moved past the press filter before each press).
+``Screen.render``, a FakeClock moved past the press filter before each press and past the
+谢谢 after it, untimed: the next start waits for the 谢谢 to end, art. 4).
 
 Issue 7's figures (:mod:`bench.receipt`, :mod:`bench.printing`): receipt bytes built per second
 (image beside native QR); receipt links checked per second by the city (``ratelink.verify``)
@@ -204,7 +205,9 @@ def expect(app: App, screen: str) -> None:
         raise RuntimeError(f"expected the {screen!r} screen, got {got!r}")
 
 
-def bench_screens(app: App, screen: Screen) -> dict[str, list[float]]:
+def bench_screens(app: App, screen: Screen, n: int = N_SCREEN) -> dict[str, list[float]]:
+    """Request → rating screen drawn (and the render alone), and press → 谢谢 drawn, ``n``
+    samples each (tests run a few)."""
     t_request: list[float] = []
     t_render: list[float] = []
     t_press: list[float] = []
@@ -222,7 +225,7 @@ def bench_screens(app: App, screen: Screen) -> dict[str, list[float]]:
     screen.render(app.view())
 
     # 2. request → rating screen drawn; render of the presenting view alone.
-    for i in range(N_SCREEN):
+    for i in range(n):
         message = Message(next_id(), "evaluation.start", start_body(i))
         t0 = time.perf_counter()
         reply = app.handle(message)
@@ -237,9 +240,10 @@ def bench_screens(app: App, screen: Screen) -> dict[str, list[float]]:
         t_render.append(time.perf_counter() - t0)
         app.handle(Message(next_id(), "evaluation.cancel", {}))
 
-    # 3. press → rating durable and 谢谢 drawn; the next start ends the thanks screen.
-    for i in range(N_SCREEN):
-        app.handle(Message(next_id(), "evaluation.start", start_body(N_SCREEN + i)))
+    # 3. press → rating durable and 谢谢 drawn; then (untimed) the clock past the 谢谢 and a
+    # turn of the loop: the next start is refused busy until the 谢谢 has ended (art. 4).
+    for i in range(n):
+        app.handle(Message(next_id(), "evaluation.start", start_body(n + i)))
         screen.render(app.view())
         expect(app, "presenting")
         app.clock.advance(1.0)  # past the press filter's guard and repeat time (untimed)
@@ -249,6 +253,9 @@ def bench_screens(app: App, screen: Screen) -> dict[str, list[float]]:
         screen.render(app.view())
         t_press.append(time.perf_counter() - t0)
         expect(app, "thanks")
+        app.clock.advance(app.config.session.thanks + 0.01)
+        app.step()
+        expect(app, "idle")
 
     return {
         "request → rating screen drawn": t_request,
