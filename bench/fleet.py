@@ -159,8 +159,6 @@ def devices_role(args: argparse.Namespace) -> int:
     if sys.stdin.readline().strip() != "go":
         return 1
     go = time.monotonic()
-    if args.patch_connack_wait:
-        patch_connack_wait()
     turns = count_turns()
     rng = random.Random(args.first)
     settings = defaults()
@@ -219,27 +217,6 @@ def devices_role(args: argparse.Namespace) -> int:
     for w in workers.values():
         w.join(5)
     return 0
-
-
-def patch_connack_wait() -> None:
-    """The experiment of ``--patch-connack-wait`` (off by default; the figures say which): a
-    worker whose socket is open but whose CONNACK has not come waits for the socket or the
-    CONNACK deadline only.  Unpatched, ``SyncWorker._deadline`` still counts the poll and status
-    times, which only move once connected: past due, the worker spins through ``select(0)``
-    (thousands of turns a second) until the broker answers, and a thousand pads reconnecting
-    to a loaded broker starve it of the CPU it needs to answer them (docs/scaling.md)."""
-    from sync.mqtt import SyncWorker
-
-    original = SyncWorker._deadline
-
-    def deadline(self: SyncWorker, now: float) -> float:
-        if not self._connected:
-            return min(
-                self._link_since + max(10.0, 2 * self.connect_timeout), now + self.keepalive / 2
-            )
-        return original(self, now)
-
-    SyncWorker._deadline = deadline  # type: ignore[method-assign]
 
 
 def count_turns() -> dict[int, int]:
@@ -462,7 +439,6 @@ def run(
     resend_after: float = 0.0,
     timeout: float = 900.0,
     ramp: float = 10.0,
-    patch_connack_wait: bool = False,
 ) -> Result:
     """One fleet run in ``work``; raises ``RuntimeError`` when it cannot finish."""
     from sync.hub.db import open_db
@@ -490,7 +466,6 @@ def run(
                     f"--live={live}",
                     f"--resend-after={resend_after}",
                     f"--ramp={ramp}",
-                    *(["--patch-connack-wait"] if patch_connack_wait else []),
                 ],
             )
             for first in range(0, devices, per_process)
@@ -647,11 +622,6 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument(
-        "--patch-connack-wait",
-        action="store_true",
-        help="an experiment: the pads' workers do not spin while awaiting a CONNACK",
-    )
-    parser.add_argument(
         "--ramp", type=float, default=10.0, help="seconds over which the pads start (random)"
     )
     # the roles' own options
@@ -682,10 +652,7 @@ def main(argv: list[str]) -> int:
             resend_after=args.resend_after,
             timeout=args.timeout,
             ramp=args.ramp,
-            patch_connack_wait=args.patch_connack_wait,
         )
-    if args.patch_connack_wait:
-        print("EXPERIMENT: the pads' workers patched not to spin while awaiting a CONNACK")
     print(report(result, args))
     return 0 if result.ok else 1
 

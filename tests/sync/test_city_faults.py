@@ -96,13 +96,9 @@ class Pad:
             self.worker = None
 
     def read(self, sql: str) -> list[Any]:
-        """Rows of the pad's store, read as another process would: read-only, closed after.
-
-        Read-only on purpose: a read-write connection that closes while the pad's process has
-        lost its SQLite locks (``sync.store._file_damage`` closes a descriptor of the database
-        file when a second Store opens in the same process) checkpoints and DELETES the -wal,
-        and the pad's later commits are lost (found by this test; reported, see the notes of
-        issue 8)."""
+        """Rows of the pad's store, read as another process would: read-only, closed after
+        (this test found that a read-write connection closing here could delete the -wal under
+        a pad holding two Stores; fixed in sync/store.py, test_store_faults.py keeps it so)."""
         conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
         try:
             return conn.execute(sql).fetchall()
