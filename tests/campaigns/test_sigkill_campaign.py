@@ -26,6 +26,8 @@ def test_sigkill_campaign_loses_doubles_and_contradicts_nothing(tmp_path: Path) 
     assert all(figures.moments[m] >= FAST_KILLS // len(MOMENTS) for m in MOMENTS), report
     assert figures.survived == FAST_KILLS, report
     assert figures.reported >= 1, report  # presses did happen and were reported
+    # A kill during the 谢谢 (the rating durable, not yet told: art. 4) is told by a later start.
+    assert figures.told_later >= 1, report
     assert (figures.lost, figures.duplicated, figures.unasked) == (0, 0, 0), report
     assert figures.stored == figures.delivered and figures.undelivered == 0, report
     assert figures.unknown_at_city == 0, report
