@@ -90,6 +90,7 @@ from evaluator.rules.protocol import (
     nesting_depth,
     reply_error,
 )
+from sync.mqttclient import Broker, paho_client, parse_broker_url
 from sync.status import SyncStatus
 from sync.store import Outgoing, Store, local_now, scheduled_check
 
@@ -128,49 +129,8 @@ EVENT_PAGE = 50
 MAX_REPLIES = 100
 #: Protocol versions accepted for ``protocol``.
 PROTOCOLS: tuple[str, ...] = ("5", "3.1.1")
-#: Default ports of the URL schemes.
-DEFAULT_PORTS: dict[str, int] = {"mqtt": 1883, "mqtts": 8883}
 #: What the distribution is called, for the status's ``firmware``.
 DISTRIBUTION = "window-evaluator"
-
-
-@dataclass(frozen=True)
-class Broker:
-    """One broker to try: host, port and whether the link is TLS (``mqtts://``)."""
-
-    host: str
-    port: int
-    tls: bool
-
-    def __str__(self) -> str:
-        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
-
-
-def parse_broker_url(url: str) -> Broker:
-    """``mqtt://host[:port]`` (1883) or ``mqtts://host[:port]`` (8883, TLS) as a :class:`Broker`;
-    an IPv6 host in brackets.  ``ValueError`` names what is wrong (config validation shows it).
-    """
-    from urllib.parse import urlsplit
-
-    if not isinstance(url, str) or "://" not in url:
-        raise ValueError(f"broker URL {url!r} must look like mqtt://host:port or mqtts://host:port")
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"broker URL {url!r}: {exc}") from None
-    scheme = parts.scheme.lower()
-    if scheme not in DEFAULT_PORTS:
-        raise ValueError(f"broker URL {url!r}: the scheme must be mqtt or mqtts, not {scheme!r}")
-    if not parts.hostname:
-        raise ValueError(f"broker URL {url!r} names no host")
-    if parts.username or parts.password:
-        raise ValueError(f"broker URL {url!r}: put the user name and password in their own keys")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError(f"broker URL {url!r}: no path, query or fragment after host:port")
-    if port == 0:
-        raise ValueError(f"broker URL {url!r}: port 0")
-    return Broker(parts.hostname, port or DEFAULT_PORTS[scheme], scheme == "mqtts")
 
 
 def firmware_version() -> str:
@@ -573,37 +533,30 @@ class SyncWorker(threading.Thread):
     def _make_client(self, broker: Broker) -> mqtt.Client:
         """A paho client for ``broker``: the protocol, TLS for ``mqtts://``, the retained
         offline status as last will (set before connecting, as it must be)."""
-        paho = _paho()
-        v5 = self.protocol == "5"
-        client = paho.Client(
-            paho.CallbackAPIVersion.VERSION2,
+        client = paho_client(
+            broker,
             client_id=self.client_id,
-            # The outbox is the durable queue, not the broker session.
-            clean_session=None if v5 else True,
-            protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
+            protocol=self.protocol,
+            username=self.username,
+            password=self.password,
+            tls_ca=self.tls_ca,
+            tls_cert=self.tls_cert,
+            tls_key=self.tls_key,
+            connect_timeout=self.connect_timeout,
+            max_inflight=MAX_INFLIGHT,
         )
-        if self.username:
-            client.username_pw_set(self.username, self.password or None)
-        if broker.tls:
-            client.tls_set(
-                ca_certs=self.tls_ca or None,
-                certfile=self.tls_cert or None,
-                keyfile=self.tls_key or None,
-            )
         client.will_set(
             self.status_topic,
             _json_bytes(offline_status(self.device_id, self.firmware, None)),
             qos=1,
             retain=True,
         )
-        client.connect_timeout = self.connect_timeout
-        client.max_inflight_messages_set(MAX_INFLIGHT)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
         client.on_publish = self._on_publish
-        if v5:
+        if self.protocol == "5":
             from paho.mqtt.packettypes import PacketTypes
             from paho.mqtt.properties import Properties
 

@@ -32,13 +32,12 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from evaluator.rules.backoff import Backoff
 from sync.hub.db import open_db
 from sync.hub.ingest import Ingest, Result
+from sync.mqttclient import Broker, paho_client, parse_broker_url
 
 log = logging.getLogger(__name__)
 
@@ -54,28 +53,20 @@ class ReceiverError(ValueError):
     """A receiver option is wrong (a broker URL, the protocol)."""
 
 
-@dataclass(frozen=True)
-class BrokerURL:
-    """One broker: ``mqtt://host[:1883]`` or ``mqtts://host[:8883]`` (TLS)."""
+#: URL schemes the receiver also accepts, as paho names them.
+_SCHEMES = {"tcp": "mqtt", "ssl": "mqtts"}
 
-    host: str
-    port: int
-    tls: bool
 
-    @classmethod
-    def parse(cls, url: str) -> BrokerURL:
-        parts = urlsplit(url if "://" in url else f"mqtt://{url}")
-        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
-            raise ReceiverError(f"{url!r}: expected mqtt://host:port or mqtts://host:port")
-        tls = parts.scheme in ("mqtts", "ssl")
-        try:
-            port = parts.port or (8883 if tls else 1883)
-        except ValueError as exc:
-            raise ReceiverError(f"{url!r}: {exc}") from exc
-        return cls(parts.hostname, port, tls)
-
-    def __str__(self) -> str:
-        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+def parse_broker(url: str) -> Broker:
+    """One broker: ``mqtt://host[:1883]`` or ``mqtts://host[:8883]`` (TLS), as the pads'
+    (:func:`sync.mqttclient.parse_broker_url`); also a host alone (``mqtt://``) and paho's
+    ``tcp://`` and ``ssl://``.  :class:`ReceiverError` says what is wrong."""
+    scheme, sep, rest = url.partition("://")
+    text = f"{_SCHEMES.get(scheme.lower(), scheme)}://{rest}" if sep else f"mqtt://{url}"
+    try:
+        return parse_broker_url(text)
+    except ValueError as exc:
+        raise ReceiverError(str(exc)) from None
 
 
 class Receiver(threading.Thread):
@@ -115,7 +106,7 @@ class Receiver(threading.Thread):
             raise ReceiverError(f"group {group!r}: a non-empty name without / + #")
         super().__init__(name="hub-receiver", daemon=True)
         self.db_url = db_url
-        self.brokers = [BrokerURL.parse(b) for b in brokers]
+        self.brokers = [parse_broker(b) for b in brokers]
         self.prefix = topic_prefix.rstrip("/")
         self.group = group
         self.client_id = client_id
@@ -198,25 +189,19 @@ class Receiver(threading.Thread):
                 with contextlib.suppress(OSError):
                     end.close()
 
-    def _make_client(self, broker: BrokerURL) -> Any:
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion
-
-        v5 = self.protocol == "5"
-        kwargs: dict[str, Any] = {"protocol": mqtt.MQTTv5 if v5 else mqtt.MQTTv311}
-        if not v5:
-            kwargs["clean_session"] = True
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, **kwargs)
-        if broker.tls:
-            client.tls_set(
-                ca_certs=self.tls_ca or None,
-                certfile=self.tls_cert or None,
-                keyfile=self.tls_key or None,
-            )
-        if self.username:
-            client.username_pw_set(self.username, self.password or None)
-        client.connect_timeout = self.connect_timeout
-        client.max_inflight_messages_set(0)  # acks are small; never hold one back
+    def _make_client(self, broker: Broker) -> Any:
+        client = paho_client(
+            broker,
+            client_id=self.client_id,
+            protocol=self.protocol,
+            username=self.username,
+            password=self.password,
+            tls_ca=self.tls_ca,
+            tls_cert=self.tls_cert,
+            tls_key=self.tls_key,
+            connect_timeout=self.connect_timeout,
+            max_inflight=0,  # acks are small; never hold one back
+        )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe

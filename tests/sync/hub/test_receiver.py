@@ -16,9 +16,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from evaluator.rules.records import canonical_json, record_hash
 from sync.hub.db import open_db
-from sync.hub.receiver import BrokerURL, Receiver, ReceiverError
+from sync.hub.receiver import Receiver, ReceiverError, parse_broker
 from sync.keys import DeviceKey
 from sync.mqtt import SyncWorker
+from sync.mqttclient import Broker as BrokerAt
 from sync.store import Store
 from tests.support import Broker, free_port, wait_for
 from tests.sync.hub.helpers import PREFIX, chain, make_key, payload, rating_content, topic
@@ -237,10 +238,13 @@ def test_protocol_311_works_too(
 
 
 def test_options_are_checked() -> None:
-    assert BrokerURL.parse("mqtts://city.example:8884") == BrokerURL("city.example", 8884, True)
-    assert BrokerURL.parse("10.0.0.5") == BrokerURL("10.0.0.5", 1883, False)
-    with pytest.raises(ReceiverError):
-        BrokerURL.parse("http://x")
+    assert parse_broker("mqtts://city.example:8884") == BrokerAt("city.example", 8884, True)
+    assert parse_broker("10.0.0.5") == BrokerAt("10.0.0.5", 1883, False)
+    assert parse_broker("ssl://city.example") == BrokerAt("city.example", 8883, True)
+    assert parse_broker("tcp://[::1]:1884") == BrokerAt("::1", 1884, False)
+    for bad in ("http://x", "mqtt://user:pw@x", "mqtt://x/topic", "mqtt://x:0", "mqtt://x:99999"):
+        with pytest.raises(ReceiverError):
+            parse_broker(bad)
     with pytest.raises(ReceiverError):
         Receiver("x.db", ["mqtt://h"], protocol="4")
     with pytest.raises(ReceiverError):
