@@ -54,6 +54,16 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
+def stop_threads(threads: list[Any], timeout: float) -> None:
+    """``stop()`` every thread first (they wind down together), then join each and fail when
+    one has not ended within ``timeout``: a thread that outlives its stop() is a bug to see."""
+    for thread in threads:
+        thread.stop()
+    for thread in threads:
+        thread.join(timeout)
+        assert not thread.is_alive(), f"{thread.name} still runs {timeout}s after stop()"
+
+
 def stop_process(proc: subprocess.Popen[Any], timeout: float = 5) -> None:
     if proc.poll() is None:
         proc.terminate()

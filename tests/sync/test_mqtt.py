@@ -19,6 +19,7 @@ from evaluator.rules.records import RATING_FIELDS
 from sync.mqtt import SyncWorker, TokenBucket
 from sync.store import Store
 from tests.dropper import Dropper
+from tests.sync.workers import worker_factory
 
 DEVICE = "pad-440500-07"
 PREFIX = "hcp/v1"
@@ -136,33 +137,19 @@ def city(broker) -> Iterator[City]:
 
 @pytest.fixture
 def make_worker(broker, db_path: Path) -> Iterator[Callable[..., SyncWorker]]:
-    workers: list[SyncWorker] = []
-
-    def make(**kwargs: Any) -> SyncWorker:
-        options: dict[str, Any] = {
-            "store_path": db_path,
-            "device_id": DEVICE,
-            "host": broker.host,
-            "port": broker.port,
-            "topic_prefix": PREFIX,
-            "resend_after": 30.0,
-            "max_rate": 50.0,
-            "reconnect_min": 0.2,
-            "reconnect_max": 0.5,
-            "reconnect_spread": 0.3,
-        }
-        options.update(kwargs)
-        worker = SyncWorker(**options)
-        workers.append(worker)
-        worker.start()
-        return worker
-
-    yield make
-    for worker in workers:
-        worker.stop()
-    for worker in workers:
-        worker.join(5)
-        assert not worker.is_alive()
+    with worker_factory(
+        store_path=db_path,
+        device_id=DEVICE,
+        host=broker.host,
+        port=broker.port,
+        topic_prefix=PREFIX,
+        resend_after=30.0,
+        max_rate=50.0,
+        reconnect_min=0.2,
+        reconnect_max=0.5,
+        reconnect_spread=0.3,
+    ) as make:
+        yield make
 
 
 def test_a_committed_rating_reaches_the_city_with_every_field(

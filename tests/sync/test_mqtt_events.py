@@ -20,6 +20,7 @@ from sync.mqtt import Broker, SyncWorker, parse_broker_url
 from sync.store import Store
 from tests.support import free_port
 from tests.sync.test_mqtt import full_content, wait_until
+from tests.sync.workers import worker_factory
 
 DEVICE = "pad-440500-09"
 PREFIX = "hcp/v1"
@@ -114,32 +115,18 @@ def peer(broker: Any) -> Iterator[Peer]:
 
 @pytest.fixture
 def make_worker(broker: Any, db_path: Path) -> Iterator[Callable[..., SyncWorker]]:
-    workers: list[SyncWorker] = []
-
-    def make(**kwargs: Any) -> SyncWorker:
-        options: dict[str, Any] = {
-            "store_path": db_path,
-            "device_id": DEVICE,
-            "host": broker.host,
-            "port": broker.port,
-            "topic_prefix": PREFIX,
-            "max_rate": 50.0,
-            "reconnect_min": 0.2,
-            "reconnect_max": 0.5,
-            "reconnect_spread": 0.0,
-        }
-        options.update(kwargs)
-        worker = SyncWorker(**options)
-        workers.append(worker)
-        worker.start()
-        return worker
-
-    yield make
-    for worker in workers:
-        worker.stop()
-    for worker in workers:
-        worker.join(5)
-        assert not worker.is_alive()
+    with worker_factory(
+        store_path=db_path,
+        device_id=DEVICE,
+        host=broker.host,
+        port=broker.port,
+        topic_prefix=PREFIX,
+        max_rate=50.0,
+        reconnect_min=0.2,
+        reconnect_max=0.5,
+        reconnect_spread=0.0,
+    ) as make:
+        yield make
 
 
 def fault(active: bool) -> dict[str, Any]:

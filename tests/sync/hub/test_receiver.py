@@ -21,7 +21,7 @@ from sync.keys import DeviceKey
 from sync.mqtt import SyncWorker
 from sync.mqttclient import Broker as BrokerAt
 from sync.store import Store
-from tests.support import Broker, free_port, wait_for
+from tests.support import Broker, free_port, stop_threads, wait_for
 from tests.sync.hub.helpers import PREFIX, chain, make_key, payload, rating_content, topic
 
 DEVICE = "440500-hall1-w12"
@@ -74,16 +74,30 @@ def start_receiver(url: str, broker: Broker, **kwargs: Any) -> Receiver:
 def receivers() -> Iterator[list[Receiver]]:
     started: list[Receiver] = []
     yield started
-    for r in started:
-        r.stop()
-    for r in started:
-        r.join(10)
-        assert not r.is_alive()
+    stop_threads(started, 10)
 
 
-def worker(store_path: Path, broker: Broker) -> SyncWorker:
-    return SyncWorker(
-        store_path=store_path,
+@pytest.fixture
+def pad(tmp_path: Path, key: DeviceKey) -> Iterator[Store]:
+    """The pad's store, its records signed by ``key``."""
+    store = Store(tmp_path / "pad.db", device_id=DEVICE, signer=key)
+    yield store
+    store.close()
+
+
+def registered(url: str, key: DeviceKey) -> str:
+    """``url``, a hub database where the pad's key is registered (as the city does first)."""
+    with open_db(url) as db:
+        db.register(DEVICE, key.public.text)
+    return url
+
+
+def drain(pad: Store, url: str, broker: Broker, count: int, timeout: float, live: int = 0) -> None:
+    """Run the pad's real worker until the hub holds ``count`` records and the outbox is empty,
+    ``live`` ratings appended (and notified, ahead of the backlog) once the worker runs; the hub
+    must then hold exactly the pad's records in order, none parked or dead."""
+    sync = SyncWorker(
+        store_path=pad.path,
         device_id=DEVICE,
         host=broker.host,
         port=broker.port,
@@ -92,31 +106,32 @@ def worker(store_path: Path, broker: Broker) -> SyncWorker:
         reconnect_min=0.2,
         reconnect_spread=0.0,
     )
-
-
-def test_a_pads_ratings_are_stored_once_in_order_and_its_outbox_empties(
-    db_url: str, broker: Broker, key: DeviceKey, tmp_path: Path, receivers: list[Receiver]
-) -> None:
-    with open_db(db_url) as db:
-        db.register(DEVICE, key.public.text)
-    store = Store(tmp_path / "pad.db", device_id=DEVICE, signer=key)
-    for i in range(30):  # a backlog waiting before the pad reaches the broker
-        store.append_rating(rating_content(f"S{i:04d}"))
-    receivers.append(start_receiver(db_url, broker))
-    sync = worker(store.path, broker)
     sync.start()
     try:
-        for i in range(30, 40):  # live ratings, ahead of the backlog
-            store.append_rating(rating_content(f"S{i:04d}"))
+        for i in range(count - live, count):
+            pad.append_rating(rating_content(f"S{i:04d}"))
             sync.notify()
-        with open_db(db_url) as db:
-            wait_for(lambda: db.count() == 40 and store.outbox_size() == 0, 60, "all 40 stored")
-            assert db.records(DEVICE) == list(store.records())
+        with open_db(url) as db:
+            wait_for(
+                lambda: db.count() == count and pad.outbox_size() == 0,
+                timeout,
+                f"all {count} stored",
+            )
+            assert db.records(DEVICE) == list(pad.records())
             assert db.parked() == 0 and db.dead() == []
     finally:
         sync.stop()
         sync.join(10)
-        store.close()
+
+
+def test_a_pads_ratings_are_stored_once_in_order_and_its_outbox_empties(
+    db_url: str, broker: Broker, key: DeviceKey, pad: Store, receivers: list[Receiver]
+) -> None:
+    url = registered(db_url, key)
+    for i in range(30):  # a backlog waiting before the pad reaches the broker
+        pad.append_rating(rating_content(f"S{i:04d}"))
+    receivers.append(start_receiver(url, broker))
+    drain(pad, url, broker, 40, 60, live=10)  # 10 live ratings, ahead of the backlog
     stats = receivers[0].stats
     assert stats["stored"] == 40 and stats["dead"] == 0 and stats["acked_ids"] >= 40
 
@@ -124,9 +139,7 @@ def test_a_pads_ratings_are_stored_once_in_order_and_its_outbox_empties(
 def test_forgeries_are_dead_lettered_and_never_acked(
     broker: Broker, key: DeviceKey, tmp_path: Path, receivers: list[Receiver]
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'hub.db'}"
-    with open_db(url) as db:
-        db.register(DEVICE, key.public.text)
+    url = registered(f"sqlite:///{tmp_path / 'hub.db'}", key)
     records = chain(key, DEVICE, 2)
     other = make_key(tmp_path, "other")
     altered = dict(records[0], elapsed_ms=1)
@@ -176,27 +189,14 @@ def test_forgeries_are_dead_lettered_and_never_acked(
 
 
 def test_two_receivers_split_one_pads_traffic_and_store_it_in_order(
-    broker: Broker, key: DeviceKey, tmp_path: Path, receivers: list[Receiver]
+    broker: Broker, key: DeviceKey, tmp_path: Path, pad: Store, receivers: list[Receiver]
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'hub.db'}"
-    with open_db(url) as db:
-        db.register(DEVICE, key.public.text)
-    store = Store(tmp_path / "pad.db", device_id=DEVICE, signer=key)
+    url = registered(f"sqlite:///{tmp_path / 'hub.db'}", key)
     for i in range(300):
-        store.append_rating(rating_content(f"S{i:04d}"))
+        pad.append_rating(rating_content(f"S{i:04d}"))
     receivers.append(start_receiver(url, broker, client_id="hub-a"))
     receivers.append(start_receiver(url, broker, client_id="hub-b"))
-    sync = worker(store.path, broker)
-    sync.start()
-    try:
-        with open_db(url) as db:
-            wait_for(lambda: db.count() == 300 and store.outbox_size() == 0, 90, "300 stored")
-            assert db.records(DEVICE) == list(store.records())
-            assert db.parked() == 0 and db.dead() == []
-    finally:
-        sync.stop()
-        sync.join(10)
-        store.close()
+    drain(pad, url, broker, 300, 90)
     a, b = (r.stats for r in receivers)
     assert a["received"] > 0 and b["received"] > 0  # the broker split the traffic
     assert a["stored"] + b["stored"] == 300
@@ -220,9 +220,7 @@ def test_brokers_are_tried_in_turn(
 def test_protocol_311_works_too(
     broker: Broker, key: DeviceKey, tmp_path: Path, receivers: list[Receiver]
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'hub.db'}"
-    with open_db(url) as db:
-        db.register(DEVICE, key.public.text)
+    url = registered(f"sqlite:///{tmp_path / 'hub.db'}", key)
     receivers.append(start_receiver(url, broker, protocol="3.1.1"))
     watcher = Watcher(broker, f"{PREFIX}/{DEVICE}/acks")
     try:
