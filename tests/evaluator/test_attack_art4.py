@@ -15,24 +15,16 @@ from typing import Any
 import pytest
 
 from evaluator.app import App
-from evaluator.config import load_config
 from evaluator.rules.levels import Level
 from evaluator.rules.protocol import decode
+from tests.evaluator.apps import demo_app
 
-REPO = Path(__file__).resolve().parents[2]
 CLERK = {"id": "A1023", "name": "陈晓明"}
 
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[App]:
-    override = tmp_path / "o.toml"
-    override.write_text(
-        f'[device]\nid = "art4-1"\narea_code = "440500"\n[counter]\nport = "dummy://"\n'
-        f'[mqtt]\nenabled = false\n[storage]\npath = "{tmp_path / "r.db"}"\n'
-        '[screen]\ndriver = "dummy"\n',
-        encoding="utf-8",
-    )
-    pad = App(load_config([REPO / "config" / "demo.toml", override]))
+    pad = demo_app(tmp_path, "art4-1")
     yield pad
     pad.shutdown()
 

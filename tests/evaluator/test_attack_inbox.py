@@ -11,11 +11,10 @@ from typing import Any
 import pytest
 
 from evaluator.app import INBOX_PER_STEP, App
-from evaluator.config import load_config
 from evaluator.rules.levels import Level
 from evaluator.rules.protocol import decode
+from tests.evaluator.apps import demo_app
 
-REPO = Path(__file__).resolve().parents[2]
 CLERK = {"id": "A1023", "name": "陈晓明"}
 CASE = {"serial": "44050020261126000123", "matter_code": "11440500MB2C9300XR4442111009000",
         "matter_name": "居民身份证换领", "kind": "instant"}  # fmt: skip
@@ -23,14 +22,7 @@ CASE = {"serial": "44050020261126000123", "matter_code": "11440500MB2C9300XR4442
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[App]:
-    override = tmp_path / "o.toml"
-    override.write_text(
-        f'[device]\nid = "flood-1"\narea_code = "440500"\n[counter]\nport = "dummy://"\n'
-        f'[mqtt]\nenabled = false\n[storage]\npath = "{tmp_path / "r.db"}"\n'
-        '[screen]\ndriver = "dummy"\n',
-        encoding="utf-8",
-    )
-    pad = App(load_config([REPO / "config" / "demo.toml", override]))
+    pad = demo_app(tmp_path, "flood-1")
     yield pad
     pad.shutdown()
 
