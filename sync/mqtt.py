@@ -533,18 +533,7 @@ class SyncWorker(threading.Thread):
     def _make_client(self, broker: Broker) -> mqtt.Client:
         """A paho client for ``broker``: the protocol, TLS for ``mqtts://``, the retained
         offline status as last will (set before connecting, as it must be)."""
-        client = paho_client(
-            broker,
-            client_id=self.client_id,
-            protocol=self.protocol,
-            username=self.username,
-            password=self.password,
-            tls_ca=self.tls_ca,
-            tls_cert=self.tls_cert,
-            tls_key=self.tls_key,
-            connect_timeout=self.connect_timeout,
-            max_inflight=MAX_INFLIGHT,
-        )
+        client = paho_client(broker, self, max_inflight=MAX_INFLIGHT)
         client.will_set(
             self.status_topic,
             _json_bytes(offline_status(self.device_id, self.firmware, None)),

@@ -13,12 +13,12 @@ paho is imported inside :func:`paho_client` only: the pad's start (issue 6) does
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
 
-__all__ = ["DEFAULT_PORTS", "Broker", "paho_client", "parse_broker_url"]
+__all__ = ["DEFAULT_PORTS", "Broker", "LinkSettings", "paho_client", "parse_broker_url"]
 
 #: Default ports of the URL schemes.
 DEFAULT_PORTS: dict[str, int] = {"mqtt": 1883, "mqtts": 8883}
@@ -63,41 +63,45 @@ def parse_broker_url(url: str) -> Broker:
     return Broker(parts.hostname, port or DEFAULT_PORTS[scheme], scheme == "mqtts")
 
 
-def paho_client(
-    broker: Broker,
-    *,
-    client_id: str,
-    protocol: str,
-    username: str,
-    password: str,
-    tls_ca: str,
-    tls_cert: str,
-    tls_key: str,
-    connect_timeout: float,
-    max_inflight: int,
-) -> mqtt.Client:
-    """A paho client (callback API 2) for ``broker``, not yet connected: MQTT 5 (``protocol``
-    ``"5"``) or 3.1.1 with a clean session (the sender's store is the durable queue, not the
-    broker's session; MQTT 5 asks for a clean start when connecting), TLS for ``mqtts://`` (the
-    CA file, empty: the system's; a client certificate and key, empty: none), the login when
-    ``username`` is set, the CONNACK timeout and paho's in-flight window (0: no limit)."""
+class LinkSettings(Protocol):
+    """How a client meets the brokers: the pad's ``SyncWorker`` and the city's ``Receiver``
+    both have these attributes (empty strings: not set)."""
+
+    client_id: str
+    #: ``"5"`` or ``"3.1.1"``.
+    protocol: str
+    username: str
+    password: str
+    #: The CA file (empty: the system's CAs); the client certificate and its key (empty: none).
+    tls_ca: str
+    tls_cert: str
+    tls_key: str
+    #: Seconds paho waits for the TCP and TLS connection.
+    connect_timeout: float
+
+
+def paho_client(broker: Broker, link: LinkSettings, *, max_inflight: int) -> mqtt.Client:
+    """A paho client (callback API 2) for ``broker``, not yet connected: MQTT 5 or 3.1.1 with a
+    clean session (the sender's store is the durable queue, not the broker's session; MQTT 5
+    asks for a clean start when connecting), TLS for ``mqtts://``, the login when
+    ``link.username`` is set, the connect timeout and paho's in-flight window (0: no limit)."""
     import paho.mqtt.client as paho
 
-    v5 = protocol == "5"
+    v5 = link.protocol == "5"
     client = paho.Client(
         paho.CallbackAPIVersion.VERSION2,
-        client_id=client_id,
+        client_id=link.client_id,
         clean_session=None if v5 else True,
         protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
     )
-    if username:
-        client.username_pw_set(username, password or None)
+    if link.username:
+        client.username_pw_set(link.username, link.password or None)
     if broker.tls:
         client.tls_set(
-            ca_certs=tls_ca or None,
-            certfile=tls_cert or None,
-            keyfile=tls_key or None,
+            ca_certs=link.tls_ca or None,
+            certfile=link.tls_cert or None,
+            keyfile=link.tls_key or None,
         )
-    client.connect_timeout = connect_timeout
+    client.connect_timeout = link.connect_timeout
     client.max_inflight_messages_set(max_inflight)
     return client

@@ -190,18 +190,7 @@ class Receiver(threading.Thread):
                     end.close()
 
     def _make_client(self, broker: Broker) -> Any:
-        client = paho_client(
-            broker,
-            client_id=self.client_id,
-            protocol=self.protocol,
-            username=self.username,
-            password=self.password,
-            tls_ca=self.tls_ca,
-            tls_cert=self.tls_cert,
-            tls_key=self.tls_key,
-            connect_timeout=self.connect_timeout,
-            max_inflight=0,  # acks are small; never hold one back
-        )
+        client = paho_client(broker, self, max_inflight=0)  # acks are small; never hold one back
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
