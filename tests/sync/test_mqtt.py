@@ -137,18 +137,7 @@ def city(broker) -> Iterator[City]:
 
 @pytest.fixture
 def make_worker(broker, db_path: Path) -> Iterator[Callable[..., SyncWorker]]:
-    with worker_factory(
-        store_path=db_path,
-        device_id=DEVICE,
-        host=broker.host,
-        port=broker.port,
-        topic_prefix=PREFIX,
-        resend_after=30.0,
-        max_rate=50.0,
-        reconnect_min=0.2,
-        reconnect_max=0.5,
-        reconnect_spread=0.3,
-    ) as make:
+    with worker_factory(broker, db_path, DEVICE, topic_prefix=PREFIX, reconnect_spread=0.3) as make:
         yield make
 
 
