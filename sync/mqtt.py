@@ -26,7 +26,9 @@ turn.
 The SQLite outbox is the only queue that matters: the worker holds in memory only what it has
 read and not yet published, and what it has published and the city has not acked yet; a rating
 is republished from the store after every (re)connect and whenever ``resend_after`` seconds
-passed without an ack.
+passed without an ack — a wait that doubles at each resend (up to :data:`RESEND_BACKOFF` times)
+while the city does not ack in time, and is measured again from the next ack of a message sent
+once, so a city whose receivers are behind is not flooded with duplicates.
 
 How it sends (issue 8; figures in docs/reliability.md):
 
@@ -115,6 +117,9 @@ MAX_ACK_BYTES = 256 * 1024
 #: Most ids applied from one ack message; the rest are not applied (those ratings are resent,
 #: and the city acks them again).
 MAX_ACK_IDS = 1000
+#: The most a resend waits, in multiples of ``resend_after`` (30 s shipped: 5 minutes), when the
+#: city does not ack in time (see :meth:`SyncWorker._pump`).
+RESEND_BACKOFF = 10
 #: Seconds after the worker's start before the first full store check, then the interval.
 STORE_CHECK_AFTER = 60.0
 STORE_CHECK_EVERY = 24 * 3600.0
@@ -279,6 +284,7 @@ class _Sent:
     payload: bytes
     at: float
     topic: str
+    tries: int = 1
 
 
 class SyncWorker(threading.Thread):
@@ -365,6 +371,10 @@ class SyncWorker(threading.Thread):
         self.password = password
         self.keepalive = max(1, round(keepalive))
         self.resend_after = resend_after
+        #: How long a sent message now waits for its ack before it is resent: ``resend_after``
+        #: while the city acks within it; doubled at each resend (up to RESEND_BACKOFF times);
+        #: twice the ack delay last measured on a message sent once (Karn's rule).
+        self._resend_wait = resend_after
         self.max_rate = max_rate
         self.burst = burst
         self.max_unacked = max_unacked
@@ -671,7 +681,7 @@ class SyncWorker(threading.Thread):
             return self._link_since + max(10.0, 2 * self.connect_timeout)
         due = [self._next_poll, now + self.keepalive / 2, self._next_check, self._next_status]
         if self._inflight:
-            due.append(next(iter(self._inflight.values())).at + self.resend_after)
+            due.append(next(iter(self._inflight.values())).at + self._resend_wait)
         backlog = bool(self._backlog) or self._backlog_more
         if self._live or self._events or (backlog and len(self._inflight) < self.max_unacked):
             due.append(self._bucket.ready_at(now))
@@ -869,8 +879,15 @@ class SyncWorker(threading.Thread):
             log.error("could not apply an ack: %s", exc)
             self._set_status(last_error=str(exc))
             return
+        now, slowest = time.monotonic(), -1.0
         for rid in every:
-            self._inflight.pop(rid, None)
+            sent = self._inflight.pop(rid, None)
+            if sent is not None and sent.tries == 1:  # an ack of a resent one is ambiguous
+                slowest = max(slowest, now - sent.at)
+        if slowest >= 0:
+            self._resend_wait = max(
+                self.resend_after, min(2 * slowest, self.resend_after * RESEND_BACKOFF)
+            )
         log.debug(
             "%d ack message(s) for %d ids, %d were pending", len(messages), len(every), removed
         )
@@ -929,9 +946,15 @@ class SyncWorker(threading.Thread):
             self._publish(client, self._events.popleft(), now, self.event_topic)
         while self._inflight:
             rid, head = next(iter(self._inflight.items()))
-            if head.at + self.resend_after > now or not bucket.take(now):
+            if head.at + self._resend_wait > now or not bucket.take(now):
                 break
-            self._publish(client, Outgoing(head.seq, rid, head.payload), now, head.topic)
+            # The city did not ack within the wait: it is slower than that (or the message or
+            # its ack was lost).  Resending everything on the same clock would pile duplicates
+            # on receivers that are already behind (a city coming back after an outage), so the
+            # wait doubles; the next ack of a message sent once sets it from the delay measured.
+            self._resend_wait = min(self._resend_wait * 2, self.resend_after * RESEND_BACKOFF)
+            self._publish(client, Outgoing(head.seq, rid, head.payload), now, head.topic,
+                          tries=head.tries + 1)  # fmt: skip
         while len(self._inflight) < self.max_unacked:
             if not self._backlog:
                 if not self._backlog_more:
@@ -942,14 +965,16 @@ class SyncWorker(threading.Thread):
                 break
             self._publish(client, self._backlog.popleft(), now)
 
-    def _publish(self, client: mqtt.Client, item: Outgoing, now: float, topic: str = "") -> None:
+    def _publish(
+        self, client: mqtt.Client, item: Outgoing, now: float, topic: str = "", *, tries: int = 1
+    ) -> None:
         topic = topic or self.rating_topic
         info = client.publish(topic, item.payload, qos=1)
         if info.rc != _paho().MQTTErrorCode.MQTT_ERR_SUCCESS:
             # Queued by paho at best; the outbox will resend it anyway.
             log.info("publish of %s returned %s", item.id, _paho().error_string(info.rc))
         self._inflight.pop(item.id, None)
-        self._inflight[item.id] = _Sent(item.seq, item.payload, now, topic)
+        self._inflight[item.id] = _Sent(item.seq, item.payload, now, topic, tries)
 
     def _tell_damage(self) -> None:
         """Damaged records met (skipped, kept in the outbox) go into ``status.last_error``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -452,3 +453,34 @@ def test_a_store_check_that_finds_damage_is_reported(db_path: Path, make_worker)
     worker = make_worker(store_check_after=0.0)
     wait_until(lambda: worker.status.store_check.startswith("damaged"), 10, "the store check")
     assert "damaged" in worker.status.last_error and worker.is_alive()
+
+
+def _arrivals(city: City, rid: str) -> list[float]:
+    with city._lock:
+        return [t for m, t in zip(city.messages, city.arrivals, strict=True) if m["id"] == rid]
+
+
+def test_resends_back_off_while_the_city_does_not_ack_and_recover_when_it_does(
+    store: Store, city: City, make_worker
+) -> None:
+    """A city whose receivers are behind (a whole city coming back after an outage) must not get
+    every unacked message again on the same clock: each resend doubles the wait (up to
+    RESEND_BACKOFF × resend_after); an ack of a message sent only once sets it from the delay
+    measured, so a city that acks in time again gets the shipped resend time again."""
+    make_worker(resend_after=0.2)
+    first = store.append_rating(full_content("S-1"))
+    wait_until(lambda: len(_arrivals(city, first["id"])) >= 5, 20, "four resends")
+    times = _arrivals(city, first["id"])[:5]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    # 0.2, 0.4, 0.8, 1.6 s (a flat clock would give 0.2 s each: 15 resends in 3 s)
+    assert all(later >= 1.5 * earlier for earlier, later in itertools.pairwise(gaps)), gaps
+    city.ack([first["id"]])
+    wait_until(lambda: store.outbox_size() == 0, 10, "the first to be acked")
+    second = store.append_rating(full_content("S-2"))
+    wait_until(lambda: bool(_arrivals(city, second["id"])), 10, "the second rating")
+    city.ack([second["id"]])  # acked at once, sent once: the wait is measured again
+    wait_until(lambda: store.outbox_size() == 0, 10, "the second to be acked")
+    third = store.append_rating(full_content("S-3"))
+    wait_until(lambda: len(_arrivals(city, third["id"])) >= 2, 10, "the third resent")
+    sent, resent = _arrivals(city, third["id"])[:2]
+    assert resent - sent < 1.0  # back near resend_after (0.2 s), not the 3.2 s reached above
