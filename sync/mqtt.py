@@ -222,6 +222,18 @@ def _is_text(value: str) -> bool:
     return True
 
 
+def _tls_pending(sock: Any) -> bool:
+    """A TLS socket holds decrypted bytes not read yet: ``select`` on the TCP socket cannot see
+    them (a broker that puts several packets in one TLS record)."""
+    pending = getattr(sock, "pending", None)
+    if pending is None:
+        return False
+    try:
+        return bool(pending() > 0)
+    except (OSError, ValueError):
+        return False
+
+
 def _no_delay(sock: Any) -> None:
     """TCP_NODELAY: a small packet (a PUBACK, a rating) goes at once, not after the broker's
     delayed ACK of the previous one (Nagle: up to 40 ms per rating on Linux)."""
@@ -590,9 +602,13 @@ class SyncWorker(threading.Thread):
             self._lost("connection lost (socket closed)")
             return
         wlist = [sock] if client.want_write() else []
+        held = _tls_pending(sock)  # decrypted already: select cannot see it
         try:
             readable, writable, _ = select.select(
-                [sock, self._wake_r], wlist, [], max(0.0, self._deadline(now) - now)
+                [sock, self._wake_r],
+                wlist,
+                [],
+                0.0 if held else max(0.0, self._deadline(now) - now),
             )
         except (OSError, ValueError) as exc:
             self._lost(f"connection lost ({exc})")
@@ -601,7 +617,7 @@ class SyncWorker(threading.Thread):
             self._drain_wake()
         paho = _paho()
         rc = paho.MQTTErrorCode.MQTT_ERR_SUCCESS
-        if sock in readable:
+        if sock in readable or held:
             rc = self._read(client, sock)
         if rc == paho.MQTTErrorCode.MQTT_ERR_SUCCESS and (writable or client.want_write()):
             rc = client.loop_write()
@@ -644,12 +660,13 @@ class SyncWorker(threading.Thread):
         for _ in range(READS_PER_TURN):
             if rc != paho.MQTTErrorCode.MQTT_ERR_SUCCESS or client.socket() is not sock:
                 break
-            try:
-                more, _, _ = select.select([sock], [], [], 0)
-            except (OSError, ValueError):
-                break
-            if not more:
-                break
+            if not _tls_pending(sock):
+                try:
+                    more, _, _ = select.select([sock], [], [], 0)
+                except (OSError, ValueError):
+                    break
+                if not more:
+                    break
             rc = client.loop_read()
         return rc
 
