@@ -974,6 +974,8 @@ def _convert(key: _Key, value: object) -> tuple[object, _Bad | None]:
                 f"expected a duration like '500ms', '30s', '5m' or '1h' ({message})",
                 f"did you mean{hint}" if hint else "",
             )
+    if kind in ("str", "list") and (bad := _control_character(value)) is not None:
+        return None, (f"expected one line of text; it holds the control character {bad}", "")
     if kind == "str" and isinstance(value, str):
         return value, None
     if kind == "bool" and isinstance(value, bool):
@@ -985,6 +987,21 @@ def _convert(key: _Key, value: object) -> tuple[object, _Bad | None]:
     if kind == "float" and is_number:
         return float(value), None  # type: ignore[arg-type]
     return None, (f"expected {_TYPE_NAMES[kind]}", _type_hint(kind, value))
+
+
+def _control_character(value: object) -> str | None:
+    """``"U+XXXX"`` of the first control character in a string (or list of strings), or None.
+
+    Every string key is one line of text: a path (``open()`` raises on U+0000), an MQTT string
+    (none may hold U+0000), a label drawn on the screen.  TOML lets a file spell any of them as
+    an escape, so they are refused here, on the key, for every string at once."""
+    texts = value if isinstance(value, list) else [value]
+    for text in texts:
+        if isinstance(text, str):
+            for char in text:
+                if char < " " or "\x7f" <= char <= "\x9f":
+                    return f"U+{ord(char):04X}"
+    return None
 
 
 def _type_hint(kind: str, value: object) -> str:

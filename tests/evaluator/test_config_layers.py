@@ -201,3 +201,27 @@ def test_renamed_and_removed_keys_are_refused_with_the_change_to_make(
     fixed = write(tmp_path / "fixed.toml", '[device]\nid = "p"\nschema_version = 3\n'
                   "[mqtt]\ndrain_rate = 50.0\n")  # fmt: skip
     assert check_config([fixed]) == []
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ('[screen]\nfont = "fonts/a\\u0000b.ttf"', "screen.font"),  # crashed the check
+        ('[storage]\npath = "/var/lib/a\\u0000b.db"', "storage.path"),  # crashed at run
+        ('[mqtt]\nclient_id = "pad\\u0000"', "mqtt.client_id"),  # no MQTT string holds U+0000
+        ('[mqtt]\nhost = "broker\\nevil"', "mqtt.host"),
+        ('[mqtt]\nurls = ["mqtt://a\\u0007b:1883"]', "mqtt.urls"),
+        ('[device]\nwindow = "12\\u001b[2J号"', "device.window"),  # drawn on the screen
+    ],
+)
+def test_a_drop_in_with_a_control_character_is_refused_by_key(
+    etc: Path, line: str, key: str
+) -> None:
+    """A config value is one line of text: a control character (TOML lets a file spell one as
+    an escape) is refused on its key, never a traceback from ``open()`` nor a NUL on the wire."""
+    write(etc / "conf.d/95-bad.toml", line + "\n")
+    problems = check_config(system_config_files())
+    assert [p.key for p in problems] == [key], [str(p) for p in problems]
+    assert "control character" in str(problems[0])
+    with pytest.raises(ValueError, match="control character"):
+        load_config(system_config_files())
