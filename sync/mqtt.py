@@ -698,7 +698,10 @@ class SyncWorker(threading.Thread):
             return self._link_since + max(10.0, 2 * self.connect_timeout)
         due = [self._next_poll, now + self.keepalive / 2, self._next_check, self._next_status]
         if self._inflight:
-            due.append(next(iter(self._inflight.values())).at + self._resend_wait)
+            # A resend takes a token: due when both its wait and its token are (an empty
+            # bucket made a past deadline, and the worker spun through select(0) until then).
+            resend = next(iter(self._inflight.values())).at + self._resend_wait
+            due.append(max(resend, self._bucket.ready_at(now)))
         backlog = bool(self._backlog) or self._backlog_more
         if self._live or self._events or (backlog and len(self._inflight) < self.max_unacked):
             due.append(self._bucket.ready_at(now))

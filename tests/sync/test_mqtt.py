@@ -20,6 +20,7 @@ from evaluator.rules.records import RATING_FIELDS
 from sync.mqtt import SyncWorker, TokenBucket
 from sync.store import Store
 from tests.dropper import Dropper
+from tests.support import stop_threads
 from tests.sync.workers import worker_factory
 
 DEVICE = "pad-440500-07"
@@ -484,3 +485,38 @@ def test_resends_back_off_while_the_city_does_not_ack_and_recover_when_it_does(
     wait_until(lambda: len(_arrivals(city, third["id"])) >= 2, 10, "the third resent")
     sent, resent = _arrivals(city, third["id"])[:2]
     assert resent - sent < 1.0  # back near resend_after (0.2 s), not the 3.2 s reached above
+
+
+class _CountingWorker(SyncWorker):
+    """The real worker, counting its turns (each one a select() and a loop of paho's)."""
+
+    turns = 0
+
+    def _step(self) -> None:
+        self.turns += 1
+        super()._step()
+
+
+def test_a_resend_that_waits_for_a_token_does_not_spin_the_worker(
+    store: Store, city: City, broker, db_path: Path
+) -> None:
+    """A resend due while the bucket is empty waits for the token in select(), not in a loop of
+    select(0): the deadline of a due resend is when its token comes (before: ~thousands of turns
+    a second of a Pi core, for as long as the city does not ack and the bucket is dry)."""
+    worker = _CountingWorker(store_path=db_path, device_id=DEVICE, host=broker.host,
+                             port=broker.port, topic_prefix=PREFIX, max_rate=0.5, burst=1,
+                             resend_after=0.2, reconnect_min=0.2, reconnect_max=0.5)  # fmt: skip
+    worker.start()
+    try:
+        record = store.append_rating(full_content("S-1"))
+        worker.notify()
+        wait_until(lambda: bool(_arrivals(city, record["id"])), 5, "the rating at the city")
+        before = worker.turns
+        # The resend is due 0.2 s after the send; its token comes 2 s after it.
+        wait_until(lambda: len(_arrivals(city, record["id"])) >= 2, 5, "the resend")
+        turns = worker.turns - before
+    finally:
+        stop_threads([worker], 5)
+    sent, resent = _arrivals(city, record["id"])[:2]
+    assert resent - sent >= 1.5  # it did wait for the token
+    assert turns < 50, f"{turns} turns while a resend waited {resent - sent:.1f} s for its token"
