@@ -56,6 +56,8 @@ DEAD_MEMORY = 10_000
 
 #: The schema each stream's records are checked against (``docs/schemas/<name>.schema.json``).
 SCHEMA_OF = {"ratings": "rating", "events": "event", "status": "status"}
+#: The highest ``seq`` a chain can hold (the ``BIGINT`` column; Python ints have no bound).
+MAX_SEQ = 2**63 - 1
 #: What every chained record needs when its stream has no published schema yet.
 _CHAIN_FIELDS = {"id": str, "seq": int, "device_id": str, "prev_hash": str, "hash": str}
 
@@ -228,10 +230,16 @@ class Ingest:
             return self._dead(device_id, topic, f"not JSON: {exc}"[:200], payload)
         if not isinstance(obj, dict):
             return self._dead(device_id, topic, "not a JSON object", payload)
+        # valid UTF-8 can still decode to a lone surrogate through a \u escape (a pad's
+        # canonical JSON escapes only control characters): no hash, column or reply holds one
+        if b"\\u" in payload and _has_lone_surrogate(obj):
+            return self._dead(device_id, topic, "a lone surrogate (\\udXXX escape)", payload)
         rid = obj.get("id") if isinstance(obj.get("id"), str) else None
         problem = schemas.first_error(SCHEMA_OF[stream], obj)
         if problem is None and stream != "status" and schemas.schema(SCHEMA_OF[stream]) is None:
             problem = _chain_fields_problem(obj)
+        if not problem and stream != "status" and obj["seq"] > MAX_SEQ:
+            problem = f"seq above {MAX_SEQ} (no database column holds it)"
         if problem:
             return self._dead(device_id, topic, problem, payload, rid)
         claimed = obj.get("device_id", device_id)
@@ -524,6 +532,15 @@ class Ingest:
             log.warning(
                 "dead letter from %s on %s: %s", dead.device_id or "?", dead.topic, dead.reason
             )
+
+
+def _has_lone_surrogate(obj: Any) -> bool:
+    """``obj`` (parsed JSON) holds a string, key or value, that is not encodable text."""
+    try:
+        json.dumps(obj, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _chain_fields_problem(obj: dict[str, Any]) -> str | None:

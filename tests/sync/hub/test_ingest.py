@@ -325,3 +325,36 @@ def test_two_receivers_with_batches_of_many_devices_never_deadlock(
     for d in devices:
         assert db.records(d) == chains[d]
     assert db.parked() == 0
+
+
+def poison(key: DeviceKey) -> dict[str, tuple[bytes, str]]:
+    """Signed-looking records one bad device may send that no database column can hold."""
+    (first,) = chain(key, DEVICE, 1)
+    surrogate = payload(first).replace(b'"comment":""', b'"comment":"\\ud800"')
+    assert surrogate != payload(first)
+    far = []
+    for seq in (2**63, 10**30):  # past BIGINT: SQLite and PostgreSQL refuse the insert
+        body = {k: v for k, v in first.items() if k not in ("hash", "sig", "key_id")}
+        far.append(payload(seal(dict(body, seq=seq), prev_hash="a" * 64, signer=key)))
+    return {
+        "lone surrogate": (surrogate, "lone surrogate"),
+        "seq 2**63": (far[0], "seq"),
+        "seq 10**30": (far[1], "seq"),
+    }
+
+
+@pytest.mark.parametrize("name", ["lone surrogate", "seq 2**63", "seq 10**30"])
+def test_a_record_no_column_can_hold_is_a_dead_letter_not_the_batchs_end(
+    db: HubDB, key: DeviceKey, tmp_path: Path, name: str
+) -> None:
+    """One bad record must not fail (and so un-ack, at every resend) the other devices'
+    records of its batch."""
+    other_key = make_key(tmp_path, "other")
+    db.register("pad-b", other_key.public.text)
+    body, reason = poison(key)[name]
+    good = chain(other_key, "pad-b", 1)
+    result = Ingest(db).handle_batch([(topic(DEVICE), body), (topic("pad-b"), payload(good[0]))])
+    assert result.acks == {"pad-b": [good[0]["id"]]} and result.failed == 0
+    assert [d.device_id for d in result.dead] == [DEVICE] and reason in result.dead[0].reason
+    assert db.records("pad-b") == good and db.parked() == 0
+    assert [d["device_id"] for d in db.dead()] == [DEVICE]
