@@ -393,10 +393,14 @@ def write_if_changed(path: Path, text: str, mode: int = 0o644) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
-    with os.fdopen(fd, "wb") as f:
-        os.fchmod(f.fileno(), mode)
-        f.write(data)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk: no half-written file left for the next run to find
+        tmp.unlink(missing_ok=True)
+        raise
     return status
 
 
@@ -453,6 +457,37 @@ def _check(
     return named
 
 
+def _provision_row(
+    row: Row,
+    template_data: dict[str, Any],
+    template: Path | None,
+    sheet: Path,
+    out: Path,
+    header: list[str],
+) -> Outcome:
+    """One checked row's files under ``out/<device id>``, or its refusal."""
+    text = render(merged_file(template_data, row.settings), header)
+    told = {p.key for p in row.problems}  # a cell's own problem is not told twice
+    checked = _check(text, (template or sheet).parent, row, template_data,
+                     template.name if template else "")  # fmt: skip
+    row.problems += [p for p in checked
+                     if not (p.key == "device.id" and "device_id" in told)]  # fmt: skip
+    if row.problems:
+        return Outcome(row.number, row.device_id, "refused", [str(p) for p in row.problems])
+    folder = out / row.device_id
+    statuses = [("evaluator.toml", write_if_changed(folder / "evaluator.toml", text, 0o600))]
+    public, key_status = _device_key(folder)
+    statuses.append(("device.key", key_status))
+    statuses.append(("device.pub", write_if_changed(folder / "device.pub", public + "\n")))
+    urls = row.settings.get("mqtt", {}).get("urls") or template_data.get("mqtt", {}).get("urls", [])
+    if any(str(u).lower().startswith("mqtts://") for u in urls):
+        statuses += _tls_request(folder, row.device_id)
+    done = [name for name, status in statuses if status != "unchanged"]
+    status = ("created" if statuses[0][1] == "created" else "changed" if done else
+              "unchanged")  # fmt: skip
+    return Outcome(row.number, row.device_id, status, [], public, done)
+
+
 def provision(sheet: Path, template: Path | None, out: Path) -> list[Outcome]:
     """Make every row's files under ``out`` (module docstring); one :class:`Outcome` per row,
     in sheet order.  :class:`ProvisionError` when the sheet or the template is unusable."""
@@ -494,30 +529,14 @@ def provision(sheet: Path, template: Path | None, out: Path) -> list[Outcome]:
         ]
         if row.device_id in (".", ".."):  # the id names a folder
             _cell_problem(row, "device_id", "expected a device id, not a folder name")
-        text = render(merged_file(template_data, row.settings), header)
-        told = {p.key for p in row.problems}  # a cell's own problem is not told twice
-        checked = _check(text, (template or sheet).parent, row, template_data,
-                         template.name if template else "")  # fmt: skip
-        row.problems += [p for p in checked
-                         if not (p.key == "device.id" and "device_id" in told)]  # fmt: skip
-        if row.problems:
-            outcomes.append(Outcome(row.number, row.device_id, "refused",
-                                    [str(p) for p in row.problems]))  # fmt: skip
-            continue
-        folder = out / row.device_id
-        statuses = [("evaluator.toml", write_if_changed(folder / "evaluator.toml", text, 0o600))]
-        public, key_status = _device_key(folder)
-        statuses.append(("device.key", key_status))
-        statuses.append(("device.pub", write_if_changed(folder / "device.pub", public + "\n")))
-        urls = row.settings.get("mqtt", {}).get("urls") or template_data.get("mqtt", {}).get(
-            "urls", []
-        )
-        if any(str(u).lower().startswith("mqtts://") for u in urls):
-            statuses += _tls_request(folder, row.device_id)
-        done = [name for name, status in statuses if status != "unchanged"]
-        status = ("created" if statuses[0][1] == "created" else "changed" if done else
-                  "unchanged")  # fmt: skip
-        outcomes.append(Outcome(row.number, row.device_id, status, [], public, done))
+        try:
+            outcome = _provision_row(row, template_data, template, sheet, out, header)
+        except OSError as exc:  # a full disk, a read-only card: stop, say so, no traceback
+            raise ProvisionError(
+                f"{exc.filename or out}: cannot write: {exc.strerror or exc}; rows before row "
+                f"{row.number} are written, run again once it can be (a re-run is safe)"
+            ) from exc
+        outcomes.append(outcome)
     registered = [o for o in outcomes if o.status != "refused"]
     if registered:
         table = io.StringIO()

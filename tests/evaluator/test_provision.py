@@ -243,3 +243,32 @@ def test_a_template_value_is_checked_in_every_row_and_named_as_the_template_s(
     bad.write_text("[mqtt\n", encoding="utf-8")
     with pytest.raises(ProvisionError, match=r"site\.toml: cannot use the template"):
         provision(sheet(tmp_path, GOOD[:1]), bad, tmp_path / "out")
+
+
+def test_a_full_disk_stops_with_the_reason_and_leaves_no_half_written_file(
+    tmp_path: Path, site: Path
+) -> None:
+    """A card that fills up mid-run (here: a file size limit, which fails ``write()`` the way a
+    full disk does) ends the run with exit 2 and the reason, not a traceback, and leaves no
+    temporary file behind; a re-run with room writes everything."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    fleet = sheet(tmp_path, GOOD[:3])
+    out = tmp_path / "out"
+
+    def small_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG from write(), as ENOSPC would
+        resource.setrlimit(resource.RLIMIT_FSIZE, (700, resource.RLIM_INFINITY))
+
+    argv = [sys.executable, "-m", "evaluator", "provision", str(fleet), "--template", str(site),
+            "--out", str(out)]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, preexec_fn=small_disk,
+                          timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "cannot write: File too large; rows before row 2 are written" in done.stderr
+    assert [p.name for p in tmp_path.rglob(".*")] == []  # no .provision-*.toml, no .x.tmp
+    assert [o.status for o in provision(fleet, site, out)] == ["created"] * 3
