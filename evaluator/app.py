@@ -1033,7 +1033,9 @@ class App:
                 "printing_off", 'this window prints no receipts ([receipt] print = "never")'
             )
         request = parse_request({**body, "stage": "deliver"})
-        if not self.receipts.issue(request):
+        # Its QR never on screen while a rating is held: a 好评's 谢谢 has no open presentation
+        # where a 差评's reasons have one, and the screen and the journal would say which.
+        if not self.receipts.issue(request, screen=not self.session.held):
             raise RequestError(
                 "device_key", "no receipt: the device key cannot be used to sign its QR"
             )

@@ -517,3 +517,36 @@ def test_a_receipt_that_ends_as_the_next_case_starts_never_reaches_the_next_citi
     press(app)
     app.clock.advance(app.config.session.thanks + 0.1)
     assert show(app) != "receipt_qr"
+
+
+@pytest.mark.parametrize("printer", ["", "fifo"], ids=["printer_ok", "printer_down"])
+def test_receipt_print_during_a_rating_reads_the_same_for_a_good_and_a_bad_press(
+    make, tmp_path: Path, caplog: pytest.LogCaptureFixture, printer: str
+) -> None:
+    """Art. 4: a clerk's ``receipt.print`` while a 好评's 谢谢 is up and while a 差评 is on its
+    reasons (the clerk's side cannot tell these apart) leaves the same journal lines and the
+    same screen: its QR never goes on the citizen's screen while a rating is held."""
+    import logging
+
+    seen = []
+    for n, level in enumerate((Level.SATISFIED, Level.VERY_DISSATISFIED)):
+        toml = ""
+        if printer:
+            fifo = tmp_path / f"lp{n}"
+            os.mkfifo(fifo)  # nobody reads it: the printer is offline
+            toml = f'kind = "file"\npath = "{fifo}"\n'
+        app = make("request", printer=toml)
+        if printer:  # known down before the rating: a receipt tried, its QR dismissed
+            assert request(app, "receipt.print", clerk=CLERK, cases=[case("P-0")])["ok"]
+            assert app.printer.wait_until(lambda s: s.state == "offline", PATIENCE)
+            app.receipts.dismiss()
+        assert request(app, "evaluation.start", **start(f"S-{n}"))["ok"]
+        press(app, level)
+        screen = app.view().screen
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG):
+            reply = request(app, "receipt.print", clerk=CLERK, cases=[case("P-1")])
+        assert reply["ok"]
+        lines = [r.getMessage() for r in caplog.records if r.name.startswith("evaluator")]
+        seen.append((lines, app.view().screen == screen))
+    assert seen[0] == seen[1], seen
