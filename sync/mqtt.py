@@ -92,7 +92,7 @@ from evaluator.rules.protocol import (
     nesting_depth,
     reply_error,
 )
-from sync.mqttclient import Broker, paho_client, parse_broker_url
+from sync.mqttclient import Broker, paho_client, parse_broker_url, read_ready, tls_pending
 from sync.status import SyncStatus
 from sync.store import Outgoing, Store, local_now, scheduled_check
 
@@ -220,18 +220,6 @@ def _is_text(value: str) -> bool:
     except UnicodeEncodeError:  # a lone surrogate: no rating id, and SQLite cannot bind it
         return False
     return True
-
-
-def _tls_pending(sock: Any) -> bool:
-    """A TLS socket holds decrypted bytes not read yet: ``select`` on the TCP socket cannot see
-    them (a broker that puts several packets in one TLS record)."""
-    pending = getattr(sock, "pending", None)
-    if pending is None:
-        return False
-    try:
-        return bool(pending() > 0)
-    except (OSError, ValueError):
-        return False
 
 
 def _no_delay(sock: Any) -> None:
@@ -602,7 +590,7 @@ class SyncWorker(threading.Thread):
             self._lost("connection lost (socket closed)")
             return
         wlist = [sock] if client.want_write() else []
-        held = _tls_pending(sock)  # decrypted already: select cannot see it
+        held = tls_pending(sock)  # decrypted already: select cannot see it
         try:
             readable, writable, _ = select.select(
                 [sock, self._wake_r],
@@ -655,20 +643,7 @@ class SyncWorker(threading.Thread):
     def _read(self, client: mqtt.Client, sock: Any) -> Any:
         """Read what the socket holds now (several packets), so acks that came together are
         applied together."""
-        paho = _paho()
-        rc = client.loop_read()
-        for _ in range(READS_PER_TURN):
-            if rc != paho.MQTTErrorCode.MQTT_ERR_SUCCESS or client.socket() is not sock:
-                break
-            if not _tls_pending(sock):
-                try:
-                    more, _, _ = select.select([sock], [], [], 0)
-                except (OSError, ValueError):
-                    break
-                if not more:
-                    break
-            rc = client.loop_read()
-        return rc
+        return read_ready(client, sock, go_on=lambda: True, most=READS_PER_TURN)
 
     def _sleep(self, seconds: float) -> None:
         """Wait up to ``seconds`` for a notify() or stop() (the link is down)."""

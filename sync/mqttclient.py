@@ -12,13 +12,23 @@ paho is imported inside :func:`paho_client` only: the pad's start (issue 6) does
 
 from __future__ import annotations
 
+import select
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
 
-__all__ = ["DEFAULT_PORTS", "Broker", "LinkSettings", "paho_client", "parse_broker_url"]
+__all__ = [
+    "DEFAULT_PORTS",
+    "Broker",
+    "LinkSettings",
+    "paho_client",
+    "parse_broker_url",
+    "read_ready",
+    "tls_pending",
+]
 
 #: Default ports of the URL schemes.
 DEFAULT_PORTS: dict[str, int] = {"mqtt": 1883, "mqtts": 8883}
@@ -105,3 +115,41 @@ def paho_client(broker: Broker, link: LinkSettings, *, max_inflight: int) -> mqt
     client.connect_timeout = link.connect_timeout
     client.max_inflight_messages_set(max_inflight)
     return client
+
+
+def tls_pending(sock: Any) -> bool:
+    """A TLS socket holds decrypted bytes not read yet: ``select`` on the TCP socket cannot see
+    them (a broker that puts several packets in one TLS record)."""
+    pending = getattr(sock, "pending", None)
+    if pending is None:
+        return False
+    try:
+        return bool(pending() > 0)
+    except (OSError, ValueError):
+        return False
+
+
+def read_ready(client: mqtt.Client, sock: Any, *, go_on: Callable[[], bool], most: int) -> Any:
+    """Read what ``sock`` (``client``'s socket, found readable) holds now: one ``loop_read``,
+    then more while the socket (or TLS's decrypted buffer, :func:`tls_pending`) still has bytes,
+    ``go_on()`` says so and at most ``most`` more; paho's return code of the last read.
+
+    Why here: acks (the pad) and records (the receiver) that arrived together are handled
+    together, and both ends must look inside the TLS buffer the same way (the pad once did not:
+    later acks waited there for the next socket event)."""
+    import paho.mqtt.client as paho
+
+    ok = paho.MQTTErrorCode.MQTT_ERR_SUCCESS
+    rc = client.loop_read()
+    for _ in range(most):
+        if rc != ok or client.socket() is not sock or not go_on():
+            break
+        if not tls_pending(sock):
+            try:
+                more, _, _ = select.select([sock], [], [], 0)
+            except (OSError, ValueError):
+                break
+            if not more:
+                break
+        rc = client.loop_read()
+    return rc
