@@ -24,6 +24,7 @@ import pytest
 import serial
 
 from tests.conftest import Broker, Display, PtyPair
+from tests.evaluator.apps import START_BODY
 from tests.support import start_pad, stop_pad
 
 REPO = Path(__file__).resolve().parents[2]
@@ -231,20 +232,7 @@ def wait_until(
     raise AssertionError(f"timed out after {timeout}s waiting for {what}{detail}{log}")
 
 
-START = {
-    "id": 1,
-    "type": "evaluation.start",
-    "clerk": {"id": "A1023", "name": "陈晓明"},
-    "stage": "deliver",
-    "cases": [
-        {
-            "serial": "44050020261126000123",
-            "matter_code": "11440500MB2C9300XR4442111009000",
-            "matter_name": "居民身份证换领",
-            "kind": "instant",
-        }
-    ],
-}
+START = {"id": 1, "type": "evaluation.start", **START_BODY}
 
 
 def test_trigger_to_synced_rating(
@@ -450,7 +438,7 @@ def test_requests_drive_the_screens_and_replies_never_carry_a_level(app: Any) ->
     assert app.handle(msg(1, "clerk.sign_in", clerk={"id": "A1", "name": "李娜"}))["ok"]
     idle = app.view()
     assert (idle.screen, idle.clerk_name, idle.window) == ("idle", "李娜", "3号窗口")
-    body = {k: v for k, v in START.items() if k not in ("id", "type")}
+    body = START_BODY
     assert app.handle(msg(2, "evaluation.start", **body)) == {"id": 2, "ok": True}
     shown = app.view()
     assert shown.screen == "presenting"
@@ -467,7 +455,7 @@ def test_requests_drive_the_screens_and_replies_never_carry_a_level(app: Any) ->
 
 
 def test_pause_cancel_and_sign_out(app: Any) -> None:
-    body = {k: v for k, v in START.items() if k not in ("id", "type")}
+    body = START_BODY
     assert app.handle(msg(1, "evaluation.cancel"))["error"]["code"] == "not_presenting"
     assert app.handle(msg(2, "window.pause"))["ok"]
     assert app.view().screen == "paused"
@@ -493,7 +481,7 @@ def test_a_refused_write_shows_a_notice_and_the_citizen_can_press_again(app: Any
     from kiosk import texts
     from kiosk.view import PressLevel
 
-    body = {k: v for k, v in START.items() if k not in ("id", "type")}
+    body = START_BODY
     app.handle(msg(1, "evaluation.start", **body))
     app.store.db.execute("PRAGMA query_only = 1")  # SQLite now refuses every write
     app.act(PressLevel(Level.SATISFIED))
@@ -521,7 +509,6 @@ def make_app(tmp_path: Path, storage: Path) -> Any:
     return App(load_config([REPO / "config" / "demo.toml", override]), clock=FakeClock())
 
 
-START_BODY = {k: v for k, v in START.items() if k not in ("id", "type")}
 START_BODY_SERIALS = [c["serial"] for c in START_BODY["cases"]]
 
 

@@ -31,23 +31,12 @@ from kiosk.view import (
     TurnPage,
     UiAction,
 )
+from tests.evaluator.apps import START_BODY
 from tests.kiosk.screen_views import tap_event, turn_to
 
 REPO = Path(__file__).resolve().parents[2]
 AGENCIES = ["市公安局", "市政务服务数据管理局"]
-START = {
-    "clerk": {"id": "A1023", "name": "陈晓明"},
-    "stage": "deliver",
-    "cases": [
-        {
-            "serial": "44050020261126000123",
-            "matter_code": "11440500MB2C9300XR4442111009000",
-            "matter_name": "居民身份证换领",
-            "kind": "instant",
-        }
-    ],
-    "agencies": AGENCIES,
-}
+START = {**START_BODY, "agencies": AGENCIES}
 
 
 @pytest.fixture(params=SIZES, ids=lambda s: s.name)

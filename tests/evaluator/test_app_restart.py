@@ -17,20 +17,10 @@ import pytest
 from evaluator.app import WINDOW_STATE_KEY, App
 from evaluator.config import load_config
 from evaluator.rules.protocol import Message
+from tests.evaluator.apps import START_BODY
 
 REPO = Path(__file__).resolve().parents[2]
-BODY = {
-    "clerk": {"id": "A1023", "name": "陈晓明"},
-    "stage": "deliver",
-    "cases": [
-        {
-            "serial": "44050020261126000123",
-            "matter_code": "11440500MB2C9300XR4442111009000",
-            "matter_name": "居民身份证换领",
-            "kind": "instant",
-        }
-    ],
-}
+BODY = START_BODY
 CLERK = {"id": "A1", "name": "李娜"}
 
 
