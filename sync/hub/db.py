@@ -267,6 +267,12 @@ class HubDB:
             )
 
     @property
+    def broken(self) -> bool:
+        """The connection is lost (PostgreSQL restarted, failed over, ended it): every later
+        statement fails, so the caller must open a new one (SQLite: never)."""
+        return self.kind == "postgresql" and bool(self.conn.broken or self.conn.closed)
+
+    @property
     def where(self) -> str:
         """The database, for messages (a PostgreSQL password is never shown)."""
         return self.target if self.kind == "sqlite" else _redact(self.target)

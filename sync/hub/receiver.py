@@ -259,6 +259,10 @@ class Receiver(threading.Thread):
                     with self._lock:
                         self._stats["failed"] += 1
                     self._reopen(ingest)
+                else:  # Ingest logs and counts a failed transaction, it does not raise
+                    if ingest.db.broken:
+                        log.error("the database connection is lost; reopening it")
+                        self._reopen(ingest)
             if rc == ok and (writable or client.want_write()):
                 rc = client.loop_write()
             if rc == ok:

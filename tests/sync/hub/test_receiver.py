@@ -247,3 +247,32 @@ def test_options_are_checked() -> None:
         Receiver("x.db", ["mqtt://h"], protocol="4")
     with pytest.raises(ReceiverError):
         Receiver("x.db", ["mqtt://h"], group="a/b")
+
+
+def test_a_postgresql_that_vanishes_mid_run_is_reconnected_at_once(
+    broker: Broker,
+    key: DeviceKey,
+    pad: Store,
+    receivers: list[Receiver],
+    postgres_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server drops the receiver's connection (a restart, a failover) between batches:
+    the failed batch is not acked and the very next batches must reach a new connection, not
+    fail silently until something else happens to raise (the key cache held for ever here,
+    so only the broken connection itself can trigger the reconnect)."""
+    import psycopg
+
+    import sync.hub.ingest
+
+    monkeypatch.setattr(sync.hub.ingest, "KEYS_TTL", 1e9)
+    url = registered(postgres_server.fresh_database("hub_vanish"), key)
+    receivers.append(start_receiver(url, broker, reconnect_min=0.1))
+    drain(pad, url, broker, 5, 60, live=5)  # the receiver's connection is open, the key cached
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = 'hub_vanish' AND pid <> pg_backend_pid()"
+        )
+    drain(pad, url, broker, 10, 60, live=5)
+    assert receivers[0].stats["failed"] >= 1  # the batch in flight when it vanished
