@@ -144,7 +144,7 @@ def cmd_hub(args: argparse.Namespace, out: TextIO | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from sync.hub.receiver import Receiver
 
-    password = args.password_file.read_text().strip() if args.password_file else ""
+    password = _password(args.password_file) if args.password_file else ""
     receiver = Receiver(
         args.db,
         args.broker or ["mqtt://127.0.0.1:1883"],
@@ -180,6 +180,23 @@ def _run(args: argparse.Namespace) -> int:
     receiver.join(10)
     print(f"evaluator hub: stopped; {receiver.stats}", flush=True)
     return 0
+
+
+def _password(path: Path) -> str:
+    """The MQTT password in ``path``, read under the rules of the pad's key files (owner-only,
+    a regular file, small: a FIFO must not hang the service at start); a
+    :class:`~sync.hub.db.HubError` (one line, exit 2) says what is wrong."""
+    from sync.hub.db import HubError
+    from sync.secretfile import read_secret
+
+    data = read_secret(
+        path,
+        what="MQTT password file",
+        missing="write the broker password there (chmod 600) or use systemd LoadCredential=",
+        max_size=4096,
+        error=HubError,
+    )
+    return data.decode("utf-8", "replace").strip()
 
 
 def _print_figures(data: dict[str, Any], out: TextIO) -> None:

@@ -50,3 +50,29 @@ def test_a_bad_key_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     code = main(["hub", "register", "--db", str(tmp_path / "hub.db"), DEVICE, "nonsense"])
     assert code == 2
     assert "expected 'ed25519:<base64>'" in capsys.readouterr().err
+
+
+def test_the_password_file_is_read_as_a_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``hub run --password-file``: one clear line for a missing, shared or odd file, never a
+    traceback, never a service hung at start on a FIFO (the rules of the pad's key files)."""
+    import os
+    import threading
+
+    db = f"sqlite:///{tmp_path / 'hub.db'}"
+    shared = tmp_path / "shared"
+    shared.write_text("pw\n")
+    shared.chmod(0o644)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path, words in ((tmp_path / "none", "no MQTT password file"), (shared, "readable by"),
+                        (fifo, "not a regular file")):  # fmt: skip
+        codes: list[int] = []
+        argv = ["hub", "run", "--db", db, "--broker", "mqtt://127.0.0.1:1",
+                "--password-file", str(path)]  # fmt: skip
+        runner = threading.Thread(target=lambda c=codes, a=argv: c.append(main(a)), daemon=True)
+        runner.start()
+        runner.join(10)
+        assert codes == [2], path
+        assert words in capsys.readouterr().err, path
