@@ -528,6 +528,8 @@ class Ingest:
                     )
         except Exception:
             log.exception("storing %d dead letter(s) failed", len(fresh))
+            for dead in fresh:  # not filed: the next copy is filed, not taken for a repeat
+                self._dead_seen.pop(dead.key, None)
         for dead in fresh:
             log.warning(
                 "dead letter from %s on %s: %s", dead.device_id or "?", dead.topic, dead.reason

@@ -369,3 +369,18 @@ def test_a_storm_of_copies_is_stored_once_and_acked_once(db: HubDB, key: DeviceK
         result = ingest.handle_batch([(topic(DEVICE), payload(record))] * 300)
         assert result.acks == {DEVICE: [record["id"]]}
     assert db.count() == 1 and result.duplicates == 300
+
+
+def test_a_dead_letter_not_filed_is_not_taken_for_a_repeat(db: HubDB) -> None:
+    """The database refused the dead letter (down, full): its next copy must be filed, not
+    counted as a repeat of one the city never got."""
+    ingest = Ingest(db, dead_repeat_after=600, clock=lambda: 0.0)
+    bad = (topic(DEVICE), b"not json")
+    with db.transaction():
+        db.execute("ALTER TABLE hub_dead RENAME TO hub_dead_away")
+    ingest.handle(*bad)
+    with db.transaction():
+        db.execute("ALTER TABLE hub_dead_away RENAME TO hub_dead")
+    again = ingest.handle(*bad)
+    assert again.repeats == 0 and len(again.dead) == 1
+    assert [d["reason"][:8] for d in db.dead()] == ["not JSON"]
