@@ -37,7 +37,7 @@ from typing import Any
 from evaluator.rules.backoff import Backoff
 from sync.hub.db import open_db
 from sync.hub.ingest import Ingest, Result
-from sync.mqttclient import Broker, paho_client, parse_broker_url
+from sync.mqttclient import Broker, paho_client, parse_broker_url, read_ready, tls_pending
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ class Receiver(threading.Thread):
             if sock is None:
                 return self._lost("socket closed")
             wlist = [sock] if client.want_write() else []
-            timeout = 0.0 if _pending(sock) else 1.0
+            timeout = 0.0 if tls_pending(sock) else 1.0
             try:
                 readable, writable, _ = select.select([sock, self._wake_r], wlist, [], timeout)
             except (OSError, ValueError) as exc:
@@ -249,7 +249,7 @@ class Receiver(threading.Thread):
             if self._wake_r in readable:
                 self._drain_wake()
             rc = ok
-            if sock in readable or _pending(sock):
+            if sock in readable or tls_pending(sock):
                 rc = self._read(client, sock)
             if self._inbox:
                 try:
@@ -278,20 +278,9 @@ class Receiver(threading.Thread):
 
     def _read(self, client: Any, sock: Any) -> Any:
         """Read every packet the socket holds now, up to ``batch_max`` messages."""
-        import paho.mqtt.client as mqtt
-
-        ok = mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
-        rc = client.loop_read()
-        while rc == ok and len(self._inbox) < self.batch_max and client.socket() is sock:
-            if not _pending(sock):
-                try:
-                    more, _, _ = select.select([sock], [], [], 0)
-                except (OSError, ValueError):
-                    break
-                if not more:
-                    break
-            rc = client.loop_read()
-        return rc
+        return read_ready(
+            client, sock, go_on=lambda: len(self._inbox) < self.batch_max, most=self.batch_max
+        )
 
     def _ingest(self, client: Any, ingest: Ingest) -> None:
         batch, self._inbox = self._inbox, []
@@ -383,12 +372,3 @@ class Receiver(threading.Thread):
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         self._inbox.append((str(message.topic), bytes(message.payload)))
-
-
-def _pending(sock: Any) -> bool:
-    """TLS: bytes already decrypted inside the socket object, which ``select`` cannot see."""
-    pending = getattr(sock, "pending", None)
-    try:
-        return bool(pending()) if pending is not None else False
-    except (OSError, ValueError):
-        return False
