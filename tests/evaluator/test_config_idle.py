@@ -43,8 +43,9 @@ def test_an_http_or_https_url_of_at_most_200_characters_is_taken(tmp_path: Path,
         ("https://", "http:// or https:// URL"),
         ("https:///w/12", "http:// or https:// URL"),
         ("https://hcp.example.org/w 12", "without spaces"),
-        ("https://hcp.example.org/w/12\\n", "without spaces"),
-        ("https://hcp.example.org/w/\\t12", "without spaces"),
+        # a control character is refused before the URL rule, by the rule every string follows
+        ("https://hcp.example.org/w/12\\n", "control character U+000A"),
+        ("https://hcp.example.org/w/\\t12", "control character U+0009"),
     ],
 )
 def test_anything_else_is_refused_with_its_line(tmp_path: Path, url: str, says: str) -> None:
