@@ -23,12 +23,21 @@ proves a record, the TLS key only opens the connection, and either can be replac
 
 Validity starts a day before the moment of signing: a Pi has no battery clock, and one that
 boots with yesterday's time (fake-hwclock) must not find a fresh certificate "not yet valid".
+
+Revocation needs no OpenSSL CA database: a CA folder keeps ``index.json`` (every certificate it
+signed: serial, CN, end of validity, and when it was revoked; the CRL's number) and ``crl.pem``
+(the certificate revocation list, signed by the CA, empty from :func:`make_ca` on so a broker
+configured with ``crlfile`` starts before any revocation).  :func:`sign_csr` records each
+certificate, :func:`revoke` lists a CN's certificates (or one serial) and writes the next CRL.
+The CRL is valid until the CA itself ends (:data:`CRL_DAYS`): the broker reads a local file,
+and an expired CRL would make OpenSSL refuse every pad.
 """
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,15 +53,19 @@ from sync.secretfile import read_secret, write_file
 __all__ = [
     "BACKDATE",
     "CA_CERT_NAME",
+    "CA_INDEX_NAME",
     "CA_KEY_NAME",
     "CLIENT_DAYS",
+    "CRL_NAME",
     "RECEIVER_PREFIX",
     "CertificateAuthority",
+    "Issued",
     "TlsCertError",
     "cert_common_name",
     "certificate_problem",
     "create_tls_key",
     "csr_common_name",
+    "issued",
     "load_ca",
     "load_certificate",
     "load_or_create_tls_key",
@@ -60,13 +73,18 @@ __all__ = [
     "make_ca",
     "make_csr",
     "pair_problem",
+    "revoke",
     "sign_csr",
+    "write_crl",
     "write_public",
 ]
 
 #: File names inside a CA folder (``evaluator tls ca --out DIR``).
 CA_CERT_NAME = "ca.crt"
 CA_KEY_NAME = "ca.key"
+#: What revocation needs, in the CA folder: every signed certificate, and the list of revoked.
+CA_INDEX_NAME = "index.json"
+CRL_NAME = "crl.pem"
 #: How long a CA, a client and a server certificate are valid (days).  825 days is the longest
 #: server certificate common TLS clients accept; client certificates use the same.
 CA_DAYS = 3650
@@ -86,6 +104,20 @@ NAME_EXPECTED = "1 to 64 letters, digits, '.', '_' or '-' (the ACL puts it into 
 class TlsCertError(EvaluatorError):
     """A TLS key, request, certificate or CA cannot be made, read or used; the message says why
     and what to do."""
+
+
+@dataclass(frozen=True)
+class Issued:
+    """One certificate a CA signed, as its index keeps it."""
+
+    serial: int
+    cn: str
+    not_after: str
+    revoked_at: str | None = None
+
+    @property
+    def serial_hex(self) -> str:
+        return f"{self.serial:X}"
 
 
 @dataclass(frozen=True)
@@ -323,7 +355,134 @@ def make_ca(
     )
     _write(folder / CA_KEY_NAME, _pem_private(key), 0o600, replace=False)
     write_public(folder / CA_CERT_NAME, cert.public_bytes(serialization.Encoding.PEM))
-    return CertificateAuthority(folder, cert, key)
+    ca = CertificateAuthority(folder, cert, key)
+    write_crl(ca)  # empty: a broker with `crlfile` starts before the first revocation
+    return ca
+
+
+# --------------------------------------------------------------------------- index and CRL
+
+
+def _read_index(folder: Path) -> dict[str, object]:
+    path = folder / CA_INDEX_NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {"crl_number": 0, "certificates": []}
+    except (OSError, ValueError) as exc:
+        raise TlsCertError(f"cannot read the CA's index {path}: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("certificates"), list):
+        raise TlsCertError(f"{path} is not a CA index (`evaluator tls ca` writes it)")
+    return data
+
+
+def _write_index(folder: Path, data: dict[str, object]) -> None:
+    text = json.dumps(data, ensure_ascii=False, indent=1) + "\n"
+    write_public(folder / CA_INDEX_NAME, text.encode("utf-8"))
+
+
+def issued(folder: Path | str) -> list[Issued]:
+    """Every certificate the CA in ``folder`` recorded, oldest first (``[]`` for a CA made
+    before the index was kept: revoke its certificates by serial)."""
+    entries = _read_index(Path(folder))["certificates"]
+    out = []
+    for entry in entries:  # type: ignore[attr-defined]
+        try:
+            out.append(Issued(int(entry["serial"], 16), str(entry["cn"]), str(entry["not_after"]),
+                              entry.get("revoked_at")))  # fmt: skip
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TlsCertError(f"{Path(folder) / CA_INDEX_NAME}: bad entry {entry!r}") from exc
+    return out
+
+
+def _record(ca: CertificateAuthority, cert: x509.Certificate) -> None:
+    data = _read_index(ca.folder)
+    data["certificates"].append({  # type: ignore[attr-defined]
+        "serial": f"{cert.serial_number:X}",
+        "cn": _common_name(cert.subject, "certificate"),
+        "not_after": cert.not_valid_after_utc.isoformat(),
+        "revoked_at": None,
+    })  # fmt: skip
+    _write_index(ca.folder, data)
+
+
+def _crl_until(ca: CertificateAuthority) -> datetime.datetime:
+    """How long a CRL is valid: as long as the CA (a broker never sees an expired one)."""
+    return ca.cert.not_valid_after_utc
+
+
+def write_crl(ca: CertificateAuthority, now: datetime.datetime | None = None) -> Path:
+    """The CA's ``crl.pem`` anew (next CRL number), listing every revoked certificate of its
+    index; returns its path."""
+    now = now or datetime.datetime.now(datetime.UTC)
+    data = _read_index(ca.folder)
+    number = int(data.get("crl_number", 0)) + 1  # type: ignore[call-overload]
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.cert.subject)
+        .last_update(now - BACKDATE)
+        .next_update(_crl_until(ca))
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
+            critical=False,
+        )
+    )
+    for entry in issued(ca.folder):
+        if entry.revoked_at:
+            revoked = (
+                x509.RevokedCertificateBuilder()
+                .serial_number(entry.serial)
+                .revocation_date(datetime.datetime.fromisoformat(entry.revoked_at))
+                .build()
+            )
+            builder = builder.add_revoked_certificate(revoked)
+    crl = builder.sign(ca.key, hashes.SHA256())
+    path = ca.folder / CRL_NAME
+    write_public(path, crl.public_bytes(serialization.Encoding.PEM))
+    data["crl_number"] = number
+    _write_index(ca.folder, data)
+    return path
+
+
+def _serial(text: str) -> int | None:
+    cleaned = text.strip().lower().removeprefix("0x").replace(":", "")
+    try:
+        return int(cleaned, 16)
+    except ValueError:
+        return None
+
+
+def revoke(ca: CertificateAuthority, which: str) -> list[Issued]:
+    """Revoke every not yet revoked certificate of CN ``which`` (a pad may have renewed), or
+    the one with serial ``which`` (hex, as ``tls sign`` prints it; also one the index does not
+    know, signed before it was kept), and write the new CRL.  Returns what was revoked now
+    (``[]``: all of it was already).  A name the CA never signed and no serial: an error."""
+    data = _read_index(ca.folder)
+    entries: list[dict[str, object]] = data["certificates"]  # type: ignore[assignment]
+    now = datetime.datetime.now(datetime.UTC)
+    mine = [e for e in entries if e.get("cn") == which]
+    serial = _serial(which) if not mine else None
+    if not mine and serial is not None:
+        mine = [e for e in entries if _serial(str(e.get("serial"))) == serial]
+        if not mine:  # signed before the index was kept: listed by its serial alone
+            mine = [{"serial": f"{serial:X}", "cn": "", "not_after": "", "revoked_at": None}]
+            entries.append(mine[0])
+    if not mine:
+        known = sorted({str(e.get("cn")) for e in entries})
+        raise TlsCertError(
+            f"the CA in {ca.folder} never signed a certificate for {which!r} and it is no serial "
+            f"number; it signed for: {', '.join(known) or 'nothing recorded'}"
+        )
+    done = []
+    for entry in mine:
+        if not entry.get("revoked_at"):
+            entry["revoked_at"] = now.isoformat()
+            done.append(Issued(int(str(entry["serial"]), 16), str(entry["cn"]),
+                               str(entry["not_after"]), str(entry["revoked_at"])))  # fmt: skip
+    _write_index(ca.folder, data)
+    write_crl(ca, now)
+    return done
 
 
 def load_ca(folder: Path | str) -> CertificateAuthority:
@@ -398,4 +557,5 @@ def sign_csr(
     if server_names:
         builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
     cert = builder.sign(ca.key, hashes.SHA256())
+    _record(ca, cert)  # what revocation needs (no OpenSSL CA database)
     return cert.public_bytes(serialization.Encoding.PEM)
