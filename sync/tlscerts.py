@@ -395,12 +395,32 @@ def issued(folder: Path | str) -> list[Issued]:
     return out
 
 
+def _key_id(public: object) -> str:
+    """SHA-256 of a public key's SubjectPublicKeyInfo (hex): which key a certificate is for."""
+    der = public.public_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(der)
+    return digest.finalize().hex()
+
+
+def _revoked_key(ca: CertificateAuthority, public: object) -> dict[str, object] | None:
+    """The index entry of a revoked certificate for ``public``, or None."""
+    key = _key_id(public)
+    for entry in _read_index(ca.folder)["certificates"]:  # type: ignore[attr-defined]
+        if entry.get("key") == key and entry.get("revoked_at"):
+            return entry  # type: ignore[no-any-return]
+    return None
+
+
 def _record(ca: CertificateAuthority, cert: x509.Certificate) -> None:
     data = _read_index(ca.folder)
     data["certificates"].append({  # type: ignore[attr-defined]
         "serial": f"{cert.serial_number:X}",
         "cn": _common_name(cert.subject, "certificate"),
         "not_after": cert.not_valid_after_utc.isoformat(),
+        "key": _key_id(cert.public_key()),
         "revoked_at": None,
     })  # fmt: skip
     _write_index(ca.folder, data)
@@ -539,6 +559,13 @@ def sign_csr(
         usage = ExtendedKeyUsageOID.CLIENT_AUTH
     now = datetime.datetime.now(datetime.UTC)
     public = csr.public_key()
+    if (revoked := _revoked_key(ca, public)) is not None:  # a stolen pad's key stays out
+        raise TlsCertError(
+            f"this request's key had certificate {revoked.get('serial')} "
+            f"({revoked.get('cn') or 'no name'}), revoked {revoked.get('revoked_at')}: never "
+            "signed again; the pad needs a new TLS key (move its tls key away, then "
+            "`evaluator tls csr` or `evaluator provision` makes one)"
+        )
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(cn))

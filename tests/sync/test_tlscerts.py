@@ -194,3 +194,74 @@ def test_openssl_accepts_what_the_ca_signed_and_refuses_another_ca(tmp_path: Pat
     san = x509.load_pem_x509_certificate(server_cert.read_bytes()).extensions
     names = san.get_extension_for_class(x509.SubjectAlternativeName).value
     assert names.get_values_for_type(x509.DNSName) == ["localhost"]
+
+
+# --------------------------------------------------------------------------- revocation (issue 14)
+
+
+def _openssl_verify(ca: t.CertificateAuthority, cert: Path) -> tuple[int, str]:
+    """``openssl verify`` with the CA's CRL checked, as the broker's OpenSSL checks a pad."""
+    import subprocess
+
+    done = subprocess.run(
+        ["openssl", "verify", "-crl_check", "-CAfile", str(ca.cert_path),
+         "-CRLfile", str(ca.folder / t.CRL_NAME), str(cert)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_a_new_ca_has_an_empty_signed_crl_and_an_index(tmp_path: Path) -> None:
+    ca = t.make_ca(tmp_path / "ca")
+    crl = x509.load_pem_x509_crl((ca.folder / t.CRL_NAME).read_bytes())
+    assert crl.is_signature_valid(ca.cert.public_key())  # type: ignore[arg-type]
+    assert len(crl) == 0
+    assert crl.next_update_utc == ca.cert.not_valid_after_utc  # never expires before the CA
+    assert crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == 1
+    assert t.issued(ca.folder) == []
+    cert = issue(ca, tmp_path, "pad-1")
+    (entry,) = t.issued(ca.folder)
+    serial = x509.load_pem_x509_certificate(cert.read_bytes()).serial_number
+    assert (entry.serial, entry.cn, entry.revoked_at) == (serial, "pad-1", None)
+    assert _openssl_verify(ca, cert)[0] == 0  # an empty CRL lets every certificate through
+
+
+def test_revoking_a_name_lists_every_certificate_of_it_and_openssl_refuses_them(
+    tmp_path: Path,
+) -> None:
+    ca = t.make_ca(tmp_path / "ca")
+    first = issue(ca, tmp_path / "a", "pad-1")
+    renewed = issue(ca, tmp_path / "b", "pad-1")  # a renewal: both must go
+    other = issue(ca, tmp_path, "pad-2")
+    done = t.revoke(ca, "pad-1")
+    assert [e.cn for e in done] == ["pad-1", "pad-1"]
+    crl = x509.load_pem_x509_crl((ca.folder / t.CRL_NAME).read_bytes())
+    assert crl.is_signature_valid(ca.cert.public_key())  # type: ignore[arg-type]
+    assert {r.serial_number for r in crl} == {e.serial for e in done}
+    assert crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == 2
+    for cert in (first, renewed):
+        code, out = _openssl_verify(ca, cert)
+        assert code != 0 and "certificate revoked" in out, out
+    assert _openssl_verify(ca, other)[0] == 0
+    assert t.revoke(ca, "pad-1") == []  # again: nothing new, the list written again
+    crl = x509.load_pem_x509_crl((ca.folder / t.CRL_NAME).read_bytes())
+    assert len(crl) == 2
+
+
+def test_a_serial_is_revoked_even_when_the_index_does_not_know_it(tmp_path: Path) -> None:
+    """A CA made before the index was kept: its certificates are revoked by serial."""
+    ca = t.make_ca(tmp_path / "ca")
+    cert = issue(ca, tmp_path, "pad-1")
+    (ca.folder / t.CA_INDEX_NAME).unlink()
+    (ca.folder / t.CRL_NAME).unlink()
+    serial = x509.load_pem_x509_certificate(cert.read_bytes()).serial_number
+    (done,) = t.revoke(ca, f"{serial:x}")  # lower case, as some tools print it
+    assert done.serial == serial and done.cn == ""
+    assert "certificate revoked" in _openssl_verify(ca, cert)[1]
+
+
+def test_revoking_a_name_the_ca_never_signed_says_what_it_signed(tmp_path: Path) -> None:
+    ca = t.make_ca(tmp_path / "ca")
+    issue(ca, tmp_path, "pad-1")
+    with pytest.raises(t.TlsCertError, match=r"never signed a certificate for 'pad-x'.*pad-1"):
+        t.revoke(ca, "pad-x")
