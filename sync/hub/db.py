@@ -26,12 +26,13 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from evaluator.rules.errors import EvaluatorError
 from evaluator.rules.records import GENESIS_HASH
-from sync.keys import DeviceKeyError, PublicKey
+from sync.keys import PUBLIC_PREFIX, DeviceKeyError, PublicKey
 
 SCHEMA_VERSION = 1
 STREAMS = ("ratings", "events")
@@ -288,10 +289,8 @@ class HubDB:
         Registering the same key again updates ``unsigned_before``; keep every key a device
         was ever registered with (a replaced key still signed the older records).
         """
-        if not device_id or device_id in RESERVED_DEVICE_IDS or "/" in device_id:
-            raise HubError(f"{device_id!r} cannot be a device id")
-        if "+" in device_id or "#" in device_id:
-            raise HubError(f"{device_id!r} cannot be a device id (MQTT wildcard)")
+        if (why := _device_id_problem(device_id)) is not None:
+            raise HubError(why)
         if unsigned_before < 1:
             raise HubError("unsigned_before must be 1 or more")
         try:
@@ -307,6 +306,82 @@ class HubDB:
                 (device_id, key.key_id, key.text, unsigned_before, now_text()),
             )
         return key.key_id
+
+    def register_many(
+        self,
+        rows: Sequence[tuple[str, str, str]],
+        *,
+        unsigned_before: int = 1,
+        force: bool = False,
+    ) -> Registered:
+        """Register many pads at once (``evaluator hub register --csv devices.csv``): ``rows``
+        are ``(where, device_id, public key text)``, ``where`` naming the row in messages.
+
+        One read of what is registered and one transaction for every new row (1,000 pads:
+        docs/hub.md §2 for the time).  A pad registered with this key is *unchanged* (its
+        ``unsigned_before`` kept); a pad registered with *another* key is refused, named,
+        unless ``force`` (then the new key is added and the old one kept: it signed the older
+        records); a row that is no device id and key, or a pad twice with two keys, is refused.
+        Every good row is registered even when others are refused."""
+        if unsigned_before < 1:
+            raise HubError("unsigned_before must be 1 or more")
+        result = Registered()
+        wanted: dict[str, tuple[str, PublicKey]] = {}
+        twice: set[str] = set()  # on two rows with two keys: neither is taken
+        for where, device_id, text in rows:
+            why = _device_id_problem(device_id)
+            if why is None and device_id in twice:
+                why = f"{device_id} is on another row too, with another key"
+            key = None
+            if why is None:
+                if not text.strip().startswith((PUBLIC_PREFIX, "-----BEGIN")):
+                    why = f"public key {text[:40]!r}: expected 'ed25519:<base64>'"
+                else:
+                    try:
+                        key = PublicKey.parse(text)
+                    except DeviceKeyError as exc:
+                        why = str(exc)
+            if why is None and key is not None:
+                seen = wanted.get(device_id)
+                if seen is None:
+                    wanted[device_id] = (where, key)
+                    continue
+                if seen[1].key_id == key.key_id:
+                    continue  # the same pad and key twice: once is enough
+                why = f"{device_id} is on {seen[0]} too, with another key"
+                del wanted[device_id]
+                twice.add(device_id)
+                result.refused.append((seen[0], device_id, f"{device_id} is on {where} too, "
+                                       "with another key"))  # fmt: skip
+            result.refused.append((where, device_id, why or "no key"))
+        with self.transaction():
+            known: dict[str, set[str]] = {}
+            for device_id, key_id in self.rows("SELECT device_id, key_id FROM hub_devices"):
+                known.setdefault(str(device_id), set()).add(str(key_id))
+            now = now_text()
+            insert = []
+            for device_id, (where, key) in wanted.items():
+                keys = known.get(device_id)
+                if keys is None:
+                    result.new.append(device_id)
+                elif key.key_id in keys:
+                    result.unchanged.append(device_id)
+                    continue
+                elif force:
+                    result.changed.append(device_id)
+                else:
+                    result.refused.append((where, device_id, (
+                        f"{device_id} is registered with key {', '.join(sorted(keys))}, not "
+                        f"{key.key_id}: a changed key is refused unless --force (a replaced "
+                        "pad or key; the old key is kept for its older records)")))  # fmt: skip
+                    continue
+                insert.append((device_id, key.key_id, key.text, unsigned_before, now))
+            self.executemany(
+                "INSERT INTO hub_devices (device_id, key_id, public_key, unsigned_before,"
+                " registered_at) VALUES (?, ?, ?, ?, ?)",
+                insert,
+            )
+        return result
 
     def keys(self, device_id: str) -> tuple[dict[str, PublicKey], int]:
         """The registered keys of ``device_id`` by key id, and its ``unsigned_before`` (the
@@ -383,6 +458,26 @@ class HubDB:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass
+class Registered:
+    """What :meth:`HubDB.register_many` did: device ids new, changed (``--force``: a key
+    added) and unchanged, and each refused row ``(where, device id, why)``."""
+
+    new: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    refused: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def _device_id_problem(device_id: str) -> str | None:
+    """Why ``device_id`` cannot be a pad's id (a topic level of its own), or None."""
+    if not device_id or device_id in RESERVED_DEVICE_IDS or "/" in device_id:
+        return f"{device_id!r} cannot be a device id"
+    if "+" in device_id or "#" in device_id:
+        return f"{device_id!r} cannot be a device id (MQTT wildcard)"
+    return None
 
 
 def _redact(url: str) -> str:

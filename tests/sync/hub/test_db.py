@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sync.hub.db import SCHEMA_VERSION, HubError, open_db
-from tests.sync.hub.helpers import make_key
+from tests.sync.hub.helpers import make_key, public_keys
 
 
 def test_tables_are_created_once_and_reopen(db_url: str, tmp_path: Path) -> None:
@@ -56,3 +56,55 @@ def test_urls(tmp_path: Path) -> None:
     with pytest.raises(HubError, match=r"hub:\*\*\*@") as caught:  # never the password
         open_db("postgresql://hub:secret@127.0.0.1:1/none")
     assert "secret" not in str(caught.value)
+
+
+# --------------------------------------------------------------------------- many pads (issue 14)
+
+
+def test_a_thousand_pads_register_at_once_and_again_change_nothing(db_url: str) -> None:
+    keys = public_keys(1000)
+    rows = [(f"row {i + 2}", f"pad-{i:04}", k) for i, k in enumerate(keys)]
+    with open_db(db_url) as db:
+        done = db.register_many(rows)
+        assert (len(done.new), done.changed, done.unchanged, done.refused) == (1000, [], [], [])
+        assert len(db.devices()) == 1000
+        found, before = db.keys("pad-0999")
+        assert [k.text for k in found.values()] == [keys[999]] and before == 1
+        again = db.register_many(rows)
+        assert (again.new, again.changed, len(again.unchanged), again.refused) == ([], [], 1000, [])
+        assert int(db.rows("SELECT count(*) FROM hub_devices")[0][0]) == 1000
+
+
+def test_a_changed_key_is_refused_unless_forced_and_the_old_key_kept(db_url: str) -> None:
+    old, new, other = public_keys(3)
+    with open_db(db_url) as db:
+        db.register_many([("row 2", "pad-1", old), ("row 3", "pad-2", other)],
+                         unsigned_before=40)  # fmt: skip
+        done = db.register_many([("row 2", "pad-1", new), ("row 3", "pad-2", other),
+                                 ("row 4", "pad-3", other)])  # fmt: skip
+        assert (done.new, done.unchanged, done.changed) == (["pad-3"], ["pad-2"], [])
+        ((where, device, why),) = done.refused
+        assert (where, device) == ("row 2", "pad-1")
+        assert "a changed key is refused unless --force" in why
+        assert [k.text for k in db.keys("pad-1")[0].values()] == [old]
+        assert db.keys("pad-2")[1] == 40  # an unchanged pad keeps its unsigned_before
+        forced = db.register_many([("row 2", "pad-1", new)], force=True)
+        assert forced.changed == ["pad-1"] and forced.refused == []
+        assert sorted(k.text for k in db.keys("pad-1")[0].values()) == sorted([old, new])
+
+
+def test_bad_rows_are_refused_by_row_and_the_good_ones_registered(db_url: str) -> None:
+    a, b, c = public_keys(3)
+    rows = [("row 2", "pad-1", a), ("row 3", "pad/2", b), ("row 4", "pad-3", "/etc/passwd"),
+            ("row 5", "pad-4", "ed25519:%%%"), ("row 6", "pad-5", b), ("row 7", "pad-5", c),
+            ("row 8", "pad-1", a)]  # fmt: skip
+    with open_db(db_url) as db:
+        done = db.register_many(rows)
+        assert done.new == ["pad-1"]  # pad-1 twice with one key: once
+        refused = {where: why for where, _device, why in done.refused}
+        assert set(refused) == {"row 3", "row 4", "row 5", "row 6", "row 7"}
+        assert "cannot be a device id" in refused["row 3"]
+        assert "expected 'ed25519:<base64>'" in refused["row 4"]  # a cell is never read as a file
+        assert "not base64" in refused["row 5"]
+        assert "pad-5 is on row 7 too, with another key" in refused["row 6"]
+        assert db.devices() == ["pad-1"]
