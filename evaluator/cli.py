@@ -266,8 +266,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The exit code when the reader of stdout went away (``evaluator hub figures | head``): what a
+#: shell reports for a tool ended by SIGPIPE (128 + 13), without Python's traceback.
+EXIT_PIPE_CLOSED = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code."""
+    """Entry point; returns the exit code.  Every command's output to a closed pipe ends
+    quietly (:data:`EXIT_PIPE_CLOSED`, nothing on stderr): caught here, once for all."""
+    try:
+        try:
+            code = _main(argv)
+        finally:
+            sys.stdout.flush()  # what is buffered fails here, not in the interpreter's exit
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        return EXIT_PIPE_CLOSED
+    return code
+
+
+def _stdout_to_devnull() -> None:
+    """stdout onto /dev/null, so the interpreter's last flush at exit has nowhere to fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, io.UnsupportedOperation):  # no real stdout (a test's capture)
+        pass
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     args = build_parser().parse_args(argv)
     logging.basicConfig(
