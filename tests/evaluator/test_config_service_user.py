@@ -127,3 +127,10 @@ def test_not_root_checks_no_user_by_default(tree: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     check_config([site])
     assert asked == [cfg.SERVICE_USER] == ["evaluator"]
+
+
+def test_the_service_user_is_the_units() -> None:
+    from tests.support import REPO
+
+    unit = (REPO / "systemd" / "evaluator.service").read_text(encoding="utf-8")
+    assert f"\nUser={cfg.SERVICE_USER}\n" in unit
