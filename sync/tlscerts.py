@@ -424,6 +424,8 @@ def _record(ca: CertificateAuthority, cert: x509.Certificate) -> None:
         "revoked_at": None,
     })  # fmt: skip
     _write_index(ca.folder, data)
+    if not (ca.folder / CRL_NAME).exists():  # a CA made before CRLs were kept: the broker's
+        write_crl(ca)  # shipped conf needs the file (empty) before any revocation
 
 
 def _crl_until(ca: CertificateAuthority) -> datetime.datetime:

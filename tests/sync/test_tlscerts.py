@@ -265,3 +265,15 @@ def test_revoking_a_name_the_ca_never_signed_says_what_it_signed(tmp_path: Path)
     issue(ca, tmp_path, "pad-1")
     with pytest.raises(t.TlsCertError, match=r"never signed a certificate for 'pad-x'.*pad-1"):
         t.revoke(ca, "pad-x")
+
+
+def test_a_ca_made_before_crls_were_kept_gets_an_empty_one_at_its_next_signing(
+    tmp_path: Path,
+) -> None:
+    ca = t.make_ca(tmp_path / "ca")
+    (ca.folder / t.CA_INDEX_NAME).unlink()
+    (ca.folder / t.CRL_NAME).unlink()  # as `tls ca` left a CA folder before issue 14
+    cert = issue(ca, tmp_path, "pad-1")
+    crl = x509.load_pem_x509_crl((ca.folder / t.CRL_NAME).read_bytes())
+    assert len(crl) == 0 and [e.cn for e in t.issued(ca.folder)] == ["pad-1"]
+    assert _openssl_verify(ca, cert)[0] == 0
