@@ -110,3 +110,21 @@ def test_a_finger_on_a_level_button_stores_that_level(pad: App, index: int) -> N
     with contextlib.closing(sqlite3.connect(pad.config.storage.path)) as conn:
         stored = [json.loads(r[0])["level"] for r in conn.execute("SELECT record FROM ratings")]
     assert stored == [level.value]
+
+
+def test_a_changed_rotate_needs_a_restart_and_the_pad_keeps_its_turn(
+    pad: App, tmp_path: Path
+) -> None:
+    """``systemctl reload`` with another rotate: the open display cannot turn, so the reload
+    says it needs a restart (a WARNING) and the pad keeps drawing and mapping as before."""
+    from evaluator.reload import reload
+
+    rotate = pad.config.screen.rotate
+    site = tmp_path / "site.toml"
+    turned = (rotate + 90) % 360
+    site.write_text(
+        site.read_text(encoding="utf-8").replace(f"rotate = {rotate}", f"rotate = {turned}"),
+        encoding="utf-8",
+    )
+    assert "needs a restart: [screen] rotate" in reload(pad)
+    assert pad.config.screen.rotate == pad.screen.rotate == rotate

@@ -82,6 +82,6 @@ def test_the_15_mm_check_is_on_the_panel_as_mounted(tmp_path: Path, rotate: int)
     assert check_config([write(tmp_path, "official.toml", text)]) == []
 
 
-def test_a_changed_rotate_takes_a_restart() -> None:
+def test_rotate_is_not_applied_live() -> None:
     """The display is opened once, at start: a reload names rotate as needing a restart."""
     assert ("screen", "rotate") not in LIVE
