@@ -26,6 +26,7 @@ and the layout are always logical: what the citizen sees, upright.
 from __future__ import annotations
 
 import glob
+import logging
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -66,6 +67,8 @@ from kiosk.view import (
     TypeText,
     UiAction,
 )
+
+log = logging.getLogger(__name__)
 
 #: Scancodes of the top-row digits 1–5 and keypad 1–5 (layout independent; NumLock off still
 #: sends the keypad scancode).
@@ -163,9 +166,16 @@ class Screen:
         self._display = display
         # Turned: the screens are drawn on a surface of the logical size in the display's
         # format (a plain copy when turned onto it), upright; rotate 0 draws on the display.
+        native = display.get_size()  # a fullscreen mode may not be the size asked for
+        if native != (width, height):
+            log.warning(
+                "the display opened at %d×%d, not the %d×%d of [screen] width × height (the "
+                "panel's native mode, before rotate): the screens are laid out at %d×%d",
+                *native, width, height, *logical_size(*native, rotate),
+            )  # fmt: skip
         frame = display
         if rotate:
-            frame = pygame.Surface(logical_size(width, height, rotate), 0, display)
+            frame = pygame.Surface(logical_size(*native, rotate), 0, display)
         self._painter = Painter(frame, self.font_path, bold_path=self.bold_path, dpi=dpi)
         self._view: ScreenView | None = None
         self._page_key: tuple[object, ...] | None = None

@@ -242,3 +242,31 @@ def test_a_rotate_other_than_0_90_180_270_is_refused_before_a_window_opens(
 ) -> None:
     with pytest.raises(ValueError, match=r"one of 0, 90, 180, 270 \(degrees the panel is turned"):
         Screen(driver="dummy", rotate=rotate)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("rotate", ROTATIONS)
+def test_a_display_of_another_size_than_asked_is_laid_out_turned_as_it_is_and_said(
+    open_screens: list[Screen], rotate: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fullscreen mode is what the display gives, not always the size asked (SDL's dummy
+    driver gives its 1024×768 desktop, as KMSDRM may give the panel's own mode): the screens
+    are laid out turned on the display as it is, taps land, and one WARNING names both sizes."""
+    for s in open_screens:
+        s.close()
+    open_screens.clear()
+    with caplog.at_level("WARNING", logger="kiosk.screen"):
+        s = Screen(driver="dummy", width=800, height=480, fullscreen=True, rotate=rotate)
+    open_screens.append(s)
+    native = s.display_size
+    assert native != (800, 480), "the dummy driver's fullscreen gave the size asked for"
+    assert s.size == logical_size(*native, rotate)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    laid = "{}×{}".format(*s.size)
+    assert warned == [
+        f"the display opened at {native[0]}×{native[1]}, not the 800×480 of [screen] width × "
+        f"height (the panel's native mode, before rotate): the screens are laid out at {laid}"
+    ]
+    s.render(presenting())
+    assert_display_shows_frame(s)
+    for target in s.layout.targets:
+        assert s.translate(tap_event(s, target.rect)) == target.action
