@@ -164,8 +164,9 @@ class Screen:
         self.rotate = rotate
         """Degrees the panel is turned clockwise (``[screen] rotate``)."""
         self._display = display
-        # Turned: the screens are drawn on a surface of the logical size in the display's
-        # format (a plain copy when turned onto it), upright; rotate 0 draws on the display.
+        # Turned: the screens are drawn upright on a surface of the logical size in the
+        # display's pixel format (so turning it onto the display converts nothing); rotate 0
+        # draws on the display itself.
         native = display.get_size()  # a fullscreen mode may not be the size asked for
         if native != (width, height):
             log.warning(
@@ -201,7 +202,8 @@ class Screen:
 
     @property
     def display_size(self) -> tuple[int, int]:
-        """The display's native mode (``[screen] width`` × ``height``)."""
+        """The display's native mode as opened: ``[screen] width`` × ``height``, unless a
+        fullscreen display gave another (logged at start)."""
         return self._display.get_size()
 
     @property
@@ -250,10 +252,15 @@ class Screen:
         if view.screen != "screensaver":  # nothing lit in a fixed place: no burn-in
             painter.online_dot(view.online)
         painter.page = painter.layout.page if painter.layout.pages > 1 else None
-        if self.rotate:  # the upright frame, turned onto the turned panel
-            self._display.blit(pygame.transform.rotate(painter.surface, self.rotate), (0, 0))
-        pygame.display.flip()
+        self.present()
         self._set_text_input(view.screen == "reasons" and view.other_selected)
+
+    def present(self) -> None:
+        """Show what is on :attr:`surface`: turned onto the display when the panel is turned
+        (``pygame.transform.rotate``, a new surface per frame), then flipped."""
+        if self.rotate:
+            self._display.blit(pygame.transform.rotate(self._painter.surface, self.rotate), (0, 0))
+        pygame.display.flip()
 
     @property
     def page(self) -> int:

@@ -270,3 +270,21 @@ def test_a_display_of_another_size_than_asked_is_laid_out_turned_as_it_is_and_sa
     assert_display_shows_frame(s)
     for target in s.layout.targets:
         assert s.translate(tap_event(s, target.rect)) == target.action
+
+
+@pytest.mark.parametrize("rotate", ROTATIONS)
+def test_what_is_drawn_on_the_surface_shows_once_presented(
+    open_screens: list[Screen], rotate: int
+) -> None:
+    """Drawing straight on :attr:`Screen.surface` (as ``selftest`` draws its hanzi) reaches
+    the turned display with :meth:`Screen.present`."""
+    s = turned(open_screens, NATIVE[0], rotate)
+    s.surface.fill((0, 0, 0))
+    s.surface.fill((255, 255, 255), pygame.Rect(10, 10, 40, 20))  # top-left as seen
+    s.present()
+    assert_display_shows_frame(s)
+    white = where(display_image(s), (255, 255, 255))
+    assert white is not None
+    corner = on_display(s, (10, 10))
+    assert min(abs(corner[0] - white[0]), abs(corner[0] - white[2])) == 0
+    assert min(abs(corner[1] - white[1]), abs(corner[1] - white[3])) == 0
