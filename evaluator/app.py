@@ -824,12 +824,9 @@ class App:
         """A tap (finger, or a real mouse click) counted toward the technician's gesture."""
         import pygame
 
-        if event.type == pygame.FINGERDOWN:
-            width, height = self.screen.size
-            pos = (int(event.x * width), int(event.y * height))
-        elif event.type == pygame.MOUSEBUTTONDOWN and not getattr(event, "touch", False):
-            pos = tuple(event.pos)
-        else:
+        touch_echo = event.type == pygame.MOUSEBUTTONDOWN and getattr(event, "touch", False)
+        pos = None if touch_echo else self.screen.position(event)  # turned back by [screen] rotate
+        if pos is None:
             return False
         return self.tech.tap(pos, shown, self.screen.min_target)
 

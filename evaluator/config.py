@@ -222,12 +222,15 @@ class ScreenConfig:
     """``[screen]``: the display."""
 
     width: int
-    """Pixels; default 800."""
+    """Pixels of the display's native mode (before ``rotate``); default 800."""
     height: int
-    """Pixels; default 480."""
+    """Pixels of the display's native mode (before ``rotate``); default 480."""
     dpi: int
     """The panel's pixels per inch (touch targets are sized in millimetres); default 133, the
     official 7" 800×480 Raspberry Pi display."""
+    rotate: int
+    """Degrees the panel is turned clockwise from its native position: 0 (default), 90, 180
+    or 270; ``width`` × ``height`` stay the native mode, the screens are laid out turned."""
     fullscreen: bool
     """Kiosk mode; default False."""
     font: Path | None
@@ -600,6 +603,18 @@ def _not_empty(what: str) -> _Rule:
 
 STANDARD_BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
 SCREEN_DRIVERS = ("auto", "x11", "wayland", "kmsdrm", "dummy")
+#: ``[screen] rotate``: degrees the panel is turned clockwise (``kiosk.sizes.ROTATIONS``).
+SCREEN_ROTATIONS = (0, 90, 180, 270)
+
+
+def _rotation(v: int) -> _Bad | None:
+    if v in SCREEN_ROTATIONS:
+        return None
+    expected = "expected one of 0, 90, 180, 270 (degrees the panel is turned clockwise)"
+    turn = v % 360
+    if turn in SCREEN_ROTATIONS:  # -90 is 270 clockwise, 450 is 90
+        return expected, f"did you mean {turn}?"
+    return expected, ""
 #: ``[buttons]`` keys holding a level button's BCM pin, in button order.
 BUTTON_KEYS = (
     "very_satisfied", "satisfied", "basically_satisfied", "dissatisfied", "very_dissatisfied"
@@ -802,6 +817,7 @@ RULES: dict[tuple[str, str], _Rule] = {
     ("screen", "height"): _int_range(1, 16384),
     ("screen", "dpi"): _int_range(50, 1000),
     ("screen", "driver"): _one_of(SCREEN_DRIVERS),
+    ("screen", "rotate"): _rotation,
     ("screen", "language"): _one_of(LANGUAGES),
     ("idle", "static_qr"): _static_qr,
     ("idle", "screensaver_after"): _seconds(0),

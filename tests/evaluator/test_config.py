@@ -75,7 +75,7 @@ def test_defaults_match_the_documented_defaults(tmp_path: Path) -> None:
     assert (c.session.timeout, c.session.thanks) == (60.0, 3.0)
     assert c.session.reasons_file == REPO / "config" / "reasons.toml"  # the shipped list
     assert c.screen == cfg.ScreenConfig(
-        width=800, height=480, dpi=133, fullscreen=False, font=None, font_bold=None,
+        width=800, height=480, dpi=133, rotate=0, fullscreen=False, font=None, font_bold=None,
         driver="auto", language="zh",
     )  # fmt: skip
 
