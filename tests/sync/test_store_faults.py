@@ -525,8 +525,9 @@ first.append_rating(full_content("S-1"))
 other = Store(path, device_id=device) if second == "writable" else Store.open_read_only(path)
 # Another process opens the store read-write and closes it: a technician's sqlite3 shell (a
 # second pad or tool through Store is refused by the store's lock before it opens anything).
-ELSEWHERE = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('SELECT 1')"
-subprocess.run([sys.executable, "-c", ELSEWHERE + "; c.close()", path], check=True, timeout=60)
+ELSEWHERE = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+ELSEWHERE += "c.execute('PRAGMA schema_version'); c.close()"  # reads the file: SQLite opens it
+subprocess.run([sys.executable, "-c", ELSEWHERE, path], check=True, timeout=60)
 for i in range(2, 6):
     first.append_rating(full_content(f"S-{i}"))
 os._exit(0)  # the power goes off: no close, no checkpoint
