@@ -26,9 +26,14 @@ from pathlib import Path
 
 import pytest
 
+from evaluator import selftest
+from sync.store import Store
+from sync.storelock import StoreLocked, held_here
 from tests.campaigns.sigkill import CounterSide
-from tests.evaluator.apps import START_BODY
+from tests.evaluator.apps import START_BODY, demo_app
+from tests.evaluator.test_selftest import run_without_write_rights
 from tests.support import PtyPair
+from tests.sync.test_store_lock import holder
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "config" / "demo.toml"
@@ -267,3 +272,65 @@ def test_a_killed_pad_leaves_no_lock_and_the_next_start_is_ready(tmp_path: Path)
             counter.close()
         first.stop()
         pty.stop()
+
+
+# -- in process: the App, selftest's storage check ---------------------------------------------
+
+
+def test_an_app_on_a_store_another_process_writes_is_refused_not_started_faulted(
+    tmp_path: Path,
+) -> None:
+    """The App's first open lets the refusal through (a later reopen would be a storage fault):
+    an App built beside another writer raises, and the writer's open case stays open."""
+    store = tmp_path / "r.db"
+    with holder(store) as proc:
+        with pytest.raises(StoreLocked) as refused:
+            demo_app(tmp_path, DEVICE)
+        assert refused.value.pid == proc.pid
+        assert not held_here(store)
+        reader = Store.open_read_only(store)
+        try:
+            assert [p["id"] for p in reader.unclosed_presentations()] == ["p-open"]
+        finally:
+            reader.close()
+
+
+def test_selftest_with_the_pad_stopped_commits_a_probe_under_the_pad_s_lock(
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "var" / "ratings.db"
+    Store(store, device_id=DEVICE).close()
+    config = override(tmp_path / "a.toml", "var/ratings.db")
+    results, code = selftest.run([DEMO, config], only=["storage"])
+    line = {r.name: r for r in results}["storage"]
+    assert (code, line.status) == (0, "PASS"), line
+    assert line.detail.startswith(
+        f"{store}: opened for writing (the pad is not running) and committed a probe "
+        "(0 ratings, 0 awaiting the city); "
+    ), line.detail
+    reader = Store.open_read_only(store)
+    try:
+        assert reader.read_meta("last_probe") is not None  # written: the store takes writes
+    finally:
+        reader.close()
+    assert not held_here(store)  # given back: the pad can start
+
+
+def test_selftest_fails_a_store_file_the_pad_s_user_cannot_write(tmp_path: Path) -> None:
+    """A folder that takes a probe file but a store file that refuses writes (left read-only,
+    or owned by root after a pad was run with sudo): the probe file alone passed it."""
+    store = tmp_path / "var" / "ratings.db"
+    Store(store, device_id=DEVICE).close()
+    config = override(tmp_path / "a.toml", "var/ratings.db")
+    store.chmod(0o444)
+    try:
+        result = run_without_write_rights(
+            ["selftest", "--config", str(DEMO), "--config", str(config), "--only", "storage"]
+        )
+    finally:
+        store.chmod(0o644)
+    assert result.returncode == 1, result.stdout + result.stderr
+    line = next(x for x in result.stdout.splitlines() if "storage" in x)
+    assert line.startswith("FAIL  storage")
+    assert f"the rating store {store} cannot be written" in line
+    assert "— fix: " in line and "belong to the pad's user" in line

@@ -25,14 +25,16 @@ from tests.sync.test_mqtt import full_content
 REPO = Path(__file__).resolve().parents[2]
 DEVICE = "pad-440500-07"
 
-#: A writer in a process of its own: opens the store, appends a rating, says "held" and keeps
-#: the store open until its stdin closes (or it is killed).
+#: A writer in a process of its own: opens the store, appends a rating, opens a presentation
+#: (p-open), says "held" and keeps the store open until its stdin closes (or it is killed).
 HOLDER = """
 import sys
 from sync.store import Store
 from tests.sync.test_mqtt import full_content
+from tests.sync.test_store import presentation
 store = Store(sys.argv[1], device_id=sys.argv[2])
 store.append_rating(full_content("HELD-1"))
+store.open_presentation(**presentation("p-open"))  # a case on the holder's screen
 print("held", flush=True)
 sys.stdin.read()
 store.close()
