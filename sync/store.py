@@ -13,6 +13,11 @@ the outbox and acks.  WAL mode lets them work concurrently; writers wait up to
 
 Durability: ``journal_mode=WAL`` with ``synchronous=FULL``, so each commit fsyncs the WAL and a
 rating survives a power cut right after :meth:`Store.append_rating` returns.
+
+One writer: opening read-write takes the store's lock first (:mod:`sync.storelock`, a ``flock``
+on ``<resolved path>.lock``, shared by the writers of one process); a writer in another process
+is refused at once with :class:`sync.storelock.StoreLocked`.  :meth:`Store.open_read_only` takes
+no lock.
 """
 
 from __future__ import annotations
