@@ -942,7 +942,6 @@ class Store:
         #: Damaged records met so far by records(), pending() and damaged(), by seq.
         self.damage: dict[int, DamagedRecord] = {}
         self._damage_logged: set[int] = set()
-        self._keep_damaged_aside = keep_damaged_aside
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -956,16 +955,15 @@ class Store:
         except OSError as exc:  # no lock file in a read-only folder: say what to fix
             raise _open_error(self.path, exc) from exc
         try:
-            self._open_locked()
+            self._open_locked(keep_damaged_aside)
         except BaseException:
             lock.release()
             raise
         self._lock = lock
 
-    def _open_locked(self) -> None:
+    def _open_locked(self, keep_damaged_aside: bool) -> None:
         """The open of ``__init__`` once the store's lock is held: check, keep a damaged file
         aside and start a new store, or raise."""
-        keep_damaged_aside = self._keep_damaged_aside
         try:
             self._open_writable(None)
         except _Damage as damage:
