@@ -57,6 +57,7 @@ from kiosk.view import (
 )
 from kiosk.voice import PRESENTING, THANKS
 from sync.store import DuplicateRating, PresentationEnd, Store, gap_note
+from sync.storelock import StoreLocked
 
 if TYPE_CHECKING:
     from evaluator.receipts import ReceiptDesk
@@ -117,7 +118,11 @@ class StoreLedger:
         self._store: Store | None = None
         self.fault = ""
         self.pending_ends: list[Closing] = []
-        self.open()
+        self._starting = True
+        try:
+            self.open()  # StoreLocked: another pad writes this store, this one must not start
+        finally:
+            self._starting = False
 
     # -- health ---------------------------------------------------------------------------
 
@@ -126,6 +131,11 @@ class StoreLedger:
         if self._store is None:
             try:
                 self._store = self._opener()
+            except StoreLocked as exc:
+                if self._starting:  # refused at once: nothing read, closed or written
+                    raise
+                self._set_fault(str(exc))  # another process took it while the store was away
+                return None
             except StoreError as exc:
                 self._set_fault(str(exc))
                 return None

@@ -435,9 +435,28 @@ def cmd_run(configs: Sequence[Path]) -> int:
         for handler in logging.getLogger().handlers:  # journald entries name the device
             if hasattr(handler, "device_id"):
                 handler.device_id = config.device.id
+        # One pad per store (issue 14): taken before anything else is opened (the screen, the
+        # level buttons' pins, the store) and held while the pad runs, so a second pad on the
+        # same store, whatever the path spelling, stops at once naming the store and the pid.
+        from sync.storelock import StoreLocked, lock_store
+
+        try:
+            lock = lock_store(config.storage.path)
+        except StoreLocked as exc:
+            logging.getLogger(__name__).critical("%s", exc)  # journald has it under systemd
+            return 2
+        except OSError:  # no lock file in a read-only folder: the store's open says what to fix
+            lock = None
         from evaluator.app import App
 
-        return App(config).run()  # which resumes the collector once READY=1 is sent
+        try:
+            return App(config).run()  # which resumes the collector once READY=1 is sent
+        except StoreLocked as exc:  # the open's own refusal (the lock above could not be made)
+            logging.getLogger(__name__).critical("%s", exc)
+            return 2
+        finally:
+            if lock is not None:
+                lock.release()
     finally:
         gc.enable()
 

@@ -6,9 +6,11 @@ check is independent and never raises (a crash in one is its ``FAIL`` line); wha
 configured is ``SKIP`` with why.  Exit code: 0 all PASS/SKIP, 1 any FAIL, 2 bad config.
 
 Nothing here touches the ratings: the storage check writes and fsyncs a probe file next to the
-store (never the store), the broker check publishes a probe under ``{prefix}/{device}/selftest``
-with a throw-away client id (never a rating), the printer check prints a receipt marked TEST
-whose QR is signed with a throw-away key (never the device key).
+store and, when the pad is not running, takes the pad's lock on the store and commits a probe to
+its ``meta`` (never a rating; beside a running pad it only reads the store), the broker check
+publishes a probe under ``{prefix}/{device}/selftest`` with a throw-away client id (never a
+rating), the printer check prints a receipt marked TEST whose QR is signed with a throw-away
+key (never the device key).
 """
 
 from __future__ import annotations
@@ -470,9 +472,73 @@ def check_storage(config: Config, options: Options) -> str:
             f"{folder}: {free} bytes free, below the pad's minimum {MIN_FREE_BYTES}",
             "free space on that file system (old logs, journald size), or a larger card",
         )
+    store = _check_store(config)
     return (
-        f"{folder}: wrote and fsynced a probe; {free / 2**20:.0f} MiB free "
+        f"{store}; {folder}: wrote and fsynced a probe; {free / 2**20:.0f} MiB free "
         f"(minimum {MIN_FREE_BYTES / 2**20:g} MiB)"
+    )
+
+
+def _check_store(config: Config) -> str:
+    """The store itself (issue 14).  Under the pad's lock (the pad is not running): opened for
+    writing as the pad opens it, one probe committed to its ``meta`` (never a rating), so a store
+    file the pad's user cannot write (left owned by root) fails here.  While the pad runs (it
+    holds the lock) nothing is written: the store is read and checked read-only, beside it."""
+    from evaluator.rules.errors import StoreError
+    from sync.store import Store, StoreDamaged
+    from sync.storelock import StoreLocked, lock_store
+
+    path = config.storage.path
+    damaged_fix = (
+        "never delete or edit it: the pad keeps it aside and starts a new store at its next "
+        "start; copy it (with -wal and -shm) to safe media for the city"
+    )
+    if not path.exists():
+        return f"no store yet at {path} (the pad creates it at its first start)"
+    try:
+        lock = lock_store(path)
+    except StoreLocked as exc:
+        try:
+            store = Store.open_read_only(path)
+        except StoreDamaged as damaged:
+            raise _Fail(str(damaged), damaged_fix) from damaged
+        except StoreError as failed:
+            raise _Fail(str(failed), f"make {path} readable by this user") from failed
+        try:
+            ratings, waiting = store.last_seq(), store.outbox_size()
+        finally:
+            store.close()
+        pid = f"pid {exc.pid}" if exc.pid is not None else "pid unknown"
+        return (
+            f"the pad is running ({pid}): storage probe done read-only: {path} read back intact "
+            f"({ratings} ratings, {waiting} awaiting the city)"
+        )
+    except OSError as exc:
+        raise _Fail(
+            f"cannot open the lock file of the store {path}: {exc}",
+            f"make {path.parent} and the files in it belong to the pad's user (chown)",
+        ) from exc
+    with lock:
+        try:
+            store = Store(path, device_id=config.device.id, keep_damaged_aside=False)
+        except StoreDamaged as exc:
+            raise _Fail(str(exc), damaged_fix) from exc
+        except StoreError as exc:
+            raise _Fail(
+                str(exc), f"make {path} and its -wal/-shm belong to the pad's user (chown)"
+            ) from exc
+        try:
+            store.probe()
+            ratings, waiting = store.last_seq(), store.outbox_size()
+        except StoreError as exc:
+            raise _Fail(
+                str(exc), f"make {path} and its -wal/-shm belong to the pad's user (chown)"
+            ) from exc
+        finally:
+            store.close()
+    return (
+        f"{path}: opened for writing (the pad is not running) and committed a probe "
+        f"({ratings} ratings, {waiting} awaiting the city)"
     )
 
 

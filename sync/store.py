@@ -13,6 +13,11 @@ the outbox and acks.  WAL mode lets them work concurrently; writers wait up to
 
 Durability: ``journal_mode=WAL`` with ``synchronous=FULL``, so each commit fsyncs the WAL and a
 rating survives a power cut right after :meth:`Store.append_rating` returns.
+
+One writer: opening read-write takes the store's lock first (:mod:`sync.storelock`, a ``flock``
+on ``<resolved path>.lock``, shared by the writers of one process); a writer in another process
+is refused at once with :class:`sync.storelock.StoreLocked`.  :meth:`Store.open_read_only` takes
+no lock.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from evaluator.rules.records import (
 )
 from evaluator.rules.request import case_targets, rating_slot
 from sync.durable import fsync_dir
+from sync.storelock import StoreLock, lock_store
 
 if TYPE_CHECKING:  # imported where used: sqlite-utils costs ~40 ms of start-up (issue 6)
     from sqlite_utils import Database
@@ -706,6 +712,25 @@ def _file_damage(path: Path) -> str | None:
     return None
 
 
+def _refuse_other_names(path: Path) -> None:
+    """A store file with more than one name (a hard link) is never written: SQLite finds the
+    write-ahead log by the name it was given, so what one name's -wal holds is not seen through
+    the other, and the store's lock (``<resolved path>.lock``) is per name: two pads could write
+    it at once.  A :class:`StoreError` (a storage fault for the pad: it says so and retries)."""
+    try:
+        links = os.stat(path).st_nlink
+    except OSError:
+        return  # no file yet (a new store), or the open says what is wrong
+    if links > 1:
+        raise StoreError(
+            f"the rating store {path} has {links} names (hard links): SQLite keeps its "
+            "write-ahead log by name and the pad's lock is per name, so ratings written under "
+            "another name could be lost, and two pads could write it at once; nothing was "
+            f"written. Fix: find the other names (find / -xdev -samefile {path}), stop what "
+            "uses them and remove them (not this one), then restart the pad"
+        )
+
+
 def _create(path: Path, follows_gap: Mapping[str, Any] | None) -> None:
     """Create an empty WAL store at ``path`` whole: built aside, then linked into place.
 
@@ -921,6 +946,24 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _open_error(self.path, exc) from exc
+        # One writer per store (issue 14): refused at once while another process writes it,
+        # before anything is looked at, created, kept aside or written (sync/storelock.py).
+        try:
+            lock = lock_store(self.path)
+        except StoreError:  # sync.storelock.StoreLocked: another process writes this store
+            raise
+        except OSError as exc:  # no lock file in a read-only folder: say what to fix
+            raise _open_error(self.path, exc) from exc
+        try:
+            self._open_locked(keep_damaged_aside)
+        except BaseException:
+            lock.release()
+            raise
+        self._lock = lock
+
+    def _open_locked(self, keep_damaged_aside: bool) -> None:
+        """The open of ``__init__`` once the store's lock is held: check, keep a damaged file
+        aside and start a new store, or raise."""
         try:
             self._open_writable(None)
         except _Damage as damage:
@@ -946,6 +989,8 @@ class Store:
 
     conn: sqlite3.Connection
     _db: Database | None = None
+    _lock: StoreLock | None = None
+    """This writer's reference to the store's lock (``None``: read-only, or closed)."""
 
     def _use(self, conn: sqlite3.Connection) -> None:
         """Make ``conn`` the store's connection, with the pragma sqlite-utils' ``Database``
@@ -976,6 +1021,7 @@ class Store:
             self._held = _hold(self.path)
 
     def _open_writable_locked(self, gap: Mapping[str, Any] | None) -> None:
+        _refuse_other_names(self.path)
         problem = _file_damage(self.path)
         if problem is not None:
             raise _Damage(problem)
@@ -2075,6 +2121,9 @@ class Store:
             self.conn.close()
             _release(self._held)
             self._held = None
+        if self._lock is not None:  # after the connection: no write of ours outlives the lock
+            self._lock.release()
+            self._lock = None
 
     def __enter__(self) -> Store:
         return self
