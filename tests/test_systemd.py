@@ -36,19 +36,32 @@ FILES = {
     "etc/systemd/journald.conf.d/60-evaluator.conf": 0o644,
     "etc/udev/rules.d/70-evaluator-printer.rules": 0o644,
     "etc/modules-load.d/evaluator.conf": 0o644,
-    "etc/evaluator/evaluator.toml.example": 0o644,
+    # readable by the pad's group (root:evaluator), not by other users
+    "etc/evaluator/evaluator.toml.example": 0o640,
     "usr/share/doc/evaluator/README.systemd.md": 0o644,
-    "opt/evaluator/requirements.txt": 0o644,
 }
 DIRS = {
     "etc/evaluator": 0o750,
     "etc/evaluator/conf.d": 0o750,
+    "etc/evaluator/tls": 0o700,
     "var/lib/evaluator": 0o750,
     "opt/evaluator": 0o755,
+    "opt/evaluator/releases": 0o755,
     "usr/share/doc/evaluator": 0o755,
 }
+#: The owners install.sh gives (printed: --root runs no chown).
+OWNERS = {
+    "/etc/evaluator": "root:evaluator",
+    "/etc/evaluator/conf.d": "root:evaluator",
+    "/etc/evaluator/tls": "evaluator:evaluator",
+    "/var/lib/evaluator": "evaluator:evaluator",
+    "/etc/evaluator/evaluator.toml.example": "root:evaluator",
+    "/opt/evaluator": "root:root",
+    "/opt/evaluator/releases": "root:root",
+}
 STEPS = ("system", "Debian packages", "user evaluator", "directories and files",
-         "virtualenv /opt/evaluator/venv", "systemd")  # fmt: skip
+         "build /opt/evaluator/releases/", "systemd", "the pad")  # fmt: skip
+CURRENT = "opt/evaluator/current"
 
 
 def _tool(name: str) -> str:
@@ -113,6 +126,18 @@ def first_output(tree: Path) -> str:
     return (tree.parent / "first-run.txt").read_text()
 
 
+def build_of(root: Path) -> str:
+    """The build ``opt/evaluator/current`` points at (its name under releases/)."""
+    target = os.readlink(root / CURRENT)
+    assert target.startswith("releases/"), target
+    return target.removeprefix("releases/")
+
+
+def steps_in(out: str) -> None:
+    for n, name in enumerate(STEPS, 1):
+        assert f"\n== {n}/{len(STEPS)} {name}" in out, name
+
+
 # -- the unit --------------------------------------------------------------------------------------
 
 
@@ -124,7 +149,7 @@ def _verifiable(tree: Path, dest: Path) -> Path:
                         if (p / "sysinit.target").exists())  # fmt: skip
     shutil.copytree(system_units, dest / "usr/lib/systemd/system", symlinks=True,
                     dirs_exist_ok=True)  # fmt: skip
-    for path in ("opt/evaluator/venv/bin/evaluator", "bin/kill"):  # ExecStart=, ExecReload=
+    for path in (f"{CURRENT}/venv/bin/evaluator", "bin/kill"):  # ExecStart=, ExecReload=
         command = dest / path
         command.parent.mkdir(parents=True, exist_ok=True)
         command.write_text("#!/bin/sh\nexit 0\n")
@@ -149,7 +174,7 @@ def test_systemd_analyze_verify_passes_the_installed_unit(tree: Path, tmp_path: 
     unit = root / UNIT_PATH
     unit.write_text(unit.read_text().replace("RestartSec=5s", "RestartSec=5s\nRestartSecs=5s"))
     assert "Unknown key 'RestartSecs'" in _verify(root).stderr
-    (root / "opt/evaluator/venv/bin/evaluator").unlink()
+    (root / CURRENT / "venv/bin/evaluator").unlink()
     assert _verify(root).returncode != 0
 
 
@@ -202,7 +227,7 @@ def test_the_config_check_reads_what_the_pad_runs_with() -> None:
     one = {k: v[-1] for k, v in unit_settings((SYSTEMD / "evaluator.service").read_text()).items()}
     start = one["Service.ExecStart"].split()
     check = one["Service.ExecCondition"].split()
-    assert start == ["/opt/evaluator/venv/bin/evaluator", "run"]
+    assert start == ["/opt/evaluator/current/venv/bin/evaluator", "run"]
     assert check == [start[0], "config", "check"]
     assert one["Unit.ConditionPathExists"] == str(SYSTEM_CONFIG_DIR / "evaluator.toml")
     assert one["Service.ExecReload"] == "/bin/kill -HUP $MAINPID"
@@ -297,6 +322,8 @@ def test_printer_udev_rule_is_well_formed(tree: Path) -> None:
 def test_requirements_pin_every_dependency_within_its_range() -> None:
     pins: dict[str, str] = {}
     for line in (SYSTEMD / "requirements.txt").read_text().splitlines():
+        # Debian's packages (pygame: python3-pygame), installed by apt, not pip
+        line = line.removeprefix("# debian: ")
         if line.strip() and not line.startswith("#"):
             name, sep, version = line.partition("==")
             assert sep, f"not pinned with ==: {line}"
@@ -322,6 +349,11 @@ def test_requirements_pin_every_dependency_within_its_range() -> None:
         wanted.extend((Requirement(r), key[1]) for r in metadata.requires(name) or [])
     needed = {name for name, _ in seen}
     assert set(pins) == needed, f"pinned but needed by nothing: {set(pins) - needed}"
+    # pip never installs a pygame of its own: it would stand in front of Debian's (and its SDL
+    # has no KMSDRM); Debian's version must be in pyproject's range (checked above).
+    text = (SYSTEMD / "requirements.txt").read_text()
+    assert re.search(r"^# debian: pygame==", text, re.MULTILINE)
+    assert not re.search(r"^pygame", text, re.MULTILINE | re.IGNORECASE)
 
 
 def test_install_script_is_shellcheck_clean() -> None:
@@ -340,8 +372,13 @@ def test_check_sdl_lists_the_drivers_and_demands_kmsdrm() -> None:
     drivers = found.group(1).split()
     assert "dummy" in drivers  # always compiled in: the list is real
     assert done.returncode == (0 if "KMSDRM" in drivers else 1)
+    found = re.search(r"^pygame (\S+) from (\S+)$", done.stdout, re.MULTILINE)
+    assert found, done.stdout
+    import pygame
+
+    assert found.groups() == (pygame.version.ver, str(Path(pygame.__file__).parent))
     if done.returncode:
-        assert "no KMSDRM driver" in done.stderr and "--no-binary pygame" in done.stderr
+        assert "no KMSDRM driver" in done.stderr and "python3-pygame" in done.stderr
 
 
 # -- the install script into a tree -------------------------------------------------------------
@@ -364,29 +401,50 @@ def test_install_into_a_tree_installs_what_it_claims(tree: Path) -> None:
         SYSTEMD / "70-evaluator-printer.rules").read_bytes()  # fmt: skip
     assert (tree / "etc/modules-load.d/evaluator.conf").read_bytes() == (
         SYSTEMD / "modules-evaluator.conf").read_bytes()  # fmt: skip
-    assert os.readlink(tree / "usr/local/bin/evaluator") == "/opt/evaluator/venv/bin/evaluator"
+    assert os.readlink(tree / "usr/local/bin/evaluator") == f"/{CURRENT}/venv/bin/evaluator"
     # the configuration itself is the technician's: never written
     assert not (tree / "etc/evaluator/evaluator.toml").exists()
+    # the build: its own directory, named by the version and a hash; current points at it
+    build = build_of(tree)
+    assert re.fullmatch(r"0\.1\.0-[0-9a-f]{12}", build), build
+    release = tree / "opt/evaluator/releases" / build
+    assert stat.S_IMODE(release.stat().st_mode) == 0o755
+    requirements = release / "requirements.txt"
+    assert requirements.read_bytes() == (SYSTEMD / "requirements.txt").read_bytes()
+    assert stat.S_IMODE(requirements.stat().st_mode) == 0o644
 
     out = first_output(tree)
-    for n, name in enumerate(STEPS, 1):
-        assert f"== {n}/{len(STEPS)} {name}\n" in out
+    steps_in(out)
     for rel in FILES:
         assert f"installed: /{rel} (mode {FILES[rel]:o})" in out
     # the machine steps are printed, not run
     machine = [line.strip() for line in out.splitlines() if "would run (--root" in line]
     commands = [line.split("): ", 1)[1] for line in machine]
-    assert any(c.startswith("apt-get install") and "fonts-wqy-microhei" in c and "libsdl2-dev" in c
-               for c in commands)  # fmt: skip
+    apt = next(c for c in commands if c.startswith("apt-get install"))
+    # Debian's pygame (with KMSDRM), and nothing to compile one with
+    assert "fonts-wqy-microhei" in apt.split() and "python3-pygame" in apt.split()
+    assert "libsdl2-dev" not in apt and "build-essential" not in apt
     useradd = next(c for c in commands if c.startswith("useradd"))
     assert "--groups gpio,dialout,lp,video,render,input,audio evaluator" in useradd
-    assert "chown root:evaluator /etc/evaluator" in commands
-    assert any("--no-binary pygame -r /opt/evaluator/requirements.txt" in c for c in commands)
+    for path, owner in OWNERS.items():
+        assert f"chown {owner} {path}" in commands, path
+    venv = f"/opt/evaluator/releases/{build}/venv"
+    assert f"/usr/bin/python3 -m venv --system-site-packages {venv}" in commands
+    assert any(c.endswith(f"{venv}/bin/python -m pip install --ignore-installed -r "
+                          f"/opt/evaluator/releases/{build}/requirements.txt")
+               for c in commands)  # fmt: skip
+    assert not any("--no-binary" in c for c in commands)  # no pygame built from source
+    assert f"{venv}/bin/python {SYSTEMD}/check_sdl.py" in commands
     assert "systemctl enable evaluator.service" in commands
     assert "systemctl disable getty@tty1.service" in commands
     assert "systemctl set-default multi-user.target" not in commands  # not a Desktop image
+    # no configuration yet: enabled, not started
+    assert f"switched: /{CURRENT} -> releases/{build}\n" in out
+    assert "the pad is not started" in out
+    assert not any("restart evaluator" in c for c in commands)
+    # the files, the dirs, the build's dir and requirements, the command link, the switch
     assert out.rstrip().endswith(
-        f"install: done into {tree}: {len(FILES) + len(DIRS) + 1} change(s)"
+        f"install: done into {tree}: {len(FILES) + len(DIRS) + 2 + 2} change(s)"
     )
 
 
@@ -399,6 +457,7 @@ def test_a_second_run_changes_nothing_and_says_so(tree: Path, tmp_path: Path) ->
     assert again.stdout.rstrip().endswith(f"install: done into {root}: nothing changed")
     for rel in FILES:
         assert f"ok: /{rel}\n" in again.stdout
+    assert f"ok: /{CURRENT} -> releases/{build_of(root)}\n" in again.stdout
     assert "daemon-reload" not in again.stdout  # nothing to reload either
 
 
@@ -406,11 +465,11 @@ def test_a_run_repairs_what_differs(tree: Path, tmp_path: Path) -> None:
     root = tmp_path / "root"
     shutil.copytree(tree, root, symlinks=True)
     (root / UNIT_PATH).write_text("[Service]\nExecStart=/bin/false\n")
-    (root / "etc/evaluator/evaluator.toml.example").chmod(0o600)
+    (root / "etc/evaluator/evaluator.toml.example").chmod(0o644)
     (root / "etc/systemd/journald.conf.d/60-evaluator.conf").unlink()
     done = install("--root", root)
     assert f"updated: /{UNIT_PATH} (mode 644)" in done.stdout
-    assert "chmod 644: /etc/evaluator/evaluator.toml.example" in done.stdout
+    assert "chmod 640: /etc/evaluator/evaluator.toml.example" in done.stdout
     assert "installed: /etc/systemd/journald.conf.d/60-evaluator.conf" in done.stdout
     assert "systemctl daemon-reload" in done.stdout  # the unit changed
     assert "systemctl restart systemd-journald.service" in done.stdout
@@ -424,8 +483,7 @@ def test_dry_run_prints_every_step_and_writes_nothing(tree: Path, tmp_path: Path
     fresh = tmp_path / "fresh"
     done = install("--dry-run", "--root", fresh)
     assert not fresh.exists()
-    for n, name in enumerate(STEPS, 1):
-        assert f"== {n}/{len(STEPS)} {name}\n" in done.stdout
+    steps_in(done.stdout)
     for rel, mode in FILES.items():
         assert f"would install: /{rel} (mode {mode:o})" in done.stdout
     for rel, mode in DIRS.items():
@@ -453,8 +511,7 @@ def test_dry_run_on_this_machine_runs_nothing() -> None:
     before = {p: p.exists() for p in watched}
     done = install("--dry-run")
     assert {p: p.exists() for p in watched} == before
-    for n, name in enumerate(STEPS, 1):
-        assert f"== {n}/{len(STEPS)} {name}\n" in done.stdout
+    steps_in(done.stdout)
     did = re.compile(r"\s+(run|installed|updated|created|linked|chmod \d+):")
     acted = [line for line in done.stdout.splitlines() if did.match(line)]
     assert acted == []
