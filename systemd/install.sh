@@ -370,7 +370,7 @@ for f in "$R$CONF_DIR"/*.toml "$R$CONF_DIR"/conf.d/*.toml; do
   fi
   put_owner "$path" "root:$USER_NAME"
 done
-[ "$CONFIG_FILES" = 0 ] || say "ok: $CONFIG_FILES configuration file(s) root:$USER_NAME 0640"
+[ "$CONFIG_FILES" = 0 ] || say "configuration files: $CONFIG_FILES, each root:$USER_NAME 0640"
 
 # The annotated default, from what will be installed (the checkout or the wheel).
 if [ -n "$WHEEL" ]; then

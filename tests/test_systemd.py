@@ -577,3 +577,232 @@ def test_technician_guide_installs_with_the_script() -> None:
     section = guide.split("### 1.1 Install", 1)[1].split("### 1.2", 1)[0]
     assert "sudo systemd/install.sh" in section
     assert "systemctl" in section and "journalctl -u evaluator" in section
+
+
+# -- upgrades: a build per directory, the switch, the restart, the roll back --------------------
+
+#: A stand-in for systemctl (install.sh's EVALUATOR_SYSTEMCTL): logs every call; the build named
+#: by FAKE_BAD fails as FAKE_MODE says: "fail" (restart fails: never READY), "skip" (restart
+#: succeeds but the unit is inactive: ExecCondition refused it), "crash" (READY, then a new main
+#: PID at every look: Restart=always restarting it).
+FAKE_SYSTEMCTL = """#!/bin/sh
+echo "$*" >>"$FAKE_LOG"
+build=$(basename "$(readlink "$FAKE_ROOT/opt/evaluator/current")")
+bad=no; [ "$build" = "$FAKE_BAD" ] && bad=$FAKE_MODE
+case "$1" in
+  reset-failed) exit 0 ;;
+  restart)
+    echo "restart $build" >>"$FAKE_LOG.restarts"
+    if [ "$bad" = fail ]; then echo "Job for evaluator.service failed." >&2; exit 1; fi
+    exit 0 ;;
+  is-active)
+    if [ "$bad" = skip ]; then echo inactive; exit 3; fi
+    echo active ;;
+  show)
+    if [ "$bad" != crash ]; then echo 100; exit 0; fi
+    echo x >>"$FAKE_LOG.pids"; wc -l <"$FAKE_LOG.pids" ;;
+  *) echo "fake systemctl: unexpected $*" >&2; exit 9 ;;
+esac
+"""
+
+
+class Machine:
+    """A tree installed into with --root, with the fake systemctl as step 7's."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.root = tmp / "root"
+        self.log = tmp / "systemctl.log"
+        self.systemctl = tmp / "systemctl"
+        self.systemctl.write_text(FAKE_SYSTEMCTL)
+        self.systemctl.chmod(0o755)
+        self.bad = ""
+        self.mode = ""
+
+    def wheel(self, version: str) -> Path:
+        """A wheel of its own bytes (so a build of its own) carrying a default.toml."""
+        path = self.tmp / f"window_evaluator-{version}-py3-none-any.whl"
+        if path.exists():  # the same wheel again (zip files carry their time)
+            return path
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("evaluator/shipped_config/default.toml", f"# {version}\n")
+        return path
+
+    def install(
+        self, version: str, *args: str, ok: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            ["bash", str(INSTALL), "--root", str(self.root), "--wheel", str(self.wheel(version)),
+             "--settle", "1", *args],
+            capture_output=True, text=True, timeout=60, check=False,
+            env={**os.environ, "LC_ALL": "C.UTF-8", "EVALUATOR_SYSTEMCTL": str(self.systemctl),
+                 "FAKE_LOG": str(self.log), "FAKE_ROOT": str(self.root), "FAKE_BAD": self.bad,
+                 "FAKE_MODE": self.mode},
+        )  # fmt: skip
+        if ok:
+            assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+        return done
+
+    def configure(self) -> None:
+        """What the technician makes after the first install: config, store, keys."""
+        files = {
+            "etc/evaluator/evaluator.toml": '[device]\nid = "t"\n',
+            "etc/evaluator/conf.d/10-site.toml": '[device]\nwindow = "1"\n',
+            "var/lib/evaluator/ratings.db": "store",
+            "var/lib/evaluator/device.key": "key",
+            "etc/evaluator/tls/device.key": "tls key",
+        }
+        for rel, text in files.items():
+            (self.root / rel).write_text(text)
+            (self.root / rel).chmod(0o600 if rel.endswith(".key") else 0o640)
+
+    def restarts(self) -> list[str]:
+        path = Path(f"{self.log}.restarts")
+        return path.read_text().splitlines() if path.exists() else []
+
+    def builds(self) -> set[str]:
+        return {p.name for p in (self.root / "opt/evaluator/releases").iterdir()}
+
+    def kept(self) -> dict[str, tuple[int, int, bytes | str]]:
+        """Configuration, store and keys: what an upgrade must never touch (the example is the
+        new build's)."""
+        etc = snapshot(self.root / "etc/evaluator")
+        del etc["evaluator.toml.example"]
+        var = snapshot(self.root / "var/lib/evaluator")
+        return {**etc, **{f"var/{k}": v for k, v in var.items()}}
+
+
+@pytest.fixture
+def machine(tmp_path: Path) -> Machine:
+    m = Machine(tmp_path)
+    first = m.install("1.0.0")
+    assert "the pad is not started" in first.stdout  # no configuration: enabled only
+    assert m.restarts() == [] and not m.log.exists()
+    m.configure()
+    return m
+
+
+def test_an_upgrade_switches_restarts_and_keeps_config_store_and_keys(machine: Machine) -> None:
+    old = build_of(machine.root)
+    kept = machine.kept()
+    done = machine.install("1.1.0")
+    new = build_of(machine.root)
+    assert new.startswith("1.1.0-") and old.startswith("1.0.0-")
+    assert f"switched: /{CURRENT} -> releases/{new} (from {old})" in done.stdout
+    assert machine.restarts() == [f"restart {new}"]
+    calls = ("reset-failed", "restart", "is-active", "show -p MainPID --value")
+    assert machine.log.read_text().splitlines()[:4] == [f"{c} evaluator.service" for c in calls]
+    assert "watching it for 1 s" in done.stdout and f"upgraded: the pad runs {new}" in done.stdout
+    assert machine.builds() == {old, new}  # the one before stays, to go back to
+    assert machine.kept() == kept  # not a byte, mode or mtime of config, store or keys
+    # the same again: no switch, no restart
+    assert "nothing changed" in machine.install("1.1.0").stdout
+    assert machine.restarts() == [f"restart {new}"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "says"),
+    [
+        ("fail", "did not reach READY"),
+        ("skip", "is inactive after the restart"),
+        ("crash", "ended 1 s after READY"),
+    ],
+)
+def test_a_build_that_does_not_come_up_is_rolled_back(
+    machine: Machine, mode: str, says: str
+) -> None:
+    old = build_of(machine.root)
+    kept = machine.kept()
+    machine.bad, machine.mode = f"2.0.0-{_build_hash(machine, '2.0.0')}", mode
+    done = machine.install("2.0.0", ok=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert build_of(machine.root) == old  # back on the build before
+    assert machine.restarts() == [f"restart {machine.bad}", f"restart {old}"]
+    assert says in done.stderr
+    assert f"rolled back: /{CURRENT} -> releases/{old}" in done.stdout
+    assert (f"install: FAILED: the pad did not come up on {machine.bad}; it runs the build "
+            f"before, {old}, again") in done.stderr  # fmt: skip
+    assert machine.bad in machine.builds()  # kept to look at
+    assert machine.kept() == kept
+
+
+def _build_hash(machine: Machine, version: str) -> str:
+    """The build name install.sh gives ``version``'s wheel (read from a dry run)."""
+    done = machine.install(version, "--dry-run")
+    found = re.search(rf"== 5/7 build /opt/evaluator/releases/{re.escape(version)}-(\w+)",
+                      done.stdout)  # fmt: skip
+    assert found, done.stdout
+    return found.group(1)
+
+
+def test_no_build_to_go_back_to_fails_loudly(tmp_path: Path) -> None:
+    m = Machine(tmp_path)
+    m.root.joinpath("etc/evaluator").mkdir(parents=True)
+    m.root.joinpath("etc/evaluator/evaluator.toml").write_text("")
+    m.bad, m.mode = f"1.0.0-{_build_hash(m, '1.0.0')}", "fail"
+    done = m.install("1.0.0", ok=False)
+    assert done.returncode == 1
+    assert "there is no build before it to go back to" in done.stderr
+    assert build_of(m.root) == m.bad
+
+
+def test_only_the_last_three_builds_are_kept(machine: Machine) -> None:
+    names = [build_of(machine.root)]
+    for version in ("1.1.0", "1.2.0", "1.3.0", "1.4.0"):
+        done = machine.install(version)
+        names.append(build_of(machine.root))
+    assert machine.builds() == set(names[-3:])
+    assert f"removed the old build: /opt/evaluator/releases/{names[-4]}" in done.stdout
+    # going back to an older build that is still kept: the switch, no new directory
+    machine.install("1.2.0")
+    assert build_of(machine.root) == names[2] and machine.builds() == set(names[-3:])
+
+
+def test_a_changed_unit_restarts_a_configured_pad(machine: Machine) -> None:
+    unit = machine.root / UNIT_PATH
+    unit.write_text(unit.read_text() + "\n# changed\n")
+    done = machine.install("1.0.0")
+    assert "systemctl daemon-reload" in done.stdout
+    assert machine.restarts() == [f"restart {build_of(machine.root)}"]
+    assert "--no-restart" not in done.stdout
+    # --no-restart: switched, not restarted, and it says so
+    done = machine.install("1.5.0", "--no-restart")
+    assert build_of(machine.root).startswith("1.5.0-")
+    assert len(machine.restarts()) == 1
+    assert "--no-restart: the pad runs the new build from its next start" in done.stdout
+
+
+def test_a_venv_from_before_releases_is_the_build_to_go_back_to(tmp_path: Path) -> None:
+    m = Machine(tmp_path)
+    legacy = m.root / "opt/evaluator/venv/bin/evaluator"
+    legacy.parent.mkdir(parents=True)
+    legacy.write_text("#!/bin/sh\n")
+    link = m.root / "usr/local/bin/evaluator"
+    link.parent.mkdir(parents=True)
+    link.symlink_to("/opt/evaluator/venv/bin/evaluator")
+    m.root.joinpath("etc/evaluator").mkdir(parents=True)
+    m.root.joinpath("etc/evaluator/evaluator.toml").write_text("")
+    m.bad, m.mode = f"1.0.0-{_build_hash(m, '1.0.0')}", "fail"
+    done = m.install("1.0.0", ok=False)
+    assert "is kept as the build /opt/evaluator/releases/before-releases" in done.stdout
+    assert build_of(m.root) == "before-releases"
+    assert os.readlink(m.root / "opt/evaluator/releases/before-releases/venv") == (
+        "/opt/evaluator/venv")  # fmt: skip
+    assert legacy.exists()
+    assert os.readlink(link) == f"/{CURRENT}/venv/bin/evaluator"
+    assert m.restarts() == [f"restart {m.bad}", "restart before-releases"]
+
+
+def test_configuration_files_get_the_pads_group_and_no_world(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "etc/evaluator/conf.d").mkdir(parents=True)
+    (root / "etc/evaluator/evaluator.toml").write_text("")
+    (root / "etc/evaluator/evaluator.toml").chmod(0o644)  # sudo's umask
+    (root / "etc/evaluator/conf.d/20-x.toml").write_text("")
+    (root / "etc/evaluator/conf.d/20-x.toml").chmod(0o600)  # evaluator provision's
+    done = install("--root", root)
+    for rel, was in (("evaluator.toml", "644"), ("conf.d/20-x.toml", "600")):
+        assert stat.S_IMODE((root / "etc/evaluator" / rel).stat().st_mode) == 0o640
+        assert f"chmod 640: /etc/evaluator/{rel} (was {was})" in done.stdout
+        assert f"chown root:evaluator /etc/evaluator/{rel}" in done.stdout
+    assert "configuration files: 2, each root:evaluator 0640" in done.stdout
