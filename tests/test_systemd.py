@@ -536,6 +536,7 @@ def test_printer_ids_add_udev_lines(tmp_path: Path) -> None:
         (["--printer", "lp0"], "--printer lp0: expected VID:PID"),
         (["--wheel", "/nonexistent.whl"], "--wheel /nonexistent.whl: no such file"),
         (["--frobnicate"], "unknown argument: --frobnicate"),
+        (["--settle", "soon"], "--settle soon: expected whole seconds"),
     ],
 )
 def test_bad_arguments_are_refused_before_anything_is_written(
