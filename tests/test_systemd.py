@@ -582,14 +582,15 @@ def test_technician_guide_installs_with_the_script() -> None:
 
 # -- upgrades: a build per directory, the switch, the restart, the roll back --------------------
 
-#: A stand-in for systemctl (install.sh's EVALUATOR_SYSTEMCTL): logs every call; the build named
-#: by FAKE_BAD fails as FAKE_MODE says: "fail" (restart fails: never READY), "skip" (restart
-#: succeeds but the unit is inactive: ExecCondition refused it), "crash" (READY, then a new main
-#: PID at every look: Restart=always restarting it).
+#: A stand-in for systemctl (install.sh's EVALUATOR_SYSTEMCTL): logs every call; the builds named
+#: in FAKE_BAD (space-separated) fail as FAKE_MODE says: "fail" (restart fails: never READY),
+#: "skip" (restart succeeds but the unit is inactive: ExecCondition refused it), "crash" (READY,
+#: then a new main PID at every look: Restart=always restarting it).
 FAKE_SYSTEMCTL = """#!/bin/sh
 echo "$*" >>"$FAKE_LOG"
 build=$(basename "$(readlink "$FAKE_ROOT/opt/evaluator/current")")
-bad=no; [ "$build" = "$FAKE_BAD" ] && bad=$FAKE_MODE
+bad=no
+case " $FAKE_BAD " in *" $build "*) bad=$FAKE_MODE ;; esac
 case "$1" in
   reset-failed) exit 0 ;;
   restart)
@@ -734,6 +735,18 @@ def _build_hash(machine: Machine, version: str) -> str:
                       done.stdout)  # fmt: skip
     assert found, done.stdout
     return found.group(1)
+
+
+def test_when_the_build_before_fails_too_it_says_so(machine: Machine) -> None:
+    old = build_of(machine.root)
+    new = f"2.0.0-{_build_hash(machine, '2.0.0')}"
+    machine.bad, machine.mode = f"{new} {old}", "fail"
+    done = machine.install("2.0.0", ok=False)
+    assert done.returncode == 1
+    assert build_of(machine.root) == old  # the build before is the better bet still
+    assert machine.restarts() == [f"restart {new}", f"restart {old}"]
+    assert (f"install: FAILED: the pad came up neither on {new} nor, rolled back, on {old}"
+            in done.stderr)  # fmt: skip
 
 
 def test_no_build_to_go_back_to_fails_loudly(tmp_path: Path) -> None:
