@@ -605,7 +605,9 @@ elif restarted_and_up; then
 else
   FAILED=1
   journal
-  if [ "$SWITCHED" = 0 ] || [ -z "$OLD" ]; then
+  if [ "$SWITCHED" = 0 ]; then
+    echo "install: FAILED: the pad does not come up since the unit changed (the build, $BUILD, is the same: nothing to go back to); the journal: journalctl -u evaluator -b" >&2
+  elif [ -z "$OLD" ]; then
     echo "install: FAILED: the pad does not come up on $BUILD and there is no build before it to go back to; the journal: journalctl -u evaluator -b" >&2
   else
     switch_to "$OLD"

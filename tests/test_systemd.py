@@ -786,6 +786,17 @@ def test_a_changed_unit_restarts_a_configured_pad(machine: Machine) -> None:
     assert "--no-restart: the pad runs the new build from its next start" in done.stdout
 
 
+def test_a_changed_unit_that_does_not_come_up_is_reported(machine: Machine) -> None:
+    unit = machine.root / UNIT_PATH
+    unit.write_text(unit.read_text() + "\n# changed\n")
+    build = build_of(machine.root)
+    machine.bad, machine.mode = build, "fail"
+    done = machine.install("1.0.0", ok=False)
+    assert done.returncode == 1
+    assert f"since the unit changed (the build, {build}, is the same" in done.stderr
+    assert build_of(machine.root) == build and machine.restarts() == [f"restart {build}"]
+
+
 def test_a_venv_from_before_releases_is_the_build_to_go_back_to(tmp_path: Path) -> None:
     m = Machine(tmp_path)
     legacy = m.root / "opt/evaluator/venv/bin/evaluator"
