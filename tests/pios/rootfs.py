@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -23,20 +24,34 @@ SUITE = "bookworm"
 
 # debootstrap's own set: enough to boot under systemd and run apt in the chroot.
 BASE = ["systemd-sysv", "udev", "dbus", "kmod", "iproute2", "ca-certificates", "openssh-server",
-        "sqlite3", "procps", "less", "netbase"]
+        "sqlite3", "procps", "less", "netbase", "systemd-timesyncd"]
 # Installed with apt in the chroot after the kernel's initramfs knows the virtio modules.
 KERNEL = ["linux-image-arm64", "initramfs-tools"]
-# What systemd/install.sh (PACKAGES) installs on a Pi, plus Debian's pygame (install.sh now takes
-# python3-pygame instead of building it).  python3-lgpio is Raspberry Pi archive only.
-PAD = [
-    "python3", "python3-venv", "python3-dev", "python3-pygame", "build-essential", "pkg-config",
-    "libsdl2-dev", "libsdl2-ttf-dev", "libsdl2-image-dev", "libsdl2-mixer-dev", "libfreetype-dev",
-    "libportmidi-dev", "libdrm2", "libgbm1", "libegl1", "libgles2", "libgl1-mesa-dri",
-    "fonts-wqy-microhei", "fonts-noto-cjk", "alsa-utils", "libusb-1.0-0", "usbutils", "evtest",
-    "sudo",
-]
+# What systemd/install.sh installs on a Pi (its PACKAGES, read from the script, so the image
+# follows it), preinstalled so the install finds them and needs no archive; plus sudo, the
+# technician's way to run commands as the pad's user.  python3-lgpio (PI_PACKAGES) is Raspberry
+# Pi archive only: install.sh warns and goes on without it.
+INSTALL_SH = Path(__file__).resolve().parents[2] / "systemd" / "install.sh"
+EXTRA = ["sudo"]
+
+
+def install_packages(script: Path = INSTALL_SH) -> list[str]:
+    """The names in install.sh's ``PACKAGES=( ... )`` (comments dropped)."""
+    text = script.read_text(encoding="utf-8")
+    found = re.search(r"^PACKAGES=\((.*?)^\)", text, re.M | re.S)
+    if found is None:
+        raise RuntimeError(f"{script}: no PACKAGES=( ... ) list")
+    names = []
+    for line in found.group(1).splitlines():
+        names += line.split("#", 1)[0].split()
+    if not names or not all(re.fullmatch(r"[a-z0-9][a-z0-9.+-]+", n) for n in names):
+        raise RuntimeError(f"{script}: PACKAGES is not a plain list of package names: {names}")
+    return names
+
+
+PAD = install_packages() + EXTRA
 # Bump when the build steps below change what the tree holds (the lists are hashed already).
-RECIPE = 1
+RECIPE = 2
 # Into the initramfs: the disk, the PCI bus it hangs on, and the screen (KMS early).
 INITRAMFS_MODULES = ["virtio_pci", "virtio_blk", "virtio_net", "virtio_gpu", "virtio_console",
                      "virtio_input", "ext4"]
@@ -81,7 +96,10 @@ def build(cache: Path, say=print) -> Path:
         return out
     started = time.monotonic()
     work = cache / f"rootfs-{key()}.work"
-    if work.exists():
+    if work.exists():  # an interrupted build: its mounts first, then the tree
+        for where in ["dev/pts", "dev", "sys", "proc"]:
+            if os.path.ismount(work / "root" / where):
+                subprocess.run(["umount", "-l", str(work / "root" / where)], check=True)
         _run(["rm", "-rf", "--one-file-system", str(work)], cache / "rm.log")
     root = work / "root"
     root.mkdir(parents=True)
@@ -102,6 +120,10 @@ def build(cache: Path, say=print) -> Path:
     (root / "etc/apt/sources.list").write_text(f"deb {MIRROR} {SUITE} main\n")
     net = root / "etc/systemd/network/20-wired.network"
     net.write_text("[Match]\nName=en* eth*\n\n[Network]\nDHCP=ipv4\n")
+    # The hall's time server: the harness's SNTP server on the host's loopback (10.0.2.2:123).
+    (root / "etc/systemd/timesyncd.conf.d").mkdir(parents=True, exist_ok=True)
+    (root / "etc/systemd/timesyncd.conf.d/pad-vm.conf").write_text(
+        "[Time]\nNTP=10.0.2.2\nFallbackNTP=\nPollIntervalMinSec=32\n")
     resolv = root / "etc/resolv.conf"
     if resolv.is_symlink() or resolv.exists():
         resolv.unlink()

@@ -18,7 +18,7 @@ from kiosk.sizes import SIZES
 
 GRID = (20, 12)  # 40 × 40 px blocks at 800 × 480
 TOLERANCE = 24  # per channel, on a block's mean colour
-PASS_SHARE = 0.85  # blocks within tolerance for "this screen"
+PASS_SHARE = 0.90  # blocks within tolerance for "this screen"
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,14 @@ from tests.support import SupportError, binary, free_port
 WIDTH, HEIGHT = 800, 480
 
 
+def _die_with_parent() -> None:
+    """qemu gets SIGTERM when the harness dies (a killed run leaves no VM behind)."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class Qmp:
     """A QMP connection: one command at a time, events skipped."""
 
@@ -119,7 +127,7 @@ class Vm:
             "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
             "-display", "none", "-vga", "none", "-nodefaults",
         ]
-        self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+        self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
                                         stdout=(self.folder / "qemu.out").open("ab"),
                                         stderr=subprocess.STDOUT)
         self.qmp = Qmp(self.qmp_path)
