@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pygame
 
+import kiosk.pgcompat  # noqa: F401  (pygame.image.tobytes on Debian's pygame 2.1.2)
 from evaluator.rules.errors import FontError
 from evaluator.rules.shipped import FONT_SEARCH_PATHS
 from kiosk import texts
@@ -87,7 +88,9 @@ def check_hanzi(path: Path) -> None:
         pygame.font.init()
     try:
         font = pygame.font.Font(str(path), 32)
-    except (OSError, pygame.error) as exc:
+    except (OSError, pygame.error, TypeError) as exc:
+        # TypeError: pygame 2.1.2 (Debian Bookworm) says "not a file object" for a file that
+        # is not a font; later versions raise pygame.error.
         raise FontError(texts.FONT_UNREADABLE_FMT.format(path=path, error=exc)) from exc
     if not has_hanzi(font):
         raise FontError(texts.FONT_NO_HANZI_FMT.format(path=path))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pygame
 
+import kiosk.pgcompat  # noqa: F401  (pygame.image.tobytes on Debian's pygame 2.1.2)
 from kiosk import texts
 from kiosk.layout import ELLIPSIS, Drawn, Layout, Target, ellipsize, wrap_all, wrap_lines
 from kiosk.palette import (

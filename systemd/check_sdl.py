@@ -2,9 +2,9 @@
 
 The pad draws on tty1 through KMSDRM (systemd/README.md).  pygame's wheels on PyPI bring an SDL
 built without it (``SDL_VIDEODRIVER=kmsdrm`` then fails with "kmsdrm not available" on any Pi),
-so install.sh builds pygame from source against Debian's SDL2, which has it.  This prints the
-SDL library pygame loaded and the video drivers compiled into it, and exits 1 when KMSDRM is
-not among them.
+so install.sh uses Debian's pygame (python3-pygame), built against Debian's SDL2, which has it.
+This prints the pygame it imported (version, folder), the SDL library that pygame loaded and the
+video drivers compiled into it, and exits 1 when KMSDRM is not among them.
 
     python systemd/check_sdl.py          # the drivers; exit 0 with KMSDRM, 1 without
 """
@@ -42,12 +42,16 @@ def video_drivers(library: Path) -> list[str]:
 def main() -> int:
     library = loaded_sdl()
     drivers = video_drivers(library)
+    import pygame
+
+    print(f"pygame {pygame.version.ver} from {Path(pygame.__file__).parent}")
     print(f"SDL {library}: video drivers {' '.join(drivers)}")
     if "KMSDRM" not in {d.upper() for d in drivers}:
         print(
             "check_sdl: this pygame's SDL has no KMSDRM driver: the pad cannot draw on a Pi "
-            "without a desktop. Build pygame against Debian's SDL2: "
-            "pip install --no-binary pygame (systemd/install.sh does)",
+            "without a desktop. Use Debian's pygame (apt-get install python3-pygame, in a venv "
+            "made with --system-site-packages and no pygame of its own: systemd/install.sh "
+            "does)",
             file=sys.stderr,
         )
         return 1

@@ -2,33 +2,44 @@
 # Install the window evaluator pad (窗口评价器) on Raspberry Pi OS Bookworm (Lite or Desktop,
 # Pi 4 or Pi 5) and run it under systemd.  Run from the checkout (or release tree), as root:
 #
-#   sudo systemd/install.sh                  # install or update; a second run changes nothing
+#   sudo systemd/install.sh                  # install or upgrade; a second run changes nothing
 #   sudo systemd/install.sh --dry-run        # print every step, change nothing
 #   systemd/install.sh --root /tmp/tree      # the files only, into a directory tree (tests)
 #
 # What it does, step by step (systemd/README.md says why):
-#   1. Debian packages: the CJK fonts, SDL2 with KMSDRM (and what building pygame against it
-#      needs), ALSA, libusb, lgpio.
+#   1. Debian packages: the CJK fonts, Debian's pygame (python3-pygame, on Debian's SDL2 with
+#      KMSDRM), Mesa, ALSA, libusb, lgpio.
 #   2. The system user `evaluator`, in the groups gpio dialout lp video render input audio.
-#   3. Directories: /etc/evaluator (+ conf.d), /var/lib/evaluator, /opt/evaluator.
+#   3. Directories: /etc/evaluator (+ conf.d, tls), /var/lib/evaluator, /opt/evaluator, each
+#      with the owner and mode the pad needs; the configuration files root:evaluator 0640.
 #   4. Files: the unit, the journald cap, the printer udev rule, the modules loaded at boot,
 #      the annotated default configuration as /etc/evaluator/evaluator.toml.example.
-#   5. The virtualenv /opt/evaluator/venv: the pinned requirements.txt, pygame built from source
-#      against Debian's SDL2, then the evaluator from this checkout (or --wheel FILE).
+#   5. The build /opt/evaluator/releases/VERSION-HASH/venv (a virtualenv on Debian's Python
+#      with its pygame: the pinned requirements.txt, then the evaluator from this checkout or
+#      --wheel FILE); an existing build of the same files is used as it is.
 #   6. systemd: reloads what changed, enables evaluator.service, frees tty1 (getty), boots a
-#      Desktop image to the console.  It never starts or restarts the pad: it says when to.
+#      Desktop image to the console.
+#   7. The pad: /opt/evaluator/current is switched to the new build; with a configuration the
+#      pad is restarted and must reach READY and stay up (--settle seconds); if it does not,
+#      current goes back to the previous build, that one is restarted, and the script exits 1
+#      (the failed build is kept to look at).  The last 3 builds are kept.  Configuration
+#      (/etc/evaluator), store and keys (/var/lib/evaluator) are never touched by an upgrade.
 #
 # Idempotent: each step looks first and only does what is missing or different; the last line
 # says how many changes were made ("nothing changed" on a second run).  --dry-run looks, prints
 # what it would do, and does nothing.  --root DIR writes the files into DIR (as if DIR were /)
 # and only prints the steps that act on the machine (apt-get, useradd/usermod, chown, the
 # virtualenv, systemctl, udevadm).
+#
+# EVALUATOR_SYSTEMCTL=PROGRAM: step 7 (restart, wait, roll back) runs PROGRAM instead of
+# systemctl, and runs it even with --root: how tests/test_systemd.py proves the rollback
+# without a booted systemd.
 set -euo pipefail
 
 usage() {
   cat <<'EOF'
 usage: systemd/install.sh [--dry-run] [--root DIR] [--wheel FILE] [--printer VID:PID]...
-                          [--keep-desktop]
+                          [--keep-desktop] [--no-restart] [--settle SECONDS]
   --dry-run          print every step and change nothing
   --root DIR         install the files into DIR instead of /; print the machine steps
   --wheel FILE       install the evaluator from this wheel instead of this checkout
@@ -36,6 +47,9 @@ usage: systemd/install.sh [--dry-run] [--root DIR] [--wheel FILE] [--printer VID
                      rule (repeat for several models); e.g. --printer 0416:5011
   --keep-desktop     on a Desktop image, keep booting to the desktop (the pad then cannot
                      have the screen: systemd/README.md, "Desktop images")
+  --no-restart       switch to the new build but do not restart the pad (nor roll back):
+                     it runs the new build from its next start
+  --settle SECONDS   after an upgrade, how long the restarted pad must stay up (default 15)
 EOF
 }
 
@@ -46,6 +60,8 @@ ROOT=""
 DRY=0
 WHEEL=""
 KEEP_DESKTOP=0
+NO_RESTART=0
+SETTLE=15
 PRINTERS=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -63,17 +79,29 @@ while [ $# -gt 0 ]; do
       PRINTERS+=("$2"); shift ;;
     --printer=*) PRINTERS+=("${1#--printer=}") ;;
     --keep-desktop) KEEP_DESKTOP=1 ;;
+    --no-restart) NO_RESTART=1 ;;
+    --settle)
+      [ $# -ge 2 ] || { echo "install: --settle needs a number of seconds" >&2; exit 2; }
+      SETTLE=$2; shift ;;
+    --settle=*) SETTLE=${1#--settle=} ;;
     -h|--help) usage; exit 0 ;;
     *) echo "install: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
   shift
 done
+[[ "$SETTLE" =~ ^[0-9]+$ ]] || { echo "install: --settle $SETTLE: expected whole seconds" >&2; exit 2; }
 
 # --- where things go (inside ROOT) ---------------------------------------------------------------
 USER_NAME=evaluator
 GROUPS_WANTED=(gpio dialout lp video render input audio)
 PREFIX=/opt/evaluator
-VENV=$PREFIX/venv
+RELEASES=$PREFIX/releases     # one directory per build: VERSION-HASH/venv
+CURRENT=$PREFIX/current       # -> releases/VERSION-HASH: what the unit runs
+KEEP_RELEASES=3               # builds kept: the current one and the two used before it
+LEGACY_VENV=$PREFIX/venv      # the single virtualenv of installs before releases/
+# Debian's own Python: python3-pygame (and python3-lgpio) are installed for it alone.
+PYTHON=/usr/bin/python3
+SYSTEMCTL=${EVALUATOR_SYSTEMCTL:-systemctl}
 CONF_DIR=/etc/evaluator
 STATE_DIR=/var/lib/evaluator
 DOC_DIR=/usr/share/doc/evaluator
@@ -85,9 +113,9 @@ COMMAND_LINK=/usr/local/bin/evaluator
 
 # Debian packages (Bookworm names).  python3-lgpio comes from the Raspberry Pi archive.
 PACKAGES=(
-  # Python and what building pygame against Debian's SDL2 needs
-  python3 python3-venv python3-dev build-essential pkg-config
-  libsdl2-dev libsdl2-ttf-dev libsdl2-image-dev libsdl2-mixer-dev libfreetype-dev libportmidi-dev
+  # Python, and Debian's pygame (2.1.2 on Bookworm): built against Debian's SDL2, which has the
+  # KMSDRM driver (PyPI's wheels bring an SDL without it; check_sdl.py checks)
+  python3 python3-venv python3-pygame
   # KMSDRM: the display through DRM/GBM and Mesa's EGL/GLES drivers (vc4, v3d)
   libdrm2 libgbm1 libegl1 libgles2 libgl1-mesa-dri
   # CJK fonts: WenQuanYi Micro Hei (small, regular) and Noto Sans CJK (a real bold face)
@@ -106,7 +134,7 @@ R=$ROOT   # the prefix of every path written
 
 # --- output --------------------------------------------------------------------------------------
 STEP=0
-STEPS=6
+STEPS=7
 step() { STEP=$((STEP + 1)); printf '\n== %d/%d %s\n' "$STEP" "$STEPS" "$*"; }
 say() { printf '   %s\n' "$*"; }
 warn() { printf '   WARNING: %s\n' "$*"; }
@@ -150,20 +178,24 @@ put_dir() {
     say "created: $path/ (mode $mode)"; CHANGED=1
   fi
   CHANGES=$((CHANGES + CHANGED))
-  if [ -n "$owner" ]; then
-    if [ -n "$ROOT" ]; then
-      say "would run (--root: not on this machine): chown $owner $path"
-    elif [ "$DRY" = 1 ] && [ ! -d "$target" ]; then
-      say "would run: chown $owner $path"
-    elif [ "$(stat -c %U:%G "$target")" != "$owner" ]; then
-      machine chown "$owner" "$target"
-    fi
+  [ -z "$owner" ] || put_owner "$path" "$owner"
+}
+
+# put_owner PATH OWNER:GROUP: PATH (inside ROOT, existing unless a dry run) gets the owner.
+# A machine step: --root prints it (the tree's owners are whoever ran the tests).
+put_owner() {
+  local path=$1 owner=$2 target=$R$1
+  if [ -n "$ROOT" ]; then
+    say "would run (--root: not on this machine): chown $owner $path"
+  elif [ ! -e "$target" ] || [ "$(stat -c %U:%G "$target")" != "$owner" ]; then
+    machine chown "$owner" "$path"
   fi
 }
 
-# put_file SOURCE PATH MODE: PATH gets SOURCE's bytes and MODE (replaced whole, atomically).
+# put_file SOURCE PATH MODE [OWNER:GROUP]: PATH gets SOURCE's bytes, MODE and OWNER (replaced
+# whole, atomically: the new file has its mode and owner before it takes the name).
 put_file() {
-  local source=$1 path=$2 mode=$3 target=$R$2
+  local source=$1 path=$2 mode=$3 owner=${4:-} target=$R$2
   CHANGED=0
   if [ -f "$target" ] && [ ! -L "$target" ] && cmp -s "$source" "$target"; then
     if [ "$(mode_of "$target")" = "$mode" ]; then
@@ -173,17 +205,23 @@ put_file() {
     else
       chmod "$mode" "$target"; say "chmod $mode: $path"; CHANGED=1
     fi
+    [ -z "$owner" ] || put_owner "$path" "$owner"
   elif [ "$DRY" = 1 ]; then
     if [ -e "$target" ]; then say "would update: $path"; else say "would install: $path (mode $mode)"; fi
     CHANGED=1
+    [ -z "$owner" ] || put_owner "$path" "$owner"
   else
     local verb=installed
     [ -e "$target" ] && verb=updated
     mkdir -p "$(dirname "$target")"
     cp "$source" "$target.evaluator-new"
     chmod "$mode" "$target.evaluator-new"
+    if [ -n "$owner" ] && [ -z "$ROOT" ]; then chown "$owner" "$target.evaluator-new"; fi
     mv -f "$target.evaluator-new" "$target"
-    say "$verb: $path (mode $mode)"; CHANGED=1
+    if [ -z "$ROOT" ]; then say "$verb: $path (mode $mode${owner:+, $owner})"
+    else say "$verb: $path (mode $mode)"; fi
+    CHANGED=1
+    if [ -n "$owner" ] && [ -n "$ROOT" ]; then put_owner "$path" "$owner"; fi
   fi
   CHANGES=$((CHANGES + CHANGED))
 }
@@ -303,11 +341,36 @@ fi
 
 # --- 4. directories and files ---------------------------------------------------------------------
 step "directories and files"
+# Who may read what (systemd/README.md, "Owners and modes"): the configuration is root's and
+# the pad's group may read it (it may hold the broker password); the TLS folder and the state
+# directory are the pad's own (its keys are made there by `sudo -u evaluator evaluator ...` and
+# must be readable by their owner only); the builds are root's, so the pad cannot change its
+# own code.
 put_dir "$CONF_DIR" 750 "root:$USER_NAME"
 put_dir "$CONF_DIR/conf.d" 750 "root:$USER_NAME"
+put_dir "$CONF_DIR/tls" 700 "$USER_NAME:$USER_NAME"
 put_dir "$STATE_DIR" 750 "$USER_NAME:$USER_NAME"
-put_dir "$PREFIX" 755
+put_dir "$PREFIX" 755 "root:root"
+put_dir "$RELEASES" 755 "root:root"
 put_dir "$DOC_DIR" 755
+
+# The technician's configuration files (written with sudo: root's, mode from the umask, or 0600
+# from `evaluator provision`): root:evaluator 0640, readable by the pad, not by other users.
+CONFIG_FILES=0
+for f in "$R$CONF_DIR"/*.toml "$R$CONF_DIR"/conf.d/*.toml; do
+  if [ ! -f "$f" ] || [ -L "$f" ]; then continue; fi
+  CONFIG_FILES=$((CONFIG_FILES + 1))
+  path=${f#"$R"}
+  if [ "$(mode_of "$f")" = 640 ]; then
+    :
+  elif [ "$DRY" = 1 ]; then
+    say "would chmod 640: $path (was $(mode_of "$f"))"; CHANGES=$((CHANGES + 1))
+  else
+    say "chmod 640: $path (was $(mode_of "$f"))"; chmod 640 "$f"; CHANGES=$((CHANGES + 1))
+  fi
+  put_owner "$path" "root:$USER_NAME"
+done
+[ "$CONFIG_FILES" = 0 ] || say "configuration files: $CONFIG_FILES, each root:$USER_NAME 0640"
 
 # The annotated default, from what will be installed (the checkout or the wheel).
 if [ -n "$WHEEL" ]; then
@@ -320,7 +383,7 @@ EOF
 else
   cp "$SRC/config/default.toml" "$TMP/default.toml"
 fi
-put_file "$TMP/default.toml" "$CONF_DIR/evaluator.toml.example" 644
+put_file "$TMP/default.toml" "$CONF_DIR/evaluator.toml.example" 640 "root:$USER_NAME"
 
 put_file "$HERE/evaluator.service" "$UNIT" 644
 UNIT_CHANGED=$CHANGED
@@ -339,47 +402,60 @@ put_file "$TMP/printer.rules" "$UDEV_RULE" 644
 UDEV_CHANGED=$CHANGED
 
 put_file "$HERE/README.md" "$DOC_DIR/README.systemd.md" 644
-put_file "$HERE/requirements.txt" "$PREFIX/requirements.txt" 644
-put_link "$VENV/bin/evaluator" "$COMMAND_LINK"
+put_link "$CURRENT/venv/bin/evaluator" "$COMMAND_LINK"
 
-# --- 5. the virtualenv ----------------------------------------------------------------------------
-step "virtualenv $VENV"
-# What is installed is recorded in the venv: the requirements and the evaluator's own files
-# (or the wheel).  The same again: nothing to do.
+# --- 5. the build ---------------------------------------------------------------------------------
+# Each build is a directory of its own, named by the evaluator's version and a hash of what it
+# is made of: the pinned requirements and the evaluator's files (or the wheel).  The same files
+# again: the same build, nothing to do.  A new one is made next to the running one, which keeps
+# running until step 7 switches to it.
 if [ -n "$WHEEL" ]; then
   project=$(sha256sum <"$WHEEL" | cut -c1-64)
+  version=$(basename "$WHEEL" | cut -d- -f2)
 else
   project=$(cd "$SRC" && find pyproject.toml evaluator kiosk printer sync config -type f \
     ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum \
     | sha256sum | cut -c1-64)
+  version=$(sed -n 's/^version *= *"\([^"]*\)".*/\1/p' "$SRC/pyproject.toml" | head -n 1)
 fi
 stamp="requirements $(sha256sum <"$HERE/requirements.txt" | cut -c1-64) project $project"
+BUILD=${version:-unknown}-$(printf '%s' "$stamp" | sha256sum | cut -c1-12)
+[[ "$BUILD" =~ ^[A-Za-z0-9._+-]+$ ]] || { echo "install: odd version in $BUILD" >&2; exit 2; }
+RELEASE=$RELEASES/$BUILD
+VENV=$RELEASE/venv
+step "build $RELEASE"
+put_dir "$RELEASE" 755 "root:root"
+put_file "$HERE/requirements.txt" "$RELEASE/requirements.txt" 644
 PIP=(env PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip)
-if [ -n "$ROOT" ]; then
-  machine python3 -m venv --system-site-packages "$VENV"
-  machine "${PIP[@]}" install --ignore-installed --no-binary pygame -r "$PREFIX/requirements.txt"
+build() {
+  # System site packages: pygame (python3-pygame) and lgpio (python3-lgpio) come from Debian;
+  # every pinned package is installed into the venv all the same (--ignore-installed), so
+  # Debian's copies of the others never stand in.
+  machine "$PYTHON" -m venv --system-site-packages "$VENV"
+  machine "${PIP[@]}" install --ignore-installed -r "$RELEASE/requirements.txt"
   machine "${PIP[@]}" install --no-deps --force-reinstall "${WHEEL:-$SRC}"
+  # Debian's pygame, with KMSDRM: the install stops here if not.
   machine "$VENV/bin/python" "$HERE/check_sdl.py"
-elif [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.evaluator-installed" 2>/dev/null)" = "$stamp" ]; then
-  say "ok: the pinned requirements and this evaluator are installed"
+}
+if [ -n "$ROOT" ]; then
+  build
+elif [ -x "$VENV/bin/python" ] && [ "$(cat "$RELEASE/.evaluator-installed" 2>/dev/null)" = "$stamp" ]; then
+  say "ok: build $BUILD is complete (the pinned requirements and this evaluator)"
 else
-  if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && [ "$DRY" = 0 ]; then
-    echo "install: the evaluator needs Python 3.11 or later (python3 is $(python3 -V 2>&1))" >&2
+  if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && [ "$DRY" = 0 ]; then
+    echo "install: the evaluator needs Python 3.11 or later ($PYTHON is $("$PYTHON" -V 2>&1))" >&2
     exit 2
   fi
-  if [ ! -x "$VENV/bin/python" ]; then
-    # System site packages: lgpio comes from Debian (python3-lgpio); every pinned package is
-    # installed into the venv all the same (--ignore-installed), so Debian's never stand in.
-    machine python3 -m venv --system-site-packages "$VENV"
+  if [ -e "$VENV" ]; then
+    # An unfinished build (the run before was stopped): started again from nothing.
+    machine rm -rf "$VENV"
   fi
-  # pygame from source against Debian's SDL2 (KMSDRM); a few minutes on a Pi, cached after.
-  machine "${PIP[@]}" install --ignore-installed --no-binary pygame -r "$PREFIX/requirements.txt"
-  machine "${PIP[@]}" install --no-deps --force-reinstall "${WHEEL:-$SRC}"
-  machine "$VENV/bin/python" "$HERE/check_sdl.py"
+  build
   if [ "$DRY" = 1 ]; then
-    say "would record: $VENV/.evaluator-installed"
+    say "would record: $RELEASE/.evaluator-installed"
   else
-    printf '%s\n' "$stamp" >"$VENV/.evaluator-installed"
+    printf '%s\n' "$stamp" >"$RELEASE/.evaluator-installed"
+    say "recorded: $RELEASE/.evaluator-installed"
   fi
 fi
 
@@ -428,13 +504,130 @@ else
   fi
 fi
 
+# --- 7. the pad: switch to the build, restart, roll back if it does not come up -------------------
+step "the pad"
+SERVICE=evaluator.service
+# The build current points at, by name (empty: none yet).
+current_build() {
+  if [ -L "$R$CURRENT" ]; then basename "$(readlink "$R$CURRENT")"; fi
+}
+# current -> releases/NAME, replaced in one rename (never a moment without it).
+switch_to() {
+  ln -sfn "releases/$1" "$R$CURRENT.evaluator-new"
+  mv -Tf "$R$CURRENT.evaluator-new" "$R$CURRENT"
+  touch -h "$R$RELEASES/$1"   # the order of use, for pruning
+}
+# Builds beyond the last KEEP_RELEASES used are removed; current and $1 (the one before) never.
+prune() {
+  local keep=$1 name n=0
+  [ -d "$R$RELEASES" ] || return 0
+  while IFS= read -r name; do
+    n=$((n + 1))
+    if [ "$n" -le "$KEEP_RELEASES" ] || [ "$name" = "$(current_build)" ] || [ "$name" = "$keep" ]; then
+      continue
+    fi
+    if [ "$DRY" = 1 ]; then
+      say "would remove the old build: $RELEASES/$name"
+    else
+      rm -rf "${R:?}$RELEASES/$name"
+      say "removed the old build: $RELEASES/$name"
+      if [ "$name" = before-releases ]; then rm -rf "${R:?}$LEGACY_VENV" "${R:?}$PREFIX/requirements.txt"; fi
+    fi
+    CHANGES=$((CHANGES + 1))
+  done < <(cd "$R$RELEASES" && ls -1t)
+}
+journal() {  # the pad's last lines, for the one reading this output
+  if [ -z "$ROOT" ]; then journalctl -u "$SERVICE" -n 25 --no-pager >&2 || true; fi
+}
+# The pad restarted and up: READY (systemctl restart waits for it: Type=notify, at most
+# TimeoutStartSec), active (not skipped by ExecCondition), and still the same process after
+# SETTLE seconds (not crashed and restarted by Restart=always).
+restarted_and_up() {
+  local pid state i
+  say "run: $SYSTEMCTL reset-failed $SERVICE; $SYSTEMCTL restart $SERVICE (waits for READY)"
+  "$SYSTEMCTL" reset-failed "$SERVICE" >/dev/null 2>&1 || true
+  if ! "$SYSTEMCTL" restart "$SERVICE"; then
+    echo "install: $SERVICE did not reach READY" >&2; return 1
+  fi
+  state=$("$SYSTEMCTL" is-active "$SERVICE" 2>/dev/null || true)
+  if [ "$state" != active ]; then
+    echo "install: $SERVICE is $state after the restart, not active (skipped by its config check?)" >&2
+    return 1
+  fi
+  pid=$("$SYSTEMCTL" show -p MainPID --value "$SERVICE")
+  say "READY (main PID $pid); watching it for $SETTLE s"
+  for ((i = 0; i < SETTLE; i++)); do
+    sleep 1
+    state=$("$SYSTEMCTL" is-active "$SERVICE" 2>/dev/null || true)
+    if [ "$state" != active ] || [ "$("$SYSTEMCTL" show -p MainPID --value "$SERVICE")" != "$pid" ]; then
+      echo "install: $SERVICE ended $((i + 1)) s after READY (now $state)" >&2
+      return 1
+    fi
+  done
+  say "up: $SERVICE is active, main PID $pid, for $SETTLE s"
+}
+
+OLD=$(current_build)
+if [ -z "$OLD" ] && [ -d "$R$LEGACY_VENV" ] && [ ! -L "$R$LEGACY_VENV" ] && [ "$DRY" = 0 ]; then
+  # Installed before builds had directories: that venv becomes the build to go back to.
+  mkdir -p "$R$RELEASES/before-releases"
+  ln -sfn "$LEGACY_VENV" "$R$RELEASES/before-releases/venv"
+  touch -h -d '1970-01-02' "$R$RELEASES/before-releases"
+  OLD=before-releases
+  say "the virtualenv $LEGACY_VENV (before releases/) is kept as the build $RELEASES/$OLD"
+fi
+SWITCHED=0
+if [ "$OLD" = "$BUILD" ]; then
+  say "ok: $CURRENT -> releases/$BUILD"
+elif [ "$DRY" = 1 ]; then
+  say "would switch: $CURRENT -> releases/$BUILD${OLD:+ (from $OLD)}"
+  CHANGES=$((CHANGES + 1)); SWITCHED=1
+else
+  switch_to "$BUILD"
+  say "switched: $CURRENT -> releases/$BUILD${OLD:+ (from $OLD)}"
+  CHANGES=$((CHANGES + 1)); SWITCHED=1
+fi
+prune "$OLD"
+
+FAILED=0
+if [ "$SWITCHED" = 0 ] && [ "$UNIT_CHANGED" = 0 ]; then
+  : # the same build and unit: the running pad is left alone
+elif [ ! -f "$R$CONF_DIR/evaluator.toml" ]; then
+  say "no $CONF_DIR/evaluator.toml yet: the pad is not started (enabled: it starts at every boot)"
+elif [ "$NO_RESTART" = 1 ]; then
+  warn "--no-restart: the pad runs the new build from its next start (sudo systemctl restart evaluator); not checked, no roll back"
+elif [ "$DRY" = 1 ]; then
+  say "would run: systemctl restart $SERVICE, wait for READY, watch it for $SETTLE s; if it does not come up, go back to ${OLD:-(no build before)}"
+elif [ -n "$ROOT" ] && [ -z "${EVALUATOR_SYSTEMCTL:-}" ]; then
+  say "would run (--root: not on this machine): systemctl restart $SERVICE (then wait, roll back if it does not come up)"
+elif restarted_and_up; then
+  [ "$SWITCHED" = 0 ] || say "upgraded: the pad runs $BUILD${OLD:+ (was $OLD)}"
+else
+  FAILED=1
+  journal
+  if [ "$SWITCHED" = 0 ]; then
+    echo "install: FAILED: the pad does not come up since the unit changed (the build, $BUILD, is the same: nothing to go back to); the journal: journalctl -u evaluator -b" >&2
+  elif [ -z "$OLD" ]; then
+    echo "install: FAILED: the pad does not come up on $BUILD and there is no build before it to go back to; the journal: journalctl -u evaluator -b" >&2
+  else
+    switch_to "$OLD"
+    say "rolled back: $CURRENT -> releases/$OLD"
+    if restarted_and_up; then
+      echo "install: FAILED: the pad did not come up on $BUILD; it runs the build before, $OLD, again. $RELEASES/$BUILD is kept to look at (journalctl -u evaluator -b)" >&2
+    else
+      journal
+      echo "install: FAILED: the pad came up neither on $BUILD nor, rolled back, on $OLD: the configuration or the machine, not the build? (journalctl -u evaluator -b)" >&2
+    fi
+  fi
+fi
+
 # --- done -----------------------------------------------------------------------------------------
 echo
 if [ -n "$ROOT" ]; then
   if [ "$DRY" = 1 ]; then echo "install: dry run into $ROOT: $CHANGES change(s) would be made"
   elif [ "$CHANGES" = 0 ]; then echo "install: done into $ROOT: nothing changed"
   else echo "install: done into $ROOT: $CHANGES change(s)"; fi
-  exit 0
+  exit "$FAILED"
 fi
 if [ "$DRY" = 1 ]; then
   echo "install: dry run: $CHANGES change(s) would be made, none made"
@@ -447,10 +640,10 @@ if [ ! -f "$CONF_DIR/evaluator.toml" ]; then
   cat <<EOF
 next: write $CONF_DIR/evaluator.toml (every key: $CONF_DIR/evaluator.toml.example; the guide:
       docs/technician.md 1.2), then
+      sudo systemd/install.sh                 # again: the file gets root:$USER_NAME 0640
       sudo evaluator config check $CONF_DIR/evaluator.toml
       sudo -u $USER_NAME evaluator keys init --config $CONF_DIR/evaluator.toml
       sudo systemctl start evaluator          # or reboot; it starts at every boot
 EOF
-elif [ "$DRY" = 0 ] && [ "$CHANGES" != 0 ]; then
-  echo "next: sudo systemctl restart evaluator   (this script never restarts a running pad)"
 fi
+exit "$FAILED"

@@ -10,6 +10,7 @@ sees the already-installed dependencies through a ``.pth`` file.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -18,11 +19,13 @@ import sys
 import sysconfig
 import tempfile
 import time
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[1]
 #: What a wheel is built from (``pyproject.toml`` lists the packages; config/ is package data).
@@ -227,3 +230,55 @@ def test_checkout_venv_entry_point_works() -> None:
     assert entry.is_file(), entry
     done = _run(entry, "config", "check", REPO / "config" / "demo.toml", cwd=REPO)
     assert done.stdout.startswith("OK")
+
+
+#: Debian's own Python and pygame: what systemd/install.sh runs the pad with on the Pi
+#: (python3-pygame: on Bookworm 2.1.2, built against Debian's SDL2, which has KMSDRM).
+DEBIAN_PYTHON = Path("/usr/bin/python3")
+DEBIAN_PYGAME = Path("/usr/lib/python3/dist-packages/pygame")
+
+
+def test_the_screen_code_runs_on_debians_pygame(tmp_path: Path) -> None:
+    """tests/kiosk, run on Debian's Python with Debian's pygame (not PyPI's, which this test
+    environment has): the pad's screen code works with the pygame the Pi gets from apt.
+
+    The venv is made as install.sh makes the pad's (``--system-site-packages`` on
+    /usr/bin/python3); the test tools come from this environment through a ``.pth`` file, after
+    a folder that holds only Debian's pygame, so its pygame is the one imported."""
+    assert DEBIAN_PYGAME.is_dir(), "python3-pygame is not installed (scripts/setup installs it)"
+    debian = subprocess.run(
+        [DEBIAN_PYTHON, "-c", "import sys; print(sys.version_info[:2])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert debian == str(sys.version_info[:2]), (
+        f"{DEBIAN_PYTHON} is Python {debian}, this test environment {sys.version_info[:2]}: "
+        "make .venv with the same minor version (its packages are lent to Debian's Python)"
+    )
+    _run(DEBIAN_PYTHON, "-m", "venv", "--without-pip", "--system-site-packages", tmp_path / "venv",
+         cwd=tmp_path)  # fmt: skip
+    python = tmp_path / "venv/bin/python"
+    purelib = Path(_run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+                        cwd=tmp_path).stdout.strip())  # fmt: skip
+    only_pygame = tmp_path / "debian-pygame"
+    only_pygame.mkdir()
+    (only_pygame / "pygame").symlink_to(DEBIAN_PYGAME)
+    (purelib / "00-debian-pygame.pth").write_text(f"{only_pygame}\n", encoding="utf-8")
+    deps = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    (purelib / "10-test-deps.pth").write_text("\n".join(sorted(deps)) + "\n", encoding="utf-8")
+
+    probe = "import pygame; print(pygame.version.ver); print(pygame.__file__)"
+    version, where = _run(python, "-c", probe, cwd=REPO).stdout.split()[:2]
+    assert Path(where).resolve().is_relative_to(DEBIAN_PYGAME.resolve()), where
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pin = next(Requirement(r) for r in project["dependencies"] if r.startswith("pygame"))
+    assert pin.specifier.contains(version), f"Debian's pygame {version} is outside {pin}"
+
+    done = subprocess.run(
+        [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp",
+         tmp_path / "basetemp", "tests/kiosk"],
+        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert re.fullmatch(r"\d+ passed in [\d.]+s( \(.*\))?", summary), summary
+    assert "skipped" not in summary

@@ -36,19 +36,32 @@ FILES = {
     "etc/systemd/journald.conf.d/60-evaluator.conf": 0o644,
     "etc/udev/rules.d/70-evaluator-printer.rules": 0o644,
     "etc/modules-load.d/evaluator.conf": 0o644,
-    "etc/evaluator/evaluator.toml.example": 0o644,
+    # readable by the pad's group (root:evaluator), not by other users
+    "etc/evaluator/evaluator.toml.example": 0o640,
     "usr/share/doc/evaluator/README.systemd.md": 0o644,
-    "opt/evaluator/requirements.txt": 0o644,
 }
 DIRS = {
     "etc/evaluator": 0o750,
     "etc/evaluator/conf.d": 0o750,
+    "etc/evaluator/tls": 0o700,
     "var/lib/evaluator": 0o750,
     "opt/evaluator": 0o755,
+    "opt/evaluator/releases": 0o755,
     "usr/share/doc/evaluator": 0o755,
 }
+#: The owners install.sh gives (printed: --root runs no chown).
+OWNERS = {
+    "/etc/evaluator": "root:evaluator",
+    "/etc/evaluator/conf.d": "root:evaluator",
+    "/etc/evaluator/tls": "evaluator:evaluator",
+    "/var/lib/evaluator": "evaluator:evaluator",
+    "/etc/evaluator/evaluator.toml.example": "root:evaluator",
+    "/opt/evaluator": "root:root",
+    "/opt/evaluator/releases": "root:root",
+}
 STEPS = ("system", "Debian packages", "user evaluator", "directories and files",
-         "virtualenv /opt/evaluator/venv", "systemd")  # fmt: skip
+         "build /opt/evaluator/releases/", "systemd", "the pad")  # fmt: skip
+CURRENT = "opt/evaluator/current"
 
 
 def _tool(name: str) -> str:
@@ -113,6 +126,18 @@ def first_output(tree: Path) -> str:
     return (tree.parent / "first-run.txt").read_text()
 
 
+def build_of(root: Path) -> str:
+    """The build ``opt/evaluator/current`` points at (its name under releases/)."""
+    target = os.readlink(root / CURRENT)
+    assert target.startswith("releases/"), target
+    return target.removeprefix("releases/")
+
+
+def steps_in(out: str) -> None:
+    for n, name in enumerate(STEPS, 1):
+        assert f"\n== {n}/{len(STEPS)} {name}" in out, name
+
+
 # -- the unit --------------------------------------------------------------------------------------
 
 
@@ -124,7 +149,7 @@ def _verifiable(tree: Path, dest: Path) -> Path:
                         if (p / "sysinit.target").exists())  # fmt: skip
     shutil.copytree(system_units, dest / "usr/lib/systemd/system", symlinks=True,
                     dirs_exist_ok=True)  # fmt: skip
-    for path in ("opt/evaluator/venv/bin/evaluator", "bin/kill"):  # ExecStart=, ExecReload=
+    for path in (f"{CURRENT}/venv/bin/evaluator", "bin/kill"):  # ExecStart=, ExecReload=
         command = dest / path
         command.parent.mkdir(parents=True, exist_ok=True)
         command.write_text("#!/bin/sh\nexit 0\n")
@@ -149,7 +174,7 @@ def test_systemd_analyze_verify_passes_the_installed_unit(tree: Path, tmp_path: 
     unit = root / UNIT_PATH
     unit.write_text(unit.read_text().replace("RestartSec=5s", "RestartSec=5s\nRestartSecs=5s"))
     assert "Unknown key 'RestartSecs'" in _verify(root).stderr
-    (root / "opt/evaluator/venv/bin/evaluator").unlink()
+    (root / CURRENT / "venv/bin/evaluator").unlink()
     assert _verify(root).returncode != 0
 
 
@@ -202,7 +227,7 @@ def test_the_config_check_reads_what_the_pad_runs_with() -> None:
     one = {k: v[-1] for k, v in unit_settings((SYSTEMD / "evaluator.service").read_text()).items()}
     start = one["Service.ExecStart"].split()
     check = one["Service.ExecCondition"].split()
-    assert start == ["/opt/evaluator/venv/bin/evaluator", "run"]
+    assert start == ["/opt/evaluator/current/venv/bin/evaluator", "run"]
     assert check == [start[0], "config", "check"]
     assert one["Unit.ConditionPathExists"] == str(SYSTEM_CONFIG_DIR / "evaluator.toml")
     assert one["Service.ExecReload"] == "/bin/kill -HUP $MAINPID"
@@ -297,6 +322,8 @@ def test_printer_udev_rule_is_well_formed(tree: Path) -> None:
 def test_requirements_pin_every_dependency_within_its_range() -> None:
     pins: dict[str, str] = {}
     for line in (SYSTEMD / "requirements.txt").read_text().splitlines():
+        # Debian's packages (pygame: python3-pygame), installed by apt, not pip
+        line = line.removeprefix("# debian: ")
         if line.strip() and not line.startswith("#"):
             name, sep, version = line.partition("==")
             assert sep, f"not pinned with ==: {line}"
@@ -322,6 +349,11 @@ def test_requirements_pin_every_dependency_within_its_range() -> None:
         wanted.extend((Requirement(r), key[1]) for r in metadata.requires(name) or [])
     needed = {name for name, _ in seen}
     assert set(pins) == needed, f"pinned but needed by nothing: {set(pins) - needed}"
+    # pip never installs a pygame of its own: it would stand in front of Debian's (and its SDL
+    # has no KMSDRM); Debian's version must be in pyproject's range (checked above).
+    text = (SYSTEMD / "requirements.txt").read_text()
+    assert re.search(r"^# debian: pygame==", text, re.MULTILINE)
+    assert not re.search(r"^pygame", text, re.MULTILINE | re.IGNORECASE)
 
 
 def test_install_script_is_shellcheck_clean() -> None:
@@ -340,8 +372,13 @@ def test_check_sdl_lists_the_drivers_and_demands_kmsdrm() -> None:
     drivers = found.group(1).split()
     assert "dummy" in drivers  # always compiled in: the list is real
     assert done.returncode == (0 if "KMSDRM" in drivers else 1)
+    found = re.search(r"^pygame (\S+) from (\S+)$", done.stdout, re.MULTILINE)
+    assert found, done.stdout
+    import pygame
+
+    assert found.groups() == (pygame.version.ver, str(Path(pygame.__file__).parent))
     if done.returncode:
-        assert "no KMSDRM driver" in done.stderr and "--no-binary pygame" in done.stderr
+        assert "no KMSDRM driver" in done.stderr and "python3-pygame" in done.stderr
 
 
 # -- the install script into a tree -------------------------------------------------------------
@@ -364,29 +401,50 @@ def test_install_into_a_tree_installs_what_it_claims(tree: Path) -> None:
         SYSTEMD / "70-evaluator-printer.rules").read_bytes()  # fmt: skip
     assert (tree / "etc/modules-load.d/evaluator.conf").read_bytes() == (
         SYSTEMD / "modules-evaluator.conf").read_bytes()  # fmt: skip
-    assert os.readlink(tree / "usr/local/bin/evaluator") == "/opt/evaluator/venv/bin/evaluator"
+    assert os.readlink(tree / "usr/local/bin/evaluator") == f"/{CURRENT}/venv/bin/evaluator"
     # the configuration itself is the technician's: never written
     assert not (tree / "etc/evaluator/evaluator.toml").exists()
+    # the build: its own directory, named by the version and a hash; current points at it
+    build = build_of(tree)
+    assert re.fullmatch(r"0\.1\.0-[0-9a-f]{12}", build), build
+    release = tree / "opt/evaluator/releases" / build
+    assert stat.S_IMODE(release.stat().st_mode) == 0o755
+    requirements = release / "requirements.txt"
+    assert requirements.read_bytes() == (SYSTEMD / "requirements.txt").read_bytes()
+    assert stat.S_IMODE(requirements.stat().st_mode) == 0o644
 
     out = first_output(tree)
-    for n, name in enumerate(STEPS, 1):
-        assert f"== {n}/{len(STEPS)} {name}\n" in out
+    steps_in(out)
     for rel in FILES:
         assert f"installed: /{rel} (mode {FILES[rel]:o})" in out
     # the machine steps are printed, not run
     machine = [line.strip() for line in out.splitlines() if "would run (--root" in line]
     commands = [line.split("): ", 1)[1] for line in machine]
-    assert any(c.startswith("apt-get install") and "fonts-wqy-microhei" in c and "libsdl2-dev" in c
-               for c in commands)  # fmt: skip
+    apt = next(c for c in commands if c.startswith("apt-get install"))
+    # Debian's pygame (with KMSDRM), and nothing to compile one with
+    assert "fonts-wqy-microhei" in apt.split() and "python3-pygame" in apt.split()
+    assert "libsdl2-dev" not in apt and "build-essential" not in apt
     useradd = next(c for c in commands if c.startswith("useradd"))
     assert "--groups gpio,dialout,lp,video,render,input,audio evaluator" in useradd
-    assert "chown root:evaluator /etc/evaluator" in commands
-    assert any("--no-binary pygame -r /opt/evaluator/requirements.txt" in c for c in commands)
+    for path, owner in OWNERS.items():
+        assert f"chown {owner} {path}" in commands, path
+    venv = f"/opt/evaluator/releases/{build}/venv"
+    assert f"/usr/bin/python3 -m venv --system-site-packages {venv}" in commands
+    assert any(c.endswith(f"{venv}/bin/python -m pip install --ignore-installed -r "
+                          f"/opt/evaluator/releases/{build}/requirements.txt")
+               for c in commands)  # fmt: skip
+    assert not any("--no-binary" in c for c in commands)  # no pygame built from source
+    assert f"{venv}/bin/python {SYSTEMD}/check_sdl.py" in commands
     assert "systemctl enable evaluator.service" in commands
     assert "systemctl disable getty@tty1.service" in commands
     assert "systemctl set-default multi-user.target" not in commands  # not a Desktop image
+    # no configuration yet: enabled, not started
+    assert f"switched: /{CURRENT} -> releases/{build}\n" in out
+    assert "the pad is not started" in out
+    assert not any("restart evaluator" in c for c in commands)
+    # the files, the dirs, the build's dir and requirements, the command link, the switch
     assert out.rstrip().endswith(
-        f"install: done into {tree}: {len(FILES) + len(DIRS) + 1} change(s)"
+        f"install: done into {tree}: {len(FILES) + len(DIRS) + 2 + 2} change(s)"
     )
 
 
@@ -399,6 +457,7 @@ def test_a_second_run_changes_nothing_and_says_so(tree: Path, tmp_path: Path) ->
     assert again.stdout.rstrip().endswith(f"install: done into {root}: nothing changed")
     for rel in FILES:
         assert f"ok: /{rel}\n" in again.stdout
+    assert f"ok: /{CURRENT} -> releases/{build_of(root)}\n" in again.stdout
     assert "daemon-reload" not in again.stdout  # nothing to reload either
 
 
@@ -406,11 +465,11 @@ def test_a_run_repairs_what_differs(tree: Path, tmp_path: Path) -> None:
     root = tmp_path / "root"
     shutil.copytree(tree, root, symlinks=True)
     (root / UNIT_PATH).write_text("[Service]\nExecStart=/bin/false\n")
-    (root / "etc/evaluator/evaluator.toml.example").chmod(0o600)
+    (root / "etc/evaluator/evaluator.toml.example").chmod(0o644)
     (root / "etc/systemd/journald.conf.d/60-evaluator.conf").unlink()
     done = install("--root", root)
     assert f"updated: /{UNIT_PATH} (mode 644)" in done.stdout
-    assert "chmod 644: /etc/evaluator/evaluator.toml.example" in done.stdout
+    assert "chmod 640: /etc/evaluator/evaluator.toml.example" in done.stdout
     assert "installed: /etc/systemd/journald.conf.d/60-evaluator.conf" in done.stdout
     assert "systemctl daemon-reload" in done.stdout  # the unit changed
     assert "systemctl restart systemd-journald.service" in done.stdout
@@ -424,8 +483,7 @@ def test_dry_run_prints_every_step_and_writes_nothing(tree: Path, tmp_path: Path
     fresh = tmp_path / "fresh"
     done = install("--dry-run", "--root", fresh)
     assert not fresh.exists()
-    for n, name in enumerate(STEPS, 1):
-        assert f"== {n}/{len(STEPS)} {name}\n" in done.stdout
+    steps_in(done.stdout)
     for rel, mode in FILES.items():
         assert f"would install: /{rel} (mode {mode:o})" in done.stdout
     for rel, mode in DIRS.items():
@@ -453,8 +511,7 @@ def test_dry_run_on_this_machine_runs_nothing() -> None:
     before = {p: p.exists() for p in watched}
     done = install("--dry-run")
     assert {p: p.exists() for p in watched} == before
-    for n, name in enumerate(STEPS, 1):
-        assert f"== {n}/{len(STEPS)} {name}\n" in done.stdout
+    steps_in(done.stdout)
     did = re.compile(r"\s+(run|installed|updated|created|linked|chmod \d+):")
     acted = [line for line in done.stdout.splitlines() if did.match(line)]
     assert acted == []
@@ -479,6 +536,7 @@ def test_printer_ids_add_udev_lines(tmp_path: Path) -> None:
         (["--printer", "lp0"], "--printer lp0: expected VID:PID"),
         (["--wheel", "/nonexistent.whl"], "--wheel /nonexistent.whl: no such file"),
         (["--frobnicate"], "unknown argument: --frobnicate"),
+        (["--settle", "soon"], "--settle soon: expected whole seconds"),
     ],
 )
 def test_bad_arguments_are_refused_before_anything_is_written(
@@ -520,3 +578,256 @@ def test_technician_guide_installs_with_the_script() -> None:
     section = guide.split("### 1.1 Install", 1)[1].split("### 1.2", 1)[0]
     assert "sudo systemd/install.sh" in section
     assert "systemctl" in section and "journalctl -u evaluator" in section
+
+
+# -- upgrades: a build per directory, the switch, the restart, the roll back --------------------
+
+#: A stand-in for systemctl (install.sh's EVALUATOR_SYSTEMCTL): logs every call; the builds named
+#: in FAKE_BAD (space-separated) fail as FAKE_MODE says: "fail" (restart fails: never READY),
+#: "skip" (restart succeeds but the unit is inactive: ExecCondition refused it), "crash" (READY,
+#: then a new main PID at every look: Restart=always restarting it).
+FAKE_SYSTEMCTL = """#!/bin/sh
+echo "$*" >>"$FAKE_LOG"
+build=$(basename "$(readlink "$FAKE_ROOT/opt/evaluator/current")")
+bad=no
+case " $FAKE_BAD " in *" $build "*) bad=$FAKE_MODE ;; esac
+case "$1" in
+  reset-failed) exit 0 ;;
+  restart)
+    echo "restart $build" >>"$FAKE_LOG.restarts"
+    if [ "$bad" = fail ]; then echo "Job for evaluator.service failed." >&2; exit 1; fi
+    exit 0 ;;
+  is-active)
+    if [ "$bad" = skip ]; then echo inactive; exit 3; fi
+    echo active ;;
+  show)
+    if [ "$bad" != crash ]; then echo 100; exit 0; fi
+    echo x >>"$FAKE_LOG.pids"; wc -l <"$FAKE_LOG.pids" ;;
+  *) echo "fake systemctl: unexpected $*" >&2; exit 9 ;;
+esac
+"""
+
+
+class Machine:
+    """A tree installed into with --root, with the fake systemctl as step 7's."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.root = tmp / "root"
+        self.log = tmp / "systemctl.log"
+        self.systemctl = tmp / "systemctl"
+        self.systemctl.write_text(FAKE_SYSTEMCTL)
+        self.systemctl.chmod(0o755)
+        self.bad = ""
+        self.mode = ""
+
+    def wheel(self, version: str) -> Path:
+        """A wheel of its own bytes (so a build of its own) carrying a default.toml."""
+        path = self.tmp / f"window_evaluator-{version}-py3-none-any.whl"
+        if path.exists():  # the same wheel again (zip files carry their time)
+            return path
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("evaluator/shipped_config/default.toml", f"# {version}\n")
+        return path
+
+    def install(
+        self, version: str, *args: str, ok: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            ["bash", str(INSTALL), "--root", str(self.root), "--wheel", str(self.wheel(version)),
+             "--settle", "1", *args],
+            capture_output=True, text=True, timeout=60, check=False,
+            env={**os.environ, "LC_ALL": "C.UTF-8", "EVALUATOR_SYSTEMCTL": str(self.systemctl),
+                 "FAKE_LOG": str(self.log), "FAKE_ROOT": str(self.root), "FAKE_BAD": self.bad,
+                 "FAKE_MODE": self.mode},
+        )  # fmt: skip
+        if ok:
+            assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+        return done
+
+    def configure(self) -> None:
+        """What the technician makes after the first install: config, store, keys."""
+        files = {
+            "etc/evaluator/evaluator.toml": '[device]\nid = "t"\n',
+            "etc/evaluator/conf.d/10-site.toml": '[device]\nwindow = "1"\n',
+            "var/lib/evaluator/ratings.db": "store",
+            "var/lib/evaluator/device.key": "key",
+            "etc/evaluator/tls/device.key": "tls key",
+        }
+        for rel, text in files.items():
+            (self.root / rel).write_text(text)
+            (self.root / rel).chmod(0o600 if rel.endswith(".key") else 0o640)
+
+    def restarts(self) -> list[str]:
+        path = Path(f"{self.log}.restarts")
+        return path.read_text().splitlines() if path.exists() else []
+
+    def builds(self) -> set[str]:
+        return {p.name for p in (self.root / "opt/evaluator/releases").iterdir()}
+
+    def kept(self) -> dict[str, tuple[int, int, bytes | str]]:
+        """Configuration, store and keys: what an upgrade must never touch (the example is the
+        new build's)."""
+        etc = snapshot(self.root / "etc/evaluator")
+        del etc["evaluator.toml.example"]
+        var = snapshot(self.root / "var/lib/evaluator")
+        return {**etc, **{f"var/{k}": v for k, v in var.items()}}
+
+
+@pytest.fixture
+def machine(tmp_path: Path) -> Machine:
+    m = Machine(tmp_path)
+    first = m.install("1.0.0")
+    assert "the pad is not started" in first.stdout  # no configuration: enabled only
+    assert m.restarts() == [] and not m.log.exists()
+    m.configure()
+    return m
+
+
+def test_an_upgrade_switches_restarts_and_keeps_config_store_and_keys(machine: Machine) -> None:
+    old = build_of(machine.root)
+    kept = machine.kept()
+    done = machine.install("1.1.0")
+    new = build_of(machine.root)
+    assert new.startswith("1.1.0-") and old.startswith("1.0.0-")
+    assert f"switched: /{CURRENT} -> releases/{new} (from {old})" in done.stdout
+    assert machine.restarts() == [f"restart {new}"]
+    calls = ("reset-failed", "restart", "is-active", "show -p MainPID --value")
+    assert machine.log.read_text().splitlines()[:4] == [f"{c} evaluator.service" for c in calls]
+    assert "watching it for 1 s" in done.stdout and f"upgraded: the pad runs {new}" in done.stdout
+    assert machine.builds() == {old, new}  # the one before stays, to go back to
+    assert machine.kept() == kept  # not a byte, mode or mtime of config, store or keys
+    # the same again: no switch, no restart
+    assert "nothing changed" in machine.install("1.1.0").stdout
+    assert machine.restarts() == [f"restart {new}"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "says"),
+    [
+        ("fail", "did not reach READY"),
+        ("skip", "is inactive after the restart"),
+        ("crash", "ended 1 s after READY"),
+    ],
+)
+def test_a_build_that_does_not_come_up_is_rolled_back(
+    machine: Machine, mode: str, says: str
+) -> None:
+    old = build_of(machine.root)
+    kept = machine.kept()
+    machine.bad, machine.mode = f"2.0.0-{_build_hash(machine, '2.0.0')}", mode
+    done = machine.install("2.0.0", ok=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert build_of(machine.root) == old  # back on the build before
+    assert machine.restarts() == [f"restart {machine.bad}", f"restart {old}"]
+    assert says in done.stderr
+    assert f"rolled back: /{CURRENT} -> releases/{old}" in done.stdout
+    assert (f"install: FAILED: the pad did not come up on {machine.bad}; it runs the build "
+            f"before, {old}, again") in done.stderr  # fmt: skip
+    assert machine.bad in machine.builds()  # kept to look at
+    assert machine.kept() == kept
+
+
+def _build_hash(machine: Machine, version: str) -> str:
+    """The build name install.sh gives ``version``'s wheel (read from a dry run)."""
+    done = machine.install(version, "--dry-run")
+    found = re.search(rf"== 5/7 build /opt/evaluator/releases/{re.escape(version)}-(\w+)",
+                      done.stdout)  # fmt: skip
+    assert found, done.stdout
+    return found.group(1)
+
+
+def test_when_the_build_before_fails_too_it_says_so(machine: Machine) -> None:
+    old = build_of(machine.root)
+    new = f"2.0.0-{_build_hash(machine, '2.0.0')}"
+    machine.bad, machine.mode = f"{new} {old}", "fail"
+    done = machine.install("2.0.0", ok=False)
+    assert done.returncode == 1
+    assert build_of(machine.root) == old  # the build before is the better bet still
+    assert machine.restarts() == [f"restart {new}", f"restart {old}"]
+    assert (f"install: FAILED: the pad came up neither on {new} nor, rolled back, on {old}"
+            in done.stderr)  # fmt: skip
+
+
+def test_no_build_to_go_back_to_fails_loudly(tmp_path: Path) -> None:
+    m = Machine(tmp_path)
+    m.root.joinpath("etc/evaluator").mkdir(parents=True)
+    m.root.joinpath("etc/evaluator/evaluator.toml").write_text("")
+    m.bad, m.mode = f"1.0.0-{_build_hash(m, '1.0.0')}", "fail"
+    done = m.install("1.0.0", ok=False)
+    assert done.returncode == 1
+    assert "there is no build before it to go back to" in done.stderr
+    assert build_of(m.root) == m.bad
+
+
+def test_only_the_last_three_builds_are_kept(machine: Machine) -> None:
+    names = [build_of(machine.root)]
+    for version in ("1.1.0", "1.2.0", "1.3.0", "1.4.0"):
+        done = machine.install(version)
+        names.append(build_of(machine.root))
+    assert machine.builds() == set(names[-3:])
+    assert f"removed the old build: /opt/evaluator/releases/{names[-4]}" in done.stdout
+    # going back to an older build that is still kept: the switch, no new directory
+    machine.install("1.2.0")
+    assert build_of(machine.root) == names[2] and machine.builds() == set(names[-3:])
+
+
+def test_a_changed_unit_restarts_a_configured_pad(machine: Machine) -> None:
+    unit = machine.root / UNIT_PATH
+    unit.write_text(unit.read_text() + "\n# changed\n")
+    done = machine.install("1.0.0")
+    assert "systemctl daemon-reload" in done.stdout
+    assert machine.restarts() == [f"restart {build_of(machine.root)}"]
+    assert "--no-restart" not in done.stdout
+    # --no-restart: switched, not restarted, and it says so
+    done = machine.install("1.5.0", "--no-restart")
+    assert build_of(machine.root).startswith("1.5.0-")
+    assert len(machine.restarts()) == 1
+    assert "--no-restart: the pad runs the new build from its next start" in done.stdout
+
+
+def test_a_changed_unit_that_does_not_come_up_is_reported(machine: Machine) -> None:
+    unit = machine.root / UNIT_PATH
+    unit.write_text(unit.read_text() + "\n# changed\n")
+    build = build_of(machine.root)
+    machine.bad, machine.mode = build, "fail"
+    done = machine.install("1.0.0", ok=False)
+    assert done.returncode == 1
+    assert f"since the unit changed (the build, {build}, is the same" in done.stderr
+    assert build_of(machine.root) == build and machine.restarts() == [f"restart {build}"]
+
+
+def test_a_venv_from_before_releases_is_the_build_to_go_back_to(tmp_path: Path) -> None:
+    m = Machine(tmp_path)
+    legacy = m.root / "opt/evaluator/venv/bin/evaluator"
+    legacy.parent.mkdir(parents=True)
+    legacy.write_text("#!/bin/sh\n")
+    link = m.root / "usr/local/bin/evaluator"
+    link.parent.mkdir(parents=True)
+    link.symlink_to("/opt/evaluator/venv/bin/evaluator")
+    m.root.joinpath("etc/evaluator").mkdir(parents=True)
+    m.root.joinpath("etc/evaluator/evaluator.toml").write_text("")
+    m.bad, m.mode = f"1.0.0-{_build_hash(m, '1.0.0')}", "fail"
+    done = m.install("1.0.0", ok=False)
+    assert "is kept as the build /opt/evaluator/releases/before-releases" in done.stdout
+    assert build_of(m.root) == "before-releases"
+    assert os.readlink(m.root / "opt/evaluator/releases/before-releases/venv") == (
+        "/opt/evaluator/venv")  # fmt: skip
+    assert legacy.exists()
+    assert os.readlink(link) == f"/{CURRENT}/venv/bin/evaluator"
+    assert m.restarts() == [f"restart {m.bad}", "restart before-releases"]
+
+
+def test_configuration_files_get_the_pads_group_and_no_world(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "etc/evaluator/conf.d").mkdir(parents=True)
+    (root / "etc/evaluator/evaluator.toml").write_text("")
+    (root / "etc/evaluator/evaluator.toml").chmod(0o644)  # sudo's umask
+    (root / "etc/evaluator/conf.d/20-x.toml").write_text("")
+    (root / "etc/evaluator/conf.d/20-x.toml").chmod(0o600)  # evaluator provision's
+    done = install("--root", root)
+    for rel, was in (("evaluator.toml", "644"), ("conf.d/20-x.toml", "600")):
+        assert stat.S_IMODE((root / "etc/evaluator" / rel).stat().st_mode) == 0o640
+        assert f"chmod 640: /etc/evaluator/{rel} (was {was})" in done.stdout
+        assert f"chown root:evaluator /etc/evaluator/{rel}" in done.stdout
+    assert "configuration files: 2, each root:evaluator 0640" in done.stdout
