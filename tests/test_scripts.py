@@ -1,5 +1,11 @@
 """The scripts a newcomer runs first: ``scripts/demo`` and ``scripts/setup``.
 
+``scripts/setup`` is run for real in a fresh copy of the sources with a new ``.venv``, offline:
+the venv sees this test environment's packages (``tests/test_install.py``'s way), so pip builds
+and installs the project editable, as on a fresh machine, and finds every dependency installed.
+Its output must be the set-up's own lines, not pages of packaging notices; a failure must
+still show pip's error and stop it.
+
 ``scripts/demo`` is run for real (headless, SDL dummy driver) from two copies of the checkout at
 once, as two developers or two worktrees on one machine would: each must bring its own broker,
 get its pad online there, and stop pad and broker on Ctrl-C (SIGINT to its process group, what a
@@ -27,6 +33,7 @@ import pytest
 from evaluator.config import SCHEMA_VERSION, load_config
 from tests.support import port_open, wait_for
 from tests.sync.test_mqtt_events import Peer
+from tests.test_install import SOURCES, _copy_sources, _fresh_venv
 
 REPO = Path(__file__).resolve().parents[1]
 BROKER_LINE = re.compile(r"demo: MQTT broker: mosquitto \(pid (\d+)\) on 127\.0\.0\.1:(\d+),")
@@ -168,3 +175,51 @@ def test_demo_config_carries_the_current_schema_version(caplog: pytest.LogCaptur
         config = load_config([demo])
     assert config.device.schema_version == SCHEMA_VERSION
     assert not [r for r in caplog.records if "configuration version" in r.getMessage()]
+
+
+def _fresh_setup(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A copy of the sources with ``scripts/setup`` and a new ``.venv`` (no pip of its own:
+    this environment's pip, setuptools and dependencies through a ``.pth``); the environment to
+    run it offline in."""
+    src = _copy_sources(tmp_path / "src")
+    assert "pyproject.toml" in SOURCES
+    (src / "scripts").mkdir()
+    shutil.copy2(REPO / "scripts" / "setup", src / "scripts" / "setup")
+    _fresh_venv(src / ".venv")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PIP_", "VIRTUAL", "PYTHON"))}  # fmt: skip
+    # No index and no pip.conf (offline, this machine's settings out of it);
+    # PIP_NO_BUILD_ISOLATION=0 is pip's spelling of --no-build-isolation: the build uses this
+    # environment's setuptools, which the test extra pins.
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_NO_INDEX="1", PIP_NO_BUILD_ISOLATION="0")
+    return src, env
+
+
+def test_setup_of_a_fresh_checkout_prints_its_own_lines_only(tmp_path: Path) -> None:
+    src, env = _fresh_setup(tmp_path)
+    done = subprocess.run([src / "scripts" / "setup"], cwd=src, env=env, capture_output=True,
+                          text=True, timeout=300, check=False)  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    # Before: 98 lines, setuptools' "Package would be ignored" pages for config/voice/zh and
+    # en (include-package-data) and its "Editable installation" notice.
+    assert output.splitlines() == ["setup: installing Python packages into .venv"], output
+    assert (src / ".venv" / _stamp(src / "pyproject.toml")).is_file()
+    probe = "import evaluator, sys; print(evaluator.__file__)"
+    where = subprocess.run([src / ".venv" / "bin" / "python", "-c", probe], cwd=tmp_path,
+                           env=env, capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert Path(where.strip()).is_relative_to(src)  # installed editable, from the copy
+
+
+def test_setup_that_fails_says_why_and_stops(tmp_path: Path) -> None:
+    src, env = _fresh_setup(tmp_path)
+    pyproject = src / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8")
+    broken = text.replace("dependencies = [\n", 'dependencies = [\n    "no-such-dist-14",\n', 1)
+    assert broken != text
+    pyproject.write_text(broken, encoding="utf-8")
+    done = subprocess.run([src / "scripts" / "setup"], cwd=src, env=env, capture_output=True,
+                          text=True, timeout=300, check=False)  # fmt: skip
+    assert done.returncode != 0
+    assert "ERROR" in done.stderr and "no-such-dist-14" in done.stderr, done.stderr
+    assert not list((src / ".venv").glob(".installed-*"))  # the next run tries again
