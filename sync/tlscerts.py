@@ -414,6 +414,16 @@ def _revoked_key(ca: CertificateAuthority, public: object) -> dict[str, object] 
     return None
 
 
+def _key_of_another(ca: CertificateAuthority, public: object, cn: str) -> dict[str, object] | None:
+    """The index entry of a certificate for ``public`` made out to another name than ``cn``,
+    or None: one key is one identity (a cloned SD card carries its pad's key)."""
+    key = _key_id(public)
+    for entry in _read_index(ca.folder)["certificates"]:  # type: ignore[attr-defined]
+        if entry.get("key") == key and entry.get("cn") != cn:
+            return entry  # type: ignore[no-any-return]
+    return None
+
+
 def _record(ca: CertificateAuthority, cert: x509.Certificate) -> None:
     data = _read_index(ca.folder)
     data["certificates"].append({  # type: ignore[attr-defined]
@@ -538,6 +548,8 @@ def sign_csr(
     name (``hub-…``: the ACL lets those read every pad); ``receiver=True`` requires one.
     ``server_names`` makes a broker certificate instead: the host names and IP addresses the
     pads dial, as subject alternative names (what TLS clients check), for server use only.
+    Refused: a key whose certificate was revoked, and a key the CA signed for another name
+    (one key is one identity: a copied SD card must not make two pads of one key).
     """
     csr = _load_csr(csr_pem)
     cn = _common_name(csr.subject, "request")
@@ -567,6 +579,14 @@ def sign_csr(
             f"({revoked.get('cn') or 'no name'}), revoked {revoked.get('revoked_at')}: never "
             "signed again; the pad needs a new TLS key (move its tls key away, then "
             "`evaluator tls csr` or `evaluator provision` makes one)"
+        )
+    if (other := _key_of_another(ca, public, cn)) is not None:  # whoever holds it is both
+        raise TlsCertError(
+            f"this request's key already has certificate {other.get('serial')} for "
+            f"{other.get('cn') or 'another name'!r}: not signed for {cn!r} (one key, one name: "
+            "whoever holds the key could connect as either; a copied SD card or bundle?). Give "
+            f"{cn!r} a key of its own (move its tls key away, then `evaluator tls csr` or "
+            "`evaluator provision` makes one)"
         )
     builder = (
         x509.CertificateBuilder()

@@ -239,3 +239,22 @@ def test_revoke_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert code == 0 and "pad-2: renewed" in text, err
     code, _text, err = run(capsys, "tls", "revoke", "pad-9", "--ca", city)
     assert code == 2 and "never signed a certificate for 'pad-9'" in err
+
+
+def test_a_bundle_copied_with_its_key_is_refused_for_the_second_pad(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pad-2's folder was made by copying pad-1's (its key with it) and asks for pad-2: both
+    certificates on one key would make pad-1's holder pad-2 as well."""
+    out = provisioned(tmp_path, capsys, n=2)
+    key = tlscerts.load_tls_key(out / "pad-1" / "tls" / "device.key")
+    (out / "pad-2" / "tls" / "device.csr").write_bytes(tlscerts.make_csr(key, "pad-2"))
+    city = tmp_path / "city"
+    run(capsys, "tls", "ca", "--out", city)
+    code, text, err = run(capsys, "tls", "sign-batch", out, "--ca", city)
+    assert code == 1
+    assert "pad-1: signed" in text
+    assert "pad-2: refused (this request's key already has certificate " in err
+    assert "for 'pad-1': not signed for 'pad-2' (one key, one name" in err
+    assert not (out / "pad-2" / "tls" / "device.crt").exists()
+    assert [e.cn for e in tlscerts.issued(city)] == ["pad-1"]

@@ -277,3 +277,19 @@ def test_a_ca_made_before_crls_were_kept_gets_an_empty_one_at_its_next_signing(
     crl = x509.load_pem_x509_crl((ca.folder / t.CRL_NAME).read_bytes())
     assert len(crl) == 0 and [e.cn for e in t.issued(ca.folder)] == ["pad-1"]
     assert _openssl_verify(ca, cert)[0] == 0
+
+
+def test_one_key_is_never_signed_for_two_names(tmp_path: Path) -> None:
+    """A cloned SD card (or a bundle copied for the next pad) carries pad-1's TLS key: a
+    certificate for pad-2 on it would let whoever holds pad-1 connect as pad-2 too."""
+    ca = t.make_ca(tmp_path / "ca")
+    key = t.create_tls_key(tmp_path / "pad-1.key")
+    t.sign_csr(t.make_csr(key, "pad-1"), ca)
+    with pytest.raises(t.TlsCertError, match=r"already has certificate [0-9A-F]+ for 'pad-1': "
+                       r"not signed for 'pad-2' \(one key, one name"):  # fmt: skip
+        t.sign_csr(t.make_csr(key, "pad-2"), ca)
+    with pytest.raises(t.TlsCertError, match="one key, one name"):
+        t.sign_csr(t.make_csr(key, "hub-1"), ca, receiver=True)
+    assert [e.cn for e in t.issued(ca.folder)] == ["pad-1"]
+    t.sign_csr(t.make_csr(key, "pad-1"), ca)  # its own name again: a renewal
+    assert [e.cn for e in t.issued(ca.folder)] == ["pad-1", "pad-1"]
