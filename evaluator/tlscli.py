@@ -176,17 +176,22 @@ class Signed:
 
 def _bundle_path(folder: Path, value: str) -> Path:
     """Where a path of the pad's config is in its bundle: relative to ``evaluator.toml`` (as
-    on the pad), an absolute ``/etc/evaluator/…`` under the bundle."""
+    on the pad), an absolute ``/etc/evaluator/…`` under the bundle; refused when it leads out
+    of the bundle (``..``, a symlink)."""
     from evaluator.config import SYSTEM_CONFIG_DIR
     from sync.tlscerts import TlsCertError
 
     path = Path(value)
-    if not path.is_absolute():
-        return folder / path
-    if path.is_relative_to(SYSTEM_CONFIG_DIR):
-        return folder / path.relative_to(SYSTEM_CONFIG_DIR)
-    raise TlsCertError(f"{value} is outside {SYSTEM_CONFIG_DIR}: the bundle cannot put a file "
-                       "there; use a path relative to evaluator.toml")  # fmt: skip
+    if path.is_absolute() and not path.is_relative_to(SYSTEM_CONFIG_DIR):
+        raise TlsCertError(f"{value} is outside {SYSTEM_CONFIG_DIR}: the bundle cannot put a "
+                           "file there; use a path relative to evaluator.toml")  # fmt: skip
+    inside = folder / (path.relative_to(SYSTEM_CONFIG_DIR) if path.is_absolute() else path)
+    # `..` or a symlink on the way would have the city's batch write outside the bundle
+    if not inside.resolve().is_relative_to(folder.resolve()):
+        raise TlsCertError(f"{value} leads out of the pad's folder {folder} (a '..' or a symlink "
+                           f"to {inside.resolve()}): the batch writes only inside the bundle; "
+                           "use a path in it, relative to evaluator.toml")  # fmt: skip
+    return inside
 
 
 def _keep(cert_path: Path, csr: Any, ca: Any, device: str, revoked: set[int]) -> bool:

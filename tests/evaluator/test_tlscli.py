@@ -258,3 +258,36 @@ def test_a_bundle_copied_with_its_key_is_refused_for_the_second_pad(
     assert "for 'pad-1': not signed for 'pad-2' (one key, one name" in err
     assert not (out / "pad-2" / "tls" / "device.crt").exists()
     assert [e.cn for e in tlscerts.issued(city)] == ["pad-1"]
+
+
+def test_the_batch_never_writes_outside_a_pads_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bundle is a folder someone handed over: a tls_ca with '..' (or an absolute path
+    with '..') or a tls folder that is a symlink must not have the city's batch overwrite a
+    file elsewhere with ca.crt or a certificate."""
+    out = provisioned(tmp_path, capsys, n=3)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("kept\n", encoding="utf-8")
+    for pad, value in (("pad-1", "../../victim.txt"),
+                       ("pad-2", "/etc/evaluator/../../" + str(victim).lstrip("/"))):
+        site = out / pad / "evaluator.toml"
+        text = site.read_text(encoding="utf-8")
+        assert 'tls_ca = "tls/ca.crt"' in text
+        site.write_text(text.replace('tls_ca = "tls/ca.crt"', f'tls_ca = "{value}"'),
+                        encoding="utf-8")  # fmt: skip
+    elsewhere = tmp_path / "elsewhere"
+    (out / "pad-3" / "tls").rename(elsewhere)
+    (out / "pad-3" / "tls").symlink_to(elsewhere)
+    city = tmp_path / "city"
+    run(capsys, "tls", "ca", "--out", city)
+    code, text, err = run(capsys, "tls", "sign-batch", out, "--ca", city)
+    assert code == 1
+    assert victim.read_text(encoding="utf-8") == "kept\n"
+    assert not (elsewhere / "device.crt").exists() and not (elsewhere / "ca.crt").exists()
+    assert "pad-1: refused (../../victim.txt leads out of the pad's folder" in err
+    assert "pad-2: refused (/etc/evaluator/../../" in err
+    assert f"pad-3: refused (tls/device.crt leads out of the pad's folder {out / 'pad-3'} " \
+        f"(a '..' or a symlink to {elsewhere / 'device.crt'})" in err  # fmt: skip
+    assert text.splitlines()[-1] == "0 signed, 0 renewed, 0 unchanged, 0 skipped, 3 refused"
+    assert tlscerts.issued(city) == []
