@@ -30,15 +30,20 @@ signed: serial, CN, end of validity, and when it was revoked; the CRL's number) 
 configured with ``crlfile`` starts before any revocation).  :func:`sign_csr` records each
 certificate, :func:`revoke` lists a CN's certificates (or one serial) and writes the next CRL.
 The CRL is valid until the CA itself ends (:data:`CRL_DAYS`): the broker reads a local file,
-and an expired CRL would make OpenSSL refuse every pad.
+and an expired CRL would make OpenSSL refuse every pad.  Signing and revoking lock the CA folder
+(``flock``) while they read and rewrite the index, so two runs at once lose nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import fcntl
 import ipaddress
 import json
+import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -363,6 +368,38 @@ def make_ca(
 # --------------------------------------------------------------------------- index and CRL
 
 
+_HELD: dict[Path, int] = {}  # CA folders this process holds the lock of, and how deep
+
+
+@contextlib.contextmanager
+def _ca_lock(folder: Path) -> Iterator[None]:
+    """The CA folder locked (``flock`` on the folder itself) while its index and CRL are read,
+    changed and written: two ``sign-batch``/``revoke`` at once take turns, so neither loses
+    the other's certificates from ``index.json`` (a certificate missing there is not revoked
+    by its name).  Re-entrant within one process (one thread)."""
+    where = folder.resolve()
+    if where in _HELD:
+        _HELD[where] += 1
+        try:
+            yield
+        finally:
+            _HELD[where] -= 1
+        return
+    try:
+        fd = os.open(where, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise TlsCertError(f"cannot open the CA folder {folder}: {exc.strerror or exc}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _HELD[where] = 1
+        try:
+            yield
+        finally:
+            del _HELD[where]
+    finally:
+        os.close(fd)  # the lock goes with it
+
+
 def _read_index(folder: Path) -> dict[str, object]:
     path = folder / CA_INDEX_NAME
     try:
@@ -446,7 +483,11 @@ def _crl_until(ca: CertificateAuthority) -> datetime.datetime:
 def write_crl(ca: CertificateAuthority, now: datetime.datetime | None = None) -> Path:
     """The CA's ``crl.pem`` anew (next CRL number), listing every revoked certificate of its
     index; returns its path."""
-    now = now or datetime.datetime.now(datetime.UTC)
+    with _ca_lock(ca.folder):
+        return _write_crl(ca, now or datetime.datetime.now(datetime.UTC))
+
+
+def _write_crl(ca: CertificateAuthority, now: datetime.datetime) -> Path:
     data = _read_index(ca.folder)
     number = int(data.get("crl_number", 0)) + 1  # type: ignore[call-overload]
     builder = (
@@ -490,6 +531,11 @@ def revoke(ca: CertificateAuthority, which: str) -> list[Issued]:
     the one with serial ``which`` (hex, as ``tls sign`` prints it; also one the index does not
     know, signed before it was kept), and write the new CRL.  Returns what was revoked now
     (``[]``: all of it was already).  A name the CA never signed and no serial: an error."""
+    with _ca_lock(ca.folder):
+        return _revoke(ca, which)
+
+
+def _revoke(ca: CertificateAuthority, which: str) -> list[Issued]:
     data = _read_index(ca.folder)
     entries: list[dict[str, object]] = data["certificates"]  # type: ignore[assignment]
     now = datetime.datetime.now(datetime.UTC)
@@ -553,8 +599,8 @@ def sign_csr(
     """
     csr = _load_csr(csr_pem)
     cn = _common_name(csr.subject, "request")
+    alt: list[x509.GeneralName] = []
     if server_names:
-        alt: list[x509.GeneralName] = []
         for name in server_names:
             try:
                 alt.append(x509.IPAddress(ipaddress.ip_address(name)))
@@ -571,6 +617,13 @@ def sign_csr(
                 "a pad's device id must not start with it (sign it as a receiver only if it is one)"
             )
         usage = ExtendedKeyUsageOID.CLIENT_AUTH
+    with _ca_lock(ca.folder):  # the checks and the index's new entry, as one
+        return _sign(csr, ca, cn, days, server_names, alt, usage)
+
+
+def _sign(csr: x509.CertificateSigningRequest, ca: CertificateAuthority, cn: str, days: int,
+          server_names: tuple[str, ...], alt: list[x509.GeneralName],
+          usage: x509.ObjectIdentifier) -> bytes:  # fmt: skip
     now = datetime.datetime.now(datetime.UTC)
     public = csr.public_key()
     if (revoked := _revoked_key(ca, public)) is not None:  # a stolen pad's key stays out

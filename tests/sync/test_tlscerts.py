@@ -293,3 +293,43 @@ def test_one_key_is_never_signed_for_two_names(tmp_path: Path) -> None:
     assert [e.cn for e in t.issued(ca.folder)] == ["pad-1"]
     t.sign_csr(t.make_csr(key, "pad-1"), ca)  # its own name again: a renewal
     assert [e.cn for e in t.issued(ca.folder)] == ["pad-1", "pad-1"]
+
+
+_SIGNER = """
+import sys
+from pathlib import Path
+from sync import tlscerts as t
+ca = t.load_ca(sys.argv[1])
+folder, name, n = Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+sys.stdin.readline()  # both start together
+for i in range(n):
+    key = t.create_tls_key(folder / f"{name}-{i}.key")
+    t.sign_csr(t.make_csr(key, f"{name}-{i}"), ca)
+    if i % 5 == 0:
+        t.revoke(ca, f"{name}-{i}")
+"""
+
+
+def test_two_cities_signing_at_once_lose_no_certificate_of_the_index(tmp_path: Path) -> None:
+    """Two `tls sign-batch` (or a sign-batch and a revoke) on one CA folder at the same time:
+    each read, added to and rewrote index.json; one's certificates vanished from it, and a
+    certificate missing from the index is not revoked by its name (a stolen pad stays in)."""
+    import subprocess
+    import sys
+
+    ca = t.make_ca(tmp_path / "ca")
+    n = 40
+    procs = [subprocess.Popen([sys.executable, "-c", _SIGNER, str(ca.folder), str(tmp_path),
+                               name, str(n)], stdin=subprocess.PIPE, text=True)
+             for name in ("a", "b")]  # fmt: skip
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    assert [proc.wait(timeout=120) for proc in procs] == [0, 0]
+    entries = t.issued(ca.folder)
+    assert sorted(e.cn for e in entries) == sorted(f"{x}-{i}" for x in "ab" for i in range(n))
+    revoked = {e.serial for e in entries if e.revoked_at}
+    assert len(revoked) == 2 * len(range(0, n, 5))
+    crl = x509.load_pem_x509_crl((ca.folder / t.CRL_NAME).read_bytes())
+    assert {r.serial_number for r in crl} == revoked
