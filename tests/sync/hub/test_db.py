@@ -131,3 +131,24 @@ def test_one_key_on_two_pads_is_refused_even_forced(db_url: str) -> None:
                 assert where == "row 9" and "is pad-1 (registered)'s too: one key, one pad" in why
         assert db.devices() == ["pad-1", "pad-3"]
         assert [k.text for k in db.keys("pad-3")[0].values()] == [own]
+
+
+def test_an_id_no_pad_can_have_is_refused_with_what_a_sheet_made_of_it(db_url: str) -> None:
+    """A pad's [device] id is 1 to 64 letters, digits, '.', '_' or '-'; a spreadsheet's cell
+    may hold full-width digits (a Chinese IME), an en dash (autocorrect), a space or a formula.
+    Registered, such a pad never matched the one that connects (its records went to the dead
+    letters as 'device not registered') while register said 'new'."""
+    keys = public_keys(6)
+    ids = ["４４０５００-hall1-w01", "440500–hall1-w02", "pad 3", '=HYPERLINK("x")',
+           "p" * 65, "440500-hall1-w06"]  # fmt: skip
+    with open_db(db_url) as db:
+        rows = [(f"row {i + 2}", d, k) for i, (d, k) in enumerate(zip(ids, keys, strict=True))]
+        done = db.register_many(rows)
+        assert done.new == ["440500-hall1-w06"]
+        refused = {where: why for where, _device, why in done.refused}
+        assert set(refused) == {"row 2", "row 3", "row 4", "row 5", "row 6"}
+        for why in refused.values():
+            assert "is no pad's device id: expected 1 to 64 letters, digits, '.', '_' or '-'" \
+                in why  # fmt: skip
+        assert "did you mean '440500-hall1-w01'? (full-width characters)" in refused["row 2"]
+        assert db.devices() == ["440500-hall1-w06"]
