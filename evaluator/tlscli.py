@@ -10,7 +10,8 @@
   (``--receiver`` for a ``hub-…`` receiver, ``--server-name`` for the broker).
 - ``evaluator tls sign-batch PROVISION_DIR --ca DIR`` — at the city: every pad's request in the
   output folder of ``evaluator provision`` signed at once; each certificate and ``ca.crt`` land
-  in the pad's bundle where its ``evaluator.toml`` says (``tls_cert``, ``tls_ca``).  A re-run
+  in the pad's bundle where its ``evaluator.toml`` says (``tls_cert``, ``tls_ca``), never outside
+  it (a ``tls_ca`` outside, e.g. a template's system path, is left to the pad, and said).  A re-run
   changes nothing (a certificate of this CA for the same key, name and not near its end is
   kept); a request whose CN is not the pad's device id (or folder) is refused, naming both.
 - ``evaluator tls revoke CN-or-SERIAL --ca DIR`` — at the city: the pad's certificates listed in
@@ -215,7 +216,9 @@ def _keep(cert_path: Path, csr: Any, ca: Any, device: str, revoked: set[int]) ->
 def sign_batch(folder: Path, ca: Any, days: int) -> list[Signed]:
     """Every pad folder of ``folder`` (a ``<device id>/evaluator.toml``) whose config names a
     ``tls_cert``: its request (beside ``tls_cert`` as ``*.csr``) signed, the certificate at
-    ``tls_cert`` and the CA's certificate at ``tls_ca``.  One :class:`Signed` per folder."""
+    ``tls_cert`` and the CA's certificate at ``tls_ca`` (not when ``tls_ca`` is outside the
+    bundle, e.g. a template's system path: said in the detail).  One :class:`Signed` per
+    folder; nothing is ever written outside a pad's folder."""
     from cryptography import x509
 
     from sync.tlscerts import TlsCertError, issued, sign_csr, write_public
@@ -240,7 +243,13 @@ def sign_batch(folder: Path, ca: Any, days: int) -> list[Signed]:
             continue
         try:
             cert_path = _bundle_path(pad, str(mqtt["tls_cert"]))
-            ca_path = _bundle_path(pad, str(mqtt["tls_ca"])) if mqtt.get("tls_ca") else None
+            ca_path, ca_note = None, ""
+            if mqtt.get("tls_ca"):
+                try:
+                    ca_path = _bundle_path(pad, str(mqtt["tls_ca"]))
+                except TlsCertError:  # the pad has it from elsewhere (its image, a template)
+                    ca_note = (f"; tls_ca {mqtt['tls_ca']} is outside the bundle: ca.crt not "
+                               "put there, the pad must have this CA's ca.crt at that path")
             csr_path = cert_path.with_suffix(".csr")
             try:
                 pem = csr_path.read_bytes()
@@ -267,7 +276,7 @@ def sign_batch(folder: Path, ca: Any, days: int) -> list[Signed]:
                 status = "signed" if status == "unchanged" else status
             cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
             detail = (f"{cert_path.relative_to(folder)} serial {cert.serial_number:X}, until "
-                      f"{cert.not_valid_after_utc:%Y-%m-%d}")  # fmt: skip
+                      f"{cert.not_valid_after_utc:%Y-%m-%d}{ca_note}")  # fmt: skip
             out.append(Signed(device, status, detail))
         except (TlsCertError, ValueError) as exc:
             out.append(Signed(device or pad.name, "refused", str(exc)))

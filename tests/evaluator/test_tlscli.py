@@ -265,12 +265,14 @@ def test_the_batch_never_writes_outside_a_pads_folder(
 ) -> None:
     """A bundle is a folder someone handed over: a tls_ca with '..' (or an absolute path
     with '..') or a tls folder that is a symlink must not have the city's batch overwrite a
-    file elsewhere with ca.crt or a certificate."""
-    out = provisioned(tmp_path, capsys, n=3)
+    file elsewhere with ca.crt or a certificate. A tls_ca outside the bundle is the pad's (a
+    template's system path): the certificate is signed, ca.crt not written, and that is said."""
+    out = provisioned(tmp_path, capsys, n=4)
     victim = tmp_path / "victim.txt"
     victim.write_text("kept\n", encoding="utf-8")
     for pad, value in (("pad-1", "../../victim.txt"),
-                       ("pad-2", "/etc/evaluator/../../" + str(victim).lstrip("/"))):
+                       ("pad-2", "/etc/evaluator/../../" + str(victim).lstrip("/")),
+                       ("pad-4", "/etc/ssl/certs/city-ca.pem")):  # fmt: skip
         site = out / pad / "evaluator.toml"
         text = site.read_text(encoding="utf-8")
         assert 'tls_ca = "tls/ca.crt"' in text
@@ -285,9 +287,14 @@ def test_the_batch_never_writes_outside_a_pads_folder(
     assert code == 1
     assert victim.read_text(encoding="utf-8") == "kept\n"
     assert not (elsewhere / "device.crt").exists() and not (elsewhere / "ca.crt").exists()
-    assert "pad-1: refused (../../victim.txt leads out of the pad's folder" in err
-    assert "pad-2: refused (/etc/evaluator/../../" in err
     assert f"pad-3: refused (tls/device.crt leads out of the pad's folder {out / 'pad-3'} " \
         f"(a '..' or a symlink to {elsewhere / 'device.crt'})" in err  # fmt: skip
-    assert text.splitlines()[-1] == "0 signed, 0 renewed, 0 unchanged, 0 skipped, 3 refused"
-    assert tlscerts.issued(city) == []
+    for pad, value in (("pad-1", "../../victim.txt"), ("pad-4", "/etc/ssl/certs/city-ca.pem")):
+        assert f"{pad}: signed (" in text
+        assert f"; tls_ca {value} is outside the bundle: ca.crt not put there, the pad must " \
+            "have this CA's ca.crt at that path)" in text  # fmt: skip
+        assert (out / pad / "tls" / "device.crt").exists()
+        assert not (out / pad / "tls" / "ca.crt").exists()
+    assert "pad-2: signed (" in text
+    assert text.splitlines()[-1] == "3 signed, 0 renewed, 0 unchanged, 0 skipped, 1 refused"
+    assert sorted(e.cn for e in tlscerts.issued(city)) == ["pad-1", "pad-2", "pad-4"]
