@@ -306,6 +306,28 @@ def make_csr(key: ec.EllipticCurvePrivateKey, common_name: str) -> bytes:
     return csr.public_bytes(serialization.Encoding.PEM)
 
 
+#: The smallest keys a certificate is signed for: what OpenSSL's default security level (2,
+#: Debian's and the pads') accepts; a smaller one fails to load on the pad ("ee key too small").
+MIN_RSA_BITS = 2048
+MIN_EC_BITS = 256
+
+
+def _weak_key(public: object) -> str | None:
+    """Why a request's key would make a certificate no TLS stack of the link takes, or None."""
+    from cryptography.hazmat.primitives.asymmetric import dsa, ed448, ed25519, rsa
+
+    if isinstance(public, rsa.RSAPublicKey) and public.key_size < MIN_RSA_BITS:
+        return f"RSA of {public.key_size} bits (OpenSSL refuses RSA under {MIN_RSA_BITS})"
+    if isinstance(public, ec.EllipticCurvePublicKey) and public.curve.key_size < MIN_EC_BITS:
+        return f"EC on {public.curve.name} (under {MIN_EC_BITS} bits)"
+    if isinstance(public, dsa.DSAPublicKey):
+        return "DSA (TLS 1.3 has no DSA; OpenSSL 3 deprecates it)"
+    if not isinstance(public, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey,
+                               ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):  # fmt: skip
+        return f"a {type(public).__name__}"
+    return None
+
+
 def _load_csr(csr_pem: bytes) -> x509.CertificateSigningRequest:
     try:
         csr = x509.load_pem_x509_csr(csr_pem)
@@ -594,8 +616,9 @@ def sign_csr(
     name (``hub-…``: the ACL lets those read every pad); ``receiver=True`` requires one.
     ``server_names`` makes a broker certificate instead: the host names and IP addresses the
     pads dial, as subject alternative names (what TLS clients check), for server use only.
-    Refused: a key whose certificate was revoked, and a key the CA signed for another name
-    (one key is one identity: a copied SD card must not make two pads of one key).
+    Refused: a key whose certificate was revoked, a key the CA signed for another name (one
+    key is one identity: a copied SD card must not make two pads of one key), and a key too
+    weak for OpenSSL's default security level (RSA under 2048 bits, DSA, EC under 256 bits).
     """
     csr = _load_csr(csr_pem)
     cn = _common_name(csr.subject, "request")
@@ -626,6 +649,11 @@ def _sign(csr: x509.CertificateSigningRequest, ca: CertificateAuthority, cn: str
           usage: x509.ObjectIdentifier) -> bytes:  # fmt: skip
     now = datetime.datetime.now(datetime.UTC)
     public = csr.public_key()
+    if (weak := _weak_key(public)) is not None:  # signed, the pad could not even load it
+        raise TlsCertError(
+            f"the request's key is {weak}: a certificate for it would be refused by the pad's "
+            "and the broker's TLS; make an ECDSA P-256 key (`evaluator tls csr` does)"
+        )
     if (revoked := _revoked_key(ca, public)) is not None:  # a stolen pad's key stays out
         raise TlsCertError(
             f"this request's key had certificate {revoked.get('serial')} "

@@ -333,3 +333,35 @@ def test_two_cities_signing_at_once_lose_no_certificate_of_the_index(tmp_path: P
     assert len(revoked) == 2 * len(range(0, n, 5))
     crl = x509.load_pem_x509_crl((ca.folder / t.CRL_NAME).read_bytes())
     assert {r.serial_number for r in crl} == revoked
+
+
+def _request(key: object, cn: str) -> bytes:
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    return (x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, cn)]))
+            .sign(key, hashes.SHA256())  # type: ignore[arg-type]
+            .public_bytes(serialization.Encoding.PEM))  # fmt: skip
+
+
+def test_a_key_too_weak_for_openssl_is_not_signed(tmp_path: Path) -> None:
+    """The city signed a request of a 1024-bit RSA key: the pad's own OpenSSL refused to load
+    the certificate ("ee key too small") and the broker would refuse it too."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    ca = t.make_ca(tmp_path / "ca")
+    with pytest.raises(t.TlsCertError, match=r"RSA of 1024 bits \(OpenSSL refuses RSA under "
+                       r"2048\).*make an ECDSA P-256 key"):  # fmt: skip
+        t.sign_csr(_request(rsa.generate_private_key(65537, 1024), "pad-w"), ca)
+    with pytest.raises(t.TlsCertError, match=r"EC on secp192r1"):
+        t.sign_csr(_request(t.ec.generate_private_key(t.ec.SECP192R1()), "pad-w"), ca)
+    assert t.issued(ca.folder) == []
+    # the smallest accepted key is one OpenSSL takes: a real client context loads it
+    key = rsa.generate_private_key(65537, 2048)
+    (tmp_path / "pad.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))  # fmt: skip
+    (tmp_path / "pad.crt").write_bytes(t.sign_csr(_request(key, "pad-r"), ca))
+    ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(tmp_path / "pad.crt",
+                                                            tmp_path / "pad.key")  # fmt: skip
