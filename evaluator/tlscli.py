@@ -77,7 +77,9 @@ def add_tls_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "revoke", help="revoke a pad's certificates (by device id or serial): a new crl.pem"
     )
     revoke.add_argument(
-        "which", metavar="CN-or-SERIAL", help="a device id (all its certificates) or a serial (hex)"
+        "which", metavar="CN-or-SERIAL",
+        help="a device id (all its certificates) or a serial (hex; a short one the index does "
+        "not know only as 0x…)",
     )
     revoke.add_argument("--ca", type=Path, required=True, metavar="DIR", help="the CA folder")
 

@@ -540,6 +540,11 @@ def _write_crl(ca: CertificateAuthority, now: datetime.datetime) -> Path:
     return path
 
 
+#: Serials are random 159-bit numbers (``x509.random_serial_number``); one the index does not
+#: know that fits in this many bits is taken for a mistyped name, unless written ``0x…``.
+SHORT_SERIAL_BITS = 64
+
+
 def _serial(text: str) -> int | None:
     cleaned = text.strip().lower().removeprefix("0x").replace(":", "")
     try:
@@ -563,16 +568,21 @@ def _revoke(ca: CertificateAuthority, which: str) -> list[Issued]:
     now = datetime.datetime.now(datetime.UTC)
     mine = [e for e in entries if e.get("cn") == which]
     serial = _serial(which) if not mine else None
+    short = False
     if not mine and serial is not None:
         mine = [e for e in entries if _serial(str(e.get("serial"))) == serial]
-        if not mine:  # signed before the index was kept: listed by its serial alone
+        # a short hex "serial" the index does not know is rather a mistyped pad (440500…)
+        short = serial.bit_length() <= SHORT_SERIAL_BITS and not which.strip().startswith("0x")
+        if not mine and not short:  # signed before the index was kept: listed by its serial
             mine = [{"serial": f"{serial:X}", "cn": "", "not_after": "", "revoked_at": None}]
             entries.append(mine[0])
     if not mine:
         known = sorted({str(e.get("cn")) for e in entries})
+        what = ("no serial this CA made (they are random, about 40 hex digits; write 0x… to "
+                "revoke such a short one anyway)" if short else "no serial number")
         raise TlsCertError(
-            f"the CA in {ca.folder} never signed a certificate for {which!r} and it is no serial "
-            f"number; it signed for: {', '.join(known) or 'nothing recorded'}"
+            f"the CA in {ca.folder} never signed a certificate for {which!r} and it is {what}; "
+            f"it signed for: {', '.join(known) or 'nothing recorded'}"
         )
     done = []
     for entry in mine:

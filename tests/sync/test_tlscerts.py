@@ -365,3 +365,20 @@ def test_a_key_too_weak_for_openssl_is_not_signed(tmp_path: Path) -> None:
     (tmp_path / "pad.crt").write_bytes(t.sign_csr(_request(key, "pad-r"), ca))
     ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(tmp_path / "pad.crt",
                                                             tmp_path / "pad.key")  # fmt: skip
+
+
+def test_a_mistyped_pad_that_reads_as_hex_is_not_revoked_as_a_serial(tmp_path: Path) -> None:
+    """`tls revoke 440500 --ca …` (a pad named by digits, or the wrong CA folder): the index
+    knows no such name, and the text read as hex became a 'serial not in the index', so a
+    made-up serial went into the CRL, it printed 'revoked' and the pad stayed in."""
+    ca = t.make_ca(tmp_path / "ca")
+    issue(ca, tmp_path, "pad-1")
+    crl_before = (ca.folder / t.CRL_NAME).read_bytes()
+    for typed in ("440500", "deadbeef", "DE:AD:BE:EF"):
+        why = rf"for '{typed}' and it is no serial this CA made .* it signed for: pad-1"
+        with pytest.raises(t.TlsCertError, match=why):
+            t.revoke(ca, typed)
+    assert (ca.folder / t.CRL_NAME).read_bytes() == crl_before
+    assert [e.cn for e in t.issued(ca.folder)] == ["pad-1"]
+    (done,) = t.revoke(ca, "0x440500")  # written as a serial: taken as one
+    assert done.serial == 0x440500
