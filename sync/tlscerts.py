@@ -432,6 +432,15 @@ def _read_index(folder: Path) -> dict[str, object]:
         raise TlsCertError(f"cannot read the CA's index {path}: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("certificates"), list):
         raise TlsCertError(f"{path} is not a CA index (`evaluator tls ca` writes it)")
+    if not isinstance(data.get("crl_number", 0), int) or isinstance(data.get("crl_number"), bool):
+        raise TlsCertError(f"{path}: crl_number {data.get('crl_number')!r} is no number (an "
+                           "edited index? its last good copy is in the CA's backup)")  # fmt: skip
+    for n, entry in enumerate(data["certificates"], start=1):
+        if not (isinstance(entry, dict) and isinstance(entry.get("serial"), str)
+                and _serial(entry["serial"]) is not None and isinstance(entry.get("cn"), str)
+                and isinstance(entry.get("revoked_at"), (str, type(None)))):  # fmt: skip
+            raise TlsCertError(f"{path}: certificate {n} is damaged ({str(entry)[:80]}): "
+                               "an edited index? its last good copy is in the CA's backup")
     return data
 
 

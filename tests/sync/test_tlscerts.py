@@ -382,3 +382,31 @@ def test_a_mistyped_pad_that_reads_as_hex_is_not_revoked_as_a_serial(tmp_path: P
     assert [e.cn for e in t.issued(ca.folder)] == ["pad-1"]
     (done,) = t.revoke(ca, "0x440500")  # written as a serial: taken as one
     assert done.serial == 0x440500
+
+
+@pytest.mark.parametrize("damage", [
+    lambda d: d["certificates"].append("pad-2"),
+    lambda d: d["certificates"][0].update(serial=None),
+    lambda d: d["certificates"][0].update(serial="zz"),
+    lambda d: d["certificates"][0].pop("cn"),
+    lambda d: d.update(crl_number="7"),
+], ids=["not-an-entry", "no-serial", "bad-serial", "no-cn", "crl-number"])  # fmt: skip
+def test_a_damaged_index_is_one_error_for_sign_revoke_and_the_crl(
+    tmp_path: Path, damage: object
+) -> None:
+    """A hand-edited index.json: `tls sign`, `revoke` ended in an AttributeError or
+    ValueError traceback instead of naming the file."""
+    import json
+
+    ca = t.make_ca(tmp_path / "ca")
+    issue(ca, tmp_path, "pad-1")
+    path = ca.folder / t.CA_INDEX_NAME
+    data = json.loads(path.read_text(encoding="utf-8"))
+    damage(data)  # type: ignore[operator]
+    path.write_text(json.dumps(data), encoding="utf-8")
+    key = t.create_tls_key(tmp_path / "pad-2.key")
+    for attempt in (lambda: t.sign_csr(t.make_csr(key, "pad-2"), ca),
+                    lambda: t.revoke(ca, "pad-1"), lambda: t.write_crl(ca)):  # fmt: skip
+        with pytest.raises(t.TlsCertError, match=rf"{path}: .*(damaged|no number)"):
+            attempt()
+    assert json.loads(path.read_text(encoding="utf-8")) == data  # left as it was
