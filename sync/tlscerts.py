@@ -680,7 +680,8 @@ def _sign(csr: x509.CertificateSigningRequest, ca: CertificateAuthority, cn: str
             "signed again; the pad needs a new TLS key (move its tls key away, then "
             "`evaluator tls csr` or `evaluator provision` makes one)"
         )
-    if (other := _key_of_another(ca, public, cn)) is not None:  # whoever holds it is both
+    other = None if server_names else _key_of_another(ca, public, cn)  # a broker's names may
+    if other is not None:  # share a key (a cluster); a client's: whoever holds it is both
         raise TlsCertError(
             f"this request's key already has certificate {other.get('serial')} for "
             f"{other.get('cn') or 'another name'!r}: not signed for {cn!r} (one key, one name: "

@@ -293,6 +293,12 @@ def test_one_key_is_never_signed_for_two_names(tmp_path: Path) -> None:
     assert [e.cn for e in t.issued(ca.folder)] == ["pad-1"]
     t.sign_csr(t.make_csr(key, "pad-1"), ca)  # its own name again: a renewal
     assert [e.cn for e in t.issued(ca.folder)] == ["pad-1", "pad-1"]
+    # two brokers of a cluster may share a key (no client identity); no pad gets it then
+    broker = t.create_tls_key(tmp_path / "broker.key")
+    for name in ("mqtt1.city.example", "mqtt2.city.example"):
+        t.sign_csr(t.make_csr(broker, name), ca, server_names=(name,))
+    with pytest.raises(t.TlsCertError, match="one key, one name"):
+        t.sign_csr(t.make_csr(broker, "pad-3"), ca)
 
 
 _SIGNER = """
