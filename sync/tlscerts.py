@@ -639,6 +639,8 @@ def sign_csr(
     key is one identity: a copied SD card must not make two pads of one key), and a key too
     weak for OpenSSL's default security level (RSA under 2048 bits, DSA, EC under 256 bits).
     """
+    if days < 1:
+        raise TlsCertError(f"--days {days}: a certificate is valid 1 day or more")
     csr = _load_csr(csr_pem)
     cn = _common_name(csr.subject, "request")
     alt: list[x509.GeneralName] = []
@@ -696,7 +698,8 @@ def _sign(csr: x509.CertificateSigningRequest, ca: CertificateAuthority, cn: str
         .public_key(public)  # type: ignore[arg-type]
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - BACKDATE)
-        .not_valid_after(now + datetime.timedelta(days=days))
+        # never past the CA's own end: nothing verifies after it (the detail shows the date)
+        .not_valid_after(min(now + datetime.timedelta(days=days), ca.cert.not_valid_after_utc))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(

@@ -416,3 +416,16 @@ def test_a_damaged_index_is_one_error_for_sign_revoke_and_the_crl(
         with pytest.raises(t.TlsCertError, match=rf"{path}: .*(damaged|no number)"):
             attempt()
     assert json.loads(path.read_text(encoding="utf-8")) == data  # left as it was
+
+
+def test_validity_is_at_least_a_day_and_never_past_the_cas_end(tmp_path: Path) -> None:
+    """`tls sign --days -5` signed a certificate that had ended before it was made, and a CA
+    near its end signed certificates "valid" for years after it (nothing verifies them then)."""
+    ca = t.make_ca(tmp_path / "ca", days=30)
+    key = t.create_tls_key(tmp_path / "pad.key")
+    for days in (0, -5):
+        with pytest.raises(t.TlsCertError, match=rf"--days {days}: a certificate is valid 1 day"):
+            t.sign_csr(t.make_csr(key, "pad-1"), ca, days=days)
+    assert t.issued(ca.folder) == []
+    cert = x509.load_pem_x509_certificate(t.sign_csr(t.make_csr(key, "pad-1"), ca))  # 825 days
+    assert cert.not_valid_after_utc == ca.cert.not_valid_after_utc
