@@ -278,7 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             code = _main(argv)
         finally:
-            sys.stdout.flush()  # what is buffered fails here, not in the interpreter's exit
+            if sys.stdout is not None:  # None: started with stdout closed (`>&-`)
+                sys.stdout.flush()  # what is buffered fails here, not in the interpreter's exit
     except BrokenPipeError:
         _stdout_to_devnull()
         return EXIT_PIPE_CLOSED

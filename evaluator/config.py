@@ -1410,6 +1410,8 @@ class _Account:
     name: str
     uid: int
     gids: frozenset[int]
+    gid: int = -1
+    """The primary group (-1: unknown; the kernel is then not asked)."""
 
 
 def _account(user: str) -> _Account | None:
@@ -1426,7 +1428,7 @@ def _account(user: str) -> _Account | None:
                         "whether it can read the pad's files is not checked", user)  # fmt: skip
         return None
     gids = frozenset(os.getgrouplist(user, entry.pw_gid))
-    return _Account(user, entry.pw_uid, gids)
+    return _Account(user, entry.pw_uid, gids, entry.pw_gid)
 
 
 def _may(st: os.stat_result, account: _Account, bit: int) -> bool:
@@ -1443,26 +1445,63 @@ def _may(st: os.stat_result, account: _Account, bit: int) -> bool:
 
 def unreadable_by(path: Path, account: _Account) -> str | None:
     """Why ``account`` cannot read ``path`` (a folder on the way it cannot enter, or the file
-    itself), or None (also when ``path`` does not exist: other checks say that)."""
+    itself), or None (also when ``path`` does not exist: other checks say that).
+
+    The kernel decides when this process may switch to the user (root): ``test -r`` run as
+    it, so an ACL (``setfacl``) that grants or denies, and a symlink leading into a folder the
+    user cannot enter, count as they will for the service.  The owner, group and mode bits of
+    every folder on the way (the symlink's and its target's) say why, or which ACL to look at."""
     import stat
 
     try:
         st = path.stat()
     except OSError:
         return None
-    for folder in reversed(path.parents):
+    target = path.resolve()
+    why = None
+    folders = list(reversed(path.parents))
+    folders += [f for f in reversed(target.parents) if f not in folders]
+    for folder in folders:
         try:
             fst = folder.stat()
         except OSError:
-            return None
+            break
         if not _may(fst, account, 1):
-            return (f"user {account.name!r} cannot enter the folder {folder} (mode "
-                    f"{stat.filemode(fst.st_mode)}, owner {_owner(fst)}); e.g. chmod o+x {folder}"
-                    " or give it to that user's group")  # fmt: skip
-    if not _may(st, account, 4):
-        return (f"user {account.name!r} cannot read {path} (mode {stat.filemode(st.st_mode)}, "
-                f"owner {_owner(st)}); e.g. chown {account.name} {path}")
-    return None
+            via = f" (on the way to {target}, where {path} leads)" if target != path else ""
+            why = (f"user {account.name!r} cannot enter the folder {folder}{via} (mode "
+                   f"{stat.filemode(fst.st_mode)}, owner {_owner(fst)}); e.g. chmod o+x {folder}"
+                   " or give it to that user's group")  # fmt: skip
+            break
+    if why is None and not _may(st, account, 4):
+        why = (f"user {account.name!r} cannot read {path} (mode {stat.filemode(st.st_mode)}, "
+               f"owner {_owner(st)}); e.g. chown {account.name} {target}")
+    kernel = _kernel_reads(path, account)
+    if kernel is None:  # the kernel cannot be asked (not root): the mode bits say
+        return why
+    if kernel:
+        return None  # e.g. an ACL grants what the mode bits do not
+    return why or (f"user {account.name!r} cannot read {path}, though its mode and owner would "
+                   f"let it: an ACL or a security module refuses it (getfacl {target})")
+
+
+def _kernel_reads(path: Path, account: _Account) -> bool | None:
+    """Whether the kernel lets ``account`` read ``path`` (``test -r`` run as that user, its
+    groups too), or None when it cannot be asked (not root, no ``test``)."""
+    import shutil
+    import subprocess
+
+    tester = shutil.which("test", path="/usr/bin:/bin")
+    if os.geteuid() != 0 or account.gid < 0 or tester is None:
+        return None
+    try:
+        done = subprocess.run(
+            [tester, "-r", str(path)], user=account.uid, group=account.gid,
+            extra_groups=sorted(account.gids), env={}, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+    return {0: True, 1: False}.get(done.returncode)
 
 
 def _owner(st: os.stat_result) -> str:

@@ -182,14 +182,18 @@ def _register_rows(args: argparse.Namespace) -> list[tuple[str, str, str]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise HubError(f"{args.csv}: cannot read: {exc}") from exc
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise HubError(f"{args.csv}: row 1 must name the columns {', '.join(CSV_COLUMNS)} "
-                       f"(missing {', '.join(missing)}; `evaluator provision` writes them)")
-    return [(f"{args.csv.name} row {n}", (r["device_id"] or "").strip(),
-             (r["public_key"] or "").strip())
-            for n, r in enumerate(reader, start=2)
-            if any((v or "").strip() for v in r.values() if isinstance(v, str))]  # fmt: skip
+    try:
+        missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise HubError(f"{args.csv}: row 1 must name the columns {', '.join(CSV_COLUMNS)} "
+                           f"(missing {', '.join(missing)}; `evaluator provision` writes them)")
+        return [(f"{args.csv.name} row {n}", (r["device_id"] or "").strip(),
+                 (r["public_key"] or "").strip())
+                for n, r in enumerate(reader, start=2)
+                if any((v or "").strip() for v in r.values() if isinstance(v, str))]  # fmt: skip
+    except csv.Error as exc:  # a cell over the csv module's limit (128 KiB): no devices.csv
+        raise HubError(f"{args.csv}: after line {reader.line_num}: not a devices.csv ({exc}); "
+                       "nothing registered") from exc
 
 
 def _register(db: Any, rows: list[tuple[str, str, str]], args: argparse.Namespace,

@@ -144,7 +144,7 @@ def check_screen(config: Config, options: Options) -> str:
         surface.fill((0, 0, 0))
         text = screen.font(48).render(HANZI, True, (255, 255, 255), (0, 0, 0))
         surface.blit(text, (10, 10))
-        pygame.display.flip()
+        screen.present()  # turned onto the panel at [screen] rotate, then flipped
         drawn = pygame.image.tobytes(surface.subsurface(text.get_rect(topleft=(10, 10))), "RGB")
         if not any(drawn):
             raise _Fail("the hanzi drew no pixels", "check [screen] font and the panel")

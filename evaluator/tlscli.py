@@ -10,7 +10,8 @@
   (``--receiver`` for a ``hub-…`` receiver, ``--server-name`` for the broker).
 - ``evaluator tls sign-batch PROVISION_DIR --ca DIR`` — at the city: every pad's request in the
   output folder of ``evaluator provision`` signed at once; each certificate and ``ca.crt`` land
-  in the pad's bundle where its ``evaluator.toml`` says (``tls_cert``, ``tls_ca``).  A re-run
+  in the pad's bundle where its ``evaluator.toml`` says (``tls_cert``, ``tls_ca``), never outside
+  it (a ``tls_ca`` outside, e.g. a template's system path, is left to the pad, and said).  A re-run
   changes nothing (a certificate of this CA for the same key, name and not near its end is
   kept); a request whose CN is not the pad's device id (or folder) is refused, naming both.
 - ``evaluator tls revoke CN-or-SERIAL --ca DIR`` — at the city: the pad's certificates listed in
@@ -76,7 +77,9 @@ def add_tls_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "revoke", help="revoke a pad's certificates (by device id or serial): a new crl.pem"
     )
     revoke.add_argument(
-        "which", metavar="CN-or-SERIAL", help="a device id (all its certificates) or a serial (hex)"
+        "which", metavar="CN-or-SERIAL",
+        help="a device id (all its certificates) or a serial (hex; a short one the index does "
+        "not know only as 0x…)",
     )
     revoke.add_argument("--ca", type=Path, required=True, metavar="DIR", help="the CA folder")
 
@@ -176,17 +179,22 @@ class Signed:
 
 def _bundle_path(folder: Path, value: str) -> Path:
     """Where a path of the pad's config is in its bundle: relative to ``evaluator.toml`` (as
-    on the pad), an absolute ``/etc/evaluator/…`` under the bundle."""
+    on the pad), an absolute ``/etc/evaluator/…`` under the bundle; refused when it leads out
+    of the bundle (``..``, a symlink)."""
     from evaluator.config import SYSTEM_CONFIG_DIR
     from sync.tlscerts import TlsCertError
 
     path = Path(value)
-    if not path.is_absolute():
-        return folder / path
-    if path.is_relative_to(SYSTEM_CONFIG_DIR):
-        return folder / path.relative_to(SYSTEM_CONFIG_DIR)
-    raise TlsCertError(f"{value} is outside {SYSTEM_CONFIG_DIR}: the bundle cannot put a file "
-                       "there; use a path relative to evaluator.toml")  # fmt: skip
+    if path.is_absolute() and not path.is_relative_to(SYSTEM_CONFIG_DIR):
+        raise TlsCertError(f"{value} is outside {SYSTEM_CONFIG_DIR}: the bundle cannot put a "
+                           "file there; use a path relative to evaluator.toml")  # fmt: skip
+    inside = folder / (path.relative_to(SYSTEM_CONFIG_DIR) if path.is_absolute() else path)
+    # `..` or a symlink on the way would have the city's batch write outside the bundle
+    if not inside.resolve().is_relative_to(folder.resolve()):
+        raise TlsCertError(f"{value} leads out of the pad's folder {folder} (a '..' or a symlink "
+                           f"to {inside.resolve()}): the batch writes only inside the bundle; "
+                           "use a path in it, relative to evaluator.toml")  # fmt: skip
+    return inside
 
 
 def _keep(cert_path: Path, csr: Any, ca: Any, device: str, revoked: set[int]) -> bool:
@@ -210,7 +218,9 @@ def _keep(cert_path: Path, csr: Any, ca: Any, device: str, revoked: set[int]) ->
 def sign_batch(folder: Path, ca: Any, days: int) -> list[Signed]:
     """Every pad folder of ``folder`` (a ``<device id>/evaluator.toml``) whose config names a
     ``tls_cert``: its request (beside ``tls_cert`` as ``*.csr``) signed, the certificate at
-    ``tls_cert`` and the CA's certificate at ``tls_ca``.  One :class:`Signed` per folder."""
+    ``tls_cert`` and the CA's certificate at ``tls_ca`` (not when ``tls_ca`` is outside the
+    bundle, e.g. a template's system path: said in the detail).  One :class:`Signed` per
+    folder; nothing is ever written outside a pad's folder."""
     from cryptography import x509
 
     from sync.tlscerts import TlsCertError, issued, sign_csr, write_public
@@ -235,7 +245,13 @@ def sign_batch(folder: Path, ca: Any, days: int) -> list[Signed]:
             continue
         try:
             cert_path = _bundle_path(pad, str(mqtt["tls_cert"]))
-            ca_path = _bundle_path(pad, str(mqtt["tls_ca"])) if mqtt.get("tls_ca") else None
+            ca_path, ca_note = None, ""
+            if mqtt.get("tls_ca"):
+                try:
+                    ca_path = _bundle_path(pad, str(mqtt["tls_ca"]))
+                except TlsCertError:  # the pad has it from elsewhere (its image, a template)
+                    ca_note = (f"; tls_ca {mqtt['tls_ca']} is outside the bundle: ca.crt not "
+                               "put there, the pad must have this CA's ca.crt at that path")
             csr_path = cert_path.with_suffix(".csr")
             try:
                 pem = csr_path.read_bytes()
@@ -262,7 +278,7 @@ def sign_batch(folder: Path, ca: Any, days: int) -> list[Signed]:
                 status = "signed" if status == "unchanged" else status
             cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
             detail = (f"{cert_path.relative_to(folder)} serial {cert.serial_number:X}, until "
-                      f"{cert.not_valid_after_utc:%Y-%m-%d}")  # fmt: skip
+                      f"{cert.not_valid_after_utc:%Y-%m-%d}{ca_note}")  # fmt: skip
             out.append(Signed(device, status, detail))
         except (TlsCertError, ValueError) as exc:
             out.append(Signed(device or pad.name, "refused", str(exc)))

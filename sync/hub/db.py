@@ -23,8 +23,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import re
 import sqlite3
 import threading
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,9 @@ STREAMS = ("ratings", "events")
 
 #: Device ids a pad can have (the rating schema's pattern); ``_hub`` is the receiver's own topic.
 RESERVED_DEVICE_IDS = frozenset({"_hub"})
+#: A pad's ``[device] id`` (evaluator.config checks the same on the pad).
+_DEVICE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+DEVICE_ID_EXPECTED = "expected 1 to 64 letters, digits, '.', '_' or '-' (the pad's [device] id)"
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS hub_meta (schema_version INTEGER NOT NULL);
@@ -321,8 +326,9 @@ class HubDB:
         docs/hub.md §2 for the time).  A pad registered with this key is *unchanged* (its
         ``unsigned_before`` kept); a pad registered with *another* key is refused, named,
         unless ``force`` (then the new key is added and the old one kept: it signed the older
-        records); a row that is no device id and key, or a pad twice with two keys, is refused.
-        Every good row is registered even when others are refused."""
+        records); a row that is no device id and key, or a pad twice with two keys, is refused,
+        and so is a key another pad has (on another row, or registered; even with ``force``:
+        one key is one pad).  Every good row is registered even when others are refused."""
         if unsigned_before < 1:
             raise HubError("unsigned_before must be 1 or more")
         result = Registered()
@@ -354,14 +360,30 @@ class HubDB:
                 result.refused.append((seen[0], device_id, f"{device_id} is on {where} too, "
                                        "with another key"))  # fmt: skip
             result.refused.append((where, device_id, why or "no key"))
+        by_key: dict[str, list[str]] = {}  # one key on two pads' rows: neither is taken
+        for device_id, (_where, key) in wanted.items():
+            by_key.setdefault(key.key_id, []).append(device_id)
+        for key_id, devices in by_key.items():
+            rows_of = {d: wanted[d][0] for d in devices}
+            for device_id in devices if len(devices) > 1 else ():
+                del wanted[device_id]
+                others = ", ".join(f"{d} ({w})" for d, w in rows_of.items() if d != device_id)
+                result.refused.append((rows_of[device_id], device_id,
+                                       _shared_key(key_id, others)))  # fmt: skip
         with self.transaction():
             known: dict[str, set[str]] = {}
+            owners: dict[str, set[str]] = {}
             for device_id, key_id in self.rows("SELECT device_id, key_id FROM hub_devices"):
                 known.setdefault(str(device_id), set()).add(str(key_id))
+                owners.setdefault(str(key_id), set()).add(str(device_id))
             now = now_text()
             insert = []
             for device_id, (where, key) in wanted.items():
                 keys = known.get(device_id)
+                if others := sorted(owners.get(key.key_id, set()) - {device_id}):
+                    result.refused.append((where, device_id, _shared_key(
+                        key.key_id, f"{', '.join(others)} (registered)")))  # fmt: skip
+                    continue  # even with --force: whoever holds the key could sign as both
                 if keys is None:
                     result.new.append(device_id)
                 elif key.key_id in keys:
@@ -471,12 +493,24 @@ class Registered:
     refused: list[tuple[str, str, str]] = field(default_factory=list)
 
 
+def _shared_key(key_id: str, others: str) -> str:
+    """Why a pad is refused whose key another pad has (a copied SD card or bundle)."""
+    return (f"its key {key_id} is {others}'s too: one key, one pad (a copied SD card or "
+            "bundle?), whoever holds it could sign as either; give the pad a key of its own "
+            "(move its device.key away, then `evaluator keys init` or `evaluator provision`)")
+
+
 def _device_id_problem(device_id: str) -> str | None:
     """Why ``device_id`` cannot be a pad's id (a topic level of its own), or None."""
     if not device_id or device_id in RESERVED_DEVICE_IDS or "/" in device_id:
         return f"{device_id!r} cannot be a device id"
     if "+" in device_id or "#" in device_id:
         return f"{device_id!r} cannot be a device id (MQTT wildcard)"
+    if not _DEVICE_ID.fullmatch(device_id):  # no pad could connect as it
+        narrow = unicodedata.normalize("NFKC", device_id)
+        hint = (f"; did you mean {narrow!r}? (full-width characters)"
+                if narrow != device_id and _DEVICE_ID.fullmatch(narrow) else "")  # fmt: skip
+        return f"{device_id!r} is no pad's device id: {DEVICE_ID_EXPECTED}{hint}"
     return None
 
 

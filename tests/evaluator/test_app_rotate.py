@@ -128,3 +128,31 @@ def test_a_changed_rotate_needs_a_restart_and_the_pad_keeps_its_turn(
     )
     assert "needs a restart: [screen] rotate" in reload(pad)
     assert pad.config.screen.rotate == pad.screen.rotate == rotate
+
+
+@pytest.mark.parametrize("rotate", [90, 180, 270])
+def test_selftest_shows_its_hanzi_on_a_turned_panel(
+    rotate: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``evaluator selftest`` draws its hanzi on Screen.surface: on a turned panel that is the
+    off-screen frame, so the technician must see it on the display too, turned (it showed a
+    black panel while the check said PASS)."""
+    from evaluator import selftest
+    from kiosk.screen import Screen
+
+    site = tmp_path / "site.toml"
+    site.write_text(f'[device]\nid = "unit-1"\n[screen]\ndriver = "dummy"\nrotate = {rotate}\n',
+                    encoding="utf-8")  # fmt: skip
+    seen: list[Screen] = []
+    close = Screen.close
+
+    def looked_at_then_closed(screen: Screen) -> None:  # the panel as the technician sees it
+        assert_display_shows_frame(screen)
+        assert any(pygame.image.tobytes(screen.display, "RGB"))  # not a black panel
+        seen.append(screen)
+        close(screen)
+
+    monkeypatch.setattr(Screen, "close", looked_at_then_closed)
+    config = load_config([REPO / "config" / "demo.toml", site])
+    assert "drew" in selftest.check_screen(config, selftest.Options())
+    assert [s.rotate for s in seen] == [rotate]

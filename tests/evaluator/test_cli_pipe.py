@@ -55,3 +55,15 @@ def test_the_work_before_the_output_is_done(tmp_path: Path) -> None:
     done = closed_pipe_run(["tls", "ca", "--out", str(tmp_path / "ca")], tmp_path)
     assert done.returncode == EXIT_PIPE_CLOSED
     assert {p.name for p in (tmp_path / "ca").iterdir()} >= {"ca.crt", "ca.key", "crl.pem"}
+
+
+def test_a_command_started_with_stdout_closed_keeps_its_exit_and_message(tmp_path: Path) -> None:
+    """`evaluator … >&-` (a daemon's child, a cron line): Python has no sys.stdout; main's final
+    flush crashed with an AttributeError traceback over the command's own error, exit 1 for 2."""
+    done = subprocess.run([str(EVALUATOR), "tls", "revoke", "pad-9", "--ca", str(tmp_path)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path,
+                          timeout=60, check=False, preexec_fn=lambda: os.close(1),
+                          env={**os.environ, "EVALUATOR_CONFIG_DIR": ""})  # fmt: skip
+    err = done.stderr.decode(errors="replace")
+    assert "Traceback" not in err, err
+    assert err.startswith("evaluator tls revoke: ") and done.returncode == 2

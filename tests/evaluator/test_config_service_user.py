@@ -1,8 +1,9 @@
 """``config check`` run as root: could the service's user read what the pad needs (issue 14)?
 
-Checked by owner, group and mode bits (and every folder's x bit) against the user's uid and
-groups, not by switching user.  The tests build a real tree with real modes and owners and ask
-about a real unprivileged user of the machine (``nobody``) through ``service_user``.
+The kernel decides (``test -r`` run as the user); owner, group and mode bits (and every
+folder's x bit, the symlink's and its target's) say why.  The tests build a real tree with real
+modes, owners and ACLs and ask about a real unprivileged user of the machine (``nobody``)
+through ``service_user``.
 """
 
 from __future__ import annotations
@@ -134,3 +135,50 @@ def test_the_service_user_is_the_units() -> None:
 
     unit = (REPO / "systemd" / "evaluator.service").read_text(encoding="utf-8")
     assert f"\nUser={cfg.SERVICE_USER}\n" in unit
+
+
+@needs_root
+def test_a_symlink_into_a_folder_the_user_cannot_enter_is_named(tree: Path) -> None:
+    """The key file is a symlink into root's 0700 folder: the link's own folders are open, the
+    target's are not, and the service could not read it (it said nothing)."""
+    site, key = pad(tree)
+    private = tree / "private"
+    private.mkdir(mode=0o700)
+    real = private / "device.key"
+    key.rename(real)
+    real.chmod(0o644)
+    key.symlink_to(real)
+    found = [str(p) for p in check_config([site], service_user=USER)]
+    assert len(found) == 1, found
+    assert f"user 'nobody' cannot enter the folder {private} (on the way to {real}, where " \
+        f"{key} leads) (mode drwx------" in found[0]  # fmt: skip
+    private.chmod(0o711)
+    assert check_config([site], service_user=USER) == []
+
+
+def _acl(path: Path, user_perm: int, other: int = 0) -> None:
+    """A POSIX access ACL on ``path`` (what ``setfacl -m u:nobody:…`` writes): the owner rw,
+    user nobody ``user_perm``, the owning group nothing, others ``other``."""
+    import struct
+
+    undefined = 0xFFFFFFFF
+    entries = [(0x01, 6, undefined), (0x02, user_perm, pwd.getpwnam(USER).pw_uid),
+               (0x04, 0, undefined), (0x10, 7, undefined), (0x20, other, undefined)]  # fmt: skip
+    data = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries)
+    os.setxattr(path, "system.posix_acl_access", data)
+
+
+@needs_root
+def test_an_acl_counts_as_the_kernel_takes_it(tree: Path) -> None:
+    """The service user may read a 0600 root file through an ACL (`setfacl -m u:evaluator:r`):
+    no problem (it told the technician to chown it). An ACL that denies a world-readable file:
+    a problem naming getfacl (it said OK)."""
+    site, key = pad(tree)
+    _acl(key, 4)
+    assert check_config([site], service_user=USER) == []
+    _acl(key, 0, other=4)
+    assert oct(key.stat().st_mode & 0o7) == "0o4"  # others may read by the mode bits
+    found = [str(p) for p in check_config([site], service_user=USER)]
+    assert len(found) == 1, found
+    assert f"user 'nobody' cannot read {key}, though its mode and owner would let it: an ACL " \
+        f"or a security module refuses it (getfacl {key})" in found[0]  # fmt: skip

@@ -161,3 +161,21 @@ def test_a_devices_csv_without_its_columns_is_one_line(
     assert main(["hub", "register", "--db", str(tmp_path / "h.db"), "--csv", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "row 1 must name the columns device_id, public_key (missing device_id, public_key" in err
+
+
+def test_a_file_that_is_no_devices_csv_is_one_line_and_registers_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cell over the csv module's 128 KiB limit (the wrong file picked, a pasted blob) ended
+    in a _csv.Error traceback."""
+    keys = public_keys(1)
+    bad = tmp_path / "devices.csv"
+    bad.write_text(f'device_id,public_key\npad-1,{keys[0]}\npad-2,"{"A" * 200_000}"\n',
+                   encoding="utf-8")  # fmt: skip
+    db = str(tmp_path / "h.db")
+    assert main(["hub", "register", "--db", db, "--csv", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}: after line 2: not a devices.csv (field larger than field limit" in err
+    assert "nothing registered" in err
+    with open_db(db) as hub:
+        assert hub.devices() == []

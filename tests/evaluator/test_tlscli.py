@@ -239,3 +239,62 @@ def test_revoke_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert code == 0 and "pad-2: renewed" in text, err
     code, _text, err = run(capsys, "tls", "revoke", "pad-9", "--ca", city)
     assert code == 2 and "never signed a certificate for 'pad-9'" in err
+
+
+def test_a_bundle_copied_with_its_key_is_refused_for_the_second_pad(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pad-2's folder was made by copying pad-1's (its key with it) and asks for pad-2: both
+    certificates on one key would make pad-1's holder pad-2 as well."""
+    out = provisioned(tmp_path, capsys, n=2)
+    key = tlscerts.load_tls_key(out / "pad-1" / "tls" / "device.key")
+    (out / "pad-2" / "tls" / "device.csr").write_bytes(tlscerts.make_csr(key, "pad-2"))
+    city = tmp_path / "city"
+    run(capsys, "tls", "ca", "--out", city)
+    code, text, err = run(capsys, "tls", "sign-batch", out, "--ca", city)
+    assert code == 1
+    assert "pad-1: signed" in text
+    assert "pad-2: refused (this request's key already has certificate " in err
+    assert "for 'pad-1': not signed for 'pad-2' (one key, one name" in err
+    assert not (out / "pad-2" / "tls" / "device.crt").exists()
+    assert [e.cn for e in tlscerts.issued(city)] == ["pad-1"]
+
+
+def test_the_batch_never_writes_outside_a_pads_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bundle is a folder someone handed over: a tls_ca with '..' (or an absolute path
+    with '..') or a tls folder that is a symlink must not have the city's batch overwrite a
+    file elsewhere with ca.crt or a certificate. A tls_ca outside the bundle is the pad's (a
+    template's system path): the certificate is signed, ca.crt not written, and that is said."""
+    out = provisioned(tmp_path, capsys, n=4)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("kept\n", encoding="utf-8")
+    for pad, value in (("pad-1", "../../victim.txt"),
+                       ("pad-2", "/etc/evaluator/../../" + str(victim).lstrip("/")),
+                       ("pad-4", "/etc/ssl/certs/city-ca.pem")):  # fmt: skip
+        site = out / pad / "evaluator.toml"
+        text = site.read_text(encoding="utf-8")
+        assert 'tls_ca = "tls/ca.crt"' in text
+        site.write_text(text.replace('tls_ca = "tls/ca.crt"', f'tls_ca = "{value}"'),
+                        encoding="utf-8")  # fmt: skip
+    elsewhere = tmp_path / "elsewhere"
+    (out / "pad-3" / "tls").rename(elsewhere)
+    (out / "pad-3" / "tls").symlink_to(elsewhere)
+    city = tmp_path / "city"
+    run(capsys, "tls", "ca", "--out", city)
+    code, text, err = run(capsys, "tls", "sign-batch", out, "--ca", city)
+    assert code == 1
+    assert victim.read_text(encoding="utf-8") == "kept\n"
+    assert not (elsewhere / "device.crt").exists() and not (elsewhere / "ca.crt").exists()
+    assert f"pad-3: refused (tls/device.crt leads out of the pad's folder {out / 'pad-3'} " \
+        f"(a '..' or a symlink to {elsewhere / 'device.crt'})" in err  # fmt: skip
+    for pad, value in (("pad-1", "../../victim.txt"), ("pad-4", "/etc/ssl/certs/city-ca.pem")):
+        assert f"{pad}: signed (" in text
+        assert f"; tls_ca {value} is outside the bundle: ca.crt not put there, the pad must " \
+            "have this CA's ca.crt at that path)" in text  # fmt: skip
+        assert (out / pad / "tls" / "device.crt").exists()
+        assert not (out / pad / "tls" / "ca.crt").exists()
+    assert "pad-2: signed (" in text
+    assert text.splitlines()[-1] == "3 signed, 0 renewed, 0 unchanged, 0 skipped, 1 refused"
+    assert sorted(e.cn for e in tlscerts.issued(city)) == ["pad-1", "pad-2", "pad-4"]

@@ -76,12 +76,12 @@ def test_a_thousand_pads_register_at_once_and_again_change_nothing(db_url: str) 
 
 
 def test_a_changed_key_is_refused_unless_forced_and_the_old_key_kept(db_url: str) -> None:
-    old, new, other = public_keys(3)
+    old, new, other, third = public_keys(4)
     with open_db(db_url) as db:
         db.register_many([("row 2", "pad-1", old), ("row 3", "pad-2", other)],
                          unsigned_before=40)  # fmt: skip
         done = db.register_many([("row 2", "pad-1", new), ("row 3", "pad-2", other),
-                                 ("row 4", "pad-3", other)])  # fmt: skip
+                                 ("row 4", "pad-3", third)])  # fmt: skip
         assert (done.new, done.unchanged, done.changed) == (["pad-3"], ["pad-2"], [])
         ((where, device, why),) = done.refused
         assert (where, device) == ("row 2", "pad-1")
@@ -108,3 +108,47 @@ def test_bad_rows_are_refused_by_row_and_the_good_ones_registered(db_url: str) -
         assert "not base64" in refused["row 5"]
         assert "pad-5 is on row 7 too, with another key" in refused["row 6"]
         assert db.devices() == ["pad-1"]
+
+
+def test_one_key_on_two_pads_is_refused_even_forced(db_url: str) -> None:
+    """A cloned SD card (or a bundle copied for the next pad) carries pad-1's key: registered
+    for pad-2 too, whoever holds either pad could sign as both."""
+    shared, own = public_keys(2)
+    with open_db(db_url) as db:
+        done = db.register_many([("row 2", "pad-1", shared), ("row 3", "pad-2", shared),
+                                 ("row 4", "pad-3", own)])  # fmt: skip
+        assert done.new == ["pad-3"]
+        refused = {where: why for where, _device, why in done.refused}
+        assert set(refused) == {"row 2", "row 3"}
+        assert "is pad-2 (row 3)'s too: one key, one pad" in refused["row 2"]
+        assert "is pad-1 (row 2)'s too: one key, one pad" in refused["row 3"]
+        assert db.register_many([("row 2", "pad-1", shared)]).new == ["pad-1"]
+        for force in (False, True):
+            for device in ("pad-2", "pad-3"):  # a new pad, and a known pad's changed key
+                done = db.register_many([("row 9", device, shared)], force=force)
+                assert (done.new, done.changed) == ([], [])
+                ((where, _device, why),) = done.refused
+                assert where == "row 9" and "is pad-1 (registered)'s too: one key, one pad" in why
+        assert db.devices() == ["pad-1", "pad-3"]
+        assert [k.text for k in db.keys("pad-3")[0].values()] == [own]
+
+
+def test_an_id_no_pad_can_have_is_refused_with_what_a_sheet_made_of_it(db_url: str) -> None:
+    """A pad's [device] id is 1 to 64 letters, digits, '.', '_' or '-'; a spreadsheet's cell
+    may hold full-width digits (a Chinese IME), an en dash (autocorrect), a space or a formula.
+    Registered, such a pad never matched the one that connects (its records went to the dead
+    letters as 'device not registered') while register said 'new'."""
+    keys = public_keys(6)
+    ids = ["４４０５００-hall1-w01", "440500–hall1-w02", "pad 3", '=HYPERLINK("x")',
+           "p" * 65, "440500-hall1-w06"]  # fmt: skip
+    with open_db(db_url) as db:
+        rows = [(f"row {i + 2}", d, k) for i, (d, k) in enumerate(zip(ids, keys, strict=True))]
+        done = db.register_many(rows)
+        assert done.new == ["440500-hall1-w06"]
+        refused = {where: why for where, _device, why in done.refused}
+        assert set(refused) == {"row 2", "row 3", "row 4", "row 5", "row 6"}
+        for why in refused.values():
+            assert "is no pad's device id: expected 1 to 64 letters, digits, '.', '_' or '-'" \
+                in why  # fmt: skip
+        assert "did you mean '440500-hall1-w01'? (full-width characters)" in refused["row 2"]
+        assert db.devices() == ["440500-hall1-w06"]
