@@ -226,21 +226,25 @@ def test_a_pad_writes_only_its_own_topics_and_reads_only_its_acks_and_commands(
 
 def test_no_one_takes_a_pads_client_id(city: TlsBroker, peers: dict[str, Peer]) -> None:
     pad, hub = peers["pad-a"], peers["hub-1"]
-    attempts = []
+    # The intruders hold pad-b's certificate, so the broker names each of them pad-b
+    # (use_username_as_clientid): the fixture's own pad-b would be replaced by each and, its
+    # paho loop reconnecting, replace the intruder in turn while it waits for a SUBACK.
+    peers["pad-b"].close()
     for round_ in range(3):
         for client_id in ("evaluator-pad-a", "pad-a"):
             intruder = Peer(city, city.pki.client("pad-b"), client_id=client_id).connect()
-            attempts.append(intruder)
-            # pad-a still answers on its first connection (and the broker has handled the
-            # intruder's CONNECT, which came before this)
-            marker = f"still here {round_} {client_id}".encode()
-            assert hub.publish(f"{PREFIX}/pad-a/acks", marker) == 0
-            assert pad.received(f"{PREFIX}/pad-a/acks", marker)
-            # the intruder is pad-b whatever id it asked for: it reads pad-b's acks
-            assert intruder.subscribe(f"{PREFIX}/pad-b/acks") == 1
+            try:
+                # pad-a still answers on its first connection (and the broker has handled the
+                # intruder's CONNECT, which came before this)
+                marker = f"still here {round_} {client_id}".encode()
+                assert hub.publish(f"{PREFIX}/pad-a/acks", marker) == 0
+                assert pad.received(f"{PREFIX}/pad-a/acks", marker)
+                # the intruder is pad-b whatever id it asked for: it reads pad-b's acks
+                assert intruder.subscribe(f"{PREFIX}/pad-b/acks") == 1
+            finally:
+                # closed before the next one, which would replace it (the same pad-b)
+                intruder.close()
     assert (pad.connects, pad.disconnects) == (1, 0)
-    for intruder in attempts:
-        intruder.close()
     # The check can fail: pad-a's own certificate does take pad-a's place (one pad, one link).
     twin = Peer(city, city.pki.client("pad-a"), client_id="anything").connect()
     wait_for(lambda: pad.disconnects == 1, TIMEOUT, "the second pad-a to replace the first")
