@@ -241,7 +241,8 @@ def closed_before_connack(*, tls: bool) -> LinkError:
     after the client finished the handshake), in plain MQTT a refusal without a reason."""
     if tls:
         return _error(
-            "cert_refused", "the connection closed right after the TLS handshake",
+            "cert_refused",
+            "the connection closed right after the TLS handshake",
         )
     return _error("closed")
 

@@ -222,7 +222,10 @@ def test_our_certificate_refused_when_another_ca_signed_it(
 
 
 def broker_cert(
-    pki: CityPki, folder: Path, *, names: tuple[str, ...] = ("127.0.0.1", "localhost"),
+    pki: CityPki,
+    folder: Path,
+    *,
+    names: tuple[str, ...] = ("127.0.0.1", "localhost"),
     days: tuple[int, int] = (-1, 30),
 ) -> Identity:
     """A broker certificate of the city's CA with chosen names and validity (days from now)."""
