@@ -227,7 +227,7 @@ def classify(error: BaseException | str, *, tls: bool, handshake_done: bool = Fa
         low = text.lower()
         if "connection refused" in low:
             return _error("refused", text)
-        if "connection reset" in low or "broken pipe" in low:
+        if any(w in low for w in ("connection reset", "broken pipe", "eof occurred")):
             return _error("cert_refused" if tls and handshake_done else "closed", text)
     if isinstance(error, ValueError) and tls:  # tls_set / load_cert_chain refused a file
         return _error("tls_files", text)

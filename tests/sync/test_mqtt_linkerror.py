@@ -440,3 +440,26 @@ def test_the_failure_log_counts_repeats_and_tells_them_once_a_minute() -> None:
     assert done == f"connected to {url} after 63 failed attempts over 70 s"
     assert failures.current.until
     assert failures.connected(url, 80.0, 1080.0) is None  # nothing failed since
+
+
+@pytest.mark.parametrize(
+    ("text", "cause"),
+    [
+        (
+            "failed to receive on socket: [SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert "
+            "certificate required (_ssl.c:2580)",
+            "cert_refused",
+        ),
+        ("failed to receive on socket: [SSL: SSLV3_ALERT_BAD_CERTIFICATE] bad", "cert_refused"),
+        ("failed to receive on socket: [SSL: TLSV1_ALERT_UNKNOWN_CA] unknown ca", "cert_refused"),
+        ("failed to receive on socket: EOF occurred in violation of protocol", "cert_refused"),
+        ("failed to receive on socket: [Errno 104] Connection reset by peer", "cert_refused"),
+    ],
+)
+def test_what_paho_logs_after_the_handshake_names_the_cause(text: str, cause: str) -> None:
+    """paho returns only "connection lost" and logs the reason: the words are read from it."""
+    from sync.linkerror import classify
+
+    assert classify(text, tls=True, handshake_done=True).cause == cause
+    if cause == "cert_refused" and "ALERT" not in text:
+        assert classify(text, tls=False, handshake_done=True).cause == "closed"
