@@ -12,6 +12,7 @@ a TCP server that accepts and never speaks, a free port nobody listens on, a nam
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import shutil
 import socket
@@ -463,3 +464,88 @@ def test_what_paho_logs_after_the_handshake_names_the_cause(text: str, cause: st
     assert classify(text, tls=True, handshake_done=True).cause == cause
     if cause == "cert_refused" and "ALERT" not in text:
         assert classify(text, tls=False, handshake_done=True).cause == "closed"
+
+
+# --- what the city's status says --------------------------------------------------------------
+
+
+def test_the_retained_status_tells_the_city_why_the_link_had_failed(
+    make: Callable[..., SyncWorker], lines: Lines, tmp_path: Path
+) -> None:
+    from tests.sync.test_mqtt_events import Peer, assert_valid, schema
+
+    require_binary("mosquitto")
+    later = Broker(tmp_path)
+    worker = make(brokers=[f"mqtt://127.0.0.1:{later.port}"], topic_prefix="hcp/v1")
+    assert_told(worker, lines, "refused", "connection refused")
+    later.start()
+    peer = None
+    try:
+        wait_until(lambda: worker.status.connected, 10, "the worker to connect")
+        peer = Peer(later.host, later.port, base=f"hcp/v1/{DEVICE}")
+        wait_until(lambda: bool(peer.on("status")), 5, "the retained status")
+        status = peer.on("status")[-1]
+        assert_valid(schema("status"), status)
+        told = status["link_error"]
+        assert told["cause"] == "refused" and told["count"] >= 1
+        assert told["broker"] == f"mqtt://127.0.0.1:{later.port}"
+        assert told["since"] <= told["last"] <= told["until"] <= status["at"]
+        assert status["tls_cert"] is None  # no client certificate
+    finally:
+        if peer is not None:
+            peer.close()
+        later.stop()
+
+
+def test_an_expiring_client_certificate_is_in_the_status_and_logged(
+    make: Callable[..., SyncWorker], lines: Lines, city: TlsBroker, pki: CityPki, tmp_path: Path
+) -> None:
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from tests.sync.test_mqtt_events import assert_valid, schema
+
+    key = tlscerts.create_tls_key(tmp_path / "short.key")
+    (tmp_path / "short.crt").write_bytes(
+        tlscerts.sign_csr(tlscerts.make_csr(key, DEVICE), pki.ca, days=10)
+    )
+    short = Identity(DEVICE, tmp_path / "short.crt", tmp_path / "short.key", pki.ca.cert_path)
+    worker = make(brokers=[f"mqtts://127.0.0.1:{city.port}"], topic_prefix="hcp/v1",
+                  **tls_options(short, pki.ca.cert_path))  # fmt: skip
+    lines.wait_for("client certificate", str(short.cert), "expires on", "(9 days)")
+    wait_until(lambda: worker.status.connected, 10, "the worker to connect")
+    assert worker.status.cert is not None and worker.status.cert.expiring
+    # The city's receiver (certificate hub-…) reads the retained status.
+    hub = pki.client("hub-1")
+    got: list[bytes] = []
+    city_client = paho.Client(CallbackAPIVersion.VERSION2, client_id="hub-1")
+    city_client.tls_set(ca_certs=str(pki.ca.cert_path), certfile=str(hub.cert),
+                        keyfile=str(hub.key))  # fmt: skip
+    city_client.on_connect = lambda c, *a: c.subscribe(f"hcp/v1/{DEVICE}/status", qos=1)
+    city_client.on_message = lambda c, u, m: got.append(bytes(m.payload))
+    city_client.connect(city.host, city.port)
+    city_client.loop_start()
+    try:
+        wait_until(lambda: bool(got), 10, "the retained status at the city")
+        status = json.loads(got[-1])
+        assert_valid(schema("status"), status)
+        assert status["tls_cert"]["expiring"] is True and status["tls_cert"]["days_left"] == 9
+        assert status["link_error"] is None  # it connected at once
+    finally:
+        city_client.disconnect()
+        city_client.loop_stop()
+
+
+def test_the_certificate_check_reads_expired_and_unreadable_files(
+    pki: CityPki, tmp_path: Path
+) -> None:
+    from sync.certexpiry import check_certificate
+
+    old = broker_cert(pki, tmp_path / "old", days=(-60, -3))
+    state = check_certificate(old.cert, warn_days=30)
+    assert state.expiring and state.days_left in (-3, -4) and not state.problem
+    fine = broker_cert(pki, tmp_path / "fine", days=(-1, 100))
+    assert not check_certificate(fine.cert, warn_days=30).expiring
+    missing = check_certificate(tmp_path / "nowhere.crt", warn_days=30)
+    assert missing.problem and str(tmp_path / "nowhere.crt") in missing.problem
+    assert not missing.expiring
