@@ -11,10 +11,12 @@ Wire contract (topics under ``{topic_prefix}/{device_id}/``):
   city must ack a duplicate again.
 
 * ``events`` (device → city, QoS 1): one sealed event per message (``presentation_end``,
-  ``represented``, ``store_fault``, ``printer_fault``; docs/schemas/event.schema.json), its own
+  ``represented``, ``store_fault``, ``printer_fault``, ``tech_menu``, ``cert_expiring``;
+  docs/schemas/event.schema.json), its own
   hash chain, acked on ``acks`` like ratings (one ack message may name both).
 * ``status`` (device → city, QoS 1, retained): ``online``, firmware, outbox size and oldest
-  age, clock, printer and counter-link state, the last store check; the retained last will
+  age, clock, printer and counter-link state, the last store check, why the last connection
+  failed (``link_error``) and the client certificate's expiry (``tls_cert``); the retained last will
   says ``online: false`` when the pad vanishes, and a clean stop says it too.
 * ``commands`` (city → device, QoS 1) and ``commands/replies`` (device → city, QoS 1): one
   counter-link request per message, answered exactly as on the serial link.
@@ -334,6 +336,13 @@ class SyncWorker(threading.Thread):
     status goes out at connect, when its content changes and every ``status_every`` seconds;
     the outbox figures in it are taken only at connect and at that schedule, never at the
     moment a rating is stored.  :meth:`set_device_state` gives it what only the app knows.
+
+    Every failed connection is a warning naming its cause (:mod:`sync.linkerror`; repeats of a
+    cause once every ``failure_log_every`` seconds with their count) and is in
+    :attr:`status` (``link``); ``connack_timeout``: how long the broker has to answer the
+    CONNECT once the connection is up.  The client certificate ``tls_cert`` is checked at the
+    start and every ``cert_check_every`` seconds: fewer than ``cert_warn_days`` days left is a
+    warning and ``status.cert.expiring`` (the app makes it a fault and an event).
     """
 
     def __init__(
