@@ -8,7 +8,8 @@ repeats of one cause from flooding the journal (:class:`FailureLog`): the first 
 then one a minute with a count, a new cause at once, the recovery once.
 
 Standard library only (``ssl``, ``socket``, ``errno``): the sync worker, the city's receiver and
-``evaluator selftest`` use the same words.
+``evaluator selftest`` use the same words.  ``ssl`` is imported by :func:`classify` only: this
+module is imported at the pad's start (the worker is built before ``READY=1``), ``ssl`` is not.
 
 The causes (:data:`CAUSES`, the ``cause`` of the status and the technician menu's texts
 ``link_cause_<cause>``):
@@ -37,7 +38,6 @@ from __future__ import annotations
 import errno
 import re
 import socket
-import ssl
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -50,6 +50,7 @@ __all__ = [
     "classify_connack",
     "closed_before_connack",
     "connack_timeout",
+    "tls_files",
 ]
 
 CAUSES: tuple[str, ...] = (
@@ -188,6 +189,8 @@ def classify(error: BaseException | str, *, tls: bool, handshake_done: bool = Fa
     ``tls``: the URL is ``mqtts://``.  ``handshake_done``: the error came after the TLS
     handshake (reading the CONNACK), where an alert or a closed connection means the broker
     refused our certificate."""
+    import ssl
+
     text = error if isinstance(error, str) else str(error) or type(error).__name__
     if isinstance(error, socket.gaierror):
         return _error("dns", text)
@@ -233,6 +236,21 @@ def classify(error: BaseException | str, *, tls: bool, handshake_done: bool = Fa
         return _error("tls_files", text)
     words = text if isinstance(error, str) else f"{type(error).__name__}: {text}"
     return _error("other", "", words[:300])
+
+
+def tls_files(error: BaseException, files: dict[str, str]) -> LinkError:
+    """Our TLS files (``files``: ``{"tls_ca": path, …}``) refused by ``ssl`` before any
+    connection: missing, unreadable, not PEM, a key that is not the certificate's.  The detail
+    names the file that cannot be read (``ssl`` does not), else all of them: paths, never
+    their content."""
+    import os
+
+    why = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    for name, path in files.items():
+        if path and not os.access(path, os.R_OK):
+            return _error("tls_files", f"{name} {path}: {why}")
+    named = ", ".join(f"{name} {path}" for name, path in files.items() if path)
+    return _error("tls_files", f"{why} ({named})")
 
 
 def closed_before_connack(*, tls: bool) -> LinkError:

@@ -101,6 +101,7 @@ from sync.linkerror import (
     classify_connack,
     closed_before_connack,
     connack_timeout,
+    tls_files,
 )
 from sync.mqttclient import Broker, paho_client, parse_broker_url, read_ready, tls_pending
 from sync.status import SyncStatus
@@ -734,11 +735,17 @@ class SyncWorker(threading.Thread):
         broker = self.brokers[self._broker_index]
         self._attempt_error = None
         self._read_errors.clear()
-        try:
-            if self._client is None or self._client_broker != broker:
-                self._drop_client()
+        if self._client is None or self._client_broker != broker:
+            self._drop_client()
+            try:  # paho's tls_set loads the CA, the certificate and the key here
                 self._client = self._make_client(broker)
-                self._client_broker = broker
+            except (OSError, ValueError) as exc:
+                files = {"tls_ca": self.tls_ca, "tls_cert": self.tls_cert, "tls_key": self.tls_key}
+                error = tls_files(exc, files) if broker.tls else classify(exc, tls=False)
+                self._failed(broker, error)
+                return
+            self._client_broker = broker
+        try:
             # paho logs why a read failed (an alert, a reset) but returns only "connection
             # lost": listen to its log until the CONNACK (not after: it formats every line).
             self._client.on_log = self._on_log

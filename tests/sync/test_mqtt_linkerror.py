@@ -549,3 +549,18 @@ def test_the_certificate_check_reads_expired_and_unreadable_files(
     missing = check_certificate(tmp_path / "nowhere.crt", warn_days=30)
     assert missing.problem and str(tmp_path / "nowhere.crt") in missing.problem
     assert not missing.expiring
+
+
+def test_our_own_tls_files_that_cannot_be_used(
+    make: Callable[..., SyncWorker], lines: Lines, pki: CityPki, tmp_path: Path
+) -> None:
+    missing = Identity(DEVICE, tmp_path / "nowhere.crt", tmp_path / "nowhere.key", pki.ca.cert_path)
+    worker = make(brokers=[f"mqtts://127.0.0.1:{free_port()}"],
+                  **tls_options(missing, pki.ca.cert_path))  # fmt: skip
+    assert_told(
+        worker,
+        lines,
+        "tls_files",
+        "our TLS files cannot be used",
+        f"tls_cert {tmp_path / 'nowhere.crt'}",
+    )  # the path, never a key
