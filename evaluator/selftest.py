@@ -370,14 +370,27 @@ def _probe_broker(config: Config, options: Options, url: str, broker: Any) -> st
         f"[mqtt] username/password"
         + ("; tls_ca, tls_cert, tls_key (evaluator tls csr)" if broker.tls else "")
     )
-    connected = threading.Event()
+    from sync.linkerror import classify, classify_connack, closed_before_connack, connack_timeout
+
+    connected = threading.Event()  # a CONNACK came, or the connection ended before one
     subscribed = threading.Event()
     received = threading.Event()
     codes: list[Any] = []
+    closed: list[bool] = []
+    errors: list[str] = []  # what paho logged of its socket (an alert, a reset)
 
     def on_connect(client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         codes.append(reason)
         connected.set()
+
+    def on_disconnect(client: Any, *args: Any) -> None:
+        if not codes:
+            closed.append(True)
+            connected.set()
+
+    def on_log(client: Any, userdata: Any, level: int, text: str) -> None:
+        if level == paho.MQTT_LOG_ERR and not codes:
+            errors.append(text)
 
     def on_message(client: Any, userdata: Any, message: Any) -> None:
         if message.payload == nonce:
@@ -391,6 +404,8 @@ def _probe_broker(config: Config, options: Options, url: str, broker: Any) -> st
     )
     client.connect_timeout = options.broker_timeout  # an unreachable host: not TCP's minutes
     client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
+    client.on_log = on_log
     client.on_message = on_message
     client.on_subscribe = lambda *a: subscribed.set()
     if mq.username:
@@ -407,14 +422,22 @@ def _probe_broker(config: Config, options: Options, url: str, broker: Any) -> st
     started = time.monotonic()
     try:
         client.connect(broker.host, broker.port, keepalive=max(5, int(options.broker_timeout) * 2))
-    except Exception as exc:
-        raise _Fail(f"cannot connect to {where}: {exc}", fix) from exc
+    except Exception as exc:  # the cause in words (issue 14), as the pad's worker logs it
+        why = classify(exc, tls=broker.tls).text
+        raise _Fail(f"cannot connect to {where}: {why}", fix) from exc
     client.loop_start()
     try:
-        if not connected.wait(options.broker_timeout):
-            raise _Fail(f"no CONNACK from {where} within {options.broker_timeout:g} s", fix)
-        if codes and getattr(codes[0], "is_failure", False):
-            raise _Fail(f"{where} refused the connection: {codes[0]}", fix)
+        if not connected.wait(options.broker_timeout) or not codes:
+            if errors:
+                why = classify(errors[0], tls=broker.tls, handshake_done=True).text
+            elif closed:
+                why = closed_before_connack(tls=broker.tls).text
+            else:
+                why = connack_timeout(options.broker_timeout).text
+            raise _Fail(f"no CONNACK from {where}: {why}", fix)
+        if getattr(codes[0], "is_failure", False):
+            why = classify_connack(codes[0], v5=v5).words
+            raise _Fail(f"{where}: {why}", fix)
         client.subscribe(topic, qos=1)
         if not subscribed.wait(options.broker_timeout):
             raise _Fail(

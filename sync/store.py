@@ -77,6 +77,7 @@ EVENT_KINDS: tuple[str, ...] = (
     "store_fault",
     "printer_fault",
     "tech_menu",
+    "cert_expiring",
 )
 #: What ended a presentation (its ``end_cause``) → the ``by`` of its ``presentation_end`` event.
 END_BY: dict[str, str] = {
