@@ -264,6 +264,23 @@ else
   fi
 fi
 [ "$DRY" = 1 ] && say "dry run: nothing is changed"
+# One install at a time: two at once would build into one virtualenv (one removing it while
+# the other fills it), race on the temporary files and on `current`, and prune each other's
+# new build.  The second is refused at once (a dry run changes nothing and takes no lock).
+# The lock is the kernel's (flock): it dies with the install that holds it.
+if [ "$DRY" = 0 ]; then
+  if [ -n "$ROOT" ]; then
+    mkdir -p "$ROOT"; INSTALL_LOCK=$ROOT; exec 9<"$ROOT"
+  else
+    INSTALL_LOCK=/run/lock/evaluator-install.lock
+    [ -d /run/lock ] || INSTALL_LOCK=/run/evaluator-install.lock
+    exec 9>>"$INSTALL_LOCK"
+  fi
+  if ! flock -n 9; then
+    echo "install: another install.sh is running (it holds $INSTALL_LOCK): nothing was changed; run it again once that one has finished" >&2
+    exit 2
+  fi
+fi
 for id in "${PRINTERS[@]}"; do
   [[ "$id" =~ ^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$ ]] || {
     echo "install: --printer $id: expected VID:PID, four hex digits each (lsusb), e.g. 0416:5011" >&2

@@ -8,6 +8,7 @@ command does not exist); its silence is the pass, since an unknown key is only a
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -795,6 +796,26 @@ def test_a_changed_unit_that_does_not_come_up_is_reported(machine: Machine) -> N
     assert done.returncode == 1
     assert f"since the unit changed (the build, {build}, is the same" in done.stderr
     assert build_of(machine.root) == build and machine.restarts() == [f"restart {build}"]
+
+
+def test_a_second_install_at_the_same_time_is_refused_and_changes_nothing(
+    machine: Machine,
+) -> None:
+    """Two at once built into one venv and raced on the temporary files and on current (found
+    by review): the second is refused at once while the first holds the install lock."""
+    before = snapshot(machine.root)
+    fd = os.open(machine.root, os.O_RDONLY)  # what a running install.sh --root holds
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        done = machine.install("1.1.0", ok=False)
+    finally:
+        os.close(fd)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"another install.sh is running (it holds {machine.root})" in done.stderr
+    assert snapshot(machine.root) == before and machine.restarts() == []
+    # once it is done, the next one runs
+    machine.install("1.1.0")
+    assert build_of(machine.root).startswith("1.1.0-")
 
 
 def test_a_venv_from_before_releases_is_the_build_to_go_back_to(tmp_path: Path) -> None:
