@@ -600,6 +600,10 @@ elif [ "$DRY" = 1 ]; then
   say "would switch: $CURRENT -> releases/$BUILD${OLD:+ (from $OLD)}"
   CHANGES=$((CHANGES + 1)); SWITCHED=1
 else
+  # The new build on the disk before current names it: a power cut just after the switch must
+  # not leave current pointing at files still in the page cache (ext4 writes new files' data
+  # up to 30 s later; the link's rename is in its journal within 5 s).
+  sync -f "$R$RELEASE"
   switch_to "$BUILD"
   say "switched: $CURRENT -> releases/$BUILD${OLD:+ (from $OLD)}"
   CHANGES=$((CHANGES + 1)); SWITCHED=1

@@ -798,6 +798,26 @@ def test_a_changed_unit_that_does_not_come_up_is_reported(machine: Machine) -> N
     assert build_of(machine.root) == build and machine.restarts() == [f"restart {build}"]
 
 
+def test_the_new_build_is_on_the_disk_before_current_names_it(
+    machine: Machine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A power cut just after the switch left current on a build whose files were still in the
+    page cache (found by review): install.sh syncs the build's filesystem before the switch."""
+    old = build_of(machine.root)
+    bin_dir = machine.tmp / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "sync"
+    fake.write_text('#!/bin/sh\ncurrent=$(readlink "$FAKE_ROOT/opt/evaluator/current")\n'
+                    'echo "sync $* current=$current" >>"$FAKE_LOG.sync"\n')  # fmt: skip
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    machine.install("1.1.0")
+    new = build_of(machine.root)
+    synced = Path(f"{machine.log}.sync").read_text().splitlines()
+    release = machine.root / "opt/evaluator/releases" / new
+    assert f"sync -f {release} current=releases/{old}" in synced, synced
+
+
 def test_a_second_install_at_the_same_time_is_refused_and_changes_nothing(
     machine: Machine,
 ) -> None:
