@@ -264,6 +264,20 @@ else
   fi
 fi
 [ "$DRY" = 1 ] && say "dry run: nothing is changed"
+for id in "${PRINTERS[@]}"; do
+  [[ "$id" =~ ^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$ ]] || {
+    echo "install: --printer $id: expected VID:PID, four hex digits each (lsusb), e.g. 0416:5011" >&2
+    exit 2
+  }
+done
+if [ -n "$WHEEL" ]; then
+  [ -f "$WHEEL" ] || { echo "install: --wheel $WHEEL: no such file" >&2; exit 2; }
+  WHEEL=$(cd "$(dirname "$WHEEL")" && pwd)/$(basename "$WHEEL")
+  say "the evaluator from the wheel $WHEEL"
+else
+  [ -f "$SRC/pyproject.toml" ] || { echo "install: $SRC is not the evaluator's checkout" >&2; exit 2; }
+  say "the evaluator from the checkout $SRC"
+fi
 # One install at a time: two at once would build into one virtualenv (one removing it while
 # the other fills it), race on the temporary files and on `current`, and prune each other's
 # new build.  The second is refused at once (a dry run changes nothing and takes no lock).
@@ -280,20 +294,6 @@ if [ "$DRY" = 0 ]; then
     echo "install: another install.sh is running (it holds $INSTALL_LOCK): nothing was changed; run it again once that one has finished" >&2
     exit 2
   fi
-fi
-for id in "${PRINTERS[@]}"; do
-  [[ "$id" =~ ^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$ ]] || {
-    echo "install: --printer $id: expected VID:PID, four hex digits each (lsusb), e.g. 0416:5011" >&2
-    exit 2
-  }
-done
-if [ -n "$WHEEL" ]; then
-  [ -f "$WHEEL" ] || { echo "install: --wheel $WHEEL: no such file" >&2; exit 2; }
-  WHEEL=$(cd "$(dirname "$WHEEL")" && pwd)/$(basename "$WHEEL")
-  say "the evaluator from the wheel $WHEEL"
-else
-  [ -f "$SRC/pyproject.toml" ] || { echo "install: $SRC is not the evaluator's checkout" >&2; exit 2; }
-  say "the evaluator from the checkout $SRC"
 fi
 DESKTOP=0
 # the display manager's alias (a link, absolute: it dangles inside a --root tree)
@@ -553,6 +553,11 @@ prune() {
     CHANGES=$((CHANGES + 1))
   done < <(cd "$R$RELEASES" && ls -1t)
 }
+# A build that can be gone back to: its directory, and (on the machine: --root makes no
+# virtualenv) its evaluator command.
+build_usable() {
+  [ -d "$R$RELEASES/$1" ] && { [ -n "$ROOT" ] || [ -x "$R$RELEASES/$1/venv/bin/evaluator" ]; }
+}
 journal() {  # the pad's last lines, for the one reading this output
   if [ -z "$ROOT" ]; then journalctl -u "$SERVICE" -n 25 --no-pager >&2 || true; fi
 }
@@ -630,6 +635,10 @@ else
     echo "install: FAILED: the pad does not come up since the unit changed (the build, $BUILD, is the same: nothing to go back to); the journal: journalctl -u evaluator -b" >&2
   elif [ -z "$OLD" ]; then
     echo "install: FAILED: the pad does not come up on $BUILD and there is no build before it to go back to; the journal: journalctl -u evaluator -b" >&2
+  elif ! build_usable "$OLD"; then
+    # Removed by hand: going back to it would leave current (and /usr/local/bin/evaluator)
+    # pointing at nothing, and blame the configuration.
+    echo "install: FAILED: the pad does not come up on $BUILD, and the build before, $OLD, is gone or incomplete (no $RELEASES/$OLD/venv/bin/evaluator): not rolled back, current stays on $BUILD; the journal: journalctl -u evaluator -b" >&2
   else
     switch_to "$OLD"
     say "rolled back: $CURRENT -> releases/$OLD"

@@ -750,6 +750,23 @@ def test_when_the_build_before_fails_too_it_says_so(machine: Machine) -> None:
             in done.stderr)  # fmt: skip
 
 
+def test_a_build_before_that_was_removed_by_hand_is_not_gone_back_to(machine: Machine) -> None:
+    """Rolling back to a build deleted by hand left current dangling (no evaluator command to
+    look with) and blamed the configuration (found by review)."""
+    old = build_of(machine.root)
+    shutil.rmtree(machine.root / "opt/evaluator/releases" / old)
+    new = f"2.0.0-{_build_hash(machine, '2.0.0')}"
+    machine.bad, machine.mode = new, "fail"
+    done = machine.install("2.0.0", ok=False)
+    assert done.returncode == 1
+    assert build_of(machine.root) == new  # a build that exists, not a dangling link
+    assert machine.restarts() == [f"restart {new}"]
+    assert (f"the build before, {old}, is gone or incomplete "
+            f"(no /opt/evaluator/releases/{old}/venv/bin/evaluator): not rolled back"
+            in done.stderr)  # fmt: skip
+    assert "rolled back:" not in done.stdout
+
+
 def test_no_build_to_go_back_to_fails_loudly(tmp_path: Path) -> None:
     m = Machine(tmp_path)
     m.root.joinpath("etc/evaluator").mkdir(parents=True)
