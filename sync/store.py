@@ -52,7 +52,7 @@ from evaluator.rules.records import (
 )
 from evaluator.rules.request import case_targets, rating_slot
 from sync.durable import fsync_dir
-from sync.storelock import StoreLock, lock_store
+from sync.storelock import StoreLock, lock_path, lock_store
 
 if TYPE_CHECKING:  # imported where used: sqlite-utils costs ~40 ms of start-up (issue 6)
     from sqlite_utils import Database
@@ -629,6 +629,21 @@ def _open_error(path: Path, exc: BaseException) -> StoreError:
     return StoreError(f"cannot open the rating store {path}: {exc}")
 
 
+def _lock_error(path: Path, exc: OSError) -> StoreError:
+    """The StoreError for a store whose lock file cannot be opened.  Its own user is named: a
+    lock file left owned by another user (``sudo evaluator run`` with a strict umask) blocks a
+    store that is otherwise writable, and "make the store writable" would fix nothing."""
+    lock = lock_path(path)
+    if exc.errno in (errno.EACCES, errno.EPERM) and exc.filename == str(lock):
+        return StoreReadOnly(
+            f"the rating store {path} cannot be written: its lock file {lock} cannot be opened "
+            f"by user {_user()} ({exc.strerror}; left by a pad or tool run as another user, "
+            f"e.g. with sudo?), so no rating can be saved. Fix: sudo chown {_user()} {lock}, "
+            "then restart the pad"
+        )
+    return _open_error(path, exc)
+
+
 #: Serialises opening and closing stores in this process, and counts the SQLite connections
 #: this process holds on each database file (by device and inode).  Python must never open and
 #: close a database file that SQLite holds in this process: closing ANY descriptor of a file
@@ -953,7 +968,7 @@ class Store:
         except StoreError:  # sync.storelock.StoreLocked: another process writes this store
             raise
         except OSError as exc:  # no lock file in a read-only folder: say what to fix
-            raise _open_error(self.path, exc) from exc
+            raise _lock_error(self.path, exc) from exc
         try:
             self._open_locked(keep_damaged_aside)
         except BaseException:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
+import shutil
 import signal
 import subprocess
 import sys
@@ -131,6 +133,38 @@ def test_a_hard_link_to_the_store_is_never_written(tmp_path: Path) -> None:
     other.unlink()
     with Store(path, device_id=DEVICE) as store:
         assert store.last_seq() == 1
+
+
+def test_a_lock_file_another_user_left_is_named_with_its_fix(tmp_path: Path) -> None:
+    """``sudo evaluator run`` with a strict umask leaves ``<store>.lock`` root's 0600: the pad's
+    user cannot open it although the store and its folder are its own.  The fault said "make
+    the store and its folder writable", which fixes nothing (found by review)."""
+    path = tmp_path / "ratings.db"
+    Store(path, device_id=DEVICE).close()
+    lock = lock_path(path)
+    lock.chmod(0)  # as root below, without the capabilities that bypass modes: nobody's file
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        assert setpriv, "setpriv (util-linux) is needed to test file modes as root"
+        prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
+    opener = (
+        "import sys\nfrom sync.store import Store\n"
+        "try:\n    Store(sys.argv[1], device_id=sys.argv[2])\n"
+        "except Exception as exc:\n    print(type(exc).__name__, exc)\n"
+    )
+    done = subprocess.run(
+        [*prefix, sys.executable, "-c", opener, str(path), DEVICE],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    lock.chmod(0o644)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("StoreReadOnly "), done.stdout
+    assert f"its lock file {lock} cannot be opened" in done.stdout
+    assert f"Fix: sudo chown {pwd.getpwuid(os.geteuid()).pw_name} {lock}," in done.stdout
+    assert "Fix: make" not in done.stdout
+    with Store(path, device_id=DEVICE) as store:  # nothing was lost or changed
+        assert store.last_seq() == 0
 
 
 def test_a_killed_writer_leaves_no_lock_behind(tmp_path: Path) -> None:
