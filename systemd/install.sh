@@ -35,6 +35,10 @@
 # systemctl, and runs it even with --root: how tests/test_systemd.py proves the rollback
 # without a booted systemd.
 set -euo pipefail
+# What this script makes is read by the pad's user (the build's thousands of files, made by
+# venv and pip with no mode of their own): sudo keeps the technician's umask (077 in a hardened
+# shell gave a build of 0600 files, which the pad could not import), so the umask is set here.
+umask 022
 
 usage() {
   cat <<'EOF'

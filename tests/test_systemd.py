@@ -531,6 +531,21 @@ def test_printer_ids_add_udev_lines(tmp_path: Path) -> None:
     assert "updated: /etc/udev/rules.d/70-evaluator-printer.rules" in install("--root", root).stdout
 
 
+def test_the_callers_umask_never_hides_what_install_sh_makes(tmp_path: Path) -> None:
+    """sudo keeps the technician's umask: 077 made every folder install.sh did not chmod (and
+    on the machine the whole build, by venv and pip) the owner's alone, so the pad's user could
+    not import its code (found by review)."""
+    root = tmp_path / "root"
+    done = subprocess.run(
+        ["bash", "-c", 'umask 077 && exec bash "$0" --root "$1"', str(INSTALL), str(root)],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "LC_ALL": "C.UTF-8"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for rel in ("etc/systemd/system", "etc/udev/rules.d", "usr/local/bin", "opt", "var/lib"):
+        assert stat.S_IMODE((root / rel).stat().st_mode) == 0o755, rel
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
