@@ -434,7 +434,9 @@ if [ -n "$WHEEL" ]; then
   project=$(sha256sum <"$WHEEL" | cut -c1-64)
   version=$(basename "$WHEEL" | cut -d- -f2)
 else
-  project=$(cd "$SRC" && find pyproject.toml evaluator kiosk printer sync config -type f \
+  # Every folder the wheel takes files from (pyproject.toml's packages and package-dir): the
+  # receiver's JSON Schemas are docs/schemas.
+  project=$(cd "$SRC" && find pyproject.toml evaluator kiosk printer sync config docs/schemas -type f \
     ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum \
     | sha256sum | cut -c1-64)
   version=$(sed -n 's/^version *= *"\([^"]*\)".*/\1/p' "$SRC/pyproject.toml" | head -n 1)

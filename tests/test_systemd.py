@@ -531,6 +531,39 @@ def test_printer_ids_add_udev_lines(tmp_path: Path) -> None:
     assert "updated: /etc/udev/rules.d/70-evaluator-printer.rules" in install("--root", root).stdout
 
 
+def test_every_file_the_wheel_is_made_of_names_the_build(tmp_path: Path) -> None:
+    """The build's name is the hash of what pip installs from the checkout; docs/schemas (the
+    package sync.schemas) was left out, so a schema fix alone was "the same build" and never
+    installed (found by review).  Checked against pyproject.toml's own package folders."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {name.split(".")[0] for name in project["packages"]}
+    folders |= set(project["package-dir"].values())
+    checkout = tmp_path / "checkout"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for folder in {*folders, "systemd"}:
+        shutil.copytree(REPO / folder, checkout / folder, ignore=ignore)
+    shutil.copy(REPO / "pyproject.toml", checkout)
+
+    def build_name() -> str:
+        done = subprocess.run(
+            ["bash", str(checkout / "systemd/install.sh"), "--root", str(tmp_path / "root"),
+             "--dry-run"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        found = re.search(r"== 5/7 build /opt/evaluator/releases/(\S+)", done.stdout)
+        assert found, done.stdout
+        return found.group(1)
+
+    names = {build_name()}
+    for folder in sorted(folders):
+        changed = next(p for p in sorted((checkout / folder).rglob("*")) if p.is_file())
+        changed.write_bytes(changed.read_bytes() + b"\n")
+        names.add(build_name())
+        assert len(names) == 2, f"a change in {changed.relative_to(checkout)}: the same build"
+        names = {build_name()}
+
+
 def test_the_callers_umask_never_hides_what_install_sh_makes(tmp_path: Path) -> None:
     """sudo keeps the technician's umask: 077 made every folder install.sh did not chmod (and
     on the machine the whole build, by venv and pip) the owner's alone, so the pad's user could
