@@ -634,7 +634,7 @@ def _lock_error(path: Path, exc: OSError) -> StoreError:
     lock file left owned by another user (``sudo evaluator run`` with a strict umask) blocks a
     store that is otherwise writable, and "make the store writable" would fix nothing."""
     lock = lock_path(path)
-    if exc.errno in (errno.EACCES, errno.EPERM) and exc.filename == str(lock):
+    if exc.errno in (errno.EACCES, errno.EPERM) and exc.filename == str(lock) and lock.exists():
         return StoreReadOnly(
             f"the rating store {path} cannot be written: its lock file {lock} cannot be opened "
             f"by user {_user()} ({exc.strerror}; left by a pad or tool run as another user, "

@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -165,6 +166,41 @@ def test_a_lock_file_another_user_left_is_named_with_its_fix(tmp_path: Path) -> 
     assert "Fix: make" not in done.stdout
     with Store(path, device_id=DEVICE) as store:  # nothing was lost or changed
         assert store.last_seq() == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a file can be given to another user only by root")
+def test_a_lock_file_root_makes_goes_to_the_owner_of_the_store_s_folder() -> None:
+    """``sudo evaluator run`` (or selftest) on a pad upgraded to the lock, whose store had no
+    lock file yet: root's umask 077 made it root's 0600 and the pad's user could never open it
+    again, so the pad could not start (found by review).  Root now gives the file it makes to
+    the folder's owner, as SQLite gives root's -wal and -shm to the database's owner."""
+    with tempfile.TemporaryDirectory() as top:  # pytest's tmp_path is root's alone (0700)
+        os.chmod(top, 0o755)
+        folder = Path(top) / "var"
+        folder.mkdir()
+        os.chown(folder, 65534, 65534)  # the pad's user's state folder
+        _lock_as_root_then_as_the_pad(folder / "ratings.db")
+
+
+def _lock_as_root_then_as_the_pad(path: Path) -> None:
+    old = os.umask(0o077)
+    try:
+        with lock_store(path):
+            pass
+    finally:
+        os.umask(old)
+    st = lock_path(path).stat()
+    assert (st.st_uid, st.st_gid) == (65534, 65534)
+    as_pad = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
+         "import os, sys\nfrom sync.storelock import lock_store\n"
+         "with lock_store(sys.argv[1]) as lock:\n"
+         "    print(os.getpid(), lock.lock_path.read_text().strip())\n", str(path)],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert as_pad.returncode == 0, as_pad.stderr
+    pid, noted = as_pad.stdout.split()
+    assert noted == pid  # opened for writing: it noted its own pid
 
 
 def test_a_killed_writer_leaves_no_lock_behind(tmp_path: Path) -> None:
