@@ -484,6 +484,14 @@ fi
 
 # --- 6. systemd -----------------------------------------------------------------------------------
 step "systemd"
+# The unit file written by a run that stopped before this step (the build failed on a full
+# disk, a power cut): the file is the same now, but systemd still runs the unit it read before
+# (and the pad was never restarted on it).  systemd knows: NeedDaemonReload.
+if [ "$UNIT_CHANGED" = 0 ] && { [ -z "$ROOT" ] || [ -n "${EVALUATOR_SYSTEMCTL:-}" ]; } &&
+  [ "$("$SYSTEMCTL" show -p NeedDaemonReload --value evaluator.service 2>/dev/null || true)" = yes ]; then
+  say "systemd still runs evaluator.service as it was before $UNIT was changed (by a run that stopped early)"
+  UNIT_CHANGED=1
+fi
 if [ -n "$ROOT" ]; then
   [ "$UNIT_CHANGED" = 1 ] && machine systemctl daemon-reload
   [ "$JOURNALD_CHANGED" = 1 ] && machine systemctl restart systemd-journald.service

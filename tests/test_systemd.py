@@ -636,6 +636,9 @@ def test_technician_guide_installs_with_the_script() -> None:
 #: "skip" (restart succeeds but the unit is inactive: ExecCondition refused it), "crash" (READY,
 #: then a new main PID at every look: Restart=always restarting it).
 FAKE_SYSTEMCTL = """#!/bin/sh
+if [ "$*" = "show -p NeedDaemonReload --value evaluator.service" ]; then  # not logged
+  echo "${FAKE_RELOAD:-no}"; exit 0
+fi
 echo "$*" >>"$FAKE_LOG"
 build=$(basename "$(readlink "$FAKE_ROOT/opt/evaluator/current")")
 bad=no
@@ -669,6 +672,7 @@ class Machine:
         self.systemctl.chmod(0o755)
         self.bad = ""
         self.mode = ""
+        self.reload = "no"  # systemctl show -p NeedDaemonReload
 
     def wheel(self, version: str) -> Path:
         """A wheel of its own bytes (so a build of its own) carrying a default.toml."""
@@ -688,7 +692,7 @@ class Machine:
             capture_output=True, text=True, timeout=60, check=False,
             env={**os.environ, "LC_ALL": "C.UTF-8", "EVALUATOR_SYSTEMCTL": str(self.systemctl),
                  "FAKE_LOG": str(self.log), "FAKE_ROOT": str(self.root), "FAKE_BAD": self.bad,
-                 "FAKE_MODE": self.mode},
+                 "FAKE_MODE": self.mode, "FAKE_RELOAD": self.reload},
         )  # fmt: skip
         if ok:
             assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
@@ -850,6 +854,21 @@ def test_a_changed_unit_restarts_a_configured_pad(machine: Machine) -> None:
     assert build_of(machine.root).startswith("1.5.0-")
     assert len(machine.restarts()) == 1
     assert "--no-restart: the pad runs the new build from its next start" in done.stdout
+
+
+def test_a_unit_changed_by_a_run_that_stopped_early_is_reloaded_and_restarted(
+    machine: Machine,
+) -> None:
+    """A run that wrote the new unit and stopped before step 6 (the build failed on a full
+    disk): the next run found the file unchanged, never ran daemon-reload, and the pad kept
+    the unit systemd read before, not restarted (found by review)."""
+    machine.reload = "yes"
+    done = machine.install("1.0.0")
+    assert "by a run that stopped early" in done.stdout
+    assert "systemctl daemon-reload" in done.stdout
+    assert machine.restarts() == [f"restart {build_of(machine.root)}"]
+    machine.reload = "no"
+    assert "nothing changed" in machine.install("1.0.0").stdout
 
 
 def test_a_changed_unit_that_does_not_come_up_is_reported(machine: Machine) -> None:
