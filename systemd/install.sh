@@ -101,6 +101,7 @@ GROUPS_WANTED=(gpio dialout lp video render input audio)
 PREFIX=/opt/evaluator
 RELEASES=$PREFIX/releases     # one directory per build: VERSION-HASH/venv
 CURRENT=$PREFIX/current       # -> releases/VERSION-HASH: what the unit runs
+UNCHECKED=$PREFIX/.evaluator-unchecked  # while the pad is checked on a build: "BUILD OLD"
 KEEP_RELEASES=3               # builds kept: the current one and the two used before it
 LEGACY_VENV=$PREFIX/venv      # the single virtualenv of installs before releases/
 # Debian's own Python: python3-pygame (and python3-lgpio) are installed for it alone.
@@ -603,6 +604,14 @@ restarted_and_up() {
   say "up: $SERVICE is active, main PID $pid, for $SETTLE s"
 }
 
+mark_unchecked() {  # "BUILD OLD" (OLD: - none; = the same build, the unit changed)
+  local was=${OLD:--}
+  [ "$SWITCHED" = 1 ] || was="="
+  printf '%s %s\n' "$BUILD" "$was" 2>/dev/null >"$R$UNCHECKED" ||
+    warn "cannot write $UNCHECKED: if this run stops during the check, the next one will not resume it"
+  return 0
+}
+
 OLD=$(current_build)
 if [ -z "$OLD" ] && [ -d "$R$LEGACY_VENV" ] && [ ! -L "$R$LEGACY_VENV" ] && [ "$DRY" = 0 ]; then
   # Installed before builds had directories: that venv becomes the build to go back to.
@@ -612,8 +621,25 @@ if [ -z "$OLD" ] && [ -d "$R$LEGACY_VENV" ] && [ ! -L "$R$LEGACY_VENV" ] && [ "$
   OLD=before-releases
   say "the virtualenv $LEGACY_VENV (before releases/) is kept as the build $RELEASES/$OLD"
 fi
+# A run that stopped while the pad was checked on its build (the ssh session dropped, Ctrl-C,
+# a power cut during the watch) left this mark, "BUILD OLD": the same build again is not "ok",
+# it is checked now, and rolled back to OLD if it does not come up.
+RESUMED=0
+if [ -f "$R$UNCHECKED" ] && [ "$DRY" = 0 ]; then
+  read -r was_build was_old <"$R$UNCHECKED" || true
+  if [ "${was_build:-}" = "$BUILD" ] && [ "$OLD" = "$BUILD" ]; then
+    say "the run before stopped while the pad was being checked on $BUILD: checking it now"
+    case "${was_old:-}" in
+      =) UNIT_CHANGED=1 ;;            # the unit changed, the build did not
+      -) OLD=""; RESUMED=1 ;;         # no build before it
+      *) OLD=$was_old; RESUMED=1 ;;
+    esac
+  fi
+fi
 SWITCHED=0
-if [ "$OLD" = "$BUILD" ]; then
+if [ "$RESUMED" = 1 ]; then
+  SWITCHED=1
+elif [ "$OLD" = "$BUILD" ]; then
   say "ok: $CURRENT -> releases/$BUILD"
 elif [ "$DRY" = 1 ]; then
   say "would switch: $CURRENT -> releases/$BUILD${OLD:+ (from $OLD)}"
@@ -640,7 +666,7 @@ elif [ "$DRY" = 1 ]; then
   say "would run: systemctl restart $SERVICE, wait for READY, watch it for $SETTLE s; if it does not come up, go back to ${OLD:-(no build before)}"
 elif [ -n "$ROOT" ] && [ -z "${EVALUATOR_SYSTEMCTL:-}" ]; then
   say "would run (--root: not on this machine): systemctl restart $SERVICE (then wait, roll back if it does not come up)"
-elif restarted_and_up; then
+elif mark_unchecked && restarted_and_up; then
   [ "$SWITCHED" = 0 ] || say "upgraded: the pad runs $BUILD${OLD:+ (was $OLD)}"
 else
   FAILED=1
@@ -664,6 +690,8 @@ else
     fi
   fi
 fi
+
+[ "$DRY" = 1 ] || rm -f "$R$UNCHECKED"   # checked (or rolled back, or not to be checked)
 
 # --- done -----------------------------------------------------------------------------------------
 echo

@@ -634,7 +634,8 @@ def test_technician_guide_installs_with_the_script() -> None:
 #: A stand-in for systemctl (install.sh's EVALUATOR_SYSTEMCTL): logs every call; the builds named
 #: in FAKE_BAD (space-separated) fail as FAKE_MODE says: "fail" (restart fails: never READY),
 #: "skip" (restart succeeds but the unit is inactive: ExecCondition refused it), "crash" (READY,
-#: then a new main PID at every look: Restart=always restarting it).
+#: then a new main PID at every look: Restart=always restarting it), "hangup" (install.sh is sent
+#: SIGHUP while it waits for the restart: its ssh session dropped).
 FAKE_SYSTEMCTL = """#!/bin/sh
 if [ "$*" = "show -p NeedDaemonReload --value evaluator.service" ]; then  # not logged
   echo "${FAKE_RELOAD:-no}"; exit 0
@@ -648,6 +649,7 @@ case "$1" in
   restart)
     echo "restart $build" >>"$FAKE_LOG.restarts"
     if [ "$bad" = fail ]; then echo "Job for evaluator.service failed." >&2; exit 1; fi
+    if [ "$bad" = hangup ]; then kill -HUP "$PPID"; fi  # the ssh session install.sh ran in
     exit 0 ;;
   is-active)
     if [ "$bad" = skip ]; then echo inactive; exit 3; fi
@@ -788,6 +790,30 @@ def _build_hash(machine: Machine, version: str) -> str:
                       done.stdout)  # fmt: skip
     assert found, done.stdout
     return found.group(1)
+
+
+def test_a_run_that_stopped_during_the_check_is_checked_by_the_next(machine: Machine) -> None:
+    """The ssh session dropped while install.sh waited for the restart: current named a build
+    never checked, and the next run found it "ok" and left a pad that does not come up with no
+    roll back (found by review).  Now the next run checks it, and goes back to the build
+    before."""
+    old = build_of(machine.root)
+    new = f"2.0.0-{_build_hash(machine, '2.0.0')}"
+    machine.bad, machine.mode = new, "hangup"
+    cut = machine.install("2.0.0", ok=False)
+    assert cut.returncode != 0 and build_of(machine.root) == new
+    machine.mode = "fail"
+    done = machine.install("2.0.0", ok=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"stopped while the pad was being checked on {new}: checking it now" in done.stdout
+    assert build_of(machine.root) == old
+    assert machine.restarts() == [f"restart {new}", f"restart {new}", f"restart {old}"]
+    assert f"it runs the build before, {old}, again" in done.stderr
+    # checked and rolled back: the next run starts afresh (and tries the new build again)
+    machine.bad = ""
+    machine.install("2.0.0")
+    assert build_of(machine.root) == new
+    assert "nothing changed" in machine.install("2.0.0").stdout
 
 
 def test_when_the_build_before_fails_too_it_says_so(machine: Machine) -> None:
