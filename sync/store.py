@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import json
 import logging
 import os
@@ -746,6 +747,30 @@ def _refuse_other_names(path: Path) -> None:
         )
 
 
+def _drop_names_of_crashed_creations(path: Path) -> None:
+    """Remove the temporary names :func:`_create` left on the store file when its process died
+    between the link into place and the unlink of the temporary name (SIGKILL, a power cut):
+    a second name of the store itself, which :func:`_refuse_other_names` would refuse for good.
+    Called under the store's lock and :data:`_FILES_LOCK`, when no creation can be under way;
+    only a name of the very same file goes (never a file of its own: nothing is lost)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    if st.st_nlink < 2:
+        return
+    for other in path.parent.glob(f".{glob.escape(path.name)}.new-*"):
+        with contextlib.suppress(OSError):
+            if os.path.samestat(os.lstat(other), st):
+                os.unlink(other)
+                log.warning(
+                    "the rating store %s had a second name %s left by a creation that was cut "
+                    "off (a crash between its two steps): that name removed, nothing else",
+                    path,
+                    other,
+                )
+
+
 def _create(path: Path, follows_gap: Mapping[str, Any] | None) -> None:
     """Create an empty WAL store at ``path`` whole: built aside, then linked into place.
 
@@ -1036,6 +1061,7 @@ class Store:
             self._held = _hold(self.path)
 
     def _open_writable_locked(self, gap: Mapping[str, Any] | None) -> None:
+        _drop_names_of_crashed_creations(self.path)
         _refuse_other_names(self.path)
         problem = _file_damage(self.path)
         if problem is not None:

@@ -203,6 +203,30 @@ def _lock_as_root_then_as_the_pad(path: Path) -> None:
     assert noted == pid  # opened for writing: it noted its own pid
 
 
+def test_a_creation_killed_between_its_link_and_unlink_leaves_no_second_name(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """_create links the new store into place, then unlinks its temporary name: killed between
+    the two, the store had two names and was refused as a hard link for good, a storage fault
+    no restart cleared (found by review).  The leftover name of the same file is removed; a
+    real second name is still refused."""
+    path = tmp_path / "ratings.db"
+    with Store(path, device_id=DEVICE) as store:
+        store.append_rating(full_content("S-1"))
+    leftover = tmp_path / f".ratings.db.new-{2**22 + 7}-140000000000"
+    os.link(path, leftover)  # what the killed creation left
+    unrelated = tmp_path / ".ratings.db.new-1-1"
+    unrelated.write_bytes(b"a file of its own")
+    with Store(path, device_id=DEVICE) as store:
+        assert store.last_seq() == 1
+    assert not leftover.exists() and unrelated.read_bytes() == b"a file of its own"
+    assert path.stat().st_nlink == 1
+    assert f"second name {leftover}" in caplog.text
+    os.link(path, tmp_path / "copy.db")
+    with pytest.raises(Exception, match="2 names"):
+        Store(path, device_id=DEVICE)
+
+
 def test_a_killed_writer_leaves_no_lock_behind(tmp_path: Path) -> None:
     path = tmp_path / "ratings.db"
     with holder(path) as proc:
