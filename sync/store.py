@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import json
 import logging
 import os
@@ -52,7 +53,7 @@ from evaluator.rules.records import (
 )
 from evaluator.rules.request import case_targets, rating_slot
 from sync.durable import fsync_dir
-from sync.storelock import StoreLock, lock_store
+from sync.storelock import StoreLock, lock_path, lock_store
 
 if TYPE_CHECKING:  # imported where used: sqlite-utils costs ~40 ms of start-up (issue 6)
     from sqlite_utils import Database
@@ -630,6 +631,21 @@ def _open_error(path: Path, exc: BaseException) -> StoreError:
     return StoreError(f"cannot open the rating store {path}: {exc}")
 
 
+def _lock_error(path: Path, exc: OSError) -> StoreError:
+    """The StoreError for a store whose lock file cannot be opened.  Its own user is named: a
+    lock file left owned by another user (``sudo evaluator run`` with a strict umask) blocks a
+    store that is otherwise writable, and "make the store writable" would fix nothing."""
+    lock = lock_path(path)
+    if exc.errno in (errno.EACCES, errno.EPERM) and exc.filename == str(lock) and lock.exists():
+        return StoreReadOnly(
+            f"the rating store {path} cannot be written: its lock file {lock} cannot be opened "
+            f"by user {_user()} ({exc.strerror}; left by a pad or tool run as another user, "
+            f"e.g. with sudo?), so no rating can be saved. Fix: sudo chown {_user()} {lock}, "
+            "then restart the pad"
+        )
+    return _open_error(path, exc)
+
+
 #: Serialises opening and closing stores in this process, and counts the SQLite connections
 #: this process holds on each database file (by device and inode).  Python must never open and
 #: close a database file that SQLite holds in this process: closing ANY descriptor of a file
@@ -730,6 +746,30 @@ def _refuse_other_names(path: Path) -> None:
             f"written. Fix: find the other names (find / -xdev -samefile {path}), stop what "
             "uses them and remove them (not this one), then restart the pad"
         )
+
+
+def _drop_names_of_crashed_creations(path: Path) -> None:
+    """Remove the temporary names :func:`_create` left on the store file when its process died
+    between the link into place and the unlink of the temporary name (SIGKILL, a power cut):
+    a second name of the store itself, which :func:`_refuse_other_names` would refuse for good.
+    Called under the store's lock and :data:`_FILES_LOCK`, when no creation can be under way;
+    only a name of the very same file goes (never a file of its own: nothing is lost)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    if st.st_nlink < 2:
+        return
+    for other in path.parent.glob(f".{glob.escape(path.name)}.new-*"):
+        with contextlib.suppress(OSError):
+            if os.path.samestat(os.lstat(other), st):
+                os.unlink(other)
+                log.warning(
+                    "the rating store %s had a second name %s left by a creation that was cut "
+                    "off (a crash between its two steps): that name removed, nothing else",
+                    path,
+                    other,
+                )
 
 
 def _create(path: Path, follows_gap: Mapping[str, Any] | None) -> None:
@@ -954,7 +994,7 @@ class Store:
         except StoreError:  # sync.storelock.StoreLocked: another process writes this store
             raise
         except OSError as exc:  # no lock file in a read-only folder: say what to fix
-            raise _open_error(self.path, exc) from exc
+            raise _lock_error(self.path, exc) from exc
         try:
             self._open_locked(keep_damaged_aside)
         except BaseException:
@@ -1022,6 +1062,7 @@ class Store:
             self._held = _hold(self.path)
 
     def _open_writable_locked(self, gap: Mapping[str, Any] | None) -> None:
+        _drop_names_of_crashed_creations(self.path)
         _refuse_other_names(self.path)
         problem = _file_damage(self.path)
         if problem is not None:

@@ -177,6 +177,17 @@ def _take(given: Path, lock_file: Path) -> int:
 def _open(lock_file: Path) -> int:
     lock_file.parent.mkdir(parents=True, exist_ok=True)
     try:
+        # The existing file, or a new one this process made (then given to the folder's owner).
+        # Made by another opener in between: opened again; a dangling link: created through it.
+        for _ in range(3):
+            try:
+                return os.open(lock_file, os.O_RDWR | os.O_CLOEXEC)
+            except FileNotFoundError:
+                pass
+            with contextlib.suppress(FileExistsError):
+                fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+                _give_to_folder_owner(fd, lock_file.parent)
+                return fd
         return os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
         if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
@@ -187,6 +198,21 @@ def _open(lock_file: Path) -> int:
             return os.open(lock_file, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             raise exc from None
+
+
+def _give_to_folder_owner(fd: int, folder: Path) -> None:
+    """A lock file root just made (``sudo evaluator run`` or ``selftest`` by hand, the pad
+    stopped) goes to the owner of the store's folder, as SQLite gives root's -wal and -shm to
+    the database's owner: else, under a strict umask (0600), the pad's user could never open
+    it again and the pad could not start."""
+    if os.geteuid() != 0:
+        return
+    try:
+        st = os.stat(folder)
+        if st.st_uid != 0:
+            os.fchown(fd, st.st_uid, st.st_gid)
+    except OSError:
+        pass  # root's own then: the store's open says what to fix, naming the lock file
 
 
 def _note_pid(fd: int) -> None:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -131,6 +134,97 @@ def test_a_hard_link_to_the_store_is_never_written(tmp_path: Path) -> None:
     other.unlink()
     with Store(path, device_id=DEVICE) as store:
         assert store.last_seq() == 1
+
+
+def test_a_lock_file_another_user_left_is_named_with_its_fix(tmp_path: Path) -> None:
+    """``sudo evaluator run`` with a strict umask leaves ``<store>.lock`` root's 0600: the pad's
+    user cannot open it although the store and its folder are its own.  The fault said "make
+    the store and its folder writable", which fixes nothing (found by review)."""
+    path = tmp_path / "ratings.db"
+    Store(path, device_id=DEVICE).close()
+    lock = lock_path(path)
+    lock.chmod(0)  # as root below, without the capabilities that bypass modes: nobody's file
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        assert setpriv, "setpriv (util-linux) is needed to test file modes as root"
+        prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
+    opener = (
+        "import sys\nfrom sync.store import Store\n"
+        "try:\n    Store(sys.argv[1], device_id=sys.argv[2])\n"
+        "except Exception as exc:\n    print(type(exc).__name__, exc)\n"
+    )
+    done = subprocess.run(
+        [*prefix, sys.executable, "-c", opener, str(path), DEVICE],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    lock.chmod(0o644)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("StoreReadOnly "), done.stdout
+    assert f"its lock file {lock} cannot be opened" in done.stdout
+    assert f"Fix: sudo chown {pwd.getpwuid(os.geteuid()).pw_name} {lock}," in done.stdout
+    assert "Fix: make" not in done.stdout
+    with Store(path, device_id=DEVICE) as store:  # nothing was lost or changed
+        assert store.last_seq() == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a file can be given to another user only by root")
+def test_a_lock_file_root_makes_goes_to_the_owner_of_the_store_s_folder() -> None:
+    """``sudo evaluator run`` (or selftest) on a pad upgraded to the lock, whose store had no
+    lock file yet: root's umask 077 made it root's 0600 and the pad's user could never open it
+    again, so the pad could not start (found by review).  Root now gives the file it makes to
+    the folder's owner, as SQLite gives root's -wal and -shm to the database's owner."""
+    with tempfile.TemporaryDirectory() as top:  # pytest's tmp_path is root's alone (0700)
+        os.chmod(top, 0o755)
+        folder = Path(top) / "var"
+        folder.mkdir()
+        os.chown(folder, 65534, 65534)  # the pad's user's state folder
+        _lock_as_root_then_as_the_pad(folder / "ratings.db")
+
+
+def _lock_as_root_then_as_the_pad(path: Path) -> None:
+    old = os.umask(0o077)
+    try:
+        with lock_store(path):
+            pass
+    finally:
+        os.umask(old)
+    st = lock_path(path).stat()
+    assert (st.st_uid, st.st_gid) == (65534, 65534)
+    as_pad = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
+         "import os, sys\nfrom sync.storelock import lock_store\n"
+         "with lock_store(sys.argv[1]) as lock:\n"
+         "    print(os.getpid(), lock.lock_path.read_text().strip())\n", str(path)],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert as_pad.returncode == 0, as_pad.stderr
+    pid, noted = as_pad.stdout.split()
+    assert noted == pid  # opened for writing: it noted its own pid
+
+
+def test_a_creation_killed_between_its_link_and_unlink_leaves_no_second_name(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """_create links the new store into place, then unlinks its temporary name: killed between
+    the two, the store had two names and was refused as a hard link for good, a storage fault
+    no restart cleared (found by review).  The leftover name of the same file is removed; a
+    real second name is still refused."""
+    path = tmp_path / "ratings.db"
+    with Store(path, device_id=DEVICE) as store:
+        store.append_rating(full_content("S-1"))
+    leftover = tmp_path / f".ratings.db.new-{2**22 + 7}-140000000000"
+    os.link(path, leftover)  # what the killed creation left
+    unrelated = tmp_path / ".ratings.db.new-1-1"
+    unrelated.write_bytes(b"a file of its own")
+    with Store(path, device_id=DEVICE) as store:
+        assert store.last_seq() == 1
+    assert not leftover.exists() and unrelated.read_bytes() == b"a file of its own"
+    assert path.stat().st_nlink == 1
+    assert f"second name {leftover}" in caplog.text
+    os.link(path, tmp_path / "copy.db")
+    with pytest.raises(Exception, match="2 names"):
+        Store(path, device_id=DEVICE)
 
 
 def test_a_killed_writer_leaves_no_lock_behind(tmp_path: Path) -> None:
