@@ -75,11 +75,15 @@ class Lines(logging.Handler):
 def lines() -> Iterator[Lines]:
     handler = Lines()
     logger = logging.getLogger("sync.mqtt")
+    # The level is the one under test, whatever an earlier test left on "sync" or here.
+    level = logger.level
+    logger.setLevel(logging.WARNING)
     logger.addHandler(handler)
     try:
         yield handler
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 @pytest.fixture(scope="module")
