@@ -121,8 +121,10 @@ PACKAGES=(
   # Python, and Debian's pygame (2.1.2 on Bookworm): built against Debian's SDL2, which has the
   # KMSDRM driver (PyPI's wheels bring an SDL without it; check_sdl.py checks)
   python3 python3-venv python3-pygame
-  # KMSDRM: the display through DRM/GBM and Mesa's EGL/GLES drivers (vc4, v3d)
-  libdrm2 libgbm1 libegl1 libgles2 libgl1-mesa-dri
+  # KMSDRM: the display through DRM/GBM and Mesa's EGL/GLES drivers (vc4, v3d).  libgl1 too:
+  # without libGL.so.1, Debian's pygame on SDL 2.26's KMSDRM flips a black screen while the pad
+  # runs and answers (found booted under qemu: docs/pi-os.md); a Lite image does not have it.
+  libdrm2 libgbm1 libegl1 libgles2 libgl1-mesa-dri libgl1
   # CJK fonts: WenQuanYi Micro Hei (small, regular) and Noto Sans CJK (a real bold face)
   fonts-wqy-microhei fonts-noto-cjk
   # sound, USB printers, and the technician's tools (aplay/speaker-test, lsusb, evtest)

@@ -363,6 +363,19 @@ def test_install_script_is_shellcheck_clean() -> None:
     assert done.returncode == 0, done.stdout
 
 
+def test_the_packages_carry_libgl_for_kmsdrm() -> None:
+    """Booted under qemu (scripts/pi-vm, docs/pi-os.md), Debian's pygame on SDL 2.26's KMSDRM
+    flipped a black screen without libGL.so.1 while the pad ran and answered; a Lite image has
+    no libgl1.  The package list install.sh installs (and the VM image follows) must carry it."""
+    text = INSTALL.read_text(encoding="utf-8")
+    body = re.search(r"^PACKAGES=\((.*?)^\)", text, re.MULTILINE | re.DOTALL)
+    assert body, "install.sh has no PACKAGES=( ... ) list"
+    names = {
+        word for line in body.group(1).splitlines() for word in line.split("#", 1)[0].split()
+    }
+    assert {"python3-pygame", "libgl1", "libegl1", "libgles2", "libgl1-mesa-dri"} <= names
+
+
 def test_check_sdl_lists_the_drivers_and_demands_kmsdrm() -> None:
     """check_sdl.py reads the SDL pygame loaded; PyPI's wheel (the test venv's) has no KMSDRM.
     Whatever this pygame is, the exit status must match the list it prints."""
