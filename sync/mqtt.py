@@ -99,6 +99,7 @@ from sync.linkerror import (
     LinkError,
     classify,
     classify_connack,
+    classify_drop,
     closed_before_connack,
     connack_timeout,
     tls_files,
@@ -494,6 +495,7 @@ class SyncWorker(threading.Thread):
         # Why connections fail (issue 14): told in words, repeats counted, not flooded.
         self._failures = FailureLog(failure_log_every)
         self._attempt_error: LinkError | None = None  # the CONNACK's refusal of this attempt
+        self._drop_error: LinkError | None = None  # why a working connection ended
         self._read_errors: list[str] = []  # what paho logged of this attempt's socket
         self._next_cert_check = 0.0
 
@@ -733,7 +735,7 @@ class SyncWorker(threading.Thread):
         """Connect to the broker whose turn it is; a failure moves on to the next one at once,
         and waits out the backoff only after a whole round failed."""
         broker = self.brokers[self._broker_index]
-        self._attempt_error = None
+        self._attempt_error = self._drop_error = None
         self._read_errors.clear()
         if self._client is None or self._client_broker != broker:
             self._drop_client()
@@ -813,8 +815,18 @@ class SyncWorker(threading.Thread):
         else:
             wait = self._next_broker()
         self._next_connect = time.monotonic() + wait
-        self._set_status(connected=False, last_error=why)
-        log.warning("MQTT %s; reconnecting in %.1fs", why, wait)
+        if broker is None:
+            self._set_status(connected=False, last_error=why)
+            log.warning("MQTT %s; reconnecting in %.1fs", why, wait)
+            return
+        # A working connection ended: its cause (the broker's DISCONNECT reason, our keepalive
+        # unanswered, closed), told like a failed attempt: a flapping link is no flood.
+        error = error or self._drop_error or classify_drop(from_broker=False)
+        self._drop_error = None
+        line = self._failures.dropped(error, str(broker), time.monotonic(), time.time())
+        self._set_status(connected=False, last_error=f"connection to {broker} lost: {error.text}")
+        if line is not None:
+            log.warning("MQTT %s; reconnecting in %.1fs", line, wait)
 
     def _start_session(self, client: mqtt.Client) -> None:
         """A new connection: subscribe to the acks, and what waits in the outbox becomes the
@@ -862,6 +874,12 @@ class SyncWorker(threading.Thread):
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
     ) -> None:
         self._connected = False
+        if self._session_up and self._drop_error is None:
+            rc = getattr(reason, "value", reason)
+            keepalive = not flags.is_disconnect_packet_from_server and rc == 0x8D
+            self._drop_error = classify_drop(
+                reason, from_broker=flags.is_disconnect_packet_from_server, keepalive=keepalive
+            )
         self._set_status(connected=False)
 
     def _on_subscribe(

@@ -564,3 +564,77 @@ def test_our_own_tls_files_that_cannot_be_used(
         "our TLS files cannot be used",
         f"tls_cert {tmp_path / 'nowhere.crt'}",
     )  # the path, never a key
+
+
+# --- a connection that worked and ended (found by review) ----------------------------------------
+
+
+def test_a_flapping_link_is_one_line_a_minute_not_one_per_connection() -> None:
+    """Up 2 s, down, up again, for ten minutes: each failure and each recovery was told at once
+    (the counts were cleared by every connection), 300 warnings an hour."""
+    failures = FailureLog(every=60.0)
+    url = "mqtt://127.0.0.1:1883"
+    refused = LinkError("refused", "connection refused")
+    kicked = LinkError(
+        "closed", "the broker ended the connection: DISCONNECT 0x8E Session taken over"
+    )
+    told = []
+    for turn in range(100):  # every 6 s: refused, connected, kicked 2 s later
+        t = turn * 6.0
+        told.append(failures.failed(refused, url, t, 1000.0 + t))
+        told.append(failures.connected(url, t + 1, 1001.0 + t))
+        told.append(failures.dropped(kicked, url, t + 3, 1003.0 + t))
+    lines = [line for line in told if line is not None]
+    assert len(lines) <= 3 * 11, lines  # each kind at most once a minute over 600 s
+    assert any("(9 more times since" in line for line in lines), lines
+    assert any("lost: the broker ended the connection: DISCONNECT 0x8E" in line for line in lines)
+    # a connection that held a minute or more: the next failure is news, told at once
+    failures.connected(url, 1000.0, 2000.0)
+    assert (
+        failures.failed(refused, url, 1061.0, 2061.0)
+        == f"cannot connect to {url}: connection refused"
+    )
+
+
+def test_a_session_taken_over_is_told_once_not_per_kick(
+    make: Callable[..., SyncWorker], lines: Lines, broker: Broker
+) -> None:
+    """Another client with the pad's id (a second pad provisioned with the same name) takes the
+    session over, again and again: each kick was a WARNING 'connection lost (socket closed)',
+    no cause and no rate limit.  mosquitto 2.0 closes the socket without a DISCONNECT."""
+    import paho.mqtt.client as paho
+
+    worker = make(brokers=[f"mqtt://127.0.0.1:{broker.port}"], reconnect_min=0.05,
+                  reconnect_max=0.05)  # fmt: skip
+    wait_until(lambda: worker.status.connected, 10, "the worker to connect")
+    for _ in range(5):
+        intruder = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=worker.client_id,
+                               protocol=paho.MQTTv5)  # fmt: skip
+        intruder.connect("127.0.0.1", broker.port)
+        intruder.loop_start()
+        try:
+            wait_until(lambda c=intruder: c.is_connected(), 10, "the intruder's CONNACK")
+            wait_until(lambda: not worker.status.connected, 10, "the pad kicked")
+        finally:
+            intruder.loop_stop()
+            intruder.disconnect()
+        wait_until(lambda: worker.status.connected, 10, "the pad back")
+    kicks = [m for m in lines.messages() if "lost" in m]
+    assert len(kicks) == 1, kicks
+    url = f"mqtt://127.0.0.1:{broker.port}"
+    assert f"connection to {url} lost: the broker or the network closed" in kicks[0]
+
+
+def test_a_disconnect_from_the_broker_is_told_with_its_reason_code(
+    make: Callable[..., SyncWorker], lines: Lines
+) -> None:
+    """An MQTT 5 broker that ends the session with a DISCONNECT names why (0x8E Session taken
+    over, 0x87 Not authorized, ...): the line and the status say it."""
+    server = Refusing(b"\x20\x03\x00\x00\x00" + b"\xe0\x02\x8e\x00")  # CONNACK ok, DISCONNECT
+    try:
+        worker = make(brokers=[f"mqtt://127.0.0.1:{server.port}"])
+        line = lines.wait_for("lost", "DISCONNECT 0x8E Session taken over")
+        assert line.startswith(f"MQTT connection to mqtt://127.0.0.1:{server.port} lost: ")
+        wait_until(lambda: "0x8E" in worker.status.last_error, 10, "the status' last error")
+    finally:
+        server.close()
