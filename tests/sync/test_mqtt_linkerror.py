@@ -706,3 +706,21 @@ def test_a_wall_clock_set_by_ntp_checks_the_certificate_again(
     assert not worker.status.cert.expiring
     worker._maybe_check_cert(1061.0)  # the look after NTP set the clock: checked again
     assert worker.status.cert.expiring and worker.status.cert.days_left in (9, 10)
+
+
+def test_each_broker_of_several_is_told_and_then_counted(
+    make: Callable[..., SyncWorker], lines: Lines, silent: Silent
+) -> None:
+    """[mqtt] urls tried in turn: the rate limit is per broker and cause, so a broker that
+    fails like another is not hidden behind it, and neither floods."""
+    refused = f"mqtt://127.0.0.1:{free_port()}"
+    also_refused = f"mqtt://127.0.0.1:{free_port()}"
+    mute = f"mqtt://127.0.0.1:{silent.port}"
+    worker = make(brokers=[refused, also_refused, mute], reconnect_min=0.05, reconnect_max=0.05)
+    lines.wait_for(f"cannot connect to {refused}: connection refused")
+    lines.wait_for(f"cannot connect to {also_refused}: connection refused")
+    lines.wait_for(f"cannot connect to {mute}: ", "no CONNACK")
+    rounds = worker._failures._failures  # attempts since the last connection
+    wait_until(lambda: worker._failures._failures >= rounds + 6, 20, "two more rounds")
+    told = [m for m in lines.messages() if "cannot connect" in m]
+    assert len(told) == 3, told
