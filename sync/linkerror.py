@@ -28,7 +28,8 @@ The causes (:data:`CAUSES`, the ``cause`` of the status and the technician menu'
 ``tls``                   any other TLS failure
 ``tls_files``             our own TLS files cannot be used (missing, not PEM, key mismatch)
 ``connack``               the broker answered the CONNECT with a refusal (reason code)
-``closed``                the broker closed the connection before its CONNACK
+``closed``                the broker closed the connection before its CONNACK, or ended a
+                          working one (:func:`classify_drop`: the DISCONNECT's reason code)
 ``other``                 anything else (its own words)
 ========================  =====================================================================
 """
@@ -411,6 +412,14 @@ class FailureLog:
         """A working connection ended (``error``: :func:`classify_drop`): the line to log
         (``None``: counted, not told now)."""
         self._link_ended(mono)
+        now = _clock(wall)
+        current = self.current
+        same = (error.cause, error.words, broker)
+        if current is not None and (current.cause, current.words, current.broker) == same:
+            # the same drop again: counted, whatever connection came back between
+            self.current = replace(current, count=current.count + 1, last=now, until="")
+        else:
+            self.current = LinkFailure(error.cause, error.words, error.detail, broker, now, 1, now)
         told = self._tell(self._drops, (broker, error.cause + error.detail), mono, wall)
         if told is None:
             return None

@@ -848,7 +848,8 @@ class SyncWorker(threading.Thread):
         error = error or self._drop_error or classify_drop(from_broker=False)
         self._drop_error = None
         line = self._failures.dropped(error, str(broker), time.monotonic(), time.time())
-        self._set_status(connected=False, last_error=f"connection to {broker} lost: {error.text}")
+        self._set_status(connected=False, link=self._failures.current,
+                         last_error=f"connection to {broker} lost: {error.text}")  # fmt: skip
         if line is not None:
             log.warning("MQTT %s; reconnecting in %.1fs", line, wait)
 

@@ -622,6 +622,8 @@ def test_a_session_taken_over_is_told_once_not_per_kick(
     kicks = [m for m in lines.messages() if "lost" in m]
     assert len(kicks) == 1, kicks
     url = f"mqtt://127.0.0.1:{broker.port}"
+    link = worker.status.link  # the city sees the drops counted, and the last recovery
+    assert link is not None and link.cause == "closed" and link.count == 5 and link.until
     assert f"connection to {url} lost: the broker or the network closed" in kicks[0]
 
 
@@ -636,6 +638,10 @@ def test_a_disconnect_from_the_broker_is_told_with_its_reason_code(
         line = lines.wait_for("lost", "DISCONNECT 0x8E Session taken over")
         assert line.startswith(f"MQTT connection to mqtt://127.0.0.1:{server.port} lost: ")
         wait_until(lambda: "0x8E" in worker.status.last_error, 10, "the status' last error")
+        link = worker.status.link  # the retained status's link_error and the menu
+        assert (
+            link is not None and link.cause == "closed" and "0x8E Session taken over" in link.words
+        )
     finally:
         server.close()
 
