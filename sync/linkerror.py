@@ -420,7 +420,7 @@ class FailureLog:
             self.current = replace(current, count=current.count + 1, last=now, until="")
         else:
             self.current = LinkFailure(error.cause, error.words, error.detail, broker, now, 1, now)
-        told = self._tell(self._drops, (broker, error.cause + error.detail), mono, wall)
+        told = self._tell(self._drops, (broker, f"{error.cause}: {error.words}"), mono, wall)
         if told is None:
             return None
         return f"connection to {broker} lost: {error.text}{told}"

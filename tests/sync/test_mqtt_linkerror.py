@@ -588,6 +588,10 @@ def test_a_flapping_link_is_one_line_a_minute_not_one_per_connection() -> None:
     assert len(lines) <= 3 * 11, lines  # each kind at most once a minute over 600 s
     assert any("(9 more times since" in line for line in lines), lines
     assert any("lost: the broker ended the connection: DISCONNECT 0x8E" in line for line in lines)
+    # another reason of the broker's within the minute: news, told at once
+    banned = LinkError("closed", "the broker ended the connection: DISCONNECT 0x87 Not authorized")
+    assert failures.dropped(banned, url, 600.5, 1600.5) is not None
+    assert failures.current is not None and "0x87" in failures.current.words
     # a connection that held a minute or more: the next failure is news, told at once
     failures.connected(url, 1000.0, 2000.0)
     assert (
