@@ -379,3 +379,37 @@ def test_a_broker_that_never_answers_is_a_timeout_within_ten_seconds(
         stop_threads(receivers, 10)
         receivers.clear()
         server.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [
+        (b"\x20\x03\x00\x86\x00", "cannot connect to {url}: the broker refused the connection: "
+                                  "CONNACK 0x86 Bad user name or password"),
+        (b"\x20\x03\x00\x00\x00\xe0\x02\x8e\x00",
+         "connection to {url} lost: the broker ended the connection: "
+         "DISCONNECT 0x8E Session taken over"),
+    ],
+)  # fmt: skip
+def test_a_refusal_or_a_disconnect_names_the_brokers_reason_code(
+    tmp_path: Path, receivers: list[Receiver], warnings_: WarningLines, answer: bytes, words: str
+) -> None:
+    """The CONNACK's refusal was an ERROR per attempt ('broker refused the connection: Bad
+    user name or password', no number, no rate limit); a DISCONNECT's reason was not told."""
+    from tests.sync.test_mqtt_linkerror import Refusing
+
+    server = Refusing(answer)
+    try:
+        url = f"mqtt://127.0.0.1:{server.port}"
+        receiver = Receiver(f"sqlite:///{tmp_path / 'hub.db'}", [url], reconnect_min=0.05,
+                            reconnect_max=0.05)  # fmt: skip
+        receivers.append(receiver)
+        receiver.start()
+        line = words.format(url=url)
+        wait_for(lambda: bool(warnings_.having(line)), 10, "the warning")
+        wait_for(lambda: receiver.link is not None and receiver.link.count >= 5, 10, "5 more")
+        assert len(warnings_.having(f"{url}")) == 1, warnings_.messages()
+    finally:
+        stop_threads(receivers, 10)
+        receivers.clear()
+        server.close()
