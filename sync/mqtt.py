@@ -349,9 +349,12 @@ class SyncWorker(threading.Thread):
     Every failed connection is a warning naming its cause (:mod:`sync.linkerror`; repeats of a
     cause once every ``failure_log_every`` seconds with their count) and is in
     :attr:`status` (``link``); ``connack_timeout``: how long the broker has to answer the
-    CONNECT once the connection is up.  The client certificate ``tls_cert`` is checked at the
-    start and every ``cert_check_every`` seconds: fewer than ``cert_warn_days`` days left is a
-    warning and ``status.cert.expiring`` (the app makes it a fault and an event).
+    CONNECT once the connection is up.  A working connection that ends is told the same way
+    (its cause: the DISCONNECT's reason code, the keepalive).  The client certificate
+    ``tls_cert`` is checked at the start, every ``cert_check_every`` seconds and within
+    ``cert_peek_every`` of a new file or a wall clock set: fewer than ``cert_warn_days`` days
+    left is a warning and ``status.cert.expiring`` (the app makes it a fault and an event).  TLS
+    files changed on disk are loaded again at the next attempt.
     """
 
     def __init__(
