@@ -619,9 +619,11 @@ class App:
         """A new check of the client certificate (the sync's, at its start and once a day):
         each one that finds it expiring is an event, and the first that no longer does."""
         cert = getattr(self.sync.status, "cert", None)
-        told, self._cert_told = self._cert_told, cert
-        if cert is None or cert == told or cert.problem:
+        # A check that could not read the file (replaced by garbage, mid-copy) says nothing of
+        # the expiry: what the city heard last stays, so a renewal after it still ends the fault.
+        if cert is None or cert == self._cert_told or cert.problem:
             return
+        told, self._cert_told = self._cert_told, cert
         was_expiring = told is not None and told.expiring
         if not cert.expiring and not was_expiring:
             return

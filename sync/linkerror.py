@@ -28,7 +28,8 @@ The causes (:data:`CAUSES`, the ``cause`` of the status and the technician menu'
 ``tls``                   any other TLS failure
 ``tls_files``             our own TLS files cannot be used (missing, not PEM, key mismatch)
 ``connack``               the broker answered the CONNECT with a refusal (reason code)
-``closed``                the broker closed the connection before its CONNACK
+``closed``                the broker closed the connection before its CONNACK, or ended a
+                          working one (:func:`classify_drop`: the DISCONNECT's reason code)
 ``other``                 anything else (its own words)
 ========================  =====================================================================
 """
@@ -48,6 +49,7 @@ __all__ = [
     "LinkFailure",
     "classify",
     "classify_connack",
+    "classify_drop",
     "closed_before_connack",
     "connack_timeout",
     "tls_files",
@@ -299,6 +301,27 @@ def classify_connack(reason: object, *, v5: bool) -> LinkError:
     return _error("connack", code, f"the broker refused the connection: CONNACK {code}")
 
 
+def classify_drop(
+    reason: object = None, *, from_broker: bool, keepalive: bool = False
+) -> LinkError:
+    """A connection that worked (CONNACK) and ended: the broker's DISCONNECT and its reason
+    code (MQTT 5: ``0x8E Session taken over`` when another client took our id, ``0x87 Not
+    authorized``, ``0x8D Keep alive timeout``, ``0x98 Administrative action``), our keepalive
+    not answered, or the socket closed without a word (MQTT 3.1.1 brokers, the network)."""
+    if keepalive:
+        return _error("timeout", "", "timed out: the broker did not answer our keepalive")
+    if from_broker and reason is not None:
+        value = getattr(reason, "value", reason)
+        try:
+            number = int(value)  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            number = -1
+        name = str(getattr(reason, "getName", lambda: reason)())
+        code = f"0x{number:02X} {name}" if number >= 0 else name
+        return _error("closed", code, f"the broker ended the connection: DISCONNECT {code}")
+    return _error("closed", "", "the broker or the network closed the connection")
+
+
 # -- how often to say it --------------------------------------------------------------------
 
 
@@ -329,20 +352,47 @@ class FailureLog:
     ``every`` seconds with the count of the repeats since the last line ("12 more times since
     …"); so a new cause is told at once, and one that comes back within ``every`` of its last
     line is counted (two brokers failing by turns do not make a line each).  After failures,
-    the connection that works is told once, with how many failed and for how long.  Times are
-    the caller's (monotonic and wall), so it is tested without sleeping.
+    the connection that works is told (at most once every ``every``), with how many failed and
+    for how long.  A connection that worked and ended (:meth:`dropped`) is told the same way,
+    per broker and cause.  A link that flaps (up for less than ``every`` each time) keeps its
+    counts across the connections, so it is one line a minute, never one per connection; a
+    connection that held ``every`` or longer starts the counts afresh.  Times are the caller's
+    (monotonic and wall), so it is tested without sleeping.
     """
 
     def __init__(self, every: float = 60.0) -> None:
         self.every = every
         self.current: LinkFailure | None = None
         self._repeats: dict[tuple[str, str], _Repeat] = {}
+        self._drops: dict[tuple[str, str], _Repeat] = {}
         self._failures = 0  # since the last working connection
         self._first_mono = 0.0
+        self._up_since: float | None = None  # monotonic time of the working connection
+        self._recovery_told = -float("inf")
+
+    def _link_ended(self, mono: float) -> None:
+        """The working connection is over: after one that held, the counts start afresh."""
+        if self._up_since is not None and mono - self._up_since >= self.every:
+            self._repeats.clear()
+            self._drops.clear()
+        self._up_since = None
+
+    def _tell(self, table: dict[tuple[str, str], _Repeat], key: tuple[str, str], mono: float,
+              wall: float) -> str | None:  # fmt: skip
+        """``None`` when the key was told within ``every``, else the count's words."""
+        repeat = table.setdefault(key, _Repeat(told_at=-float("inf")))
+        if mono - repeat.told_at < self.every:
+            repeat.count += 1
+            return None
+        told = ""
+        if repeat.count:
+            told = f" ({repeat.count} more times since {_clock(repeat.told_wall)[11:19]})"
+        repeat.count, repeat.told_at, repeat.told_wall = 0, mono, wall
+        return told
 
     def failed(self, error: LinkError, broker: str, mono: float, wall: float) -> str | None:
         """One failed attempt: the line to log (``None``: counted, not told now)."""
-        key = (broker, error.cause)
+        self._link_ended(mono)
         if self._failures == 0:
             self._first_mono = mono
         self._failures += 1
@@ -353,24 +403,38 @@ class FailureLog:
                                    broker=broker, count=current.count + 1, last=now)  # fmt: skip
         else:
             self.current = LinkFailure(error.cause, error.words, error.detail, broker, now, 1, now)
-        repeat = self._repeats.setdefault(key, _Repeat(told_at=-float("inf")))
-        if mono - repeat.told_at < self.every:
-            repeat.count += 1
+        told = self._tell(self._repeats, (broker, error.cause), mono, wall)
+        if told is None:
             return None
-        told = ""
-        if repeat.count:
-            told = f" ({repeat.count} more times since {_clock(repeat.told_wall)[11:19]})"
-        repeat.count, repeat.told_at, repeat.told_wall = 0, mono, wall
         return f"cannot connect to {broker}: {error.text}{told}"
 
+    def dropped(self, error: LinkError, broker: str, mono: float, wall: float) -> str | None:
+        """A working connection ended (``error``: :func:`classify_drop`): the line to log
+        (``None``: counted, not told now)."""
+        self._link_ended(mono)
+        now = _clock(wall)
+        current = self.current
+        same = (error.cause, error.words, broker)
+        if current is not None and (current.cause, current.words, current.broker) == same:
+            # the same drop again: counted, whatever connection came back between
+            self.current = replace(current, count=current.count + 1, last=now, until="")
+        else:
+            self.current = LinkFailure(error.cause, error.words, error.detail, broker, now, 1, now)
+        told = self._tell(self._drops, (broker, f"{error.cause}: {error.words}"), mono, wall)
+        if told is None:
+            return None
+        return f"connection to {broker} lost: {error.text}{told}"
+
     def connected(self, broker: str, mono: float, wall: float) -> str | None:
-        """The connection works: the line that says so after failures (``None`` if none)."""
+        """The connection works: the line that says so after failures (``None`` if none, or
+        one was told within ``every``: a flapping link)."""
         failures, self._failures = self._failures, 0
-        self._repeats.clear()
+        self._up_since = mono
         if self.current is not None and not self.current.until:
             self.current = replace(self.current, until=_clock(wall))
-        if not failures:
+        if not failures or mono - self._recovery_told < self.every:
             return None
+        self._recovery_told = mono
         return (
             f"connected to {broker} after {failures} failed attempt"
             f"{'s' if failures != 1 else ''} over {_duration(mono - self._first_mono)}"

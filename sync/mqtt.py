@@ -68,6 +68,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import random
 import select
 import socket
@@ -77,7 +78,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -99,6 +100,7 @@ from sync.linkerror import (
     LinkError,
     classify,
     classify_connack,
+    classify_drop,
     closed_before_connack,
     connack_timeout,
     tls_files,
@@ -147,6 +149,12 @@ FAILURE_LOG_EVERY = 60.0
 CERT_WARN_DAYS = 30
 #: Seconds between checks of the client certificate's expiry (the first at the worker's start).
 CERT_CHECK_EVERY = 24 * 3600.0
+#: Seconds between looks at the TLS files and the wall clock between two checks: a certificate
+#: renewed while running, or the clock set by NTP (a Pi without a battery clock boots in the
+#: past), is checked again within this, not a day later.
+CERT_PEEK_EVERY = 60.0
+#: A wall clock that moved this many seconds against the monotonic one was set (NTP, by hand).
+CLOCK_JUMP = 300.0
 #: Events read per query for the event lane.
 EVENT_PAGE = 50
 #: Replies kept while they wait to be published (a command's reply is not queued for long:
@@ -341,9 +349,12 @@ class SyncWorker(threading.Thread):
     Every failed connection is a warning naming its cause (:mod:`sync.linkerror`; repeats of a
     cause once every ``failure_log_every`` seconds with their count) and is in
     :attr:`status` (``link``); ``connack_timeout``: how long the broker has to answer the
-    CONNECT once the connection is up.  The client certificate ``tls_cert`` is checked at the
-    start and every ``cert_check_every`` seconds: fewer than ``cert_warn_days`` days left is a
-    warning and ``status.cert.expiring`` (the app makes it a fault and an event).
+    CONNECT once the connection is up.  A working connection that ends is told the same way
+    (its cause: the DISCONNECT's reason code, the keepalive).  The client certificate
+    ``tls_cert`` is checked at the start, every ``cert_check_every`` seconds and within
+    ``cert_peek_every`` of a new file or a wall clock set: fewer than ``cert_warn_days`` days
+    left is a warning and ``status.cert.expiring`` (the app makes it a fault and an event).  TLS
+    files changed on disk are loaded again at the next attempt.
     """
 
     def __init__(
@@ -382,6 +393,7 @@ class SyncWorker(threading.Thread):
         failure_log_every: float = FAILURE_LOG_EVERY,
         cert_warn_days: int = CERT_WARN_DAYS,
         cert_check_every: float = CERT_CHECK_EVERY,
+        cert_peek_every: float = CERT_PEEK_EVERY,
     ) -> None:
         if not max_rate > 0 or not resend_after > 0:
             raise ValueError("max_rate and resend_after must be more than 0")
@@ -429,6 +441,7 @@ class SyncWorker(threading.Thread):
         self.connack_timeout = connack_timeout
         self.cert_warn_days = cert_warn_days
         self.cert_check_every = cert_check_every
+        self.cert_peek_every = cert_peek_every
         base = f"{topic_prefix}/{device_id}"
         self.rating_topic = f"{base}/ratings"
         self.ack_topic = f"{base}/acks"
@@ -476,6 +489,7 @@ class SyncWorker(threading.Thread):
         self._damage_told = 0
         self._broker_index = 0  # the broker tried now
         self._client_broker: Broker | None = None  # the broker the client was made for
+        self._client_files: tuple[object, ...] = ()  # the TLS files it loaded (_tls_stamp)
         self._subscriptions: dict[int, str] = {}  # SUBSCRIBE mid → topic
         self._events: deque[Outgoing] = deque()
         self._event_cursor = 0  # newest event seq the event lane has read
@@ -494,8 +508,11 @@ class SyncWorker(threading.Thread):
         # Why connections fail (issue 14): told in words, repeats counted, not flooded.
         self._failures = FailureLog(failure_log_every)
         self._attempt_error: LinkError | None = None  # the CONNACK's refusal of this attempt
+        self._drop_error: LinkError | None = None  # why a working connection ended
         self._read_errors: list[str] = []  # what paho logged of this attempt's socket
-        self._next_cert_check = 0.0
+        self._next_cert_check = 0.0  # the next look (cert_peek_every)
+        self._cert_due = 0.0  # the next check whatever the look finds (cert_check_every)
+        self._cert_seen: tuple[object, object] = (None, None)  # tls_cert's stamp, the clock
 
     # -- the API for other threads --------------------------------------------------------
 
@@ -733,8 +750,19 @@ class SyncWorker(threading.Thread):
         """Connect to the broker whose turn it is; a failure moves on to the next one at once,
         and waits out the backoff only after a whole round failed."""
         broker = self.brokers[self._broker_index]
-        self._attempt_error = None
+        self._attempt_error = self._drop_error = None
         self._read_errors.clear()
+        files = self._tls_stamp() if broker.tls else ()
+        if (
+            self._client is not None
+            and self._client_broker == broker
+            and files != self._client_files
+        ):
+            # paho's TLS context loaded the files once: a renewed certificate (or CA, key) is
+            # used from the next attempt on, not after a restart
+            log.info("the TLS files changed: loading them again for %s", broker)
+            self._next_cert_check = 0.0
+            self._drop_client()
         if self._client is None or self._client_broker != broker:
             self._drop_client()
             try:  # paho's tls_set loads the CA, the certificate and the key here
@@ -745,6 +773,7 @@ class SyncWorker(threading.Thread):
                 self._failed(broker, error)
                 return
             self._client_broker = broker
+            self._client_files = files
         try:
             # paho logs why a read failed (an alert, a reset) but returns only "connection
             # lost": listen to its log until the CONNACK (not after: it formats every line).
@@ -813,8 +842,19 @@ class SyncWorker(threading.Thread):
         else:
             wait = self._next_broker()
         self._next_connect = time.monotonic() + wait
-        self._set_status(connected=False, last_error=why)
-        log.warning("MQTT %s; reconnecting in %.1fs", why, wait)
+        if broker is None:
+            self._set_status(connected=False, last_error=why)
+            log.warning("MQTT %s; reconnecting in %.1fs", why, wait)
+            return
+        # A working connection ended: its cause (the broker's DISCONNECT reason, our keepalive
+        # unanswered, closed), told like a failed attempt: a flapping link is no flood.
+        error = error or self._drop_error or classify_drop(from_broker=False)
+        self._drop_error = None
+        line = self._failures.dropped(error, str(broker), time.monotonic(), time.time())
+        self._set_status(connected=False, link=self._failures.current,
+                         last_error=f"connection to {broker} lost: {error.text}")  # fmt: skip
+        if line is not None:
+            log.warning("MQTT %s; reconnecting in %.1fs", line, wait)
 
     def _start_session(self, client: mqtt.Client) -> None:
         """A new connection: subscribe to the acks, and what waits in the outbox becomes the
@@ -862,6 +902,12 @@ class SyncWorker(threading.Thread):
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
     ) -> None:
         self._connected = False
+        if self._session_up and self._drop_error is None:
+            rc = getattr(reason, "value", reason)
+            keepalive = not flags.is_disconnect_packet_from_server and rc == 0x8D
+            self._drop_error = classify_drop(
+                reason, from_broker=flags.is_disconnect_packet_from_server, keepalive=keepalive
+            )
         self._set_status(connected=False)
 
     def _on_subscribe(
@@ -1094,18 +1140,42 @@ class SyncWorker(threading.Thread):
         else:
             self._set_status(store_check=result)
 
+    def _tls_stamp(self) -> tuple[object, ...]:
+        """What tells a changed TLS file: each one's inode, size and mtime (None: missing)."""
+        stamps: list[object] = []
+        for path in (self.tls_ca, self.tls_cert, self.tls_key):
+            try:
+                st = os.stat(path) if path else None
+            except OSError:
+                st = None
+            stamps.append((st.st_ino, st.st_size, st.st_mtime_ns) if st else None)
+        return tuple(stamps)
+
     def _maybe_check_cert(self, now: float) -> None:
         """The client certificate's expiry, at the start and every ``cert_check_every``: within
-        ``cert_warn_days`` of it (or past it) it is a fault (status, menu, the city's event)."""
+        ``cert_warn_days`` of it (or past it) it is a fault (status, menu, the city's event).
+        Every ``cert_peek_every`` a look: a ``tls_cert`` file replaced (renewed) or a wall clock
+        set (NTP after a boot in 1970) is checked again at once."""
         if now < self._next_cert_check:
             return
-        self._next_cert_check = now + self.cert_check_every
+        self._next_cert_check = now + min(self.cert_peek_every, self.cert_check_every)
         if not self.tls_cert or not any(b.tls for b in self.brokers):
             self._next_cert_check = math.inf
             return
+        stamp, offset = self._tls_stamp()[1], time.time() - time.monotonic()
+        seen_stamp, seen_offset = self._cert_seen
+        jumped = isinstance(seen_offset, float) and abs(offset - seen_offset) > CLOCK_JUMP
+        if now < self._cert_due and stamp == seen_stamp and not jumped:
+            return
+        self._cert_due = now + self.cert_check_every
+        self._cert_seen = (stamp, offset)
         from sync.certexpiry import check_certificate  # cryptography: after READY, here
 
-        state = check_certificate(self.tls_cert, warn_days=self.cert_warn_days)
+        state = check_certificate(
+            self.tls_cert,
+            warn_days=self.cert_warn_days,
+            now=datetime.fromtimestamp(offset + time.monotonic(), UTC),
+        )
         if state.problem:
             log.error("the client certificate %s cannot be checked: %s", self.tls_cert,
                       state.problem)  # fmt: skip

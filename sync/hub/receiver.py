@@ -18,8 +18,11 @@ new dead letter on ``P/_hub/deadletter`` (QoS 1).  Under load a batch is whateve
 the previous one was stored, so batches grow with the load and the commits per record fall.
 
 Brokers (``mqtt://host:port``, ``mqtts://host:port``) are tried in turn; after a loss the next
-attempt waits a backoff.  Other threads use :meth:`stop`, :attr:`stats`, :attr:`connected`,
-:meth:`wait_ready`.
+attempt waits a backoff.  Every failed connection is a WARNING naming its cause in words and the
+broker, with the pads' words and rate limit (:mod:`sync.linkerror`: refused, DNS, timeout, not a
+TLS server, unknown CA, ..., the CONNACK's reason code; repeats once a minute with a count), and
+:attr:`Receiver.link` holds the last one.  Other threads use :meth:`stop`, :attr:`stats`,
+:attr:`connected`, :meth:`wait_ready`.
 """
 
 from __future__ import annotations
@@ -37,6 +40,17 @@ from typing import Any
 from evaluator.rules.backoff import Backoff
 from sync.hub.db import open_db
 from sync.hub.ingest import Ingest, Result
+from sync.linkerror import (
+    FailureLog,
+    LinkError,
+    LinkFailure,
+    classify,
+    classify_connack,
+    classify_drop,
+    closed_before_connack,
+    connack_timeout,
+    tls_files,
+)
 from sync.mqttclient import Broker, paho_client, parse_broker_url, read_ready, tls_pending
 
 log = logging.getLogger(__name__)
@@ -97,6 +111,8 @@ class Receiver(threading.Thread):
         reconnect_min: float = 0.5,
         reconnect_max: float = 30.0,
         connect_timeout: float = 5.0,
+        connack_timeout: float = 8.0,
+        failure_log_every: float = 60.0,
     ) -> None:
         if protocol not in ("5", "3.1.1", "311"):
             raise ReceiverError(f"protocol {protocol!r}: expected 5 or 3.1.1")
@@ -116,6 +132,7 @@ class Receiver(threading.Thread):
         self.keepalive = keepalive
         self.batch_max = batch_max
         self.connect_timeout = connect_timeout
+        self.connack_timeout = connack_timeout
         self.subscriptions = [
             (f"$share/{group}/{self.prefix}/+/ratings", 1),
             (f"$share/{group}/{self.prefix}/+/events", 1),
@@ -139,6 +156,13 @@ class Receiver(threading.Thread):
         # the thread's own
         self._inbox: list[tuple[str, bytes]] = []
         self._broker_index = 0
+        self._broker: Broker | None = None  # of the current connection
+        # Why connections fail, in the pads' words (issue 14): told once, repeats counted.
+        self._failures = FailureLog(failure_log_every)
+        self._session_up = False  # the current connection had its CONNACK
+        self._attempt_error: LinkError | None = None  # the CONNACK's refusal
+        self._drop_error: LinkError | None = None  # why a working connection ended
+        self._read_errors: list[str] = []  # what paho logged before the CONNACK
 
     # -- the API for other threads ---------------------------------------------------------
 
@@ -154,6 +178,13 @@ class Receiver(threading.Thread):
     def connected(self) -> bool:
         """Connected to a broker and subscribed."""
         return self._connected and self._ready.is_set()
+
+    @property
+    def link(self) -> LinkFailure | None:
+        """The last failed connection (cause, words, broker, since, count; ``until`` once a
+        connection worked again), ``None`` while none failed."""
+        with self._lock:
+            return self._failures.current
 
     def wait_ready(self, timeout: float) -> bool:
         """Wait until the subscriptions are granted (for tests and the service's READY)."""
@@ -201,23 +232,49 @@ class Receiver(threading.Thread):
         """One attempt on the next broker; ``None`` (after the backoff wait) on failure."""
         broker = self.brokers[self._broker_index % len(self.brokers)]
         self._broker_index += 1
-        try:
+        self._broker = broker
+        self._session_up = False
+        self._attempt_error = self._drop_error = None
+        self._read_errors.clear()
+        try:  # paho's tls_set loads the CA, the certificate and the key here
             client = self._make_client(broker)
+        except (OSError, ValueError) as exc:
+            files = {"tls_ca": self.tls_ca, "tls_cert": self.tls_cert, "tls_key": self.tls_key}
+            self._failed(broker, tls_files(exc, files) if broker.tls else classify(exc, tls=False))
+            return None
+        try:
+            # paho logs why a read failed (an alert, a reset): listened to until the CONNACK
+            client.on_log = self._on_log
             if self.protocol == "5":
                 client.connect(broker.host, broker.port, keepalive=self.keepalive,
                                clean_start=True)  # fmt: skip
             else:
                 client.connect(broker.host, broker.port, keepalive=self.keepalive)
-        except (OSError, ValueError) as exc:
-            self.last_error = f"cannot reach {broker}: {exc}"
-            wait = self._backoff.next()
-            log.info("%s; next broker in %.1fs", self.last_error, wait)
-            self._sleep(wait)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            self._failed(broker, classify(exc, tls=broker.tls))
             return None
         with contextlib.suppress(AttributeError, OSError):
             client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         log.info("connecting to %s", broker)
         return client
+
+    def _failed(self, broker: Broker, error: LinkError) -> None:
+        """An attempt on ``broker`` failed: a warning naming the cause (repeats counted), the
+        backoff, the next broker."""
+        with self._lock:
+            line = self._failures.failed(error, str(broker), time.monotonic(), time.time())
+        self.last_error = f"cannot connect to {broker}: {error.text}"[:300]
+        wait = self._backoff.next()
+        if line is not None:
+            log.warning("%s; next broker in %.1fs", line, wait)
+        self._sleep(wait)
+
+    def _on_log(self, client: Any, userdata: Any, level: int, text: str) -> None:
+        """paho's log while connecting: keep its errors (the socket's, with OpenSSL's words)."""
+        import paho.mqtt.client as mqtt
+
+        if level == mqtt.MQTT_LOG_ERR and len(self._read_errors) < 10:
+            self._read_errors.append(text)
 
     def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(OSError, ValueError):
@@ -269,8 +326,8 @@ class Receiver(threading.Thread):
                 rc = client.loop_misc()
             if rc != ok:
                 return self._lost(mqtt.error_string(rc))
-            if not self._connected and time.monotonic() - since > 2 * self.connect_timeout + 5:
-                return self._lost("no CONNACK")
+            if not self._session_up and time.monotonic() - since > self.connack_timeout:
+                return self._lost("no CONNACK", connack_timeout(self.connack_timeout))
         with contextlib.suppress(Exception):
             client.disconnect()
             client.loop_write()
@@ -325,13 +382,30 @@ class Receiver(threading.Thread):
             s["acked_ids"] += acked
             s["batches"] += 1
 
-    def _lost(self, why: str) -> None:
+    def _lost(self, why: str, error: LinkError | None = None) -> None:
+        """The connection is gone.  Before its CONNACK it was a failed attempt (``error``, else
+        the CONNACK's refusal, else what paho logged, else the broker hung up); after it, a
+        drop told with its cause (the DISCONNECT's reason code, the keepalive); both rate
+        limited."""
         self._connected = False
         self._ready.clear()
-        self.last_error = f"connection lost ({why})"
+        broker = self._broker
+        tls = broker.tls if broker is not None else False
+        if broker is not None and not self._session_up:
+            error = error or self._attempt_error
+            if error is None and self._read_errors:
+                error = classify(self._read_errors[-1], tls=tls, handshake_done=True)
+            return self._failed(broker, error or closed_before_connack(tls=tls))
+        error = error or self._drop_error or classify_drop(from_broker=False)
+        self._session_up = False
         wait = self._backoff.next()
-        log.warning("%s; reconnecting in %.1fs", self.last_error, wait)
+        with self._lock:
+            line = self._failures.dropped(error, str(broker), time.monotonic(), time.time())
+        self.last_error = f"connection to {broker} lost: {error.text} ({why})"[:300]
+        if line is not None:
+            log.warning("%s; reconnecting in %.1fs", line, wait)
         self._sleep(wait)
+        return None
 
     def _drop(self, client: Any) -> None:
         self._connected = False
@@ -345,11 +419,17 @@ class Receiver(threading.Thread):
     # paho callbacks: inside loop_read/loop_write, in this thread.
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        if reason.is_failure:
-            self.last_error = f"broker refused the connection: {reason}"
-            log.error("%s", self.last_error)
+        if reason.is_failure:  # told when the broker closes the socket (_lost)
+            self._attempt_error = classify_connack(reason, v5=self.protocol == "5")
             return
-        self._connected = True
+        client.on_log = None
+        with self._lock:
+            line = self._failures.connected(str(self._broker), time.monotonic(), time.time())
+        if line is None:
+            log.info("connected to %s", self._broker)
+        else:
+            log.warning("%s", line)
+        self._session_up = self._connected = True
         self._backoff.reset()
         with self._lock:
             self._stats["connects"] += 1
@@ -360,6 +440,10 @@ class Receiver(threading.Thread):
     ) -> None:
         self._connected = False
         self._ready.clear()
+        if self._session_up and self._drop_error is None:
+            from_broker = flags.is_disconnect_packet_from_server
+            keepalive = not from_broker and getattr(reason, "value", reason) == 0x8D
+            self._drop_error = classify_drop(reason, from_broker=from_broker, keepalive=keepalive)
 
     def _on_subscribe(self, client: Any, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
         refused = [str(t) for (t, _), r in zip(self.subscriptions, reasons, strict=False)

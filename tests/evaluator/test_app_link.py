@@ -122,3 +122,36 @@ def test_every_link_cause_has_a_menu_text_in_both_languages() -> None:
     for cause in CAUSES:
         for language in texts.LANGUAGES:
             assert texts.get(f"link_cause_{cause}", language)
+
+
+def test_a_renewal_after_an_unreadable_check_still_ends_the_fault_at_the_city(
+    tmp_path: Path,
+) -> None:
+    """Expiring (event active), then the file unreadable for one check (a copy under way,
+    garbage), then a renewed certificate: the unreadable check became 'what the city heard
+    last', so the renewal was no change from a non-expiring state and the city never got the
+    event that ends the fault. (found by review)"""
+    app = make_app(tmp_path, days=10)
+    app.sync.cert_check_every = 0.2
+    cert_path = tmp_path / "device.crt"
+    app.sync.start()
+    try:
+        wait_until(lambda: app.sync.status.cert is not None and app.sync.status.cert.expiring,
+                   10, "the expiring certificate")  # fmt: skip
+        app.step()
+        assert [e["active"] for e in events(app, "cert_expiring")] == [True]
+        cert_path.write_bytes(b"-----BEGIN CERTIFICATE-----\ngarbage\n")
+        wait_until(lambda: bool(app.sync.status.cert.problem), 10, "the unreadable check")
+        app.step()
+        key = tlscerts.load_tls_key(tmp_path / "device.key")
+        ca = tlscerts.load_ca(tmp_path / "ca")
+        cert_path.write_bytes(tlscerts.sign_csr(tlscerts.make_csr(key, DEVICE), ca, days=400))
+        wait_until(lambda: (c := app.sync.status.cert) is not None and not c.problem
+                   and not c.expiring, 10, "the renewed certificate")  # fmt: skip
+        app.step()
+        told = events(app, "cert_expiring")
+        assert [e["active"] for e in told] == [True, False], told
+        assert told[1]["message"].startswith("renewed: ") and told[1]["days_left"] >= 398
+        assert_valid(schema("event"), told[1])
+    finally:
+        app.shutdown()

@@ -568,3 +568,173 @@ def test_our_own_tls_files_that_cannot_be_used(
         "our TLS files cannot be used",
         f"tls_cert {tmp_path / 'nowhere.crt'}",
     )  # the path, never a key
+
+
+# --- a connection that worked and ended (found by review) ----------------------------------------
+
+
+def test_a_flapping_link_is_one_line_a_minute_not_one_per_connection() -> None:
+    """Up 2 s, down, up again, for ten minutes: each failure and each recovery was told at once
+    (the counts were cleared by every connection), 300 warnings an hour."""
+    failures = FailureLog(every=60.0)
+    url = "mqtt://127.0.0.1:1883"
+    refused = LinkError("refused", "connection refused")
+    kicked = LinkError(
+        "closed", "the broker ended the connection: DISCONNECT 0x8E Session taken over"
+    )
+    told = []
+    for turn in range(100):  # every 6 s: refused, connected, kicked 2 s later
+        t = turn * 6.0
+        told.append(failures.failed(refused, url, t, 1000.0 + t))
+        told.append(failures.connected(url, t + 1, 1001.0 + t))
+        told.append(failures.dropped(kicked, url, t + 3, 1003.0 + t))
+    lines = [line for line in told if line is not None]
+    assert len(lines) <= 3 * 11, lines  # each kind at most once a minute over 600 s
+    assert any("(9 more times since" in line for line in lines), lines
+    assert any("lost: the broker ended the connection: DISCONNECT 0x8E" in line for line in lines)
+    # another reason of the broker's within the minute: news, told at once
+    banned = LinkError("closed", "the broker ended the connection: DISCONNECT 0x87 Not authorized")
+    assert failures.dropped(banned, url, 600.5, 1600.5) is not None
+    assert failures.current is not None and "0x87" in failures.current.words
+    # a connection that held a minute or more: the next failure is news, told at once
+    failures.connected(url, 1000.0, 2000.0)
+    assert (
+        failures.failed(refused, url, 1061.0, 2061.0)
+        == f"cannot connect to {url}: connection refused"
+    )
+
+
+def test_a_session_taken_over_is_told_once_not_per_kick(
+    make: Callable[..., SyncWorker], lines: Lines, broker: Broker
+) -> None:
+    """Another client with the pad's id (a second pad provisioned with the same name) takes the
+    session over, again and again: each kick was a WARNING 'connection lost (socket closed)',
+    no cause and no rate limit.  mosquitto 2.0 closes the socket without a DISCONNECT."""
+    import paho.mqtt.client as paho
+
+    worker = make(brokers=[f"mqtt://127.0.0.1:{broker.port}"], reconnect_min=0.05,
+                  reconnect_max=0.05)  # fmt: skip
+    wait_until(lambda: worker.status.connected, 10, "the worker to connect")
+    for _ in range(5):
+        intruder = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=worker.client_id,
+                               protocol=paho.MQTTv5)  # fmt: skip
+        intruder.connect("127.0.0.1", broker.port)
+        intruder.loop_start()
+        try:
+            wait_until(lambda c=intruder: c.is_connected(), 10, "the intruder's CONNACK")
+            wait_until(lambda: not worker.status.connected, 10, "the pad kicked")
+        finally:
+            intruder.loop_stop()
+            intruder.disconnect()
+        wait_until(lambda: worker.status.connected, 10, "the pad back")
+    kicks = [m for m in lines.messages() if "lost" in m]
+    assert len(kicks) == 1, kicks
+    url = f"mqtt://127.0.0.1:{broker.port}"
+    link = worker.status.link  # the city sees the drops counted, and the last recovery
+    assert link is not None and link.cause == "closed" and link.count == 5 and link.until
+    assert f"connection to {url} lost: the broker or the network closed" in kicks[0]
+
+
+def test_a_disconnect_from_the_broker_is_told_with_its_reason_code(
+    make: Callable[..., SyncWorker], lines: Lines
+) -> None:
+    """An MQTT 5 broker that ends the session with a DISCONNECT names why (0x8E Session taken
+    over, 0x87 Not authorized, ...): the line and the status say it."""
+    server = Refusing(b"\x20\x03\x00\x00\x00" + b"\xe0\x02\x8e\x00")  # CONNACK ok, DISCONNECT
+    try:
+        worker = make(brokers=[f"mqtt://127.0.0.1:{server.port}"])
+        line = lines.wait_for("lost", "DISCONNECT 0x8E Session taken over")
+        assert line.startswith(f"MQTT connection to mqtt://127.0.0.1:{server.port} lost: ")
+        wait_until(lambda: "0x8E" in worker.status.last_error, 10, "the status' last error")
+        link = worker.status.link  # the retained status's link_error and the menu
+        assert (
+            link is not None and link.cause == "closed" and "0x8E Session taken over" in link.words
+        )
+    finally:
+        server.close()
+
+
+def test_a_certificate_renewed_while_running_is_used_without_a_restart(
+    make: Callable[..., SyncWorker], lines: Lines, city: TlsBroker, pki: CityPki, tmp_path: Path
+) -> None:
+    """The broker refuses the pad's certificate (expired, revoked, another CA's); the
+    technician puts the new one at tls_cert and tls_key.  paho's TLS context had loaded the
+    files once, for the only broker URL: the pad kept showing the old certificate, refused for
+    ever, until someone restarted it. (found by review)"""
+    stranger = CityPki(tmp_path / "stranger").client(DEVICE)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    shutil.copyfile(stranger.cert, mine / "device.crt")
+    shutil.copyfile(stranger.key, mine / "device.key")
+    installed = Identity(DEVICE, mine / "device.crt", mine / "device.key", pki.ca.cert_path)
+    worker = make(brokers=[f"mqtts://127.0.0.1:{city.port}"],
+                  **tls_options(installed, pki.ca.cert_path))  # fmt: skip
+    assert_told(worker, lines, "cert_refused", "refused our client certificate")
+    renewed = pki.client(DEVICE)
+    shutil.copyfile(renewed.key, mine / "device.key")
+    shutil.copyfile(renewed.cert, mine / "device.crt")
+    wait_until(lambda: worker.status.connected, 15, "the pad to connect with the new certificate")
+
+
+def test_a_renewed_certificate_ends_the_fault_within_a_look_not_a_day(
+    make: Callable[..., SyncWorker], pki: CityPki, tmp_path: Path
+) -> None:
+    """The expiry was checked at the start and once a day: a certificate renewed on a running
+    pad stayed 'expiring' (status fault, menu, the city) for up to 24 h. (found by review)"""
+    key = tlscerts.create_tls_key(tmp_path / "device.key")
+    cert = tmp_path / "device.crt"
+    cert.write_bytes(tlscerts.sign_csr(tlscerts.make_csr(key, DEVICE), pki.ca, days=10))
+    installed = Identity(DEVICE, cert, tmp_path / "device.key", pki.ca.cert_path)
+    worker = make(brokers=[f"mqtts://127.0.0.1:{free_port()}"], cert_peek_every=0.1,
+                  **tls_options(installed, pki.ca.cert_path))  # fmt: skip
+    wait_until(lambda: worker.status.cert is not None and worker.status.cert.expiring, 10,
+               "the expiring certificate")  # fmt: skip
+    cert.write_bytes(tlscerts.sign_csr(tlscerts.make_csr(key, DEVICE), pki.ca, days=400))
+    wait_until(lambda: not worker.status.cert.expiring, 10, "the renewal seen")
+    assert worker.status.cert.days_left >= 398
+
+
+def test_a_wall_clock_set_by_ntp_checks_the_certificate_again(
+    pki: CityPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Pi without a battery clock boots in 1970: the check finds 20,000 days left, and the
+    next was a day later, whatever NTP did meanwhile; a certificate 10 days from its end was
+    no fault for that day. (found by review)"""
+    import time
+
+    key = tlscerts.create_tls_key(tmp_path / "device.key")
+    cert = tmp_path / "device.crt"
+    cert.write_bytes(tlscerts.sign_csr(tlscerts.make_csr(key, DEVICE), pki.ca, days=10))
+    installed = Identity(DEVICE, cert, tmp_path / "device.key", pki.ca.cert_path)
+    worker = SyncWorker(
+        store_path=tmp_path / "r.db", device_id=DEVICE, host="127.0.0.1", port=1,
+        brokers=[f"mqtts://127.0.0.1:{free_port()}"], cert_peek_every=60.0,
+        **tls_options(installed, pki.ca.cert_path),
+    )  # fmt: skip
+    real = time.time
+    with monkeypatch.context() as patch:  # the worker is not started: only this thread's clock
+        patch.setattr(time, "time", lambda: real() - 56 * 365 * 86400.0)
+        worker._maybe_check_cert(1000.0)
+    assert worker.status.cert is not None and not worker.status.cert.expiring
+    worker._maybe_check_cert(1030.0)  # within the look: nothing
+    assert not worker.status.cert.expiring
+    worker._maybe_check_cert(1061.0)  # the look after NTP set the clock: checked again
+    assert worker.status.cert.expiring and worker.status.cert.days_left in (9, 10)
+
+
+def test_each_broker_of_several_is_told_and_then_counted(
+    make: Callable[..., SyncWorker], lines: Lines, silent: Silent
+) -> None:
+    """[mqtt] urls tried in turn: the rate limit is per broker and cause, so a broker that
+    fails like another is not hidden behind it, and neither floods."""
+    refused = f"mqtt://127.0.0.1:{free_port()}"
+    also_refused = f"mqtt://127.0.0.1:{free_port()}"
+    mute = f"mqtt://127.0.0.1:{silent.port}"
+    worker = make(brokers=[refused, also_refused, mute], reconnect_min=0.05, reconnect_max=0.05)
+    lines.wait_for(f"cannot connect to {refused}: connection refused")
+    lines.wait_for(f"cannot connect to {also_refused}: connection refused")
+    lines.wait_for(f"cannot connect to {mute}: ", "no CONNACK")
+    rounds = worker._failures._failures  # attempts since the last connection
+    wait_until(lambda: worker._failures._failures >= rounds + 6, 20, "two more rounds")
+    told = [m for m in lines.messages() if "cannot connect" in m]
+    assert len(told) == 3, told

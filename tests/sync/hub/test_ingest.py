@@ -384,3 +384,50 @@ def test_a_dead_letter_not_filed_is_not_taken_for_a_repeat(db: HubDB) -> None:
     again = ingest.handle(*bad)
     assert again.repeats == 0 and len(again.dead) == 1
     assert [d["reason"][:8] for d in db.dead()] == ["not JSON"]
+
+
+def test_issue_14s_event_and_status_fields_are_taken_and_leave_the_figures_alone(
+    tmp_path: Path, key: DeviceKey
+) -> None:
+    """What a pad of issue 14 sends the city: a cert_expiring event (active, then renewed) and
+    a retained status with link_error and tls_cert.  The hub validates both against the
+    published schemas, stores them, and counts no rating for them."""
+    from sync.hub.figures import figures
+    from tests.sync.hub.helpers import seal_all
+
+    db = open_db(f"sqlite:///{tmp_path / 'hub.db'}")
+    db.register(DEVICE, key.public.text)
+    try:
+        before = figures(db)
+        at = "2026-05-29T04:30:00.000+08:00"
+        events = seal_all(key, DEVICE, [
+            {"kind": "cert_expiring", "at": at, "clock_synced": True, "active": active,
+             "not_after": "2026-06-08T04:30:00.000+08:00", "days_left": days,
+             "message": f"{'' if active else 'renewed: '}the client certificate expires"}
+            for active, days in ((True, 9), (False, 400))
+        ])  # fmt: skip
+        body = json.loads(status_payload(DEVICE, True))
+        body["link_error"] = {
+            "cause": "cert_refused", "words": "the broker refused our client certificate",
+            "broker": "mqtts://city.example:8883", "since": at, "count": 12, "last": at,
+            "until": None,
+        }  # fmt: skip
+        body["tls_cert"] = {"not_after": "2026-06-08T04:30:00.000+08:00", "days_left": 9,
+                            "expiring": True}  # fmt: skip
+        result = Ingest(db).handle_batch(
+            [(topic(DEVICE, "events"), payload(e)) for e in events]
+            + [(topic(DEVICE, "status"), json.dumps(body).encode())]
+        )
+        assert not result.dead, result.dead
+        assert result.stored == 2 and result.statuses == 1
+        assert db.records(DEVICE, "events") == events
+        stored, _ = db.statuses()[DEVICE]
+        assert stored is not None and stored["link_error"]["cause"] == "cert_refused"
+        assert stored["tls_cert"]["expiring"] is True
+        after = figures(db)
+        assert after["coverage"]["online"] == 1  # the status: the pad is online
+        assert {k: v for k, v in after.items() if k != "coverage"} == {
+            k: v for k, v in before.items() if k != "coverage"
+        }
+    finally:
+        db.close()

@@ -4,8 +4,11 @@ code: a real ``Store`` signed by a real device key, published by the real ``Sync
 from __future__ import annotations
 
 import json
+import logging
 import math
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -276,3 +279,137 @@ def test_a_postgresql_that_vanishes_mid_run_is_reconnected_at_once(
         )
     drain(pad, url, broker, 10, 60, live=5)
     assert receivers[0].stats["failed"] >= 1  # the batch in flight when it vanished
+
+
+# --- no silent failure on the link (issue 14; found by review) -----------------------------------
+
+
+class WarningLines(logging.Handler):
+    """The receiver's log records at WARNING and above."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+        self.guard = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self.guard:
+            self.records.append(record)
+
+    def messages(self) -> list[str]:
+        with self.guard:
+            return [r.getMessage() for r in self.records]
+
+    def having(self, *words: str) -> list[str]:
+        return [m for m in self.messages() if all(w in m for w in words)]
+
+
+@pytest.fixture
+def warnings_() -> Iterator[WarningLines]:
+    handler = WarningLines()
+    logger = logging.getLogger("sync.hub.receiver")
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_a_refused_connection_is_a_warning_in_words_rate_limited_then_the_recovery(
+    tmp_path: Path, receivers: list[Receiver], warnings_: WarningLines
+) -> None:
+    """The receiver logged each failure at INFO with the raw exception ('cannot reach ...:
+    [Errno 111] Connection refused'): nothing at the default WARNING level of a service."""
+    later = Broker(tmp_path)  # its port is free until it starts
+    url = f"mqtt://127.0.0.1:{later.port}"
+    receiver = Receiver(f"sqlite:///{tmp_path / 'hub.db'}", [url], reconnect_min=0.05,
+                        reconnect_max=0.05)  # fmt: skip
+    receivers.append(receiver)
+    started = time.monotonic()
+    receiver.start()
+    wait_for(lambda: bool(warnings_.having(f"cannot connect to {url}", "connection refused")),
+             10, "the warning")  # fmt: skip
+    assert time.monotonic() - started < 10
+    wait_for(lambda: receiver.link is not None and receiver.link.count >= 20, 20, "20 attempts")
+    assert len(warnings_.having("cannot connect")) <= 2, warnings_.messages()
+    assert receiver.link is not None and receiver.link.cause == "refused"
+    assert receiver.last_error.startswith(f"cannot connect to {url}: connection refused")
+    later.start()
+    try:
+        assert receiver.wait_ready(15)
+        wait_for(lambda: bool(warnings_.having(f"connected to {url} after")), 10, "the recovery")
+        assert receiver.link is not None and receiver.link.until
+    finally:
+        stop_threads(receivers, 10)
+        receivers.clear()
+        later.stop()
+
+
+def test_an_mqtts_url_to_a_plain_listener_is_named(
+    broker: Broker, tmp_path: Path, receivers: list[Receiver], warnings_: WarningLines
+) -> None:
+    url = f"mqtts://127.0.0.1:{broker.port}"
+    receiver = Receiver(f"sqlite:///{tmp_path / 'hub.db'}", [url], reconnect_min=0.05,
+                        reconnect_max=0.05)  # fmt: skip
+    receivers.append(receiver)
+    receiver.start()
+    wait_for(lambda: bool(warnings_.having(f"cannot connect to {url}", "not a TLS server")),
+             10, "the warning")  # fmt: skip
+    assert receiver.link is not None and receiver.link.cause == "not_tls"
+
+
+def test_a_broker_that_never_answers_is_a_timeout_within_ten_seconds(
+    tmp_path: Path, receivers: list[Receiver], warnings_: WarningLines
+) -> None:
+    """The receiver waited 2 x connect_timeout + 5 s (15 s) for a CONNACK and then said only
+    'connection lost (no CONNACK)'."""
+    server = socket.create_server(("127.0.0.1", 0))  # accepts (backlog), never speaks
+    try:
+        url = f"mqtt://127.0.0.1:{server.getsockname()[1]}"
+        receiver = Receiver(f"sqlite:///{tmp_path / 'hub.db'}", [url], reconnect_min=0.05,
+                            reconnect_max=0.05)  # fmt: skip
+        receivers.append(receiver)
+        started = time.monotonic()
+        receiver.start()
+        wait_for(lambda: bool(warnings_.having(f"cannot connect to {url}", "no CONNACK")),
+                 12, "the warning")  # fmt: skip
+        assert time.monotonic() - started < 10
+        assert receiver.link is not None and receiver.link.cause == "timeout"
+    finally:
+        stop_threads(receivers, 10)
+        receivers.clear()
+        server.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [
+        (b"\x20\x03\x00\x86\x00", "cannot connect to {url}: the broker refused the connection: "
+                                  "CONNACK 0x86 Bad user name or password"),
+        (b"\x20\x03\x00\x00\x00\xe0\x02\x8e\x00",
+         "connection to {url} lost: the broker ended the connection: "
+         "DISCONNECT 0x8E Session taken over"),
+    ],
+)  # fmt: skip
+def test_a_refusal_or_a_disconnect_names_the_brokers_reason_code(
+    tmp_path: Path, receivers: list[Receiver], warnings_: WarningLines, answer: bytes, words: str
+) -> None:
+    """The CONNACK's refusal was an ERROR per attempt ('broker refused the connection: Bad
+    user name or password', no number, no rate limit); a DISCONNECT's reason was not told."""
+    from tests.sync.test_mqtt_linkerror import Refusing
+
+    server = Refusing(answer)
+    try:
+        url = f"mqtt://127.0.0.1:{server.port}"
+        receiver = Receiver(f"sqlite:///{tmp_path / 'hub.db'}", [url], reconnect_min=0.05,
+                            reconnect_max=0.05)  # fmt: skip
+        receivers.append(receiver)
+        receiver.start()
+        line = words.format(url=url)
+        wait_for(lambda: bool(warnings_.having(line)), 10, "the warning")
+        wait_for(lambda: receiver.link is not None and receiver.link.count >= 5, 10, "5 more")
+        assert len(warnings_.having(f"{url}")) == 1, warnings_.messages()
+    finally:
+        stop_threads(receivers, 10)
+        receivers.clear()
+        server.close()
