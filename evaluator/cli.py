@@ -690,12 +690,17 @@ def cmd_stats(store: Any, fmt: str) -> int:
 
 
 def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+    """A score figure as the city's ``evaluator hub figures`` prints it (one rule)."""
+    from evaluator.rules.figures import score_text
+
+    return score_text(value)
 
 
 def _cell(value: Any, column: str) -> str:
     if column == "participation":
-        return "-" if value is None else f"{value:.0%}"
+        from evaluator.rules.figures import percent_text
+
+        return percent_text(value)
     if column in ("mean_score", "item_score"):
         return _num(value)
     return "" if value is None else str(value)

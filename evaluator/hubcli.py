@@ -279,18 +279,21 @@ def _password(path: Path) -> str:
 def _print_figures(data: dict[str, Any], out: TextIO) -> None:
     hall, cov = data["hall"], data["coverage"]
 
-    def num(v: Any) -> str:
-        return "-" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))
+    from evaluator.rules.figures import percent_text as pct
+    from evaluator.rules.figures import score_text
+
+    def num(v: Any) -> str:  # a score: the pad's ``evaluator stats`` text (one rule)
+        return score_text(v)
 
     print(
         f"hall: {hall['ratings']} ratings ({hall['good']} 好评, {hall['bad']} 差评), mean score "
         f"{num(hall['mean_score'])}, item score {num(hall['item_score'])}, participation "
-        f"{num(hall['participation'])} ({hall['rated_cases']}/{hall['presented_cases']} cases), "
+        f"{pct(hall['participation'])} ({hall['rated_cases']}/{hall['presented_cases']} cases), "
         f"{hall['cancelled']} cancelled",
         file=out,
     )
     print(
-        f"coverage: {cov['online']}/{cov['registered']} devices online ({num(cov['coverage'])})",
+        f"coverage: {cov['online']}/{cov['registered']} devices online ({pct(cov['coverage'])})",
         file=out,
     )
     print("matters:", file=out)
@@ -301,7 +304,7 @@ def _print_figures(data: dict[str, Any], out: TextIO) -> None:
     for c in data["clerks"]:
         print(f"  {c['clerk_id']} {c['clerk_name']}: {c['ratings']} ratings, mean "
               f"{num(c['mean_score'])}, {c['bad']} 差评, participation "
-              f"{num(c['participation'])}, {c['cancelled']} cancelled", file=out)  # fmt: skip
+              f"{pct(c['participation'])}, {c['cancelled']} cancelled", file=out)  # fmt: skip
 
 
 def _print_lists(lists: dict[str, list[dict[str, Any]]], out: TextIO) -> None:

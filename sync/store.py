@@ -35,9 +35,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from evaluator.rules import figures as fig
 from evaluator.rules.errors import StoreError
 from evaluator.rules.records import (
     GENESIS_HASH,
@@ -2138,12 +2140,12 @@ class Store:
             for t in (device, clerk(cid), matter(code)):
                 t.should.add((serial, slot))
 
-        matter_means = [t.mean for t in matters.values() if t.mean is not None]
+        item_score = fig.mean_of(t.mean for t in matters.values())
         return {
             "device": {
                 "device_id": self.device_id,
                 **device.figures(),
-                "item_score": sum(matter_means) / len(matter_means) if matter_means else None,
+                "item_score": fig.score_figure(item_score),
             },
             "clerks": [
                 {"clerk_id": k, "clerk_name": t.name, **t.figures()}
@@ -2217,29 +2219,28 @@ class _Tally:
     """Running figures of one stats row."""
 
     name: str = ""
-    ratings: int = 0
-    score_sum: float = 0.0
+    scores: list[float] = field(default_factory=list)
     cancelled: int = 0
     represented: int = 0
     should: set[tuple[str, str]] = field(default_factory=set)
     rated: set[tuple[str, str]] = field(default_factory=set)
 
     def add(self, score: float) -> None:
-        self.ratings += 1
-        self.score_sum += score
+        self.scores.append(score)
 
     @property
-    def mean(self) -> float | None:
-        return self.score_sum / self.ratings if self.ratings else None
+    def mean(self) -> Fraction | None:
+        """Exact: rounded once, by ``evaluator.rules.figures``, when it leaves."""
+        return fig.mean(self.scores)
 
     def figures(self, *, supervision: bool = True) -> dict[str, Any]:
         should, rated = len(self.should), len(self.rated & self.should)
         out: dict[str, Any] = {
-            "ratings": self.ratings,
-            "mean_score": self.mean,
+            "ratings": len(self.scores),
+            "mean_score": fig.score_figure(self.mean),
             "should_rate": should,
             "rated": rated,
-            "participation": rated / should if should else None,
+            "participation": fig.rate_figure(fig.ratio(rated, should)),
         }
         if supervision:
             out.update(cancelled=self.cancelled, represented=self.represented)

@@ -21,6 +21,10 @@ in the right day.  A bound with an offset is that instant; a date, or a time wit
 is the hall's wall-clock time as the pad wrote it (:func:`parse_bound`): ``--since 2026-05-01``
 is May 1st in Shantou whatever the hub's own time zone (read as UTC, it left a hall's first
 eight hours of each day in the day before).
+
+Every mean and rate is an exact fraction rounded once by :mod:`evaluator.rules.figures`, the
+rule ``evaluator stats`` on the pad uses: scores to 2 decimals, rates to 3 (a percentage with
+one decimal), so the pad and the city print the same figure for the same ratings.
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
+from evaluator.rules import figures as fig
 from evaluator.rules.request import case_targets
 from sync.hub.db import HubDB
 
@@ -52,18 +58,19 @@ class _Tally:
         self.bad += bad
 
     @property
-    def mean(self) -> float | None:
-        return round(sum(self.scores) / len(self.scores), 3) if self.scores else None
+    def mean(self) -> Fraction | None:
+        """Exact: rounded once, by :mod:`evaluator.rules.figures`, when it leaves."""
+        return fig.mean(self.scores)
 
     def figures(self) -> dict[str, Any]:
         presented = len(self.presented | self.rated)
         return {
             "ratings": len(self.scores),
-            "mean_score": self.mean,
+            "mean_score": fig.score_figure(self.mean),
             "bad": self.bad,
             "presented_cases": presented,
             "rated_cases": len(self.rated),
-            "participation": round(len(self.rated) / presented, 4) if presented else None,
+            "participation": fig.rate_figure(fig.ratio(len(self.rated), presented)),
         }
 
 
@@ -159,13 +166,12 @@ def figures(db: HubDB, *, since: str | None = None, until: str | None = None) ->
                 if t is not None:
                     t.presented.add(serial)
 
-    means = [t.mean for t in matters.values() if t.mean is not None]
     return {
         "period": {"since": since, "until": until},
         "hall": {
             **hall.figures(),
             "good": good,
-            "item_score": round(sum(means) / len(means), 3) if means else None,
+            "item_score": fig.score_figure(fig.mean_of(t.mean for t in matters.values())),
             "cancelled": hall.cancelled,
         },
         "matters": [
@@ -173,7 +179,7 @@ def figures(db: HubDB, *, since: str | None = None, until: str | None = None) ->
                 "matter_code": code,
                 "matter_name": t.name,
                 "ratings": len(t.scores),
-                "mean_score": t.mean,
+                "mean_score": fig.score_figure(t.mean),
                 "bad": t.bad,
             }
             for code, t in sorted(matters.items())
@@ -202,7 +208,7 @@ def coverage(db: HubDB, *, since: str | None = None) -> dict[str, Any]:
     return {
         "registered": len(devices),
         "online": online,
-        "coverage": round(online / len(devices), 4) if devices else None,
+        "coverage": fig.rate_figure(fig.ratio(online, len(devices))),
         "devices": devices,
     }
 
