@@ -66,6 +66,12 @@ SAMPLE_REQUEST: dict[str, Any] = {
     ],
 }
 
+#: The band on a ``receipt preview`` picture (never in the printer's bytes): which key signed
+#: the sample's QR.  With no usable device key, a throw-away one: its QR fails ``qr verify``.
+PREVIEW_THROWAWAY = ("样张：临时密钥，二维码无法验证",
+                     "specimen – throw-away key, the QR fails qr verify")  # fmt: skip
+PREVIEW_DEVICE_KEY = ("样张：本机设备密钥签名", "specimen – signed by the device key {key_id}")
+
 if TYPE_CHECKING:
     from evaluator.config import Config
 
@@ -806,27 +812,28 @@ def cmd_receipt_static(configs: Sequence[Path], wait: float) -> int:
 
 def cmd_receipt_preview(configs: Sequence[Path], out: Path, *, static: bool) -> int:
     """``receipt preview``: the exact bytes the configured printer would get for a sample receipt
-    (or the static sticker), drawn as a PNG.  The sample's link is signed with a throw-away key:
-    a preview is never a code the city accepts."""
+    (or the static sticker), drawn as a PNG.  The sample's link is signed with the device key
+    when ``[device] key_file`` loads (read only: never created here), so its QR passes
+    ``qr verify`` against the registered key; else with a throw-away key.  A band above the
+    paper says which (:data:`PREVIEW_DEVICE_KEY`, :data:`PREVIEW_THROWAWAY`); the printed bytes
+    carry no band."""
     import dataclasses
     import time
 
     from printer import PrinterProfile
-    from printer.preview import page_image, png
+    from printer.preview import page_image, png, with_notice
     from printer.render import receipt_bytes, sticker_bytes
 
     config = _receipt_config(configs)
     profile = PrinterProfile.from_config(config.printer.profile)
+    notice: Sequence[str] = ()
     if static:
         sticker = _sticker(config)
         data = sticker_bytes(sticker, profile)
         what, url = "the static QR sticker", sticker.url
     else:
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
         from evaluator.receipts import build
         from evaluator.rules.request import parse_request
-        from sync.keys import DeviceKey
 
         rc = config.receipt
         sample = dataclasses.replace(
@@ -836,17 +843,44 @@ def cmd_receipt_preview(configs: Sequence[Path], out: Path, *, static: bool) -> 
             ),
             device=dataclasses.replace(config.device, window=config.device.window or SAMPLE_WINDOW),
         )
-        throwaway = DeviceKey(Path("(throw-away)"), Ed25519PrivateKey.generate())
+        key, device_key = _preview_key(config.device.key_file)
         request = parse_request(SAMPLE_REQUEST)
-        slip, receipt = build(sample, request, request.serials, key=throwaway, wall=time.time())
+        slip, receipt = build(sample, request, request.serials, key=key, wall=time.time())
         data = receipt_bytes(receipt, profile)
-        what, url = "a sample receipt (its QR signed with a throw-away key)", slip.url
+        if device_key:
+            notice = [line.format(key_id=key.key_id) for line in PREVIEW_DEVICE_KEY]
+            what = f"a sample receipt (its QR signed with the device key {key.path}, key id "
+            what += f"{key.key_id})"
+        else:
+            notice = PREVIEW_THROWAWAY
+            what = "a sample receipt (its QR signed with a throw-away key: qr verify refuses it)"
+        url = slip.url
+    image = page_image(data, profile)
+    if notice:
+        from printer.glyphs import find_font
+
+        image = with_notice(image, notice, find_font(profile.font))
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(png(page_image(data, profile)))
+    out.write_bytes(png(image))
     print(f"wrote {out}: {what}, {len(data)} bytes on {profile.paper} paper "
           f"(text {profile.text}, QR {profile.qr})")  # fmt: skip
     print(f"QR: {url} ({len(url)} characters)")
     return 0
+
+
+def _preview_key(path: Path) -> tuple[Any, bool]:
+    """The device key at ``path`` and True when it loads (read only, never created); else a
+    throw-away key and False, after a NOTE on stderr naming the path and why (never the key)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from sync.keys import DeviceKey, DeviceKeyError
+
+    try:
+        return DeviceKey.load(path), True
+    except DeviceKeyError as exc:
+        print(f"evaluator receipt preview: NOTE: no usable device key ({exc}); the sample QR is "
+              "signed with a throw-away key and fails `qr verify`", file=sys.stderr)  # fmt: skip
+    return DeviceKey(Path("(throw-away)"), Ed25519PrivateKey.generate()), False
 
 
 if __name__ == "__main__":

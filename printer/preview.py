@@ -5,12 +5,15 @@
 cells (:mod:`printer.glyphs`; the glyph shapes are this font's, the positions the printer's),
 raster images as sent, a native QR as the symbol the printer would draw from the stored data,
 feeds as blank paper, a cut as a dashed grey line.  Nothing is drawn from the receipt itself,
-so a wrong byte shows.
+so a wrong byte shows.  :func:`with_notice` puts a framed band above the paper saying what the
+picture is (a specimen, and which key signed its QR): it is on the picture only, never in the
+printer's bytes.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -25,6 +28,9 @@ from printer.render import receipt_bytes
 #: Blank paper drawn above the first line and below a cut.
 MARGIN = 16
 CUT_GREY = 160
+#: White around a notice's text inside its frame, and the frame's width.
+NOTICE_PAD = 10
+NOTICE_FRAME = 3
 
 
 def preview(receipt: Receipt, profile: PrinterProfile) -> bytes:
@@ -127,3 +133,44 @@ def _height(element: Element, paper: int) -> int:
     if isinstance(element, Feed):
         return element.dots
     return MARGIN
+
+
+def with_notice(page: Image.Image, lines: Sequence[str], font: Path) -> Image.Image:
+    """``page`` below a framed band carrying ``lines`` (:func:`notice_band`): what a preview
+    says about itself, on the picture only (the printer's bytes are not touched)."""
+    band = notice_band(lines, page.width, font)
+    out = Image.new("L", (page.width, band.height + page.height), 255)
+    out.paste(band, (0, 0))
+    out.paste(page, (0, band.height))
+    return out
+
+
+def notice_band(lines: Sequence[str], width: int, font: Path) -> Image.Image:
+    """``lines`` drawn in printer-sized cells inside a black frame ``width`` dots wide, each
+    line wrapped where the frame ends."""
+    fits = max((width - 2 * NOTICE_PAD) // COLUMN_DOTS, 2)
+    rows = [row for line in lines for row in _wrap(line, fits)]
+    height = 2 * NOTICE_PAD + len(rows) * CHAR_DOTS
+    band = Image.new("L", (width, height), 255)
+    for n, row in enumerate(rows):
+        draw_text(band, NOTICE_PAD, NOTICE_PAD + n * CHAR_DOTS, row, font=font)
+    ImageDraw.Draw(band).rectangle((0, 0, width - 1, height - 1), outline=0, width=NOTICE_FRAME)
+    return band
+
+
+def _wrap(line: str, fits: int) -> list[str]:
+    """``line`` cut into rows of at most ``fits`` columns, at a space where one is near."""
+    rows, row = [], ""
+    for char in line:
+        if row and text_columns(row + char) > fits:
+            cut = row.rfind(" ")
+            if cut > len(row) // 2:
+                rows.append(row[:cut])
+                row = row[cut + 1 :]
+            else:
+                rows.append(row)
+                row = ""
+            if char == " " and not row:
+                continue
+        row += char
+    return [*rows, row] if row else rows or [""]
