@@ -54,11 +54,12 @@ Exact = Fraction | int
 
 def mean(scores: Iterable[int | float | Fraction]) -> Fraction | None:
     """The exact mean of ``scores`` (10 8 6 3 0), ``None`` for none."""
-    total, count = Fraction(0), 0
-    for score in scores:
-        total += _exact(score)
-        count += 1
-    return total / count if count else None
+    values = list(scores)
+    if not values:
+        return None
+    if all(type(v) is int for v in values):  # the usual case: integer sum, one fraction
+        return Fraction(sum(values), len(values))
+    return sum(map(_exact, values), Fraction(0)) / len(values)
 
 
 def mean_of(means: Iterable[Fraction | None]) -> Fraction | None:

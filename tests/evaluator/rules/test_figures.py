@@ -54,6 +54,9 @@ def test_a_float_with_more_decimals_is_refused_not_rounded_again() -> None:
         fig.percent_text(2 / 3)
     with pytest.raises(TypeError):
         fig.mean(["6"])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        fig.mean([10, True])
+    assert fig.mean([6.0, 7, Fraction(1, 2)]) == Fraction(27, 6)  # a stored float, taken exactly
 
 
 @given(st.lists(SCORES, min_size=1, max_size=400))
