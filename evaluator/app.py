@@ -57,6 +57,7 @@ from kiosk.view import (
 )
 from kiosk.voice import PRESENTING, THANKS
 from sync.store import DuplicateRating, PresentationEnd, Store, gap_note
+from sync.storelock import StoreLocked
 
 if TYPE_CHECKING:
     from evaluator.receipts import ReceiptDesk
@@ -117,7 +118,11 @@ class StoreLedger:
         self._store: Store | None = None
         self.fault = ""
         self.pending_ends: list[Closing] = []
-        self.open()
+        self._starting = True
+        try:
+            self.open()  # StoreLocked: another pad writes this store, this one must not start
+        finally:
+            self._starting = False
 
     # -- health ---------------------------------------------------------------------------
 
@@ -126,6 +131,11 @@ class StoreLedger:
         if self._store is None:
             try:
                 self._store = self._opener()
+            except StoreLocked as exc:
+                if self._starting:  # refused at once: nothing read, closed or written
+                    raise
+                self._set_fault(str(exc))  # another process took it while the store was away
+                return None
             except StoreError as exc:
                 self._set_fault(str(exc))
                 return None
@@ -362,6 +372,8 @@ class App:
         self._city_state: tuple[Any, ...] = ()
         """The device state the sync's status message last heard (printer, link, clock)."""
         self._store_fault_since = ""
+        self._cert_told: Any = None
+        """The client certificate's check (``sync.status.CertState``) the city last heard of."""
         self.sync.on_command = self._queue_command  # the city's commands: queued like the link's
         self.ledger = StoreLedger(
             self._open_store,
@@ -599,8 +611,29 @@ class App:
                 if printer in PRINTER_FAULTS:
                     self._city_event("printer_fault", {"fault": printer, "active": True,
                                                        "message": str(detail or "")})  # fmt: skip
+        self._city_cert()
         if self._city_events and not self.ledger.fault:
             self._flush_city_events()
+
+    def _city_cert(self) -> None:
+        """A new check of the client certificate (the sync's, at its start and once a day):
+        each one that finds it expiring is an event, and the first that no longer does."""
+        cert = getattr(self.sync.status, "cert", None)
+        told, self._cert_told = self._cert_told, cert
+        if cert is None or cert == told or cert.problem:
+            return
+        was_expiring = told is not None and told.expiring
+        if not cert.expiring and not was_expiring:
+            return
+        if cert.days_left < 0:
+            message = f"the client certificate {cert.path} expired on {cert.not_after[:10]}"
+        else:
+            message = (f"the client certificate {cert.path} expires on {cert.not_after[:10]} "
+                       f"({cert.days_left} days left)")  # fmt: skip
+        self._city_event("cert_expiring", {
+            "active": cert.expiring, "not_after": cert.not_after, "days_left": cert.days_left,
+            "message": message if cert.expiring else f"renewed: {message}",
+        })  # fmt: skip
 
     def _city_store_fault(self, message: str) -> None:
         """A storage fault began or ended: its events are written once the store works again
@@ -824,12 +857,9 @@ class App:
         """A tap (finger, or a real mouse click) counted toward the technician's gesture."""
         import pygame
 
-        if event.type == pygame.FINGERDOWN:
-            width, height = self.screen.size
-            pos = (int(event.x * width), int(event.y * height))
-        elif event.type == pygame.MOUSEBUTTONDOWN and not getattr(event, "touch", False):
-            pos = tuple(event.pos)
-        else:
+        touch_echo = event.type == pygame.MOUSEBUTTONDOWN and getattr(event, "touch", False)
+        pos = None if touch_echo else self.screen.position(event)  # turned back by [screen] rotate
+        if pos is None:
             return False
         return self.tech.tap(pos, shown, self.screen.min_target)
 
@@ -1080,7 +1110,9 @@ class App:
             + (["store_gap"] if self.store_gap else [])
             + (["device_key"] if self.devices.key is not None and self.devices.key.problem else [])
             # The scheduled full check found damage: the next start keeps the store aside.
-            + (["store_check"] if status.store_check.startswith("damaged") else []),
+            + (["store_check"] if status.store_check.startswith("damaged") else [])
+            # The client certificate for the city expires within 30 days (or has expired).
+            + (["cert_expiring"] if getattr(getattr(status, "cert", None), "expiring", 0) else []),
             "printer": self.receipts.printer_status() if self.receipts is not None else None,
         }
 

@@ -266,8 +266,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The exit code when the reader of stdout went away (``evaluator hub figures | head``): what a
+#: shell reports for a tool ended by SIGPIPE (128 + 13), without Python's traceback.
+EXIT_PIPE_CLOSED = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code."""
+    """Entry point; returns the exit code.  Every command's output to a closed pipe ends
+    quietly (:data:`EXIT_PIPE_CLOSED`, nothing on stderr): caught here, once for all."""
+    try:
+        try:
+            code = _main(argv)
+        finally:
+            if sys.stdout is not None:  # None: started with stdout closed (`>&-`)
+                sys.stdout.flush()  # what is buffered fails here, not in the interpreter's exit
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        return EXIT_PIPE_CLOSED
+    return code
+
+
+def _stdout_to_devnull() -> None:
+    """stdout onto /dev/null, so the interpreter's last flush at exit has nowhere to fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, io.UnsupportedOperation):  # no real stdout (a test's capture)
+        pass
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -407,9 +436,28 @@ def cmd_run(configs: Sequence[Path]) -> int:
         for handler in logging.getLogger().handlers:  # journald entries name the device
             if hasattr(handler, "device_id"):
                 handler.device_id = config.device.id
+        # One pad per store (issue 14): taken before anything else is opened (the screen, the
+        # level buttons' pins, the store) and held while the pad runs, so a second pad on the
+        # same store, whatever the path spelling, stops at once naming the store and the pid.
+        from sync.storelock import StoreLocked, lock_store
+
+        try:
+            lock = lock_store(config.storage.path)
+        except StoreLocked as exc:
+            logging.getLogger(__name__).critical("%s", exc)  # journald has it under systemd
+            return 2
+        except OSError:  # no lock file in a read-only folder: the store's open says what to fix
+            lock = None
         from evaluator.app import App
 
-        return App(config).run()  # which resumes the collector once READY=1 is sent
+        try:
+            return App(config).run()  # which resumes the collector once READY=1 is sent
+        except StoreLocked as exc:  # the open's own refusal (the lock above could not be made)
+            logging.getLogger(__name__).critical("%s", exc)
+            return 2
+        finally:
+            if lock is not None:
+                lock.release()
     finally:
         gc.enable()
 

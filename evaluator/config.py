@@ -13,7 +13,9 @@ as one line::
     config/bad.toml:3: mqtt.hots = "x": unknown key in [mqtt]; did you mean 'host'?
 
 A secret is never printed: the value of any key whose name looks secret (``password``, ``passwd``,
-``secret``, ``token``, ``key``, ``pin``, …, or a misspelling of one) is shown as ``***``.
+``secret``, ``token``, ``key``, ``pin``, …, or a misspelling of one) is shown as ``***``.  A key
+holding a path (``tls_key``, ``key_file``, ``password_file``: :func:`is_path_name`) is no secret:
+its path is always shown (a fix must name the file).
 
 :func:`check_config` also checks what ``evaluator run`` needs beyond the values: the reason list
 file exists and parses, the font file exists and is a font (or, when ``font = ""``, that the
@@ -79,6 +81,7 @@ __all__ = [
     "default_config_path",
     "default_voice_dir",
     "documented_keys",
+    "is_path_name",
     "is_secret_name",
     "load_config",
     "parse_duration",
@@ -219,12 +222,15 @@ class ScreenConfig:
     """``[screen]``: the display."""
 
     width: int
-    """Pixels; default 800."""
+    """Pixels of the display's native mode (before ``rotate``); default 800."""
     height: int
-    """Pixels; default 480."""
+    """Pixels of the display's native mode (before ``rotate``); default 480."""
     dpi: int
     """The panel's pixels per inch (touch targets are sized in millimetres); default 133, the
     official 7" 800×480 Raspberry Pi display."""
+    rotate: int
+    """Degrees the panel is turned clockwise from its native position: 0 (default), 90, 180
+    or 270; ``width`` × ``height`` stay the native mode, the screens are laid out turned."""
     fullscreen: bool
     """Kiosk mode; default False."""
     font: Path | None
@@ -487,11 +493,26 @@ _SECRET_WORDS = ("password", "passwd", "passphrase", "secret", "token", "apikey"
                  "credentials", "private", "signature", "cookie", "session_key")  # fmt: skip
 
 
+#: Endings of names whose value is a path (``password_file``, ``key_path``, ``spool_dir``).
+_PATH_SUFFIXES = ("_file", "_path", "_dir", "_folder")
+
+
+def is_path_name(name: str) -> bool:
+    """True when a key named ``name`` holds a file's path, not the secret in it (``tls_key``,
+    ``key_file``, ``password_file``): its value is always shown, since a technician who is told
+    to ``chmod 600`` a file must be told which one (what the file holds is never read here)."""
+    lowered = name.lower()
+    return lowered in _PATH_NAMES or lowered.endswith(_PATH_SUFFIXES)
+
+
 def is_secret_name(name: str) -> bool:
     """True when a key named ``name`` may hold a secret, so its value is shown as ``***``.
 
-    Matches the usual names and close misspellings of them (``pasword``, ``passwrd``, ``tokne``).
+    Matches the usual names and close misspellings of them (``pasword``, ``passwrd``, ``tokne``),
+    but not a name of a path (:func:`is_path_name`: ``tls_key``, ``password_file``).
     """
+    if is_path_name(name):
+        return False
     spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
     parts = [p for p in re.split(r"[^a-z0-9]+", spaced) if p]
     joined = "".join(parts)
@@ -582,6 +603,18 @@ def _not_empty(what: str) -> _Rule:
 
 STANDARD_BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
 SCREEN_DRIVERS = ("auto", "x11", "wayland", "kmsdrm", "dummy")
+#: ``[screen] rotate``: degrees the panel is turned clockwise (``kiosk.sizes.ROTATIONS``).
+SCREEN_ROTATIONS = (0, 90, 180, 270)
+
+
+def _rotation(v: int) -> _Bad | None:
+    if v in SCREEN_ROTATIONS:
+        return None
+    expected = "expected one of 0, 90, 180, 270 (degrees the panel is turned clockwise)"
+    turn = v % 360
+    if turn in SCREEN_ROTATIONS:  # -90 is 270 clockwise, 450 is 90
+        return expected, f"did you mean {turn}?"
+    return expected, ""
 #: ``[buttons]`` keys holding a level button's BCM pin, in button order.
 BUTTON_KEYS = (
     "very_satisfied", "satisfied", "basically_satisfied", "dissatisfied", "very_dissatisfied"
@@ -784,6 +817,7 @@ RULES: dict[tuple[str, str], _Rule] = {
     ("screen", "height"): _int_range(1, 16384),
     ("screen", "dpi"): _int_range(50, 1000),
     ("screen", "driver"): _one_of(SCREEN_DRIVERS),
+    ("screen", "rotate"): _rotation,
     ("screen", "language"): _one_of(LANGUAGES),
     ("idle", "static_qr"): _static_qr,
     ("idle", "screensaver_after"): _seconds(0),
@@ -818,6 +852,7 @@ PATH_KEYS: frozenset[tuple[str, str]] = frozenset(
     }
 )
 """Keys holding file paths, resolved against the directory of the file that set them."""
+_PATH_NAMES = frozenset(name for _section, name in PATH_KEYS)
 
 
 # --------------------------------------------------------------------------- schema_version
@@ -1297,10 +1332,23 @@ def _tls_problems(merged: dict[tuple[str, str], _Setting], default: Path) -> lis
     return problems
 
 
+#: What makes each ``[mqtt] tls_*`` file when it is missing (``{csr}``: the request's name).
+TLS_FILE_ORIGIN = {
+    "tls_ca": "the city's CA certificate: copy ca.crt from the city (`evaluator tls sign-batch` "
+              "puts it into each pad's bundle) to this path",
+    "tls_cert": "the city signs {csr} with `evaluator tls sign-batch PROVISION_DIR --ca CA_DIR` "
+                "(or `evaluator tls sign {csr} --ca CA_DIR --out {crt}`), then copy the "
+                "certificate to this path",
+    "tls_key": "make it here with `evaluator tls csr --config …` (with the request for the city); "
+               "a provisioned pad's key comes in its bundle's tls/ folder",
+}  # fmt: skip
+
+
 def _tls_file_problems(merged: dict[tuple[str, str], _Setting], default: Path) -> list[Problem]:
-    """The ``[mqtt] tls_*`` files: readable PEM, the key owner-only and the certificate's own,
-    the certificate not expired and made out to ``[device] id`` (the broker takes its CN as
-    the pad's name, so another name sends every rating to a topic the ACL refuses)."""
+    """The ``[mqtt] tls_*`` files: present (else which file and the command that makes it),
+    readable PEM, the key owner-only and the certificate's own, the certificate not expired and
+    made out to ``[device] id`` (the broker takes its CN as the pad's name, so another name
+    sends every rating to a topic the ACL refuses).  Paths are shown (:func:`is_path_name`)."""
     from sync import tlscerts
 
     found: dict[str, tuple[Any, str, int | None, str]] = {}
@@ -1315,12 +1363,17 @@ def _tls_file_problems(merged: dict[tuple[str, str], _Setting], default: Path) -
         path = _resolve_path(str(value), source)
         if path is None:
             continue
+        if not os.path.lexists(path):
+            csr = path.with_suffix(".csr").name
+            origin = TLS_FILE_ORIGIN[name].format(csr=csr, crt=path.name)
+            problems.append(Problem(label, f"mqtt.{name}", value,
+                                    f"{name} {path} does not exist: {origin}", "",
+                                    line))  # fmt: skip
+            continue
         try:
             found[name] = (loaders[name](path), label, line, str(value))
-        except tlscerts.TlsCertError as exc:  # tls_key's path is shown as *** (a secret's name)
-            shown = _shown(name, value)
-            why = _masked_text(str(exc), value) if shown is MASKED else str(exc)
-            problems.append(Problem(label, f"mqtt.{name}", shown, why, "", line))
+        except tlscerts.TlsCertError as exc:
+            problems.append(Problem(label, f"mqtt.{name}", value, str(exc), "", line))
     if "tls_cert" in found:
         cert, label, line, value = found["tls_cert"]
         device = str(merged.get(("device", "id"), ("",))[0])
@@ -1329,6 +1382,175 @@ def _tls_file_problems(merged: dict[tuple[str, str], _Setting], default: Path) -
             why = tlscerts.pair_problem(cert, found["tls_key"][0])
         if why is not None:
             problems.append(Problem(label, "mqtt.tls_cert", value, why, "", line))
+    return problems
+
+
+# --------------------------------------------------------------------------- the service user
+
+#: The user ``evaluator run`` runs as (systemd/evaluator.service ``User=``): ``config check`` run
+#: as root checks that this user can read every file the pad needs.
+SERVICE_USER = "evaluator"
+#: Files the service user must read, per ``(section, key)``: what the file is.
+SERVICE_FILES: dict[tuple[str, str], str] = {
+    ("device", "key_file"): "the device key",
+    ("session", "reasons_file"): "the reason list",
+    ("session", "phrases_file"): "the phrase list",
+    ("screen", "font"): "the font",
+    ("screen", "font_bold"): "the bold font",
+    ("printer", "font"): "the receipt font",
+    ("mqtt", "tls_ca"): "the city's CA certificate",
+    ("mqtt", "tls_cert"): "the pad's certificate",
+    ("mqtt", "tls_key"): "the pad's TLS key",
+}
+_USERS_TOLD: set[str] = set()
+
+
+@dataclass(frozen=True)
+class _Account:
+    name: str
+    uid: int
+    gids: frozenset[int]
+    gid: int = -1
+    """The primary group (-1: unknown; the kernel is then not asked)."""
+
+
+def _account(user: str) -> _Account | None:
+    """``user``'s uid and groups (primary and supplementary, as systemd's ``User=`` gets them),
+    or None (said once per process in the log) when there is no such user here."""
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        if user not in _USERS_TOLD:
+            _USERS_TOLD.add(user)
+            log.warning("config check: there is no user %r on this machine (the service's User=): "
+                        "whether it can read the pad's files is not checked", user)  # fmt: skip
+        return None
+    gids = frozenset(os.getgrouplist(user, entry.pw_gid))
+    return _Account(user, entry.pw_uid, gids, entry.pw_gid)
+
+
+def _may(st: os.stat_result, account: _Account, bit: int) -> bool:
+    """Whether ``account`` has permission ``bit`` (4 read, 1 search) by ``st``'s owner, group
+    and mode (the class that applies, as the kernel takes it; root reads anything)."""
+    if account.uid == 0:
+        return True
+    if st.st_uid == account.uid:
+        return bool(st.st_mode >> 6 & bit)
+    if st.st_gid in account.gids:
+        return bool(st.st_mode >> 3 & bit)
+    return bool(st.st_mode & bit)
+
+
+def unreadable_by(path: Path, account: _Account) -> str | None:
+    """Why ``account`` cannot read ``path`` (a folder on the way it cannot enter, or the file
+    itself), or None (also when ``path`` does not exist: other checks say that).
+
+    The kernel decides when this process may switch to the user (root): ``test -r`` run as
+    it, so an ACL (``setfacl``) that grants or denies, and a symlink leading into a folder the
+    user cannot enter, count as they will for the service.  The owner, group and mode bits of
+    every folder on the way (the symlink's and its target's) say why, or which ACL to look at."""
+    import stat
+
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    target = path.resolve()
+    why = None
+    folders = list(reversed(path.parents))
+    folders += [f for f in reversed(target.parents) if f not in folders]
+    for folder in folders:
+        try:
+            fst = folder.stat()
+        except OSError:
+            break
+        if not _may(fst, account, 1):
+            via = f" (on the way to {target}, where {path} leads)" if target != path else ""
+            why = (f"user {account.name!r} cannot enter the folder {folder}{via} (mode "
+                   f"{stat.filemode(fst.st_mode)}, owner {_owner(fst)}); e.g. chmod o+x {folder}"
+                   " or give it to that user's group")  # fmt: skip
+            break
+    if why is None and not _may(st, account, 4):
+        why = (f"user {account.name!r} cannot read {path} (mode {stat.filemode(st.st_mode)}, "
+               f"owner {_owner(st)}); e.g. chown {account.name} {target}")
+    kernel = _kernel_reads(path, account)
+    if kernel is None:  # the kernel cannot be asked (not root): the mode bits say
+        return why
+    if kernel:
+        return None  # e.g. an ACL grants what the mode bits do not
+    return why or (f"user {account.name!r} cannot read {path}, though its mode and owner would "
+                   f"let it: an ACL or a security module refuses it (getfacl {target})")
+
+
+def _kernel_reads(path: Path, account: _Account) -> bool | None:
+    """Whether the kernel lets ``account`` read ``path`` (``test -r`` run as that user, its
+    groups too), or None when it cannot be asked (not root, no ``test``)."""
+    import shutil
+    import subprocess
+
+    tester = shutil.which("test", path="/usr/bin:/bin")
+    if os.geteuid() != 0 or account.gid < 0 or tester is None:
+        return None
+    try:
+        done = subprocess.run(
+            [tester, "-r", str(path)], user=account.uid, group=account.gid,
+            extra_groups=sorted(account.gids), env={}, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+    return {0: True, 1: False}.get(done.returncode)
+
+
+def _owner(st: os.stat_result) -> str:
+    import grp
+    import pwd
+
+    try:
+        user = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        user = str(st.st_uid)
+    try:
+        group = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        group = str(st.st_gid)
+    return f"{user}:{group}"
+
+
+def _service_user_problems(
+    merged: dict[tuple[str, str], _Setting],
+    default: Path,
+    files: Sequence[Path],
+    user: str,
+) -> list[Problem]:
+    """What the service user ``user`` could not read of what the pad needs: the config files
+    themselves, and every file a key names (:data:`SERVICE_FILES`; the device key where the
+    pad looks for it when no key names it).  Checked by owner, group and mode bits against the
+    user's uid and groups, and every folder on the way for its search (x) bit."""
+    account = _account(user)
+    if account is None:
+        return []
+    problems: list[Problem] = []
+    for path in files:
+        why = unreadable_by(Path(path).absolute(), account)
+        if why is not None:
+            problems.append(Problem(str(path), "", NO_VALUE,
+                                    f"the configuration file: {why}"))  # fmt: skip
+    for (section, name), what in SERVICE_FILES.items():
+        value, source, label, line = merged.get((section, name), ("", default, str(default), None))
+        path = _resolve_path(str(value), source)
+        if path is None and (section, name) == ("device", "key_file"):
+            storage, storage_source, *_ = merged.get(("storage", "path"), ("", default))
+            db = _resolve_path(str(storage), storage_source)
+            path = db.parent / "device.key" if db is not None else None
+        if path is None:
+            continue
+        why = unreadable_by(path, account)
+        if why is not None:
+            problems.append(Problem(label, f"{section}.{name}", value, f"{what}: {why}", "",
+                                    line))  # fmt: skip
     return problems
 
 
@@ -1494,7 +1716,12 @@ def _voice_needs(merged: dict[tuple[str, str], _Setting], default: Path) -> list
     return []
 
 
-def check_config(paths: Sequence[Path | str]) -> list[Problem]:
+_AS_ROOT: Any = object()
+
+
+def check_config(
+    paths: Sequence[Path | str], *, service_user: str | None = _AS_ROOT
+) -> list[Problem]:
     """Every problem in ``default.toml`` + ``paths`` (in layering order); empty when all is well.
 
     Unreadable files, TOML syntax errors, unknown sections/keys (with the closest name suggested),
@@ -1502,10 +1729,20 @@ def check_config(paths: Sequence[Path | str]) -> list[Problem]:
     stops at the first error.  When every file parses, what ``evaluator run`` needs is checked
     too: the reason list file loads, and the font file exists and is a font (or the search for
     one succeeds).  A file that cannot be read or parsed reports only that.
+
+    ``service_user``: also report each of those files (and the config files) that this user
+    could not read (:func:`_service_user_problems`); by default :data:`SERVICE_USER` when run
+    as root (a technician's ``sudo evaluator config check``), else nobody (None).
     """
     merged, problems, _sources, complete = _layer(paths)
     if complete:
         problems.extend(_run_needs(merged, default_config_path()))
+        if service_user is _AS_ROOT:
+            service_user = SERVICE_USER if os.geteuid() == 0 else None
+        if service_user:
+            problems.extend(_service_user_problems(merged, default_config_path(),
+                                                   [Path(p) for p in paths],
+                                                   str(service_user)))  # fmt: skip
     return problems
 
 

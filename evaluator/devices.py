@@ -214,4 +214,5 @@ def open_screen(config: Config, *, title: str | None = None) -> Any:
         dpi=sc.dpi,
         driver=sc.driver,
         title=title or f"{texts.WINDOW_TITLE} {config.device.id}",
+        rotate=sc.rotate,
     )

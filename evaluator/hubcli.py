@@ -63,10 +63,22 @@ def add_hub_parser(sub: Any) -> None:
         "--password-file", type=Path, metavar="FILE", help="the MQTT password, read from a file"
     )
 
-    register = actions.add_parser("register", help="register a pad's public key")
+    register = actions.add_parser(
+        "register",
+        help="register a pad's public key, or every pad of a devices.csv (evaluator provision)",
+    )
     with_db(register)
-    register.add_argument("device", metavar="DEVICE")
-    register.add_argument("pubkey", metavar="PUBKEY", help="ed25519:… (evaluator keys show)")
+    register.add_argument("device", metavar="DEVICE", nargs="?")
+    register.add_argument("pubkey", metavar="PUBKEY", nargs="?",
+                          help="ed25519:… (evaluator keys show)")  # fmt: skip
+    register.add_argument(
+        "--csv", type=Path, metavar="devices.csv",
+        help="every row's device_id and public_key (the file `evaluator provision` writes)",
+    )  # fmt: skip
+    register.add_argument(
+        "--force", action="store_true",
+        help="accept a new key for a pad registered with another one (its old key is kept)",
+    )  # fmt: skip
     register.add_argument(
         "--unsigned-before", type=int, default=1, metavar="SEQ",
         help="accept unsigned records below this seq (a pad upgraded to keys); default 1",
@@ -109,11 +121,11 @@ def cmd_hub(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     if args.hub_command == "run":
         return _run(args)
+    if args.hub_command == "register":
+        rows = _register_rows(args)
     with open_db(args.db) as db:
         if args.hub_command == "register":
-            key_id = db.register(args.device, args.pubkey, unsigned_before=args.unsigned_before)
-            print(f"registered {args.device} key {key_id} in {db.where}", file=out)
-            return 0
+            return _register(db, rows, args, out)
         if args.hub_command == "export":
             from sync.hub.export import write_csv
 
@@ -139,6 +151,71 @@ def cmd_hub(args: argparse.Namespace, out: TextIO | None = None) -> int:
         else:
             _print_lists(lists, out)
         return 0
+
+
+#: The columns of ``devices.csv`` (``evaluator provision`` writes it).
+CSV_COLUMNS = ("device_id", "public_key")
+
+
+def _register_rows(args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    """``(where, device id, key text)`` from ``--csv`` or from ``DEVICE PUBKEY``."""
+    import csv
+    import io
+
+    from sync.hub.db import HubError
+
+    if args.csv is None:
+        if not args.device or not args.pubkey:
+            raise HubError("give DEVICE PUBKEY, or --csv devices.csv (from evaluator provision)")
+        if not args.pubkey.startswith(("ed25519:", "-----BEGIN")):  # a file holding the key
+            from sync.keys import DeviceKeyError, PublicKey
+
+            try:
+                return [("the command line", args.device, PublicKey.parse(args.pubkey).text)]
+            except DeviceKeyError as exc:
+                raise HubError(str(exc)) from exc
+        return [("the command line", args.device, args.pubkey)]
+    if args.device or args.pubkey:
+        raise HubError("--csv takes the pads from the file: no DEVICE PUBKEY with it")
+    try:
+        text = args.csv.read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HubError(f"{args.csv}: cannot read: {exc}") from exc
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise HubError(f"{args.csv}: row 1 must name the columns {', '.join(CSV_COLUMNS)} "
+                           f"(missing {', '.join(missing)}; `evaluator provision` writes them)")
+        return [(f"{args.csv.name} row {n}", (r["device_id"] or "").strip(),
+                 (r["public_key"] or "").strip())
+                for n, r in enumerate(reader, start=2)
+                if any((v or "").strip() for v in r.values() if isinstance(v, str))]  # fmt: skip
+    except csv.Error as exc:  # a cell over the csv module's limit (128 KiB): no devices.csv
+        raise HubError(f"{args.csv}: after line {reader.line_num}: not a devices.csv ({exc}); "
+                       "nothing registered") from exc
+
+
+def _register(db: Any, rows: list[tuple[str, str, str]], args: argparse.Namespace,
+              out: TextIO) -> int:  # fmt: skip
+    """Register ``rows``; a line per new, changed or refused pad, the counts; exit 1 when a
+    row was refused (the others are registered)."""
+    done = db.register_many(rows, unsigned_before=args.unsigned_before, force=args.force)
+    keys = {device: text for _where, device, text in rows}
+    from sync.keys import PublicKey
+
+    for device in done.new:
+        print(f"registered {device} key {PublicKey.parse(keys[device]).key_id}", file=out)
+    for device in done.changed:
+        print(f"registered {device} key {PublicKey.parse(keys[device]).key_id} (a changed "
+              "key, --force; the old one is kept)", file=out)  # fmt: skip
+    for where, _device, why in done.refused:
+        print(f"{where}: refused: {why}", file=sys.stderr)
+    print(f"{len(done.new)} new, {len(done.changed)} changed, {len(done.unchanged)} unchanged, "
+          f"{len(done.refused)} refused in {db.where}", file=out)  # fmt: skip
+    if done.refused:
+        return 1 if args.csv is not None else 2  # one pad on the command line: bad input
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -11,7 +11,11 @@ needs before its first start:
   register``.  A key is made once and never replaced: the city knows the pad by it.
 - for a row whose brokers include ``mqtts://``: ``DIR/<device id>/tls/device.key`` (ECDSA P-256,
   0600) and ``tls/device.csr`` (CN = the device id, :mod:`sync.tlscerts`) to send to the city,
-  which signs it.  Made once, like the device key.
+  which signs it.  Made once, like the device key.  The row's file then names every TLS file
+  (:data:`TLS_BUNDLE`: ``tls_key``, ``tls_cert`` and, unless the template names it, ``tls_ca``),
+  relative to the file, so the folder copied to ``/etc/evaluator/`` is the pad's whole TLS set
+  once the city's ``evaluator tls sign-batch DIR`` has put the certificate and ``ca.crt`` in it
+  (before that, ``config check`` on the pad fails naming the missing file and that command).
 
 Every row is checked with the check of ``evaluator config check`` (:func:`check_config` on the
 file it would write), after its own cells are checked (a pin that is no number, a broker URL
@@ -83,6 +87,14 @@ NAMED_KEYS: dict[str, frozenset[tuple[str, str]]] = {
     "buttons": frozenset(("buttons", k) for k in BUTTON_KEYS),
 }  # fmt: skip
 MODES = ("clerk", "self-service")
+#: What an ``mqtts://`` row's file sets: where the bundle puts each TLS file, relative to the
+#: file (``/etc/evaluator/tls/…`` on the pad).  ``tls_ca`` only when the template does not.
+TLS_BUNDLE: dict[str, str] = {
+    "tls_ca": "tls/ca.crt",
+    "tls_cert": "tls/device.crt",
+    "tls_key": "tls/device.key",
+}
+_TLS_CHECKED = frozenset(f"mqtt.{name}" for name in TLS_BUNDLE)
 #: Columns a row must fill unless the template sets their key.
 REQUIRED_COLUMNS: dict[str, tuple[str, str]] = {
     "device_id": ("device", "id"),
@@ -437,9 +449,14 @@ def _check(
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
-        problems = check_config([name])
+        # the pad's service user is the pad's, not this machine's
+        problems = check_config([name], service_user=None)
     finally:
         os.unlink(name)
+    # The TLS files reach the pad in its bundle (key and request made here, the certificate and
+    # ca.crt by the city's sign-batch): that they are not here yet is no problem of the row.
+    problems = [p for p in problems
+                if not (p.key in _TLS_CHECKED and " does not exist: " in p.expected)]  # fmt: skip
     if any(p.key == "device.id" and p.value is not NO_VALUE for p in problems):
         problems = [p for p in problems if not (p.key == "device.id" and p.value is NO_VALUE)]
     named = []
@@ -466,6 +483,12 @@ def _provision_row(
     header: list[str],
 ) -> Outcome:
     """One checked row's files under ``out/<device id>``, or its refusal."""
+    urls = row.settings.get("mqtt", {}).get("urls") or template_data.get("mqtt", {}).get("urls", [])
+    tls = any(str(u).lower().startswith("mqtts://") for u in urls)
+    if tls:  # the file names every TLS file the bundle brings (issue 14: it named none)
+        for name, path in TLS_BUNDLE.items():
+            if not (name == "tls_ca" and template_data.get("mqtt", {}).get(name)):
+                _set(row, "brokers", "mqtt", name, path)
     text = render(merged_file(template_data, row.settings), header)
     told = {p.key for p in row.problems}  # a cell's own problem is not told twice
     checked = _check(text, (template or sheet).parent, row, template_data,
@@ -479,8 +502,7 @@ def _provision_row(
     public, key_status = _device_key(folder)
     statuses.append(("device.key", key_status))
     statuses.append(("device.pub", write_if_changed(folder / "device.pub", public + "\n")))
-    urls = row.settings.get("mqtt", {}).get("urls") or template_data.get("mqtt", {}).get("urls", [])
-    if any(str(u).lower().startswith("mqtts://") for u in urls):
+    if tls:
         statuses += _tls_request(folder, row.device_id)
     done = [name for name, status in statuses if status != "unchanged"]
     status = ("created" if statuses[0][1] == "created" else "changed" if done else

@@ -6,9 +6,11 @@ check is independent and never raises (a crash in one is its ``FAIL`` line); wha
 configured is ``SKIP`` with why.  Exit code: 0 all PASS/SKIP, 1 any FAIL, 2 bad config.
 
 Nothing here touches the ratings: the storage check writes and fsyncs a probe file next to the
-store (never the store), the broker check publishes a probe under ``{prefix}/{device}/selftest``
-with a throw-away client id (never a rating), the printer check prints a receipt marked TEST
-whose QR is signed with a throw-away key (never the device key).
+store and, when the pad is not running, takes the pad's lock on the store and commits a probe to
+its ``meta`` (never a rating; beside a running pad it only reads the store), the broker check
+publishes a probe under ``{prefix}/{device}/selftest`` with a throw-away client id (never a
+rating), the printer check prints a receipt marked TEST whose QR is signed with a throw-away
+key (never the device key).
 """
 
 from __future__ import annotations
@@ -142,7 +144,7 @@ def check_screen(config: Config, options: Options) -> str:
         surface.fill((0, 0, 0))
         text = screen.font(48).render(HANZI, True, (255, 255, 255), (0, 0, 0))
         surface.blit(text, (10, 10))
-        pygame.display.flip()
+        screen.present()  # turned onto the panel at [screen] rotate, then flipped
         drawn = pygame.image.tobytes(surface.subsurface(text.get_rect(topleft=(10, 10))), "RGB")
         if not any(drawn):
             raise _Fail("the hanzi drew no pixels", "check [screen] font and the panel")
@@ -368,14 +370,27 @@ def _probe_broker(config: Config, options: Options, url: str, broker: Any) -> st
         f"[mqtt] username/password"
         + ("; tls_ca, tls_cert, tls_key (evaluator tls csr)" if broker.tls else "")
     )
-    connected = threading.Event()
+    from sync.linkerror import classify, classify_connack, closed_before_connack, connack_timeout
+
+    connected = threading.Event()  # a CONNACK came, or the connection ended before one
     subscribed = threading.Event()
     received = threading.Event()
     codes: list[Any] = []
+    closed: list[bool] = []
+    errors: list[str] = []  # what paho logged of its socket (an alert, a reset)
 
     def on_connect(client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         codes.append(reason)
         connected.set()
+
+    def on_disconnect(client: Any, *args: Any) -> None:
+        if not codes:
+            closed.append(True)
+            connected.set()
+
+    def on_log(client: Any, userdata: Any, level: int, text: str) -> None:
+        if level == paho.MQTT_LOG_ERR and not codes:
+            errors.append(text)
 
     def on_message(client: Any, userdata: Any, message: Any) -> None:
         if message.payload == nonce:
@@ -389,6 +404,8 @@ def _probe_broker(config: Config, options: Options, url: str, broker: Any) -> st
     )
     client.connect_timeout = options.broker_timeout  # an unreachable host: not TCP's minutes
     client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
+    client.on_log = on_log
     client.on_message = on_message
     client.on_subscribe = lambda *a: subscribed.set()
     if mq.username:
@@ -405,14 +422,22 @@ def _probe_broker(config: Config, options: Options, url: str, broker: Any) -> st
     started = time.monotonic()
     try:
         client.connect(broker.host, broker.port, keepalive=max(5, int(options.broker_timeout) * 2))
-    except Exception as exc:
-        raise _Fail(f"cannot connect to {where}: {exc}", fix) from exc
+    except Exception as exc:  # the cause in words (issue 14), as the pad's worker logs it
+        why = classify(exc, tls=broker.tls).text
+        raise _Fail(f"cannot connect to {where}: {why}", fix) from exc
     client.loop_start()
     try:
-        if not connected.wait(options.broker_timeout):
-            raise _Fail(f"no CONNACK from {where} within {options.broker_timeout:g} s", fix)
-        if codes and getattr(codes[0], "is_failure", False):
-            raise _Fail(f"{where} refused the connection: {codes[0]}", fix)
+        if not connected.wait(options.broker_timeout) or not codes:
+            if errors:
+                why = classify(errors[0], tls=broker.tls, handshake_done=True).text
+            elif closed:
+                why = closed_before_connack(tls=broker.tls).text
+            else:
+                why = connack_timeout(options.broker_timeout).text
+            raise _Fail(f"no CONNACK from {where}: {why}", fix)
+        if getattr(codes[0], "is_failure", False):
+            why = classify_connack(codes[0], v5=v5).words
+            raise _Fail(f"{where}: {why}", fix)
         client.subscribe(topic, qos=1)
         if not subscribed.wait(options.broker_timeout):
             raise _Fail(
@@ -470,9 +495,73 @@ def check_storage(config: Config, options: Options) -> str:
             f"{folder}: {free} bytes free, below the pad's minimum {MIN_FREE_BYTES}",
             "free space on that file system (old logs, journald size), or a larger card",
         )
+    store = _check_store(config)
     return (
-        f"{folder}: wrote and fsynced a probe; {free / 2**20:.0f} MiB free "
+        f"{store}; {folder}: wrote and fsynced a probe; {free / 2**20:.0f} MiB free "
         f"(minimum {MIN_FREE_BYTES / 2**20:g} MiB)"
+    )
+
+
+def _check_store(config: Config) -> str:
+    """The store itself (issue 14).  Under the pad's lock (the pad is not running): opened for
+    writing as the pad opens it, one probe committed to its ``meta`` (never a rating), so a store
+    file the pad's user cannot write (left owned by root) fails here.  While the pad runs (it
+    holds the lock) nothing is written: the store is read and checked read-only, beside it."""
+    from evaluator.rules.errors import StoreError
+    from sync.store import Store, StoreDamaged
+    from sync.storelock import StoreLocked, lock_store
+
+    path = config.storage.path
+    damaged_fix = (
+        "never delete or edit it: the pad keeps it aside and starts a new store at its next "
+        "start; copy it (with -wal and -shm) to safe media for the city"
+    )
+    if not path.exists():
+        return f"no store yet at {path} (the pad creates it at its first start)"
+    try:
+        lock = lock_store(path)
+    except StoreLocked as exc:
+        try:
+            store = Store.open_read_only(path)
+        except StoreDamaged as damaged:
+            raise _Fail(str(damaged), damaged_fix) from damaged
+        except StoreError as failed:
+            raise _Fail(str(failed), f"make {path} readable by this user") from failed
+        try:
+            ratings, waiting = store.last_seq(), store.outbox_size()
+        finally:
+            store.close()
+        pid = f"pid {exc.pid}" if exc.pid is not None else "pid unknown"
+        return (
+            f"the pad is running ({pid}): storage probe done read-only: {path} read back intact "
+            f"({ratings} ratings, {waiting} awaiting the city)"
+        )
+    except OSError as exc:
+        raise _Fail(
+            f"cannot open the lock file of the store {path}: {exc}",
+            f"make {path.parent} and the files in it belong to the pad's user (chown)",
+        ) from exc
+    with lock:
+        try:
+            store = Store(path, device_id=config.device.id, keep_damaged_aside=False)
+        except StoreDamaged as exc:
+            raise _Fail(str(exc), damaged_fix) from exc
+        except StoreError as exc:
+            raise _Fail(
+                str(exc), f"make {path} and its -wal/-shm belong to the pad's user (chown)"
+            ) from exc
+        try:
+            store.probe()
+            ratings, waiting = store.last_seq(), store.outbox_size()
+        except StoreError as exc:
+            raise _Fail(
+                str(exc), f"make {path} and its -wal/-shm belong to the pad's user (chown)"
+            ) from exc
+        finally:
+            store.close()
+    return (
+        f"{path}: opened for writing (the pad is not running) and committed a probe "
+        f"({ratings} ratings, {waiting} awaiting the city)"
     )
 
 

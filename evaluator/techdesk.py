@@ -162,10 +162,17 @@ class TechDesk:
             counter = (
                 f"{cfg.counter.port} {texts.TECH_CONNECTED if up else texts.TECH_DISCONNECTED}"
             )
+        link_rows: tuple[tuple[str, str], ...] = ()
+        if cfg.mqtt.enabled:
+            link_rows = ((texts.TECH_LABEL_LINK, link_text(getattr(status, "link", None))),)
+            cert = getattr(status, "cert", None)
+            if cert is not None:
+                link_rows += ((texts.TECH_LABEL_CERT, cert_text(cert)),)
         return (
             (texts.TECH_LABEL_DEVICE, cfg.device.id),
             (texts.TECH_LABEL_IP, ", ".join(ip_addresses()) or texts.TECH_NONE),
             (texts.TECH_LABEL_BROKER, broker),
+            *link_rows,
             (texts.TECH_LABEL_PRINTER, printer_text),
             (texts.TECH_LABEL_COUNTER, counter),
             (texts.TECH_LABEL_OUTBOX, self._outbox()),
@@ -257,6 +264,39 @@ class TechDesk:
             self.app.sync.notify()
         except (StoreError, sqlite3.Error, ValueError) as exc:
             log.error("technician menu %s could not be recorded in the store: %s", event, exc)
+
+
+def _when(iso: str) -> str:
+    """``MM-DD HH:MM`` of an ISO time (the menu's width)."""
+    return f"{iso[5:10]} {iso[11:16]}" if len(iso) >= 16 else iso
+
+
+def link_text(link: Any) -> str:
+    """The last failed connection (``sync.linkerror.LinkFailure``) in the pad's language: its
+    cause, how many times since when, and when it recovered; "none" without one."""
+    if link is None:
+        return texts.TECH_NONE
+    try:
+        cause = texts.get(f"link_cause_{link.cause}")
+    except KeyError:
+        cause = link.words
+    since = _when(link.since)
+    if link.until:
+        return texts.TECH_LINK_UNTIL_FMT.format(
+            cause=cause, count=link.count, since=since, until=_when(link.until)
+        )
+    return texts.TECH_LINK_FMT.format(cause=cause, count=link.count, since=since)
+
+
+def cert_text(cert: Any) -> str:
+    """The client certificate's expiry (``sync.status.CertState``) in the pad's language."""
+    if cert.problem:
+        return str(cert.problem)
+    date = cert.not_after[:10]
+    if cert.days_left < 0:
+        return texts.TECH_CERT_EXPIRED_FMT.format(date=date)
+    template = texts.TECH_CERT_EXPIRING_FMT if cert.expiring else texts.TECH_CERT_OK_FMT
+    return template.format(date=date, days=cert.days_left)
 
 
 def _broker(config: Any) -> str:

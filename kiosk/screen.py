@@ -12,11 +12,21 @@ its text field.
 One tap is one action: a touch arrives from SDL as ``FINGERDOWN`` *and* as a synthetic
 ``MOUSEBUTTONDOWN`` with ``touch=True``; only the finger event is used.  A real mouse click
 (``touch=False``) is handled too, for a desk test.
+
+A panel mounted turned (``[screen] rotate``: 90, 180 or 270 degrees clockwise, as the technician
+turned it) keeps its native display mode (``width`` × ``height``); the screens are laid out and
+drawn at the logical size (480×800 on an 800×480 panel turned 90) on a surface of their own, which
+is turned onto the display at each frame (``pygame.transform.rotate``, about 0.7 ms at 1280×800 on
+a desktop; nothing of it at rotate 0, where the painter draws on the display itself).  Every tap
+and click arrives on the display's pixels and is turned back to the logical screen
+(:meth:`Screen.position`) before it is hit-tested, so :attr:`Screen.size`, :attr:`Screen.surface`
+and the layout are always logical: what the citizen sees, upright.
 """
 
 from __future__ import annotations
 
 import glob
+import logging
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -40,7 +50,13 @@ from kiosk.fonts import find_bold_font, find_cjk_font
 from kiosk.layout import Layout
 from kiosk.painter import Painter
 from kiosk.palette import BACKGROUND
-from kiosk.sizes import DEFAULT_DPI
+from kiosk.sizes import (
+    DEFAULT_DPI,
+    ROTATIONS,
+    display_to_logical,
+    finger_to_logical,
+    logical_size,
+)
 from kiosk.view import (
     Back,
     Backspace,
@@ -51,6 +67,8 @@ from kiosk.view import (
     TypeText,
     UiAction,
 )
+
+log = logging.getLogger(__name__)
 
 #: Scancodes of the top-row digits 1–5 and keypad 1–5 (layout independent; NumLock off still
 #: sends the keypad scancode).
@@ -114,7 +132,13 @@ class Screen:
         dpi: float = DEFAULT_DPI,
         driver: str = "auto",
         title: str | None = None,
+        rotate: int = 0,
     ) -> None:
+        if rotate not in ROTATIONS:  # before any window opens
+            raise ValueError(
+                f"rotate must be one of {', '.join(map(str, ROTATIONS))} (degrees the panel "
+                f"is turned clockwise), not {rotate!r}"
+            )
         # The fonts are checked first, so a missing font fails before any window opens.
         self.font_path: Path = find_cjk_font(font_path)
         self.bold_path: Path | None = find_bold_font(font_bold)
@@ -125,7 +149,7 @@ class Screen:
         pygame.font.init()
         flags = pygame.FULLSCREEN if fullscreen else 0
         try:
-            surface = pygame.display.set_mode((width, height), flags)
+            display = pygame.display.set_mode((width, height), flags)
         except pygame.error as exc:
             pygame.display.quit()
             raise pygame.error(
@@ -137,7 +161,23 @@ class Screen:
             pygame.mouse.set_visible(False)
         # Motion never changes the view: do not wake the loop for it.
         pygame.event.set_blocked([pygame.MOUSEMOTION, pygame.FINGERMOTION])
-        self._painter = Painter(surface, self.font_path, bold_path=self.bold_path, dpi=dpi)
+        self.rotate = rotate
+        """Degrees the panel is turned clockwise (``[screen] rotate``)."""
+        self._display = display
+        # Turned: the screens are drawn upright on a surface of the logical size in the
+        # display's pixel format (so turning it onto the display converts nothing); rotate 0
+        # draws on the display itself.
+        native = display.get_size()  # a fullscreen mode may not be the size asked for
+        if native != (width, height):
+            log.warning(
+                "the display opened at %d×%d, not the %d×%d of [screen] width × height (the "
+                "panel's native mode, before rotate): the screens are laid out at %d×%d",
+                *native, width, height, *logical_size(*native, rotate),
+            )  # fmt: skip
+        frame = display
+        if rotate:
+            frame = pygame.Surface(logical_size(*native, rotate), 0, display)
+        self._painter = Painter(frame, self.font_path, bold_path=self.bold_path, dpi=dpi)
         self._view: ScreenView | None = None
         self._page_key: tuple[object, ...] | None = None
         self._text_input = False
@@ -145,12 +185,26 @@ class Screen:
 
     @property
     def surface(self) -> pygame.Surface:
-        """The display surface (what was last drawn)."""
+        """What was last drawn, upright, at the logical size (the layout's coordinates): the
+        display surface itself at rotate 0."""
         return self._painter.surface
 
     @property
     def size(self) -> tuple[int, int]:
+        """The logical size the screens are laid out at: the display's, its sides swapped when
+        the panel is turned 90 or 270."""
         return self._painter.size
+
+    @property
+    def display(self) -> pygame.Surface:
+        """The display surface in its native mode: :attr:`surface` turned by :attr:`rotate`."""
+        return self._display
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """The display's native mode as opened: ``[screen] width`` × ``height``, unless a
+        fullscreen display gave another (logged at start)."""
+        return self._display.get_size()
 
     @property
     def min_target(self) -> int:
@@ -198,8 +252,15 @@ class Screen:
         if view.screen != "screensaver":  # nothing lit in a fixed place: no burn-in
             painter.online_dot(view.online)
         painter.page = painter.layout.page if painter.layout.pages > 1 else None
-        pygame.display.flip()
+        self.present()
         self._set_text_input(view.screen == "reasons" and view.other_selected)
+
+    def present(self) -> None:
+        """Show what is on :attr:`surface`: turned onto the display when the panel is turned
+        (``pygame.transform.rotate``, a new surface per frame), then flipped."""
+        if self.rotate:
+            self._display.blit(pygame.transform.rotate(self._painter.surface, self.rotate), (0, 0))
+        pygame.display.flip()
 
     @property
     def page(self) -> int:
@@ -243,6 +304,18 @@ class Screen:
             return None
         return action
 
+    def position(self, event: pygame.event.Event) -> tuple[int, int] | None:
+        """Where on the logical screen (the layout's pixels) a ``FINGERDOWN`` or
+        ``MOUSEBUTTONDOWN`` lands: the finger's 0..1 position across the panel, or the mouse's
+        pixel on the display, turned back by :attr:`rotate`; ``None`` for any other event."""
+        if event.type == pygame.FINGERDOWN:
+            x, y = finger_to_logical(event.x, event.y, self.rotate)
+            width, height = self.size
+            return _clamp(int(x * width), width), _clamp(int(y * height), height)
+        if event.type == pygame.MOUSEBUTTONDOWN:
+            return display_to_logical(tuple(event.pos), self.display_size, self.rotate)
+        return None
+
     def translate(self, event: pygame.event.Event) -> UiAction | None:
         """The UI action an input event means on the current screen, if any."""
         view = self._view
@@ -258,14 +331,12 @@ class Screen:
             if view.screen == "reasons" and view.other_selected and event.text:
                 return TypeText(event.text)
             return None
-        if kind == pygame.MOUSEBUTTONDOWN:
-            if getattr(event, "touch", False) or getattr(event, "button", 1) != 1:
-                return None  # a touch's mouse echo: the FINGERDOWN is the one used
-            return self.hit_test(tuple(event.pos))
-        if kind == pygame.FINGERDOWN:
-            width, height = self.size
-            return self.hit_test((int(event.x * width), int(event.y * height)))
-        return None
+        if kind == pygame.MOUSEBUTTONDOWN and (
+            getattr(event, "touch", False) or getattr(event, "button", 1) != 1
+        ):
+            return None  # a touch's mouse echo: the FINGERDOWN is the one used
+        pos = self.position(event)
+        return self.hit_test(pos) if pos is not None else None
 
     def wait(self, timeout_s: float) -> list[pygame.event.Event]:
         """Block up to ``timeout_s`` for input, then return every pending event (maybe none)."""
@@ -284,7 +355,8 @@ class Screen:
         pygame.event.post(pygame.event.Event(WAKE_EVENT))
 
     def save_png(self, path: Path | str) -> Path:
-        """Write what is on screen to a PNG file."""
+        """Write what is on screen to a PNG file, upright (as the citizen sees it, whatever
+        :attr:`rotate`)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         pygame.image.save(self.surface, str(path))
@@ -303,6 +375,11 @@ class Screen:
         elif not on and self._text_input:
             pygame.key.stop_text_input()
         self._text_input = on
+
+
+def _clamp(value: int, size: int) -> int:
+    """``value`` within ``0 .. size - 1`` (a finger at 1.0 is on the last pixel)."""
+    return min(max(value, 0), size - 1)
 
 
 def _page_key(view: ScreenView) -> tuple[object, ...] | None:

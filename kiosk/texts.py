@@ -91,6 +91,15 @@ TECH_TEXTS: tuple[str, ...] = (
     "tech_label_ip", "tech_label_broker", "tech_label_printer", "tech_label_counter",
     "tech_label_outbox", "tech_label_error", "tech_connected", "tech_disconnected", "tech_none",
     "tech_outbox_fmt", "tech_not_available", "tech_print_sent", "tech_reloaded", "tech_backspace",
+    "tech_label_link", "tech_label_cert", "tech_link_fmt", "tech_link_until_fmt",
+    "tech_cert_ok_fmt", "tech_cert_expiring_fmt", "tech_cert_expired_fmt",
+)  # fmt: skip
+#: The causes of a failed broker connection on the menu (``link_cause_<cause>``, one for each
+#: of :data:`sync.linkerror.CAUSES`; tests/evaluator/test_techmenu.py checks they match).
+LINK_CAUSES: tuple[str, ...] = (
+    "refused", "dns", "unreachable", "timeout", "not_tls", "unknown_ca", "cert_expired",
+    "cert_not_yet_valid", "name_mismatch", "cert_refused", "tls", "tls_files", "connack",
+    "closed", "other",
 )  # fmt: skip
 
 #: Every key the pad uses (the names below, lower-case, and one per level button).
@@ -139,6 +148,7 @@ REQUIRED: frozenset[str] = frozenset(
         "comment_identity",
         "storage_fault",
         *TECH_TEXTS,
+        *(f"link_cause_{cause}" for cause in LINK_CAUSES),
         *(_level_key(level) for level in BUTTON_ORDER),
     }
 )

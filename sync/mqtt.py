@@ -11,10 +11,12 @@ Wire contract (topics under ``{topic_prefix}/{device_id}/``):
   city must ack a duplicate again.
 
 * ``events`` (device → city, QoS 1): one sealed event per message (``presentation_end``,
-  ``represented``, ``store_fault``, ``printer_fault``; docs/schemas/event.schema.json), its own
+  ``represented``, ``store_fault``, ``printer_fault``, ``tech_menu``, ``cert_expiring``;
+  docs/schemas/event.schema.json), its own
   hash chain, acked on ``acks`` like ratings (one ack message may name both).
 * ``status`` (device → city, QoS 1, retained): ``online``, firmware, outbox size and oldest
-  age, clock, printer and counter-link state, the last store check; the retained last will
+  age, clock, printer and counter-link state, the last store check, why the last connection
+  failed (``link_error``) and the client certificate's expiry (``tls_cert``); the retained last will
   says ``online: false`` when the pad vanishes, and a clean stop says it too.
 * ``commands`` (city → device, QoS 1) and ``commands/replies`` (device → city, QoS 1): one
   counter-link request per message, answered exactly as on the serial link.
@@ -92,6 +94,15 @@ from evaluator.rules.protocol import (
     nesting_depth,
     reply_error,
 )
+from sync.linkerror import (
+    FailureLog,
+    LinkError,
+    classify,
+    classify_connack,
+    closed_before_connack,
+    connack_timeout,
+    tls_files,
+)
 from sync.mqttclient import Broker, paho_client, parse_broker_url, read_ready, tls_pending
 from sync.status import SyncStatus
 from sync.store import Outgoing, Store, local_now, scheduled_check
@@ -127,6 +138,15 @@ STORE_CHECK_EVERY = 24 * 3600.0
 
 #: Seconds between status messages (and the longest the outbox figures in them are old).
 STATUS_EVERY = 60.0
+#: Seconds the broker has to answer the CONNECT once the connection (TCP, TLS) is up: with the
+#: 2 s connect timeout, a broker that never answers is told within 10 s of the attempt.
+CONNACK_TIMEOUT = 8.0
+#: Seconds between two lines about the same failing cause (the repeats are counted between).
+FAILURE_LOG_EVERY = 60.0
+#: The client certificate is a fault this many days before it expires (and once expired).
+CERT_WARN_DAYS = 30
+#: Seconds between checks of the client certificate's expiry (the first at the worker's start).
+CERT_CHECK_EVERY = 24 * 3600.0
 #: Events read per query for the event lane.
 EVENT_PAGE = 50
 #: Replies kept while they wait to be published (a command's reply is not queued for long:
@@ -164,6 +184,8 @@ def offline_status(device_id: str, firmware: str, at: str | None) -> dict[str, A
         "printer": None,
         "counter_link": None,
         "store_check": None,
+        "link_error": None,
+        "tls_cert": None,
     }
 
 
@@ -315,6 +337,13 @@ class SyncWorker(threading.Thread):
     status goes out at connect, when its content changes and every ``status_every`` seconds;
     the outbox figures in it are taken only at connect and at that schedule, never at the
     moment a rating is stored.  :meth:`set_device_state` gives it what only the app knows.
+
+    Every failed connection is a warning naming its cause (:mod:`sync.linkerror`; repeats of a
+    cause once every ``failure_log_every`` seconds with their count) and is in
+    :attr:`status` (``link``); ``connack_timeout``: how long the broker has to answer the
+    CONNECT once the connection is up.  The client certificate ``tls_cert`` is checked at the
+    start and every ``cert_check_every`` seconds: fewer than ``cert_warn_days`` days left is a
+    warning and ``status.cert.expiring`` (the app makes it a fault and an event).
     """
 
     def __init__(
@@ -349,6 +378,10 @@ class SyncWorker(threading.Thread):
         tls_key: str = "",
         on_command: Callable[[Message, Callable[[dict[str, Any]], None]], None] | None = None,
         status_every: float = STATUS_EVERY,
+        connack_timeout: float = CONNACK_TIMEOUT,
+        failure_log_every: float = FAILURE_LOG_EVERY,
+        cert_warn_days: int = CERT_WARN_DAYS,
+        cert_check_every: float = CERT_CHECK_EVERY,
     ) -> None:
         if not max_rate > 0 or not resend_after > 0:
             raise ValueError("max_rate and resend_after must be more than 0")
@@ -393,6 +426,9 @@ class SyncWorker(threading.Thread):
         self.tls_key = tls_key
         self.on_command = on_command
         self.status_every = status_every
+        self.connack_timeout = connack_timeout
+        self.cert_warn_days = cert_warn_days
+        self.cert_check_every = cert_check_every
         base = f"{topic_prefix}/{device_id}"
         self.rating_topic = f"{base}/ratings"
         self.ack_topic = f"{base}/acks"
@@ -455,6 +491,11 @@ class SyncWorker(threading.Thread):
         self._outbox_figures: tuple[int | None, float | None] = (None, None)
         self._status_sent: dict[str, Any] | None = None
         self._next_status = math.inf
+        # Why connections fail (issue 14): told in words, repeats counted, not flooded.
+        self._failures = FailureLog(failure_log_every)
+        self._attempt_error: LinkError | None = None  # the CONNACK's refusal of this attempt
+        self._read_errors: list[str] = []  # what paho logged of this attempt's socket
+        self._next_cert_check = 0.0
 
     # -- the API for other threads --------------------------------------------------------
 
@@ -574,13 +615,17 @@ class SyncWorker(threading.Thread):
                 self._try_connect(now)
                 if self._link:
                     return
-            self._sleep(min(self._next_connect, self._next_poll, self._next_check) - now)
+            self._sleep(
+                min(self._next_connect, self._next_poll, self._next_check, self._next_cert_check)
+                - now
+            )
             now = time.monotonic()
             if self._notified.is_set() or now >= self._next_poll:
                 self._notified.clear()
                 self._next_poll = now + self.poll_interval
                 self._count_pending(force=True)
             self._maybe_check(now)
+            self._maybe_check_cert(now)
             return
 
         client = self._client
@@ -617,8 +662,8 @@ class SyncWorker(threading.Thread):
             return
         now = time.monotonic()
         if not self._connected:
-            if now - self._link_since > max(10.0, 2 * self.connect_timeout):
-                self._lost("no CONNACK from the broker")
+            if now - self._link_since > self.connack_timeout:
+                self._lost("no CONNACK from the broker", connack_timeout(self.connack_timeout))
             return
         if self._fresh:
             self._start_session(client)
@@ -639,6 +684,7 @@ class SyncWorker(threading.Thread):
             self._recount = False
             self._count_pending(force=True)
         self._maybe_check(now)
+        self._maybe_check_cert(now)
 
     def _read(self, client: mqtt.Client, sock: Any) -> Any:
         """Read what the socket holds now (several packets), so acks that came together are
@@ -670,8 +716,9 @@ class SyncWorker(threading.Thread):
             # Only the CONNACK (a socket event) or its deadline: the poll, status and check
             # times move only once connected, so counting them here, past due, made the
             # worker spin through select(0) until a slow broker answered.
-            return self._link_since + max(10.0, 2 * self.connect_timeout)
-        due = [self._next_poll, now + self.keepalive / 2, self._next_check, self._next_status]
+            return self._link_since + self.connack_timeout
+        due = [self._next_poll, now + self.keepalive / 2, self._next_check, self._next_status,
+               self._next_cert_check]  # fmt: skip
         if self._inflight:
             # A resend takes a token: due when both its wait and its token are (an empty
             # bucket made a past deadline, and the worker spun through select(0) until then).
@@ -686,21 +733,45 @@ class SyncWorker(threading.Thread):
         """Connect to the broker whose turn it is; a failure moves on to the next one at once,
         and waits out the backoff only after a whole round failed."""
         broker = self.brokers[self._broker_index]
-        try:
-            if self._client is None or self._client_broker != broker:
-                self._drop_client()
+        self._attempt_error = None
+        self._read_errors.clear()
+        if self._client is None or self._client_broker != broker:
+            self._drop_client()
+            try:  # paho's tls_set loads the CA, the certificate and the key here
                 self._client = self._make_client(broker)
-                self._client_broker = broker
-            self._client.reconnect()
+            except (OSError, ValueError) as exc:
+                files = {"tls_ca": self.tls_ca, "tls_cert": self.tls_cert, "tls_key": self.tls_key}
+                error = tls_files(exc, files) if broker.tls else classify(exc, tls=False)
+                self._failed(broker, error)
+                return
+            self._client_broker = broker
+        try:
+            # paho logs why a read failed (an alert, a reset) but returns only "connection
+            # lost": listen to its log until the CONNACK (not after: it formats every line).
+            self._client.on_log = self._on_log
+            self._client.reconnect()  # TCP connect and the TLS handshake, blocking
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-            wait = self._next_broker()
-            self._next_connect = now + wait
-            self._set_status(connected=False, last_error=f"cannot reach {broker}: {exc}")
-            log.info("broker %s unreachable (%s); next try in %.1fs", broker, exc, wait)
+            self._failed(broker, classify(exc, tls=broker.tls))
             return
         self._link = True
         self._link_since = now
         _no_delay(self._client.socket())
+
+    def _failed(self, broker: Broker, error: LinkError) -> None:
+        """An attempt on ``broker`` failed with ``error``: the next broker (or the backoff), the
+        status, and a warning naming the cause (repeats counted, see :class:`FailureLog`)."""
+        wait = self._next_broker()
+        self._next_connect = time.monotonic() + wait
+        line = self._failures.failed(error, str(broker), time.monotonic(), time.time())
+        why = f"cannot connect to {broker}: {error.text}"[:300]
+        self._set_status(connected=False, link=self._failures.current, last_error=why)
+        if line is not None:
+            log.warning("MQTT %s; next try in %.1fs", line, wait)
+
+    def _on_log(self, client: mqtt.Client, userdata: Any, level: int, text: str) -> None:
+        """paho's log while connecting: keep its errors (the socket's, with OpenSSL's words)."""
+        if level == _paho().MQTT_LOG_ERR and len(self._read_errors) < 10:
+            self._read_errors.append(text)
 
     def _next_broker(self) -> float:
         """Move on to the next broker URL; the wait before trying it (the backoff after a
@@ -717,23 +788,33 @@ class SyncWorker(threading.Thread):
                 if sock is not None:
                     sock.close()
 
-    def _lost(self, why: str) -> None:
-        """The socket is gone: back off (spread out after a working connection), reconnect."""
+    def _lost(self, why: str, error: LinkError | None = None) -> None:
+        """The socket is gone: back off (spread out after a working connection), reconnect.
+        Before the CONNACK it was a failed attempt: its cause is told (``error``, else the
+        CONNACK's refusal, else what paho logged, else the broker hung up)."""
         was, self._session_up = self._session_up, False
+        broker = self._client_broker
         self._link = self._connected = False
         self._live.clear()  # the lanes start again from the outboxes on the next connection
         self._backlog.clear()
         self._events.clear()
         self._live_more = self._backlog_more = self._events_more = False
         self._next_status = math.inf
+        if not was and broker is not None:  # it never came up (no CONNACK, refused): next URL
+            tls = broker.tls
+            if error is None:
+                error = self._attempt_error
+            if error is None and self._read_errors:
+                error = classify(self._read_errors[-1], tls=tls, handshake_done=True)
+            self._failed(broker, error or closed_before_connack(tls=tls))
+            return
         if was:  # the same broker first: it worked
             wait = self._backoff.next() + self._rand() * self.reconnect_spread
-        else:  # it never came up (no CONNACK, refused): the next URL
+        else:
             wait = self._next_broker()
         self._next_connect = time.monotonic() + wait
         self._set_status(connected=False, last_error=why)
-        if was:
-            log.warning("MQTT %s; reconnecting in %.1fs", why, wait)
+        log.warning("MQTT %s; reconnecting in %.1fs", why, wait)
 
     def _start_session(self, client: mqtt.Client) -> None:
         """A new connection: subscribe to the acks, and what waits in the outbox becomes the
@@ -764,14 +845,18 @@ class SyncWorker(threading.Thread):
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
     ) -> None:
-        if reason.is_failure:
-            self._set_status(last_error=f"broker refused the connection: {reason}")
-            log.error("broker refused the connection: %s", reason)
+        if reason.is_failure:  # told when the broker closes the socket (_lost)
+            self._attempt_error = classify_connack(reason, v5=self.protocol == "5")
             return
-        log.info("connected to %s", self._client_broker)
+        client.on_log = None
+        line = self._failures.connected(str(self._client_broker), time.monotonic(), time.time())
+        if line is None:
+            log.info("connected to %s", self._client_broker)
+        else:
+            log.warning("MQTT %s", line)
         self._connected = self._session_up = True
         self._fresh = True
-        self._set_status(connected=True)
+        self._set_status(connected=True, link=self._failures.current)
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
@@ -1009,6 +1094,30 @@ class SyncWorker(threading.Thread):
         else:
             self._set_status(store_check=result)
 
+    def _maybe_check_cert(self, now: float) -> None:
+        """The client certificate's expiry, at the start and every ``cert_check_every``: within
+        ``cert_warn_days`` of it (or past it) it is a fault (status, menu, the city's event)."""
+        if now < self._next_cert_check:
+            return
+        self._next_cert_check = now + self.cert_check_every
+        if not self.tls_cert or not any(b.tls for b in self.brokers):
+            self._next_cert_check = math.inf
+            return
+        from sync.certexpiry import check_certificate  # cryptography: after READY, here
+
+        state = check_certificate(self.tls_cert, warn_days=self.cert_warn_days)
+        if state.problem:
+            log.error("the client certificate %s cannot be checked: %s", self.tls_cert,
+                      state.problem)  # fmt: skip
+        elif state.expiring:
+            log.warning(
+                "the client certificate %s %s %s (%d days): ask the city for a new one "
+                "(evaluator tls csr)", self.tls_cert,
+                "expired on" if state.days_left < 0 else "expires on", state.not_after,
+                state.days_left,
+            )  # fmt: skip
+        self._set_status(cert=state)
+
     def _send_status(self, client: mqtt.Client, now: float, *, sample: bool = False) -> None:
         """Publish the retained status when its schedule is due (with fresh outbox figures)
         or its content changed (with the figures of the last schedule: the moment a rating
@@ -1017,6 +1126,7 @@ class SyncWorker(threading.Thread):
             self._state_changed = False
             state = dict(self._device_state)
             store_check = self._status.store_check
+            link, cert = self._status.link, self._status.cert
         if sample or now >= self._next_status:
             sample = True
             self._sample_outbox()
@@ -1031,6 +1141,8 @@ class SyncWorker(threading.Thread):
             "printer": state["printer"],
             "counter_link": state["counter_link"],
             "store_check": store_check or None,
+            "link_error": link.as_json() if link is not None else None,
+            "tls_cert": cert.as_json() if cert is not None and cert.not_after else None,
         }
         if not sample and content == self._status_sent:
             return
@@ -1075,13 +1187,17 @@ class SyncWorker(threading.Thread):
     def _set_status(self, **changes: Any) -> None:
         with self._lock:
             current = self._status
-            if changes.get("store_check", current.store_check) != current.store_check:
+            if changes.get("store_check", current.store_check) != current.store_check or (
+                changes.get("cert", current.cert) != current.cert
+            ):
                 self._state_changed = True  # the city's status tells it
             self._status = SyncStatus(
                 connected=changes.get("connected", current.connected),
                 pending=changes.get("pending", current.pending),
                 last_error=changes.get("last_error", current.last_error),
                 store_check=changes.get("store_check", current.store_check),
+                link=changes.get("link", current.link),
+                cert=changes.get("cert", current.cert),
             )
 
     def _shutdown(self) -> None:

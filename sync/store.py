@@ -13,12 +13,18 @@ the outbox and acks.  WAL mode lets them work concurrently; writers wait up to
 
 Durability: ``journal_mode=WAL`` with ``synchronous=FULL``, so each commit fsyncs the WAL and a
 rating survives a power cut right after :meth:`Store.append_rating` returns.
+
+One writer: opening read-write takes the store's lock first (:mod:`sync.storelock`, a ``flock``
+on ``<resolved path>.lock``, shared by the writers of one process); a writer in another process
+is refused at once with :class:`sync.storelock.StoreLocked`.  :meth:`Store.open_read_only` takes
+no lock.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import json
 import logging
 import os
@@ -47,6 +53,7 @@ from evaluator.rules.records import (
 )
 from evaluator.rules.request import case_targets, rating_slot
 from sync.durable import fsync_dir
+from sync.storelock import StoreLock, lock_path, lock_store
 
 if TYPE_CHECKING:  # imported where used: sqlite-utils costs ~40 ms of start-up (issue 6)
     from sqlite_utils import Database
@@ -71,6 +78,7 @@ EVENT_KINDS: tuple[str, ...] = (
     "store_fault",
     "printer_fault",
     "tech_menu",
+    "cert_expiring",
 )
 #: What ended a presentation (its ``end_cause``) → the ``by`` of its ``presentation_end`` event.
 END_BY: dict[str, str] = {
@@ -623,6 +631,21 @@ def _open_error(path: Path, exc: BaseException) -> StoreError:
     return StoreError(f"cannot open the rating store {path}: {exc}")
 
 
+def _lock_error(path: Path, exc: OSError) -> StoreError:
+    """The StoreError for a store whose lock file cannot be opened.  Its own user is named: a
+    lock file left owned by another user (``sudo evaluator run`` with a strict umask) blocks a
+    store that is otherwise writable, and "make the store writable" would fix nothing."""
+    lock = lock_path(path)
+    if exc.errno in (errno.EACCES, errno.EPERM) and exc.filename == str(lock) and lock.exists():
+        return StoreReadOnly(
+            f"the rating store {path} cannot be written: its lock file {lock} cannot be opened "
+            f"by user {_user()} ({exc.strerror}; left by a pad or tool run as another user, "
+            f"e.g. with sudo?), so no rating can be saved. Fix: sudo chown {_user()} {lock}, "
+            "then restart the pad"
+        )
+    return _open_error(path, exc)
+
+
 #: Serialises opening and closing stores in this process, and counts the SQLite connections
 #: this process holds on each database file (by device and inode).  Python must never open and
 #: close a database file that SQLite holds in this process: closing ANY descriptor of a file
@@ -704,6 +727,49 @@ def _file_damage(path: Path) -> str | None:
         if size % page_size or (header_valid and size < pages * page_size):
             return f"the file is truncated ({size} bytes, the database has {pages} pages)"
     return None
+
+
+def _refuse_other_names(path: Path) -> None:
+    """A store file with more than one name (a hard link) is never written: SQLite finds the
+    write-ahead log by the name it was given, so what one name's -wal holds is not seen through
+    the other, and the store's lock (``<resolved path>.lock``) is per name: two pads could write
+    it at once.  A :class:`StoreError` (a storage fault for the pad: it says so and retries)."""
+    try:
+        links = os.stat(path).st_nlink
+    except OSError:
+        return  # no file yet (a new store), or the open says what is wrong
+    if links > 1:
+        raise StoreError(
+            f"the rating store {path} has {links} names (hard links): SQLite keeps its "
+            "write-ahead log by name and the pad's lock is per name, so ratings written under "
+            "another name could be lost, and two pads could write it at once; nothing was "
+            f"written. Fix: find the other names (find / -xdev -samefile {path}), stop what "
+            "uses them and remove them (not this one), then restart the pad"
+        )
+
+
+def _drop_names_of_crashed_creations(path: Path) -> None:
+    """Remove the temporary names :func:`_create` left on the store file when its process died
+    between the link into place and the unlink of the temporary name (SIGKILL, a power cut):
+    a second name of the store itself, which :func:`_refuse_other_names` would refuse for good.
+    Called under the store's lock and :data:`_FILES_LOCK`, when no creation can be under way;
+    only a name of the very same file goes (never a file of its own: nothing is lost)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    if st.st_nlink < 2:
+        return
+    for other in path.parent.glob(f".{glob.escape(path.name)}.new-*"):
+        with contextlib.suppress(OSError):
+            if os.path.samestat(os.lstat(other), st):
+                os.unlink(other)
+                log.warning(
+                    "the rating store %s had a second name %s left by a creation that was cut "
+                    "off (a crash between its two steps): that name removed, nothing else",
+                    path,
+                    other,
+                )
 
 
 def _create(path: Path, follows_gap: Mapping[str, Any] | None) -> None:
@@ -921,6 +987,24 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _open_error(self.path, exc) from exc
+        # One writer per store (issue 14): refused at once while another process writes it,
+        # before anything is looked at, created, kept aside or written (sync/storelock.py).
+        try:
+            lock = lock_store(self.path)
+        except StoreError:  # sync.storelock.StoreLocked: another process writes this store
+            raise
+        except OSError as exc:  # no lock file in a read-only folder: say what to fix
+            raise _lock_error(self.path, exc) from exc
+        try:
+            self._open_locked(keep_damaged_aside)
+        except BaseException:
+            lock.release()
+            raise
+        self._lock = lock
+
+    def _open_locked(self, keep_damaged_aside: bool) -> None:
+        """The open of ``__init__`` once the store's lock is held: check, keep a damaged file
+        aside and start a new store, or raise."""
         try:
             self._open_writable(None)
         except _Damage as damage:
@@ -946,6 +1030,8 @@ class Store:
 
     conn: sqlite3.Connection
     _db: Database | None = None
+    _lock: StoreLock | None = None
+    """This writer's reference to the store's lock (``None``: read-only, or closed)."""
 
     def _use(self, conn: sqlite3.Connection) -> None:
         """Make ``conn`` the store's connection, with the pragma sqlite-utils' ``Database``
@@ -976,6 +1062,8 @@ class Store:
             self._held = _hold(self.path)
 
     def _open_writable_locked(self, gap: Mapping[str, Any] | None) -> None:
+        _drop_names_of_crashed_creations(self.path)
+        _refuse_other_names(self.path)
         problem = _file_damage(self.path)
         if problem is not None:
             raise _Damage(problem)
@@ -2075,6 +2163,9 @@ class Store:
             self.conn.close()
             _release(self._held)
             self._held = None
+        if self._lock is not None:  # after the connection: no write of ours outlives the lock
+            self._lock.release()
+            self._lock = None
 
     def __enter__(self) -> Store:
         return self

@@ -35,6 +35,10 @@
 # systemctl, and runs it even with --root: how tests/test_systemd.py proves the rollback
 # without a booted systemd.
 set -euo pipefail
+# What this script makes is read by the pad's user (the build's thousands of files, made by
+# venv and pip with no mode of their own): sudo keeps the technician's umask (077 in a hardened
+# shell gave a build of 0600 files, which the pad could not import), so the umask is set here.
+umask 022
 
 usage() {
   cat <<'EOF'
@@ -97,6 +101,7 @@ GROUPS_WANTED=(gpio dialout lp video render input audio)
 PREFIX=/opt/evaluator
 RELEASES=$PREFIX/releases     # one directory per build: VERSION-HASH/venv
 CURRENT=$PREFIX/current       # -> releases/VERSION-HASH: what the unit runs
+UNCHECKED=$PREFIX/.evaluator-unchecked  # while the pad is checked on a build: "BUILD OLD"
 KEEP_RELEASES=3               # builds kept: the current one and the two used before it
 LEGACY_VENV=$PREFIX/venv      # the single virtualenv of installs before releases/
 # Debian's own Python: python3-pygame (and python3-lgpio) are installed for it alone.
@@ -116,8 +121,10 @@ PACKAGES=(
   # Python, and Debian's pygame (2.1.2 on Bookworm): built against Debian's SDL2, which has the
   # KMSDRM driver (PyPI's wheels bring an SDL without it; check_sdl.py checks)
   python3 python3-venv python3-pygame
-  # KMSDRM: the display through DRM/GBM and Mesa's EGL/GLES drivers (vc4, v3d)
-  libdrm2 libgbm1 libegl1 libgles2 libgl1-mesa-dri
+  # KMSDRM: the display through DRM/GBM and Mesa's EGL/GLES drivers (vc4, v3d).  libgl1 too:
+  # without libGL.so.1, Debian's pygame on SDL 2.26's KMSDRM flips a black screen while the pad
+  # runs and answers (found booted under qemu: docs/pi-os.md); a Lite image does not have it.
+  libdrm2 libgbm1 libegl1 libgles2 libgl1-mesa-dri libgl1
   # CJK fonts: WenQuanYi Micro Hei (small, regular) and Noto Sans CJK (a real bold face)
   fonts-wqy-microhei fonts-noto-cjk
   # sound, USB printers, and the technician's tools (aplay/speaker-test, lsusb, evtest)
@@ -278,6 +285,23 @@ else
   [ -f "$SRC/pyproject.toml" ] || { echo "install: $SRC is not the evaluator's checkout" >&2; exit 2; }
   say "the evaluator from the checkout $SRC"
 fi
+# One install at a time: two at once would build into one virtualenv (one removing it while
+# the other fills it), race on the temporary files and on `current`, and prune each other's
+# new build.  The second is refused at once (a dry run changes nothing and takes no lock).
+# The lock is the kernel's (flock): it dies with the install that holds it.
+if [ "$DRY" = 0 ]; then
+  if [ -n "$ROOT" ]; then
+    mkdir -p "$ROOT"; INSTALL_LOCK=$ROOT; exec 9<"$ROOT"
+  else
+    INSTALL_LOCK=/run/lock/evaluator-install.lock
+    [ -d /run/lock ] || INSTALL_LOCK=/run/evaluator-install.lock
+    exec 9>>"$INSTALL_LOCK"
+  fi
+  if ! flock -n 9; then
+    echo "install: another install.sh is running (it holds $INSTALL_LOCK): nothing was changed; run it again once that one has finished" >&2
+    exit 2
+  fi
+fi
 DESKTOP=0
 # the display manager's alias (a link, absolute: it dangles inside a --root tree)
 DM=$R/etc/systemd/system/display-manager.service
@@ -413,7 +437,9 @@ if [ -n "$WHEEL" ]; then
   project=$(sha256sum <"$WHEEL" | cut -c1-64)
   version=$(basename "$WHEEL" | cut -d- -f2)
 else
-  project=$(cd "$SRC" && find pyproject.toml evaluator kiosk printer sync config -type f \
+  # Every folder the wheel takes files from (pyproject.toml's packages and package-dir): the
+  # receiver's JSON Schemas are docs/schemas.
+  project=$(cd "$SRC" && find pyproject.toml evaluator kiosk printer sync config docs/schemas -type f \
     ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum \
     | sha256sum | cut -c1-64)
   version=$(sed -n 's/^version *= *"\([^"]*\)".*/\1/p' "$SRC/pyproject.toml" | head -n 1)
@@ -461,6 +487,14 @@ fi
 
 # --- 6. systemd -----------------------------------------------------------------------------------
 step "systemd"
+# The unit file written by a run that stopped before this step (the build failed on a full
+# disk, a power cut): the file is the same now, but systemd still runs the unit it read before
+# (and the pad was never restarted on it).  systemd knows: NeedDaemonReload.
+if [ "$UNIT_CHANGED" = 0 ] && { [ -z "$ROOT" ] || [ -n "${EVALUATOR_SYSTEMCTL:-}" ]; } &&
+  [ "$("$SYSTEMCTL" show -p NeedDaemonReload --value evaluator.service 2>/dev/null || true)" = yes ]; then
+  say "systemd still runs evaluator.service as it was before $UNIT was changed (by a run that stopped early)"
+  UNIT_CHANGED=1
+fi
 if [ -n "$ROOT" ]; then
   [ "$UNIT_CHANGED" = 1 ] && machine systemctl daemon-reload
   [ "$JOURNALD_CHANGED" = 1 ] && machine systemctl restart systemd-journald.service
@@ -536,6 +570,11 @@ prune() {
     CHANGES=$((CHANGES + 1))
   done < <(cd "$R$RELEASES" && ls -1t)
 }
+# A build that can be gone back to: its directory, and (on the machine: --root makes no
+# virtualenv) its evaluator command.
+build_usable() {
+  [ -d "$R$RELEASES/$1" ] && { [ -n "$ROOT" ] || [ -x "$R$RELEASES/$1/venv/bin/evaluator" ]; }
+}
 journal() {  # the pad's last lines, for the one reading this output
   if [ -z "$ROOT" ]; then journalctl -u "$SERVICE" -n 25 --no-pager >&2 || true; fi
 }
@@ -567,6 +606,14 @@ restarted_and_up() {
   say "up: $SERVICE is active, main PID $pid, for $SETTLE s"
 }
 
+mark_unchecked() {  # "BUILD OLD" (OLD: - none; = the same build, the unit changed)
+  local was=${OLD:--}
+  [ "$SWITCHED" = 1 ] || was="="
+  printf '%s %s\n' "$BUILD" "$was" 2>/dev/null >"$R$UNCHECKED" ||
+    warn "cannot write $UNCHECKED: if this run stops during the check, the next one will not resume it"
+  return 0
+}
+
 OLD=$(current_build)
 if [ -z "$OLD" ] && [ -d "$R$LEGACY_VENV" ] && [ ! -L "$R$LEGACY_VENV" ] && [ "$DRY" = 0 ]; then
   # Installed before builds had directories: that venv becomes the build to go back to.
@@ -576,13 +623,34 @@ if [ -z "$OLD" ] && [ -d "$R$LEGACY_VENV" ] && [ ! -L "$R$LEGACY_VENV" ] && [ "$
   OLD=before-releases
   say "the virtualenv $LEGACY_VENV (before releases/) is kept as the build $RELEASES/$OLD"
 fi
+# A run that stopped while the pad was checked on its build (the ssh session dropped, Ctrl-C,
+# a power cut during the watch) left this mark, "BUILD OLD": the same build again is not "ok",
+# it is checked now, and rolled back to OLD if it does not come up.
+RESUMED=0
+if [ -f "$R$UNCHECKED" ] && [ "$DRY" = 0 ]; then
+  read -r was_build was_old <"$R$UNCHECKED" || true
+  if [ "${was_build:-}" = "$BUILD" ] && [ "$OLD" = "$BUILD" ]; then
+    say "the run before stopped while the pad was being checked on $BUILD: checking it now"
+    case "${was_old:-}" in
+      =) UNIT_CHANGED=1 ;;            # the unit changed, the build did not
+      -) OLD=""; RESUMED=1 ;;         # no build before it
+      *) OLD=$was_old; RESUMED=1 ;;
+    esac
+  fi
+fi
 SWITCHED=0
-if [ "$OLD" = "$BUILD" ]; then
+if [ "$RESUMED" = 1 ]; then
+  SWITCHED=1
+elif [ "$OLD" = "$BUILD" ]; then
   say "ok: $CURRENT -> releases/$BUILD"
 elif [ "$DRY" = 1 ]; then
   say "would switch: $CURRENT -> releases/$BUILD${OLD:+ (from $OLD)}"
   CHANGES=$((CHANGES + 1)); SWITCHED=1
 else
+  # The new build on the disk before current names it: a power cut just after the switch must
+  # not leave current pointing at files still in the page cache (ext4 writes new files' data
+  # up to 30 s later; the link's rename is in its journal within 5 s).
+  sync -f "$R$RELEASE"
   switch_to "$BUILD"
   say "switched: $CURRENT -> releases/$BUILD${OLD:+ (from $OLD)}"
   CHANGES=$((CHANGES + 1)); SWITCHED=1
@@ -600,7 +668,7 @@ elif [ "$DRY" = 1 ]; then
   say "would run: systemctl restart $SERVICE, wait for READY, watch it for $SETTLE s; if it does not come up, go back to ${OLD:-(no build before)}"
 elif [ -n "$ROOT" ] && [ -z "${EVALUATOR_SYSTEMCTL:-}" ]; then
   say "would run (--root: not on this machine): systemctl restart $SERVICE (then wait, roll back if it does not come up)"
-elif restarted_and_up; then
+elif mark_unchecked && restarted_and_up; then
   [ "$SWITCHED" = 0 ] || say "upgraded: the pad runs $BUILD${OLD:+ (was $OLD)}"
 else
   FAILED=1
@@ -609,6 +677,10 @@ else
     echo "install: FAILED: the pad does not come up since the unit changed (the build, $BUILD, is the same: nothing to go back to); the journal: journalctl -u evaluator -b" >&2
   elif [ -z "$OLD" ]; then
     echo "install: FAILED: the pad does not come up on $BUILD and there is no build before it to go back to; the journal: journalctl -u evaluator -b" >&2
+  elif ! build_usable "$OLD"; then
+    # Removed by hand: going back to it would leave current (and /usr/local/bin/evaluator)
+    # pointing at nothing, and blame the configuration.
+    echo "install: FAILED: the pad does not come up on $BUILD, and the build before, $OLD, is gone or incomplete (no $RELEASES/$OLD/venv/bin/evaluator): not rolled back, current stays on $BUILD; the journal: journalctl -u evaluator -b" >&2
   else
     switch_to "$OLD"
     say "rolled back: $CURRENT -> releases/$OLD"
@@ -620,6 +692,8 @@ else
     fi
   fi
 fi
+
+[ "$DRY" = 1 ] || rm -f "$R$UNCHECKED"   # checked (or rolled back, or not to be checked)
 
 # --- done -----------------------------------------------------------------------------------------
 echo

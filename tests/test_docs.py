@@ -9,7 +9,9 @@ and every example marked ``<!-- validate: NAME -->`` in docs/integrator.md is ch
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import inspect
 import json
 import re
 from pathlib import Path
@@ -21,7 +23,7 @@ from jsonschema import Draft202012Validator
 from evaluator.app import App, StoreLedger
 from evaluator.cli import build_parser
 from evaluator.config import load_config
-from evaluator.rules.clock import FakeClock
+from evaluator.rules.clock import FakeClock, SystemClock
 from evaluator.rules.levels import Level
 from evaluator.rules.protocol import (
     REQUEST_TYPES,
@@ -111,6 +113,64 @@ def test_every_cli_subcommand_is_documented() -> None:
     assert "evaluator config check" in commands
     for command in commands:
         assert command in text, f"{command} is not in docs/technician.md"
+
+
+def _code(text: str) -> list[str]:
+    """The code in a Markdown text: fenced blocks and inline spans."""
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", text, re.S)
+    spans = re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
+    return blocks + spans
+
+
+def test_every_evaluator_command_the_technician_guide_shows_exists() -> None:
+    """A command written in the guide (``evaluator keys show``, ``sudo evaluator config check``)
+    is one the CLI has: an invented or renamed one fails here."""
+    commands = set(_subcommands(build_parser()))
+    used: set[tuple[str, str]] = set()
+    for code in _code(_text("technician.md")):
+        code = code.replace("-u evaluator ", "-u USER ")  # sudo -u evaluator evaluator …
+        used |= set(re.findall(r"(?:^|(?<=[\s$;&|(]))evaluator ([a-z][a-z-]*)(?: ([a-z][a-z-]*))?",
+                               code, re.M))  # fmt: skip
+    assert ("config", "check") in used and ("keys", "show") in used  # the pattern still works
+    for first, second in sorted(used):
+        assert f"evaluator {first}" in commands, f"`evaluator {first}` is no command"
+        if second and any(c.startswith(f"evaluator {first} ") for c in commands):
+            assert f"evaluator {first} {second}" in commands, (
+                f"`evaluator {first} {second}` is no command"
+            )
+
+
+def _section(doc: str, heading: str) -> str:
+    text = _text(doc)
+    start = text.index(heading)
+    end = text.find("\n#", start + len(heading))
+    return text[start : end if end >= 0 else None]
+
+
+def _string_constants(*paths: str) -> set[str]:
+    """Every string literal of these modules, adjacent literals joined as Python joins them."""
+    found: set[str] = set()
+    for path in paths:
+        tree = ast.parse((ROOT / path).read_text(encoding="utf-8"))
+        found |= {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
+                  and isinstance(n.value, str)}  # fmt: skip
+    return found
+
+
+def test_the_clock_section_says_what_the_pad_does() -> None:
+    """The technician guide's NTP section (§6.1) quotes the pad's own figures and log line."""
+    section = _section("technician.md", "### 6.1 ")
+    every = re.search(r"at most every (\d+) s\b", section)
+    assert every, "the guide no longer says how often the pad reads the kernel's flag"
+    recheck = inspect.signature(SystemClock).parameters["recheck"].default
+    assert float(every[1]) == recheck
+    flat = re.sub(r"\s+", " ", section)
+    quoted = re.search(r"\(`(receipts issued before the clock [^`]*)`\)", flat)
+    assert quoted, "the receipt warning is no longer quoted"
+    assert quoted[1] in _string_constants("evaluator/receipts.py")
+    # The selftest's clock fix points at the service the section configures.
+    assert "systemd-timesyncd" in section
+    assert any("systemd-timesyncd" in s for s in _string_constants("evaluator/selftest.py"))
 
 
 # --------------------------------------------------------------------------- (c) protocol

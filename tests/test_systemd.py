@@ -8,6 +8,7 @@ command does not exist); its silence is the pass, since an unknown key is only a
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -362,6 +363,19 @@ def test_install_script_is_shellcheck_clean() -> None:
     assert done.returncode == 0, done.stdout
 
 
+def test_the_packages_carry_libgl_for_kmsdrm() -> None:
+    """Booted under qemu (scripts/pi-vm, docs/pi-os.md), Debian's pygame on SDL 2.26's KMSDRM
+    flipped a black screen without libGL.so.1 while the pad ran and answered; a Lite image has
+    no libgl1.  The package list install.sh installs (and the VM image follows) must carry it."""
+    text = INSTALL.read_text(encoding="utf-8")
+    body = re.search(r"^PACKAGES=\((.*?)^\)", text, re.MULTILINE | re.DOTALL)
+    assert body, "install.sh has no PACKAGES=( ... ) list"
+    names = {
+        word for line in body.group(1).splitlines() for word in line.split("#", 1)[0].split()
+    }
+    assert {"python3-pygame", "libgl1", "libegl1", "libgles2", "libgl1-mesa-dri"} <= names
+
+
 def test_check_sdl_lists_the_drivers_and_demands_kmsdrm() -> None:
     """check_sdl.py reads the SDL pygame loaded; PyPI's wheel (the test venv's) has no KMSDRM.
     Whatever this pygame is, the exit status must match the list it prints."""
@@ -530,6 +544,54 @@ def test_printer_ids_add_udev_lines(tmp_path: Path) -> None:
     assert "updated: /etc/udev/rules.d/70-evaluator-printer.rules" in install("--root", root).stdout
 
 
+def test_every_file_the_wheel_is_made_of_names_the_build(tmp_path: Path) -> None:
+    """The build's name is the hash of what pip installs from the checkout; docs/schemas (the
+    package sync.schemas) was left out, so a schema fix alone was "the same build" and never
+    installed (found by review).  Checked against pyproject.toml's own package folders."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {name.split(".")[0] for name in project["packages"]}
+    folders |= set(project["package-dir"].values())
+    checkout = tmp_path / "checkout"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for folder in {*folders, "systemd"}:
+        shutil.copytree(REPO / folder, checkout / folder, ignore=ignore)
+    shutil.copy(REPO / "pyproject.toml", checkout)
+
+    def build_name() -> str:
+        done = subprocess.run(
+            ["bash", str(checkout / "systemd/install.sh"), "--root", str(tmp_path / "root"),
+             "--dry-run"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        found = re.search(r"== 5/7 build /opt/evaluator/releases/(\S+)", done.stdout)
+        assert found, done.stdout
+        return found.group(1)
+
+    names = {build_name()}
+    for folder in sorted(folders):
+        changed = next(p for p in sorted((checkout / folder).rglob("*")) if p.is_file())
+        changed.write_bytes(changed.read_bytes() + b"\n")
+        names.add(build_name())
+        assert len(names) == 2, f"a change in {changed.relative_to(checkout)}: the same build"
+        names = {build_name()}
+
+
+def test_the_callers_umask_never_hides_what_install_sh_makes(tmp_path: Path) -> None:
+    """sudo keeps the technician's umask: 077 made every folder install.sh did not chmod (and
+    on the machine the whole build, by venv and pip) the owner's alone, so the pad's user could
+    not import its code (found by review)."""
+    root = tmp_path / "root"
+    done = subprocess.run(
+        ["bash", "-c", 'umask 077 && exec bash "$0" --root "$1"', str(INSTALL), str(root)],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "LC_ALL": "C.UTF-8"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for rel in ("etc/systemd/system", "etc/udev/rules.d", "usr/local/bin", "opt", "var/lib"):
+        assert stat.S_IMODE((root / rel).stat().st_mode) == 0o755, rel
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -585,8 +647,12 @@ def test_technician_guide_installs_with_the_script() -> None:
 #: A stand-in for systemctl (install.sh's EVALUATOR_SYSTEMCTL): logs every call; the builds named
 #: in FAKE_BAD (space-separated) fail as FAKE_MODE says: "fail" (restart fails: never READY),
 #: "skip" (restart succeeds but the unit is inactive: ExecCondition refused it), "crash" (READY,
-#: then a new main PID at every look: Restart=always restarting it).
+#: then a new main PID at every look: Restart=always restarting it), "hangup" (install.sh is sent
+#: SIGHUP while it waits for the restart: its ssh session dropped).
 FAKE_SYSTEMCTL = """#!/bin/sh
+if [ "$*" = "show -p NeedDaemonReload --value evaluator.service" ]; then  # not logged
+  echo "${FAKE_RELOAD:-no}"; exit 0
+fi
 echo "$*" >>"$FAKE_LOG"
 build=$(basename "$(readlink "$FAKE_ROOT/opt/evaluator/current")")
 bad=no
@@ -596,6 +662,7 @@ case "$1" in
   restart)
     echo "restart $build" >>"$FAKE_LOG.restarts"
     if [ "$bad" = fail ]; then echo "Job for evaluator.service failed." >&2; exit 1; fi
+    if [ "$bad" = hangup ]; then kill -HUP "$PPID"; fi  # the ssh session install.sh ran in
     exit 0 ;;
   is-active)
     if [ "$bad" = skip ]; then echo inactive; exit 3; fi
@@ -620,6 +687,7 @@ class Machine:
         self.systemctl.chmod(0o755)
         self.bad = ""
         self.mode = ""
+        self.reload = "no"  # systemctl show -p NeedDaemonReload
 
     def wheel(self, version: str) -> Path:
         """A wheel of its own bytes (so a build of its own) carrying a default.toml."""
@@ -639,7 +707,7 @@ class Machine:
             capture_output=True, text=True, timeout=60, check=False,
             env={**os.environ, "LC_ALL": "C.UTF-8", "EVALUATOR_SYSTEMCTL": str(self.systemctl),
                  "FAKE_LOG": str(self.log), "FAKE_ROOT": str(self.root), "FAKE_BAD": self.bad,
-                 "FAKE_MODE": self.mode},
+                 "FAKE_MODE": self.mode, "FAKE_RELOAD": self.reload},
         )  # fmt: skip
         if ok:
             assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
@@ -737,6 +805,30 @@ def _build_hash(machine: Machine, version: str) -> str:
     return found.group(1)
 
 
+def test_a_run_that_stopped_during_the_check_is_checked_by_the_next(machine: Machine) -> None:
+    """The ssh session dropped while install.sh waited for the restart: current named a build
+    never checked, and the next run found it "ok" and left a pad that does not come up with no
+    roll back (found by review).  Now the next run checks it, and goes back to the build
+    before."""
+    old = build_of(machine.root)
+    new = f"2.0.0-{_build_hash(machine, '2.0.0')}"
+    machine.bad, machine.mode = new, "hangup"
+    cut = machine.install("2.0.0", ok=False)
+    assert cut.returncode != 0 and build_of(machine.root) == new
+    machine.mode = "fail"
+    done = machine.install("2.0.0", ok=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"stopped while the pad was being checked on {new}: checking it now" in done.stdout
+    assert build_of(machine.root) == old
+    assert machine.restarts() == [f"restart {new}", f"restart {new}", f"restart {old}"]
+    assert f"it runs the build before, {old}, again" in done.stderr
+    # checked and rolled back: the next run starts afresh (and tries the new build again)
+    machine.bad = ""
+    machine.install("2.0.0")
+    assert build_of(machine.root) == new
+    assert "nothing changed" in machine.install("2.0.0").stdout
+
+
 def test_when_the_build_before_fails_too_it_says_so(machine: Machine) -> None:
     old = build_of(machine.root)
     new = f"2.0.0-{_build_hash(machine, '2.0.0')}"
@@ -747,6 +839,23 @@ def test_when_the_build_before_fails_too_it_says_so(machine: Machine) -> None:
     assert machine.restarts() == [f"restart {new}", f"restart {old}"]
     assert (f"install: FAILED: the pad came up neither on {new} nor, rolled back, on {old}"
             in done.stderr)  # fmt: skip
+
+
+def test_a_build_before_that_was_removed_by_hand_is_not_gone_back_to(machine: Machine) -> None:
+    """Rolling back to a build deleted by hand left current dangling (no evaluator command to
+    look with) and blamed the configuration (found by review)."""
+    old = build_of(machine.root)
+    shutil.rmtree(machine.root / "opt/evaluator/releases" / old)
+    new = f"2.0.0-{_build_hash(machine, '2.0.0')}"
+    machine.bad, machine.mode = new, "fail"
+    done = machine.install("2.0.0", ok=False)
+    assert done.returncode == 1
+    assert build_of(machine.root) == new  # a build that exists, not a dangling link
+    assert machine.restarts() == [f"restart {new}"]
+    assert (f"the build before, {old}, is gone or incomplete "
+            f"(no /opt/evaluator/releases/{old}/venv/bin/evaluator): not rolled back"
+            in done.stderr)  # fmt: skip
+    assert "rolled back:" not in done.stdout
 
 
 def test_no_build_to_go_back_to_fails_loudly(tmp_path: Path) -> None:
@@ -786,6 +895,21 @@ def test_a_changed_unit_restarts_a_configured_pad(machine: Machine) -> None:
     assert "--no-restart: the pad runs the new build from its next start" in done.stdout
 
 
+def test_a_unit_changed_by_a_run_that_stopped_early_is_reloaded_and_restarted(
+    machine: Machine,
+) -> None:
+    """A run that wrote the new unit and stopped before step 6 (the build failed on a full
+    disk): the next run found the file unchanged, never ran daemon-reload, and the pad kept
+    the unit systemd read before, not restarted (found by review)."""
+    machine.reload = "yes"
+    done = machine.install("1.0.0")
+    assert "by a run that stopped early" in done.stdout
+    assert "systemctl daemon-reload" in done.stdout
+    assert machine.restarts() == [f"restart {build_of(machine.root)}"]
+    machine.reload = "no"
+    assert "nothing changed" in machine.install("1.0.0").stdout
+
+
 def test_a_changed_unit_that_does_not_come_up_is_reported(machine: Machine) -> None:
     unit = machine.root / UNIT_PATH
     unit.write_text(unit.read_text() + "\n# changed\n")
@@ -795,6 +919,46 @@ def test_a_changed_unit_that_does_not_come_up_is_reported(machine: Machine) -> N
     assert done.returncode == 1
     assert f"since the unit changed (the build, {build}, is the same" in done.stderr
     assert build_of(machine.root) == build and machine.restarts() == [f"restart {build}"]
+
+
+def test_the_new_build_is_on_the_disk_before_current_names_it(
+    machine: Machine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A power cut just after the switch left current on a build whose files were still in the
+    page cache (found by review): install.sh syncs the build's filesystem before the switch."""
+    old = build_of(machine.root)
+    bin_dir = machine.tmp / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "sync"
+    fake.write_text('#!/bin/sh\ncurrent=$(readlink "$FAKE_ROOT/opt/evaluator/current")\n'
+                    'echo "sync $* current=$current" >>"$FAKE_LOG.sync"\n')  # fmt: skip
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    machine.install("1.1.0")
+    new = build_of(machine.root)
+    synced = Path(f"{machine.log}.sync").read_text().splitlines()
+    release = machine.root / "opt/evaluator/releases" / new
+    assert f"sync -f {release} current=releases/{old}" in synced, synced
+
+
+def test_a_second_install_at_the_same_time_is_refused_and_changes_nothing(
+    machine: Machine,
+) -> None:
+    """Two at once built into one venv and raced on the temporary files and on current (found
+    by review): the second is refused at once while the first holds the install lock."""
+    before = snapshot(machine.root)
+    fd = os.open(machine.root, os.O_RDONLY)  # what a running install.sh --root holds
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        done = machine.install("1.1.0", ok=False)
+    finally:
+        os.close(fd)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"another install.sh is running (it holds {machine.root})" in done.stderr
+    assert snapshot(machine.root) == before and machine.restarts() == []
+    # once it is done, the next one runs
+    machine.install("1.1.0")
+    assert build_of(machine.root).startswith("1.1.0-")
 
 
 def test_a_venv_from_before_releases_is_the_build_to_go_back_to(tmp_path: Path) -> None:

@@ -80,7 +80,8 @@ class TlsBroker:
         self.port = free_port()
         self.folder = Path(tempfile.mkdtemp(prefix="evaluator-broker-"))
         for name, source in (("ca.crt", pki.ca.cert_path), ("broker.crt", pki.broker.cert),
-                             ("broker.key", pki.broker.key)):  # fmt: skip
+                             ("broker.key", pki.broker.key),
+                             ("crl.pem", pki.ca.folder / tlscerts.CRL_NAME)):  # fmt: skip
             shutil.copyfile(source, self.folder / name)
         shutil.copyfile(SHIPPED / "acl", self.folder / "acl")
         (self.folder / "data").mkdir()
@@ -116,6 +117,14 @@ class TlsBroker:
             return port_open(self.port)
 
         wait_for(up, 10, "mosquitto (TLS) to listen")
+
+    def install_crl(self) -> None:
+        """The CA's current ``crl.pem`` copied to the broker's (as the README tells a city)."""
+        target = self.folder / "crl.pem"
+        shutil.copyfile(self.pki.ca.folder / tlscerts.CRL_NAME, target)
+        if os.geteuid() == 0:
+            user = pwd.getpwnam("mosquitto")
+            os.chown(target, user.pw_uid, user.pw_gid)
 
     def logs(self) -> str:
         try:

@@ -23,21 +23,27 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import re
 import sqlite3
 import threading
+import unicodedata
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from evaluator.rules.errors import EvaluatorError
 from evaluator.rules.records import GENESIS_HASH
-from sync.keys import DeviceKeyError, PublicKey
+from sync.keys import PUBLIC_PREFIX, DeviceKeyError, PublicKey
 
 SCHEMA_VERSION = 1
 STREAMS = ("ratings", "events")
 
 #: Device ids a pad can have (the rating schema's pattern); ``_hub`` is the receiver's own topic.
 RESERVED_DEVICE_IDS = frozenset({"_hub"})
+#: A pad's ``[device] id`` (evaluator.config checks the same on the pad).
+_DEVICE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+DEVICE_ID_EXPECTED = "expected 1 to 64 letters, digits, '.', '_' or '-' (the pad's [device] id)"
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS hub_meta (schema_version INTEGER NOT NULL);
@@ -288,10 +294,8 @@ class HubDB:
         Registering the same key again updates ``unsigned_before``; keep every key a device
         was ever registered with (a replaced key still signed the older records).
         """
-        if not device_id or device_id in RESERVED_DEVICE_IDS or "/" in device_id:
-            raise HubError(f"{device_id!r} cannot be a device id")
-        if "+" in device_id or "#" in device_id:
-            raise HubError(f"{device_id!r} cannot be a device id (MQTT wildcard)")
+        if (why := _device_id_problem(device_id)) is not None:
+            raise HubError(why)
         if unsigned_before < 1:
             raise HubError("unsigned_before must be 1 or more")
         try:
@@ -307,6 +311,99 @@ class HubDB:
                 (device_id, key.key_id, key.text, unsigned_before, now_text()),
             )
         return key.key_id
+
+    def register_many(
+        self,
+        rows: Sequence[tuple[str, str, str]],
+        *,
+        unsigned_before: int = 1,
+        force: bool = False,
+    ) -> Registered:
+        """Register many pads at once (``evaluator hub register --csv devices.csv``): ``rows``
+        are ``(where, device_id, public key text)``, ``where`` naming the row in messages.
+
+        One read of what is registered and one transaction for every new row (1,000 pads:
+        docs/hub.md §2 for the time).  A pad registered with this key is *unchanged* (its
+        ``unsigned_before`` kept); a pad registered with *another* key is refused, named,
+        unless ``force`` (then the new key is added and the old one kept: it signed the older
+        records); a row that is no device id and key, or a pad twice with two keys, is refused,
+        and so is a key another pad has (on another row, or registered; even with ``force``:
+        one key is one pad).  Every good row is registered even when others are refused."""
+        if unsigned_before < 1:
+            raise HubError("unsigned_before must be 1 or more")
+        result = Registered()
+        wanted: dict[str, tuple[str, PublicKey]] = {}
+        twice: set[str] = set()  # on two rows with two keys: neither is taken
+        for where, device_id, text in rows:
+            why = _device_id_problem(device_id)
+            if why is None and device_id in twice:
+                why = f"{device_id} is on another row too, with another key"
+            key = None
+            if why is None:
+                if not text.strip().startswith((PUBLIC_PREFIX, "-----BEGIN")):
+                    why = f"public key {text[:40]!r}: expected 'ed25519:<base64>'"
+                else:
+                    try:
+                        key = PublicKey.parse(text)
+                    except DeviceKeyError as exc:
+                        why = str(exc)
+            if why is None and key is not None:
+                seen = wanted.get(device_id)
+                if seen is None:
+                    wanted[device_id] = (where, key)
+                    continue
+                if seen[1].key_id == key.key_id:
+                    continue  # the same pad and key twice: once is enough
+                why = f"{device_id} is on {seen[0]} too, with another key"
+                del wanted[device_id]
+                twice.add(device_id)
+                result.refused.append((seen[0], device_id, f"{device_id} is on {where} too, "
+                                       "with another key"))  # fmt: skip
+            result.refused.append((where, device_id, why or "no key"))
+        by_key: dict[str, list[str]] = {}  # one key on two pads' rows: neither is taken
+        for device_id, (_where, key) in wanted.items():
+            by_key.setdefault(key.key_id, []).append(device_id)
+        for key_id, devices in by_key.items():
+            rows_of = {d: wanted[d][0] for d in devices}
+            for device_id in devices if len(devices) > 1 else ():
+                del wanted[device_id]
+                others = ", ".join(f"{d} ({w})" for d, w in rows_of.items() if d != device_id)
+                result.refused.append((rows_of[device_id], device_id,
+                                       _shared_key(key_id, others)))  # fmt: skip
+        with self.transaction():
+            known: dict[str, set[str]] = {}
+            owners: dict[str, set[str]] = {}
+            for device_id, key_id in self.rows("SELECT device_id, key_id FROM hub_devices"):
+                known.setdefault(str(device_id), set()).add(str(key_id))
+                owners.setdefault(str(key_id), set()).add(str(device_id))
+            now = now_text()
+            insert = []
+            for device_id, (where, key) in wanted.items():
+                keys = known.get(device_id)
+                if others := sorted(owners.get(key.key_id, set()) - {device_id}):
+                    result.refused.append((where, device_id, _shared_key(
+                        key.key_id, f"{', '.join(others)} (registered)")))  # fmt: skip
+                    continue  # even with --force: whoever holds the key could sign as both
+                if keys is None:
+                    result.new.append(device_id)
+                elif key.key_id in keys:
+                    result.unchanged.append(device_id)
+                    continue
+                elif force:
+                    result.changed.append(device_id)
+                else:
+                    result.refused.append((where, device_id, (
+                        f"{device_id} is registered with key {', '.join(sorted(keys))}, not "
+                        f"{key.key_id}: a changed key is refused unless --force (a replaced "
+                        "pad or key; the old key is kept for its older records)")))  # fmt: skip
+                    continue
+                insert.append((device_id, key.key_id, key.text, unsigned_before, now))
+            self.executemany(
+                "INSERT INTO hub_devices (device_id, key_id, public_key, unsigned_before,"
+                " registered_at) VALUES (?, ?, ?, ?, ?)",
+                insert,
+            )
+        return result
 
     def keys(self, device_id: str) -> tuple[dict[str, PublicKey], int]:
         """The registered keys of ``device_id`` by key id, and its ``unsigned_before`` (the
@@ -383,6 +480,38 @@ class HubDB:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass
+class Registered:
+    """What :meth:`HubDB.register_many` did: device ids new, changed (``--force``: a key
+    added) and unchanged, and each refused row ``(where, device id, why)``."""
+
+    new: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    refused: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def _shared_key(key_id: str, others: str) -> str:
+    """Why a pad is refused whose key another pad has (a copied SD card or bundle)."""
+    return (f"its key {key_id} is {others}'s too: one key, one pad (a copied SD card or "
+            "bundle?), whoever holds it could sign as either; give the pad a key of its own "
+            "(move its device.key away, then `evaluator keys init` or `evaluator provision`)")
+
+
+def _device_id_problem(device_id: str) -> str | None:
+    """Why ``device_id`` cannot be a pad's id (a topic level of its own), or None."""
+    if not device_id or device_id in RESERVED_DEVICE_IDS or "/" in device_id:
+        return f"{device_id!r} cannot be a device id"
+    if "+" in device_id or "#" in device_id:
+        return f"{device_id!r} cannot be a device id (MQTT wildcard)"
+    if not _DEVICE_ID.fullmatch(device_id):  # no pad could connect as it
+        narrow = unicodedata.normalize("NFKC", device_id)
+        hint = (f"; did you mean {narrow!r}? (full-width characters)"
+                if narrow != device_id and _DEVICE_ID.fullmatch(narrow) else "")  # fmt: skip
+        return f"{device_id!r} is no pad's device id: {DEVICE_ID_EXPECTED}{hint}"
+    return None
 
 
 def _redact(url: str) -> str:

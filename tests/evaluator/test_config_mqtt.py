@@ -112,7 +112,9 @@ def test_a_client_certificate_needs_its_key_and_the_key_its_certificate(
     (line,) = problems(tmp_path, URLS + 'tls_ca = "tls/ca.crt"\ntls_cert = "tls/device.crt"')
     assert "mqtt.tls_cert" in line and "set without tls_key" in line and "evaluator tls csr" in line
     (line,) = problems(tmp_path, URLS + 'tls_ca = "tls/ca.crt"\ntls_key = "tls/device.key"')
-    assert "mqtt.tls_key = ***: set without tls_cert" in line  # the key's path is never shown
+    # a key's PATH is shown (issue 14: it was masked as a secret's value, so the fix could not
+    # name the file)
+    assert 'mqtt.tls_key = "tls/device.key": set without tls_cert' in line
 
 
 def test_tls_files_without_an_mqtts_url_are_a_mistake(tmp_path: Path, tls: Path) -> None:
@@ -128,9 +130,33 @@ def test_missing_and_unreadable_files_are_named(tmp_path: Path, tls: Path) -> No
     (tls / "device.key").chmod(0o644)
     found = problems(tmp_path, URLS + TLS)
     assert len(found) == 2, found
-    assert "mqtt.tls_ca" in found[0] and f"file not found: {tls / 'ca.crt'}" in found[0]
-    assert "mqtt.tls_key = ***" in found[1] and "chmod 600" in found[1]
-    assert "device.key" not in found[1]  # masked, like every value of a secret's name
+    assert "mqtt.tls_ca" in found[0] and f"tls_ca {tls / 'ca.crt'} does not exist" in found[0]
+    assert "copy ca.crt from the city" in found[0]
+    # issue 14: the fix named `chmod 600 .../***`; a path is no secret, the fix names the file
+    assert 'mqtt.tls_key = "tls/device.key"' in found[1]
+    assert f"chmod 600 {tls / 'device.key'}" in found[1]
+    assert "***" not in found[1]
+
+
+def test_a_certificate_not_arrived_yet_fails_naming_the_file_and_the_command(
+    tmp_path: Path, tls: Path
+) -> None:
+    """Issue 14: a provisioned pad whose certificate has not come back from the city."""
+    (tls / "device.crt").unlink()
+    (line,) = problems(tmp_path, URLS + TLS)
+    assert f"mqtt.tls_cert = \"tls/device.crt\": tls_cert {tls / 'device.crt'} does not exist" \
+        in line
+    assert "the city signs device.csr with `evaluator tls sign-batch" in line
+    assert "then copy the certificate to this path" in line
+
+
+def test_config_show_shows_the_path_of_the_tls_key(tmp_path: Path, tls: Path) -> None:
+    from evaluator.config import show_config
+
+    text, found = show_config([site(tmp_path, URLS + TLS + 'password = "hunter2"')])
+    assert found == []
+    assert f'tls_key = "{tls / "device.key"}"' in text
+    assert 'password = "***"' in text and "hunter2" not in text
 
 
 def test_a_file_that_is_no_certificate_is_named(tmp_path: Path, tls: Path) -> None:

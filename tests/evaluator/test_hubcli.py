@@ -11,7 +11,15 @@ import pytest
 from evaluator.cli import main
 from sync.hub.db import open_db
 from sync.hub.ingest import Ingest
-from tests.sync.hub.helpers import end_event, make_key, payload, rating_content, seal_all, topic
+from tests.sync.hub.helpers import (
+    end_event,
+    make_key,
+    payload,
+    public_keys,
+    rating_content,
+    seal_all,
+    topic,
+)
 
 DEVICE = "pad-1"
 
@@ -76,3 +84,98 @@ def test_the_password_file_is_read_as_a_secret(
         runner.join(10)
         assert codes == [2], path
         assert words in capsys.readouterr().err, path
+
+
+# --------------------------------------------------------------------------- issue 14: many pads
+
+
+def _devices_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["device_id", "public_key"])
+        writer.writerows(rows)
+    return path
+
+
+def test_register_takes_the_devices_csv_provision_writes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sheet = tmp_path / "fleet.csv"
+    sheet.write_text("device_id,area_code\npad-1,440500\npad-2,440500\n", encoding="utf-8")
+    assert main(["provision", str(sheet), "--out", str(tmp_path / "out")]) == 0
+    devices = tmp_path / "out" / "devices.csv"
+    db = str(tmp_path / "hub.db")
+    capsys.readouterr()
+    assert main(["hub", "register", "--db", db, "--csv", str(devices)]) == 0
+    out = capsys.readouterr().out
+    assert "registered pad-1 key" in out and "registered pad-2 key" in out
+    assert "2 new, 0 changed, 0 unchanged, 0 refused" in out
+    assert main(["hub", "register", "--db", db, "--csv", str(devices)]) == 0
+    assert "0 new, 0 changed, 2 unchanged, 0 refused" in capsys.readouterr().out
+
+
+def test_a_thousand_pads_then_a_rerun_then_changed_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = public_keys(1002)
+    rows = [(f"pad-{i:04}", k) for i, k in enumerate(keys[:1000])]
+    devices = _devices_csv(tmp_path / "devices.csv", rows)
+    db = str(tmp_path / "hub.db")
+    assert main(["hub", "register", "--db", db, "--csv", str(devices)]) == 0
+    assert "1000 new, 0 changed, 0 unchanged, 0 refused" in capsys.readouterr().out
+    assert main(["hub", "register", "--db", db, "--csv", str(devices)]) == 0
+    assert "0 new, 0 changed, 1000 unchanged, 0 refused" in capsys.readouterr().out
+
+    rows[10], rows[500] = ("pad-0010", keys[1000]), ("pad-0500", keys[1001])
+    changed = _devices_csv(tmp_path / "changed.csv", rows)
+    assert main(["hub", "register", "--db", db, "--csv", str(changed)]) == 1
+    out, err = capsys.readouterr()
+    assert "changed.csv row 12: refused: pad-0010 is registered with key" in err
+    assert "changed.csv row 502: refused: pad-0500 is registered with key" in err
+    assert "0 new, 0 changed, 998 unchanged, 2 refused" in out
+    assert main(["hub", "register", "--db", db, "--csv", str(changed), "--force"]) == 0
+    out = capsys.readouterr().out
+    assert "registered pad-0010 key" in out
+    assert "(a changed key, --force; the old one is kept)" in out
+    assert "0 new, 2 changed, 998 unchanged, 0 refused" in out
+    with open_db(db) as hub:
+        assert len(hub.keys("pad-0010")[0]) == 2
+
+
+def test_a_changed_key_on_the_command_line_needs_force_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old, new = public_keys(2)
+    db = str(tmp_path / "hub.db")
+    assert main(["hub", "register", "--db", db, DEVICE, old]) == 0
+    assert main(["hub", "register", "--db", db, DEVICE, new]) == 2
+    assert "a changed key is refused unless --force" in capsys.readouterr().err
+    assert main(["hub", "register", "--db", db, DEVICE, new, "--force"]) == 0
+
+
+def test_a_devices_csv_without_its_columns_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "devices.csv"
+    bad.write_text("id,key\npad-1,ed25519:x\n", encoding="utf-8")
+    assert main(["hub", "register", "--db", str(tmp_path / "h.db"), "--csv", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "row 1 must name the columns device_id, public_key (missing device_id, public_key" in err
+
+
+def test_a_file_that_is_no_devices_csv_is_one_line_and_registers_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cell over the csv module's 128 KiB limit (the wrong file picked, a pasted blob) ended
+    in a _csv.Error traceback."""
+    keys = public_keys(1)
+    bad = tmp_path / "devices.csv"
+    bad.write_text(f'device_id,public_key\npad-1,{keys[0]}\npad-2,"{"A" * 200_000}"\n',
+                   encoding="utf-8")  # fmt: skip
+    db = str(tmp_path / "h.db")
+    assert main(["hub", "register", "--db", db, "--csv", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}: after line 2: not a devices.csv (field larger than field limit" in err
+    assert "nothing registered" in err
+    with open_db(db) as hub:
+        assert hub.devices() == []

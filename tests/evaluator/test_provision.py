@@ -201,6 +201,23 @@ def test_an_mqtts_row_gets_a_tls_key_and_a_request_named_for_the_device(
     csr, key = (tls / "device.csr").read_bytes(), (tls / "device.key").read_bytes()
     assert [o.status for o in provision(fleet, site, out)] == ["unchanged", "unchanged"]
     assert (tls / "device.csr").read_bytes() == csr and (tls / "device.key").read_bytes() == key
+    # issue 14: the file names where the bundle puts each TLS file (the template's tls_ca kept)
+    mqtt = tomllib.loads((out / "pad-t1" / "evaluator.toml").read_text(encoding="utf-8"))["mqtt"]
+    assert (mqtt["tls_key"], mqtt["tls_cert"], mqtt["tls_ca"]) == (
+        "tls/device.key", "tls/device.crt", "city/ca.crt")  # fmt: skip
+
+
+def test_an_mqtts_row_without_a_template_names_the_city_ca_of_its_bundle(tmp_path: Path) -> None:
+    fleet = sheet(tmp_path, ["pad-t1,,H,1号窗口,440500,mqtts://mqtt.city.example,,,,,,",
+                             "pad-p1,,H,2号窗口,440500,mqtt://plain.local,,,,,,"])  # fmt: skip
+    out = tmp_path / "out"
+    assert [o.status for o in provision(fleet, None, out)] == ["created", "created"]
+    mqtt = tomllib.loads((out / "pad-t1" / "evaluator.toml").read_text(encoding="utf-8"))["mqtt"]
+    assert (mqtt["tls_key"], mqtt["tls_cert"], mqtt["tls_ca"]) == (
+        "tls/device.key", "tls/device.crt", "tls/ca.crt")  # fmt: skip
+    plain = tomllib.loads((out / "pad-p1" / "evaluator.toml").read_text(encoding="utf-8"))
+    assert not any(k.startswith("tls_") for k in plain["mqtt"])
+    assert not (out / "pad-p1" / "tls").exists()
 
 
 def test_a_sheet_with_unknown_columns_writes_nothing(

@@ -57,6 +57,7 @@ from kiosk.view import (
     TypeText,
     UiAction,
 )
+from tests.kiosk.screen_views import assert_display_shows_frame, tap_event
 
 Colour = tuple[int, int, int]
 REPO = Path(__file__).resolve().parents[2]
@@ -219,6 +220,36 @@ def test_every_screen_at_every_size_is_whole_readable_and_15_mm(
                     check_screen(s, f"{size.name} {language} {name} page {page + 1}")
         finally:
             s.close()
+
+
+#: Panels mounted turned (``[screen] rotate``): each landscape size of :data:`SIZES` at 90, 180
+#: and 270 degrees.  At 90 and 270 the screens are laid out in portrait at 480×800, 600×1024 and
+#: 800×1280 (the 10.1" panel on its side, a size no unturned panel of SIZES has).
+TURNED = [(size, rotate) for size in SIZES if not size.portrait for rotate in (90, 180, 270)]
+
+
+@pytest.mark.parametrize(("size", "rotate"), TURNED, ids=lambda p: str(getattr(p, "name", p)))
+def test_every_screen_on_a_turned_panel_is_whole_readable_15_mm_and_tapped_where_shown(
+    views: dict[str, ScreenView], size: PanelSize, rotate: int
+) -> None:
+    """Every screen the app reaches, every page, on a panel mounted turned: the same checks as
+    unturned on the logical frame, the display showing that frame turned (byte for byte against
+    PIL), and a finger on the middle of each target as the display shows it landing on the
+    middle of that target."""
+    s = Screen(driver="dummy", width=size.width, height=size.height, dpi=size.dpi, rotate=rotate)
+    try:
+        assert s.display_size == (size.width, size.height)
+        for name, view in views.items():
+            show(s, view)
+            where = f"{size.name} turned {rotate} ({s.size[0]}x{s.size[1]}) {name}"
+            check_content(s, view, where)
+            for page in pages(s):
+                check_screen(s, f"{where} page {page + 1}")
+                assert_display_shows_frame(s)
+                for t in s.layout.targets:
+                    assert s.position(tap_event(s, t.rect)) == t.rect.center, f"{where} {t}"
+    finally:
+        s.close()
 
 
 def test_the_checks_can_fail(views: dict[str, ScreenView]) -> None:

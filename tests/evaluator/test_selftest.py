@@ -133,7 +133,7 @@ def test_with_the_broker_stopped_the_broker_line_fails_with_the_fix(
     assert code == 1
     status, detail = seen["broker"]
     assert status == "FAIL"
-    assert f"cannot connect to 127.0.0.1:{broker.port}" in detail
+    assert f"cannot connect to 127.0.0.1:{broker.port}: connection refused" in detail
     assert "— fix: start the broker or open the network" in detail
     assert seen["storage"][0] == "PASS"  # one failure does not stop the other checks
 
@@ -427,6 +427,22 @@ def test_the_broker_check_connects_as_the_pad_does_tls_certificate_and_urls_in_t
         status, detail = lines(out)["broker"]
         assert status == "FAIL", out
         assert "tls_ca, tls_cert, tls_key" in detail
+        # The cause in words (issue 14), not just "no CONNACK".
+        assert "the broker refused our client certificate (tls_cert), or requires one" in detail
         assert code != 0
+
+        # A broker certificate of another CA: named as such.
+        other = CityPki(tmp_path / "other-pki")
+        stranger = tmp_path / "stranger.toml"
+        stranger.write_text(
+            f'[mqtt]\nurls = ["mqtts://127.0.0.1:{city.port}"]\n'
+            f"tls_ca = {json.dumps(str(other.ca.cert_path))}\n",
+            encoding="utf-8",
+        )
+        main(["selftest", "--config", str(DEMO), "--config", str(good), "--config",
+              str(stranger), "--only", "broker"])  # fmt: skip
+        status, detail = lines(capsys.readouterr().out)["broker"]
+        assert status == "FAIL"
+        assert "the broker's certificate is not signed by our CA (tls_ca)" in detail
     finally:
         city.remove()

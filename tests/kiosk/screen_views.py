@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pygame
+from PIL import Image
 
 from evaluator.rules.levels import Level
 from kiosk.layout import Target
@@ -65,13 +66,74 @@ def key(code: int, scancode: int = 0) -> pygame.event.Event:
     return pygame.event.Event(pygame.KEYDOWN, key=code, mod=0, scancode=scancode, unicode="")
 
 
-def tap_event(screen: Screen, rect: pygame.Rect, kind: str = "touch") -> pygame.event.Event:
-    """A tap on the centre of ``rect`` as SDL delivers it: a mouse click or a finger."""
-    if kind == "mouse":
-        return pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=rect.center, button=1, touch=False)
-    width, height = screen.size
-    x, y = rect.centerx / width, rect.centery / height
+def on_display(screen: Screen, pos: tuple[float, float]) -> tuple[float, float]:
+    """Where the logical point ``pos`` (the layout's coordinates) is on the display, in its
+    native pixels, by the documented direction (docs/technician.md): ``rotate`` is how far the
+    panel was turned clockwise, so at 90 the logical top edge runs down the native left edge
+    and the logical top-left corner is the native bottom-left one."""
+    x, y = pos
+    width, height = screen.display_size
+    if screen.rotate == 90:
+        return y, height - x
+    if screen.rotate == 180:
+        return width - x, height - y
+    if screen.rotate == 270:
+        return width - y, x
+    return x, y
+
+
+def finger_at(screen: Screen, pos: tuple[float, float]) -> pygame.event.Event:
+    """A finger on the display's point ``pos`` (native pixels) as SDL delivers it: 0..1 across
+    the touch panel, which turned with the display."""
+    width, height = screen.display_size
+    x, y = pos[0] / width, pos[1] / height
     return pygame.event.Event(pygame.FINGERDOWN, x=x, y=y, dx=0, dy=0, touch_id=0, finger_id=0)
+
+
+def click_at(pos: tuple[float, float]) -> pygame.event.Event:
+    """A real mouse click on the display's pixel holding ``pos`` (native pixels)."""
+    pixel = (int(pos[0]), int(pos[1]))
+    return pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=pixel, button=1, touch=False)
+
+
+def tap_event(screen: Screen, rect: pygame.Rect, kind: str = "touch") -> pygame.event.Event:
+    """A tap on the centre of ``rect`` (logical) as SDL delivers it on the display, however
+    the panel is turned: a mouse click or a finger."""
+    centre = on_display(screen, (rect.centerx + 0.5, rect.centery + 0.5))  # the pixel's middle
+    if kind == "mouse":
+        return click_at(centre)
+    return finger_at(screen, centre)
+
+
+def rotated_screen(rotate: int, width: int = 800, height: int = 480, **kwargs: object) -> Screen:
+    """A real screen on the dummy driver laid out at ``width`` × ``height`` (logical) on a
+    panel turned ``rotate`` degrees: its display is ``height`` × ``width`` at 90 and 270."""
+    display = (height, width) if rotate in (90, 270) else (width, height)
+    s = Screen(driver="dummy", width=display[0], height=display[1], rotate=rotate, **kwargs)
+    assert s.size == (width, height)
+    return s
+
+
+#: PIL's turn of an upright frame onto a panel turned ``rotate`` clockwise: the picture turns
+#: the other way, counter-clockwise (PIL's ROTATE_90 is counter-clockwise).
+_TURNS = {
+    90: Image.Transpose.ROTATE_90,
+    180: Image.Transpose.ROTATE_180,
+    270: Image.Transpose.ROTATE_270,
+}
+
+
+def assert_display_shows_frame(screen: Screen) -> None:
+    """The display's pixels are the upright frame (``screen.surface``, what the layout
+    describes) turned by ``rotate``: compared with PIL's own turn, byte for byte."""
+    frame = Image.frombytes("RGB", screen.size, pygame.image.tobytes(screen.surface, "RGB"))
+    shown = pygame.image.tobytes(screen.display, "RGB")
+    if screen.rotate == 0:
+        assert screen.display is screen.surface  # drawn on the display itself: no copy
+        return
+    assert screen.display_size == frame.transpose(_TURNS[screen.rotate]).size
+    expected = frame.transpose(_TURNS[screen.rotate]).tobytes()
+    assert shown == expected, f"the display is not the frame turned by {screen.rotate}"
 
 
 def turn_to(

@@ -18,6 +18,10 @@ INFO = (
     ("设备编号", "440500-hall1-w12"),
     ("IP 地址", "192.168.1.23 (eth0), 10.8.0.4 (wlan0)"),
     ("上传服务器", "mqtts://mqtt.hall.example.org:8883 未连接"),
+    # issue 14: why the link failed, and the client certificate (the two longest forms)
+    ("上传连接故障", "对方不是 TLS 服务（mqtts 地址指向了普通端口？）"
+                     "（1234 次，12-07 18:20 至 12-08 09:13，已恢复）"),
+    ("本机证书", "已于 2026-12-01 过期，无法连接市平台，请申请新证书"),
     ("打印机", "offline (2)"),
     ("业务系统连接", "/dev/serial/by-id/usb-FTDI_FT232R-if00-port0 已连接"),
     ("待上传评价", "12 条，最早 5 min 前"),

@@ -16,7 +16,7 @@ from evaluator.rules.reasons import OTHER_CODE, OTHER_TEXT, load_reasons
 from kiosk import texts
 from kiosk.palette import ACCENT
 from kiosk.screen import Screen
-from kiosk.sizes import SIZES, PanelSize
+from kiosk.sizes import ROTATIONS, SIZES, PanelSize
 from kiosk.view import (
     Back,
     ExpandTheme,
@@ -29,17 +29,24 @@ from kiosk.view import (
     TogglePhrase,
     ToggleReason,
 )
-from tests.kiosk.screen_views import turn_to
+from tests.kiosk.screen_views import assert_display_shows_frame, rotated_screen, tap_event, turn_to
 
 AGENCIES = ("市公安局", "市政务服务数据管理局")
 
 
-@pytest.fixture(params=SIZES, ids=lambda s: s.name)
+@pytest.fixture(
+    params=[(size, rotate) for size in SIZES for rotate in ROTATIONS],
+    ids=lambda p: f"{p[0].name}-rotate{p[1]}",
+)
 def sized(request: pytest.FixtureRequest) -> Iterator[Screen]:
-    size: PanelSize = request.param
-    s = Screen(driver="dummy", width=size.width, height=size.height, dpi=size.dpi)
+    """Laid out at each panel size, on that panel as it comes and turned 90, 180 and 270
+    degrees (the display's sides swapped at 90 and 270); taps arrive on the turned display."""
+    size: PanelSize
+    size, rotate = request.param
+    s = rotated_screen(rotate, size.width, size.height, dpi=size.dpi)
     pygame.event.clear()
     yield s
+    assert_display_shows_frame(s)
     s.close()
 
 
@@ -122,7 +129,7 @@ def test_every_phrase_reason_and_agency_is_reachable_by_touch_and_15_mm(
             rects.append(layout.boxes["comment"])
         _assert_apart_and_inside(sized, rects)
         enabled = target.enabled
-        assert sized.hit_test(target.rect.center) == (action if enabled else None)
+        assert sized.translate(tap_event(sized, target.rect)) == (action if enabled else None)
         seen.append(action)
     assert len(seen) == len(set(seen)) == len(sized.layout.page_of)
 
@@ -170,7 +177,7 @@ def test_the_itemise_button_sits_beside_the_theme_above_the_level_buttons(
     assert len(levels) == 5  # the overall rating stays one press away
     boxes = [layout.boxes[name] for name in ("extra", "case", "clerk")]
     _assert_apart_and_inside(sized, [expand.rect, *levels, *boxes])
-    assert sized.hit_test(expand.rect.center) == ExpandTheme()
+    assert sized.translate(tap_event(sized, expand.rect)) == ExpandTheme()
     _assert_15_mm(sized)  # the 分项评价 button and the five level buttons
     # Its label is drawn: accent ink inside the button, none in the strip right of it.
     inside = {

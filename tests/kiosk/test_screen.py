@@ -14,7 +14,7 @@ from evaluator.rules.levels import BUTTON_ORDER
 from kiosk import screen as screen_module
 from kiosk.screen import Screen, choose_driver
 from kiosk.view import Backspace, PressLevel, ScreenView, ToggleReason, TypeText
-from tests.kiosk.screen_views import key, level_targets, presenting, reasons_view
+from tests.kiosk.screen_views import key, level_targets, presenting, reasons_view, tap_event
 
 
 @pytest.mark.parametrize(
@@ -55,23 +55,11 @@ def test_nothing_is_translated_before_the_first_render(screen: Screen) -> None:
 def test_one_tap_is_one_action(screen: Screen) -> None:
     screen.render(presenting())
     rect, level = level_targets(screen)[3]
-    width, height = screen.size
     # What SDL delivers for one tap on a touch screen: the finger and its mouse echo.
-    pygame.event.post(
-        pygame.event.Event(
-            pygame.FINGERDOWN,
-            x=rect.centerx / width,
-            y=rect.centery / height,
-            touch_id=1,
-            finger_id=0,
-            pressure=1.0,
-            dx=0.0,
-            dy=0.0,
-        )
-    )
-    pygame.event.post(
-        pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=rect.center, button=1, touch=True)
-    )
+    finger = tap_event(screen, rect)
+    pygame.event.post(finger)
+    echo = tap_event(screen, rect, "mouse").pos
+    pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=echo, button=1, touch=True))
     events = screen.wait(1.0)
     actions = [a for a in (screen.translate(e) for e in events) if a is not None]
     assert actions == [PressLevel(level)]
@@ -80,9 +68,10 @@ def test_one_tap_is_one_action(screen: Screen) -> None:
 def test_touch_mouse_echo_is_ignored_but_a_real_click_works(screen: Screen) -> None:
     screen.render(presenting())
     rect, level = level_targets(screen)[0]
-    echo = pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=rect.center, button=1, touch=True)
-    click = pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=rect.center, button=1, touch=False)
-    wheel = pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=rect.center, button=4, touch=False)
+    pos = tap_event(screen, rect, "mouse").pos  # the button's centre on the (turned) display
+    echo = pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=pos, button=1, touch=True)
+    click = pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=pos, button=1, touch=False)
+    wheel = pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=pos, button=4, touch=False)
     assert screen.translate(echo) is None
     assert screen.translate(click) == PressLevel(level)
     assert screen.translate(wheel) is None

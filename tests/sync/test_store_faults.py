@@ -203,7 +203,8 @@ def test_the_sync_worker_open_never_moves_a_damaged_file(tmp_path: Path) -> None
     with pytest.raises(StoreDamaged, match="damaged"):
         Store(path, device_id=DEVICE, keep_damaged_aside=False)
     assert digest(path) == before
-    assert [p.name for p in tmp_path.iterdir()] == ["ratings.db"]
+    # Nothing moved; the store's lock file (sync/storelock.py) is all that was added.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ratings.db", "ratings.db.lock"]
 
 
 # -- a read-only store is refused at open, naming the path and the fix ------------------------
@@ -522,9 +523,11 @@ path, second, device = sys.argv[1], sys.argv[2], sys.argv[3]
 first = Store(path, device_id=device)
 first.append_rating(full_content("S-1"))
 other = Store(path, device_id=device) if second == "writable" else Store.open_read_only(path)
-# Another process (a tool, a second pad started by mistake) opens the store read-write, closes it.
-ELSEWHERE = "import sys; from sync.store import Store; Store(*sys.argv[1:2], device_id=sys.argv[2])"
-subprocess.run([sys.executable, "-c", ELSEWHERE + ".close()", path, device], check=True, timeout=60)
+# Another process opens the store read-write and closes it: a technician's sqlite3 shell (a
+# second pad or tool through Store is refused by the store's lock before it opens anything).
+ELSEWHERE = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+ELSEWHERE += "c.execute('PRAGMA schema_version'); c.close()"  # reads the file: SQLite opens it
+subprocess.run([sys.executable, "-c", ELSEWHERE, path], check=True, timeout=60)
 for i in range(2, 6):
     first.append_rating(full_content(f"S-{i}"))
 os._exit(0)  # the power goes off: no close, no checkpoint

@@ -155,3 +155,14 @@ def status(device_id: str, online: bool) -> bytes:
     if not online:
         body.update(at=None, outbox=None, clock_synced=None, printer=None, counter_link=None)
     return json.dumps(body).encode()
+
+
+def public_keys(n: int) -> list[str]:
+    """``n`` fresh pads' public keys as ``evaluator keys show`` prints them (no files)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from sync.keys import PublicKey
+
+    return [PublicKey(Ed25519PrivateKey.generate().public_key().public_bytes(
+        Encoding.Raw, PublicFormat.Raw)).text for _ in range(n)]  # fmt: skip
