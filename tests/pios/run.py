@@ -230,7 +230,9 @@ class Harness:
             self.builds[local] = wheels.build_variant(self.work / "builds", local, edit)
         self.req_wheels = req
         state = "cached" if cached else f"built in {built:.0f} s"
-        return f"rootfs {rootfs.key()} {state}; {len(list(req.glob('*.whl')))} wheels; 3 builds"
+        trying = f"; NOT install.sh's list: + {' '.join(rootfs.TRYING)}" if rootfs.TRYING else ""
+        return (f"rootfs {rootfs.key()} {state}; {len(list(req.glob('*.whl')))} wheels; "
+                f"3 builds{trying}")
 
     def boot(self) -> str:
         from tests.pios.city import City
