@@ -290,6 +290,10 @@ class Harness:
         self.sh("chmod 644 /etc/evaluator/tls/device.crt /etc/evaluator/tls/ca.crt")
         keys = self.sh(f"sudo -u evaluator /usr/local/bin/evaluator keys init --config {CONF}")
         check = self.sh(f"/usr/local/bin/evaluator config check {CONF}")
+        # Files copied in are in the guest's page cache for up to 30 s (ext4 writeback): a hard
+        # reset sooner leaves them full of zeros (seen: ca.crt, device.crt; config check then
+        # skips the pad at boot). The check is about the rating's durability, not scp's.
+        self.sh("sync")
         return f"{check.strip().splitlines()[-1]}; {keys.strip().splitlines()[0][:60]}"
 
     def ready(self) -> str:
