@@ -49,7 +49,10 @@ def install_packages(script: Path = INSTALL_SH) -> list[str]:
     return names
 
 
-PAD = install_packages() + EXTRA
+# PI_VM_EXTRA_PACKAGES="a b": more packages in the image, to try one before it is in
+# install.sh (the build check names them: a run with extras proves the image, not install.sh).
+TRYING = os.environ.get("PI_VM_EXTRA_PACKAGES", "").replace(",", " ").split()
+PAD = install_packages() + EXTRA + TRYING
 # Bump when the build steps below change what the tree holds (the lists are hashed already).
 RECIPE = 2
 # Into the initramfs: the disk, the PCI bus it hangs on, and the screen (KMS early).

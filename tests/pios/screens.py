@@ -41,10 +41,10 @@ def render_expected(out: Path) -> Path:
     return folder
 
 
-def _blocks(path: Path) -> list[tuple[float, float, float]]:
+def _blocks(path: Path) -> list[tuple[int, ...]]:
     with Image.open(path) as image:
-        small = image.convert("RGB").resize(GRID, Image.Resampling.BOX)
-        return list(small.getdata())
+        data = image.convert("RGB").resize(GRID, Image.Resampling.BOX).tobytes()
+    return [tuple(data[i:i + 3]) for i in range(0, len(data), 3)]  # type: ignore[misc]
 
 
 def compare(dump: Path, expected: Path) -> Match:
