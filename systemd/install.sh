@@ -711,10 +711,13 @@ else
   echo "install: done: $CHANGES change(s)"
 fi
 if [ ! -f "$CONF_DIR/evaluator.toml" ]; then
+  # The same command again (a wheel install is no checkout: without --wheel it is refused).
+  again="sudo systemd/install.sh"
+  if [ -n "$WHEEL" ]; then again="$again --wheel $WHEEL"; fi
   cat <<EOF
 next: write $CONF_DIR/evaluator.toml (every key: $CONF_DIR/evaluator.toml.example; the guide:
       docs/technician.md 1.2), then
-      sudo systemd/install.sh                 # again: the file gets root:$USER_NAME 0640
+      $again   # again: the file gets root:$USER_NAME 0640
       sudo evaluator config check $CONF_DIR/evaluator.toml
       sudo -u $USER_NAME evaluator keys init --config $CONF_DIR/evaluator.toml
       sudo systemctl start evaluator          # or reboot; it starts at every boot

@@ -623,6 +623,23 @@ def test_a_wheel_is_the_source_of_the_example_config(tmp_path: Path) -> None:
     assert f"pip install --no-deps --force-reinstall {wheel}" in done.stdout
 
 
+def test_the_next_steps_after_a_wheel_install_name_the_wheel_again(tmp_path: Path) -> None:
+    """With no configuration yet, install.sh tells the technician to run it again once the
+    file is written; after a --wheel install that command must carry the wheel (a wheel's
+    unpacked copy is no checkout, and install.sh refuses to run from it without --wheel: found
+    by scripts/pi-vm).  On this machine, as a dry run: nothing is written."""
+    assert not Path("/etc/evaluator/evaluator.toml").exists()
+    wheel = tmp_path / "window_evaluator-9.9.9-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("evaluator/shipped_config/default.toml", "# the wheel's default\n")
+    done = install("--dry-run", "--wheel", wheel)
+    again = [line for line in done.stdout.splitlines() if "# again" in line]
+    assert again == [f"      sudo systemd/install.sh --wheel {wheel}   # again: the file gets "
+                     "root:evaluator 0640"]  # fmt: skip
+    plain = install("--dry-run")
+    assert "      sudo systemd/install.sh   # again" in plain.stdout
+
+
 def test_a_desktop_image_is_set_to_boot_to_the_console(tmp_path: Path) -> None:
     root = tmp_path / "root"
     dm = root / "etc/systemd/system/display-manager.service"
