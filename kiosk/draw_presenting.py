@@ -448,7 +448,7 @@ class _Search:
                 side_rect = pygame.Rect(panels.left, side_top, inner_w, side_h)
             return _Plan(
                 accent, buttons, room.grid, case_rect, filled[0], self.side, side_rect,
-                side_plan, filled[1], pager if len(filled[0]) > 1 else None,
+                side_plan, filled[1], _pager_if(p, pager, filled[0]),
             )  # fmt: skip
         side_w = int((inner_w - gap) * room.share)
         case_rect = pygame.Rect(panels.left, panels.top, inner_w - side_w - gap, panels.height)
@@ -476,7 +476,7 @@ class _Search:
             return None
         return _Plan(
             accent, buttons, room.grid, case_rect, filled[0], self.side, side_rect, side_plan,
-            filled[1], pager if len(filled[0]) > 1 else None,
+            filled[1], _pager_if(p, pager, filled[0]),
         )  # fmt: skip
 
 
@@ -493,6 +493,16 @@ def _carve_pager(
         return case, pygame.Rect(rect.left, case.bottom + gap, rect.width, side)
     case = pygame.Rect(rect.left, rect.top, max(0, rect.width - side - gap), rect.height)
     return case, pygame.Rect(case.right + gap, rect.top, side, rect.height)
+
+
+def _pager_if(
+    p: Painter, pager: pygame.Rect | None, pages: tuple[tuple[_Row, ...], ...]
+) -> pygame.Rect | None:
+    """The pager when there are pages to turn and it fits (beyond any layout it may not: the
+    pages are then turned by the level presses held back, :mod:`kiosk.screen`)."""
+    if pager is None or len(pages) < 2 or not _pager_fits(p, pager):
+        return None
+    return pager
 
 
 def _pager_fits(p: Painter, pager: pygame.Rect) -> bool:
