@@ -1177,6 +1177,8 @@ class App:
             if self.tech.is_open and not s.rating_open:  # nothing of it reaches the session
                 self.tech.act(action)
             return
+        if isinstance(action, PressLevel) and self._hold_for_unseen():
+            return
         try:
             if isinstance(action, PressLevel):
                 s.press(action.level)
@@ -1221,6 +1223,22 @@ class App:
         except (StoreError, OSError, sqlite3.Error) as exc:  # nothing stored: the screen stays
             log.error("could not store the rating: %s", exc)
             self.notice = Notice(texts.STORAGE_FAILED, self.clock.now().mono + NOTICE_SECONDS)
+
+    def _hold_for_unseen(self) -> bool:
+        """A level press (tap, key or button) on a batch whose cases were not all shown yet
+        (art. 24: the citizen rates only the cases they saw): the screen shows the first page
+        not shown instead, the not-rated timeout starts again as for a page turn, and nothing
+        is rated.  The log says so, without the level."""
+        s = self.session
+        if s.state is not State.PRESENTING or self.screen is None:
+            return False
+        unseen = len(self.screen.cases_unseen)
+        if not self.screen.show_unseen():
+            return False
+        log.info("a level press with %d case(s) of the batch not shown yet: their page is "
+                 "shown, nothing rated", unseen)  # fmt: skip
+        s.keep_alive()
+        return True
 
     # -- what the screen shows ---------------------------------------------------------------------
 
