@@ -161,7 +161,9 @@ def matter_shown(records: Sequence[Drawn], matter: str) -> bool:
 
 
 def pages_of(s: Screen) -> Iterator[int]:
-    """Each page of the screen shown in turn (by its pager's ▼), then the first again."""
+    """Each page of the screen shown in turn from the first, then the first again."""
+    while s.page > 0:
+        s.turn_page(-1)
     for page in range(s.pages):
         if page:
             assert s.turn_page(1), f"no page {page + 1} of {s.pages}"
