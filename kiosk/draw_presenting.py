@@ -31,11 +31,12 @@ only beyond them).  The layout is the first of these steps that holds them all:
    left out.  The theme's name (data) is shortened with "…" when it does not fit its line.
 
 A batch or a theme's list shows all its cases when they fit without taking room from anything
-else; else it is paged at the first room of the steps where a page holds the cases' head and
-its tallest case (the list is never cut short: "……等N件" only beyond any layout, at the last
-step).  Nothing is dropped silently: a text the layout left
-out or could not place is recorded as asked and not shown (``Painter.draw_line``), and a line
-shortened is recorded so.
+else; else it is paged at the room of the steps that takes the fewest pages, each page holding
+the cases' head and at least its tallest case (the labels left out only when no room with them
+holds one).  A list is never cut short to "……等N件": beyond any layout it is paged at the last
+step, a case taller than a page alone on its page (recorded as cut).  Nothing is dropped
+silently: a text the layout left out or could not place is recorded as asked and not shown
+(``Painter.draw_line``), and a line shortened is recorded so.
 """
 
 from __future__ import annotations
