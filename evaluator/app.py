@@ -819,10 +819,12 @@ class App:
 
     def _screen_key(self) -> tuple[Any, ...]:
         """What makes one screen another for the citizen: the state, the presentation and
-        which of a theme's items is asked (a chip toggled on the same screen is no change)."""
+        which of a theme's items is asked, and which page of a batch's cases shows (a chip
+        toggled on the same screen is no change)."""
         s, p = self.session, self.session.presentation
+        cases_page = self.screen.page if s.state is State.PRESENTING and self.screen else 0
         return (s.state, p.id if p else None, p.index if p else 0, self.notice is not None,
-                self.tech.phase)  # fmt: skip
+                self.tech.phase, cases_page)  # fmt: skip
 
     def handle_events(self, events: list[Any]) -> None:
         """Apply input events in order, each on the screen the one before it left: keys or
@@ -854,6 +856,7 @@ class App:
                 self._show()
             elif event.type in inputs:  # a page turn, or a tap beside the targets: still here
                 self.session.keep_alive()
+                self.press_filter.screen(self._screen_key(), self.clock.now().mono)
 
     def _tech_tap(self, event: Any, shown: str) -> bool:
         """A tap (finger, or a real mouse click) counted toward the technician's gesture."""
@@ -1238,6 +1241,9 @@ class App:
         log.info("a level press with %d case(s) of the batch not shown yet: their page is "
                  "shown, nothing rated", unseen)  # fmt: skip
         s.keep_alive()
+        # Another page of cases is another screen: a press in its first moments was aimed at
+        # the page before (the second tap of a double tap rates nothing unseen).
+        self.press_filter.screen(self._screen_key(), self.clock.now().mono)
         return True
 
     # -- what the screen shows ---------------------------------------------------------------------

@@ -216,3 +216,24 @@ def test_turning_the_case_pages_restarts_the_not_rated_timeout(pad: tuple[App, C
     app.clock.advance(TIMEOUT + 1)  # untouched past the timeout: not rated, nothing stored
     told = finished(app, counter)
     assert told["outcome"] == "not_rated" and stored_cases(app) == []
+
+
+def test_a_double_tap_on_a_level_does_not_rate_the_page_it_just_showed(
+    pad: tuple[App, Counter],
+) -> None:
+    """The second tap of a double tap lands on the page the first one turned to: the press
+    filter's guard holds it (a new page of cases is a new screen), so nothing is rated until
+    the citizen has had the page before them for the guard time."""
+    app, counter = pad
+    start(app, counter, 12)
+    assert isinstance(app.clock, FakeClock)
+    while len(app.screen.cases_unseen) > 0:
+        press(app, Level.VERY_DISSATISFIED, "tap")
+    target = app.screen.layout.find(PressLevel(Level.VERY_SATISFIED))
+    assert target is not None
+    app.clock.advance(0.1)  # the double tap's second touch, on the last page just shown
+    app.handle_events([tap_event(app.screen, target.rect)])
+    app._show()
+    assert app.session.state is State.PRESENTING and stored_cases(app) == []
+    press(app, Level.VERY_SATISFIED, "tap")  # past the guard: it rates every case
+    assert finished(app, counter)["outcome"] == "rated" and len(stored_cases(app)) == 12
