@@ -819,10 +819,12 @@ class App:
 
     def _screen_key(self) -> tuple[Any, ...]:
         """What makes one screen another for the citizen: the state, the presentation and
-        which of a theme's items is asked (a chip toggled on the same screen is no change)."""
+        which of a theme's items is asked, and which page of a batch's cases shows (a chip
+        toggled on the same screen is no change)."""
         s, p = self.session, self.session.presentation
+        cases_page = self.screen.page if s.state is State.PRESENTING and self.screen else 0
         return (s.state, p.id if p else None, p.index if p else 0, self.notice is not None,
-                self.tech.phase)  # fmt: skip
+                self.tech.phase, cases_page)  # fmt: skip
 
     def handle_events(self, events: list[Any]) -> None:
         """Apply input events in order, each on the screen the one before it left: keys or
@@ -854,6 +856,7 @@ class App:
                 self._show()
             elif event.type in inputs:  # a page turn, or a tap beside the targets: still here
                 self.session.keep_alive()
+                self.press_filter.screen(self._screen_key(), self.clock.now().mono)
 
     def _tech_tap(self, event: Any, shown: str) -> bool:
         """A tap (finger, or a real mouse click) counted toward the technician's gesture."""
@@ -1177,6 +1180,8 @@ class App:
             if self.tech.is_open and not s.rating_open:  # nothing of it reaches the session
                 self.tech.act(action)
             return
+        if isinstance(action, PressLevel) and self._hold_for_unseen():
+            return
         try:
             if isinstance(action, PressLevel):
                 s.press(action.level)
@@ -1221,6 +1226,25 @@ class App:
         except (StoreError, OSError, sqlite3.Error) as exc:  # nothing stored: the screen stays
             log.error("could not store the rating: %s", exc)
             self.notice = Notice(texts.STORAGE_FAILED, self.clock.now().mono + NOTICE_SECONDS)
+
+    def _hold_for_unseen(self) -> bool:
+        """A level press (tap, key or button) on a batch whose cases were not all shown yet
+        (art. 24: the citizen rates only the cases they saw): the screen shows the first page
+        not shown instead, the not-rated timeout starts again as for a page turn, and nothing
+        is rated.  The log says so, without the level."""
+        s = self.session
+        if s.state is not State.PRESENTING or self.screen is None:
+            return False
+        unseen = len(self.screen.cases_unseen)
+        if not self.screen.show_unseen():
+            return False
+        log.info("a level press with %d case(s) of the batch not shown yet: their page is "
+                 "shown, nothing rated", unseen)  # fmt: skip
+        s.keep_alive()
+        # Another page of cases is another screen: a press in its first moments was aimed at
+        # the page before (the second tap of a double tap rates nothing unseen).
+        self.press_filter.screen(self._screen_key(), self.clock.now().mono)
+        return True
 
     # -- what the screen shows ---------------------------------------------------------------------
 

@@ -52,6 +52,9 @@ THEME_MATTERS = [
     ("11440500MB2C9300XR4442111017000", "营业执照设立登记"),
     ("11440500MB2C9300XR4442111023000", "公共场所卫生许可"),
 ]
+#: The cases of the paged batch's screenshot (the issue-15 example was 12; 20 take pages at
+#: every size of kiosk.sizes).
+LONG_BATCH = 20
 #: What the citizen types for 其他 on the reasons screenshot.
 OTHER_TEXT = "等候时间太长，叫号屏看不清"
 #: How many 常用意见 the citizen taps on the reasons-by-touch screenshot (the first ones).
@@ -90,6 +93,8 @@ SHOTS: dict[str, str] = {
     "screensaver": "after [idle] screensaver_after without a trigger or touch (low burn)",
     "presenting": "the rating screen for one case",
     "presenting_batch": "the rating screen for a batch of cases of one matter (art. 24)",
+    "presenting_batch_paged": f"a batch of {LONG_BATCH} cases too many for one page: the first "
+    "page and its pager (a level press shows the next page until every case was shown)",
     "presenting_theme": "the rating screen for a 一件事 theme (art. 31), with 分项评价",
     "presenting_theme_item": "a theme rated item by item after 分项评价: the second item",
     "presenting_terminal": "a self-service terminal's rating screen: 终端机编号, the matter only",
@@ -204,6 +209,12 @@ def _reach_views(work: Path, language: str) -> dict[str, ScreenView]:
         pad.request("evaluation.start", **_start(*batch))
         pad.wait(LOOK)
         pad.shoot("presenting_batch", "presenting")
+        pad.request("evaluation.cancel")
+
+        batch = [_case(f"440500202611260002{n:02d}") for n in range(LONG_BATCH)]
+        pad.request("evaluation.start", **_start(*batch))
+        pad.wait(LOOK)
+        pad.shoot("presenting_batch_paged", "presenting")
         pad.request("evaluation.cancel")
 
         themed = [_case(f"4405002026112600020{n}", *m) for n, m in enumerate(THEME_MATTERS)]

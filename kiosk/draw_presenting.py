@@ -4,8 +4,12 @@ A self-service terminal (自助终端, art. 18/23) shows "终端机编号：<n>"
 
 The theme (一件事, art. 31) and a notice share the accent lines under the header; a theme with
 several cases adds the 分项评价 button at their right end, and while the items are rated one by
-one the line says which ("第1项/共3项：事项名称").  A batch (art. 24) shows its count and as many
-serials as fit, then "……等N件".
+one the line says which ("第1项/共3项：事项名称").  A batch (art. 24) shows its count and
+every serial: on one page when they fit, else on pages turned with the reasons' 15 mm pager
+(▲ n/m ▼, a column right of the case panel, a row under it in portrait), each page but the
+last ending with how many cases the next pages hold.  The screen (:class:`kiosk.screen.Screen`)
+keeps which page shows and which cases were shown: a level press before every case was shown
+turns to the first page not shown instead of rating (the app asks it).
 
 Landscape: the case and clerk panels side by side, the level buttons a row.  Portrait: the panels
 stacked, the level buttons a full-width column (face left, label right), so the labels stay
@@ -27,9 +31,12 @@ only beyond them).  The layout is the first of these steps that holds them all:
    left out.  The theme's name (data) is shortened with "…" when it does not fit its line.
 
 A batch or a theme's list shows all its cases when they fit without taking room from anything
-else, else as many as fit and "……等N件".  Nothing is dropped silently: a text the layout left
-out or could not place is recorded as asked and not shown (``Painter.draw_line``), and a line
-shortened is recorded so.
+else; else it is paged at the room of the steps that takes the fewest pages, each page holding
+the cases' head and at least its tallest case (the labels left out only when no room with them
+holds one).  A list is never cut short to "……等N件": beyond any layout it is paged at the last
+step, a case taller than a page alone on its page (recorded as cut).  Nothing is dropped
+silently: a text the layout left out or could not place is recorded as asked and not shown
+(``Painter.draw_line``), and a line shortened is recorded so.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ import pygame
 
 from evaluator.rules.levels import BUTTON_ORDER, Level
 from kiosk import texts
+from kiosk.draw_reasons import draw_pager
 from kiosk.layout import ellipsize, fits, wrap_all, wrap_lines, wrap_words
 from kiosk.painter import Painter
 from kiosk.palette import (
@@ -55,7 +63,7 @@ from kiosk.palette import (
     WHITE,
     Color,
 )
-from kiosk.view import ExpandTheme, PressLevel, ScreenView
+from kiosk.view import ExpandTheme, PressLevel, ScreenView, ShownCase
 
 #: The 分项评价 button (design pixels; never under 15 mm).
 EXPAND_H = 80
@@ -196,10 +204,13 @@ class _Plan:
     buttons: pygame.Rect
     grid: bool
     case_rect: pygame.Rect
-    case_rows: tuple[_Row, ...]
+    case_pages: tuple[tuple[_Row, ...], ...]
     side: str
     side_rect: pygame.Rect | None
     side_plan: _Side | None
+    case_index: tuple[tuple[int, ...], ...] = ((0,),)
+    """The cases (their places in the view's list) on each page."""
+    pager: pygame.Rect | None = None
 
 
 def draw_presenting(p: Painter, v: ScreenView) -> None:
@@ -208,10 +219,18 @@ def draw_presenting(p: Painter, v: ScreenView) -> None:
     plan = _layout(p, v, y)
     if plan.accent is not None:
         _draw_accent(p, plan.accent, y)
+    pages = len(plan.case_pages)
+    page = 0 if p.page is None else max(0, min(pages - 1, p.page))
+    p.layout.page, p.layout.pages = page, pages
+    for number, shown in enumerate(plan.case_index):
+        for index in shown:
+            p.layout.page_of[ShownCase(index)] = number
     p.layout.boxes["case"] = plan.case_rect
     p.panel(plan.case_rect)
     with p.inside(plan.case_rect):
-        _draw_rows(p, _case_inner(p, plan.case_rect), plan.case_rows)
+        _draw_rows(p, _case_inner(p, plan.case_rect), plan.case_pages[page])
+    if plan.pager is not None:
+        draw_pager(p, plan.pager, page, pages)
     if plan.side_rect is not None and plan.side_plan is not None:
         p.layout.boxes[plan.side] = plan.side_rect
         p.panel(plan.side_rect)
@@ -259,13 +278,28 @@ def _search(p: Painter, v: ScreenView, y: int) -> _Plan:
     rooms = list(_rooms(p, v, y, side))
     cases = len(v.cases)
     search = _Search(p, v, side)
-    # Every case of a list when they fit without taking room from anything else; then as many
-    # as fit ("……等N件"), at least one.
-    for need, tried in ((cases, [room for room in rooms if room.lean]), (1, rooms)):
-        for room in tried:
-            plan = search.plan(y, room, need)
+    # Every case of a list on one page when they fit without taking room from anything else;
+    # then paged (a list) or with more room (one case).
+    for room in rooms:
+        if room.lean:
+            plan = search.plan(y, room, cases)
             if plan is not None:
                 return plan
+    if cases > 1:  # paged: at the room that takes the fewest pages (the labels shown if any)
+        for labels in (True, False):
+            plans = [search.plan(y, room, 1, paged=True) for room in rooms if room.labels == labels]
+            fewest = min(
+                (plan for plan in plans if plan is not None),
+                key=lambda plan: len(plan.case_pages),
+                default=None,
+            )
+            if fewest is not None:
+                return fewest
+        return search.plan(y, rooms[-1], 1, last=True, paged=True) or _never()
+    for room in rooms:
+        plan = search.plan(y, room, 1)
+        if plan is not None:
+            return plan
     return search.plan(y, rooms[-1], 1, last=True) or _never()
 
 
@@ -340,13 +374,38 @@ class _Search:
         parts = self.case(width, labels, anywhere, factor)
         return _NEVER if parts is None else _case_need(self.p, parts, need, room)
 
+    def page_need(self, width: int, labels: bool, anywhere: bool, factor: float) -> int:
+        """The height a page of a paged list needs: the head, its tallest case and the line
+        that points to the next page."""
+        parts = self.case(width, labels, anywhere, factor)
+        if parts is None:
+            return _NEVER
+        tallest = 0
+        for i in range(parts.count):
+            item = parts.item(i)
+            if item is None:
+                return _NEVER
+            tallest = max(tallest, _height(self.p, item))
+        return _height(self.p, parts.head) + tallest + _next(parts, parts.count).height(self.p)
+
+    def need(
+        self, width: int, labels: bool, need: int, try_: tuple[bool, float], room: int, paged: bool
+    ) -> int:
+        """The case panel's height: :meth:`page_need` when ``paged``, else :meth:`case_need`."""
+        if paged:
+            return self.page_need(width, labels, *try_)
+        return self.case_need(width, labels, need, *try_, room)
+
     def side_need(self, width: int, labels: bool, anywhere: bool, factor: float) -> int:
         plan = self.side_plan(width, labels, anywhere, factor)
         return _NEVER if plan is None else _side_height(self.p, plan)
 
-    def plan(self, y: int, room: _Room, need: int, last: bool = False) -> _Plan | None:
-        """The layout at ``room`` showing at least ``need`` cases of a list, or ``None`` when
-        something that must be shown does not fit (``last``: the smallest, whatever fits)."""
+    def plan(
+        self, y: int, room: _Room, need: int, last: bool = False, paged: bool = False
+    ) -> _Plan | None:
+        """The layout at ``room`` showing at least ``need`` cases of a list (``paged``: all of
+        them, on pages beside a pager), or ``None`` when something that must be shown does not
+        fit (``last``: the smallest, whatever fits)."""
         p, v = self.p, self.v
         width, _ = p.size
         margin, gap = p.px(12), p.px(10)
@@ -366,36 +425,42 @@ class _Search:
                     side_h += 2 * _side_pad(p) + gap
                 case_h = max(0, panels.height - side_h)
                 case_rect = pygame.Rect(panels.left, panels.top, inner_w, case_h)
+                case_rect, pager = _carve_pager(p, case_rect, paged)
                 inner = _case_inner(p, case_rect)
-                needed = self.case_need(
-                    inner.width, room.labels, need, anywhere, factor, inner.height
+                needed = self.need(
+                    inner.width, room.labels, need, (anywhere, factor), inner.height, paged
                 )
-                if last or (side_h < _NEVER and needed <= inner.height):
+                fits_pager = pager is None or _pager_fits(p, pager)
+                if last or (side_h < _NEVER and needed <= inner.height and fits_pager):
                     chosen = (anywhere, factor)
                     break
             if chosen is None:
                 return None
             anywhere, factor = chosen
             parts = self.case(inner.width, room.labels, anywhere, factor)
-            case_rows = _case_fill(p, parts, inner.width, inner.height, need, last)
-            if case_rows is None:
+            filled = _case_fill(p, parts, inner.width, inner.height, need, last, paged)
+            if filled is None:
                 return None
             side_rect = side_plan = None
             if self.side:
                 side_plan = self.side_plan(side_w, room.labels, anywhere, factor)
-                side_top = case_rect.bottom + gap
+                side_top = (pager.bottom if pager is not None else case_rect.bottom) + gap
                 side_h = min(side_h - gap, max(0, panels.bottom - side_top))
                 side_rect = pygame.Rect(panels.left, side_top, inner_w, side_h)
             return _Plan(
-                accent, buttons, room.grid, case_rect, case_rows, self.side, side_rect, side_plan
-            )
+                accent, buttons, room.grid, case_rect, filled[0], self.side, side_rect,
+                side_plan, filled[1], _pager_if(p, pager, filled[0]),
+            )  # fmt: skip
         side_w = int((inner_w - gap) * room.share)
         case_rect = pygame.Rect(panels.left, panels.top, inner_w - side_w - gap, panels.height)
         side_rect = pygame.Rect(case_rect.right + gap, panels.top, side_w, panels.height)
+        case_rect, pager = _carve_pager(p, case_rect, paged)
+        if pager is not None and not _pager_fits(p, pager) and not last:
+            return None
         inner, side_inner = _case_inner(p, case_rect), _side_inner(p, side_rect)
         case_try = side_try = None
         for attempt in tries:
-            needed = self.case_need(inner.width, room.labels, need, *attempt, inner.height)
+            needed = self.need(inner.width, room.labels, need, attempt, inner.height, paged)
             if last or needed <= inner.height:
                 case_try = attempt
                 break
@@ -406,13 +471,47 @@ class _Search:
         if case_try is None or side_try is None:
             return None
         parts = self.case(inner.width, room.labels, *case_try)
-        case_rows = _case_fill(p, parts, inner.width, inner.height, need, last)
+        filled = _case_fill(p, parts, inner.width, inner.height, need, last, paged)
         side_plan = self.side_plan(side_inner.width, room.labels, *side_try)
-        if case_rows is None:
+        if filled is None:
             return None
         return _Plan(
-            accent, buttons, room.grid, case_rect, case_rows, self.side, side_rect, side_plan
-        )
+            accent, buttons, room.grid, case_rect, filled[0], self.side, side_rect, side_plan,
+            filled[1], _pager_if(p, pager, filled[0]),
+        )  # fmt: skip
+
+
+def _carve_pager(
+    p: Painter, rect: pygame.Rect, paged: bool
+) -> tuple[pygame.Rect, pygame.Rect | None]:
+    """The case panel and its pager out of ``rect``: a 15 mm column at its right (a row under
+    it in portrait), as the reasons' pager; the whole of ``rect`` when not ``paged``."""
+    if not paged:
+        return rect, None
+    side, gap = p.min_target, p.px(10)
+    if p.portrait:
+        case = pygame.Rect(rect.left, rect.top, rect.width, max(0, rect.height - side - gap))
+        return case, pygame.Rect(rect.left, case.bottom + gap, rect.width, side)
+    case = pygame.Rect(rect.left, rect.top, max(0, rect.width - side - gap), rect.height)
+    return case, pygame.Rect(case.right + gap, rect.top, side, rect.height)
+
+
+def _pager_if(
+    p: Painter, pager: pygame.Rect | None, pages: tuple[tuple[_Row, ...], ...]
+) -> pygame.Rect | None:
+    """The pager when there are pages to turn and it fits (beyond any layout it may not: the
+    pages are then turned by the level presses held back, :mod:`kiosk.screen`)."""
+    if pager is None or len(pages) < 2 or not _pager_fits(p, pager):
+        return None
+    return pager
+
+
+def _pager_fits(p: Painter, pager: pygame.Rect) -> bool:
+    """Room for ▲, "n/m" and ▼, each button 15 mm."""
+    label = p.font(p.px(22), True).get_linesize()
+    if p.portrait:
+        return pager.width >= 3 * p.min_target and pager.height >= p.min_target
+    return pager.width >= p.min_target and pager.height >= 2 * p.min_target + label
 
 
 def _buttons_area(p: Painter, room: _Room) -> pygame.Rect:
@@ -572,6 +671,12 @@ def _theme_item(
     )
 
 
+def _next(parts: _Case, after: int) -> _Row:
+    """The last line of a page of a paged list: how many cases the next pages hold."""
+    text = texts.BATCH_NEXT_FMT.format(count=after)
+    return _Row(text, (text,), parts.item_size, ACCENT, bold=True, fixed=True)
+
+
 def _more(parts: _Case, hidden: int) -> _Row:
     text = texts.BATCH_MORE_FMT.format(count=hidden)
     return _Row(text, (text,), parts.item_size, MUTED, fixed=True)
@@ -594,17 +699,28 @@ def _case_need(p: Painter, parts: _Case, need: int, room: int = _NEVER) -> int:
 
 
 def _case_fill(
-    p: Painter, parts: _Case | None, width: int, height: int, need: int, last: bool
-) -> tuple[_Row, ...] | None:
-    """The case panel's rows in ``height``: a list's cases as many as fit (at least ``need``),
-    room kept for "……等N件" while some are left; ``None`` when that does not fit (``last``:
-    whatever fits)."""
+    p: Painter,
+    parts: _Case | None,
+    width: int,
+    height: int,
+    need: int,
+    last: bool,
+    paged: bool = False,
+) -> tuple[tuple[tuple[_Row, ...], ...], tuple[tuple[int, ...], ...]] | None:
+    """The case panel's pages in ``height`` and the cases on each: one page with a list's
+    cases as many as fit (at least ``need``), room kept for "……等N件" while some are left;
+    ``paged``: every case, as many on each page as fit under the head, each page but the
+    last ending with how many follow.  ``None`` when that does not fit (``last``: whatever
+    fits; a case taller than a page then has a page of its own)."""
     if parts is None:
         return None
     if parts.single:
-        return _fewer_matter_lines(p, parts.head, width, height) if last else parts.head
+        rows = _fewer_matter_lines(p, parts.head, width, height) if last else parts.head
+        return (rows,), ((0,),)
+    if paged:
+        return _case_pages(p, parts, height, last)
     used = _height(p, parts.head)
-    rows: list[_Row] = list(parts.head)
+    rows_: list[_Row] = list(parts.head)
     count = parts.count
     more_h = _more(parts, count).height(p)
     shown = 0
@@ -614,14 +730,48 @@ def _case_fill(
         if item is None or used + _height(p, item) + reserve > height:
             break
         item_h = _height(p, item)
-        rows.extend(item)
+        rows_.extend(item)
         used += item_h
         shown += 1
+    index = (tuple(range(shown)),)
     if shown == count:
-        return tuple(rows)
+        return (tuple(rows_),), index
     if (shown < min(need, count) or used + more_h > height) and not last:
         return None
-    return (*rows, _more(parts, count - shown))
+    return ((*rows_, _more(parts, count - shown)),), index
+
+
+def _case_pages(
+    p: Painter, parts: _Case, height: int, last: bool
+) -> tuple[tuple[tuple[_Row, ...], ...], tuple[tuple[int, ...], ...]] | None:
+    """A list cut into pages of ``height``: the head on each, then its cases in order, and
+    (but on the last page) the line saying how many cases the next pages hold."""
+    head_h = _height(p, parts.head)
+    next_h = _next(parts, parts.count).height(p)
+    pages: list[tuple[_Row, ...]] = []
+    index: list[tuple[int, ...]] = []
+    rows: list[_Row] = list(parts.head)
+    on_page: list[int] = []
+    used = head_h
+    for i in range(parts.count):
+        item = parts.item(i)
+        if item is None and not last:
+            return None
+        item = item or ()
+        item_h = _height(p, item)
+        reserve = next_h if i < parts.count - 1 else 0
+        if on_page and used + item_h + reserve > height:
+            pages.append((*rows, _next(parts, parts.count - i)))
+            index.append(tuple(on_page))
+            rows, on_page, used = list(parts.head), [], head_h
+        if used + item_h + reserve > height and not last:
+            return None  # one case alone does not fit a page
+        rows.extend(item)
+        on_page.append(i)
+        used += item_h
+    pages.append(tuple(rows))
+    index.append(tuple(on_page))
+    return tuple(pages), tuple(index)
 
 
 def _fewer_matter_lines(

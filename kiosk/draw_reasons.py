@@ -115,7 +115,7 @@ def draw_reasons(p: Painter, v: ScreenView) -> None:
     for y, row, heading in plan.pages[page]:
         _draw_row(p, v, row, chips, area.top + y, heading)
     if pages > 1:
-        _pager(p, _pager_rect(p, area), page, pages)
+        draw_pager(p, _pager_rect(p, area), page, pages)
     _bottom_bar(p, v, bar_top, bar_h, hint_h)
 
 
@@ -285,7 +285,7 @@ def _draw_row(
         p.block(row.heading, p.px(22), ACCENT, box, bold=True, align="left")
 
 
-def _pager(p: Painter, bar: pygame.Rect, page: int, pages: int) -> None:
+def draw_pager(p: Painter, bar: pygame.Rect, page: int, pages: int) -> None:
     """▲ first, "page/pages" between, ▼ last (top to bottom, or left to right in portrait);
     the button at an end disabled."""
     if p.portrait:

@@ -9,6 +9,12 @@ shows and turns it on a tap of the pager (or PageUp / PageDown) itself; that is 
 the session.  A new reason screen starts at its first page, and choosing 其他 shows the page of
 its text field.
 
+A batch too long for the case panel is paged the same way (:mod:`kiosk.draw_presenting`), and
+the screen also keeps which of its cases were drawn on a page shown since the cases came
+(:attr:`Screen.cases_unseen`; kept through the reason screen and back, forgotten on any other
+screen).  The app holds a level press back while one was not shown: :meth:`Screen.show_unseen`
+turns to the first page not shown instead (art. 24: a citizen rates only cases they saw).
+
 One tap is one action: a touch arrives from SDL as ``FINGERDOWN`` *and* as a synthetic
 ``MOUSEBUTTONDOWN`` with ``touch=True``; only the finger event is used.  A real mouse click
 (``touch=False``) is handled too, for a desk test.
@@ -62,6 +68,7 @@ from kiosk.view import (
     Backspace,
     PressLevel,
     ScreenView,
+    ShownCase,
     Submit,
     TurnPage,
     TypeText,
@@ -180,6 +187,8 @@ class Screen:
         self._painter = Painter(frame, self.font_path, bold_path=self.bold_path, dpi=dpi)
         self._view: ScreenView | None = None
         self._page_key: tuple[object, ...] | None = None
+        self._cases_key: tuple[object, ...] | None = None
+        self._cases_seen: set[int] = set()
         self._text_input = False
         pygame.key.stop_text_input()  # started only while 其他 is being typed
 
@@ -236,12 +245,20 @@ class Screen:
         elif view.other_selected and not (before is not None and before.other_selected):
             self._painter.page = None  # 其他 just chosen: its page
         self._page_key = key
+        if view.screen == "presenting":
+            cases = (view.cases, view.item_index)
+            if cases != self._cases_key:  # other cases: none of them shown yet
+                self._cases_key, self._cases_seen = cases, set()
+        elif view.screen != "reasons":  # the rating ended (返回 from the reasons keeps them)
+            self._cases_key, self._cases_seen = None, set()
         self._draw(view)
 
     def restart_pages(self) -> None:
-        """The next render shows its view's default page, as if the screen were new."""
+        """The next render shows its view's default page, as if the screen were new (and no
+        case of a batch counts as shown)."""
         self._page_key = None
         self._view = None
+        self._cases_key, self._cases_seen = None, set()
 
     def _draw(self, view: ScreenView) -> None:
         self._view = view
@@ -249,6 +266,13 @@ class Screen:
         painter.layout = Layout(screen=view.screen)
         painter.surface.fill(BACKGROUND)
         DRAW[view.screen](painter, view)
+        if view.screen == "presenting":
+            layout = painter.layout
+            self._cases_seen.update(
+                key.index
+                for key, page in layout.page_of.items()
+                if isinstance(key, ShownCase) and page == layout.page
+            )
         if view.screen != "screensaver":  # nothing lit in a fixed place: no burn-in
             painter.online_dot(view.online)
         painter.page = painter.layout.page if painter.layout.pages > 1 else None
@@ -269,8 +293,30 @@ class Screen:
 
     @property
     def pages(self) -> int:
-        """How many pages the last rendered screen takes (1 but for long reason lists)."""
+        """How many pages the last rendered screen takes (1 but for long reason lists and long
+        batches)."""
         return self._painter.layout.pages
+
+    @property
+    def cases_unseen(self) -> tuple[int, ...]:
+        """The places (from 0) of the rating screen's cases not drawn on any page shown since
+        they came; ``()`` on every other screen."""
+        view = self._view
+        if view is None or view.screen != "presenting":
+            return ()
+        return tuple(i for i in range(len(view.cases)) if i not in self._cases_seen)
+
+    def show_unseen(self) -> bool:
+        """Show the first page holding a case of the rating screen not shown yet and redraw;
+        False when every case was shown (a level press may then rate them)."""
+        unseen = self.cases_unseen
+        if not unseen or self._view is None:
+            return False
+        page = self._painter.layout.page_of.get(ShownCase(unseen[0]))
+        if page is not None:
+            self._painter.page = page
+            self._draw(self._view)
+        return True
 
     def turn_page(self, step: int) -> bool:
         """Show the page ``step`` pages on (▲ -1, ▼ +1) and redraw; False at either end."""
@@ -323,7 +369,8 @@ class Screen:
             return None
         kind = event.type
         if kind == pygame.KEYDOWN:
-            if view.screen == "reasons" and event.key in (pygame.K_PAGEUP, pygame.K_PAGEDOWN):
+            paged = view.screen in ("reasons", "presenting")
+            if paged and event.key in (pygame.K_PAGEUP, pygame.K_PAGEDOWN):
                 self.turn_page(-1 if event.key == pygame.K_PAGEUP else 1)
                 return None
             return _key_action(view, event)
@@ -384,7 +431,9 @@ def _clamp(value: int, size: int) -> int:
 
 def _page_key(view: ScreenView) -> tuple[object, ...] | None:
     """What makes a reason screen another one (its page starts again): the level and what it
-    offers; ``None`` for every other screen."""
+    offers; a rating screen: its cases; ``None`` for every other screen."""
+    if view.screen == "presenting":
+        return ("presenting", view.cases, view.item_index)
     if view.screen != "reasons":
         return None
     offered = tuple(item.code for item in view.reasons)

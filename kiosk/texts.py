@@ -115,6 +115,7 @@ REQUIRED: frozenset[str] = frozenset(
         "labelled_fmt",
         "batch_count_fmt",
         "batch_more_fmt",
+        "batch_next_fmt",
         "batch_line_fmt",
         "theme_fmt",
         "button_expand_theme",

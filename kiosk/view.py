@@ -181,6 +181,14 @@ class TurnPage:
 
 
 @dataclass(frozen=True)
+class ShownCase:
+    """A case of the rating screen's list by its place (from 0): the key under which the
+    layout's ``page_of`` says on which page of the case panel it is drawn.  Not an action."""
+
+    index: int
+
+
+@dataclass(frozen=True)
 class ExpandTheme:
     """分项评价 on a theme's rating screen: rate each linked item instead of overall."""
 

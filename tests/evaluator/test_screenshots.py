@@ -193,8 +193,9 @@ def check_content(s: Screen, view: ScreenView, where: str) -> None:
     else:
         has(texts.BATCH_COUNT_FMT.format(count=len(view.cases)))
         serials = sum(any(serial in line for line in shown) for _, serial in view.cases)
-        if serials < len(view.cases):
-            has(texts.BATCH_MORE_FMT.format(count=len(view.cases) - serials))
+        if serials < len(view.cases):  # the first page of several: how many follow
+            assert s.pages > 1, f"{where}: cases left out of a screen with one page"
+            has(texts.BATCH_NEXT_FMT.format(count=len(view.cases) - serials))
     if view.terminal:
         has(view.terminal)
     else:
@@ -360,6 +361,10 @@ def test_the_presenting_shots_show_one_case_a_batch_a_theme_and_the_notice(
     assert views["presenting"].seconds_left == 60 - screenshots.LOOK
     batch = views["presenting_batch"]
     assert len(batch.cases) > 1 and len({m for m, _ in batch.cases}) == 1
+    paged = views["presenting_batch_paged"]
+    assert len(paged.cases) == screenshots.LONG_BATCH
+    screen.render(paged)
+    assert screen.pages > 1 and screen.layout.boxes.get("pager") is not None
     assert views["presenting_theme"].theme == screenshots.THEME["name"]
     assert views["storage_notice"].message == texts.STORAGE_FAILED
     for name in ("presenting_theme", "storage_notice"):

@@ -106,3 +106,21 @@ def test_other_resolution_scales() -> None:
             assert s.surface.get_rect().contains(rect)
     finally:
         s.close()
+
+
+def test_a_long_batch_pages_by_key_and_a_level_key_is_still_a_press(screen: Screen) -> None:
+    """PageDown / PageUp turn the case pages as they turn the reasons'; keys 1–5 still give
+    the level (whether it rates is the app's: it holds the press back while a case is
+    unseen)."""
+    cases = tuple((MATTER, f"{SERIAL[:-2]}{i:02d}") for i in range(30))
+    screen.render(presenting(cases=cases))
+    assert screen.pages > 1 and screen.page == 0
+    unseen = len(screen.cases_unseen)
+    down = pygame.event.Event(pygame.KEYDOWN, key=pygame.K_PAGEDOWN, scancode=0, mod=0)
+    assert screen.translate(down) is None
+    assert screen.page == 1 and len(screen.cases_unseen) < unseen
+    up = pygame.event.Event(pygame.KEYDOWN, key=pygame.K_PAGEUP, scancode=0, mod=0)
+    assert screen.translate(up) is None and screen.page == 0
+    one = pygame.event.Event(pygame.KEYDOWN, key=pygame.K_1, scancode=30, mod=0)
+    assert screen.translate(one) == PressLevel(BUTTON_ORDER[0])
+    assert screen.page == 0, "a key press never turns the page by itself"

@@ -4,8 +4,9 @@ Worst-case data the requests allow (evaluator/rules/request.py: the longest seri
 characters it may hold, a clerk name, 工号 and 终端机编号 of the longest, a theme of long matter
 names, a batch and a theme of ten, the "not saved" notice) at every panel size of kiosk.sizes and
 in both languages, on real pixels: the 业务流水号 of every case shown, the clerk's name and 工号
-(or the 终端机编号) are drawn whole, the matter on up to three lines ("…" only beyond), a list's
-hidden cases stand in "……等N件", and no two texts overlap.  What may give is named: the theme's
+(or the 终端机编号) are drawn whole, the matter on up to three lines ("…" only beyond), every
+case of a list on some page (a long list is paged, never "……等N件"), at no less than the
+smallest text size, and no two texts overlap on any page.  What may give is named: the theme's
 line (shortened with "…"), and on a panel denser than any of the sizes the labels (recorded as
 not shown).  Beyond any layout, nothing vanishes from the painter's record.
 """
@@ -22,13 +23,13 @@ import pytest
 
 from evaluator.rules.request import NAME_MAX, PERSON_MAX, SERIAL_MAX
 from kiosk import texts
-from kiosk.draw_presenting import MATTER_LINES
+from kiosk.draw_presenting import MATTER_LINES, SMALLEST
 from kiosk.layout import Drawn, fits, wrap_words
 from kiosk.painter import Painter
 from kiosk.palette import INK
 from kiosk.screen import Screen
 from kiosk.sizes import SIZES, PanelSize
-from kiosk.view import ScreenView
+from kiosk.view import ScreenView, ShownCase
 
 WQY = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
 #: The characters a serial may hold (request.py: [0-9A-Za-z._:/-]).
@@ -159,6 +160,65 @@ def matter_shown(records: Sequence[Drawn], matter: str) -> bool:
     return False
 
 
+def pages_of(s: Screen) -> Iterator[int]:
+    """Each page of the screen shown in turn from the first, then the first again."""
+    while s.page > 0:
+        s.turn_page(-1)
+    for page in range(s.pages):
+        if page:
+            assert s.turn_page(1), f"no page {page + 1} of {s.pages}"
+        assert s.page == page
+        yield page
+    while s.page > 0:
+        s.turn_page(-1)
+
+
+def on_page(s: Screen) -> set[int]:
+    """The places of the cases the layout says are on the page shown."""
+    layout = s.layout
+    return {
+        key.index
+        for key, page in layout.page_of.items()
+        if isinstance(key, ShownCase) and page == layout.page
+    }
+
+
+def check_cases(s: Screen, view: ScreenView, where: str) -> None:
+    """Every case of a list whole on the page the layout puts it on, and drawn on no other;
+    each page with the count and the batch's matter, each but the last saying how many
+    follow; every text of the case panel at no less than the smallest size."""
+    cases = view.cases
+    themed = len({m for m, _ in cases}) > 1
+    smallest = s._painter.px(SMALLEST)
+    seen: set[int] = set()
+    for page in pages_of(s):
+        here = f"{where} page {page + 1}/{s.pages}"
+        case = in_box(s, "case")
+        shown = on_page(s)
+        assert shown, f"{here}: no case on the page"
+        for i, (matter, number) in enumerate(cases):
+            if i in shown:
+                assert whole(case, number), f"{here}: {number!r} is not shown whole"
+                if themed:
+                    assert matter_shown(case, matter), f"{here}: {matter!r} is cut"
+            else:
+                assert not any(number in d.text for d in s.layout.texts), f"{here}: {number!r}"
+        seen |= shown
+        if not themed:
+            assert matter_shown(case, cases[0][0]), f"{here}: the batch's matter is cut"
+        count = texts.BATCH_COUNT_FMT.format(count=len(cases))
+        assert whole(case, count), f"{here}: {count!r} is not shown"
+        if page < s.pages - 1:
+            after = len(cases) - max(shown) - 1
+            follow = texts.BATCH_NEXT_FMT.format(count=after)
+            assert whole(case, follow), f"{here}: {follow!r} is not shown"
+        more = texts.BATCH_MORE_FMT.format(count=len(cases))[:3]
+        assert not any(d.text.startswith(more) for d in case), f"{here}: cases only counted"
+        assert all(d.size >= smallest for d in case if d.shown), f"{here}: a text too small"
+    missing = set(range(len(cases))) - seen
+    assert not missing, f"{where}: cases on no page: {sorted(missing)}"
+
+
 def check_fields(s: Screen, view: ScreenView, where: str) -> None:
     """Who and what is rated, whole (see the module)."""
     case = in_box(s, "case")
@@ -167,23 +227,7 @@ def check_fields(s: Screen, view: ScreenView, where: str) -> None:
         assert whole(case, cases[0][1]), f"{where}: the serial is not shown whole"
         assert matter_shown(case, cases[0][0]), f"{where}: the matter is cut"
     else:
-        shown = 0
-        for matter, number in cases:
-            if not whole(case, number):
-                break
-            if len({m for m, _ in cases}) > 1:
-                assert matter_shown(case, matter), f"{where}: {matter!r} is cut"
-            shown += 1
-        assert shown >= 1, f"{where}: no case of the list is shown"
-        # The first cases are shown, the rest only counted: none of them drawn, even cut.
-        assert not any(number in d.text for _, number in cases[shown:] for d in s.layout.texts)
-        if len({m for m, _ in cases}) == 1:
-            assert matter_shown(case, cases[0][0]), f"{where}: the batch's matter is cut"
-        if shown < len(cases):
-            more = texts.BATCH_MORE_FMT.format(count=len(cases) - shown)
-            assert whole(case, more), f"{where}: {more!r} is not shown"
-        count = texts.BATCH_COUNT_FMT.format(count=len(cases))
-        assert whole(case, count), f"{where}: {count!r} is not shown"
+        check_cases(s, view, where)
     if view.terminal:
         side = in_box(s, "terminal")
         number = texts.LABELLED_FMT.format(label=texts.LABEL_TERMINAL, value=view.terminal)
@@ -255,7 +299,8 @@ def test_the_worst_data_is_shown_whole_at_every_size(size: PanelSize, language: 
                 where = f"{size.name} {language} {name}"
                 s.render(view)
                 check_fields(s, view, where)
-                check_apart(s, where)
+                for page in pages_of(s):
+                    check_apart(s, f"{where} page {page + 1}")
                 # Only the decoration gave: the theme's line, a matter past three lines.
                 assert gave(s, view) <= {"theme", "matter"}, f"{where}: {gave(s, view)}"
                 for label in (texts.LABEL_MATTER, texts.LABEL_CLERK):

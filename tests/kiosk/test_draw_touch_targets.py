@@ -1,6 +1,7 @@
 """The targets of a touch-only pad (issue 6): 常用意见 under 其他 on the reason screen and
 分项评价 on a theme's rating screen, at every panel size (kiosk.sizes.SIZES), on real pixels:
-every target at least 15 mm each way at the panel's dpi, all of them reachable by paging."""
+every target at least 15 mm each way at the panel's dpi, all of them reachable by paging; and
+every case of a batch up to the protocol's most on some page of the rating screen (issue 15)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from evaluator.rules.levels import Level
 from evaluator.rules.phrases import PHRASE_MAX, PHRASES_MAX, shipped_phrases
 from evaluator.rules.reasons import OTHER_CODE, OTHER_TEXT, load_reasons
+from evaluator.rules.request import CASES_MAX
 from kiosk import texts
 from kiosk.palette import ACCENT
 from kiosk.screen import Screen
@@ -28,7 +30,9 @@ from kiosk.view import (
     ToggleAgency,
     TogglePhrase,
     ToggleReason,
+    TurnPage,
 )
+from tests.kiosk import test_draw_presenting_fit as fit
 from tests.kiosk.screen_views import assert_display_shows_frame, rotated_screen, tap_event, turn_to
 
 AGENCIES = ("市公安局", "市政务服务数据管理局")
@@ -219,3 +223,73 @@ def _accent_extent(s: Screen) -> int:
         if tuple(s.surface.get_at((x, y)))[:3] == ACCENT
     ]
     return max(xs) - min(xs) + 1 if xs else 0
+
+
+# -- a batch's cases, paged (issue 15) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("language", texts.LANGUAGES)
+@pytest.mark.parametrize("count", [1, 3, 12, CASES_MAX])
+def test_every_case_of_a_batch_is_shown_on_a_page_turned_by_touch(
+    sized: Screen, count: int, language: str
+) -> None:
+    with texts.using(language):
+        _every_case_shown(sized, count)
+
+
+def _every_case_shown(sized: Screen, count: int) -> None:
+    """A batch of the widest serials the protocol allows, the longest clerk and the notice:
+    every case is whole on some page at no less than the smallest text size, the pages are
+    turned by real finger taps on the pager (15 mm, apart from the level buttons and the
+    panels), and the screen counts a case as shown only once its page was shown."""
+    cases = tuple((fit.LONG_MATTERS[0], fit.serial(i)) for i in range(count))
+    view = ScreenView(
+        "presenting",
+        window="1号窗口",
+        clerk_name=fit.NAME,
+        clerk_id=fit.CLERK_ID,
+        cases=cases,
+        seconds_left=58,
+        message=texts.STORAGE_FAILED,
+    )
+    sized.render(view)
+    pages = sized.pages
+    assert pages == 1 or count > 1, "one case is never paged"
+    assert set(sized.cases_unseen) == set(range(count)) - fit.on_page(sized)
+    for page in range(pages):
+        where = f"{count} cases, page {page + 1}/{pages}"
+        assert sized.page == page
+        fit.check_apart(sized, where)
+        _assert_15_mm(sized)
+        levels = [t for t in sized.layout.targets if isinstance(t.action, PressLevel)]
+        assert len(levels) == 5 and all(t.enabled for t in levels), where
+        assert sized.translate(tap_event(sized, levels[0].rect)) == levels[0].action
+        if page < pages - 1:
+            assert sized.cases_unseen, f"{where}: a page not shown yet counts as shown"
+            down = sized.layout.find(TurnPage(1))
+            assert down is not None and down.enabled, where
+            assert sized.translate(tap_event(sized, down.rect)) is None  # the screen turns it
+    assert sized.cases_unseen == () and not sized.show_unseen()
+    fit.check_fields(sized, view, f"{count} cases")  # each case whole on its page
+    if pages > 1:  # a new batch: none of its cases shown yet
+        other = tuple((matter, fit.serial(99 - i)) for i, (matter, _) in enumerate(cases))
+        sized.render(ScreenView(**{**view.__dict__, "cases": other}))
+        assert sized.page == 0 and sized.cases_unseen
+
+
+def test_show_unseen_turns_to_the_first_page_not_shown(sized: Screen) -> None:
+    cases = tuple(("不动产登记", f"4405002026112600{i:04d}") for i in range(CASES_MAX))
+    view = ScreenView("presenting", window="1号窗口", clerk_name="陈晓明", clerk_id="A1023",
+                      cases=cases, seconds_left=58)  # fmt: skip
+    sized.render(view)
+    assert sized.pages > 2
+    turned = [sized.page]
+    while sized.show_unseen():
+        turned.append(sized.page)
+    assert turned == list(range(sized.pages)) and sized.cases_unseen == ()
+    sized.render(ScreenView(**{**view.__dict__, "seconds_left": 57}))  # the countdown
+    assert sized.page == sized.pages - 1, "the countdown turned the page back"
+    assert sized.cases_unseen == ()
+    sized.render(ScreenView("idle", window="1号窗口"))  # the rating ended: forgotten
+    sized.render(view)
+    assert sized.page == 0 and len(sized.cases_unseen) > 0
