@@ -8,14 +8,17 @@ in ``tests/campaigns/``.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +55,53 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise SupportError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.05)
+
+
+class LogLines(logging.Handler):
+    """One logger's records at ``level`` and above as they come, from any thread: for tests that
+    wait for a line (never sleep for one)."""
+
+    def __init__(self, level: int = logging.WARNING) -> None:
+        super().__init__(level)
+        self.records: list[logging.LogRecord] = []
+        self.guard = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self.guard:
+            self.records.append(record)
+
+    def messages(self) -> list[str]:
+        with self.guard:
+            return [r.getMessage() for r in self.records]
+
+    def having(self, *words: str) -> list[str]:
+        """The lines holding all of ``words``, now."""
+        return [m for m in self.messages() if all(w in m for w in words)]
+
+    def wait_for(self, *words: str, timeout: float = 10.0) -> str:
+        """The first line holding all of ``words``, waited for."""
+        deadline = time.monotonic() + timeout
+        while not self.having(*words):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no line with {words} in {self.messages()}")
+            time.sleep(0.02)
+        return self.having(*words)[0]
+
+
+@contextmanager
+def log_lines(name: str, level: int = logging.WARNING) -> Iterator[LogLines]:
+    """A ``LogLines`` on the logger ``name``, whose level is ``level`` meanwhile (whatever an
+    earlier test left on it or its parents), both put back after."""
+    handler = LogLines(level)
+    logger = logging.getLogger(name)
+    was = logger.level
+    logger.setLevel(level)
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(was)
 
 
 def stop_threads(threads: list[Any], timeout: float) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import logging
 import shutil
 import socket
 import subprocess
@@ -30,7 +29,7 @@ from sync import tlscerts
 from sync.linkerror import FailureLog, LinkError
 from sync.mqtt import SyncWorker
 from tests.conftest import require_binary
-from tests.support import Broker, free_port
+from tests.support import Broker, LogLines, free_port, log_lines
 from tests.sync.test_mqtt import wait_until
 from tests.sync.workers import worker_factory
 from tests.tlsbroker import CityPki, Identity, TlsBroker
@@ -40,50 +39,11 @@ DEVICE = "pad-link"
 TOLD_WITHIN = 10.0
 
 
-class Lines(logging.Handler):
-    """The sync worker's log records at WARNING and above, as they come (any thread)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.records: list[logging.LogRecord] = []
-        self.guard = threading.Lock()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        with self.guard:
-            self.records.append(record)
-
-    def messages(self) -> list[str]:
-        with self.guard:
-            return [r.getMessage() for r in self.records]
-
-    def wait_for(self, *words: str, timeout: float = TOLD_WITHIN) -> str:
-        """The first line holding all of ``words``, waited for (never slept for)."""
-        found: list[str] = []
-
-        def there() -> bool:
-            found[:] = [m for m in self.messages() if all(w in m for w in words)]
-            return bool(found)
-
-        try:
-            wait_until(there, timeout, f"a warning with {words}")
-        except AssertionError:
-            raise AssertionError(f"no warning with {words} in {self.messages()}") from None
-        return found[0]
-
-
 @pytest.fixture
-def lines() -> Iterator[Lines]:
-    handler = Lines()
-    logger = logging.getLogger("sync.mqtt")
-    # The level is the one under test, whatever an earlier test left on "sync" or here.
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    logger.addHandler(handler)
-    try:
+def lines() -> Iterator[LogLines]:
+    # the level is the one under test, whatever an earlier test left on "sync" or here
+    with log_lines("sync.mqtt") as handler:
         yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
 
 
 @pytest.fixture(scope="module")
@@ -108,10 +68,10 @@ def tls_options(who: Identity | None, ca: Path) -> dict[str, str]:
     }
 
 
-def assert_told(worker: SyncWorker, lines: Lines, cause: str, *words: str) -> str:
+def assert_told(worker: SyncWorker, lines: LogLines, cause: str, *words: str) -> str:
     """The warning names the broker and ``words``; the status holds ``cause``."""
     url = str(worker.brokers[0])
-    line = lines.wait_for("cannot connect to", url, *words)
+    line = lines.wait_for("cannot connect to", url, *words, timeout=TOLD_WITHIN)
     link = worker.status.link
     assert link is not None and link.cause == cause, (link, line)
     assert link.broker == url and link.count >= 1 and link.since and not link.until
@@ -123,12 +83,12 @@ def assert_told(worker: SyncWorker, lines: Lines, cause: str, *words: str) -> st
 # --- each cause --------------------------------------------------------------------------------
 
 
-def test_refused_a_port_nobody_listens_on(make: Callable[..., SyncWorker], lines: Lines) -> None:
+def test_refused_a_port_nobody_listens_on(make: Callable[..., SyncWorker], lines: LogLines) -> None:
     worker = make(brokers=[f"mqtt://127.0.0.1:{free_port()}"])
     assert_told(worker, lines, "refused", "connection refused")
 
 
-def test_a_name_that_does_not_resolve(make: Callable[..., SyncWorker], lines: Lines) -> None:
+def test_a_name_that_does_not_resolve(make: Callable[..., SyncWorker], lines: LogLines) -> None:
     worker = make(brokers=["mqtt://city-broker.invalid:1883"])
     assert_told(worker, lines, "dns", "does not resolve")
 
@@ -169,14 +129,14 @@ def silent() -> Iterator[Silent]:
 
 
 def test_no_connack_is_a_timeout(
-    make: Callable[..., SyncWorker], lines: Lines, silent: Silent
+    make: Callable[..., SyncWorker], lines: LogLines, silent: Silent
 ) -> None:
     worker = make(brokers=[f"mqtt://127.0.0.1:{silent.port}"])
     assert_told(worker, lines, "timeout", "no CONNACK within 1 s")
 
 
 def test_a_tls_handshake_that_never_ends_is_a_timeout(
-    make: Callable[..., SyncWorker], lines: Lines, silent: Silent, pki: CityPki
+    make: Callable[..., SyncWorker], lines: LogLines, silent: Silent, pki: CityPki
 ) -> None:
     worker = make(brokers=[f"mqtts://127.0.0.1:{silent.port}"],
                   **tls_options(pki.client(DEVICE), pki.ca.cert_path))  # fmt: skip
@@ -184,7 +144,7 @@ def test_a_tls_handshake_that_never_ends_is_a_timeout(
 
 
 def test_a_tls_url_to_a_plain_mqtt_listener(
-    make: Callable[..., SyncWorker], lines: Lines, broker: Broker, pki: CityPki
+    make: Callable[..., SyncWorker], lines: LogLines, broker: Broker, pki: CityPki
 ) -> None:
     worker = make(brokers=[f"mqtts://127.0.0.1:{broker.port}"],
                   **tls_options(pki.client(DEVICE), pki.ca.cert_path))  # fmt: skip
@@ -201,7 +161,7 @@ def city(pki: CityPki) -> Iterator[TlsBroker]:
 
 
 def test_a_broker_certificate_of_another_ca(
-    make: Callable[..., SyncWorker], lines: Lines, city: TlsBroker, pki: CityPki, tmp_path: Path
+    make: Callable[..., SyncWorker], lines: LogLines, city: TlsBroker, pki: CityPki, tmp_path: Path
 ) -> None:
     other = tlscerts.make_ca(tmp_path / "other-ca")
     worker = make(brokers=[f"mqtts://127.0.0.1:{city.port}"],
@@ -211,14 +171,14 @@ def test_a_broker_certificate_of_another_ca(
 
 
 def test_our_certificate_refused_when_we_show_none(
-    make: Callable[..., SyncWorker], lines: Lines, city: TlsBroker, pki: CityPki
+    make: Callable[..., SyncWorker], lines: LogLines, city: TlsBroker, pki: CityPki
 ) -> None:
     worker = make(brokers=[f"mqtts://127.0.0.1:{city.port}"], **tls_options(None, pki.ca.cert_path))
     assert_told(worker, lines, "cert_refused", "refused our client certificate")
 
 
 def test_our_certificate_refused_when_another_ca_signed_it(
-    make: Callable[..., SyncWorker], lines: Lines, city: TlsBroker, pki: CityPki, tmp_path: Path
+    make: Callable[..., SyncWorker], lines: LogLines, city: TlsBroker, pki: CityPki, tmp_path: Path
 ) -> None:
     stranger = CityPki(tmp_path / "stranger").client(DEVICE)
     worker = make(brokers=[f"mqtts://127.0.0.1:{city.port}"],
@@ -282,7 +242,7 @@ def city_with(pki: CityPki) -> Iterator[Callable[[Identity], TlsBroker]]:
     ],
 )
 def test_a_broker_certificate_we_refuse(
-    make: Callable[..., SyncWorker], lines: Lines, city_with: Callable[[Identity], TlsBroker],
+    make: Callable[..., SyncWorker], lines: LogLines, city_with: Callable[[Identity], TlsBroker],
     pki: CityPki, tmp_path: Path, cause: str, words: str, server: dict[str, Any],
 ) -> None:  # fmt: skip
     city = city_with(broker_cert(pki, tmp_path / "server", **server))
@@ -314,7 +274,11 @@ def login_broker(tmp_path: Path) -> Iterator[Broker]:
     [("5", "CONNACK 0x87 Not authorized"), ("3.1.1", "CONNACK return code 5: not authorized")],
 )
 def test_a_connack_that_refuses_a_wrong_password(
-    make: Callable[..., SyncWorker], lines: Lines, login_broker: Broker, protocol: str, words: str
+    make: Callable[..., SyncWorker],
+    lines: LogLines,
+    login_broker: Broker,
+    protocol: str,
+    words: str,
 ) -> None:
     worker = make(brokers=[f"mqtt://127.0.0.1:{login_broker.port}"], protocol=protocol,
                   username="pad", password="wrong-secret")  # fmt: skip
@@ -365,7 +329,7 @@ class Refusing:
     ],
 )
 def test_a_connack_reason_is_named_with_its_number(
-    make: Callable[..., SyncWorker], lines: Lines, protocol: str, connack: bytes, words: str
+    make: Callable[..., SyncWorker], lines: LogLines, protocol: str, connack: bytes, words: str
 ) -> None:
     server = Refusing(connack)
     try:
@@ -379,7 +343,7 @@ def test_a_connack_reason_is_named_with_its_number(
 
 
 def test_twenty_failures_in_a_row_are_one_line_and_a_count(
-    make: Callable[..., SyncWorker], lines: Lines
+    make: Callable[..., SyncWorker], lines: LogLines
 ) -> None:
     worker = make(brokers=[f"mqtt://127.0.0.1:{free_port()}"], reconnect_min=0.05,
                   reconnect_max=0.05)  # fmt: skip
@@ -391,7 +355,7 @@ def test_twenty_failures_in_a_row_are_one_line_and_a_count(
 
 
 def test_the_recovery_is_told_once_with_the_failures(
-    make: Callable[..., SyncWorker], lines: Lines, tmp_path: Path
+    make: Callable[..., SyncWorker], lines: LogLines, tmp_path: Path
 ) -> None:
     require_binary("mosquitto")
     later = Broker(tmp_path)  # its port is free until it starts
@@ -409,7 +373,7 @@ def test_the_recovery_is_told_once_with_the_failures(
 
 
 def test_a_change_of_cause_is_told_at_once(
-    make: Callable[..., SyncWorker], lines: Lines, silent: Silent
+    make: Callable[..., SyncWorker], lines: LogLines, silent: Silent
 ) -> None:
     port = free_port()
     worker = make(brokers=[f"mqtt://127.0.0.1:{port}"], failure_log_every=3600.0)
@@ -474,7 +438,7 @@ def test_what_paho_logs_after_the_handshake_names_the_cause(text: str, cause: st
 
 
 def test_the_retained_status_tells_the_city_why_the_link_had_failed(
-    make: Callable[..., SyncWorker], lines: Lines, tmp_path: Path
+    make: Callable[..., SyncWorker], lines: LogLines, tmp_path: Path
 ) -> None:
     from tests.sync.test_mqtt_events import Peer, assert_valid, schema
 
@@ -502,7 +466,7 @@ def test_the_retained_status_tells_the_city_why_the_link_had_failed(
 
 
 def test_an_expiring_client_certificate_is_in_the_status_and_logged(
-    make: Callable[..., SyncWorker], lines: Lines, city: TlsBroker, pki: CityPki, tmp_path: Path
+    make: Callable[..., SyncWorker], lines: LogLines, city: TlsBroker, pki: CityPki, tmp_path: Path
 ) -> None:
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
@@ -556,7 +520,7 @@ def test_the_certificate_check_reads_expired_and_unreadable_files(
 
 
 def test_our_own_tls_files_that_cannot_be_used(
-    make: Callable[..., SyncWorker], lines: Lines, pki: CityPki, tmp_path: Path
+    make: Callable[..., SyncWorker], lines: LogLines, pki: CityPki, tmp_path: Path
 ) -> None:
     missing = Identity(DEVICE, tmp_path / "nowhere.crt", tmp_path / "nowhere.key", pki.ca.cert_path)
     worker = make(brokers=[f"mqtts://127.0.0.1:{free_port()}"],
@@ -605,7 +569,7 @@ def test_a_flapping_link_is_one_line_a_minute_not_one_per_connection() -> None:
 
 
 def test_a_session_taken_over_is_told_once_not_per_kick(
-    make: Callable[..., SyncWorker], lines: Lines, broker: Broker
+    make: Callable[..., SyncWorker], lines: LogLines, broker: Broker
 ) -> None:
     """Another client with the pad's id (a second pad provisioned with the same name) takes the
     session over, again and again: each kick was a WARNING 'connection lost (socket closed)',
@@ -636,7 +600,7 @@ def test_a_session_taken_over_is_told_once_not_per_kick(
 
 
 def test_a_disconnect_from_the_broker_is_told_with_its_reason_code(
-    make: Callable[..., SyncWorker], lines: Lines
+    make: Callable[..., SyncWorker], lines: LogLines
 ) -> None:
     """An MQTT 5 broker that ends the session with a DISCONNECT names why (0x8E Session taken
     over, 0x87 Not authorized, ...): the line and the status say it."""
@@ -655,7 +619,7 @@ def test_a_disconnect_from_the_broker_is_told_with_its_reason_code(
 
 
 def test_a_certificate_renewed_while_running_is_used_without_a_restart(
-    make: Callable[..., SyncWorker], lines: Lines, city: TlsBroker, pki: CityPki, tmp_path: Path
+    make: Callable[..., SyncWorker], lines: LogLines, city: TlsBroker, pki: CityPki, tmp_path: Path
 ) -> None:
     """The broker refuses the pad's certificate (expired, revoked, another CA's); the
     technician puts the new one at tls_cert and tls_key.  paho's TLS context had loaded the
@@ -723,7 +687,7 @@ def test_a_wall_clock_set_by_ntp_checks_the_certificate_again(
 
 
 def test_each_broker_of_several_is_told_and_then_counted(
-    make: Callable[..., SyncWorker], lines: Lines, silent: Silent
+    make: Callable[..., SyncWorker], lines: LogLines, silent: Silent
 ) -> None:
     """[mqtt] urls tried in turn: the rate limit is per broker and cause, so a broker that
     fails like another is not hidden behind it, and neither floods."""

@@ -4,7 +4,6 @@ code: a real ``Store`` signed by a real device key, published by the real ``Sync
 from __future__ import annotations
 
 import json
-import logging
 import math
 import socket
 import threading
@@ -24,7 +23,7 @@ from sync.keys import DeviceKey
 from sync.mqtt import SyncWorker
 from sync.mqttclient import Broker as BrokerAt
 from sync.store import Store
-from tests.support import Broker, free_port, stop_threads, wait_for
+from tests.support import Broker, LogLines, free_port, log_lines, stop_threads, wait_for
 from tests.sync.hub.helpers import PREFIX, chain, make_key, payload, rating_content, topic
 
 DEVICE = "440500-hall1-w12"
@@ -284,39 +283,14 @@ def test_a_postgresql_that_vanishes_mid_run_is_reconnected_at_once(
 # --- no silent failure on the link (issue 14; found by review) -----------------------------------
 
 
-class WarningLines(logging.Handler):
-    """The receiver's log records at WARNING and above."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.records: list[logging.LogRecord] = []
-        self.guard = threading.Lock()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        with self.guard:
-            self.records.append(record)
-
-    def messages(self) -> list[str]:
-        with self.guard:
-            return [r.getMessage() for r in self.records]
-
-    def having(self, *words: str) -> list[str]:
-        return [m for m in self.messages() if all(w in m for w in words)]
-
-
 @pytest.fixture
-def warnings_() -> Iterator[WarningLines]:
-    handler = WarningLines()
-    logger = logging.getLogger("sync.hub.receiver")
-    logger.addHandler(handler)
-    try:
+def warnings_() -> Iterator[LogLines]:
+    with log_lines("sync.hub.receiver") as handler:
         yield handler
-    finally:
-        logger.removeHandler(handler)
 
 
 def test_a_refused_connection_is_a_warning_in_words_rate_limited_then_the_recovery(
-    tmp_path: Path, receivers: list[Receiver], warnings_: WarningLines
+    tmp_path: Path, receivers: list[Receiver], warnings_: LogLines
 ) -> None:
     """The receiver logged each failure at INFO with the raw exception ('cannot reach ...:
     [Errno 111] Connection refused'): nothing at the default WARNING level of a service."""
@@ -346,7 +320,7 @@ def test_a_refused_connection_is_a_warning_in_words_rate_limited_then_the_recove
 
 
 def test_an_mqtts_url_to_a_plain_listener_is_named(
-    broker: Broker, tmp_path: Path, receivers: list[Receiver], warnings_: WarningLines
+    broker: Broker, tmp_path: Path, receivers: list[Receiver], warnings_: LogLines
 ) -> None:
     url = f"mqtts://127.0.0.1:{broker.port}"
     receiver = Receiver(f"sqlite:///{tmp_path / 'hub.db'}", [url], reconnect_min=0.05,
@@ -359,7 +333,7 @@ def test_an_mqtts_url_to_a_plain_listener_is_named(
 
 
 def test_a_broker_that_never_answers_is_a_timeout_within_ten_seconds(
-    tmp_path: Path, receivers: list[Receiver], warnings_: WarningLines
+    tmp_path: Path, receivers: list[Receiver], warnings_: LogLines
 ) -> None:
     """The receiver waited 2 x connect_timeout + 5 s (15 s) for a CONNACK and then said only
     'connection lost (no CONNACK)'."""
@@ -392,7 +366,7 @@ def test_a_broker_that_never_answers_is_a_timeout_within_ten_seconds(
     ],
 )  # fmt: skip
 def test_a_refusal_or_a_disconnect_names_the_brokers_reason_code(
-    tmp_path: Path, receivers: list[Receiver], warnings_: WarningLines, answer: bytes, words: str
+    tmp_path: Path, receivers: list[Receiver], warnings_: LogLines, answer: bytes, words: str
 ) -> None:
     """The CONNACK's refusal was an ERROR per attempt ('broker refused the connection: Bad
     user name or password', no number, no rate limit); a DISCONNECT's reason was not told."""
