@@ -1459,6 +1459,47 @@ class Store:
                 }
         return result
 
+    def last_ratings(self, serials: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Serial → its latest rating (by seq) in any slot and assess number: ``rating_id``,
+        ``rated_at`` (ISO) and ``clock_synced``; serials never rated are left out."""
+        wanted = list(dict.fromkeys(serials))
+        result: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(wanted, _SQL_VARS):
+            marks = ",".join("?" * len(chunk))
+            rows = self.conn.execute(
+                "SELECT c.serial, r.id, r.rated_at,"
+                " CASE WHEN json_valid(r.record)"
+                " THEN json_extract(r.record, '$.rated_clock_synced') END"
+                " FROM rating_cases c JOIN ratings r ON r.id = c.rating_id"
+                f" WHERE c.serial IN ({marks}) ORDER BY r.seq",
+                chunk,
+            ).fetchall()
+            for serial, rid, rated_at, synced in rows:  # the last one wins
+                result[serial] = {
+                    "rating_id": rid,
+                    "rated_at": rated_at or "",
+                    "clock_synced": bool(synced),
+                }
+        return result
+
+    def left_unrated(self, slots: Iterable[tuple[str, str]], assess_number: int) -> list[str]:
+        """Serials of ``(serial, slot)`` pairs (in the given order) that a presentation with
+        ``assess_number`` showed, the citizen touched, and that ended without a rating."""
+        wanted = list(dict.fromkeys(slots))
+        found: set[tuple[str, str]] = set()
+        for chunk in _chunks(wanted, _SQL_VARS // 2):
+            marks = ",".join("(?, ?)" for _ in chunk)
+            rows = self.conn.execute(
+                "SELECT c.serial, c.slot FROM presentation_cases c"
+                " JOIN presentations p ON p.id = c.presentation_id"
+                " WHERE c.assess_number = ? AND p.touched = 1"
+                " AND p.outcome IN ('cancelled', 'not_rated')"
+                f" AND (c.serial, c.slot) IN (VALUES {marks})",
+                [assess_number, *[v for pair in chunk for v in pair]],
+            ).fetchall()
+            found.update((r[0], r[1]) for r in rows)
+        return list(dict.fromkeys(s for s, slot in wanted if (s, slot) in found))
+
     def records(
         self, *, since_seq: int = 0, damage: list[DamagedRecord] | None = None
     ) -> Iterator[dict[str, Any]]:
