@@ -24,10 +24,10 @@ Guarantees, each enforced here and checked by property tests:
 * a follow-up (追加评价, ``assess_number`` 2) needs a first rating of every case in the same slot,
   at most once, within the follow-up window, and its record names the ratings it follows;
 * the counter cannot aim a re-ask (art. 4, 22): a case the citizen touched and left unrated is
-  never shown again at the counter (:data:`LEFT_UNRATED`; the receipt QR and the art. 25 SMS
+  never shown again at the counter (``left_unrated``; the receipt QR and the art. 25 SMS
   are the citizen's channels for it), a follow-up or a 承诺件 visit after the first needs
-  ``min_gap`` since that case's previous rating (:data:`TOO_SOON`), and where that time
-  cannot be measured on a synchronised clock they are refused (:data:`CLOCK_UNTRUSTED`).
+  a gap since that case's previous rating (``too_soon``), and where that time cannot be
+  measured on a synchronised clock they are refused (``clock_untrusted``).
 
 A timeout on the reason screen ends the presentation **not rated**: the citizen chose a 差评 level
 but gave no reason, and a 差评 without a reason cannot be submitted (art. 11); filling one in, or
@@ -59,14 +59,6 @@ CHANNEL_SELF_SERVICE = 5
 #: Refusal code for every clerk-side request that would end a presentation the citizen has
 #: started rating (art. 4).  One code whatever the level, so the refusal tells nothing.
 CITIZEN_RATING = "citizen_rating"
-
-#: Refusal code for showing again at the counter a case the citizen touched and left unrated.
-LEFT_UNRATED = "left_unrated"
-#: Refusal code for a follow-up or a further 承诺件 visit too soon after that case's last rating.
-TOO_SOON = "too_soon"
-#: Refusal code for a follow-up or a further visit when the time since that case's previous
-#: rating cannot be measured (the pad's clock, now or then, was not synchronised).
-CLOCK_UNTRUSTED = "clock_untrusted"
 
 #: Why a presentation ended, as recorded with it (a supervisor sees who cancels how often).
 CAUSE_RATED = "rated"
@@ -201,15 +193,16 @@ class ReasonChoice:
 
 
 def _measurable(rating: FirstRating, now: Stamp) -> float:
-    """The wall time of ``rating``; ``RequestError`` (:data:`CLOCK_UNTRUSTED`) when the time
-    since it cannot be trusted (either clock unsynchronised, or an unreadable time)."""
+    """The wall time of ``rating``; ``RequestError`` ``clock_untrusted`` when the time since it
+    cannot be trusted (either clock unsynchronised, or an unreadable time): refused, never
+    allowed without limit."""
     try:
         rated = datetime.fromisoformat(rating.rated_at).timestamp()
     except ValueError:
         rated = None
     if rated is None or not (rating.clock_synced and now.synced):
         raise RequestError(
-            CLOCK_UNTRUSTED,
+            "clock_untrusted",
             f"case {rating.serial}: the time since its previous rating cannot be measured "
             "(the pad's clock was not synchronised then or is not now); refused, not allowed "
             "without limit",
@@ -456,7 +449,7 @@ class Session:
         left = self.ledger.left_unrated(slots, request.assess_number)
         if left:
             raise RequestError(
-                LEFT_UNRATED,
+                "left_unrated",
                 f"case {left[0]} was shown, touched and left unrated: it is not shown again at "
                 "the counter (the receipt QR and the SMS follow-up are the citizen's channels)",
             )
@@ -505,7 +498,7 @@ class Session:
             rated = _measurable(last, now)
             if now.wall - rated < gap:
                 raise RequestError(
-                    TOO_SOON,
+                    "too_soon",
                     f"case {last.serial} was last rated {last.rated_at}; {what} is taken at "
                     f"least {gap / 3600:g} h after the case's previous rating",
                 )
