@@ -226,6 +226,22 @@ class StoreLedger:
             for serial, f in found.items()
         }
 
+    def last_ratings(self, serials: tuple[str, ...]) -> dict[str, FirstRating]:
+        try:
+            found = self.store.last_ratings(serials)
+        except (StoreError, sqlite3.Error) as exc:
+            raise self._guard(exc) from None
+        return {
+            serial: FirstRating(serial, f["rating_id"], f["rated_at"], f["clock_synced"])
+            for serial, f in found.items()
+        }
+
+    def left_unrated(self, slots: tuple[tuple[str, str], ...], assess_number: int) -> list[str]:
+        try:
+            return self.store.left_unrated(slots, assess_number)
+        except (StoreError, sqlite3.Error) as exc:
+            raise self._guard(exc) from None
+
     def open_presentation(self, presentation: Presentation) -> None:
         if self.fault:  # no new rating screen until the store takes writes again (maintain)
             raise StoreError(self.fault)
@@ -388,6 +404,8 @@ class App:
             timeout=config.session.timeout,
             thanks=config.session.thanks,
             followup_window=config.session.followup_window,
+            followup_gap=config.session.followup_gap,
+            visit_gap=config.session.visit_gap,
             area_code=config.device.area_code,
             on_finished=self._finished,
             on_ended=self._ended,

@@ -688,11 +688,19 @@ def cmd_stats(store: Any, fmt: str) -> int:
         ("clerks", stats["clerks"], ("clerk_id", "clerk_name"), ("cancelled", "represented")),
         ("matters", stats["matters"], ("matter_code", "matter_name"), ()),
     )
+    follow = ("follow_ups", "follow_mean", "follow_changed")  # beside, never averaged in
     for _title, rows, keys, tail in sections:
-        cols = (*keys, *figures, *tail)
-        table = [[_cell(r.get(c), c) for c in cols] for r in rows]
+        cols = (*keys, *figures, *tail, *follow)
+        table = [[_cell(_follow(r, c), c) for c in cols] for r in rows]
         sys.stdout.write("\n" + _table(cols, table))
     return 0
+
+
+def _follow(row: dict[str, Any], column: str) -> Any:
+    """A stats table cell; the follow-ups' figures from their own object."""
+    f = row.get("follow_ups") or {}
+    key = {"follow_ups": "count", "follow_mean": "mean_score", "follow_changed": "changed_level"}
+    return f.get(key[column]) if column in key else row.get(column)
 
 
 def _num(value: float | None) -> str:
@@ -707,7 +715,7 @@ def _cell(value: Any, column: str) -> str:
         from evaluator.rules.figures import percent_text
 
         return percent_text(value)
-    if column in ("mean_score", "item_score"):
+    if column in ("mean_score", "item_score", "follow_mean"):
         return _num(value)
     return "" if value is None else str(value)
 

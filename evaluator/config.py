@@ -187,6 +187,11 @@ class SessionConfig:
     """Seconds the thank-you screen stays (0 skips it); default 3.0."""
     followup_window: float
     """Seconds after a first rating within which one follow-up is taken; default 7 days."""
+    followup_gap: float
+    """Least seconds since a case's previous rating before a follow-up; default 4 h."""
+    visit_gap: float
+    """Least seconds since a case's previous rating before a 承诺件 visit after the first;
+    default 2 h."""
     press_guard: float
     """Seconds after a screen change during which presses are ignored; default 0.3."""
     reasons_file: Path
@@ -809,6 +814,8 @@ RULES: dict[tuple[str, str], _Rule] = {
     ("session", "timeout"): _seconds(0, lo_open=True),
     ("session", "thanks"): _seconds(0),
     ("session", "followup_window"): _seconds(0, lo_open=True),
+    ("session", "followup_gap"): _seconds(0),
+    ("session", "visit_gap"): _seconds(0),
     ("session", "press_guard"): _seconds(0, 2),
     **{("buttons", name): _int_range(-1, 27) for name in BUTTON_KEYS},
     ("buttons", "bounce_time"): _seconds(0.001, 1.0),

@@ -39,6 +39,8 @@ LIVE: frozenset[tuple[str, str]] = frozenset(
         ("session", "timeout"),
         ("session", "thanks"),
         ("session", "followup_window"),
+        ("session", "followup_gap"),
+        ("session", "visit_gap"),
         ("session", "press_guard"),
         ("session", "reasons_file"),
         ("session", "phrases_file"),
@@ -117,6 +119,8 @@ def _apply(app: App, keys: set[tuple[str, str]]) -> None:
     session.timeout = cfg.session.timeout
     session.thanks = cfg.session.thanks
     session.followup_window = cfg.session.followup_window
+    session.followup_gap = cfg.session.followup_gap
+    session.visit_gap = cfg.session.visit_gap
     app.press_filter.guard = cfg.session.press_guard
     reasons = load_reasons(cfg.session.reasons_file)
     if session.rating_open:  # an open rating screen keeps the reasons it offers; the next gets

@@ -1459,6 +1459,47 @@ class Store:
                 }
         return result
 
+    def last_ratings(self, serials: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Serial → its latest rating (by seq) in any slot and assess number: ``rating_id``,
+        ``rated_at`` (ISO) and ``clock_synced``; serials never rated are left out."""
+        wanted = list(dict.fromkeys(serials))
+        result: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(wanted, _SQL_VARS):
+            marks = ",".join("?" * len(chunk))
+            rows = self.conn.execute(
+                "SELECT c.serial, r.id, r.rated_at,"
+                " CASE WHEN json_valid(r.record)"
+                " THEN json_extract(r.record, '$.rated_clock_synced') END"
+                " FROM rating_cases c JOIN ratings r ON r.id = c.rating_id"
+                f" WHERE c.serial IN ({marks}) ORDER BY r.seq",
+                chunk,
+            ).fetchall()
+            for serial, rid, rated_at, synced in rows:  # the last one wins
+                result[serial] = {
+                    "rating_id": rid,
+                    "rated_at": rated_at or "",
+                    "clock_synced": bool(synced),
+                }
+        return result
+
+    def left_unrated(self, slots: Iterable[tuple[str, str]], assess_number: int) -> list[str]:
+        """Serials of ``(serial, slot)`` pairs (in the given order) that a presentation with
+        ``assess_number`` showed, the citizen touched, and that ended without a rating."""
+        wanted = list(dict.fromkeys(slots))
+        found: set[tuple[str, str]] = set()
+        for chunk in _chunks(wanted, _SQL_VARS // 2):
+            marks = ",".join("(?, ?)" for _ in chunk)
+            rows = self.conn.execute(
+                "SELECT c.serial, c.slot FROM presentation_cases c"
+                " JOIN presentations p ON p.id = c.presentation_id"
+                " WHERE c.assess_number = ? AND p.touched = 1"
+                " AND p.outcome IN ('cancelled', 'not_rated')"
+                f" AND (c.serial, c.slot) IN (VALUES {marks})",
+                [assess_number, *[v for pair in chunk for v in pair]],
+            ).fetchall()
+            found.update((r[0], r[1]) for r in rows)
+        return list(dict.fromkeys(s for s, slot in wanted if (s, slot) in found))
+
     def records(
         self, *, since_seq: int = 0, damage: list[DamagedRecord] | None = None
     ) -> Iterator[dict[str, Any]]:
@@ -2075,7 +2116,10 @@ class Store:
           ``rated``: those of them with a first rating; ``participation`` = rated ÷ should_rate.
         * ``mean_score``: mean score of the ratings of that clerk (every rating rates the
           clerk) or of that matter (only ratings whose targets include the matter; a rating of
-          several matters counts once for each); follow-ups count as ratings.
+          several matters counts once for each): first ratings only (``assess_number`` 1).
+        * ``follow_ups``: the 追加评价 beside them, never averaged in: ``count``,
+          ``mean_score`` and ``changed_level`` (how many gave another level than the rating
+          they follow).
         * the device's ``item_score``: the mean of the matters' mean scores (服务事项得分).
         * ``cancelled``: presentations a clerk ended by cancel, pause or sign-out;
           ``represented``: presentations that showed again cases left unrated before.
@@ -2092,6 +2136,7 @@ class Store:
         def matter(code: str | None) -> _Tally:
             return matters.setdefault(code or "", _Tally())
 
+        levels: dict[str, Any] = {}  # first rating id → its level, for follow-ups
         for record in self.records():
             score = record.get("score")
             c = record.get("clerk") or {}
@@ -2114,14 +2159,24 @@ class Store:
                     for t in (device, tc, matter(code)):
                         t.rated.add(key)
                         t.should.add(key)
+            if first:
+                levels[str(record.get("id"))] = record.get("level")
+            changed = not first and any(
+                levels.get(str(f), record.get("level")) != record.get("level")
+                for f in record.get("follows") or []
+            )
             if isinstance(score, int | float) and not isinstance(score, bool):
-                device.add(score)
-                tc.add(score)
+                touched = [device, tc]
                 if "matter" in (record.get("targets") or []):
                     for code, name in codes.items():  # only the cases that rate the matter
                         tm = matter(code)
                         tm.name = name or tm.name
-                        tm.add(score)
+                        touched.append(tm)
+                for t in touched:  # a follow-up is reported beside, never averaged in
+                    if first:
+                        t.add(score)
+                    else:
+                        t.follow(score, changed)
 
         for cid, outcome, represents in self.conn.execute(
             "SELECT clerk_id, outcome, represents FROM presentations"
@@ -2224,9 +2279,15 @@ class _Tally:
     represented: int = 0
     should: set[tuple[str, str]] = field(default_factory=set)
     rated: set[tuple[str, str]] = field(default_factory=set)
+    follow_scores: list[float] = field(default_factory=list)
+    changed: int = 0
 
     def add(self, score: float) -> None:
         self.scores.append(score)
+
+    def follow(self, score: float, changed: bool) -> None:
+        self.follow_scores.append(score)
+        self.changed += int(changed)
 
     @property
     def mean(self) -> Fraction | None:
@@ -2241,6 +2302,11 @@ class _Tally:
             "should_rate": should,
             "rated": rated,
             "participation": fig.rate_figure(fig.ratio(rated, should)),
+            "follow_ups": {
+                "count": len(self.follow_scores),
+                "mean_score": fig.score_figure(fig.mean(self.follow_scores)),
+                "changed_level": self.changed,
+            },
         }
         if supervision:
             out.update(cancelled=self.cancelled, represented=self.represented)

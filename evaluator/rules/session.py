@@ -22,7 +22,12 @@ Guarantees, each enforced here and checked by property tests:
   only the telling waits (:attr:`Session.untold`, kept across a restart by
   :meth:`Session.window_state`);
 * a follow-up (追加评价, ``assess_number`` 2) needs a first rating of every case in the same slot,
-  at most once, within the follow-up window, and its record names the ratings it follows.
+  at most once, within the follow-up window, and its record names the ratings it follows;
+* the counter cannot aim a re-ask (art. 4, 22): a case the citizen touched and left unrated is
+  never shown again at the counter (``left_unrated``; the receipt QR and the art. 25 SMS
+  are the citizen's channels for it), a follow-up or a 承诺件 visit after the first needs
+  a gap since that case's previous rating (``too_soon``), and where that time cannot be
+  measured on a synchronised clock they are refused (``clock_untrusted``).
 
 A timeout on the reason screen ends the presentation **not rated**: the citizen chose a 差评 level
 but gave no reason, and a 差评 without a reason cannot be submitted (art. 11); filling one in, or
@@ -115,6 +120,15 @@ class Ledger(Protocol):
         """Serial → its first rating (assess number 1) in that slot, for those that have one."""
         ...
 
+    def last_ratings(self, serials: tuple[str, ...]) -> Mapping[str, FirstRating]:
+        """Serial → its latest rating in any slot or assess number, for those rated."""
+        ...
+
+    def left_unrated(self, slots: tuple[tuple[str, str], ...], assess_number: int) -> list[str]:
+        """Serials of ``(serial, slot)`` pairs a presentation with ``assess_number`` showed,
+        the citizen touched and that ended without a rating."""
+        ...
+
     def open_presentation(self, presentation: Presentation) -> None: ...
 
     def record_rating(self, content: dict[str, Any], *, closing: Closing | None) -> str:
@@ -178,6 +192,24 @@ class ReasonChoice:
         return bool(self.selected) or (self.other and bool(self.comment.strip()))
 
 
+def _measurable(rating: FirstRating, now: Stamp) -> float:
+    """The wall time of ``rating``; ``RequestError`` ``clock_untrusted`` when the time since it
+    cannot be trusted (either clock unsynchronised, or an unreadable time): refused, never
+    allowed without limit."""
+    try:
+        rated = datetime.fromisoformat(rating.rated_at).timestamp()
+    except ValueError:
+        rated = None
+    if rated is None or not (rating.clock_synced and now.synced):
+        raise RequestError(
+            "clock_untrusted",
+            f"case {rating.serial}: the time since its previous rating cannot be measured "
+            "(the pad's clock was not synchronised then or is not now); refused, not allowed "
+            "without limit",
+        )
+    return rated
+
+
 def _untold_entry(entry: Any) -> Finished:
     """One ``untold`` entry of a saved window state; ``ValueError`` when it is not one."""
     outcomes = {o.value: o for o in Outcome}
@@ -198,7 +230,9 @@ class Session:
 
     ``timeout`` (seconds, default 60) is how long the rating screen waits without any touch
     before the presentation ends not rated; ``thanks`` (default 3) how long 谢谢 stays up;
-    ``followup_window`` (default 7 days) how long after a first rating a follow-up is taken.
+    ``followup_window`` (default 7 days) how long after a first rating a follow-up is taken;
+    ``followup_gap`` (default 4 h) and ``visit_gap`` (default 2 h) the least time since that
+    case's previous rating before a follow-up, or a 承诺件 visit after the first, is taken.
     """
 
     def __init__(
@@ -210,6 +244,8 @@ class Session:
         timeout: float = 60.0,
         thanks: float = 3.0,
         followup_window: float = 7 * 24 * 3600.0,
+        followup_gap: float = 4 * 3600.0,
+        visit_gap: float = 2 * 3600.0,
         area_code: str = "440500",
         on_finished: Callable[[Finished], None] | None = None,
         on_ended: Callable[[Finished], None] | None = None,
@@ -223,6 +259,8 @@ class Session:
         self.timeout = timeout
         self.thanks = thanks
         self.followup_window = followup_window
+        self.followup_gap = followup_gap
+        self.visit_gap = visit_gap
         self.area_code = area_code
         self.on_finished = on_finished
         """Tells the clerk's side an outcome: at once for a cancel or a timeout, when the 谢谢
@@ -379,7 +417,10 @@ class Session:
         Refused (``RequestError``) while paused, while another presentation is open or the
         谢谢 after its rating is up (``busy`` for both: art. 4), when a case was already rated in
         its slot with this assess number, and for a follow-up without a first rating or after
-        the follow-up window (art. 22).
+        the follow-up window (art. 22); for a case the citizen touched and left unrated
+        (``left_unrated``), and for a follow-up or further visit too soon after the case's
+        previous rating (``too_soon``) or when that time cannot be measured
+        (``clock_untrusted``): the counter cannot aim a re-ask (art. 4, 22).
         """
         self.tick()
         if self.state is State.PAUSED:
@@ -405,10 +446,19 @@ class Session:
                 f"case {rated[0]} was already rated at stage {request.stage} "
                 f"(assess_number {request.assess_number})",
             )
+        left = self.ledger.left_unrated(slots, request.assess_number)
+        if left:
+            raise RequestError(
+                "left_unrated",
+                f"case {left[0]} was shown, touched and left unrated: it is not shown again at "
+                "the counter (the receipt QR and the SMS follow-up are the citizen's channels)",
+            )
         now = self.clock.now()
         follows: tuple[str, ...] = ()
         if request.assess_number == 2:
             follows = self._follow_up_of(request, now)
+        if request.assess_number == 2 or request.visit > 1:
+            self._check_gap(request, now)
         presentation = Presentation(new_record_id(), request, now, follows=follows)
         self.ledger.open_presentation(presentation)
         if request.clerk is not None:  # a self-service terminal leaves the window's clerk as is
@@ -430,12 +480,7 @@ class Session:
                 "(追加评价) comes only after one",
             )
         for first in firsts.values():
-            if not (first.clock_synced and now.synced):
-                continue  # the window cannot be measured on an unsynchronised clock
-            try:
-                rated = datetime.fromisoformat(first.rated_at).timestamp()
-            except ValueError:
-                continue
+            rated = _measurable(first, now)
             if now.wall - rated > self.followup_window:
                 raise RequestError(
                     "followup_expired",
@@ -443,6 +488,20 @@ class Session:
                     f"taken within {self.followup_window / 86400:g} days",
                 )
         return tuple(sorted({f.rating_id for f in firsts.values()}))
+
+    def _check_gap(self, request: EvaluationRequest, now: Stamp) -> None:
+        """A follow-up or a 承诺件 visit after the first: ``min gap`` since each case's previous
+        rating, measured on synchronised clocks only (never allowed without limit)."""
+        gap = self.followup_gap if request.assess_number == 2 else self.visit_gap
+        what = "a follow-up" if request.assess_number == 2 else f"visit {request.visit}"
+        for last in self.ledger.last_ratings(request.serials).values():
+            rated = _measurable(last, now)
+            if now.wall - rated < gap:
+                raise RequestError(
+                    "too_soon",
+                    f"case {last.serial} was last rated {last.rated_at}; {what} is taken at "
+                    f"least {gap / 3600:g} h after the case's previous rating",
+                )
 
     def cancel(self) -> bool:
         """The clerk withdraws the open presentation; ``False`` if none was open.

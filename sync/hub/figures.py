@@ -4,6 +4,9 @@
   (``targets`` holds ``matter`` and the case's kind and stage rate it, as on the pad:
   ``sync.store.Store.stats``); the hall's item score is the mean of the matters' means.
 * **Per clerk**: ratings, mean score, 差评, cancelled presentations, participation.
+* Every figure counts first ratings (``assess_number`` 1) only; follow-ups (追加评价) are
+  reported beside them as ``follow_ups`` (count, mean, ``changed_level``: how many gave another
+  level than the rating they follow), never averaged in (art. 22, issue 15).
 * **Participation per case** (参评率): rated cases ÷ presented cases.  A case is its serial
   (业务流水号); presented = the serials of every first rating (``assess_number`` 1) and of every
   ``presentation_end`` event (``not_rated`` or ``cancelled``); rated = the serials of first
@@ -52,10 +55,24 @@ class _Tally:
     cancelled: int = 0
     presented: set[str] = field(default_factory=set)
     rated: set[str] = field(default_factory=set)
+    follow_scores: list[int] = field(default_factory=list)
+    changed: int = 0
 
     def add(self, score: int, bad: bool) -> None:
         self.scores.append(score)
         self.bad += bad
+
+    def follow(self, score: int, changed: bool) -> None:
+        """A follow-up (追加评价): reported beside the first ratings, never averaged in."""
+        self.follow_scores.append(score)
+        self.changed += changed
+
+    def follow_ups(self) -> dict[str, Any]:
+        return {
+            "count": len(self.follow_scores),
+            "mean_score": fig.score_figure(fig.mean(self.follow_scores)),
+            "changed_level": self.changed,
+        }
 
     @property
     def mean(self) -> Fraction | None:
@@ -71,6 +88,7 @@ class _Tally:
             "presented_cases": presented,
             "rated_cases": len(self.rated),
             "participation": fig.rate_figure(fig.ratio(len(self.rated), presented)),
+            "follow_ups": self.follow_ups(),
         }
 
 
@@ -129,16 +147,28 @@ def figures(db: HubDB, *, since: str | None = None, until: str | None = None) ->
             tally.name = str(c["name"])
         return tally
 
-    for r in db.all_records("ratings"):
+    ratings = list(db.all_records("ratings"))
+    levels = {r.get("id"): r.get("level") for r in ratings if r.get("assess_number") == 1}
+    for r in ratings:
         if not in_period(r.get("rated_at"), lo, hi):
             continue
         score, bad = int(r.get("score", 0)), r.get("level") in BAD_LEVELS
-        good += not bad
         tc = clerk(r.get("clerk")) if r.get("clerk") else None
+        rates_matter = "matter" in (r.get("targets") or [])
+        if r.get("assess_number") != 1:  # a follow-up: beside the figures, never averaged in
+            changed = any(levels.get(f, r.get("level")) != r.get("level")
+                          for f in r.get("follows") or [])  # fmt: skip
+            codes = {str(c.get("matter_code", "")) for c in r.get("cases") or []
+                     if rates_matter and (r.get("terminal") or "matter" in case_targets(
+                         str(c.get("kind")), str(r.get("stage"))))}  # fmt: skip
+            for t in (hall, tc, *(matters.setdefault(code, _Tally()) for code in codes)):
+                if t is not None:
+                    t.follow(score, changed)
+            continue
+        good += not bad
         hall.add(score, bad)
         if tc is not None:
             tc.add(score, bad)
-        rates_matter = "matter" in (r.get("targets") or [])
         seen: set[str] = set()
         for case in r.get("cases") or []:
             code = str(case.get("matter_code", ""))
@@ -181,6 +211,7 @@ def figures(db: HubDB, *, since: str | None = None, until: str | None = None) ->
                 "ratings": len(t.scores),
                 "mean_score": fig.score_figure(t.mean),
                 "bad": t.bad,
+                "follow_ups": t.follow_ups(),
             }
             for code, t in sorted(matters.items())
         ],

@@ -557,7 +557,12 @@ def test_a_store_refusing_writes_at_a_timeout_never_stops_the_pad(tmp_path: Path
         row = app.store.presentation_row(pid)
         assert (row["outcome"], row["end_cause"]) == ("not_rated", "timeout")
         assert db_count(app.config.storage.path, "ratings") == 0
-        assert app.handle(msg(6, "evaluation.start", **START_BODY))["ok"]
+        # The citizen touched it and left it unrated: not shown again at the counter (art. 4,
+        # 22; issue 15), but the pad takes the next case.
+        again = app.handle(msg(6, "evaluation.start", **START_BODY))
+        assert again["error"]["code"] == "left_unrated"
+        other = {**START_BODY, "cases": [{**START_BODY["cases"][0], "serial": "S-NEXT"}]}
+        assert app.handle(msg(7, "evaluation.start", **other))["ok"]
     finally:
         app.shutdown()
 

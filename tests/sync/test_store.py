@@ -548,7 +548,7 @@ def test_stats_participation_counts_cases_not_presentations(store: Store) -> Non
     again = store.open_presentation(**presentation("p-3b", serials=("S-3",)))
     assert again == ["p-3"]  # a re-presentation names what it re-presents
     store.close_presentation("p-3b", outcome="not_rated", ended_at="t", cause="timeout")
-    # A follow-up of S-0 is a rating (mean) but not a case to rate again (participation).
+    # A follow-up of S-0 is reported beside the figures: not in the mean, not a case to rate.
     store.open_presentation(**{**presentation("p-5", serials=("S-0",)), "assess_number": 2})
     store.append_rating(content("S-0", assess_number=2, level="satisfied", score=8))
     # Clerk 008 was shown an M2 case once and it was never rated.
@@ -579,7 +579,8 @@ def test_stats_participation_counts_cases_not_presentations(store: Store) -> Non
     clerks = {r["clerk_id"]: r for r in stats["clerks"]}
     c7 = clerks["007"]
     assert c7["clerk_name"] == "张三"
-    assert c7["ratings"] == 5 and c7["mean_score"] == pytest.approx((10 + 8 + 0 + 8 + 6) / 5)
+    assert c7["ratings"] == 4 and c7["mean_score"] == pytest.approx((10 + 8 + 0 + 6) / 4)
+    assert c7["follow_ups"] == {"count": 1, "mean_score": 8, "changed_level": 0}
     # S-0, S-1, S-2, S-10, S-11, S-12 rated; S-3 (shown twice) not: 6 of 7 cases.
     assert (c7["should_rate"], c7["rated"]) == (7, 6)
     assert c7["participation"] == 0.857  # 6/7 rounded once (evaluator.rules.figures)

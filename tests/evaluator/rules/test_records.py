@@ -441,6 +441,12 @@ class _RecordingLedger:
     def first_ratings(self, slots: Any) -> dict[str, Any]:
         return {}
 
+    def last_ratings(self, serials: Any) -> dict[str, Any]:
+        return {}
+
+    def left_unrated(self, slots: Any, assess_number: int) -> list[str]:
+        return []
+
     def open_presentation(self, presentation: Any) -> None:
         pass
 

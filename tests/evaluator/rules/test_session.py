@@ -60,6 +60,24 @@ class MemoryLedger:
                     found[serial] = FirstRating(serial, r["id"], r["rated_at"], True)
         return found
 
+    def last_ratings(self, serials: tuple[str, ...]) -> dict[str, FirstRating]:
+        found = {}
+        for r in self.ratings:
+            for c in r["cases"]:
+                if c["serial"] in serials:
+                    found[c["serial"]] = FirstRating(c["serial"], r["id"], r["rated_at"], True)
+        return found
+
+    def left_unrated(self, slots: tuple[tuple[str, str], ...], assess_number: int) -> list[str]:
+        unrated = {pid for pid, outcome, _ in self.closed if outcome is not Outcome.RATED}
+        left = {
+            pair
+            for p in self.opened
+            if p.id in unrated and p.touched and p.request.assess_number == assess_number
+            for pair in p.request.slots()
+        }
+        return [s for s, slot in slots if (s, slot) in left]
+
     def open_presentation(self, presentation: Presentation) -> None:
         self.opened.append(presentation)
 
@@ -302,6 +320,7 @@ def test_already_rated_case_is_refused_but_follow_up_allowed(
     with pytest.raises(RequestError) as err:
         session.start(request())
     assert err.value.code == "already_rated"
+    clock.advance(4 * 3600)  # [session] followup_gap
     session.start(request(assess_number=2))
     assert session.state is State.PRESENTING
 
@@ -414,7 +433,7 @@ def test_a_follow_up_needs_a_first_rating_and_names_it(
     assert err.value.code == "no_first_rating"
     session.start(request(("S1",)))
     first = session.press(Level.SATISFIED)
-    clock.advance(5)
+    clock.advance(4 * 3600)
     session.tick()
     session.start(request(("S1",), assess_number=2))
     session.press(Level.BASICALLY_SATISFIED)
@@ -450,6 +469,7 @@ def test_a_promise_case_rates_the_clerk_once_per_window_visit(
     with pytest.raises(RequestError) as err:
         session.start(request(("P1",), kind="promise", stage="accept"))
     assert err.value.code == "already_rated"
+    clock.advance(2 * 3600)
     session.start(request(("P1",), kind="promise", stage="accept", visit=2))
     session.press(Level.SATISFIED)
     clock.advance(5)
@@ -771,7 +791,7 @@ def test_a_terminal_follow_up_follows_the_first_terminal_rating(
 ) -> None:
     session.start(terminal_request())
     session.press(Level.BASICALLY_SATISFIED)
-    clock.advance(10)
+    clock.advance(4 * 3600)  # [session] followup_gap
     session.tick()
     session.start(terminal_request(assess_number=2))
     session.press(Level.VERY_SATISFIED)
@@ -999,3 +1019,78 @@ def test_a_rating_is_never_told_before_its_thanks_ends_and_always_after(
         for serial in f.serials
     )
     assert told_rated == rated
+
+
+@pytest.mark.parametrize(
+    ("kind", "stage", "assess", "visit", "gap"),
+    [("instant", "deliver", 2, 1, 4 * 3600), ("promise", "accept", 1, 2, 2 * 3600),
+     ("promise", "accept", 1, 3, 2 * 3600), ("promise", "accept", 2, 1, 4 * 3600)],
+)  # fmt: skip
+def test_a_follow_up_or_further_visit_needs_its_gap_since_the_previous_rating(
+    session: Session, clock: FakeClock, kind: str, stage: str, assess: int, visit: int, gap: int
+) -> None:
+    session.start(request(("S1",), kind=kind, stage=stage))
+    session.press(Level.SATISFIED)
+    for wait in (3.1, gap - 10):
+        clock.advance(wait)
+        session.tick()
+        with pytest.raises(RequestError) as err:
+            session.start(request(("S1",), kind=kind, stage=stage, assess_number=assess,
+                                  visit=visit))  # fmt: skip
+        assert err.value.code == "too_soon"
+    clock.advance(10)
+    session.start(request(("S1",), kind=kind, stage=stage, assess_number=assess, visit=visit))
+    assert session.state is State.PRESENTING
+
+
+@pytest.mark.parametrize(("then", "now"), [(False, True), (True, False), (False, False)])
+@pytest.mark.parametrize(("assess", "visit"), [(2, 1), (1, 2)])
+def test_an_unmeasurable_gap_is_refused_never_allowed(
+    ledger: MemoryLedger, then: bool, now: bool, assess: int, visit: int
+) -> None:
+    clock = FakeClock(synced=True)
+    s = Session(ledger=ledger, reasons=REASONS, clock=clock)
+    s.sign_in(request().clerk)
+    s.start(request(("P1",), kind="promise", stage="accept"))
+    s.press(Level.SATISFIED)
+    ledger.last_ratings = lambda serials: {  # type: ignore[method-assign]
+        "P1": FirstRating("P1", ledger.ratings[0]["id"], ledger.ratings[0]["rated_at"], then)
+    }
+    ledger.first_ratings = ledger.last_ratings  # type: ignore[assignment]
+    clock.advance(30 * 24 * 3600 if assess == 1 else 5 * 3600)
+    clock.synced = now
+    s.tick()
+    with pytest.raises(RequestError) as err:
+        s.start(request(("P1",), kind="promise", stage="accept", assess_number=assess,
+                        visit=visit))  # fmt: skip
+    assert err.value.code == "clock_untrusted"
+
+
+@pytest.mark.parametrize("touches", ["press_bad", "reason", "back"])
+def test_a_touched_case_left_unrated_is_not_shown_again_at_the_counter(
+    session: Session, clock: FakeClock, touches: str
+) -> None:
+    session.start(request(("S1", "S2")))
+    session.press(Level.VERY_DISSATISFIED if touches != "back" else Level.DISSATISFIED)
+    if touches == "reason":
+        session.toggle_reason(session.reasons.reasons[0].code)
+    if touches == "back":
+        session.back()
+    clock.advance(session.timeout + 1)
+    session.tick()
+    assert session.state is State.IDLE
+    for serials in (("S1",), ("S2",), ("S3", "S2")):
+        with pytest.raises(RequestError) as err:
+            session.start(request(serials))
+        assert err.value.code == "left_unrated"
+    session.start(request(("S3",)))  # another case is shown as ever
+
+
+def test_an_untouched_case_that_timed_out_may_be_shown_again(
+    session: Session, clock: FakeClock
+) -> None:
+    session.start(request(("S1",)))
+    clock.advance(session.timeout + 1)
+    session.tick()
+    session.start(request(("S1",)))
+    assert session.state is State.PRESENTING
