@@ -876,8 +876,9 @@ class App:
                 self.receipts.flush()
             except Exception:  # a receipt must never stop the loop
                 log.exception("receipts could not be made")
-        self._drain_inbox()
-        self._city_step()  # the city's status and fault events
+        # The hardware presses first: each was made on the screen drawn now, and a request
+        # applied before them would have them rate a screen not drawn yet (a batch's cases
+        # never shown).  Its own guard time then starts when that screen is drawn.
         while True:
             try:
                 level = self.presses.get_nowait()
@@ -887,6 +888,8 @@ class App:
             if self.tech.press(level):  # the technician's menu: named, never a rating
                 continue
             self.act(PressLevel(level))
+        self._drain_inbox()
+        self._city_step()  # the city's status and fault events
         try:
             self.session.tick()
         except (StoreError, OSError, sqlite3.Error) as exc:  # the ledger keeps ends it cannot write

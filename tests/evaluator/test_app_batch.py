@@ -237,3 +237,35 @@ def test_a_double_tap_on_a_level_does_not_rate_the_page_it_just_showed(
     assert app.session.state is State.PRESENTING and stored_cases(app) == []
     press(app, Level.VERY_SATISFIED, "tap")  # past the guard: it rates every case
     assert finished(app, counter)["outcome"] == "rated" and len(stored_cases(app)) == 12
+
+
+def test_a_button_press_queued_with_a_start_rates_nothing_not_drawn(
+    pad: tuple[App, Counter],
+) -> None:
+    """A hardware press made while the idle screen showed, queued in the same turn of the loop
+    as the counter's ``evaluation.start`` of a long batch (a clerk's press timed with their own
+    request, found by review): it was applied after the request, to a batch the screen had not
+    even drawn (the screen still held the idle view: no case unseen), and rated all 12."""
+    app, counter = pad
+    start(app, counter, 1)  # the link is up; rate this one away to the idle screen
+    press(app, Level.VERY_SATISFIED, "button")
+    finished(app, counter)
+    assert app.session.state is State.IDLE and app.screen.view is not None
+    assert app.screen.view.screen != "presenting"
+    second = batch(12)
+    second["id"] = 2
+    for case in second["cases"]:
+        case["serial"] = "C" + case["serial"]
+    counter.port.write(json.dumps(second, ensure_ascii=False).encode() + b"\n")
+    deadline = time.monotonic() + 20
+    while app.inbox.empty():  # the link's thread has queued the request, not yet applied
+        assert time.monotonic() < deadline, "the link never queued the request"
+        time.sleep(0.01)
+    assert isinstance(app.clock, FakeClock)
+    app.clock.advance(1.0)
+    app.presses.put(Level.VERY_SATISFIED)  # pressed on the idle screen
+    app.step()
+    app._show()
+    assert app.session.state is State.PRESENTING, "a press rated a batch never drawn"
+    assert stored_cases(app) == ["B0"]
+    assert len(app.screen.cases_unseen) > 0
