@@ -1234,7 +1234,8 @@ class App:
         """A level press (tap, key or button) on a batch whose cases were not all shown yet
         (art. 24: the citizen rates only the cases they saw): the screen shows the first page
         not shown instead, the not-rated timeout starts again as for a page turn, and nothing
-        is rated.  The log says so, without the level."""
+        is rated; the presentation counts as touched, as after any level press.  The log says
+        so, without the level."""
         s = self.session
         if s.state is not State.PRESENTING or self.screen is None:
             return False
@@ -1244,6 +1245,10 @@ class App:
         log.info("a level press with %d case(s) of the batch not shown yet: their page is "
                  "shown, nothing rated", unseen)  # fmt: skip
         s.keep_alive()
+        # Still a level press (art. 4): from now on only the citizen or the timeout ends the
+        # presentation, never a cancel, pause or sign-out the clerk times after seeing it.
+        if s.presentation is not None:
+            s.presentation.touched = True
         # Another page of cases is another screen: a press in its first moments was aimed at
         # the page before (the second tap of a double tap rates nothing unseen).
         self.press_filter.screen(self._screen_key(), self.clock.now().mono)

@@ -269,3 +269,25 @@ def test_a_button_press_queued_with_a_start_rates_nothing_not_drawn(
     assert app.session.state is State.PRESENTING, "a press rated a batch never drawn"
     assert stored_cases(app) == ["B0"]
     assert len(app.screen.cases_unseen) > 0
+
+
+@pytest.mark.parametrize("request_type", ["evaluation.cancel", "window.pause", "clerk.sign_out"])
+def test_a_held_press_is_a_press_the_clerk_cannot_cancel(
+    pad: tuple[App, Counter], request_type: str
+) -> None:
+    """Art. 4: once the citizen pressed a level, only the citizen or the timeout ends the
+    presentation.  A press held back on a long batch (it shows the next page) is such a press:
+    the clerk, seeing the citizen press, could cancel the batch before its last page was shown,
+    and the presentation's row said the citizen never touched it (found by review)."""
+    app, counter = pad
+    start(app, counter, 12)
+    press(app, Level.VERY_DISSATISFIED, "button")  # held: the next page
+    assert app.session.state is State.PRESENTING and app.screen.page == 1
+    counter.send({"id": 7, "type": request_type})
+    reply = until(app, counter, lambda f: f.get("id") == 7)
+    assert reply.get("error", {}).get("code") == "citizen_rating", reply
+    assert app.session.state is State.PRESENTING
+    while app.screen.cases_unseen:
+        press(app, Level.SATISFIED, "key")
+    press(app, Level.SATISFIED, "key")  # every page shown: the citizen rates
+    assert finished(app, counter)["outcome"] == "rated" and len(stored_cases(app)) == 12
