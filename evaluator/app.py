@@ -1183,11 +1183,10 @@ class App:
             if self.tech.is_open and not s.rating_open:  # nothing of it reaches the session
                 self.tech.act(action)
             return
-        if isinstance(action, PressLevel) and self._hold_for_unseen():
-            return
         try:
             if isinstance(action, PressLevel):
-                s.press(action.level)
+                if not self._hold_for_unseen():
+                    s.press(action.level)
             elif isinstance(action, ToggleReason):
                 s.toggle_reason(action.code)
             elif isinstance(action, ToggleAgency):
@@ -1237,6 +1236,7 @@ class App:
         is rated; the presentation counts as touched, as after any level press.  The log says
         so, without the level."""
         s = self.session
+        s.tick()  # a press after the timeout ran out ends it, as Session.press would
         if s.state is not State.PRESENTING or self.screen is None:
             return False
         unseen = len(self.screen.cases_unseen)

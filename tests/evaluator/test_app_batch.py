@@ -291,3 +291,20 @@ def test_a_held_press_is_a_press_the_clerk_cannot_cancel(
         press(app, Level.SATISFIED, "key")
     press(app, Level.SATISFIED, "key")  # every page shown: the citizen rates
     assert finished(app, counter)["outcome"] == "rated" and len(stored_cases(app)) == 12
+
+
+def test_a_press_after_the_timeout_is_not_held_into_a_longer_one(pad: tuple[App, Counter]) -> None:
+    """A press that reaches the app after the not-rated timeout ran out, before the loop's
+    deadline check, ends the presentation not rated as any other press does (the session
+    checks its deadline first); held back, it turned a page and restarted the timeout of a
+    presentation already over, which the clerk could then no longer cancel (found by
+    review)."""
+    app, counter = pad
+    start(app, counter, 12)
+    assert isinstance(app.clock, FakeClock)
+    app.clock.advance(TIMEOUT + 1)  # the loop has not looked yet
+    app.act(PressLevel(Level.SATISFIED))
+    app._show()
+    assert app.session.state is not State.PRESENTING and app.screen.page == 0
+    told = finished(app, counter)
+    assert told["outcome"] == "not_rated" and stored_cases(app) == []
