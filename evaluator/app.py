@@ -894,8 +894,9 @@ class App:
                 self.receipts.flush()
             except Exception:  # a receipt must never stop the loop
                 log.exception("receipts could not be made")
-        self._drain_inbox()
-        self._city_step()  # the city's status and fault events
+        # The hardware presses first: each was made on the screen drawn now, and a request
+        # applied before them would have them rate a screen not drawn yet (a batch's cases
+        # never shown).  Its own guard time then starts when that screen is drawn.
         while True:
             try:
                 level = self.presses.get_nowait()
@@ -905,6 +906,8 @@ class App:
             if self.tech.press(level):  # the technician's menu: named, never a rating
                 continue
             self.act(PressLevel(level))
+        self._drain_inbox()
+        self._city_step()  # the city's status and fault events
         try:
             self.session.tick()
         except (StoreError, OSError, sqlite3.Error) as exc:  # the ledger keeps ends it cannot write
@@ -1198,11 +1201,10 @@ class App:
             if self.tech.is_open and not s.rating_open:  # nothing of it reaches the session
                 self.tech.act(action)
             return
-        if isinstance(action, PressLevel) and self._hold_for_unseen():
-            return
         try:
             if isinstance(action, PressLevel):
-                s.press(action.level)
+                if not self._hold_for_unseen():
+                    s.press(action.level)
             elif isinstance(action, ToggleReason):
                 s.toggle_reason(action.code)
             elif isinstance(action, ToggleAgency):
@@ -1249,8 +1251,10 @@ class App:
         """A level press (tap, key or button) on a batch whose cases were not all shown yet
         (art. 24: the citizen rates only the cases they saw): the screen shows the first page
         not shown instead, the not-rated timeout starts again as for a page turn, and nothing
-        is rated.  The log says so, without the level."""
+        is rated; the presentation counts as touched, as after any level press.  The log says
+        so, without the level."""
         s = self.session
+        s.tick()  # a press after the timeout ran out ends it, as Session.press would
         if s.state is not State.PRESENTING or self.screen is None:
             return False
         unseen = len(self.screen.cases_unseen)
@@ -1259,6 +1263,10 @@ class App:
         log.info("a level press with %d case(s) of the batch not shown yet: their page is "
                  "shown, nothing rated", unseen)  # fmt: skip
         s.keep_alive()
+        # Still a level press (art. 4): from now on only the citizen or the timeout ends the
+        # presentation, never a cancel, pause or sign-out the clerk times after seeing it.
+        if s.presentation is not None:
+            s.presentation.touched = True
         # Another page of cases is another screen: a press in its first moments was aimed at
         # the page before (the second tap of a double tap rates nothing unseen).
         self.press_filter.screen(self._screen_key(), self.clock.now().mono)

@@ -237,3 +237,74 @@ def test_a_double_tap_on_a_level_does_not_rate_the_page_it_just_showed(
     assert app.session.state is State.PRESENTING and stored_cases(app) == []
     press(app, Level.VERY_SATISFIED, "tap")  # past the guard: it rates every case
     assert finished(app, counter)["outcome"] == "rated" and len(stored_cases(app)) == 12
+
+
+def test_a_button_press_queued_with_a_start_rates_nothing_not_drawn(
+    pad: tuple[App, Counter],
+) -> None:
+    """A hardware press made while the idle screen showed, queued in the same turn of the loop
+    as the counter's ``evaluation.start`` of a long batch (a clerk's press timed with their own
+    request, found by review): it was applied after the request, to a batch the screen had not
+    even drawn (the screen still held the idle view: no case unseen), and rated all 12."""
+    app, counter = pad
+    start(app, counter, 1)  # the link is up; rate this one away to the idle screen
+    press(app, Level.VERY_SATISFIED, "button")
+    finished(app, counter)
+    assert app.session.state is State.IDLE and app.screen.view is not None
+    assert app.screen.view.screen != "presenting"
+    second = batch(12)
+    second["id"] = 2
+    for case in second["cases"]:
+        case["serial"] = "C" + case["serial"]
+    counter.port.write(json.dumps(second, ensure_ascii=False).encode() + b"\n")
+    deadline = time.monotonic() + 20
+    while app.inbox.empty():  # the link's thread has queued the request, not yet applied
+        assert time.monotonic() < deadline, "the link never queued the request"
+        time.sleep(0.01)
+    assert isinstance(app.clock, FakeClock)
+    app.clock.advance(1.0)
+    app.presses.put(Level.VERY_SATISFIED)  # pressed on the idle screen
+    app.step()
+    app._show()
+    assert app.session.state is State.PRESENTING, "a press rated a batch never drawn"
+    assert stored_cases(app) == ["B0"]
+    assert len(app.screen.cases_unseen) > 0
+
+
+@pytest.mark.parametrize("request_type", ["evaluation.cancel", "window.pause", "clerk.sign_out"])
+def test_a_held_press_is_a_press_the_clerk_cannot_cancel(
+    pad: tuple[App, Counter], request_type: str
+) -> None:
+    """Art. 4: once the citizen pressed a level, only the citizen or the timeout ends the
+    presentation.  A press held back on a long batch (it shows the next page) is such a press:
+    the clerk, seeing the citizen press, could cancel the batch before its last page was shown,
+    and the presentation's row said the citizen never touched it (found by review)."""
+    app, counter = pad
+    start(app, counter, 12)
+    press(app, Level.VERY_DISSATISFIED, "button")  # held: the next page
+    assert app.session.state is State.PRESENTING and app.screen.page == 1
+    counter.send({"id": 7, "type": request_type})
+    reply = until(app, counter, lambda f: f.get("id") == 7)
+    assert reply.get("error", {}).get("code") == "citizen_rating", reply
+    assert app.session.state is State.PRESENTING
+    while app.screen.cases_unseen:
+        press(app, Level.SATISFIED, "key")
+    press(app, Level.SATISFIED, "key")  # every page shown: the citizen rates
+    assert finished(app, counter)["outcome"] == "rated" and len(stored_cases(app)) == 12
+
+
+def test_a_press_after_the_timeout_is_not_held_into_a_longer_one(pad: tuple[App, Counter]) -> None:
+    """A press that reaches the app after the not-rated timeout ran out, before the loop's
+    deadline check, ends the presentation not rated as any other press does (the session
+    checks its deadline first); held back, it turned a page and restarted the timeout of a
+    presentation already over, which the clerk could then no longer cancel (found by
+    review)."""
+    app, counter = pad
+    start(app, counter, 12)
+    assert isinstance(app.clock, FakeClock)
+    app.clock.advance(TIMEOUT + 1)  # the loop has not looked yet
+    app.act(PressLevel(Level.SATISFIED))
+    app._show()
+    assert app.session.state is not State.PRESENTING and app.screen.page == 0
+    told = finished(app, counter)
+    assert told["outcome"] == "not_rated" and stored_cases(app) == []
