@@ -410,9 +410,9 @@ def cmd_config_show(files: Sequence[Path]) -> int:
 
 
 def cmd_config_check(files: Sequence[Path]) -> int:
-    from evaluator.config import check_config
+    from evaluator.config import check_config, service_user_to_check
 
-    problems = check_config(files)
+    problems = check_config(files, service_user=service_user_to_check())
     for problem in problems:
         print(problem)
     if problems:

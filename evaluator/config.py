@@ -1723,11 +1723,15 @@ def _voice_needs(merged: dict[tuple[str, str], _Setting], default: Path) -> list
     return []
 
 
-_AS_ROOT: Any = object()
+def service_user_to_check() -> str | None:
+    """Whose access ``evaluator config check`` also checks: :data:`SERVICE_USER` when run as
+    root (a technician's ``sudo evaluator config check``), else nobody: a user can only speak
+    for itself."""
+    return SERVICE_USER if os.geteuid() == 0 else None
 
 
 def check_config(
-    paths: Sequence[Path | str], *, service_user: str | None = _AS_ROOT
+    paths: Sequence[Path | str], *, service_user: str | None = None
 ) -> list[Problem]:
     """Every problem in ``default.toml`` + ``paths`` (in layering order); empty when all is well.
 
@@ -1738,14 +1742,12 @@ def check_config(
     one succeeds).  A file that cannot be read or parsed reports only that.
 
     ``service_user``: also report each of those files (and the config files) that this user
-    could not read (:func:`_service_user_problems`); by default :data:`SERVICE_USER` when run
-    as root (a technician's ``sudo evaluator config check``), else nobody (None).
+    could not read (:func:`_service_user_problems`); None (the default: a reload, provision)
+    checks nobody's; the ``config check`` command passes :func:`service_user_to_check`.
     """
     merged, problems, _sources, complete = _layer(paths)
     if complete:
         problems.extend(_run_needs(merged, default_config_path()))
-        if service_user is _AS_ROOT:
-            service_user = SERVICE_USER if os.geteuid() == 0 else None
         if service_user:
             problems.extend(_service_user_problems(merged, default_config_path(),
                                                    [Path(p) for p in paths],

@@ -450,7 +450,7 @@ def _check(
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         # the pad's service user is the pad's, not this machine's
-        problems = check_config([name], service_user=None)
+        problems = check_config([name])
     finally:
         os.unlink(name)
     # The TLS files reach the pad in its bundle (key and request made here, the certificate and

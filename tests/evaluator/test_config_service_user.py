@@ -118,15 +118,25 @@ def test_a_user_that_does_not_exist_is_said_once_and_skipped(
     assert len(told) == 1 and "is not checked" in told[0], told
 
 
-def test_not_root_checks_no_user_by_default(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_only_the_config_check_command_as_root_checks_the_service_user(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sudo evaluator config check`` speaks for the pad's user; nothing else does: a pad run
+    by hand as root re-reading its files on SIGHUP (evaluator/reload.py) or provision must not
+    refuse a file over another user's access (found by review)."""
+    from evaluator.cli import cmd_config_check
+
     site, _key = pad(tree)
     asked: list[str] = []
     monkeypatch.setattr(cfg, "_account", lambda user: asked.append(user))
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    check_config([site])  # what reload and provision call
+    assert asked == []
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    check_config([site])
+    cmd_config_check([site])
     assert asked == []
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    check_config([site])
+    cmd_config_check([site])
     assert asked == [cfg.SERVICE_USER] == ["evaluator"]
 
 
