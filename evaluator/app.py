@@ -636,7 +636,7 @@ class App:
     def _city_cert(self) -> None:
         """A new check of the client certificate (the sync's, at its start and once a day):
         each one that finds it expiring is an event, and the first that no longer does."""
-        cert = getattr(self.sync.status, "cert", None)
+        cert = self.sync.status.cert
         # A check that could not read the file (replaced by garbage, mid-copy) says nothing of
         # the expiry: what the city heard last stays, so a renewal after it still ends the fault.
         if cert is None or cert == self._cert_told or cert.problem:
@@ -1138,7 +1138,7 @@ class App:
             # The scheduled full check found damage: the next start keeps the store aside.
             + (["store_check"] if status.store_check.startswith("damaged") else [])
             # The client certificate for the city expires within 30 days (or has expired).
-            + (["cert_expiring"] if getattr(getattr(status, "cert", None), "expiring", 0) else []),
+            + (["cert_expiring"] if status.cert is not None and status.cert.expiring else []),
             "printer": self.receipts.printer_status() if self.receipts is not None else None,
         }
 

@@ -541,22 +541,19 @@ def _check_store(config: Config) -> str:
             f"cannot open the lock file of the store {path}: {exc}",
             f"make {path.parent} and the files in it belong to the pad's user (chown)",
         ) from exc
+    owner_fix = f"make {path} and its -wal/-shm belong to the pad's user (chown)"
     with lock:
         try:
             store = Store(path, device_id=config.device.id, keep_damaged_aside=False)
         except StoreDamaged as exc:
             raise _Fail(str(exc), damaged_fix) from exc
         except StoreError as exc:
-            raise _Fail(
-                str(exc), f"make {path} and its -wal/-shm belong to the pad's user (chown)"
-            ) from exc
+            raise _Fail(str(exc), owner_fix) from exc
         try:
             store.probe()
             ratings, waiting = store.last_seq(), store.outbox_size()
         except StoreError as exc:
-            raise _Fail(
-                str(exc), f"make {path} and its -wal/-shm belong to the pad's user (chown)"
-            ) from exc
+            raise _Fail(str(exc), owner_fix) from exc
         finally:
             store.close()
     return (

@@ -164,8 +164,8 @@ class TechDesk:
             )
         link_rows: tuple[tuple[str, str], ...] = ()
         if cfg.mqtt.enabled:
-            link_rows = ((texts.TECH_LABEL_LINK, link_text(getattr(status, "link", None))),)
-            cert = getattr(status, "cert", None)
+            link_rows = ((texts.TECH_LABEL_LINK, link_text(status.link)),)
+            cert = status.cert
             if cert is not None:
                 link_rows += ((texts.TECH_LABEL_CERT, cert_text(cert)),)
         return (
