@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw
 
 from printer.decode import Cut, Element, Feed, QrCode, Raster, Text, decode
 from printer.glyphs import draw_text, find_font, text_columns
+from printer.layout import wrap
 from printer.profile import CHAR_DOTS, COLUMN_DOTS, PrinterProfile
 from printer.qr import qr_image, qr_matrix
 from printer.receipt import Receipt
@@ -149,7 +150,7 @@ def notice_band(lines: Sequence[str], width: int, font: Path) -> Image.Image:
     """``lines`` drawn in printer-sized cells inside a black frame ``width`` dots wide, each
     line wrapped where the frame ends."""
     fits = max((width - 2 * NOTICE_PAD) // COLUMN_DOTS, 2)
-    rows = [row for line in lines for row in _wrap(line, fits)]
+    rows = [row for line in lines for row in wrap(line, fits) or [""]]
     height = 2 * NOTICE_PAD + len(rows) * CHAR_DOTS
     band = Image.new("L", (width, height), 255)
     for n, row in enumerate(rows):
@@ -157,20 +158,3 @@ def notice_band(lines: Sequence[str], width: int, font: Path) -> Image.Image:
     ImageDraw.Draw(band).rectangle((0, 0, width - 1, height - 1), outline=0, width=NOTICE_FRAME)
     return band
 
-
-def _wrap(line: str, fits: int) -> list[str]:
-    """``line`` cut into rows of at most ``fits`` columns, at a space where one is near."""
-    rows, row = [], ""
-    for char in line:
-        if row and text_columns(row + char) > fits:
-            cut = row.rfind(" ")
-            if cut > len(row) // 2:
-                rows.append(row[:cut])
-                row = row[cut + 1 :]
-            else:
-                rows.append(row)
-                row = ""
-            if char == " " and not row:
-                continue
-        row += char
-    return [*rows, row] if row else rows or [""]

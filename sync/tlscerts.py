@@ -473,27 +473,27 @@ def _key_id(public: object) -> str:
     return digest.finalize().hex()
 
 
-def _revoked_key(ca: CertificateAuthority, public: object) -> dict[str, object] | None:
-    """The index entry of a revoked certificate for ``public``, or None."""
+def _revoked_key(data: dict[str, object], public: object) -> dict[str, object] | None:
+    """The index entry (of ``data``, the index) of a revoked certificate for ``public``, or None."""
     key = _key_id(public)
-    for entry in _read_index(ca.folder)["certificates"]:  # type: ignore[attr-defined]
+    for entry in data["certificates"]:  # type: ignore[attr-defined]
         if entry.get("key") == key and entry.get("revoked_at"):
             return entry  # type: ignore[no-any-return]
     return None
 
 
-def _key_of_another(ca: CertificateAuthority, public: object, cn: str) -> dict[str, object] | None:
-    """The index entry of a certificate for ``public`` made out to another name than ``cn``,
-    or None: one key is one identity (a cloned SD card carries its pad's key)."""
+def _key_of_another(data: dict[str, object], public: object, cn: str) -> dict[str, object] | None:
+    """The index entry (of ``data``) of a certificate for ``public`` made out to another name
+    than ``cn``, or None: one key is one identity (a cloned SD card carries its pad's key)."""
     key = _key_id(public)
-    for entry in _read_index(ca.folder)["certificates"]:  # type: ignore[attr-defined]
+    for entry in data["certificates"]:  # type: ignore[attr-defined]
         if entry.get("key") == key and entry.get("cn") != cn:
             return entry  # type: ignore[no-any-return]
     return None
 
 
-def _record(ca: CertificateAuthority, cert: x509.Certificate) -> None:
-    data = _read_index(ca.folder)
+def _record(ca: CertificateAuthority, cert: x509.Certificate, data: dict[str, object]) -> None:
+    """``cert`` added to ``data`` (the index as read under the lock) and the index written."""
     data["certificates"].append({  # type: ignore[attr-defined]
         "serial": f"{cert.serial_number:X}",
         "cn": _common_name(cert.subject, "certificate"),
@@ -675,14 +675,15 @@ def _sign(csr: x509.CertificateSigningRequest, ca: CertificateAuthority, cn: str
             f"the request's key is {weak}: a certificate for it would be refused by the pad's "
             "and the broker's TLS; make an ECDSA P-256 key (`evaluator tls csr` does)"
         )
-    if (revoked := _revoked_key(ca, public)) is not None:  # a stolen pad's key stays out
+    index = _read_index(ca.folder)  # once: the checks and the new entry (under _ca_lock)
+    if (revoked := _revoked_key(index, public)) is not None:  # a stolen pad's key stays out
         raise TlsCertError(
             f"this request's key had certificate {revoked.get('serial')} "
             f"({revoked.get('cn') or 'no name'}), revoked {revoked.get('revoked_at')}: never "
             "signed again; the pad needs a new TLS key (move its tls key away, then "
             "`evaluator tls csr` or `evaluator provision` makes one)"
         )
-    other = None if server_names else _key_of_another(ca, public, cn)  # a broker's names may
+    other = None if server_names else _key_of_another(index, public, cn)  # a broker's names may
     if other is not None:  # share a key (a cluster); a client's: whoever holds it is both
         raise TlsCertError(
             f"this request's key already has certificate {other.get('serial')} for "
@@ -710,5 +711,5 @@ def _sign(csr: x509.CertificateSigningRequest, ca: CertificateAuthority, cn: str
     if server_names:
         builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
     cert = builder.sign(ca.key, hashes.SHA256())
-    _record(ca, cert)  # what revocation needs (no OpenSSL CA database)
+    _record(ca, cert, index)  # what revocation needs (no OpenSSL CA database)
     return cert.public_bytes(serialization.Encoding.PEM)
