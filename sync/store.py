@@ -616,6 +616,19 @@ def _user() -> str:
         return f"uid {os.geteuid()}"
 
 
+#: A case's ratings with what the re-ask rules measure: serial, id, rated_at, clock synced
+#: (``NULL`` where the record is not JSON: a damaged row counts as unsynchronised, refused).
+_RATING_STAMPS = (
+    "SELECT c.serial, r.id, r.rated_at,"
+    " CASE WHEN json_valid(r.record) THEN json_extract(r.record, '$.rated_clock_synced') END"
+    " FROM rating_cases c JOIN ratings r ON r.id = c.rating_id"
+)
+
+
+def _rating_stamp(rating_id: str, rated_at: str | None, synced: Any) -> dict[str, Any]:
+    """One row of :data:`_RATING_STAMPS` as :meth:`Store.first_ratings` gives it."""
+    return {"rating_id": rating_id, "rated_at": rated_at or "", "clock_synced": bool(synced)}
+
 
 def _slot_match(n: int) -> str:
     """SQL matching ``c.serial``/``c.slot`` against ``n`` pairs (values: :func:`_slot_values`).
@@ -629,6 +642,7 @@ def _slot_match(n: int) -> str:
 
 def _slot_values(pairs: list[tuple[str, str]]) -> list[str]:
     return [s for s, _ in pairs] + [v for pair in pairs for v in pair]
+
 
 def _open_error(path: Path, exc: BaseException) -> StoreError:
     """The StoreError for a store that cannot be opened or written, naming the fix."""
@@ -1456,19 +1470,11 @@ class Store:
         result: dict[str, dict[str, Any]] = {}
         for chunk in _chunks(wanted, _SQL_VARS // 3):
             rows = self.conn.execute(
-                "SELECT c.serial, r.id, r.rated_at,"
-                " CASE WHEN json_valid(r.record)"
-                " THEN json_extract(r.record, '$.rated_clock_synced') END"
-                " FROM rating_cases c JOIN ratings r ON r.id = c.rating_id"
-                f" WHERE c.assess_number = 1 AND {_slot_match(len(chunk))}",
+                _RATING_STAMPS + f" WHERE c.assess_number = 1 AND {_slot_match(len(chunk))}",
                 _slot_values(chunk),
             ).fetchall()
             for serial, rid, rated_at, synced in rows:
-                result[serial] = {
-                    "rating_id": rid,
-                    "rated_at": rated_at or "",
-                    "clock_synced": bool(synced),
-                }
+                result[serial] = _rating_stamp(rid, rated_at, synced)
         return result
 
     def last_ratings(self, serials: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -1479,19 +1485,11 @@ class Store:
         for chunk in _chunks(wanted, _SQL_VARS):
             marks = ",".join("?" * len(chunk))
             rows = self.conn.execute(
-                "SELECT c.serial, r.id, r.rated_at,"
-                " CASE WHEN json_valid(r.record)"
-                " THEN json_extract(r.record, '$.rated_clock_synced') END"
-                " FROM rating_cases c JOIN ratings r ON r.id = c.rating_id"
-                f" WHERE c.serial IN ({marks}) ORDER BY r.seq",
+                _RATING_STAMPS + f" WHERE c.serial IN ({marks}) ORDER BY r.seq",
                 chunk,
             ).fetchall()
             for serial, rid, rated_at, synced in rows:  # the last one wins
-                result[serial] = {
-                    "rating_id": rid,
-                    "rated_at": rated_at or "",
-                    "clock_synced": bool(synced),
-                }
+                result[serial] = _rating_stamp(rid, rated_at, synced)
         return result
 
     def left_unrated(self, slots: Iterable[tuple[str, str]], assess_number: int) -> list[str]:
