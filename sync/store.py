@@ -616,6 +616,34 @@ def _user() -> str:
         return f"uid {os.geteuid()}"
 
 
+#: A case's ratings with what the re-ask rules measure: serial, id, rated_at, clock synced
+#: (``NULL`` where the record is not JSON: a damaged row counts as unsynchronised, refused).
+_RATING_STAMPS = (
+    "SELECT c.serial, r.id, r.rated_at,"
+    " CASE WHEN json_valid(r.record) THEN json_extract(r.record, '$.rated_clock_synced') END"
+    " FROM rating_cases c JOIN ratings r ON r.id = c.rating_id"
+)
+
+
+def _rating_stamp(rating_id: str, rated_at: str | None, synced: Any) -> dict[str, Any]:
+    """One row of :data:`_RATING_STAMPS` as :meth:`Store.first_ratings` gives it."""
+    return {"rating_id": rating_id, "rated_at": rated_at or "", "clock_synced": bool(synced)}
+
+
+def _slot_match(n: int) -> str:
+    """SQL matching ``c.serial``/``c.slot`` against ``n`` pairs (values: :func:`_slot_values`).
+    SQLite uses an index for ``(serial, slot) IN (VALUES ...)`` with one row only and scans the
+    whole table for more, so the serials narrow it first (an index on serial leads both)."""
+    return (
+        f"c.serial IN ({','.join('?' * n)})"
+        f" AND (c.serial, c.slot) IN (VALUES {','.join(['(?, ?)'] * n)})"
+    )
+
+
+def _slot_values(pairs: list[tuple[str, str]]) -> list[str]:
+    return [s for s, _ in pairs] + [v for pair in pairs for v in pair]
+
+
 def _open_error(path: Path, exc: BaseException) -> StoreError:
     """The StoreError for a store that cannot be opened or written, naming the fix."""
     code = _sqlite_code(exc)
@@ -1411,12 +1439,11 @@ class Store:
         ``assess_number``."""
         wanted = list(dict.fromkeys(slots))
         found: set[tuple[str, str]] = set()
-        for chunk in _chunks(wanted, _SQL_VARS // 2):
-            marks = ",".join("(?, ?)" for _ in chunk)
+        for chunk in _chunks(wanted, _SQL_VARS // 3):
             rows = self.conn.execute(
-                f"SELECT serial, slot FROM rating_cases WHERE assess_number = ?"
-                f" AND (serial, slot) IN (VALUES {marks})",
-                [assess_number, *[v for pair in chunk for v in pair]],
+                "SELECT c.serial, c.slot FROM rating_cases c WHERE c.assess_number = ?"
+                f" AND {_slot_match(len(chunk))}",
+                [assess_number, *_slot_values(chunk)],
             ).fetchall()
             found.update((r[0], r[1]) for r in rows)
         return list(dict.fromkeys(s for s, slot in wanted if (s, slot) in found))
@@ -1441,22 +1468,13 @@ class Store:
         ``rated_at`` (ISO) and ``clock_synced``; serials without one are left out."""
         wanted = list(dict.fromkeys(slots))
         result: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks(wanted, _SQL_VARS // 2):
-            marks = ",".join("(?, ?)" for _ in chunk)
+        for chunk in _chunks(wanted, _SQL_VARS // 3):
             rows = self.conn.execute(
-                "SELECT c.serial, r.id, r.rated_at,"
-                " CASE WHEN json_valid(r.record)"
-                " THEN json_extract(r.record, '$.rated_clock_synced') END"
-                " FROM rating_cases c JOIN ratings r ON r.id = c.rating_id"
-                f" WHERE c.assess_number = 1 AND (c.serial, c.slot) IN (VALUES {marks})",
-                [v for pair in chunk for v in pair],
+                _RATING_STAMPS + f" WHERE c.assess_number = 1 AND {_slot_match(len(chunk))}",
+                _slot_values(chunk),
             ).fetchall()
             for serial, rid, rated_at, synced in rows:
-                result[serial] = {
-                    "rating_id": rid,
-                    "rated_at": rated_at or "",
-                    "clock_synced": bool(synced),
-                }
+                result[serial] = _rating_stamp(rid, rated_at, synced)
         return result
 
     def last_ratings(self, serials: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -1467,19 +1485,11 @@ class Store:
         for chunk in _chunks(wanted, _SQL_VARS):
             marks = ",".join("?" * len(chunk))
             rows = self.conn.execute(
-                "SELECT c.serial, r.id, r.rated_at,"
-                " CASE WHEN json_valid(r.record)"
-                " THEN json_extract(r.record, '$.rated_clock_synced') END"
-                " FROM rating_cases c JOIN ratings r ON r.id = c.rating_id"
-                f" WHERE c.serial IN ({marks}) ORDER BY r.seq",
+                _RATING_STAMPS + f" WHERE c.serial IN ({marks}) ORDER BY r.seq",
                 chunk,
             ).fetchall()
             for serial, rid, rated_at, synced in rows:  # the last one wins
-                result[serial] = {
-                    "rating_id": rid,
-                    "rated_at": rated_at or "",
-                    "clock_synced": bool(synced),
-                }
+                result[serial] = _rating_stamp(rid, rated_at, synced)
         return result
 
     def left_unrated(self, slots: Iterable[tuple[str, str]], assess_number: int) -> list[str]:
@@ -1487,15 +1497,13 @@ class Store:
         ``assess_number`` showed, the citizen touched, and that ended without a rating."""
         wanted = list(dict.fromkeys(slots))
         found: set[tuple[str, str]] = set()
-        for chunk in _chunks(wanted, _SQL_VARS // 2):
-            marks = ",".join("(?, ?)" for _ in chunk)
+        for chunk in _chunks(wanted, _SQL_VARS // 3):
             rows = self.conn.execute(
                 "SELECT c.serial, c.slot FROM presentation_cases c"
                 " JOIN presentations p ON p.id = c.presentation_id"
                 " WHERE c.assess_number = ? AND p.touched = 1"
-                " AND p.outcome IN ('cancelled', 'not_rated')"
-                f" AND (c.serial, c.slot) IN (VALUES {marks})",
-                [assess_number, *[v for pair in chunk for v in pair]],
+                f" AND p.outcome IN ('cancelled', 'not_rated') AND {_slot_match(len(chunk))}",
+                [assess_number, *_slot_values(chunk)],
             ).fetchall()
             found.update((r[0], r[1]) for r in rows)
         return list(dict.fromkeys(s for s, slot in wanted if (s, slot) in found))

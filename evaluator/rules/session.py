@@ -200,7 +200,14 @@ def _measurable(rating: FirstRating, now: Stamp) -> float:
         rated = datetime.fromisoformat(rating.rated_at).timestamp()
     except ValueError:
         rated = None
-    if rated is None or not (rating.clock_synced and now.synced):
+    if rated is None:  # a damaged row, most likely: the clock is not the thing to fix
+        raise RequestError(
+            "clock_untrusted",
+            f"case {rating.serial}: the stored time of its previous rating {rating.rating_id} "
+            f"({rating.rated_at!r}) cannot be read, so the time since it cannot be measured; "
+            "refused, not allowed without limit (evaluator verify names a damaged record)",
+        )
+    if not (rating.clock_synced and now.synced):
         raise RequestError(
             "clock_untrusted",
             f"case {rating.serial}: the time since its previous rating cannot be measured "

@@ -658,3 +658,35 @@ def test_stats_count_a_terminal_rating_for_its_matter_and_no_clerk(store: Store)
     [matter] = stats["matters"]
     assert (matter["ratings"], matter["mean_score"]) == (1, 3)
     assert stats["device"]["ratings"] == 1
+
+
+def _plans(store: Store, call: Any) -> list[str]:
+    """The query plan of each SELECT ``call`` runs on ``store``'s connection."""
+    seen: list[str] = []
+    store.conn.set_trace_callback(seen.append)  # statements with their values bound in
+    try:
+        call()
+    finally:
+        store.conn.set_trace_callback(None)
+    return [
+        row[3]
+        for sql in seen
+        if sql.lstrip().upper().startswith("SELECT")
+        for row in store.conn.execute("EXPLAIN QUERY PLAN " + sql).fetchall()
+    ]
+
+
+@pytest.mark.parametrize("query", ["left_unrated", "already_rated", "first_ratings"])
+def test_per_request_slot_lookups_use_an_index_for_several_cases(
+    store: Store, query: str
+) -> None:
+    """Session.start asks these for every presentation: a scan of the table would cost more
+    with every month of the store's life.  SQLite uses the slot index for ``(serial, slot) IN
+    (VALUES ...)`` with one row only, so several cases must be narrowed by serial too."""
+    slots = [("S-1", "accept"), ("S-2", "accept"), ("S-3", "deliver")]
+    if query in ("left_unrated", "already_rated"):
+        plans = _plans(store, lambda: getattr(store, query)(slots, 1))
+    else:
+        plans = _plans(store, lambda: store.first_ratings(slots))
+    scans = [p for p in plans if p.startswith("SCAN ") and "CONSTANT ROW" not in p]
+    assert plans and not scans, plans

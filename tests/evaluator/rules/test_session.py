@@ -1066,6 +1066,30 @@ def test_an_unmeasurable_gap_is_refused_never_allowed(
     assert err.value.code == "clock_untrusted"
 
 
+@pytest.mark.parametrize("rated_at", ["", "2026-13-01T00:00:00+08:00", "2026-01\x0001"])
+def test_an_unreadable_previous_time_is_refused_and_named_not_blamed_on_the_clock(
+    ledger: MemoryLedger, rated_at: str
+) -> None:
+    """A flipped byte in a stored rated_at: refused as unmeasurable, and the message sends the
+    technician to the damaged row, not to a clock that is synchronised."""
+    clock = FakeClock(synced=True)
+    s = Session(ledger=ledger, reasons=REASONS, clock=clock)
+    s.sign_in(request().clerk)
+    s.start(request(("P1",), kind="promise", stage="accept"))
+    s.press(Level.SATISFIED)
+    rid = ledger.ratings[0]["id"]
+    ledger.last_ratings = lambda serials: {  # type: ignore[method-assign]
+        "P1": FirstRating("P1", rid, rated_at, True)
+    }
+    clock.advance(5 * 3600)
+    s.tick()
+    with pytest.raises(RequestError) as err:
+        s.start(request(("P1",), kind="promise", stage="accept", visit=2))
+    assert err.value.code == "clock_untrusted"
+    assert "cannot be read" in str(err.value) and rid in str(err.value)
+    assert "not synchronised" not in str(err.value)
+
+
 @pytest.mark.parametrize("touches", ["press_bad", "reason", "back"])
 def test_a_touched_case_left_unrated_is_not_shown_again_at_the_counter(
     session: Session, clock: FakeClock, touches: str
