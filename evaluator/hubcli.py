@@ -96,6 +96,13 @@ def add_hub_parser(sub: Any) -> None:
     with_period(followups)
     followups.add_argument("--json", action="store_true")
 
+    flags = actions.add_parser(
+        "flags", help="findings for audit: records lost on a pad, chains restarted or contradicted"
+    )
+    with_db(flags)
+    flags.add_argument("--device", metavar="DEVICE", help="only this pad's findings")
+    flags.add_argument("--json", action="store_true")
+
     export = actions.add_parser("export", help="the ratings as CSV with the national field names")
     with_db(export)
     with_period(export)
@@ -132,6 +139,13 @@ def cmd_hub(args: argparse.Namespace, out: TextIO | None = None) -> int:
             n = write_csv(db, args.out, since=args.since, until=args.until)
             print(f"{n} rows written to {args.out}", file=out)
             return 0
+        if args.hub_command == "flags":
+            found = db.flags(args.device)
+            if args.json:
+                print(json.dumps(found, ensure_ascii=False, indent=2), file=out)
+            else:
+                _print_flags(found, out)
+            return 1 if found else 0
         from sync.hub import figures
 
         period = {"since": args.since, "until": args.until}
@@ -151,6 +165,18 @@ def cmd_hub(args: argparse.Namespace, out: TextIO | None = None) -> int:
         else:
             _print_lists(lists, out)
         return 0
+
+
+def _print_flags(found: list[dict[str, Any]], out: TextIO) -> None:
+    """One line per finding; nothing found is said too (an empty answer is not silence)."""
+    if not found:
+        print("no findings: every stored chain is whole and agrees with its witnesses", file=out)
+        return
+    print(f"{len(found)} finding(s) for audit:", file=out)
+    for f in found:
+        detail = "; ".join(f"{k}={v}" for k, v in sorted(f["detail"].items()))
+        print(f"  {f['flagged_at']}  {f['device_id']}  {f['kind']} [{f['key']}]  {detail}",
+              file=out)  # fmt: skip
 
 
 #: The columns of ``devices.csv`` (``evaluator provision`` writes it).

@@ -14,6 +14,9 @@ Tables (created when missing; ``hub_meta.schema_version`` says which layout a fi
   before an old backlog); promoted when the gap closes.
 * ``hub_status`` — the latest retained status of each device.
 * ``hub_dead`` — what was refused, with the reason.
+* ``hub_flags`` — findings for audit about a device (records lost on its SD card, a chain that
+  started again, a chain head witnessed outside the pad that the stored chain contradicts): what
+  the city must look at, never a reason to refuse what is intact.
 
 A :class:`HubDB` is one connection: use it from one thread at a time (the receiver opens its own).
 """
@@ -94,6 +97,15 @@ CREATE TABLE IF NOT EXISTS hub_dead (
     reason TEXT NOT NULL,
     payload TEXT NOT NULL,
     received_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS hub_flags (
+    id {serial},
+    device_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    flagged_at TEXT NOT NULL,
+    UNIQUE (device_id, kind, key)
 );
 """
 
@@ -457,6 +469,44 @@ class HubDB:
                 "SELECT device_id, topic, reason, payload, received_at FROM hub_dead ORDER BY id"
             )
         ]
+
+    def flag(self, device_id: str, kind: str, key: str, detail: dict[str, Any]) -> bool:
+        """Record a finding for audit about ``device_id`` (inside the caller's transaction, or
+        on its own); the same ``(device, kind, key)`` is recorded once.  True when it is new.
+
+        ``kind`` names the finding (``records_lost``, ``chain_restarted``, ``head_contradicted``
+        …), ``key`` tells findings of one kind apart (the seq, the epoch), ``detail`` says
+        what was found, in JSON."""
+        text = json.dumps(detail, ensure_ascii=False, sort_keys=True)
+        before = self.rows(
+            "SELECT 1 FROM hub_flags WHERE device_id = ? AND kind = ? AND key = ?",
+            (device_id, kind, key),
+        )
+        if before:
+            return False
+        self.execute(
+            "INSERT INTO hub_flags (device_id, kind, key, detail, flagged_at) VALUES"
+            " (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (device_id, kind, key, text, now_text()),
+        )
+        return True
+
+    def flags(self, device_id: str | None = None) -> list[dict[str, Any]]:
+        """Every finding for audit (of ``device_id``, or of every device), oldest first."""
+        where, params = ("WHERE device_id = ?", (device_id,)) if device_id else ("", ())
+        out = []
+        for dev, kind, key, detail, at in self.rows(
+            f"SELECT device_id, kind, key, detail, flagged_at FROM hub_flags {where} ORDER BY id",
+            params,
+        ):
+            try:
+                body = json.loads(detail)
+            except ValueError:
+                body = {"text": detail}
+            out.append(
+                {"device_id": dev, "kind": kind, "key": key, "detail": body, "flagged_at": at}
+            )
+        return out
 
     def statuses(self) -> dict[str, tuple[dict[str, Any] | None, str]]:
         """The latest status of each device that sent one: ``(payload or None, received_at)``."""

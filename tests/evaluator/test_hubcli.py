@@ -179,3 +179,21 @@ def test_a_file_that_is_no_devices_csv_is_one_line_and_registers_nothing(
     assert "nothing registered" in err
     with open_db(db) as hub:
         assert hub.devices() == []
+
+
+def test_flags_say_none_or_list_each_with_a_failing_exit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    with open_db(url):
+        pass
+    assert main(["hub", "flags", "--db", url]) == 0
+    assert "no findings" in capsys.readouterr().out
+    with open_db(url) as db, db.transaction():
+        db.flag(DEVICE, "records_lost", "7", {"seq": 7})
+        db.flag("pad-2", "chain_restarted", "e2", {"epoch": "e2"})
+    assert main(["hub", "flags", "--db", url]) == 1
+    text = capsys.readouterr().out
+    assert "2 finding(s)" in text and "records_lost [7]" in text and "seq=7" in text
+    assert main(["hub", "flags", "--db", url, "--device", "pad-2", "--json"]) == 1
+    assert [f["kind"] for f in json.loads(capsys.readouterr().out)] == ["chain_restarted"]

@@ -152,3 +152,14 @@ def test_an_id_no_pad_can_have_is_refused_with_what_a_sheet_made_of_it(db_url: s
                 in why  # fmt: skip
         assert "did you mean '440500-hall1-w01'? (full-width characters)" in refused["row 2"]
         assert db.devices() == ["440500-hall1-w06"]
+
+
+def test_flags_are_kept_once_per_finding_and_listed_by_device(db_url: str) -> None:
+    with open_db(db_url) as db:
+        with db.transaction():
+            assert db.flag("pad-1", "records_lost", "7", {"seq": 7, "problem": "hash"})
+            assert not db.flag("pad-1", "records_lost", "7", {"seq": 7, "problem": "again"})
+            assert db.flag("pad-2", "chain_restarted", "e2", {"epoch": "e2"})
+        assert [f["key"] for f in db.flags()] == ["7", "e2"]
+        assert db.flags("pad-1")[0]["detail"] == {"seq": 7, "problem": "hash"}
+        assert db.flags("pad-3") == []
