@@ -49,6 +49,7 @@ from evaluator.rules.records import (
     Signer,
     canonical_json,
     new_record_id,
+    record_hash,
     seal,
     signature_report,
     verify_chain,
@@ -81,6 +82,7 @@ EVENT_KINDS: tuple[str, ...] = (
     "printer_fault",
     "tech_menu",
     "cert_expiring",
+    "epoch",
 )
 #: What ended a presentation (its ``end_cause``) → the ``by`` of its ``presentation_end`` event.
 END_BY: dict[str, str] = {
@@ -392,6 +394,37 @@ def m004_events(db: Database) -> None:
         db.conn.execute(sql)
 
 
+#: The carried records of a kept-aside store (issue 15 B): created by :func:`_create` in the
+#: new file itself (so it appears whole) and by :func:`m006_epoch` in older stores.
+_CARRIED_DDL = (
+    """CREATE TABLE IF NOT EXISTS carried (
+        id TEXT PRIMARY KEY,
+        stream TEXT NOT NULL CHECK (stream IN ('ratings', 'events')),
+        epoch TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        record TEXT NOT NULL,
+        UNIQUE (stream, epoch, seq)
+    )""",
+    f"""CREATE TRIGGER IF NOT EXISTS carried_no_update BEFORE UPDATE ON carried
+        BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END""",
+    f"""CREATE TRIGGER IF NOT EXISTS carried_no_delete BEFORE DELETE ON carried
+        BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END""",
+    """CREATE TABLE IF NOT EXISTS carried_outbox (
+        n INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE REFERENCES carried(id)
+    )""",
+)
+
+
+@_migration(name="m006_epoch")
+def m006_epoch(db: Database) -> None:
+    """Epochs (issue 15 B): the records carried over from a kept-aside store, verbatim, and
+    their own outbox.  A store made before epochs keeps none (its epoch is ""); a new store gets
+    its ``epoch`` in ``meta`` when :func:`_create` makes it, and these tables with it."""
+    for sql in _CARRIED_DDL:
+        db.conn.execute(sql)
+
+
 # -- damage, read-only disks, keeping a damaged file aside ------------------------------------
 
 #: The first 16 bytes of every SQLite database file.
@@ -445,11 +478,13 @@ class DamagedRecord:
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One outbox record ready to publish: its seq, id and stored canonical JSON (UTF-8)."""
+    """One outbox record ready to publish: its seq, id and stored canonical JSON (UTF-8);
+    ``stream`` says its topic for a record carried over from a kept-aside store."""
 
     seq: int
     id: str
     payload: bytes
+    stream: str = ""
 
 
 @dataclass(frozen=True)
@@ -818,12 +853,31 @@ def _create(path: Path, follows_gap: Mapping[str, Any] | None) -> None:
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
+            conn.execute(_META_DDL)
+            # Every store made from now on opens an epoch of its own (issue 15 B): its records
+            # carry it, and the city keys its chains by it.
+            conn.execute("INSERT INTO meta (key, value) VALUES ('epoch', ?)", [new_record_id()])
             if follows_gap is not None:
-                conn.execute(_META_DDL)
+                facts = {k: v for k, v in follows_gap.items() if k != CARRIED}
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('follows_gap', ?)",
-                    [json.dumps(follows_gap, ensure_ascii=False, sort_keys=True)],
+                    [json.dumps(facts, ensure_ascii=False, sort_keys=True)],
                 )
+                carried = follows_gap.get(CARRIED) or []
+                if carried:  # one transaction: the file appears with all of them or none
+                    conn.execute("BEGIN IMMEDIATE")
+                    for sql in _CARRIED_DDL:
+                        conn.execute(sql)
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO carried (id, stream, epoch, seq, record)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        [(c.id, c.stream, c.epoch, c.seq, c.text) for c in carried],
+                    )
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO carried_outbox (id) VALUES (?)",
+                        [(c.id,) for c in carried],
+                    )
+                    conn.execute("COMMIT")
         finally:
             conn.close()
         fd = os.open(tmp, os.O_RDONLY)
@@ -845,8 +899,25 @@ def _create(path: Path, follows_gap: Mapping[str, Any] | None) -> None:
     fsync_dir(path.parent)
 
 
+#: Key of the gap facts holding the kept-aside store's intact unacked records (never in meta).
+CARRIED = "carried"
+
+
+@dataclass(frozen=True)
+class Carried:
+    """An intact record of a kept-aside store the city never acked: delivered verbatim."""
+
+    stream: str
+    epoch: str
+    seq: int
+    id: str
+    text: str
+
+
 def _salvage_facts(kept: Path) -> dict[str, Any]:
-    """What can still be read from a kept-aside store: last seq and hash, unsent ratings.
+    """What can still be read from a kept-aside store: its epoch, the head the city acked and
+    the last readable one of each stream, how many were unsent, and its intact unacked records
+    (under :data:`CARRIED`, to carry over) with the seqs of those that could not be read.
 
     Reads a scratch copy (with its -wal), never the kept files: SQLite may delete or rewrite
     the log of a damaged database it opens.
@@ -872,16 +943,92 @@ def _salvage_facts(kept: Path) -> dict[str, Any]:
     return facts
 
 
+#: Per stream: its table, its outbox and the outbox's id column.
+_STREAM_TABLES = {
+    "ratings": ("ratings", "outbox", "rating_id"),
+    "events": ("events", "event_outbox", "event_id"),
+}
+
+
+def _rows_until_damage(conn: sqlite3.Connection, sql: str) -> list[tuple[Any, ...]]:
+    """The rows of ``sql`` read one by one up to the first that SQLite cannot read (a damaged
+    or missing page): what is before it is kept."""
+    out: list[tuple[Any, ...]] = []
+    with contextlib.suppress(sqlite3.Error, UnicodeDecodeError):
+        cur = conn.execute(sql)
+        while True:
+            row = cur.fetchone()
+            if row is None:
+                break
+            out.append(tuple(row))
+    return out
+
+
 def _read_facts(conn: sqlite3.Connection, facts: dict[str, Any]) -> None:
     """Each fact on its own: a damaged table must not hide what another one still says."""
     with contextlib.suppress(sqlite3.Error, UnicodeDecodeError):
-        row = conn.execute(
-            "SELECT seq, hash FROM ratings NOT INDEXED ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
-        if row is not None:
-            facts.update(last_seq=row[0], last_hash=row[1])
-    with contextlib.suppress(sqlite3.Error, UnicodeDecodeError):
-        facts["unsent"] = conn.execute("SELECT count(*) FROM outbox NOT INDEXED").fetchone()[0]
+        row = conn.execute("SELECT value FROM meta NOT INDEXED WHERE key = 'epoch'").fetchone()
+        facts["epoch"] = str(row[0]) if row and row[0] else ""
+    carried: list[Carried] = []
+    for stream, (table, outbox, _) in _STREAM_TABLES.items():
+        rows = _rows_until_damage(conn, f"SELECT seq, id, hash, record FROM {table} NOT INDEXED")
+        by_seq = {int(r[0]): r for r in rows if isinstance(r[0], int)}
+        unacked: list[int] | None = None
+        with contextlib.suppress(sqlite3.Error, UnicodeDecodeError):
+            unacked = sorted(
+                int(r[0]) for r in conn.execute(f"SELECT seq FROM {outbox} NOT INDEXED")
+            )
+        part: dict[str, Any] = {}
+        if by_seq:
+            last = max(by_seq)
+            part.update(last_seq=last, last_hash=str(by_seq[last][2]))
+        if unacked is not None:
+            part["unsent"] = len(unacked)
+            acked = (unacked[0] - 1) if unacked else part.get("last_seq", 0)
+            part["acked_seq"] = acked
+            row = by_seq.get(acked)
+            part["acked_hash"] = str(row[2]) if row is not None else (
+                GENESIS_HASH if acked == 0 else None)  # fmt: skip
+            lost: list[int] = []
+            for seq in unacked:
+                row = by_seq.get(seq)
+                record = _intact(stream, seq, row)
+                if record is None:
+                    lost.append(seq)
+                else:
+                    carried.append(
+                        Carried(stream, str(record.get("epoch", "")), seq, str(row[1]), row[3])
+                    )
+            part["carried"] = len(unacked) - len(lost)
+            part["lost"] = lost
+        if part:
+            facts[stream] = part
+    if carried:
+        facts[CARRIED] = carried
+    # The names of before (gap_note, evaluator verify): the ratings' last head and unsent.
+    ratings = facts.get("ratings", {})
+    for key in ("last_seq", "last_hash", "unsent"):
+        if key in ratings:
+            facts[key] = ratings[key]
+
+
+def _intact(stream: str, seq: int, row: tuple[Any, ...] | None) -> dict[str, Any] | None:
+    """The record of a kept-aside row when it is whole: a JSON object naming its row, whose
+    content matches its hash (the city checks the signature); else ``None``."""
+    if row is None or not isinstance(row[3], str):
+        return None
+    if stream == "ratings":
+        record = decode_record(seq, row[1], row[3])
+        if not isinstance(record, dict):
+            return None
+    else:
+        record = _decode_event(seq, row[1], row[3])
+        if record is None:
+            return None
+    try:
+        return record if record_hash(record) == record.get("hash") == row[2] else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _keep_aside(path: Path, problem: str) -> dict[str, Any]:
@@ -1298,6 +1445,55 @@ class Store:
             value = None
         return value if isinstance(value, dict) else {"kept_aside": str(row[0])}
 
+    _epoch: str | None = None
+
+    @property
+    def epoch(self) -> str:
+        """The store's epoch id (issue 15 B), ``""`` for a store made before epochs: every
+        record sealed here carries it, and the city keys this store's chains by it."""
+        if self._epoch is None:
+            try:
+                row = self.conn.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
+            except sqlite3.Error:
+                return ""  # no meta table (an empty legacy file): not cached
+            self._epoch = str(row[0]) if row and row[0] else ""
+        return self._epoch
+
+    def open_epoch(self) -> dict[str, Any] | None:
+        """Write the store's ``epoch`` event now if it is not written yet (it is anyway, with
+        the first record): the event, or ``None`` when there is nothing to write (written
+        before, or a store made before epochs).  :class:`StoreError` when the disk refuses."""
+        signer = self._signer()
+        try:
+            with self._immediate():
+                return self._open_epoch(signer)
+        except sqlite3.Error as exc:
+            raise StoreError(f"the epoch event could not be stored: {exc}") from exc
+
+    def _open_epoch(self, signer: Signer | None) -> dict[str, Any] | None:
+        """Inside a write transaction, before the first record of a new store: its event seq 1,
+        the signed ``epoch`` event naming the kept-aside store it follows (or none).  Written
+        with the first record (not at open: the key may still be loading, issue 6)."""
+        epoch = self.epoch
+        if not epoch or self.conn.execute("SELECT 1 FROM events LIMIT 1").fetchone():
+            return None
+        gap = self.follows_gap()
+        previous: dict[str, Any] | None = None
+        if gap is not None:
+            previous = {
+                "epoch": str(gap.get("epoch", "")),
+                "kept_aside": str(gap.get("kept_aside", "")),
+                "problem": str(gap.get("problem", "")),
+            }
+            for stream in ("ratings", "events"):
+                part = gap.get(stream) if isinstance(gap.get(stream), dict) else {}
+                previous[stream] = {
+                    key: part.get(key)
+                    for key in ("acked_seq", "acked_hash", "last_seq", "last_hash", "unsent")
+                } | {"carried": part.get("carried"), "lost": list(part.get("lost") or [])}
+        body = {"epoch": epoch, "previous": previous}
+        return self._append_event("epoch", body, signer, opening=True)
+
     # -- transactions ---------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -1384,6 +1580,7 @@ class Store:
                         raise StoreError(
                             f"follow-up refused: no first rating of {', '.join(missing)}"
                         )
+                self._open_epoch(signer)
                 last = self.conn.execute(
                     "SELECT seq, hash FROM ratings ORDER BY seq DESC LIMIT 1"
                 ).fetchone()
@@ -1392,6 +1589,8 @@ class Store:
                 if not isinstance(body.get("id"), str) or not body["id"]:
                     body["id"] = new_record_id()
                 body.update(seq=seq, device_id=self.device_id)
+                if self.epoch:
+                    body["epoch"] = self.epoch
                 record = seal(body, prev_hash=prev_hash, signer=signer)
                 self.conn.execute(
                     "INSERT INTO ratings (id, seq, device_id, presentation_id, level, stage,"
@@ -1699,6 +1898,10 @@ class Store:
                         f"DELETE FROM event_outbox WHERE event_id IN ({marks})", chunk
                     )
                     removed += cur.rowcount
+                    cur = self.conn.execute(
+                        f"DELETE FROM carried_outbox WHERE id IN ({marks})", chunk
+                    )
+                    removed += cur.rowcount
         except sqlite3.Error as exc:
             raise StoreError(f"could not record the acknowledgement: {exc}") from exc
         return removed
@@ -1941,11 +2144,20 @@ class Store:
             raise StoreError(f"the event could not be stored (nothing was written): {exc}") from exc
 
     def _append_event(
-        self, kind: str, body: Mapping[str, Any], signer: Signer | None
+        self,
+        kind: str,
+        body: Mapping[str, Any],
+        signer: Signer | None,
+        *,
+        opening: bool = False,
     ) -> dict[str, Any]:
-        """The INSERTs of :meth:`append_event`, inside the caller's transaction."""
-        if kind not in EVENT_KINDS:
-            raise ValueError(f"event kind must be one of {', '.join(EVENT_KINDS)}, not {kind!r}")
+        """The INSERTs of :meth:`append_event`, inside the caller's transaction (after the
+        store's ``epoch`` event when it is its first event; ``opening``: that event itself)."""
+        if kind not in EVENT_KINDS or (kind == "epoch") != opening:
+            known = ", ".join(k for k in EVENT_KINDS if k != "epoch")
+            raise ValueError(f"event kind must be one of {known}, not {kind!r}")
+        if not opening:
+            self._open_epoch(signer)
         last = self.conn.execute(
             "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
         ).fetchone()
@@ -1954,6 +2166,8 @@ class Store:
         content.setdefault("at", local_now())
         content["clock_synced"] = bool(content.get("clock_synced", False))
         content.update(id=new_record_id(), seq=seq, device_id=self.device_id, kind=kind)
+        if self.epoch:
+            content["epoch"] = self.epoch
         record = seal(content, prev_hash=prev_hash, signer=signer)
         self.conn.execute(
             "INSERT INTO events (seq, id, kind, at, hash, record) VALUES (?, ?, ?, ?, ?, ?)",
@@ -2010,6 +2224,24 @@ class Store:
         last = rows[-1][0] if rows else after_seq
         return OutboxPage(items, last, len(rows) >= limit)
 
+    def carried_page(self, limit: int, *, after: int = 0) -> OutboxPage:
+        """The next ``limit`` records carried over from a kept-aside store (issue 15 B) that
+        the city has not acked, after the carried row ``after`` (``last_seq`` is that row's
+        number): each handed on verbatim, with its stream, its old epoch and its old seq."""
+        rows = self.conn.execute(
+            "SELECT o.n, c.id, c.stream, c.seq, c.record FROM carried_outbox o"
+            " CROSS JOIN carried c ON c.id = o.id WHERE o.n > ? ORDER BY o.n LIMIT ?",
+            [after, limit],
+        ).fetchall()
+        items = [
+            Outgoing(seq, rid, text.encode("utf-8"), stream) for _, rid, stream, seq, text in rows
+        ]
+        return OutboxPage(items, rows[-1][0] if rows else after, len(rows) >= limit)
+
+    def carried_size(self) -> int:
+        """How many carried-over records wait for the city's ack."""
+        return int(self.conn.execute("SELECT count(*) FROM carried_outbox").fetchone()[0])
+
     def event_outbox_size(self) -> int:
         """How many events wait for the city's ack."""
         return int(self.conn.execute("SELECT count(*) FROM event_outbox").fetchone()[0])
@@ -2017,7 +2249,7 @@ class Store:
     def outbox_summary(self) -> tuple[int, str | None]:
         """Ratings and events waiting for the city's ack, and the time (ISO, as stored) of the
         oldest of them (``None`` when nothing waits): the city's status message."""
-        count = self.outbox_size() + self.event_outbox_size()
+        count = self.outbox_size() + self.event_outbox_size() + self.carried_size()
         times = [
             row[0]
             for row in (
