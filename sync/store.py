@@ -933,14 +933,36 @@ def _salvage_facts(kept: Path) -> dict[str, Any]:
             wal = kept.with_name(kept.name + "-wal")
             if wal.exists():
                 shutil.copyfile(wal, f"{copy}-wal")
+            _fit_header(copy)
             conn = _connect(str(copy))
             try:
+                # a schema naming pages past a truncation is not fatal: each table is read
+                # as far as it goes (the scratch copy is never written)
+                conn.execute("PRAGMA writable_schema = ON")
                 _read_facts(conn, facts)
             finally:
                 conn.close()
     except (OSError, sqlite3.Error, UnicodeDecodeError):
         pass
     return facts
+
+
+def _fit_header(copy: Path) -> None:
+    """In a scratch copy of a truncated store, the header's page count cut to the pages the
+    file still has: SQLite then reads what is left instead of calling the whole file
+    malformed (a header counting pages past the end of the file)."""
+    with contextlib.suppress(OSError), copy.open("r+b") as f:
+        head = f.read(100)
+        if len(head) < 100 or not head.startswith(SQLITE_MAGIC):
+            return
+        page_size = int.from_bytes(head[16:18], "big")
+        page_size = 65536 if page_size == 1 else page_size
+        if page_size < 512 or page_size & (page_size - 1):
+            return
+        pages = copy.stat().st_size // page_size
+        if int.from_bytes(head[28:32], "big") > pages > 0:
+            f.seek(28)
+            f.write(pages.to_bytes(4, "big"))
 
 
 #: Per stream: its table, its outbox and the outbox's id column.
@@ -984,9 +1006,10 @@ def _read_facts(conn: sqlite3.Connection, facts: dict[str, Any]) -> None:
             part.update(last_seq=last, last_hash=str(by_seq[last][2]))
         if unacked is not None:
             part["unsent"] = len(unacked)
-            acked = (unacked[0] - 1) if unacked else part.get("last_seq", 0)
+            # the city acked every seq below the first unacked one (all when none waits)
+            acked = (unacked[0] - 1) if unacked else part.get("last_seq")
             part["acked_seq"] = acked
-            row = by_seq.get(acked)
+            row = by_seq.get(acked) if acked is not None else None
             part["acked_hash"] = str(row[2]) if row is not None else (
                 GENESIS_HASH if acked == 0 else None)  # fmt: skip
             lost: list[int] = []
@@ -1003,6 +1026,13 @@ def _read_facts(conn: sqlite3.Connection, facts: dict[str, Any]) -> None:
             part["lost"] = lost
         if part:
             facts[stream] = part
+        if not facts.get("epoch"):  # meta unreadable: the records say which epoch they were
+            for row in reversed(rows):
+                with contextlib.suppress(TypeError, ValueError, AttributeError):
+                    epoch = json.loads(row[3]).get("epoch")
+                    if isinstance(epoch, str) and epoch:
+                        facts["epoch"] = epoch
+                        break
     if carried:
         facts[CARRIED] = carried
     # The names of before (gap_note, evaluator verify): the ratings' last head and unsent.

@@ -348,7 +348,7 @@ class Ingest:
                     " AND stream = ? AND epoch = ?",
                     batch.heads,
                 )
-                self._flag_restarts(batch)
+                self._flag_restarts(batch, heads)
         except Exception:
             count = sum(len(items) for items in groups.values())
             log.exception(
@@ -518,16 +518,22 @@ class Ingest:
         lost = self._lost(chain, batch)
         return bool(lost) and all(q in lost for q in range(tip + 1, seq))
 
-    def _flag_restarts(self, batch: _Batch) -> None:
+    def _flag_restarts(self, batch: _Batch, before: dict[Chain, tuple[int, str]]) -> None:
         """Inside the batch's transaction: ``chain_restarted`` (key: the new epoch) for each
         new epoch of a device that already has records in another epoch, or whose epoch event
-        names a store it follows (issue 15 B), with
-        what the pad's ``epoch`` event names and what the hub holds; a flag raised on a new
-        epoch's first rating is completed when its epoch event arrives."""
+        names a store it follows (issue 15 B), with what the pad's ``epoch`` event names and
+        what the hub held before this batch (``before``: the tips of the batch's chains when
+        it began); a flag raised on a new epoch's first rating is completed when its epoch
+        event arrives."""
         events = {(str(e["device_id"]), epoch_of(e)): e for e in batch.epoch_events}
         todo = {(d, e) for d, _, e in batch.opened} | set(events)
         for device_id, epoch in sorted(todo):
-            held = {k: v for k, v in self.db.heads(device_id).items() if k[1] != epoch}
+            held = {
+                (stream, e): before.get((device_id, stream, e), tip)
+                for (stream, e), tip in self.db.heads(device_id).items()
+                if e != epoch
+            }
+            held = {k: v for k, v in held.items() if v[0] > 0}
             event = events.get((device_id, epoch))
             named = event is not None and isinstance(event.get("previous"), dict)
             if not held and not named:
