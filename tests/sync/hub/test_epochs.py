@@ -168,6 +168,35 @@ def test_a_record_of_one_epoch_never_takes_the_seq_of_another(db: HubDB, key: De
     assert result.dead and "chain broken" in result.dead[0].reason
 
 
+def test_lists_and_export_tell_two_records_of_one_seq_apart(
+    db: HubDB, key: DeviceKey, tmp_path: Path
+) -> None:
+    """Two epochs of one pad both have a seq 1: every 差评 of both is listed and exported,
+    each with its epoch, none taken for the other."""
+    from sync.hub.export import rows
+    from sync.hub.figures import bad_ratings, figures
+    from tests.sync.hub.helpers import rating_content, seal_all
+
+    db.register(DEVICE, key.public.text)
+    ingest = Ingest(db)
+    old, new = epochs(2)
+    for epoch in (old, new):
+        bodies = [dict(rating_content(f"S-{epoch[-4:]}-{i}", level="very_dissatisfied"),
+                       epoch=epoch) for i in range(3)]  # fmt: skip
+        assert not send(ingest, DEVICE, seal_all(key, DEVICE, bodies)).dead
+    listed = bad_ratings(db)
+    assert len(listed) == 6
+    assert sorted((w["epoch"], w["seq"]) for w in listed) == sorted(
+        (e, q) for e in (old, new) for q in (1, 2, 3)
+    )
+    exported = list(rows(db))
+    assert sorted((r["epoch"], r["seq"]) for r in exported) == sorted(
+        (e, q) for e in (old, new) for q in (1, 2, 3)
+    )
+    hall = figures(db)["hall"]
+    assert (hall["ratings"], hall["bad"]) == (6, 6)
+
+
 # -- schema version 1 → 2 ------------------------------------------------------------------
 
 _V1 = [
