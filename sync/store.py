@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import pwd
+import re
 import sqlite3
 import threading
 import time
@@ -51,6 +52,7 @@ from evaluator.rules.records import (
     new_record_id,
     record_hash,
     seal,
+    signature_of,
     signature_report,
     verify_chain,
 )
@@ -914,10 +916,13 @@ class Carried:
     text: str
 
 
-def _salvage_facts(kept: Path) -> dict[str, Any]:
+def _salvage_facts(
+    kept: Path, signed: Callable[[Mapping[str, Any]], bool] | None = None
+) -> dict[str, Any]:
     """What can still be read from a kept-aside store: its epoch, the head the city acked and
     the last readable one of each stream, how many were unsent, and its intact unacked records
-    (under :data:`CARRIED`, to carry over) with the seqs of those that could not be read.
+    (under :data:`CARRIED`, to carry over: whole, hash matching, and ``signed`` as the city
+    will check it) with the seqs of those that could not be read or fail those checks.
 
     Reads a scratch copy (with its -wal), never the kept files: SQLite may delete or rewrite
     the log of a damaged database it opens.
@@ -939,12 +944,34 @@ def _salvage_facts(kept: Path) -> dict[str, Any]:
                 # a schema naming pages past a truncation is not fatal: each table is read
                 # as far as it goes (the scratch copy is never written)
                 conn.execute("PRAGMA writable_schema = ON")
-                _read_facts(conn, facts)
+                _read_facts(conn, facts, signed)
             finally:
                 conn.close()
     except (OSError, sqlite3.Error, UnicodeDecodeError):
         pass
+    if not facts.get("epoch"):
+        with contextlib.suppress(OSError):
+            facts["epoch"] = _epoch_in_bytes(kept)
     return facts
+
+
+#: The ``meta`` row of the epoch as SQLite stores it: the key's text, then the value's.
+_META_EPOCH = re.compile(
+    rb"epoch([0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12})"
+)
+
+
+def _epoch_in_bytes(kept: Path) -> str:
+    """The epoch of a kept-aside store whose schema SQLite can no longer read (the pages of
+    ``sqlite_master`` cut off): its ``meta`` row found in the raw bytes, ``""`` when none."""
+    tail = b""
+    with kept.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            found = _META_EPOCH.search(tail + chunk)
+            if found:
+                return found.group(1).decode("ascii")
+            tail = chunk[-48:]
+    return ""
 
 
 def _fit_header(copy: Path) -> None:
@@ -986,7 +1013,11 @@ def _rows_until_damage(conn: sqlite3.Connection, sql: str) -> list[tuple[Any, ..
     return out
 
 
-def _read_facts(conn: sqlite3.Connection, facts: dict[str, Any]) -> None:
+def _read_facts(
+    conn: sqlite3.Connection,
+    facts: dict[str, Any],
+    signed: Callable[[Mapping[str, Any]], bool] | None = None,
+) -> None:
     """Each fact on its own: a damaged table must not hide what another one still says."""
     with contextlib.suppress(sqlite3.Error, UnicodeDecodeError):
         row = conn.execute("SELECT value FROM meta NOT INDEXED WHERE key = 'epoch'").fetchone()
@@ -1016,7 +1047,7 @@ def _read_facts(conn: sqlite3.Connection, facts: dict[str, Any]) -> None:
             for seq in unacked:
                 row = by_seq.get(seq)
                 record = _intact(stream, seq, row)
-                if record is None:
+                if record is None or (signed is not None and not signed(record)):
                     lost.append(seq)
                 else:
                     carried.append(
@@ -1061,7 +1092,9 @@ def _intact(stream: str, seq: int, row: tuple[Any, ...] | None) -> dict[str, Any
         return None
 
 
-def _keep_aside(path: Path, problem: str) -> dict[str, Any]:
+def _keep_aside(
+    path: Path, problem: str, signed: Callable[[Mapping[str, Any]], bool] | None = None
+) -> dict[str, Any]:
     """Rename the damaged store (and its -wal/-shm) to ``<name>.damaged-<UTC stamp>``.
 
     Never deletes nor overwrites anything.  Returns the ``follows_gap`` facts for the new store.
@@ -1090,7 +1123,7 @@ def _keep_aside(path: Path, problem: str) -> dict[str, Any]:
         "at": now.isoformat(timespec="seconds"),
         "problem": problem,
     }
-    facts.update(_salvage_facts(kept))
+    facts.update(_salvage_facts(kept, signed))
     return facts
 
 
@@ -1106,6 +1139,14 @@ def gap_note(gap: Mapping[str, Any]) -> str:
         details.append(f"its last readable rating is seq {gap['last_seq']}")
     if gap.get("unsent") is not None:
         details.append(f"{gap['unsent']} of its ratings were not yet acknowledged by the city")
+    for stream in ("ratings", "events"):
+        part = gap.get(stream) if isinstance(gap.get(stream), dict) else {}
+        if part.get("carried"):
+            details.append(f"{part['carried']} unacknowledged {stream} carried over and sent")
+        if part.get("lost"):
+            seqs = ", ".join(str(q) for q in part["lost"][:10])
+            more = f" and {len(part['lost']) - 10} more" if len(part["lost"]) > 10 else ""
+            details.append(f"{stream} seq {seqs}{more} unreadable: lost")
     return text + (f" ({'; '.join(details)})" if details else "")
 
 
@@ -1209,6 +1250,26 @@ class Store:
             raise
         self._lock = lock
 
+    def _signature_check(self) -> Callable[[Mapping[str, Any]], bool]:
+        """Whether a record of a kept-aside store is signed as the city will check it: by the
+        device key when its ``key_id`` is the key's (an older key's: a well-formed signature);
+        unsigned, or no key to check with: left to the city."""
+        signer = self._signer()
+        public = getattr(signer, "public", None)
+        key_id = getattr(signer, "key_id", None)
+
+        def check(record: Mapping[str, Any]) -> bool:
+            if "sig" not in record and "key_id" not in record:
+                return True
+            sig = signature_of(record)
+            if sig is None or not isinstance(record.get("hash"), str):
+                return False
+            if public is None or record.get("key_id") != key_id:
+                return len(sig) == 64
+            return bool(public.check(record["hash"].encode("ascii"), sig))
+
+        return check
+
     def _open_locked(self, keep_damaged_aside: bool) -> None:
         """The open of ``__init__`` once the store's lock is held: check, keep a damaged file
         aside and start a new store, or raise."""
@@ -1217,7 +1278,7 @@ class Store:
         except _Damage as damage:
             if not keep_damaged_aside:
                 raise StoreDamaged(f"the rating store {self.path} is damaged: {damage}") from None
-            gap = _keep_aside(self.path, str(damage))
+            gap = _keep_aside(self.path, str(damage), self._signature_check())
             self.recovered_from = Path(gap["kept_aside"])
             log.critical(
                 "the rating store %s was damaged (%s): kept aside as %s (with its -wal/-shm), "

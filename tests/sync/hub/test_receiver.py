@@ -115,7 +115,7 @@ def drain(pad: Store, url: str, broker: Broker, count: int, timeout: float, live
             sync.notify()
         with open_db(url) as db:
             wait_for(
-                lambda: db.count() == count and pad.outbox_size() == 0,
+                lambda: db.count("ratings") == count and pad.outbox_size() == 0,
                 timeout,
                 f"all {count} stored",
             )
