@@ -1522,7 +1522,9 @@ class Store:
         """``None``, or the facts of the damaged store this one replaced (see ``gap_note``).
 
         Keys: ``kept_aside`` (path), ``at`` (UTC), ``problem``, and when they could still be
-        read from the damaged file ``last_seq``, ``last_hash`` and ``unsent``.
+        read from the damaged file ``last_seq``, ``last_hash`` and ``unsent`` (of its ratings),
+        its ``epoch``, and per stream (``ratings``, ``events``) ``acked_seq``, ``acked_hash``,
+        ``last_seq``, ``last_hash``, ``unsent``, ``carried`` and ``lost`` (issue 15 B).
         """
         try:
             row = self.conn.execute("SELECT value FROM meta WHERE key = 'follows_gap'").fetchone()

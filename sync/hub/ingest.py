@@ -163,6 +163,7 @@ class _Batch:
         )  # fmt: skip
         if stream == "events" and rec.get("kind") == "epoch":
             self.epoch_events.append(rec)
+            self.lost.clear()  # what it names lost counts from now on in this batch
         self.known[rid] = (device_id, stream)
         self.acks.append((device_id, rid))
 
@@ -509,8 +510,7 @@ class Ingest:
                 if isinstance(previous, dict) and previous.get("epoch", "") == epoch:
                     part = previous.get(stream) or {}
                     found.update(q for q in part.get("lost") or [] if isinstance(q, int))
-            if found or not batch.epoch_events:
-                batch.lost[chain] = found
+            batch.lost[chain] = found
         return found
 
     def _lost_between(self, chain: Chain, tip: int, seq: int, batch: _Batch) -> bool:
