@@ -944,9 +944,10 @@ def _salvage_facts(
                 # a schema naming pages past a truncation is not fatal: each table is read
                 # as far as it goes (the scratch copy is never written)
                 conn.execute("PRAGMA writable_schema = ON")
-                _read_facts(conn, facts, signed)
+                _read_facts(conn, facts, signed, copy)
             finally:
                 conn.close()
+                _SCANS.clear()
     except (OSError, sqlite3.Error, UnicodeDecodeError):
         pass
     if not facts.get("epoch"):
@@ -999,40 +1000,55 @@ _STREAM_TABLES = {
 }
 
 
-def _rows_until_damage(conn: sqlite3.Connection, sql: str) -> list[tuple[Any, ...]]:
+def _rows_until_damage(conn: sqlite3.Connection, sql: str) -> tuple[list[tuple[Any, ...]], bool]:
     """The rows of ``sql`` read one by one up to the first that SQLite cannot read (a damaged
-    or missing page): what is before it is kept."""
+    or missing page): what is before it is kept; and whether every row was read."""
     out: list[tuple[Any, ...]] = []
     with contextlib.suppress(sqlite3.Error, UnicodeDecodeError):
         cur = conn.execute(sql)
         while True:
             row = cur.fetchone()
             if row is None:
-                break
+                return out, True
             out.append(tuple(row))
-    return out
+    return out, False
 
 
 def _read_facts(
     conn: sqlite3.Connection,
     facts: dict[str, Any],
     signed: Callable[[Mapping[str, Any]], bool] | None = None,
+    copy: Path | None = None,
 ) -> None:
-    """Each fact on its own: a damaged table must not hide what another one still says."""
+    """Each fact on its own: a damaged table must not hide what another one still says.
+
+    When a stream's outbox cannot be read (its pages cut off), which records the city acked is
+    unknown: every intact record of that stream still found in the file's bytes
+    (:func:`_scan_records`) is carried over (the city stores each id once and acks a
+    duplicate again), and the seqs missing among the last :data:`SCAN_LOST` before the highest
+    found are named lost."""
     with contextlib.suppress(sqlite3.Error, UnicodeDecodeError):
         row = conn.execute("SELECT value FROM meta NOT INDEXED WHERE key = 'epoch'").fetchone()
         facts["epoch"] = str(row[0]) if row and row[0] else ""
     carried: list[Carried] = []
     for stream, (table, outbox, _) in _STREAM_TABLES.items():
-        rows = _rows_until_damage(conn, f"SELECT seq, id, hash, record FROM {table} NOT INDEXED")
+        rows, whole = _rows_until_damage(
+            conn, f"SELECT seq, id, hash, record FROM {table} NOT INDEXED"
+        )
         by_seq = {int(r[0]): r for r in rows if isinstance(r[0], int)}
         unacked: list[int] | None = None
         with contextlib.suppress(sqlite3.Error, UnicodeDecodeError):
             unacked = sorted(
                 int(r[0]) for r in conn.execute(f"SELECT seq FROM {outbox} NOT INDEXED")
             )
+        if not whole and copy is not None:  # the rest of the table: whatever is still whole
+            for raw, record in _scan_records(copy):
+                seq = record["seq"]
+                ours = record.get("epoch", "") == facts.get("epoch", record.get("epoch", ""))
+                if ours and ("kind" in record) == (stream == "events") and seq not in by_seq:
+                    by_seq[seq] = (seq, record["id"], record["hash"], raw)
         part: dict[str, Any] = {}
-        if by_seq:
+        if by_seq and whole:  # its last one is known only when the whole table was read
             last = max(by_seq)
             part.update(last_seq=last, last_hash=str(by_seq[last][2]))
         if unacked is not None:
@@ -1055,6 +1071,8 @@ def _read_facts(
                     )
             part["carried"] = len(unacked) - len(lost)
             part["lost"] = lost
+        if unacked is None and copy is not None:
+            part.update(_scanned(stream, copy, signed, carried))
         if part:
             facts[stream] = part
         if not facts.get("epoch"):  # meta unreadable: the records say which epoch they were
@@ -1071,6 +1089,82 @@ def _read_facts(
     for key in ("last_seq", "last_hash", "unsent"):
         if key in ratings:
             facts[key] = ratings[key]
+
+
+#: How far back from the highest seq found a scan of a store without its outbox names lost seqs.
+SCAN_LOST = 1000
+
+_SCANS: dict[Path, list[tuple[str, dict[str, Any]]]] = {}
+
+
+def _scan_records(copy: Path) -> list[tuple[str, dict[str, Any]]]:
+    """Every sealed record whose canonical JSON is still whole in the file's bytes, wherever
+    its page is (a b-tree whose pages are cut off cannot be walked): ``(text, record)``, its
+    hash matching.  A record is a JSON object with ``id``, ``seq``, ``hash`` and ``prev_hash``;
+    nested objects (cases, clerk) are tried too and fail that.  Read once per scratch copy."""
+    if copy in _SCANS:
+        return _SCANS[copy]
+    found: list[tuple[str, dict[str, Any]]] = []
+    decoder = json.JSONDecoder()
+    seen: set[str] = set()
+    step, overlap = 4 << 20, 128 << 10  # a record is at most 64 KiB: each is whole in a window
+    with copy.open("rb") as f:
+        at = 0
+        while True:
+            f.seek(at)
+            text = f.read(step + overlap).decode("utf-8", errors="replace")
+            if not text:
+                break
+            for start in (m.start() for m in re.finditer(r'\{"', text)):
+                try:
+                    record, end = decoder.raw_decode(text, start)
+                except ValueError:
+                    continue
+                if not isinstance(record, dict) or not isinstance(record.get("seq"), int):
+                    continue
+                raw = text[start:end]
+                try:
+                    keys = ("id", "hash", "prev_hash")
+                    whole = all(isinstance(record.get(k), str) for k in keys)
+                    if not whole or raw in seen or record_hash(record) != record["hash"]:
+                        continue
+                except (TypeError, ValueError):
+                    continue
+                if canonical_json(record).decode() != raw:
+                    continue  # not as the pad stores it: not a record of a store
+                seen.add(raw)
+                found.append((raw, record))
+            if len(text) <= step:
+                break
+            at += step
+    _SCANS.clear()
+    _SCANS[copy] = found
+    return found
+
+
+def _scanned(
+    stream: str,
+    copy: Path,
+    signed: Callable[[Mapping[str, Any]], bool] | None,
+    carried: list[Carried],
+) -> dict[str, Any]:
+    """The facts of a ``stream`` whose outbox cannot be read, from :func:`_scan_records`."""
+    mine: dict[tuple[str, int], tuple[str, dict[str, Any]]] = {}
+    for raw, record in _scan_records(copy):
+        if record.get("kind") == "loss" or ("kind" in record) != (stream == "events"):
+            continue  # a loss statement's stream cannot be told from its text: left alone
+        if signed is not None and not signed(record):
+            continue
+        mine.setdefault((str(record.get("epoch", "")), int(record["seq"])), (raw, record))
+    if not mine:
+        return {}
+    for (epoch, seq), (raw, record) in sorted(mine.items()):
+        carried.append(Carried(stream, epoch, seq, str(record["id"]), raw))
+    own = max(mine)[0]  # the newest epoch found: the store's own
+    seqs = {q for e, q in mine if e == own}
+    top = max(seqs)
+    lost = [q for q in range(max(1, top - SCAN_LOST + 1), top + 1) if q not in seqs]
+    return {"unsent": None, "carried": len(mine), "lost": lost, "scanned": True}
 
 
 def _intact(stream: str, seq: int, row: tuple[Any, ...] | None) -> dict[str, Any] | None:

@@ -715,11 +715,17 @@ def restart_detail(
         last = part.get("last_seq")
         if isinstance(last, int) and last > tip:
             missing[stream] = [[tip + 1, last]]
-        lost[stream] = [int(q) for q in part.get("lost") or [] if isinstance(q, int)]
+        elif not isinstance(last, int):  # the old store's end could not be read: open-ended
+            missing[stream] = [[tip + 1, None]]
+        # the seqs the pad could not read that the hub does not hold either
+        lost[stream] = [int(q) for q in part.get("lost") or [] if isinstance(q, int) and q > tip]
     detail.update(previous_epoch=old, missing=missing, lost=lost)
     detail["summary"] = (
         f"previous epoch {old or '(none)'}: missing at the hub "
-        + (", ".join(f"{s} {r[0][0]}-{r[0][1]}" for s, r in missing.items()) or "nothing")
+        + (
+            ", ".join(f"{s} {r[0][0]}-{r[0][1] or '(end unknown)'}" for s, r in missing.items())
+            or "nothing"
+        )
         + "; lost "
         + (", ".join(f"{s} {_ranges(q)}" for s, q in lost.items() if q) or "none")
     )

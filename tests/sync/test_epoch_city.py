@@ -220,6 +220,42 @@ def test_unacked_records_of_the_kept_aside_store_are_delivered_the_damaged_liste
     assert (named["acked_seq"], named["unsent"], named["carried"]) == (6, 9, 6)
 
 
+@pytest.mark.parametrize("keep", [0.3, 0.5, 0.7, 0.85])
+def test_unacked_records_in_a_truncated_store_what_is_left_is_delivered(
+    scene: tuple[City, Pad], keep: float
+) -> None:
+    """The pad offline before its store was cut (to half, to 70 %): what the city never acked
+    and is still whole in the file is delivered on the old epoch, every other unacked seq is
+    named: lost, or after where the old store could be read; nothing waits, nothing refused."""
+    city, pad = scene
+    pad.online()
+    acked = pad.rate(30)
+    settle(city, pad, 30)
+    pad.offline()
+    unacked = pad.rate(30)
+    pad.offline()  # checkpointed
+    with pad.path.open("r+b") as f:
+        f.truncate(int(pad.path.stat().st_size * keep))
+    new = pad.rate(10)
+    pad.online()
+    wait_for(lambda: pad.waiting() == 0 and len(city.db.records(DEVICE, epoch=new[0]["epoch"]))
+             == 10, SETTLE, "the new ratings at the city, nothing waiting")  # fmt: skip
+    old = acked[0]["epoch"]
+    stored = [r["seq"] for r in city.db.records(DEVICE, epoch=old)]
+    assert stored[:30] == list(range(1, 31)) and stored == sorted(set(stored))
+    assert city.db.dead() == [] and city.db.parked() == 0
+    (flag,) = city.restarts()
+    lost = flag["detail"]["lost"]["ratings"]
+    ((first, last),) = flag["detail"]["missing"]["ratings"]
+    assert first == 31
+    for record in unacked:
+        seq = record["seq"]
+        told = seq in lost or (last is None and seq > max(stored + lost))
+        assert (seq in stored) != told, (seq, stored, lost, last)
+    held = {r["id"]: r for r in city.db.records(DEVICE, epoch=old)}
+    assert all(held[r["id"]] == r for r in unacked if r["id"] in held)  # verbatim
+
+
 def test_restart_after_restart(scene: tuple[City, Pad]) -> None:
     """A card that fails again and again: each new store opens its epoch, each restart is
     flagged once, every rating of every epoch reaches the city."""
