@@ -6,13 +6,14 @@ a version-1 database is migrated."""
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from evaluator.rules.records import new_record_id, verify_chain
+from evaluator.rules.records import verify_chain
 from sync.hub.db import SCHEMA_VERSION, HubDB, open_db
 from sync.hub.ingest import Ingest
 from sync.keys import DeviceKey
@@ -40,11 +41,14 @@ def db(db_url: str, key: DeviceKey) -> HubDB:
     hub.close()
 
 
+_made = itertools.count(1)
+
+
 def epochs(n: int) -> list[str]:
-    """``n`` epoch ids as stores made one after another make them (a second apart: the ids
-    are time-ordered, and those made within one millisecond are not ordered)."""
-    start = int(new_record_id().replace("-", "")[:12], 16)  # never behind the ids made
-    return [new_record_id(start + 1000 * (i + 1)) for i in range(n)]
+    """``n`` epoch ids in the order stores made one after another have them (UUIDv7 layout,
+    time-ordered).  Made here, not by ``new_record_id`` with a time ahead of the clock: that
+    would hold every later id of the test process in one millisecond."""
+    return [f"01a20000-0000-7000-8000-{next(_made):012x}" for _ in range(n)]
 
 
 def send(ingest: Ingest, device: str, records: list[dict[str, Any]], stream: str = "ratings"):
