@@ -19,7 +19,9 @@ is stored and what the batch itself stores before it (the writes go out together
 
 Two receivers may hold messages of the same device at once (a shared subscription splits a
 device's traffic): the head lock serialises them, so the chain is stored in order whoever
-received what.  ``…/status`` upserts the device's latest status (no ack).
+received what.  ``…/status`` upserts the device's latest status (no ack).  After a batch the
+witnessed ratings heads of its devices are compared with what is stored, and each status with
+them (:mod:`sync.hub.witness`: findings for audit, never a refusal).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from typing import Any
 
 from evaluator.rules.protocol import MAX_DEPTH, nesting_depth
 from evaluator.rules.records import record_hash, signature_of
-from sync.hub import schemas
+from sync.hub import schemas, witness
 from sync.hub.db import STREAMS, HubDB, now_text
 from sync.keys import PublicKey
 
@@ -340,6 +342,7 @@ class Ingest:
             return
         for device_id, rid in dict.fromkeys(batch.acks):  # a storm of copies: acked once
             result.ack(device_id, rid)
+        witness.after_batch(db, {row[1] for row in batch.inserts if row[2] == "ratings"})
         result.stored += len(batch.inserts)
         result.duplicates += batch.duplicates
         result.parked += len(batch.parks)
@@ -479,6 +482,13 @@ class Ingest:
             result.failed += len(statuses)
             return
         result.statuses += len(statuses)
+        for device_id, text in latest.items():
+            if text:
+                try:
+                    witness.check_status(self.db, device_id, json.loads(text), at)
+                except Exception:
+                    log.exception("comparing the status head of %s with its witnesses failed",
+                                  device_id)  # fmt: skip
 
     # -- dead letters ----------------------------------------------------------------------
 
