@@ -1204,8 +1204,10 @@ class App:
             log.warning("the chain head for the counter cannot be read: %s", exc)
             return None
         if signer is None or head is None:
-            log.warning("rated without a chain head: %s",
-                        "the device key is not loaded" if signer is None else "no rating stored")
+            log.warning(
+                "rated without a chain head: %s",
+                "the device key is not loaded" if signer is None else "no rating stored",
+            )
             return None
         return make_head(signer, device_id=self.config.device.id, epoch=epoch, seq=head[0],
                          hash_=head[1])  # fmt: skip
