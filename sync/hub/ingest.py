@@ -342,7 +342,8 @@ class Ingest:
             return
         for device_id, rid in dict.fromkeys(batch.acks):  # a storm of copies: acked once
             result.ack(device_id, rid)
-        witness.after_batch(db, {row[1] for row in batch.inserts if row[2] == "ratings"})
+        stored = [(r[1], r[3], r[4], r[6]) for r in batch.inserts if r[2] == "ratings"]
+        witness.after_batch(db, stored)  # the witnessed heads at what was stored
         result.stored += len(batch.inserts)
         result.duplicates += batch.duplicates
         result.parked += len(batch.parks)

@@ -263,12 +263,34 @@ def check_status(
     return raised
 
 
-def after_batch(db: HubDB, devices: Iterable[str]) -> None:
-    """The receiver's hook, once at the end of each stored batch: the witnesses of each
-    ``device`` whose ratings were stored compared with its records.  Never raises (a failure
-    is logged: the batch is stored and acked whatever this finds)."""
-    for device_id in sorted(set(devices)):
-        try:
+def after_batch(db: HubDB, stored: Iterable[tuple[str, int, str, str]]) -> None:
+    """The receiver's hook, once at the end of each stored batch: the ratings records it stored,
+    ``(device, seq, hash column, record text)``, compared with the witnesses at their seqs (one
+    query for the whole batch; a device with a mismatch is then checked in full by
+    :func:`check_records`).  Never raises (a failure is logged: the batch is stored and acked
+    whatever this finds)."""
+    rows = list(stored)
+    if not rows:
+        return
+    try:
+        devices = sorted({r[0] for r in rows})
+        seqs = sorted({int(r[1]) for r in rows})
+        witnessed: dict[tuple[str, int], list[tuple[str, str]]] = {}
+        for device_id, epoch, seq, hash_ in db.rows(
+            "SELECT device_id, epoch, seq, hash FROM hub_witness WHERE"
+            f" {db.any_of('device_id', devices)} AND {db.any_of('seq', seqs)}",
+            (*db.any_params(devices), *db.any_params(seqs)),
+        ):
+            witnessed.setdefault((str(device_id), int(seq)), []).append((str(epoch), str(hash_)))
+        suspects = set()
+        for device_id, seq, hash_, text in rows:
+            heads = witnessed.get((device_id, int(seq)))
+            if not heads:
+                continue
+            epoch = json.loads(text).get("epoch", "") or ""
+            if any(e == epoch and h != hash_ for e, h in heads):
+                suspects.add(device_id)
+        for device_id in sorted(suspects):
             check_records(db, device_id)
-        except Exception:
-            log.exception("comparing the witnessed heads of %s failed", device_id)
+    except Exception:
+        log.exception("comparing the witnessed heads of %d device(s) failed", len(rows))
