@@ -95,7 +95,8 @@ def head_problem(obj: Any) -> str | None:
         return "seq is not a record's seq (an integer from 1)"
     if not isinstance(obj["hash"], str) or not _HASH.fullmatch(obj["hash"]):
         return "hash is not 64 lowercase hex digits"
-    if not isinstance(obj["key_id"], str) or not _TEXT.fullmatch(obj["key_id"]):
+    key_id = obj["key_id"]
+    if not isinstance(key_id, str) or not key_id or not _TEXT.fullmatch(key_id):
         return "key_id is not a key id"
     if not isinstance(obj["sig"], str) or not _SIG.fullmatch(obj["sig"]):
         return "sig is not an Ed25519 signature in base64url"
