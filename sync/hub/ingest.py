@@ -141,6 +141,8 @@ class _Batch:
     acks: list[tuple[str, str]] = field(default_factory=list)
     dead: list[Dead] = field(default_factory=list)
     duplicates: int = 0
+    ratings: list[tuple[str, int, str]] = field(default_factory=list)
+    """(device, seq, record text) of each ratings record stored: for the witness hook."""
 
     def store(self, device_id: str, stream: str, rec: dict[str, Any], text: str, at: str) -> None:
         """Insert ``rec`` at commit; from now on its id counts as stored (a resend of it later
@@ -152,6 +154,8 @@ class _Batch:
         )  # fmt: skip
         self.known[rid] = (device_id, stream)
         self.acks.append((device_id, rid))
+        if stream == "ratings":
+            self.ratings.append((device_id, int(rec["seq"]), text))
 
 
 class Ingest:
@@ -342,8 +346,7 @@ class Ingest:
             return
         for device_id, rid in dict.fromkeys(batch.acks):  # a storm of copies: acked once
             result.ack(device_id, rid)
-        stored = [(r[1], r[3], r[4], r[6]) for r in batch.inserts if r[2] == "ratings"]
-        witness.after_batch(db, stored)  # the witnessed heads at what was stored
+        witness.after_batch(db, batch.ratings)  # the witnessed heads at what was stored
         result.stored += len(batch.inserts)
         result.duplicates += batch.duplicates
         result.parked += len(batch.parks)

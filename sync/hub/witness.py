@@ -263,12 +263,19 @@ def check_status(
     return raised
 
 
-def after_batch(db: HubDB, stored: Iterable[tuple[str, int, str, str]]) -> None:
+def chain_hash(record: dict[str, Any]) -> str:
+    """The hash a record stands for in its chain: a loss statement's ``lost_hash`` (the lost
+    record's, which a head may witness), any other record's own ``hash``."""
+    if record.get("kind") == "loss" and isinstance(record.get("lost_hash"), str):
+        return str(record["lost_hash"])
+    return str(record.get("hash", ""))
+
+
+def after_batch(db: HubDB, stored: Iterable[tuple[str, int, str]]) -> None:
     """The receiver's hook, once at the end of each stored batch: the ratings records it stored,
-    ``(device, seq, hash column, record text)``, compared with the witnesses at their seqs (one
-    query for the whole batch; a device with a mismatch is then checked in full by
-    :func:`check_records`).  Never raises (a failure is logged: the batch is stored and acked
-    whatever this finds)."""
+    ``(device, seq, record text)``, compared with the witnesses at their seqs (one query for the
+    whole batch; a device with a mismatch is then checked in full by :func:`check_records`).
+    Never raises (a failure is logged: the batch is stored and acked whatever this finds)."""
     rows = list(stored)
     if not rows:
         return
@@ -283,14 +290,15 @@ def after_batch(db: HubDB, stored: Iterable[tuple[str, int, str, str]]) -> None:
         ):
             witnessed.setdefault((str(device_id), int(seq)), []).append((str(epoch), str(hash_)))
         suspects = set()
-        for device_id, seq, hash_, text in rows:
+        for device_id, seq, text in rows:
             heads = witnessed.get((device_id, int(seq)))
             if not heads:
                 continue
-            epoch = json.loads(text).get("epoch", "") or ""
+            record = json.loads(text)
+            epoch, hash_ = str(record.get("epoch", "") or ""), chain_hash(record)
             if any(e == epoch and h != hash_ for e, h in heads):
                 suspects.add(device_id)
         for device_id in sorted(suspects):
             check_records(db, device_id)
     except Exception:
-        log.exception("comparing the witnessed heads of %d device(s) failed", len(rows))
+        log.exception("comparing the witnessed heads of %d record(s) failed", len(rows))
