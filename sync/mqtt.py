@@ -1219,8 +1219,22 @@ class SyncWorker(threading.Thread):
         if sample:
             self._next_status = now + self.status_every
         self._status_sent = content
-        message = {**content, "at": local_now()}
+        # Read at each publish, never a reason to publish (the moment a rating is stored must
+        # not show): the city compares it with the heads witnessed at the counter (art. 40).
+        message = {**content, "ratings_head": self._ratings_head(), "at": local_now()}
         client.publish(self.status_topic, _json_bytes(message), qos=1, retain=True)
+
+    def _ratings_head(self) -> dict[str, Any] | None:
+        """The store's ratings head for the status: ``{seq, hash, epoch}``, ``None`` when no
+        rating is stored or it cannot be read (logged)."""
+        try:
+            assert self._store is not None
+            head = self._store.ratings_head()
+            epoch = self._store.read_meta("epoch") or ""
+        except Exception as exc:
+            log.warning("the ratings head could not be read for the status: %s", exc)
+            return None
+        return None if head is None else {"seq": head[0], "hash": head[1], "epoch": epoch}
 
     def _sample_outbox(self) -> None:
         """The status's outbox figures: ratings and events waiting, the oldest one's age."""

@@ -1719,6 +1719,14 @@ class Store:
         """The seq of the newest rating, 0 when there is none (a cheap "anything new?")."""
         return int(self.conn.execute("SELECT coalesce(max(seq), 0) FROM ratings").fetchone()[0])
 
+    def ratings_head(self) -> tuple[int, str] | None:
+        """``(seq, hash)`` of the newest rating (the ratings chain's head), ``None`` when none:
+        what the signed head of :mod:`evaluator.rules.witness` and the status report."""
+        row = self.conn.execute(
+            "SELECT seq, hash FROM ratings ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
     def last_outbox_seq(self) -> int:
         """The seq of the newest rating waiting for the city's ack, 0 when none waits."""
         return int(self.conn.execute("SELECT coalesce(max(seq), 0) FROM outbox").fetchone()[0])

@@ -19,7 +19,9 @@ is stored and what the batch itself stores before it (the writes go out together
 
 Two receivers may hold messages of the same device at once (a shared subscription splits a
 device's traffic): the head lock serialises them, so the chain is stored in order whoever
-received what.  ``…/status`` upserts the device's latest status (no ack).
+received what.  ``…/status`` upserts the device's latest status (no ack).  After a batch the
+witnessed ratings heads of its devices are compared with what is stored, and each status with
+them (:mod:`sync.hub.witness`: findings for audit, never a refusal).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from typing import Any
 
 from evaluator.rules.protocol import MAX_DEPTH, nesting_depth
 from evaluator.rules.records import record_hash, signature_of
-from sync.hub import schemas
+from sync.hub import schemas, witness
 from sync.hub.db import STREAMS, HubDB, now_text
 from sync.keys import PublicKey
 
@@ -139,6 +141,8 @@ class _Batch:
     acks: list[tuple[str, str]] = field(default_factory=list)
     dead: list[Dead] = field(default_factory=list)
     duplicates: int = 0
+    ratings: list[tuple[str, int, str]] = field(default_factory=list)
+    """(device, seq, record text) of each ratings record stored: for the witness hook."""
 
     def store(self, device_id: str, stream: str, rec: dict[str, Any], text: str, at: str) -> None:
         """Insert ``rec`` at commit; from now on its id counts as stored (a resend of it later
@@ -150,6 +154,8 @@ class _Batch:
         )  # fmt: skip
         self.known[rid] = (device_id, stream)
         self.acks.append((device_id, rid))
+        if stream == "ratings":
+            self.ratings.append((device_id, int(rec["seq"]), text))
 
 
 class Ingest:
@@ -340,6 +346,7 @@ class Ingest:
             return
         for device_id, rid in dict.fromkeys(batch.acks):  # a storm of copies: acked once
             result.ack(device_id, rid)
+        witness.after_batch(db, batch.ratings)  # the witnessed heads at what was stored
         result.stored += len(batch.inserts)
         result.duplicates += batch.duplicates
         result.parked += len(batch.parks)
@@ -479,6 +486,13 @@ class Ingest:
             result.failed += len(statuses)
             return
         result.statuses += len(statuses)
+        for device_id, text in latest.items():
+            if text:
+                try:
+                    witness.check_status(self.db, device_id, json.loads(text), at)
+                except Exception:
+                    log.exception("comparing the status head of %s with its witnesses failed",
+                                  device_id)  # fmt: skip
 
     # -- dead letters ----------------------------------------------------------------------
 
