@@ -1100,8 +1100,9 @@ class SyncWorker(threading.Thread):
         words = "; ".join(f"{stream} seq {_seq_list(seqs)}" for stream, seqs in found.items()
                           if seqs)  # fmt: skip
         log.warning(
-            "records lost on the SD card (%s): signed loss statements replace them for the "
-            "city; the fault records_lost stays until the store is replaced",
+            "device %s: records lost on the SD card (%s): signed loss statements replace them "
+            "for the city; the fault records_lost stays until the store is replaced",
+            self.device_id,
             words,
         )
         self._set_status(lost=lost, last_error=f"records lost on the SD card: {words}")
