@@ -211,3 +211,61 @@ def test_every_damaged_record_is_stated_and_every_intact_one_delivered(
             for seq in flips:
                 assert (device_id, f"{table}::{seq}") in keys_listed
 
+
+
+def test_a_real_pad_shows_the_fault_to_the_counter_the_menu_and_the_city(
+    tmp_path: Path, broker: Broker, hub: str
+) -> None:
+    """The pad's App (its counter link, menu and sync worker as ``evaluator run`` makes them)
+    over a store whose ratings seq 3 and event seq 2 were damaged while it was off."""
+    from evaluator.app import App
+    from evaluator.config import load_config
+    from evaluator.rules.clock import FakeClock
+    from kiosk import texts
+
+    device_id = "pad-app"
+    store_dir = tmp_path / "pad"
+    store_dir.mkdir()
+    key = DeviceKey.create(store_dir / "device.key")  # where the pad looks for it
+    with open_db(hub) as db:
+        db.register(device_id, key.public.text)
+    path, texts_before = _pad(store_dir, device_id, key)
+    plan = {"ratings": {3: "sig"}, "events": {2: "brace"}}
+    _damage(path, device_id, plan)
+    override = tmp_path / "pad.toml"
+    override.write_text(
+        f'[device]\nid = "{device_id}"\n[counter]\nport = "dummy://"\n'
+        f'[mqtt]\nurls = ["mqtt://{broker.host}:{broker.port}"]\nstatus_every = "5s"\n'
+        f"[storage]\npath = {json.dumps(str(path))}\n",
+        encoding="utf-8",
+    )
+    repo = Path(__file__).resolve().parents[2]
+    app = App(load_config([repo / "config" / "demo.toml", override]), clock=FakeClock())
+    app.sync.start()
+    try:
+        with open_db(hub) as db:
+
+            def city_knows() -> bool:
+                status = db.statuses().get(device_id, (None, ""))[0] or {}
+                return len(db.flags(device_id)) == 2 and bool(status.get("records_lost"))
+
+            wait_for(city_knows, 60, "the city's flags and the pad's status")
+            status = db.statuses()[device_id][0]
+            assert status is not None
+            assert status["records_lost"] == {"ratings": [3], "events": [2]}
+            stored = db.rows(
+                "SELECT count(*) FROM hub_records WHERE device_id = ?", (device_id,)
+            )[0][0]
+            assert stored == RATINGS + EVENTS
+        before = len(app.link.sent)
+        app.link.feed({"id": 1, "type": "status"})
+        while len(app.link.sent) == before:
+            app.step()
+        assert "records_lost" in app.link.sent[before]["faults"]
+        shown = dict(app.tech.info())[texts.get("tech_label_lost", "zh")]
+        assert "ratings 3" in shown and "events 2" in shown
+    finally:
+        app.shutdown()
+    assert texts_before["ratings"][3]  # the damaged row itself is still there, as it was read
+    with Store(path, device_id=device_id) as store:
+        assert store.conn.execute("SELECT count(*) FROM ratings").fetchone()[0] == RATINGS
