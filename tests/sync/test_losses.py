@@ -245,11 +245,20 @@ def test_a_real_pad_shows_the_fault_to_the_counter_the_menu_and_the_city(
     try:
         with open_db(hub) as db:
 
+            pad = Store.open_read_only(path)
+
             def city_knows() -> bool:
                 status = db.statuses().get(device_id, (None, ""))[0] or {}
-                return len(db.flags(device_id)) == 2 and bool(status.get("records_lost"))
+                return (
+                    len(db.flags(device_id)) == 2
+                    and bool(status.get("records_lost"))
+                    and pad.outbox_size() + pad.event_outbox_size() == 0
+                )
 
-            wait_for(city_knows, 60, "the city's flags and the pad's status")
+            try:
+                wait_for(city_knows, 60, "the city's flags, the pad's status, acks applied")
+            finally:
+                pad.close()
             status = db.statuses()[device_id][0]
             assert status is not None
             assert status["records_lost"] == {"ratings": [3], "events": [2]}
@@ -266,6 +275,16 @@ def test_a_real_pad_shows_the_fault_to_the_counter_the_menu_and_the_city(
         assert "ratings 3" in shown and "events 2" in shown
     finally:
         app.shutdown()
-    assert texts_before["ratings"][3]  # the damaged row itself is still there, as it was read
-    with Store(path, device_id=device_id) as store:
-        assert store.conn.execute("SELECT count(*) FROM ratings").fetchone()[0] == RATINGS
+    told = subprocess.run(
+        [*EVALUATOR, "status", "--db", str(path)], capture_output=True, text=True, timeout=60,
+        cwd=repo,
+    )  # fmt: skip
+    assert told.returncode == 1, told.stderr
+    assert "records_lost: ratings seq 3; events seq 2" in told.stdout
+    assert "0 rating(s), 0 event(s) waiting" in told.stdout
+    with Store(path, device_id=device_id) as store:  # the damaged rows are where they were
+        rows = store.conn.execute("SELECT seq, record FROM ratings ORDER BY seq").fetchall()
+        assert len(rows) == RATINGS and rows[2][1] != texts_before["ratings"][3]
+        assert [r[1] for r in rows if r[0] != 3] == [
+            t for q, t in sorted(texts_before["ratings"].items()) if q != 3
+        ]
