@@ -46,6 +46,7 @@ from evaluator.rules.loss import (
     lost_chain_hash,
     make_statement,
     self_problem,
+    statement_problem,
 )
 from evaluator.rules.records import (
     GENESIS_HASH,
@@ -2128,7 +2129,20 @@ class Store:
         for seq, outbox_id, _row_id, text, _row_hash in rows:
             seq = int(seq)
             if seq in stated:
-                items.append(Outgoing(seq, str(outbox_id), stated[seq][1].encode("utf-8")))
+                kept = self._kept_statement(stream, seq, stated[seq][1])
+                if kept is not None:
+                    items.append(Outgoing(seq, str(outbox_id), kept.encode("utf-8")))
+                    continue
+                # The kept statement itself was damaged on the card: a new one, not kept (the
+                # table is append-only); the city has the first by id, or takes this one.
+                problem = (checked(seq) or (None, "row missing", None))[1]
+                made = self._state_loss(
+                    stream, seq, str(outbox_id), prev_hash=chain_hash(seq - 1),
+                    lost_hash=stated[seq][0], problem=problem or "stated before",
+                    damaged=text if isinstance(text, str) else "", keep=False,
+                )  # fmt: skip
+                if made is not None:
+                    items.append(Outgoing(seq, str(outbox_id), made[1].encode("utf-8")))
                 continue
             record, problem, row_hash = checked(seq) or (None, "row missing", None)
             if record is not None:
@@ -2166,10 +2180,12 @@ class Store:
         lost_hash: str,
         problem: str,
         damaged: str,
+        keep: bool = True,
     ) -> tuple[str, str] | None:
         """Make, sign and durably keep the loss statement of ``stream`` ``seq`` (once: a
         statement already kept is returned as kept); ``(lost_hash, text)``, or ``None`` when no
-        device key can sign it (it is made once the key is there).  Logged as a warning."""
+        device key can sign it (it is made once the key is there).  Logged as a warning.
+        ``keep=False``: made and returned only (the kept one is damaged)."""
         signer = self._signer()
         if signer is None:
             if (stream, seq) not in self._held_logged:
@@ -2194,6 +2210,8 @@ class Store:
             epoch=self.read_meta("epoch") or "",
         )
         text = canonical_json(statement).decode()
+        if not keep:
+            return lost_hash, text
         with self._immediate():
             self.conn.execute(
                 "INSERT OR IGNORE INTO losses (stream, seq, id, lost_hash, problem, stated_at,"
@@ -2210,6 +2228,25 @@ class Store:
             self.path, stream, seq, problem, kept[0],
         )  # fmt: skip
         return str(kept[0]), str(kept[1])
+
+    def _kept_statement(self, stream: str, seq: int, text: str) -> str | None:
+        """The kept statement's text when it is still intact, else ``None`` (logged once)."""
+        try:
+            statement = json.loads(text)
+            problem = (
+                statement_problem(statement) if isinstance(statement, dict) else "not an object"
+            )
+        except ValueError as exc:
+            problem = f"unreadable JSON ({exc})"
+        if problem is None and statement.get("seq") == seq:
+            return text
+        if (stream, -seq) not in self._held_logged:
+            self._held_logged.add((stream, -seq))
+            log.error(
+                "rating store %s: the loss statement of %s seq %d is damaged too (%s); a new "
+                "one is sent in its place", self.path, stream, seq, problem or "wrong seq",
+            )  # fmt: skip
+        return None
 
     def losses(self) -> dict[str, list[int]]:
         """The seqs of the records lost on this store (a loss statement made), per stream."""

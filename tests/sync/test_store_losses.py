@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluator.rules.loss import is_loss
+from evaluator.rules.loss import is_loss, statement_problem
 from sync.keys import DeviceKey
 from sync.store import Store
 from tests.sync.test_losses import _flip
@@ -68,6 +68,16 @@ def test_held_without_a_key_stated_once_with_it_and_resent_byte_for_byte(
             with pytest.raises(sqlite3.IntegrityError, match="append-only"):
                 store.conn.execute(sql)
             store.conn.rollback()
+        # the kept statement damaged on the card in turn: a new, intact one goes instead
+        store.conn.execute("DROP TRIGGER losses_no_update")
+        kept = store.conn.execute("SELECT record FROM losses WHERE stream = 'ratings'").fetchone()
+        store.conn.execute("UPDATE losses SET record = ? WHERE stream = 'ratings'",
+                           [kept[0].replace('"kind":"loss"', '"kind":"lost"')])  # fmt: skip
+        store.conn.commit()
+        fresh = json.loads(store.outbox_page(10).items[2].payload)
+        assert statement_problem(fresh) is None and fresh["id"] == statement["id"]
+        assert fresh["lost_hash"] == statement["lost_hash"]
+        assert fresh["prev_hash"] == statement["prev_hash"]
         assert store.ack([statement["id"]]) == 1 and store.outbox_size() == 4
     finally:
         store.close()
