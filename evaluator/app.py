@@ -1139,7 +1139,9 @@ class App:
             # The scheduled full check found damage: the next start keeps the store aside.
             + (["store_check"] if status.store_check.startswith("damaged") else [])
             # The client certificate for the city expires within 30 days (or has expired).
-            + (["cert_expiring"] if status.cert is not None and status.cert.expiring else []),
+            + (["cert_expiring"] if status.cert is not None and status.cert.expiring else [])
+            # Records lost on the SD card: signed loss statements went to the city instead.
+            + (["records_lost"] if getattr(status, "lost", ()) else []),
             "printer": self.receipts.printer_status() if self.receipts is not None else None,
         }
 

@@ -222,6 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     provision.add_argument("--out", type=Path, required=True, metavar="DIR")
 
+    status = sub.add_parser(
+        "status", help="the store's state for the city: what waits to be sent, records lost"
+    )
+    with_config(status, db=True)
+
     stats = sub.add_parser("stats", help="count, mean score and participation per clerk/matter")
     with_config(stats, db=True)
     stats.add_argument("--format", choices=("table", "json"), default="table")
@@ -360,6 +365,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
                 return cmd_ratings(store, args.format, args.output)
             if args.command == "verify":
                 return cmd_verify(store, _verify_key(args), args.unsigned_before)
+            if args.command == "status":
+                return cmd_status(store)
             code = cmd_stats(store, args.format)
             return max(code, _report_skipped(store, "stats", "counted"))
         finally:
@@ -672,6 +679,24 @@ def cmd_verify(
             f"(seq {_seqs(bad)}): altered, or written by another key"
         )
     return 1 if found or unsigned or bad else 0
+
+
+def cmd_status(store: Any) -> int:
+    """What waits for the city's ack, and the fault ``records_lost`` (issue 15): exit 1 while a
+    record of the store is lost (its signed loss statement went to the city instead)."""
+    _, oldest = store.outbox_summary()
+    print(f"outbox: {store.outbox_size()} rating(s), {store.event_outbox_size()} event(s)"
+          f" waiting for the city's ack" + (f" (oldest {oldest})" if oldest else ""))  # fmt: skip
+    lost = store.losses()
+    if not any(lost.values()):
+        print("faults: none of the store's (records_lost: no record lost)")
+        return 0
+    words = "; ".join(f"{stream} seq {_seqs(seqs)}" for stream, seqs in lost.items() if seqs)
+    print(
+        f"FAULT records_lost: {words}: damaged on the SD card, never sent; signed loss "
+        "statements went to the city in their place (replace the SD card, docs/technician.md)"
+    )
+    return 1
 
 
 def cmd_stats(store: Any, fmt: str) -> int:

@@ -107,7 +107,7 @@ from sync.linkerror import (
 )
 from sync.mqttclient import Broker, paho_client, parse_broker_url, read_ready, tls_pending
 from sync.status import SyncStatus
-from sync.store import Outgoing, Store, local_now, scheduled_check
+from sync.store import OutboxPage, Outgoing, Store, local_now, scheduled_check
 
 if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
@@ -394,6 +394,7 @@ class SyncWorker(threading.Thread):
         cert_warn_days: int = CERT_WARN_DAYS,
         cert_check_every: float = CERT_CHECK_EVERY,
         cert_peek_every: float = CERT_PEEK_EVERY,
+        signer: Any = None,
     ) -> None:
         if not max_rate > 0 or not resend_after > 0:
             raise ValueError("max_rate and resend_after must be more than 0")
@@ -442,6 +443,10 @@ class SyncWorker(threading.Thread):
         self.cert_warn_days = cert_warn_days
         self.cert_check_every = cert_check_every
         self.cert_peek_every = cert_peek_every
+        #: The device key (or a function giving it, ``sync.keyloader.KeyLoader``) that checks the
+        #: records' signatures before they are published and signs loss statements; ``None``:
+        #: signatures unchecked and a damaged record held back (nothing can sign its statement).
+        self.signer = signer
         base = f"{topic_prefix}/{device_id}"
         self.rating_topic = f"{base}/ratings"
         self.ack_topic = f"{base}/acks"
@@ -487,6 +492,7 @@ class SyncWorker(threading.Thread):
         self._next_check = math.inf
         self._check_now = False
         self._damage_told = 0
+        self._held = False  # a damaged record waits for the device key to sign its statement
         self._broker_index = 0  # the broker tried now
         self._client_broker: Broker | None = None  # the broker the client was made for
         self._client_files: tuple[object, ...] = ()  # the TLS files it loaded (_tls_stamp)
@@ -574,7 +580,10 @@ class SyncWorker(threading.Thread):
                     # Keeping a damaged file aside is the UI thread's job (it opens first);
                     # this thread must not pull the file from under it.
                     self._store = Store(
-                        self.store_path, device_id=self.device_id, keep_damaged_aside=False
+                        self.store_path,
+                        device_id=self.device_id,
+                        keep_damaged_aside=False,
+                        signer=self.signer,
                     )
                 except StoreError as exc:
                     log.error("sync cannot open the store: %s", exc)
@@ -584,6 +593,7 @@ class SyncWorker(threading.Thread):
                 return
             self._next_check = time.monotonic() + self.store_check_after
             self._count_pending(force=True)
+            self._tell_losses()
             while not self._stop_event.is_set():
                 try:
                     self._step()
@@ -690,6 +700,9 @@ class SyncWorker(threading.Thread):
             if not woken:
                 self._next_poll = now + self.poll_interval
                 self._count_pending(force=True)
+            if self._held and self._signer_ready():
+                self._held = False
+                self._restart_passes()
             self._fetch_live()
             self._fetch_events()
         self._pump(client, now)
@@ -1031,7 +1044,7 @@ class SyncWorker(threading.Thread):
     def _fetch_live(self) -> None:
         """Read what was committed after the newest seq known (notify(), or the poll)."""
         assert self._store is not None
-        page = self._store.outbox_page(LIVE_PAGE, after_seq=self._live_cursor)
+        page = self._checked(self._store.outbox_page, LIVE_PAGE, after_seq=self._live_cursor)
         self._live.extend(page.items)
         self._live_cursor = page.last_seq
         self._live_more = page.more
@@ -1041,19 +1054,70 @@ class SyncWorker(threading.Thread):
     def _fetch_events(self) -> None:
         """Read the events committed after the newest event seq known."""
         assert self._store is not None
-        page = self._store.event_outbox_page(EVENT_PAGE, after_seq=self._event_cursor)
+        page = self._checked(
+            self._store.event_outbox_page, EVENT_PAGE, after_seq=self._event_cursor
+        )
         self._events.extend(page.items)
         self._event_cursor = page.last_seq
         self._events_more = page.more
 
     def _fetch_backlog(self) -> None:
         assert self._store is not None
-        page = self._store.outbox_page(BATCH, after_seq=self._cursor, upto_seq=self._backlog_end)
+        page = self._checked(
+            self._store.outbox_page, BATCH, after_seq=self._cursor, upto_seq=self._backlog_end
+        )
         self._backlog.extend(page.items)
         self._cursor = page.last_seq
         self._backlog_more = page.more and self._cursor < self._backlog_end
         if not self._backlog_more:
             self._tell_damage()
+
+    def _checked(self, read: Callable[..., OutboxPage], limit: int, **where: Any) -> OutboxPage:
+        """One outbox page read through the store's check before publishing: a damaged record
+        comes as its signed loss statement; a new one is a fault (status, menu, the city)."""
+        assert self._store is not None
+        with self._lock:
+            self._store.clock_synced = bool(self._device_state["clock_synced"])
+        page = read(limit, **where)
+        if page.stated:
+            self._tell_losses()
+        if page.held:
+            self._held = True
+        return page
+
+    def _tell_losses(self) -> None:
+        """The records lost on the store (their loss statements), into the status: the fault
+        ``records_lost``, logged as a warning naming the seqs when it grows."""
+        assert self._store is not None
+        try:
+            found = self._store.losses()
+        except (sqlite3.Error, StoreError) as exc:
+            log.warning("the loss statements could not be read: %s", exc)
+            return
+        lost = tuple((stream, seq) for stream, seqs in sorted(found.items()) for seq in seqs)
+        if lost == self.status.lost:
+            return
+        words = "; ".join(f"{stream} seq {_seq_list(seqs)}" for stream, seqs in found.items()
+                          if seqs)  # fmt: skip
+        log.warning(
+            "device %s: records lost on the SD card (%s): signed loss statements replace them "
+            "for the city; the fault records_lost stays until the store is replaced",
+            self.device_id,
+            words,
+        )
+        self._set_status(lost=lost, last_error=f"records lost on the SD card: {words}")
+
+    def _restart_passes(self) -> None:
+        """Read every outbox again from its start (a damaged record held back can now be
+        stated: the device key is there)."""
+        assert self._store is not None
+        self._backlog.clear()
+        self._cursor = 0
+        self._backlog_end = max(self._backlog_end, self._store.last_outbox_seq())
+        self._backlog_more = self._backlog_end > 0
+        self._events.clear()
+        self._event_cursor = 0
+        self._events_more = True
 
     def _pump(self, client: mqtt.Client, now: float) -> None:
         """Publish what is due: live ratings first, then due resends, then the backlog."""
@@ -1101,6 +1165,14 @@ class SyncWorker(threading.Thread):
             log.info("publish of %s returned %s", item.id, _paho().error_string(info.rc))
         self._inflight.pop(item.id, None)
         self._inflight[item.id] = _Sent(item.seq, item.payload, now, topic, tries)
+
+    def _signer_ready(self) -> bool:
+        signer = self.signer
+        if signer is None:
+            return False
+        if callable(signer):  # a KeyLoader: never wait for it here
+            return getattr(signer, "key", None) is not None
+        return True
 
     def _tell_damage(self) -> None:
         """Damaged records met (skipped, kept in the outbox) go into ``status.last_error``."""
@@ -1197,6 +1269,7 @@ class SyncWorker(threading.Thread):
             state = dict(self._device_state)
             store_check = self._status.store_check
             link, cert = self._status.link, self._status.cert
+            lost = self._status.lost
         if sample or now >= self._next_status:
             sample = True
             self._sample_outbox()
@@ -1213,6 +1286,7 @@ class SyncWorker(threading.Thread):
             "store_check": store_check or None,
             "link_error": link.as_json() if link is not None else None,
             "tls_cert": cert.as_json() if cert is not None and cert.not_after else None,
+            "records_lost": _lost_json(lost),
         }
         if not sample and content == self._status_sent:
             return
@@ -1271,8 +1345,10 @@ class SyncWorker(threading.Thread):
     def _set_status(self, **changes: Any) -> None:
         with self._lock:
             current = self._status
-            if changes.get("store_check", current.store_check) != current.store_check or (
-                changes.get("cert", current.cert) != current.cert
+            if (
+                changes.get("store_check", current.store_check) != current.store_check
+                or changes.get("cert", current.cert) != current.cert
+                or changes.get("lost", current.lost) != current.lost
             ):
                 self._state_changed = True  # the city's status tells it
             self._status = SyncStatus(
@@ -1282,6 +1358,7 @@ class SyncWorker(threading.Thread):
                 store_check=changes.get("store_check", current.store_check),
                 link=changes.get("link", current.link),
                 cert=changes.get("cert", current.cert),
+                lost=changes.get("lost", current.lost),
             )
 
     def _shutdown(self) -> None:
@@ -1320,3 +1397,18 @@ class SyncWorker(threading.Thread):
 def _json_bytes(obj: Any) -> bytes:
     """Compact JSON in UTF-8 (the status messages)."""
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _seq_list(seqs: Sequence[int], limit: int = 20) -> str:
+    shown = ", ".join(str(q) for q in seqs[:limit])
+    return shown + (f" … ({len(seqs)} in all)" if len(seqs) > limit else "")
+
+
+def _lost_json(lost: Sequence[tuple[str, int]]) -> dict[str, list[int]] | None:
+    """The status message's ``records_lost``: the lost seqs per stream, ``None`` when none."""
+    if not lost:
+        return None
+    found: dict[str, list[int]] = {"ratings": [], "events": []}
+    for stream, seq in lost:
+        found.setdefault(stream, []).append(seq)
+    return found

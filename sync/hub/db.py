@@ -458,11 +458,15 @@ class HubDB:
         ]
 
     def all_records(self, stream: str = "ratings") -> Iterator[dict[str, Any]]:
-        """Every stored record on ``stream``, by device then ``seq``."""
+        """Every stored record on ``stream``, by device then ``seq``; loss statements (what a
+        pad lost on its SD card, issue 15) are not records to count, list or export: skipped
+        (they are in ``hub_records`` for the chain, and in :meth:`flags`)."""
         for (text,) in self.rows(
             "SELECT record FROM hub_records WHERE stream = ? ORDER BY device_id, seq", (stream,)
         ):
-            yield json.loads(text)
+            record = json.loads(text)
+            if record.get("kind") != "loss":
+                yield record
 
     def count(self, stream: str | None = None) -> int:
         """How many records are stored (on ``stream``, or on every stream)."""

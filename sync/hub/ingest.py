@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from evaluator.rules.loss import LOSS_KIND, is_loss
 from evaluator.rules.protocol import MAX_DEPTH, nesting_depth
 from evaluator.rules.records import record_hash, signature_of
 from sync.hub import schemas, witness
@@ -143,15 +144,25 @@ class _Batch:
     duplicates: int = 0
     ratings: list[tuple[str, int, str]] = field(default_factory=list)
     """(device, seq, record text) of each ratings record stored: for the witness hook."""
+    #: Findings for audit (``HubDB.flag`` arguments), written with the batch.
+    flags: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
 
     def store(self, device_id: str, stream: str, rec: dict[str, Any], text: str, at: str) -> None:
         """Insert ``rec`` at commit; from now on its id counts as stored (a resend of it later
         in the batch is a duplicate), and it is acked once the transaction commits."""
         rid = str(rec["id"])
+        # A loss statement takes the lost record's place in the chain: its hash is lost_hash.
+        chained = rec["lost_hash"] if is_loss(rec) else rec["hash"]
         self.inserts.append(
-            (rid, device_id, stream, int(rec["seq"]), str(rec["hash"]), str(rec["prev_hash"]),
+            (rid, device_id, stream, int(rec["seq"]), str(chained), str(rec["prev_hash"]),
              text, at)
         )  # fmt: skip
+        if is_loss(rec):
+            epoch = str(rec.get("epoch", ""))
+            self.flags.append((device_id, "records_lost", f"{stream}:{epoch}:{rec['seq']}", {
+                "stream": stream, "seq": int(rec["seq"]), "epoch": epoch,
+                "lost_hash": rec["lost_hash"], "problem": rec["problem"],
+            }))  # fmt: skip
         self.known[rid] = (device_id, stream)
         self.acks.append((device_id, rid))
         if stream == "ratings":
@@ -241,8 +252,10 @@ class Ingest:
         if b"\\u" in payload and _has_lone_surrogate(obj):
             return self._dead(device_id, topic, "a lone surrogate (\\udXXX escape)", payload)
         rid = obj.get("id") if isinstance(obj.get("id"), str) else None
-        problem = schemas.first_error(SCHEMA_OF[stream], obj)
-        if problem is None and stream != "status" and schemas.schema(SCHEMA_OF[stream]) is None:
+        # A loss statement (issue 15) replaces a damaged record on either stream.
+        schema = LOSS_KIND if stream != "status" and is_loss(obj) else SCHEMA_OF[stream]
+        problem = schemas.first_error(schema, obj)
+        if problem is None and stream != "status" and schemas.schema(schema) is None:
             problem = _chain_fields_problem(obj)
         if not problem and stream != "status" and obj["seq"] > MAX_SEQ:
             problem = f"seq above {MAX_SEQ} (no database column holds it)"
@@ -260,6 +273,8 @@ class Ingest:
             return (device_id, text)
         if record_hash(obj) != obj["hash"]:
             return self._dead(device_id, topic, "content does not match its hash", payload, rid)
+        if is_loss(obj) and "sig" not in obj:  # the schema requires it; never accepted unsigned
+            return self._dead(device_id, topic, "unsigned loss statement", payload, rid)
         if "sig" in obj or "key_id" in obj:
             key = keys.get(str(obj.get("key_id")))
             if key is None:
@@ -335,6 +350,8 @@ class Ingest:
                     " AND stream = ?",
                     batch.heads,
                 )
+                for device_id, kind, key, detail in batch.flags:
+                    db.flag(device_id, kind, key, detail)
         except Exception:
             count = sum(len(items) for items in groups.values())
             log.exception(
@@ -351,6 +368,12 @@ class Ingest:
         result.duplicates += batch.duplicates
         result.parked += len(batch.parks)
         result.dead.extend(batch.dead)
+        for device_id, _kind, key, detail in batch.flags:
+            log.warning(
+                "device %s lost %s seq %s on its SD card (%s): its signed loss statement is "
+                "stored in its place; flagged records_lost %s",
+                device_id, detail["stream"], detail["seq"], detail["problem"], key,
+            )  # fmt: skip
 
     def _known_ids(self, items: list[_Valid]) -> dict[str, tuple[str, str]]:
         """The batch's ids already stored: id → (device, stream)."""
@@ -424,7 +447,7 @@ class Ingest:
                     )
                     continue
                 batch.store(device_id, stream, rec, item.text, at)
-                tip, tip_hash = seq, str(rec["hash"])
+                tip, tip_hash = seq, _chain_hash(rec)
                 tip, tip_hash = self._promote(device_id, stream, tip, tip_hash, at, batch)
             elif seq > tip + 1:
                 batch.parks.append((device_id, stream, seq, rid, item.text, at))
@@ -465,7 +488,7 @@ class Ingest:
                 )
                 return tip, tip_hash
             batch.store(device_id, stream, rec, text, at)
-            tip, tip_hash = tip + 1, str(rec["hash"])
+            tip, tip_hash = tip + 1, _chain_hash(rec)
 
     def _store_statuses(self, statuses: list[tuple[str, str]], result: Result) -> None:
         at = now_text()
@@ -548,6 +571,12 @@ class Ingest:
             log.warning(
                 "dead letter from %s on %s: %s", dead.device_id or "?", dead.topic, dead.reason
             )
+
+
+def _chain_hash(rec: dict[str, Any]) -> str:
+    """The hash the next record of the chain names as ``prev_hash``: a loss statement's
+    ``lost_hash`` (the lost record's place), any other record's own ``hash``."""
+    return str(rec["lost_hash"] if is_loss(rec) else rec["hash"])
 
 
 def _has_lone_surrogate(obj: Any) -> bool:

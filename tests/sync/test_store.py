@@ -103,6 +103,7 @@ def test_migrations_are_named_and_run_once(db_path: Path) -> None:
         ("evaluator", "m002_slots_and_supervision"),
         ("evaluator", "m003_outbox_by_seq"),
         ("evaluator", "m004_events"),
+        ("evaluator", "m005_losses"),
     ]
 
 
