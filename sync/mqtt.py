@@ -862,8 +862,8 @@ class SyncWorker(threading.Thread):
         assert self._store is not None
         self._fresh = False
         self._subscriptions = {
-            client.subscribe(topic, qos=1)[1] or 0: topic
-            for topic in (self.ack_topic, self.command_topic)
+            client.subscribe(self.ack_topic, qos=1)[1] or 0: self.ack_topic,
+            self._subscribe_commands(client): self.command_topic,
         }
         self._inflight.clear()
         self._live.clear()
@@ -879,6 +879,24 @@ class SyncWorker(threading.Thread):
         self._events_more = True  # every event waiting goes again, from the first
         self._backoff.reset()
         self._send_status(client, time.monotonic(), sample=True)
+
+    def _subscribe_commands(self, client: mqtt.Client) -> int:
+        """Subscribe to the commands; the SUBSCRIBE's mid.
+
+        A broker clears the retain flag of a message it forwards to a client subscribed
+        already (MQTT 3.1.1 §3.3.1.3, MQTT 5 §3.3.1.3): a command published *retained* while
+        the pad is connected would look like a live one, be run, and stay on the broker for
+        the next connection.  MQTT 5's "Retain As Published" subscription option keeps the
+        flag as the publisher set it, so :meth:`_command` refuses it whenever it comes.
+        MQTT 3.1.1 has no such option: there a retained command is ignored only when it is
+        delivered at a (re)subscription (docs/integrator.md §2.9).
+        """
+        if self.protocol != "5":
+            return client.subscribe(self.command_topic, qos=1)[1] or 0
+        from paho.mqtt.subscribeoptions import SubscribeOptions
+
+        options = SubscribeOptions(qos=1, retainAsPublished=True)
+        return client.subscribe(self.command_topic, options=options)[1] or 0
 
     # paho callbacks: they run inside loop_read()/loop_write(), i.e. in this thread.
 
