@@ -487,6 +487,51 @@ def test_resends_back_off_while_the_city_does_not_ack_and_recover_when_it_does(
     assert resent - sent < 1.0  # back near resend_after (0.2 s), not the 3.2 s reached above
 
 
+class _SlowCity(threading.Thread):
+    """A city slower than the pad's wait: each message acked ``delay`` seconds after it came
+    (in arrival order, one ack message each, as a queue behind busy receivers would)."""
+
+    def __init__(self, city: City, delay: float) -> None:
+        super().__init__(daemon=True)
+        self.city, self.delay, self.stopping = city, delay, threading.Event()
+
+    def run(self) -> None:
+        done = 0
+        while not self.stopping.is_set():
+            with self.city._lock:
+                due = [m["id"] for m, t in zip(self.city.messages[done:],
+                                                self.city.arrivals[done:], strict=True)
+                       if t + self.delay <= time.monotonic()]  # fmt: skip
+            for rid in due:
+                self.city.ack([rid])
+            done += len(due)
+            self.stopping.wait(0.02)
+
+
+@pytest.mark.parametrize("delay", [3.0, 6.0])
+def test_a_city_slower_than_the_wait_gets_a_few_probes_not_the_window_again(
+    store: Store, city: City, make_worker, delay: float
+) -> None:
+    """Why the wait grows (issue 16 kept it): a city whose receivers are behind acks every
+    message, late and in order; it must get one copy per wait (a probe), never the window."""
+    make_worker(resend_after=1.0, max_rate=math.inf)
+    first = store.append_rating(full_content("S-0"))
+    wait_until(lambda: first["id"] in city.ids(), 5, "the first rating")
+    city.ack([first["id"]])  # on time: the link's ack delay is measured (short)
+    wait_until(lambda: store.outbox_size() == 0, 5, "the first acked")
+    slow = _SlowCity(city, delay)
+    slow.start()
+    try:
+        ids = [store.append_rating(full_content(f"S-{i}"))["id"] for i in range(1, 101)]
+        wait_until(lambda: store.outbox_size() == 0, 10 * delay + 20, "all acked, late")
+    finally:
+        slow.stopping.set()
+        slow.join(5)
+    copies = sum(city.ids().count(rid) for rid in ids) - len(ids)
+    assert set(ids) <= set(city.ids())
+    assert copies <= 5, f"{copies} copies sent to a city {delay} s behind"
+
+
 class _CountingWorker(SyncWorker):
     """The real worker, counting its turns (each one a select() and a loop of paho's)."""
 
