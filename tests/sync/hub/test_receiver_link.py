@@ -5,6 +5,7 @@ restart of the receiver costs a pad seconds, not minutes.  A real mosquitto, the
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from sync.hub.receiver import Receiver
 from sync.keys import DeviceKey
 from sync.mqtt import SyncWorker
 from sync.store import Store
+from tests.faultproxy import FaultProxy
 from tests.support import Broker, stop_threads, wait_for
 from tests.sync.hub.helpers import PREFIX, rating_content
 from tests.sync.hub.test_receiver import (  # noqa: F401 (fixtures)
@@ -78,3 +80,38 @@ def test_a_receiver_restart_costs_the_pad_seconds(
     finally:
         watcher.close()
         stop_threads([sync], 10)
+
+
+def test_acks_a_lost_connection_did_not_get_out_go_on_the_next_one(
+    tmp_path: Path,
+    broker: Broker,
+    key: DeviceKey,  # noqa: F811
+    pad: Store,  # noqa: F811
+    receivers: list[Receiver],  # noqa: F811
+) -> None:
+    """The receiver's connection cut in the middle of its ack: the rating is stored, and the ack
+    goes out on the next connection (before: lost; the pad resent the rating after its wait and
+    the city stored a duplicate's ack instead)."""
+    url = registered(f"sqlite:///{tmp_path / 'hub.db'}", key)
+    with FaultProxy(broker.host, broker.port) as proxy:
+        receiver = Receiver(url, [f"mqtt://127.0.0.1:{proxy.port}"], reconnect_min=0.1)
+        receiver.start()
+        receivers.append(receiver)
+        assert receiver.wait_ready(15), receiver.last_error
+        sync = SyncWorker(store_path=pad.path, device_id=DEVICE, host=broker.host,
+                          port=broker.port, reconnect_spread=0.0)  # fmt: skip
+        sync.start()
+        try:
+            with open_db(url) as db:
+                for n in range(1, 4):  # a cut at each ack, each in another connection
+                    proxy.cut_mid_publish(f"{PREFIX}/+/acks")
+                    pad.append_rating(rating_content(f"S{n:04d}"))
+                    sync.notify()
+                    wait_for(lambda c=n: proxy.stats.cuts >= c, 10, f"ack {n} cut")
+                    wait_for(lambda: pad.outbox_size() == 0, 10, f"rating {n} acked after all")
+                    assert db.count() == n
+        finally:
+            stop_threads([sync], 10)
+        stats = receiver.stats
+        assert stats["carried"] >= 3 and stats["connects"] >= 4
+        assert stats["duplicates"] == 0 and stats["stored"] == 3
