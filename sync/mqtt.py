@@ -1149,15 +1149,35 @@ class SyncWorker(threading.Thread):
         cap = self.resend_after * RESEND_BACKOFF
         return min(self._base_wait() * PROBE_BACKOFF ** (sent.tries - 2), cap)
 
-    def _lowest(self) -> dict[str, tuple[str, _Sent]]:
-        """The unacked message of lowest ``seq`` of each stream (topic): what a city that keeps
-        the chain can store next (a later one it parks, and acks only after it)."""
-        lowest: dict[str, tuple[str, _Sent]] = {}
+    def _candidates(self, now: float) -> tuple[list[tuple[str, _Sent]], float]:
+        """The probes that may go now (one per stream), and when the next one may (``math.inf``:
+        none).  Per stream the lowest ``seq`` first: what a city that keeps the chain can store
+        next (a later one it parks, and acks only after it).  A copy still in its hold is waited
+        for, unless it was resent twice unanswered already (a record the city refuses?): then
+        the next ``seq`` goes too (or instead, while it is held), so one refused record does not
+        stop the others' resends.  At most two per stream.
+        """
+        streams: dict[str, list[tuple[str, _Sent]]] = {}
         for rid, sent in self._inflight.items():
-            best = lowest.get(sent.topic)
-            if best is None or sent.seq < best[1].seq:
-                lowest[sent.topic] = (rid, sent)
-        return lowest
+            streams.setdefault(sent.topic, []).append((rid, sent))
+        ready: list[tuple[str, _Sent]] = []
+        later = math.inf
+        for items in streams.values():
+            items.sort(key=lambda item: item[1].seq)
+            taken = 0
+            for rid, sent in items:
+                suspect = sent.tries >= 3  # resent twice already without an ack
+                free_at = sent.at + self._held_wait(sent)
+                if free_at <= now:
+                    ready.append((rid, sent))
+                    taken += 1
+                    if not suspect or taken == 2:
+                        break
+                    continue
+                later = min(later, free_at)
+                if not suspect:
+                    break
+        return ready, later
 
     def _probe_due(self, now: float) -> float:
         """When the next probe is due (``math.inf``: nothing to probe)."""
@@ -1167,8 +1187,8 @@ class SyncWorker(threading.Thread):
         due = max(self._heard_at, oldest, self._probe_at) + self._quiet_wait
         if due > now:
             return due
-        held = min(s.at + self._held_wait(s) for _, s in self._lowest().values())
-        return max(due, held)
+        ready, later = self._candidates(now)
+        return now if ready else max(due, later)
 
     def _window_due(self) -> bool:
         """Copies published before an acked probe wait to be sent again."""
@@ -1177,9 +1197,9 @@ class SyncWorker(threading.Thread):
         return next(iter(self._inflight.values())).number < self._resend_below
 
     def _probe(self, client: mqtt.Client, now: float) -> None:
-        """The link was quiet for the wait: resend the lowest seq of each stream (unless that
-        copy waits out its own hold, :meth:`_held_wait`)."""
-        lowest = [(r, s) for r, s in self._lowest().values() if now >= s.at + self._held_wait(s)]
+        """The link was quiet for the wait: resend the lowest seq of each stream (see
+        :meth:`_candidates`)."""
+        lowest, _ = self._candidates(now)
         if not lowest:
             return
         for rid, sent in lowest:

@@ -532,6 +532,28 @@ def test_a_city_slower_than_the_wait_gets_a_few_probes_not_the_window_again(
     assert copies <= 5, f"{copies} copies sent to a city {delay} s behind"
 
 
+def test_a_rating_the_city_never_acks_does_not_stop_the_resends_of_the_others(
+    store: Store, city: City, make_worker
+) -> None:
+    """The probe is the lowest seq (what a city keeping the chain can store next); one the city
+    refuses for ever must not keep a lost later one from being resent."""
+    make_worker(resend_after=0.3, max_rate=math.inf)
+    refused = store.append_rating(full_content("S-1"))
+    records = [store.append_rating(full_content(f"S-{i}")) for i in range(2, 5)]
+    wait_until(lambda: {r["id"] for r in records} <= set(city.ids()), 5, "all sent once")
+    # the first copies of the others were lost; the city acks each one's next copy
+    later = [r["id"] for r in records]
+    deadline = time.monotonic() + 20
+    while later:
+        assert time.monotonic() < deadline, f"{len(later)} never resent behind a refused one"
+        for rid in [rid for rid in later if city.ids().count(rid) >= 2]:
+            city.ack([rid])
+            later.remove(rid)
+        time.sleep(0.02)
+    wait_until(lambda: store.outbox_size() == 1, 5, "only the refused one left")
+    assert [r["id"] for r in store.pending()] == [refused["id"]]
+
+
 class _CountingWorker(SyncWorker):
     """The real worker, counting its turns (each one a select() and a loop of paho's)."""
 
