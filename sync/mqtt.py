@@ -43,9 +43,10 @@ message, backs off (issue 16):
   probe and still unacked is resent together, at once (tokens allowing).  A probe's ack that
   comes late is ambiguous (the first copy's, from a queue draining): nothing more is resent,
   and the next quiet wait probes again.
-* A message resent without an ack is probed again only after ``resend_after`` doubled per
-  resend (up to :data:`RESEND_BACKOFF` times): a record the city refuses is not resent at every
-  quiet moment.
+* A copy resent without an ack is a probe again only after its own hold (the quiet wait,
+  :data:`PROBE_BACKOFF` times longer per resend): a record the city refuses is not resent at
+  every quiet moment, and once resent twice unanswered the next ``seq`` goes with it
+  (:meth:`SyncWorker._candidates`), so it does not stop the others' resends.
 
 Delays are measured on acks of messages sent once only (Karn's rule).
 
