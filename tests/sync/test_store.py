@@ -553,6 +553,9 @@ def test_stats_participation_counts_cases_not_presentations(store: Store) -> Non
     store.append_rating(content("S-0", assess_number=2, level="satisfied", score=8))
     # Clerk 008 was shown an M2 case once and it was never rated.
     store.open_presentation(**presentation("p-4", clerk_id="008", matters=("M2",)))
+    store.close_presentation("p-4", outcome="not_rated", ended_at="t", cause="timeout")
+    # On screen now: nothing signed yet, so listed, not counted (sync.audit).
+    store.open_presentation(**presentation("p-6", clerk_id="008", serials=("S-6",)))
     # A theme of two M1 cases and an M3 case rated once by clerk 007.
     store.append_rating(
         {
@@ -596,6 +599,7 @@ def test_stats_participation_counts_cases_not_presentations(store: Store) -> Non
     assert (device["should_rate"], device["rated"]) == (8, 6)
     assert device["item_score"] == pytest.approx(6)
     assert device["cancelled"] == 1
+    assert stats["open_presentations"] == ["p-5", "p-6"] and stats["left_out"] == []
 
 
 # -- property: whatever the order of attempts, one rating per (case, stage, assess number) ----
