@@ -404,13 +404,21 @@ def _check_presentations(
     cases: dict[str, list[tuple[str, str, int, str]]] = {}
     for pid, serial, slot, assess, code in store.conn.execute(
         "SELECT presentation_id, serial, slot, assess_number, matter_code FROM presentation_cases"
+        " ORDER BY rowid"
     ):
         cases.setdefault(pid, []).append((serial, slot, assess, code))
     rows = store.conn.execute(
         "SELECT id, seq, stage, assess_number, clerk_id, started_at, outcome, ended_at,"
-        " rating_ids, visit, represents, end_cause, facts FROM presentations ORDER BY seq"
+        " rating_ids, visit, represents, end_cause, facts, serials, matter_codes"
+        " FROM presentations ORDER BY seq"
     ).fetchall()
     ids = {r[0] for r in rows}
+    expected = 1
+    for row in rows:  # presentations have their own seq, 1, 2, 3 … like the chains
+        if row[1] > expected:
+            span = f"{expected}" if row[1] - 1 == expected else f"{expected}-{row[1] - 1}"
+            findings.append(Finding(table, f"missing seq {span}: deleted?", expected))
+        expected = max(expected, row[1] + 1)
     for pid in sorted(set(cases) - ids):
         findings.append(
             Finding("presentation_cases", "rows of no presentation (inserted?)", id=pid)
@@ -428,6 +436,13 @@ def _check_presentations(
         problems, unsigned = _presentation_problems(
             row, shown, by_presentation.get(pid, []), ends.get(pid), legacy
         )
+        problems += _row_problems(row, shown, by_presentation.get(pid, []), ends.get(pid))
+        if row[3] != 1:  # a follow-up is only shown for a case with a first rating
+            problems += [
+                f"follow-up of case {serial} ({slot}), which has no verified first rating"
+                for serial, slot, _, _ in shown
+                if (serial, slot) not in tally.device.rated
+            ]
         rep = _json_list(row[10])
         event = represented.get(pid)
         if event is not None and event.get("represents") != rep:
@@ -478,9 +493,20 @@ def _check_presentations(
                     id=pid,
                 )
             )
-    for pid in by_presentation:
-        if pid not in ids:
+    for pid, rated in by_presentation.items():
+        if pid in ids:
+            continue
+        if not rows:  # a store written through the API alone, without presentations
             result.rated_without_row.append(pid)
+            continue
+        seqs = ", ".join(str(r.record["seq"]) for r in rated)
+        findings.append(
+            Finding(
+                table,
+                f"named by verified rating seq {seqs}, but has no row (deleted?)",
+                id=pid,
+            )
+        )
 
 
 def _presentation_problems(
@@ -573,6 +599,40 @@ def _presentation_problems(
             f"{sorted(signed_cases.items())}"
         )
     return problems, False
+
+
+def _row_problems(
+    row: tuple[Any, ...],
+    shown: list[tuple[str, str, int, str]],
+    ratings: list[_Rated],
+    end: dict[str, Any] | None,
+) -> list[str]:
+    """What disagrees inside a presentation row and its cases: the assess number and slot of
+    each case (the slot from the kind the signed records give, the row's stage and visit),
+    the row's serials and matter codes."""
+    _, _, stage, assess, *_ = row
+    visit, serials, codes = row[9], row[13], row[14]
+    kinds: dict[str, str] = {}
+    for rated in ratings:
+        kinds.update((c[0], c[2]) for c in rated.slots)
+    if end is not None:
+        for c in end.get("cases") or []:
+            if isinstance(c, Mapping) and isinstance(c.get("kind"), str):
+                kinds[str(c.get("serial"))] = c["kind"]
+    problems = []
+    for serial, slot, case_assess, _ in shown:
+        if case_assess != assess:
+            problems.append(f"case {serial} has assess number {case_assess}, the row {assess}")
+        if serial in kinds and slot != rating_slot(kinds[serial], stage, visit):
+            problems.append(
+                f"case {serial} is in slot {slot}, its kind {kinds[serial]!r} at {stage} "
+                f"visit {visit} gives {rating_slot(kinds[serial], stage, visit)}"
+            )
+    if _json_list(serials) != [c[0] for c in shown]:
+        problems.append(f"serials {_json_list(serials)} are not its cases {[c[0] for c in shown]}")
+    if _json_list(codes) != list(dict.fromkeys(c[3] for c in shown)):
+        problems.append(f"matter codes {_json_list(codes)} are not its cases'")
+    return problems
 
 
 def _clerk_id(clerk: Any) -> str | None:
