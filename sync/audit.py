@@ -545,6 +545,14 @@ def _presentation_problems(
         ):
             if value != signed:
                 problems.append(f"{name} {value!r}, its rating seq {first['seq']} says {signed!r}")
+        last = ratings[-1].record
+        if cause not in ("rated", "restart"):
+            problems.append(f"rated, but its end cause is {cause!r}")
+        elif cause == "rated" and ended_at != last.get("rated_at"):
+            problems.append(
+                f"ended_at {ended_at!r}, its last rating seq {last['seq']} was rated at "
+                f"{last.get('rated_at')!r}"
+            )
         have = {(s, slot, a): code for s, slot, a, code in shown}
         covered: set[tuple[str, str, int]] = set()
         for rated in ratings:
@@ -565,6 +573,8 @@ def _presentation_problems(
                 "shows case(s) " + ", ".join(k[0] for k in extra) + " its ratings do not"
             )
         return problems, unsigned
+    if _json_list(rating_ids) or rating_ids not in ("[]", None):
+        problems.append(f"{outcome}, but it names ratings {rating_ids}")
     if ratings:
         problems.append(
             f"{outcome}, but rating seq {', '.join(str(r.record['seq']) for r in ratings)} "
