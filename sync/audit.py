@@ -138,12 +138,11 @@ def audit(
             slots = _slots(record)
         except (TypeError, ValueError, AttributeError):
             slots = []
-        rated = _Rated(record, slots)
         pid = record.get("presentation_id")
         if isinstance(pid, str) and pid:
-            by_presentation.setdefault(pid, []).append(rated)
+            by_presentation.setdefault(pid, []).append(_Rated.of(record, slots))
         if rating_cases:
-            expected_cases[str(record["id"])] = rated.case_rows()
+            expected_cases[str(record["id"])] = _case_rows(record, slots)
     # -- events
     ends: dict[str, dict[str, Any]] = {}
     represented: dict[str, dict[str, Any]] = {}
@@ -330,21 +329,45 @@ def _slots(record: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
     return list(found.values())
 
 
-@dataclass
+@dataclass(slots=True)
 class _Rated:
-    """What one verified rating tells of its presentation and its ``rating_cases`` rows."""
+    """What one verified rating tells of its presentation (kept for every rating: small)."""
 
-    record: dict[str, Any]
+    id: str
+    seq: int
+    stage: Any
+    assess_number: Any
+    visit: Any
+    clerk_id: str | None
+    presented_at: Any
+    rated_at: Any
+    theme: bool
     slots: list[tuple[str, str, str, str]]
 
-    def case_rows(self) -> set[tuple[Any, ...]]:
-        r = self.record
-        # the kind a serial was stored with is its first case's (append_rating's dict)
-        kinds = {str(c.get("serial")): str(c.get("kind", "")) for c in r["cases"]}
-        return {
-            (serial, r["stage"], slot, r["assess_number"], kinds.get(serial, ""))
-            for serial, slot, _, _ in self.slots
-        }
+    @classmethod
+    def of(cls, record: Mapping[str, Any], slots: list[tuple[str, str, str, str]]) -> _Rated:
+        return cls(
+            str(record["id"]),
+            int(record["seq"]),
+            record.get("stage"),
+            record.get("assess_number"),
+            record.get("visit", 1),
+            _clerk_id(record.get("clerk")),
+            record.get("presented_at"),
+            record.get("rated_at"),
+            bool(record.get("theme")),
+            slots,
+        )
+
+
+def _case_rows(record: Mapping[str, Any], slots: list[tuple[str, str, str, str]]) -> set[Any]:
+    """The ``rating_cases`` rows :meth:`Store.append_rating` writes for ``record``."""
+    # the kind of a serial is its last case's, as in append_rating
+    kinds = {str(c.get("serial")): str(c.get("kind", "")) for c in record["cases"]}
+    return {
+        (serial, record["stage"], slot, record["assess_number"], kinds.get(serial, ""))
+        for serial, slot, _, _ in slots
+    }
 
 
 def _check_rating_cases(
@@ -407,36 +430,39 @@ def _check_presentations(
         " ORDER BY rowid"
     ):
         cases.setdefault(pid, []).append((serial, slot, assess, code))
-    rows = store.conn.execute(
-        "SELECT id, seq, stage, assess_number, clerk_id, started_at, outcome, ended_at,"
-        " rating_ids, visit, represents, end_cause, facts, serials, matter_codes"
-        " FROM presentations ORDER BY seq"
-    ).fetchall()
-    ids = {r[0] for r in rows}
+    ids: set[str] = set()
     expected = 1
-    for row in rows:  # presentations have their own seq, 1, 2, 3 … like the chains
-        if row[1] > expected:
-            span = f"{expected}" if row[1] - 1 == expected else f"{expected}-{row[1] - 1}"
+    legacy_below: int | None = None  # see below
+    for pid, seq, kept_facts in store.conn.execute(
+        "SELECT id, seq, facts IS NOT NULL FROM presentations ORDER BY seq"
+    ):
+        ids.add(pid)
+        if seq > expected:  # presentations have their own seq, 1, 2, 3 … like the chains
+            span = f"{expected}" if seq - 1 == expected else f"{expected}-{seq - 1}"
             findings.append(Finding(table, f"missing seq {span}: deleted?", expected))
-        expected = max(expected, row[1] + 1)
+        expected = max(expected, seq + 1)
+        # Rows before the first one an event backs (or that kept its facts) are from before
+        # the store had events (m004): unsigned, legitimately.
+        if legacy_below is None and (kept_facts or pid in ends or pid in represented):
+            legacy_below = seq
     for pid in sorted(set(cases) - ids):
         findings.append(
             Finding("presentation_cases", "rows of no presentation (inserted?)", id=pid)
         )
-    # Rows before the first one an event backs (or that kept its facts) are from before the
-    # store had events (m004): unsigned, legitimately.
-    legacy_below = min(
-        (r[1] for r in rows if r[12] is not None or r[0] in ends or r[0] in represented),
-        default=None,
+    rows = store.conn.execute(
+        "SELECT id, seq, stage, assess_number, clerk_id, started_at, outcome, ended_at,"
+        " rating_ids, visit, represents, end_cause, facts, serials, matter_codes"
+        " FROM presentations ORDER BY seq"
     )
     for row in rows:
         pid, seq = row[0], row[1]
         legacy = row[12] is None and (legacy_below is None or seq < legacy_below)
-        shown = cases.get(pid, [])
-        problems, unsigned = _presentation_problems(
-            row, shown, by_presentation.get(pid, []), ends.get(pid), legacy
-        )
-        problems += _row_problems(row, shown, by_presentation.get(pid, []), ends.get(pid))
+        # popped: what is left at the end names a presentation without a row
+        shown = cases.pop(pid, [])
+        rated = by_presentation.pop(pid, [])
+        end = ends.pop(pid, None)
+        problems, unsigned = _presentation_problems(row, shown, rated, end, legacy)
+        problems += _row_problems(row, shown, rated, end)
         if row[3] != 1:  # a follow-up is only shown for a case with a first rating
             problems += [
                 f"follow-up of case {serial} ({slot}), which has no verified first rating"
@@ -444,7 +470,7 @@ def _check_presentations(
                 if (serial, slot) not in tally.device.rated
             ]
         rep = _json_list(row[10])
-        event = represented.get(pid)
+        event = represented.pop(pid, None)
         if event is not None and event.get("represents") != rep:
             problems.append(
                 f"represents {rep}, its signed represented event seq {event.get('seq')} "
@@ -475,31 +501,27 @@ def _check_presentations(
             if assess == 1:
                 tally.should(row[4], code, (serial, slot))
     for pid, event in ends.items():
-        if pid not in ids:
-            findings.append(
-                Finding(
-                    table,
-                    f"its signed presentation_end event seq {event.get('seq')} has no row "
-                    "(deleted?): its cases are not counted",
-                    id=pid,
-                )
+        findings.append(
+            Finding(
+                table,
+                f"its signed presentation_end event seq {event.get('seq')} has no row "
+                "(deleted?): its cases are not counted",
+                id=pid,
             )
+        )
     for pid, event in represented.items():
-        if pid not in ids:
-            findings.append(
-                Finding(
-                    table,
-                    f"its signed represented event seq {event.get('seq')} has no row (deleted?)",
-                    id=pid,
-                )
+        findings.append(
+            Finding(
+                table,
+                f"its signed represented event seq {event.get('seq')} has no row (deleted?)",
+                id=pid,
             )
+        )
     for pid, rated in by_presentation.items():
-        if pid in ids:
-            continue
-        if not rows:  # a store written through the API alone, without presentations
+        if not ids:  # a store written through the API alone, without presentations
             result.rated_without_row.append(pid)
             continue
-        seqs = ", ".join(str(r.record["seq"]) for r in rated)
+        seqs = ", ".join(str(r.seq) for r in rated)
         findings.append(
             Finding(
                 table,
@@ -532,41 +554,41 @@ def _presentation_problems(
         if not ratings:
             problems.append("closed as rated, but no verified rating carries its id")
             return problems, False
-        ids = [str(r.record["id"]) for r in ratings]
+        ids = [r.id for r in ratings]
         if sorted(_json_list(rating_ids)) != sorted(ids):
             problems.append(f"rating_ids {_json_list(rating_ids)} are not the ratings {ids}")
-        first = ratings[0].record
+        first = ratings[0]
         for name, value, signed in (
-            ("stage", stage, first.get("stage")),
-            ("assess_number", assess, first.get("assess_number")),
-            ("visit", visit, first.get("visit", 1)),
-            ("clerk_id", clerk_id, _clerk_id(first.get("clerk"))),
-            ("started_at", started_at, first.get("presented_at", started_at)),
+            ("stage", stage, first.stage),
+            ("assess_number", assess, first.assess_number),
+            ("visit", visit, first.visit),
+            ("clerk_id", clerk_id, first.clerk_id),
+            ("started_at", started_at, first.presented_at or started_at),
         ):
             if value != signed:
-                problems.append(f"{name} {value!r}, its rating seq {first['seq']} says {signed!r}")
-        last = ratings[-1].record
-        if cause not in ("rated", "restart"):
+                problems.append(f"{name} {value!r}, its rating seq {first.seq} says {signed!r}")
+        last = ratings[-1]
+        if cause not in ("rated", "restart", None):  # None: before migration m002
             problems.append(f"rated, but its end cause is {cause!r}")
-        elif cause == "rated" and ended_at != last.get("rated_at"):
+        elif cause == "rated" and ended_at != last.rated_at:
             problems.append(
-                f"ended_at {ended_at!r}, its last rating seq {last['seq']} was rated at "
-                f"{last.get('rated_at')!r}"
+                f"ended_at {ended_at!r}, its last rating seq {last.seq} was rated at "
+                f"{last.rated_at!r}"
             )
         have = {(s, slot, a): code for s, slot, a, code in shown}
         covered: set[tuple[str, str, int]] = set()
         for rated in ratings:
-            a = rated.record.get("assess_number")
+            a = rated.assess_number
             for serial, slot, _, code in rated.slots:
                 key = (serial, slot, a)
                 covered.add(key)
                 if have.get(key) != code:
                     problems.append(
-                        f"case {serial} ({slot}) of rating seq {rated.record['seq']} is "
+                        f"case {serial} ({slot}) of rating seq {rated.seq} is "
                         + ("missing" if key not in have else f"shown with matter {have[key]!r}")
                     )
         extra = [k for k in have if k not in covered]
-        if extra and any(r.record.get("theme") for r in ratings):
+        if extra and any(r.theme for r in ratings):
             unsigned = True  # a theme rated item by item, ended before its last item
         elif extra:
             problems.append(
@@ -577,8 +599,7 @@ def _presentation_problems(
         problems.append(f"{outcome}, but it names ratings {rating_ids}")
     if ratings:
         problems.append(
-            f"{outcome}, but rating seq {', '.join(str(r.record['seq']) for r in ratings)} "
-            "carries its id"
+            f"{outcome}, but rating seq {', '.join(str(r.seq) for r in ratings)} carries its id"
         )
     if end is None:
         if legacy:
@@ -653,6 +674,8 @@ def _clerk_id(clerk: Any) -> str | None:
 
 
 def _json_list(text: Any) -> list[Any]:
+    if text == "[]":
+        return []
     try:
         value = json.loads(text)
     except (TypeError, ValueError):
@@ -719,10 +742,16 @@ class _Figures:
     def clerk(self, cid: str | None) -> _Tally:
         if cid is None:  # a self-service terminal: no clerk to count it for
             return _Tally()
-        return self.clerks.setdefault(cid, _Tally())
+        found = self.clerks.get(cid)
+        if found is None:
+            found = self.clerks[cid] = _Tally()
+        return found
 
     def matter(self, code: str | None) -> _Tally:
-        return self.matters.setdefault(code or "", _Tally())
+        found = self.matters.get(code or "")
+        if found is None:
+            found = self.matters[code or ""] = _Tally()
+        return found
 
     def rating(self, record: Mapping[str, Any]) -> None:
         score = record.get("score")
