@@ -202,7 +202,9 @@ def test_every_row_of_every_table_a_figure_comes_from(
     assert (device["cancelled"], device["represented"]) == (1, 1)
     assert device["follow_ups"]["count"] == 1
     missed = []
+    tried: dict[str, int] = {}
     for table, what, sql, args, row in mutations(pad):
+        tried[table] = tried.get(table, 0) + 1
         db = tampered(pad, tmp_path, sql, args)
         verified, out, counted, stats, err = run(pad, db, capsys)
         column = what.removeprefix("rewrite ")
@@ -221,6 +223,9 @@ def test_every_row_of_every_table_a_figure_comes_from(
         if not (seen and told):
             missed.append((table, what, row.get("seq", row["_rowid"]), verified, counted))
     assert not missed, "\n".join(map(str, missed))
+    assert set(tried) == set(TABLES), tried
+    with capsys.disabled():  # the size of the class, in the test log
+        print(f"tampered stores: {tried}")
 
 
 def test_an_inserted_row_of_any_table_is_named(
@@ -260,6 +265,9 @@ def test_an_inserted_row_of_any_table_is_named(
             (table, f"INSERT INTO {table} ({names}) VALUES ({marks})", tuple(columns.values()))
         )
     verified, _, counted, clean, _ = run(pad, pad.db, capsys)
+    assert {table for table, _, _ in inserts} == set(TABLES)
+    with capsys.disabled():
+        print(f"inserted rows: {len(inserts)}")
     missed = []
     for table, sql, args in inserts:
         db = tampered(pad, tmp_path, sql, args)
