@@ -741,12 +741,16 @@ def cmd_verify(
             f"signed event(s): {why_none}"
         )
         return 1 if found or signed or signed_events else 0
-    report = store.signatures(check)
-    unsigned, bad = report.findings(unsigned_before)
-    good = ", ".join(f"{n} by key id {key_id}" for key_id, n in sorted(report.signed.items()))
+    sigs = result.signatures["ratings"]  # every decodable record's, from the audit's walk
+    unsigned, bad = sigs.unsigned, sigs.bad
+    good = ", ".join(f"{n} by key id {key_id}" for key_id, n in sorted(sigs.signed_by.items()))
     if good:
         print(f"OK: signatures good: {good}")
-    accepted = len(report.unsigned) - len(unsigned)
+    events = result.signatures["events"]
+    good = ", ".join(f"{n} by key id {key_id}" for key_id, n in sorted(events.signed_by.items()))
+    if good:
+        print(f"OK: event signatures good: {good}")
+    accepted = sigs.accepted
     if accepted:
         print(f"NOTE: {accepted} unsigned record(s) below seq {unsigned_before} accepted")
     if unsigned:

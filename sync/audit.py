@@ -83,6 +83,20 @@ class Finding:
 
 
 @dataclass
+class Signatures:
+    """The signatures of one chain, every decodable record's (not only the first problem)."""
+
+    signed_by: dict[str, int] = field(default_factory=dict)
+    """Good signatures per key id."""
+    unsigned: list[int] = field(default_factory=list)
+    """Seqs of unsigned records from ``unsigned_before`` on (findings)."""
+    bad: list[int] = field(default_factory=list)
+    """Seqs of records whose signature does not check with the given keys (findings)."""
+    accepted: int = 0
+    """Unsigned records below ``unsigned_before`` (stored before the device had a key)."""
+
+
+@dataclass
 class Audit:
     """The result of :func:`audit`: findings, what is legitimately unsigned, the figures."""
 
@@ -94,10 +108,10 @@ class Audit:
     """Events that verify."""
     presentations: int = 0
     """Closed presentations that cross-check."""
-    signed_by: dict[str, int] = field(default_factory=dict)
-    """Records and events whose signature checks, per key id."""
-    accepted_unsigned: int = 0
-    """Unsigned ratings below ``unsigned_before`` (and events below ``unsigned_events_before``)."""
+    signatures: dict[str, Signatures] = field(
+        default_factory=lambda: {"ratings": Signatures(), "events": Signatures()}
+    )
+    """Per chain (``ratings``, ``events``): every decodable record's signature."""
     open_presentations: list[str] = field(default_factory=list)
     unsigned_counted: list[str] = field(default_factory=list)
     """Presentation ids whose rows count though no signed record backs all of them."""
@@ -221,22 +235,26 @@ def _chain(
 
 
 def _signature_problem(
+    seq: int,
     record: Mapping[str, Any],
     check: SignatureCheck | None,
     before: int,
-    result: Audit,
+    tally: Signatures,
 ) -> str | None:
+    """The signature of the record in row ``seq`` (recorded in ``tally``), or ``None``."""
     if check is None:
         return None
     verdict = signature_verdict(record, check)
     if verdict == UNSIGNED:
-        if int(record["seq"]) < before:
-            result.accepted_unsigned += 1
+        if seq < before:
+            tally.accepted += 1
             return None
+        tally.unsigned.append(seq)
         return "unsigned: nothing proves this device wrote it"
     if verdict == BAD_SIGNATURE:
+        tally.bad.append(seq)
         return "bad signature: altered, or written by another key"
-    result.signed_by[verdict] = result.signed_by.get(verdict, 0) + 1
+    tally.signed_by[verdict] = tally.signed_by.get(verdict, 0) + 1
     return None
 
 
@@ -268,11 +286,8 @@ def _rating_rows(
             problem = (
                 "stored columns disagree with the record: " + ", ".join(differ) if differ else None
             )
-            problem = (
-                problem
-                or _content_problem(decoded)
-                or _signature_problem(decoded, check, before, result)
-            )
+            signed = _signature_problem(seq, decoded, check, before, result.signatures["ratings"])
+            problem = problem or _content_problem(decoded) or signed
             yield _Row(seq, rid, columns["hash"], decoded, problem)
         if len(page) < _PAGE:
             return
@@ -303,11 +318,8 @@ def _event_rows(
             problem = (
                 "stored columns disagree with the event: " + ", ".join(differ) if differ else None
             )
-            problem = (
-                problem
-                or _content_problem(event)
-                or _signature_problem(event, check, before, result)
-            )
+            signed = _signature_problem(seq, event, check, before, result.signatures["events"])
+            problem = problem or _content_problem(event) or signed
             yield _Row(seq, eid, columns["hash"], event, problem)
         if len(page) < _PAGE:
             return
