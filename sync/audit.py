@@ -580,7 +580,8 @@ def _presentation_problems(
             if value != signed:
                 problems.append(f"{name} {value!r}, its rating seq {first.seq} says {signed!r}")
         last = ratings[-1]
-        if cause not in ("rated", "restart", None):  # None: before migration m002
+        itemised = any(r.theme for r in ratings)  # a theme rated item by item may end early
+        if cause not in ("rated", "restart", None) and not (itemised and cause in END_BY):
             problems.append(f"rated, but its end cause is {cause!r}")
         elif cause == "rated" and ended_at != last.rated_at:
             problems.append(
@@ -600,7 +601,7 @@ def _presentation_problems(
                         + ("missing" if key not in have else f"shown with matter {have[key]!r}")
                     )
         extra = [k for k in have if k not in covered]
-        if extra and any(r.theme for r in ratings):
+        if extra and itemised:
             unsigned = True  # a theme rated item by item, ended before its last item
         elif extra:
             problems.append(
@@ -651,12 +652,15 @@ def _row_problems(
     end: dict[str, Any] | None,
 ) -> list[str]:
     """What disagrees inside a presentation row and its cases: the assess number and slot of
-    each case (the slot from the kind the signed records give, the row's stage and visit),
-    the row's serials and matter codes."""
+    each case (the slot from the kind the signed records give, else the kind the row kept in
+    its facts, at the row's stage and visit), the row's serials and matter codes."""
     _, _, stage, assess, *_ = row
     visit, serials, codes = row[9], row[13], row[14]
     kinds: dict[str, str] = {}
-    for rated in ratings:
+    for c in _json_object(row[12]).get("cases") or []:  # unsigned: what the row kept at open
+        if isinstance(c, Mapping) and isinstance(c.get("kind"), str):
+            kinds[str(c.get("serial"))] = c["kind"]
+    for rated in ratings:  # signed: these win
         kinds.update((c[0], c[2]) for c in rated.slots)
     if end is not None:
         for c in end.get("cases") or []:
@@ -676,6 +680,14 @@ def _row_problems(
     if _json_list(codes) != list(dict.fromkeys(c[3] for c in shown)):
         problems.append(f"matter codes {_json_list(codes)} are not its cases'")
     return problems
+
+
+def _json_object(text: Any) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _clerk_id(clerk: Any) -> str | None:

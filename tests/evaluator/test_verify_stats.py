@@ -29,10 +29,19 @@ from evaluator.config import load_config
 from evaluator.rules.clock import FakeClock
 from evaluator.rules.levels import Level
 from evaluator.rules.records import canonical_json, new_record_id, seal
+from kiosk.view import ExpandTheme, PressLevel
 from sync.keys import DeviceKey
 from tests.evaluator.test_app_reask import CLERK, HOUR, ask, rate, start, wait
 
 REPO = Path(__file__).resolve().parents[2]
+THEME = {"code": "YJS-0007", "name": "开办餐饮店"}
+
+
+def theme_case(serial: str) -> dict[str, str]:
+    """A case of the theme: each of its own matter."""
+    return {"serial": serial, "matter_code": f"M-{serial}", "matter_name": f"事项{serial}",
+            "kind": "instant"}  # fmt: skip
+
 
 #: Columns a rewrite of which verify cannot see, and why no figure changes (asserted).
 UNBOUND = {
@@ -56,7 +65,8 @@ class Pad:
 @pytest.fixture(scope="module")
 def pad(tmp_path_factory: pytest.TempPathFactory) -> Pad:
     """Four ratings (8, 0, 10, 6), a timeout, a clerk's cancel, a re-presentation, a timeout,
-    then a follow-up: every kind of row a figure comes from."""
+    a follow-up, then two themes rated item by item (8 each), the first left after one item:
+    every kind of row a figure comes from."""
     tmp = tmp_path_factory.mktemp("pad")
     override = tmp / "o.toml"
     override.write_text(
@@ -87,6 +97,18 @@ def pad(tmp_path_factory: pytest.TempPathFactory) -> Pad:
         wait(app, 4 * HOUR)
         assert start(app, "S1", assess_number=2)["ok"]
         rate(app, Level.VERY_SATISFIED)
+        # 一件事 themes rated item by item: T ends after its first item (a timeout), U whole.
+        for serials, items in ((("T1", "T2", "T3"), 1), (("U1", "U2"), 2)):
+            cases = [theme_case(serial) for serial in serials]
+            assert ask(app, "evaluation.start", clerk=CLERK, stage="deliver", theme=THEME,
+                       cases=cases)["ok"]  # fmt: skip
+            wait(app, 1)
+            app.act(ExpandTheme())
+            for _ in range(items):
+                wait(app, 1)
+                app.act(PressLevel(Level.SATISFIED))
+            wait(app, 16)
+            assert app.view().screen == "idle"
         key = DeviceKey.load(app.config.device.key_file)
     finally:
         app.shutdown()
@@ -198,7 +220,9 @@ def test_every_row_of_every_table_a_figure_comes_from(
     assert (verified, counted) == (0, 0), out + err
     assert "FINDINGS" not in out and clean["left_out"] == [] and "WARNING" not in err
     device = clean["device"]
-    assert (device["ratings"], device["should_rate"], device["rated"]) == (4, 6, 4)
+    assert (device["ratings"], device["should_rate"], device["rated"]) == (7, 11, 7)
+    assert clean["open_presentations"] == []
+    assert len(clean["unsigned_counted"]) == 1  # T2, T3 of the theme left unfinished
     assert (device["cancelled"], device["represented"]) == (1, 1)
     assert device["follow_ups"]["count"] == 1
     missed = []
@@ -209,7 +233,13 @@ def test_every_row_of_every_table_a_figure_comes_from(
         verified, out, counted, stats, err = run(pad, db, capsys)
         column = what.removeprefix("rewrite ")
         unrated = table == "presentations" and row.get("outcome") != "rated"
-        if (table, column) in UNBOUND or (unrated and column in UNSIGNED_WHEN_UNRATED):
+        # a theme rated item by item that ended early: when and why it ended is unsigned
+        early = table == "presentations" and row.get("end_cause") not in ("rated", None)
+        if (
+            (table, column) in UNBOUND
+            or (unrated and column in UNSIGNED_WHEN_UNRATED)
+            or (early and not unrated and column == "ended_at")
+        ):
             if verified == 0:  # unseen: then no figure may have changed
                 assert figures(stats) == figures(clean), (table, what, row)
             continue
@@ -354,5 +384,6 @@ def test_a_rating_verify_flags_as_altered_is_not_counted(
     verified, out, counted, stats, err = run(pad, db, capsys)
     assert verified == 1 and "ratings seq=2" in out
     assert counted == 1 and stats["device"]["ratings"] == clean["device"]["ratings"] - 1
-    assert stats["device"]["mean_score"] == 8.0  # (8 + 10 + 6) / 3: the altered 10 left out
+    # (8 + 10 + 6 + 3 × 8) / 6: the altered one left out, not counted as a 10
+    assert stats["device"]["mean_score"] == 8.0
     assert "ratings seq=2" in err and "altered" in err
