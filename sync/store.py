@@ -33,13 +33,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evaluator.rules import figures as fig
 from evaluator.rules.errors import StoreError
 from evaluator.rules.loss import (
     chain_problem,
@@ -60,7 +58,7 @@ from evaluator.rules.records import (
     signature_report,
     verify_chain,
 )
-from evaluator.rules.request import case_targets, rating_slot
+from evaluator.rules.request import rating_slot
 from sync.durable import fsync_dir
 from sync.storelock import StoreLock, lock_path, lock_store
 
@@ -2372,8 +2370,12 @@ class Store:
 
     # -- statistics -----------------------------------------------------------------------
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self, check: SignatureCheck | None = None, **options: int) -> dict[str, Any]:
         """Art. 33 figures for the device, per clerk and per matter; see docs/technician.md.
+
+        Computed by :func:`sync.audit.stats` from what verifies (hash, chain, and the
+        signature with ``check``; ``options``: ``unsigned_before``, ``unsigned_events_before``),
+        with what was left out and why beside them (``left_out``).
 
         * ``should_rate``: distinct cases (serial and slot) shown for a first rating;
           ``rated``: those of them with a first rating; ``participation`` = rated ÷ should_rate.
@@ -2387,93 +2389,9 @@ class Store:
         * ``cancelled``: presentations a clerk ended by cancel, pause or sign-out;
           ``represented``: presentations that showed again cases left unrated before.
         """
-        device = _Tally()
-        clerks: dict[str, _Tally] = {}
-        matters: dict[str, _Tally] = {}
+        from sync.audit import stats
 
-        def clerk(cid: str | None) -> _Tally:
-            if cid is None:  # a self-service terminal: no clerk to count it for
-                return _Tally()
-            return clerks.setdefault(cid, _Tally())
-
-        def matter(code: str | None) -> _Tally:
-            return matters.setdefault(code or "", _Tally())
-
-        levels: dict[str, Any] = {}  # first rating id → its level, for follow-ups
-        for record in self.records():
-            score = record.get("score")
-            c = record.get("clerk") or {}
-            tc = clerk(c.get("id") if c else None)
-            tc.name = c.get("name") or tc.name
-            visit = record.get("visit") or 1
-            stage = str(record.get("stage", ""))
-            first = record.get("assess_number") == 1
-            codes: dict[str, str] = {}
-            for case in record.get("cases") or []:
-                if not isinstance(case, Mapping):
-                    continue
-                code = str(case.get("matter_code", ""))
-                # A terminal rates the matter whatever the kind and stage (art. 9).
-                if record.get("terminal") or "matter" in case_targets(str(case.get("kind")), stage):
-                    codes[code] = str(case.get("matter_name", ""))
-                if first:
-                    slot = rating_slot(str(case.get("kind")), stage, visit)
-                    key = (str(case.get("serial")), slot)
-                    for t in (device, tc, matter(code)):
-                        t.rated.add(key)
-                        t.should.add(key)
-            if first:
-                levels[str(record.get("id"))] = record.get("level")
-            changed = not first and any(
-                levels.get(str(f), record.get("level")) != record.get("level")
-                for f in record.get("follows") or []
-            )
-            if isinstance(score, int | float) and not isinstance(score, bool):
-                touched = [device, tc]
-                if "matter" in (record.get("targets") or []):
-                    for code, name in codes.items():  # only the cases that rate the matter
-                        tm = matter(code)
-                        tm.name = name or tm.name
-                        touched.append(tm)
-                for t in touched:  # a follow-up is reported beside, never averaged in
-                    if first:
-                        t.add(score)
-                    else:
-                        t.follow(score, changed)
-
-        for cid, outcome, represents in self.conn.execute(
-            "SELECT clerk_id, outcome, represents FROM presentations"
-        ).fetchall():
-            tc = clerk(cid)
-            if outcome == "cancelled":
-                tc.cancelled += 1
-                device.cancelled += 1
-            if represents not in (None, "", "[]"):
-                tc.represented += 1
-                device.represented += 1
-        for serial, slot, code, cid in self.conn.execute(
-            "SELECT c.serial, c.slot, c.matter_code, p.clerk_id FROM presentation_cases c"
-            " JOIN presentations p ON p.id = c.presentation_id WHERE c.assess_number = 1"
-        ).fetchall():
-            for t in (device, clerk(cid), matter(code)):
-                t.should.add((serial, slot))
-
-        item_score = fig.mean_of(t.mean for t in matters.values())
-        return {
-            "device": {
-                "device_id": self.device_id,
-                **device.figures(),
-                "item_score": fig.score_figure(item_score),
-            },
-            "clerks": [
-                {"clerk_id": k, "clerk_name": t.name, **t.figures()}
-                for k, t in sorted(clerks.items())
-            ],
-            "matters": [
-                {"matter_code": k, "matter_name": t.name, **t.figures(supervision=False)}
-                for k, t in sorted(matters.items())
-            ],
-        }
+        return stats(self, check, **options)
 
     # -- lifetime -------------------------------------------------------------------------
 
@@ -2530,50 +2448,6 @@ class PresentationEnd:
     touched: bool | None = None
     clock_synced: bool = False
     """Whether ``ended_at`` came from a synchronised clock (the event's ``clock_synced``)."""
-
-
-@dataclass
-class _Tally:
-    """Running figures of one stats row."""
-
-    name: str = ""
-    scores: list[float] = field(default_factory=list)
-    cancelled: int = 0
-    represented: int = 0
-    should: set[tuple[str, str]] = field(default_factory=set)
-    rated: set[tuple[str, str]] = field(default_factory=set)
-    follow_scores: list[float] = field(default_factory=list)
-    changed: int = 0
-
-    def add(self, score: float) -> None:
-        self.scores.append(score)
-
-    def follow(self, score: float, changed: bool) -> None:
-        self.follow_scores.append(score)
-        self.changed += int(changed)
-
-    @property
-    def mean(self) -> Fraction | None:
-        """Exact: rounded once, by ``evaluator.rules.figures``, when it leaves."""
-        return fig.mean(self.scores)
-
-    def figures(self, *, supervision: bool = True) -> dict[str, Any]:
-        should, rated = len(self.should), len(self.rated & self.should)
-        out: dict[str, Any] = {
-            "ratings": len(self.scores),
-            "mean_score": fig.score_figure(self.mean),
-            "should_rate": should,
-            "rated": rated,
-            "participation": fig.rate_figure(fig.ratio(rated, should)),
-            "follow_ups": {
-                "count": len(self.follow_scores),
-                "mean_score": fig.score_figure(fig.mean(self.follow_scores)),
-                "changed_level": self.changed,
-            },
-        }
-        if supervision:
-            out.update(cancelled=self.cancelled, represented=self.represented)
-        return out
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
