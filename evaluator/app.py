@@ -37,6 +37,7 @@ from evaluator.rules.protocol import Message, fault_event, finished_event, reply
 from evaluator.rules.reasons import COMMENT_MAX, OTHER_CODE, load_reasons
 from evaluator.rules.request import parse_clerk, parse_request
 from evaluator.rules.session import Closing, Finished, FirstRating, Presentation, Session, State
+from evaluator.rules.witness import make_head
 from evaluator.sdnotify import sd_notify as _sd_notify
 from kiosk import texts
 from kiosk.view import (
@@ -1138,7 +1139,9 @@ class App:
             # The scheduled full check found damage: the next start keeps the store aside.
             + (["store_check"] if status.store_check.startswith("damaged") else [])
             # The client certificate for the city expires within 30 days (or has expired).
-            + (["cert_expiring"] if status.cert is not None and status.cert.expiring else []),
+            + (["cert_expiring"] if status.cert is not None and status.cert.expiring else [])
+            # Records lost on the SD card: signed loss statements went to the city instead.
+            + (["records_lost"] if getattr(status, "lost", ()) else []),
             "printer": self.receipts.printer_status() if self.receipts is not None else None,
         }
 
@@ -1176,7 +1179,9 @@ class App:
         """
         log.info("cases %s: %s", ",".join(finished.serials), finished.outcome.value)
         if self.link is not None:
-            self.link.send(finished_event(finished.serials, finished.outcome.value))
+            rated = finished.outcome.value == "rated"
+            head = self._ratings_head() if rated else None
+            self.link.send(finished_event(finished.serials, finished.outcome.value, head))
         if self.receipts is not None:
             try:
                 self.receipts.finished(finished)
@@ -1184,6 +1189,30 @@ class App:
                 log.exception("the receipt for cases %s failed", ",".join(finished.serials))
         if not self.session.untold and '"untold"' in self._window_saved:
             self._save_window()  # told: a restart must not tell it again
+
+    def _ratings_head(self) -> dict[str, Any] | None:
+        """The signed head of the ratings chain for a ``rated`` (art. 40: the counter's business
+        system keeps it as a witness the city compares; it tells no level, see
+        :mod:`evaluator.rules.witness`).  ``None`` on a pad without a key; a head that cannot be
+        made now (the key still loading, the store faulty) is logged, and ``rated`` goes without."""
+        if self.devices.key is None:
+            return None
+        try:
+            signer = self.devices.key()
+            store = self.ledger.store
+            head = store.ratings_head()
+            epoch = store.read_meta("epoch") or ""
+        except Exception as exc:
+            log.warning("the chain head for the counter cannot be read: %s", exc)
+            return None
+        if signer is None or head is None:
+            log.warning(
+                "rated without a chain head: %s",
+                "the device key is not loaded" if signer is None else "no rating stored",
+            )
+            return None
+        return make_head(signer, device_id=self.config.device.id, epoch=epoch, seq=head[0],
+                         hash_=head[1])  # fmt: skip
 
     # -- citizen input ----------------------------------------------------------------------------
 

@@ -134,26 +134,39 @@ def build_parser() -> argparse.ArgumentParser:
     ratings.add_argument("--output", "-o", type=Path, help="write to FILE instead of stdout")
 
     verify = sub.add_parser(
-        "verify", help="check the hash chain and the device's signatures of the stored ratings"
+        "verify",
+        help="check the ratings' and events' hash chains and signatures, and the tables derived "
+        "from them (rating_cases, presentations): every table a figure comes from",
     )
     with_config(verify, db=True)
-    verify.add_argument(
-        "--pubkey",
-        action="append",
-        default=[],
-        metavar="KEY",
-        help="a registered public key to check signatures with ('ed25519:…', PEM, or a file "
-        "holding one); repeat it for a device whose key was replaced; default: the key file of "
-        "--config",
-    )
-    verify.add_argument(
-        "--unsigned-before",
-        type=int,
-        default=1,
-        metavar="SEQ",
-        help="accept unsigned records below SEQ (stored before the device had a key: the city "
-        "knows the first signed seq); default 1: every unsigned record is a finding",
-    )
+
+    def with_keys(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--pubkey",
+            action="append",
+            default=[],
+            metavar="KEY",
+            help="a registered public key to check signatures with ('ed25519:…', PEM, or a file "
+            "holding one); repeat it for a device whose key was replaced; default: the key file "
+            "of --config",
+        )
+        p.add_argument(
+            "--unsigned-before",
+            type=int,
+            default=1,
+            metavar="SEQ",
+            help="accept unsigned ratings below SEQ (stored before the device had a key: the "
+            "city knows the first signed seq); default 1: every unsigned rating is a finding",
+        )
+        p.add_argument(
+            "--unsigned-events-before",
+            type=int,
+            default=1,
+            metavar="SEQ",
+            help="the same for the events' own seq; default 1",
+        )
+
+    with_keys(verify)
 
     keys = sub.add_parser("keys", help="the device's signing key")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
@@ -222,8 +235,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     provision.add_argument("--out", type=Path, required=True, metavar="DIR")
 
-    stats = sub.add_parser("stats", help="count, mean score and participation per clerk/matter")
+    status = sub.add_parser(
+        "status", help="the store's state for the city: what waits to be sent, records lost"
+    )
+    with_config(status, db=True)
+
+    stats = sub.add_parser(
+        "stats",
+        help="count, mean score and participation per clerk/matter, from what verifies (what "
+        "does not is left out, named on stderr and in the JSON's left_out; exit 1)",
+    )
     with_config(stats, db=True)
+    with_keys(stats)
     stats.add_argument("--format", choices=("table", "json"), default="table")
 
     shots = sub.add_parser("screenshots", help="render every screen the app reaches to PNG files")
@@ -359,9 +382,18 @@ def _main(argv: Sequence[str] | None = None) -> int:
             if args.command == "ratings":
                 return cmd_ratings(store, args.format, args.output)
             if args.command == "verify":
-                return cmd_verify(store, _verify_key(args), args.unsigned_before)
-            code = cmd_stats(store, args.format)
-            return max(code, _report_skipped(store, "stats", "counted"))
+                return cmd_verify(
+                    store, _verify_key(args), args.unsigned_before, args.unsigned_events_before
+                )
+            if args.command == "status":
+                return cmd_status(store)
+            return cmd_stats(
+                store,
+                args.format,
+                _verify_key(args, note=sys.stderr),
+                args.unsigned_before,
+                args.unsigned_events_before,
+            )
         finally:
             store.close()
     except ConfigError as exc:
@@ -595,7 +627,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verify_key(args: argparse.Namespace) -> tuple[list[Any], str]:
+def _verify_key(args: argparse.Namespace, note: TextIO | None = None) -> tuple[list[Any], str]:
     """The public keys ``verify`` checks signatures with, and why there are none: every
     ``--pubkey`` (the registered keys: what proves the records), else the key file of
     ``--config`` (on the device itself: whoever can rewrite the store may have replaced it)."""
@@ -613,7 +645,8 @@ def _verify_key(args: argparse.Namespace) -> tuple[list[Any], str]:
         return [], str(exc)
     print(
         f"NOTE: signatures checked against the key file on this device (key id "
-        f"{public.key_id}); --pubkey with the key registered with the city is the proof"
+        f"{public.key_id}); --pubkey with the key registered with the city is the proof",
+        file=note or sys.stdout,
     )
     return [public], ""
 
@@ -623,10 +656,30 @@ def _seqs(seqs: Sequence[int], limit: int = 10) -> str:
     return shown + (f" … ({len(seqs)} in all)" if len(seqs) > limit else "")
 
 
+def _checker(publics: Sequence[Any]) -> Any:
+    """The signature check of the given public keys (``None`` when there are none)."""
+    if not publics:
+        return None
+    by_id = {public.key_id: public for public in publics}
+
+    def check(key_id: str, data: bytes, signature: bytes) -> bool:
+        public = by_id.get(key_id)
+        return public is not None and public.check(data, signature)
+
+    return check
+
+
 def cmd_verify(
-    store: Any, keys: tuple[list[Any], str] = ([], "no key given"), unsigned_before: int = 1
+    store: Any,
+    keys: tuple[list[Any], str] = ([], "no key given"),
+    unsigned_before: int = 1,
+    unsigned_events_before: int = 1,
 ) -> int:
-    """The hash chain, then every record's signature: exit 0 only when both hold."""
+    """Every table a figure comes from (``sync.audit``): the ratings' hash chain and
+    signatures, the events' chain and signatures, ``rating_cases``, ``presentations`` and
+    ``presentation_cases`` against the signed records: exit 0 only when all of it holds."""
+    from sync.audit import audit
+
     publics, why_none = keys
     gap = _gap_line(store)
     if gap is not None:
@@ -642,22 +695,69 @@ def cmd_verify(
     for d in damaged:
         if broken is None or d.seq != broken.seq:  # the first one was just named
             print(f"DAMAGED: record {d}")
-    if not publics:
+    check = _checker(publics)
+    result = audit(
+        store,
+        check,
+        unsigned_before=unsigned_before,
+        unsigned_events_before=unsigned_events_before,
+    )
+    events = result.table_findings("events")
+    if not events:
+        print(f"OK: event chain intact over {result.events} event(s)")
+    derived = [f for f in result.findings if f.table not in ("ratings", "events")]
+    if not derived:
+        print(
+            f"OK: rating_cases and {result.presentations} closed presentation(s) agree with "
+            "the signed ratings and events"
+        )
+    if result.open_presentations:
+        print(
+            f"NOTE: {len(result.open_presentations)} open presentation(s) (on screen, or open "
+            "at a power cut until the next start closes them): nothing signed yet, not counted: "
+            + ", ".join(result.open_presentations[:10])
+        )
+    if result.unsigned_counted:
+        print(
+            f"NOTE: {len(result.unsigned_counted)} presentation(s) counted with cases no signed "
+            "record lists (a theme rated item by item and left unfinished, or ended before the "
+            "store had events): " + ", ".join(result.unsigned_counted[:10])
+        )
+    if result.rated_without_row:
+        print(
+            f"NOTE: {len(result.rated_without_row)} presentation(s) named by verified ratings "
+            "have no row (a store written without presentations, or a rated row deleted; no "
+            "figure reads it): " + ", ".join(result.rated_without_row[:10])
+        )
+    if result.findings:
+        print(
+            f"FINDINGS: {len(result.findings)}, each left out of `evaluator stats` "
+            "(docs/technician.md, verify):"
+        )
+        for finding in result.findings:
+            print(f"  {finding}")
+    found = found or bool(result.findings)
+    if check is None:
         signed, _ = store.signed_count()
-        print(f"NOT CHECKED: the signatures of {signed} signed record(s): {why_none}")
-        return 1 if found or signed else 0
-    by_id = {public.key_id: public for public in publics}
-
-    def check(key_id: str, data: bytes, signature: bytes) -> bool:
-        public = by_id.get(key_id)
-        return public is not None and public.check(data, signature)
-
-    report = store.signatures(check)
-    unsigned, bad = report.findings(unsigned_before)
-    good = ", ".join(f"{n} by key id {key_id}" for key_id, n in sorted(report.signed.items()))
+        signed_events = store.conn.execute(
+            "SELECT count(*) FROM events WHERE json_valid(record)"
+            " AND json_extract(record, '$.sig') IS NOT NULL"
+        ).fetchone()[0]
+        print(
+            f"NOT CHECKED: the signatures of {signed} signed record(s) and {signed_events} "
+            f"signed event(s): {why_none}"
+        )
+        return 1 if found or signed or signed_events else 0
+    sigs = result.signatures["ratings"]  # every decodable record's, from the audit's walk
+    unsigned, bad = sigs.unsigned, sigs.bad
+    good = ", ".join(f"{n} by key id {key_id}" for key_id, n in sorted(sigs.signed_by.items()))
     if good:
         print(f"OK: signatures good: {good}")
-    accepted = len(report.unsigned) - len(unsigned)
+    events = result.signatures["events"]
+    good = ", ".join(f"{n} by key id {key_id}" for key_id, n in sorted(events.signed_by.items()))
+    if good:
+        print(f"OK: event signatures good: {good}")
+    accepted = sigs.accepted
     if accepted:
         print(f"NOTE: {accepted} unsigned record(s) below seq {unsigned_before} accepted")
     if unsigned:
@@ -674,12 +774,83 @@ def cmd_verify(
     return 1 if found or unsigned or bad else 0
 
 
-def cmd_stats(store: Any, fmt: str) -> int:
-    """Art. 33 figures: the device, each clerk, each matter (formulas in docs/technician.md)."""
-    stats = store.stats()
+def cmd_status(store: Any) -> int:
+    """What waits for the city's ack, and the fault ``records_lost`` (issue 15): exit 1 while a
+    record of the store is lost (its signed loss statement went to the city instead)."""
+    _, oldest = store.outbox_summary()
+    print(f"outbox: {store.outbox_size()} rating(s), {store.event_outbox_size()} event(s)"
+          f" waiting for the city's ack" + (f" (oldest {oldest})" if oldest else ""))  # fmt: skip
+    lost = store.losses()
+    if not any(lost.values()):
+        print("faults: none of the store's (records_lost: no record lost)")
+        return 0
+    words = "; ".join(f"{stream} seq {_seqs(seqs)}" for stream, seqs in lost.items() if seqs)
+    print(
+        f"FAULT records_lost: {words}: damaged on the SD card, never sent; signed loss "
+        "statements went to the city in their place (replace the SD card, docs/technician.md)"
+    )
+    return 1
+
+
+def cmd_stats(
+    store: Any,
+    fmt: str,
+    keys: tuple[list[Any], str] = ([], "no key given"),
+    unsigned_before: int = 1,
+    unsigned_events_before: int = 1,
+) -> int:
+    """Art. 33 figures: the device, each clerk, each matter (formulas in docs/technician.md),
+    from what verifies (``sync.audit``).  What does not is left out and said three ways: a
+    WARNING on stderr naming each record or row and why, the JSON's ``left_out``, exit 1."""
+    publics, why_none = keys
+    stats = store.stats(
+        _checker(publics),
+        unsigned_before=unsigned_before,
+        unsigned_events_before=unsigned_events_before,
+    )
     if fmt == "json":
         print(json.dumps(stats, ensure_ascii=False, indent=2))
+    else:
+        _stats_table(stats)
+    return _stats_warnings(stats, why_none)
+
+
+def _stats_warnings(stats: dict[str, Any], why_none: str) -> int:
+    """The stderr lines of ``stats``: 1 when something was left out, else 0."""
+    err = sys.stderr
+    if not stats["signatures_checked"]:
+        print(
+            f"evaluator stats: WARNING: signatures not checked ({why_none}): the figures are "
+            "from records whose hash chain holds, which whoever holds the store can re-seal",
+            file=err,
+        )
+    if stats["open_presentations"]:
+        print(
+            f"evaluator stats: NOTE: {len(stats['open_presentations'])} open presentation(s) "
+            "not counted (nothing signed yet)",
+            file=err,
+        )
+    if stats["unsigned_counted"]:
+        print(
+            f"evaluator stats: NOTE: {len(stats['unsigned_counted'])} presentation(s) counted "
+            "with cases no signed record lists (see `evaluator verify`)",
+            file=err,
+        )
+    left = stats["left_out"]
+    if not left:
         return 0
+    print(
+        f"evaluator stats: WARNING: {len(left)} record(s)/row(s) do not verify and are left "
+        "out, not counted (run `evaluator verify`):",
+        file=err,
+    )
+    for item in left:
+        where = " ".join(f"{k}={item[k]}" for k in ("seq", "id") if item.get(k) is not None)
+        print(f"  {item['table']} {where}: {item['problem']}", file=err)
+    return 1
+
+
+def _stats_table(stats: dict[str, Any]) -> None:
     figures = ("ratings", "mean_score", "should_rate", "rated", "participation")
     device = stats["device"]
     sys.stdout.write(f"device {device['device_id']}: item score {_num(device['item_score'])}\n")
@@ -693,7 +864,6 @@ def cmd_stats(store: Any, fmt: str) -> int:
         cols = (*keys, *figures, *tail, *follow)
         table = [[_cell(_follow(r, c), c) for c in cols] for r in rows]
         sys.stdout.write("\n" + _table(cols, table))
-    return 0
 
 
 def _follow(row: dict[str, Any], column: str) -> Any:

@@ -79,7 +79,7 @@ def from_config(config: Config, *, clock: Clock | None = None) -> Devices:
         clock=clock or SystemClock(),
         open_store=lambda: Store(config.storage.path, device_id=config.device.id, signer=key),
         key=key,
-        sync=_sync(config),
+        sync=_sync(config, key),
         link=_link(config),
         open_screen=lambda: open_screen(config),
         buttons=_buttons(config),
@@ -148,7 +148,7 @@ def _voice(config: Config) -> Any:
     return SdlVoice(vc.dir, language=language, volume=vc.volume)
 
 
-def _sync(config: Config) -> Any:
+def _sync(config: Config, key: KeyLoader | None = None) -> Any:
     mq = config.mqtt
     if not mq.enabled:
         from sync.offline import OfflineSync
@@ -177,6 +177,7 @@ def _sync(config: Config) -> Any:
         tls_ca=str(mq.tls_ca or ""),
         tls_cert=str(mq.tls_cert or ""),
         tls_key=str(mq.tls_key or ""),
+        signer=key,  # checks the records before they are published, signs loss statements
     )
 
 

@@ -103,6 +103,17 @@ def add_hub_parser(sub: Any) -> None:
     flags.add_argument("--device", metavar="DEVICE", help="only this pad's findings")
     flags.add_argument("--json", action="store_true")
 
+    witness = actions.add_parser(
+        "witness",
+        help="import the signed ratings heads the counters got with each rated (art. 40)",
+    )
+    with_db(witness)
+    witness.add_argument(
+        "file", metavar="FILE|-",
+        help="JSON lines: a head each, or the evaluation.finished events as the counter read "
+             "them ('-': standard input)",
+    )  # fmt: skip
+
     export = actions.add_parser("export", help="the ratings as CSV with the national field names")
     with_db(export)
     with_period(export)
@@ -139,6 +150,8 @@ def cmd_hub(args: argparse.Namespace, out: TextIO | None = None) -> int:
             n = write_csv(db, args.out, since=args.since, until=args.until)
             print(f"{n} rows written to {args.out}", file=out)
             return 0
+        if args.hub_command == "witness":
+            return _witness(db, args.file, out)
         if args.hub_command == "flags":
             found = db.flags(args.device)
             if args.json:
@@ -165,6 +178,33 @@ def cmd_hub(args: argparse.Namespace, out: TextIO | None = None) -> int:
         else:
             _print_lists(lists, out)
         return 0
+
+
+def _witness(db: Any, name: str, out: TextIO) -> int:
+    """Import the heads of ``name`` ('-': stdin); a line per refused head (stderr) and per flag
+    raised, then the counts.  Exit 1 when a head was refused or a finding raised."""
+    from sync.hub.db import HubError
+    from sync.hub.witness import import_heads
+
+    try:
+        if name == "-":
+            lines = sys.stdin.buffer.read().splitlines()
+        else:
+            lines = Path(name).read_bytes().splitlines()
+    except OSError as exc:
+        raise HubError(f"{name}: cannot read: {exc}") from exc
+    done = import_heads(db, lines)
+    for number, why in done.refused:
+        print(f"{name} line {number}: refused: {why}", file=sys.stderr)
+    for device, kind, key in done.flagged:
+        print(f"FINDING: {device} {kind} [{key}] (evaluator hub flags --device {device})",
+              file=out)  # fmt: skip
+    for device, epoch, seq, tip in done.ahead:
+        print(f"{device}: witnessed up to seq {seq} (epoch {epoch!r}), the city holds up to "
+              f"{tip}: judged as its records arrive and at its next status", file=out)  # fmt: skip
+    print(f"{done.kept} head(s) kept, {done.known} already kept, {len(done.refused)} refused, "
+          f"{len(done.flagged)} finding(s) for audit, in {db.where}", file=out)  # fmt: skip
+    return 1 if done.refused or done.flagged else 0
 
 
 def _print_flags(found: list[dict[str, Any]], out: TextIO) -> None:
@@ -310,6 +350,14 @@ def _print_figures(data: dict[str, Any], out: TextIO) -> None:
 
     def num(v: Any) -> str:  # a score: the pad's ``evaluator stats`` text (one rule)
         return score_text(v)
+
+    flagged = data.get("audit", {}).get("devices_with_findings") or {}
+    if flagged:
+        print(f"WARNING: {len(flagged)} device(s) in these figures have findings for audit; "
+              "their ratings may be incomplete (evaluator hub flags):", file=out)  # fmt: skip
+        for device, kinds in flagged.items():
+            print(f"  {device}: {', '.join(kinds)}", file=out)
+        print(f"WARNING: figures of {', '.join(flagged)} need audit", file=sys.stderr)
 
     print(
         f"hall: {hall['ratings']} ratings ({hall['good']} 好评, {hall['bad']} 差评), mean score "

@@ -176,6 +176,7 @@ class TechDesk:
             (texts.TECH_LABEL_PRINTER, printer_text),
             (texts.TECH_LABEL_COUNTER, counter),
             (texts.TECH_LABEL_OUTBOX, self._outbox()),
+            *lost_rows(status.lost),
             (texts.TECH_LABEL_ERROR, self.last_error() or texts.TECH_NONE),
         )
 
@@ -333,3 +334,12 @@ def ip_addresses() -> list[str]:
                 continue
             found.append(f"{socket.inet_ntoa(packed[20:24])} ({name})")
     return found
+
+
+def lost_rows(lost: tuple[tuple[str, int], ...]) -> tuple[tuple[str, str], ...]:
+    """The menu's row of the fault ``records_lost`` (none while no record is lost)."""
+    if not lost:
+        return ()
+    seqs = ", ".join(f"{stream} {seq}" for stream, seq in lost[:6])
+    seqs += " …" if len(lost) > 6 else ""
+    return ((texts.TECH_LABEL_LOST, texts.TECH_LOST_FMT.format(count=len(lost), seqs=seqs)),)

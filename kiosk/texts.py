@@ -92,7 +92,8 @@ TECH_TEXTS: tuple[str, ...] = (
     "tech_label_outbox", "tech_label_error", "tech_connected", "tech_disconnected", "tech_none",
     "tech_outbox_fmt", "tech_not_available", "tech_print_sent", "tech_reloaded", "tech_backspace",
     "tech_label_link", "tech_label_cert", "tech_link_fmt", "tech_link_until_fmt",
-    "tech_cert_ok_fmt", "tech_cert_expiring_fmt", "tech_cert_expired_fmt",
+    "tech_cert_ok_fmt", "tech_cert_expiring_fmt", "tech_cert_expired_fmt", "tech_label_lost",
+    "tech_lost_fmt",
 )  # fmt: skip
 #: The causes of a failed broker connection on the menu (``link_cause_<cause>``, one for each
 #: of :data:`sync.linkerror.CAUSES`; tests/evaluator/test_techmenu.py checks they match).

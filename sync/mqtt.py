@@ -27,10 +27,28 @@ turn.
 
 The SQLite outbox is the only queue that matters: the worker holds in memory only what it has
 read and not yet published, and what it has published and the city has not acked yet; a rating
-is republished from the store after every (re)connect and whenever ``resend_after`` seconds
-passed without an ack — a wait that doubles at each resend (up to :data:`RESEND_BACKOFF` times)
-while the city does not ack in time, and is measured again from the next ack of a message sent
-once, so a city whose receivers are behind is not flooded with duplicates.
+is republished from the store after every (re)connect, and while connected the *link*, not each
+message, backs off (issue 16):
+
+* **Probe.**  When the city has said nothing (no ack at all) for the quiet wait since the oldest
+  unacked message was sent — ``resend_after``, or sooner once acks were measured: three times the
+  ack delay, at least :data:`PROBE_MIN` — ONE message is resent: the lowest ``seq`` of each
+  stream (the one a city that keeps the chain can store).  Each probe unanswered makes the quiet
+  wait :data:`PROBE_BACKOFF` times longer (up to :data:`RESEND_BACKOFF` × ``resend_after``); any
+  ack brings it back.  A city
+  whose receivers are behind, or away, gets one duplicate per wait, never the whole window.
+* **Window.**  A probe acked quickly (within :meth:`SyncWorker._quick`: the fastest ack delay
+  seen, times four, at least :data:`QUICK_MIN`) says the city is back and the rest was lost (a
+  receiver restarted, a shared subscription without members): every message sent before the
+  probe and still unacked is resent together, at once (tokens allowing).  A probe's ack that
+  comes late is ambiguous (the first copy's, from a queue draining): nothing more is resent,
+  and the next quiet wait probes again.
+* A copy resent without an ack is a probe again only after its own hold (the quiet wait,
+  :data:`PROBE_BACKOFF` times longer per resend): a record the city refuses is not resent at
+  every quiet moment, and once resent twice unanswered the next ``seq`` goes with it
+  (:meth:`SyncWorker._candidates`), so it does not stop the others' resends.
+
+Delays are measured on acks of messages sent once only (Karn's rule).
 
 How it sends (issue 8; figures in docs/reliability.md):
 
@@ -107,7 +125,7 @@ from sync.linkerror import (
 )
 from sync.mqttclient import Broker, paho_client, parse_broker_url, read_ready, tls_pending
 from sync.status import SyncStatus
-from sync.store import Outgoing, Store, local_now, scheduled_check
+from sync.store import OutboxPage, Outgoing, Store, local_now, scheduled_check
 
 if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
@@ -133,6 +151,15 @@ MAX_ACK_IDS = 1000
 #: The most a resend waits, in multiples of ``resend_after`` (30 s shipped: 5 minutes), when the
 #: city does not ack in time (see :meth:`SyncWorker._pump`).
 RESEND_BACKOFF = 10
+#: Each probe unanswered makes the next quiet wait this many times longer (a probe is one
+#: message: a gentle growth keeps a receiver's restart short for the pads, see _probe).
+PROBE_BACKOFF = 1.5
+#: The shortest quiet wait before a probe once acks were measured (seconds; or ``resend_after``
+#: when shorter): three measured ack delays, never less than this.
+PROBE_MIN = 2.0
+#: A probe's ack within this many seconds (or four times the fastest ack delay seen, if longer)
+#: is the probe's own: the city is back and the window is resent together.
+QUICK_MIN = 0.5
 #: Seconds after the worker's start before the first full store check, then the interval.
 STORE_CHECK_AFTER = 60.0
 STORE_CHECK_EVERY = 24 * 3600.0
@@ -315,6 +342,8 @@ class _Sent:
     at: float
     topic: str
     tries: int = 1
+    #: The worker's count of publishes when this copy went (orders the sends).
+    number: int = 0
 
 
 class SyncWorker(threading.Thread):
@@ -394,6 +423,7 @@ class SyncWorker(threading.Thread):
         cert_warn_days: int = CERT_WARN_DAYS,
         cert_check_every: float = CERT_CHECK_EVERY,
         cert_peek_every: float = CERT_PEEK_EVERY,
+        signer: Any = None,
     ) -> None:
         if not max_rate > 0 or not resend_after > 0:
             raise ValueError("max_rate and resend_after must be more than 0")
@@ -416,10 +446,20 @@ class SyncWorker(threading.Thread):
         self.password = password
         self.keepalive = max(1, round(keepalive))
         self.resend_after = resend_after
-        #: How long a sent message now waits for its ack before it is resent: ``resend_after``
-        #: while the city acks within it; doubled at each resend (up to RESEND_BACKOFF times);
-        #: twice the ack delay last measured on a message sent once (Karn's rule).
-        self._resend_wait = resend_after
+        #: How long the link may stay quiet (no ack) before a probe: :meth:`_base_wait`,
+        #: PROBE_BACKOFF times longer at each probe (up to RESEND_BACKOFF × resend_after),
+        #: back at any ack.
+        self._quiet_wait = resend_after
+        #: Ack delays measured on messages sent once (Karn's rule): smoothed, and the fastest.
+        self._ack_delay: float | None = None
+        self._fastest = math.inf
+        self._heard_at = 0.0  # the last ack message applied (monotonic)
+        self._probe_at = -math.inf  # the last probe sent
+        self._probes: set[str] = set()  # ids of the probes not acked yet
+        self._resend_below = 0  # resend every unacked copy published before this number
+        #: (when, number): a probe came back alone; the window goes then (see _took_acks)
+        self._window_at: tuple[float, int] | None = None
+        self._published = 0  # publishes so far (_Sent.number)
         self.max_rate = max_rate
         self.burst = burst
         self.max_unacked = max_unacked
@@ -442,6 +482,10 @@ class SyncWorker(threading.Thread):
         self.cert_warn_days = cert_warn_days
         self.cert_check_every = cert_check_every
         self.cert_peek_every = cert_peek_every
+        #: The device key (or a function giving it, ``sync.keyloader.KeyLoader``) that checks the
+        #: records' signatures before they are published and signs loss statements; ``None``:
+        #: signatures unchecked and a damaged record held back (nothing can sign its statement).
+        self.signer = signer
         base = f"{topic_prefix}/{device_id}"
         self.rating_topic = f"{base}/ratings"
         self.ack_topic = f"{base}/acks"
@@ -487,6 +531,7 @@ class SyncWorker(threading.Thread):
         self._next_check = math.inf
         self._check_now = False
         self._damage_told = 0
+        self._held = False  # a damaged record waits for the device key to sign its statement
         self._broker_index = 0  # the broker tried now
         self._client_broker: Broker | None = None  # the broker the client was made for
         self._client_files: tuple[object, ...] = ()  # the TLS files it loaded (_tls_stamp)
@@ -579,7 +624,10 @@ class SyncWorker(threading.Thread):
                     # Keeping a damaged file aside is the UI thread's job (it opens first);
                     # this thread must not pull the file from under it.
                     self._store = Store(
-                        self.store_path, device_id=self.device_id, keep_damaged_aside=False
+                        self.store_path,
+                        device_id=self.device_id,
+                        keep_damaged_aside=False,
+                        signer=self.signer,
                     )
                 except StoreError as exc:
                     log.error("sync cannot open the store: %s", exc)
@@ -589,6 +637,7 @@ class SyncWorker(threading.Thread):
                 return
             self._next_check = time.monotonic() + self.store_check_after
             self._count_pending(force=True)
+            self._tell_losses()
             while not self._stop_event.is_set():
                 try:
                     self._step()
@@ -695,6 +744,9 @@ class SyncWorker(threading.Thread):
             if not woken:
                 self._next_poll = now + self.poll_interval
                 self._count_pending(force=True)
+            if self._held and self._signer_ready():
+                self._held = False
+                self._restart_passes()
             self._fetch_live()
             self._fetch_events()
         self._pump(client, now)
@@ -744,7 +796,11 @@ class SyncWorker(threading.Thread):
         if self._inflight:
             # A resend takes a token: due when both its wait and its token are (an empty
             # bucket made a past deadline, and the worker spun through select(0) until then).
-            resend = next(iter(self._inflight.values())).at + self._resend_wait
+            resend = self._probe_due(now)
+            if self._window_at is not None:
+                resend = min(resend, self._window_at[0])
+            if self._window_due():
+                resend = now
             due.append(max(resend, self._bucket.ready_at(now)))
         backlog = bool(self._backlog) or self._backlog_more
         if self._live or self._events or (backlog and len(self._inflight) < self.max_unacked):
@@ -868,10 +924,15 @@ class SyncWorker(threading.Thread):
         assert self._store is not None
         self._fresh = False
         self._subscriptions = {
-            client.subscribe(topic, qos=1)[1] or 0: topic
-            for topic in (self.ack_topic, self.command_topic)
+            client.subscribe(self.ack_topic, qos=1)[1] or 0: self.ack_topic,
+            self._subscribe_commands(client): self.command_topic,
         }
         self._inflight.clear()
+        self._probes.clear()
+        self._resend_below = 0
+        self._window_at = None
+        self._probe_at = -math.inf
+        self._quiet_wait = self._base_wait()
         self._live.clear()
         self._backlog.clear()
         self._cursor = 0
@@ -888,6 +949,24 @@ class SyncWorker(threading.Thread):
         self._carried_more = True
         self._backoff.reset()
         self._send_status(client, time.monotonic(), sample=True)
+
+    def _subscribe_commands(self, client: mqtt.Client) -> int:
+        """Subscribe to the commands; the SUBSCRIBE's mid.
+
+        A broker clears the retain flag of a message it forwards to a client subscribed
+        already (MQTT 3.1.1 §3.3.1.3, MQTT 5 §3.3.1.3): a command published *retained* while
+        the pad is connected would look like a live one, be run, and stay on the broker for
+        the next connection.  MQTT 5's "Retain As Published" subscription option keeps the
+        flag as the publisher set it, so :meth:`_command` refuses it whenever it comes.
+        MQTT 3.1.1 has no such option: there a retained command is ignored only when it is
+        delivered at a (re)subscription (docs/integrator.md §2.9).
+        """
+        if self.protocol != "5":
+            return client.subscribe(self.command_topic, qos=1)[1] or 0
+        from paho.mqtt.subscribeoptions import SubscribeOptions
+
+        options = SubscribeOptions(qos=1, retainAsPublished=True)
+        return client.subscribe(self.command_topic, options=options)[1] or 0
 
     # paho callbacks: they run inside loop_read()/loop_write(), i.e. in this thread.
 
@@ -1014,15 +1093,7 @@ class SyncWorker(threading.Thread):
             log.error("could not apply an ack: %s", exc)
             self._set_status(last_error=str(exc))
             return
-        now, slowest = time.monotonic(), -1.0
-        for rid in every:
-            sent = self._inflight.pop(rid, None)
-            if sent is not None and sent.tries == 1:  # an ack of a resent one is ambiguous
-                slowest = max(slowest, now - sent.at)
-        if slowest >= 0:
-            self._resend_wait = max(
-                self.resend_after, min(2 * slowest, self.resend_after * RESEND_BACKOFF)
-            )
+        self._took_acks(every, time.monotonic())
         log.debug(
             "%d ack message(s) for %d ids, %d were pending", len(messages), len(every), removed
         )
@@ -1035,12 +1106,145 @@ class SyncWorker(threading.Thread):
                 except Exception:
                     log.exception("on_ack callback failed")
 
+    def _took_acks(self, ids: list[str], now: float) -> None:
+        """The link's clock after acks: the delays measured (messages sent once only), the
+        quiet wait back to its base, and a probe acked quickly opens the window again.
+
+        A probe's ack is ambiguous: the probe's, or the first copy's coming late from a queue.
+        Acks of messages sent once tell which: if any of them overtook a message still unacked,
+        that one was lost (a city keeps the order of one pad's messages) and the window goes at
+        once; if they come in order, the city is draining a queue and nothing more is resent;
+        if the probe came alone, the window goes after a short grace unless such acks follow.
+        """
+        slowest, probe_back, newest_first = -1.0, 0, 0
+        for rid in ids:
+            sent = self._inflight.pop(rid, None)
+            if sent is None:
+                continue
+            if sent.tries == 1:  # an ack of a resent one is ambiguous
+                slowest = max(slowest, now - sent.at)
+                self._fastest = min(self._fastest, now - sent.at)
+                newest_first = max(newest_first, sent.number)
+            if rid in self._probes:
+                self._probes.discard(rid)
+                if now - sent.at <= self._quick():  # back within the quick time
+                    probe_back = max(probe_back, sent.number)
+        if slowest >= 0:
+            a = self._ack_delay
+            self._ack_delay = slowest if a is None or slowest > a else 0.875 * a + 0.125 * slowest
+        self._heard_at = now
+        self._quiet_wait = self._base_wait()
+        oldest = next(iter(self._inflight.values())).number if self._inflight else math.inf
+        overtaken = newest_first > oldest
+        if newest_first and not overtaken and self._window_at is not None:
+            self._window_at = None  # first copies acked in order: a queue draining, no loss
+        if probe_back:
+            if overtaken:
+                self._window(probe_back)
+            elif not newest_first:
+                self._window_at = (now + self._quick(), probe_back)
+
+    def _window(self, below: int) -> None:
+        """Every unacked copy published before publish number ``below`` is sent again now."""
+        self._window_at = None
+        self._resend_below = max(self._resend_below, below)
+        log.info("the city acked a probe at once: the unacked window is sent again")
+
+    def _base_wait(self) -> float:
+        """The quiet wait before a probe: ``resend_after`` until acks were measured, then three
+        measured ack delays (at least PROBE_MIN, or ``resend_after`` when that is shorter)."""
+        cap = self.resend_after * RESEND_BACKOFF
+        if self._ack_delay is None:
+            return self.resend_after
+        return min(cap, max(min(self.resend_after, PROBE_MIN), 3 * self._ack_delay))
+
+    def _quick(self) -> float:
+        """A probe's ack within this many seconds of the probe is the probe's own."""
+        fastest = self._fastest if math.isfinite(self._fastest) else 0.0
+        return max(QUICK_MIN, 4 * fastest)
+
+    def _held_wait(self, sent: _Sent) -> float:
+        """How long a copy resent already waits before it may be a probe again: the base quiet
+        wait, PROBE_BACKOFF times longer per resend (0 for a message sent once).  A record the
+        city refuses is then resent ever more rarely, not at every quiet moment."""
+        if sent.tries < 2:
+            return 0.0
+        cap = self.resend_after * RESEND_BACKOFF
+        return min(self._base_wait() * PROBE_BACKOFF ** (sent.tries - 2), cap)
+
+    def _candidates(self, now: float) -> tuple[list[tuple[str, _Sent]], float]:
+        """The probes that may go now (one per stream), and when the next one may (``math.inf``:
+        none).  Per stream the lowest ``seq`` first: what a city that keeps the chain can store
+        next (a later one it parks, and acks only after it).  A copy still in its hold is waited
+        for, unless it was resent twice unanswered already (a record the city refuses?): then
+        the next ``seq`` goes too (or instead, while it is held), so one refused record does not
+        stop the others' resends.  At most two per stream.
+        """
+        streams: dict[str, list[tuple[str, _Sent]]] = {}
+        for rid, sent in self._inflight.items():
+            streams.setdefault(sent.topic, []).append((rid, sent))
+        ready: list[tuple[str, _Sent]] = []
+        later = math.inf
+        for items in streams.values():
+            items.sort(key=lambda item: item[1].seq)
+            taken = 0
+            for rid, sent in items:
+                suspect = sent.tries >= 3  # resent twice already without an ack
+                free_at = sent.at + self._held_wait(sent)
+                if free_at <= now:
+                    ready.append((rid, sent))
+                    taken += 1
+                    if not suspect or taken == 2:
+                        break
+                    continue
+                later = min(later, free_at)
+                if not suspect:
+                    break
+        return ready, later
+
+    def _probe_due(self, now: float) -> float:
+        """When the next probe is due (``math.inf``: nothing to probe)."""
+        if not self._inflight:
+            return math.inf
+        oldest = next(iter(self._inflight.values())).at
+        due = max(self._heard_at, oldest, self._probe_at) + self._quiet_wait
+        if due > now:
+            return due
+        ready, later = self._candidates(now)
+        return now if ready else max(due, later)
+
+    def _window_due(self) -> bool:
+        """Copies published before an acked probe wait to be sent again."""
+        if not self._inflight:
+            return False
+        return next(iter(self._inflight.values())).number < self._resend_below
+
+    def _probe(self, client: mqtt.Client, now: float) -> None:
+        """The link was quiet for the wait: resend the lowest seq of each stream (see
+        :meth:`_candidates`)."""
+        lowest, _ = self._candidates(now)
+        if not lowest:
+            return
+        for rid, sent in lowest:
+            if not self._bucket.take(now):
+                return  # the next turn, with a token
+            self._probes.add(rid)
+            self._publish(client, Outgoing(sent.seq, rid, sent.payload), now, sent.topic,
+                          tries=sent.tries + 1)  # fmt: skip
+        self._probe_at = now
+        # No answer for the wait: the city is away or behind.  Another probe only after a
+        # longer wait (PROBE_BACKOFF): one duplicate per wait, never the whole window (a city
+        # slower than the wait is not piled with copies), until an ack says the link is back.
+        self._quiet_wait = min(self._quiet_wait * PROBE_BACKOFF, self.resend_after * RESEND_BACKOFF)
+        log.debug("no ack for %.1fs: probed with %d message(s)", now - self._heard_at,
+                  len(lowest))  # fmt: skip
+
     # -- publishing -----------------------------------------------------------------------
 
     def _fetch_live(self) -> None:
         """Read what was committed after the newest seq known (notify(), or the poll)."""
         assert self._store is not None
-        page = self._store.outbox_page(LIVE_PAGE, after_seq=self._live_cursor)
+        page = self._checked(self._store.outbox_page, LIVE_PAGE, after_seq=self._live_cursor)
         self._live.extend(page.items)
         self._live_cursor = page.last_seq
         self._live_more = page.more
@@ -1050,7 +1254,9 @@ class SyncWorker(threading.Thread):
     def _fetch_events(self) -> None:
         """Read the events committed after the newest event seq known."""
         assert self._store is not None
-        page = self._store.event_outbox_page(EVENT_PAGE, after_seq=self._event_cursor)
+        page = self._checked(
+            self._store.event_outbox_page, EVENT_PAGE, after_seq=self._event_cursor
+        )
         self._events.extend(page.items)
         self._event_cursor = page.last_seq
         self._events_more = page.more
@@ -1065,12 +1271,61 @@ class SyncWorker(threading.Thread):
 
     def _fetch_backlog(self) -> None:
         assert self._store is not None
-        page = self._store.outbox_page(BATCH, after_seq=self._cursor, upto_seq=self._backlog_end)
+        page = self._checked(
+            self._store.outbox_page, BATCH, after_seq=self._cursor, upto_seq=self._backlog_end
+        )
         self._backlog.extend(page.items)
         self._cursor = page.last_seq
         self._backlog_more = page.more and self._cursor < self._backlog_end
         if not self._backlog_more:
             self._tell_damage()
+
+    def _checked(self, read: Callable[..., OutboxPage], limit: int, **where: Any) -> OutboxPage:
+        """One outbox page read through the store's check before publishing: a damaged record
+        comes as its signed loss statement; a new one is a fault (status, menu, the city)."""
+        assert self._store is not None
+        with self._lock:
+            self._store.clock_synced = bool(self._device_state["clock_synced"])
+        page = read(limit, **where)
+        if page.stated:
+            self._tell_losses()
+        if page.held:
+            self._held = True
+        return page
+
+    def _tell_losses(self) -> None:
+        """The records lost on the store (their loss statements), into the status: the fault
+        ``records_lost``, logged as a warning naming the seqs when it grows."""
+        assert self._store is not None
+        try:
+            found = self._store.losses()
+        except (sqlite3.Error, StoreError) as exc:
+            log.warning("the loss statements could not be read: %s", exc)
+            return
+        lost = tuple((stream, seq) for stream, seqs in sorted(found.items()) for seq in seqs)
+        if lost == self.status.lost:
+            return
+        words = "; ".join(f"{stream} seq {_seq_list(seqs)}" for stream, seqs in found.items()
+                          if seqs)  # fmt: skip
+        log.warning(
+            "device %s: records lost on the SD card (%s): signed loss statements replace them "
+            "for the city; the fault records_lost stays until the store is replaced",
+            self.device_id,
+            words,
+        )
+        self._set_status(lost=lost, last_error=f"records lost on the SD card: {words}")
+
+    def _restart_passes(self) -> None:
+        """Read every outbox again from its start (a damaged record held back can now be
+        stated: the device key is there)."""
+        assert self._store is not None
+        self._backlog.clear()
+        self._cursor = 0
+        self._backlog_end = max(self._backlog_end, self._store.last_outbox_seq())
+        self._backlog_more = self._backlog_end > 0
+        self._events.clear()
+        self._event_cursor = 0
+        self._events_more = True
 
     def _pump(self, client: mqtt.Client, now: float) -> None:
         """Publish what is due: live ratings first, then due resends, then the backlog."""
@@ -1095,17 +1350,18 @@ class SyncWorker(threading.Thread):
             item = self._carried.popleft()
             topic = self.event_topic if item.stream == "events" else self.rating_topic
             self._publish(client, item, now, topic)
-        while self._inflight:
+        if self._window_at is not None and self._window_at[0] <= now:
+            self._window(self._window_at[1])
+        while self._window_due():  # a probe acked at once: what went before it, again
             rid, head = next(iter(self._inflight.items()))
-            if head.at + self._resend_wait > now or not bucket.take(now):
+            # borrowed like the live lane: the city was sent these once already (their tokens
+            # spent) and lost them; they go before any more of the backlog, not after a refill
+            if not bucket.borrow(now):
                 break
-            # The city did not ack within the wait: it is slower than that (or the message or
-            # its ack was lost).  Resending everything on the same clock would pile duplicates
-            # on receivers that are already behind (a city coming back after an outage), so the
-            # wait doubles; the next ack of a message sent once sets it from the delay measured.
-            self._resend_wait = min(self._resend_wait * 2, self.resend_after * RESEND_BACKOFF)
             self._publish(client, Outgoing(head.seq, rid, head.payload), now, head.topic,
                           tries=head.tries + 1)  # fmt: skip
+        if self._inflight and self._probe_due(now) <= now:
+            self._probe(client, now)
         while len(self._inflight) < self.max_unacked:
             if not self._backlog:
                 if not self._backlog_more:
@@ -1125,7 +1381,16 @@ class SyncWorker(threading.Thread):
             # Queued by paho at best; the outbox will resend it anyway.
             log.info("publish of %s returned %s", item.id, _paho().error_string(info.rc))
         self._inflight.pop(item.id, None)
-        self._inflight[item.id] = _Sent(item.seq, item.payload, now, topic, tries)
+        self._published += 1
+        self._inflight[item.id] = _Sent(item.seq, item.payload, now, topic, tries, self._published)
+
+    def _signer_ready(self) -> bool:
+        signer = self.signer
+        if signer is None:
+            return False
+        if callable(signer):  # a KeyLoader: never wait for it here
+            return getattr(signer, "key", None) is not None
+        return True
 
     def _tell_damage(self) -> None:
         """Damaged records met (skipped, kept in the outbox) go into ``status.last_error``."""
@@ -1224,6 +1489,7 @@ class SyncWorker(threading.Thread):
             state = dict(self._device_state)
             store_check = self._status.store_check
             link, cert = self._status.link, self._status.cert
+            lost = self._status.lost
         if sample or now >= self._next_status:
             sample = True
             self._sample_outbox()
@@ -1240,14 +1506,29 @@ class SyncWorker(threading.Thread):
             "store_check": store_check or None,
             "link_error": link.as_json() if link is not None else None,
             "tls_cert": cert.as_json() if cert is not None and cert.not_after else None,
+            "records_lost": _lost_json(lost),
         }
         if not sample and content == self._status_sent:
             return
         if sample:
             self._next_status = now + self.status_every
         self._status_sent = content
-        message = {**content, "at": local_now()}
+        # Read at each publish, never a reason to publish (the moment a rating is stored must
+        # not show): the city compares it with the heads witnessed at the counter (art. 40).
+        message = {**content, "ratings_head": self._ratings_head(), "at": local_now()}
         client.publish(self.status_topic, _json_bytes(message), qos=1, retain=True)
+
+    def _ratings_head(self) -> dict[str, Any] | None:
+        """The store's ratings head for the status: ``{seq, hash, epoch}``, ``None`` when no
+        rating is stored or it cannot be read (logged)."""
+        try:
+            assert self._store is not None
+            head = self._store.ratings_head()
+            epoch = self._store.read_meta("epoch") or ""
+        except Exception as exc:
+            log.warning("the ratings head could not be read for the status: %s", exc)
+            return None
+        return None if head is None else {"seq": head[0], "hash": head[1], "epoch": epoch}
 
     def _sample_outbox(self) -> None:
         """The status's outbox figures: ratings and events waiting, the oldest one's age."""
@@ -1284,8 +1565,10 @@ class SyncWorker(threading.Thread):
     def _set_status(self, **changes: Any) -> None:
         with self._lock:
             current = self._status
-            if changes.get("store_check", current.store_check) != current.store_check or (
-                changes.get("cert", current.cert) != current.cert
+            if (
+                changes.get("store_check", current.store_check) != current.store_check
+                or changes.get("cert", current.cert) != current.cert
+                or changes.get("lost", current.lost) != current.lost
             ):
                 self._state_changed = True  # the city's status tells it
             self._status = SyncStatus(
@@ -1295,6 +1578,7 @@ class SyncWorker(threading.Thread):
                 store_check=changes.get("store_check", current.store_check),
                 link=changes.get("link", current.link),
                 cert=changes.get("cert", current.cert),
+                lost=changes.get("lost", current.lost),
             )
 
     def _shutdown(self) -> None:
@@ -1333,3 +1617,18 @@ class SyncWorker(threading.Thread):
 def _json_bytes(obj: Any) -> bytes:
     """Compact JSON in UTF-8 (the status messages)."""
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _seq_list(seqs: Sequence[int], limit: int = 20) -> str:
+    shown = ", ".join(str(q) for q in seqs[:limit])
+    return shown + (f" … ({len(seqs)} in all)" if len(seqs) > limit else "")
+
+
+def _lost_json(lost: Sequence[tuple[str, int]]) -> dict[str, list[int]] | None:
+    """The status message's ``records_lost``: the lost seqs per stream, ``None`` when none."""
+    if not lost:
+        return None
+    found: dict[str, list[int]] = {"ratings": [], "events": []}
+    for stream, seq in lost:
+        found.setdefault(stream, []).append(seq)
+    return found

@@ -45,3 +45,6 @@ class SyncStatus:
     link works again), ``None`` while none failed."""
     cert: CertState | None = None
     """The client certificate's expiry as last checked; ``None`` without one (or not yet)."""
+    lost: tuple[tuple[str, int], ...] = ()
+    """``(stream, seq)`` of every record lost on the store (a signed loss statement went to the
+    city in its place): the fault ``records_lost`` (issue 15)."""

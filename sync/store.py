@@ -34,14 +34,19 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evaluator.rules import figures as fig
 from evaluator.rules.errors import StoreError
+from evaluator.rules.loss import (
+    chain_problem,
+    lost_chain_hash,
+    make_statement,
+    self_problem,
+    statement_problem,
+)
 from evaluator.rules.records import (
     GENESIS_HASH,
     ChainBreak,
@@ -56,7 +61,7 @@ from evaluator.rules.records import (
     signature_report,
     verify_chain,
 )
-from evaluator.rules.request import case_targets, rating_slot
+from evaluator.rules.request import rating_slot
 from sync.durable import fsync_dir
 from sync.storelock import StoreLock, lock_path, lock_store
 
@@ -75,6 +80,7 @@ APPEND_ONLY = "ratings are append-only"
 OUTCOME_FINAL = "presentation outcome is final"
 #: Message of the triggers that keep events append-only.
 EVENTS_APPEND_ONLY = "events are append-only"
+LOSSES_APPEND_ONLY = "loss statements are append-only"
 
 #: Kinds of event (docs/schemas/event.schema.json).
 EVENT_KINDS: tuple[str, ...] = (
@@ -396,6 +402,32 @@ def m004_events(db: Database) -> None:
         db.conn.execute(sql)
 
 
+@_migration(name="m005_losses")
+def m005_losses(db: Database) -> None:
+    """The loss statements (issue 15): one signed statement per stored record (rating or event)
+    that the check before publishing found damaged, made once and kept, so that every resend
+    of it is byte-identical (:mod:`evaluator.rules.loss`).  Append-only like the records: the
+    damaged row itself stays where it is, never edited."""
+    statements = [
+        """CREATE TABLE IF NOT EXISTS losses (
+            stream TEXT NOT NULL CHECK (stream IN ('ratings', 'events')),
+            seq INTEGER NOT NULL,
+            id TEXT NOT NULL,
+            lost_hash TEXT NOT NULL,
+            problem TEXT NOT NULL,
+            stated_at TEXT NOT NULL,
+            record TEXT NOT NULL,
+            PRIMARY KEY (stream, seq)
+        )""",
+        f"""CREATE TRIGGER IF NOT EXISTS losses_no_update BEFORE UPDATE ON losses
+            BEGIN SELECT RAISE(ABORT, '{LOSSES_APPEND_ONLY}'); END""",
+        f"""CREATE TRIGGER IF NOT EXISTS losses_no_delete BEFORE DELETE ON losses
+            BEGIN SELECT RAISE(ABORT, '{LOSSES_APPEND_ONLY}'); END""",
+    ]
+    for sql in statements:
+        db.conn.execute(sql)
+
+
 #: The carried records of a kept-aside store (issue 15 B): created by :func:`_create` in the
 #: new file itself (so it appears whole) and by :func:`m006_epoch` in older stores.
 _CARRIED_DDL = (
@@ -497,6 +529,10 @@ class OutboxPage:
     items: list[Outgoing]
     last_seq: int
     more: bool
+    #: Seqs of the records this read found damaged and replaced by a NEW loss statement.
+    stated: tuple[int, ...] = ()
+    #: ``(seq, problem)`` of damaged records held back: no device key to sign a statement yet.
+    held: tuple[tuple[int, str], ...] = ()
 
 
 _MAX_SEQ = 2**63 - 1  # SQLite's largest integer: "no upper bound" for a seq range
@@ -1325,6 +1361,7 @@ class Store:
         #: Damaged records met so far by records(), pending() and damaged(), by seq.
         self.damage: dict[int, DamagedRecord] = {}
         self._damage_logged: set[int] = set()
+        self._held_logged: set[tuple[str, int]] = set()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -2010,6 +2047,12 @@ class Store:
         "SELECT o.seq, r.id, r.record FROM outbox o CROSS JOIN ratings r ON r.seq = o.seq"
         " WHERE o.seq > ? AND o.seq <= ? ORDER BY o.seq LIMIT ?"
     )
+    #: The same read for the sync, with the outbox row's own id and the row's ``hash`` column.
+    _OUTBOX_CHECK_SQL = (
+        "SELECT o.seq, o.rating_id, r.id, r.record, r.hash FROM outbox o"
+        " CROSS JOIN ratings r ON r.seq = o.seq"
+        " WHERE o.seq > ? AND o.seq <= ? ORDER BY o.seq LIMIT ?"
+    )
 
     def pending(
         self,
@@ -2045,20 +2088,17 @@ class Store:
     ) -> OutboxPage:
         """The next ``limit`` outbox rows after ``after_seq`` (up to ``upto_seq``), for the sync.
 
-        One range read of the outbox, each record decoded once to check it (:func:`decode_record`)
-        and handed on as the bytes stored, which are its canonical JSON: nothing re-encoded.
-        Damaged records are skipped and reported as in :meth:`pending`; the page's ``last_seq``
-        still moves past them, and ``more`` says that ``limit`` rows were read (so more may wait).
+        One range read of the outbox, each record checked before it is handed on
+        (:meth:`_checked_page`: shape, hash, signature, chain) as the bytes stored, which are its
+        canonical JSON: nothing re-encoded.  A damaged record is never handed on: its signed
+        loss statement is, in its place (made now if it is the first time).  The page's
+        ``last_seq`` moves past every row read, and ``more`` says that ``limit`` rows were read
+        (so more may wait).
         """
         rows = self.conn.execute(
-            self._OUTBOX_SQL, [after_seq, _MAX_SEQ if upto_seq is None else upto_seq, limit]
+            self._OUTBOX_CHECK_SQL, [after_seq, _MAX_SEQ if upto_seq is None else upto_seq, limit]
         ).fetchall()
-        items: list[Outgoing] = []
-        for seq, row_id, text in rows:
-            if self._decode(seq, row_id, text, None) is not None:
-                items.append(Outgoing(seq, row_id, text.encode("utf-8")))
-        last = rows[-1][0] if rows else after_seq
-        return OutboxPage(items, last, len(rows) >= limit)
+        return self._checked_page("ratings", rows, after_seq, limit)
 
     def ack(self, ids: Iterable[str], *, durable: bool = True) -> int:
         """The city stored these ratings and events: drop them from both outboxes, in ONE
@@ -2108,6 +2148,14 @@ class Store:
     def last_seq(self) -> int:
         """The seq of the newest rating, 0 when there is none (a cheap "anything new?")."""
         return int(self.conn.execute("SELECT coalesce(max(seq), 0) FROM ratings").fetchone()[0])
+
+    def ratings_head(self) -> tuple[int, str] | None:
+        """``(seq, hash)`` of the newest rating (the ratings chain's head), ``None`` when none:
+        what the signed head of :mod:`evaluator.rules.witness` and the status report."""
+        row = self.conn.execute(
+            "SELECT seq, hash FROM ratings ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
 
     def last_outbox_seq(self) -> int:
         """The seq of the newest rating waiting for the city's ack, 0 when none waits."""
@@ -2395,21 +2443,226 @@ class Store:
 
     #: The event outbox read, as :attr:`_OUTBOX_SQL` for ratings.
     _EVENT_OUTBOX_SQL = (
-        "SELECT o.seq, e.id, e.record FROM event_outbox o CROSS JOIN events e ON e.seq = o.seq"
-        " WHERE o.seq > ? ORDER BY o.seq LIMIT ?"
+        "SELECT o.seq, o.event_id, e.id, e.record, e.hash FROM event_outbox o"
+        " CROSS JOIN events e ON e.seq = o.seq WHERE o.seq > ? ORDER BY o.seq LIMIT ?"
     )
 
     def event_outbox_page(self, limit: int, *, after_seq: int = 0) -> OutboxPage:
         """The next ``limit`` events waiting for the city's ack after ``after_seq`` (the sync's
-        event lane), each handed on as the canonical JSON stored."""
+        event lane), each checked and handed on as the canonical JSON stored, or its loss
+        statement in its place (as :meth:`outbox_page`)."""
         rows = self.conn.execute(self._EVENT_OUTBOX_SQL, [after_seq, limit]).fetchall()
-        items = [
-            Outgoing(seq, row_id, text.encode("utf-8"))
-            for seq, row_id, text in rows
-            if _decode_event(seq, row_id, text) is not None
-        ]
+        return self._checked_page("events", rows, after_seq, limit)
+
+    # -- the check before publishing, loss statements (issue 15) ---------------------------
+
+    #: Whether the pad's clock is synchronised (the sync worker keeps it): a new loss
+    #: statement's ``clock_synced``.
+    clock_synced = False
+
+    def _own_check(
+        self, stream: str, seq: int, row_id: Any, text: Any
+    ) -> tuple[dict[str, Any] | None, str]:
+        """``(record, "")`` when the stored record is intact on its own (shape, the row's seq
+        and id, hash, signature with the device's current key), else ``(None, problem)``."""
+        decode = decode_record if stream == "ratings" else decode_event_record
+        decoded = decode(seq, row_id, text)
+        if isinstance(decoded, DamagedRecord):
+            return None, decoded.problem
+        signer = self._signer()
+        public = getattr(signer, "public", None)
+        problem = self_problem(
+            decoded,
+            key_id=getattr(signer, "key_id", None) if public is not None else None,
+            check=public.check if public is not None else None,
+        )
+        return (decoded, "") if problem is None else (None, problem)
+
+    def _checked_page(
+        self, stream: str, rows: list[tuple[Any, ...]], after_seq: int, limit: int
+    ) -> OutboxPage:
+        """Each outbox row ``(seq, outbox id, row id, record text, row hash)`` checked before it
+        is published: intact (on its own, and its ``prev_hash`` is the chain hash of seq - 1) it
+        is handed on as stored; else its loss statement is, made now when there is none yet
+        (:mod:`evaluator.rules.loss`).  Reads this page, the statements of its seq range, and
+        at most the row before it: never the history."""
         last = rows[-1][0] if rows else after_seq
-        return OutboxPage(items, last, len(rows) >= limit)
+        if not rows:
+            return OutboxPage([], last, False)
+        table = "ratings" if stream == "ratings" else "events"
+        low, high = rows[0][0], rows[-1][0]
+        stated = {
+            int(seq): (str(lost), str(text))
+            for seq, lost, text in self.conn.execute(
+                "SELECT seq, lost_hash, record FROM losses"
+                " WHERE stream = ? AND seq BETWEEN ? AND ?",
+                [stream, low - 1, high + 1],
+            ).fetchall()
+        }
+        by_seq = {int(row[0]): (row[2], row[3], row[4]) for row in rows}
+        own: dict[int, tuple[dict[str, Any] | None, str, Any]] = {}
+
+        def checked(seq: int) -> tuple[dict[str, Any] | None, str, Any] | None:
+            if seq not in own:
+                row = by_seq.get(seq)
+                if row is None:
+                    found = self.conn.execute(
+                        f"SELECT id, record, hash FROM {table} WHERE seq = ?", [seq]
+                    ).fetchone()
+                    if found is None:
+                        return None
+                    row = tuple(found)
+                record, problem = self._own_check(stream, seq, row[0], row[1])
+                own[seq] = (record, problem, row[2])
+            return own[seq]
+
+        def chain_hash(seq: int) -> str:
+            if seq < 1:
+                return GENESIS_HASH
+            if seq in stated:
+                return stated[seq][0]
+            mine = checked(seq)
+            if mine is None:  # no such row: what the record after it says
+                after = checked(seq + 1)
+                return lost_chain_hash(after[0] if after else None, None)
+            if mine[0] is not None:
+                return str(mine[0]["hash"])
+            after = checked(seq + 1)
+            return lost_chain_hash(after[0] if after else None, mine[2])
+
+        items: list[Outgoing] = []
+        new: list[int] = []
+        held: list[tuple[int, str]] = []
+        for seq, outbox_id, _row_id, text, _row_hash in rows:
+            seq = int(seq)
+            if seq in stated:
+                kept = self._kept_statement(stream, seq, stated[seq][1])
+                if kept is not None:
+                    items.append(Outgoing(seq, str(outbox_id), kept.encode("utf-8")))
+                    continue
+                # The kept statement itself was damaged on the card: a new one, not kept (the
+                # table is append-only); the city has the first by id, or takes this one.
+                problem = (checked(seq) or (None, "row missing", None))[1]
+                made = self._state_loss(
+                    stream, seq, str(outbox_id), prev_hash=chain_hash(seq - 1),
+                    lost_hash=stated[seq][0], problem=problem or "stated before",
+                    damaged=text if isinstance(text, str) else "", keep=False,
+                )  # fmt: skip
+                if made is not None:
+                    items.append(Outgoing(seq, str(outbox_id), made[1].encode("utf-8")))
+                continue
+            record, problem, row_hash = checked(seq) or (None, "row missing", None)
+            if record is not None:
+                problem = chain_problem(record, chain_hash(seq - 1)) or ""
+                if not problem:
+                    items.append(Outgoing(seq, str(outbox_id), str(text).encode("utf-8")))
+                    continue
+            after = checked(seq + 1)
+            made = self._state_loss(
+                stream,
+                seq,
+                str(outbox_id),
+                prev_hash=chain_hash(seq - 1),
+                lost_hash=lost_chain_hash(after[0] if after else None, row_hash),
+                problem=problem,
+                damaged=text if isinstance(text, str) else "",
+            )
+            if made is None:
+                held.append((seq, problem))
+                if stream == "ratings":
+                    self.damage[seq] = DamagedRecord(seq, str(outbox_id), problem)
+                continue
+            stated[seq] = made
+            new.append(seq)
+            items.append(Outgoing(seq, str(outbox_id), made[1].encode("utf-8")))
+        return OutboxPage(items, last, len(rows) >= limit, tuple(new), tuple(held))
+
+    def _state_loss(
+        self,
+        stream: str,
+        seq: int,
+        rid: str,
+        *,
+        prev_hash: str,
+        lost_hash: str,
+        problem: str,
+        damaged: str,
+        keep: bool = True,
+    ) -> tuple[str, str] | None:
+        """Make, sign and durably keep the loss statement of ``stream`` ``seq`` (once: a
+        statement already kept is returned as kept); ``(lost_hash, text)``, or ``None`` when no
+        device key can sign it (it is made once the key is there).  Logged as a warning.
+        ``keep=False``: made and returned only (the kept one is damaged)."""
+        signer = self._signer()
+        if signer is None:
+            if (stream, seq) not in self._held_logged:
+                self._held_logged.add((stream, seq))
+                log.error(
+                    "rating store %s: %s seq %d is damaged (%s); not published, left in place; "
+                    "its loss statement waits for the device key",
+                    self.path, stream, seq, problem,
+                )  # fmt: skip
+            return None
+        statement = make_statement(
+            id=rid,
+            seq=seq,
+            device_id=self.device_id,
+            prev_hash=prev_hash,
+            lost_hash=lost_hash,
+            problem=problem,
+            stated_at=local_now(),
+            clock_synced=self.clock_synced,
+            damaged=damaged,
+            signer=signer,
+            epoch=self.read_meta("epoch") or "",
+        )
+        text = canonical_json(statement).decode()
+        if not keep:
+            return lost_hash, text
+        with self._immediate():
+            self.conn.execute(
+                "INSERT OR IGNORE INTO losses (stream, seq, id, lost_hash, problem, stated_at,"
+                " record) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [stream, seq, rid, lost_hash, problem, statement["stated_at"], text],
+            )
+            kept = self.conn.execute(
+                "SELECT lost_hash, record FROM losses WHERE stream = ? AND seq = ?",
+                [stream, seq],
+            ).fetchone()
+        log.warning(
+            "rating store %s: %s seq %d is damaged (%s): never published, left in place; a "
+            "signed loss statement (lost hash %s) goes to the city in its place",
+            self.path, stream, seq, problem, kept[0],
+        )  # fmt: skip
+        return str(kept[0]), str(kept[1])
+
+    def _kept_statement(self, stream: str, seq: int, text: str) -> str | None:
+        """The kept statement's text when it is still intact, else ``None`` (logged once)."""
+        try:
+            statement = json.loads(text)
+            problem = (
+                statement_problem(statement) if isinstance(statement, dict) else "not an object"
+            )
+        except ValueError as exc:
+            problem = f"unreadable JSON ({exc})"
+        if problem is None and statement.get("seq") == seq:
+            return text
+        if (stream, -seq) not in self._held_logged:
+            self._held_logged.add((stream, -seq))
+            log.error(
+                "rating store %s: the loss statement of %s seq %d is damaged too (%s); a new "
+                "one is sent in its place", self.path, stream, seq, problem or "wrong seq",
+            )  # fmt: skip
+        return None
+
+    def losses(self) -> dict[str, list[int]]:
+        """The seqs of the records lost on this store (a loss statement made), per stream."""
+        found: dict[str, list[int]] = {"ratings": [], "events": []}
+        for stream, seq in self.conn.execute(
+            "SELECT stream, seq FROM losses ORDER BY stream, seq"
+        ).fetchall():
+            found.setdefault(str(stream), []).append(int(seq))
+        return found
 
     def carried_page(self, limit: int, *, after: int = 0) -> OutboxPage:
         """The next ``limit`` records carried over from a kept-aside store (issue 15 B) that
@@ -2536,8 +2789,12 @@ class Store:
 
     # -- statistics -----------------------------------------------------------------------
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self, check: SignatureCheck | None = None, **options: int) -> dict[str, Any]:
         """Art. 33 figures for the device, per clerk and per matter; see docs/technician.md.
+
+        Computed by :func:`sync.audit.stats` from what verifies (hash, chain, and the
+        signature with ``check``; ``options``: ``unsigned_before``, ``unsigned_events_before``),
+        with what was left out and why beside them (``left_out``).
 
         * ``should_rate``: distinct cases (serial and slot) shown for a first rating;
           ``rated``: those of them with a first rating; ``participation`` = rated ÷ should_rate.
@@ -2551,93 +2808,9 @@ class Store:
         * ``cancelled``: presentations a clerk ended by cancel, pause or sign-out;
           ``represented``: presentations that showed again cases left unrated before.
         """
-        device = _Tally()
-        clerks: dict[str, _Tally] = {}
-        matters: dict[str, _Tally] = {}
+        from sync.audit import stats
 
-        def clerk(cid: str | None) -> _Tally:
-            if cid is None:  # a self-service terminal: no clerk to count it for
-                return _Tally()
-            return clerks.setdefault(cid, _Tally())
-
-        def matter(code: str | None) -> _Tally:
-            return matters.setdefault(code or "", _Tally())
-
-        levels: dict[str, Any] = {}  # first rating id → its level, for follow-ups
-        for record in self.records():
-            score = record.get("score")
-            c = record.get("clerk") or {}
-            tc = clerk(c.get("id") if c else None)
-            tc.name = c.get("name") or tc.name
-            visit = record.get("visit") or 1
-            stage = str(record.get("stage", ""))
-            first = record.get("assess_number") == 1
-            codes: dict[str, str] = {}
-            for case in record.get("cases") or []:
-                if not isinstance(case, Mapping):
-                    continue
-                code = str(case.get("matter_code", ""))
-                # A terminal rates the matter whatever the kind and stage (art. 9).
-                if record.get("terminal") or "matter" in case_targets(str(case.get("kind")), stage):
-                    codes[code] = str(case.get("matter_name", ""))
-                if first:
-                    slot = rating_slot(str(case.get("kind")), stage, visit)
-                    key = (str(case.get("serial")), slot)
-                    for t in (device, tc, matter(code)):
-                        t.rated.add(key)
-                        t.should.add(key)
-            if first:
-                levels[str(record.get("id"))] = record.get("level")
-            changed = not first and any(
-                levels.get(str(f), record.get("level")) != record.get("level")
-                for f in record.get("follows") or []
-            )
-            if isinstance(score, int | float) and not isinstance(score, bool):
-                touched = [device, tc]
-                if "matter" in (record.get("targets") or []):
-                    for code, name in codes.items():  # only the cases that rate the matter
-                        tm = matter(code)
-                        tm.name = name or tm.name
-                        touched.append(tm)
-                for t in touched:  # a follow-up is reported beside, never averaged in
-                    if first:
-                        t.add(score)
-                    else:
-                        t.follow(score, changed)
-
-        for cid, outcome, represents in self.conn.execute(
-            "SELECT clerk_id, outcome, represents FROM presentations"
-        ).fetchall():
-            tc = clerk(cid)
-            if outcome == "cancelled":
-                tc.cancelled += 1
-                device.cancelled += 1
-            if represents not in (None, "", "[]"):
-                tc.represented += 1
-                device.represented += 1
-        for serial, slot, code, cid in self.conn.execute(
-            "SELECT c.serial, c.slot, c.matter_code, p.clerk_id FROM presentation_cases c"
-            " JOIN presentations p ON p.id = c.presentation_id WHERE c.assess_number = 1"
-        ).fetchall():
-            for t in (device, clerk(cid), matter(code)):
-                t.should.add((serial, slot))
-
-        item_score = fig.mean_of(t.mean for t in matters.values())
-        return {
-            "device": {
-                "device_id": self.device_id,
-                **device.figures(),
-                "item_score": fig.score_figure(item_score),
-            },
-            "clerks": [
-                {"clerk_id": k, "clerk_name": t.name, **t.figures()}
-                for k, t in sorted(clerks.items())
-            ],
-            "matters": [
-                {"matter_code": k, "matter_name": t.name, **t.figures(supervision=False)}
-                for k, t in sorted(matters.items())
-            ],
-        }
+        return stats(self, check, **options)
 
     # -- lifetime -------------------------------------------------------------------------
 
@@ -2696,50 +2869,6 @@ class PresentationEnd:
     """Whether ``ended_at`` came from a synchronised clock (the event's ``clock_synced``)."""
 
 
-@dataclass
-class _Tally:
-    """Running figures of one stats row."""
-
-    name: str = ""
-    scores: list[float] = field(default_factory=list)
-    cancelled: int = 0
-    represented: int = 0
-    should: set[tuple[str, str]] = field(default_factory=set)
-    rated: set[tuple[str, str]] = field(default_factory=set)
-    follow_scores: list[float] = field(default_factory=list)
-    changed: int = 0
-
-    def add(self, score: float) -> None:
-        self.scores.append(score)
-
-    def follow(self, score: float, changed: bool) -> None:
-        self.follow_scores.append(score)
-        self.changed += int(changed)
-
-    @property
-    def mean(self) -> Fraction | None:
-        """Exact: rounded once, by ``evaluator.rules.figures``, when it leaves."""
-        return fig.mean(self.scores)
-
-    def figures(self, *, supervision: bool = True) -> dict[str, Any]:
-        should, rated = len(self.should), len(self.rated & self.should)
-        out: dict[str, Any] = {
-            "ratings": len(self.scores),
-            "mean_score": fig.score_figure(self.mean),
-            "should_rate": should,
-            "rated": rated,
-            "participation": fig.rate_figure(fig.ratio(rated, should)),
-            "follow_ups": {
-                "count": len(self.follow_scores),
-                "mean_score": fig.score_figure(fig.mean(self.follow_scores)),
-                "changed_level": self.changed,
-            },
-        }
-        if supervision:
-            out.update(cancelled=self.cancelled, represented=self.represented)
-        return out
-
-
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -2790,6 +2919,43 @@ def _instant(text: str) -> float:
     if moment.tzinfo is None:
         moment = moment.astimezone()
     return moment.timestamp()
+
+
+#: Fields (and their JSON types) a stored event needs to be published.
+EVENT_SHAPE: dict[str, type] = {
+    "id": str,
+    "seq": int,
+    "device_id": str,
+    "kind": str,
+    "prev_hash": str,
+    "hash": str,
+}
+
+
+def decode_event_record(seq: int, row_id: Any, text: Any) -> dict[str, Any] | DamagedRecord:
+    """The sealed event stored as ``text`` in the row (``seq``, ``row_id``), or what is wrong
+    (as :func:`decode_record` for ratings, with :data:`EVENT_SHAPE`)."""
+    try:
+        record = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        return DamagedRecord(seq, row_id, f"record JSON is unreadable ({exc})")
+    if not isinstance(record, dict):
+        return DamagedRecord(seq, row_id, "record is not a JSON object")
+    wrong = [
+        k
+        for k, kind in EVENT_SHAPE.items()
+        if not isinstance(record.get(k), kind) or isinstance(record.get(k), bool)
+    ]
+    if wrong:
+        return DamagedRecord(seq, row_id, "record fields missing or of the wrong type: "
+                             + ", ".join(wrong))  # fmt: skip
+    if record["seq"] != seq or record["id"] != row_id:
+        return DamagedRecord(
+            seq,
+            row_id,
+            f"record says seq={record['seq']} id={record['id']}, its row is seq={seq} id={row_id}",
+        )
+    return record
 
 
 def _decode_event(seq: int, row_id: Any, text: Any) -> dict[str, Any] | None:

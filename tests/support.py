@@ -261,3 +261,19 @@ def stop_pad(process: subprocess.Popen[bytes], timeout: float) -> int:
             process.kill()
             process.wait(5)
     return int(process.returncode)
+
+
+def without_head(frames: Any) -> Any:
+    """Counter frames (one or a list) with the signed chain head of each ``rated`` taken out,
+    after checking it is there and well formed: what is left is what the counter learns besides
+    (the head itself tells no level: tests/evaluator/rules/test_witness.py)."""
+    from evaluator.rules.witness import head_problem
+
+    if isinstance(frames, list):
+        return [without_head(f) for f in frames]
+    if not isinstance(frames, dict) or frames.get("outcome") != "rated":
+        return frames
+    rest = dict(frames)
+    head = rest.pop("head", None)
+    assert head_problem(head) is None, f"a rated without a valid head: {frames}"
+    return rest

@@ -179,9 +179,16 @@ def reply_error(rid: int | str | None, error: RequestError) -> dict[str, Any]:
     return {"id": rid, "ok": False, "error": {"code": error.code, "message": error.message}}
 
 
-def finished_event(serials: tuple[str, ...], outcome: str) -> dict[str, Any]:
-    """The only thing the counter learns of a rating: that it happened, not what it was."""
-    return {"event": "evaluation.finished", "serials": list(serials), "outcome": outcome}
+def finished_event(
+    serials: tuple[str, ...], outcome: str, head: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The only thing the counter learns of a rating: that it happened, not what it was; a
+    ``rated`` carries the signed head of the ratings chain after it (``head``, when the pad has
+    a key: :mod:`evaluator.rules.witness`), which tells no level either."""
+    event = {"event": "evaluation.finished", "serials": list(serials), "outcome": outcome}
+    if head is not None:
+        event["head"] = head
+    return event
 
 
 def fault_event(fault: str, active: bool, message: str = "") -> dict[str, Any]:

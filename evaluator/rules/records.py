@@ -214,20 +214,34 @@ def signature_report(
     bad: list[int] = []
     for record in records:
         seq = int(record["seq"])
-        if "sig" not in record and "key_id" not in record:
+        verdict = signature_verdict(record, check)
+        if verdict == UNSIGNED:
             unsigned.append(seq)
-            continue
-        key_id = str(record.get("key_id", ""))
-        text = record.get("sig")
-        signature = (
-            signature_of(record) if isinstance(text, str) and _SIG_RE.fullmatch(text) else None
-        )
-        data = str(record.get("hash", "")).encode("ascii", "replace")
-        if signature is not None and check(key_id, data, signature):
-            signed[key_id] = signed.get(key_id, 0) + 1
-        else:
+        elif verdict == BAD_SIGNATURE:
             bad.append(seq)
+        else:
+            signed[verdict] = signed.get(verdict, 0) + 1
     return SignatureReport(signed, tuple(unsigned), tuple(bad))
+
+
+#: :func:`signature_verdict` of a record without ``sig`` and ``key_id``.
+UNSIGNED = "unsigned"
+#: :func:`signature_verdict` of a record whose signature does not check with ``check``.
+BAD_SIGNATURE = "bad signature"
+
+
+def signature_verdict(record: Mapping[str, Any], check: SignatureCheck) -> str:
+    """One record's signature: its ``key_id`` when genuine, else :data:`UNSIGNED` or
+    :data:`BAD_SIGNATURE` (a malformed, foreign or wrong signature)."""
+    if "sig" not in record and "key_id" not in record:
+        return UNSIGNED
+    key_id = str(record.get("key_id", ""))
+    text = record.get("sig")
+    signature = signature_of(record) if isinstance(text, str) and _SIG_RE.fullmatch(text) else None
+    data = str(record.get("hash", "")).encode("ascii", "replace")
+    if signature is not None and key_id and check(key_id, data, signature):
+        return key_id
+    return BAD_SIGNATURE
 
 
 _id_lock = threading.Lock()

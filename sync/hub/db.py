@@ -18,6 +18,9 @@ Tables (created when missing; ``hub_meta.schema_version`` says which layout a fi
   before an old backlog); promoted when the gap closes.
 * ``hub_status`` — the latest retained status of each device.
 * ``hub_dead`` — what was refused, with the reason.
+* ``hub_witness`` — signed ratings heads the counters were given (``evaluator hub witness``),
+  per (device, epoch, seq, hash): compared with the stored records and the pads' statuses
+  (:mod:`sync.hub.witness`).
 * ``hub_flags`` — findings for audit about a device (records lost on its SD card, a chain that
   started again, a chain head witnessed outside the pad that the stored chain contradicts): what
   the city must look at, never a reason to refuse what is intact.
@@ -113,6 +116,16 @@ CREATE TABLE IF NOT EXISTS hub_flags (
     detail TEXT NOT NULL,
     flagged_at TEXT NOT NULL,
     UNIQUE (device_id, kind, key)
+);
+CREATE TABLE IF NOT EXISTS hub_witness (
+    device_id TEXT NOT NULL,
+    epoch TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    hash TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    head TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (device_id, epoch, seq, hash)
 );
 """
 
@@ -503,12 +516,16 @@ class HubDB:
         ]
 
     def all_records(self, stream: str = "ratings") -> Iterator[dict[str, Any]]:
-        """Every stored record on ``stream``, by device, epoch, then ``seq``."""
+        """Every stored record on ``stream``, by device, epoch, then ``seq``; loss statements
+        (what a pad lost on its SD card, issue 15) are not records to count, list or export:
+        skipped (they are in ``hub_records`` for the chain, and in :meth:`flags`)."""
         for (text,) in self.rows(
             "SELECT record FROM hub_records WHERE stream = ? ORDER BY device_id, epoch, seq",
             (stream,),
         ):
-            yield json.loads(text)
+            record = json.loads(text)
+            if record.get("kind") != "loss":
+                yield record
 
     def count(self, stream: str | None = None) -> int:
         """How many records are stored (on ``stream``, or on every stream)."""

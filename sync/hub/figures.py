@@ -183,6 +183,7 @@ def figures(db: HubDB, *, since: str | None = None, until: str | None = None) ->
                 tm.name = str(case.get("matter_name") or tm.name)
                 tm.add(score, bad)
 
+    counted = {str(r.get("device_id")) for r in ratings if in_period(r.get("rated_at"), lo, hi)}
     for e in db.all_records("events"):
         if e.get("kind") != "presentation_end" or not in_period(e.get("ended_at"), lo, hi):
             continue
@@ -220,7 +221,20 @@ def figures(db: HubDB, *, since: str | None = None, until: str | None = None) ->
             for cid, t in sorted(clerks.items())
         ],
         "coverage": coverage(db, since=since),
+        "audit": audit(db, counted),
     }
+
+
+def audit(db: HubDB, devices: Iterable[str]) -> dict[str, Any]:
+    """The devices in the figures that have findings for audit (``evaluator hub flags``: records
+    lost, a chain restarted, a witnessed head contradicted or regressed): device → the kinds.
+    Their figures may lack ratings the city never got, so the figures say so loudly."""
+    wanted = set(devices)
+    found: dict[str, set[str]] = {}
+    for f in db.flags():
+        if f["device_id"] in wanted:
+            found.setdefault(str(f["device_id"]), set()).add(str(f["kind"]))
+    return {"devices_with_findings": {d: sorted(k) for d, k in sorted(found.items())}}
 
 
 def coverage(db: HubDB, *, since: str | None = None) -> dict[str, Any]:

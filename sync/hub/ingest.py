@@ -19,7 +19,9 @@ is stored and what the batch itself stores before it (the writes go out together
 
 Two receivers may hold messages of the same device at once (a shared subscription splits a
 device's traffic): the head lock serialises them, so the chain is stored in order whoever
-received what.  ``…/status`` upserts the device's latest status (no ack).
+received what.  ``…/status`` upserts the device's latest status (no ack).  After a batch the
+witnessed ratings heads of its devices are compared with what is stored, and each status with
+them (:mod:`sync.hub.witness`: findings for audit, never a refusal).
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from evaluator.rules.loss import LOSS_KIND, is_loss
 from evaluator.rules.protocol import MAX_DEPTH, nesting_depth
 from evaluator.rules.records import record_hash, signature_of
-from sync.hub import schemas
+from sync.hub import schemas, witness
 from sync.hub.db import STREAMS, HubDB, now_text
 from sync.keys import PublicKey
 
@@ -152,20 +155,34 @@ class _Batch:
     acks: list[tuple[str, str]] = field(default_factory=list)
     dead: list[Dead] = field(default_factory=list)
     duplicates: int = 0
+    ratings: list[tuple[str, int, str]] = field(default_factory=list)
+    """(device, seq, record text) of each ratings record stored: for the witness hook."""
+    #: Findings for audit (``HubDB.flag`` arguments), written with the batch.
+    flags: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
 
     def store(self, device_id: str, stream: str, rec: dict[str, Any], text: str, at: str) -> None:
         """Insert ``rec`` at commit; from now on its id counts as stored (a resend of it later
         in the batch is a duplicate), and it is acked once the transaction commits."""
         rid = str(rec["id"])
+        # A loss statement takes the lost record's place in the chain: its hash is lost_hash.
+        chained = rec["lost_hash"] if is_loss(rec) else rec["hash"]
         self.inserts.append(
-            (rid, device_id, stream, epoch_of(rec), int(rec["seq"]), str(rec["hash"]),
+            (rid, device_id, stream, epoch_of(rec), int(rec["seq"]), str(chained),
              str(rec["prev_hash"]), text, at)
         )  # fmt: skip
         if stream == "events" and rec.get("kind") == "epoch":
             self.epoch_events.append(rec)
             self.lost.clear()  # what it names lost counts from now on in this batch
+        if is_loss(rec):
+            epoch = str(rec.get("epoch", ""))
+            self.flags.append((device_id, "records_lost", f"{stream}:{epoch}:{rec['seq']}", {
+                "stream": stream, "seq": int(rec["seq"]), "epoch": epoch,
+                "lost_hash": rec["lost_hash"], "problem": rec["problem"],
+            }))  # fmt: skip
         self.known[rid] = (device_id, stream)
         self.acks.append((device_id, rid))
+        if stream == "ratings":
+            self.ratings.append((device_id, int(rec["seq"]), text))
 
 
 class Ingest:
@@ -252,8 +269,10 @@ class Ingest:
         if b"\\u" in payload and _has_lone_surrogate(obj):
             return self._dead(device_id, topic, "a lone surrogate (\\udXXX escape)", payload)
         rid = obj.get("id") if isinstance(obj.get("id"), str) else None
-        problem = schemas.first_error(SCHEMA_OF[stream], obj)
-        if problem is None and stream != "status" and schemas.schema(SCHEMA_OF[stream]) is None:
+        # A loss statement (issue 15) replaces a damaged record on either stream.
+        schema = LOSS_KIND if stream != "status" and is_loss(obj) else SCHEMA_OF[stream]
+        problem = schemas.first_error(schema, obj)
+        if problem is None and stream != "status" and schemas.schema(schema) is None:
             problem = _chain_fields_problem(obj)
         if not problem and stream != "status" and obj["seq"] > MAX_SEQ:
             problem = f"seq above {MAX_SEQ} (no database column holds it)"
@@ -271,6 +290,8 @@ class Ingest:
             return (device_id, text)
         if record_hash(obj) != obj["hash"]:
             return self._dead(device_id, topic, "content does not match its hash", payload, rid)
+        if is_loss(obj) and "sig" not in obj:  # the schema requires it; never accepted unsigned
+            return self._dead(device_id, topic, "unsigned loss statement", payload, rid)
         if "sig" in obj or "key_id" in obj:
             key = keys.get(str(obj.get("key_id")))
             if key is None:
@@ -349,6 +370,8 @@ class Ingest:
                     " AND stream = ? AND epoch = ?",
                     batch.heads,
                 )
+                for device_id, kind, key, detail in batch.flags:
+                    db.flag(device_id, kind, key, detail)
                 self._flag_restarts(batch, heads)
         except Exception:
             count = sum(len(items) for items in groups.values())
@@ -361,10 +384,17 @@ class Ingest:
             return
         for device_id, rid in dict.fromkeys(batch.acks):  # a storm of copies: acked once
             result.ack(device_id, rid)
+        witness.after_batch(db, batch.ratings)  # the witnessed heads at what was stored
         result.stored += len(batch.inserts)
         result.duplicates += batch.duplicates
         result.parked += len(batch.parks)
         result.dead.extend(batch.dead)
+        for device_id, _kind, key, detail in batch.flags:
+            log.warning(
+                "device %s lost %s seq %s on its SD card (%s): its signed loss statement is "
+                "stored in its place; flagged records_lost %s",
+                device_id, detail["stream"], detail["seq"], detail["problem"], key,
+            )  # fmt: skip
 
     def _known_ids(self, items: list[_Valid]) -> dict[str, tuple[str, str]]:
         """The batch's ids already stored: id → (device, stream)."""
@@ -440,13 +470,13 @@ class Ingest:
                     )
                     continue
                 batch.store(device_id, stream, rec, item.text, at)
-                tip, tip_hash = seq, str(rec["hash"])
+                tip, tip_hash = seq, _chain_hash(rec)
                 tip, tip_hash = self._promote(chain, tip, tip_hash, at, batch)
             elif seq > tip + 1 and self._lost_between(chain, tip, seq, batch):
                 # what lies between was named lost by the pad's signed epoch event: the
                 # intact record after it is delivered (its prev_hash names the lost one)
                 batch.store(device_id, stream, rec, item.text, at)
-                tip, tip_hash = seq, str(rec["hash"])
+                tip, tip_hash = seq, _chain_hash(rec)
                 tip, tip_hash = self._promote(chain, tip, tip_hash, at, batch)
             elif seq > tip + 1:
                 batch.parks.append((device_id, stream, epoch, seq, rid, item.text, at))
@@ -493,7 +523,7 @@ class Ingest:
                 )
                 return tip, tip_hash
             batch.store(device_id, stream, rec, text, at)
-            tip, tip_hash = nxt, str(rec["hash"])
+            tip, tip_hash = nxt, _chain_hash(rec)
 
     def _lost(self, chain: Chain, batch: _Batch) -> set[int]:
         """The seqs of ``chain`` that a later epoch's signed ``epoch`` event of the device
@@ -577,6 +607,13 @@ class Ingest:
             result.failed += len(statuses)
             return
         result.statuses += len(statuses)
+        for device_id, text in latest.items():
+            if text:
+                try:
+                    witness.check_status(self.db, device_id, json.loads(text), at)
+                except Exception:
+                    log.exception("comparing the status head of %s with its witnesses failed",
+                                  device_id)  # fmt: skip
 
     # -- dead letters ----------------------------------------------------------------------
 
@@ -632,6 +669,12 @@ class Ingest:
             log.warning(
                 "dead letter from %s on %s: %s", dead.device_id or "?", dead.topic, dead.reason
             )
+
+
+def _chain_hash(rec: dict[str, Any]) -> str:
+    """The hash the next record of the chain names as ``prev_hash``: a loss statement's
+    ``lost_hash`` (the lost record's place), any other record's own ``hash``."""
+    return str(rec["lost_hash"] if is_loss(rec) else rec["hash"])
 
 
 def _stored_epoch_event(db: HubDB, device_id: str, epoch: str) -> dict[str, Any] | None:

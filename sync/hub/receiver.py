@@ -17,6 +17,20 @@ ingest them as one batch (one transaction per device and stream), then publish o
 new dead letter on ``P/_hub/deadletter`` (QoS 1).  Under load a batch is whatever arrived while
 the previous one was stored, so batches grow with the load and the commits per record fall.
 
+Dead letters (issue 16): what is published is a summary (:class:`DeadLetters`): the payload's
+length and SHA-256, a cause without the sender's words, an excerpt of at most
+:data:`EXCERPT_BYTES`, each text field capped, the whole never over :data:`DEAD_LETTER_MAX` bytes
+nor the broker's Maximum Packet Size (a dead letter over it made the broker drop the receiver:
+64 KiB of ``\x01`` became 393,406 bytes of JSON).  They are counted per device and cause, and
+published at most :data:`DEAD_BURST` at once then one per :data:`DEAD_EVERY` seconds per device;
+the rest are counted (``suppressed`` in the next one, ``dead_suppressed`` in the stats; all of
+them are filed in the database by :mod:`sync.hub.ingest`).
+
+A lost connection loses nothing that was stored: an ack or dead letter the broker had not
+confirmed (PUBACK) when the connection ended is published again on the next one, and what the
+broker had handed over without the receiver's PUBACK is resent by the pads (their outbox keeps
+every rating until it is acked).
+
 Brokers (``mqtt://host:port``, ``mqtts://host:port``) are tried in turn; after a loss the next
 attempt waits a backoff.  Every failed connection is a WARNING naming its cause in words and the
 broker, with the pads' words and rate limit (:mod:`sync.linkerror`: refused, DNS, timeout, not a
@@ -28,18 +42,21 @@ TLS server, unknown CA, ..., the CONNACK's reason code; repeats once a minute wi
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
+import re
 import select
 import socket
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 from evaluator.rules.backoff import Backoff
 from sync.hub.db import open_db
-from sync.hub.ingest import Ingest, Result
+from sync.hub.ingest import Dead, Ingest, Result
 from sync.linkerror import (
     FailureLog,
     LinkError,
@@ -61,6 +78,115 @@ ACK_IDS = 1000
 BATCH_MAX = 500
 #: The dead-letter topic under the prefix (``_hub`` is no device id: registration refuses it).
 DEAD_LETTER = "_hub/deadletter"
+#: The largest dead letter published, in bytes of JSON (far below the shipped broker's
+#: ``max_packet_size`` of 256 KiB; the broker's own limit, told in its CONNACK, if smaller).
+DEAD_LETTER_MAX = 8192
+#: Bytes of the refused payload quoted in its dead letter (the rest: its length and SHA-256).
+EXCERPT_BYTES = 256
+#: Characters kept of the topic and of the reason in a dead letter.
+TOPIC_CHARS = 256
+REASON_CHARS = 300
+#: Dead letters of one device published at once, then one per DEAD_EVERY seconds.
+DEAD_BURST = 5
+DEAD_EVERY = 10.0
+#: (device, cause) pairs counted, and devices rate-limited, at most (the oldest forgotten).
+DEAD_KEYS = 10_000
+#: Acks and dead letters kept for the next connection when one ends before the broker
+#: confirmed them (ids of acks; dead letters count one each).
+CARRY_MAX = 50_000
+
+
+def cause_of(reason: str) -> str:
+    """The kind of refusal, without the sender's words: the reason up to its first ``:``, quoted
+    values and numbers replaced (``device_id '…' is not the topic's device``, ``N bytes, more
+    than N``, ``schema rating``, ``not JSON``)."""
+    head = reason.split(":", 1)[0]
+    head = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", head)
+    head = re.sub(r"\d+", "N", head)
+    return head[:80]
+
+
+class DeadLetters:
+    """What the receiver publishes of refused messages: summaries, counted, rate-limited.
+
+    ``clock`` is monotonic seconds (tests pass their own).  Use from one thread."""
+
+    def __init__(
+        self,
+        *,
+        burst: int = DEAD_BURST,
+        every: float = DEAD_EVERY,
+        limit: int = DEAD_LETTER_MAX,
+        clock: Any = time.monotonic,
+    ) -> None:
+        self.burst, self.every, self.limit = burst, every, limit
+        self._clock = clock
+        #: dead letters per (device, cause) since the start
+        self.counts: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self._tokens: OrderedDict[str, tuple[float, float]] = OrderedDict()  # device → (n, at)
+        self._suppressed: dict[str, int] = {}  # device → not published since its last one
+        self.suppressed = 0
+
+    def offer(self, dead: Dead, packet_max: int | None = None) -> bytes | None:
+        """Count ``dead``; its summary to publish, or ``None`` when its device is over its
+        rate (counted in the next one's ``suppressed``)."""
+        cause = cause_of(dead.reason)
+        key = (dead.device_id, cause)
+        count = self.counts.pop(key, 0) + 1
+        self.counts[key] = count
+        while len(self.counts) > DEAD_KEYS:
+            self.counts.popitem(last=False)
+        now = self._clock()
+        tokens, at = self._tokens.pop(dead.device_id, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - at) / self.every)
+        if tokens < 1.0:
+            self._tokens[dead.device_id] = (tokens, now)
+            self._suppressed[dead.device_id] = self._suppressed.get(dead.device_id, 0) + 1
+            self.suppressed += 1
+            self._forget()
+            return None
+        self._tokens[dead.device_id] = (tokens - 1.0, now)
+        self._forget()
+        skipped = self._suppressed.pop(dead.device_id, 0)
+        cap = min(self.limit, packet_max or self.limit)
+        return summary(dead, cause=cause, count=count, suppressed=skipped, limit=cap)
+
+    def _forget(self) -> None:
+        while len(self._tokens) > DEAD_KEYS:
+            device, _ = self._tokens.popitem(last=False)
+            self._suppressed.pop(device, None)
+
+
+def summary(
+    dead: Dead, *, cause: str, count: int, suppressed: int, limit: int = DEAD_LETTER_MAX
+) -> bytes:
+    """The dead letter of ``dead`` as published: compact JSON of at most ``limit`` bytes."""
+    data = dead.payload
+    full = len(data)
+    for excerpt_bytes in (EXCERPT_BYTES, 64, 0):
+        excerpt = Dead(dead.device_id, dead.topic, dead.reason, data[:excerpt_bytes], dead.key)
+        text, encoding = excerpt.payload_text()
+        body = {
+            "device_id": dead.device_id[:TOPIC_CHARS],
+            "topic": dead.topic[:TOPIC_CHARS],
+            "reason": dead.reason[:REASON_CHARS],
+            "cause": cause,
+            "payload": text,
+            "payload_encoding": encoding,
+            "payload_bytes": full,
+            "payload_sha256": hashlib.sha256(data).hexdigest(),
+            "truncated": excerpt_bytes < full,
+            "count": count,
+            "suppressed": suppressed,
+            "at": dead.at,
+        }
+        encoded = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        if len(encoded) <= limit:
+            return encoded
+    # the text fields alone are over the limit (a broker announcing a tiny packet size): the
+    # figures, the cause and the hash only
+    body.update(device_id=dead.device_id[:64], topic="", reason=cause, payload="")
+    return json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode()
 
 
 class ReceiverError(ValueError):
@@ -147,8 +273,9 @@ class Receiver(threading.Thread):
         self._wake_w.setblocking(False)
         self._lock = threading.Lock()
         self._stats = dict.fromkeys(
-            ("received", "stored", "duplicates", "parked", "dead", "dead_repeats", "statuses",
-             "failed", "acks_sent", "acked_ids", "batches", "connects"),
+            ("received", "stored", "duplicates", "parked", "dead", "dead_repeats",
+             "dead_published", "dead_suppressed", "statuses", "failed", "acks_sent", "acked_ids",
+             "batches", "connects", "carried"),
             0,
         )  # fmt: skip
         self._connected = False
@@ -163,6 +290,12 @@ class Receiver(threading.Thread):
         self._attempt_error: LinkError | None = None  # the CONNACK's refusal
         self._drop_error: LinkError | None = None  # why a working connection ended
         self._read_errors: list[str] = []  # what paho logged before the CONNACK
+        self.dead_letters = DeadLetters()
+        self._packet_max: int | None = None  # the broker's Maximum Packet Size (CONNACK)
+        #: published, not confirmed by the broker yet: mid → (topic, payload, ids it acks)
+        self._unconfirmed: dict[int, tuple[str, bytes, int]] = {}
+        #: what a lost connection had not got out: published again on the next one
+        self._carry: list[tuple[str, bytes, int]] = []
 
     # -- the API for other threads ---------------------------------------------------------
 
@@ -209,7 +342,7 @@ class Receiver(threading.Thread):
                 try:
                     self._serve(client, ingest)
                 finally:
-                    self._drop(client)
+                    self._drop(client, ingest)
         except Exception as exc:
             log.exception("the receiver stopped")
             self.last_error = f"{type(exc).__name__}: {exc}"
@@ -226,6 +359,7 @@ class Receiver(threading.Thread):
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
+        client.on_publish = self._on_publish
         return client
 
     def _connect(self) -> Any:
@@ -346,14 +480,48 @@ class Receiver(threading.Thread):
         for device_id, ids in result.acks.items():
             for start in range(0, len(ids), ACK_IDS):
                 chunk = ids[start : start + ACK_IDS]
-                body = json.dumps({"ids": chunk}, separators=(",", ":"))
-                client.publish(f"{self.prefix}/{device_id}/acks", body, qos=1)
+                body = json.dumps({"ids": chunk}, separators=(",", ":")).encode()
+                self._publish(client, f"{self.prefix}/{device_id}/acks", body, len(chunk))
                 acks_sent += 1
                 acked += len(chunk)
+        published = 0
         for dead in result.dead:
-            body = json.dumps(dead.to_json(), ensure_ascii=False, separators=(",", ":"))
-            client.publish(self.dead_topic, body.encode(), qos=1)
+            letter = self.dead_letters.offer(dead, self._packet_max)
+            if letter is not None:
+                self._publish(client, self.dead_topic, letter, 0)
+                published += 1
         self._count(result, len(batch), acks_sent, acked)
+        with self._lock:
+            self._stats["dead_published"] += published
+            self._stats["dead_suppressed"] = self.dead_letters.suppressed
+
+    def _publish(self, client: Any, topic: str, body: bytes, ids: int) -> None:
+        """QoS 1, remembered until the broker confirms it (kept for the next connection if
+        this one ends first)."""
+        info = client.publish(topic, body, qos=1)
+        self._unconfirmed[info.mid] = (topic, body, ids)
+
+    def _carry_over(self) -> None:
+        """The connection ended: what the broker did not confirm goes on the next one (the
+        oldest dropped beyond CARRY_MAX: those pads resend, and are acked as duplicates)."""
+        self._carry.extend(self._unconfirmed.values())
+        self._unconfirmed.clear()
+        total = 0
+        for i in range(len(self._carry) - 1, -1, -1):
+            total += max(1, self._carry[i][2])
+            if total > CARRY_MAX:
+                log.warning("%d ack/dead-letter message(s) not carried over (too many)", i + 1)
+                del self._carry[: i + 1]
+                break
+
+    def _send_carried(self, client: Any) -> None:
+        carried, self._carry = self._carry, []
+        for topic, body, ids in carried:
+            self._publish(client, topic, body, ids)
+        if carried:
+            log.info("%d ack/dead-letter message(s) of the last connection published", len(carried))
+            with self._lock:
+                self._stats["carried"] += len(carried)
 
     def _reopen(self, ingest: Ingest) -> None:
         """A new connection to the database for ``ingest`` (PostgreSQL restarted, …)."""
@@ -407,10 +575,14 @@ class Receiver(threading.Thread):
         self._sleep(wait)
         return None
 
-    def _drop(self, client: Any) -> None:
+    def _drop(self, client: Any, ingest: Ingest | None = None) -> None:
         self._connected = False
         self._ready.clear()
-        self._inbox.clear()  # not acked: the pads send them again
+        if self._inbox and ingest is not None:  # read, not ingested yet: stored all the same
+            with contextlib.suppress(Exception):
+                self._ingest(client, ingest)
+        self._inbox.clear()  # (not stored: the pads send them again, they are not acked)
+        self._carry_over()
         with contextlib.suppress(Exception):
             sock = client.socket()
             if sock is not None:
@@ -431,6 +603,9 @@ class Receiver(threading.Thread):
             log.warning("%s", line)
         self._session_up = self._connected = True
         self._backoff.reset()
+        size = getattr(props, "MaximumPacketSize", None) if props is not None else None
+        room = 64 + len(self.dead_topic.encode())  # the PUBLISH's header and topic
+        self._packet_max = int(size) - room if isinstance(size, int) and size > room else None
         with self._lock:
             self._stats["connects"] += 1
         client.subscribe(self.subscriptions)
@@ -452,7 +627,13 @@ class Receiver(threading.Thread):
             self.last_error = f"the broker refused the subscriptions {refused}"
             log.error("%s", self.last_error)
             return
+        self._send_carried(client)
         self._ready.set()
+
+    def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        self._unconfirmed.pop(mid, None)
+        if getattr(reason, "is_failure", False):
+            log.warning("the broker refused a publish of the receiver: %s", reason)
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         self._inbox.append((str(message.topic), bytes(message.payload)))

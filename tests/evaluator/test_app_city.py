@@ -17,6 +17,7 @@ import pytest
 from evaluator.rules.errors import StoreError
 from evaluator.rules.protocol import LineFramer, decode, encode, reply_error
 from sync.store import Store
+from tests.support import log_lines
 from tests.sync.test_mqtt import wait_until
 from tests.sync.test_mqtt_events import Peer, assert_valid, schema
 
@@ -145,6 +146,35 @@ def test_a_retained_command_is_never_run(app: Any, peer: Peer, broker: Any) -> N
     finally:
         peer.publish("commands", b"", retain=True)  # clear it from the broker
         again.shutdown()
+
+
+def test_a_command_published_retained_while_the_pad_is_connected_is_never_run(
+    app: Any, peer: Peer
+) -> None:
+    # A broker clears the retain flag of what it forwards to a client subscribed already: only
+    # the subscription's "Retain As Published" option lets the pad see it (MQTT 5).
+    requests = [
+        {"id": 1, "type": "status"},
+        {"id": 2, "type": "clerk.sign_in", "clerk": CLERK},
+        {"id": 3, "type": "window.pause"},
+        {"id": 4, **START},
+    ]
+    with log_lines("sync.mqtt") as warnings:
+        for n, request in enumerate(requests, 1):
+            # each one, then the empty retained message that clears it, is refused as retained
+            for body, seen in ((json.dumps(request, ensure_ascii=False).encode(), 2 * n - 1),
+                               (b"", 2 * n)):  # fmt: skip
+                peer.publish("commands", body, retain=True)
+                deadline = time.monotonic() + 10
+                while len(warnings.having("retained command")) < seen:
+                    assert time.monotonic() < deadline, f"{request} not seen as retained"
+                    app.step()
+                    time.sleep(0.01)
+    app.step()
+    assert peer.on("commands/replies") == [] and app.view().screen != "presenting"
+    assert "retained command" in app.sync.status.last_error
+    live = command(app, peer, b'{"id":5,"type":"status"}')  # a live one is still answered
+    assert live["id"] == 5 and live["ok"] and live["state"] == "signed_out"  # no sign-in ran
 
 
 def test_a_cancel_and_a_timeout_each_give_one_event_without_a_level(app: Any, peer: Peer) -> None:

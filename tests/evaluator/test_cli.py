@@ -249,7 +249,8 @@ def test_damaged_records_are_named_and_the_rest_flows(
     assert main(["stats", "--db", str(path), "--format", "json"]) == 1
     captured = capsys.readouterr()
     assert max(values_of("ratings", json.loads(captured.out))) == 2  # the rest is counted
-    assert "stats: 2 damaged record(s) skipped" in captured.err
+    assert "stats: WARNING: 2 record(s)/row(s) do not verify and are left out" in captured.err
+    assert f"ratings seq=2 id={records[1]['id']}: damaged" in captured.err
 
 
 def test_verify_says_the_store_follows_a_gap(

@@ -197,3 +197,42 @@ def test_flags_say_none_or_list_each_with_a_failing_exit(
     assert "2 finding(s)" in text and "records_lost [7]" in text and "seq=7" in text
     assert main(["hub", "flags", "--db", url, "--device", "pad-2", "--json"]) == 1
     assert [f["kind"] for f in json.loads(capsys.readouterr().out)] == ["chain_restarted"]
+
+
+def test_witness_keeps_genuine_heads_refuses_the_rest_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``hub witness FILE``: each refused line on stderr with its number, the counts, exit 1
+    when something was refused or found; a missing file is one clear line (exit 2)."""
+    from evaluator.rules.witness import make_head
+
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    key = make_key(tmp_path)
+    assert main(["hub", "register", "--db", url, DEVICE, key.public.text]) == 0
+    ratings = seal_all(key, DEVICE, [rating_content("S1"), rating_content("S2")])
+    heads = [make_head(key, device_id=DEVICE, epoch="", seq=r["seq"], hash_=r["hash"])
+             for r in ratings]  # fmt: skip
+    good = tmp_path / "good.jsonl"
+    good.write_text("".join(json.dumps(h) + "\n" for h in heads))
+    capsys.readouterr()
+    assert main(["hub", "witness", "--db", url, str(good)]) == 0
+    assert "2 head(s) kept, 0 already kept, 0 refused, 0 finding(s)" in capsys.readouterr().out
+    bad = tmp_path / "bad.jsonl"
+    forged = dict(heads[1], seq=3)
+    bad.write_text(json.dumps(heads[0]) + "\nnot json\n" + json.dumps(forged) + "\n")
+    assert main(["hub", "witness", "--db", url, str(bad)]) == 1
+    captured = capsys.readouterr()
+    assert "0 head(s) kept, 1 already kept, 2 refused" in captured.out
+    assert "bad.jsonl line 2: refused: not JSON" in captured.err
+    assert "bad.jsonl line 3: refused: the signature does not verify" in captured.err
+    assert main(["hub", "witness", "--db", url, str(tmp_path / "none.jsonl")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    # a record at a witnessed seq with another hash: a finding, and figures say so
+    other = seal_all(key, DEVICE, [rating_content("S1"), rating_content("S9")])
+    with open_db(url) as db:
+        Ingest(db).handle_batch([(topic(DEVICE), payload(r)) for r in other])
+    assert main(["hub", "flags", "--db", url]) == 1
+    assert "head_contradicted" in capsys.readouterr().out
+    assert main(["hub", "figures", "--db", url]) == 0
+    captured = capsys.readouterr()
+    assert "WARNING: 1 device(s)" in captured.out and "head_contradicted" in captured.out

@@ -16,6 +16,7 @@ from gpiozero.pins.mock import MockFactory
 
 from evaluator.rules.levels import BUTTON_ORDER, Level
 from kiosk.buttons import LevelButtons, pin_factory
+from tests.support import without_head
 
 REPO = Path(__file__).resolve().parents[2]
 PINS = dict(zip(BUTTON_ORDER, (17, 27, 22, 23, 24), strict=True))
@@ -119,7 +120,7 @@ def test_a_gpio_press_goes_through_the_whole_app_to_a_stored_rating(tmp_path: Pa
         assert rating["level"] == "satisfied"
         app.clock.advance(app.config.session.thanks + 0.1)  # told when the 谢谢 ends (art. 4)
         app.step()
-        assert app.link.sent[-1] == {
+        assert without_head(app.link.sent[-1]) == {
             "event": "evaluation.finished",
             "serials": ["S-1"],
             "outcome": "rated",

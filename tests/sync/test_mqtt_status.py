@@ -84,6 +84,27 @@ def test_a_state_change_goes_at_once_but_the_outbox_only_on_its_schedule(
     assert peer.on("status")[2]["counter_link"] == "down"
 
 
+def test_the_status_reports_the_ratings_head_but_a_rating_never_sends_one(
+    store: Store, peer: Peer, make_worker: Callable[..., SyncWorker]
+) -> None:
+    """``ratings_head`` (art. 40): the store's newest rating at each publish, ``null`` before
+    any; a stored rating is no reason to publish (art. 4), the next status carries it."""
+    worker = make_worker(status_every=3600.0)
+    wait_until(lambda: len(peer.on("status")) == 1, 5, "the status at connect")
+    assert peer.on("status")[0]["ratings_head"] is None
+    for n in range(3):
+        store.append_rating(full_content(f"S-{n}"))
+    worker.notify()
+    wait_until(lambda: len(peer.on("ratings")) == 3, 5, "the ratings at the city")
+    assert len(peer.on("status")) == 1  # no status at the moment of a rating
+    worker.set_device_state(printer="ok")
+    wait_until(lambda: len(peer.on("status")) == 2, 5, "the changed status")
+    newest = list(store.records())[-1]
+    assert peer.on("status")[1]["ratings_head"] == {"seq": 3, "hash": newest["hash"],
+                                                    "epoch": store.read_meta("epoch") or ""}
+    assert_valid(schema("status"), peer.on("status")[1])
+
+
 def test_the_schedule_refreshes_the_outbox_figures(
     store: Store, peer: Peer, make_worker: Callable[..., SyncWorker]
 ) -> None:

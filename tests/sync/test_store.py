@@ -103,6 +103,7 @@ def test_migrations_are_named_and_run_once(db_path: Path) -> None:
         ("evaluator", "m002_slots_and_supervision"),
         ("evaluator", "m003_outbox_by_seq"),
         ("evaluator", "m004_events"),
+        ("evaluator", "m005_losses"),
         ("evaluator", "m006_epoch"),
     ]
 
@@ -542,7 +543,9 @@ def test_stats_participation_counts_cases_not_presentations(store: Store) -> Non
         [("very_satisfied", 10), ("satisfied", 8), ("very_dissatisfied", 0)]
     ):
         store.open_presentation(**presentation(f"p-{i}", serials=(f"S-{i}",)))
-        r = store.append_rating(content(f"S-{i}", level=level, score=score))
+        r = store.append_rating(
+            content(f"S-{i}", level=level, score=score, presentation_id=f"p-{i}")
+        )
         store.close_presentation(f"p-{i}", outcome="rated", ended_at="t", rating_ids=[r["id"]])
     store.open_presentation(**presentation("p-3", serials=("S-3",)))
     store.close_presentation("p-3", outcome="cancelled", ended_at="t", cause="evaluation.cancel")
@@ -551,13 +554,25 @@ def test_stats_participation_counts_cases_not_presentations(store: Store) -> Non
     store.close_presentation("p-3b", outcome="not_rated", ended_at="t", cause="timeout")
     # A follow-up of S-0 is reported beside the figures: not in the mean, not a case to rate.
     store.open_presentation(**{**presentation("p-5", serials=("S-0",)), "assess_number": 2})
-    store.append_rating(content("S-0", assess_number=2, level="satisfied", score=8))
+    store.append_rating(
+        content("S-0", assess_number=2, level="satisfied", score=8, presentation_id="p-5")
+    )
     # Clerk 008 was shown an M2 case once and it was never rated.
     store.open_presentation(**presentation("p-4", clerk_id="008", matters=("M2",)))
+    store.close_presentation("p-4", outcome="not_rated", ended_at="t", cause="timeout")
+    # On screen now: nothing signed yet, so listed, not counted (sync.audit).
+    store.open_presentation(**presentation("p-6", clerk_id="008", serials=("S-6",)))
     # A theme of two M1 cases and an M3 case rated once by clerk 007.
-    store.append_rating(
+    theme = [("S-10", "deliver", "M1"), ("S-11", "deliver", "M1"), ("S-12", "deliver", "M3")]
+    store.open_presentation(
+        **presentation("p-theme", serials=("S-10", "S-11", "S-12"), matters=("M1", "M3")),
+        cases=theme,
+    )
+    t = store.append_rating(
         {
-            **content("S-10", "S-11", score=6, level="basically_satisfied"),
+            **content(
+                "S-10", "S-11", score=6, level="basically_satisfied", presentation_id="p-theme"
+            ),
             "targets": ["clerk", "matter"],
             "cases": [
                 {
@@ -576,6 +591,7 @@ def test_stats_participation_counts_cases_not_presentations(store: Store) -> Non
             ],
         }
     )
+    store.close_presentation("p-theme", outcome="rated", ended_at="t", rating_ids=[t["id"]])
     stats = store.stats()
     clerks = {r["clerk_id"]: r for r in stats["clerks"]}
     c7 = clerks["007"]
@@ -597,6 +613,7 @@ def test_stats_participation_counts_cases_not_presentations(store: Store) -> Non
     assert (device["should_rate"], device["rated"]) == (8, 6)
     assert device["item_score"] == pytest.approx(6)
     assert device["cancelled"] == 1
+    assert stats["open_presentations"] == ["p-5", "p-6"] and stats["left_out"] == []
 
 
 # -- property: whatever the order of attempts, one rating per (case, stage, assess number) ----
