@@ -125,6 +125,8 @@ def build_store(
         for seq in range(1, n + 1):
             body = content(first + seq)
             body.update(id=new_record_id(), seq=seq, device_id=device_id)
+            if store.epoch:  # as append_rating seals it (issue 15 B)
+                body["epoch"] = store.epoch
             record = seal(body, prev_hash=prev, signer=signer)
             prev = record["hash"]
             serial = body["cases"][0]["serial"]

@@ -388,6 +388,7 @@ def _print_lists(lists: dict[str, list[dict[str, Any]]], out: TextIO) -> None:
               f"{f['ended_at']} ({f['by']}), SMS due {f['sms_due']}", file=out)  # fmt: skip
     print(f"差评 needing a work order (art. 35): {len(lists['work_orders'])}", file=out)
     for w in lists["work_orders"]:
-        print(f"  {w['rated_at']} {w['device_id']} seq {w['seq']} {w['level']} clerk "
+        seq = f"{w['seq']}@{w['epoch'][-12:]}" if w.get("epoch") else w["seq"]
+        print(f"  {w['rated_at']} {w['device_id']} seq {seq} {w['level']} clerk "
               f"{w['clerk_id']} cases {','.join(w['serials'])} reasons "
               f"{'; '.join(w['reasons'])}", file=out)  # fmt: skip

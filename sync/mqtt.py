@@ -539,6 +539,11 @@ class SyncWorker(threading.Thread):
         self._events: deque[Outgoing] = deque()
         self._event_cursor = 0  # newest event seq the event lane has read
         self._events_more = False
+        # Records carried over from a kept-aside store (issue 15 B): their own outbox, sent
+        # verbatim on their own stream's topic at each session's start, until acked.
+        self._carried: deque[Outgoing] = deque()
+        self._carried_cursor = 0
+        self._carried_more = False
         # The status: what the app says (under _lock), what was last published.
         self._device_state: dict[str, Any] = {
             "clock_synced": None,
@@ -883,7 +888,8 @@ class SyncWorker(threading.Thread):
         self._live.clear()  # the lanes start again from the outboxes on the next connection
         self._backlog.clear()
         self._events.clear()
-        self._live_more = self._backlog_more = self._events_more = False
+        self._carried.clear()
+        self._live_more = self._backlog_more = self._events_more = self._carried_more = False
         self._next_status = math.inf
         if not was and broker is not None:  # it never came up (no CONNACK, refused): next URL
             tls = broker.tls
@@ -938,6 +944,9 @@ class SyncWorker(threading.Thread):
         self._events.clear()
         self._event_cursor = 0
         self._events_more = True  # every event waiting goes again, from the first
+        self._carried.clear()
+        self._carried_cursor = 0
+        self._carried_more = True
         self._backoff.reset()
         self._send_status(client, time.monotonic(), sample=True)
 
@@ -1252,6 +1261,14 @@ class SyncWorker(threading.Thread):
         self._event_cursor = page.last_seq
         self._events_more = page.more
 
+    def _fetch_carried(self) -> None:
+        """Read the next records carried over from a kept-aside store (issue 15 B)."""
+        assert self._store is not None
+        page = self._store.carried_page(EVENT_PAGE, after=self._carried_cursor)
+        self._carried.extend(page.items)
+        self._carried_cursor = page.last_seq
+        self._carried_more = page.more
+
     def _fetch_backlog(self) -> None:
         assert self._store is not None
         page = self._checked(
@@ -1325,6 +1342,14 @@ class SyncWorker(threading.Thread):
             if not self._events or not bucket.borrow(now):
                 break
             self._publish(client, self._events.popleft(), now, self.event_topic)
+        while len(self._inflight) < self.max_unacked:  # carried over: old epoch, old seq
+            if not self._carried and self._carried_more:
+                self._fetch_carried()
+            if not self._carried or not bucket.take(now):
+                break
+            item = self._carried.popleft()
+            topic = self.event_topic if item.stream == "events" else self.rating_topic
+            self._publish(client, item, now, topic)
         if self._window_at is not None and self._window_at[0] <= now:
             self._window(self._window_at[1])
         while self._window_due():  # a probe acked at once: what went before it, again
@@ -1388,6 +1413,8 @@ class SyncWorker(threading.Thread):
             or self._backlog_more
             or self._events
             or self._events_more
+            or self._carried
+            or self._carried_more
         )
 
     def _maybe_check(self, now: float) -> None:

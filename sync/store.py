@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import pwd
+import re
 import sqlite3
 import threading
 import time
@@ -54,7 +55,9 @@ from evaluator.rules.records import (
     Signer,
     canonical_json,
     new_record_id,
+    record_hash,
     seal,
+    signature_of,
     signature_report,
     verify_chain,
 )
@@ -87,6 +90,7 @@ EVENT_KINDS: tuple[str, ...] = (
     "printer_fault",
     "tech_menu",
     "cert_expiring",
+    "epoch",
 )
 #: What ended a presentation (its ``end_cause``) → the ``by`` of its ``presentation_end`` event.
 END_BY: dict[str, str] = {
@@ -424,6 +428,37 @@ def m005_losses(db: Database) -> None:
         db.conn.execute(sql)
 
 
+#: The carried records of a kept-aside store (issue 15 B): created by :func:`_create` in the
+#: new file itself (so it appears whole) and by :func:`m006_epoch` in older stores.
+_CARRIED_DDL = (
+    """CREATE TABLE IF NOT EXISTS carried (
+        id TEXT PRIMARY KEY,
+        stream TEXT NOT NULL CHECK (stream IN ('ratings', 'events')),
+        epoch TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        record TEXT NOT NULL,
+        UNIQUE (stream, epoch, seq)
+    )""",
+    f"""CREATE TRIGGER IF NOT EXISTS carried_no_update BEFORE UPDATE ON carried
+        BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END""",
+    f"""CREATE TRIGGER IF NOT EXISTS carried_no_delete BEFORE DELETE ON carried
+        BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END""",
+    """CREATE TABLE IF NOT EXISTS carried_outbox (
+        n INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE REFERENCES carried(id)
+    )""",
+)
+
+
+@_migration(name="m006_epoch")
+def m006_epoch(db: Database) -> None:
+    """Epochs (issue 15 B): the records carried over from a kept-aside store, verbatim, and
+    their own outbox.  A store made before epochs keeps none (its epoch is ""); a new store gets
+    its ``epoch`` in ``meta`` when :func:`_create` makes it, and these tables with it."""
+    for sql in _CARRIED_DDL:
+        db.conn.execute(sql)
+
+
 # -- damage, read-only disks, keeping a damaged file aside ------------------------------------
 
 #: The first 16 bytes of every SQLite database file.
@@ -477,11 +512,13 @@ class DamagedRecord:
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One outbox record ready to publish: its seq, id and stored canonical JSON (UTF-8)."""
+    """One outbox record ready to publish: its seq, id and stored canonical JSON (UTF-8);
+    ``stream`` says its topic for a record carried over from a kept-aside store."""
 
     seq: int
     id: str
     payload: bytes
+    stream: str = ""
 
 
 @dataclass(frozen=True)
@@ -854,12 +891,31 @@ def _create(path: Path, follows_gap: Mapping[str, Any] | None) -> None:
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
+            conn.execute(_META_DDL)
+            # Every store made from now on opens an epoch of its own (issue 15 B): its records
+            # carry it, and the city keys its chains by it.
+            conn.execute("INSERT INTO meta (key, value) VALUES ('epoch', ?)", [new_record_id()])
             if follows_gap is not None:
-                conn.execute(_META_DDL)
+                facts = {k: v for k, v in follows_gap.items() if k != CARRIED}
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('follows_gap', ?)",
-                    [json.dumps(follows_gap, ensure_ascii=False, sort_keys=True)],
+                    [json.dumps(facts, ensure_ascii=False, sort_keys=True)],
                 )
+                carried = follows_gap.get(CARRIED) or []
+                if carried:  # one transaction: the file appears with all of them or none
+                    conn.execute("BEGIN IMMEDIATE")
+                    for sql in _CARRIED_DDL:
+                        conn.execute(sql)
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO carried (id, stream, epoch, seq, record)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        [(c.id, c.stream, c.epoch, c.seq, c.text) for c in carried],
+                    )
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO carried_outbox (id) VALUES (?)",
+                        [(c.id,) for c in carried],
+                    )
+                    conn.execute("COMMIT")
         finally:
             conn.close()
         fd = os.open(tmp, os.O_RDONLY)
@@ -881,8 +937,28 @@ def _create(path: Path, follows_gap: Mapping[str, Any] | None) -> None:
     fsync_dir(path.parent)
 
 
-def _salvage_facts(kept: Path) -> dict[str, Any]:
-    """What can still be read from a kept-aside store: last seq and hash, unsent ratings.
+#: Key of the gap facts holding the kept-aside store's intact unacked records (never in meta).
+CARRIED = "carried"
+
+
+@dataclass(frozen=True)
+class Carried:
+    """An intact record of a kept-aside store the city never acked: delivered verbatim."""
+
+    stream: str
+    epoch: str
+    seq: int
+    id: str
+    text: str
+
+
+def _salvage_facts(
+    kept: Path, signed: Callable[[Mapping[str, Any]], bool] | None = None
+) -> dict[str, Any]:
+    """What can still be read from a kept-aside store: its epoch, the head the city acked and
+    the last readable one of each stream, how many were unsent, and its intact unacked records
+    (under :data:`CARRIED`, to carry over: whole, hash matching, and ``signed`` as the city
+    will check it) with the seqs of those that could not be read or fail those checks.
 
     Reads a scratch copy (with its -wal), never the kept files: SQLite may delete or rewrite
     the log of a damaged database it opens.
@@ -898,29 +974,257 @@ def _salvage_facts(kept: Path) -> dict[str, Any]:
             wal = kept.with_name(kept.name + "-wal")
             if wal.exists():
                 shutil.copyfile(wal, f"{copy}-wal")
+            _fit_header(copy)
             conn = _connect(str(copy))
             try:
-                _read_facts(conn, facts)
+                # a schema naming pages past a truncation is not fatal: each table is read
+                # as far as it goes (the scratch copy is never written)
+                conn.execute("PRAGMA writable_schema = ON")
+                _read_facts(conn, facts, signed, copy)
             finally:
                 conn.close()
+                _SCANS.clear()
     except (OSError, sqlite3.Error, UnicodeDecodeError):
         pass
+    if not facts.get("epoch"):
+        with contextlib.suppress(OSError):
+            facts["epoch"] = _epoch_in_bytes(kept)
     return facts
 
 
-def _read_facts(conn: sqlite3.Connection, facts: dict[str, Any]) -> None:
-    """Each fact on its own: a damaged table must not hide what another one still says."""
-    with contextlib.suppress(sqlite3.Error, UnicodeDecodeError):
-        row = conn.execute(
-            "SELECT seq, hash FROM ratings NOT INDEXED ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
-        if row is not None:
-            facts.update(last_seq=row[0], last_hash=row[1])
-    with contextlib.suppress(sqlite3.Error, UnicodeDecodeError):
-        facts["unsent"] = conn.execute("SELECT count(*) FROM outbox NOT INDEXED").fetchone()[0]
+#: The ``meta`` row of the epoch as SQLite stores it: the key's text, then the value's.
+_META_EPOCH = re.compile(
+    rb"epoch([0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12})"
+)
 
 
-def _keep_aside(path: Path, problem: str) -> dict[str, Any]:
+def _epoch_in_bytes(kept: Path) -> str:
+    """The epoch of a kept-aside store whose schema SQLite can no longer read (the pages of
+    ``sqlite_master`` cut off): its ``meta`` row found in the raw bytes, ``""`` when none."""
+    tail = b""
+    with kept.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            found = _META_EPOCH.search(tail + chunk)
+            if found:
+                return found.group(1).decode("ascii")
+            tail = chunk[-48:]
+    return ""
+
+
+def _fit_header(copy: Path) -> None:
+    """In a scratch copy of a truncated store, the header's page count cut to the pages the
+    file still has: SQLite then reads what is left instead of calling the whole file
+    malformed (a header counting pages past the end of the file)."""
+    with contextlib.suppress(OSError), copy.open("r+b") as f:
+        head = f.read(100)
+        if len(head) < 100 or not head.startswith(SQLITE_MAGIC):
+            return
+        page_size = int.from_bytes(head[16:18], "big")
+        page_size = 65536 if page_size == 1 else page_size
+        if page_size < 512 or page_size & (page_size - 1):
+            return
+        pages = copy.stat().st_size // page_size
+        if int.from_bytes(head[28:32], "big") > pages > 0:
+            f.seek(28)
+            f.write(pages.to_bytes(4, "big"))
+
+
+#: Per stream: its table, its outbox and the outbox's id column.
+_STREAM_TABLES = {
+    "ratings": ("ratings", "outbox", "rating_id"),
+    "events": ("events", "event_outbox", "event_id"),
+}
+
+
+def _rows_until_damage(conn: sqlite3.Connection, sql: str) -> tuple[list[tuple[Any, ...]], bool]:
+    """The rows of ``sql`` read one by one up to the first that SQLite cannot read (a damaged
+    or missing page): what is before it is kept; and whether every row was read."""
+    out: list[tuple[Any, ...]] = []
+    with contextlib.suppress(sqlite3.Error, UnicodeDecodeError):
+        cur = conn.execute(sql)
+        while True:
+            row = cur.fetchone()
+            if row is None:
+                return out, True
+            out.append(tuple(row))
+    return out, False
+
+
+def _read_facts(
+    conn: sqlite3.Connection,
+    facts: dict[str, Any],
+    signed: Callable[[Mapping[str, Any]], bool] | None = None,
+    copy: Path | None = None,
+) -> None:
+    """Each fact on its own: a damaged table must not hide what another one still says.
+
+    When a stream's outbox cannot be read (its pages cut off), which records the city acked is
+    unknown: every intact record of that stream still found in the file's bytes
+    (:func:`_scan_records`) is carried over (the city stores each id once and acks a
+    duplicate again), and the seqs missing among the last :data:`SCAN_LOST` before the highest
+    found are named lost."""
+    with contextlib.suppress(sqlite3.Error, UnicodeDecodeError):
+        row = conn.execute("SELECT value FROM meta NOT INDEXED WHERE key = 'epoch'").fetchone()
+        facts["epoch"] = str(row[0]) if row and row[0] else ""
+    carried: list[Carried] = []
+    for stream, (table, outbox, _) in _STREAM_TABLES.items():
+        rows, whole = _rows_until_damage(
+            conn, f"SELECT seq, id, hash, record FROM {table} NOT INDEXED"
+        )
+        by_seq = {int(r[0]): r for r in rows if isinstance(r[0], int)}
+        unacked: list[int] | None = None
+        with contextlib.suppress(sqlite3.Error, UnicodeDecodeError):
+            unacked = sorted(
+                int(r[0]) for r in conn.execute(f"SELECT seq FROM {outbox} NOT INDEXED")
+            )
+        if not whole and copy is not None:  # the rest of the table: whatever is still whole
+            for raw, record in _scan_records(copy):
+                seq = record["seq"]
+                ours = record.get("epoch", "") == facts.get("epoch", record.get("epoch", ""))
+                if ours and ("kind" in record) == (stream == "events") and seq not in by_seq:
+                    by_seq[seq] = (seq, record["id"], record["hash"], raw)
+        part: dict[str, Any] = {}
+        if by_seq and whole:  # its last one is known only when the whole table was read
+            last = max(by_seq)
+            part.update(last_seq=last, last_hash=str(by_seq[last][2]))
+        if unacked is not None:
+            part["unsent"] = len(unacked)
+            # the city acked every seq below the first unacked one (all when none waits)
+            acked = (unacked[0] - 1) if unacked else part.get("last_seq")
+            part["acked_seq"] = acked
+            row = by_seq.get(acked) if acked is not None else None
+            part["acked_hash"] = str(row[2]) if row is not None else (
+                GENESIS_HASH if acked == 0 else None)  # fmt: skip
+            lost: list[int] = []
+            for seq in unacked:
+                row = by_seq.get(seq)
+                record = _intact(stream, seq, row)
+                if record is None or (signed is not None and not signed(record)):
+                    lost.append(seq)
+                else:
+                    carried.append(
+                        Carried(stream, str(record.get("epoch", "")), seq, str(row[1]), row[3])
+                    )
+            part["carried"] = len(unacked) - len(lost)
+            part["lost"] = lost
+        if unacked is None and copy is not None:
+            part.update(_scanned(stream, copy, signed, carried))
+        if part:
+            facts[stream] = part
+        if not facts.get("epoch"):  # meta unreadable: the records say which epoch they were
+            for row in reversed(rows):
+                with contextlib.suppress(TypeError, ValueError, AttributeError):
+                    epoch = json.loads(row[3]).get("epoch")
+                    if isinstance(epoch, str) and epoch:
+                        facts["epoch"] = epoch
+                        break
+    if carried:
+        facts[CARRIED] = carried
+    # The names of before (gap_note, evaluator verify): the ratings' last head and unsent.
+    ratings = facts.get("ratings", {})
+    for key in ("last_seq", "last_hash", "unsent"):
+        if key in ratings:
+            facts[key] = ratings[key]
+
+
+#: How far back from the highest seq found a scan of a store without its outbox names lost seqs.
+SCAN_LOST = 1000
+
+_SCANS: dict[Path, list[tuple[str, dict[str, Any]]]] = {}
+
+
+def _scan_records(copy: Path) -> list[tuple[str, dict[str, Any]]]:
+    """Every sealed record whose canonical JSON is still whole in the file's bytes, wherever
+    its page is (a b-tree whose pages are cut off cannot be walked): ``(text, record)``, its
+    hash matching.  A record is a JSON object with ``id``, ``seq``, ``hash`` and ``prev_hash``;
+    nested objects (cases, clerk) are tried too and fail that.  Read once per scratch copy."""
+    if copy in _SCANS:
+        return _SCANS[copy]
+    found: list[tuple[str, dict[str, Any]]] = []
+    decoder = json.JSONDecoder()
+    seen: set[str] = set()
+    step, overlap = 4 << 20, 128 << 10  # a record is at most 64 KiB: each is whole in a window
+    with copy.open("rb") as f:
+        at = 0
+        while True:
+            f.seek(at)
+            text = f.read(step + overlap).decode("utf-8", errors="replace")
+            if not text:
+                break
+            for start in (m.start() for m in re.finditer(r'\{"', text)):
+                try:
+                    record, end = decoder.raw_decode(text, start)
+                except ValueError:
+                    continue
+                if not isinstance(record, dict) or not isinstance(record.get("seq"), int):
+                    continue
+                raw = text[start:end]
+                try:
+                    keys = ("id", "hash", "prev_hash")
+                    whole = all(isinstance(record.get(k), str) for k in keys)
+                    if not whole or raw in seen or record_hash(record) != record["hash"]:
+                        continue
+                except (TypeError, ValueError):
+                    continue
+                if canonical_json(record).decode() != raw:
+                    continue  # not as the pad stores it: not a record of a store
+                seen.add(raw)
+                found.append((raw, record))
+            if len(text) <= step:
+                break
+            at += step
+    _SCANS.clear()
+    _SCANS[copy] = found
+    return found
+
+
+def _scanned(
+    stream: str,
+    copy: Path,
+    signed: Callable[[Mapping[str, Any]], bool] | None,
+    carried: list[Carried],
+) -> dict[str, Any]:
+    """The facts of a ``stream`` whose outbox cannot be read, from :func:`_scan_records`."""
+    mine: dict[tuple[str, int], tuple[str, dict[str, Any]]] = {}
+    for raw, record in _scan_records(copy):
+        if record.get("kind") == "loss" or ("kind" in record) != (stream == "events"):
+            continue  # a loss statement's stream cannot be told from its text: left alone
+        if signed is not None and not signed(record):
+            continue
+        mine.setdefault((str(record.get("epoch", "")), int(record["seq"])), (raw, record))
+    if not mine:
+        return {}
+    for (epoch, seq), (raw, record) in sorted(mine.items()):
+        carried.append(Carried(stream, epoch, seq, str(record["id"]), raw))
+    own = max(mine)[0]  # the newest epoch found: the store's own
+    seqs = {q for e, q in mine if e == own}
+    top = max(seqs)
+    lost = [q for q in range(max(1, top - SCAN_LOST + 1), top + 1) if q not in seqs]
+    return {"unsent": None, "carried": len(mine), "lost": lost, "scanned": True}
+
+
+def _intact(stream: str, seq: int, row: tuple[Any, ...] | None) -> dict[str, Any] | None:
+    """The record of a kept-aside row when it is whole: a JSON object naming its row, whose
+    content matches its hash (the city checks the signature); else ``None``."""
+    if row is None or not isinstance(row[3], str):
+        return None
+    if stream == "ratings":
+        record = decode_record(seq, row[1], row[3])
+        if not isinstance(record, dict):
+            return None
+    else:
+        record = _decode_event(seq, row[1], row[3])
+        if record is None:
+            return None
+    try:
+        return record if record_hash(record) == record.get("hash") == row[2] else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _keep_aside(
+    path: Path, problem: str, signed: Callable[[Mapping[str, Any]], bool] | None = None
+) -> dict[str, Any]:
     """Rename the damaged store (and its -wal/-shm) to ``<name>.damaged-<UTC stamp>``.
 
     Never deletes nor overwrites anything.  Returns the ``follows_gap`` facts for the new store.
@@ -949,7 +1253,7 @@ def _keep_aside(path: Path, problem: str) -> dict[str, Any]:
         "at": now.isoformat(timespec="seconds"),
         "problem": problem,
     }
-    facts.update(_salvage_facts(kept))
+    facts.update(_salvage_facts(kept, signed))
     return facts
 
 
@@ -965,6 +1269,14 @@ def gap_note(gap: Mapping[str, Any]) -> str:
         details.append(f"its last readable rating is seq {gap['last_seq']}")
     if gap.get("unsent") is not None:
         details.append(f"{gap['unsent']} of its ratings were not yet acknowledged by the city")
+    for stream in ("ratings", "events"):
+        part = gap.get(stream) if isinstance(gap.get(stream), dict) else {}
+        if part.get("carried"):
+            details.append(f"{part['carried']} unacknowledged {stream} carried over and sent")
+        if part.get("lost"):
+            seqs = ", ".join(str(q) for q in part["lost"][:10])
+            more = f" and {len(part['lost']) - 10} more" if len(part["lost"]) > 10 else ""
+            details.append(f"{stream} seq {seqs}{more} unreadable: lost")
     return text + (f" ({'; '.join(details)})" if details else "")
 
 
@@ -1069,6 +1381,26 @@ class Store:
             raise
         self._lock = lock
 
+    def _signature_check(self) -> Callable[[Mapping[str, Any]], bool]:
+        """Whether a record of a kept-aside store is signed as the city will check it: by the
+        device key when its ``key_id`` is the key's (an older key's: a well-formed signature);
+        unsigned, or no key to check with: left to the city."""
+        signer = self._signer()
+        public = getattr(signer, "public", None)
+        key_id = getattr(signer, "key_id", None)
+
+        def check(record: Mapping[str, Any]) -> bool:
+            if "sig" not in record and "key_id" not in record:
+                return True
+            sig = signature_of(record)
+            if sig is None or not isinstance(record.get("hash"), str):
+                return False
+            if public is None or record.get("key_id") != key_id:
+                return len(sig) == 64
+            return bool(public.check(record["hash"].encode("ascii"), sig))
+
+        return check
+
     def _open_locked(self, keep_damaged_aside: bool) -> None:
         """The open of ``__init__`` once the store's lock is held: check, keep a damaged file
         aside and start a new store, or raise."""
@@ -1077,7 +1409,7 @@ class Store:
         except _Damage as damage:
             if not keep_damaged_aside:
                 raise StoreDamaged(f"the rating store {self.path} is damaged: {damage}") from None
-            gap = _keep_aside(self.path, str(damage))
+            gap = _keep_aside(self.path, str(damage), self._signature_check())
             self.recovered_from = Path(gap["kept_aside"])
             log.critical(
                 "the rating store %s was damaged (%s): kept aside as %s (with its -wal/-shm), "
@@ -1321,7 +1653,9 @@ class Store:
         """``None``, or the facts of the damaged store this one replaced (see ``gap_note``).
 
         Keys: ``kept_aside`` (path), ``at`` (UTC), ``problem``, and when they could still be
-        read from the damaged file ``last_seq``, ``last_hash`` and ``unsent``.
+        read from the damaged file ``last_seq``, ``last_hash`` and ``unsent`` (of its ratings),
+        its ``epoch``, and per stream (``ratings``, ``events``) ``acked_seq``, ``acked_hash``,
+        ``last_seq``, ``last_hash``, ``unsent``, ``carried`` and ``lost`` (issue 15 B).
         """
         try:
             row = self.conn.execute("SELECT value FROM meta WHERE key = 'follows_gap'").fetchone()
@@ -1334,6 +1668,55 @@ class Store:
         except (TypeError, ValueError):
             value = None
         return value if isinstance(value, dict) else {"kept_aside": str(row[0])}
+
+    _epoch: str | None = None
+
+    @property
+    def epoch(self) -> str:
+        """The store's epoch id (issue 15 B), ``""`` for a store made before epochs: every
+        record sealed here carries it, and the city keys this store's chains by it."""
+        if self._epoch is None:
+            try:
+                row = self.conn.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
+            except sqlite3.Error:
+                return ""  # no meta table (an empty legacy file): not cached
+            self._epoch = str(row[0]) if row and row[0] else ""
+        return self._epoch
+
+    def open_epoch(self) -> dict[str, Any] | None:
+        """Write the store's ``epoch`` event now if it is not written yet (it is anyway, with
+        the first record): the event, or ``None`` when there is nothing to write (written
+        before, or a store made before epochs).  :class:`StoreError` when the disk refuses."""
+        signer = self._signer()
+        try:
+            with self._immediate():
+                return self._open_epoch(signer)
+        except sqlite3.Error as exc:
+            raise StoreError(f"the epoch event could not be stored: {exc}") from exc
+
+    def _open_epoch(self, signer: Signer | None) -> dict[str, Any] | None:
+        """Inside a write transaction, before the first record of a new store: its event seq 1,
+        the signed ``epoch`` event naming the kept-aside store it follows (or none).  Written
+        with the first record (not at open: the key may still be loading, issue 6)."""
+        epoch = self.epoch
+        if not epoch or self.conn.execute("SELECT 1 FROM events LIMIT 1").fetchone():
+            return None
+        gap = self.follows_gap()
+        previous: dict[str, Any] | None = None
+        if gap is not None:
+            previous = {
+                "epoch": str(gap.get("epoch", "")),
+                "kept_aside": str(gap.get("kept_aside", "")),
+                "problem": str(gap.get("problem", "")),
+            }
+            for stream in ("ratings", "events"):
+                part = gap.get(stream) if isinstance(gap.get(stream), dict) else {}
+                previous[stream] = {
+                    key: part.get(key)
+                    for key in ("acked_seq", "acked_hash", "last_seq", "last_hash", "unsent")
+                } | {"carried": part.get("carried"), "lost": list(part.get("lost") or [])}
+        body = {"epoch": epoch, "previous": previous}
+        return self._append_event("epoch", body, signer, opening=True)
 
     # -- transactions ---------------------------------------------------------------------
 
@@ -1421,6 +1804,7 @@ class Store:
                         raise StoreError(
                             f"follow-up refused: no first rating of {', '.join(missing)}"
                         )
+                self._open_epoch(signer)
                 last = self.conn.execute(
                     "SELECT seq, hash FROM ratings ORDER BY seq DESC LIMIT 1"
                 ).fetchone()
@@ -1429,6 +1813,8 @@ class Store:
                 if not isinstance(body.get("id"), str) or not body["id"]:
                     body["id"] = new_record_id()
                 body.update(seq=seq, device_id=self.device_id)
+                if self.epoch:
+                    body["epoch"] = self.epoch
                 record = seal(body, prev_hash=prev_hash, signer=signer)
                 self.conn.execute(
                     "INSERT INTO ratings (id, seq, device_id, presentation_id, level, stage,"
@@ -1739,6 +2125,10 @@ class Store:
                         f"DELETE FROM event_outbox WHERE event_id IN ({marks})", chunk
                     )
                     removed += cur.rowcount
+                    cur = self.conn.execute(
+                        f"DELETE FROM carried_outbox WHERE id IN ({marks})", chunk
+                    )
+                    removed += cur.rowcount
         except sqlite3.Error as exc:
             raise StoreError(f"could not record the acknowledgement: {exc}") from exc
         return removed
@@ -1989,11 +2379,20 @@ class Store:
             raise StoreError(f"the event could not be stored (nothing was written): {exc}") from exc
 
     def _append_event(
-        self, kind: str, body: Mapping[str, Any], signer: Signer | None
+        self,
+        kind: str,
+        body: Mapping[str, Any],
+        signer: Signer | None,
+        *,
+        opening: bool = False,
     ) -> dict[str, Any]:
-        """The INSERTs of :meth:`append_event`, inside the caller's transaction."""
-        if kind not in EVENT_KINDS:
-            raise ValueError(f"event kind must be one of {', '.join(EVENT_KINDS)}, not {kind!r}")
+        """The INSERTs of :meth:`append_event`, inside the caller's transaction (after the
+        store's ``epoch`` event when it is its first event; ``opening``: that event itself)."""
+        if kind not in EVENT_KINDS or (kind == "epoch") != opening:
+            known = ", ".join(k for k in EVENT_KINDS if k != "epoch")
+            raise ValueError(f"event kind must be one of {known}, not {kind!r}")
+        if not opening:
+            self._open_epoch(signer)
         last = self.conn.execute(
             "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
         ).fetchone()
@@ -2002,6 +2401,8 @@ class Store:
         content.setdefault("at", local_now())
         content["clock_synced"] = bool(content.get("clock_synced", False))
         content.update(id=new_record_id(), seq=seq, device_id=self.device_id, kind=kind)
+        if self.epoch:
+            content["epoch"] = self.epoch
         record = seal(content, prev_hash=prev_hash, signer=signer)
         self.conn.execute(
             "INSERT INTO events (seq, id, kind, at, hash, record) VALUES (?, ?, ?, ?, ?, ?)",
@@ -2263,6 +2664,24 @@ class Store:
             found.setdefault(str(stream), []).append(int(seq))
         return found
 
+    def carried_page(self, limit: int, *, after: int = 0) -> OutboxPage:
+        """The next ``limit`` records carried over from a kept-aside store (issue 15 B) that
+        the city has not acked, after the carried row ``after`` (``last_seq`` is that row's
+        number): each handed on verbatim, with its stream, its old epoch and its old seq."""
+        rows = self.conn.execute(
+            "SELECT o.n, c.id, c.stream, c.seq, c.record FROM carried_outbox o"
+            " CROSS JOIN carried c ON c.id = o.id WHERE o.n > ? ORDER BY o.n LIMIT ?",
+            [after, limit],
+        ).fetchall()
+        items = [
+            Outgoing(seq, rid, text.encode("utf-8"), stream) for _, rid, stream, seq, text in rows
+        ]
+        return OutboxPage(items, rows[-1][0] if rows else after, len(rows) >= limit)
+
+    def carried_size(self) -> int:
+        """How many carried-over records wait for the city's ack."""
+        return int(self.conn.execute("SELECT count(*) FROM carried_outbox").fetchone()[0])
+
     def event_outbox_size(self) -> int:
         """How many events wait for the city's ack."""
         return int(self.conn.execute("SELECT count(*) FROM event_outbox").fetchone()[0])
@@ -2270,7 +2689,7 @@ class Store:
     def outbox_summary(self) -> tuple[int, str | None]:
         """Ratings and events waiting for the city's ack, and the time (ISO, as stored) of the
         oldest of them (``None`` when nothing waits): the city's status message."""
-        count = self.outbox_size() + self.event_outbox_size()
+        count = self.outbox_size() + self.event_outbox_size() + self.carried_size()
         times = [
             row[0]
             for row in (

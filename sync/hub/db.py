@@ -8,8 +8,12 @@ once with ``?`` placeholders; :class:`HubDB` turns them into ``%s`` for psycopg.
 Tables (created when missing; ``hub_meta.schema_version`` says which layout a file has):
 
 * ``hub_devices`` — each registered (device, key): the public key and ``unsigned_before``.
-* ``hub_records`` — every stored record, exactly once by ``id``, ``UNIQUE(device_id, stream, seq)``.
-* ``hub_heads`` — the chain tip per (device, stream): the row every writer of that device locks.
+* ``hub_records`` — every stored record, exactly once by ``id``,
+  ``UNIQUE(device_id, stream, epoch, seq)``: a pad that had to start a new store opens a new
+  epoch (issue 15 B) whose seqs start at 1 again; records of a store made before epochs have
+  epoch ``''``.
+* ``hub_heads`` — the chain tip per (device, stream, epoch): the row every writer of that device
+  locks.
 * ``hub_parked`` — records that arrived ahead of their predecessor (normal: a new rating is sent
   before an old backlog); promoted when the gap closes.
 * ``hub_status`` — the latest retained status of each device.
@@ -42,7 +46,7 @@ from evaluator.rules.errors import EvaluatorError
 from evaluator.rules.records import GENESIS_HASH
 from sync.keys import PUBLIC_PREFIX, DeviceKeyError, PublicKey
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STREAMS = ("ratings", "events")
 
 #: Device ids a pad can have (the rating schema's pattern); ``_hub`` is the receiver's own topic.
@@ -65,28 +69,31 @@ CREATE TABLE IF NOT EXISTS hub_records (
     id TEXT PRIMARY KEY,
     device_id TEXT NOT NULL,
     stream TEXT NOT NULL CHECK (stream IN ('ratings', 'events')),
+    epoch TEXT NOT NULL DEFAULT '',
     seq BIGINT NOT NULL,
     hash TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
     record TEXT NOT NULL,
     received_at TEXT NOT NULL,
-    UNIQUE (device_id, stream, seq)
+    UNIQUE (device_id, stream, epoch, seq)
 );
 CREATE TABLE IF NOT EXISTS hub_heads (
     device_id TEXT NOT NULL,
     stream TEXT NOT NULL,
+    epoch TEXT NOT NULL DEFAULT '',
     last_seq BIGINT NOT NULL,
     last_hash TEXT NOT NULL,
-    PRIMARY KEY (device_id, stream)
+    PRIMARY KEY (device_id, stream, epoch)
 );
 CREATE TABLE IF NOT EXISTS hub_parked (
     device_id TEXT NOT NULL,
     stream TEXT NOT NULL,
+    epoch TEXT NOT NULL DEFAULT '',
     seq BIGINT NOT NULL,
     id TEXT NOT NULL,
     record TEXT NOT NULL,
     received_at TEXT NOT NULL,
-    PRIMARY KEY (device_id, stream, seq)
+    PRIMARY KEY (device_id, stream, epoch, seq)
 );
 CREATE TABLE IF NOT EXISTS hub_status (
     device_id TEXT PRIMARY KEY,
@@ -121,6 +128,18 @@ CREATE TABLE IF NOT EXISTS hub_witness (
     PRIMARY KEY (device_id, epoch, seq, hash)
 );
 """
+
+#: Schema version 1 → 2 (issue 15 B): the three chain tables rebuilt with ``epoch`` in their
+#: keys, every row of version 1 in epoch ``''`` (the same statements on SQLite and PostgreSQL:
+#: neither can change a table's key in place on both).
+_MIGRATE_1_TO_2 = [
+    ("hub_records", "id, device_id, stream, '', seq, hash, prev_hash, record, received_at",
+     "id, device_id, stream, epoch, seq, hash, prev_hash, record, received_at"),
+    ("hub_heads", "device_id, stream, '', last_seq, last_hash",
+     "device_id, stream, epoch, last_seq, last_hash"),
+    ("hub_parked", "device_id, stream, '', seq, id, record, received_at",
+     "device_id, stream, epoch, seq, id, record, received_at"),
+]  # fmt: skip
 
 _SERIAL = {"sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT", "postgresql": "BIGSERIAL PRIMARY KEY"}
 
@@ -209,26 +228,17 @@ class HubDB:
                 with self.conn.transaction():
                     yield
 
-    def lock_head(self, device_id: str, stream: str) -> tuple[int, str]:
-        """Inside :meth:`transaction`: the chain tip of (device, stream), locked until commit
-        (the row is created at seq 0 / GENESIS first when missing)."""
-        self.execute(
-            "INSERT INTO hub_heads (device_id, stream, last_seq, last_hash) VALUES (?, ?, 0, ?)"
-            " ON CONFLICT DO NOTHING",
-            (device_id, stream, GENESIS_HASH),
-        )
-        lock = "" if self.kind == "sqlite" else " FOR UPDATE"
-        row = self.execute(
-            "SELECT last_seq, last_hash FROM hub_heads WHERE device_id = ? AND stream = ?" + lock,
-            (device_id, stream),
-        ).fetchone()
-        return int(row[0]), str(row[1])
+    def lock_head(self, device_id: str, stream: str, epoch: str = "") -> tuple[int, str]:
+        """Inside :meth:`transaction`: the chain tip of (device, stream, epoch), locked until
+        commit (the row is created at seq 0 / GENESIS first when missing)."""
+        return self.lock_heads([(device_id, stream, epoch)])[(device_id, stream, epoch)]
 
     def lock_heads(
-        self, chains: Sequence[tuple[str, str]]
-    ) -> dict[tuple[str, str], tuple[int, str]]:
-        """Inside :meth:`transaction`: the tips of every (device, stream) of ``chains`` in two
-        statements, locked until commit (missing rows are created at seq 0 / GENESIS first).
+        self, chains: Sequence[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], tuple[int, str]]:
+        """Inside :meth:`transaction`: the tips of every (device, stream, epoch) of ``chains``
+        in two statements, locked until commit (missing rows are created at seq 0 / GENESIS
+        first).
 
         The rows are created and locked in one sorted order, so two receivers whose batches
         share devices take the locks in the same order and never deadlock; SQLite's
@@ -237,21 +247,36 @@ class HubDB:
         if not ordered:
             return {}
         self.executemany(
-            "INSERT INTO hub_heads (device_id, stream, last_seq, last_hash) VALUES (?, ?, 0, ?)"
-            " ON CONFLICT DO NOTHING",
-            [(d, s, GENESIS_HASH) for d, s in ordered],
+            "INSERT INTO hub_heads (device_id, stream, epoch, last_seq, last_hash)"
+            " VALUES (?, ?, ?, 0, ?) ON CONFLICT DO NOTHING",
+            [(d, s, e, GENESIS_HASH) for d, s, e in ordered],
         )
-        devices = sorted({d for d, _ in ordered})
-        streams = sorted({s for _, s in ordered})
+        devices = sorted({d for d, _, _ in ordered})
+        streams = sorted({s for _, s, _ in ordered})
         lock = "" if self.kind == "sqlite" else " FOR UPDATE"
         rows = self.execute(
-            "SELECT device_id, stream, last_seq, last_hash FROM hub_heads WHERE"
+            "SELECT device_id, stream, epoch, last_seq, last_hash FROM hub_heads WHERE"
             f" {self.any_of('device_id', devices)} AND {self.any_of('stream', streams)}"
-            f" ORDER BY device_id, stream{lock}",
+            f" ORDER BY device_id, stream, epoch{lock}",
             (*self.any_params(devices), *self.any_params(streams)),
         ).fetchall()
         wanted = set(ordered)
-        return {(str(d), str(s)): (int(q), str(h)) for d, s, q, h in rows if (d, s) in wanted}
+        return {
+            (str(d), str(s), str(e)): (int(q), str(h))
+            for d, s, e, q, h in rows
+            if (d, s, e) in wanted
+        }
+
+    def heads(self, device_id: str) -> dict[tuple[str, str], tuple[int, str]]:
+        """Every chain tip of ``device_id`` that holds a record: (stream, epoch) → (seq, hash)."""
+        return {
+            (str(s), str(e)): (int(q), str(h))
+            for s, e, q, h in self.rows(
+                "SELECT stream, epoch, last_seq, last_hash FROM hub_heads"
+                " WHERE device_id = ? AND last_seq > 0",
+                (device_id,),
+            )
+        }
 
     def any_of(self, column: str, values: Sequence[Any]) -> str:
         """A condition ``column`` is one of ``values`` (bound by :meth:`any_params`): one array
@@ -281,10 +306,14 @@ class HubDB:
                 for statement in ddl.split(";"):
                     if statement.strip():
                         self.execute(statement)
-                if not self.rows("SELECT schema_version FROM hub_meta"):
+                lock = "" if self.kind == "sqlite" else " FOR UPDATE"
+                found = self.rows("SELECT schema_version FROM hub_meta" + lock)
+                if not found:
                     self.execute(
                         "INSERT INTO hub_meta (schema_version) VALUES (?)", (SCHEMA_VERSION,)
                     )
+                elif int(found[0][0]) == 1:
+                    self._migrate_1_to_2()
         except Exception as exc:
             if self.kind == "postgresql" and _is_unique_violation(exc):
                 # Two receivers creating the tables at the same instant: the other one won.
@@ -296,6 +325,30 @@ class HubDB:
                 f"{self.where} has hub schema version {version}; this receiver knows"
                 f" {SCHEMA_VERSION}"
             )
+
+    def _migrate_1_to_2(self) -> None:
+        """Inside :meth:`_create`'s transaction (hub_meta's row locked on PostgreSQL, the file
+        on SQLite: one receiver migrates, the others wait and find version 2): each chain
+        table rebuilt with ``epoch`` in its key, its rows copied into epoch ``''``."""
+        ddl = _DDL.replace("{serial}", _SERIAL[self.kind])
+        for table, old_columns, new_columns in _MIGRATE_1_TO_2:
+            start = ddl.index(f"CREATE TABLE IF NOT EXISTS {table} (")
+            create = ddl[start : ddl.index(";", start)]
+            self.execute(f"ALTER TABLE {table} RENAME TO {table}_v1")
+            if self.kind == "postgresql":  # the old key's index keeps its name: free it
+                self.execute(f"ALTER TABLE {table}_v1 RENAME CONSTRAINT {table}_pkey"
+                             f" TO {table}_v1_pkey")  # fmt: skip
+                if table == "hub_records":
+                    self.execute(
+                        "ALTER TABLE hub_records_v1 RENAME CONSTRAINT"
+                        " hub_records_device_id_stream_seq_key TO hub_records_v1_key"
+                    )
+            self.execute(create)
+            self.execute(
+                f"INSERT INTO {table} ({new_columns}) SELECT {old_columns} FROM {table}_v1"
+            )
+            self.execute(f"DROP TABLE {table}_v1")
+        self.execute("UPDATE hub_meta SET schema_version = ?", (SCHEMA_VERSION,))
 
     @property
     def broken(self) -> bool:
@@ -447,22 +500,28 @@ class HubDB:
         """Every registered device id, sorted."""
         return [str(r[0]) for r in self.rows("SELECT DISTINCT device_id FROM hub_devices")]
 
-    def records(self, device_id: str, stream: str = "ratings") -> list[dict[str, Any]]:
-        """Every stored record of ``device_id`` on ``stream``, in ``seq`` order."""
+    def records(
+        self, device_id: str, stream: str = "ratings", epoch: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every stored record of ``device_id`` on ``stream`` (of one ``epoch``, or of every
+        epoch), by epoch then ``seq`` (epoch ids are time-ordered; ``''``, before epochs, first)."""
+        where, params = ("", ()) if epoch is None else (" AND epoch = ?", (epoch,))
         return [
             json.loads(r[0])
             for r in self.rows(
-                "SELECT record FROM hub_records WHERE device_id = ? AND stream = ? ORDER BY seq",
-                (device_id, stream),
+                "SELECT record FROM hub_records WHERE device_id = ? AND stream = ?"
+                f"{where} ORDER BY epoch, seq",
+                (device_id, stream, *params),
             )
         ]
 
     def all_records(self, stream: str = "ratings") -> Iterator[dict[str, Any]]:
-        """Every stored record on ``stream``, by device then ``seq``; loss statements (what a
-        pad lost on its SD card, issue 15) are not records to count, list or export: skipped
-        (they are in ``hub_records`` for the chain, and in :meth:`flags`)."""
+        """Every stored record on ``stream``, by device, epoch, then ``seq``; loss statements
+        (what a pad lost on its SD card, issue 15) are not records to count, list or export:
+        skipped (they are in ``hub_records`` for the chain, and in :meth:`flags`)."""
         for (text,) in self.rows(
-            "SELECT record FROM hub_records WHERE stream = ? ORDER BY device_id, seq", (stream,)
+            "SELECT record FROM hub_records WHERE stream = ? ORDER BY device_id, epoch, seq",
+            (stream,),
         ):
             record = json.loads(text)
             if record.get("kind") != "loss":
@@ -507,6 +566,14 @@ class HubDB:
             (device_id, kind, key, text, now_text()),
         )
         return True
+
+    def amend_flag(self, device_id: str, kind: str, key: str, detail: dict[str, Any]) -> None:
+        """Replace the detail of a finding already recorded (inside the caller's transaction):
+        a restart flagged on its first rating is completed when its ``epoch`` event arrives."""
+        self.execute(
+            "UPDATE hub_flags SET detail = ? WHERE device_id = ? AND kind = ? AND key = ?",
+            (json.dumps(detail, ensure_ascii=False, sort_keys=True), device_id, kind, key),
+        )
 
     def flags(self, device_id: str | None = None) -> list[dict[str, Any]]:
         """Every finding for audit (of ``device_id``, or of every device), oldest first."""
@@ -562,9 +629,11 @@ class Registered:
 
 def _shared_key(key_id: str, others: str) -> str:
     """Why a pad is refused whose key another pad has (a copied SD card or bundle)."""
-    return (f"its key {key_id} is {others}'s too: one key, one pad (a copied SD card or "
-            "bundle?), whoever holds it could sign as either; give the pad a key of its own "
-            "(move its device.key away, then `evaluator keys init` or `evaluator provision`)")
+    return (
+        f"its key {key_id} is {others}'s too: one key, one pad (a copied SD card or "
+        "bundle?), whoever holds it could sign as either; give the pad a key of its own "
+        "(move its device.key away, then `evaluator keys init` or `evaluator provision`)"
+    )
 
 
 def _device_id_problem(device_id: str) -> str | None:

@@ -268,6 +268,7 @@ def bad_ratings(db: HubDB, *, since: str | None = None, until: str | None = None
         clerk = r.get("clerk") or {}
         out.append({
             "device_id": r.get("device_id"), "id": r.get("id"), "seq": r.get("seq"),
+            "epoch": r.get("epoch", ""),
             "rated_at": r.get("rated_at"), "level": r.get("level"), "score": r.get("score"),
             "clerk_id": clerk.get("id"), "clerk_name": clerk.get("name"),
             "terminal": r.get("terminal"), "serials": _serials(r),

@@ -129,15 +129,28 @@ class _Valid:
     payload: bytes
 
 
+#: A chain at the hub: (device, stream, epoch); records of a store made before epochs: ``''``.
+Chain = tuple[str, str, str]
+
+
+def epoch_of(record: dict[str, Any]) -> str:
+    """The epoch a record was sealed in (issue 15 B); ``""`` before epochs."""
+    return str(record.get("epoch", ""))
+
+
 @dataclass
 class _Batch:
     """What one batch's transaction decided, written at its end (``executemany``)."""
 
     known: dict[str, tuple[str, str]] = field(default_factory=dict)
-    parked: dict[tuple[str, str, int], tuple[str, str]] = field(default_factory=dict)
+    parked: dict[tuple[str, str, str, int], tuple[str, str]] = field(default_factory=dict)
     inserts: list[tuple[Any, ...]] = field(default_factory=list)
     parks: list[tuple[Any, ...]] = field(default_factory=list)
-    unparked: list[tuple[str, str, int]] = field(default_factory=list)
+    unparked: list[tuple[str, str, str, int]] = field(default_factory=list)
+    #: Chains whose first record this batch stored (a new epoch), and the epoch events stored.
+    opened: list[Chain] = field(default_factory=list)
+    epoch_events: list[dict[str, Any]] = field(default_factory=list)
+    lost: dict[Chain, set[int]] = field(default_factory=dict)
     heads: list[tuple[Any, ...]] = field(default_factory=list)
     acks: list[tuple[str, str]] = field(default_factory=list)
     dead: list[Dead] = field(default_factory=list)
@@ -154,9 +167,12 @@ class _Batch:
         # A loss statement takes the lost record's place in the chain: its hash is lost_hash.
         chained = rec["lost_hash"] if is_loss(rec) else rec["hash"]
         self.inserts.append(
-            (rid, device_id, stream, int(rec["seq"]), str(chained), str(rec["prev_hash"]),
-             text, at)
+            (rid, device_id, stream, epoch_of(rec), int(rec["seq"]), str(chained),
+             str(rec["prev_hash"]), text, at)
         )  # fmt: skip
+        if stream == "events" and rec.get("kind") == "epoch":
+            self.epoch_events.append(rec)
+            self.lost.clear()  # what it names lost counts from now on in this batch
         if is_loss(rec):
             epoch = str(rec.get("epoch", ""))
             self.flags.append((device_id, "records_lost", f"{stream}:{epoch}:{rec['seq']}", {
@@ -201,14 +217,15 @@ class Ingest:
         """Check, store and decide every message; dead letters are stored (repeats filtered)
         and returned in ``Result.dead``; the caller publishes ``Result.acks`` and them."""
         result = Result()
-        groups: dict[tuple[str, str], list[_Valid]] = {}
+        groups: dict[Chain, list[_Valid]] = {}
         statuses: list[tuple[str, str]] = []
         for topic, payload in messages:
             checked = self._check(topic, payload)
             if isinstance(checked, Dead):
                 result.dead.append(checked)
             elif isinstance(checked, _Valid):
-                groups.setdefault((checked.device_id, checked.stream), []).append(checked)
+                chain = (checked.device_id, checked.stream, epoch_of(checked.record))
+                groups.setdefault(chain, []).append(checked)
             else:
                 statuses.append(checked)
         if groups:
@@ -310,8 +327,8 @@ class Ingest:
 
     # -- the chains, in one transaction per batch --------------------------------------------
 
-    def _store_groups(self, groups: dict[tuple[str, str], list[_Valid]], result: Result) -> None:
-        """Every (device, stream) of the batch in ONE transaction holding all their head rows
+    def _store_groups(self, groups: dict[Chain, list[_Valid]], result: Result) -> None:
+        """Every (device, stream, epoch) of the batch in ONE transaction holding all their head rows
         (locked in one sorted order, see :meth:`HubDB.lock_heads`): a few statements per batch
         (heads, the ids already stored, the parked rows, then the writes as ``executemany``),
         whatever its size.  The decisions are taken record by record in ``seq`` order against
@@ -325,39 +342,43 @@ class Ingest:
                 heads = db.lock_heads(list(groups))
                 batch.known = self._known_ids([v for items in groups.values() for v in items])
                 batch.parked = self._parked_rows(list(groups))
-                for (device_id, stream), items in sorted(groups.items()):
+                for chain, items in sorted(groups.items()):
                     items.sort(key=lambda v: int(v.record["seq"]))
-                    tip, tip_hash = heads[(device_id, stream)]
-                    new_tip = self._decide(device_id, stream, items, tip, tip_hash, at, batch)
+                    tip, tip_hash = heads[chain]
+                    new_tip = self._decide(chain, items, tip, tip_hash, at, batch)
                     if new_tip != (tip, tip_hash):
-                        batch.heads.append((*new_tip, device_id, stream))
+                        batch.heads.append((*new_tip, *chain))
+                        if tip == 0:
+                            batch.opened.append(chain)
                 db.executemany(
-                    "INSERT INTO hub_records (id, device_id, stream, seq, hash, prev_hash, record,"
-                    " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO hub_records (id, device_id, stream, epoch, seq, hash, prev_hash,"
+                    " record, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     batch.inserts,
                 )
                 db.executemany(
-                    "DELETE FROM hub_parked WHERE device_id = ? AND stream = ? AND seq = ?",
+                    "DELETE FROM hub_parked WHERE device_id = ? AND stream = ? AND epoch = ?"
+                    " AND seq = ?",
                     batch.unparked,
                 )
                 db.executemany(
-                    "INSERT INTO hub_parked (device_id, stream, seq, id, record, received_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    "INSERT INTO hub_parked (device_id, stream, epoch, seq, id, record,"
+                    " received_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     batch.parks,
                 )
                 db.executemany(
                     "UPDATE hub_heads SET last_seq = ?, last_hash = ? WHERE device_id = ?"
-                    " AND stream = ?",
+                    " AND stream = ? AND epoch = ?",
                     batch.heads,
                 )
                 for device_id, kind, key, detail in batch.flags:
                     db.flag(device_id, kind, key, detail)
+                self._flag_restarts(batch, heads)
         except Exception:
             count = sum(len(items) for items in groups.values())
             log.exception(
                 "storing %d message(s) of %d device(s) failed; not acked (the pads resend)",
                 count,
-                len({d for d, _ in groups}),
+                len({d for d, _, _ in groups}),
             )
             result.failed += count
             return
@@ -388,33 +409,35 @@ class Ingest:
                 known[str(rid)] = (str(device_id), str(stream))
         return known
 
-    def _parked_rows(self, chains: list[tuple[str, str]]) -> dict[tuple[str, str, int], Any]:
-        """The parked records of the batch's chains: (device, stream, seq) → (id, record)."""
+    def _parked_rows(self, chains: list[Chain]) -> dict[tuple[str, str, str, int], Any]:
+        """The parked records of the batch's chains: (device, stream, epoch, seq) → (id,
+        record)."""
         db = self.db
-        devices = sorted({d for d, _ in chains})
+        devices = sorted({d for d, _, _ in chains})
         wanted = set(chains)
         return {
-            (str(d), str(s), int(q)): (str(rid), str(text))
-            for d, s, q, rid, text in db.execute(
-                "SELECT device_id, stream, seq, id, record FROM hub_parked WHERE"
+            (str(d), str(s), str(e), int(q)): (str(rid), str(text))
+            for d, s, e, q, rid, text in db.execute(
+                "SELECT device_id, stream, epoch, seq, id, record FROM hub_parked WHERE"
                 f" {db.any_of('device_id', devices)}",
                 db.any_params(devices),
             ).fetchall()
-            if (d, s) in wanted
+            if (d, s, e) in wanted
         }
 
     def _decide(
         self,
-        device_id: str,
-        stream: str,
+        chain: Chain,
         items: list[_Valid],
         tip: int,
         tip_hash: str,
         at: str,
         batch: _Batch,
     ) -> tuple[int, str]:
-        """Each record of one chain, in ``seq`` order: stored, duplicate, parked or dead
-        (written into ``batch``); returns the chain's new tip."""
+        """Each record of one chain (device, stream, epoch), in ``seq`` order: stored,
+        duplicate, parked or dead (written into ``batch``); returns the chain's new tip.  A new
+        epoch's chain starts at its seq 1 (prev_hash GENESIS) like any chain."""
+        device_id, stream, epoch = chain
         for item in items:
             rec = item.record
             rid, seq = str(rec["id"]), int(rec["seq"])
@@ -448,9 +471,15 @@ class Ingest:
                     continue
                 batch.store(device_id, stream, rec, item.text, at)
                 tip, tip_hash = seq, _chain_hash(rec)
-                tip, tip_hash = self._promote(device_id, stream, tip, tip_hash, at, batch)
+                tip, tip_hash = self._promote(chain, tip, tip_hash, at, batch)
+            elif seq > tip + 1 and self._lost_between(chain, tip, seq, batch):
+                # what lies between was named lost by the pad's signed epoch event: the
+                # intact record after it is delivered (its prev_hash names the lost one)
+                batch.store(device_id, stream, rec, item.text, at)
+                tip, tip_hash = seq, _chain_hash(rec)
+                tip, tip_hash = self._promote(chain, tip, tip_hash, at, batch)
             elif seq > tip + 1:
-                batch.parks.append((device_id, stream, seq, rid, item.text, at))
+                batch.parks.append((device_id, stream, epoch, seq, rid, item.text, at))
             else:
                 batch.dead.append(
                     self._dead(
@@ -465,17 +494,23 @@ class Ingest:
         return tip, tip_hash
 
     def _promote(
-        self, device_id: str, stream: str, tip: int, tip_hash: str, at: str, batch: _Batch
+        self, chain: Chain, tip: int, tip_hash: str, at: str, batch: _Batch
     ) -> tuple[int, str]:
         """Parked records that chain on the new tip, stored in turn."""
+        device_id, stream, epoch = chain
         while True:
-            row = batch.parked.pop((device_id, stream, tip + 1), None)
+            nxt = tip + 1
+            if batch.parked and (device_id, stream, epoch, nxt) not in batch.parked:
+                lost = self._lost(chain, batch)
+                while nxt in lost and (device_id, stream, epoch, nxt) not in batch.parked:
+                    nxt += 1  # named lost by the pad's epoch event: the next intact one follows
+            row = batch.parked.pop((device_id, stream, epoch, nxt), None)
             if row is None:
                 return tip, tip_hash
-            batch.unparked.append((device_id, stream, tip + 1))
+            batch.unparked.append((device_id, stream, epoch, nxt))
             rid, text = row
             rec = json.loads(text)
-            if rec.get("prev_hash") != tip_hash:
+            if nxt == tip + 1 and rec.get("prev_hash") != tip_hash:
                 topic = f"{self.prefix}/{device_id}/{stream}"
                 batch.dead.append(
                     self._dead(
@@ -488,7 +523,70 @@ class Ingest:
                 )
                 return tip, tip_hash
             batch.store(device_id, stream, rec, text, at)
-            tip, tip_hash = tip + 1, _chain_hash(rec)
+            tip, tip_hash = nxt, _chain_hash(rec)
+
+    def _lost(self, chain: Chain, batch: _Batch) -> set[int]:
+        """The seqs of ``chain`` that a later epoch's signed ``epoch`` event of the device
+        names as lost (unacked and unreadable in the kept-aside store), stored or in this
+        batch; read once per chain and batch."""
+        found = batch.lost.get(chain)
+        if found is None:
+            device_id, stream, epoch = chain
+            found = set()
+            for record in _epoch_events(self.db, device_id) + [
+                e for e in batch.epoch_events if e["device_id"] == device_id
+            ]:
+                previous = record.get("previous")
+                if isinstance(previous, dict) and previous.get("epoch", "") == epoch:
+                    part = previous.get(stream) or {}
+                    found.update(q for q in part.get("lost") or [] if isinstance(q, int))
+            batch.lost[chain] = found
+        return found
+
+    def _lost_between(self, chain: Chain, tip: int, seq: int, batch: _Batch) -> bool:
+        """Every seq after ``tip`` and before ``seq`` is named lost (see :meth:`_lost`)."""
+        lost = self._lost(chain, batch)
+        return bool(lost) and all(q in lost for q in range(tip + 1, seq))
+
+    def _flag_restarts(self, batch: _Batch, before: dict[Chain, tuple[int, str]]) -> None:
+        """Inside the batch's transaction: ``chain_restarted`` (key: the new epoch) for each
+        new epoch of a device that already has records in another epoch, or whose epoch event
+        names a store it follows (issue 15 B), with what the pad's ``epoch`` event names and
+        what the hub held before this batch (``before``: the tips of the batch's chains when
+        it began); a flag raised on a new epoch's first rating is completed when its epoch
+        event arrives."""
+        events = {(str(e["device_id"]), epoch_of(e)): e for e in batch.epoch_events}
+        todo = {(d, e) for d, _, e in batch.opened} | set(events)
+        for device_id, epoch in sorted(todo):
+            held = {
+                (stream, e): before.get((device_id, stream, e), tip)
+                for (stream, e), tip in self.db.heads(device_id).items()
+                if e != epoch
+            }
+            held = {k: v for k, v in held.items() if v[0] > 0}
+            event = events.get((device_id, epoch))
+            named = event is not None and isinstance(event.get("previous"), dict)
+            if not held and not named:
+                continue  # the device's first epoch: nothing restarted
+            if epoch in _previous_epochs(self.db, device_id, batch.epoch_events):
+                continue  # an older epoch whose carried records open its chain late
+            if event is None:
+                event = _stored_epoch_event(self.db, device_id, epoch)
+                if event is None and epoch < max(e for _, e in held):
+                    continue  # older by its id, and no epoch event says otherwise
+            detail = restart_detail(epoch, event, held)
+            if self.db.flag(device_id, "chain_restarted", epoch, detail):
+                pass
+            elif (device_id, epoch) in events:  # flagged on a rating: now with the event
+                self.db.amend_flag(device_id, "chain_restarted", epoch, detail)
+            else:
+                continue
+            log.warning(
+                "device %s started a new store (epoch %s): flagged chain_restarted; %s",
+                device_id,
+                epoch,
+                detail["summary"],
+            )
 
     def _store_statuses(self, statuses: list[tuple[str, str]], result: Result) -> None:
         at = now_text()
@@ -577,6 +675,104 @@ def _chain_hash(rec: dict[str, Any]) -> str:
     """The hash the next record of the chain names as ``prev_hash``: a loss statement's
     ``lost_hash`` (the lost record's place), any other record's own ``hash``."""
     return str(rec["lost_hash"] if is_loss(rec) else rec["hash"])
+
+
+def _stored_epoch_event(db: HubDB, device_id: str, epoch: str) -> dict[str, Any] | None:
+    """The ``epoch`` event of (device, epoch) when the hub stored it (its events' seq 1)."""
+    rows = db.rows(
+        "SELECT record FROM hub_records WHERE device_id = ? AND stream = 'events' AND epoch = ?"
+        " AND seq = 1",
+        (device_id, epoch),
+    )
+    if not rows:
+        return None
+    record = json.loads(rows[0][0])
+    return record if record.get("kind") == "epoch" else None
+
+
+def _epoch_events(db: HubDB, device_id: str) -> list[dict[str, Any]]:
+    """Every stored ``epoch`` event of ``device_id`` (each epoch's events seq 1)."""
+    records = [
+        json.loads(str(r[0]))
+        for r in db.rows(
+            "SELECT record FROM hub_records WHERE device_id = ? AND stream = 'events'"
+            " AND seq = 1 AND epoch != ''",
+            (device_id,),
+        )
+    ]
+    return [r for r in records if r.get("kind") == "epoch"]
+
+
+def _previous_epochs(db: HubDB, device_id: str, fresh: list[dict[str, Any]]) -> set[str]:
+    """The epochs that an epoch event of ``device_id`` (stored, or in this batch) names as the
+    store it follows: older epochs, never a restart of their own now."""
+    records = _epoch_events(db, device_id) + [e for e in fresh if e["device_id"] == device_id]
+    return {
+        str(r["previous"].get("epoch", ""))
+        for r in records
+        if r.get("kind") == "epoch" and isinstance(r.get("previous"), dict)
+    }
+
+
+def _ranges(seqs: list[int]) -> list[list[int]]:
+    """``[1, 2, 3, 7]`` → ``[[1, 3], [7, 7]]``: long runs of seqs said briefly."""
+    out: list[list[int]] = []
+    for seq in sorted(set(seqs)):
+        if out and out[-1][1] == seq - 1:
+            out[-1][1] = seq
+        else:
+            out.append([seq, seq])
+    return out
+
+
+def restart_detail(
+    epoch: str, event: dict[str, Any] | None, held: dict[tuple[str, str], tuple[int, str]]
+) -> dict[str, Any]:
+    """The ``chain_restarted`` finding: what the epoch event names (``previous``; ``None``
+    when the pad found no earlier store, ``"not received yet"`` before the event arrives),
+    what the hub holds (every other epoch's tip per stream), and per stream of the previous
+    epoch the seqs the pad's old store had after the hub's tip (``missing``: the intact ones
+    among them are carried over and arrive on their own) and those it could not read
+    (``lost``)."""
+    hub = {
+        f"{stream}:{e}": {"stream": stream, "epoch": e, "seq": seq, "hash": h}
+        for (stream, e), (seq, h) in sorted(held.items())
+    }
+    detail: dict[str, Any] = {"epoch": epoch, "hub": hub}
+    if event is None:
+        detail["previous"] = "not received yet"
+        detail["summary"] = "the epoch event is not received yet"
+        return detail
+    previous = event.get("previous")
+    detail["previous"] = previous
+    detail["epoch_event"] = event.get("id")
+    if not isinstance(previous, dict):
+        detail["summary"] = "the pad found no earlier store (its file lost or deleted)"
+        return detail
+    old = str(previous.get("epoch", ""))
+    missing: dict[str, list[list[int]]] = {}
+    lost: dict[str, list[int]] = {}
+    for stream in ("ratings", "events"):
+        part = previous.get(stream) or {}
+        tip = held.get((stream, old), (0, ""))[0]
+        last = part.get("last_seq")
+        if isinstance(last, int) and last > tip:
+            missing[stream] = [[tip + 1, last]]
+        elif not isinstance(last, int):  # the old store's end could not be read: open-ended
+            missing[stream] = [[tip + 1, None]]
+        # the seqs the pad could not read that the hub does not hold either
+        lost[stream] = [int(q) for q in part.get("lost") or [] if isinstance(q, int) and q > tip]
+    detail.update(previous_epoch=old, missing=missing, lost=lost)
+    detail["summary"] = (
+        f"previous epoch {old or '(none)'}: missing at the hub "
+        + (
+            ", ".join(f"{s} {r[0][0]}-{r[0][1] or '(end unknown)'}" for s, r in missing.items())
+            or "nothing"
+        )
+        + "; lost "
+        + (", ".join(f"{s} {_ranges(q)}" for s, q in lost.items() if q) or "none")
+    )
+    return detail
 
 
 def _has_lone_surrogate(obj: Any) -> bool:

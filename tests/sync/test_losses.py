@@ -32,6 +32,8 @@ from tests.sync.hub.helpers import rating_content
 
 EVALUATOR = [sys.executable, "-m", "evaluator"]
 RATINGS, EVENTS = 28, 12  # 40 records a pad
+#: And the store's seq-1 ``epoch`` event (issue 15 B), an event like the others here.
+EPOCH = 1
 PADS = 7  # pad i damages every record whose seq % PADS == i: every record of each stream
 
 #: Where the byte is flipped, in the stored JSON text (or the row's text as a whole).
@@ -79,7 +81,7 @@ def _pad(tmp: Path, device_id: str, key: DeviceKey) -> tuple[Path, dict[str, dic
             }
             for table in ("ratings", "events")
         }
-    assert len(texts["ratings"]) + len(texts["events"]) == RATINGS + EVENTS
+    assert len(texts["ratings"]) + len(texts["events"]) == RATINGS + EVENTS + EPOCH
     return path, texts
 
 
@@ -98,7 +100,7 @@ def _plans() -> list[dict[str, dict[int, str]]]:
     plans: list[dict[str, dict[int, str]]] = []
     for i in range(PADS):
         plan: dict[str, dict[int, str]] = {}
-        for table, count in (("ratings", RATINGS), ("events", EVENTS)):
+        for table, count in (("ratings", RATINGS), ("events", EVENTS + EPOCH)):
             seqs = [q for q in range(1, count + 1) if q % PADS == i]
             plan[table] = {q: POSITIONS[(q + i) % len(POSITIONS)] for q in seqs}
         plans.append(plan)
@@ -206,10 +208,12 @@ def test_every_damaged_record_is_stated_and_every_intact_one_delivered(
     )  # fmt: skip
     assert listed.returncode == 1, listed.stderr
     keys_listed = {(f["device_id"], f["key"]) for f in json.loads(listed.stdout)}
-    for device_id, _path, _texts, plan in pads:
+    for device_id, path, _texts, plan in pads:
+        with Store.open_read_only(path) as store:
+            epoch = store.epoch  # every store made now has one (issue 15 B)
         for table, flips in plan.items():
             for seq in flips:
-                assert (device_id, f"{table}::{seq}") in keys_listed
+                assert (device_id, f"{table}:{epoch}:{seq}") in keys_listed
 
 
 
@@ -265,7 +269,7 @@ def test_a_real_pad_shows_the_fault_to_the_counter_the_menu_and_the_city(
             stored = db.rows(
                 "SELECT count(*) FROM hub_records WHERE device_id = ?", (device_id,)
             )[0][0]
-            assert stored == RATINGS + EVENTS
+            assert stored == RATINGS + EVENTS + EPOCH
         before = len(app.link.sent)
         app.link.feed({"id": 1, "type": "status"})
         while len(app.link.sent) == before:

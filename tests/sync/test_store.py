@@ -104,6 +104,7 @@ def test_migrations_are_named_and_run_once(db_path: Path) -> None:
         ("evaluator", "m003_outbox_by_seq"),
         ("evaluator", "m004_events"),
         ("evaluator", "m005_losses"),
+        ("evaluator", "m006_epoch"),
     ]
 
 

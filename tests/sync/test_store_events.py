@@ -32,7 +32,11 @@ def key(tmp_path: Path) -> DeviceKey:
 
 @pytest.fixture
 def store(tmp_path: Path, key: DeviceKey):
+    """A new store whose seq-1 ``epoch`` event is written and acked (test_store_epoch.py)."""
     s = Store(tmp_path / "ratings.db", device_id=DEVICE, signer=key)
+    opened = s.open_epoch()
+    assert opened is not None and opened["seq"] == 1
+    s.ack([opened["id"]])
     yield s
     s.close()
 
@@ -40,6 +44,11 @@ def store(tmp_path: Path, key: DeviceKey):
 @pytest.fixture(scope="module")
 def schema() -> Draft202012Validator:
     return Draft202012Validator(json.loads(SCHEMA.read_text(encoding="utf-8")))
+
+
+def mine(store: Store) -> list[dict[str, Any]]:
+    """The store's events but its seq-1 ``epoch`` event."""
+    return [e for e in store.event_records() if e["kind"] != "epoch"]
 
 
 def valid(schema: Draft202012Validator, record: dict[str, Any]) -> None:
@@ -62,8 +71,11 @@ def test_an_event_is_sealed_signed_and_chained_apart_from_the_ratings(
     )
     second = store.append_event("store_fault", {"fault": "storage", "active": False,
                                                 "message": "disk full", "since": AT})  # fmt: skip
-    assert (first["seq"], second["seq"]) == (1, 2)
-    assert first["prev_hash"] == GENESIS_HASH and second["prev_hash"] == first["hash"]
+    assert (first["seq"], second["seq"]) == (2, 3)  # seq 1: the store's epoch event
+    (opened,) = [e for e in store.event_records() if e["seq"] == 1]
+    assert opened["prev_hash"] == GENESIS_HASH and opened["kind"] == "epoch"
+    assert first["prev_hash"] == opened["hash"] and second["prev_hash"] == first["hash"]
+    assert first["epoch"] == second["epoch"] == opened["epoch"] == store.epoch
     assert first["device_id"] == DEVICE and first["kind"] == "printer_fault"
     assert first["hash"] == record_hash(first) and first["key_id"] == key.key_id
     sig = signature_of(first)
@@ -107,7 +119,7 @@ def test_an_end_without_rating_writes_exactly_one_event_in_its_transaction(
                              cause="evaluation.cancel", clock_synced=True)  # fmt: skip
     with pytest.raises(StoreError):  # the outcome is final: no second end, no second event
         store.close_presentation(PIDS[0], outcome="not_rated", ended_at=AT, cause="timeout")
-    events = list(store.event_records())
+    events = mine(store)
     assert len(events) == 1
     end = events[0]
     valid(schema, end)
@@ -125,7 +137,7 @@ def test_a_rated_end_writes_no_event(store: Store) -> None:
               "rated_at": AT}  # fmt: skip
     stored = store.append_rating(rating, close=PresentationEnd(PIDS[0], "rated", AT, (), "rated"))
     assert store.presentation_row(PIDS[0])["outcome"] == "rated"
-    assert list(store.event_records()) == []
+    assert mine(store) == []
     assert store.ack([stored["id"]]) == 1
 
 
@@ -140,7 +152,7 @@ def test_a_presentation_opened_before_the_update_still_ends_with_its_serials(
 ) -> None:
     open_p(store, PIDS[0], facts=None)  # a row written before migration m004 keeps no facts
     store.close_presentation(PIDS[0], outcome="not_rated", ended_at=AT, cause="restart")
-    (end,) = store.event_records()
+    (end,) = mine(store)
     valid(schema, end)
     assert end["cases"] == [{"serial": "S-1", "matter_code": "M1", "matter_name": None,
                              "kind": None}]  # fmt: skip
@@ -154,9 +166,9 @@ def test_a_re_presentation_is_an_event_naming_the_earlier_ones(
     store.close_presentation(PIDS[0], outcome="cancelled", ended_at=AT, cause="window.pause")
     assert open_p(store, PIDS[1]) == [PIDS[0]]
     open_p(store, PIDS[2], serial="S-2")  # another case: nothing re-presented
-    kinds = [e["kind"] for e in store.event_records()]
+    kinds = [e["kind"] for e in mine(store)]
     assert kinds == ["presentation_end", "represented"]
-    again = list(store.event_records())[1]
+    again = mine(store)[1]
     valid(schema, again)
     assert again["presentation_id"] == PIDS[1] and again["represents"] == [PIDS[0]]
     assert again["serials"] == ["S-1"] and again["clerk"] == FACTS["clerk"]
@@ -173,7 +185,7 @@ def test_one_ack_message_empties_both_outboxes(store: Store) -> None:
     assert store.outbox_summary() == (2, AT)
     assert store.ack([stored["id"], event["id"], "unknown"], durable=False) == 2
     assert store.outbox_summary() == (0, None)
-    assert len(list(store.event_records())) == 1  # acked, still kept
+    assert len(mine(store)) == 1  # acked, still kept
 
 
 def test_the_oldest_waiting_item_is_named_whichever_outbox_holds_it(store: Store) -> None:

@@ -258,7 +258,8 @@ def test_the_newest_bad_rating_deleted_offline_is_flagged_by_the_city(
         wait_for(lambda: [f["kind"] for f in city.flags(DEVICE)] == [kind], SETTLE,
                  f"the device flagged {kind}")  # fmt: skip
         (found,) = city.flags(DEVICE)
-        assert found["key"] == ":4"
+        epoch = heads[-1]["epoch"]  # the store's epoch (issue 15 B), in every head it signs
+        assert epoch and found["key"] == f"{epoch}:4"
         if rated_again:
             assert found["detail"]["witnessed"] == [heads[-1]["hash"]]
             # found in the stored record, or first in the head the pad's status reports

@@ -67,14 +67,23 @@ def rating_content(
 
 
 def chain(
-    key: DeviceKey | None, device_id: str, n: int, *, first_seq: int = 1, prev: str = GENESIS_HASH
+    key: DeviceKey | None,
+    device_id: str,
+    n: int,
+    *,
+    first_seq: int = 1,
+    prev: str = GENESIS_HASH,
+    epoch: str = "",
 ) -> list[dict[str, Any]]:
     """``n`` sealed ratings of ``device_id`` from ``first_seq``, signed by ``key`` (unsigned
-    when ``key`` is None), chained on ``prev``."""
+    when ``key`` is None), chained on ``prev``, sealed in ``epoch`` (none: before epochs)."""
     out = []
     for i in range(n):
-        body = rating_content(f"{device_id}-{first_seq + i:06d}")
+        tag = f"{device_id}-{epoch[-12:]}" if epoch else device_id
+        body = rating_content(f"{tag}-{first_seq + i:06d}")
         body.update(id=new_record_id(), seq=first_seq + i, device_id=device_id)
+        if epoch:
+            body["epoch"] = epoch
         record = seal(body, prev_hash=prev, signer=key)
         prev = record["hash"]
         out.append(record)
@@ -129,6 +138,37 @@ def end_event(
         "at": ended_at,
         "clock_synced": True,
     }
+
+
+def epoch_event(
+    key: DeviceKey | None, device_id: str, epoch: str, previous: dict[str, Any] | None
+) -> dict[str, Any]:
+    """A new store's seq-1 ``epoch`` event as the pad seals it (sync.store)."""
+    body = {
+        "kind": "epoch", "epoch": epoch, "previous": previous, "id": new_record_id(), "seq": 1,
+        "device_id": device_id, "at": "2026-05-29T04:30:00.000+08:00", "clock_synced": True,
+    }  # fmt: skip
+    return seal(body, prev_hash=GENESIS_HASH, signer=key)
+
+
+def previous(
+    epoch: str, ratings: list[dict[str, Any]], acked: int, lost: list[int] = ()
+) -> dict[str, Any]:
+    """An epoch event's ``previous``: the kept-aside store of ``epoch`` held ``ratings``, the
+    city acked the first ``acked`` of them, ``lost`` of the rest could not be read."""
+    unsent = len(ratings) - acked
+    none = {"acked_seq": 0, "acked_hash": GENESIS_HASH, "last_seq": 0, "last_hash": GENESIS_HASH,
+            "unsent": 0, "carried": 0, "lost": []}  # fmt: skip
+    return {
+        "epoch": epoch, "kept_aside": "/var/lib/evaluator/ratings.db.damaged-20260529T043000Z",
+        "problem": "the file is truncated",
+        "ratings": {
+            "acked_seq": acked, "acked_hash": ratings[acked - 1]["hash"] if acked else GENESIS_HASH,
+            "last_seq": len(ratings), "last_hash": ratings[-1]["hash"] if ratings else GENESIS_HASH,
+            "unsent": unsent, "carried": unsent - len(lost), "lost": list(lost),
+        },
+        "events": none,
+    }  # fmt: skip
 
 
 def seal_all(

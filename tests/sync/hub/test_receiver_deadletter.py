@@ -113,7 +113,9 @@ def test_junk_on_a_stolen_pads_topic_never_knocks_the_receiver_off(
                 store.append_rating(rating_content(f"S{i:04d}"))
                 pad.notify()
                 rated = time.monotonic()
-                wait_for(lambda n=i + 1: db.count() == n, 10, f"rating {i + 1} at the city")
+                wait_for(
+                    lambda n=i + 1: db.count("ratings") == n, 10, f"rating {i + 1} at the city"
+                )
                 latencies.append(time.monotonic() - rated)
             wait_for(lambda: store.outbox_size() == 0, 10, "the pad's outbox empty")
             assert db.records(HONEST) == list(store.records())
