@@ -1,0 +1,108 @@
+"""Attacks on the loss statements (issue 15) from the SD card's side: the `losses` table itself
+fails byte by byte.  The pad's store (real SQLite) hands its checked outbox to the city's ingest
+(real SQLite hub), acks what the city acks, and goes round until nothing moves: every intact
+record must be stored and acked, the lost seq stored as a statement, the outbox empty.  Every
+byte of the kept statement and of its row's columns is flipped in turn (a class, not one case).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sync.hub.db import open_db
+from sync.hub.ingest import Ingest
+from sync.keys import DeviceKey
+from sync.store import Store
+from tests.sync.hub.helpers import rating_content, topic
+from tests.sync.test_losses import _flip
+
+DEVICE = "pad-440500-attack"
+RATINGS, LOST = 6, 3
+
+
+def _base(tmp: Path, key: DeviceKey) -> Path:
+    """A store of RATINGS ratings, LOST damaged on the card and its statement made and kept
+    (the pad went down before the city acked anything)."""
+    path = tmp / "base.db"
+    with Store(path, device_id=DEVICE, signer=key) as store:
+        for i in range(RATINGS):
+            store.append_rating(rating_content(f"S-{i:04d}"))
+        store.conn.execute("DROP TRIGGER ratings_no_update")
+        _flip(store, "ratings", LOST, "text")
+        assert store.outbox_page(100).stated == (LOST,)
+        store.conn.execute("DROP TRIGGER losses_no_update")
+        store.conn.commit()
+    return path
+
+
+def _deliver(path: Path, key: DeviceKey, hub_path: Path) -> tuple[int, list[int], list[str]]:
+    """Pad → city until nothing moves: (outbox left, seqs the city stores, dead reasons)."""
+    db = open_db(f"sqlite:///{hub_path}")
+    db.register(DEVICE, key.public.text)
+    ingest, dead = Ingest(db), []
+    try:
+        with Store(path, device_id=DEVICE, signer=key) as store:
+            for _ in range(5):
+                page = store.outbox_page(100)
+                result = ingest.handle_batch([(topic(DEVICE), i.payload) for i in page.items])
+                dead += [d.reason for d in result.dead]
+                if not store.ack(result.acks.get(DEVICE, [])):
+                    break
+            left = store.outbox_size()
+        seqs = [int(s) for (s,) in db.rows("SELECT seq FROM hub_records ORDER BY seq")]
+    finally:
+        db.close()
+    return left, seqs, dead
+
+
+def _cases(path: Path) -> list[tuple[str, int]]:
+    with Store(path, device_id=DEVICE) as store:
+        record, lost_hash = store.conn.execute(
+            "SELECT record, lost_hash FROM losses WHERE seq = ?", [LOST]
+        ).fetchone()
+    return [("record", i) for i in range(len(record.encode()))] + [
+        ("lost_hash", i) for i in range(len(lost_hash))
+    ]
+
+
+def _flip_loss(path: Path, column: str, at: int) -> None:
+    with Store(path, device_id=DEVICE) as store:
+        (text,) = store.conn.execute(
+            f"SELECT {column} FROM losses WHERE seq = ?", [LOST]
+        ).fetchone()
+        data = bytearray(text.encode())
+        data[at] ^= 0x01
+        store.conn.execute(
+            f"UPDATE losses SET {column} = CAST(? AS TEXT) WHERE seq = ?", [bytes(data), LOST]
+        )
+        store.conn.commit()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a kept statement's signature is not verified, and the losses row's lost_hash"
+    " column is trusted over the signed statement: one flip dead-letters the window",
+)
+def test_any_byte_of_a_kept_statement_damaged_does_not_silence_the_window(
+    tmp_path: Path,
+) -> None:
+    key = DeviceKey.create(tmp_path / "device.key")
+    base = _base(tmp_path, key)
+    broken = []
+    for n, (column, at) in enumerate(_cases(base)):
+        path = tmp_path / f"case{n}.db"
+        shutil.copy(base, path)
+        _flip_loss(path, column, at)
+        left, seqs, dead = _deliver(path, key, tmp_path / f"hub{n}.db")
+        if left or seqs != list(range(1, RATINGS + 1)):
+            broken.append((column, at, left, seqs, sorted(set(dead))))
+        path.unlink()
+        (tmp_path / f"hub{n}.db").unlink()
+    assert not broken, f"{len(broken)} of {len(_cases(base))} flips silence the window: " + (
+        "; ".join(
+            f"{c}[{a}]: {left} unacked, city has {s}, dead {d}" for c, a, left, s, d in broken[:6]
+        )
+    )
