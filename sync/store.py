@@ -2090,14 +2090,15 @@ class Store:
             return OutboxPage([], last, False)
         table = "ratings" if stream == "ratings" else "events"
         low, high = rows[0][0], rows[-1][0]
-        stated = {
-            int(seq): (str(lost), str(text))
-            for seq, lost, text in self.conn.execute(
-                "SELECT seq, lost_hash, record FROM losses"
-                " WHERE stream = ? AND seq BETWEEN ? AND ?",
-                [stream, low - 1, high + 1],
-            ).fetchall()
-        }
+        stated: dict[int, tuple[str, str]] = {}
+        for seq, lost, text in self.conn.execute(
+            "SELECT seq, lost_hash, record FROM losses WHERE stream = ? AND seq BETWEEN ? AND ?",
+            [stream, low - 1, high + 1],
+        ).fetchall():
+            # the signed statement's lost_hash, not the column, when the statement is intact:
+            # a flipped byte in the column must not break the chain of the record after it
+            kept = self._intact_statement(int(seq), text)
+            stated[int(seq)] = (str(kept["lost_hash"] if kept else lost), str(text))
         by_seq = {int(row[0]): (row[2], row[3], row[4]) for row in rows}
         own: dict[int, tuple[dict[str, Any] | None, str, Any]] = {}
 
@@ -2235,22 +2236,46 @@ class Store:
         )  # fmt: skip
         return str(kept[0]), str(kept[1])
 
-    def _kept_statement(self, stream: str, seq: int, text: str) -> str | None:
-        """The kept statement's text when it is still intact, else ``None`` (logged once)."""
+    def _statement_problem(self, seq: int, text: Any) -> str | None:
+        """What is wrong with the kept statement ``text`` of ``seq`` (``None``: intact): its
+        shape and hash, and its signature with the device's current key (a flip inside the
+        signature leaves it well-formed; the city would refuse it for ever)."""
         try:
             statement = json.loads(text)
-            problem = (
-                statement_problem(statement) if isinstance(statement, dict) else "not an object"
+        except (TypeError, ValueError) as exc:
+            return f"unreadable JSON ({exc})"
+        if not isinstance(statement, dict):
+            return "not an object"
+        problem = statement_problem(statement)
+        if problem is None and statement.get("seq") != seq:
+            problem = "wrong seq"
+        if problem is None:
+            signer = self._signer()
+            public = getattr(signer, "public", None)
+            problem = self_problem(
+                statement,
+                key_id=getattr(signer, "key_id", None) if public is not None else None,
+                check=public.check if public is not None else None,
             )
-        except ValueError as exc:
-            problem = f"unreadable JSON ({exc})"
-        if problem is None and statement.get("seq") == seq:
+        return problem
+
+    def _intact_statement(self, seq: int, text: Any) -> dict[str, Any] | None:
+        """The kept statement of ``seq`` decoded when it is intact, else ``None``."""
+        if self._statement_problem(seq, text) is not None:
+            return None
+        decoded: dict[str, Any] = json.loads(text)
+        return decoded
+
+    def _kept_statement(self, stream: str, seq: int, text: str) -> str | None:
+        """The kept statement's text when it is still intact, else ``None`` (logged once)."""
+        problem = self._statement_problem(seq, text)
+        if problem is None:
             return text
         if (stream, -seq) not in self._held_logged:
             self._held_logged.add((stream, -seq))
             log.error(
                 "rating store %s: the loss statement of %s seq %d is damaged too (%s); a new "
-                "one is sent in its place", self.path, stream, seq, problem or "wrong seq",
+                "one is sent in its place", self.path, stream, seq, problem,
             )  # fmt: skip
         return None
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
-
 from sync.hub.db import open_db
 from sync.hub.ingest import Ingest
 from sync.keys import DeviceKey
@@ -81,11 +79,6 @@ def _flip_loss(path: Path, column: str, at: int) -> None:
         store.conn.commit()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a kept statement's signature is not verified, and the losses row's lost_hash"
-    " column is trusted over the signed statement: one flip dead-letters the window",
-)
 def test_any_byte_of_a_kept_statement_damaged_does_not_silence_the_window(
     tmp_path: Path,
 ) -> None:
