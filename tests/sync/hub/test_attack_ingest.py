@@ -47,10 +47,6 @@ def _reusing_id(records: list[dict], at: int, of: int, key: DeviceKey) -> list[d
     return out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a promoted record is inserted without looking its id up: the batch rolls back",
-)
 @pytest.mark.parametrize(("at", "of"), [(3, 2), (4, 2), (5, 2), (3, 1)])
 def test_a_parked_record_reusing_a_stored_id_does_not_stop_the_city(
     db: HubDB, keys: dict[str, DeviceKey], at: int, of: int
