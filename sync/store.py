@@ -1739,6 +1739,18 @@ class Store:
                         f"DELETE FROM event_outbox WHERE event_id IN ({marks})", chunk
                     )
                     removed += cur.rowcount
+                    # an outbox row whose id column the card damaged: found by its record's id
+                    # (the id the city acks), else it stayed unacked and resent for ever
+                    cur = self.conn.execute(
+                        "DELETE FROM outbox WHERE seq IN (SELECT seq FROM ratings WHERE id IN"
+                        f" ({marks}))", chunk
+                    )  # fmt: skip
+                    removed += cur.rowcount
+                    cur = self.conn.execute(
+                        "DELETE FROM event_outbox WHERE seq IN (SELECT seq FROM events WHERE id IN"
+                        f" ({marks}))", chunk
+                    )  # fmt: skip
+                    removed += cur.rowcount
         except sqlite3.Error as exc:
             raise StoreError(f"could not record the acknowledgement: {exc}") from exc
         return removed
@@ -2154,8 +2166,8 @@ class Store:
             record, problem, row_hash = checked(seq) or (None, "row missing", None)
             if record is not None:
                 problem = chain_problem(record, chain_hash(seq - 1)) or ""
-                if not problem:
-                    items.append(Outgoing(seq, str(outbox_id), str(text).encode("utf-8")))
+                if not problem:  # under the record's id: the one the city acks
+                    items.append(Outgoing(seq, str(record["id"]), str(text).encode("utf-8")))
                     continue
             after = checked(seq + 1)
             made = self._state_loss(

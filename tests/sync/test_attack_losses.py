@@ -10,6 +10,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from sync.hub.db import open_db
 from sync.hub.ingest import Ingest
 from sync.keys import DeviceKey
@@ -36,7 +38,9 @@ def _base(tmp: Path, key: DeviceKey) -> Path:
     return path
 
 
-def _deliver(path: Path, key: DeviceKey, hub_path: Path) -> tuple[int, list[int], list[str]]:
+def _deliver(
+    path: Path, key: DeviceKey, hub_path: Path, streams: tuple[str, ...] = ("ratings",)
+) -> tuple[int, list[int], list[str]]:
     """Pad → city until nothing moves: (outbox left, seqs the city stores, dead reasons)."""
     db = open_db(f"sqlite:///{hub_path}")
     db.register(DEVICE, key.public.text)
@@ -44,13 +48,19 @@ def _deliver(path: Path, key: DeviceKey, hub_path: Path) -> tuple[int, list[int]
     try:
         with Store(path, device_id=DEVICE, signer=key) as store:
             for _ in range(5):
-                page = store.outbox_page(100)
-                result = ingest.handle_batch([(topic(DEVICE), i.payload) for i in page.items])
+                sent = [(topic(DEVICE), i.payload) for i in store.outbox_page(100).items]
+                if "events" in streams:
+                    sent += [(topic(DEVICE, "events"), i.payload)
+                             for i in store.event_outbox_page(100).items]  # fmt: skip
+                result = ingest.handle_batch(sent)
                 dead += [d.reason for d in result.dead]
                 if not store.ack(result.acks.get(DEVICE, [])):
                     break
-            left = store.outbox_size()
-        seqs = [int(s) for (s,) in db.rows("SELECT seq FROM hub_records ORDER BY seq")]
+            left = store.outbox_size() + store.event_outbox_size()
+        seqs = [
+            int(s)
+            for (s,) in db.rows("SELECT seq FROM hub_records WHERE stream = 'ratings' ORDER BY seq")
+        ]
     finally:
         db.close()
     return left, seqs, dead
@@ -99,3 +109,38 @@ def test_any_byte_of_a_kept_statement_damaged_does_not_silence_the_window(
             f"{c}[{a}]: {left} unacked, city has {s}, dead {d}" for c, a, left, s, d in broken[:6]
         )
     )
+
+
+@pytest.mark.parametrize("table", ["outbox", "event_outbox"])
+def test_any_byte_of_an_outbox_id_damaged_does_not_leave_the_row_for_ever(
+    tmp_path: Path, table: str
+) -> None:
+    """The outbox row's id column is the only copy of what the city's ack must match: a flip in
+    it (the record and its row intact) left the row unacked for ever, resent at every probe."""
+    key = DeviceKey.create(tmp_path / "device.key")
+    base = tmp_path / "base.db"
+    column = "rating_id" if table == "outbox" else "event_id"
+    with Store(base, device_id=DEVICE, signer=key) as store:
+        for i in range(RATINGS):
+            store.append_rating(rating_content(f"S-{i:04d}"))
+            store.append_event("tech_menu", {"event": "opened"})
+        (rid,) = store.conn.execute(
+            f"SELECT {column} FROM {table} WHERE seq = ?", [LOST]
+        ).fetchone()
+    broken = []
+    for at in range(len(rid)):
+        path, hub = tmp_path / f"case{at}.db", tmp_path / f"hub{at}.db"
+        shutil.copy(base, path)
+        with Store(path, device_id=DEVICE) as store:
+            store.conn.execute("PRAGMA foreign_keys = OFF")  # a card flips, it does not ask
+            data = bytearray(rid.encode())
+            data[at] ^= 0x01
+            store.conn.execute(f"UPDATE {table} SET {column} = ? WHERE seq = ?",
+                               [data.decode(), LOST])  # fmt: skip
+            store.conn.commit()
+        left, seqs, dead = _deliver(path, key, hub, streams=("ratings", "events"))
+        if left:
+            broken.append((at, left, seqs, sorted(set(dead))))
+        path.unlink()
+        hub.unlink()
+    assert not broken, f"{len(broken)} of {len(rid)} flips leave rows unacked: {broken[:4]}"
