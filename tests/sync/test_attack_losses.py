@@ -7,6 +7,7 @@ byte of the kept statement and of its row's columns is flipped in turn (a class,
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -144,3 +145,25 @@ def test_any_byte_of_an_outbox_id_damaged_does_not_leave_the_row_for_ever(
         path.unlink()
         hub.unlink()
     assert not broken, f"{len(broken)} of {len(rid)} flips leave rows unacked: {broken[:4]}"
+
+
+@pytest.mark.parametrize("field", ["id", "seq"])
+def test_a_misdirected_write_with_a_long_field_is_still_stated(tmp_path: Path, field: str) -> None:
+    """A half-broken card writes another sector's text in a record's place: a JSON object of the
+    record's shape whose ``id`` (or ``seq``) is long.  The problem the pad states quotes it, and
+    a statement the city's schema refuses (``problem`` over 1000 characters) is resent for ever,
+    parking every later record."""
+    key = DeviceKey.create(tmp_path / "device.key")
+    path = tmp_path / "pad.db"
+    with Store(path, device_id=DEVICE, signer=key) as store:
+        for i in range(RATINGS):
+            store.append_rating(rating_content(f"S-{i:04d}"))
+        store.conn.execute("DROP TRIGGER ratings_no_update")
+        (text,) = store.conn.execute("SELECT record FROM ratings WHERE seq = ?", [LOST]).fetchone()
+        other = json.loads(text)
+        other[field] = "7" * 3000 if field == "id" else int("7" * 3000)
+        store.conn.execute("UPDATE ratings SET record = ? WHERE seq = ?",
+                           [json.dumps(other), LOST])  # fmt: skip
+        store.conn.commit()
+    left, seqs, dead = _deliver(path, key, tmp_path / "hub.db")
+    assert (left, seqs) == (0, list(range(1, RATINGS + 1))), dead
