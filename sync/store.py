@@ -2102,15 +2102,10 @@ class Store:
             return OutboxPage([], last, False)
         table = "ratings" if stream == "ratings" else "events"
         low, high = rows[0][0], rows[-1][0]
-        stated: dict[int, tuple[str, str]] = {}
-        for seq, lost, text in self.conn.execute(
+        kept_rows = self.conn.execute(
             "SELECT seq, lost_hash, record FROM losses WHERE stream = ? AND seq BETWEEN ? AND ?",
             [stream, low - 1, high + 1],
-        ).fetchall():
-            # the signed statement's lost_hash, not the column, when the statement is intact:
-            # a flipped byte in the column must not break the chain of the record after it
-            kept = self._intact_statement(int(seq), text)
-            stated[int(seq)] = (str(kept["lost_hash"] if kept else lost), str(text))
+        ).fetchall()
         by_seq = {int(row[0]): (row[2], row[3], row[4]) for row in rows}
         own: dict[int, tuple[dict[str, Any] | None, str, Any]] = {}
 
@@ -2127,6 +2122,16 @@ class Store:
                 record, problem = self._own_check(stream, seq, row[0], row[1])
                 own[seq] = (record, problem, row[2])
             return own[seq]
+
+        stated: dict[int, tuple[str, str]] = {}
+        for seq, lost, text in kept_rows:
+            # the signed statement's lost_hash, not the column, when the statement is intact:
+            # a flipped byte in the column must not break the chain of the record after it
+            kept = self._intact_statement(int(seq), text)
+            mine = checked(int(seq)) if kept is None else None
+            if mine is not None and mine[0] is not None:
+                continue  # a row nobody signed (damaged or written in) never hides an intact record
+            stated[int(seq)] = (str(kept["lost_hash"] if kept else lost), str(text))
 
         def chain_hash(seq: int) -> str:
             if seq < 1:
@@ -2261,9 +2266,11 @@ class Store:
         problem = statement_problem(statement)
         if problem is None and statement.get("seq") != seq:
             problem = "wrong seq"
+        signer = self._signer()
+        public = getattr(signer, "public", None)
+        if problem is None and public is not None and statement.get("key_id") != signer.key_id:
+            problem = "signed by another key than the device's"  # made here, by this key
         if problem is None:
-            signer = self._signer()
-            public = getattr(signer, "public", None)
             problem = self_problem(
                 statement,
                 key_id=getattr(signer, "key_id", None) if public is not None else None,

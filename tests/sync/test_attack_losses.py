@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from evaluator.rules.loss import make_statement
 from sync.hub.db import open_db
 from sync.hub.ingest import Ingest
 from sync.keys import DeviceKey
@@ -195,3 +196,56 @@ def test_an_outbox_row_that_vanished_does_not_park_the_window_for_ever(
     left, seqs, dead = _deliver(path, key, tmp_path / "hub.db")
     intact = [q for q in range(1, RATINGS + 1) if q != LOST or rows == "outbox row"]
     assert left == 0 and set(intact) <= set(seqs), (left, seqs, dead)
+
+
+def _forged_rows(store: Store, key: DeviceKey, seq: int) -> dict[str, tuple[str, str]]:
+    """``(lost_hash, record)`` a clerk with the card could write into ``losses`` for ``seq``."""
+    genuine = make_statement(
+        id="x", seq=seq, device_id=DEVICE, prev_hash="0" * 64, lost_hash="1" * 64,
+        problem="p", stated_at="2026-05-29T04:26:47.400+08:00", clock_synced=True, damaged="",
+        signer=key,
+    )  # fmt: skip
+    other = DeviceKey.create(store.path.parent / f"other{seq}.key")
+    foreign = make_statement(**{**{k: genuine[k] for k in ("id", "seq", "device_id", "prev_hash",
+                                   "lost_hash", "problem", "stated_at", "clock_synced",
+                                   "damaged")}, "signer": other})  # fmt: skip
+    unsigned = {**genuine, "sig": "A" * 86}
+    return {
+        "junk": ("2" * 64, "junk"),
+        "unverified signature": ("1" * 64, json.dumps(unsigned)),
+        "another key": ("1" * 64, json.dumps(foreign)),
+    }
+
+
+@pytest.mark.parametrize("forged", ["junk", "unverified signature", "another key"])
+def test_a_forged_row_in_losses_does_not_erase_an_intact_rating(
+    tmp_path: Path, forged: str
+) -> None:
+    """A clerk with the SD card writes a row into ``losses`` for a 差评 not delivered yet: an
+    intact record is published as itself, never stated lost because of a row nobody signed."""
+    key = DeviceKey.create(tmp_path / "device.key")
+    broken = []
+    for seq in range(1, RATINGS + 1):
+        path = tmp_path / f"pad{seq}.db"
+        with Store(path, device_id=DEVICE, signer=key) as store:
+            for i in range(RATINGS):
+                store.append_rating(rating_content(f"S-{i:04d}"))
+            lost_hash, text = _forged_rows(store, key, seq)[forged]
+            (rid,) = store.conn.execute("SELECT id FROM ratings WHERE seq = ?", [seq]).fetchone()
+            store.conn.execute(
+                "INSERT INTO losses (stream, seq, id, lost_hash, problem, stated_at, record)"
+                " VALUES ('ratings', ?, ?, ?, 'p', 'now', ?)",
+                [seq, rid, lost_hash, text],
+            )
+            store.conn.commit()
+        hub = tmp_path / f"hub{seq}.db"
+        left, _, dead = _deliver(path, key, hub)
+        db = open_db(f"sqlite:///{hub}")
+        try:
+            lost = [f["key"] for f in db.flags(DEVICE)]
+            counted = [r["seq"] for r in db.all_records()]
+        finally:
+            db.close()
+        if left or counted != list(range(1, RATINGS + 1)) or lost:
+            broken.append((seq, left, counted, lost, sorted(set(dead))))
+    assert not broken, broken
