@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -218,8 +219,22 @@ def _print_flags(found: list[dict[str, Any]], out: TextIO) -> None:
     print(f"{len(found)} finding(s) for audit:", file=out)
     for f in found:
         detail = "; ".join(f"{k}={v}" for k, v in sorted(f["detail"].items()))
-        print(f"  {f['flagged_at']}  {f['device_id']}  {f['kind']} [{f['key']}]  {detail}",
-              file=out)  # fmt: skip
+        line = f"  {f['flagged_at']}  {f['device_id']}  {f['kind']} [{f['key']}]  {detail}"
+        print(_printable(line), file=out)
+
+
+#: Characters a pad's words (a loss statement's problem, its epoch) must not bring raw to the
+#: auditor's terminal: C0 and C1 controls (ANSI escapes, carriage return, backspace), line and
+#: paragraph separators, and the bidi embeddings, overrides and isolates.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _printable(text: str) -> str:
+    """``text`` with every :data:`_UNPRINTABLE` character escaped (``\\x1b``, ``\\u202e``): a
+    finding's words cannot erase, hide or reorder what the auditor reads."""
+    return _UNPRINTABLE.sub(
+        lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text
+    )
 
 
 #: The columns of ``devices.csv`` (``evaluator provision`` writes it).
