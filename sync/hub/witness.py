@@ -262,10 +262,11 @@ def check_status(
     epoch, seq, hash_ = str(head.get("epoch", "")), head.get("seq"), str(head.get("hash", ""))
     if not isinstance(seq, int) or isinstance(seq, bool):
         return []
-    rows = db.rows(
-        "SELECT seq, hash FROM hub_witness WHERE device_id = ? AND epoch = ? AND"
+    rows = db.rows(  # only the seqs at and above the reported one: a minute's status must not
+        # read every head the counter was ever given (the primary key's range)
+        "SELECT seq, hash FROM hub_witness WHERE device_id = ? AND epoch = ? AND seq >= ? AND"
         " received_at <= ? ORDER BY seq",
-        (device_id, epoch, received_at),
+        (device_id, epoch, max(0, min(seq, 2**63 - 1)), received_at),
     )
     raised = []
     above = [(int(q), str(h)) for q, h in rows if int(q) > seq]
