@@ -2251,6 +2251,8 @@ class Store:
             "signed loss statement (lost hash %s) goes to the city in its place",
             self.path, stream, seq, problem, kept[0],
         )  # fmt: skip
+        if self._statement_problem(seq, kept[1]) is not None:  # a row there already, unsigned
+            return lost_hash, text  # this one goes, not kept (the table is append-only)
         return str(kept[0]), str(kept[1])
 
     def _statement_problem(self, seq: int, text: Any) -> str | None:

@@ -249,3 +249,28 @@ def test_a_forged_row_in_losses_does_not_erase_an_intact_rating(
         if left or counted != list(range(1, RATINGS + 1)) or lost:
             broken.append((seq, left, counted, lost, sorted(set(dead))))
     assert not broken, broken
+
+
+def test_rows_written_into_losses_over_two_seqs_do_not_silence_the_window(
+    tmp_path: Path,
+) -> None:
+    """Someone holding the card damages record N-1 and writes junk rows into ``losses`` for N-1
+    (with a made-up lost_hash) and N: N, intact on its own, no longer chains, and its statement
+    must be a new signed one, never the junk row (which the city refuses for ever)."""
+    key = DeviceKey.create(tmp_path / "device.key")
+    path = tmp_path / "pad.db"
+    with Store(path, device_id=DEVICE, signer=key) as store:
+        for i in range(RATINGS):
+            store.append_rating(rating_content(f"S-{i:04d}"))
+        store.conn.execute("DROP TRIGGER ratings_no_update")
+        _flip(store, "ratings", LOST - 1, "text")
+        for seq, lost_hash in ((LOST - 1, "e" * 64), (LOST, "f" * 64)):
+            (rid,) = store.conn.execute("SELECT id FROM ratings WHERE seq = ?", [seq]).fetchone()
+            store.conn.execute(
+                "INSERT INTO losses (stream, seq, id, lost_hash, problem, stated_at, record)"
+                " VALUES ('ratings', ?, ?, ?, 'p', 'now', 'junk')",
+                [seq, rid, lost_hash],
+            )
+        store.conn.commit()
+    left, seqs, dead = _deliver(path, key, tmp_path / "hub.db")
+    assert (left, seqs, dead) == (0, list(range(1, RATINGS + 1)), [])
