@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -184,27 +185,30 @@ def _witness(db: Any, name: str, out: TextIO) -> int:
     """Import the heads of ``name`` ('-': stdin); a line per refused head (stderr) and per flag
     raised, then the counts.  Exit 1 when a head was refused or a finding raised."""
     from sync.hub.db import HubError
-    from sync.hub.witness import import_heads
+    from sync.hub.witness import import_heads, read_lines
 
-    try:
+    try:  # read a line at a time, each bounded: a huge or endless file is not held in memory
         if name == "-":
-            lines = sys.stdin.buffer.read().splitlines()
+            done = import_heads(db, read_lines(sys.stdin.buffer))
         else:
-            lines = Path(name).read_bytes().splitlines()
+            with Path(name).open("rb") as stream:
+                done = import_heads(db, read_lines(stream))
     except OSError as exc:
         raise HubError(f"{name}: cannot read: {exc}") from exc
-    done = import_heads(db, lines)
     for number, why in done.refused:
         print(f"{name} line {number}: refused: {why}", file=sys.stderr)
+    if done.refused_count > len(done.refused):
+        print(f"{name}: {done.refused_count - len(done.refused)} more line(s) refused (only the "
+              f"first {len(done.refused)} are shown)", file=sys.stderr)  # fmt: skip
     for device, kind, key in done.flagged:
         print(f"FINDING: {device} {kind} [{key}] (evaluator hub flags --device {device})",
               file=out)  # fmt: skip
     for device, epoch, seq, tip in done.ahead:
         print(f"{device}: witnessed up to seq {seq} (epoch {epoch!r}), the city holds up to "
               f"{tip}: judged as its records arrive and at its next status", file=out)  # fmt: skip
-    print(f"{done.kept} head(s) kept, {done.known} already kept, {len(done.refused)} refused, "
+    print(f"{done.kept} head(s) kept, {done.known} already kept, {done.refused_count} refused, "
           f"{len(done.flagged)} finding(s) for audit, in {db.where}", file=out)  # fmt: skip
-    return 1 if done.refused or done.flagged else 0
+    return 1 if done.refused_count or done.flagged else 0
 
 
 def _print_flags(found: list[dict[str, Any]], out: TextIO) -> None:
@@ -215,8 +219,22 @@ def _print_flags(found: list[dict[str, Any]], out: TextIO) -> None:
     print(f"{len(found)} finding(s) for audit:", file=out)
     for f in found:
         detail = "; ".join(f"{k}={v}" for k, v in sorted(f["detail"].items()))
-        print(f"  {f['flagged_at']}  {f['device_id']}  {f['kind']} [{f['key']}]  {detail}",
-              file=out)  # fmt: skip
+        line = f"  {f['flagged_at']}  {f['device_id']}  {f['kind']} [{f['key']}]  {detail}"
+        print(_printable(line), file=out)
+
+
+#: Characters a pad's words (a loss statement's problem, its epoch) must not bring raw to the
+#: auditor's terminal: C0 and C1 controls (ANSI escapes, carriage return, backspace), line and
+#: paragraph separators, and the bidi embeddings, overrides and isolates.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _printable(text: str) -> str:
+    """``text`` with every :data:`_UNPRINTABLE` character escaped (``\\x1b``, ``\\u202e``): a
+    finding's words cannot erase, hide or reorder what the auditor reads."""
+    return _UNPRINTABLE.sub(
+        lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text
+    )
 
 
 #: The columns of ``devices.csv`` (``evaluator provision`` writes it).
@@ -251,15 +269,19 @@ def _register_rows(args: argparse.Namespace) -> list[tuple[str, str, str]]:
     try:
         missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
-            raise HubError(f"{args.csv}: row 1 must name the columns {', '.join(CSV_COLUMNS)} "
-                           f"(missing {', '.join(missing)}; `evaluator provision` writes them)")
+            raise HubError(
+                f"{args.csv}: row 1 must name the columns {', '.join(CSV_COLUMNS)} "
+                f"(missing {', '.join(missing)}; `evaluator provision` writes them)"
+            )
         return [(f"{args.csv.name} row {n}", (r["device_id"] or "").strip(),
                  (r["public_key"] or "").strip())
                 for n, r in enumerate(reader, start=2)
                 if any((v or "").strip() for v in r.values() if isinstance(v, str))]  # fmt: skip
     except csv.Error as exc:  # a cell over the csv module's limit (128 KiB): no devices.csv
-        raise HubError(f"{args.csv}: after line {reader.line_num}: not a devices.csv ({exc}); "
-                       "nothing registered") from exc
+        raise HubError(
+            f"{args.csv}: after line {reader.line_num}: not a devices.csv ({exc}); "
+            "nothing registered"
+        ) from exc
 
 
 def _register(db: Any, rows: list[tuple[str, str, str]], args: argparse.Namespace,

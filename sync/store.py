@@ -2129,6 +2129,18 @@ class Store:
                         f"DELETE FROM carried_outbox WHERE id IN ({marks})", chunk
                     )
                     removed += cur.rowcount
+                    # an outbox row whose id column the card damaged: found by its record's id
+                    # (the id the city acks), else it stayed unacked and resent for ever
+                    cur = self.conn.execute(
+                        "DELETE FROM outbox WHERE seq IN (SELECT seq FROM ratings WHERE id IN"
+                        f" ({marks}))", chunk
+                    )  # fmt: skip
+                    removed += cur.rowcount
+                    cur = self.conn.execute(
+                        "DELETE FROM event_outbox WHERE seq IN (SELECT seq FROM events WHERE id IN"
+                        f" ({marks}))", chunk
+                    )  # fmt: skip
+                    removed += cur.rowcount
         except sqlite3.Error as exc:
             raise StoreError(f"could not record the acknowledgement: {exc}") from exc
         return removed
@@ -2491,14 +2503,10 @@ class Store:
             return OutboxPage([], last, False)
         table = "ratings" if stream == "ratings" else "events"
         low, high = rows[0][0], rows[-1][0]
-        stated = {
-            int(seq): (str(lost), str(text))
-            for seq, lost, text in self.conn.execute(
-                "SELECT seq, lost_hash, record FROM losses"
-                " WHERE stream = ? AND seq BETWEEN ? AND ?",
-                [stream, low - 1, high + 1],
-            ).fetchall()
-        }
+        kept_rows = self.conn.execute(
+            "SELECT seq, lost_hash, record FROM losses WHERE stream = ? AND seq BETWEEN ? AND ?",
+            [stream, low - 1, high + 1],
+        ).fetchall()
         by_seq = {int(row[0]): (row[2], row[3], row[4]) for row in rows}
         own: dict[int, tuple[dict[str, Any] | None, str, Any]] = {}
 
@@ -2515,6 +2523,16 @@ class Store:
                 record, problem = self._own_check(stream, seq, row[0], row[1])
                 own[seq] = (record, problem, row[2])
             return own[seq]
+
+        stated: dict[int, tuple[str, str]] = {}
+        for seq, lost, text in kept_rows:
+            # the signed statement's lost_hash, not the column, when the statement is intact:
+            # a flipped byte in the column must not break the chain of the record after it
+            kept = self._intact_statement(int(seq), text)
+            mine = checked(int(seq)) if kept is None else None
+            if mine is not None and mine[0] is not None:
+                continue  # a row nobody signed (damaged or written in) never hides an intact record
+            stated[int(seq)] = (str(kept["lost_hash"] if kept else lost), str(text))
 
         def chain_hash(seq: int) -> str:
             if seq < 1:
@@ -2554,8 +2572,8 @@ class Store:
             record, problem, row_hash = checked(seq) or (None, "row missing", None)
             if record is not None:
                 problem = chain_problem(record, chain_hash(seq - 1)) or ""
-                if not problem:
-                    items.append(Outgoing(seq, str(outbox_id), str(text).encode("utf-8")))
+                if not problem:  # under the record's id: the one the city acks
+                    items.append(Outgoing(seq, str(record["id"]), str(text).encode("utf-8")))
                     continue
             after = checked(seq + 1)
             made = self._state_loss(
@@ -2634,24 +2652,52 @@ class Store:
             "signed loss statement (lost hash %s) goes to the city in its place",
             self.path, stream, seq, problem, kept[0],
         )  # fmt: skip
+        if self._statement_problem(seq, kept[1]) is not None:  # a row there already, unsigned
+            return lost_hash, text  # this one goes, not kept (the table is append-only)
         return str(kept[0]), str(kept[1])
+
+    def _statement_problem(self, seq: int, text: Any) -> str | None:
+        """What is wrong with the kept statement ``text`` of ``seq`` (``None``: intact): its
+        shape and hash, and its signature with the device's current key (a flip inside the
+        signature leaves it well-formed; the city would refuse it for ever)."""
+        try:
+            statement = json.loads(text)
+        except (TypeError, ValueError) as exc:
+            return f"unreadable JSON ({exc})"
+        if not isinstance(statement, dict):
+            return "not an object"
+        problem = statement_problem(statement)
+        if problem is None and statement.get("seq") != seq:
+            problem = "wrong seq"
+        signer = self._signer()
+        public = getattr(signer, "public", None)
+        if problem is None and public is not None and statement.get("key_id") != signer.key_id:
+            problem = "signed by another key than the device's"  # made here, by this key
+        if problem is None:
+            problem = self_problem(
+                statement,
+                key_id=getattr(signer, "key_id", None) if public is not None else None,
+                check=public.check if public is not None else None,
+            )
+        return problem
+
+    def _intact_statement(self, seq: int, text: Any) -> dict[str, Any] | None:
+        """The kept statement of ``seq`` decoded when it is intact, else ``None``."""
+        if self._statement_problem(seq, text) is not None:
+            return None
+        decoded: dict[str, Any] = json.loads(text)
+        return decoded
 
     def _kept_statement(self, stream: str, seq: int, text: str) -> str | None:
         """The kept statement's text when it is still intact, else ``None`` (logged once)."""
-        try:
-            statement = json.loads(text)
-            problem = (
-                statement_problem(statement) if isinstance(statement, dict) else "not an object"
-            )
-        except ValueError as exc:
-            problem = f"unreadable JSON ({exc})"
-        if problem is None and statement.get("seq") == seq:
+        problem = self._statement_problem(seq, text)
+        if problem is None:
             return text
         if (stream, -seq) not in self._held_logged:
             self._held_logged.add((stream, -seq))
             log.error(
                 "rating store %s: the loss statement of %s seq %d is damaged too (%s); a new "
-                "one is sent in its place", self.path, stream, seq, problem or "wrong seq",
+                "one is sent in its place", self.path, stream, seq, problem,
             )  # fmt: skip
         return None
 

@@ -34,6 +34,9 @@ from evaluator.rules.records import Signer, record_hash, seal, signature_of
 LOSS_KIND = "loss"
 #: The most characters of the damaged record's stored text a statement carries.
 MAX_DAMAGED = 4096
+#: The most characters of a statement's ``problem`` (the schema's bound: a problem that quotes
+#: a long field of another sector's text must not make a statement the city refuses for ever).
+MAX_PROBLEM = 1000
 #: The fields of a loss statement (``epoch`` only when the store has one).
 LOSS_FIELDS: tuple[str, ...] = (
     "kind",
@@ -79,7 +82,8 @@ def make_statement(
 ) -> dict[str, Any]:
     """The signed loss statement for the record at ``seq`` (see the module docstring).
 
-    ``damaged`` is cut to :data:`MAX_DAMAGED` characters; ``epoch`` is carried when not empty.
+    ``damaged`` is cut to :data:`MAX_DAMAGED` characters, ``problem`` to :data:`MAX_PROBLEM`;
+    ``epoch`` is carried when not empty.
     A statement is always signed: the city refuses an unsigned one."""
     content: dict[str, Any] = {
         "kind": LOSS_KIND,
@@ -87,7 +91,7 @@ def make_statement(
         "seq": seq,
         "device_id": device_id,
         "lost_hash": lost_hash,
-        "problem": problem,
+        "problem": problem if len(problem) <= MAX_PROBLEM else problem[: MAX_PROBLEM - 1] + "…",
         "stated_at": stated_at,
         "clock_synced": bool(clock_synced),
         "damaged": damaged[:MAX_DAMAGED],

@@ -342,6 +342,9 @@ class Ingest:
                 heads = db.lock_heads(list(groups))
                 batch.known = self._known_ids([v for items in groups.values() for v in items])
                 batch.parked = self._parked_rows(list(groups))
+                # a parked record whose id is stored already (at another seq) is never
+                # promoted: its insert would roll the whole batch back, at every resend
+                batch.known.update(self._stored_ids([rid for rid, _ in batch.parked.values()]))
                 for chain, items in sorted(groups.items()):
                     items.sort(key=lambda v: int(v.record["seq"]))
                     tip, tip_hash = heads[chain]
@@ -398,7 +401,11 @@ class Ingest:
 
     def _known_ids(self, items: list[_Valid]) -> dict[str, tuple[str, str]]:
         """The batch's ids already stored: id → (device, stream)."""
-        db, ids = self.db, sorted({str(v.record["id"]) for v in items})
+        return self._stored_ids([str(v.record["id"]) for v in items])
+
+    def _stored_ids(self, wanted: list[str]) -> dict[str, tuple[str, str]]:
+        """Which of ``wanted`` are stored: id → (device, stream)."""
+        db, ids = self.db, sorted(set(wanted))
         known: dict[str, tuple[str, str]] = {}
         for start in range(0, len(ids), 500):
             part = ids[start : start + 500]
@@ -510,17 +517,16 @@ class Ingest:
             batch.unparked.append((device_id, stream, epoch, nxt))
             rid, text = row
             rec = json.loads(text)
-            if nxt == tip + 1 and rec.get("prev_hash") != tip_hash:
+            why = (
+                "id already stored (a parked record reusing it at another seq)"
+                if rid in batch.known
+                else f"prev_hash does not match the hash of seq {tip} (chain broken)"
+                if nxt == tip + 1 and rec.get("prev_hash") != tip_hash
+                else ""
+            )
+            if why:
                 topic = f"{self.prefix}/{device_id}/{stream}"
-                batch.dead.append(
-                    self._dead(
-                        device_id,
-                        topic,
-                        f"prev_hash does not match the hash of seq {tip} (chain broken)",
-                        text.encode(),
-                        rid,
-                    )
-                )
+                batch.dead.append(self._dead(device_id, topic, why, text.encode(), rid))
                 return tip, tip_hash
             batch.store(device_id, stream, rec, text, at)
             tip, tip_hash = nxt, _chain_hash(rec)

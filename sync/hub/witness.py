@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from evaluator.rules.witness import check_head, head_of_line
 from sync.hub.db import HubDB, now_text
@@ -41,6 +41,25 @@ log = logging.getLogger(__name__)
 #: Longest witness line read, in bytes (a head is ~300 bytes, a finished event with many
 #: serials a few kB).
 MAX_LINE = 64 * 1024
+#: How many refused lines are kept with their reason (each is counted): a hostile file of
+#: millions of bad lines must not fill the city's memory nor its terminal.
+MAX_REFUSED_KEPT = 100
+
+
+def read_lines(stream: BinaryIO) -> Iterator[bytes]:
+    """The lines of ``stream``, read one at a time in bounded memory: a line longer than
+    :data:`MAX_LINE` is yielded cut to ``MAX_LINE + 1`` bytes (refused as too long) and the rest
+    of it skipped, however long (a file with no newline at all)."""
+    while True:
+        line = stream.readline(MAX_LINE + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE and not line.endswith(b"\n"):
+            while True:  # skip the rest of an over-long line
+                rest = stream.readline(MAX_LINE)
+                if not rest or rest.endswith(b"\n"):
+                    break
+        yield line
 
 
 @dataclass
@@ -51,6 +70,8 @@ class Imported:
     kept: int = 0
     known: int = 0
     refused: list[tuple[int, str]] = field(default_factory=list)
+    """The first :data:`MAX_REFUSED_KEPT` refused lines; ``refused_count`` counts them all."""
+    refused_count: int = 0
     flagged: list[tuple[str, str, str]] = field(default_factory=list)
     devices: set[str] = field(default_factory=set)
     ahead: list[tuple[str, str, int, int]] = field(default_factory=list)
@@ -63,19 +84,28 @@ def import_heads(db: HubDB, lines: Iterable[bytes]) -> Imported:
     genuine head, then compare each device's witnesses with what is stored."""
     done = Imported()
     keys: dict[str, dict[str, PublicKey]] = {}
-    rows: list[tuple[str, str, int, str, str, str, str]] = []
+    # each distinct genuine head once (a file repeating one head a million times holds one)
+    rows: dict[tuple[str, str, int, str, str, str, str], None] = {}
+    seen: set[bytes] = set()  # lines already taken: a repeated line is not verified again
+    devices = set(db.devices())  # a file naming a million unknown devices costs no query each
     at = now_text()
+
+    def refuse(number: int, why: str) -> None:
+        done.refused_count += 1
+        if len(done.refused) < MAX_REFUSED_KEPT:
+            done.refused.append((number, why))
+
     for number, raw in enumerate(lines, start=1):
         line = raw.strip()
         if not line:
             continue
         if len(line) > MAX_LINE:
-            done.refused.append((number, f"longer than {MAX_LINE} bytes"))
+            refuse(number, f"longer than {MAX_LINE} bytes")
             continue
         try:
             obj = json.loads(line.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            done.refused.append((number, f"not JSON: {exc}"[:200]))
+            refuse(number, f"not JSON: {exc}"[:200])
             continue
         if (
             isinstance(obj, dict)
@@ -85,26 +115,30 @@ def import_heads(db: HubDB, lines: Iterable[bytes]) -> Imported:
             continue  # a not_rated / cancelled event, or a pad without a key: no head to keep
         head = head_of_line(obj)
         device = head.get("device_id") if isinstance(head, dict) else None
-        if isinstance(device, str) and device not in keys:
-            keys[device] = db.keys(device)[0] if device else {}
+        if isinstance(device, str) and device in devices and device not in keys:
+            keys[device] = db.keys(device)[0]  # only registered devices: one entry each
         registered = keys.get(device, {}) if isinstance(device, str) else {}
 
         def check(key_id: str, data: bytes, signature: bytes) -> bool:
             key = registered.get(key_id)  # noqa: B023 - used at once, in this iteration
             return key is not None and key.check(data, signature)
 
+        text = json.dumps(head, sort_keys=True).encode() if isinstance(head, dict) else b""
+        if text and text in seen:
+            continue  # this very head was taken from an earlier line
         problem = check_head(head, check)
         if problem is None and not registered:
             problem = f"device {device} is not registered"
         if problem:
-            done.refused.append((number, problem))
+            refuse(number, problem)
             continue
         assert isinstance(head, dict)
-        rows.append((head["device_id"], head["epoch"], head["seq"], head["hash"],
-                     head["key_id"], json.dumps(head, sort_keys=True), at))  # fmt: skip
+        seen.add(text)
+        rows[(head["device_id"], head["epoch"], head["seq"], head["hash"],
+              head["key_id"], text.decode(), at)] = None  # fmt: skip
     if rows:
         with db.transaction():
-            for row in dict.fromkeys(rows):
+            for row in rows:
                 new = db.execute(
                     "INSERT INTO hub_witness (device_id, epoch, seq, hash, key_id, head,"
                     " received_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -195,21 +229,17 @@ def _ahead(db: HubDB, device_id: str) -> list[tuple[str, str, int, int]]:
 
 
 def _stored_tip(db: HubDB, device_id: str, epoch: str) -> int:
-    """The highest seq stored (or parked) for ``device_id``'s ratings in ``epoch``."""
+    """The highest seq stored (or parked) for ``device_id``'s ratings in ``epoch`` (the chain
+    key's own column: one indexed lookup per table, whatever the other epochs hold)."""
     top = 0
     for table in ("hub_records", "hub_parked"):
-        for seq, text in db.rows(
-            f"SELECT seq, record FROM {table} WHERE device_id = ? AND stream = 'ratings'"
-            " ORDER BY seq DESC LIMIT 50",
-            (device_id,),
-        ):
-            try:
-                rec_epoch = json.loads(text).get("epoch", "") or ""
-            except (ValueError, AttributeError):
-                continue
-            if rec_epoch == epoch:
-                top = max(top, int(seq))
-                break
+        row = db.rows(
+            f"SELECT max(seq) FROM {table} WHERE device_id = ? AND stream = 'ratings'"
+            " AND epoch = ?",
+            (device_id, epoch),
+        )
+        if row and row[0][0] is not None:
+            top = max(top, int(row[0][0]))
     return top
 
 
@@ -228,10 +258,11 @@ def check_status(
     epoch, seq, hash_ = str(head.get("epoch", "")), head.get("seq"), str(head.get("hash", ""))
     if not isinstance(seq, int) or isinstance(seq, bool):
         return []
-    rows = db.rows(
-        "SELECT seq, hash FROM hub_witness WHERE device_id = ? AND epoch = ? AND"
+    rows = db.rows(  # only the seqs at and above the reported one: a minute's status must not
+        # read every head the counter was ever given (the primary key's range)
+        "SELECT seq, hash FROM hub_witness WHERE device_id = ? AND epoch = ? AND seq >= ? AND"
         " received_at <= ? ORDER BY seq",
-        (device_id, epoch, received_at),
+        (device_id, epoch, max(0, min(seq, 2**63 - 1)), received_at),
     )
     raised = []
     above = [(int(q), str(h)) for q, h in rows if int(q) > seq]
