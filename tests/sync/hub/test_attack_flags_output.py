@@ -45,6 +45,10 @@ def test_a_pads_words_in_a_finding_cannot_rewrite_the_auditors_screen(
         ))  # fmt: skip
     result = Ingest(db).handle_batch([(topic(DEVICE), payload(s)) for s in sent])
     db.close()
+    if field == "epoch":  # an epoch is an id, never words: refused by the schema, never a key
+        assert result.stored == 0 and len(result.dead) == len(HOSTILE)
+        assert all("epoch" in d.reason for d in result.dead), [d.reason for d in result.dead]
+        return
     assert result.stored == len(HOSTILE), [d.reason for d in result.dead]
     listed = subprocess.run(
         [sys.executable, "-m", "evaluator", "hub", "flags", "--db", url],
