@@ -41,9 +41,10 @@ def _base(tmp: Path, key: DeviceKey) -> Path:
 
 
 def _deliver(
-    path: Path, key: DeviceKey, hub_path: Path, streams: tuple[str, ...] = ("ratings",)
+    path: Path, key: DeviceKey, hub_path: Path, streams: tuple[str, ...] = ("ratings", "events")
 ) -> tuple[int, list[int], list[str]]:
-    """Pad → city until nothing moves: (outbox left, seqs the city stores, dead reasons)."""
+    """Pad → city until nothing moves: (outbox left, seqs the city stores, dead reasons).
+    Both streams by default: every new store holds its epoch event (seq 1 of its events)."""
     db = open_db(f"sqlite:///{hub_path}")
     db.register(DEVICE, key.public.text)
     ingest, dead = Ingest(db), []
