@@ -802,8 +802,11 @@ def cmd_stats(
     """Art. 33 figures: the device, each clerk, each matter (formulas in docs/technician.md),
     from what verifies (``sync.audit``).  What does not is left out and said three ways: a
     WARNING on stderr naming each record or row and why, the JSON's ``left_out``, exit 1."""
+    from sync.audit import stats as audited_stats
+
     publics, why_none = keys
-    stats = store.stats(
+    stats = audited_stats(
+        store,
         _checker(publics),
         unsigned_before=unsigned_before,
         unsigned_events_before=unsigned_events_before,

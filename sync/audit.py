@@ -755,7 +755,7 @@ class _Tally:
 
 
 class _Figures:
-    """The art. 33 figures of :meth:`Store.stats`, fed only what verifies."""
+    """The art. 33 figures of :func:`stats`, fed only what verifies."""
 
     def __init__(self) -> None:
         self.device = _Tally()
@@ -856,9 +856,23 @@ def stats(
     unsigned_before: int = 1,
     unsigned_events_before: int = 1,
 ) -> dict[str, Any]:
-    """:meth:`Store.stats`' figures from what verifies, and beside them what was left out and
-    why (``left_out``: the findings of :func:`audit`), whether signatures were checked, the
-    open presentations (not counted) and the presentations counted though partly unsigned."""
+    """Art. 33 figures for the device, per clerk and per matter (docs/technician.md), from what
+    verifies (hash, chain, and the signature with ``check``), and beside them what was left out
+    and why (``left_out``: the findings of :func:`audit`), whether signatures were checked, the
+    open presentations (not counted) and the presentations counted though partly unsigned.
+
+    * ``should_rate``: distinct cases (serial and slot) shown for a first rating;
+      ``rated``: those of them with a first rating; ``participation`` = rated ÷ should_rate.
+    * ``mean_score``: mean score of the ratings of that clerk (every rating rates the
+      clerk) or of that matter (only ratings whose targets include the matter; a rating of
+      several matters counts once for each): first ratings only (``assess_number`` 1).
+    * ``follow_ups``: the 追加评价 beside them, never averaged in: ``count``,
+      ``mean_score`` and ``changed_level`` (how many gave another level than the rating
+      they follow).
+    * the device's ``item_score``: the mean of the matters' mean scores (服务事项得分).
+    * ``cancelled``: presentations a clerk ended by cancel, pause or sign-out;
+      ``represented``: presentations that showed again cases left unrated before.
+    """
     found = audit(
         store,
         check,

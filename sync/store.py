@@ -2833,31 +2833,6 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write {key!r} to the rating store: {exc}") from exc
 
-    # -- statistics -----------------------------------------------------------------------
-
-    def stats(self, check: SignatureCheck | None = None, **options: int) -> dict[str, Any]:
-        """Art. 33 figures for the device, per clerk and per matter; see docs/technician.md.
-
-        Computed by :func:`sync.audit.stats` from what verifies (hash, chain, and the
-        signature with ``check``; ``options``: ``unsigned_before``, ``unsigned_events_before``),
-        with what was left out and why beside them (``left_out``).
-
-        * ``should_rate``: distinct cases (serial and slot) shown for a first rating;
-          ``rated``: those of them with a first rating; ``participation`` = rated ÷ should_rate.
-        * ``mean_score``: mean score of the ratings of that clerk (every rating rates the
-          clerk) or of that matter (only ratings whose targets include the matter; a rating of
-          several matters counts once for each): first ratings only (``assess_number`` 1).
-        * ``follow_ups``: the 追加评价 beside them, never averaged in: ``count``,
-          ``mean_score`` and ``changed_level`` (how many gave another level than the rating
-          they follow).
-        * the device's ``item_score``: the mean of the matters' mean scores (服务事项得分).
-        * ``cancelled``: presentations a clerk ended by cancel, pause or sign-out;
-          ``represented``: presentations that showed again cases left unrated before.
-        """
-        from sync.audit import stats
-
-        return stats(self, check, **options)
-
     # -- lifetime -------------------------------------------------------------------------
 
     def close(self) -> None:

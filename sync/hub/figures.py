@@ -2,7 +2,7 @@
 
 * **Item score** (服务事项得分): per matter, the mean score of the ratings that rate the matter
   (``targets`` holds ``matter`` and the case's kind and stage rate it, as on the pad:
-  ``sync.store.Store.stats``); the hall's item score is the mean of the matters' means.
+  ``sync.audit.stats``); the hall's item score is the mean of the matters' means.
 * **Per clerk**: ratings, mean score, 差评, cancelled presentations, participation.
 * Every figure counts first ratings (``assess_number`` 1) only; follow-ups (追加评价) are
   reported beside them as ``follow_ups`` (count, mean, ``changed_level``: how many gave another

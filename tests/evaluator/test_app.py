@@ -23,6 +23,7 @@ import paho.mqtt.client as mqtt
 import pytest
 import serial
 
+from sync.audit import stats as audited_stats
 from tests.conftest import Broker, Display, PtyPair
 from tests.evaluator.apps import START_BODY
 from tests.support import start_pad, stop_pad, without_head
@@ -606,7 +607,7 @@ def test_cancels_and_re_presentations_are_kept_with_clerk_cause_and_time(tmp_pat
         assert cancelled["clerk_id"] == "A1023" and cancelled["ended_at"]
         again = app.store.presentation_row(second)
         assert again["represents"] == [first] and again["end_cause"] == "window.pause"
-        [clerk] = app.store.stats()["clerks"]
+        [clerk] = audited_stats(app.store)["clerks"]
         assert (clerk["cancelled"], clerk["represented"]) == (2, 1)
     finally:
         app.shutdown()

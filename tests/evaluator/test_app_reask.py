@@ -22,6 +22,7 @@ from evaluator.rules.clock import FakeClock
 from evaluator.rules.levels import Level
 from evaluator.rules.protocol import Message
 from kiosk.view import Back, PressLevel, Submit, ToggleReason
+from sync.audit import stats as audited_stats
 
 REPO = Path(__file__).resolve().parents[2]
 CLERK = {"id": "A1023", "name": "陈晓明"}
@@ -211,7 +212,7 @@ def test_stats_count_first_ratings_and_report_follow_ups_beside(pad: Callable[..
     for serial, level in (("S1", Level.VERY_SATISFIED), ("S2", Level.SATISFIED)):
         assert start(app, serial, assess_number=2)["ok"]
         rate(app, level)
-    stats = app.store.stats()
+    stats = audited_stats(app.store)
     scores = {lv: lv.score for lv in Level}
     first_mean = (scores[Level.VERY_DISSATISFIED] + scores[Level.SATISFIED]) / 2
     follow_mean = (scores[Level.VERY_SATISFIED] + scores[Level.SATISFIED]) / 2

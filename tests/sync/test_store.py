@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from evaluator.rules.errors import StoreError
 from evaluator.rules.records import GENESIS_HASH, verify_chain
+from sync.audit import stats as audited_stats
 from sync.store import (
     APPEND_ONLY,
     DuplicateRating,
@@ -592,7 +593,7 @@ def test_stats_participation_counts_cases_not_presentations(store: Store) -> Non
         }
     )
     store.close_presentation("p-theme", outcome="rated", ended_at="t", rating_ids=[t["id"]])
-    stats = store.stats()
+    stats = audited_stats(store)
     clerks = {r["clerk_id"]: r for r in stats["clerks"]}
     c7 = clerks["007"]
     assert c7["clerk_name"] == "张三"
@@ -671,7 +672,7 @@ def test_stats_count_a_terminal_rating_for_its_matter_and_no_clerk(store: Store)
     rating.update(clerk=None, terminal="ZZ-07", targets=["matter"])
     rating["cases"] = [{**rating["cases"][0], "kind": "promise"}]
     store.append_rating(rating)
-    stats = store.stats()
+    stats = audited_stats(store)
     assert stats["clerks"] == []
     [matter] = stats["matters"]
     assert (matter["ratings"], matter["mean_score"]) == (1, 3)

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evaluator.cli import main
+from sync.audit import stats as audited_stats
 from sync.hub.db import open_db
 from sync.hub.figures import figures
 from sync.hub.ingest import Ingest
@@ -95,7 +96,7 @@ def test_pad_figure_equals_hub_figure_equals_the_fraction_rounded_once(
     with tempfile.TemporaryDirectory() as tmp:
         db_path, url = pad_and_hub(Path(tmp), ratings)
         with Store(db_path, device_id=DEVICE) as store:
-            pad = store.stats()
+            pad = audited_stats(store)
         with open_db(url) as db:
             hub = figures(db)
     want = expected(ratings)
