@@ -20,7 +20,13 @@ from evaluator.rules.loss import (
     self_problem,
     statement_problem,
 )
-from evaluator.rules.records import GENESIS_HASH, record_hash, seal, signature_of
+from evaluator.rules.records import (
+    GENESIS_HASH,
+    new_record_id,
+    record_hash,
+    seal,
+    signature_of,
+)
 from sync.keys import DeviceKey
 
 SCHEMA = Path(__file__).resolve().parents[3] / "docs" / "schemas" / "loss.schema.json"
@@ -71,7 +77,9 @@ def test_the_published_schema_takes_the_statement_and_refuses_what_it_lacks(
 
     schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
     jsonschema.validate(statement(key), schema)
-    jsonschema.validate(statement(key, epoch="e1", damaged=""), schema)
+    jsonschema.validate(statement(key, epoch=new_record_id(), damaged=""), schema)
+    with pytest.raises(jsonschema.ValidationError):  # an epoch is an id, never a pad's words
+        jsonschema.validate(statement(key, epoch="e1", damaged=""), schema)
     assert set(schema["required"]) == set(LOSS_FIELDS)
     for name in LOSS_FIELDS:
         broken = {k: v for k, v in statement(key).items() if k != name}
