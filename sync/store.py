@@ -2759,12 +2759,31 @@ class Store:
                 kept = self.conn.execute(
                     "SELECT id FROM losses WHERE stream = ? AND seq = ?", [stream, seq]
                 ).fetchone()
+                if kept is None and not self._next_names(stream, seq):
+                    log.warning(
+                        "rating store %s: the city asks for %s seq %d, which this store lacks,"
+                        " and the record after it is damaged too: nothing says what it was, no"
+                        " statement can be made", self.path, stream, seq,
+                    )  # fmt: skip
+                    continue
                 rows.append((seq, kept[0] if kept else new_record_id(), None, None, None))
             for seq, *_ in rows:
                 page = self._checked_page(stream, [r for r in rows if r[0] == seq], seq - 1, 1)
                 items += [replace(i, stream=stream) for i in page.items]
                 stated += page.stated
         return OutboxPage(items, 0, False, tuple(stated))
+
+    def _next_names(self, stream: str, seq: int) -> bool:
+        """The record after ``seq`` is intact, so its signed ``prev_hash`` says what ``seq``
+        was (the ``lost_hash`` of a statement for a seq the table lacks)."""
+        table = "ratings" if stream == "ratings" else "events"
+        found = self.conn.execute(
+            f"SELECT id, record FROM {table} WHERE seq = ?", [seq + 1]
+        ).fetchone()
+        return (
+            found is not None
+            and self._own_check(stream, seq + 1, found[0], found[1])[0] is not None
+        )
 
     def carried_page(self, limit: int, *, after: int = 0) -> OutboxPage:
         """The next ``limit`` records carried over from a kept-aside store (issue 15 B) that

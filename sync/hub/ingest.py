@@ -225,7 +225,7 @@ class Ingest:
         #: flagged (one flag per chain and tip).
         self._asked: dict[Chain, tuple[int, float]] = {}
         self._gap_since: dict[Chain, tuple[int, float]] = {}
-        self._gap_flagged: set[tuple[int, float]] = set()
+        self._gap_flagged: set[tuple[Chain, int]] = set()
 
     # -- the entry points ------------------------------------------------------------------
 
@@ -591,8 +591,8 @@ class Ingest:
                     "device %s: %s epoch %r parks records after seq %d; asked for seq %d",
                     device_id, stream, epoch, tip, tip + 1,
                 )  # fmt: skip
-            if now - since[1] >= GAP_FLAG_AFTER and since not in self._gap_flagged:
-                self._gap_flagged.add(since)
+            if now - since[1] >= GAP_FLAG_AFTER and (chain, tip) not in self._gap_flagged:
+                self._gap_flagged.add((chain, tip))
                 detail = {"stream": stream, "epoch": epoch, "seq": tip + 1,
                           "parked_for_s": round(now - since[1])}  # fmt: skip
                 try:
