@@ -271,6 +271,37 @@ def parse_ack(payload: bytes) -> tuple[list[str], str]:
         return [], f"unreadable: {type(exc).__name__}: {exc}"[:200]
 
 
+#: Most missing records one ack message may ask for (the rest are ignored; the city asks again).
+MAX_MISSING = 100
+#: A record the city names missing is published again at most once per this many seconds.
+MISSING_AGAIN_AFTER = 5.0
+
+
+def parse_missing(payload: bytes) -> list[dict[str, Any]]:
+    """What an ack message names missing (``{"stream", "epoch", "seq"}``, issue 15): the city
+    parks later records of that chain.  Never raises; whatever is not of that shape is
+    ignored (the ids of the same message are :func:`parse_ack`'s)."""
+    try:
+        if len(payload) > MAX_ACK_BYTES or nesting_depth(payload) > MAX_DEPTH:
+            return []
+        obj = json.loads(payload.decode("utf-8"))
+        asked = obj.get("missing") if isinstance(obj, dict) else None
+        if not isinstance(asked, list):
+            return []
+        return [
+            {"stream": a["stream"], "epoch": a["epoch"], "seq": a["seq"]}
+            for a in asked[:MAX_MISSING]
+            if isinstance(a, dict)
+            and a.get("stream") in ("ratings", "events")
+            and isinstance(a.get("epoch"), str)
+            and _is_text(a["epoch"])
+            and type(a.get("seq")) is int
+            and 0 < a["seq"] < 2**63
+        ]
+    except Exception:  # nothing in a message may stop the uploads
+        return []
+
+
 def _is_text(value: str) -> bool:
     try:
         value.encode("utf-8")
@@ -524,6 +555,9 @@ class SyncWorker(threading.Thread):
         self._backlog_end = 0  # newest seq of the backlog (what waited at connect)
         self._backlog_more = False  # rows up to _backlog_end not read yet
         self._acks_in: list[list[str]] = []  # ack messages read, not yet applied
+        # What the city's acks name missing, not answered yet; when each was last answered.
+        self._missing_in: list[dict[str, Any]] = []
+        self._missing_sent: dict[tuple[str, str, int], float] = {}
         self._pending = 0
         self._recount = False
         self._counted_at = -math.inf
@@ -1036,6 +1070,7 @@ class SyncWorker(threading.Thread):
                 self._set_status(last_error=f"malformed ack: {problem}")
             if ids:
                 self._acks_in.append(ids)
+            self._missing_in.extend(parse_missing(message.payload))
         except Exception as exc:
             log.exception("an ack message could not be read")
             self._set_status(last_error=f"ack not applied: {type(exc).__name__}: {exc}"[:300])
@@ -1315,6 +1350,35 @@ class SyncWorker(threading.Thread):
         )
         self._set_status(lost=lost, last_error=f"records lost on the SD card: {words}")
 
+    def _answer_missing(self, client: mqtt.Client, now: float) -> None:
+        """Publish the records the city names missing (its chain parks records after them),
+        each read from its table and checked like the outbox pages (an intact record as
+        stored, a damaged or absent one as its signed loss statement); each at most once per
+        :data:`MISSING_AGAIN_AFTER` seconds."""
+        assert self._store is not None
+        asked, self._missing_in = self._missing_in, []
+        self._missing_sent = {
+            k: at for k, at in self._missing_sent.items() if now - at < MISSING_AGAIN_AFTER
+        }
+        wanted = []
+        for ask in asked:
+            key = (ask["stream"], ask["epoch"], ask["seq"])
+            if key not in self._missing_sent:
+                self._missing_sent[key] = now
+                wanted.append(ask)
+        if not wanted:
+            return
+        try:
+            page = self._checked(lambda _limit: self._store.missing_page(wanted), len(wanted))
+        except (sqlite3.Error, StoreError) as exc:
+            log.warning("the records the city asks for could not be read: %s", exc)
+            self._set_status(last_error=f"records the city asks for not read: {exc}"[:300])
+            return
+        for item in page.items:
+            topic = self.event_topic if item.stream == "events" else self.rating_topic
+            log.info("the city misses %s seq %d: sent again", item.stream or "ratings", item.seq)
+            self._publish(client, item, now, topic)
+
     def _restart_passes(self) -> None:
         """Read every outbox again from its start (a damaged record held back can now be
         stated: the device key is there)."""
@@ -1336,6 +1400,8 @@ class SyncWorker(threading.Thread):
             if not self._live or not bucket.borrow(now):
                 break
             self._publish(client, self._live.popleft(), now)
+        if self._missing_in:
+            self._answer_missing(client, now)
         while True:  # events: rare, never behind the backlog
             if not self._events and self._events_more:
                 self._fetch_events()

@@ -34,7 +34,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -534,6 +534,9 @@ class OutboxPage:
     #: ``(seq, problem)`` of damaged records held back: no device key to sign a statement yet.
     held: tuple[tuple[int, str], ...] = ()
 
+
+#: The problem a loss statement names for a seq the city asks for and the table lacks.
+MISSING_PROBLEM = "record missing from the store"
 
 _MAX_SEQ = 2**63 - 1  # SQLite's largest integer: "no upper bound" for a seq range
 
@@ -2520,6 +2523,8 @@ class Store:
                     if found is None:
                         return None
                     row = tuple(found)
+                if row[0] is None and row[1] is None:  # asked for, not in the table at all
+                    return None
                 record, problem = self._own_check(stream, seq, row[0], row[1])
                 own[seq] = (record, problem, row[2])
             return own[seq]
@@ -2560,7 +2565,7 @@ class Store:
                     continue
                 # The kept statement itself was damaged on the card: a new one, not kept (the
                 # table is append-only); the city has the first by id, or takes this one.
-                problem = (checked(seq) or (None, "row missing", None))[1]
+                problem = (checked(seq) or (None, MISSING_PROBLEM, None))[1]
                 made = self._state_loss(
                     stream, seq, str(outbox_id), prev_hash=chain_hash(seq - 1),
                     lost_hash=stated[seq][0], problem=problem or "stated before",
@@ -2569,7 +2574,7 @@ class Store:
                 if made is not None:
                     items.append(Outgoing(seq, str(outbox_id), made[1].encode("utf-8")))
                 continue
-            record, problem, row_hash = checked(seq) or (None, "row missing", None)
+            record, problem, row_hash = checked(seq) or (None, MISSING_PROBLEM, None)
             if record is not None:
                 problem = chain_problem(record, chain_hash(seq - 1)) or ""
                 if not problem:  # under the record's id: the one the city acks
@@ -2709,6 +2714,76 @@ class Store:
         ).fetchall():
             found.setdefault(str(stream), []).append(int(seq))
         return found
+
+    def missing_page(self, missing: Iterable[Mapping[str, Any]]) -> OutboxPage:
+        """The records the city names missing in an ack (``{"stream", "epoch", "seq"}``: it
+        parks later records of that chain), read from their tables even when no outbox row
+        names them (a row lost on the card): each checked as the outbox pages are
+        (:meth:`_checked_page`), so an intact record goes as stored, a damaged one as its loss
+        statement, and a seq the table does not hold at all as a loss statement with problem
+        :data:`MISSING_PROBLEM` (when a later record says what it was).  A seq of another
+        epoch goes as the carried record when this store holds it, else is left (logged)."""
+        epoch = self.read_meta("epoch") or ""
+        wanted: dict[str, set[int]] = {"ratings": set(), "events": set()}
+        items: list[Outgoing] = []
+        for ask in missing:
+            stream, seq = ask.get("stream"), ask.get("seq")
+            if stream not in wanted or not isinstance(seq, int) or isinstance(seq, bool):
+                continue
+            if ask.get("epoch", "") == epoch:
+                wanted[str(stream)].add(seq)
+                continue
+            found = self.conn.execute(
+                "SELECT id, record FROM carried WHERE stream = ? AND epoch = ? AND seq = ?",
+                [stream, str(ask.get("epoch")), seq],
+            ).fetchone()
+            if found is None:
+                log.info(
+                    "rating store %s: the city asks for %s seq %d of epoch %r, which this store"
+                    " does not hold", self.path, stream, seq, ask.get("epoch"),
+                )  # fmt: skip
+                continue
+            items.append(Outgoing(seq, str(found[0]), str(found[1]).encode("utf-8"), stream))
+        stated: list[int] = []
+        for stream, seqs in wanted.items():
+            table = "ratings" if stream == "ratings" else "events"
+            top = self.conn.execute(f"SELECT max(seq) FROM {table}").fetchone()[0] or 0
+            rows: list[tuple[Any, ...]] = []
+            for seq in sorted(q for q in seqs if 0 < q <= top):
+                found = self.conn.execute(
+                    f"SELECT id, record, hash FROM {table} WHERE seq = ?", [seq]
+                ).fetchone()
+                if found is not None:
+                    rows.append((seq, found[0], found[0], found[1], found[2]))
+                    continue
+                kept = self.conn.execute(
+                    "SELECT id FROM losses WHERE stream = ? AND seq = ?", [stream, seq]
+                ).fetchone()
+                if kept is None and not self._next_names(stream, seq):
+                    log.warning(
+                        "rating store %s: the city asks for %s seq %d, which this store lacks,"
+                        " and the record after it is damaged too: nothing says what it was, no"
+                        " statement can be made", self.path, stream, seq,
+                    )  # fmt: skip
+                    continue
+                rows.append((seq, kept[0] if kept else new_record_id(), None, None, None))
+            for seq, *_ in rows:
+                page = self._checked_page(stream, [r for r in rows if r[0] == seq], seq - 1, 1)
+                items += [replace(i, stream=stream) for i in page.items]
+                stated += page.stated
+        return OutboxPage(items, 0, False, tuple(stated))
+
+    def _next_names(self, stream: str, seq: int) -> bool:
+        """The record after ``seq`` is intact, so its signed ``prev_hash`` says what ``seq``
+        was (the ``lost_hash`` of a statement for a seq the table lacks)."""
+        table = "ratings" if stream == "ratings" else "events"
+        found = self.conn.execute(
+            f"SELECT id, record FROM {table} WHERE seq = ?", [seq + 1]
+        ).fetchone()
+        return (
+            found is not None
+            and self._own_check(stream, seq + 1, found[0], found[1])[0] is not None
+        )
 
     def carried_page(self, limit: int, *, after: int = 0) -> OutboxPage:
         """The next ``limit`` records carried over from a kept-aside store (issue 15 B) that

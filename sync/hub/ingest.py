@@ -54,6 +54,13 @@ KEYS_TTL = 5.0
 #: is counted but neither stored nor published again: a pad resends what was not acked every
 #: ``resend_after``, and a forger may repeat for ever.
 DEAD_REPEAT_AFTER = 600.0
+
+#: A chain that parks records beyond a missing seq: the ack names at most this many of its
+#: missing seqs (the lowest first), asking the pad at most once per MISSING_EVERY seconds per
+#: chain; parked on the same missing seq for GAP_FLAG_AFTER seconds, it is flagged chain_gap.
+MISSING_MAX = 5
+MISSING_EVERY = 5.0
+GAP_FLAG_AFTER = 600.0
 #: How many refused (device, id) pairs are remembered for that.
 DEAD_MEMORY = 10_000
 
@@ -114,6 +121,10 @@ class Result:
     repeats: int = 0
     #: Messages whose transaction failed (database error): not acked, the pad resends them.
     failed: int = 0
+    #: What the city needs per device to unpark a chain: ``{"stream", "epoch", "seq"}`` of the
+    #: seqs after a chain's tip that it parks records beyond (the lowest first, a few per
+    #: chain, each chain asked at most once per :data:`MISSING_EVERY` seconds).
+    missing: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def ack(self, device_id: str, rid: str) -> None:
         self.acks.setdefault(device_id, []).append(rid)
@@ -157,6 +168,10 @@ class _Batch:
     duplicates: int = 0
     ratings: list[tuple[str, int, str]] = field(default_factory=list)
     """(device, seq, record text) of each ratings record stored: for the witness hook."""
+    #: Chains that parked a record in this batch: chain → the lowest seq parked.
+    gaps: dict[Chain, int] = field(default_factory=dict)
+    #: The chain's tip when it parked (``gaps`` then holds how many seqs are missing).
+    gap_tips: dict[Chain, int] = field(default_factory=dict)
     #: Findings for audit (``HubDB.flag`` arguments), written with the batch.
     flags: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
 
@@ -206,6 +221,11 @@ class Ingest:
         self._clock = clock
         self._keys: dict[str, tuple[float, dict[str, PublicKey], int]] = {}
         self._dead_seen: OrderedDict[str, float] = OrderedDict()
+        #: Per parked chain: (tip, when asked) and (tip, parked on it since), and the gaps
+        #: flagged (one flag per chain and tip).
+        self._asked: dict[Chain, tuple[int, float]] = {}
+        self._gap_since: dict[Chain, tuple[int, float]] = {}
+        self._gap_flagged: set[tuple[Chain, int]] = set()
 
     # -- the entry points ------------------------------------------------------------------
 
@@ -349,6 +369,7 @@ class Ingest:
                     items.sort(key=lambda v: int(v.record["seq"]))
                     tip, tip_hash = heads[chain]
                     new_tip = self._decide(chain, items, tip, tip_hash, at, batch)
+                    self._note_gap(chain, new_tip[0], batch)
                     if new_tip != (tip, tip_hash):
                         batch.heads.append((*new_tip, *chain))
                         if tip == 0:
@@ -387,6 +408,7 @@ class Ingest:
             return
         for device_id, rid in dict.fromkeys(batch.acks):  # a storm of copies: acked once
             result.ack(device_id, rid)
+        self._ask_missing(batch, result)
         witness.after_batch(db, batch.ratings)  # the witnessed heads at what was stored
         result.stored += len(batch.inserts)
         result.duplicates += batch.duplicates
@@ -487,6 +509,7 @@ class Ingest:
                 tip, tip_hash = self._promote(chain, tip, tip_hash, at, batch)
             elif seq > tip + 1:
                 batch.parks.append((device_id, stream, epoch, seq, rid, item.text, at))
+                batch.gaps[chain] = min(batch.gaps.get(chain, seq), seq)
             else:
                 batch.dead.append(
                     self._dead(
@@ -530,6 +553,57 @@ class Ingest:
                 return tip, tip_hash
             batch.store(device_id, stream, rec, text, at)
             tip, tip_hash = nxt, _chain_hash(rec)
+
+    def _note_gap(self, chain: Chain, tip: int, batch: _Batch) -> None:
+        """After ``chain``'s records were decided: the lowest seq parked beyond its tip (this
+        batch's or an earlier one's), kept in ``batch.gaps`` when this batch parked one."""
+        if chain not in batch.gaps:
+            return
+        beyond = [q for (d, s, e, q) in batch.parked if (d, s, e) == chain and q > tip + 1] + [
+            p[3] for p in batch.parks if tuple(p[:3]) == chain and p[3] > tip + 1
+        ]
+        if beyond:
+            batch.gaps[chain] = min(beyond) - (tip + 1)
+            batch.gap_tips[chain] = tip
+        else:
+            del batch.gaps[chain]
+
+    def _ask_missing(self, batch: _Batch, result: Result) -> None:
+        """Name in the ack what each parked chain needs next (the seqs between its tip and
+        the lowest record parked), at most :data:`MISSING_MAX` per chain and once per
+        :data:`MISSING_EVERY` seconds per chain; a chain parked on a missing seq for longer
+        than :data:`GAP_FLAG_AFTER` seconds is flagged ``chain_gap`` for audit."""
+        now = self._clock()
+        for chain, count in sorted(batch.gaps.items()):
+            device_id, stream, epoch = chain
+            tip = batch.gap_tips[chain]
+            since = self._gap_since.get(chain)
+            if since is None or since[0] != tip:
+                self._gap_since[chain] = since = (tip, now)
+            asked = self._asked.get(chain)
+            if asked is None or asked[0] != tip or now - asked[1] >= MISSING_EVERY:
+                self._asked[chain] = (tip, now)
+                result.missing.setdefault(device_id, []).extend(
+                    {"stream": stream, "epoch": epoch, "seq": q}
+                    for q in range(tip + 1, tip + 1 + min(count, MISSING_MAX))
+                )
+                log.info(
+                    "device %s: %s epoch %r parks records after seq %d; asked for seq %d",
+                    device_id, stream, epoch, tip, tip + 1,
+                )  # fmt: skip
+            if now - since[1] >= GAP_FLAG_AFTER and (chain, tip) not in self._gap_flagged:
+                self._gap_flagged.add((chain, tip))
+                detail = {"stream": stream, "epoch": epoch, "seq": tip + 1,
+                          "parked_for_s": round(now - since[1])}  # fmt: skip
+                try:
+                    self.db.flag(device_id, "chain_gap", f"{stream}:{epoch}:{tip + 1}", detail)
+                except Exception:
+                    log.exception("flagging chain_gap of device %s failed", device_id)
+                log.warning(
+                    "device %s: %s epoch %r has parked records after seq %d for %d s; the pad"
+                    " sends neither seq %d nor its loss statement; flagged chain_gap",
+                    device_id, stream, epoch, tip, now - since[1], tip + 1,
+                )  # fmt: skip
 
     def _lost(self, chain: Chain, batch: _Batch) -> set[int]:
         """The seqs of ``chain`` that a later epoch's signed ``epoch`` event of the device

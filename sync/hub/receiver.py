@@ -477,10 +477,14 @@ class Receiver(threading.Thread):
         batch, self._inbox = self._inbox, []
         result = ingest.handle_batch(batch)
         acks_sent = acked = 0
-        for device_id, ids in result.acks.items():
-            for start in range(0, len(ids), ACK_IDS):
+        for device_id in dict.fromkeys([*result.acks, *result.missing]):
+            ids, missing = result.acks.get(device_id, []), result.missing.get(device_id)
+            for start in range(0, max(len(ids), 1), ACK_IDS):
                 chunk = ids[start : start + ACK_IDS]
-                body = json.dumps({"ids": chunk}, separators=(",", ":")).encode()
+                message: dict[str, Any] = {"ids": chunk}
+                if missing and start == 0:  # what the city needs to unpark a chain (issue 15)
+                    message["missing"] = missing
+                body = json.dumps(message, separators=(",", ":")).encode()
                 self._publish(client, f"{self.prefix}/{device_id}/acks", body, len(chunk))
                 acks_sent += 1
                 acked += len(chunk)

@@ -2,8 +2,10 @@
 hub run`` and the pads' real sync workers.  Each pad's card fails (or is written to) in another
 place the loss statements introduced: the kept statement's signature, its row's lost_hash, a
 row in ``losses`` nobody signed over an intact rating, an outbox row's id, a misdirected write
-with a long id.  Then every outbox empties by the city's acks, the city holds every seq, each
-intact record as the pad sealed it, and nobody acts."""
+with a long id, an outbox row deleted (and its rating with it: the city names the seq missing
+in its ack, and the pad sends it from its table or states it lost).  Then every outbox empties
+by the city's acks, the city holds every seq, each intact record as the pad sealed it, and
+nobody acts."""
 
 from __future__ import annotations
 
@@ -66,11 +68,18 @@ def _attack(kind: str, path: Path, device_id: str, key: DeviceKey) -> set[int]:
             other = {**json.loads(text), "id": "7" * 3000}
             store.conn.execute("UPDATE ratings SET record = ? WHERE seq = ?",
                                [json.dumps(other), SEQ])  # fmt: skip
+        elif kind in ("outbox row deleted", "rating and outbox rows deleted"):
+            store.conn.execute("PRAGMA foreign_keys = OFF")
+            for table in ("outbox", "ratings")[: 1 if kind == "outbox row deleted" else 2]:
+                store.conn.execute(f"DROP TRIGGER IF EXISTS {table}_no_delete")
+                store.conn.execute(f"DELETE FROM {table} WHERE seq = ?", [SEQ])
         store.conn.commit()
-    return {SEQ} if kind in ("kept signature", "kept lost_hash column", "long id") else set()
+    stated = ("kept signature", "kept lost_hash column", "long id")
+    return {SEQ} if kind in (*stated, "rating and outbox rows deleted") else set()
 
 
-KINDS = ("kept signature", "kept lost_hash column", "forged row", "outbox id", "long id")
+KINDS = ("kept signature", "kept lost_hash column", "forged row", "outbox id", "long id",
+         "outbox row deleted", "rating and outbox rows deleted")  # fmt: skip
 
 
 def test_damage_to_what_the_loss_statements_added_never_silences_a_real_pad(

@@ -589,3 +589,26 @@ def test_a_resend_that_waits_for_a_token_does_not_spin_the_worker(
     sent, resent = _arrivals(city, record["id"])[:2]
     assert resent - sent >= 1.5  # it did wait for the token
     assert turns < 50, f"{turns} turns while a resend waited {resent - sent:.1f} s for its token"
+
+
+@pytest.mark.parametrize("lost", [1, 2, 4])
+def test_a_rating_whose_outbox_row_vanished_is_sent_when_the_city_names_it_missing(
+    store: Store, city: City, make_worker, lost: int
+) -> None:
+    """The card lost an outbox row (first, middle, last): the pad never sends that rating on
+    its own; the city's ack naming it missing makes the pad read it from its table and send it
+    as stored, once."""
+    records = [store.append_rating(full_content(f"S-{i}")) for i in range(4)]
+    store.conn.execute("DROP TRIGGER IF EXISTS outbox_no_delete")
+    store.conn.execute("DELETE FROM outbox WHERE seq = ?", [lost])
+    store.conn.commit()
+    others = [r["id"] for r in records if r["seq"] != lost]
+    make_worker()
+    wait_until(lambda: set(others) <= set(city.ids()), 5, "the other ratings at the city")
+    city.ack(others)
+    wait_until(lambda: store.outbox_size() == 0, 5, "the outbox to empty")
+    assert records[lost - 1]["id"] not in city.ids()
+    asked = {"stream": "ratings", "epoch": store.epoch, "seq": lost}
+    city.publish_ack(json.dumps({"ids": [], "missing": [asked]}).encode())
+    wait_until(lambda: records[lost - 1]["id"] in city.ids(), 5, "the missing rating sent")
+    assert [m for m in city.messages if m["seq"] == lost] == [records[lost - 1]]

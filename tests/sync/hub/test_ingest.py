@@ -431,3 +431,32 @@ def test_issue_14s_event_and_status_fields_are_taken_and_leave_the_figures_alone
         }
     finally:
         db.close()
+
+
+@pytest.mark.parametrize("gap", [1, 2, 4, 6])
+def test_a_parked_chain_names_what_it_misses_asks_rarely_and_flags_a_long_gap(
+    db: HubDB, key: DeviceKey, gap: int
+) -> None:
+    """Records parked beyond a seq the city never got (any position, one or several missing):
+    the ack names the missing seqs (lowest first, at most MISSING_MAX), at most once per
+    MISSING_EVERY seconds per chain, and a gap parked for GAP_FLAG_AFTER is flagged."""
+    from sync.hub.ingest import GAP_FLAG_AFTER, MISSING_EVERY, MISSING_MAX
+
+    records = chain(key, DEVICE, 8)
+    now = [0.0]
+    ingest = Ingest(db, clock=lambda: now[0])
+    absent = list(range(gap, min(gap + 2, 8)))  # one or two seqs missing from the middle
+    sent = [(topic(DEVICE), payload(r)) for r in records if r["seq"] not in absent]
+    first = ingest.handle_batch(sent)
+    want = [{"stream": "ratings", "epoch": "", "seq": q} for q in absent][:MISSING_MAX]
+    assert first.missing == {DEVICE: want}
+    assert ingest.handle_batch(sent).missing == {}  # asked a moment ago: not again
+    now[0] += MISSING_EVERY
+    assert ingest.handle_batch(sent).missing == {DEVICE: want}
+    assert db.flags(DEVICE) == []
+    now[0] += GAP_FLAG_AFTER
+    ingest.handle_batch(sent)
+    flags = db.flags(DEVICE)
+    assert [(f["kind"], f["key"]) for f in flags] == [("chain_gap", f"ratings::{gap}")]
+    done = ingest.handle_batch([(topic(DEVICE), payload(records[q - 1])) for q in absent])
+    assert done.missing == {} and db.parked() == 0 and db.records(DEVICE) == records
