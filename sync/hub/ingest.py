@@ -94,18 +94,6 @@ class Dead:
             pass
         return base64.b64encode(self.payload).decode("ascii"), "base64"
 
-    def to_json(self) -> dict[str, Any]:
-        """The dead-letter message published on ``{prefix}/_hub/deadletter``."""
-        text, encoding = self.payload_text()
-        return {
-            "device_id": self.device_id,
-            "topic": self.topic,
-            "reason": self.reason,
-            "payload": text,
-            "payload_encoding": encoding,
-            "at": self.at,
-        }
-
 
 @dataclass
 class Result:
