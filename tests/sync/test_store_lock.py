@@ -191,12 +191,14 @@ def _lock_as_root_then_as_the_pad(path: Path) -> None:
         os.umask(old)
     st = lock_path(path).stat()
     assert (st.st_uid, st.st_gid) == (65534, 65534)
+    code = _readable_copy(path.parent.parent / "code")  # the checkout may be root's alone
     as_pad = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
-         "import os, sys\nfrom sync.storelock import lock_store\n"
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", _python(), "-S", "-c",
+         "import os, sys\nsys.path.insert(0, sys.argv[2])\n"
+         "from sync.storelock import lock_store\n"
          "with lock_store(sys.argv[1]) as lock:\n"
-         "    print(os.getpid(), lock.lock_path.read_text().strip())\n", str(path)],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
+         "    print(os.getpid(), lock.lock_path.read_text().strip())\n", str(path), str(code)],
+        cwd=code, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert as_pad.returncode == 0, as_pad.stderr
     pid, noted = as_pad.stdout.split()
@@ -286,3 +288,21 @@ def test_the_lock_file_names_its_holder_and_no_child_keeps_the_lock(tmp_path: Pa
     finally:
         child.kill()
         child.wait(10)
+
+
+def _readable_copy(into: Path) -> Path:
+    """What the pad's user imports (the lock and the one error it raises), copied where that
+    user can read it: a clone in a 0700 folder (``mktemp -d``) is root's alone."""
+    for rel in ("sync/__init__.py", "sync/storelock.py", "evaluator/__init__.py",
+                "evaluator/rules/__init__.py", "evaluator/rules/errors.py"):  # fmt: skip
+        target = into / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((REPO / rel).read_bytes())
+    for folder in (into, *(p for p in into.rglob("*") if p.is_dir())):
+        folder.chmod(0o755)
+    return into
+
+
+def _python() -> str:
+    """An interpreter the pad's user can run: the system's, else this one's real file."""
+    return shutil.which("python3", path="/usr/bin:/bin") or os.path.realpath(sys.executable)
