@@ -21,6 +21,10 @@ Tables (created when missing; ``hub_meta.schema_version`` says which layout a fi
 * ``hub_witness`` — signed ratings heads the counters were given (``evaluator hub witness``),
   per (device, epoch, seq, hash): compared with the stored records and the pads' statuses
   (:mod:`sync.hub.witness`).
+* ``hub_conflicts`` — records kept in their chain but held out of every figure, list and
+  export: what a device cannot truthfully say (a clerk of another window, a second first rating
+  of a case rated elsewhere, a ``rated_at`` out of step with its chain), each with the other side
+  of the conflict for a person to look at (``evaluator hub conflicts``).
 * ``hub_flags`` — findings for audit about a device (records lost on its SD card, a chain that
   started again, a chain head witnessed outside the pad that the stored chain contradicts): what
   the city must look at, never a reason to refuse what is intact.
@@ -116,6 +120,17 @@ CREATE TABLE IF NOT EXISTS hub_flags (
     detail TEXT NOT NULL,
     flagged_at TEXT NOT NULL,
     UNIQUE (device_id, kind, key)
+);
+CREATE TABLE IF NOT EXISTS hub_conflicts (
+    id {serial},
+    record_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    other_device_id TEXT NOT NULL DEFAULT '',
+    other_record_id TEXT NOT NULL DEFAULT '',
+    detail TEXT NOT NULL,
+    flagged_at TEXT NOT NULL,
+    UNIQUE (record_id, kind)
 );
 CREATE TABLE IF NOT EXISTS hub_witness (
     device_id TEXT NOT NULL,
@@ -518,9 +533,13 @@ class HubDB:
     def all_records(self, stream: str = "ratings") -> Iterator[dict[str, Any]]:
         """Every stored record on ``stream``, by device, epoch, then ``seq``; loss statements
         (what a pad lost on its SD card, issue 15) are not records to count, list or export:
-        skipped (they are in ``hub_records`` for the chain, and in :meth:`flags`)."""
+        skipped (they are in ``hub_records`` for the chain, and in :meth:`flags`); nor are
+        records held in a conflict (:meth:`conflicts`): the figures count only what a device
+        could truthfully say."""
         for (text,) in self.rows(
-            "SELECT record FROM hub_records WHERE stream = ? ORDER BY device_id, epoch, seq",
+            "SELECT record FROM hub_records r WHERE stream = ? AND NOT EXISTS"
+            " (SELECT 1 FROM hub_conflicts c WHERE c.record_id = r.id)"
+            " ORDER BY device_id, epoch, seq",
             (stream,),
         ):
             record = json.loads(text)
@@ -545,6 +564,50 @@ class HubDB:
                 "SELECT device_id, topic, reason, payload, received_at FROM hub_dead ORDER BY id"
             )
         ]
+
+    def hold(
+        self,
+        record_id: str,
+        device_id: str,
+        kind: str,
+        detail: dict[str, Any],
+        other: tuple[str, str] = ("", ""),
+    ) -> bool:
+        """Hold the stored record ``record_id`` of ``device_id`` out of the figures (inside the
+        caller's transaction, or on its own): it stays in its chain, acked, never edited.
+        ``kind`` says why, ``other`` is the other side (device, record id) when there is one,
+        ``detail`` what a person needs to decide.  True when it is new."""
+        text = json.dumps(detail, ensure_ascii=False, sort_keys=True)
+        if self.rows(
+            "SELECT 1 FROM hub_conflicts WHERE record_id = ? AND kind = ?", (record_id, kind)
+        ):
+            return False
+        self.execute(
+            "INSERT INTO hub_conflicts (record_id, device_id, kind, other_device_id,"
+            " other_record_id, detail, flagged_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
+            (record_id, device_id, kind, other[0], other[1], text, now_text()),
+        )
+        return True
+
+    def conflicts(self, device_id: str | None = None) -> list[dict[str, Any]]:
+        """Every record held out of the figures (of ``device_id``, or of every device), oldest
+        first, with the other side of the conflict."""
+        where, params = ("WHERE device_id = ?", (device_id,)) if device_id else ("", ())
+        out = []
+        for rid, dev, kind, odev, orid, detail, at in self.rows(
+            "SELECT record_id, device_id, kind, other_device_id, other_record_id, detail,"
+            f" flagged_at FROM hub_conflicts {where} ORDER BY id",
+            params,
+        ):
+            try:
+                body = json.loads(detail)
+            except ValueError:
+                body = {"text": detail}
+            out.append({"record_id": rid, "device_id": dev, "kind": kind,
+                        "other_device_id": odev, "other_record_id": orid, "detail": body,
+                        "flagged_at": at})  # fmt: skip
+        return out
 
     def flag(self, device_id: str, kind: str, key: str, detail: dict[str, Any]) -> bool:
         """Record a finding for audit about ``device_id`` (inside the caller's transaction, or

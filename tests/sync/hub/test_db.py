@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from sync.hub.db import SCHEMA_VERSION, HubError, open_db
-from tests.sync.hub.helpers import make_key, public_keys
+from sync.hub.ingest import Ingest
+from tests.sync.hub.helpers import chain, make_key, payload, public_keys, topic
 
 
 def test_tables_are_created_once_and_reopen(db_url: str, tmp_path: Path) -> None:
@@ -163,3 +164,21 @@ def test_flags_are_kept_once_per_finding_and_listed_by_device(db_url: str) -> No
         assert [f["key"] for f in db.flags()] == ["7", "e2"]
         assert db.flags("pad-1")[0]["detail"] == {"seq": 7, "problem": "hash"}
         assert db.flags("pad-3") == []
+
+
+def test_a_held_record_stays_stored_but_leaves_every_list(db_url: str, tmp_path: Path) -> None:
+    key = make_key(tmp_path)
+    records = chain(key, "pad-1", 3)
+    with open_db(db_url) as db:
+        db.register("pad-1", key.public.text)
+        ingest = Ingest(db)
+        assert ingest.handle_batch([(topic("pad-1"), payload(r)) for r in records]).failed == 0
+        held = records[1]["id"]
+        with db.transaction():
+            assert db.hold(held, "pad-1", "case_rated_elsewhere", {"serial": "S1"}, ("pad-2", "x"))
+            assert not db.hold(held, "pad-1", "case_rated_elsewhere", {"serial": "again"})
+        assert db.count("ratings") == 3  # kept in its chain, never edited
+        assert [r["id"] for r in db.all_records()] == [records[0]["id"], records[2]["id"]]
+        (c,) = db.conflicts()
+        assert (c["record_id"], c["other_device_id"], c["other_record_id"]) == (held, "pad-2", "x")
+        assert c["detail"] == {"serial": "S1"} and db.conflicts("pad-2") == []
