@@ -1201,7 +1201,7 @@ class App:
             signer = self.devices.key()
             store = self.ledger.store
             head = store.ratings_head()
-            epoch = store.read_meta("epoch") or ""
+            epoch = store.epoch
         except Exception as exc:
             log.warning("the chain head for the counter cannot be read: %s", exc)
             return None

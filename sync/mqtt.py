@@ -1590,7 +1590,7 @@ class SyncWorker(threading.Thread):
         try:
             assert self._store is not None
             head = self._store.ratings_head()
-            epoch = self._store.read_meta("epoch") or ""
+            epoch = self._store.epoch
         except Exception as exc:
             log.warning("the ratings head could not be read for the status: %s", exc)
             return None

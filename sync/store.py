@@ -1441,6 +1441,7 @@ class Store:
         conn.execute("PRAGMA recursive_triggers = on")
         self.conn = conn
         self._db = None
+        self._epoch = None  # a new file has its own epoch
 
     @property
     def db(self) -> Database:
@@ -2637,7 +2638,7 @@ class Store:
             clock_synced=self.clock_synced,
             damaged=damaged,
             signer=signer,
-            epoch=self.read_meta("epoch") or "",
+            epoch=self.epoch,
         )
         text = canonical_json(statement).decode()
         if not keep:
@@ -2723,7 +2724,7 @@ class Store:
         statement, and a seq the table does not hold at all as a loss statement with problem
         :data:`MISSING_PROBLEM` (when a later record says what it was).  A seq of another
         epoch goes as the carried record when this store holds it, else is left (logged)."""
-        epoch = self.read_meta("epoch") or ""
+        epoch = self.epoch
         wanted: dict[str, set[int]] = {"ratings": set(), "events": set()}
         items: list[Outgoing] = []
         for ask in missing:
