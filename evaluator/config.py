@@ -99,7 +99,7 @@ class DeviceConfig:
     """``[device]``: who this pad is."""
 
     id: str
-    """Unique pad id (required), ``[A-Za-z0-9._-]{1,64}``; used in MQTT topics."""
+    """Unique pad id (required): :mod:`evaluator.rules.deviceid`; used in MQTT topics."""
     window: str
     """Window label shown on screen, e.g. ``"12号窗口"``; default ``""``."""
     area_code: str
