@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evaluator.rules.deviceid import DEVICE_ID_EXPECTED, device_id_problem
 from evaluator.rules.errors import ConfigError, DataFileError
 from evaluator.rules.phrases import default_phrases_path, load_phrases
 from evaluator.rules.reasons import default_reasons_path, load_reasons
@@ -98,7 +99,7 @@ class DeviceConfig:
     """``[device]``: who this pad is."""
 
     id: str
-    """Unique pad id (required), ``[A-Za-z0-9._-]{1,64}``; used in MQTT topics."""
+    """Unique pad id (required): :mod:`evaluator.rules.deviceid`; used in MQTT topics."""
     window: str
     """Window label shown on screen, e.g. ``"12号窗口"``; default ``""``."""
     area_code: str
@@ -630,15 +631,14 @@ PIN_FACTORIES = ("", "lgpio", "rpigpio", "pigpio", "native", "mock")
 KNOWN_PORT_SCHEMES = (
     "loop", "spy", "socket", "rfc2217", "hwgrep", "alt", "cp2110", "sim", "dummy"
 )  # fmt: skip
-_DEVICE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-DEVICE_ID_EXPECTED = "expected 1 to 64 letters, digits, '.', '_' or '-' (it goes into MQTT topics)"
 
 
 def _device_id(v: object) -> _Bad | None:
     # "" means "not set here"; whether some layer set it is checked after layering.
-    if v == "" or _DEVICE_ID.fullmatch(str(v)):
+    # The rule of every step that takes an id (provision, signing, registration): one place.
+    if v == "" or (why := device_id_problem(v)) is None:
         return None
-    return DEVICE_ID_EXPECTED, ""
+    return why, ""
 
 
 def _area_code(v: object) -> _Bad | None:

@@ -53,6 +53,7 @@ from evaluator.config import (
     check_config,
     default_config_path,
 )
+from evaluator.rules.deviceid import device_id_problem
 from evaluator.rules.errors import ConfigError
 
 #: The sheet's columns: name → what it sets and how to write it (docs/technician.md §1.6).
@@ -549,8 +550,9 @@ def provision(sheet: Path, template: Path | None, out: Path) -> list[Outcome]:
             ),
             "On the pad: /etc/evaluator/evaluator.toml; check it there: `evaluator config check`.",
         ]
-        if row.device_id in (".", ".."):  # the id names a folder
-            _cell_problem(row, "device_id", "expected a device id, not a folder name")
+        # at once, in the words of every later step (config check, signing, registration)
+        if row.device_id and (why := device_id_problem(row.device_id)) is not None:
+            _cell_problem(row, "device_id", why)
         try:
             outcome = _provision_row(row, template_data, template, sheet, out, header)
         except OSError as exc:  # a full disk, a read-only card: stop, say so, no traceback

@@ -42,7 +42,6 @@ import fcntl
 import ipaddress
 import json
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +51,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from evaluator.rules.deviceid import DEVICE_ID_RE, RECEIVER_PREFIX, device_id_problem
 from evaluator.rules.errors import EvaluatorError
 from sync.secretfile import read_secret, write_file
 
@@ -96,13 +96,11 @@ CA_DAYS = 3650
 CLIENT_DAYS = 825
 #: Certificates are valid from this long before signing (a Pi that boots with an old clock).
 BACKDATE = datetime.timedelta(days=1)
-#: The CN prefix of city receivers: the broker's ACL lists them as users allowed to read every pad.
-RECEIVER_PREFIX = "hub-"
 #: A PEM P-256 private key is about 240 bytes; anything much larger is not one.
 KEY_FILE_MAX = 8192
 #: A name the broker may take as a user name and put into topics through the ACL's ``%u``:
 #: the device id's characters (no ``/``, ``+``, ``#``, which would reach other pads' topics).
-_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_NAME = DEVICE_ID_RE
 NAME_EXPECTED = "1 to 64 letters, digits, '.', '_' or '-' (the ACL puts it into topics)"
 
 
@@ -652,17 +650,23 @@ def sign_csr(
                 alt.append(x509.DNSName(name))
         usage = ExtendedKeyUsageOID.SERVER_AUTH
     else:
-        check_name(cn)
-        if receiver and not cn.startswith(RECEIVER_PREFIX):
-            raise TlsCertError(f"a receiver's CN starts with {RECEIVER_PREFIX!r}, not {cn!r}")
-        if not receiver and cn.startswith(RECEIVER_PREFIX):
-            raise TlsCertError(
-                f"{cn!r} is a receiver's name (the ACL lets {RECEIVER_PREFIX}… read every pad); "
-                "a pad's device id must not start with it (sign it as a receiver only if it is one)"
-            )
+        _check_client_name(cn, receiver)
         usage = ExtendedKeyUsageOID.CLIENT_AUTH
     with _ca_lock(ca.folder):  # the checks and the index's new entry, as one
         return _sign(csr, ca, cn, days, server_names, alt, usage)
+
+
+def _check_client_name(cn: str, receiver: bool) -> None:
+    """A pad's CN is its device id (the pad's, provision's and registration's rule, same
+    words); a receiver's starts with ``hub-``, which the ACL lets read every pad."""
+    if receiver:
+        check_name(cn)
+        if not cn.startswith(RECEIVER_PREFIX):
+            raise TlsCertError(f"a receiver's CN starts with {RECEIVER_PREFIX!r}, not {cn!r}")
+    elif (why := device_id_problem(cn)) is not None:
+        receiverish = cn.startswith(RECEIVER_PREFIX)
+        tail = " (sign it with --receiver only if it is one)" if receiverish else ""
+        raise TlsCertError(f"the request's CN: {why}{tail}")
 
 
 def _sign(csr: x509.CertificateSigningRequest, ca: CertificateAuthority, cn: str, days: int,

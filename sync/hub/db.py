@@ -37,15 +37,14 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import re
 import sqlite3
 import threading
-import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evaluator.rules.deviceid import device_id_problem
 from evaluator.rules.errors import EvaluatorError
 from evaluator.rules.records import GENESIS_HASH
 from sync.keys import PUBLIC_PREFIX, DeviceKeyError, PublicKey
@@ -53,11 +52,6 @@ from sync.keys import PUBLIC_PREFIX, DeviceKeyError, PublicKey
 SCHEMA_VERSION = 2
 STREAMS = ("ratings", "events")
 
-#: Device ids a pad can have (the rating schema's pattern); ``_hub`` is the receiver's own topic.
-RESERVED_DEVICE_IDS = frozenset({"_hub"})
-#: A pad's ``[device] id`` (evaluator.config checks the same on the pad).
-_DEVICE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-DEVICE_ID_EXPECTED = "expected 1 to 64 letters, digits, '.', '_' or '-' (the pad's [device] id)"
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS hub_meta (schema_version INTEGER NOT NULL);
@@ -700,17 +694,8 @@ def _shared_key(key_id: str, others: str) -> str:
 
 
 def _device_id_problem(device_id: str) -> str | None:
-    """Why ``device_id`` cannot be a pad's id (a topic level of its own), or None."""
-    if not device_id or device_id in RESERVED_DEVICE_IDS or "/" in device_id:
-        return f"{device_id!r} cannot be a device id"
-    if "+" in device_id or "#" in device_id:
-        return f"{device_id!r} cannot be a device id (MQTT wildcard)"
-    if not _DEVICE_ID.fullmatch(device_id):  # no pad could connect as it
-        narrow = unicodedata.normalize("NFKC", device_id)
-        hint = (f"; did you mean {narrow!r}? (full-width characters)"
-                if narrow != device_id and _DEVICE_ID.fullmatch(narrow) else "")  # fmt: skip
-        return f"{device_id!r} is no pad's device id: {DEVICE_ID_EXPECTED}{hint}"
-    return None
+    """Why ``device_id`` cannot be a pad's id (the pad's, provision's and signing's rule)."""
+    return device_id_problem(device_id)
 
 
 def _redact(url: str) -> str:

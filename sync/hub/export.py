@@ -9,6 +9,7 @@ UTF-8 with a byte-order mark, which spreadsheet programs need to read Chinese te
 from __future__ import annotations
 
 import csv
+import unicodedata
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -102,8 +103,27 @@ def write_csv(
     return count
 
 
+#: What a spreadsheet takes as the start of a formula (compared after NFKC: ＝ ＋ － ＠ too).
+FORMULA_STARTS = ("=", "+", "-", "@")
+
+
 def _cell(value: Any) -> Any:
-    """Text cells that a spreadsheet would run as a formula get a leading apostrophe."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    """Text cells that a spreadsheet would run as a formula get a leading apostrophe (it shows
+    the text as typed).  Numbers stay numbers: only text is ever a formula."""
+    if isinstance(value, str) and formula_like(value):
         return "'" + value
     return "" if value is None else value
+
+
+def formula_like(text: str) -> bool:
+    """Whether a spreadsheet could read ``text`` as a formula: it starts with a tab or a
+    return, or its first visible character is ``= + - @`` or a full-width (NFKC) look-alike,
+    after any whitespace, newlines, controls or zero-width characters (issue 16: ``\\n=``,
+    `` =`` and ``＝`` reached the sheet as text that Excel and LibreOffice run)."""
+    if text[:1] in ("\t", "\r"):
+        return True
+    for char in text:
+        if char.isspace() or unicodedata.category(char) in ("Cc", "Cf"):
+            continue
+        return unicodedata.normalize("NFKC", char).startswith(FORMULA_STARTS)
+    return False

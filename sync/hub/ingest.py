@@ -39,6 +39,7 @@ from typing import Any
 from evaluator.rules.loss import LOSS_KIND, is_loss
 from evaluator.rules.protocol import MAX_DEPTH, nesting_depth
 from evaluator.rules.records import record_hash, signature_of
+from evaluator.rules.recordtext import shown_text_problem
 from sync.hub import schemas, witness
 from sync.hub.db import STREAMS, HubDB, now_text
 from sync.keys import PublicKey
@@ -284,6 +285,7 @@ class Ingest:
             problem = _chain_fields_problem(obj)
         if not problem and stream != "status" and obj["seq"] > MAX_SEQ:
             problem = f"seq above {MAX_SEQ} (no database column holds it)"
+        problem = problem or _shown_text_problem(stream, obj)
         if problem:
             return self._dead(device_id, topic, problem, payload, rid)
         claimed = obj.get("device_id", device_id)
@@ -850,6 +852,12 @@ def _has_lone_surrogate(obj: Any) -> bool:
     except UnicodeEncodeError:
         return True
     return False
+
+
+def _shown_text_problem(stream: str, obj: dict[str, Any]) -> str | None:
+    """A record's name, matter, comment… with a character the pad's own checks refuse (a tab,
+    a newline, a bidi override): no honest pad sealed it (evaluator.rules.recordtext)."""
+    return None if stream == "status" else shown_text_problem(obj)
 
 
 def _chain_fields_problem(obj: dict[str, Any]) -> str | None:

