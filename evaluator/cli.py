@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from evaluator.rules.cells import safe_cell
 from evaluator.rules.errors import ConfigError, DataFileError, EvaluatorError
 
 #: Columns of ``evaluator ratings --format csv`` (and the table), in order.
@@ -576,7 +577,7 @@ def cmd_ratings(store: Any, fmt: str, output: Path | None) -> int:
         writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
         writer.writeheader()
         for record in records:
-            writer.writerow(_row(record, pending))
+            writer.writerow({k: safe_cell(v) for k, v in _row(record, pending).items()})
     else:
         cols = ("seq", "rated_at", "level", "score", "clerk_id", "serials", "reasons", "delivered")
         rows = [[str(_row(r, pending)[c]) for c in cols] for r in records]

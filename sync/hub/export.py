@@ -9,11 +9,11 @@ UTF-8 with a byte-order mark, which spreadsheet programs need to read Chinese te
 from __future__ import annotations
 
 import csv
-import unicodedata
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from evaluator.rules.cells import safe_cell
 from sync.hub.db import HubDB
 from sync.hub.figures import in_period, parse_bound
 
@@ -98,32 +98,7 @@ def write_csv(
         writer = csv.DictWriter(handle, fieldnames=FIELDS)
         writer.writeheader()
         for row in rows(db, since=since, until=until):
-            writer.writerow({k: _cell(v) for k, v in row.items()})
+            writer.writerow({k: safe_cell(v) for k, v in row.items()})
             count += 1
     return count
 
-
-#: What a spreadsheet takes as the start of a formula (compared after NFKC: ＝ ＋ － ＠ too).
-FORMULA_STARTS = ("=", "+", "-", "@")
-
-
-def _cell(value: Any) -> Any:
-    """Text cells that a spreadsheet would run as a formula get a leading apostrophe (it shows
-    the text as typed).  Numbers stay numbers: only text is ever a formula."""
-    if isinstance(value, str) and formula_like(value):
-        return "'" + value
-    return "" if value is None else value
-
-
-def formula_like(text: str) -> bool:
-    """Whether a spreadsheet could read ``text`` as a formula: it starts with a tab or a
-    return, or its first visible character is ``= + - @`` or a full-width (NFKC) look-alike,
-    after any whitespace, newlines, controls or zero-width characters (issue 16: ``\\n=``,
-    `` =`` and ``＝`` reached the sheet as text that Excel and LibreOffice run)."""
-    if text[:1] in ("\t", "\r"):
-        return True
-    for char in text:
-        if char.isspace() or unicodedata.category(char) in ("Cc", "Cf"):
-            continue
-        return unicodedata.normalize("NFKC", char).startswith(FORMULA_STARTS)
-    return False

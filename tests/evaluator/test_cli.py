@@ -346,3 +346,24 @@ def test_the_csv_export_names_a_self_service_terminal(
     assert main(["ratings", "--db", str(path), "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [(r["terminal"], r["clerk_id"]) for r in rows] == [("ZZ-07", ""), ("", "007")]
+
+
+def test_the_pad_s_csv_quotes_what_a_spreadsheet_would_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same rule as the city's export (issue 16): a matter name from the business system
+    that starts a formula, after spaces or as a full-width sign, is shown as typed."""
+    from tests.sync.test_mqtt import full_content
+
+    path = tmp_path / "r.db"
+    names = ["=1+1", " =HYPERLINK(1)", "＝SUM(A1)", "@x", "-3", "办理营业执照"]
+    with Store(path, device_id="cli-1") as store:
+        for i, name in enumerate(names):
+            record = full_content(f"S-{i}")
+            for case in record["cases"]:
+                case["matter_name"] = name
+            store.append_rating(record)
+    assert main(["ratings", "--db", str(path), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["matter_names"] for r in rows] == [f"'{n}" for n in names[:-1]] + [names[-1]]
+    assert [r["seq"] for r in rows] == [str(i) for i in range(1, 7)]  # numbers stay numbers
