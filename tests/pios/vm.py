@@ -121,7 +121,9 @@ class Vm:
             "-chardev", f"socket,id=counter,path={self.counter_path},server=on,wait=off",
             "-device", "pci-serial,chardev=counter",
             "-netdev", f"user,id=net,hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22",
-            "-device", "virtio-net-pci,netdev=net",
+            # romfile= : no PXE option ROM (efi-virtio.rom is in ipxe-qemu, which
+            # --no-install-recommends leaves out on a fresh host; the guest never net-boots)
+            "-device", "virtio-net-pci,netdev=net,romfile=",
             "-chardev", f"file,id=console,path={self.console_log}",
             "-serial", "chardev:console",
             "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
@@ -130,7 +132,13 @@ class Vm:
         self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
                                         stdout=(self.folder / "qemu.out").open("ab"),
                                         stderr=subprocess.STDOUT)
-        self.qmp = Qmp(self.qmp_path)
+        try:
+            self.qmp = Qmp(self.qmp_path)
+        except OSError as exc:
+            out = (self.folder / "qemu.out").read_text(errors="replace").strip()[-600:]
+            if self.process.poll() is not None and out:
+                raise RuntimeError(f"qemu-system-aarch64 exited: {out}") from exc
+            raise
 
     # --- ssh -----------------------------------------------------------------------------------
     def _ssh_cmd(self, command: str) -> list[str]:
