@@ -38,7 +38,7 @@ from typing import Any
 
 from evaluator.rules.loss import LOSS_KIND, is_loss
 from evaluator.rules.protocol import MAX_DEPTH, nesting_depth
-from evaluator.rules.records import record_hash, signature_of
+from evaluator.rules.records import CanonicalReader, record_hash, sealed_hash, signature_of
 from sync.hub import schemas, witness
 from sync.hub.db import STREAMS, HubDB, now_text
 from sync.keys import PublicKey
@@ -214,6 +214,7 @@ class Ingest:
         self._asked: dict[Chain, tuple[int, float]] = {}
         self._gap_since: dict[Chain, tuple[int, float]] = {}
         self._gap_flagged: set[tuple[Chain, int]] = set()
+        self._reader = CanonicalReader()
 
     # -- the entry points ------------------------------------------------------------------
 
@@ -267,7 +268,7 @@ class Ingest:
         ):
             return self._dead(device_id, topic, f"nested deeper than {MAX_DEPTH}", payload)
         try:
-            obj = json.loads(text)
+            obj, canonical = self._reader.read(text, payload)
         except (ValueError, RecursionError) as exc:
             return self._dead(device_id, topic, f"not JSON: {exc}"[:200], payload)
         if not isinstance(obj, dict):
@@ -296,7 +297,10 @@ class Ingest:
             return self._dead(device_id, topic, "device not registered", payload, rid)
         if stream == "status":
             return (device_id, text)
-        if record_hash(obj) != obj["hash"]:
+        # over the bytes received when they are canonical (a pad's always are), else over the
+        # content encoded again (the definition): the same verdict, without the encoding
+        sealed = sealed_hash(payload, obj) if canonical else None
+        if (sealed or record_hash(obj)) != obj["hash"]:
             return self._dead(device_id, topic, "content does not match its hash", payload, rid)
         if is_loss(obj) and "sig" not in obj:  # the schema requires it; never accepted unsigned
             return self._dead(device_id, topic, "unsigned loss statement", payload, rid)
