@@ -275,7 +275,7 @@ class Ingest:
             return self._dead(device_id, topic, "not a JSON object", payload)
         # valid UTF-8 can still decode to a lone surrogate through a \u escape (a pad's
         # canonical JSON escapes only control characters): no hash, column or reply holds one
-        if b"\\u" in payload and _has_lone_surrogate(obj):
+        if not canonical and b"\\u" in payload and _has_lone_surrogate(obj):  # (no \ at all)
             return self._dead(device_id, topic, "a lone surrogate (\\udXXX escape)", payload)
         rid = obj.get("id") if isinstance(obj.get("id"), str) else None
         # A loss statement (issue 15) replaces a damaged record on either stream.
