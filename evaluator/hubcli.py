@@ -380,7 +380,9 @@ def _run(args: argparse.Namespace) -> int:
         if receiver.connected and not ready_told:
             ready_told = True
             sd_notify("READY=1")
-            print(f"evaluator hub: receiving on {receiver.subscriptions}", flush=True)
+            index, total = args.part
+            part = f" and the devices of part {index}/{total}" if total > 1 else ""
+            print(f"evaluator hub: receiving on {receiver.subscriptions}{part}", flush=True)
     sd_notify("STOPPING=1")
     receiver.stop()
     receiver.join(10)
