@@ -13,7 +13,19 @@ PostgreSQL, each beside a reference measured in the same run.
   backlog through mosquitto and the receiver until its outbox is empty; reference: raw paho QoS 1
   (100 in flight) to the simple acking city of :mod:`bench.sync_link`.
 * **checks alone** — the receiver's per-message checks without any database, beside the Ed25519
-  verification alone: the floor under any ingest figure.
+  verification alone: the floor under any ingest figure (issue 16: goal ``CHECK_GOAL``).
+* **receiver CPU per record** (issue 16) — a real ``evaluator hub run`` process (PostgreSQL,
+  mosquitto) takes ``PARTS_RECORDS`` records published by ``DEVICES`` pads; its CPU seconds
+  (``/proc``: user + system, after it was ready) per record stored, as records per CPU-second,
+  beside the Ed25519 verify-only loop's records per CPU-second on the same records: how close
+  one receiver gets to the verification alone, on one core, whatever else the machine runs.
+* **two receivers, --part 0/2 and 1/2** (issue 16) — the same records through two such
+  processes, each a partition of the devices: records/s until all are stored, beside one
+  receiver's records/s in the same run (rounds alternating).  On a machine of ``C`` free cores
+  the model is ``min(N, C') × one receiver`` where ``C'`` is what the broker, PostgreSQL and the
+  publisher leave (docs/reliability.md).
+
+``python -m bench.hub [checks] [parts] [ingest] [e2e] [drain]``: only those rows (default all).
 
 ``python -m bench.hub`` or ``python -m bench.run --hub``.  Figures are records/s (higher is better);
 the ratio is figure ÷ reference; the goal (issue 8) is a ratio of at least ``GOAL_RATIO``.
@@ -21,7 +33,9 @@ the ratio is figure ÷ reference; the goal (issue 8) is a ratio of at least ``GO
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import threading
@@ -29,7 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.stats import Row, table
+from bench.stats import Row, median_p99, table
 from evaluator.rules.records import (
     GENESIS_HASH,
     canonical_json,
@@ -49,7 +63,13 @@ E2E_REPEATS = 3
 DRAIN_BACKLOG = 10_000
 DRAIN_ROUNDS = 3
 GOAL_RATIO = 0.5
+#: Issue 16: a receiver's checks (and its CPU per record) at least this × a verify-only loop.
+CHECK_GOAL = 0.8
+CHECK_REPEATS = 15
+PARTS_RECORDS = DEVICES * PER_DEVICE
+PARTS_ROUNDS = 3
 PREFIX = "hcp/v1"
+_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _goal(row: Row) -> Row:
@@ -135,25 +155,126 @@ def _ingest(ingest: Ingest, msgs: list[tuple[str, bytes, dict[str, Any]]]) -> fl
 
 def bench_checks(work: Path) -> Row:
     """The receiver's checks alone, no database (topic, size, nesting, JSON, schema, hash,
-    Ed25519): the floor of any ingest figure, beside the Ed25519 verification alone."""
+    Ed25519): the floor of any ingest figure, beside the Ed25519 verification alone, the two
+    loops alternating on the same records (``CHECK_REPEATS`` rounds)."""
     fleet = Fleet(work, "chk")
     with open_db(f"sqlite:///{work / 'checks.db'}") as db:
         fleet.register(db)
         ingest = Ingest(db, PREFIX)
+        keys = {d: k.public for d, k in fleet.keys.items()}
         values, ref_values = [], []
-        for _ in range(REPEATS):
+        for _ in range(CHECK_REPEATS):
             msgs = fleet.next_round()
-            start = time.perf_counter()
+            start = time.thread_time()  # CPU, as the reference: the machine is shared
             for t, p, _rec in msgs:
                 ingest._check(t, p)  # the per-message half of handle_batch
-            values.append(len(msgs) / (time.perf_counter() - start))
-            keys = {d: k.public for d, k in fleet.keys.items()}
-            start = time.perf_counter()
-            for _t, _p, rec in msgs:
-                keys[rec["device_id"]].check(rec["hash"].encode("ascii"), signature_of(rec) or b"")
-            ref_values.append(len(msgs) / (time.perf_counter() - start))
+            values.append(len(msgs) / (time.thread_time() - start))
+            ref_values.append(len(msgs) / _verify_only(keys, msgs))
     return Row("receiver checks alone, no database", "records/s", values,
-               "Ed25519 verify alone (sync.keys)", ref_values)  # fmt: skip
+               "Ed25519 verify alone (sync.keys)", ref_values, f"≥ {CHECK_GOAL:g}x ref",
+               median_p99(values)[0] >= CHECK_GOAL * median_p99(ref_values)[0])  # fmt: skip
+
+
+def _verify_only(keys: dict[str, Any], msgs: list[tuple[str, bytes, dict[str, Any]]]) -> float:
+    """Seconds (CPU of this thread) the Ed25519 verification of ``msgs`` takes, nothing else."""
+    start = time.thread_time()
+    for _t, _p, rec in msgs:
+        keys[rec["device_id"]].check(rec["hash"].encode("ascii"), signature_of(rec) or b"")
+    return time.thread_time() - start
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _Hubs:
+    """``n`` real ``evaluator hub run`` processes, ``--part i/n`` each (no option when one)."""
+
+    def __init__(self, work: Path, url: str, port: int, n: int, tag: str) -> None:
+        self.logs = [work / f"{tag}-{i}.log" for i in range(n)]
+        self.procs = []
+        for i, log_path in enumerate(self.logs):
+            part = ["--part", f"{i}/{n}"] if n > 1 else []
+            self.procs.append(subprocess.Popen(
+                [sys.executable, "-m", "evaluator", "hub", "run", "--db", url, "--broker",
+                 f"mqtt://127.0.0.1:{port}", "--client-id", f"{tag}-{i}", *part],
+                stdout=log_path.open("w"), stderr=subprocess.STDOUT, cwd=_ROOT,
+            ))  # fmt: skip
+        from tests.support import wait_for
+
+        for log_path in self.logs:
+            wait_for(lambda p=log_path: "receiving on" in p.read_text(), 60, f"{log_path.name}")
+        if n > 1:  # every partition's devices subscribed
+            wait_for(lambda: all("in all" in p.read_text() for p in self.logs), 60, "parts")
+        self.cpu0 = [_cpu_seconds(p.pid) for p in self.procs]
+
+    def cpu(self) -> list[float]:
+        return [_cpu_seconds(p.pid) - c for p, c in zip(self.procs, self.cpu0, strict=True)]
+
+    def stop(self) -> None:
+        from tests.support import stop_process
+
+        for proc in self.procs:
+            stop_process(proc, 15)
+
+
+def bench_parts(work: Path, url: str) -> list[Row]:
+    """One receiver, then two with ``--part``, alternating, ``PARTS_ROUNDS`` rounds of
+    ``PARTS_RECORDS`` records each: the CPU of one receiver per record beside the verify-only
+    loop, and two receivers' combined records/s beside one's."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from tests.support import Broker, wait_for
+
+    broker = Broker(work)
+    broker.conf.write_text(broker.conf.read_text() + "max_queued_messages 100000\n")
+    broker.start()
+    fleet = Fleet(work, "parts")
+    with open_db(url) as db:
+        fleet.register(db)
+    keys = {d: k.public for d, k in fleet.keys.items()}
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-parts-pub",
+                      protocol=mqtt.MQTTv5)  # fmt: skip
+    pub.max_inflight_messages_set(1000)
+    pub.connect(broker.host, broker.port)
+    pub.loop_start()
+    one, two, cpu_rate, verify_rate = [], [], [], []
+    try:
+        with open_db(url) as db:
+            for r in range(PARTS_ROUNDS * 2):
+                n = 1 + (r + r // 2) % 2  # 1, 2, 2, 1, 1, 2: each first as often
+                msgs = fleet.next_round()
+                hubs = _Hubs(work, url, broker.port, n, f"r{r}")
+                try:
+                    target = db.count() + len(msgs)
+                    start = time.perf_counter()
+                    for t, p, _rec in msgs:
+                        pub.publish(t, p, qos=1)
+                    wait_for(lambda t=target: db.count() == t, 600, "all stored")
+                    took = time.perf_counter() - start
+                    cpu = hubs.cpu()
+                finally:
+                    hubs.stop()
+                assert db.parked() == 0, "a receiver parked a record"
+                (one if n == 1 else two).append(len(msgs) / took)
+                if n == 1:
+                    cpu_rate.append(len(msgs) / cpu[0])
+                    verify_rate.append(len(msgs) / _verify_only(keys, msgs))
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        broker.stop()
+    per = Row("one receiver: records per CPU-second (evaluator hub run, PostgreSQL)",
+              "records/CPU-s", cpu_rate, "Ed25519 verify-only loop, same records",
+              verify_rate)  # fmt: skip
+    per.goal = f"≥ {CHECK_GOAL:g}x ref"
+    per.met = median_p99(cpu_rate)[0] >= CHECK_GOAL * median_p99(verify_rate)[0]
+    both = Row(f"two receivers --part 0/2, 1/2 ({os.cpu_count()} cores)", "records/s", two,
+               "one receiver, same run", one)  # fmt: skip
+    return [per, both]
 
 
 def bench_drain_hub(work: Path) -> Row:
@@ -299,23 +420,34 @@ def bench_e2e(work: Path) -> Row:
                      ref_values))  # fmt: skip
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     from tests.pg import PostgresServer
 
+    names = sys.argv[1:] if argv is None else argv
+    wanted = {a for a in names if not a.startswith("-")} or {
+        "ingest", "e2e", "drain", "checks", "parts"}  # fmt: skip
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-hub-") as tmp:
         work = Path(tmp)
-        rows.append(bench_db("sqlite", f"sqlite:///{work / 'hub.db'}",
-                             f"sqlite:///{work / 'ref.db'}", work))  # fmt: skip
-        server = PostgresServer()
-        try:
-            rows.append(bench_db("postgresql", server.fresh_database("hub"),
-                                 server.fresh_database("ref"), work))  # fmt: skip
-        finally:
-            server.stop()
-        rows.append(bench_e2e(work))
-        rows.append(bench_drain_hub(work))
-        rows.append(bench_checks(work))
+        if "ingest" in wanted:
+            rows.append(bench_db("sqlite", f"sqlite:///{work / 'hub.db'}",
+                                 f"sqlite:///{work / 'ref.db'}", work))  # fmt: skip
+        if wanted & {"ingest", "parts"}:
+            server = PostgresServer()
+            try:
+                if "ingest" in wanted:
+                    rows.append(bench_db("postgresql", server.fresh_database("hub"),
+                                         server.fresh_database("ref"), work))  # fmt: skip
+                if "parts" in wanted:
+                    rows.extend(bench_parts(work, server.fresh_database("parts")))
+            finally:
+                server.stop()
+        if "e2e" in wanted:
+            rows.append(bench_e2e(work))
+        if "drain" in wanted:
+            rows.append(bench_drain_hub(work))
+        if "checks" in wanted:
+            rows.append(bench_checks(work))
     print(f"receiver: {DEVICES} pads, batches of {BATCH} messages, {PER_DEVICE} records per pad "
           f"per repetition; SQLite {sqlite3.sqlite_version} WAL synchronous=FULL")  # fmt: skip
     print(table(rows))

@@ -63,6 +63,22 @@ def add_hub_parser(sub: Any) -> None:
     run.add_argument(
         "--password-file", type=Path, metavar="FILE", help="the MQTT password, read from a file"
     )
+    run.add_argument(
+        "--part", type=_part, default=(0, 1), metavar="I/N",
+        help="receive only the devices of partition I of N (SHA-256 of the device id modulo N;"
+             " one receiver per part, each device's chain on one receiver); default 0/1: all,"
+             " through the shared subscription of --group",
+    )  # fmt: skip
+    run.add_argument(
+        "--progress-every",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds between two progress lines in the log (default 60)",
+    )
+    run.add_argument("--registry-every", type=float, default=5.0, metavar="S",
+                     help="with --part: seconds between two reads of the registry for newly"
+                          " registered devices (default 5)")  # fmt: skip
 
     register = actions.add_parser(
         "register",
@@ -119,6 +135,26 @@ def add_hub_parser(sub: Any) -> None:
     with_db(export)
     with_period(export)
     export.add_argument("--out", type=Path, required=True, metavar="FILE.csv")
+
+
+def _part(text: str) -> tuple[int, int]:
+    """``--part I/N`` checked when parsed (a usage error, not a traceback)."""
+    from sync.hub.receiver import ReceiverError, parse_part
+
+    try:
+        return parse_part(text)
+    except ReceiverError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _watchdog_every() -> float | None:
+    """Half of systemd's ``WatchdogSec=`` (``$WATCHDOG_USEC``, for this process only when
+    ``$WATCHDOG_PID`` is unset or ours); ``None`` when systemd watches nothing."""
+    usec = os.environ.get("WATCHDOG_USEC", "")
+    pid = os.environ.get("WATCHDOG_PID", "")
+    if not usec.isdigit() or int(usec) == 0 or (pid and pid != str(os.getpid())):
+        return None
+    return int(usec) / 2e6
 
 
 def _bound(text: str) -> str:
@@ -322,6 +358,11 @@ def _run(args: argparse.Namespace) -> int:
         tls_key=args.tls_key,
         username=args.username,
         password=password,
+        part=args.part,
+        progress_every=args.progress_every,
+        registry_every=args.registry_every,
+        alive=lambda: sd_notify("WATCHDOG=1"),
+        alive_every=_watchdog_every() or 10.0,
     )
     done = threading.Event()
 
@@ -339,7 +380,9 @@ def _run(args: argparse.Namespace) -> int:
         if receiver.connected and not ready_told:
             ready_told = True
             sd_notify("READY=1")
-            print(f"evaluator hub: receiving on {receiver.subscriptions}", flush=True)
+            index, total = args.part
+            part = f" and the devices of part {index}/{total}" if total > 1 else ""
+            print(f"evaluator hub: receiving on {receiver.subscriptions}{part}", flush=True)
     sd_notify("STOPPING=1")
     receiver.stop()
     receiver.join(10)

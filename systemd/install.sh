@@ -5,6 +5,7 @@
 #   sudo systemd/install.sh                  # install or upgrade; a second run changes nothing
 #   sudo systemd/install.sh --dry-run        # print every step, change nothing
 #   systemd/install.sh --root /tmp/tree      # the files only, into a directory tree (tests)
+#   sudo systemd/install.sh --hub            # the city receiver on a city server instead
 #
 # What it does, step by step (systemd/README.md says why):
 #   1. Debian packages: the CJK fonts, Debian's pygame (python3-pygame, on Debian's SDL2 with
@@ -31,6 +32,14 @@
 # and only prints the steps that act on the machine (apt-get, useradd/usermod, chown, the
 # virtualenv, systemctl, udevadm).
 #
+# --hub installs the city receiver (docs/hub.md, "Installing the receiver") instead of the pad,
+# on any Debian-like server with Python 3.11+: the packages python3 python3-venv, the system user
+# evaluator-hub, /opt/evaluator-hub/venv (the pinned requirements.txt and the evaluator, nothing
+# of Debian's: no screen here), /etc/evaluator/hub.env root 0600 (EVALUATOR_HUB_DB, HUB_BROKER,
+# HUB_ARGS; written once, never overwritten: the operator's), the unit evaluator-hub.service
+# (Type=notify, WatchdogSec=) enabled, and restarted when the build or the unit changed and
+# hub.env exists.  Same --root, --dry-run, --wheel and idempotence as the pad's.
+#
 # EVALUATOR_SYSTEMCTL=PROGRAM: step 7 (restart, wait, roll back) runs PROGRAM instead of
 # systemctl, and runs it even with --root: how tests/test_systemd.py proves the rollback
 # without a booted systemd.
@@ -54,6 +63,7 @@ usage: systemd/install.sh [--dry-run] [--root DIR] [--wheel FILE] [--printer VID
   --no-restart       switch to the new build but do not restart the pad (nor roll back):
                      it runs the new build from its next start
   --settle SECONDS   after an upgrade, how long the restarted pad must stay up (default 15)
+  --hub              install the city receiver (evaluator hub run) instead of the pad
 EOF
 }
 
@@ -67,6 +77,7 @@ KEEP_DESKTOP=0
 NO_RESTART=0
 SETTLE=15
 PRINTERS=()
+HUB=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) DRY=1 ;;
@@ -83,6 +94,7 @@ while [ $# -gt 0 ]; do
       PRINTERS+=("$2"); shift ;;
     --printer=*) PRINTERS+=("${1#--printer=}") ;;
     --keep-desktop) KEEP_DESKTOP=1 ;;
+    --hub) HUB=1 ;;
     --no-restart) NO_RESTART=1 ;;
     --settle)
       [ $# -ge 2 ] || { echo "install: --settle needs a number of seconds" >&2; exit 2; }
@@ -252,6 +264,12 @@ put_link() {
 
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
+
+if [ "$HUB" = 1 ]; then
+  # shellcheck disable=SC1091  # checked on its own: tests/test_systemd_hub.py
+  . "$HERE/install-hub.sh"
+  exit 0
+fi
 
 # --- 1. the system --------------------------------------------------------------------------------
 step "system"

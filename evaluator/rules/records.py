@@ -99,6 +99,70 @@ def record_hash(record: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
+#: Bytes outside strings that json.dumps never writes in canonical form: whitespace, and
+#: ``-0`` (an int it spells ``0``; a float's ``-0.5`` is caught by the float hook anyway).
+_NOT_CANONICAL = re.compile(rb"[ \t\n\r]|-0")
+
+
+class CanonicalReader:
+    """Parses received JSON and tells, without encoding it again, whether the bytes are exactly
+    :func:`canonical_json` of what they parse to (issue 16: the receiver checks a record's hash
+    over the bytes it received, which is only the record's hash when they are canonical).
+
+    Certified canonical (``True``) only when: no backslash (so every string is raw and every
+    ``"`` delimits one), no whitespace or ``-0`` between the strings, no float and no
+    ``NaN``/``Infinity``, and every object's keys unique and sorted.  Those are all the ways a
+    parseable spelling can differ from ``json.dumps(sort_keys=True, ensure_ascii=False,
+    separators=(",", ":"))``; anything else answers ``False`` (then the caller hashes the
+    re-encoded content, :func:`record_hash`, the definition).  One instance per thread.
+    """
+
+    def __init__(self) -> None:
+        self._plain = True
+        self._decoder = json.JSONDecoder(
+            object_pairs_hook=self._object, parse_float=self._float, parse_constant=self._float
+        )
+
+    def _object(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if self._plain and (len(obj) != len(pairs) or (keys := list(obj)) != sorted(keys)):
+            self._plain = False
+        return obj
+
+    def _float(self, text: str) -> float:
+        self._plain = False
+        return float(text)
+
+    def read(self, text: str, payload: bytes) -> tuple[Any, bool]:
+        """``(parsed, canonical)`` of ``text`` (``payload`` decoded); raises ``ValueError`` on
+        bad JSON as :func:`json.loads` does."""
+        self._plain = b"\\" not in payload
+        obj = self._decoder.decode(text)
+        if self._plain and _NOT_CANONICAL.search(b"".join(payload.split(b'"')[::2])):
+            self._plain = False
+        return obj, self._plain
+
+
+def sealed_hash(payload: bytes, record: Mapping[str, Any]) -> str | None:
+    """The SHA-256 (hex) of ``payload`` less its top-level ``hash`` and ``sig`` members: equal to
+    :func:`record_hash` of ``record`` when ``payload`` is its canonical JSON (certified by
+    :class:`CanonicalReader`) and each member follows another key (a chained record's
+    ``device_id`` sorts before ``hash``, its ``seq`` before ``sig``); ``None`` when a member is
+    not found exactly once that way (the caller then uses :func:`record_hash`)."""
+    body = payload
+    for name in ("hash", "sig"):
+        if name not in record:
+            continue
+        value = record[name]
+        if not isinstance(value, str):
+            return None
+        member = b',"' + name.encode() + b'":"' + value.encode() + b'"'
+        if body.count(member) != 1:
+            return None
+        body = body.replace(member, b"", 1)
+    return hashlib.sha256(body).hexdigest()
+
+
 #: Fields a signed record adds: ``key_id`` (inside the hash: which device key signs) and ``sig``
 #: (the Ed25519 signature of the ``hash`` text's ASCII bytes, base64url without padding).
 SIGNATURE_FIELDS: tuple[str, ...] = ("key_id", "sig")

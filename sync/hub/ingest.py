@@ -38,7 +38,7 @@ from typing import Any
 
 from evaluator.rules.loss import LOSS_KIND, is_loss
 from evaluator.rules.protocol import MAX_DEPTH, nesting_depth
-from evaluator.rules.records import record_hash, signature_of
+from evaluator.rules.records import CanonicalReader, record_hash, sealed_hash, signature_of
 from evaluator.rules.recordtext import shown_text_problem
 from sync.hub import schemas, witness
 from sync.hub.db import STREAMS, HubDB, now_text
@@ -215,6 +215,7 @@ class Ingest:
         self._asked: dict[Chain, tuple[int, float]] = {}
         self._gap_since: dict[Chain, tuple[int, float]] = {}
         self._gap_flagged: set[tuple[Chain, int]] = set()
+        self._reader = CanonicalReader()
 
     # -- the entry points ------------------------------------------------------------------
 
@@ -268,14 +269,14 @@ class Ingest:
         ):
             return self._dead(device_id, topic, f"nested deeper than {MAX_DEPTH}", payload)
         try:
-            obj = json.loads(text)
+            obj, canonical = self._reader.read(text, payload)
         except (ValueError, RecursionError) as exc:
             return self._dead(device_id, topic, f"not JSON: {exc}"[:200], payload)
         if not isinstance(obj, dict):
             return self._dead(device_id, topic, "not a JSON object", payload)
         # valid UTF-8 can still decode to a lone surrogate through a \u escape (a pad's
         # canonical JSON escapes only control characters): no hash, column or reply holds one
-        if b"\\u" in payload and _has_lone_surrogate(obj):
+        if not canonical and b"\\u" in payload and _has_lone_surrogate(obj):  # (no \ at all)
             return self._dead(device_id, topic, "a lone surrogate (\\udXXX escape)", payload)
         rid = obj.get("id") if isinstance(obj.get("id"), str) else None
         # A loss statement (issue 15) replaces a damaged record on either stream.
@@ -298,7 +299,10 @@ class Ingest:
             return self._dead(device_id, topic, "device not registered", payload, rid)
         if stream == "status":
             return (device_id, text)
-        if record_hash(obj) != obj["hash"]:
+        # over the bytes received when they are canonical (a pad's always are), else over the
+        # content encoded again (the definition): the same verdict, without the encoding
+        sealed = sealed_hash(payload, obj) if canonical else None
+        if (sealed or record_hash(obj)) != obj["hash"]:
             return self._dead(device_id, topic, "content does not match its hash", payload, rid)
         if is_loss(obj) and "sig" not in obj:  # the schema requires it; never accepted unsigned
             return self._dead(device_id, topic, "unsigned loss statement", payload, rid)

@@ -5,6 +5,14 @@ Subscriptions (``P`` = ``topic_prefix``, ``G`` = ``group``):
 * ``$share/G/P/+/ratings`` and ``$share/G/P/+/events`` — shared: the broker hands each message to
   one receiver of the group, so several receivers split the load (and, with it, one device's
   traffic: :mod:`sync.hub.ingest` keeps the chain in order under a per-device lock).
+* with ``part=(I, N)``, ``N > 1`` (``--part I/N``), instead of the two shared filters:
+  ``P/<device>/ratings`` and ``P/<device>/events`` of every registered device whose
+  :func:`partition_of` is ``I``, read from the registry every ``registry_every`` seconds (a pad
+  registered later is received within that): one device's chain always reaches one receiver,
+  in order, so receivers never park each other's records (a shared subscription splits a
+  chain between them: one stored 77–95 % while the other parked).  One receiver per part; a
+  part whose receiver is gone is received by nothing until it (or a replacement with the same
+  ``--part``, on any host) runs again, and its pads keep their ratings in their outboxes.
 * ``P/+/status`` — NOT shared: statuses are retained, and a broker never delivers retained
   messages to a shared subscription (MQTT 5, 4.8.2), so a receiver that starts would never learn
   the status of a pad that said nothing since; every receiver upserting the same latest status is
@@ -16,6 +24,11 @@ ingest them as one batch (one transaction per device and stream), then publish o
 ``{"ids": [...]}`` ack per device (QoS 1, ≤ 1000 ids a message, what the pad applies) and each
 new dead letter on ``P/_hub/deadletter`` (QoS 1).  Under load a batch is whatever arrived while
 the previous one was stored, so batches grow with the load and the commits per record fall.
+
+Every turn of the loop calls ``alive`` (the service: ``WATCHDOG=1`` to systemd) at most every
+``alive_every`` seconds, so a loop stuck in a hung database stops the pings; every
+``progress_every`` seconds (60) an INFO line tells what the last interval and the whole run
+stored, acked, parked and dead-lettered, and the records held in ``hub_conflicts``.
 
 Dead letters (issue 16): what is published is a summary (:class:`DeadLetters`): the payload's
 length and SHA-256, a cause without the sender's words, an excerpt of at most
@@ -51,11 +64,11 @@ import socket
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from evaluator.rules.backoff import Backoff
-from sync.hub.db import open_db
+from sync.hub.db import STREAMS, open_db
 from sync.hub.ingest import Dead, Ingest, Result
 from sync.linkerror import (
     FailureLog,
@@ -94,6 +107,31 @@ DEAD_KEYS = 10_000
 #: Acks and dead letters kept for the next connection when one ends before the broker
 #: confirmed them (ids of acks; dead letters count one each).
 CARRY_MAX = 50_000
+#: Seconds between two progress lines in the log (INFO).
+PROGRESS_EVERY = 60.0
+#: Seconds between two reads of the registry for the devices of a partition (``part``).
+REGISTRY_EVERY = 5.0
+#: Topic filters in one SUBSCRIBE of a partition's devices.
+SUBSCRIBE_CHUNK = 100
+
+
+def partition_of(device_id: str, parts: int) -> int:
+    """The partition (``0 … parts-1``) that ``device_id`` belongs to: the first 8 bytes of its
+    SHA-256, modulo ``parts`` (stable across hosts, versions and restarts, unlike ``hash()``)."""
+    digest = hashlib.sha256(device_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % parts
+
+
+def parse_part(text: str) -> tuple[int, int]:
+    """``"I/N"`` → ``(I, N)`` with ``0 ≤ I < N``; :class:`ReceiverError` says what is wrong."""
+    index, sep, total = text.partition("/")
+    try:
+        part = (int(index), int(total)) if sep else (-1, 0)
+    except ValueError:
+        part = (-1, 0)
+    if not 0 <= part[0] < part[1]:
+        raise ReceiverError(f"part {text!r}: expected I/N with 0 <= I < N, e.g. 0/2")
+    return part
 
 
 def cause_of(reason: str) -> str:
@@ -239,6 +277,11 @@ class Receiver(threading.Thread):
         connect_timeout: float = 5.0,
         connack_timeout: float = 8.0,
         failure_log_every: float = 60.0,
+        part: tuple[int, int] = (0, 1),
+        progress_every: float = PROGRESS_EVERY,
+        registry_every: float = REGISTRY_EVERY,
+        alive: Callable[[], None] | None = None,
+        alive_every: float = 10.0,
     ) -> None:
         if protocol not in ("5", "3.1.1", "311"):
             raise ReceiverError(f"protocol {protocol!r}: expected 5 or 3.1.1")
@@ -246,6 +289,8 @@ class Receiver(threading.Thread):
             raise ReceiverError("at least one broker URL is needed")
         if not group or any(c in group for c in "/+#"):
             raise ReceiverError(f"group {group!r}: a non-empty name without / + #")
+        if not 0 <= part[0] < part[1]:
+            raise ReceiverError(f"part {part[0]}/{part[1]}: expected 0 <= I < N")
         super().__init__(name="hub-receiver", daemon=True)
         self.db_url = db_url
         self.brokers = [parse_broker(b) for b in brokers]
@@ -259,11 +304,18 @@ class Receiver(threading.Thread):
         self.batch_max = batch_max
         self.connect_timeout = connect_timeout
         self.connack_timeout = connack_timeout
-        self.subscriptions = [
-            (f"$share/{group}/{self.prefix}/+/ratings", 1),
-            (f"$share/{group}/{self.prefix}/+/events", 1),
-            (f"{self.prefix}/+/status", 1),
-        ]
+        self.part = part
+        if part[1] == 1:
+            self.subscriptions = [
+                (f"$share/{group}/{self.prefix}/+/ratings", 1),
+                (f"$share/{group}/{self.prefix}/+/events", 1),
+                (f"{self.prefix}/+/status", 1),
+            ]
+        else:  # the partition's devices are added from the registry (_subscribe_devices)
+            self.subscriptions = [(f"{self.prefix}/+/status", 1)]
+        self.progress_every = progress_every
+        self.registry_every = registry_every
+        self._alive, self.alive_every = alive, alive_every
         self.dead_topic = f"{self.prefix}/{DEAD_LETTER}"
         self._backoff = Backoff(reconnect_min, cap=max(reconnect_min, reconnect_max))
         self._stopping = threading.Event()
@@ -275,7 +327,7 @@ class Receiver(threading.Thread):
         self._stats = dict.fromkeys(
             ("received", "stored", "duplicates", "parked", "dead", "dead_repeats",
              "dead_published", "dead_suppressed", "statuses", "failed", "acks_sent", "acked_ids",
-             "batches", "connects", "carried"),
+             "batches", "connects", "carried", "devices"),
             0,
         )  # fmt: skip
         self._connected = False
@@ -296,6 +348,14 @@ class Receiver(threading.Thread):
         self._unconfirmed: dict[int, tuple[str, bytes, int]] = {}
         #: what a lost connection had not got out: published again on the next one
         self._carry: list[tuple[str, bytes, int]] = []
+        self._ingest_: Ingest | None = None
+        #: SUBSCRIBEs not granted yet (mid → their filters); devices subscribed (a partition)
+        self._granting: dict[int, list[str]] = {}
+        self._devices: set[str] = set()
+        self._registry_at = 0.0
+        #: the loop's clocks: the last WATCHDOG ping, the last progress line and its counts
+        self._alive_at = 0.0
+        self._progress: tuple[float, dict[str, int], int] | None = None
 
     # -- the API for other threads ---------------------------------------------------------
 
@@ -334,7 +394,7 @@ class Receiver(threading.Thread):
     def run(self) -> None:
         ingest = None
         try:
-            ingest = Ingest(open_db(self.db_url), self.prefix)
+            ingest = self._ingest_ = Ingest(open_db(self.db_url), self.prefix)
             while not self._stopping.is_set():
                 client = self._connect()
                 if client is None:
@@ -411,10 +471,60 @@ class Receiver(threading.Thread):
             self._read_errors.append(text)
 
     def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            readable, _, _ = select.select([self._wake_r], [], [], max(0.0, seconds))
-            if readable:
-                self._drain_wake()
+        """Wait ``seconds`` (a backoff) or until :meth:`stop`, still telling systemd the loop
+        is alive and logging progress."""
+        end = time.monotonic() + max(0.0, seconds)
+        while not self._stopping.is_set():
+            self._tick()
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            with contextlib.suppress(OSError, ValueError):
+                readable, _, _ = select.select([self._wake_r], [], [], min(left, 1.0))
+                if readable:
+                    self._drain_wake()
+
+    def _tick(self) -> None:
+        """Once per turn of the loop: the watchdog ping (``alive``, at most once per
+        ``alive_every`` s: a loop stuck in a hung database stops them, and systemd restarts the
+        service) and, every ``progress_every`` s, the progress line."""
+        now = time.monotonic()
+        if self._alive is not None and now - self._alive_at >= self.alive_every:
+            self._alive_at = now
+            self._alive()
+        if self._progress is None:
+            self._progress = (now, self.stats, self._conflicts())
+        elif now - self._progress[0] >= self.progress_every:
+            self._log_progress(now)
+
+    def _conflicts(self) -> int:
+        """Records held in ``hub_conflicts`` (-1 when the database cannot say)."""
+        ingest = self._ingest_
+        if ingest is None:
+            return -1
+        try:
+            return int(ingest.db.rows("SELECT COUNT(*) FROM hub_conflicts")[0][0])
+        except Exception as exc:
+            log.warning("counting the held conflicts failed: %s", exc)
+            return -1
+
+    def _log_progress(self, now: float) -> None:
+        """``progress: last 60s stored …; total stored …`` (INFO): what the receiver did since
+        the last line and since it started; ``conflicts``: records held in hub_conflicts."""
+        assert self._progress is not None
+        then, before, held_before = self._progress
+        stats, held = self.stats, self._conflicts()
+        names = (("stored", "stored"), ("acked", "acked_ids"), ("parked", "parked"),
+                 ("dead", "dead"))  # fmt: skip
+        recent = ", ".join(f"{n} {stats[k] - before[k]}" for n, k in names)
+        total = ", ".join(f"{n} {stats[k]}" for n, k in names)
+        change = held - held_before if held >= 0 and held_before >= 0 else "?"
+        log.info(
+            "progress: last %.0fs %s, conflicts %s; total %s, conflicts held %s; %s",
+            now - then, recent, change, total, held if held >= 0 else "?",
+            "connected" if self.connected else "NOT connected",
+        )  # fmt: skip
+        self._progress = (now, stats, held)
 
     def _drain_wake(self) -> None:
         with contextlib.suppress(OSError):
@@ -428,11 +538,14 @@ class Receiver(threading.Thread):
         ok = mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
         since = time.monotonic()
         while not self._stopping.is_set():
+            self._tick()
+            if self.part[1] > 1 and self._session_up:
+                self._subscribe_devices(client)
             sock = client.socket()
             if sock is None:
                 return self._lost("socket closed")
             wlist = [sock] if client.want_write() else []
-            timeout = 0.0 if tls_pending(sock) else 1.0
+            timeout = 0.0 if tls_pending(sock) else min(1.0, self.alive_every)
             try:
                 readable, writable, _ = select.select([sock, self._wake_r], wlist, [], timeout)
             except (OSError, ValueError) as exc:
@@ -612,7 +725,44 @@ class Receiver(threading.Thread):
         self._packet_max = int(size) - room if isinstance(size, int) and size > room else None
         with self._lock:
             self._stats["connects"] += 1
-        client.subscribe(self.subscriptions)
+        self._granting.clear()
+        self._devices.clear()
+        with self._lock:
+            self._stats["devices"] = 0
+        self._registry_at = 0.0
+        self._subscribe(client, [t for t, _ in self.subscriptions])
+        if self.part[1] > 1:
+            self._subscribe_devices(client)
+
+    def _subscribe(self, client: Any, filters: list[str]) -> None:
+        for start in range(0, len(filters), SUBSCRIBE_CHUNK):
+            chunk = filters[start : start + SUBSCRIBE_CHUNK]
+            _rc, mid = client.subscribe([(f, 1) for f in chunk])
+            self._granting[mid] = chunk
+
+    def _subscribe_devices(self, client: Any) -> None:
+        """A partition: subscribe to the ratings and events of every registered device of this
+        part not subscribed yet (read from the registry every ``registry_every`` s, so a pad
+        registered now is received within that)."""
+        now = time.monotonic()
+        if self._ingest_ is None or now - self._registry_at < self.registry_every:
+            return
+        self._registry_at = now
+        try:
+            devices = self._ingest_.db.devices()
+        except Exception as exc:
+            log.warning("reading the registry for partition %d/%d failed: %s", *self.part, exc)
+            return
+        index, total = self.part
+        new = sorted(
+            d for d in devices
+            if d not in self._devices and not any(c in d for c in "/+#")
+            and partition_of(d, total) == index
+        )  # fmt: skip
+        if not new:
+            return
+        self._devices.update(new)
+        self._subscribe(client, [f"{self.prefix}/{d}/{s}" for d in new for s in STREAMS])
 
     def _on_disconnect(
         self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any
@@ -625,14 +775,23 @@ class Receiver(threading.Thread):
             self._drop_error = classify_drop(reason, from_broker=from_broker, keepalive=keepalive)
 
     def _on_subscribe(self, client: Any, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
-        refused = [str(t) for (t, _), r in zip(self.subscriptions, reasons, strict=False)
-                   if r.is_failure]  # fmt: skip
+        filters = self._granting.pop(mid, [])
+        refused = [t for t, r in zip(filters, reasons, strict=False) if r.is_failure]
         if refused:
             self.last_error = f"the broker refused the subscriptions {refused}"
             log.error("%s", self.last_error)
-            return
-        self._send_carried(client)
-        self._ready.set()
+            if self.subscriptions and filters[0] == self.subscriptions[0][0]:
+                return  # the receiver's own filters: never ready
+        if filters and filters[0] != self.subscriptions[0][0]:  # a partition's devices
+            granted = len(filters) // len(STREAMS)
+            with self._lock:
+                self._stats["devices"] += granted
+                count = self._stats["devices"]
+            log.info("partition %d/%d: receiving %d more device(s), %d in all",
+                     *self.part, granted, count)  # fmt: skip
+        if not self._ready.is_set() and not self._granting:
+            self._send_carried(client)
+            self._ready.set()
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
         self._unconfirmed.pop(mid, None)

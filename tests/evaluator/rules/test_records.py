@@ -781,3 +781,75 @@ def test_the_signature_is_outside_the_hash_and_the_key_id_inside(device_keys: An
     [rec] = signed_chain(mine, 1)
     assert record_hash(dict(rec, sig="other")) == rec["hash"]
     assert record_hash(dict(rec, key_id="00000000")) != rec["hash"]
+
+
+# -- the receiver's hash over the bytes received (issue 16 "Speed") ---------------------------
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
+                                                                max_size=4),
+    max_leaves=12,
+)  # fmt: skip
+
+
+def _spellings(obj: Any) -> list[bytes]:
+    """Canonical and several non-canonical spellings of ``obj`` that parse back to it."""
+    return [
+        canonical_json(obj),
+        json.dumps(obj, sort_keys=True, separators=(",", ":")).encode(),  # \\u escapes
+        json.dumps(obj, sort_keys=True, ensure_ascii=False).encode(),  # spaces
+        json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode(),  # key order
+        b" " + canonical_json(obj),
+    ]
+
+
+@given(_json_values)
+def test_canonical_reader_certifies_only_canonical_bytes(obj: Any) -> None:
+    """Whatever spelling: certified canonical ⇒ the bytes are canonical_json of what they parse
+    to (the receiver's fast path is then exactly the definition); and the canonical spelling of
+    a value without floats or backslashes is certified (the fast path is taken)."""
+    reader = records.CanonicalReader()
+    for data in _spellings(obj):
+        parsed, canonical = reader.read(data.decode(), data)
+        if canonical:
+            assert canonical_json(parsed) == data
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a":1,"a":2}',  # a duplicate key: json.loads keeps the last, SQLite the first
+        '{"b":1,"a":2}',  # key order
+        '{"a":[1, 2]}',  # whitespace
+        '{"a":-0}',  # an int spelled two ways
+        '{"a":1.0}',  # a float
+        '{"a":NaN}',
+        '{"a":"\\u00e9"}',  # an escape json.dumps(ensure_ascii=False) does not write
+        '{"a":{"d":1,"c":2}}',  # a nested object's order
+    ],
+)
+def test_canonical_reader_refuses_each_other_spelling(text: str) -> None:
+    _, canonical = records.CanonicalReader().read(text, text.encode())
+    assert not canonical
+
+
+def test_sealed_hash_is_the_record_hash_of_a_canonical_record() -> None:
+    class Signer:  # any signer: the signature is over the hash, outside it
+        key_id = "k1"
+
+        def sign(self, data: bytes) -> bytes:
+            return hashlib.sha512(data).digest()
+
+    key = Signer()
+    body = {"id": new_record_id(), "seq": 1, "device_id": "d-1", "comment": "好 x"}
+    for signer in (None, key):
+        record = records.seal(body, prev_hash=GENESIS_HASH, signer=signer)
+        data = canonical_json(record)
+        parsed, canonical = records.CanonicalReader().read(data.decode(), data)
+        assert canonical and records.sealed_hash(data, parsed) == record["hash"]
+    # the hash member also inside a nested object: not found exactly once, no fast answer
+    data = canonical_json(record)
+    double = data[:-1] + b',"z":{"a":0,"hash":"' + record["hash"].encode() + b'"}}'
+    assert records.sealed_hash(double, json.loads(double)) is None

@@ -3,6 +3,8 @@ half-stored; two receivers on one device at once."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import threading
 from pathlib import Path
@@ -10,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from evaluator.rules.records import GENESIS_HASH, canonical_json, record_hash, seal
+from evaluator.rules.records import GENESIS_HASH, canonical_json, record_hash, seal, sealed_hash
 from sync.hub.db import HubDB, open_db
 from sync.hub.ingest import Ingest
 from sync.keys import DeviceKey
@@ -460,3 +462,59 @@ def test_a_parked_chain_names_what_it_misses_asks_rarely_and_flags_a_long_gap(
     assert [(f["kind"], f["key"]) for f in flags] == [("chain_gap", f"ratings::{gap}")]
     done = ingest.handle_batch([(topic(DEVICE), payload(records[q - 1])) for q in absent])
     assert done.missing == {} and db.parked() == 0 and db.records(DEVICE) == records
+
+
+# -- the hash checked over the bytes received (issue 16 "Speed") ------------------------------
+
+
+def _sealed_over(key: DeviceKey, body: bytes) -> bytes:
+    """A key holder's record whose hash and signature are over ``body`` (non-canonical bytes of
+    an object without hash and sig) with the members added the way a canonical record has
+    them: what the bytes-only check would take, and the definition does not."""
+    digest = hashlib.sha256(body).hexdigest()
+    sig = base64.urlsafe_b64encode(key.sign(digest.encode())).rstrip(b"=").decode()
+    head, _, tail = body.rpartition(b',"id":')
+    member = b',"hash":"' + digest.encode() + b'","id":'
+    return head + member + tail[:-1] + b',"sig":"' + sig.encode() + b'"}'
+
+
+def test_a_record_in_other_bytes_is_judged_by_its_content(db: HubDB, key: DeviceKey) -> None:
+    """The same genuine records spelled otherwise (spaces, another key order, \\u escapes), as a
+    relay re-encoding them would: stored, as the hash's definition says; an altered one in
+    those spellings is still refused."""
+    records = chain(key, DEVICE, 3)
+    spelled = [
+        json.dumps(records[0], ensure_ascii=False, sort_keys=True).encode(),
+        json.dumps(dict(reversed(records[1].items())), ensure_ascii=False).encode(),
+        json.dumps(records[2], sort_keys=True, separators=(",", ":")).encode(),
+    ]
+    assert all(s != payload(r) for s, r in zip(spelled, records, strict=True))
+    result = Ingest(db).handle_batch([(topic(DEVICE), s) for s in spelled])
+    assert result.stored == 3 and not result.dead
+    (altered,) = chain(key, DEVICE, 1, first_seq=4, prev=records[2]["hash"])
+    text = json.dumps(altered, ensure_ascii=False, indent=1).replace("-000004", "-000009")
+    refused = Ingest(db).handle(topic(DEVICE), text.encode())
+    assert [d.reason for d in refused.dead] == ["content does not match its hash"]
+
+
+@pytest.mark.parametrize(
+    "twist",
+    [
+        pytest.param(
+            lambda b: b.replace(b'"serial":', b'"serial":"B-1","serial":'), id="duplicate"
+        ),
+        pytest.param(lambda b: b.replace(b'"score":8', b'"score": 8'), id="space"),
+        pytest.param(lambda b: b.replace(b'"instant"', b'"\\u0069nstant"'), id="escape"),
+    ],
+)
+def test_signed_non_canonical_bytes_are_refused(db: HubDB, key: DeviceKey, twist: Any) -> None:
+    """A key holder seals bytes that are not canonical (a duplicate key reads one way in
+    Python and another in SQLite's json_extract): hash and signature hold over the bytes, but
+    the record's hash is defined over its canonical content, so it is refused as before."""
+    (record,) = chain(key, DEVICE, 1)
+    body = canonical_json({k: v for k, v in record.items() if k not in ("hash", "sig")})
+    forged = _sealed_over(key, twist(body))
+    assert sealed_hash(forged, json.loads(forged)) == json.loads(forged)["hash"]  # bytes hold
+    result = Ingest(db).handle(topic(DEVICE), forged)
+    assert result.stored == 0 and db.count() == 0
+    assert [d.reason for d in result.dead] == ["content does not match its hash"]

@@ -18,7 +18,7 @@ def test_the_unit_verifies_as_installed(tmp_path: Path) -> None:
     system = next(p for p in (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system"))
                   if p.is_dir())  # fmt: skip
     shutil.copytree(system, tmp_path / "usr/lib/systemd/system", symlinks=True)
-    exe = tmp_path / "opt/evaluator/venv/bin/evaluator"
+    exe = tmp_path / "opt/evaluator-hub/venv/bin/evaluator"
     exe.parent.mkdir(parents=True)
     exe.write_text("#!/bin/sh\n")
     exe.chmod(0o755)
@@ -35,7 +35,10 @@ def test_the_unit_verifies_as_installed(tmp_path: Path) -> None:
 
 def test_the_unit_runs_the_hub_with_its_state_directory() -> None:
     text = UNIT.read_text()
-    assert "ExecStart=/opt/evaluator/venv/bin/evaluator hub run --broker ${HUB_BROKER}" in text
+    assert (
+        "ExecStart=/opt/evaluator-hub/venv/bin/evaluator hub run --broker ${HUB_BROKER} $HUB_ARGS"
+        in text
+    )
     assert "StateDirectory=evaluator-hub" in text and "Type=notify" in text
     args = build_parser().parse_args(["hub", "run", "--broker", "mqtt://h:1"])
     assert args.db == "sqlite:////var/lib/evaluator-hub/hub.db" or args.db.startswith(
