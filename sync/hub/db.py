@@ -161,6 +161,8 @@ CREATE TABLE IF NOT EXISTS hub_roster (
     clerk_id TEXT NOT NULL,
     PRIMARY KEY (hall, device_id, clerk_id)
 );
+CREATE INDEX IF NOT EXISTS hub_roster_device ON hub_roster (device_id);
+CREATE INDEX IF NOT EXISTS hub_roster_clerk ON hub_roster (clerk_id);
 CREATE TABLE IF NOT EXISTS hub_signins (
     event_id TEXT PRIMARY KEY,
     device_id TEXT NOT NULL,

@@ -164,6 +164,8 @@ class _Batch:
     gap_tips: dict[Chain, int] = field(default_factory=dict)
     #: Findings for audit (``HubDB.flag`` arguments), written with the batch.
     flags: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
+    #: (stream, record) of each record stored, in order: for :meth:`Ingest._truthful`.
+    records: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def store(self, device_id: str, stream: str, rec: dict[str, Any], text: str, at: str) -> None:
         """Insert ``rec`` at commit; from now on its id counts as stored (a resend of it later
@@ -185,6 +187,7 @@ class _Batch:
                 "lost_hash": rec["lost_hash"], "problem": rec["problem"],
             }))  # fmt: skip
         self.known[rid] = (device_id, stream)
+        self.records.append((stream, rec))
         self.acks.append((device_id, rid))
         if stream == "ratings":
             self.ratings.append((device_id, int(rec["seq"]), text))
@@ -421,12 +424,13 @@ class Ingest:
         stored and acked (the chain goes on) but are held out of every figure.  The new
         holds."""
         checker = truth.Checker(self.db)
-        for row in batch.inserts:
-            record = json.loads(row[7])
-            if row[2] == "ratings":
+        checker.prepare([r for stream, r in batch.records if stream == "ratings"])
+        for stream, record in batch.records:
+            if stream == "ratings":
                 checker.rating(record)
             else:
                 checker.event(record)
+        checker.flush()
         return truth.write(self.db, checker.verdicts)
 
     def _known_ids(self, items: list[_Valid]) -> dict[str, tuple[str, str]]:

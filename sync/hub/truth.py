@@ -103,14 +103,50 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
 class Checker:
     """Checks one batch's stored records inside its transaction (see the module docstring).
 
-    Call :meth:`rating` / :meth:`event` for each stored record in chain order; each writes what
-    later records of the batch must see (slots taken, times, sign-ins) at once."""
+    Call :meth:`prepare` with the batch's ratings, then :meth:`rating` / :meth:`event` for
+    each stored record in chain order, then :meth:`flush`.  What later records of the batch
+    must see (slots taken, the chains' high water, how far each pad's events reached) is kept
+    in memory and written together (``executemany``): a few statements per batch, not per
+    record, which matters on PostgreSQL where each is a round trip."""
 
     def __init__(self, db: HubDB, received: dt.datetime | None = None) -> None:
         self.db = db
         self.received = received or dt.datetime.now(dt.UTC)
         self.verdicts = Verdicts()
         self._roster: dict[str, set[str] | None] = {}
+        self._slots_taken: dict[tuple[str, str], tuple[str, str]] = {}
+        self._chains: dict[tuple[str, str], tuple[str, str] | None] = {}
+        self._reach: dict[str, str | None] = {}
+        self._signs: dict[str, bool] = {}
+        self._rated_rows: list[tuple[Any, ...]] = []
+        self._slot_rows: list[tuple[str, str, str, str]] = []
+
+    def prepare(self, ratings: list[dict[str, Any]]) -> None:
+        """Read the slots the batch's first ratings name, in one statement per 500."""
+        wanted = sorted({s for r in ratings if r.get("assess_number") == 1
+                         for s, _ in _case_slots(r)})  # fmt: skip
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            for serial, slot, rid, device in self.db.rows(
+                "SELECT serial, slot, record_id, device_id FROM hub_slots WHERE"
+                f" {self.db.any_of('serial', part)}",
+                self.db.any_params(part),
+            ):
+                self._slots_taken[(str(serial), str(slot))] = (str(device), str(rid))
+
+    def flush(self) -> None:
+        """Write the ratings' times and the slots taken so far."""
+        self.db.executemany(
+            "INSERT INTO hub_rated (record_id, device_id, epoch, seq, clerk_id, rated_at,"
+            " high_water) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            self._rated_rows,
+        )
+        self.db.executemany(
+            "INSERT INTO hub_slots (serial, slot, record_id, device_id) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
+            self._slot_rows,
+        )
+        self._rated_rows, self._slot_rows = [], []
 
     # -- ratings ---------------------------------------------------------------------------
 
@@ -126,53 +162,43 @@ class Checker:
         for kind, detail, other in held:
             self._hold(record, kind, detail, other)
         if first and not held:
-            self._take_slots(record)
+            for key in _case_slots(record):
+                self._slots_taken.setdefault(key, (device, rid))
+                self._slot_rows.append((*key, rid, device))
         clerk = record.get("clerk") or {}
         at = utc(record.get("rated_at")) or ""
-        self.db.execute(
-            "INSERT INTO hub_rated (record_id, device_id, epoch, seq, clerk_id, rated_at,"
-            " high_water) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (rid, device, str(record.get("epoch", "")), int(record["seq"]),
-             str(clerk.get("id", "")), at, self._high_water(record, at)),
-        )  # fmt: skip
+        epoch = str(record.get("epoch", ""))
+        previous = self._previous(record)
+        mark = previous[1] if previous else ""
+        if record.get("rated_clock_synced") is True and at:
+            mark = max(mark, at)
+        self._chains[(device, epoch)] = (rid, mark)
+        self._rated_rows.append((rid, device, epoch, int(record["seq"]),
+                                 str(clerk.get("id", "")), at, mark))  # fmt: skip
 
     def _slots(self, record: dict[str, Any]) -> list[tuple[str, dict[str, Any], tuple[str, str]]]:
         """``second_first_rating`` when a slot of one of its cases is another device's."""
         out = []
         for serial, slot in _case_slots(record):
-            taken = self.db.rows(
-                "SELECT record_id, device_id FROM hub_slots WHERE serial = ? AND slot = ?",
-                (serial, slot),
-            )
-            if taken and str(taken[0][1]) != record["device_id"]:
-                other = (str(taken[0][1]), str(taken[0][0]))
+            other = self._slots_taken.get((serial, slot))
+            if other is not None and other[0] != record["device_id"]:
                 out.append(("second_first_rating", {"serial": serial, "slot": slot,
                             "why": f"case {serial} ({slot}) was rated first at {other[0]}"},
                             other))  # fmt: skip
         return out
 
-    def _take_slots(self, record: dict[str, Any]) -> None:
-        self.db.executemany(
-            "INSERT INTO hub_slots (serial, slot, record_id, device_id) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT DO NOTHING",
-            [(s, slot, str(record["id"]), str(record["device_id"]))
-             for s, slot in _case_slots(record)],
-        )  # fmt: skip
-
     def _previous(self, record: dict[str, Any]) -> tuple[str, str] | None:
-        """(record id, high water) of the chain's previous stored rating, or None."""
-        rows = self.db.rows(
-            "SELECT record_id, high_water FROM hub_rated WHERE device_id = ? AND epoch = ?"
-            " AND seq < ? ORDER BY seq DESC LIMIT 1",
-            (record["device_id"], str(record.get("epoch", "")), int(record["seq"])),
-        )
-        return (str(rows[0][0]), str(rows[0][1])) if rows else None
-
-    def _high_water(self, record: dict[str, Any], at: str) -> str:
-        previous = self._previous(record)
-        mark = previous[1] if previous else ""
-        synced = record.get("rated_clock_synced") is True and at
-        return max(mark, at) if synced else mark
+        """(record id, high water) of the chain's previous stored rating, or None (read once
+        per chain and batch; the batch's own ratings follow in memory)."""
+        key = (str(record["device_id"]), str(record.get("epoch", "")))
+        if key not in self._chains:
+            rows = self.db.rows(
+                "SELECT record_id, high_water FROM hub_rated WHERE device_id = ? AND epoch = ?"
+                " ORDER BY seq DESC LIMIT 1",
+                key,
+            )
+            self._chains[key] = (str(rows[0][0]), str(rows[0][1])) if rows else None
+        return self._chains[key]
 
     def _time(self, record: dict[str, Any]) -> list[tuple[str, dict[str, Any], tuple[str, str]]]:
         """``time_future`` / ``time_backwards`` (synchronised clocks only)."""
@@ -208,6 +234,7 @@ class Checker:
         at = utc(record.get("rated_at"))
         reached = self._reached(device)
         known = at is not None and reached is not None and at <= reached
+        known = known and self._reports_sign_ins(device)
         session = self._session(device, at) if known and at else None
         if session is not None:
             event_id, who, action, contested = session
@@ -223,20 +250,18 @@ class Checker:
 
     def roster(self, device: str) -> set[str] | None:
         """The clerks the roster lets rate at ``device`` (its own rows, and its halls' rows
-        without a device); None when the roster names no such device (no roster check)."""
+        without a device); None when the roster names no such device (no roster check).
+        Read once per device and batch, by the table's key."""
         if device not in self._roster:
-            halls = {
-                str(r[0])
-                for r in self.db.rows(
-                    "SELECT DISTINCT hall FROM hub_roster WHERE device_id = ?", (device,)
-                )
-            }
-            if not halls:
-                self._roster[device] = None
-            else:
-                self._roster[device] = {str(r[2]) for r in self.db.rows(
-                    "SELECT hall, device_id, clerk_id FROM hub_roster") if r[1] == device or (
-                    r[1] == "" and r[0] in halls)}  # fmt: skip
+            halls = sorted({str(r[0]) for r in self.db.rows(
+                "SELECT hall FROM hub_roster WHERE device_id = ?", (device,))})  # fmt: skip
+            clerks = None
+            if halls:
+                clerks = {str(r[0]) for r in self.db.rows(
+                    "SELECT clerk_id FROM hub_roster WHERE device_id = ? OR (device_id = ''"
+                    f" AND {self.db.any_of('hall', halls)})",
+                    (device, *self.db.any_params(halls)))}  # fmt: skip
+            self._roster[device] = clerks
         return self._roster[device]
 
     def serves(self, clerk_id: str) -> list[dict[str, str]]:
@@ -278,10 +303,12 @@ class Checker:
                 (str(record["id"]), device, cid, str(record["kind"]), at,
                  int(record.get("clock_synced") is True)),
             )  # fmt: skip
+            self._signs[device] = True
             if record["kind"] == SIGN_IN and record.get("clock_synced") is True:
                 self._two_places(str(record["id"]), device, cid, at)
         before = self._reached(device)
         if before is None or at > before:
+            self._reach[device] = at
             self.db.execute(
                 "INSERT INTO hub_event_clock (device_id, latest) VALUES (?, ?) ON CONFLICT"
                 " (device_id) DO UPDATE SET latest = excluded.latest", (device, at),
@@ -291,8 +318,17 @@ class Checker:
     def _reached(self, device: str) -> str | None:
         """The latest ``at`` of the device's stored events: its sign-ins are known up to it
         (events are stored in chain order), so a rating up to then can be judged."""
-        rows = self.db.rows("SELECT latest FROM hub_event_clock WHERE device_id = ?", (device,))
-        return str(rows[0][0]) if rows else None
+        if device not in self._reach:
+            rows = self.db.rows("SELECT latest FROM hub_event_clock WHERE device_id = ?", (device,))
+            self._reach[device] = str(rows[0][0]) if rows else None
+        return self._reach[device]
+
+    def _reports_sign_ins(self, device: str) -> bool:
+        """Whether the device ever reported a sign-in or sign-out (read once per batch)."""
+        if device not in self._signs:
+            self._signs[device] = bool(self.db.rows(
+                "SELECT 1 FROM hub_signins WHERE device_id = ? LIMIT 1", (device,)))  # fmt: skip
+        return self._signs[device]
 
     def _end(self, device: str, at: str) -> str:
         """When the session of ``device`` begun at ``at`` ends: its next sign-in/out, or far."""
@@ -340,6 +376,7 @@ class Checker:
             "clerk_not_signed_in", "clerk_two_places")) -> None:  # fmt: skip
         """Ratings of ``device`` already stored with ``rated_at`` in (``after``, ``upto``],
         judged against its sign-ins now that its events chain reached ``upto``."""
+        self.flush()
         for (text,) in self.db.rows(
             "SELECT r.record FROM hub_rated h JOIN hub_records r ON r.id = h.record_id"
             " WHERE h.device_id = ? AND h.rated_at > ? AND h.rated_at <= ?",
