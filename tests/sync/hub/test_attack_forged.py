@@ -140,6 +140,12 @@ def test_a_stolen_pad_cannot_rate_another_pads_cases_and_clerk_a_month_back(
     assert listed.returncode == 1, listed.stderr
     conflicts = json.loads(listed.stdout)
     assert {c["record_id"] for c in conflicts} == {r["id"] for r in forged}
+    kinds: dict[str, set[str]] = {}
+    for c in conflicts:
+        kinds.setdefault(c["record_id"], set()).add(c["kind"])
+    assert set(map(frozenset, kinds.values())) == {
+        frozenset({"second_first_rating", "time_backwards"})
+    }
     by_slot = {c["record_id"]: c for c in conflicts if c["kind"] == "second_first_rating"}
     assert len(by_slot) == 20
     for genuine, fake in zip(genuine_b, forged, strict=True):
