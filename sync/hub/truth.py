@@ -170,8 +170,9 @@ class Checker:
         epoch = str(record.get("epoch", ""))
         previous = self._previous(record)
         mark = previous[1] if previous else ""
-        if record.get("rated_clock_synced") is True and at:
-            mark = max(mark, at)
+        ahead = any(kind == "time_future" for kind, _, _ in held)
+        if record.get("rated_clock_synced") is True and at and not ahead:
+            mark = max(mark, at)  # a time held as ahead of the city's raises nothing
         self._chains[(device, epoch)] = (rid, mark)
         self._rated_rows.append((rid, device, epoch, int(record["seq"]),
                                  str(clerk.get("id", "")), at, mark))  # fmt: skip
@@ -313,7 +314,8 @@ class Checker:
                 "INSERT INTO hub_event_clock (device_id, latest) VALUES (?, ?) ON CONFLICT"
                 " (device_id) DO UPDATE SET latest = excluded.latest", (device, at),
             )  # fmt: skip
-            self._judge(device, before or "", at)
+            if self._reports_sign_ins(device):  # an old pad: nothing to judge against
+                self._judge(device, before or "", at)
 
     def _reached(self, device: str) -> str | None:
         """The latest ``at`` of the device's stored events: its sign-ins are known up to it

@@ -204,3 +204,17 @@ def test_a_clerk_signed_in_at_two_pads_at_once_holds_the_later_sign_ins_ratings(
     assert figures(db)["held"] == {"pad-1": 0, "pad-2": 1}
     flagged = {(f["device_id"], f["kind"]) for f in db.flags()}
     assert flagged == {("pad-1", "clerk_two_places"), ("pad-2", "clerk_two_places")}
+
+
+def test_a_clock_set_ahead_then_corrected_holds_only_what_was_ahead(
+    db: HubDB, pads: tuple[Pad, Pad]
+) -> None:
+    """A wrong time server put a pad a day ahead (synced, but wrong): those ratings are held
+    as ahead of the city's time; once the clock is right again its ratings are not held as
+    going back (what was held raised no high water)."""
+    one, _ = pads
+    before = one.rating("S0", -1)
+    ahead = one.rating("S1", 24)
+    right = one.rating("S2", -0.1)
+    one.send(before, ahead, right)
+    assert _held(db) == {ahead["id"]: "time_future"}
