@@ -25,11 +25,11 @@ Tables (created when missing; ``hub_meta.schema_version`` says which layout a fi
   export: what a device cannot truthfully say (a clerk of another window, a second first rating
   of a case rated elsewhere, a ``rated_at`` out of step with its chain), each with the other side
   of the conflict for a person to look at (``evaluator hub conflicts``).
-* ``hub_slots``, ``hub_rated``, ``hub_signins``, ``hub_roster`` — what :mod:`sync.hub.truth`
-  checks against: the first rating that took each case slot (serial, slot), each stored
-  rating's clerk and time (UTC) with its chain's high-water time, the clerks' sign-ins
-  reported by the pads, the latest time each pad's events chain reached (``hub_event_clock``),
-  and the city's roster (``evaluator hub roster``).
+* ``hub_slots``, ``hub_rated``, ``hub_chain_time``, ``hub_signins``, ``hub_event_clock``,
+  ``hub_roster`` — what :mod:`sync.hub.truth` checks against: the first rating that took each
+  case slot (serial, slot), each stored rating's clerk and time (UTC), each chain's high-water
+  time, the clerks' sign-ins reported by the pads, the latest time each pad's events chain
+  reached, and the city's roster (``evaluator hub roster``).
 * ``hub_flags`` — findings for audit about a device (records lost on its SD card, a chain that
   started again, a chain head witnessed outside the pad that the stored chain contradicts): what
   the city must look at, never a reason to refuse what is intact.
@@ -153,7 +153,13 @@ CREATE TABLE IF NOT EXISTS hub_rated (
     rated_at TEXT NOT NULL,
     high_water TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS hub_rated_chain ON hub_rated (device_id, epoch, seq);
+CREATE TABLE IF NOT EXISTS hub_chain_time (
+    device_id TEXT NOT NULL,
+    epoch TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    high_water TEXT NOT NULL,
+    PRIMARY KEY (device_id, epoch)
+);
 CREATE INDEX IF NOT EXISTS hub_rated_time ON hub_rated (device_id, rated_at);
 CREATE TABLE IF NOT EXISTS hub_roster (
     hall TEXT NOT NULL,

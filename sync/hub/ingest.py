@@ -424,7 +424,7 @@ class Ingest:
         stored and acked (the chain goes on) but are held out of every figure.  The new
         holds."""
         checker = truth.Checker(self.db)
-        checker.prepare([r for stream, r in batch.records if stream == "ratings"])
+        checker.prepare(batch.records)
         for stream, record in batch.records:
             if stream == "ratings":
                 checker.rating(record)
