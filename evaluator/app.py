@@ -35,7 +35,7 @@ from evaluator.rules.phrases import fits, has_phrase, shipped_phrases, toggle_ph
 from evaluator.rules.pressfilter import PressFilter
 from evaluator.rules.protocol import Message, fault_event, finished_event, reply_error, reply_ok
 from evaluator.rules.reasons import COMMENT_MAX, OTHER_CODE, load_reasons
-from evaluator.rules.request import parse_clerk, parse_request
+from evaluator.rules.request import Clerk, parse_clerk, parse_request
 from evaluator.rules.session import Closing, Finished, FirstRating, Presentation, Session, State
 from evaluator.rules.witness import make_head
 from evaluator.sdnotify import sd_notify as _sd_notify
@@ -1062,8 +1062,23 @@ class App:
         if unknown:
             raise RequestError("unknown_field", f"{message.type} takes no field {unknown[0]!r}")
         handler = self._handlers[message.type]
+        before = self.session.clerk
         extra = handler(self, message.body)
+        self._report_clerk(before)
         return reply_ok(message.id, **(extra or {}))
+
+    def _report_clerk(self, before: Clerk | None) -> None:
+        """Tell the city, as a signed event, whenever the clerk signed in here changes (a
+        ``clerk.sign_in`` or ``clerk.sign_out``, or an ``evaluation.start`` naming another
+        clerk): the city holds a rating whose clerk was not signed in at its pad, and a clerk
+        signed in at two pads at once (sync.hub.truth, issue 16)."""
+        after = self.session.clerk
+        if after == before:
+            return
+        if after is None and before is not None:
+            self._city_event("clerk_sign_out", {"clerk": before.to_json()})
+        elif after is not None:
+            self._city_event("clerk_sign_in", {"clerk": after.to_json()})
 
     def _outbox_size(self) -> int | None:
         try:

@@ -120,6 +120,25 @@ def add_hub_parser(sub: Any) -> None:
     flags.add_argument("--device", metavar="DEVICE", help="only this pad's findings")
     flags.add_argument("--json", action="store_true")
 
+    conflicts = actions.add_parser(
+        "conflicts",
+        help="records held out of the figures (what a pad cannot truthfully say), both sides",
+    )
+    with_db(conflicts)
+    conflicts.add_argument("--device", metavar="DEVICE", help="only this pad's held records")
+    conflicts.add_argument("--json", action="store_true")
+
+    roster = actions.add_parser(
+        "roster", help="the city's roster: which clerks serve in which hall, at which pads"
+    )
+    with_db(roster)
+    roster.add_argument(
+        "--csv", type=Path, metavar="roster.csv",
+        help="replace the roster with this file's rows (columns hall, device_id, clerk_id; "
+             "device_id empty: every pad of the hall); without it, print the roster",
+    )  # fmt: skip
+    roster.add_argument("--json", action="store_true")
+
     witness = actions.add_parser(
         "witness",
         help="import the signed ratings heads the counters got with each rated (art. 40)",
@@ -189,6 +208,10 @@ def cmd_hub(args: argparse.Namespace, out: TextIO | None = None) -> int:
             return 0
         if args.hub_command == "witness":
             return _witness(db, args.file, out)
+        if args.hub_command == "conflicts":
+            return _conflicts(db, args, out)
+        if args.hub_command == "roster":
+            return _roster(db, args, out)
         if args.hub_command == "flags":
             found = db.flags(args.device)
             if args.json:
@@ -245,6 +268,60 @@ def _witness(db: Any, name: str, out: TextIO) -> int:
     print(f"{done.kept} head(s) kept, {done.known} already kept, {done.refused_count} refused, "
           f"{len(done.flagged)} finding(s) for audit, in {db.where}", file=out)  # fmt: skip
     return 1 if done.refused_count or done.flagged else 0
+
+
+def _conflicts(db: Any, args: argparse.Namespace, out: TextIO) -> int:
+    """Every held record with both sides; exit 1 when there is any (a person must decide)."""
+    from sync.hub.truth import listed
+
+    found = listed(db, args.device)
+    if args.json:
+        print(json.dumps(found, ensure_ascii=False, indent=2), file=out)
+        return 1 if found else 0
+    if not found:
+        print("no conflicts: every stored record is counted", file=out)
+        return 0
+    held = len({c["record_id"] for c in found})
+    print(f"{held} record(s) held out of the figures ({len(found)} conflict(s)):", file=out)
+    for c in found:
+        print(_printable(f"  {c['flagged_at']}  {c['device_id']}  {c['kind']}  "
+                         f"this: {_side(c['record'])}"), file=out)  # fmt: skip
+        detail = {k: v for k, v in c["detail"].items() if k != "record"}
+        other = _side(c["other"]) if c["other"] else json.dumps(detail, ensure_ascii=False)
+        print(_printable(f"      other: {other}"), file=out)
+    return 1
+
+
+def _side(s: dict[str, Any] | None) -> str:
+    """One side of a conflict in one line."""
+    if not s:
+        return "(not stored)"
+    clerk = (s.get("clerk") or {}).get("id")
+    return (f"{s['device_id']} seq {s['seq']} {s['kind']} {s.get('level') or ''} at "
+            f"{s['rated_at']} clerk {clerk} cases {','.join(map(str, s['serials']))}")  # fmt: skip
+
+
+def _roster(db: Any, args: argparse.Namespace, out: TextIO) -> int:
+    """Replace the roster from ``--csv`` (all rows or none), or print it."""
+    from sync.hub.roster import read_csv
+
+    if args.csv is not None:
+        rows = read_csv(args.csv)
+        db.set_roster(rows)
+        devices = len({d for _h, d, _c in rows if d})
+        print(f"roster: {len(rows)} row(s), {len({c for _h, _d, c in rows})} clerk(s), "
+              f"{devices} pad(s) named, in {db.where}", file=out)  # fmt: skip
+        return 0
+    rows = db.roster()
+    if args.json:
+        print(json.dumps([{"hall": h, "device_id": d, "clerk_id": c} for h, d, c in rows],
+                         ensure_ascii=False, indent=2), file=out)  # fmt: skip
+        return 0
+    if not rows:
+        print("no roster: clerks are checked against the pads' sign-ins only", file=out)
+    for h, d, c in rows:
+        print(_printable(f"  {h}  {d or '(every pad of the hall)'}  {c}"), file=out)
+    return 0
 
 
 def _print_flags(found: list[dict[str, Any]], out: TextIO) -> None:
@@ -435,6 +512,11 @@ def _print_figures(data: dict[str, Any], out: TextIO) -> None:
         f"coverage: {cov['online']}/{cov['registered']} devices online ({pct(cov['coverage'])})",
         file=out,
     )
+    held = {d: n for d, n in (data.get("held") or {}).items() if n}
+    if held:
+        print(f"held out of these figures: {sum(held.values())} record(s) of "
+              + ", ".join(f"{d} ({n})" for d, n in held.items())
+              + " (evaluator hub conflicts)", file=out)  # fmt: skip
     print("matters:", file=out)
     for m in data["matters"]:
         print(f"  {m['matter_code']} {m['matter_name']}: {m['ratings']} ratings, mean "

@@ -91,6 +91,8 @@ EVENT_KINDS: tuple[str, ...] = (
     "tech_menu",
     "cert_expiring",
     "epoch",
+    "clerk_sign_in",
+    "clerk_sign_out",
 )
 #: What ended a presentation (its ``end_cause``) → the ``by`` of its ``presentation_end`` event.
 END_BY: dict[str, str] = {

@@ -25,6 +25,11 @@ Tables (created when missing; ``hub_meta.schema_version`` says which layout a fi
   export: what a device cannot truthfully say (a clerk of another window, a second first rating
   of a case rated elsewhere, a ``rated_at`` out of step with its chain), each with the other side
   of the conflict for a person to look at (``evaluator hub conflicts``).
+* ``hub_slots``, ``hub_rated``, ``hub_chain_time``, ``hub_signins``, ``hub_event_clock``,
+  ``hub_roster`` — what :mod:`sync.hub.truth` checks against: the first rating that took each
+  case slot (serial, slot), each stored rating's clerk and time (UTC), each chain's high-water
+  time, the clerks' sign-ins reported by the pads, the latest time each pad's events chain
+  reached, and the city's roster (``evaluator hub roster``).
 * ``hub_flags`` — findings for audit about a device (records lost on its SD card, a chain that
   started again, a chain head witnessed outside the pad that the stored chain contradicts): what
   the city must look at, never a reason to refuse what is intact.
@@ -126,6 +131,53 @@ CREATE TABLE IF NOT EXISTS hub_conflicts (
     flagged_at TEXT NOT NULL,
     UNIQUE (record_id, kind)
 );
+CREATE TABLE IF NOT EXISTS hub_slots (
+    serial TEXT NOT NULL,
+    slot TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    PRIMARY KEY (serial, slot)
+);
+CREATE TABLE IF NOT EXISTS hub_rated (
+    record_id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    epoch TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    clerk_id TEXT NOT NULL,
+    rated_at TEXT NOT NULL,
+    high_water TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS hub_chain_time (
+    device_id TEXT NOT NULL,
+    epoch TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    high_water TEXT NOT NULL,
+    PRIMARY KEY (device_id, epoch)
+);
+CREATE INDEX IF NOT EXISTS hub_rated_time ON hub_rated (device_id, rated_at);
+CREATE TABLE IF NOT EXISTS hub_roster (
+    hall TEXT NOT NULL,
+    device_id TEXT NOT NULL DEFAULT '',
+    clerk_id TEXT NOT NULL,
+    PRIMARY KEY (hall, device_id, clerk_id)
+);
+CREATE INDEX IF NOT EXISTS hub_roster_device ON hub_roster (device_id);
+CREATE INDEX IF NOT EXISTS hub_roster_clerk ON hub_roster (clerk_id);
+CREATE TABLE IF NOT EXISTS hub_signins (
+    event_id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    clerk_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    at TEXT NOT NULL,
+    synced INTEGER NOT NULL,
+    contested INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS hub_event_clock (
+    device_id TEXT PRIMARY KEY,
+    latest TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS hub_signins_device ON hub_signins (device_id, at);
+CREATE INDEX IF NOT EXISTS hub_signins_clerk ON hub_signins (clerk_id, at);
 CREATE TABLE IF NOT EXISTS hub_witness (
     device_id TEXT NOT NULL,
     epoch TEXT NOT NULL,
@@ -602,6 +654,23 @@ class HubDB:
                         "other_device_id": odev, "other_record_id": orid, "detail": body,
                         "flagged_at": at})  # fmt: skip
         return out
+
+    def set_roster(self, rows: Sequence[tuple[str, str, str]]) -> None:
+        """Replace the city's roster (``(hall, device_id, clerk_id)`` rows, see
+        :mod:`sync.hub.roster`) in one transaction."""
+        with self.transaction():
+            self.execute("DELETE FROM hub_roster")
+            self.executemany(
+                "INSERT INTO hub_roster (hall, device_id, clerk_id) VALUES (?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                list(rows),
+            )
+
+    def roster(self) -> list[tuple[str, str, str]]:
+        """The city's roster, sorted."""
+        return [(str(h), str(d), str(c)) for h, d, c in self.rows(
+            "SELECT hall, device_id, clerk_id FROM hub_roster ORDER BY hall, device_id, clerk_id"
+        )]  # fmt: skip
 
     def flag(self, device_id: str, kind: str, key: str, detail: dict[str, Any]) -> bool:
         """Record a finding for audit about ``device_id`` (inside the caller's transaction, or

@@ -11,6 +11,8 @@
   (业务流水号); presented = the serials of every first rating (``assess_number`` 1) and of every
   ``presentation_end`` event (``not_rated`` or ``cancelled``); rated = the serials of first
   ratings.  (Events carry no stage or visit, so a 承诺件 counts once, not once per slot.)
+* **Held** (``held``): per registered device, how many of its stored records are held out of
+  every figure and list (:mod:`sync.hub.truth`, ``evaluator hub conflicts``).
 * **Hall coverage**: registered devices online ÷ registered devices; online = the device's
   latest retained status says ``online`` true, or it sent a status since ``since``.
 * **差评 needing a work order** (art. 35): every rating at 不满意 or 非常不满意.
@@ -40,6 +42,7 @@ from typing import Any
 
 from evaluator.rules import figures as fig
 from evaluator.rules.request import case_targets
+from sync.hub import truth
 from sync.hub.db import HubDB
 
 BAD_LEVELS = ("dissatisfied", "very_dissatisfied")
@@ -222,6 +225,7 @@ def figures(db: HubDB, *, since: str | None = None, until: str | None = None) ->
         ],
         "coverage": coverage(db, since=since),
         "audit": audit(db, counted),
+        "held": truth.held_counts(db),
     }
 
 

@@ -40,7 +40,7 @@ from evaluator.rules.loss import LOSS_KIND, is_loss
 from evaluator.rules.protocol import MAX_DEPTH, nesting_depth
 from evaluator.rules.records import CanonicalReader, record_hash, sealed_hash, signature_of
 from evaluator.rules.recordtext import shown_text_problem
-from sync.hub import schemas, witness
+from sync.hub import schemas, truth, witness
 from sync.hub.db import STREAMS, HubDB, now_text
 from sync.keys import PublicKey
 
@@ -108,6 +108,8 @@ class Result:
     dead: list[Dead] = field(default_factory=list)
     #: Dead letters counted but not stored/published again (repeats, see DEAD_REPEAT_AFTER).
     repeats: int = 0
+    #: Records stored (and acked) but held out of the figures (:mod:`sync.hub.truth`).
+    held: int = 0
     #: Messages whose transaction failed (database error): not acked, the pad resends them.
     failed: int = 0
     #: What the city needs per device to unpark a chain: ``{"stream", "epoch", "seq"}`` of the
@@ -163,6 +165,8 @@ class _Batch:
     gap_tips: dict[Chain, int] = field(default_factory=dict)
     #: Findings for audit (``HubDB.flag`` arguments), written with the batch.
     flags: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
+    #: (stream, record) of each record stored, in order: for :meth:`Ingest._truthful`.
+    records: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def store(self, device_id: str, stream: str, rec: dict[str, Any], text: str, at: str) -> None:
         """Insert ``rec`` at commit; from now on its id counts as stored (a resend of it later
@@ -184,6 +188,7 @@ class _Batch:
                 "lost_hash": rec["lost_hash"], "problem": rec["problem"],
             }))  # fmt: skip
         self.known[rid] = (device_id, stream)
+        self.records.append((stream, rec))
         self.acks.append((device_id, rid))
         if stream == "ratings":
             self.ratings.append((device_id, int(rec["seq"]), text))
@@ -373,6 +378,7 @@ class Ingest:
                     " record, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     batch.inserts,
                 )
+                held = self._truthful(batch)
                 db.executemany(
                     "DELETE FROM hub_parked WHERE device_id = ? AND stream = ? AND epoch = ?"
                     " AND seq = ?",
@@ -407,13 +413,31 @@ class Ingest:
         result.stored += len(batch.inserts)
         result.duplicates += batch.duplicates
         result.parked += len(batch.parks)
+        result.held += len(held)
         result.dead.extend(batch.dead)
+        _log_held(held)
         for device_id, _kind, key, detail in batch.flags:
             log.warning(
                 "device %s lost %s seq %s on its SD card (%s): its signed loss statement is "
                 "stored in its place; flagged records_lost %s",
                 device_id, detail["stream"], detail["seq"], detail["problem"], key,
             )  # fmt: skip
+
+    def _truthful(self, batch: _Batch) -> list[truth.Held]:
+        """Inside the batch's transaction, once its records are inserted: each one checked, in
+        chain order, for what its device cannot truthfully say (:mod:`sync.hub.truth`: a clerk
+        of another window, a case slot rated first elsewhere, a time out of step); those stay
+        stored and acked (the chain goes on) but are held out of every figure.  The new
+        holds."""
+        checker = truth.Checker(self.db)
+        checker.prepare(batch.records)
+        for stream, record in batch.records:
+            if stream == "ratings":
+                checker.rating(record)
+            else:
+                checker.event(record)
+        checker.flush()
+        return truth.write(self.db, checker.verdicts)
 
     def _known_ids(self, items: list[_Valid]) -> dict[str, tuple[str, str]]:
         """The batch's ids already stored: id → (device, stream)."""
@@ -743,6 +767,18 @@ class Ingest:
             log.warning(
                 "dead letter from %s on %s: %s", dead.device_id or "?", dead.topic, dead.reason
             )
+
+
+def _log_held(held: list[truth.Held]) -> None:
+    """A WARNING per device and kind of what a batch held (one line, however many)."""
+    counts: dict[tuple[str, str], int] = {}
+    for h in held:
+        counts[(h.device_id, h.kind)] = counts.get((h.device_id, h.kind), 0) + 1
+    for (device_id, kind), n in sorted(counts.items()):
+        log.warning(
+            "device %s: %d record(s) held out of the figures (%s): stored and acked, listed"
+            " by `evaluator hub conflicts`", device_id, n, kind,
+        )  # fmt: skip
 
 
 def _chain_hash(rec: dict[str, Any]) -> str:

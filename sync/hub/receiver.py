@@ -327,7 +327,7 @@ class Receiver(threading.Thread):
         self._stats = dict.fromkeys(
             ("received", "stored", "duplicates", "parked", "dead", "dead_repeats",
              "dead_published", "dead_suppressed", "statuses", "failed", "acks_sent", "acked_ids",
-             "batches", "connects", "carried", "devices"),
+             "batches", "connects", "carried", "devices", "held"),
             0,
         )  # fmt: skip
         self._connected = False
@@ -659,6 +659,7 @@ class Receiver(threading.Thread):
             s["stored"] += result.stored
             s["duplicates"] += result.duplicates
             s["parked"] += result.parked
+            s["held"] += result.held
             s["dead"] += len(result.dead)
             s["dead_repeats"] += result.repeats
             s["statuses"] += result.statuses
