@@ -42,10 +42,8 @@ TLS server, unknown CA, ..., the CONNACK's reason code; repeats once a minute wi
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
-import re
 import select
 import socket
 import threading
@@ -56,7 +54,7 @@ from typing import Any
 
 from evaluator.rules.backoff import Backoff
 from sync.hub.db import open_db
-from sync.hub.ingest import Dead, Ingest, Result
+from sync.hub.ingest import Dead, Ingest, Result, cause_of
 from sync.linkerror import (
     FailureLog,
     LinkError,
@@ -94,16 +92,6 @@ DEAD_KEYS = 10_000
 #: Acks and dead letters kept for the next connection when one ends before the broker
 #: confirmed them (ids of acks; dead letters count one each).
 CARRY_MAX = 50_000
-
-
-def cause_of(reason: str) -> str:
-    """The kind of refusal, without the sender's words: the reason up to its first ``:``, quoted
-    values and numbers replaced (``device_id '…' is not the topic's device``, ``N bytes, more
-    than N``, ``schema rating``, ``not JSON``)."""
-    head = reason.split(":", 1)[0]
-    head = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", head)
-    head = re.sub(r"\d+", "N", head)
-    return head[:80]
 
 
 class DeadLetters:
@@ -162,7 +150,7 @@ def summary(
 ) -> bytes:
     """The dead letter of ``dead`` as published: compact JSON of at most ``limit`` bytes."""
     data = dead.payload
-    full = len(data)
+    full, digest = dead.whole()
     for excerpt_bytes in (EXCERPT_BYTES, 64, 0):
         excerpt = Dead(dead.device_id, dead.topic, dead.reason, data[:excerpt_bytes], dead.key)
         text, encoding = excerpt.payload_text()
@@ -174,7 +162,7 @@ def summary(
             "payload": text,
             "payload_encoding": encoding,
             "payload_bytes": full,
-            "payload_sha256": hashlib.sha256(data).hexdigest(),
+            "payload_sha256": digest,
             "truncated": excerpt_bytes < full,
             "count": count,
             "suppressed": suppressed,
