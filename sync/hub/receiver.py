@@ -54,7 +54,7 @@ from typing import Any
 
 from evaluator.rules.backoff import Backoff
 from sync.hub.db import open_db
-from sync.hub.ingest import Dead, Ingest, Result, cause_of
+from sync.hub.ingest import PARK_BYTES, PARK_RECORDS, Dead, Ingest, Result, cause_of
 from sync.linkerror import (
     FailureLog,
     LinkError,
@@ -89,6 +89,14 @@ DEAD_BURST = 5
 DEAD_EVERY = 10.0
 #: (device, cause) pairs counted, and devices rate-limited, at most (the oldest forgotten).
 DEAD_KEYS = 10_000
+#: Messages one device may have processed: FLOOD_BURST at once, then FLOOD_RATE a second
+#: (an honest pad sends at most its window of 200 unacked at once, and its backlog at the
+#: pace of the acks); beyond it its messages are dropped unread (not acked: an honest pad
+#: resends them) and counted, and the device is flagged ``flooding`` once.
+FLOOD_BURST = 2000
+FLOOD_RATE = 500.0
+#: Seconds between two warnings about one flooding device.
+FLOOD_WARN_EVERY = 60.0
 #: Acks and dead letters kept for the next connection when one ends before the broker
 #: confirmed them (ids of acks; dead letters count one each).
 CARRY_MAX = 50_000
@@ -177,6 +185,51 @@ def summary(
     return json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode()
 
 
+class Throttle:
+    """A token bucket per device (:data:`FLOOD_BURST`, :data:`FLOOD_RATE`): what a device
+    sends beyond it is dropped before any check, so one pad flooding its own topic cannot
+    take the receiver's time from the others.  At most :data:`DEAD_KEYS` devices are
+    remembered (the least recent forgotten).  Use from one thread."""
+
+    def __init__(self, burst: int = FLOOD_BURST, rate: float = FLOOD_RATE,
+                 clock: Any = time.monotonic) -> None:  # fmt: skip
+        self.burst, self.rate, self._clock = float(burst), rate, clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        #: per device dropped since the start, and devices newly over their budget
+        self.dropped: dict[str, int] = {}
+        self.fresh: list[str] = []
+        self.recent: set[str] = set()  # dropped from since the receiver last looked
+        self._warned: dict[str, float] = {}
+
+    def allow(self, device_id: str) -> bool:
+        """Take one token of ``device_id``; False (counted) when it has none."""
+        now = self._clock()
+        tokens, at = self._buckets.pop(device_id, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - at) * self.rate)
+        ok = tokens >= 1.0
+        self._buckets[device_id] = (tokens - 1.0 if ok else tokens, now)
+        if len(self._buckets) > DEAD_KEYS:
+            self._buckets.popitem(last=False)
+        if not ok:
+            if device_id not in self.dropped:
+                self.fresh.append(device_id)
+            self.dropped[device_id] = self.dropped.get(device_id, 0) + 1
+            self.recent.add(device_id)
+            if len(self.dropped) > DEAD_KEYS:
+                self.dropped.pop(next(iter(self.dropped)))
+        return ok
+
+    def warn_due(self, device_id: str) -> bool:
+        """Whether a warning about ``device_id`` is due (once per FLOOD_WARN_EVERY)."""
+        now = self._clock()
+        if now - self._warned.get(device_id, -FLOOD_WARN_EVERY) < FLOOD_WARN_EVERY:
+            return False
+        self._warned[device_id] = now
+        if len(self._warned) > DEAD_KEYS:
+            self._warned.pop(next(iter(self._warned)))
+        return True
+
+
 class ReceiverError(ValueError):
     """A receiver option is wrong (a broker URL, the protocol)."""
 
@@ -227,6 +280,10 @@ class Receiver(threading.Thread):
         connect_timeout: float = 5.0,
         connack_timeout: float = 8.0,
         failure_log_every: float = 60.0,
+        flood_burst: int = FLOOD_BURST,
+        flood_rate: float = FLOOD_RATE,
+        park_records: int = PARK_RECORDS,
+        park_bytes: int = PARK_BYTES,
     ) -> None:
         if protocol not in ("5", "3.1.1", "311"):
             raise ReceiverError(f"protocol {protocol!r}: expected 5 or 3.1.1")
@@ -263,7 +320,7 @@ class Receiver(threading.Thread):
         self._stats = dict.fromkeys(
             ("received", "stored", "duplicates", "parked", "dead", "dead_repeats",
              "dead_published", "dead_suppressed", "statuses", "failed", "acks_sent", "acked_ids",
-             "batches", "connects", "carried"),
+             "batches", "connects", "carried", "throttled"),
             0,
         )  # fmt: skip
         self._connected = False
@@ -279,6 +336,9 @@ class Receiver(threading.Thread):
         self._drop_error: LinkError | None = None  # why a working connection ended
         self._read_errors: list[str] = []  # what paho logged before the CONNACK
         self.dead_letters = DeadLetters()
+        self.throttle = Throttle(flood_burst, flood_rate)
+        self.park_records, self.park_bytes = park_records, park_bytes
+        self._topic_head = self.prefix + "/"
         self._packet_max: int | None = None  # the broker's Maximum Packet Size (CONNACK)
         #: published, not confirmed by the broker yet: mid → (topic, payload, ids it acks)
         self._unconfirmed: dict[int, tuple[str, bytes, int]] = {}
@@ -322,7 +382,8 @@ class Receiver(threading.Thread):
     def run(self) -> None:
         ingest = None
         try:
-            ingest = Ingest(open_db(self.db_url), self.prefix)
+            ingest = Ingest(open_db(self.db_url), self.prefix, park_records=self.park_records,
+                            park_bytes=self.park_bytes)  # fmt: skip
             while not self._stopping.is_set():
                 client = self._connect()
                 if client is None:
@@ -430,6 +491,8 @@ class Receiver(threading.Thread):
             rc = ok
             if sock in readable or tls_pending(sock):
                 rc = self._read(client, sock)
+            if self.throttle.recent:
+                self._flag_floods(ingest)
             if self._inbox:
                 try:
                     self._ingest(client, ingest)
@@ -486,6 +549,28 @@ class Receiver(threading.Thread):
         with self._lock:
             self._stats["dead_published"] += published
             self._stats["dead_suppressed"] = self.dead_letters.suppressed
+
+    def _flag_floods(self, ingest: Ingest) -> None:
+        """Flag each device newly over its budget ``flooding`` (once), warn about each
+        flooding device at most once a minute, and count what was dropped."""
+        throttle = self.throttle
+        fresh, throttle.fresh = throttle.fresh, []
+        for device_id in fresh:
+            detail = {"burst": int(throttle.burst), "per_second": throttle.rate}
+            try:
+                ingest.db.flag(device_id, "flooding", "", detail)
+            except Exception:
+                log.exception("flagging device %s flooding failed", device_id)
+        recent, throttle.recent = throttle.recent, set()
+        for device_id in sorted(recent):
+            if throttle.warn_due(device_id):
+                log.warning(
+                    "device %s sends more than %d messages a second: %d dropped unread so far"
+                    " (not acked); flagged flooding",
+                    device_id, throttle.rate, throttle.dropped.get(device_id, 0),
+                )  # fmt: skip
+        with self._lock:
+            self._stats["throttled"] = sum(throttle.dropped.values())
 
     def _publish(self, client: Any, topic: str, body: bytes, ids: int) -> None:
         """QoS 1, remembered until the broker confirms it (kept for the next connection if
@@ -628,4 +713,9 @@ class Receiver(threading.Thread):
             log.warning("the broker refused a publish of the receiver: %s", reason)
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        self._inbox.append((str(message.topic), bytes(message.payload)))
+        topic = str(message.topic)
+        if topic.startswith(self._topic_head):
+            device_id = topic[len(self._topic_head) :].split("/", 1)[0]
+            if not self.throttle.allow(device_id):
+                return  # over its budget: dropped unread, not acked (flagged in _ingest)
+        self._inbox.append((topic, bytes(message.payload)))
