@@ -14,7 +14,9 @@ is stored and what the batch itself stores before it (the writes go out together
 * ``seq`` = tip + 1 and ``prev_hash`` = the tip's hash → stored, the tip moves, and parked
   successors that chain on are promoted (and acked) in the same transaction;
 * ``seq`` > tip + 1 → parked (not acked: it is acked when promoted, by whichever receiver
-  promotes it);
+  promotes it), beside any other candidate for that seq: when the gap closes the candidate
+  that links is stored, the others are dead letters; a device's parking is capped
+  (:data:`PARK_RECORDS`, :data:`PARK_BYTES`) and a batch reads only the seq a chain needs next;
 * anything else → a dead letter with the reason: never acked, never half-stored.
 
 Two receivers may hold messages of the same device at once (a shared subscription splits a
@@ -246,7 +248,9 @@ class Ingest:
         self._clock = clock
         self._keys: dict[str, tuple[float, dict[str, PublicKey], int]] = {}
         self._dead_seen: OrderedDict[str, float] = OrderedDict()
-        #: Causes counted per device (read from hub_dead_counts once per device).
+        #: Causes counted per device (read from hub_dead_counts once per device), and per
+        #: device when dead letters counted without a row were last logged, and how many since.
+        self._counted_told: dict[str, tuple[float, int]] = {}
         self._causes: dict[str, set[str]] = {}
         #: Per parked chain: (tip, when asked) and (tip, parked on it since), and the gaps
         #: flagged (one flag per chain and tip).
@@ -863,25 +867,50 @@ class Ingest:
         while len(self._dead_seen) > DEAD_MEMORY:
             self._dead_seen.popitem(last=False)
         every, result.dead = result.dead, fresh
+        kept: list[Dead] = list(fresh)
         try:
             with self.db.transaction():
-                self._count_dead(every, fresh)
+                kept = self._count_dead(every, fresh)
         except Exception:
             log.exception("storing %d dead letter(s) failed", len(fresh))
             for dead in fresh:  # not filed: the next copy is filed, not taken for a repeat
                 self._dead_seen.pop(dead.key, None)
-        for dead in fresh:
+        for dead in kept:
             log.warning(
                 "dead letter from %s on %s: %s", dead.device_id or "?", dead.topic, dead.reason
             )
+        logged = {id(d) for d in kept}
+        self._log_counted([d for d in fresh if id(d) not in logged], now)
 
-    def _count_dead(self, every: list[Dead], fresh: list[Dead]) -> None:
+    def _log_counted(self, counted: list[Dead], now: float) -> None:
+        """Dead letters beyond :data:`DEAD_ROWS` of their (device, cause): one WARNING per
+        device a minute saying how many were counted, not one a message (a flood of junk would
+        fill the journal instead of the database)."""
+        by_device: dict[str, int] = {}
+        for dead in counted:
+            by_device[dead.device_id] = by_device.get(dead.device_id, 0) + 1
+        for device_id, n in by_device.items():
+            told, since = self._counted_told.get(device_id, (-60.0, 0))
+            since += n
+            if now - told >= 60.0:
+                log.warning(
+                    "%d more dead letter(s) from %s counted, not filed one by one (over %d of"
+                    " one cause): evaluator hub dead --device %s", since, device_id or "?",
+                    DEAD_ROWS, device_id,
+                )  # fmt: skip
+                told, since = now, 0
+            self._counted_told[device_id] = (told, since)
+        while len(self._counted_told) > DEAD_MEMORY:
+            self._counted_told.pop(next(iter(self._counted_told)))
+
+    def _count_dead(self, every: list[Dead], fresh: list[Dead]) -> list[Dead]:
         """Inside a transaction: ``every`` dead letter (repeats too) counted per (device,
         cause), the ``fresh`` ones stored as rows while their (device, cause) has fewer than
-        :data:`DEAD_ROWS`."""
+        :data:`DEAD_ROWS`; returns those stored."""
         db = self.db
         keys = {id(d): self._cause_key(d) for d in every}
         counts: dict[tuple[str, str], list[Any]] = {}  # key → [count, new rows, first, last]
+        kept: list[Dead] = []
         for dead in every:
             entry = counts.setdefault(keys[id(dead)], [0, [], dead, dead])
             entry[0] += 1
@@ -897,6 +926,7 @@ class Ingest:
             )
             stored = int(found[0][0]) if found else 0
             rows = rows[: max(0, DEAD_ROWS - stored)]
+            kept.extend(rows)
             db.executemany(
                 "INSERT INTO hub_dead (device_id, topic, reason, payload, received_at)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -916,6 +946,7 @@ class Ingest:
                 (device_id, cause, count, len(rows), first.at or now_text(),
                  last.at or now_text(), digest, sample),
             )  # fmt: skip
+        return kept
 
     def _cause_key(self, dead: Dead) -> tuple[str, str]:
         """(device, cause) under which ``dead`` is counted: a device with
@@ -944,7 +975,7 @@ def cause_of(reason: str) -> str:
     than N``, ``schema rating``, ``not JSON``)."""
     head = reason.split(":", 1)[0]
     head = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", head)
-    head = re.sub(r"\d+", "N", head)
+    head = re.sub(r"(?<![\w-])\d+", "N", head)  # not UTF-8's 8
     return head[:80]
 
 

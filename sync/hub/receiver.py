@@ -24,7 +24,11 @@ nor the broker's Maximum Packet Size (a dead letter over it made the broker drop
 64 KiB of ``\x01`` became 393,406 bytes of JSON).  They are counted per device and cause, and
 published at most :data:`DEAD_BURST` at once then one per :data:`DEAD_EVERY` seconds per device;
 the rest are counted (``suppressed`` in the next one, ``dead_suppressed`` in the stats; all of
-them are filed in the database by :mod:`sync.hub.ingest`).
+them are counted in the database by :mod:`sync.hub.ingest`, a bounded number filed whole).
+
+A device that floods (more than :data:`FLOOD_BURST` messages at once, then :data:`FLOOD_RATE` a
+second) has the rest dropped unread by :class:`Throttle`: not acked, counted, flagged
+``flooding``, so one pad cannot take the receiver's time from the others.
 
 A lost connection loses nothing that was stored: an ack or dead letter the broker had not
 confirmed (PUBACK) when the connection ended is published again on the next one, and what the
