@@ -270,21 +270,32 @@ class HubDB:
         return list(self.execute(text, params).fetchall())
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, durable: bool = True) -> Iterator[None]:
         """One write transaction: SQLite ``BEGIN IMMEDIATE`` (the writer lock, so two
         receivers on one file take turns), PostgreSQL a normal transaction (row locks are
-        taken with ``FOR UPDATE`` inside it)."""
+        taken with ``FOR UPDATE`` inside it).  ``durable=False`` for what no ack depends on
+        (dead-letter counts): its commit does not wait for the disk (SQLite ``synchronous =
+        NORMAL`` in WAL, PostgreSQL ``synchronous_commit = off``), so a flood of refusals does
+        not add a disk flush to every batch of the honest pads."""
         with self._lock:
             if self.kind == "sqlite":
-                self.conn.execute("BEGIN IMMEDIATE")
+                if not durable:
+                    self.conn.execute("PRAGMA synchronous = NORMAL")
                 try:
-                    yield
-                except BaseException:
-                    self.conn.execute("ROLLBACK")
-                    raise
-                self.conn.execute("COMMIT")
+                    self.conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield
+                    except BaseException:
+                        self.conn.execute("ROLLBACK")
+                        raise
+                    self.conn.execute("COMMIT")
+                finally:
+                    if not durable:
+                        self.conn.execute("PRAGMA synchronous = FULL")
             else:
                 with self.conn.transaction():
+                    if not durable:
+                        self.conn.execute("SET LOCAL synchronous_commit = off")
                     yield
 
     def lock_head(self, device_id: str, stream: str, epoch: str = "") -> tuple[int, str]:

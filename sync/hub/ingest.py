@@ -869,7 +869,7 @@ class Ingest:
         every, result.dead = result.dead, fresh
         kept: list[Dead] = list(fresh)
         try:
-            with self.db.transaction():
+            with self.db.transaction(durable=False):  # nothing is acked on it
                 kept = self._count_dead(every, fresh)
         except Exception:
             log.exception("storing %d dead letter(s) failed", len(fresh))
