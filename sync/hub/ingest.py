@@ -179,6 +179,8 @@ class _Batch:
     full: set[str] = field(default_factory=set)
     #: Records already parked, sent again: they wait as they are.
     still_parked: int = 0
+    #: (device, stream, epoch, seq, hash) of this batch's parks.
+    park_keys: set[tuple[str, str, str, int, str]] = field(default_factory=set)
     inserts: list[tuple[Any, ...]] = field(default_factory=list)
     parks: list[tuple[Any, ...]] = field(default_factory=list)
     unparked: list[tuple[str, str, str, int]] = field(default_factory=list)
@@ -511,9 +513,7 @@ class Ingest:
         rec = item.record
         seq, digest, rid = int(rec["seq"]), str(rec["hash"]), str(rec["id"])
         waiting = self._parked_at(chain, seq, batch)
-        if any(h == digest for _, h, _ in waiting) or any(
-            p[3] == seq and p[4] == digest and tuple(p[:3]) == chain for p in batch.parks
-        ):
+        if any(h == digest for _, h, _ in waiting) or (*chain, seq, digest) in batch.park_keys:
             batch.still_parked += 1  # sent again while it waits: nothing to write
             batch.gaps[chain] = min(batch.gaps.get(chain, seq), seq)
             return
@@ -527,6 +527,7 @@ class Ingest:
             return
         self._count_parking(device_id, 1, size, batch)
         batch.parks.append((device_id, stream, epoch, seq, digest, rid, item.text, at))
+        batch.park_keys.add((*chain, seq, digest))
         batch.gaps[chain] = min(batch.gaps.get(chain, seq), seq)
 
     def _count_parking(self, device_id: str, records: int, size: int, batch: _Batch) -> None:
