@@ -13,8 +13,9 @@ its own topic, all the ACL allows) attacks meanwhile:
   runs of each scenario pooled);
 * **junk flood** — unique junk of ``JUNK_BYTES`` at ``JUNK_PACE`` a second (5x a pad's budget,
   ``FLOOD_RATE``): every message different, so no repeat filter helps;
-* **far-ahead parking** — ``PARK_FILL`` signed records far ahead of its chain before the
-  measurement (the cap, ``PARK_RECORDS``, is reached), then more at ``PARK_PACE`` a second.
+* **far-ahead parking** — ``PARK_FILL`` signed records far ahead of its chain, sent again at
+  ``PARK_PACE`` a second; measured once the cap (``PARK_RECORDS``) is reached, while they keep
+  coming (parked ones again, the rest refused ``parking full``).
 
 Printed: the honest latency (median, p99) of each attack beside the no-attack run, their ratio
 (goal: p99 within ``GOAL`` x), and after each scenario the receiver's RSS and the database's
@@ -203,6 +204,8 @@ def _scenario(work: Path, port: int, keys: dict[str, DeviceKey], attack: str) ->
             attacker = ctx.Process(target=_attacker, args=(port, bodies, pace, stop, sent))
             attacker.start()
             time.sleep(2.0)  # the attack under way before the honest pad rates
+        if attack == "park":  # measured once the cap is reached: what every batch meets then
+            _wait_parked(hub.url, PARK_RECORDS)
         cpu, attack_cpu, began = hub.cpu(), _cpu_seconds(attacker.pid) if attacker else 0.0, \
             time.monotonic()
         latencies = _honest(pad, keys[HONEST])
@@ -222,6 +225,15 @@ def _scenario(work: Path, port: int, keys: dict[str, DeviceKey], attack: str) ->
         pad.close()
         thief.close()
         hub.close()
+
+
+def _wait_parked(url: str, count: int) -> None:
+    deadline = time.monotonic() + 120
+    with open_db(url) as db:
+        while db.parked() < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {db.parked()} of {count} parked")
+            time.sleep(0.2)
 
 
 def _all(runs: list[dict[str, Any]], key: str) -> list[float]:
