@@ -101,6 +101,9 @@ FLOOD_BURST = 2000
 FLOOD_RATE = 500.0
 #: Seconds between two warnings about one flooding device.
 FLOOD_WARN_EVERY = 60.0
+#: Seconds after its last dropped message that a device's messages are still ingested after
+#: the others' (their own batch, once the others' acks are out).
+FLOOD_LANE = 10.0
 #: Acks and dead letters kept for the next connection when one ends before the broker
 #: confirmed them (ids of acks; dead letters count one each).
 CARRY_MAX = 50_000
@@ -203,6 +206,7 @@ class Throttle:
         self.dropped: dict[str, int] = {}
         self.fresh: list[str] = []
         self.recent: set[str] = set()  # dropped from since the receiver last looked
+        self._last_drop: OrderedDict[str, float] = OrderedDict()
         self._warned: dict[str, float] = {}
 
     def allow(self, device_id: str) -> bool:
@@ -219,9 +223,18 @@ class Throttle:
                 self.fresh.append(device_id)
             self.dropped[device_id] = self.dropped.get(device_id, 0) + 1
             self.recent.add(device_id)
+            self._last_drop.pop(device_id, None)
+            self._last_drop[device_id] = now
             if len(self.dropped) > DEAD_KEYS:
                 self.dropped.pop(next(iter(self.dropped)))
         return ok
+
+    def flooding(self) -> set[str]:
+        """The devices that had a message dropped in the last :data:`FLOOD_LANE` seconds."""
+        now = self._clock()
+        while self._last_drop and now - next(iter(self._last_drop.values())) >= FLOOD_LANE:
+            self._last_drop.popitem(last=False)
+        return set(self._last_drop)
 
     def warn_due(self, device_id: str) -> bool:
         """Whether a warning about ``device_id`` is due (once per FLOOD_WARN_EVERY)."""
@@ -529,7 +542,23 @@ class Receiver(threading.Thread):
         )
 
     def _ingest(self, client: Any, ingest: Ingest) -> None:
+        """Ingest what was read and publish its acks and dead letters; the messages of pads
+        throttled in the last :data:`FLOOD_LANE` seconds go in a batch of their own after the
+        others' acks are out, so a flooding pad's checks never delay another pad's ack."""
         batch, self._inbox = self._inbox, []
+        flooding = self.throttle.flooding()
+        if not flooding:
+            return self._ingest_part(client, ingest, batch)
+        head = self._topic_head
+        slow = [m for m in batch if m[0][len(head) :].split("/", 1)[0] in flooding]
+        if len(slow) < len(batch):
+            fast = [m for m in batch if m[0][len(head) :].split("/", 1)[0] not in flooding]
+            self._ingest_part(client, ingest, fast)
+        if slow:
+            self._ingest_part(client, ingest, slow)
+        return None
+
+    def _ingest_part(self, client: Any, ingest: Ingest, batch: list[tuple[str, bytes]]) -> None:
         result = ingest.handle_batch(batch)
         acks_sent = acked = 0
         for device_id in dict.fromkeys([*result.acks, *result.missing]):
