@@ -20,6 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from evaluator.rules.records import new_record_id, seal
 from sync.hub.db import HubDB, open_db
+from sync.hub.receiver import FLOOD_LANE, Throttle
 from sync.keys import DeviceKey
 from sync.mqtt import SyncWorker
 from sync.store import Store
@@ -250,3 +251,16 @@ def test_a_flooding_pad_is_throttled_and_the_honest_pad_keeps_its_pace(
 
 def _flagged(db: HubDB, device: str, kind: str) -> bool:
     return any(f["kind"] == kind for f in db.flags(device))
+
+
+def test_the_throttle_drops_beyond_the_budget_refills_and_forgets() -> None:
+    now = [0.0]
+    throttle = Throttle(burst=3, rate=1.0, clock=lambda: now[0])
+    assert [throttle.allow("pad-a") for _ in range(4)] == [True, True, True, False]
+    assert throttle.allow("pad-b")  # a budget of its own
+    assert throttle.fresh == ["pad-a"] and throttle.dropped == {"pad-a": 1}
+    assert throttle.flooding() == {"pad-a"}
+    now[0] = 1.0  # one token back a second
+    assert [throttle.allow("pad-a") for _ in range(2)] == [True, False]
+    now[0] = 1.0 + FLOOD_LANE
+    assert throttle.flooding() == set() and throttle.dropped == {"pad-a": 2}
