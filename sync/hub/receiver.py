@@ -96,7 +96,9 @@ DEAD_KEYS = 10_000
 #: Messages one device may have processed: FLOOD_BURST at once, then FLOOD_RATE a second
 #: (an honest pad sends at most its window of 200 unacked at once, and its backlog at the
 #: pace of the acks); beyond it its messages are dropped unread (not acked: an honest pad
-#: resends them) and counted, and the device is flagged ``flooding`` once.
+#: resends them) and counted, and the device is flagged ``flooding`` once.  Every message
+#: stored or acked again gives its token back (:meth:`Throttle.refund`): the budget is spent
+#: by what is refused or parked, so a backlog drains at the receiver's full speed.
 FLOOD_BURST = 2000
 FLOOD_RATE = 500.0
 #: Seconds between two warnings about one flooding device.
@@ -228,6 +230,14 @@ class Throttle:
             if len(self.dropped) > DEAD_KEYS:
                 self.dropped.pop(next(iter(self.dropped)))
         return ok
+
+    def refund(self, device_id: str, count: int) -> None:
+        """Give ``device_id`` back ``count`` tokens (up to the burst): what it sent was stored
+        or acked again, so an honest pad draining its backlog as fast as the acks come is never
+        throttled; only what is refused or parked spends its budget."""
+        found = self._buckets.get(device_id)
+        if found is not None:
+            self._buckets[device_id] = (min(self.burst, found[0] + count), found[1])
 
     def flooding(self) -> set[str]:
         """The devices that had a message dropped in the last :data:`FLOOD_LANE` seconds."""
@@ -560,6 +570,8 @@ class Receiver(threading.Thread):
 
     def _ingest_part(self, client: Any, ingest: Ingest, batch: list[tuple[str, bytes]]) -> None:
         result = ingest.handle_batch(batch)
+        for device_id, ids in result.acks.items():
+            self.throttle.refund(device_id, len(ids))
         acks_sent = acked = 0
         for device_id in dict.fromkeys([*result.acks, *result.missing]):
             ids, missing = result.acks.get(device_id, []), result.missing.get(device_id)

@@ -264,3 +264,14 @@ def test_the_throttle_drops_beyond_the_budget_refills_and_forgets() -> None:
     assert [throttle.allow("pad-a") for _ in range(2)] == [True, False]
     now[0] = 1.0 + FLOOD_LANE
     assert throttle.flooding() == set() and throttle.dropped == {"pad-a": 2}
+
+
+def test_what_is_stored_gives_its_token_back() -> None:
+    """An honest pad draining its backlog faster than the rate is never throttled: each
+    message acked gives its token back; only what is refused or parked spends the budget."""
+    throttle = Throttle(burst=3, rate=1.0, clock=lambda: 0.0)
+    for _ in range(100):
+        assert throttle.allow("pad-a")
+        throttle.refund("pad-a", 1)
+    throttle.refund("pad-a", 50)  # never above the burst
+    assert [throttle.allow("pad-a") for _ in range(4)] == [True, True, True, False]
