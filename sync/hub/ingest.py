@@ -714,6 +714,11 @@ class Ingest:
         :data:`MISSING_EVERY` seconds per chain; a chain parked on a missing seq for longer
         than :data:`GAP_FLAG_AFTER` seconds is flagged ``chain_gap`` for audit."""
         now = self._clock()
+        for memory in (self._gap_since, self._asked):  # bounded: a stolen key can open
+            while len(memory) > DEAD_MEMORY:  # chains (epochs) without end; the oldest go
+                memory.pop(next(iter(memory)))
+        if len(self._gap_flagged) > DEAD_MEMORY:
+            self._gap_flagged.clear()  # hub_flags keeps each (device, kind, key) once anyway
         for chain, count in sorted(batch.gaps.items()):
             device_id, stream, epoch = chain
             tip = batch.gap_tips[chain]
