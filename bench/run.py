@@ -32,7 +32,9 @@ Issue 8's figures (:mod:`bench.sync_link`; alone: ``python -m bench.run --sync``
 backlog drained end to end beside raw paho QoS 1; commit → at city and the worker's CPU per
 rating at 100,000 past ratings beside an empty store; the store's open at 100k beside empty.
 The city receiver's records/s on SQLite and PostgreSQL beside raw inserts (:mod:`bench.hub`;
-alone: ``python -m bench.run --hub``).  The fleet run, 1,000 pads against two receivers
+alone: ``python -m bench.run --hub``).  An honest pad's ack latency while a stolen pad attacks
+the receiver, beside no attack (:mod:`bench.hub_attack`; ``python -m bench.run --hub-attack``,
+issue 16).  The fleet run, 1,000 pads against two receivers
 (:mod:`bench.fleet`; ``python -m bench.run --fleet [its options]``, not part of the default run:
 minutes).
 
@@ -385,6 +387,10 @@ if __name__ == "__main__":
         from bench import hub
 
         sys.exit(hub.main())
+    if "--hub-attack" in sys.argv[1:]:  # an honest pad's latency under attack (issue 16)
+        from bench import hub_attack
+
+        sys.exit(hub_attack.main())
     if "--fleet" in sys.argv[1:]:  # 1,000 pads against two receivers (bench/fleet.py)
         from bench import fleet
 

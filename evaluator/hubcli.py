@@ -79,6 +79,17 @@ def add_hub_parser(sub: Any) -> None:
     run.add_argument("--registry-every", type=float, default=5.0, metavar="S",
                      help="with --part: seconds between two reads of the registry for newly"
                           " registered devices (default 5)")  # fmt: skip
+    run.add_argument("--flood-burst", type=int, default=2000, metavar="N",
+                     help="messages a pad may send at once before it is throttled (default "
+                          "2000)")  # fmt: skip
+    run.add_argument("--flood-rate", type=float, default=500.0, metavar="N",
+                     help="messages a second a pad may send beyond that; more are "
+                          "dropped unread, not acked, the pad flagged (default 500)")  # fmt: skip
+    run.add_argument("--park-records", type=int, default=5000, metavar="N",
+                     help="records a pad may have parked ahead of a missing one (default "
+                          "5000); beyond it: dead letter 'parking full', flagged")  # fmt: skip
+    run.add_argument("--park-bytes", type=int, default=16 * 1024 * 1024, metavar="N",
+                     help="bytes of them (default 16 MiB)")
 
     register = actions.add_parser(
         "register",
@@ -138,6 +149,12 @@ def add_hub_parser(sub: Any) -> None:
              "device_id empty: every pad of the hall); without it, print the roster",
     )  # fmt: skip
     roster.add_argument("--json", action="store_true")
+    dead = actions.add_parser(
+        "dead", help="refused messages counted per pad and cause (dead letters, issue 16)"
+    )
+    with_db(dead)
+    dead.add_argument("--device", metavar="DEVICE", help="only this pad's refusals")
+    dead.add_argument("--json", action="store_true")
 
     witness = actions.add_parser(
         "witness",
@@ -212,6 +229,13 @@ def cmd_hub(args: argparse.Namespace, out: TextIO | None = None) -> int:
             return _conflicts(db, args, out)
         if args.hub_command == "roster":
             return _roster(db, args, out)
+        if args.hub_command == "dead":
+            counted = db.dead_counts(args.device)
+            if args.json:
+                print(json.dumps(counted, ensure_ascii=False, indent=2), file=out)
+            else:
+                _print_dead(counted, out)
+            return 1 if counted else 0
         if args.hub_command == "flags":
             found = db.flags(args.device)
             if args.json:
@@ -336,6 +360,20 @@ def _print_flags(found: list[dict[str, Any]], out: TextIO) -> None:
         print(_printable(line), file=out)
 
 
+def _print_dead(counted: list[dict[str, Any]], out: TextIO) -> None:
+    """One line per (pad, cause), the most refused first; none is said too."""
+    if not counted:
+        print("no dead letters: nothing was refused", file=out)
+        return
+    total = sum(c["count"] for c in counted)
+    print(f"{total} message(s) refused, by pad and cause (rows kept in hub_dead in brackets):",
+          file=out)  # fmt: skip
+    for c in counted:
+        line = (f"  {c['count']:>9}  [{c['stored']:>3}]  {c['device_id'] or '?'}  {c['cause']}"
+                f"  first {c['first_at']}  last {c['last_at']}  sha256 {c['last_sha256'][:16]}…")
+        print(_printable(line), file=out)
+
+
 #: Characters a pad's words (a loss statement's problem, its epoch) must not bring raw to the
 #: auditor's terminal: C0 and C1 controls (ANSI escapes, carriage return, backspace), line and
 #: paragraph separators, and the bidi embeddings, overrides and isolates.
@@ -440,6 +478,10 @@ def _run(args: argparse.Namespace) -> int:
         registry_every=args.registry_every,
         alive=lambda: sd_notify("WATCHDOG=1"),
         alive_every=_watchdog_every() or 10.0,
+        flood_burst=args.flood_burst,
+        flood_rate=args.flood_rate,
+        park_records=args.park_records,
+        park_bytes=args.park_bytes,
     )
     done = threading.Event()
 

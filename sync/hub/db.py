@@ -15,9 +15,16 @@ Tables (created when missing; ``hub_meta.schema_version`` says which layout a fi
 * ``hub_heads`` — the chain tip per (device, stream, epoch): the row every writer of that device
   locks.
 * ``hub_parked`` — records that arrived ahead of their predecessor (normal: a new rating is sent
-  before an old backlog); promoted when the gap closes.
+  before an old backlog); promoted when the gap closes.  Keyed by (device, stream, epoch, seq,
+  hash): several candidates for one seq (a forgery and the genuine record) are all kept until
+  the chain decides (schema version 3).
+* ``hub_parking`` — per device, how many records and bytes it has parked (the cap is checked
+  against this row, not by counting the parked rows).
 * ``hub_status`` — the latest retained status of each device.
-* ``hub_dead`` — what was refused, with the reason.
+* ``hub_dead`` — what was refused, with the reason (a capped sample of the payload; at most
+  ``DEAD_ROWS`` rows per device and cause, see :mod:`sync.hub.ingest`).
+* ``hub_dead_counts`` — every refusal counted per (device, cause): count, first and last seen,
+  the SHA-256 and a capped sample of the last payload (``evaluator hub dead``).
 * ``hub_witness`` — signed ratings heads the counters were given (``evaluator hub witness``),
   per (device, epoch, seq, hash): compared with the stored records and the pads' statuses
   (:mod:`sync.hub.witness`).
@@ -41,6 +48,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import sqlite3
 import threading
@@ -54,7 +62,7 @@ from evaluator.rules.errors import EvaluatorError
 from evaluator.rules.records import GENESIS_HASH
 from sync.keys import PUBLIC_PREFIX, DeviceKeyError, PublicKey
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STREAMS = ("ratings", "events")
 
 
@@ -93,10 +101,16 @@ CREATE TABLE IF NOT EXISTS hub_parked (
     stream TEXT NOT NULL,
     epoch TEXT NOT NULL DEFAULT '',
     seq BIGINT NOT NULL,
+    hash TEXT NOT NULL,
     id TEXT NOT NULL,
     record TEXT NOT NULL,
     received_at TEXT NOT NULL,
-    PRIMARY KEY (device_id, stream, epoch, seq)
+    PRIMARY KEY (device_id, stream, epoch, seq, hash)
+);
+CREATE TABLE IF NOT EXISTS hub_parking (
+    device_id TEXT PRIMARY KEY,
+    records BIGINT NOT NULL,
+    bytes BIGINT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS hub_status (
     device_id TEXT PRIMARY KEY,
@@ -110,6 +124,17 @@ CREATE TABLE IF NOT EXISTS hub_dead (
     reason TEXT NOT NULL,
     payload TEXT NOT NULL,
     received_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS hub_dead_counts (
+    device_id TEXT NOT NULL,
+    cause TEXT NOT NULL,
+    count BIGINT NOT NULL,
+    stored BIGINT NOT NULL,
+    first_at TEXT NOT NULL,
+    last_at TEXT NOT NULL,
+    last_sha256 TEXT NOT NULL,
+    sample TEXT NOT NULL,
+    PRIMARY KEY (device_id, cause)
 );
 CREATE TABLE IF NOT EXISTS hub_flags (
     id {serial},
@@ -192,7 +217,8 @@ CREATE TABLE IF NOT EXISTS hub_witness (
 
 #: Schema version 1 → 2 (issue 15 B): the three chain tables rebuilt with ``epoch`` in their
 #: keys, every row of version 1 in epoch ``''`` (the same statements on SQLite and PostgreSQL:
-#: neither can change a table's key in place on both).
+#: neither can change a table's key in place on both).  ``hub_parked`` is rebuilt in its
+#: version-2 layout (:data:`_PARKED_V2`); version 3 rebuilds it again.
 _MIGRATE_1_TO_2 = [
     ("hub_records", "id, device_id, stream, '', seq, hash, prev_hash, record, received_at",
      "id, device_id, stream, epoch, seq, hash, prev_hash, record, received_at"),
@@ -201,6 +227,24 @@ _MIGRATE_1_TO_2 = [
     ("hub_parked", "device_id, stream, '', seq, id, record, received_at",
      "device_id, stream, epoch, seq, id, record, received_at"),
 ]  # fmt: skip
+
+#: ``hub_parked`` as schema version 2 had it: one record per seq.
+_PARKED_V2 = """CREATE TABLE IF NOT EXISTS hub_parked (
+    device_id TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    epoch TEXT NOT NULL DEFAULT '',
+    seq BIGINT NOT NULL,
+    id TEXT NOT NULL,
+    record TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (device_id, stream, epoch, seq)
+)"""
+
+#: The steps from each schema version to the next, in order: ``(from_version, step)``.
+MIGRATIONS = [
+    (1, lambda db: db._migrate_1_to_2()),
+    (2, lambda db: db._migrate_2_to_3()),
+]
 
 _SERIAL = {"sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT", "postgresql": "BIGSERIAL PRIMARY KEY"}
 
@@ -272,21 +316,32 @@ class HubDB:
         return list(self.execute(text, params).fetchall())
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, durable: bool = True) -> Iterator[None]:
         """One write transaction: SQLite ``BEGIN IMMEDIATE`` (the writer lock, so two
         receivers on one file take turns), PostgreSQL a normal transaction (row locks are
-        taken with ``FOR UPDATE`` inside it)."""
+        taken with ``FOR UPDATE`` inside it).  ``durable=False`` for what no ack depends on
+        (dead-letter counts): its commit does not wait for the disk (SQLite ``synchronous =
+        NORMAL`` in WAL, PostgreSQL ``synchronous_commit = off``), so a flood of refusals does
+        not add a disk flush to every batch of the honest pads."""
         with self._lock:
             if self.kind == "sqlite":
-                self.conn.execute("BEGIN IMMEDIATE")
+                if not durable:
+                    self.conn.execute("PRAGMA synchronous = NORMAL")
                 try:
-                    yield
-                except BaseException:
-                    self.conn.execute("ROLLBACK")
-                    raise
-                self.conn.execute("COMMIT")
+                    self.conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield
+                    except BaseException:
+                        self.conn.execute("ROLLBACK")
+                        raise
+                    self.conn.execute("COMMIT")
+                finally:
+                    if not durable:
+                        self.conn.execute("PRAGMA synchronous = FULL")
             else:
                 with self.conn.transaction():
+                    if not durable:
+                        self.conn.execute("SET LOCAL synchronous_commit = off")
                     yield
 
     def lock_head(self, device_id: str, stream: str, epoch: str = "") -> tuple[int, str]:
@@ -373,8 +428,8 @@ class HubDB:
                     self.execute(
                         "INSERT INTO hub_meta (schema_version) VALUES (?)", (SCHEMA_VERSION,)
                     )
-                elif int(found[0][0]) == 1:
-                    self._migrate_1_to_2()
+                else:
+                    self._migrate(int(found[0][0]))
         except Exception as exc:
             if self.kind == "postgresql" and _is_unique_violation(exc):
                 # Two receivers creating the tables at the same instant: the other one won.
@@ -387,29 +442,86 @@ class HubDB:
                 f" {SCHEMA_VERSION}"
             )
 
-    def _migrate_1_to_2(self) -> None:
+    def _migrate(self, version: int) -> None:
         """Inside :meth:`_create`'s transaction (hub_meta's row locked on PostgreSQL, the file
-        on SQLite: one receiver migrates, the others wait and find version 2): each chain
-        table rebuilt with ``epoch`` in its key, its rows copied into epoch ``''``."""
+        on SQLite: one receiver migrates, the others wait and find the new version): every
+        step of :data:`MIGRATIONS` from ``version`` on, in order (a later version appends its
+        own step), then the version written once."""
+        if version >= SCHEMA_VERSION:
+            return
+        for start, step in MIGRATIONS:
+            if start >= version:
+                step(self)
+        self.execute("UPDATE hub_meta SET schema_version = ?", (SCHEMA_VERSION,))
+
+    def _rebuild(self, table: str, old: str, create: str) -> None:
+        """Rename ``table`` to ``{table}_{old}`` (its key's index renamed too on PostgreSQL,
+        which keeps the name) and create it anew with ``create``; the caller copies the rows
+        and drops the old table."""
+        self.execute(f"ALTER TABLE {table} RENAME TO {table}_{old}")
+        if self.kind == "postgresql":
+            self.execute(f"ALTER TABLE {table}_{old} RENAME CONSTRAINT {table}_pkey"
+                         f" TO {table}_{old}_pkey")  # fmt: skip
+            if table == "hub_records" and old == "v1":
+                self.execute(
+                    "ALTER TABLE hub_records_v1 RENAME CONSTRAINT"
+                    " hub_records_device_id_stream_seq_key TO hub_records_v1_key"
+                )
+        self.execute(create)
+
+    def _migrate_1_to_2(self) -> None:
+        """Each chain table rebuilt with ``epoch`` in its key, its rows copied into epoch
+        ``''`` (``hub_parked`` in its version-2 layout)."""
         ddl = _DDL.replace("{serial}", _SERIAL[self.kind])
         for table, old_columns, new_columns in _MIGRATE_1_TO_2:
             start = ddl.index(f"CREATE TABLE IF NOT EXISTS {table} (")
-            create = ddl[start : ddl.index(";", start)]
-            self.execute(f"ALTER TABLE {table} RENAME TO {table}_v1")
-            if self.kind == "postgresql":  # the old key's index keeps its name: free it
-                self.execute(f"ALTER TABLE {table}_v1 RENAME CONSTRAINT {table}_pkey"
-                             f" TO {table}_v1_pkey")  # fmt: skip
-                if table == "hub_records":
-                    self.execute(
-                        "ALTER TABLE hub_records_v1 RENAME CONSTRAINT"
-                        " hub_records_device_id_stream_seq_key TO hub_records_v1_key"
-                    )
-            self.execute(create)
+            create = ddl[start : ddl.index(";", start)] if table != "hub_parked" else _PARKED_V2
+            self._rebuild(table, "v1", create)
             self.execute(
                 f"INSERT INTO {table} ({new_columns}) SELECT {old_columns} FROM {table}_v1"
             )
             self.execute(f"DROP TABLE {table}_v1")
-        self.execute("UPDATE hub_meta SET schema_version = ?", (SCHEMA_VERSION,))
+
+    def _migrate_2_to_3(self) -> None:
+        """``hub_parked`` keyed by the record's hash too (competing candidates for one seq are
+        all kept, issue 16), its rows copied with the hash read from each record, and
+        ``hub_parking`` counted from them (a version-2 receiver parked without a cap: a device
+        over the cap parks nothing more until its chain drains)."""
+        ddl = _DDL.replace("{serial}", _SERIAL[self.kind])
+        start = ddl.index("CREATE TABLE IF NOT EXISTS hub_parked (")
+        self._rebuild("hub_parked", "v2", ddl[start : ddl.index(";", start)])
+        self.execute("DELETE FROM hub_parking")
+        use: dict[str, list[int]] = {}
+        cursor = self.execute(
+            "SELECT device_id, stream, epoch, seq, id, record, received_at FROM hub_parked_v2"
+        )
+        while part := cursor.fetchmany(1000):
+            rows = []
+            for device_id, stream, epoch, seq, rid, text, at in part:
+                try:
+                    found = json.loads(text).get("hash")
+                except (ValueError, AttributeError):
+                    found = None
+                digest = str(found) if found else hashlib.sha256(str(text).encode()).hexdigest()
+                rows.append((device_id, stream, epoch, seq, digest, rid, text, at))
+                count = use.setdefault(str(device_id), [0, 0])
+                count[0] += 1
+                count[1] += len(str(text).encode())
+            self._insert_parked(rows)
+        self.executemany(
+            "INSERT INTO hub_parking (device_id, records, bytes) VALUES (?, ?, ?)",
+            [(d, n, b) for d, (n, b) in sorted(use.items())],
+        )
+        self.execute("DROP TABLE hub_parked_v2")
+
+    def _insert_parked(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Park ``rows`` (device, stream, epoch, seq, hash, id, record, received_at); a
+        candidate parked already (the same hash at the same seq) is kept once."""
+        self.executemany(
+            "INSERT INTO hub_parked (device_id, stream, epoch, seq, hash, id, record,"
+            " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            rows,
+        )
 
     @property
     def broken(self) -> bool:
@@ -601,6 +713,27 @@ class HubDB:
     def parked(self) -> int:
         """How many records wait for a predecessor."""
         return int(self.rows("SELECT count(*) FROM hub_parked")[0][0])
+
+    def parking(self, device_id: str) -> tuple[int, int]:
+        """How many records, and bytes of them, ``device_id`` has parked."""
+        found = self.rows(
+            "SELECT records, bytes FROM hub_parking WHERE device_id = ?", (device_id,)
+        )
+        return (int(found[0][0]), int(found[0][1])) if found else (0, 0)
+
+    def dead_counts(self, device_id: str | None = None) -> list[dict[str, Any]]:
+        """Every refusal counted per (device, cause), the most first: count, rows kept in
+        ``hub_dead``, first and last seen, the last payload's SHA-256 and a sample of it."""
+        where, params = ("WHERE device_id = ?", (device_id,)) if device_id else ("", ())
+        return [
+            {"device_id": d, "cause": c, "count": int(n), "stored": int(k), "first_at": f,
+             "last_at": la, "last_sha256": h, "sample": sm}
+            for d, c, n, k, f, la, h, sm in self.rows(
+                "SELECT device_id, cause, count, stored, first_at, last_at, last_sha256, sample"
+                f" FROM hub_dead_counts {where} ORDER BY count DESC, device_id, cause",
+                params,
+            )
+        ]  # fmt: skip
 
     def dead(self) -> list[dict[str, Any]]:
         """Every dead letter, oldest first."""

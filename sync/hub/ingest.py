@@ -14,7 +14,9 @@ is stored and what the batch itself stores before it (the writes go out together
 * ``seq`` = tip + 1 and ``prev_hash`` = the tip's hash → stored, the tip moves, and parked
   successors that chain on are promoted (and acked) in the same transaction;
 * ``seq`` > tip + 1 → parked (not acked: it is acked when promoted, by whichever receiver
-  promotes it);
+  promotes it), beside any other candidate for that seq: when the gap closes the candidate
+  that links is stored, the others are dead letters; a device's parking is capped
+  (:data:`PARK_RECORDS`, :data:`PARK_BYTES`) and a batch reads only the seq a chain needs next;
 * anything else → a dead letter with the reason: never acked, never half-stored.
 
 Two receivers may hold messages of the same device at once (a shared subscription splits a
@@ -30,6 +32,7 @@ import base64
 import hashlib
 import json
 import logging
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -64,6 +67,19 @@ MISSING_EVERY = 5.0
 GAP_FLAG_AFTER = 600.0
 #: How many refused (device, id) pairs are remembered for that.
 DEAD_MEMORY = 10_000
+#: What one device may have parked at once (records ahead of a missing predecessor): beyond
+#: either, a record to park is refused as a dead letter "parking full" (not acked: an honest
+#: pad sends it again once its chain moved) and the device is flagged ``parking_full``.
+PARK_RECORDS = 5_000
+PARK_BYTES = 16 * 1024 * 1024
+#: Dead letters kept as rows in ``hub_dead`` per (device, cause); beyond it they are only
+#: counted (``hub_dead_counts``: count, first/last seen, hash and sample of the last).
+DEAD_ROWS = 100
+#: Causes counted apart per device; a device's further causes are counted as ``other``.
+DEAD_CAUSES = 50
+#: Bytes of a refused payload kept in its ``hub_dead`` row, and in the count's sample.
+DEAD_ROW_BYTES = 4096
+DEAD_SAMPLE_BYTES = 512
 
 #: The schema each stream's records are checked against (``docs/schemas/<name>.schema.json``).
 SCHEMA_OF = {"ratings": "rating", "events": "event", "status": "status"}
@@ -75,7 +91,8 @@ _CHAIN_FIELDS = {"id": str, "seq": int, "device_id": str, "prev_hash": str, "has
 
 @dataclass(frozen=True)
 class Dead:
-    """A refused message: what, from where, why (``payload`` as received, cut to 64 KiB)."""
+    """A refused message: what, from where, why (``payload`` as received, cut to 64 KiB;
+    ``size`` and ``sha256`` are the whole payload's, when it was cut)."""
 
     device_id: str
     topic: str
@@ -83,6 +100,14 @@ class Dead:
     payload: bytes
     key: str
     at: str = ""
+    size: int = -1
+    sha256: str = ""
+
+    def whole(self) -> tuple[int, str]:
+        """The length and SHA-256 of the payload as received (before any cut)."""
+        if self.size >= 0 and self.sha256:
+            return self.size, self.sha256
+        return len(self.payload), hashlib.sha256(self.payload).hexdigest()
 
     def payload_text(self) -> tuple[str, str]:
         """``(text, encoding)``: the payload as UTF-8 text, or base64 when it is not text (or
@@ -145,7 +170,20 @@ class _Batch:
     """What one batch's transaction decided, written at its end (``executemany``)."""
 
     known: dict[str, tuple[str, str]] = field(default_factory=dict)
-    parked: dict[tuple[str, str, str, int], tuple[str, str]] = field(default_factory=dict)
+    #: Parked candidates read so far: (device, stream, epoch, seq) → [(id, hash, record)].
+    parked: dict[tuple[str, str, str, int], list[tuple[str, str, str]]] = field(
+        default_factory=dict
+    )
+    #: Per device of the batch: [records, bytes] it has parked (stored, plus this batch's).
+    parking: dict[str, list[int]] = field(default_factory=dict)
+    #: Per device: what this batch adds to (or takes from) its parking, written at commit.
+    parking_delta: dict[str, list[int]] = field(default_factory=dict)
+    #: Devices refused a park for the cap in this batch (flagged ``parking_full`` once).
+    full: set[str] = field(default_factory=set)
+    #: Records already parked, sent again: they wait as they are.
+    still_parked: int = 0
+    #: (device, stream, epoch, seq, hash) of this batch's parks.
+    park_keys: set[tuple[str, str, str, int, str]] = field(default_factory=set)
     inserts: list[tuple[Any, ...]] = field(default_factory=list)
     parks: list[tuple[Any, ...]] = field(default_factory=list)
     unparked: list[tuple[str, str, str, int]] = field(default_factory=list)
@@ -208,13 +246,20 @@ class Ingest:
         *,
         dead_repeat_after: float = DEAD_REPEAT_AFTER,
         clock: Callable[[], float] = time.monotonic,
+        park_records: int = PARK_RECORDS,
+        park_bytes: int = PARK_BYTES,
     ) -> None:
         self.db = db
+        self.park_records, self.park_bytes = park_records, park_bytes
         self.prefix = topic_prefix.rstrip("/")
         self.dead_repeat_after = dead_repeat_after
         self._clock = clock
         self._keys: dict[str, tuple[float, dict[str, PublicKey], int]] = {}
         self._dead_seen: OrderedDict[str, float] = OrderedDict()
+        #: Causes counted per device (read from hub_dead_counts once per device), and per
+        #: device when dead letters counted without a row were last logged, and how many since.
+        self._counted_told: dict[str, tuple[float, int]] = {}
+        self._causes: dict[str, set[str]] = {}
         #: Per parked chain: (tip, when asked) and (tip, parked on it since), and the gaps
         #: flagged (one flag per chain and tip).
         self._asked: dict[Chain, tuple[int, float]] = {}
@@ -360,10 +405,7 @@ class Ingest:
             with db.transaction():
                 heads = db.lock_heads(list(groups))
                 batch.known = self._known_ids([v for items in groups.values() for v in items])
-                batch.parked = self._parked_rows(list(groups))
-                # a parked record whose id is stored already (at another seq) is never
-                # promoted: its insert would roll the whole batch back, at every resend
-                batch.known.update(self._stored_ids([rid for rid, _ in batch.parked.values()]))
+                batch.parking = self._parking_of(sorted({d for d, _, _ in groups}))
                 for chain, items in sorted(groups.items()):
                     items.sort(key=lambda v: int(v.record["seq"]))
                     tip, tip_hash = heads[chain]
@@ -384,11 +426,8 @@ class Ingest:
                     " AND seq = ?",
                     batch.unparked,
                 )
-                db.executemany(
-                    "INSERT INTO hub_parked (device_id, stream, epoch, seq, id, record,"
-                    " received_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    batch.parks,
-                )
+                db._insert_parked(batch.parks)
+                self._write_parking(batch)
                 db.executemany(
                     "UPDATE hub_heads SET last_seq = ?, last_hash = ? WHERE device_id = ?"
                     " AND stream = ? AND epoch = ?",
@@ -412,7 +451,7 @@ class Ingest:
         witness.after_batch(db, batch.ratings)  # the witnessed heads at what was stored
         result.stored += len(batch.inserts)
         result.duplicates += batch.duplicates
-        result.parked += len(batch.parks)
+        result.parked += len(batch.parks) + batch.still_parked
         result.held += len(held)
         result.dead.extend(batch.dead)
         _log_held(held)
@@ -456,21 +495,96 @@ class Ingest:
                 known[str(rid)] = (str(device_id), str(stream))
         return known
 
-    def _parked_rows(self, chains: list[Chain]) -> dict[tuple[str, str, str, int], Any]:
-        """The parked records of the batch's chains: (device, stream, epoch, seq) → (id,
-        record)."""
+    # -- parking: bounded per device, read one seq at a time -------------------------------
+
+    def _parking_of(self, devices: list[str]) -> dict[str, list[int]]:
+        """What each of ``devices`` has parked: [records, bytes] (one statement per batch; a
+        device with nothing parked costs no other read of the parked table)."""
         db = self.db
-        devices = sorted({d for d, _, _ in chains})
-        wanted = set(chains)
-        return {
-            (str(d), str(s), str(e), int(q)): (str(rid), str(text))
-            for d, s, e, q, rid, text in db.execute(
-                "SELECT device_id, stream, epoch, seq, id, record FROM hub_parked WHERE"
-                f" {db.any_of('device_id', devices)}",
-                db.any_params(devices),
-            ).fetchall()
-            if (d, s, e) in wanted
-        }
+        found = {d: [0, 0] for d in devices}
+        for device_id, records, size in db.execute(
+            "SELECT device_id, records, bytes FROM hub_parking WHERE"
+            f" {db.any_of('device_id', devices)}",
+            db.any_params(devices),
+        ).fetchall():
+            found[str(device_id)] = [int(records), int(size)]
+        return found
+
+    def _parked_rows(self, chain: Chain, seq: int) -> list[tuple[str, str, str]]:
+        """The candidates parked for ``seq`` of ``chain``: [(id, hash, record)], the first
+        received first (an indexed lookup of that one seq, whatever else the device parked)."""
+        return [
+            (str(rid), str(digest), str(text))
+            for rid, digest, text in self.db.rows(
+                "SELECT id, hash, record FROM hub_parked WHERE device_id = ? AND stream = ?"
+                " AND epoch = ? AND seq = ? ORDER BY received_at, hash",
+                (*chain, seq),
+            )
+        ]
+
+    def _parked_at(self, chain: Chain, seq: int, batch: _Batch) -> list[tuple[str, str, str]]:
+        """:meth:`_parked_rows`, read once per batch, and none read for a device that has
+        nothing parked."""
+        key = (*chain, seq)
+        found = batch.parked.get(key)
+        if found is None:
+            stored = batch.parking.get(chain[0], [0, 0])[0] - batch.parking_delta.get(
+                chain[0], [0, 0]
+            )[0]
+            found = self._parked_rows(chain, seq) if stored > 0 else []
+            batch.parked[key] = found
+        return found
+
+    def _park(self, chain: Chain, item: _Valid, at: str, batch: _Batch) -> None:
+        """Park ``item`` ahead of its predecessor: kept beside any other candidate for its seq
+        (the chain decides when the predecessor arrives), once; refused as a dead letter when
+        its device has :attr:`park_records` records or :attr:`park_bytes` bytes parked."""
+        device_id, stream, epoch = chain
+        rec = item.record
+        seq, digest, rid = int(rec["seq"]), str(rec["hash"]), str(rec["id"])
+        waiting = self._parked_at(chain, seq, batch)
+        if any(h == digest for _, h, _ in waiting) or (*chain, seq, digest) in batch.park_keys:
+            batch.still_parked += 1  # sent again while it waits: nothing to write
+            batch.gaps[chain] = min(batch.gaps.get(chain, seq), seq)
+            return
+        use = batch.parking.setdefault(device_id, [0, 0])
+        size = len(item.payload)
+        if use[0] + 1 > self.park_records or use[1] + size > self.park_bytes:
+            why = (f"parking full: the device may park {self.park_records} records or"
+                   f" {self.park_bytes} bytes ahead of its chain")  # fmt: skip
+            batch.dead.append(self._dead(device_id, item.topic, why, item.payload, rid))
+            batch.full.add(device_id)
+            return
+        self._count_parking(device_id, 1, size, batch)
+        batch.parks.append((device_id, stream, epoch, seq, digest, rid, item.text, at))
+        batch.park_keys.add((*chain, seq, digest))
+        batch.gaps[chain] = min(batch.gaps.get(chain, seq), seq)
+
+    def _count_parking(self, device_id: str, records: int, size: int, batch: _Batch) -> None:
+        for counts in (batch.parking.setdefault(device_id, [0, 0]),
+                       batch.parking_delta.setdefault(device_id, [0, 0])):  # fmt: skip
+            counts[0] += records
+            counts[1] += size
+
+    def _write_parking(self, batch: _Batch) -> None:
+        """Inside the batch's transaction: each device's parking counted, and a device refused
+        for the cap flagged ``parking_full`` (once)."""
+        self.db.executemany(
+            "INSERT INTO hub_parking (device_id, records, bytes) VALUES (?, ?, ?)"
+            " ON CONFLICT (device_id) DO UPDATE SET records = hub_parking.records"
+            " + excluded.records, bytes = hub_parking.bytes + excluded.bytes",
+            [(d, n, b) for d, (n, b) in sorted(batch.parking_delta.items()) if n or b],
+        )
+        for device_id in sorted(batch.full):
+            records, size = batch.parking[device_id]
+            detail = {"records": records, "bytes": size, "max_records": self.park_records,
+                      "max_bytes": self.park_bytes}  # fmt: skip
+            if self.db.flag(device_id, "parking_full", "", detail):
+                log.warning(
+                    "device %s has %d records (%d bytes) parked ahead of its chain: more are"
+                    " refused (dead letter 'parking full'); flagged parking_full",
+                    device_id, records, size,
+                )  # fmt: skip
 
     def _decide(
         self,
@@ -484,7 +598,7 @@ class Ingest:
         """Each record of one chain (device, stream, epoch), in ``seq`` order: stored,
         duplicate, parked or dead (written into ``batch``); returns the chain's new tip.  A new
         epoch's chain starts at its seq 1 (prev_hash GENESIS) like any chain."""
-        device_id, stream, epoch = chain
+        device_id, stream, _ = chain
         for item in items:
             rec = item.record
             rid, seq = str(rec["id"]), int(rec["seq"])
@@ -526,8 +640,7 @@ class Ingest:
                 tip, tip_hash = seq, _chain_hash(rec)
                 tip, tip_hash = self._promote(chain, tip, tip_hash, at, batch)
             elif seq > tip + 1:
-                batch.parks.append((device_id, stream, epoch, seq, rid, item.text, at))
-                batch.gaps[chain] = min(batch.gaps.get(chain, seq), seq)
+                self._park(chain, item, at, batch)
             else:
                 batch.dead.append(
                     self._dead(
@@ -544,42 +657,81 @@ class Ingest:
     def _promote(
         self, chain: Chain, tip: int, tip_hash: str, at: str, batch: _Batch
     ) -> tuple[int, str]:
-        """Parked records that chain on the new tip, stored in turn."""
+        """Parked records that chain on the new tip, stored in turn: of the candidates for
+        each next seq, the one whose ``prev_hash`` links is stored, every other is a dead
+        letter (a forgery parked first no longer hides the genuine record)."""
         device_id, stream, epoch = chain
         while True:
             nxt = tip + 1
-            if batch.parked and (device_id, stream, epoch, nxt) not in batch.parked:
+            if not self._parked_at(chain, nxt, batch) and batch.parking[device_id][0] > 0:
                 lost = self._lost(chain, batch)
-                while nxt in lost and (device_id, stream, epoch, nxt) not in batch.parked:
+                while nxt in lost and not self._parked_at(chain, nxt, batch):
                     nxt += 1  # named lost by the pad's epoch event: the next intact one follows
-            row = batch.parked.pop((device_id, stream, epoch, nxt), None)
-            if row is None:
+            rows = self._parked_at(chain, nxt, batch)
+            if not rows:
                 return tip, tip_hash
+            batch.parked[(*chain, nxt)] = []
             batch.unparked.append((device_id, stream, epoch, nxt))
-            rid, text = row
-            rec = json.loads(text)
-            why = (
-                "id already stored (a parked record reusing it at another seq)"
-                if rid in batch.known
-                else f"prev_hash does not match the hash of seq {tip} (chain broken)"
-                if nxt == tip + 1 and rec.get("prev_hash") != tip_hash
-                else ""
-            )
-            if why:
-                topic = f"{self.prefix}/{device_id}/{stream}"
-                batch.dead.append(self._dead(device_id, topic, why, text.encode(), rid))
+            self._count_parking(device_id, -len(rows),
+                                -sum(len(t.encode()) for _, _, t in rows), batch)  # fmt: skip
+            chosen = self._choose(chain, rows, nxt, tip, tip_hash if nxt == tip + 1 else None,
+                                  batch)  # fmt: skip
+            if chosen is None:
                 return tip, tip_hash
+            rec, text = chosen
             batch.store(device_id, stream, rec, text, at)
             tip, tip_hash = nxt, _chain_hash(rec)
+
+    def _choose(
+        self,
+        chain: Chain,
+        rows: list[tuple[str, str, str]],
+        seq: int,
+        tip: int,
+        link: str | None,
+        batch: _Batch,
+    ) -> tuple[dict[str, Any], str] | None:
+        """Of the candidates parked for ``seq``, the record to store: the first received whose
+        ``prev_hash`` is ``link`` (any, after seqs named lost: ``link`` None) and whose id is
+        not stored yet; every other candidate becomes a dead letter saying why."""
+        device_id, stream, _ = chain
+        stored = self._stored_ids([rid for rid, _, _ in rows if rid not in batch.known])
+        chosen: tuple[dict[str, Any], str] | None = None
+        refused: list[tuple[str, str, str]] = []
+        for rid, _digest, text in rows:
+            rec = json.loads(text)
+            if rid in batch.known or rid in stored:
+                why = "id already stored (a parked record reusing it at another seq)"
+            elif link is not None and rec.get("prev_hash") != link:
+                why = f"prev_hash does not match the hash of seq {tip} (chain broken)"
+            elif chosen is not None:
+                why = (f"another record for seq {seq} that chains on seq {tip} was stored first"
+                       " (two records signed for one seq)")  # fmt: skip
+            else:
+                chosen = (rec, text)
+                continue
+            refused.append((rid, text, why))
+        topic = f"{self.prefix}/{device_id}/{stream}"
+        for rid, text, why in refused:
+            if chosen is not None and "chain broken" in why:
+                why += f": another record for seq {seq} chains on and was stored"
+            batch.dead.append(self._dead(device_id, topic, why, text.encode(), rid))
+        return chosen
 
     def _note_gap(self, chain: Chain, tip: int, batch: _Batch) -> None:
         """After ``chain``'s records were decided: the lowest seq parked beyond its tip (this
         batch's or an earlier one's), kept in ``batch.gaps`` when this batch parked one."""
         if chain not in batch.gaps:
             return
-        beyond = [q for (d, s, e, q) in batch.parked if (d, s, e) == chain and q > tip + 1] + [
-            p[3] for p in batch.parks if tuple(p[:3]) == chain and p[3] > tip + 1
-        ]
+        beyond = [p[3] for p in batch.parks if tuple(p[:3]) == chain and p[3] > tip + 1]
+        if batch.parking.get(chain[0], [0, 0])[0] > len(beyond):
+            row = self.db.rows(
+                "SELECT min(seq) FROM hub_parked WHERE device_id = ? AND stream = ?"
+                " AND epoch = ? AND seq > ?",
+                (*chain, tip + 1),
+            )
+            if row and row[0][0] is not None:
+                beyond.append(int(row[0][0]))
         if beyond:
             batch.gaps[chain] = min(beyond) - (tip + 1)
             batch.gap_tips[chain] = tip
@@ -592,6 +744,11 @@ class Ingest:
         :data:`MISSING_EVERY` seconds per chain; a chain parked on a missing seq for longer
         than :data:`GAP_FLAG_AFTER` seconds is flagged ``chain_gap`` for audit."""
         now = self._clock()
+        for memory in (self._gap_since, self._asked):  # bounded: a stolen key can open
+            while len(memory) > DEAD_MEMORY:  # chains (epochs) without end; the oldest go
+                memory.pop(next(iter(memory)))
+        if len(self._gap_flagged) > DEAD_MEMORY:
+            self._gap_flagged.clear()  # hub_flags keeps each (device, kind, key) once anyway
         for chain, count in sorted(batch.gaps.items()):
             device_id, stream, epoch = chain
             tip = batch.gap_tips[chain]
@@ -722,11 +879,15 @@ class Ingest:
             key = f"{device_id}\0{rid}\0{reason}"
         else:
             key = hashlib.sha256(topic.encode() + b"\0" + payload).hexdigest()
-        return Dead(device_id, topic, reason, payload[:MAX_PAYLOAD], key, now_text())
+        if len(payload) > MAX_PAYLOAD:
+            whole = (len(payload), hashlib.sha256(payload).hexdigest())
+            return Dead(device_id, topic, reason, payload[:MAX_PAYLOAD], key, now_text(), *whole)
+        return Dead(device_id, topic, reason, payload, key, now_text())
 
     def _file_dead(self, result: Result) -> None:
-        """Store the batch's dead letters, except repeats; ``result.dead`` keeps only those
-        stored (to publish)."""
+        """Count the batch's dead letters per (device, cause) and store them, except repeats
+        and beyond :data:`DEAD_ROWS` rows per (device, cause); ``result.dead`` keeps only the
+        new ones (to publish)."""
         if not result.dead:
             return
         now = self._clock()
@@ -741,32 +902,129 @@ class Ingest:
             fresh.append(dead)
         while len(self._dead_seen) > DEAD_MEMORY:
             self._dead_seen.popitem(last=False)
-        result.dead = fresh
-        if not fresh:
-            return
+        every, result.dead = result.dead, fresh
+        kept: list[Dead] = list(fresh)
         try:
-            with self.db.transaction():
-                for dead in fresh:
-                    text, encoding = dead.payload_text()
-                    self.db.execute(
-                        "INSERT INTO hub_dead (device_id, topic, reason, payload, received_at)"
-                        " VALUES (?, ?, ?, ?, ?)",
-                        (
-                            dead.device_id,
-                            dead.topic,
-                            dead.reason,
-                            text if encoding == "utf-8" else "base64:" + text,
-                            dead.at,
-                        ),
-                    )
+            with self.db.transaction(durable=False):  # nothing is acked on it
+                kept = self._count_dead(every, fresh)
         except Exception:
             log.exception("storing %d dead letter(s) failed", len(fresh))
             for dead in fresh:  # not filed: the next copy is filed, not taken for a repeat
                 self._dead_seen.pop(dead.key, None)
-        for dead in fresh:
+        for dead in kept:
             log.warning(
                 "dead letter from %s on %s: %s", dead.device_id or "?", dead.topic, dead.reason
             )
+        logged = {id(d) for d in kept}
+        self._log_counted([d for d in fresh if id(d) not in logged], now)
+
+    def _log_counted(self, counted: list[Dead], now: float) -> None:
+        """Dead letters beyond :data:`DEAD_ROWS` of their (device, cause): one WARNING per
+        device a minute saying how many were counted, not one a message (a flood of junk would
+        fill the journal instead of the database)."""
+        by_device: dict[str, int] = {}
+        for dead in counted:
+            by_device[dead.device_id] = by_device.get(dead.device_id, 0) + 1
+        for device_id, n in by_device.items():
+            told, since = self._counted_told.get(device_id, (-60.0, 0))
+            since += n
+            if now - told >= 60.0:
+                log.warning(
+                    "%d more dead letter(s) from %s counted, not filed one by one (over %d of"
+                    " one cause): evaluator hub dead --device %s", since, device_id or "?",
+                    DEAD_ROWS, device_id,
+                )  # fmt: skip
+                told, since = now, 0
+            self._counted_told[device_id] = (told, since)
+        while len(self._counted_told) > DEAD_MEMORY:
+            self._counted_told.pop(next(iter(self._counted_told)))
+
+    def _count_dead(self, every: list[Dead], fresh: list[Dead]) -> list[Dead]:
+        """Inside a transaction: ``every`` dead letter (repeats too) counted per (device,
+        cause), the ``fresh`` ones stored as rows while their (device, cause) has fewer than
+        :data:`DEAD_ROWS`; returns those stored."""
+        db = self.db
+        keys = {id(d): self._cause_key(d) for d in every}
+        counts: dict[tuple[str, str], list[Any]] = {}  # key → [count, new rows, first, last]
+        kept: list[Dead] = []
+        for dead in every:
+            entry = counts.setdefault(keys[id(dead)], [0, [], dead, dead])
+            entry[0] += 1
+            entry[3] = dead
+        for dead in fresh:
+            counts[keys[id(dead)]][1].append(dead)
+        for (device_id, cause), (count, rows, first, last) in sorted(
+            counts.items(), key=lambda kv: kv[0]
+        ):
+            found = db.rows(
+                "SELECT stored FROM hub_dead_counts WHERE device_id = ? AND cause = ?",
+                (device_id, cause),
+            )
+            stored = int(found[0][0]) if found else 0
+            rows = rows[: max(0, DEAD_ROWS - stored)]
+            kept.extend(rows)
+            db.executemany(
+                "INSERT INTO hub_dead (device_id, topic, reason, payload, received_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(d.device_id, d.topic[:256], d.reason[:300], _kept(d, DEAD_ROW_BYTES), d.at)
+                 for d in rows],
+            )  # fmt: skip
+            sample = _kept(last, DEAD_SAMPLE_BYTES)
+            digest = last.whole()[1]
+            db.execute(
+                "INSERT INTO hub_dead_counts (device_id, cause, count, stored, first_at,"
+                " last_at, last_sha256, sample) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (device_id, cause) DO UPDATE SET"
+                " count = hub_dead_counts.count + excluded.count,"
+                " stored = hub_dead_counts.stored + excluded.stored,"
+                " last_at = excluded.last_at, last_sha256 = excluded.last_sha256,"
+                " sample = excluded.sample",
+                (device_id, cause, count, len(rows), first.at or now_text(),
+                 last.at or now_text(), digest, sample),
+            )  # fmt: skip
+        return kept
+
+    def _cause_key(self, dead: Dead) -> tuple[str, str]:
+        """(device, cause) under which ``dead`` is counted: a device with
+        :data:`DEAD_CAUSES` causes counted already has its new ones counted as ``other``."""
+        device_id, cause = dead.device_id[:64], cause_of(dead.reason)
+        if device_id not in self._causes and len(self._causes) >= DEAD_MEMORY:
+            self._causes.clear()  # read again from the table when needed: memory stays bounded
+        known = self._causes.setdefault(device_id, set())
+        if cause in known:
+            return device_id, cause
+        if len(known) >= DEAD_CAUSES:
+            return device_id, "other"
+        rows = self.db.rows(
+            "SELECT cause FROM hub_dead_counts WHERE device_id = ?", (device_id,)
+        )
+        known.update(str(r[0]) for r in rows)
+        if cause in known or len(known) < DEAD_CAUSES:
+            known.add(cause)
+            return device_id, cause
+        return device_id, "other"
+
+
+def cause_of(reason: str) -> str:
+    """The kind of refusal, without the sender's words: the reason up to its first ``:``, quoted
+    values and numbers replaced (``device_id '…' is not the topic's device``, ``N bytes, more
+    than N``, ``schema rating``, ``not JSON``)."""
+    head = reason.split(":", 1)[0]
+    head = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", head)
+    head = re.sub(r"(?<![\w-])\d+", "N", head)  # not UTF-8's 8
+    return head[:80]
+
+
+def _kept(dead: Dead, most: int) -> str:
+    """What is kept of ``dead``'s payload: its text (``base64:`` when not text) cut to
+    ``most`` bytes, and when cut, its length and SHA-256 (the whole is never stored)."""
+    cut = Dead(dead.device_id, dead.topic, dead.reason, dead.payload[:most], dead.key)
+    text, encoding = cut.payload_text()
+    text = text if encoding == "utf-8" else "base64:" + text
+    size, digest = dead.whole()
+    if size > most:
+        text += f"…[{size} bytes, sha256 {digest}]"
+    return text
 
 
 def _log_held(held: list[truth.Held]) -> None:
@@ -911,4 +1169,4 @@ def _chain_fields_problem(obj: dict[str, Any]) -> str | None:
     return None
 
 
-__all__ = ["STREAMS", "Dead", "Ingest", "Result"]
+__all__ = ["STREAMS", "Dead", "Ingest", "Result", "cause_of"]

@@ -37,7 +37,11 @@ nor the broker's Maximum Packet Size (a dead letter over it made the broker drop
 64 KiB of ``\x01`` became 393,406 bytes of JSON).  They are counted per device and cause, and
 published at most :data:`DEAD_BURST` at once then one per :data:`DEAD_EVERY` seconds per device;
 the rest are counted (``suppressed`` in the next one, ``dead_suppressed`` in the stats; all of
-them are filed in the database by :mod:`sync.hub.ingest`).
+them are counted in the database by :mod:`sync.hub.ingest`, a bounded number filed whole).
+
+A device that floods (more than :data:`FLOOD_BURST` messages at once, then :data:`FLOOD_RATE` a
+second) has the rest dropped unread by :class:`Throttle`: not acked, counted, flagged
+``flooding``, so one pad cannot take the receiver's time from the others.
 
 A lost connection loses nothing that was stored: an ack or dead letter the broker had not
 confirmed (PUBACK) when the connection ended is published again on the next one, and what the
@@ -58,7 +62,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import re
 import select
 import socket
 import threading
@@ -69,7 +72,7 @@ from typing import Any
 
 from evaluator.rules.backoff import Backoff
 from sync.hub.db import STREAMS, open_db
-from sync.hub.ingest import Dead, Ingest, Result
+from sync.hub.ingest import PARK_BYTES, PARK_RECORDS, Dead, Ingest, Result, cause_of
 from sync.linkerror import (
     FailureLog,
     LinkError,
@@ -104,6 +107,19 @@ DEAD_BURST = 5
 DEAD_EVERY = 10.0
 #: (device, cause) pairs counted, and devices rate-limited, at most (the oldest forgotten).
 DEAD_KEYS = 10_000
+#: Messages one device may have processed: FLOOD_BURST at once, then FLOOD_RATE a second
+#: (an honest pad sends at most its window of 200 unacked at once, and its backlog at the
+#: pace of the acks); beyond it its messages are dropped unread (not acked: an honest pad
+#: resends them) and counted, and the device is flagged ``flooding`` once.  Every message
+#: stored or acked again gives its token back (:meth:`Throttle.refund`): the budget is spent
+#: by what is refused or parked, so a backlog drains at the receiver's full speed.
+FLOOD_BURST = 2000
+FLOOD_RATE = 500.0
+#: Seconds between two warnings about one flooding device.
+FLOOD_WARN_EVERY = 60.0
+#: Seconds after its last dropped message that a device's messages are still ingested after
+#: the others' (their own batch, once the others' acks are out).
+FLOOD_LANE = 10.0
 #: Acks and dead letters kept for the next connection when one ends before the broker
 #: confirmed them (ids of acks; dead letters count one each).
 CARRY_MAX = 50_000
@@ -132,16 +148,6 @@ def parse_part(text: str) -> tuple[int, int]:
     if not 0 <= part[0] < part[1]:
         raise ReceiverError(f"part {text!r}: expected I/N with 0 <= I < N, e.g. 0/2")
     return part
-
-
-def cause_of(reason: str) -> str:
-    """The kind of refusal, without the sender's words: the reason up to its first ``:``, quoted
-    values and numbers replaced (``device_id '…' is not the topic's device``, ``N bytes, more
-    than N``, ``schema rating``, ``not JSON``)."""
-    head = reason.split(":", 1)[0]
-    head = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", head)
-    head = re.sub(r"\d+", "N", head)
-    return head[:80]
 
 
 class DeadLetters:
@@ -200,7 +206,7 @@ def summary(
 ) -> bytes:
     """The dead letter of ``dead`` as published: compact JSON of at most ``limit`` bytes."""
     data = dead.payload
-    full = len(data)
+    full, digest = dead.whole()
     for excerpt_bytes in (EXCERPT_BYTES, 64, 0):
         excerpt = Dead(dead.device_id, dead.topic, dead.reason, data[:excerpt_bytes], dead.key)
         text, encoding = excerpt.payload_text()
@@ -212,7 +218,7 @@ def summary(
             "payload": text,
             "payload_encoding": encoding,
             "payload_bytes": full,
-            "payload_sha256": hashlib.sha256(data).hexdigest(),
+            "payload_sha256": digest,
             "truncated": excerpt_bytes < full,
             "count": count,
             "suppressed": suppressed,
@@ -225,6 +231,69 @@ def summary(
     # figures, the cause and the hash only
     body.update(device_id=dead.device_id[:64], topic="", reason=cause, payload="")
     return json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode()
+
+
+class Throttle:
+    """A token bucket per device (:data:`FLOOD_BURST`, :data:`FLOOD_RATE`): what a device
+    sends beyond it is dropped before any check, so one pad flooding its own topic cannot
+    take the receiver's time from the others.  At most :data:`DEAD_KEYS` devices are
+    remembered (the least recent forgotten).  Use from one thread."""
+
+    def __init__(self, burst: int = FLOOD_BURST, rate: float = FLOOD_RATE,
+                 clock: Any = time.monotonic) -> None:  # fmt: skip
+        self.burst, self.rate, self._clock = float(burst), rate, clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        #: per device dropped since the start, and devices newly over their budget
+        self.dropped: dict[str, int] = {}
+        self.fresh: list[str] = []
+        self.recent: set[str] = set()  # dropped from since the receiver last looked
+        self._last_drop: OrderedDict[str, float] = OrderedDict()
+        self._warned: dict[str, float] = {}
+
+    def allow(self, device_id: str) -> bool:
+        """Take one token of ``device_id``; False (counted) when it has none."""
+        now = self._clock()
+        tokens, at = self._buckets.pop(device_id, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - at) * self.rate)
+        ok = tokens >= 1.0
+        self._buckets[device_id] = (tokens - 1.0 if ok else tokens, now)
+        if len(self._buckets) > DEAD_KEYS:
+            self._buckets.popitem(last=False)
+        if not ok:
+            if device_id not in self.dropped:
+                self.fresh.append(device_id)
+            self.dropped[device_id] = self.dropped.get(device_id, 0) + 1
+            self.recent.add(device_id)
+            self._last_drop.pop(device_id, None)
+            self._last_drop[device_id] = now
+            if len(self.dropped) > DEAD_KEYS:
+                self.dropped.pop(next(iter(self.dropped)))
+        return ok
+
+    def refund(self, device_id: str, count: int) -> None:
+        """Give ``device_id`` back ``count`` tokens (up to the burst): what it sent was stored
+        or acked again, so an honest pad draining its backlog as fast as the acks come is never
+        throttled; only what is refused or parked spends its budget."""
+        found = self._buckets.get(device_id)
+        if found is not None:
+            self._buckets[device_id] = (min(self.burst, found[0] + count), found[1])
+
+    def flooding(self) -> set[str]:
+        """The devices that had a message dropped in the last :data:`FLOOD_LANE` seconds."""
+        now = self._clock()
+        while self._last_drop and now - next(iter(self._last_drop.values())) >= FLOOD_LANE:
+            self._last_drop.popitem(last=False)
+        return set(self._last_drop)
+
+    def warn_due(self, device_id: str) -> bool:
+        """Whether a warning about ``device_id`` is due (once per FLOOD_WARN_EVERY)."""
+        now = self._clock()
+        if now - self._warned.get(device_id, -FLOOD_WARN_EVERY) < FLOOD_WARN_EVERY:
+            return False
+        self._warned[device_id] = now
+        if len(self._warned) > DEAD_KEYS:
+            self._warned.pop(next(iter(self._warned)))
+        return True
 
 
 class ReceiverError(ValueError):
@@ -282,6 +351,10 @@ class Receiver(threading.Thread):
         registry_every: float = REGISTRY_EVERY,
         alive: Callable[[], None] | None = None,
         alive_every: float = 10.0,
+        flood_burst: int = FLOOD_BURST,
+        flood_rate: float = FLOOD_RATE,
+        park_records: int = PARK_RECORDS,
+        park_bytes: int = PARK_BYTES,
     ) -> None:
         if protocol not in ("5", "3.1.1", "311"):
             raise ReceiverError(f"protocol {protocol!r}: expected 5 or 3.1.1")
@@ -327,7 +400,7 @@ class Receiver(threading.Thread):
         self._stats = dict.fromkeys(
             ("received", "stored", "duplicates", "parked", "dead", "dead_repeats",
              "dead_published", "dead_suppressed", "statuses", "failed", "acks_sent", "acked_ids",
-             "batches", "connects", "carried", "devices", "held"),
+             "batches", "connects", "carried", "devices", "held", "throttled"),
             0,
         )  # fmt: skip
         self._connected = False
@@ -343,6 +416,9 @@ class Receiver(threading.Thread):
         self._drop_error: LinkError | None = None  # why a working connection ended
         self._read_errors: list[str] = []  # what paho logged before the CONNACK
         self.dead_letters = DeadLetters()
+        self.throttle = Throttle(flood_burst, flood_rate)
+        self.park_records, self.park_bytes = park_records, park_bytes
+        self._topic_head = self.prefix + "/"
         self._packet_max: int | None = None  # the broker's Maximum Packet Size (CONNACK)
         #: published, not confirmed by the broker yet: mid → (topic, payload, ids it acks)
         self._unconfirmed: dict[int, tuple[str, bytes, int]] = {}
@@ -394,7 +470,10 @@ class Receiver(threading.Thread):
     def run(self) -> None:
         ingest = None
         try:
-            ingest = self._ingest_ = Ingest(open_db(self.db_url), self.prefix)
+            ingest = self._ingest_ = Ingest(
+                open_db(self.db_url), self.prefix, park_records=self.park_records,
+                park_bytes=self.park_bytes,
+            )
             while not self._stopping.is_set():
                 client = self._connect()
                 if client is None:
@@ -555,6 +634,8 @@ class Receiver(threading.Thread):
             rc = ok
             if sock in readable or tls_pending(sock):
                 rc = self._read(client, sock)
+            if self.throttle.recent:
+                self._flag_floods(ingest)
             if self._inbox:
                 try:
                     self._ingest(client, ingest)
@@ -587,8 +668,26 @@ class Receiver(threading.Thread):
         )
 
     def _ingest(self, client: Any, ingest: Ingest) -> None:
+        """Ingest what was read and publish its acks and dead letters; the messages of pads
+        throttled in the last :data:`FLOOD_LANE` seconds go in a batch of their own after the
+        others' acks are out, so a flooding pad's checks never delay another pad's ack."""
         batch, self._inbox = self._inbox, []
+        flooding = self.throttle.flooding()
+        if not flooding:
+            return self._ingest_part(client, ingest, batch)
+        head = self._topic_head
+        slow = [m for m in batch if m[0][len(head) :].split("/", 1)[0] in flooding]
+        if len(slow) < len(batch):
+            fast = [m for m in batch if m[0][len(head) :].split("/", 1)[0] not in flooding]
+            self._ingest_part(client, ingest, fast)
+        if slow:
+            self._ingest_part(client, ingest, slow)
+        return None
+
+    def _ingest_part(self, client: Any, ingest: Ingest, batch: list[tuple[str, bytes]]) -> None:
         result = ingest.handle_batch(batch)
+        for device_id, ids in result.acks.items():
+            self.throttle.refund(device_id, len(ids))
         acks_sent = acked = 0
         for device_id in dict.fromkeys([*result.acks, *result.missing]):
             ids, missing = result.acks.get(device_id, []), result.missing.get(device_id)
@@ -611,6 +710,28 @@ class Receiver(threading.Thread):
         with self._lock:
             self._stats["dead_published"] += published
             self._stats["dead_suppressed"] = self.dead_letters.suppressed
+
+    def _flag_floods(self, ingest: Ingest) -> None:
+        """Flag each device newly over its budget ``flooding`` (once), warn about each
+        flooding device at most once a minute, and count what was dropped."""
+        throttle = self.throttle
+        fresh, throttle.fresh = throttle.fresh, []
+        for device_id in fresh:
+            detail = {"burst": int(throttle.burst), "per_second": throttle.rate}
+            try:
+                ingest.db.flag(device_id, "flooding", "", detail)
+            except Exception:
+                log.exception("flagging device %s flooding failed", device_id)
+        recent, throttle.recent = throttle.recent, set()
+        for device_id in sorted(recent):
+            if throttle.warn_due(device_id):
+                log.warning(
+                    "device %s sends more than %d messages a second: %d dropped unread so far"
+                    " (not acked); flagged flooding",
+                    device_id, throttle.rate, throttle.dropped.get(device_id, 0),
+                )  # fmt: skip
+        with self._lock:
+            self._stats["throttled"] = sum(throttle.dropped.values())
 
     def _publish(self, client: Any, topic: str, body: bytes, ids: int) -> None:
         """QoS 1, remembered until the broker confirms it (kept for the next connection if
@@ -800,4 +921,9 @@ class Receiver(threading.Thread):
             log.warning("the broker refused a publish of the receiver: %s", reason)
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        self._inbox.append((str(message.topic), bytes(message.payload)))
+        topic = str(message.topic)
+        if topic.startswith(self._topic_head):
+            device_id = topic[len(self._topic_head) :].split("/", 1)[0]
+            if not self.throttle.allow(device_id):
+                return  # over its budget: dropped unread, not acked (flagged in _ingest)
+        self._inbox.append((topic, bytes(message.payload)))

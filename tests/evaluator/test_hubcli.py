@@ -199,6 +199,29 @@ def test_flags_say_none_or_list_each_with_a_failing_exit(
     assert [f["kind"] for f in json.loads(capsys.readouterr().out)] == ["chain_restarted"]
 
 
+def test_dead_counts_refusals_per_pad_and_cause(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    key = make_key(tmp_path)
+    assert main(["hub", "register", "--db", url, DEVICE, key.public.text]) == 0
+    assert main(["hub", "dead", "--db", url]) == 0
+    assert "no dead letters" in capsys.readouterr().out
+    with open_db(url) as db:
+        ingest = Ingest(db)
+        junk = [(topic(DEVICE), b"junk %d" % n) for n in range(150)]
+        ingest.handle_batch([*junk, (topic(DEVICE), b"\xff")])
+        assert len(db.dead()) == 101  # 100 kept of the 150 alike, and the other cause
+    assert main(["hub", "dead", "--db", url]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("151 message(s) refused")
+    assert "150  [100]  pad-1  not JSON" in lines[1] and "pad-1  not UTF-8" in lines[2]
+    assert main(["hub", "dead", "--db", url, "--json"]) == 1
+    counted = json.loads(capsys.readouterr().out)
+    assert [(c["cause"], c["count"], c["stored"]) for c in counted] == [
+        ("not JSON", 150, 100), ("not UTF-8", 1, 1)]  # fmt: skip
+
+
 def test_witness_keeps_genuine_heads_refuses_the_rest_and_says_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

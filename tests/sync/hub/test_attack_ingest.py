@@ -71,11 +71,6 @@ def test_a_parked_record_reusing_a_stored_id_does_not_stop_the_city(
     assert any("id already stored" in d["reason"] for d in db.dead())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="every batch of a device reads all of its parked rows: a stolen pad parking records "
-    "far ahead makes every batch it is in (other pads' records included) cost O(parked)",
-)
 def test_records_parked_far_ahead_do_not_weigh_on_every_batch(
     db: HubDB, keys: dict[str, DeviceKey]
 ) -> None:
@@ -86,8 +81,8 @@ def test_records_parked_far_ahead_do_not_weigh_on_every_batch(
     loaded: list[int] = []
     parked_rows = ingest._parked_rows
 
-    def counting(chains: list[tuple[str, str]]) -> dict:
-        rows = parked_rows(chains)
+    def counting(*args: object) -> list:
+        rows = parked_rows(*args)
         loaded.append(len(rows))
         return rows
 
@@ -101,4 +96,4 @@ def test_records_parked_far_ahead_do_not_weigh_on_every_batch(
     for a, b in zip(mine, honest, strict=True):
         ingest.handle_batch([(topic(THIEF), payload(a)), (topic(HONEST), payload(b))])
     assert len(db.records(HONEST)) == 5 and len(db.records(THIEF)) == 5
-    assert max(loaded) <= 10, f"a batch loaded {max(loaded)} parked rows"
+    assert sum(loaded) <= 10, f"the batches loaded {sum(loaded)} parked rows"

@@ -252,7 +252,7 @@ def test_a_version_1_database_is_migrated_and_keeps_every_chain(
                  [DEVICE, records[4]["id"], payload(records[4]).decode()]))  # fmt: skip
     _v1_database(db_url, rows)
     with open_db(db_url) as db:
-        assert db.rows("SELECT schema_version FROM hub_meta") == [(SCHEMA_VERSION,)] == [(2,)]
+        assert db.rows("SELECT schema_version FROM hub_meta") == [(SCHEMA_VERSION,)] == [(3,)]
         assert db.rows("SELECT DISTINCT epoch FROM hub_records") == [("",)]
         assert db.heads(DEVICE) == {("ratings", ""): (3, records[2]["hash"])}
         db.register(DEVICE, key.public.text)
