@@ -49,7 +49,7 @@ FIELDS = tuple(name for name, _ in COLUMNS)
 def rows(db: HubDB, *, since: str | None = None, until: str | None = None) -> Iterator[dict]:
     """One CSV row (a dict by :data:`FIELDS`) per case of each stored rating in the period."""
     lo, hi = parse_bound(since), parse_bound(until)
-    for r in db.all_records("ratings"):
+    for r in db.reported("ratings", lo, hi):  # the period's rows only, through the index
         if in_period(r.get("rated_at"), lo, hi):
             yield from _rows_of(r)
 
