@@ -587,6 +587,9 @@ class HubDB:
             return
         name = f"hub_stream_{next(_cursor_ids)}"
         with self._lock, self.conn.transaction(), self.conn.cursor(name=name) as cursor:
+            # every row is read: plan for all of them, not a fast first row (a cursor's default
+            # 0.1 can pick a walk of the whole table in the ORDER BY's order)
+            self.conn.execute("SET LOCAL cursor_tuple_fraction = 1.0")
             cursor.itersize = STREAM_CHUNK
             cursor.execute(self.sql(text), params)
             yield from cursor
@@ -608,8 +611,10 @@ class HubDB:
                 where.append(f"t.{column} {op} ?")
                 params.append(text)
         query = (
-            "SELECT r.record FROM hub_report_times t JOIN hub_records r ON r.id = t.record_id"
-            f" WHERE {' AND '.join(where)} AND NOT EXISTS"
+            # CROSS JOIN: SQLite keeps the period's index as the outer loop whatever its
+            # statistics say (PostgreSQL reads it as an inner join)
+            "SELECT r.record FROM hub_report_times t CROSS JOIN hub_records r"
+            f" WHERE r.id = t.record_id AND {' AND '.join(where)} AND NOT EXISTS"
             " (SELECT 1 FROM hub_conflicts c WHERE c.record_id = t.record_id)"
             " ORDER BY r.device_id, r.epoch, r.seq"
         )
