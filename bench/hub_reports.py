@@ -31,7 +31,7 @@ from bench.stats import Row, median_p99, table
 
 GOAL_SECONDS = 1.0
 GOAL_MB = 100.0
-OPS = ("count", "figures", "export")
+OPS = ("count", "figures", "export", "backfill", "scan")
 
 
 def _child(op: str, url: str, days: list[str], out: str) -> None:
@@ -40,6 +40,9 @@ def _child(op: str, url: str, days: list[str], out: str) -> None:
     from sync.hub.export import write_csv
     from sync.hub.figures import figures
 
+    if op in ("backfill", "scan"):
+        _child_whole(op, url)
+        return
     db = open_db(url)
     times, sizes = [], []
     for day in days:
@@ -59,6 +62,21 @@ def _child(op: str, url: str, days: list[str], out: str) -> None:
         times.append(time.perf_counter() - start)
     db.close()
     print(json.dumps({"times": times, "rss_mb": _peak_rss_mb(), "sizes": sizes}))
+
+
+def _child_whole(op: str, url: str) -> None:
+    """In the child: the one-time fill of an older database (``open_db`` finds the report
+    tables empty and unfilled), or its reference, one read of every stored record."""
+    from sync.hub.db import open_db
+
+    start = time.perf_counter()
+    db = open_db(url)
+    if op == "scan":
+        start = time.perf_counter()
+        db.rows("SELECT sum(length(record)) FROM hub_records")
+    took = time.perf_counter() - start
+    db.close()
+    print(json.dumps({"times": [0.0, took], "rss_mb": _peak_rss_mb(), "sizes": [0, 0]}))
 
 
 def _peak_rss_mb() -> float:
@@ -89,7 +107,32 @@ def _days(ratings: int, repeats: int) -> list[str]:
     return [d.isoformat() for d in picks]
 
 
-def bench_db(kind: str, url: str, ratings: int, repeats: int, work: Path) -> list[Row]:
+def _backfill(url: str, label: str, work: Path) -> list[Row]:
+    """The one-time fill of a database made before the report tables, beside one read of
+    every stored record (``SELECT sum(length(record))``) on the same database."""
+    from sync.hub.db import open_db
+
+    with open_db(url) as db:
+        before = db.rows("SELECT count(*) FROM hub_report_times")[0][0]
+        with db.transaction():
+            for table in ("hub_report_times", "hub_report_serials", "hub_backfills"):
+                db.execute(f"DELETE FROM {table}")
+    fill = _measure("backfill", url, [""], work)
+    scan = _measure("scan", url, [""], work)
+    with open_db(url) as db:
+        assert db.rows("SELECT count(*) FROM hub_report_times")[0][0] == before
+    return [
+        Row(f"one-time fill of an older database, {label}", "s", fill["times"],
+            "read every stored record once", scan["times"]),
+        Row(f"peak RSS, one-time fill, {label}", "MB", [fill["rss_mb"]],
+            "same, read every record", [scan["rss_mb"]], goal=f"≤ {GOAL_MB:g} MB",
+            met=fill["rss_mb"] <= GOAL_MB),
+    ]  # fmt: skip
+
+
+def bench_db(
+    kind: str, url: str, ratings: int, repeats: int, work: Path, backfill: bool = False
+) -> list[Row]:
     took = build(url, ratings)
     print(f"{kind}: {ratings:,} ratings built in {took:.0f} s", flush=True)
     days = _days(ratings, repeats)
@@ -100,7 +143,7 @@ def bench_db(kind: str, url: str, ratings: int, repeats: int, work: Path) -> lis
           f"wrote {min(got['export']['sizes']):,}–{max(got['export']['sizes']):,} rows",
           flush=True)  # fmt: skip
     label = f"{kind}, {_short(ratings)} stored"
-    rows = []
+    rows = _backfill(url, label, work) if backfill else []
     for op, name in (("figures", "one-day figures"), ("export", "one-day export")):
         row = Row(f"{name}, {label}", "s", got[op]["times"], "SELECT count(*) of the day",
                   ref["times"], goal=f"≤ {GOAL_SECONDS:g} s")  # fmt: skip
@@ -126,7 +169,8 @@ def _postgres(args: argparse.Namespace, work: Path) -> list[Row]:
             conn.execute(f'CREATE DATABASE "{name}"')
         try:
             base = args.pg_url.rsplit("/", 1)[0]
-            return bench_db("postgresql", f"{base}/{name}", args.ratings, args.repeats, work)
+            return bench_db("postgresql", f"{base}/{name}", args.ratings, args.repeats, work,
+                            args.backfill)
         finally:
             with psycopg.connect(args.pg_url, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
@@ -135,7 +179,7 @@ def _postgres(args: argparse.Namespace, work: Path) -> list[Row]:
     server = PostgresServer()
     try:
         url = server.fresh_database("hub")
-        return bench_db("postgresql", url, args.ratings, args.repeats, work)
+        return bench_db("postgresql", url, args.ratings, args.repeats, work, args.backfill)
     finally:
         server.stop()
 
@@ -145,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ratings", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--only", choices=("sqlite", "postgresql"))
+    parser.add_argument("--backfill", action="store_true", help="also time the one-time fill "
+                        "of the report tables on a database made before them")  # fmt: skip
     parser.add_argument("--pg-url", help="a running PostgreSQL to use (e.g. "
                         "postgresql://127.0.0.1:5432/test) instead of a private one")  # fmt: skip
     parser.add_argument("--child", choices=OPS, help=argparse.SUPPRESS)
@@ -160,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         if args.only in (None, "sqlite"):
             url = f"sqlite:///{work / 'hub.db'}"
-            rows += bench_db("sqlite", url, args.ratings, args.repeats, work)
+            rows += bench_db("sqlite", url, args.ratings, args.repeats, work, args.backfill)
             (work / "hub.db").unlink()
         if args.only in (None, "postgresql"):
             rows += _postgres(args, work)

@@ -148,14 +148,12 @@ def figures(db: HubDB, *, since: str | None = None, until: str | None = None) ->
 
     def clerk(c: Any) -> _Tally:
         cid = str(c.get("id")) if isinstance(c, Mapping) else ""
-        tally = clerks.setdefault(cid, _Tally())
+        tally = clerks.get(cid) or clerks.setdefault(cid, _Tally())
         if isinstance(c, Mapping) and c.get("name"):
             tally.name = str(c["name"])
         return tally
 
-    for r in db.reported("ratings", lo, hi):
-        if not in_period(r.get("rated_at"), lo, hi):
-            continue
+    for r in db.reported("ratings", lo, hi):  # in_period, as the index reads rated_at
         counted.add(str(r.get("device_id")))
         score, bad = int(r.get("score", 0)), r.get("level") in BAD_LEVELS
         tc = clerk(r.get("clerk")) if r.get("clerk") else None
@@ -181,14 +179,12 @@ def figures(db: HubDB, *, since: str | None = None, until: str | None = None) ->
             kind_rates = "matter" in case_targets(str(case.get("kind")), str(r.get("stage")))
             if rates_matter and (r.get("terminal") or kind_rates) and code not in seen:
                 seen.add(code)
-                tm = matters.setdefault(code, _Tally())
+                tm = matters.get(code) or matters.setdefault(code, _Tally())
                 tm.name = str(case.get("matter_name") or tm.name)
                 tm.add(score, bad)
     _tally_follow_ups(db, follows)
 
-    for e in db.reported("events", lo, hi):
-        if e.get("kind") != "presentation_end" or not in_period(e.get("ended_at"), lo, hi):
-            continue
+    for e in db.reported("events", lo, hi):  # presentation_end, ended_at in the period
         tc = clerk(e.get("clerk")) if e.get("clerk") else None
         if e.get("outcome") == "cancelled":
             hall.cancelled += 1
@@ -277,7 +273,7 @@ def bad_ratings(db: HubDB, *, since: str | None = None, until: str | None = None
     lo, hi = parse_bound(since), parse_bound(until)
     out = []
     for r in db.reported("ratings", lo, hi):
-        if r.get("level") not in BAD_LEVELS or not in_period(r.get("rated_at"), lo, hi):
+        if r.get("level") not in BAD_LEVELS:
             continue
         clerk = r.get("clerk") or {}
         out.append({
@@ -300,8 +296,7 @@ def follow_ups(
     """Cases shown and not rated (outcome ``not_rated``) with no first rating since: the
     province's SMS follow-up (art. 25), one row per serial, oldest first."""
     lo, hi = parse_bound(since), parse_bound(until)
-    shown = [e for e in db.reported("events", lo, hi) if e.get("kind") == "presentation_end"
-             and e.get("outcome") == "not_rated" and in_period(e.get("ended_at"), lo, hi)]
+    shown = [e for e in db.reported("events", lo, hi) if e.get("outcome") == "not_rated"]
     rated = db.rated_serials([str(c.get("serial")) for e in shown for c in e.get("cases") or []])
     out: dict[str, dict[str, Any]] = {}
     for e in shown:
