@@ -143,7 +143,7 @@ def bench_db(
           f"wrote {min(got['export']['sizes']):,}–{max(got['export']['sizes']):,} rows",
           flush=True)  # fmt: skip
     label = f"{kind}, {_short(ratings)} stored"
-    rows = _backfill(url, label, work) if backfill else []
+    rows = []
     for op, name in (("figures", "one-day figures"), ("export", "one-day export")):
         row = Row(f"{name}, {label}", "s", got[op]["times"], "SELECT count(*) of the day",
                   ref["times"], goal=f"≤ {GOAL_SECONDS:g} s")  # fmt: skip
@@ -153,6 +153,9 @@ def bench_db(
                   "same child, count only", [ref["rss_mb"]], goal=f"≤ {GOAL_MB:g} MB")  # fmt: skip
         mem.met = got[op]["rss_mb"] <= GOAL_MB
         rows.append(mem)
+    print(table(rows), flush=True)  # kept if the fill below is interrupted
+    if backfill:
+        rows += _backfill(url, label, work)
     return rows
 
 
