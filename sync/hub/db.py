@@ -37,6 +37,13 @@ Tables (created when missing; ``hub_meta.schema_version`` says which layout a fi
   case slot (serial, slot), each stored rating's clerk and time (UTC), each chain's high-water
   time, the clerks' sign-ins reported by the pads, the latest time each pad's events chain
   reached, and the city's roster (``evaluator hub roster``).
+* ``hub_report_times`` — the time each countable record is reported under (a rating's
+  ``rated_at``, a ``presentation_end`` event's ``ended_at``) as wall-clock and UTC text, indexed
+  per stream: a period's figures and export read only that period's records
+  (:mod:`sync.hub.figures`); loss statements and other events are not in it.
+  ``hub_report_serials`` — the serials of every first rating, by serial: "was this case ever
+  rated" without reading the history.  Both are written with each stored record and filled once
+  on an older database (``hub_backfills`` says which one-time fills are done).
 * ``hub_flags`` — findings for audit about a device (records lost on its SD card, a chain that
   started again, a chain head witnessed outside the pad that the stored chain contradicts): what
   the city must look at, never a reason to refuse what is intact.
@@ -49,10 +56,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,7 +221,26 @@ CREATE TABLE IF NOT EXISTS hub_witness (
     received_at TEXT NOT NULL,
     PRIMARY KEY (device_id, epoch, seq, hash)
 );
+CREATE TABLE IF NOT EXISTS hub_backfills (name TEXT PRIMARY KEY, done_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS hub_report_times (
+    record_id TEXT PRIMARY KEY,
+    stream TEXT NOT NULL,
+    local_at TEXT,
+    utc_at TEXT
+);
+CREATE INDEX IF NOT EXISTS hub_report_times_local ON hub_report_times (stream, local_at);
+CREATE INDEX IF NOT EXISTS hub_report_times_utc ON hub_report_times (stream, utc_at);
+CREATE TABLE IF NOT EXISTS hub_report_serials (
+    serial TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    PRIMARY KEY (serial, record_id)
+);
 """
+
+#: The one-time fill of the report tables on a database made before them (``hub_backfills``).
+REPORT_BACKFILL = "report_times_v1"
+#: Rows a report or a backfill holds in memory at a time (PostgreSQL: one server-side FETCH).
+STREAM_CHUNK = 2000
 
 #: Schema version 1 → 2 (issue 15 B): the three chain tables rebuilt with ``epoch`` in their
 #: keys, every row of version 1 in epoch ``''`` (the same statements on SQLite and PostgreSQL:
@@ -245,6 +272,7 @@ MIGRATIONS = [
     (1, lambda db: db._migrate_1_to_2()),
     (2, lambda db: db._migrate_2_to_3()),
 ]
+_cursor_ids = itertools.count(1)
 
 _SERIAL = {"sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT", "postgresql": "BIGSERIAL PRIMARY KEY"}
 
@@ -299,6 +327,7 @@ class HubDB:
             except Exception as exc:  # psycopg.Error, or psycopg missing
                 raise HubError(f"cannot connect to {_redact(target)}: {exc}") from exc
         self._create()
+        self._backfill_reports()
 
     # -- SQL plumbing ---------------------------------------------------------------------
 
@@ -704,6 +733,132 @@ class HubDB:
             if record.get("kind") != "loss":
                 yield record
 
+    def stream_rows(self, text: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        """The rows of one query, :data:`STREAM_CHUNK` at a time, never all at once: a
+        server-side cursor on PostgreSQL (inside a transaction, or the caller's), ``fetchmany``
+        on SQLite.  Consume it to the end before the next statement that must commit."""
+        if self.kind == "sqlite":
+            cursor = self.conn.execute(text, params)
+            while chunk := cursor.fetchmany(STREAM_CHUNK):
+                yield from chunk
+            return
+        name = f"hub_stream_{next(_cursor_ids)}"
+        with self._lock, self.conn.transaction(), self.conn.cursor(name=name) as cursor:
+            # every row is read: plan for all of them, not a fast first row (a cursor's default
+            # 0.1 can pick a walk of the whole table in the ORDER BY's order)
+            self.conn.execute("SET LOCAL cursor_tuple_fraction = 1.0")
+            cursor.itersize = STREAM_CHUNK
+            cursor.execute(self.sql(text), params)
+            yield from cursor
+
+    def reported(
+        self,
+        stream: str,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """The records :meth:`all_records` gives, in its order, whose own time (a rating's
+        ``rated_at``, a ``presentation_end`` event's ``ended_at``; other events are not given)
+        is in ``[since, until)`` as :func:`sync.hub.figures.in_period` reads it, found through
+        the index on ``hub_report_times`` and streamed: a day of a long history costs a day."""
+        where, params = ["t.stream = ?"], [stream]
+        for bound, op in ((since, ">="), (until, "<")):
+            if bound is not None:
+                column, text = bound_text(bound)
+                where.append(f"t.{column} {op} ?")
+                params.append(text)
+        query = (
+            # CROSS JOIN: SQLite keeps the period's index as the outer loop whatever its
+            # statistics say (PostgreSQL reads it as an inner join)
+            "SELECT r.record FROM hub_report_times t CROSS JOIN hub_records r"
+            f" WHERE r.id = t.record_id AND {' AND '.join(where)} AND NOT EXISTS"
+            " (SELECT 1 FROM hub_conflicts c WHERE c.record_id = t.record_id)"
+            " ORDER BY r.device_id, r.epoch, r.seq"
+        )
+        for (text,) in self.stream_rows(query, params):
+            yield json.loads(text)
+
+    def counted_by_id(self, stream: str, ids: Sequence[str]) -> Iterator[dict[str, Any]]:
+        """The records of ``ids`` on ``stream`` that :meth:`all_records` would give (no loss
+        statement, none held in a conflict), each looked up by its key."""
+        wanted = sorted(set(ids))
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            for (text,) in self.rows(
+                f"SELECT record FROM hub_records r WHERE stream = ? AND {self.any_of('id', part)}"
+                " AND NOT EXISTS (SELECT 1 FROM hub_conflicts c WHERE c.record_id = r.id)",
+                (stream, *self.any_params(part)),
+            ):
+                record = json.loads(text)
+                if record.get("kind") != "loss":
+                    yield record
+
+    def rated_serials(self, serials: Sequence[str]) -> set[str]:
+        """Which of ``serials`` a first rating that counts (not held in a conflict) names,
+        ever: looked up in ``hub_report_serials`` by serial, not by reading the history."""
+        wanted = sorted(set(serials))
+        found: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            found.update(str(s) for (s,) in self.rows(
+                "SELECT DISTINCT s.serial FROM hub_report_serials s"
+                f" JOIN hub_records r ON r.id = s.record_id WHERE {self.any_of('s.serial', part)}"
+                " AND NOT EXISTS (SELECT 1 FROM hub_conflicts c WHERE c.record_id = s.record_id)",
+                self.any_params(part),
+            ))  # fmt: skip
+        return found
+
+    def index_reports(self, stored: Iterable[tuple[str, str, Any]]) -> None:
+        """Inside the transaction that stores them: the report rows of records ``(id, stream,
+        record)`` (:func:`report_rows`); a row already there is kept."""
+        times, serials = [], []
+        for record_id, stream, record in stored:
+            row, names = report_rows(record_id, stream, record)
+            if row is not None:
+                times.append(row)
+            serials.extend(names)
+        self.executemany(
+            "INSERT INTO hub_report_times (record_id, stream, local_at, utc_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            times,
+        )
+        self.executemany(
+            "INSERT INTO hub_report_serials (serial, record_id) VALUES (?, ?)"
+            " ON CONFLICT DO NOTHING",
+            serials,
+        )
+
+    def _backfill_reports(self) -> None:
+        """A database made before the report tables gets them filled from every stored record,
+        once, in one transaction: the ``hub_backfills`` row is claimed first, so a second
+        receiver opening the database at the same time waits for it (SQLite: the writer lock;
+        PostgreSQL: the row's unique key) and then finds the fill done."""
+        try:
+            with self.transaction():
+                claimed = self.execute(
+                    "INSERT INTO hub_backfills (name, done_at) VALUES (?, ?)"
+                    " ON CONFLICT DO NOTHING",
+                    (REPORT_BACKFILL, now_text()),
+                ).rowcount
+                if claimed == 1:
+                    self._fill_reports()
+        except Exception as exc:
+            raise HubError(f"cannot fill the report tables of {self.where}: {exc}") from exc
+
+    def _fill_reports(self) -> None:
+        chunk: list[tuple[str, str, Any]] = []
+        for record_id, stream, text in self.stream_rows(
+            "SELECT id, stream, record FROM hub_records"
+        ):
+            try:
+                chunk.append((str(record_id), str(stream), json.loads(text)))
+            except ValueError:
+                continue  # no record to count (all_records could not read it either)
+            if len(chunk) >= STREAM_CHUNK:
+                self.index_reports(chunk)
+                chunk = []
+        self.index_reports(chunk)
+
     def count(self, stream: str | None = None) -> int:
         """How many records are stored (on ``stream``, or on every stream)."""
         if stream is None:
@@ -884,6 +1039,58 @@ class Registered:
     changed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     refused: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def case_serials(record: Mapping[str, Any]) -> list[str]:
+    """The serials (业务流水号) of a record's cases, as the figures read them."""
+    return [str(c.get("serial")) for c in record.get("cases") or [] if isinstance(c, Mapping)]
+
+
+def report_times(value: Any) -> tuple[str | None, str | None]:
+    """A record's own time as (wall-clock, UTC) text of one fixed width, so that text order is
+    time order; ``(None, None)`` when it is no ISO time (no period holds it).  A time without
+    an offset is UTC, as :func:`sync.hub.figures.parse_time` reads it."""
+    try:
+        at = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return None, None
+    local = at.replace(tzinfo=None).isoformat(timespec="microseconds")
+    aware = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+    try:
+        utc = aware.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+    except OverflowError:
+        utc = None
+    return local, utc
+
+
+def bound_text(bound: dt.datetime) -> tuple[str, str]:
+    """A period's bound as (column, text) of ``hub_report_times``: a naive bound is wall-clock
+    time at the pad (``local_at``), an aware one an instant (``utc_at``)."""
+    if bound.tzinfo is None:
+        return "local_at", bound.isoformat(timespec="microseconds")
+    return "utc_at", bound.astimezone(dt.UTC).replace(tzinfo=None).isoformat(
+        timespec="microseconds"
+    )
+
+
+def report_rows(
+    record_id: str, stream: str, record: Any
+) -> tuple[tuple[str, str, str | None, str | None] | None, list[tuple[str, str]]]:
+    """The ``hub_report_times`` row of a stored record (None when no report counts it: a loss
+    statement, an event other than ``presentation_end``) and its ``hub_report_serials`` rows
+    (the serials of a first rating)."""
+    if not isinstance(record, Mapping) or record.get("kind") == "loss":
+        return None, []
+    if stream == "ratings":
+        when = record.get("rated_at")
+    elif record.get("kind") == "presentation_end":
+        when = record.get("ended_at")
+    else:
+        return None, []
+    row = (record_id, stream, *report_times(when))
+    if stream != "ratings" or record.get("assess_number") != 1:
+        return row, []
+    return row, [(serial, record_id) for serial in sorted(set(case_serials(record)))]
 
 
 def _shared_key(key_id: str, others: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 from evaluator.rules.cells import safe_cell
 from sync.hub.db import HubDB
-from sync.hub.figures import in_period, parse_bound
+from sync.hub.figures import parse_bound
 
 #: (CSV column, what it holds) — national names first, then the pad's own fields.
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -50,9 +50,8 @@ FIELDS = tuple(name for name, _ in COLUMNS)
 def rows(db: HubDB, *, since: str | None = None, until: str | None = None) -> Iterator[dict]:
     """One CSV row (a dict by :data:`FIELDS`) per case of each stored rating in the period."""
     lo, hi = parse_bound(since), parse_bound(until)
-    for r in db.all_records("ratings"):
-        if in_period(r.get("rated_at"), lo, hi):
-            yield from _rows_of(r)
+    for r in db.reported("ratings", lo, hi):  # the period's rows only, through the index
+        yield from _rows_of(r)
 
 
 def _rows_of(r: Mapping[str, Any]) -> Iterator[dict[str, Any]]:

@@ -43,7 +43,7 @@ from typing import Any
 from evaluator.rules import figures as fig
 from evaluator.rules.request import case_targets
 from sync.hub import truth
-from sync.hub.db import HubDB
+from sync.hub.db import HubDB, case_serials
 
 BAD_LEVELS = ("dissatisfied", "very_dissatisfied")
 #: Art. 25: the province texts the citizen when a case is not rated within 24 hours.
@@ -134,39 +134,40 @@ def in_period(text: Any, since: dt.datetime | None, until: dt.datetime | None) -
 
 
 def _serials(record: Mapping[str, Any]) -> list[str]:
-    return [str(c.get("serial")) for c in record.get("cases") or [] if isinstance(c, Mapping)]
+    return case_serials(record)
 
 
 def figures(db: HubDB, *, since: str | None = None, until: str | None = None) -> dict[str, Any]:
-    """The art. 33 figures (see the module docstring) as one JSON-ready dict."""
+    """The art. 33 figures (see the module docstring) as one JSON-ready dict.
+
+    Only the period's records are read (:meth:`HubDB.reported`: an index on their own time,
+    streamed in the order of :meth:`HubDB.all_records`, so names seen last win as before); the
+    first ratings that follow-ups name are looked up by id afterwards."""
     lo, hi = parse_bound(since), parse_bound(until)
     hall, clerks, matters = _Tally(), {}, {}
     good = 0
+    counted: set[str] = set()
+    follows: list[tuple[list[_Tally], int, Any, list[Any]]] = []
 
     def clerk(c: Any) -> _Tally:
         cid = str(c.get("id")) if isinstance(c, Mapping) else ""
-        tally = clerks.setdefault(cid, _Tally())
+        tally = clerks.get(cid) or clerks.setdefault(cid, _Tally())
         if isinstance(c, Mapping) and c.get("name"):
             tally.name = str(c["name"])
         return tally
 
-    ratings = list(db.all_records("ratings"))
-    levels = {r.get("id"): r.get("level") for r in ratings if r.get("assess_number") == 1}
-    for r in ratings:
-        if not in_period(r.get("rated_at"), lo, hi):
-            continue
+    for r in db.reported("ratings", lo, hi):  # in_period, as the index reads rated_at
+        counted.add(str(r.get("device_id")))
         score, bad = int(r.get("score", 0)), r.get("level") in BAD_LEVELS
         tc = clerk(r.get("clerk")) if r.get("clerk") else None
         rates_matter = "matter" in (r.get("targets") or [])
         if r.get("assess_number") != 1:  # a follow-up: beside the figures, never averaged in
-            changed = any(levels.get(f, r.get("level")) != r.get("level")
-                          for f in r.get("follows") or [])  # fmt: skip
             codes = {str(c.get("matter_code", "")) for c in r.get("cases") or []
                      if rates_matter and (r.get("terminal") or "matter" in case_targets(
                          str(c.get("kind")), str(r.get("stage"))))}  # fmt: skip
-            for t in (hall, tc, *(matters.setdefault(code, _Tally()) for code in codes)):
-                if t is not None:
-                    t.follow(score, changed)
+            tallies = [t for t in (hall, tc, *(matters.setdefault(code, _Tally())
+                                               for code in codes)) if t is not None]  # fmt: skip
+            follows.append((tallies, score, r.get("level"), r.get("follows") or []))
             continue
         good += not bad
         hall.add(score, bad)
@@ -175,21 +176,18 @@ def figures(db: HubDB, *, since: str | None = None, until: str | None = None) ->
         seen: set[str] = set()
         for case in r.get("cases") or []:
             code = str(case.get("matter_code", ""))
-            if r.get("assess_number") == 1:
-                for t in (hall, tc):
-                    if t is not None:
-                        t.rated.add(str(case.get("serial")))
+            for t in (hall, tc):
+                if t is not None:
+                    t.rated.add(str(case.get("serial")))
             kind_rates = "matter" in case_targets(str(case.get("kind")), str(r.get("stage")))
             if rates_matter and (r.get("terminal") or kind_rates) and code not in seen:
                 seen.add(code)
-                tm = matters.setdefault(code, _Tally())
+                tm = matters.get(code) or matters.setdefault(code, _Tally())
                 tm.name = str(case.get("matter_name") or tm.name)
                 tm.add(score, bad)
+    _tally_follow_ups(db, follows)
 
-    counted = {str(r.get("device_id")) for r in ratings if in_period(r.get("rated_at"), lo, hi)}
-    for e in db.all_records("events"):
-        if e.get("kind") != "presentation_end" or not in_period(e.get("ended_at"), lo, hi):
-            continue
+    for e in db.reported("events", lo, hi):  # presentation_end, ended_at in the period
         tc = clerk(e.get("clerk")) if e.get("clerk") else None
         if e.get("outcome") == "cancelled":
             hall.cancelled += 1
@@ -229,6 +227,18 @@ def figures(db: HubDB, *, since: str | None = None, until: str | None = None) ->
     }
 
 
+def _tally_follow_ups(db: HubDB, follows: list[tuple[list[_Tally], int, Any, list[Any]]]) -> None:
+    """Each follow-up of the period into its tallies; ``changed_level`` when a first rating it
+    follows (looked up by id, in any period) gave another level."""
+    ids = [f for *_, named in follows for f in named if isinstance(f, str)]
+    levels = {r.get("id"): r.get("level") for r in db.counted_by_id("ratings", ids)
+              if r.get("assess_number") == 1}  # fmt: skip
+    for tallies, score, level, named in follows:
+        changed = any(levels.get(f, level) != level for f in named)
+        for t in tallies:
+            t.follow(score, changed)
+
+
 def audit(db: HubDB, devices: Iterable[str]) -> dict[str, Any]:
     """The devices in the figures that have findings for audit (``evaluator hub flags``: records
     lost, a chain restarted, a witnessed head contradicted or regressed): device → the kinds.
@@ -266,8 +276,8 @@ def bad_ratings(db: HubDB, *, since: str | None = None, until: str | None = None
     """Every 差评 in the period, oldest first by the pad's time: what a work order needs."""
     lo, hi = parse_bound(since), parse_bound(until)
     out = []
-    for r in db.all_records("ratings"):
-        if r.get("level") not in BAD_LEVELS or not in_period(r.get("rated_at"), lo, hi):
+    for r in db.reported("ratings", lo, hi):
+        if r.get("level") not in BAD_LEVELS:
             continue
         clerk = r.get("clerk") or {}
         out.append({
@@ -290,13 +300,10 @@ def follow_ups(
     """Cases shown and not rated (outcome ``not_rated``) with no first rating since: the
     province's SMS follow-up (art. 25), one row per serial, oldest first."""
     lo, hi = parse_bound(since), parse_bound(until)
-    rated = {s for r in _first_ratings(db.all_records("ratings")) for s in _serials(r)}
+    shown = [e for e in db.reported("events", lo, hi) if e.get("outcome") == "not_rated"]
+    rated = db.rated_serials([str(c.get("serial")) for e in shown for c in e.get("cases") or []])
     out: dict[str, dict[str, Any]] = {}
-    for e in db.all_records("events"):
-        if e.get("kind") != "presentation_end" or e.get("outcome") != "not_rated":
-            continue
-        if not in_period(e.get("ended_at"), lo, hi):
-            continue
+    for e in shown:
         try:
             due = parse_time(str(e.get("ended_at")))
         except ValueError:
@@ -317,7 +324,3 @@ def follow_ups(
                 if due else None,
             }  # fmt: skip
     return sorted(out.values(), key=lambda x: str(x["ended_at"]))
-
-
-def _first_ratings(records: Iterable[Mapping[str, Any]]) -> Iterable[Mapping[str, Any]]:
-    return (r for r in records if r.get("assess_number") == 1)

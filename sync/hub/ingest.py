@@ -195,6 +195,8 @@ class _Batch:
     acks: list[tuple[str, str]] = field(default_factory=list)
     dead: list[Dead] = field(default_factory=list)
     duplicates: int = 0
+    #: (id, stream, record) of each record stored: its report rows (``HubDB.index_reports``).
+    reports: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     ratings: list[tuple[str, int, str]] = field(default_factory=list)
     """(device, seq, record text) of each ratings record stored: for the witness hook."""
     #: Chains that parked a record in this batch: chain → the lowest seq parked.
@@ -227,6 +229,7 @@ class _Batch:
             }))  # fmt: skip
         self.known[rid] = (device_id, stream)
         self.records.append((stream, rec))
+        self.reports.append((rid, stream, rec))
         self.acks.append((device_id, rid))
         if stream == "ratings":
             self.ratings.append((device_id, int(rec["seq"]), text))
@@ -421,6 +424,7 @@ class Ingest:
                     batch.inserts,
                 )
                 held = self._truthful(batch)
+                db.index_reports(batch.reports)
                 db.executemany(
                     "DELETE FROM hub_parked WHERE device_id = ? AND stream = ? AND epoch = ?"
                     " AND seq = ?",
