@@ -65,8 +65,9 @@ def _child(op: str, url: str, days: list[str], out: str) -> None:
 
 
 def _child_whole(op: str, url: str) -> None:
-    """In the child: the one-time fill of an older database (``open_db`` finds the report
-    tables empty and unfilled), or its reference, one read of every stored record."""
+    """In the child: the one-time fill of an older database (``fill_reports``: chunk by chunk,
+    as a receiver does it in the background), or its reference, one read of every stored
+    record."""
     from sync.hub.db import open_db
 
     start = time.perf_counter()
@@ -74,6 +75,8 @@ def _child_whole(op: str, url: str) -> None:
     if op == "scan":
         start = time.perf_counter()
         db.rows("SELECT sum(length(record)) FROM hub_records")
+    else:
+        db.fill_reports()
     took = time.perf_counter() - start
     db.close()
     print(json.dumps({"times": [0.0, took], "rss_mb": _peak_rss_mb(), "sizes": [0, 0]}))

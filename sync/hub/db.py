@@ -58,6 +58,7 @@ import datetime as dt
 import hashlib
 import itertools
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -69,6 +70,8 @@ from evaluator.rules.deviceid import device_id_problem
 from evaluator.rules.errors import EvaluatorError
 from evaluator.rules.records import GENESIS_HASH
 from sync.keys import PUBLIC_PREFIX, DeviceKeyError, PublicKey
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 3
 STREAMS = ("ratings", "events")
@@ -222,6 +225,7 @@ CREATE TABLE IF NOT EXISTS hub_witness (
     PRIMARY KEY (device_id, epoch, seq, hash)
 );
 CREATE TABLE IF NOT EXISTS hub_backfills (name TEXT PRIMARY KEY, done_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS hub_backfill_progress (name TEXT PRIMARY KEY, after TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS hub_report_times (
     record_id TEXT PRIMARY KEY,
     stream TEXT NOT NULL,
@@ -239,6 +243,10 @@ CREATE TABLE IF NOT EXISTS hub_report_serials (
 
 #: The one-time fill of the report tables on a database made before them (``hub_backfills``).
 REPORT_BACKFILL = "report_times_v1"
+#: Records one transaction of that fill indexes (by id, resumable from
+#: ``hub_backfill_progress``): short, so a receiver's batches wait at most a moment for it, and
+#: a receiver killed midway (systemd's start timeout, a deploy) loses at most one chunk.
+FILL_CHUNK = 2000
 #: Rows a report or a backfill holds in memory at a time (PostgreSQL: one server-side FETCH).
 STREAM_CHUNK = 2000
 
@@ -307,6 +315,7 @@ class HubDB:
     def __init__(self, target: str, kind: str) -> None:
         self.kind = kind
         self.target = target
+        self._filled = False
         self._lock = threading.RLock()
         if kind == "sqlite":
             path = Path(target)
@@ -327,7 +336,7 @@ class HubDB:
             except Exception as exc:  # psycopg.Error, or psycopg missing
                 raise HubError(f"cannot connect to {_redact(target)}: {exc}") from exc
         self._create()
-        self._backfill_reports()
+        self._mark_filled_when_empty()
 
     # -- SQL plumbing ---------------------------------------------------------------------
 
@@ -761,6 +770,7 @@ class HubDB:
         ``rated_at``, a ``presentation_end`` event's ``ended_at``; other events are not given)
         is in ``[since, until)`` as :func:`sync.hub.figures.in_period` reads it, found through
         the index on ``hub_report_times`` and streamed: a day of a long history costs a day."""
+        self.ensure_reports()
         where, params = ["t.stream = ?"], [stream]
         for bound, op in ((since, ">="), (until, "<")):
             if bound is not None:
@@ -781,6 +791,7 @@ class HubDB:
     def counted_by_id(self, stream: str, ids: Sequence[str]) -> Iterator[dict[str, Any]]:
         """The records of ``ids`` on ``stream`` that :meth:`all_records` would give (no loss
         statement, none held in a conflict), each looked up by its key."""
+        self.ensure_reports()
         wanted = sorted(set(ids))
         for start in range(0, len(wanted), 500):
             part = wanted[start : start + 500]
@@ -796,6 +807,7 @@ class HubDB:
     def rated_serials(self, serials: Sequence[str]) -> set[str]:
         """Which of ``serials`` a first rating that counts (not held in a conflict) names,
         ever: looked up in ``hub_report_serials`` by serial, not by reading the history."""
+        self.ensure_reports()
         wanted = sorted(set(serials))
         found: set[str] = set()
         for start in range(0, len(wanted), 500):
@@ -828,36 +840,89 @@ class HubDB:
             serials,
         )
 
-    def _backfill_reports(self) -> None:
-        """A database made before the report tables gets them filled from every stored record,
-        once, in one transaction: the ``hub_backfills`` row is claimed first, so a second
-        receiver opening the database at the same time waits for it (SQLite: the writer lock;
-        PostgreSQL: the row's unique key) and then finds the fill done."""
+    def _mark_filled_when_empty(self) -> None:
+        """A database with no record yet has nothing to fill: marked done at once.  An older one
+        is filled later, chunk by chunk (:meth:`fill_reports`): never at open, where 10 million
+        records took 25 minutes and a receiver must be READY within seconds."""
+        if self.reports_filled() or self.rows("SELECT 1 FROM hub_records LIMIT 1"):
+            return
+        self.execute(
+            "INSERT INTO hub_backfills (name, done_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (REPORT_BACKFILL, now_text()),
+        )
+
+    def reports_filled(self) -> bool:
+        """Whether every stored record is in the report tables (the one-time fill is done; once
+        seen, never undone, so remembered)."""
+        if not self._filled:
+            self._filled = bool(
+                self.rows("SELECT 1 FROM hub_backfills WHERE name = ?", (REPORT_BACKFILL,))
+            )
+        return self._filled
+
+    def ensure_reports(self) -> None:
+        """Before a report: finish the one-time fill of an older database if no receiver has
+        yet (logged: a report on a long history waits for it once)."""
+        if self.reports_filled():
+            return
+        log.warning("the report tables of %s are not filled yet: filling them now (once; a"
+                    " running receiver fills them in the background too)", self.where)  # fmt: skip
+        self.fill_reports()
+
+    def fill_reports(self, chunks: int | None = None) -> bool:
+        """Index up to ``chunks`` × :data:`FILL_CHUNK` stored records (all when ``None``) into
+        the report tables, each chunk in its own transaction, resumable where the last one
+        ended; True once every record is in.  Two fillers at once take turns on the progress
+        row; a record indexed twice is kept once."""
+        done = 0
         try:
-            with self.transaction():
-                claimed = self.execute(
+            while chunks is None or done < chunks:
+                if self._fill_chunk():
+                    return True
+                done += 1
+        except Exception as exc:
+            raise HubError(f"cannot fill the report tables of {self.where}: {exc}") from exc
+        return self.reports_filled()
+
+    def _fill_chunk(self) -> bool:
+        lock = "" if self.kind == "sqlite" else " FOR UPDATE"
+        with self.transaction():
+            if self.reports_filled():
+                return True
+            self.execute(
+                "INSERT INTO hub_backfill_progress (name, after) VALUES (?, '')"
+                " ON CONFLICT DO NOTHING",
+                (REPORT_BACKFILL,),
+            )
+            after = str(self.rows(
+                f"SELECT after FROM hub_backfill_progress WHERE name = ?{lock}", (REPORT_BACKFILL,)
+            )[0][0])  # fmt: skip
+            found = self.rows(
+                "SELECT id, stream, record FROM hub_records WHERE id > ? ORDER BY id LIMIT ?",
+                (after, FILL_CHUNK),
+            )
+            chunk = []
+            for record_id, stream, text in found:
+                try:
+                    chunk.append((str(record_id), str(stream), json.loads(text)))
+                except ValueError:
+                    continue  # no record to count (all_records could not read it either)
+            self.index_reports(chunk)
+            if len(found) < FILL_CHUNK:
+                self.execute(
                     "INSERT INTO hub_backfills (name, done_at) VALUES (?, ?)"
                     " ON CONFLICT DO NOTHING",
                     (REPORT_BACKFILL, now_text()),
-                ).rowcount
-                if claimed == 1:
-                    self._fill_reports()
-        except Exception as exc:
-            raise HubError(f"cannot fill the report tables of {self.where}: {exc}") from exc
-
-    def _fill_reports(self) -> None:
-        chunk: list[tuple[str, str, Any]] = []
-        for record_id, stream, text in self.stream_rows(
-            "SELECT id, stream, record FROM hub_records"
-        ):
-            try:
-                chunk.append((str(record_id), str(stream), json.loads(text)))
-            except ValueError:
-                continue  # no record to count (all_records could not read it either)
-            if len(chunk) >= STREAM_CHUNK:
-                self.index_reports(chunk)
-                chunk = []
-        self.index_reports(chunk)
+                )
+                self.execute(
+                    "DELETE FROM hub_backfill_progress WHERE name = ?", (REPORT_BACKFILL,)
+                )
+                return True
+            self.execute(
+                "UPDATE hub_backfill_progress SET after = ? WHERE name = ?",
+                (str(found[-1][0]), REPORT_BACKFILL),
+            )
+            return False
 
     def count(self, stream: str | None = None) -> int:
         """How many records are stored (on ``stream``, or on every stream)."""

@@ -71,7 +71,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from evaluator.rules.backoff import Backoff
-from sync.hub.db import STREAMS, open_db
+from sync.hub.db import FILL_CHUNK, STREAMS, open_db
 from sync.hub.ingest import PARK_BYTES, PARK_RECORDS, Dead, Ingest, Result, cause_of
 from sync.linkerror import (
     FailureLog,
@@ -474,6 +474,8 @@ class Receiver(threading.Thread):
                 open_db(self.db_url), self.prefix, park_records=self.park_records,
                 park_bytes=self.park_bytes,
             )
+            if not ingest.db.reports_filled():
+                threading.Thread(target=self._fill_reports, name="hub-fill", daemon=True).start()
             while not self._stopping.is_set():
                 client = self._connect()
                 if client is None:
@@ -491,6 +493,27 @@ class Receiver(threading.Thread):
             for end in (self._wake_r, self._wake_w):
                 with contextlib.suppress(OSError):
                     end.close()
+
+    def _fill_reports(self) -> None:
+        """On its own connection, beside the ingest: the one-time fill of the report tables of
+        a database made before them (issue 16), a chunk per short transaction, so the receiver
+        is READY at once and its batches wait at most a chunk; resumed where it ended after a
+        restart."""
+        log.warning("filling the report tables of an older database in the background;"
+                    " reports wait for it until it is done")  # fmt: skip
+        try:
+            with open_db(self.db_url) as db:
+                chunks = 0
+                while not self._stopping.is_set() and not db.fill_reports(chunks=1):
+                    chunks += 1
+                    if chunks % 100 == 0:
+                        log.info("report tables: %d records indexed so far", chunks * FILL_CHUNK)
+                    self._stopping.wait(0.01)
+                if db.reports_filled():
+                    log.info("report tables filled")
+        except Exception as exc:
+            log.warning("the report tables could not be filled (reports fill them when run):"
+                        " %s", exc)  # fmt: skip
 
     def _make_client(self, broker: Broker) -> Any:
         client = paho_client(broker, self, max_inflight=0)  # acks are small; never hold one back

@@ -10,6 +10,7 @@ from typing import Any
 
 from evaluator.rules import figures as fig
 from evaluator.rules.request import case_targets
+from sync.hub import truth
 from sync.hub.db import HubDB
 from sync.hub.export import _rows_of
 from sync.hub.figures import (
@@ -116,6 +117,7 @@ def figures(db: HubDB, *, since: str | None = None, until: str | None = None) ->
         ],
         "coverage": coverage(db, since=since),
         "audit": audit(db, counted),
+        "held": truth.held_counts(db),  # the truth checks' count per pad (no period: as is)
     }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from evaluator.rules.records import new_record_id
+from sync.hub import db as db_module
 from sync.hub import export
 from sync.hub import figures as fg
 from sync.hub.db import REPORT_BACKFILL, HubDB, open_db
@@ -137,14 +138,15 @@ def test_indexed_reports_equal_the_reference_on_random_histories(db_url: str, se
         for device, _stream, record in rng.sample(records, len(records) // 10):
             db.hold(record["id"], device, "clerk_elsewhere", {"why": "test"})
         db.execute("DELETE FROM hub_backfills")
-    with open_db(db_url) as db:  # the one-time fill indexes the other half
-        assert db.rows("SELECT name FROM hub_backfills") == [(REPORT_BACKFILL,)]
+    with open_db(db_url) as db:  # the first report's one-time fill indexes the other half
+        assert not db.reports_filled()  # never at open: a receiver must start at once
         seen = 0
         for since, until in PERIODS:
             got, want = _reports(fg, db, since, until), _reports(ref, db, since, until)
             assert got == want, (seed, since, until)
             seen += len(want["export"]) + len(want["sms"])
         assert seen > 100  # the histories give the reports something to count
+        assert db.rows("SELECT name FROM hub_backfills") == [(REPORT_BACKFILL,)]
 
 
 def test_a_one_day_report_reads_no_other_day(db_url: str) -> None:
@@ -173,7 +175,12 @@ def test_a_one_day_report_reads_no_other_day(db_url: str) -> None:
                                                         if r.get("kind") != "loss")  # fmt: skip
 
 
-def test_two_receivers_opening_an_old_database_fill_it_once(db_url: str) -> None:
+def test_two_receivers_filling_an_old_database_fill_it_once(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two receivers fill an older database at once, chunk by chunk (small chunks here, so
+    they take turns many times): every countable record indexed once, the fill marked done."""
+    monkeypatch.setattr(db_module, "FILL_CHUNK", 7)
     records = _history(random.Random(3))
     with open_db(db_url) as db:
         _store(db, records, index=False)
@@ -183,7 +190,10 @@ def test_two_receivers_opening_an_old_database_fill_it_once(db_url: str) -> None
 
     def receiver() -> None:
         try:
-            opened.append(open_db(db_url))
+            db = open_db(db_url)
+            opened.append(db)
+            while not db.fill_reports(chunks=1):
+                pass
         except BaseException as exc:  # reported by the assert below
             errors.append(exc)
 
@@ -202,3 +212,24 @@ def test_two_receivers_opening_an_old_database_fill_it_once(db_url: str) -> None
                                                                      "2026-05-02")
     for each in opened:
         each.close()
+
+
+def test_an_interrupted_fill_resumes_where_it_ended(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A receiver stopped midway (a deploy, systemd's start timeout) keeps the chunks it
+    filled; the next one goes on from there, and a report run before the end finishes it."""
+    monkeypatch.setattr(db_module, "FILL_CHUNK", 10)
+    records = _history(random.Random(5))
+    with open_db(db_url) as db:
+        _store(db, records, index=False)
+        db.execute("DELETE FROM hub_backfills")
+    with open_db(db_url) as db:
+        assert not db.fill_reports(chunks=2)
+        after = db.rows("SELECT after FROM hub_backfill_progress")[0][0]
+        assert db.rows("SELECT count(*) FROM hub_records WHERE id <= ?", (after,))[0][0] == 20
+    with open_db(db_url) as db:
+        assert not db.reports_filled()
+        got = _reports(fg, db, "2026-05-01", "2026-05-02")  # the report completes the fill
+        assert db.reports_filled() and db.rows("SELECT * FROM hub_backfill_progress") == []
+        assert got == _reports(ref, db, "2026-05-01", "2026-05-02")
