@@ -23,6 +23,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from sync.hub.db import open_db
+from sync.hub.ingest import Ingest
 from sync.hub.receiver import ReceiverError, parse_part, partition_of
 from sync.keys import DeviceKey
 from tests.pg import PostgresServer
@@ -223,3 +224,34 @@ def test_the_watchdog_pings_stop_while_the_database_hangs(
         pub.disconnect()
     finally:
         sock.close()
+
+
+def test_an_older_database_is_filled_after_start_while_the_receiver_acks(
+    tmp_path: Path, broker: Broker, hubs: list[Hub]
+) -> None:
+    """A database stored before the report tables: the receiver is up and storing at once
+    (the fill never blocks the start, where systemd's timeout would kill it), and fills the
+    report tables in the background: a day's figures then count every rating."""
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    device = "440500-hall1-w01"
+    keys = _devices(tmp_path, url, [device])
+    records = chain(keys[device], device, 30)
+    with open_db(url) as db:
+        stored = Ingest(db).handle_batch([(topic(device), payload(r)) for r in records[:25]])
+        assert stored.failed == 0
+        with db.transaction():  # as a database made before the report tables holds them
+            for table in ("hub_report_times", "hub_report_serials", "hub_backfills"):
+                db.execute(f"DELETE FROM {table}")
+    hubs.append(Hub(tmp_path, "hub", url, broker))
+    pub = _publisher(broker)
+    try:
+        for record in records[25:]:
+            pub.publish(topic(device), payload(record), qos=1)
+        with open_db(url) as db:
+            wait_for(lambda: db.count("ratings") == 30, 20, "the new ratings stored")
+            wait_for(lambda: db.rows("SELECT 1 FROM hub_backfills"), 20, "the fill done")
+            assert db.rows("SELECT count(*) FROM hub_report_times")[0][0] == 30
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+    assert "filling the report tables of an older database in the background" in hubs[0].text()
