@@ -853,3 +853,24 @@ def test_sealed_hash_is_the_record_hash_of_a_canonical_record() -> None:
     data = canonical_json(record)
     double = data[:-1] + b',"z":{"a":0,"hash":"' + record["hash"].encode() + b'"}}'
     assert records.sealed_hash(double, json.loads(double)) is None
+
+
+
+def _certified_before(data: bytes) -> bool:
+    """The first pass's verdict: the reader's hooks (keys, floats, constants), then the bytes
+    outside strings cut out and searched for whitespace or ``-0``."""
+    reader = records.CanonicalReader()
+    reader._plain = b"\\" not in data
+    reader._decoder.decode(data.decode())
+    outside = b"".join(data.split(b'"')[::2])
+    return reader._plain and re.search(rb"[ \t\n\r]|-0", outside) is None
+
+
+@given(_json_values)
+def test_the_one_pass_spacing_check_gives_the_first_pass_verdicts(obj: Any) -> None:
+    """The reader's one C pass over the bytes (``_CANONICAL_SPACING``) certifies exactly what
+    cutting out the strings and searching the rest certified, on every spelling of generated
+    JSON (a trailing newline included): no verdict changed."""
+    for data in [*_spellings(obj), canonical_json(obj) + b"\n"]:
+        _, canonical = records.CanonicalReader().read(data.decode(), data)
+        assert canonical == _certified_before(data), data
