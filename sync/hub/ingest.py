@@ -286,7 +286,11 @@ class Ingest:
             problem = _chain_fields_problem(obj)
         if not problem and stream != "status" and obj["seq"] > MAX_SEQ:
             problem = f"seq above {MAX_SEQ} (no database column holds it)"
-        problem = problem or _shown_text_problem(stream, obj, text if canonical else None)
+        # a received text without a backslash (certified canonical) holds each string as a
+        # slice of it: printable as a whole, no text can hold what the pad refuses (one C pass
+        # instead of walking the record's fields)
+        if not problem and not (canonical and text.isprintable()):
+            problem = _shown_text_problem(stream, obj)
         if problem:
             return self._dead(device_id, topic, problem, payload, rid)
         claimed = obj.get("device_id", device_id)
@@ -858,16 +862,10 @@ def _has_lone_surrogate(obj: Any) -> bool:
     return False
 
 
-def _shown_text_problem(stream: str, obj: dict[str, Any], raw: str | None) -> str | None:
+def _shown_text_problem(stream: str, obj: dict[str, Any]) -> str | None:
     """A record's name, matter, comment… with a character the pad's own checks refuse (a tab,
-    a newline, a bidi override): no honest pad sealed it (evaluator.rules.recordtext).
-
-    ``raw``: the received text when it holds no backslash (certified canonical), so that each
-    of its strings is a slice of it: when all of it is printable, so is every text and none
-    can hold what the pad refuses (one C pass instead of walking the record's fields)."""
-    if stream == "status" or (raw is not None and raw.isprintable()):
-        return None
-    return shown_text_problem(obj)
+    a newline, a bidi override): no honest pad sealed it (evaluator.rules.recordtext)."""
+    return None if stream == "status" else shown_text_problem(obj)
 
 
 def _chain_fields_problem(obj: dict[str, Any]) -> str | None:

@@ -1,16 +1,22 @@
 """The receiver's reads (issue 16 "Speed"): paho's packets cut from one ``recv`` of the socket
-(:class:`sync.hub.receiver.ReadBuffer`) and its PUBACKs corked during a burst.  Over a real
-socket pair: the same bytes in the same order whatever sizes paho asks, the end of the stream
-and an empty socket told as paho expects; the whole receiver path is exercised by the other
-``test_receiver*`` files on a real broker."""
+(:class:`sync.hub.receiver.ReadBuffer`) and a burst's PUBACKs written as one packet.  Over a
+real socket pair: the same bytes in the same order whatever sizes paho asks, the end of the
+stream and an empty socket told as paho expects; on a real mosquitto that lets few messages
+in flight: every message of a long burst acked to the broker (else it stops sending)."""
 
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
-from sync.hub.receiver import READ_BYTES, ReadBuffer, cork
+from sync.hub.db import open_db
+from sync.hub.receiver import READ_BYTES, ReadBuffer, Receiver, cork, pubacks
+from tests.support import Broker, stop_threads, wait_for
+from tests.sync.hub.helpers import chain, make_key, payload, topic
 
 
 def _pair() -> tuple[socket.socket, socket.socket]:
@@ -93,3 +99,47 @@ def test_corked_writes_leave_together_when_released() -> None:
             while len(got) < 200:
                 got += conn.recv(4096)
             assert got == b"\x40\x02\x00\x01" * 50
+
+
+def test_pubacks_are_the_packets_paho_writes() -> None:
+    expected = b"\x40\x02\x00\x01" + b"\x40\x02\x01\x02" + b"\x40\x02\xff\xff"
+    assert pubacks([1, 258, 65535]) == expected
+
+
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+def test_a_long_burst_is_all_acked_to_a_broker_that_lets_ten_in_flight(
+    tmp_path: Path, protocol: str
+) -> None:
+    """The broker sends at most 10 unacked messages: 600 records arrive only if the receiver
+    PUBACKs every one (its PUBACKs now leave together at the end of each burst read)."""
+    broker = Broker(tmp_path)
+    broker.conf.write_text(broker.conf.read_text() + "max_inflight_messages 10\n"
+                           "max_queued_messages 10000\n")  # fmt: skip
+    broker.start()
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    devices = {f"pad-{i}": make_key(tmp_path, f"pad-{i}") for i in range(3)}
+    with open_db(url) as db:
+        for device, key in devices.items():
+            db.register(device, key.public.text)
+    receiver = Receiver(url, [f"mqtt://{broker.host}:{broker.port}"], client_id="hub-burst",
+                        protocol=protocol)  # fmt: skip
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="burst-pub", protocol=mqtt.MQTTv5)
+    try:
+        receiver.start()
+        assert receiver.wait_ready(15), receiver.last_error
+        pub.max_inflight_messages_set(0)
+        pub.connect(broker.host, broker.port)
+        pub.loop_start()
+        chains = {d: chain(k, d, 200) for d, k in devices.items()}
+        for records in zip(*chains.values(), strict=True):
+            for record in records:
+                pub.publish(topic(record["device_id"]), payload(record), qos=1)
+        with open_db(url) as db:
+            wait_for(lambda: db.count("ratings") == 600, 60, "all 600 stored")
+        assert receiver.stats["parked"] == 0 and receiver.stats["dead"] == 0
+        assert receiver.stats["connects"] == 1
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        stop_threads([receiver], 10)
+        broker.stop()
