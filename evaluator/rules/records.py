@@ -151,19 +151,18 @@ class CanonicalReader:
         return obj, self._plain
 
 
-#: Byte runs that, outside strings, json.dumps never writes in canonical form: whitespace, and
-#: ``-0`` where a number starts (after ``:`` ``[`` ``,``; whitespace is looked for apart).
-_SPACING_SIGNS = (b" ", b"\n", b"\r", b"\t", b":-0", b"[-0", b",-0")
-
-
 def _plainly_spaced(payload: bytes) -> bool:
     """Valid JSON ``payload`` without a backslash has no whitespace and no ``-0`` outside its
-    strings.  When none of :data:`_SPACING_SIGNS` is anywhere (a few ``memchr``-fast scans:
-    a pad's rating holds none), nothing else is needed; else the strings are told apart by
-    :data:`_CANONICAL_SPACING`."""
-    if not payload.startswith(b"-0") and not any(s in payload for s in _SPACING_SIGNS):
-        return True
-    return _CANONICAL_SPACING.fullmatch(payload) is not None
+    strings.  When no whitespace byte and no ``-0`` where a number starts (after ``:`` ``[``
+    ``,``, or first) is anywhere (a few ``memchr``-fast scans: a pad's rating holds none),
+    nothing else is needed; else the strings are told apart by :data:`_CANONICAL_SPACING`."""
+    if (
+        b" " in payload or b"\n" in payload or b"\r" in payload or b"\t" in payload
+        or b":-0" in payload or b"[-0" in payload or b",-0" in payload
+        or payload.startswith(b"-0")
+    ):  # fmt: skip
+        return _CANONICAL_SPACING.fullmatch(payload) is not None
+    return True
 
 
 def sealed_hash(payload: bytes, record: Mapping[str, Any]) -> str | None:

@@ -206,6 +206,7 @@ class Ingest:
     ) -> None:
         self.db = db
         self.prefix = topic_prefix.rstrip("/")
+        self._head = self.prefix + "/"
         self.dead_repeat_after = dead_repeat_after
         self._clock = clock
         self._keys: dict[str, tuple[float, dict[str, PublicKey], int]] = {}
@@ -248,7 +249,7 @@ class Ingest:
     # -- checks without the database's chain state -----------------------------------------
 
     def _check(self, topic: str, payload: bytes) -> _Valid | Dead | tuple[str, str]:
-        head = self.prefix + "/"
+        head = self._head
         parts = topic[len(head) :].split("/") if topic.startswith(head) else []
         if len(parts) != 2 or parts[1] not in SCHEMA_OF or not parts[0]:
             return self._dead("", topic, f"not a device topic under {head}", payload)
