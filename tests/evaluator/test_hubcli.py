@@ -259,3 +259,18 @@ def test_witness_keeps_genuine_heads_refuses_the_rest_and_says_so(
     assert main(["hub", "figures", "--db", url]) == 0
     captured = capsys.readouterr()
     assert "WARNING: 1 device(s)" in captured.out and "head_contradicted" in captured.out
+
+
+@pytest.mark.parametrize(
+    ("chosen", "part", "used"),
+    [("auto", (0, 1), "5"), ("auto", (1, 2), "3.1.1"), ("auto", (0, 4), "3.1.1"),
+     ("5", (0, 2), "5"), ("3.1.1", (0, 1), "3.1.1")],
+)  # fmt: skip
+def test_hub_run_speaks_3_1_1_under_part_unless_told(
+    chosen: str, part: tuple[int, int], used: str
+) -> None:
+    """Issue 16 "Speed": a partitioned receiver needs no shared subscription, and MQTT 3.1.1
+    spares paho's per-message properties; a shared group needs 5; a chosen version is kept."""
+    from evaluator.hubcli import run_protocol
+
+    assert run_protocol(chosen, part) == used

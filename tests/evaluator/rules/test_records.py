@@ -821,6 +821,9 @@ def test_canonical_reader_certifies_only_canonical_bytes(obj: Any) -> None:
     "text",
     [
         '{"a":1,"a":2}',  # a duplicate key: json.loads keeps the last, SQLite the first
+        '{"a":{"b":1,"b":2}}',  # a nested one
+        '{"a":":","a":1}',  # one beside a string starting with ':' (another '":')
+        '{"a":":"}',  # no duplicate, but a '":' that is no key's end: not certified either
         '{"b":1,"a":2}',  # key order
         '{"a":[1, 2]}',  # whitespace
         '{"a":-0}',  # an int spelled two ways
@@ -853,3 +856,56 @@ def test_sealed_hash_is_the_record_hash_of_a_canonical_record() -> None:
     data = canonical_json(record)
     double = data[:-1] + b',"z":{"a":0,"hash":"' + record["hash"].encode() + b'"}}'
     assert records.sealed_hash(double, json.loads(double)) is None
+
+
+
+def _certified_before(data: bytes) -> bool:
+    """The first pass's verdict, spelled out: no backslash, no float or constant, every
+    object's keys unique and sorted (a pairs hook), then the bytes outside strings cut out and
+    searched for whitespace or ``-0``."""
+    plain = [b"\\" not in data]
+
+    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in pairs]
+        plain[0] = plain[0] and len(set(keys)) == len(keys) and keys == sorted(keys)
+        return dict(pairs)
+
+    def not_plain(text: str) -> float:
+        plain[0] = False
+        return float(text)
+
+    json.loads(data, object_pairs_hook=pairs_hook, parse_float=not_plain,
+               parse_constant=not_plain)  # fmt: skip
+    outside = b"".join(data.split(b'"')[::2])
+    return plain[0] and re.search(rb"[ \t\n\r]|-0", outside) is None
+
+
+_colon_texts = st.sampled_from([":", ":x", "a:", '":', "-0", " ", "x y"])
+
+
+@given(_json_values | st.dictionaries(_colon_texts, _colon_texts | _json_values, max_size=3))
+def test_the_one_pass_spacing_check_gives_the_first_pass_verdicts(obj: Any) -> None:
+    """The reader's one C pass over the bytes (``_CANONICAL_SPACING``) certifies exactly what
+    cutting out the strings and searching the rest certified, on every spelling of generated
+    JSON (a trailing newline, a duplicate key, strings starting with ':' included), with the
+    unique keys told by counting '":' instead of a pairs hook: never certified where the first
+    pass was not; not certified where it was only for a string starting with ':' (hashed by the
+    definition then, the same verdict)."""
+    twice = canonical_json(obj)
+    if twice.startswith(b"{") and len(twice) > 2:  # the first member again: a duplicate key
+        twice = twice[:-1] + b"," + twice[1:]
+    for data in [*_spellings(obj), canonical_json(obj) + b"\n", twice]:
+        parsed, canonical = records.CanonicalReader().read(data.decode(), data)
+        before = _certified_before(data)
+        assert canonical <= before, data  # never certifies what the first pass did not
+        # and takes the fast path wherever it did, but for a string starting with ':'
+        assert canonical or not before or _colon_first(parsed), data
+
+
+def _colon_first(value: Any) -> bool:
+    """Some string of ``value`` (a key or a value, anywhere) starts with ':'."""
+    if isinstance(value, str):
+        return value.startswith(":")
+    if isinstance(value, dict):
+        return any(_colon_first(k) or _colon_first(v) for k, v in value.items())
+    return isinstance(value, list) and any(_colon_first(v) for v in value)

@@ -6,12 +6,17 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from evaluator.rules.records import CanonicalReader, canonical_json
+from evaluator.rules.recordtext import shown_text_problem
 from sync.hub.db import HubDB, open_db
 from sync.hub.ingest import Ingest
 from sync.keys import DeviceKey
@@ -114,3 +119,26 @@ def test_an_honest_record_with_ordinary_chinese_text_passes(db: HubDB, key: Devi
     result = Ingest(db).handle(topic(DEVICE), payload(record))
     assert not result.dead and result.stored == 1
     assert db.records(DEVICE, "ratings") == [record]
+
+
+_texts = st.text(st.characters(codec="utf-8"), max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=_texts, matter=_texts, comment=_texts, agencies=st.lists(_texts, max_size=2))
+def test_the_one_pass_text_check_agrees_with_the_field_walk(
+    name: str, matter: str, comment: str, agencies: list[str]
+) -> None:
+    """The receiver skips the walk over a record's shown texts when the received text, with no
+    backslash, is printable as a whole: its verdict is the walk's on generated texts (controls,
+    format characters, separators, surrogate escapes included), whatever the bytes' spelling."""
+    body = {"clerk": {"id": "A1", "name": name}, "comment": comment, "agencies": agencies,
+            "cases": [{"serial": "S1", "matter_code": "M1", "matter_name": matter}]}  # fmt: skip
+    for data in (canonical_json(body), json.dumps(body).encode("utf-8", "surrogatepass")):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        obj, canonical = CanonicalReader().read(text, data)
+        skipped = canonical and text.isprintable()  # what _check tests before the walk
+        assert (None if skipped else shown_text_problem(obj)) == shown_text_problem(obj)
