@@ -95,11 +95,6 @@ def _clerk(db: HubDB, clerk_id: str, **period: str) -> dict[str, Any]:
     return found[0] if found else {"ratings": 0, "mean_score": None, "bad": 0}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the slot is computed from the forger's own case kind:"
-    " 'consult' takes slot 'consult', not the genuine 'deliver'; counted twice",
-)
 def test_a_case_rated_elsewhere_cannot_be_rated_again_as_a_consult(
     db: HubDB, pads: tuple[Pad, Pad]
 ) -> None:
