@@ -202,3 +202,22 @@ def test_a_pad_rating_another_windows_next_serials_first_does_not_hold_the_genui
     one.send(*genuine)
     assert not any(g["id"] in _held(db) for g in genuine), _held(db)
     assert _clerk(db, "B1")["ratings"] == 5
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a sign-in's own time is never checked: a stolen pad signs in another window's clerk"
+    " dated just before the genuine sign-in, which becomes the later one, its ratings held",
+)
+def test_a_back_dated_sign_in_from_a_stolen_pad_does_not_hold_the_genuine_windows_ratings(
+    db: HubDB, pads: tuple[Pad, Pad]
+) -> None:
+    """pad-1 is honest: B1 signs in at -5 h and rates.  pad-2's thief, later, seals a sign-in
+    of B1 dated -5.1 h (its own events chain has nothing later), never rating anything."""
+    one, two = pads
+    genuine = [one.rating(f"S{i}", -4 + i / 10, "B1", level="very_satisfied") for i in range(5)]
+    one.send(one.event("clerk_sign_in", "B1", -5), *genuine, one.event("clerk_sign_out", "B1", -1))
+    assert _held(db) == {}
+    two.send(two.event("clerk_sign_in", "B1", -5.1))
+    assert not any(g["id"] in _held(db) for g in genuine), _held(db)
+    assert _clerk(db, "B1")["ratings"] == 5
