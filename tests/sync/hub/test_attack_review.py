@@ -6,6 +6,7 @@ that still gets a forged rating counted or an honest one held; the ones not fixe
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,10 @@ from sync.hub.db import HubDB, open_db
 from sync.hub.figures import figures
 from sync.hub.ingest import Ingest
 from sync.keys import DeviceKey
-from tests.sync.hub.helpers import epoch_event, make_key, payload, rating_content, topic
+from tests.conftest import Broker
+from tests.support import wait_for
+from tests.sync.hub.helpers import chain, epoch_event, make_key, payload, rating_content, topic
+from tests.sync.hub.test_receiver_bounds import FLOOD_PACE, THIEF, Hub, Peer
 
 HALL = dt.timezone(dt.timedelta(hours=8))
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -221,3 +225,30 @@ def test_a_back_dated_sign_in_from_a_stolen_pad_does_not_hold_the_genuine_window
     two.send(two.event("clerk_sign_in", "B1", -5.1))
     assert not any(g["id"] in _held(db) for g in genuine), _held(db)
     assert _clerk(db, "B1")["ratings"] == 5
+
+
+def test_a_stolen_pad_resending_a_stored_record_is_throttled_like_any_flood(
+    tmp_path: Path, broker: Broker
+) -> None:
+    """On the real ``evaluator hub run``: the budget (FLOOD_BURST, then FLOOD_RATE a second)
+    is for what costs the receiver; a copy of a record already stored costs a parse, a lookup
+    and an ack each, and 10,000 of them in 4 s are a flood whatever they carry (held: the
+    copies are not refunded as stored)."""
+    key = make_key(tmp_path, "thief")
+    hub = Hub(tmp_path, broker)
+    thief = Peer(broker, THIEF)
+    try:
+        hub.db.register(THIEF, key.public.text)
+        (record,) = chain(key, THIEF, 1)
+        thief.send(payload(record))
+        wait_for(lambda: thief.has(record["id"]), 30, "the genuine record acked")
+        start = time.monotonic()
+        for n in range(10_000):
+            thief.send(payload(record), qos=0)
+            if n % 50 == 49:
+                time.sleep(max(0.0, start + n / FLOOD_PACE - time.monotonic()))
+        wait_for(lambda: any(f["kind"] == "flooding" for f in hub.db.flags(THIEF)), 20,
+                 "the thief flagged flooding")  # fmt: skip
+    finally:
+        thief.close()
+        hub.close()
