@@ -252,3 +252,20 @@ def test_a_stolen_pad_resending_a_stored_record_is_throttled_like_any_flood(
     finally:
         thief.close()
         hub.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a synced clock up to MAX_SKEW (5 min) ahead is accepted and raises the high water,"
+    " but a step back of more than BACKWARD_SLACK (2 min) holds the honest ratings after it",
+)
+def test_a_clock_ahead_within_the_skew_then_stepped_back_holds_nothing(
+    db: HubDB, pads: tuple[Pad, Pad]
+) -> None:
+    """NTP steps a pad's clock 4 minutes back (it was ahead, which the city accepts): the
+    ratings of the next minutes are honest."""
+    one, _ = pads
+    ahead = one.rating("S1", 4 / 60)
+    after = [one.rating(f"S{i}", (1 + i / 10) / 60) for i in range(2, 6)]
+    one.send(ahead, *after)
+    assert _held(db) == {}
