@@ -47,8 +47,9 @@ log = logging.getLogger(__name__)
 
 #: How far ``rated_at`` may lie in the future of the receipt time (clocks drift, NTP slews).
 MAX_SKEW = dt.timedelta(minutes=5)
-#: How far ``rated_at`` may go back against its chain's high water (an NTP step backwards).
-BACKWARD_SLACK = dt.timedelta(minutes=2)
+#: How far ``rated_at`` may go back against its chain's high water (an NTP step backwards):
+#: as far as a clock may be ahead and still be accepted, since that raised the high water.
+BACKWARD_SLACK = MAX_SKEW
 #: A sign-in without a sign-out stops counting for ``clerk_two_places`` after this long (a pad
 #: left signed in overnight is no clerk there the next morning).
 SESSION_MAX = dt.timedelta(hours=12)

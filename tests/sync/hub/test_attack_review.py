@@ -254,11 +254,6 @@ def test_a_stolen_pad_resending_a_stored_record_is_throttled_like_any_flood(
         hub.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a synced clock up to MAX_SKEW (5 min) ahead is accepted and raises the high water,"
-    " but a step back of more than BACKWARD_SLACK (2 min) holds the honest ratings after it",
-)
 def test_a_clock_ahead_within_the_skew_then_stepped_back_holds_nothing(
     db: HubDB, pads: tuple[Pad, Pad]
 ) -> None:
