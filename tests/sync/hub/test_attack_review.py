@@ -55,9 +55,9 @@ class Pad:
                     presented_clock_synced=synced, visit=visit)  # fmt: skip
         return self.seal("ratings", body)
 
-    def event(self, kind: str, clerk: str, hours: float) -> dict[str, Any]:
+    def event(self, kind: str, clerk: str, hours: float, synced: bool = True) -> dict[str, Any]:
         body = {"kind": kind, "clerk": {"id": clerk, "name": f"name-{clerk}"}, "at": _at(hours),
-                "clock_synced": True}  # fmt: skip
+                "clock_synced": synced}  # fmt: skip
         return self.seal("events", body)
 
     def new_epoch(self, epoch: str) -> dict[str, Any]:
@@ -264,3 +264,22 @@ def test_a_clock_ahead_within_the_skew_then_stepped_back_holds_nothing(
     after = [one.rating(f"S{i}", (1 + i / 10) / 60) for i in range(2, 6)]
     one.send(ahead, *after)
     assert _held(db) == {}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="clerk_two_places is judged only when the sign-in says its clock was synced: a"
+    " stolen pad marks its sign-in of B1 unsynced, rates B1 with a synced clock, counted",
+)
+def test_a_sign_in_claiming_an_unsynced_clock_does_not_dodge_the_two_places_check(
+    db: HubDB, pads: tuple[Pad, Pad]
+) -> None:
+    one, two = pads
+    one.send(one.event("clerk_sign_in", "B1", -5), one.rating("S1", -4.5, "B1"))
+    two.send(two.event("clerk_sign_in", "A2", -6), two.event("clerk_sign_out", "A2", -5.5))
+    forged = [two.rating(f"F{i}", -4.8 + i / 10, "B1", level="very_dissatisfied") for i in range(5)]
+    two.send(two.event("clerk_sign_in", "B1", -4.9, synced=False), *forged)
+    two.send(two.event("clerk_sign_out", "B1", -1))
+    one.send(one.event("clerk_sign_out", "B1", -1))
+    b1 = _clerk(db, "B1")
+    assert (b1["ratings"], b1["bad"]) == (1, 0), b1
