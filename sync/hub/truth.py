@@ -20,6 +20,7 @@ list and export (:meth:`~sync.hub.db.HubDB.hold`), with the other side for a per
 * ``second_first_rating`` — a first rating (``assess_number`` 1) of a case slot (serial and
   :func:`~evaluator.rules.request.rating_slot`: the pad's own rule) that another device's first
   rating took already: the one stored first counts, the later one is held, never counted twice.
+  A consult case is rated once in total, so a consult slot clashes with any slot of its serial.
 * ``time_backwards`` — ``rated_at`` earlier than the chain's high water (the latest
   ``rated_at`` of the device's earlier ratings in the same epoch) by more than
   :data:`BACKWARD_SLACK`: a month-old rating sealed after today's is out of step.  An offline
@@ -46,8 +47,9 @@ log = logging.getLogger(__name__)
 
 #: How far ``rated_at`` may lie in the future of the receipt time (clocks drift, NTP slews).
 MAX_SKEW = dt.timedelta(minutes=5)
-#: How far ``rated_at`` may go back against its chain's high water (an NTP step backwards).
-BACKWARD_SLACK = dt.timedelta(minutes=2)
+#: How far ``rated_at`` may go back against its chain's high water (an NTP step backwards):
+#: as far as a clock may be ahead and still be accepted, since that raised the high water.
+BACKWARD_SLACK = MAX_SKEW
 #: A sign-in without a sign-out stops counting for ``clerk_two_places`` after this long (a pad
 #: left signed in overnight is no clerk there the next morning).
 SESSION_MAX = dt.timedelta(hours=12)
@@ -114,7 +116,7 @@ class Checker:
         self.received = received or dt.datetime.now(dt.UTC)
         self.verdicts = Verdicts()
         self._roster: dict[str, set[str] | None] = {}
-        self._slots_taken: dict[tuple[str, str], tuple[str, str]] = {}
+        self._serials: dict[str, dict[str, tuple[str, str]]] = {}  # serial → slot → taker
         self._chains: dict[tuple[str, str], tuple[str, str] | None] = {}
         self._reach: dict[str, str | None] = {}
         self._signs: dict[str, bool] = {}
@@ -135,7 +137,7 @@ class Checker:
                 f" {self.db.any_of('serial', part)}",
                 self.db.any_params(part),
             ):
-                self._slots_taken[(str(serial), str(slot))] = (str(device), str(rid))
+                self._take((str(serial), str(slot)), (str(device), str(rid)))
         devices = sorted({str(r["device_id"]) for _, r in records})
         for part in _parts(devices):
             self._prefetch(part, {(str(r["device_id"]), str(r.get("epoch", ""))) for r in ratings})
@@ -221,7 +223,7 @@ class Checker:
             self._hold(record, kind, detail, other)
         if first and not held:
             for key in _case_slots(record):
-                self._slots_taken.setdefault(key, (device, rid))
+                self._take(key, (device, rid))
                 self._slot_rows.append((*key, rid, device))
         clerk = record.get("clerk") or {}
         at = utc(record.get("rated_at")) or ""
@@ -239,12 +241,29 @@ class Checker:
         """``second_first_rating`` when a slot of one of its cases is another device's."""
         out = []
         for serial, slot in _case_slots(record):
-            other = self._slots_taken.get((serial, slot))
-            if other is not None and other[0] != record["device_id"]:
+            other = self._taken(serial, slot, str(record["device_id"]))
+            if other is not None:
                 out.append(("second_first_rating", {"serial": serial, "slot": slot,
                             "why": f"case {serial} ({slot}) was rated first at {other[0]}"},
                             other))  # fmt: skip
         return out
+
+    def _take(self, key: tuple[str, str], by: tuple[str, str]) -> None:
+        """Remember that ``by`` (device, record id) took slot ``key`` first."""
+        self._serials.setdefault(key[0], {}).setdefault(key[1], by)
+
+    def _taken(self, serial: str, slot: str, device: str) -> tuple[str, str] | None:
+        """Another device's first rating that ``slot`` of ``serial`` would rate again: the
+        same slot, or, since a consult case is rated once in total whatever its stage
+        (``rating_slot``), any slot when one of the two calls the case a consult (otherwise a
+        forger re-rates another window's case by sending it as a consult, or the reverse)."""
+        slots = self._serials.get(serial, {})
+        clash = [slots.get(slot)]
+        if slot == "consult":
+            clash += [slots[s] for s in sorted(slots)]
+        else:
+            clash.append(slots.get("consult"))
+        return next((o for o in clash if o is not None and o[0] != device), None)
 
     def _previous(self, record: dict[str, Any]) -> tuple[str, str] | None:
         """(record id, high water) of the chain's previous stored rating, or None (read once
