@@ -894,9 +894,15 @@ class HubDB:
                 " ON CONFLICT DO NOTHING",
                 (REPORT_BACKFILL,),
             )
-            after = str(self.rows(
+            locked = self.rows(
                 f"SELECT after FROM hub_backfill_progress WHERE name = ?{lock}", (REPORT_BACKFILL,)
-            )[0][0])  # fmt: skip
+            )
+            # another filler may have finished while this one waited for the row's lock
+            # (PostgreSQL reads committed rows afresh after the lock): asked again, uncached
+            if self.rows("SELECT 1 FROM hub_backfills WHERE name = ?", (REPORT_BACKFILL,)):
+                self._filled = True
+                return True
+            after = str(locked[0][0]) if locked else ""
             found = self.rows(
                 "SELECT id, stream, record FROM hub_records WHERE id > ? ORDER BY id LIMIT ?",
                 (after, FILL_CHUNK),
@@ -914,8 +920,9 @@ class HubDB:
                     " ON CONFLICT DO NOTHING",
                     (REPORT_BACKFILL, now_text()),
                 )
-                self.execute(
-                    "DELETE FROM hub_backfill_progress WHERE name = ?", (REPORT_BACKFILL,)
+                self.execute(  # kept (a filler waiting on it finds it), reset for a refill
+                    "UPDATE hub_backfill_progress SET after = '' WHERE name = ?",
+                    (REPORT_BACKFILL,),
                 )
                 return True
             self.execute(

@@ -231,5 +231,5 @@ def test_an_interrupted_fill_resumes_where_it_ended(
     with open_db(db_url) as db:
         assert not db.reports_filled()
         got = _reports(fg, db, "2026-05-01", "2026-05-02")  # the report completes the fill
-        assert db.reports_filled() and db.rows("SELECT * FROM hub_backfill_progress") == []
+        assert db.reports_filled()
         assert got == _reports(ref, db, "2026-05-01", "2026-05-02")
