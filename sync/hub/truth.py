@@ -21,8 +21,9 @@ list and export (:meth:`~sync.hub.db.HubDB.hold`), with the other side for a per
   :func:`~evaluator.rules.request.rating_slot`: the pad's own rule) that another device's first
   rating took already: the one stored first counts, the later one is held, never counted twice.
   A consult case is rated once in total, so a consult slot clashes with any slot of its serial.
-* ``time_backwards`` — ``rated_at`` earlier than the chain's high water (the latest
-  ``rated_at`` of the device's earlier ratings in the same epoch) by more than
+* ``time_backwards`` — ``rated_at`` earlier than the device's high water (the latest judged
+  ``rated_at`` of its earlier ratings, whatever their epoch: a new epoch is what a stolen key
+  can always claim, and an honest pad's clock does not restart with its store) by more than
   :data:`BACKWARD_SLACK`: a month-old rating sealed after today's is out of step.  An offline
   pad's backlog arrives late but in chain order with rising dates: accepted.
 * ``time_future`` — ``rated_at`` more than :data:`MAX_SKEW` after the receipt time.
@@ -117,7 +118,7 @@ class Checker:
         self.verdicts = Verdicts()
         self._roster: dict[str, set[str] | None] = {}
         self._serials: dict[str, dict[str, tuple[str, str]]] = {}  # serial → slot → taker
-        self._chains: dict[tuple[str, str], tuple[str, str] | None] = {}
+        self._chains: dict[str, tuple[str, str] | None] = {}  # device → (record, high water)
         self._reach: dict[str, str | None] = {}
         self._signs: dict[str, bool] = {}
         self._rated_rows: list[tuple[Any, ...]] = []
@@ -140,17 +141,18 @@ class Checker:
                 self._take((str(serial), str(slot)), (str(device), str(rid)))
         devices = sorted({str(r["device_id"]) for _, r in records})
         for part in _parts(devices):
-            self._prefetch(part, {(str(r["device_id"]), str(r.get("epoch", ""))) for r in ratings})
+            self._prefetch(part)
 
-    def _prefetch(self, devices: list[str], chains: set[tuple[str, str]]) -> None:
+    def _prefetch(self, devices: list[str]) -> None:
         db, among = self.db, self.db.any_of("device_id", devices)
-        for key in chains:
-            self._chains.setdefault(key, None)
-        for device, epoch, rid, mark in db.rows(
-            f"SELECT device_id, epoch, record_id, high_water FROM hub_chain_time WHERE {among}",
+        self._chains.update(dict.fromkeys(devices))
+        for device, rid, mark in db.rows(
+            f"SELECT device_id, record_id, high_water FROM hub_chain_time WHERE {among}",
             db.any_params(devices),
         ):
-            self._chains[(str(device), str(epoch))] = (str(rid), str(mark))
+            _, known = self._chains[str(device)] or ("", "")
+            if str(mark) >= known:  # the device's high water: the highest of its epochs
+                self._chains[str(device)] = (str(rid), str(mark))
         self._reach.update(dict.fromkeys(devices))
         for device, latest in db.rows(
             f"SELECT device_id, latest FROM hub_event_clock WHERE {among}", db.any_params(devices)
@@ -233,7 +235,7 @@ class Checker:
         ahead = any(kind == "time_future" for kind, _, _ in held)
         if record.get("rated_clock_synced") is True and at and not ahead:
             mark = max(mark, at)  # a time held as ahead of the city's raises nothing
-        self._chains[(device, epoch)] = self._moved[(device, epoch)] = (rid, mark)
+        self._chains[device] = self._moved[(device, epoch)] = (rid, mark)
         self._rated_rows.append((rid, device, epoch, int(record["seq"]),
                                  str(clerk.get("id", "")), at, mark))  # fmt: skip
 
@@ -266,14 +268,15 @@ class Checker:
         return next((o for o in clash if o is not None and o[0] != device), None)
 
     def _previous(self, record: dict[str, Any]) -> tuple[str, str] | None:
-        """(record id, high water) of the chain's previous stored rating, or None (read once
-        per chain and batch; the batch's own ratings follow in memory)."""
-        key = (str(record["device_id"]), str(record.get("epoch", "")))
+        """(record id, high water) of the device's stored rating that set its high water, in
+        any epoch, or None (read once per device and batch; the batch's own ratings follow in
+        memory)."""
+        key = str(record["device_id"])
         if key not in self._chains:
             rows = self.db.rows(
-                "SELECT record_id, high_water FROM hub_chain_time WHERE device_id = ? AND"
-                " epoch = ?",
-                key,
+                "SELECT record_id, high_water FROM hub_chain_time WHERE device_id = ? ORDER BY"
+                " high_water DESC LIMIT 1",
+                (key,),
             )
             self._chains[key] = (str(rows[0][0]), str(rows[0][1])) if rows else None
         return self._chains[key]
