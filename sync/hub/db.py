@@ -32,11 +32,12 @@ Tables (created when missing; ``hub_meta.schema_version`` says which layout a fi
   export: what a device cannot truthfully say (a clerk of another window, a second first rating
   of a case rated elsewhere, a ``rated_at`` out of step with its chain), each with the other side
   of the conflict for a person to look at (``evaluator hub conflicts``).
-* ``hub_slots``, ``hub_rated``, ``hub_chain_time``, ``hub_signins``, ``hub_event_clock``,
-  ``hub_roster`` — what :mod:`sync.hub.truth` checks against: the first rating that took each
-  case slot (serial, slot), each stored rating's clerk and time (UTC), each chain's high-water
-  time, the clerks' sign-ins reported by the pads, the latest time each pad's events chain
-  reached, and the city's roster (``evaluator hub roster``).
+* ``hub_slots``, ``hub_case_kinds``, ``hub_rated``, ``hub_chain_time``, ``hub_signins``,
+  ``hub_event_clock``, ``hub_roster`` — what :mod:`sync.hub.truth` checks against: the first
+  rating that took each case slot (serial, slot), the kind its first counted rating gave each
+  serial, each stored rating's clerk and time (UTC), each chain's high-water time, the clerks'
+  sign-ins reported by the pads, the latest time each pad's events chain reached, and the
+  city's roster (``evaluator hub roster``).
 * ``hub_report_times`` — the time each countable record is reported under (a rating's
   ``rated_at``, a ``presentation_end`` event's ``ended_at``) as wall-clock and UTC text, indexed
   per stream: a period's figures and export read only that period's records
@@ -173,6 +174,12 @@ CREATE TABLE IF NOT EXISTS hub_slots (
     record_id TEXT NOT NULL,
     device_id TEXT NOT NULL,
     PRIMARY KEY (serial, slot)
+);
+CREATE TABLE IF NOT EXISTS hub_case_kinds (
+    serial TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    device_id TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS hub_rated (
     record_id TEXT PRIMARY KEY,

@@ -21,6 +21,10 @@ list and export (:meth:`~sync.hub.db.HubDB.hold`), with the other side for a per
   :func:`~evaluator.rules.request.rating_slot`: the pad's own rule) that another device's first
   rating took already: the one stored first counts, the later one is held, never counted twice.
   A consult case is rated once in total, so a consult slot clashes with any slot of its serial.
+  A serial's kind of case (instant, promise, consult) is fixed by its first counted first
+  rating: another device's first rating calling it another kind is held too (a delivered
+  即办件 re-rated as a 承诺件's acceptance visits would take new slots otherwise); a 承诺件 rated
+  at one window's acceptance and another's visit 2 or delivery keeps its kind and counts.
 * ``time_backwards`` — ``rated_at`` earlier than the device's high water (the latest judged
   ``rated_at`` of its earlier ratings, whatever their epoch: a new epoch is what a stolen key
   can always claim, and an honest pad's clock does not restart with its store) by more than
@@ -118,6 +122,8 @@ class Checker:
         self.verdicts = Verdicts()
         self._roster: dict[str, set[str] | None] = {}
         self._serials: dict[str, dict[str, tuple[str, str]]] = {}  # serial → slot → taker
+        self._kinds: dict[str, tuple[str, str, str]] = {}  # serial → (kind, device, record)
+        self._kind_rows: list[tuple[str, str, str, str]] = []
         self._chains: dict[str, tuple[str, str] | None] = {}  # device → (record, high water)
         self._reach: dict[str, str | None] = {}
         self._signs: dict[str, bool] = {}
@@ -139,6 +145,12 @@ class Checker:
                 self.db.any_params(part),
             ):
                 self._take((str(serial), str(slot)), (str(device), str(rid)))
+            for serial, kind, rid, device in self.db.rows(
+                "SELECT serial, kind, record_id, device_id FROM hub_case_kinds WHERE"
+                f" {self.db.any_of('serial', part)}",
+                self.db.any_params(part),
+            ):
+                self._kinds[str(serial)] = (str(kind), str(device), str(rid))
         devices = sorted({str(r["device_id"]) for _, r in records})
         for part in _parts(devices):
             self._prefetch(part)
@@ -190,11 +202,18 @@ class Checker:
             self._slot_rows,
             "ON CONFLICT DO NOTHING",
         )
+        self._bulk(
+            "hub_case_kinds (serial, kind, record_id, device_id)",
+            "TTTT",
+            self._kind_rows,
+            "ON CONFLICT DO NOTHING",
+        )
         self._bulk("hub_chain_time (device_id, epoch, record_id, high_water)", "TTTT",
                    [(*key, *value) for key, value in sorted(self._moved.items())],
                    "ON CONFLICT (device_id, epoch) DO UPDATE SET record_id ="
                    " excluded.record_id, high_water = excluded.high_water")  # fmt: skip
         self._rated_rows, self._slot_rows, self._moved = [], [], {}
+        self._kind_rows = []
 
     def _bulk(self, into: str, types: str, rows: list[tuple[Any, ...]], tail: str) -> None:
         """``rows`` inserted in one statement: ``executemany`` on SQLite (in process, cheap),
@@ -227,6 +246,10 @@ class Checker:
             for key in _case_slots(record):
                 self._take(key, (device, rid))
                 self._slot_rows.append((*key, rid, device))
+            for serial, kind in _case_kinds(record):
+                if serial not in self._kinds:
+                    self._kinds[serial] = (kind, device, rid)
+                    self._kind_rows.append((serial, kind, rid, device))
         clerk = record.get("clerk") or {}
         at = utc(record.get("rated_at")) or ""
         epoch = str(record.get("epoch", ""))
@@ -248,7 +271,20 @@ class Checker:
                 out.append(("second_first_rating", {"serial": serial, "slot": slot,
                             "why": f"case {serial} ({slot}) was rated first at {other[0]}"},
                             other))  # fmt: skip
-        return out
+        return out or self._kind_changed(record)
+
+    def _kind_changed(
+        self, record: dict[str, Any]
+    ) -> list[tuple[str, dict[str, Any], tuple[str, str]]]:
+        """``second_first_rating`` when another device's first counted rating gave one of its
+        serials another kind of case: the kind is fixed by that rating."""
+        for serial, kind in _case_kinds(record):
+            fixed, device, rid = self._kinds.get(serial) or (kind, "", "")
+            if fixed != kind and device != str(record["device_id"]):
+                return [("second_first_rating", {"serial": serial, "kind": kind,
+                         "fixed_kind": fixed, "why": f"case {serial} was rated first at"
+                         f" {device} as {fixed}, not {kind}"}, (device, rid))]  # fmt: skip
+        return []
 
     def _take(self, key: tuple[str, str], by: tuple[str, str]) -> None:
         """Remember that ``by`` (device, record id) took slot ``key`` first."""
@@ -496,6 +532,12 @@ def _case_slots(record: dict[str, Any]) -> list[tuple[str, str]]:
     """``(serial, slot)`` of each case of a rating, by the pad's own rule (art. 22)."""
     stage, visit = str(record.get("stage")), int(record.get("visit") or 1)
     return sorted({(str(c.get("serial")), rating_slot(str(c.get("kind")), stage, visit))
+                   for c in record.get("cases") or [] if isinstance(c, dict)})  # fmt: skip
+
+
+def _case_kinds(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(serial, kind)`` of each case of a rating."""
+    return sorted({(str(c.get("serial")), str(c.get("kind")))
                    for c in record.get("cases") or [] if isinstance(c, dict)})  # fmt: skip
 
 

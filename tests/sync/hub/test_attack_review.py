@@ -118,11 +118,6 @@ def test_a_case_rated_elsewhere_cannot_be_rated_again_as_a_consult(
     assert (hall["ratings"], hall["mean_score"], hall["bad"]) == (2, 10.0, 0), hall
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an instant case delivered at pad-1 is rated again by"
-    " pad-2 as a 承诺件 at acceptance, visit 2..99: new slots, all counted",
-)
 def test_a_delivered_instant_case_cannot_be_re_rated_as_promise_visits(
     db: HubDB, pads: tuple[Pad, Pad]
 ) -> None:
@@ -132,6 +127,20 @@ def test_a_delivered_instant_case_cannot_be_re_rated_as_promise_visits(
                           stage="accept", visit=v) for v in range(1, 6)])  # fmt: skip
     hall = figures(db)["hall"]
     assert (hall["ratings"], hall["bad"]) == (1, 0), hall
+    assert set(_held(db).values()) == {"second_first_rating"} and len(_held(db)) == 5
+
+
+def test_a_promise_case_rated_at_two_windows_counts_at_both(
+    db: HubDB, pads: tuple[Pad, Pad]
+) -> None:
+    """An honest 承诺件: accepted at pad-1 (visit 1), visit 2 at pad-2, delivered at pad-1:
+    one kind, three slots, three ratings counted."""
+    one, two = pads
+    one.send(one.rating("P1", -3, kind="promise", stage="accept", visit=1))
+    two.send(two.rating("P1", -2, "A2", kind="promise", stage="accept", visit=2))
+    one.send(one.rating("P1", -1, kind="promise", stage="deliver"))
+    assert _held(db) == {}
+    assert figures(db)["hall"]["ratings"] == 3
 
 
 @pytest.mark.xfail(
