@@ -14,9 +14,11 @@ list and export (:meth:`~sync.hub.db.HubDB.hold`), with the other side for a per
   events) and at ``rated_at`` another clerk, or nobody, was signed in there.  The pad's events
   chain is stored in order, so its sign-ins are known up to the ``at`` of its latest stored
   event: a rating dated later than that (its events not arrived yet) is judged when they do.
-* ``clerk_two_places`` — the clerk was signed in at two devices at once (synchronised clocks
-  on both): the later sign-in is contested (a stolen key can sign a sign-in too), its ratings
-  held, both devices flagged ``clerk_two_places``.
+* ``clerk_two_places`` — the clerk was signed in at two devices at once: the later sign-in is
+  contested (a stolen key can sign a sign-in too), its ratings held, both devices flagged
+  ``clerk_two_places``.  A sign-in counts from its ``since`` (``hub_signin_from``): its own
+  time when its clock was synchronised; its receipt time when not (it cannot be trusted to be
+  earlier than what it claims, and marking a sign-in unsynced must not dodge the check).
 * ``second_first_rating`` — a first rating (``assess_number`` 1) of a case slot (serial and
   :func:`~evaluator.rules.request.rating_slot`: the pad's own rule) that another device's first
   rating took already: the one stored first counts, the later one is held, never counted twice.
@@ -421,8 +423,8 @@ class Checker:
                  int(record.get("clock_synced") is True)),
             )  # fmt: skip
             self._signs[device] = True
-            if record["kind"] == SIGN_IN and record.get("clock_synced") is True:
-                self._two_places(str(record["id"]), device, cid, at)
+            if record["kind"] == SIGN_IN:
+                self._two_places(str(record["id"]), device, cid, at, self._since(record, at))
         before = self._reached(device)
         if before is None or at > before:
             self._reach[device] = at
@@ -455,29 +457,48 @@ class Checker:
         )
         return str(rows[0][0]) if rows and rows[0][0] else "9999"
 
-    def _stop(self, device: str, at: str) -> str:
-        """When a sign-in at ``at`` stops counting for :meth:`_two_places`: the device's next
-        sign-in or sign-out, or :data:`SESSION_MAX` later (a pad left signed in overnight)."""
-        return min(self._end(device, at), _shift(at, SESSION_MAX))
+    def _stop(self, device: str, at: str, since: str) -> str:
+        """When a sign-in at ``at`` (counting from ``since``) stops counting for
+        :meth:`_two_places`: the device's next sign-in or sign-out, or :data:`SESSION_MAX`
+        after ``since`` (a pad left signed in overnight)."""
+        return min(self._end(device, at), _shift(since, SESSION_MAX))
 
-    def _two_places(self, event_id: str, device: str, cid: str, at: str) -> None:
-        """The clerk's sessions at other devices overlapping this one (synchronised clocks):
-        the later sign-in contested, its ratings held, both devices flagged."""
-        stop = self._stop(device, at)
-        for other_id, other_device, other_at in self.db.rows(
-            "SELECT event_id, device_id, at FROM hub_signins WHERE clerk_id = ? AND"
-            " action = ? AND synced = 1 AND device_id != ? AND at > ? AND at < ?",
-            (cid, SIGN_IN, device, _shift(at, -SESSION_MAX), stop),
+    def _since(self, record: dict[str, Any], at: str) -> str:
+        """From when a sign-in counts for :meth:`_two_places`: its own time when its clock
+        was synchronised, else its receipt time."""
+        if record.get("clock_synced") is True:
+            return at
+        return utc(self.received.isoformat()) or at
+
+    def _two_places(self, event_id: str, device: str, cid: str, at: str, since: str) -> None:
+        """The clerk's sessions at other devices overlapping this one (each counting from its
+        ``since``): the later sign-in contested, its ratings held, both devices flagged."""
+        self.db.execute(
+            "INSERT INTO hub_signin_from (event_id, device_id, clerk_id, since) VALUES (?, ?, ?,"
+            " ?) ON CONFLICT DO NOTHING", (event_id, device, cid, since),
+        )  # fmt: skip
+        stop = self._stop(device, at, since)
+        if stop <= since:
+            return  # over before it counts (signed out before its receipt)
+        for other_id, other_device, other_at, other_since in self.db.rows(
+            "SELECT s.event_id, s.device_id, s.at, COALESCE(f.since, s.at) FROM hub_signins s"
+            " LEFT JOIN hub_signin_from f ON f.event_id = s.event_id WHERE s.clerk_id = ? AND"
+            " s.action = ? AND s.device_id != ? AND (s.synced = 1 OR f.since IS NOT NULL) AND"
+            " COALESCE(f.since, s.at) > ? AND COALESCE(f.since, s.at) < ?",
+            (cid, SIGN_IN, device, _shift(since, -SESSION_MAX), stop),
         ):
-            other_id, other_device, other_at = str(other_id), str(other_device), str(other_at)
-            if self._stop(other_device, other_at) <= at:
+            other_id, other_device = str(other_id), str(other_device)
+            other_at, other_since = str(other_at), str(other_since)
+            if self._stop(other_device, other_at, other_since) <= since:
                 continue  # signed out (or another clerk signed in) before this sign-in
-            later = max((at, event_id, device), (other_at, other_id, other_device))
+            later = max((since, event_id, device, at),
+                        (other_since, other_id, other_device, other_at))  # fmt: skip
             self.db.execute("UPDATE hub_signins SET contested = 1 WHERE event_id = ?",
                             (later[1],))  # fmt: skip
             detail = {"clerk_id": cid, "sign_ins": sorted([
-                {"device_id": device, "event_id": event_id, "at": at},
-                {"device_id": other_device, "event_id": other_id, "at": other_at}],
+                {"device_id": device, "event_id": event_id, "at": at, "since": since},
+                {"device_id": other_device, "event_id": other_id, "at": other_at,
+                 "since": other_since}],
                 key=lambda s: s["at"]), "contested": later[1]}  # fmt: skip
             for d in (device, other_device):
                 self.verdicts.flags.append((d, "clerk_two_places", f"{cid}:{later[1]}", detail))
@@ -487,7 +508,7 @@ class Checker:
                 later[1],
             )  # fmt: skip
             reached = self._reached(later[2]) or ""
-            self._judge(later[2], _before(later[0]), min(self._end(later[2], later[0]),
+            self._judge(later[2], _before(later[3]), min(self._end(later[2], later[3]),
                         reached), ("clerk_two_places",))  # fmt: skip
 
     def _judge(self, device: str, after: str, upto: str, kinds: tuple[str, ...] = (

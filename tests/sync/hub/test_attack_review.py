@@ -285,11 +285,6 @@ def test_a_clock_ahead_within_the_skew_then_stepped_back_holds_nothing(
     assert _held(db) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="clerk_two_places is judged only when the sign-in says its clock was synced: a"
-    " stolen pad marks its sign-in of B1 unsynced, rates B1 with a synced clock, counted",
-)
 def test_a_sign_in_claiming_an_unsynced_clock_does_not_dodge_the_two_places_check(
     db: HubDB, pads: tuple[Pad, Pad]
 ) -> None:
@@ -302,3 +297,16 @@ def test_a_sign_in_claiming_an_unsynced_clock_does_not_dodge_the_two_places_chec
     one.send(one.event("clerk_sign_out", "B1", -1))
     b1 = _clerk(db, "B1")
     assert (b1["ratings"], b1["bad"]) == (1, 0), b1
+
+
+def test_an_unsynced_pad_signing_in_a_clerk_who_signed_out_elsewhere_holds_nothing(
+    db: HubDB, pads: tuple[Pad, Pad]
+) -> None:
+    """An honest pad whose clock never synced: its sign-in counts from its receipt, after the
+    clerk signed out at the other window; nothing held on either side."""
+    one, two = pads
+    one.send(one.event("clerk_sign_in", "B1", -5), one.rating("S1", -4.5, "B1"),
+             one.event("clerk_sign_out", "B1", -3))  # fmt: skip
+    two.send(two.event("clerk_sign_in", "B1", -2, synced=False),
+             two.rating("S2", -1.5, "B1", synced=False))  # fmt: skip
+    assert _held(db) == {} and _clerk(db, "B1")["ratings"] == 2
