@@ -19,6 +19,10 @@ list and export (:meth:`~sync.hub.db.HubDB.hold`), with the other side for a per
   ``clerk_two_places``.  A sign-in counts from its ``since`` (``hub_signin_from``): its own
   time when its clock was synchronised; its receipt time when not (it cannot be trusted to be
   earlier than what it claims, and marking a sign-in unsynced must not dodge the check).
+* ``clerk_signed_in_elsewhere`` — the device reports no sign-ins (an older pad) and at
+  ``rated_at`` the clerk was signed in at another device that does: a stolen old pad naming
+  another window's clerk.  Judged against the sign-ins stored when the rating arrives (what
+  arrives later does not re-judge it).
 * ``second_first_rating`` — a first rating (``assess_number`` 1) of a case slot (serial and
   :func:`~evaluator.rules.request.rating_slot`: the pad's own rule) that another device's first
   rating took already: the one stored first counts, the later one is held, never counted twice.
@@ -61,7 +65,8 @@ BACKWARD_SLACK = MAX_SKEW
 #: left signed in overnight is no clerk there the next morning).
 SESSION_MAX = dt.timedelta(hours=12)
 
-KINDS = ("clerk_not_on_roster", "clerk_not_signed_in", "clerk_two_places",
+KINDS = ("clerk_not_on_roster", "clerk_not_signed_in", "clerk_signed_in_elsewhere",
+         "clerk_two_places",
          "second_first_rating", "time_backwards", "time_future")  # fmt: skip
 SIGN_IN, SIGN_OUT = "clerk_sign_in", "clerk_sign_out"
 
@@ -132,12 +137,17 @@ class Checker:
         self._rated_rows: list[tuple[Any, ...]] = []
         self._slot_rows: list[tuple[str, str, str, str]] = []
         self._moved: dict[tuple[str, str], tuple[str, str]] = {}
+        self._rated: list[tuple[str, str]] = []  # (clerk, rated_at) of the batch's ratings
+        self._elsewhere_rows: list[tuple[str, str, str, str, str]] | None = None
+        self._ends: dict[tuple[str, str], str] = {}
 
     def prepare(self, records: list[tuple[str, dict[str, Any]]]) -> None:
         """Read what the batch's records are checked against in a few statements, whatever
         the number of pads in it: the slots its first ratings name, each pad's chain times,
         event clock and roster (the checks fall back to one read each when one is missing)."""
         ratings = [r for stream, r in records if stream == "ratings"]
+        self._rated = [(str(r["clerk"].get("id")), utc(r.get("rated_at")) or "") for r in ratings
+                       if isinstance(r.get("clerk"), dict)]  # fmt: skip
         wanted = sorted({s for r in ratings if r.get("assess_number") == 1
                          for s, _ in _case_slots(r)})  # fmt: skip
         for part in _parts(wanted):
@@ -351,6 +361,8 @@ class Checker:
             out.append(("clerk_not_on_roster", {"clerk_id": cid, "roster": self.serves(cid)},
                         ("", "")))  # fmt: skip
         at = utc(record.get("rated_at"))
+        if at and not self._reports_sign_ins(device):
+            out += self._elsewhere(cid, device, at)
         reached = self._reached(device)
         known = at is not None and reached is not None and at <= reached
         known = known and self._reports_sign_ins(device)
@@ -364,6 +376,35 @@ class Checker:
                 out.append(("clerk_two_places", {"clerk_id": cid, "sign_in": event_id},
                             (device, event_id)))  # fmt: skip
         return out
+
+    def _elsewhere(self, cid: str, device: str, at: str) -> list[
+            tuple[str, dict[str, Any], tuple[str, str]]]:  # fmt: skip
+        """``clerk_signed_in_elsewhere``: ``cid`` signed in at another device at ``at`` (its
+        session not ended by then as far as that device's events say)."""
+        for eid, other, who, signed_at, since in self._sign_ins_of_batch_clerks():
+            if who != cid or other == device or not since <= at:
+                continue
+            if self._stop(other, signed_at, since) > at:
+                return [("clerk_signed_in_elsewhere", {"clerk_id": cid, "signed_in_at": other,
+                         "sign_in": eid, "since": since}, (other, eid))]  # fmt: skip
+        return []
+
+    def _sign_ins_of_batch_clerks(self) -> list[tuple[str, str, str, str, str]]:
+        """The sign-ins that may cover the batch's ratings, by their clerks: read once per
+        batch, and only when a pad reporting no sign-ins sent it."""
+        if self._elsewhere_rows is None:
+            self._elsewhere_rows = []
+            times = sorted(t for _, t in self._rated if t)
+            clerks = sorted({c for c, _ in self._rated})
+            for part in _parts(clerks) if times else []:
+                self._elsewhere_rows += [tuple(map(str, row)) for row in self.db.rows(
+                    "SELECT s.event_id, s.device_id, s.clerk_id, s.at, COALESCE(f.since, s.at)"
+                    " FROM hub_signins s LEFT JOIN hub_signin_from f ON f.event_id = s.event_id"
+                    f" WHERE s.action = ? AND {self.db.any_of('s.clerk_id', part)} AND"
+                    " COALESCE(f.since, s.at) > ? AND s.at <= ?",
+                    (SIGN_IN, *self.db.any_params(part), _shift(times[0], -SESSION_MAX),
+                     times[-1]))]  # fmt: skip
+        return self._elsewhere_rows
 
     # -- the roster ------------------------------------------------------------------------
 
@@ -423,6 +464,7 @@ class Checker:
                  int(record.get("clock_synced") is True)),
             )  # fmt: skip
             self._signs[device] = True
+            self._ends, self._elsewhere_rows = {}, None  # what was read before is stale
             if record["kind"] == SIGN_IN:
                 self._two_places(str(record["id"]), device, cid, at, self._since(record, at))
         before = self._reached(device)
@@ -451,11 +493,15 @@ class Checker:
         return self._signs[device]
 
     def _end(self, device: str, at: str) -> str:
-        """When the session of ``device`` begun at ``at`` ends: its next sign-in/out, or far."""
+        """When the session of ``device`` begun at ``at`` ends: its next sign-in/out, or far
+        (read once per batch and session: events change it, ratings do not)."""
+        if (device, at) in self._ends:
+            return self._ends[(device, at)]
         rows = self.db.rows(
             "SELECT min(at) FROM hub_signins WHERE device_id = ? AND at > ?", (device, at)
         )
-        return str(rows[0][0]) if rows and rows[0][0] else "9999"
+        self._ends[(device, at)] = str(rows[0][0]) if rows and rows[0][0] else "9999"
+        return self._ends[(device, at)]
 
     def _stop(self, device: str, at: str, since: str) -> str:
         """When a sign-in at ``at`` (counting from ``since``) stops counting for

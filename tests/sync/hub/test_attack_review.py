@@ -17,6 +17,7 @@ from evaluator.rules.records import GENESIS_HASH, new_record_id, seal
 from sync.hub.db import HubDB, open_db
 from sync.hub.figures import figures
 from sync.hub.ingest import Ingest
+from sync.hub.truth import listed as listed_conflicts
 from sync.keys import DeviceKey
 from tests.conftest import Broker
 from tests.support import wait_for
@@ -143,11 +144,6 @@ def test_a_promise_case_rated_at_two_windows_counts_at_both(
     assert figures(db)["hall"]["ratings"] == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an old pad (no sign-ins of its own) is never checked"
-    " against the clerk's sign-in at another pad: the forgery counts for B1",
-)
 def test_a_clerk_signed_in_at_one_pad_cannot_be_rated_at_a_pad_reporting_no_sign_ins(
     db: HubDB, pads: tuple[Pad, Pad]
 ) -> None:
@@ -160,6 +156,23 @@ def test_a_clerk_signed_in_at_one_pad_cannot_be_rated_at_a_pad_reporting_no_sign
     one.send(one.event("clerk_sign_out", "B1", -1))
     b1 = _clerk(db, "B1")
     assert (b1["ratings"], b1["mean_score"], b1["bad"]) == (1, 10.0, 0), b1
+    listed = {c["record_id"]: c for c in listed_conflicts(db)}
+    assert set(listed) == {f["id"] for f in forged}, listed
+    side = listed[forged[0]["id"]]
+    assert side["kind"] == "clerk_signed_in_elsewhere" and side["other_device_id"] == "pad-1"
+    assert side["record"]["device_id"] == "pad-2" and side["other"]["kind"] == "clerk_sign_in"
+
+
+def test_an_old_pad_rating_a_clerk_who_signed_out_elsewhere_holds_nothing(
+    db: HubDB, pads: tuple[Pad, Pad]
+) -> None:
+    """B1 signs out at pad-1 and rates at pad-2, which reports no sign-ins: counted; and a
+    clerk never signed in anywhere is not judged at an old pad."""
+    one, two = pads
+    one.send(one.event("clerk_sign_in", "B1", -5), one.rating("S1", -4, "B1"),
+             one.event("clerk_sign_out", "B1", -3))  # fmt: skip
+    two.send(two.rating("S2", -2, "B1"), two.rating("S3", -1.9, "A2"))
+    assert _held(db) == {} and _clerk(db, "B1")["ratings"] == 2
 
 
 @pytest.mark.xfail(
