@@ -17,8 +17,11 @@ list and export (:meth:`~sync.hub.db.HubDB.hold`), with the other side for a per
 * ``clerk_two_places`` — the clerk was signed in at two devices at once: the later sign-in is
   contested (a stolen key can sign a sign-in too), its ratings held, both devices flagged
   ``clerk_two_places``.  A sign-in counts from its ``since`` (``hub_signin_from``): its own
-  time when its clock was synchronised; its receipt time when not (it cannot be trusted to be
-  earlier than what it claims, and marking a sign-in unsynced must not dodge the check).
+  time when its clock was synchronised and it is in step (no more than :data:`MAX_SKEW`
+  before its receipt, nor :data:`BACKWARD_SLACK` behind its events chain's high water); its
+  receipt time otherwise (it cannot be trusted to be earlier than it arrived: a sign-in
+  back-dated just before another window's genuine one must not make that one the later, and
+  marking a sign-in unsynced must not dodge the check).
 * ``clerk_signed_in_elsewhere`` — the device reports no sign-ins (an older pad) and at
   ``rated_at`` the clerk was signed in at another device that does: a stolen old pad naming
   another window's clerk.  Judged against the sign-ins stored when the rating arrives (what
@@ -391,15 +394,18 @@ class Checker:
 
     def _sign_ins_of_batch_clerks(self) -> list[tuple[str, str, str, str, str]]:
         """The sign-ins that may cover the batch's ratings, by their clerks: read once per
-        batch, and only when a pad reporting no sign-ins sent it."""
+        batch, and only when a pad reporting no sign-ins sent it.  A synchronised sign-in
+        counts here from its own time (a pad's backlog is its clerk's presence), an
+        unsynchronised one from its receipt."""
         if self._elsewhere_rows is None:
             self._elsewhere_rows = []
             times = sorted(t for _, t in self._rated if t)
             clerks = sorted({c for c, _ in self._rated})
             for part in _parts(clerks) if times else []:
                 self._elsewhere_rows += [tuple(map(str, row)) for row in self.db.rows(
-                    "SELECT s.event_id, s.device_id, s.clerk_id, s.at, COALESCE(f.since, s.at)"
-                    " FROM hub_signins s LEFT JOIN hub_signin_from f ON f.event_id = s.event_id"
+                    "SELECT s.event_id, s.device_id, s.clerk_id, s.at, CASE WHEN s.synced = 1"
+                    " THEN s.at ELSE COALESCE(f.since, s.at) END FROM hub_signins s"
+                    " LEFT JOIN hub_signin_from f ON f.event_id = s.event_id"
                     f" WHERE s.action = ? AND {self.db.any_of('s.clerk_id', part)} AND"
                     " COALESCE(f.since, s.at) > ? AND s.at <= ?",
                     (SIGN_IN, *self.db.any_params(part), _shift(times[0], -SESSION_MAX),
@@ -466,7 +472,9 @@ class Checker:
             self._signs[device] = True
             self._ends, self._elsewhere_rows = {}, None  # what was read before is stale
             if record["kind"] == SIGN_IN:
-                self._two_places(str(record["id"]), device, cid, at, self._since(record, at))
+                since = self._since(record, at)
+                start = at if record.get("clock_synced") is True else since
+                self._two_places(str(record["id"]), device, cid, at, (start, since))
         before = self._reached(device)
         if before is None or at > before:
             self._reach[device] = at
@@ -503,39 +511,47 @@ class Checker:
         self._ends[(device, at)] = str(rows[0][0]) if rows and rows[0][0] else "9999"
         return self._ends[(device, at)]
 
-    def _stop(self, device: str, at: str, since: str) -> str:
-        """When a sign-in at ``at`` (counting from ``since``) stops counting for
+    def _stop(self, device: str, at: str, start: str) -> str:
+        """When a sign-in at ``at`` (counting from ``start``) stops counting for
         :meth:`_two_places`: the device's next sign-in or sign-out, or :data:`SESSION_MAX`
-        after ``since`` (a pad left signed in overnight)."""
-        return min(self._end(device, at), _shift(since, SESSION_MAX))
+        after ``start`` (a pad left signed in overnight)."""
+        return min(self._end(device, at), _shift(start, SESSION_MAX))
 
     def _since(self, record: dict[str, Any], at: str) -> str:
         """From when a sign-in counts for :meth:`_two_places`: its own time when its clock
-        was synchronised, else its receipt time."""
-        if record.get("clock_synced") is True:
+        was synchronised and it is in step with its receipt and its events chain, else its
+        receipt time (call before the chain's high water moves to this event)."""
+        received = utc(self.received.isoformat()) or at
+        floor = max(_shift(received, -MAX_SKEW), _shift(self._reached(
+            str(record["device_id"])) or at, -BACKWARD_SLACK))  # fmt: skip
+        if record.get("clock_synced") is True and at >= floor:
             return at
-        return utc(self.received.isoformat()) or at
+        return max(at, received)
 
-    def _two_places(self, event_id: str, device: str, cid: str, at: str, since: str) -> None:
-        """The clerk's sessions at other devices overlapping this one (each counting from its
-        ``since``): the later sign-in contested, its ratings held, both devices flagged."""
+    def _two_places(self, event_id: str, device: str, cid: str, at: str,
+                    times: tuple[str, str]) -> None:  # fmt: skip
+        """The clerk's sessions at other devices overlapping this one (each from its start:
+        its own time when synchronised, else its receipt): the sign-in of the later ``since``
+        contested, its ratings held, both devices flagged.  ``times``: (start, since)."""
+        start, since = times
         self.db.execute(
             "INSERT INTO hub_signin_from (event_id, device_id, clerk_id, since) VALUES (?, ?, ?,"
             " ?) ON CONFLICT DO NOTHING", (event_id, device, cid, since),
         )  # fmt: skip
-        stop = self._stop(device, at, since)
-        if stop <= since:
-            return  # over before it counts (signed out before its receipt)
-        for other_id, other_device, other_at, other_since in self.db.rows(
-            "SELECT s.event_id, s.device_id, s.at, COALESCE(f.since, s.at) FROM hub_signins s"
-            " LEFT JOIN hub_signin_from f ON f.event_id = s.event_id WHERE s.clerk_id = ? AND"
-            " s.action = ? AND s.device_id != ? AND (s.synced = 1 OR f.since IS NOT NULL) AND"
-            " COALESCE(f.since, s.at) > ? AND COALESCE(f.since, s.at) < ?",
-            (cid, SIGN_IN, device, _shift(since, -SESSION_MAX), stop),
+        stop = self._stop(device, at, start)
+        if stop <= start:
+            return  # over before it counts (an unsynchronised one signed out before receipt)
+        first = "CASE WHEN s.synced = 1 THEN s.at ELSE COALESCE(f.since, s.at) END"
+        for other_id, other_device, other_at, other_start, other_since in self.db.rows(
+            f"SELECT s.event_id, s.device_id, s.at, {first}, COALESCE(f.since, s.at) FROM"
+            " hub_signins s LEFT JOIN hub_signin_from f ON f.event_id = s.event_id WHERE"
+            " s.clerk_id = ? AND s.action = ? AND s.device_id != ? AND (s.synced = 1 OR"
+            f" f.since IS NOT NULL) AND {first} > ? AND {first} < ?",
+            (cid, SIGN_IN, device, _shift(start, -SESSION_MAX), stop),
         ):
             other_id, other_device = str(other_id), str(other_device)
             other_at, other_since = str(other_at), str(other_since)
-            if self._stop(other_device, other_at, other_since) <= since:
+            if self._stop(other_device, other_at, str(other_start)) <= start:
                 continue  # signed out (or another clerk signed in) before this sign-in
             later = max((since, event_id, device, at),
                         (other_since, other_id, other_device, other_at))  # fmt: skip
