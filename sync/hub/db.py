@@ -32,11 +32,13 @@ Tables (created when missing; ``hub_meta.schema_version`` says which layout a fi
   export: what a device cannot truthfully say (a clerk of another window, a second first rating
   of a case rated elsewhere, a ``rated_at`` out of step with its chain), each with the other side
   of the conflict for a person to look at (``evaluator hub conflicts``).
-* ``hub_slots``, ``hub_rated``, ``hub_chain_time``, ``hub_signins``, ``hub_event_clock``,
-  ``hub_roster`` — what :mod:`sync.hub.truth` checks against: the first rating that took each
-  case slot (serial, slot), each stored rating's clerk and time (UTC), each chain's high-water
-  time, the clerks' sign-ins reported by the pads, the latest time each pad's events chain
-  reached, and the city's roster (``evaluator hub roster``).
+* ``hub_slots``, ``hub_case_kinds``, ``hub_rated``, ``hub_chain_time``, ``hub_signins``,
+  ``hub_signin_from``, ``hub_event_clock``, ``hub_roster`` — what :mod:`sync.hub.truth`
+  checks against: the first rating that took each case slot (serial, slot), the kind its
+  first counted rating gave each serial, each stored rating's clerk and time (UTC), each
+  chain's high-water time, the clerks' sign-ins reported by the pads (and from when each
+  counts for ``clerk_two_places``), the latest time each pad's events chain reached, and the
+  city's roster (``evaluator hub roster``).
 * ``hub_report_times`` — the time each countable record is reported under (a rating's
   ``rated_at``, a ``presentation_end`` event's ``ended_at``) as wall-clock and UTC text, indexed
   per stream: a period's figures and export read only that period's records
@@ -174,6 +176,12 @@ CREATE TABLE IF NOT EXISTS hub_slots (
     device_id TEXT NOT NULL,
     PRIMARY KEY (serial, slot)
 );
+CREATE TABLE IF NOT EXISTS hub_case_kinds (
+    serial TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    device_id TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS hub_rated (
     record_id TEXT PRIMARY KEY,
     device_id TEXT NOT NULL,
@@ -208,6 +216,13 @@ CREATE TABLE IF NOT EXISTS hub_signins (
     synced INTEGER NOT NULL,
     contested INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS hub_signin_from (
+    event_id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    clerk_id TEXT NOT NULL,
+    since TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS hub_signin_from_clerk ON hub_signin_from (clerk_id, since);
 CREATE TABLE IF NOT EXISTS hub_event_clock (
     device_id TEXT PRIMARY KEY,
     latest TEXT NOT NULL

@@ -14,15 +14,29 @@ list and export (:meth:`~sync.hub.db.HubDB.hold`), with the other side for a per
   events) and at ``rated_at`` another clerk, or nobody, was signed in there.  The pad's events
   chain is stored in order, so its sign-ins are known up to the ``at`` of its latest stored
   event: a rating dated later than that (its events not arrived yet) is judged when they do.
-* ``clerk_two_places`` — the clerk was signed in at two devices at once (synchronised clocks
-  on both): the later sign-in is contested (a stolen key can sign a sign-in too), its ratings
-  held, both devices flagged ``clerk_two_places``.
+* ``clerk_two_places`` — the clerk was signed in at two devices at once: the later sign-in is
+  contested (a stolen key can sign a sign-in too), its ratings held, both devices flagged
+  ``clerk_two_places``.  A sign-in counts from its ``since`` (``hub_signin_from``): its own
+  time when its clock was synchronised and it is in step (no more than :data:`MAX_SKEW`
+  before its receipt, nor :data:`BACKWARD_SLACK` behind its events chain's high water); its
+  receipt time otherwise (it cannot be trusted to be earlier than it arrived: a sign-in
+  back-dated just before another window's genuine one must not make that one the later, and
+  marking a sign-in unsynced must not dodge the check).
+* ``clerk_signed_in_elsewhere`` — the device reports no sign-ins (an older pad) and at
+  ``rated_at`` the clerk was signed in at another device that does: a stolen old pad naming
+  another window's clerk.  Judged against the sign-ins stored when the rating arrives (what
+  arrives later does not re-judge it).
 * ``second_first_rating`` — a first rating (``assess_number`` 1) of a case slot (serial and
   :func:`~evaluator.rules.request.rating_slot`: the pad's own rule) that another device's first
   rating took already: the one stored first counts, the later one is held, never counted twice.
   A consult case is rated once in total, so a consult slot clashes with any slot of its serial.
-* ``time_backwards`` — ``rated_at`` earlier than the chain's high water (the latest
-  ``rated_at`` of the device's earlier ratings in the same epoch) by more than
+  A serial's kind of case (instant, promise, consult) is fixed by its first counted first
+  rating: another device's first rating calling it another kind is held too (a delivered
+  即办件 re-rated as a 承诺件's acceptance visits would take new slots otherwise); a 承诺件 rated
+  at one window's acceptance and another's visit 2 or delivery keeps its kind and counts.
+* ``time_backwards`` — ``rated_at`` earlier than the device's high water (the latest judged
+  ``rated_at`` of its earlier ratings, whatever their epoch: a new epoch is what a stolen key
+  can always claim, and an honest pad's clock does not restart with its store) by more than
   :data:`BACKWARD_SLACK`: a month-old rating sealed after today's is out of step.  An offline
   pad's backlog arrives late but in chain order with rising dates: accepted.
 * ``time_future`` — ``rated_at`` more than :data:`MAX_SKEW` after the receipt time.
@@ -54,7 +68,8 @@ BACKWARD_SLACK = MAX_SKEW
 #: left signed in overnight is no clerk there the next morning).
 SESSION_MAX = dt.timedelta(hours=12)
 
-KINDS = ("clerk_not_on_roster", "clerk_not_signed_in", "clerk_two_places",
+KINDS = ("clerk_not_on_roster", "clerk_not_signed_in", "clerk_signed_in_elsewhere",
+         "clerk_two_places",
          "second_first_rating", "time_backwards", "time_future")  # fmt: skip
 SIGN_IN, SIGN_OUT = "clerk_sign_in", "clerk_sign_out"
 
@@ -117,18 +132,25 @@ class Checker:
         self.verdicts = Verdicts()
         self._roster: dict[str, set[str] | None] = {}
         self._serials: dict[str, dict[str, tuple[str, str]]] = {}  # serial → slot → taker
-        self._chains: dict[tuple[str, str], tuple[str, str] | None] = {}
+        self._kinds: dict[str, tuple[str, str, str]] = {}  # serial → (kind, device, record)
+        self._kind_rows: list[tuple[str, str, str, str]] = []
+        self._chains: dict[str, tuple[str, str] | None] = {}  # device → (record, high water)
         self._reach: dict[str, str | None] = {}
         self._signs: dict[str, bool] = {}
         self._rated_rows: list[tuple[Any, ...]] = []
         self._slot_rows: list[tuple[str, str, str, str]] = []
         self._moved: dict[tuple[str, str], tuple[str, str]] = {}
+        self._rated: list[tuple[str, str]] = []  # (clerk, rated_at) of the batch's ratings
+        self._elsewhere_rows: list[tuple[str, str, str, str, str]] | None = None
+        self._ends: dict[tuple[str, str], str] = {}
 
     def prepare(self, records: list[tuple[str, dict[str, Any]]]) -> None:
         """Read what the batch's records are checked against in a few statements, whatever
         the number of pads in it: the slots its first ratings name, each pad's chain times,
         event clock and roster (the checks fall back to one read each when one is missing)."""
         ratings = [r for stream, r in records if stream == "ratings"]
+        self._rated = [(str(r["clerk"].get("id")), utc(r.get("rated_at")) or "") for r in ratings
+                       if isinstance(r.get("clerk"), dict)]  # fmt: skip
         wanted = sorted({s for r in ratings if r.get("assess_number") == 1
                          for s, _ in _case_slots(r)})  # fmt: skip
         for part in _parts(wanted):
@@ -138,19 +160,26 @@ class Checker:
                 self.db.any_params(part),
             ):
                 self._take((str(serial), str(slot)), (str(device), str(rid)))
+            for serial, kind, rid, device in self.db.rows(
+                "SELECT serial, kind, record_id, device_id FROM hub_case_kinds WHERE"
+                f" {self.db.any_of('serial', part)}",
+                self.db.any_params(part),
+            ):
+                self._kinds[str(serial)] = (str(kind), str(device), str(rid))
         devices = sorted({str(r["device_id"]) for _, r in records})
         for part in _parts(devices):
-            self._prefetch(part, {(str(r["device_id"]), str(r.get("epoch", ""))) for r in ratings})
+            self._prefetch(part)
 
-    def _prefetch(self, devices: list[str], chains: set[tuple[str, str]]) -> None:
+    def _prefetch(self, devices: list[str]) -> None:
         db, among = self.db, self.db.any_of("device_id", devices)
-        for key in chains:
-            self._chains.setdefault(key, None)
-        for device, epoch, rid, mark in db.rows(
-            f"SELECT device_id, epoch, record_id, high_water FROM hub_chain_time WHERE {among}",
+        self._chains.update(dict.fromkeys(devices))
+        for device, rid, mark in db.rows(
+            f"SELECT device_id, record_id, high_water FROM hub_chain_time WHERE {among}",
             db.any_params(devices),
         ):
-            self._chains[(str(device), str(epoch))] = (str(rid), str(mark))
+            _, known = self._chains[str(device)] or ("", "")
+            if str(mark) >= known:  # the device's high water: the highest of its epochs
+                self._chains[str(device)] = (str(rid), str(mark))
         self._reach.update(dict.fromkeys(devices))
         for device, latest in db.rows(
             f"SELECT device_id, latest FROM hub_event_clock WHERE {among}", db.any_params(devices)
@@ -188,11 +217,18 @@ class Checker:
             self._slot_rows,
             "ON CONFLICT DO NOTHING",
         )
+        self._bulk(
+            "hub_case_kinds (serial, kind, record_id, device_id)",
+            "TTTT",
+            self._kind_rows,
+            "ON CONFLICT DO NOTHING",
+        )
         self._bulk("hub_chain_time (device_id, epoch, record_id, high_water)", "TTTT",
                    [(*key, *value) for key, value in sorted(self._moved.items())],
                    "ON CONFLICT (device_id, epoch) DO UPDATE SET record_id ="
                    " excluded.record_id, high_water = excluded.high_water")  # fmt: skip
         self._rated_rows, self._slot_rows, self._moved = [], [], {}
+        self._kind_rows = []
 
     def _bulk(self, into: str, types: str, rows: list[tuple[Any, ...]], tail: str) -> None:
         """``rows`` inserted in one statement: ``executemany`` on SQLite (in process, cheap),
@@ -225,6 +261,10 @@ class Checker:
             for key in _case_slots(record):
                 self._take(key, (device, rid))
                 self._slot_rows.append((*key, rid, device))
+            for serial, kind in _case_kinds(record):
+                if serial not in self._kinds:
+                    self._kinds[serial] = (kind, device, rid)
+                    self._kind_rows.append((serial, kind, rid, device))
         clerk = record.get("clerk") or {}
         at = utc(record.get("rated_at")) or ""
         epoch = str(record.get("epoch", ""))
@@ -233,7 +273,7 @@ class Checker:
         ahead = any(kind == "time_future" for kind, _, _ in held)
         if record.get("rated_clock_synced") is True and at and not ahead:
             mark = max(mark, at)  # a time held as ahead of the city's raises nothing
-        self._chains[(device, epoch)] = self._moved[(device, epoch)] = (rid, mark)
+        self._chains[device] = self._moved[(device, epoch)] = (rid, mark)
         self._rated_rows.append((rid, device, epoch, int(record["seq"]),
                                  str(clerk.get("id", "")), at, mark))  # fmt: skip
 
@@ -246,7 +286,20 @@ class Checker:
                 out.append(("second_first_rating", {"serial": serial, "slot": slot,
                             "why": f"case {serial} ({slot}) was rated first at {other[0]}"},
                             other))  # fmt: skip
-        return out
+        return out or self._kind_changed(record)
+
+    def _kind_changed(
+        self, record: dict[str, Any]
+    ) -> list[tuple[str, dict[str, Any], tuple[str, str]]]:
+        """``second_first_rating`` when another device's first counted rating gave one of its
+        serials another kind of case: the kind is fixed by that rating."""
+        for serial, kind in _case_kinds(record):
+            fixed, device, rid = self._kinds.get(serial) or (kind, "", "")
+            if fixed != kind and device != str(record["device_id"]):
+                return [("second_first_rating", {"serial": serial, "kind": kind,
+                         "fixed_kind": fixed, "why": f"case {serial} was rated first at"
+                         f" {device} as {fixed}, not {kind}"}, (device, rid))]  # fmt: skip
+        return []
 
     def _take(self, key: tuple[str, str], by: tuple[str, str]) -> None:
         """Remember that ``by`` (device, record id) took slot ``key`` first."""
@@ -266,14 +319,15 @@ class Checker:
         return next((o for o in clash if o is not None and o[0] != device), None)
 
     def _previous(self, record: dict[str, Any]) -> tuple[str, str] | None:
-        """(record id, high water) of the chain's previous stored rating, or None (read once
-        per chain and batch; the batch's own ratings follow in memory)."""
-        key = (str(record["device_id"]), str(record.get("epoch", "")))
+        """(record id, high water) of the device's stored rating that set its high water, in
+        any epoch, or None (read once per device and batch; the batch's own ratings follow in
+        memory)."""
+        key = str(record["device_id"])
         if key not in self._chains:
             rows = self.db.rows(
-                "SELECT record_id, high_water FROM hub_chain_time WHERE device_id = ? AND"
-                " epoch = ?",
-                key,
+                "SELECT record_id, high_water FROM hub_chain_time WHERE device_id = ? ORDER BY"
+                " high_water DESC LIMIT 1",
+                (key,),
             )
             self._chains[key] = (str(rows[0][0]), str(rows[0][1])) if rows else None
         return self._chains[key]
@@ -310,6 +364,8 @@ class Checker:
             out.append(("clerk_not_on_roster", {"clerk_id": cid, "roster": self.serves(cid)},
                         ("", "")))  # fmt: skip
         at = utc(record.get("rated_at"))
+        if at and not self._reports_sign_ins(device):
+            out += self._elsewhere(cid, device, at)
         reached = self._reached(device)
         known = at is not None and reached is not None and at <= reached
         known = known and self._reports_sign_ins(device)
@@ -323,6 +379,38 @@ class Checker:
                 out.append(("clerk_two_places", {"clerk_id": cid, "sign_in": event_id},
                             (device, event_id)))  # fmt: skip
         return out
+
+    def _elsewhere(self, cid: str, device: str, at: str) -> list[
+            tuple[str, dict[str, Any], tuple[str, str]]]:  # fmt: skip
+        """``clerk_signed_in_elsewhere``: ``cid`` signed in at another device at ``at`` (its
+        session not ended by then as far as that device's events say)."""
+        for eid, other, who, signed_at, since in self._sign_ins_of_batch_clerks():
+            if who != cid or other == device or not since <= at:
+                continue
+            if self._stop(other, signed_at, since) > at:
+                return [("clerk_signed_in_elsewhere", {"clerk_id": cid, "signed_in_at": other,
+                         "sign_in": eid, "since": since}, (other, eid))]  # fmt: skip
+        return []
+
+    def _sign_ins_of_batch_clerks(self) -> list[tuple[str, str, str, str, str]]:
+        """The sign-ins that may cover the batch's ratings, by their clerks: read once per
+        batch, and only when a pad reporting no sign-ins sent it.  A synchronised sign-in
+        counts here from its own time (a pad's backlog is its clerk's presence), an
+        unsynchronised one from its receipt."""
+        if self._elsewhere_rows is None:
+            self._elsewhere_rows = []
+            times = sorted(t for _, t in self._rated if t)
+            clerks = sorted({c for c, _ in self._rated})
+            for part in _parts(clerks) if times else []:
+                self._elsewhere_rows += [tuple(map(str, row)) for row in self.db.rows(
+                    "SELECT s.event_id, s.device_id, s.clerk_id, s.at, CASE WHEN s.synced = 1"
+                    " THEN s.at ELSE COALESCE(f.since, s.at) END FROM hub_signins s"
+                    " LEFT JOIN hub_signin_from f ON f.event_id = s.event_id"
+                    f" WHERE s.action = ? AND {self.db.any_of('s.clerk_id', part)} AND"
+                    " COALESCE(f.since, s.at) > ? AND s.at <= ?",
+                    (SIGN_IN, *self.db.any_params(part), _shift(times[0], -SESSION_MAX),
+                     times[-1]))]  # fmt: skip
+        return self._elsewhere_rows
 
     # -- the roster ------------------------------------------------------------------------
 
@@ -382,8 +470,11 @@ class Checker:
                  int(record.get("clock_synced") is True)),
             )  # fmt: skip
             self._signs[device] = True
-            if record["kind"] == SIGN_IN and record.get("clock_synced") is True:
-                self._two_places(str(record["id"]), device, cid, at)
+            self._ends, self._elsewhere_rows = {}, None  # what was read before is stale
+            if record["kind"] == SIGN_IN:
+                since = self._since(record, at)
+                start = at if record.get("clock_synced") is True else since
+                self._two_places(str(record["id"]), device, cid, at, (start, since))
         before = self._reached(device)
         if before is None or at > before:
             self._reach[device] = at
@@ -410,35 +501,66 @@ class Checker:
         return self._signs[device]
 
     def _end(self, device: str, at: str) -> str:
-        """When the session of ``device`` begun at ``at`` ends: its next sign-in/out, or far."""
+        """When the session of ``device`` begun at ``at`` ends: its next sign-in/out, or far
+        (read once per batch and session: events change it, ratings do not)."""
+        if (device, at) in self._ends:
+            return self._ends[(device, at)]
         rows = self.db.rows(
             "SELECT min(at) FROM hub_signins WHERE device_id = ? AND at > ?", (device, at)
         )
-        return str(rows[0][0]) if rows and rows[0][0] else "9999"
+        self._ends[(device, at)] = str(rows[0][0]) if rows and rows[0][0] else "9999"
+        return self._ends[(device, at)]
 
-    def _stop(self, device: str, at: str) -> str:
-        """When a sign-in at ``at`` stops counting for :meth:`_two_places`: the device's next
-        sign-in or sign-out, or :data:`SESSION_MAX` later (a pad left signed in overnight)."""
-        return min(self._end(device, at), _shift(at, SESSION_MAX))
+    def _stop(self, device: str, at: str, start: str) -> str:
+        """When a sign-in at ``at`` (counting from ``start``) stops counting for
+        :meth:`_two_places`: the device's next sign-in or sign-out, or :data:`SESSION_MAX`
+        after ``start`` (a pad left signed in overnight)."""
+        return min(self._end(device, at), _shift(start, SESSION_MAX))
 
-    def _two_places(self, event_id: str, device: str, cid: str, at: str) -> None:
-        """The clerk's sessions at other devices overlapping this one (synchronised clocks):
-        the later sign-in contested, its ratings held, both devices flagged."""
-        stop = self._stop(device, at)
-        for other_id, other_device, other_at in self.db.rows(
-            "SELECT event_id, device_id, at FROM hub_signins WHERE clerk_id = ? AND"
-            " action = ? AND synced = 1 AND device_id != ? AND at > ? AND at < ?",
-            (cid, SIGN_IN, device, _shift(at, -SESSION_MAX), stop),
+    def _since(self, record: dict[str, Any], at: str) -> str:
+        """From when a sign-in counts for :meth:`_two_places`: its own time when its clock
+        was synchronised and it is in step with its receipt and its events chain, else its
+        receipt time (call before the chain's high water moves to this event)."""
+        received = utc(self.received.isoformat()) or at
+        floor = max(_shift(received, -MAX_SKEW), _shift(self._reached(
+            str(record["device_id"])) or at, -BACKWARD_SLACK))  # fmt: skip
+        if record.get("clock_synced") is True and at >= floor:
+            return at
+        return max(at, received)
+
+    def _two_places(self, event_id: str, device: str, cid: str, at: str,
+                    times: tuple[str, str]) -> None:  # fmt: skip
+        """The clerk's sessions at other devices overlapping this one (each from its start:
+        its own time when synchronised, else its receipt): the sign-in of the later ``since``
+        contested, its ratings held, both devices flagged.  ``times``: (start, since)."""
+        start, since = times
+        self.db.execute(
+            "INSERT INTO hub_signin_from (event_id, device_id, clerk_id, since) VALUES (?, ?, ?,"
+            " ?) ON CONFLICT DO NOTHING", (event_id, device, cid, since),
+        )  # fmt: skip
+        stop = self._stop(device, at, start)
+        if stop <= start:
+            return  # over before it counts (an unsynchronised one signed out before receipt)
+        first = "CASE WHEN s.synced = 1 THEN s.at ELSE COALESCE(f.since, s.at) END"
+        for other_id, other_device, other_at, other_start, other_since in self.db.rows(
+            f"SELECT s.event_id, s.device_id, s.at, {first}, COALESCE(f.since, s.at) FROM"
+            " hub_signins s LEFT JOIN hub_signin_from f ON f.event_id = s.event_id WHERE"
+            " s.clerk_id = ? AND s.action = ? AND s.device_id != ? AND (s.synced = 1 OR"
+            f" f.since IS NOT NULL) AND {first} > ? AND {first} < ?",
+            (cid, SIGN_IN, device, _shift(start, -SESSION_MAX), stop),
         ):
-            other_id, other_device, other_at = str(other_id), str(other_device), str(other_at)
-            if self._stop(other_device, other_at) <= at:
+            other_id, other_device = str(other_id), str(other_device)
+            other_at, other_since = str(other_at), str(other_since)
+            if self._stop(other_device, other_at, str(other_start)) <= start:
                 continue  # signed out (or another clerk signed in) before this sign-in
-            later = max((at, event_id, device), (other_at, other_id, other_device))
+            later = max((since, event_id, device, at),
+                        (other_since, other_id, other_device, other_at))  # fmt: skip
             self.db.execute("UPDATE hub_signins SET contested = 1 WHERE event_id = ?",
                             (later[1],))  # fmt: skip
             detail = {"clerk_id": cid, "sign_ins": sorted([
-                {"device_id": device, "event_id": event_id, "at": at},
-                {"device_id": other_device, "event_id": other_id, "at": other_at}],
+                {"device_id": device, "event_id": event_id, "at": at, "since": since},
+                {"device_id": other_device, "event_id": other_id, "at": other_at,
+                 "since": other_since}],
                 key=lambda s: s["at"]), "contested": later[1]}  # fmt: skip
             for d in (device, other_device):
                 self.verdicts.flags.append((d, "clerk_two_places", f"{cid}:{later[1]}", detail))
@@ -448,7 +570,7 @@ class Checker:
                 later[1],
             )  # fmt: skip
             reached = self._reached(later[2]) or ""
-            self._judge(later[2], _before(later[0]), min(self._end(later[2], later[0]),
+            self._judge(later[2], _before(later[3]), min(self._end(later[2], later[3]),
                         reached), ("clerk_two_places",))  # fmt: skip
 
     def _judge(self, device: str, after: str, upto: str, kinds: tuple[str, ...] = (
@@ -493,6 +615,12 @@ def _case_slots(record: dict[str, Any]) -> list[tuple[str, str]]:
     """``(serial, slot)`` of each case of a rating, by the pad's own rule (art. 22)."""
     stage, visit = str(record.get("stage")), int(record.get("visit") or 1)
     return sorted({(str(c.get("serial")), rating_slot(str(c.get("kind")), stage, visit))
+                   for c in record.get("cases") or [] if isinstance(c, dict)})  # fmt: skip
+
+
+def _case_kinds(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(serial, kind)`` of each case of a rating."""
+    return sorted({(str(c.get("serial")), str(c.get("kind")))
                    for c in record.get("cases") or [] if isinstance(c, dict)})  # fmt: skip
 
 
