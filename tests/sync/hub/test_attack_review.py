@@ -28,6 +28,14 @@ HALL = dt.timezone(dt.timedelta(hours=8))
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
+@pytest.fixture(autouse=True)
+def _now() -> None:
+    """Every test's times are hours from the moment it starts, not from the module's import:
+    the receiver judges them against the real receipt time, and a long run would drift."""
+    global NOW
+    NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
 def _at(hours: float) -> str:
     return (NOW + dt.timedelta(hours=hours)).astimezone(HALL).isoformat(timespec="milliseconds")
 
@@ -255,7 +263,7 @@ def test_a_back_dated_sign_in_from_a_stolen_pad_does_not_hold_the_genuine_window
 
 
 def _ago(seconds: float) -> float:
-    """Hours from NOW (the module's time) to ``seconds`` before the real now: a time a live pad
+    """Hours from NOW (the test's start) to ``seconds`` before the real now: a time a live pad
     would send within seconds, however long the run has lasted."""
     return ((dt.datetime.now(dt.UTC) - NOW).total_seconds() - seconds) / 3600
 
