@@ -200,8 +200,10 @@ def test_the_read_only_tools_and_selftest_run_beside_the_pad(
                               cwd=REPO, env=env(), capture_output=True, text=True,
                               timeout=PATIENCE)  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
-    verify = subprocess.run(evaluator("verify", "--db", store), cwd=REPO, env=env(),
-                            capture_output=True, text=True, timeout=PATIENCE)  # fmt: skip
+    # with the pad's config: its key checks the signed events (a clerk's sign-in is one)
+    verify = subprocess.run(evaluator("verify", "--config", DEMO, "--config", config),
+                            cwd=REPO, env=env(), capture_output=True, text=True,
+                            timeout=PATIENCE)  # fmt: skip
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "OK: hash chain intact over 0 rating(s)" in verify.stdout
     selftest = subprocess.run(
