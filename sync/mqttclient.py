@@ -129,10 +129,18 @@ def tls_pending(sock: Any) -> bool:
         return False
 
 
-def read_ready(client: mqtt.Client, sock: Any, *, go_on: Callable[[], bool], most: int) -> Any:
+def read_ready(
+    client: mqtt.Client,
+    sock: Any,
+    *,
+    go_on: Callable[[], bool],
+    most: int,
+    pending: Callable[[Any], bool] | None = None,
+) -> Any:
     """Read what ``sock`` (``client``'s socket, found readable) holds now: one ``loop_read``,
-    then more while the socket (or TLS's decrypted buffer, :func:`tls_pending`) still has bytes,
-    ``go_on()`` says so and at most ``most`` more; paho's return code of the last read.
+    then more while the socket (or TLS's decrypted buffer, :func:`tls_pending`, or what else
+    ``pending(sock)`` says holds read bytes) still has bytes, ``go_on()`` says so and at most
+    ``most`` more; paho's return code of the last read.
 
     Why here: acks (the pad) and records (the receiver) that arrived together are handled
     together, and both ends must look inside the TLS buffer the same way (the pad once did not:
@@ -144,7 +152,7 @@ def read_ready(client: mqtt.Client, sock: Any, *, go_on: Callable[[], bool], mos
     for _ in range(most):
         if rc != ok or client.socket() is not sock or not go_on():
             break
-        if not tls_pending(sock):
+        if not (pending or tls_pending)(sock):
             try:
                 more, _, _ = select.select([sock], [], [], 0)
             except (OSError, ValueError):

@@ -84,7 +84,7 @@ from sync.linkerror import (
     connack_timeout,
     tls_files,
 )
-from sync.mqttclient import Broker, paho_client, parse_broker_url, tls_pending
+from sync.mqttclient import Broker, paho_client, parse_broker_url, read_ready, tls_pending
 
 log = logging.getLogger(__name__)
 
@@ -766,27 +766,15 @@ class Receiver(threading.Thread):
     def _read(self, client: Any, sock: Any) -> Any:
         """Read every packet the socket holds now, up to ``batch_max`` messages, the PUBACKs
         paho writes meanwhile corked (:func:`cork`) and sent together at the end."""
-        import paho.mqtt.client as mqtt
-
-        ok = mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
         cork(sock, True)
         try:
-            rc = client.loop_read()
-            for _ in range(self.batch_max):
-                if rc != ok or client.socket() is not sock or len(self._inbox) >= self.batch_max:
-                    break
-                if not self._waiting(sock):
-                    try:
-                        more, _, _ = select.select([sock], [], [], 0)
-                    except (OSError, ValueError):
-                        break
-                    if not more:
-                        break
-                rc = client.loop_read()
+            return read_ready(
+                client, sock, most=self.batch_max, pending=self._waiting,
+                go_on=lambda: len(self._inbox) < self.batch_max,
+            )  # fmt: skip
         finally:
             self._send_pubacks(client)
             cork(sock, False)
-        return rc
 
     def _send_pubacks(self, client: Any) -> None:
         """The burst's PUBACKs as ONE queued packet (paho writes each of its own with a
