@@ -196,10 +196,23 @@ class FaultProxy:
         self.close()
 
     def _order(self, action: Callable[[], None]) -> None:
+        """Have the proxy's thread run ``action`` and return once it has: a test that cuts and
+        then publishes must not have its bytes forwarded before the cut is in place (they were,
+        now and then, and the connection then waited for the next keepalive to be cut)."""
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                action()
+            finally:
+                done.set()
+
         with self._lock:
-            self._orders.append(action)
+            self._orders.append(run)
         with contextlib.suppress(OSError):
             self._wake_w.send(b"\0")
+        if threading.current_thread() is not self._thread and self._thread.is_alive():
+            done.wait(5)
 
     # -- the proxy's thread -----------------------------------------------------------------
 
