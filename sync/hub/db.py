@@ -1021,12 +1021,9 @@ class HubDB:
             f" flagged_at FROM hub_conflicts {where} ORDER BY id",
             params,
         ):
-            try:
-                body = json.loads(detail)
-            except ValueError:
-                body = {"text": detail}
             out.append({"record_id": rid, "device_id": dev, "kind": kind,
-                        "other_device_id": odev, "other_record_id": orid, "detail": body,
+                        "other_device_id": odev, "other_record_id": orid,
+                        "detail": _detail(detail),
                         "flagged_at": at})  # fmt: skip
         return out
 
@@ -1084,12 +1081,9 @@ class HubDB:
             f"SELECT device_id, kind, key, detail, flagged_at FROM hub_flags {where} ORDER BY id",
             params,
         ):
-            try:
-                body = json.loads(detail)
-            except ValueError:
-                body = {"text": detail}
             out.append(
-                {"device_id": dev, "kind": kind, "key": key, "detail": body, "flagged_at": at}
+                {"device_id": dev, "kind": kind, "key": key, "detail": _detail(detail),
+                 "flagged_at": at}
             )
         return out
 
@@ -1192,6 +1186,14 @@ def _shared_key(key_id: str, others: str) -> str:
 def _device_id_problem(device_id: str) -> str | None:
     """Why ``device_id`` cannot be a pad's id (the pad's, provision's and signing's rule)."""
     return device_id_problem(device_id)
+
+
+def _detail(text: str) -> Any:
+    """A finding's or a conflict's stored detail: its JSON, or the text as found."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {"text": text}
 
 
 def _redact(url: str) -> str:
